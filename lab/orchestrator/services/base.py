@@ -1,0 +1,46 @@
+"""How the orchestrator deploys a service: each service module turns its section of
+the topology into ServiceProcess records (what to run on which node, which config
+files to write there, which ports answer when it is healthy).
+
+A service package under lab/services/ never imports this: it is a server you can
+run alone. This layer only renders its config and starts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# argv[0] placeholder: the node backend replaces it with the node's own Python
+# (the venv's interpreter on process nodes, /usr/bin/python3 in images).
+PYTHON = "{python}"
+
+
+@dataclass
+class ServiceProcess:
+    service: str  # "zookeeper", "kafka", "hdfs", "yarn"
+    role: str  # "server", "broker", "namenode", "datanode", "resourcemanager", ...
+    node: str
+    argv: list[str]
+    files: dict[str, str] = field(default_factory=dict)  # path inside the node -> content
+    ports: list[int] = field(default_factory=list)  # TCP ports that accept when healthy
+    env: dict[str, str] = field(default_factory=dict)
+    start_after: list[str] = field(default_factory=list)  # services that must be healthy first
+
+    @property
+    def id(self) -> str:
+        return f"{self.service}-{self.role}-{self.node}"
+
+
+class ServiceDeployer:
+    """Base for one service's deployment logic (lab/orchestrator/services/<name>.py)."""
+
+    name = "?"
+
+    def plan(self, section: dict, addresses: dict[str, str], racks: dict[str, str]) -> list[ServiceProcess]:
+        """section: the service's topology section (already validated);
+        addresses: node name -> IPv4 address; racks: node name -> rack name."""
+        raise NotImplementedError
+
+    def status(self, proc: ServiceProcess, address: str) -> dict:
+        """Extra facts for `lab status` (role, zxid, ...). Must not raise."""
+        return {}

@@ -1,1 +1,5 @@
+"""The image builder: base rootfs (debootstrap), base image, node image (images/ recipes)."""
 
+from lab.images.build import NODE_LATEST, BuildError, BuildResult, build_images, ensure_node_image
+
+__all__ = ["NODE_LATEST", "BuildError", "BuildResult", "build_images", "ensure_node_image"]

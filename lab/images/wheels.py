@@ -1,0 +1,108 @@
+"""Wheels of racklab and its runtime dependencies, built on the host.
+
+Nothing inside an image build can reach a package index (the registries sit
+behind a proxy only the host trusts), so the host builds every wheel and the image
+installs them with ``--no-index``. Dependency wheels are kept in the cache and
+reused offline when they satisfy the requirements; racklab's own wheel is keyed by
+the hash of its source.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from lab.images.cache import cache_dir, digest, project_root, source_digest
+
+
+def runtime_requirements() -> list[str]:
+    data = tomllib.loads((project_root() / "pyproject.toml").read_text())
+    return list(data["project"]["dependencies"])
+
+
+def _pip(args: list[str], log) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    for line in (proc.stdout + proc.stderr).splitlines():
+        log(line)
+    return proc
+
+
+def _fail(proc: subprocess.CompletedProcess, what: str) -> None:
+    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
+    raise subprocess.CalledProcessError(proc.returncode, what, tail)
+
+
+def dependency_wheels(log) -> list[Path]:
+    """Wheels for the runtime requirements: from the cache alone when it suffices,
+    otherwise fetched by the host's pip into the cache."""
+    deps = cache_dir() / "wheels" / "deps"
+    deps.mkdir(parents=True, exist_ok=True)
+    reqs = runtime_requirements()
+    # What the last resolution of these exact requirements chose: reusing it skips
+    # pip's resolver (seconds) whenever every chosen wheel is still in the cache.
+    report = deps.parent / f"deps-{digest(reqs)}.txt"
+    if report.is_file():
+        chosen = [deps / name for name in report.read_text().split()]
+        if chosen and all(p.is_file() for p in chosen):
+            return chosen
+    common = ["wheel", "--prefer-binary", "--find-links", str(deps), "--wheel-dir", str(deps)]
+    proc = _pip([*common, "--no-index", *reqs], log)
+    if proc.returncode != 0:
+        log("dependency wheels not all cached; fetching with the host's pip")
+        proc = _pip([*common, *reqs], log)
+        if proc.returncode != 0:
+            _fail(proc, "pip wheel " + " ".join(reqs))
+    # pip names every wheel it resolved ("Saved ..." or "File was already downloaded ...");
+    # keep only those, so stale versions in the cache do not leak into the image or its tag.
+    chosen = []
+    for line in (proc.stdout + proc.stderr).splitlines():
+        for marker in ("Saved ", "File was already downloaded "):
+            if marker in line:
+                chosen.append(Path(line.split(marker, 1)[1].strip()))
+    chosen = sorted({p for p in chosen if p.suffix == ".whl" and p.is_file()})
+    if not chosen:  # older pips print less: fall back to the whole cache
+        chosen = sorted(deps.glob("*.whl"))
+    report.write_text("\n".join(p.name for p in chosen) + "\n")
+    return chosen
+
+
+def _racklab_dir() -> Path:
+    return cache_dir() / "wheels" / f"racklab-src-{source_digest()}"
+
+
+def racklab_wheel_cached() -> bool:
+    out = _racklab_dir()
+    return out.is_dir() and any(out.glob("racklab-*.whl"))
+
+
+def racklab_wheel(log) -> Path:
+    out = _racklab_dir()
+    existing = sorted(out.glob("racklab-*.whl")) if out.is_dir() else []
+    if existing:
+        return existing[0]
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    # Build from a copy: setuptools writes build/ and *.egg-info beside the sources,
+    # and the checkout is shared with people editing it.
+    src = tmp / "src"
+    root = project_root()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(root / "lab", src / "lab", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        if (root / name).is_file():
+            shutil.copy2(root / name, src / name)
+    # With build isolation pip fetches the build backend (setuptools) itself: the
+    # venv's own setuptools may be too old to build wheels without the `wheel` package.
+    proc = _pip(["wheel", "--no-deps", "--wheel-dir", str(tmp), str(src)], log)
+    shutil.rmtree(src, ignore_errors=True)
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _fail(proc, "pip wheel racklab")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return sorted(out.glob("racklab-*.whl"))[0]

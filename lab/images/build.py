@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 from lab.images import rootfs, wheels
 from lab.images.cache import cache_dir, digest, recipes_dir, source_digest, tree_digest
@@ -133,9 +134,11 @@ def build_images(
     if progress:
         bar = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description:<22}"),
+            TextColumn("{task.description}", table_column=Column(min_width=20, no_wrap=True)),
             TimeElapsedColumn(),
-            TextColumn("[dim]{task.fields[detail]}"),
+            TextColumn(
+                "[dim]{task.fields[detail]}", table_column=Column(no_wrap=True, overflow="ellipsis")
+            ),
             console=console or Console(stderr=True),
         )
     steps = _Steps(bar)

@@ -27,6 +27,9 @@ class Mirror:
     keyring: str
     origin: str  # the file the entry came from, for messages
 
+    def __str__(self) -> str:
+        return f"{self.uri} {self.suite}"
+
     def as_dict(self) -> dict:
         return {"uri": self.uri, "suite": self.suite, "keyring": self.keyring}
 

@@ -1,0 +1,620 @@
+"""The `container` node: one Docker container per node, driven through the docker SDK.
+
+The container starts with Docker's network mode "none": the rack network plugs it in
+through ``netns()`` (/proc/PID/ns/net of its init) exactly as it plugs namespace
+nodes, so addresses, names, delay and chaos are one code path for every kind.
+Limits (cpus, memory, pids, io) are Docker's own; stats are read from the
+container's cgroup. Everything created carries the label ``racklab.lab=<lab>`` so
+``cleanup`` finds it again after a crash.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal as _signal
+import subprocess
+import tarfile
+import time
+import uuid
+from pathlib import Path, PurePosixPath
+
+from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
+
+LABEL_LAB = "racklab.lab"
+LABEL_LABID = "racklab.labid"
+LABEL_NODE = "racklab.node"
+LABEL_ROLE = "racklab.role"  # node | infra | service
+IMAGE_PYTHON = "/usr/bin/python3"
+# Where popen's wrapper records the in-container pid of each command, so a kill
+# reaches the command itself and not only the `docker exec` client on the host.
+EXEC_PID_DIR = "/run/racklab/exec"
+_WRAPPER = f'mkdir -p {EXEC_PID_DIR} && echo $$ > {EXEC_PID_DIR}/"$RACKLAB_EXEC_TOKEN" && exec "$@"'
+
+
+class ContainerError(RuntimeError):
+    pass
+
+
+def docker_client():
+    import docker
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:  # the SDK raises several unrelated types for "no engine"
+        raise ContainerError(
+            f"cannot reach the Docker engine ({exc}); `make docker` starts dockerd"
+        ) from exc
+    return client
+
+
+def container_name(lab: str, node: str) -> str:
+    return f"racklab-{lab}-{node}"
+
+
+def resolve_python(argv: list[str]) -> list[str]:
+    """Replace the orchestrator's "{python}" placeholder with the image's interpreter."""
+    return [IMAGE_PYTHON if a == "{python}" else a for a in argv]
+
+
+# ---- limits -------------------------------------------------------------------------
+
+
+def _block_device(path: Path) -> str | None:
+    """The whole-disk device node holding ``path`` (Docker's io limits act on disks)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    sys_dir = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    if not sys_dir.exists():
+        return None  # overlay, tmpfs...: no block device to throttle
+    real = sys_dir.resolve()
+    if (real / "partition").exists():
+        real = real.parent
+    dev = Path("/dev") / real.name
+    return str(dev) if dev.exists() else None
+
+
+def limit_kwargs(
+    cpus: float | None,
+    memory: int | None,
+    pids: int | None,
+    io_bps: int | None = None,
+    io_path: Path | None = None,
+) -> dict:
+    """docker SDK keyword arguments for a node's or a service's limits."""
+    kw: dict = {}
+    if cpus:
+        kw["nano_cpus"] = int(cpus * 1e9)
+    if memory:
+        kw["mem_limit"] = int(memory)
+        kw["memswap_limit"] = int(memory)  # no swap: the limit is the limit
+    if pids:
+        kw["pids_limit"] = int(pids)
+    if io_bps:
+        dev = _block_device(io_path or Path("/var/lib/docker"))
+        if dev:
+            rate = [{"Path": dev, "Rate": int(io_bps)}]
+            kw["device_read_bps"] = rate
+            kw["device_write_bps"] = rate
+    return kw
+
+
+# ---- cgroup stats -------------------------------------------------------------------
+
+CGROOT = Path("/sys/fs/cgroup")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or text == "max":
+        return None
+    return int(text)
+
+
+def _keyed(text: str | None) -> dict[str, int]:
+    out = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def cgroup_of(pid: int) -> dict[str, str]:
+    """controller -> path of ``pid`` ("" key for the v2 unified hierarchy)."""
+    out = {}
+    for line in (_read(Path(f"/proc/{pid}/cgroup")) or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        for c in controllers.split(",") if controllers else [""]:
+            out[c] = path
+    return out
+
+
+def read_cgroup_stats(paths: dict[str, str]) -> Stats:
+    """Stats of a container's cgroup, on v1 (one hierarchy per controller) or v2."""
+    if "memory" in paths and (CGROOT / "memory").is_dir():  # v1
+        mem = CGROOT / "memory" / paths["memory"].lstrip("/")
+        limit = _int(_read(mem / "memory.limit_in_bytes"))
+        if limit is not None and limit >= 1 << 60:  # v1 spells "unlimited" as a huge number
+            limit = None
+        cpuacct = paths.get("cpuacct") or paths.get("cpu,cpuacct") or paths.get("cpu")
+        cpu_ns = (
+            _int(_read(CGROOT / "cpuacct" / (cpuacct or "").lstrip("/") / "cpuacct.usage"))
+            if cpuacct
+            else None
+        )
+        rd = wr = None
+        if "blkio" in paths:
+            text = _read(
+                CGROOT / "blkio" / paths["blkio"].lstrip("/") / "blkio.throttle.io_service_bytes"
+            )
+            rd = wr = 0
+            for line in (text or "").splitlines():
+                parts = line.split()
+                if len(parts) == 3 and parts[1] == "Read":
+                    rd += int(parts[2])
+                elif len(parts) == 3 and parts[1] == "Write":
+                    wr += int(parts[2])
+        pids = (
+            _int(_read(CGROOT / "pids" / paths.get("pids", "").lstrip("/") / "pids.current"))
+            if "pids" in paths
+            else None
+        )
+        return Stats(
+            cpu_usec=cpu_ns // 1000 if cpu_ns is not None else None,
+            memory_bytes=_int(_read(mem / "memory.usage_in_bytes")),
+            memory_max=limit,
+            oom_kills=_keyed(_read(mem / "memory.oom_control")).get("oom_kill"),
+            io_read_bytes=rd,
+            io_write_bytes=wr,
+            pids=pids,
+        )
+    base = CGROOT / paths.get("", "/").lstrip("/")
+    if not base.is_dir() and (CGROOT / "unified").is_dir():
+        base = CGROOT / "unified" / paths.get("", "/").lstrip("/")
+    rd = wr = 0
+    for line in (_read(base / "io.stat") or "").splitlines():
+        for item in line.split()[1:]:
+            k, _, v = item.partition("=")
+            if k == "rbytes":
+                rd += int(v)
+            elif k == "wbytes":
+                wr += int(v)
+    usec = _keyed(_read(base / "cpu.stat")).get("usage_usec")
+    return Stats(
+        cpu_usec=usec,
+        memory_bytes=_int(_read(base / "memory.current")),
+        memory_max=_int(_read(base / "memory.max")),
+        oom_kills=_keyed(_read(base / "memory.events")).get("oom_kill"),
+        io_read_bytes=rd,
+        io_write_bytes=wr,
+        pids=_int(_read(base / "pids.current")),
+    )
+
+
+def add_stats(a: Stats, b: Stats) -> Stats:
+    def plus(x, y):
+        return y if x is None else x if y is None else x + y
+
+    return Stats(**{k: plus(getattr(a, k), getattr(b, k)) for k in vars(a)})
+
+
+# ---- processes started in a container -----------------------------------------------
+
+
+class ContainerProcess(subprocess.Popen):
+    """A ``docker exec -i`` client process whose signals also reach the command.
+
+    Killing the docker CLI alone leaves the command running in the container; the
+    wrapper records the command's in-container pid, so send_signal/kill/terminate
+    forward the signal to it.
+    """
+
+    def __init__(
+        self, argv: list[str], *, node: ContainerNode, container: str, token: str, **kwargs
+    ):
+        self._node = node
+        self._container = container
+        self._token = token
+        self._cleaned = False
+        super().__init__(argv, **kwargs)
+
+    def _pidfile_on_host(self) -> Path | None:
+        pid = self._node._init_pid(self._container)
+        return Path(f"/proc/{pid}/root{EXEC_PID_DIR}/{self._token}") if pid else None
+
+    def inner_pid(self) -> int | None:
+        path = self._pidfile_on_host()
+        text = _read(path) if path else None
+        return int(text) if text and text.strip().isdigit() else None
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            inner = self.inner_pid()
+            if inner:
+                subprocess.run(
+                    ["docker", "exec", self._container, "kill", f"-{int(sig)}", str(inner)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=30,
+                )
+        super().send_signal(sig)
+
+    def _forget(self) -> None:
+        if self._cleaned or self.returncode is None:
+            return
+        self._cleaned = True
+        path = self._pidfile_on_host()
+        if path:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        rc = super().wait(timeout)
+        self._forget()
+        return rc
+
+    def poll(self) -> int | None:
+        rc = super().poll()
+        if rc is not None:
+            self._forget()
+        return rc
+
+
+# ---- the node -----------------------------------------------------------------------
+
+
+class ContainerNode(Node):
+    kind = "container"
+    python = IMAGE_PYTHON
+
+    def __init__(self, spec: NodeSpec, client, container_id: str, volume: str | None = None):
+        super().__init__(spec)
+        self.client = client
+        self.container_id = container_id
+        self.volume = volume
+
+    # docker objects
+    def container(self, ident: str | None = None):
+        return self.client.containers.get(ident or self.container_id)
+
+    def _init_pid(self, ident: str | None = None) -> int | None:
+        try:
+            pid = self.client.api.inspect_container(ident or self.container_id)["State"]["Pid"]
+        except Exception:
+            return None
+        return pid or None
+
+    def _state(self) -> dict:
+        return self.client.api.inspect_container(self.container_id)["State"]
+
+    def _exec_target(self) -> str:
+        """The container commands run in (a pod overrides this with its infra container)."""
+        return self.container_id
+
+    # lifecycle
+    def start(self) -> None:
+        state = self._state()
+        if state.get("Paused"):
+            self.resume()
+        elif not state.get("Running"):
+            self.container().start()
+
+    def stop(self, timeout: float = 10) -> None:
+        if self._state().get("Paused"):
+            self.resume()  # a frozen process cannot hear SIGTERM
+        self.container().stop(timeout=int(timeout))
+
+    def kill(self, sig: int = _signal.SIGKILL) -> None:
+        if not self._state().get("Running"):
+            return
+        self.container().kill(signal=int(sig))
+        if sig == _signal.SIGKILL:
+            self.container().wait(timeout=30)
+
+    def pause(self) -> None:
+        if not self._state().get("Paused"):
+            self.container().pause()
+
+    def resume(self) -> None:
+        if self._state().get("Paused"):
+            self.container().unpause()
+
+    def destroy(self) -> None:
+        import docker.errors
+
+        try:
+            self.container().remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        if self.volume:
+            try:
+                self.client.volumes.get(self.volume).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+    # commands and files
+    def popen(self, argv: list[str], **kwargs) -> ContainerProcess:
+        """``docker exec -i`` in a subprocess: streams like any local process.
+
+        Accepts subprocess.Popen's kwargs; ``env`` adds variables inside the node
+        (not the host's environment), ``cwd`` is a directory inside the node.
+        """
+        env = kwargs.pop("env", None) or {}
+        cwd = kwargs.pop("cwd", None)
+        user = kwargs.pop("user", None)
+        target = self._exec_target()
+        token = uuid.uuid4().hex
+        cmd = ["docker", "exec", "-i", "-e", f"RACKLAB_EXEC_TOKEN={token}"]
+        if kwargs.pop("tty", False):
+            cmd.append("-t")
+        for key, value in env.items():
+            cmd += ["-e", f"{key}={value}"]
+        if cwd:
+            cmd += ["-w", str(cwd)]
+        if user:
+            cmd += ["-u", str(user)]
+        cmd += [target, "/bin/sh", "-c", _WRAPPER, "sh", *resolve_python(list(argv))]
+        return ContainerProcess(cmd, node=self, container=target, token=token, **kwargs)
+
+    def command_prefix(self) -> list[str]:
+        """What `lab shell` / `lab exec` put before a command to run it in this node."""
+        return ["docker", "exec", "-it", self._exec_target()]
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        import docker.errors
+
+        p = PurePosixPath(path)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(p.name)
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        container = self.container(self._exec_target())
+        try:
+            ok = container.put_archive(str(p.parent), buf.getvalue())
+        except docker.errors.NotFound:
+            ok = False
+        if not ok:
+            self.exec(["mkdir", "-p", str(p.parent)]).check()
+            container.put_archive(str(p.parent), buf.getvalue())
+
+    def get_file(self, path: str) -> bytes:
+        import docker.errors
+
+        try:
+            stream, _ = self.container(self._exec_target()).get_archive(path)
+        except docker.errors.NotFound:
+            raise FileNotFoundError(f"{self.name}:{path}") from None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise IsADirectoryError(f"{self.name}:{path} is not a regular file")
+            f = tar.extractfile(member)
+            assert f is not None
+            return f.read()
+
+    def logs(self, tail: int | str = "all") -> str:
+        return self.container().logs(tail=tail).decode(errors="replace")
+
+    # where other layers plug in
+    def netns(self) -> str:
+        pid = self._init_pid(self._exec_target())
+        if not pid:
+            raise ContainerError(f"node {self.name} is not running (no network namespace)")
+        return f"/proc/{pid}/ns/net"
+
+    def _cgroup_paths(self, ident: str | None = None) -> dict[str, str]:
+        pid = self._init_pid(ident)
+        return cgroup_of(pid) if pid else {}
+
+    def cgroup(self) -> str:
+        paths = self._cgroup_paths()
+        path = paths.get("memory") or paths.get("", "")
+        return path.lstrip("/")
+
+    def stats(self) -> Stats:
+        paths = self._cgroup_paths()
+        if paths:
+            return read_cgroup_stats(paths)
+        # Not running: the cgroup is gone, but Docker remembers an OOM kill.
+        state = self._state()
+        return Stats(oom_kills=1 if state.get("OOMKilled") else 0, pids=0)
+
+    def describe(self) -> dict:
+        info = self.client.api.inspect_container(self.container_id)
+        state = info["State"]
+        return {
+            **super().describe(),
+            "container": info["Id"],
+            "container_name": info["Name"].lstrip("/"),
+            "image": info["Config"]["Image"],
+            "pid": state.get("Pid") or None,
+            "status": state.get("Status"),
+            "running": bool(state.get("Running")),
+            "paused": bool(state.get("Paused")),
+            # Docker flags an OOM only when it killed the container's init; the cgroup
+            # counts every OOM kill inside (a service or a command run in the node).
+            "oom_killed": bool(state.get("OOMKilled")),
+            "oom_kills": self.stats().oom_kills
+            if state.get("Running")
+            else int(bool(state.get("OOMKilled"))),
+            "exit_code": state.get("ExitCode"),
+            "volume": self.volume,
+        }
+
+
+# ---- the backend --------------------------------------------------------------------
+
+
+def node_labels(spec: NodeSpec, role: str) -> dict[str, str]:
+    return {
+        LABEL_LAB: spec.lab,
+        LABEL_LABID: spec.labid,
+        LABEL_NODE: spec.name,
+        LABEL_ROLE: role,
+        "racklab.kind": spec.kind,
+    }
+
+
+def _address(addr: str) -> str:
+    return addr.split("/", 1)[0]
+
+
+class ContainerBackend(Backend):
+    kind = "container"
+    node_class = ContainerNode
+
+    def __init__(self, client=None, image: str | None = None, build_missing: bool = True):
+        """image: the node image to use when a node names none (default: the image
+        `lab images build` makes, rebuilt first when racklab's source changed)."""
+        self._client = client
+        self._image = image
+        self.build_missing = build_missing
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def image_for(self, spec: NodeSpec) -> str:
+        import docker.errors
+
+        if spec.image:
+            try:
+                self.client.images.get(spec.image)
+            except docker.errors.ImageNotFound:
+                raise ContainerError(
+                    f"node {spec.name}: image {spec.image!r} is not in the Docker engine "
+                    "(nothing can be pulled here; `lab images build` makes racklab's image)"
+                ) from None
+            return spec.image
+        if self._image is None:
+            from lab.images import NODE_LATEST, ensure_node_image
+
+            if self.build_missing:
+                self._image = ensure_node_image()
+            else:
+                try:
+                    self.client.images.get(NODE_LATEST)
+                except docker.errors.ImageNotFound:
+                    raise ContainerError(
+                        f"no node image {NODE_LATEST}: run `lab images build`"
+                    ) from None
+                self._image = NODE_LATEST
+        return self._image
+
+    def _data_mount(self, spec: NodeSpec) -> tuple[dict, str | None]:
+        """/srv/node: a bind of <state_dir>/data when the node has a state dir, else a
+        labelled named volume (which cleanup removes)."""
+        if str(spec.state_dir) not in ("", "."):
+            data = Path(spec.state_dir) / "data"
+            data.mkdir(parents=True, exist_ok=True)
+            return {str(data.resolve()): {"bind": NODE_DATA_DIR, "mode": "rw"}}, None
+        name = container_name(spec.lab, spec.name) + "-data"
+        self.client.volumes.create(name=name, labels=node_labels(spec, "data"))
+        return {name: {"bind": NODE_DATA_DIR, "mode": "rw"}}, name
+
+    def run_kwargs(self, spec: NodeSpec, role: str) -> tuple[dict, str | None]:
+        volumes, volume = self._data_mount(spec)
+        kw = dict(
+            image=self.image_for(spec),
+            name=container_name(spec.lab, spec.name),
+            hostname=spec.name,
+            network_mode="none",
+            # /etc/hosts: Docker writes the file and adds these entries even with no network.
+            extra_hosts={name: _address(addr) for name, addr in spec.hosts.items() if addr},
+            labels=node_labels(spec, role),
+            volumes=volumes,
+            working_dir=NODE_DATA_DIR,
+            detach=True,
+            stdin_open=False,
+            **limit_kwargs(spec.cpus, spec.memory, spec.pids, spec.io_bps, Path(spec.state_dir)),
+        )
+        return kw, volume
+
+    def create(self, spec: NodeSpec) -> ContainerNode:
+        import docker.errors
+
+        kw, volume = self.run_kwargs(spec, "node")
+        try:
+            container = self.client.containers.run(**kw)
+        except docker.errors.APIError as exc:
+            if volume:
+                self.client.volumes.get(volume).remove(force=True)
+            raise ContainerError(
+                f"node {spec.name}: docker could not start the container: {exc.explanation or exc}"
+            ) from exc
+        node = ContainerNode(spec, self.client, container.id, volume)
+        _wait_running(node, container.id)
+        return node
+
+    def attach(self, spec: NodeSpec, saved: dict) -> ContainerNode:
+        return ContainerNode(spec, self.client, saved["container"], saved.get("volume"))
+
+    def cleanup(self, lab: str, labid: str) -> list[str]:
+        return cleanup_lab(self.client, lab)
+
+
+def _wait_running(node: ContainerNode, ident: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = node.client.api.inspect_container(ident)["State"]
+        if state.get("Running") and state.get("Pid"):
+            return
+        if state.get("Status") in ("exited", "dead"):
+            logs = node.client.api.logs(ident, tail=5).decode(errors="replace").strip()
+            raise ContainerError(
+                f"node {node.name}: container exited at start (code {state.get('ExitCode')}): {logs}"
+            )
+        time.sleep(0.05)
+    raise ContainerError(f"node {node.name}: container not running after {timeout}s")
+
+
+def cleanup_lab(client, lab: str) -> list[str]:
+    """Remove every container, volume and network labelled with ``lab``.
+
+    Service containers go before the containers whose namespaces they join."""
+    import docker.errors
+
+    removed = []
+    selector = {"label": f"{LABEL_LAB}={lab}"}
+    containers = client.containers.list(all=True, filters=selector)
+    order = {"service": 0, "node": 1, "infra": 2}
+    containers.sort(key=lambda c: order.get(c.labels.get(LABEL_ROLE, "node"), 1))
+    for c in containers:
+        try:
+            c.remove(force=True, v=True)
+            removed.append(f"container {c.name}")
+        except docker.errors.NotFound:
+            pass
+    for v in client.volumes.list(filters=selector):
+        try:
+            v.remove(force=True)
+            removed.append(f"volume {v.name}")
+        except docker.errors.NotFound:
+            pass
+    for n in client.networks.list(filters=selector):
+        try:
+            n.remove()
+            removed.append(f"network {n.name}")
+        except docker.errors.NotFound:
+            pass
+    return removed

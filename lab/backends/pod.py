@@ -1,0 +1,331 @@
+"""The `pod` node: the Kubernetes pod model on Docker.
+
+An infra container (the image's tini, doing nothing but hold the namespaces, as
+Kubernetes' "pause" container does) owns the pod's network, IPC and PID namespaces,
+and its host name. (Docker accepts no "container:" UTS mode, unlike Podman: a
+container joined to another's network gets a copy of its host name and /etc/hosts
+but a UTS namespace of its own, so a `hostname` run in one service would not show
+in the others.) Each service runs in a container of its own that joins them, with its
+own limits and restart policy: when a service's process dies, Docker restarts
+that container only, and the others keep running with the same process ids.
+
+The rack network plugs the infra container in (``netns()``), so every service in
+the pod shares one address, as in Kubernetes. Files: service containers share only
+the /srv/node data mount with the infra container (Kubernetes shares volumes, not
+root filesystems), so ``put_file`` writes into the infra container and
+``start_service(files=...)`` writes a service's own files before it starts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal as _signal
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from lab.backends.base import NODE_DATA_DIR, NodeSpec, Stats
+from lab.backends.container import (
+    LABEL_LAB,
+    LABEL_NODE,
+    LABEL_ROLE,
+    ContainerBackend,
+    ContainerError,
+    ContainerNode,
+    _wait_running,
+    add_stats,
+    cgroup_of,
+    container_name,
+    limit_kwargs,
+    read_cgroup_stats,
+    resolve_python,
+)
+
+LABEL_SERVICE = "racklab.service"
+LABEL_RESTART = "racklab.restart"  # the policy to put back when a stopped pod starts again
+RESTART_POLICIES = ("always", "on-failure", "unless-stopped", "no")
+
+
+@dataclass
+class PodService:
+    name: str
+    container_id: str
+    pid: int | None  # host pid of the service's process (None when not running)
+    status: str
+    restart_count: int
+    oom_killed: bool
+    exit_code: int | None
+
+
+def _tar(files: dict[str, str | bytes]) -> dict[str, bytes]:
+    """One tar per target directory (Docker's put_archive extracts into one directory)."""
+    by_dir: dict[str, list[tuple[str, bytes]]] = {}
+    for path, content in files.items():
+        p = PurePosixPath(path)
+        data = content.encode() if isinstance(content, str) else content
+        by_dir.setdefault(str(p.parent), []).append((p.name, data))
+    out = {}
+    for directory, items in by_dir.items():
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in items:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o644
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+        out[directory] = buf.getvalue()
+    return out
+
+
+class PodNode(ContainerNode):
+    kind = "pod"
+
+    # the infra container is the node's container: exec, netns and the data mount
+    # all go through it; services are looked up by label.
+    def _service_containers(self) -> list:
+        return self.client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"{LABEL_LAB}={self.spec.lab}",
+                    f"{LABEL_NODE}={self.spec.name}",
+                    f"{LABEL_ROLE}=service",
+                ]
+            },
+        )
+
+    def _service(self, name: str):
+        for c in self._service_containers():
+            if c.labels.get(LABEL_SERVICE) == name:
+                return c
+        raise KeyError(f"pod {self.name} has no service {name!r}")
+
+    def start_service(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        files: dict[str, str | bytes] | None = None,
+        cpus: float | None = None,
+        memory: int | None = None,
+        pids: int | None = None,
+        restart: str = "always",
+        max_retries: int = 0,
+    ) -> PodService:
+        """Run ``argv`` as the pod's service ``name`` in a container joined to the pod.
+
+        restart: Docker's restart policy for this service ("always", "on-failure",
+        "unless-stopped", "no"); max_retries caps "on-failure" (0 = no cap).
+        """
+        import docker.errors
+
+        if restart not in RESTART_POLICIES:
+            raise ValueError(
+                f"restart policy must be one of {', '.join(RESTART_POLICIES)}, not {restart!r}"
+            )
+        infra = self.container_id
+        argv = resolve_python(list(argv))
+        cpus = cpus if cpus is not None else self.spec.cpus
+        memory = memory if memory is not None else self.spec.memory
+        pids = pids if pids is not None else self.spec.pids
+        policy = {"Name": restart}
+        if restart == "on-failure" and max_retries:
+            policy["MaximumRetryCount"] = max_retries
+        info = self.client.api.inspect_container(infra)
+        labels = {
+            **{k: v for k, v in info["Config"]["Labels"].items() if k.startswith("racklab.")},
+            LABEL_ROLE: "service",
+            LABEL_SERVICE: name,
+            LABEL_RESTART: restart if restart != "on-failure" else f"on-failure:{max_retries}",
+        }
+        try:
+            container = self.client.containers.create(
+                image=info["Config"]["Image"],
+                name=f"{info['Name'].lstrip('/')}-{name}",
+                # argv[0] runs directly: the infra's tini is the pod's PID 1 and reaps orphans,
+                # as the pause container does in Kubernetes.
+                entrypoint=argv[:1],
+                command=argv[1:],
+                environment=env or {},
+                network_mode=f"container:{infra}",  # also shares UTS: hostname and /etc/hosts
+                ipc_mode=f"container:{infra}",
+                pid_mode=f"container:{infra}",
+                volumes={
+                    m["Source"] if m["Type"] == "bind" else m["Name"]: {
+                        "bind": m["Destination"],
+                        "mode": "rw",
+                    }
+                    for m in info["Mounts"]
+                    if m["Destination"] == NODE_DATA_DIR
+                },
+                working_dir=NODE_DATA_DIR,
+                labels=labels,
+                restart_policy=policy,
+                **limit_kwargs(cpus, memory, pids),
+            )
+        except docker.errors.APIError as exc:
+            raise ContainerError(
+                f"pod {self.name}: service {name}: {exc.explanation or exc}"
+            ) from exc
+        for directory, blob in _tar(files or {}).items():
+            # put_archive needs the directory to exist; the container has not run yet,
+            # so create it with a tiny archive of directories first.
+            self._mkdirs(container, directory)
+            container.put_archive(directory, blob)
+        container.start()
+        _wait_running(self, container.id)
+        return self._describe_service(container)
+
+    def _mkdirs(self, container, directory: str) -> None:
+        parts = PurePosixPath(directory).parts[1:]
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for i in range(1, len(parts) + 1):
+                info = tarfile.TarInfo("/".join(parts[:i]))
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+        if parts:
+            container.put_archive("/", buf.getvalue())
+
+    def _describe_service(self, container) -> PodService:
+        info = self.client.api.inspect_container(container.id)
+        state = info["State"]
+        return PodService(
+            name=info["Config"]["Labels"].get(LABEL_SERVICE, "?"),
+            container_id=info["Id"],
+            pid=state.get("Pid") or None,
+            status=state.get("Status", "?"),
+            restart_count=info.get("RestartCount", 0),
+            oom_killed=bool(state.get("OOMKilled")),
+            exit_code=state.get("ExitCode"),
+        )
+
+    def services(self) -> dict[str, PodService]:
+        return {s.name: s for s in (self._describe_service(c) for c in self._service_containers())}
+
+    def kill_service(self, name: str, sig: int = _signal.SIGKILL) -> None:
+        """Signal the service's process from the host, as a crash would: Docker's
+        restart policy then applies (a `docker kill` would count as a manual stop)."""
+        svc = self._describe_service(self._service(name))
+        if svc.pid:
+            os.kill(svc.pid, sig)
+
+    def stop_service(self, name: str, timeout: float = 10) -> None:
+        self._service(name).stop(timeout=int(timeout))
+
+    def remove_service(self, name: str) -> None:
+        self._service(name).remove(force=True)
+
+    def service_logs(self, name: str, tail: int | str = "all") -> str:
+        return self._service(name).logs(tail=tail).decode(errors="replace")
+
+    # lifecycle of the whole pod
+    def start(self) -> None:
+        super().start()  # the infra first: services join its namespaces
+        for c in self._service_containers():
+            c.reload()
+            if c.status != "running":
+                c.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self.resume()
+        for c in self._service_containers():
+            c.stop(timeout=int(timeout))  # a manual stop: restart policies stay quiet
+        super().stop(timeout)
+
+    def kill(self, sig: int = _signal.SIGKILL) -> None:
+        if sig != _signal.SIGKILL:
+            # a signal for the pod reaches every service, as `kill` of a node would
+            for c in self._service_containers():
+                c.reload()
+                if c.status == "running":
+                    c.kill(signal=int(sig))
+            return
+        # The infra's death empties the PID namespace and so kills every service; their
+        # containers then exit and Docker counts that as a manual kill only for a
+        # `docker kill`, so kill them through the API first to keep them down.
+        for c in self._service_containers():
+            c.reload()
+            if c.status in ("running", "restarting"):
+                try:
+                    c.kill()
+                except Exception:
+                    pass
+        super().kill(sig)
+
+    def pause(self) -> None:
+        for c in self._service_containers():
+            c.reload()
+            if c.status == "running":
+                c.pause()
+        super().pause()
+
+    def resume(self) -> None:
+        super().resume()
+        for c in self._service_containers():
+            c.reload()
+            if c.status == "paused":
+                c.unpause()
+
+    def destroy(self) -> None:
+        for c in self._service_containers():
+            c.remove(force=True, v=True)
+        super().destroy()
+
+    def logs(self, tail: int | str = "all") -> str:
+        parts = []
+        for c in self._service_containers():
+            name = c.labels.get(LABEL_SERVICE, c.name)
+            for line in c.logs(tail=tail).decode(errors="replace").splitlines():
+                parts.append(f"{name} | {line}")
+        return "\n".join(parts) + ("\n" if parts else "")
+
+    def stats(self) -> Stats:
+        """The pod's total: infra plus every running service container."""
+        total = super().stats()
+        for c in self._service_containers():
+            pid = self.client.api.inspect_container(c.id)["State"].get("Pid")
+            if pid:
+                total = add_stats(total, read_cgroup_stats(cgroup_of(pid)))
+        return total
+
+    def describe(self) -> dict:
+        return {**super().describe(), "services": {n: vars(s) for n, s in self.services().items()}}
+
+
+class PodBackend(ContainerBackend):
+    kind = "pod"
+
+    def run_kwargs(self, spec: NodeSpec, role: str) -> tuple[dict, str | None]:
+        kw, volume = super().run_kwargs(spec, role)
+        # The node's limits are each service's default limits (start_service may set
+        # its own); the infra container only holds namespaces and gets none.
+        for key in ("nano_cpus", "mem_limit", "memswap_limit", "pids_limit"):
+            kw.pop(key, None)
+        kw["ipc_mode"] = "shareable"
+        kw["name"] = container_name(spec.lab, spec.name)
+        return kw, volume
+
+    def create(self, spec: NodeSpec) -> PodNode:
+        import docker.errors
+
+        kw, volume = self.run_kwargs(spec, "infra")
+        try:
+            container = self.client.containers.run(**kw)
+        except docker.errors.APIError as exc:
+            if volume:
+                self.client.volumes.get(volume).remove(force=True)
+            raise ContainerError(
+                f"pod {spec.name}: docker could not start the infra container: {exc.explanation or exc}"
+            ) from exc
+        node = PodNode(spec, self.client, container.id, volume)
+        _wait_running(node, container.id)
+        return node
+
+    def attach(self, spec: NodeSpec, saved: dict) -> PodNode:
+        return PodNode(spec, self.client, saved["container"], saved.get("volume"))

@@ -1,0 +1,144 @@
+"""zoo.cfg in Apache ZooKeeper's own format and key names, so an existing file works."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Peer:
+    sid: int
+    host: str
+    peer_port: int
+    election_port: int
+    role: str = "participant"
+    client_host: str | None = None
+    client_port: int | None = None
+
+
+@dataclass
+class Config:
+    data_dir: str
+    tick_time: int = 2000
+    init_limit: int = 10
+    sync_limit: int = 5
+    client_port: int = 2181
+    client_port_address: str = "0.0.0.0"
+    data_log_dir: str | None = None
+    max_client_cnxns: int = 60
+    min_session_timeout: int = -1
+    max_session_timeout: int = -1
+    snap_count: int = 100000
+    snap_retain_count: int = 3
+    jute_maxbuffer: int = 0xFFFFF + 1  # 1 MiB, ZooKeeper's default jute.maxbuffer
+    servers: dict[int, Peer] = field(default_factory=dict)
+    myid: int = 0
+    raw: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
+
+    @property
+    def min_timeout(self) -> int:
+        return self.min_session_timeout if self.min_session_timeout > 0 else 2 * self.tick_time
+
+    @property
+    def max_timeout(self) -> int:
+        return self.max_session_timeout if self.max_session_timeout > 0 else 20 * self.tick_time
+
+    @property
+    def standalone(self) -> bool:
+        return len(self.servers) <= 1
+
+    @property
+    def log_dir(self) -> str:
+        return self.data_log_dir or self.data_dir
+
+
+def _int(key: str, value: str, lineno: int) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"line {lineno}: {key} must be an integer, got {value!r}") from None
+
+
+def _peer(sid: int, value: str, lineno: int) -> Peer:
+    # server.N=host:peerPort:electionPort[:participant|observer][;[clientHost:]clientPort]
+    client = None
+    if ";" in value:
+        value, client = value.split(";", 1)
+    parts = value.split(":")
+    if len(parts) < 3:
+        raise ConfigError(f"line {lineno}: server.{sid} must be host:peerPort:electionPort")
+    peer = Peer(
+        sid, parts[0], _int("peerPort", parts[1], lineno), _int("electionPort", parts[2], lineno)
+    )
+    if len(parts) > 3:
+        peer.role = parts[3]
+    if client:
+        if ":" in client:
+            h, p = client.rsplit(":", 1)
+            peer.client_host, peer.client_port = h, _int("clientPort", p, lineno)
+        else:
+            peer.client_port = _int("clientPort", client, lineno)
+    return peer
+
+
+def parse(text: str, path: str | None = None) -> Config:
+    raw: dict[str, str] = {}
+    servers: dict[int, Peer] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ConfigError(f"line {lineno}: expected key=value, got {line!r}")
+        key, value = (s.strip() for s in line.split("=", 1))
+        if key.startswith("server."):
+            sid = _int(key, key[len("server.") :], lineno)
+            servers[sid] = _peer(sid, value, lineno)
+        raw[key] = value
+    if "dataDir" not in raw:
+        raise ConfigError("dataDir is required")
+    cfg = Config(data_dir=raw["dataDir"], raw=raw, servers=servers, path=path)
+    ints = {
+        "tickTime": "tick_time",
+        "initLimit": "init_limit",
+        "syncLimit": "sync_limit",
+        "clientPort": "client_port",
+        "maxClientCnxns": "max_client_cnxns",
+        "minSessionTimeout": "min_session_timeout",
+        "maxSessionTimeout": "max_session_timeout",
+        "snapCount": "snap_count",
+        "autopurge.snapRetainCount": "snap_retain_count",
+        "jute.maxbuffer": "jute_maxbuffer",
+    }
+    for key, attr in ints.items():
+        if key in raw:
+            setattr(cfg, attr, _int(key, raw[key], 0))
+    if "clientPortAddress" in raw:
+        cfg.client_port_address = raw["clientPortAddress"]
+    if "dataLogDir" in raw:
+        cfg.data_log_dir = raw["dataLogDir"]
+    myid_path = os.path.join(cfg.data_dir, "myid")
+    if os.path.exists(myid_path):
+        with open(myid_path) as f:
+            cfg.myid = _int("myid", f.read().strip(), 0)
+    elif len(servers) > 1:
+        raise ConfigError(f"{myid_path} is missing: an ensemble member needs its myid")
+    if len(servers) > 1 and cfg.myid not in servers:
+        raise ConfigError(f"myid {cfg.myid} has no server.{cfg.myid} line")
+    return cfg
+
+
+def load(path: str) -> Config:
+    with open(path) as f:
+        return parse(f.read(), path)
+
+
+def render(cfg: dict) -> str:
+    """zoo.cfg text from a mapping of ZooKeeper keys (used by the orchestrator and tests)."""
+    return "".join(f"{k}={v}\n" for k, v in cfg.items())

@@ -1,0 +1,485 @@
+"""One client connection: framing, the connect handshake, parsing requests, running
+reads, and writing replies and watch events in order.
+
+A connection whose bytes do not make sense (length prefix beyond jute.maxbuffer,
+a record that does not decode, an unknown opcode, a request before the handshake)
+is closed; nothing it sent can harm the other connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from typing import TYPE_CHECKING
+
+from . import acl as acls
+from .datatree import parent_of
+from .fourletter import FOUR_LETTER_WORDS
+from .jute import JuteError, Reader, Writer
+from .proto import (
+    ACL,
+    MULTI_OPS,
+    REQUEST_TYPES,
+    WRITE_OPS,
+    AuthPacket,
+    ClientInfo,
+    ConnectRequest,
+    ConnectResponse,
+    Create2Response,
+    CreateResponse,
+    Err,
+    ErrorResponse,
+    EventType,
+    ExistsResponse,
+    GetACLResponse,
+    GetAllChildrenNumberResponse,
+    GetChildren2Response,
+    GetChildrenResponse,
+    GetDataResponse,
+    GetEphemeralsResponse,
+    Id,
+    KeeperState,
+    MultiHeader,
+    Op,
+    Perms,
+    RequestHeader,
+    SetACLResponse,
+    SetDataResponse,
+    SetWatches,
+    SyncResponse,
+    WatcherEvent,
+    WhoAmIResponse,
+    Xid,
+    ZKError,
+)
+
+if TYPE_CHECKING:
+    from .server import Entry, ZooKeeperServer
+
+log = logging.getLogger("zookeeper.connection")
+
+_LEN = struct.Struct(">i")
+_REPLY = struct.Struct(">iqi")
+# How many requests one connection may have in flight before we stop reading from it
+# (ZooKeeper's globalOutstandingLimit plays this part).
+MAX_OUTSTANDING = 1000
+HANDSHAKE_TIMEOUT = 10.0
+
+NEW, CONNECTING, CONNECTED, CLOSED = range(4)
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: ZooKeeperServer):
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.state = NEW
+        self.session = None
+        self.auth: list[Id] = []
+        self.outstanding = 0
+        self.read_paused = False
+        self.write_paused = False
+        self.peer = ("?", 0)
+        self.received = 0
+        self.sent = 0
+        self.connected_at = time.time()
+        self.last_zxid = 0
+        self.handshake_timer = None
+
+    # --- asyncio plumbing ----------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.peer = peer[:2]
+        self.auth = [Id("ip", str(self.peer[0]))]
+        self.server.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket
+
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        # A client that never completes its handshake must not hold a slot forever.
+        self.handshake_timer = asyncio.get_running_loop().call_later(
+            HANDSHAKE_TIMEOUT, self._handshake_timeout
+        )
+        transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+
+    def _handshake_timeout(self):
+        if self.state in (NEW, CONNECTING):
+            log.info("%s: no handshake within %ss; closing", self.peer, HANDSHAKE_TIMEOUT)
+            self.close()
+
+    def connection_lost(self, exc):
+        self.state = CLOSED
+        if self.handshake_timer:
+            self.handshake_timer.cancel()
+        self.server.connection_closed(self)
+
+    def pause_writing(self):
+        # The client is not reading its replies: stop reading its requests so its
+        # unsent replies cannot grow without bound.
+        self.write_paused = True
+        self._update_reading()
+
+    def resume_writing(self):
+        self.write_paused = False
+        self._update_reading()
+
+    def _update_reading(self):
+        if self.transport is None or self.state == CLOSED:
+            return
+        want_pause = self.write_paused or self.outstanding >= MAX_OUTSTANDING
+        if want_pause and not self.read_paused:
+            self.transport.pause_reading()
+            self.read_paused = True
+        elif not want_pause and self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+            if self.buf:
+                self._process_buffer()
+
+    def close(self):
+        if self.state != CLOSED and self.transport is not None:
+            self.state = CLOSED
+            self.transport.close()
+
+    def data_received(self, data):
+        self.buf += data
+        self._process_buffer()
+
+    def _process_buffer(self):
+        buf = self.buf
+        maxbuffer = self.server.cfg.jute_maxbuffer
+        try:
+            while not self.read_paused and self.state in (NEW, CONNECTED):
+                if len(buf) < 4:
+                    return
+                if self.state == NEW and bytes(buf[:4]) in FOUR_LETTER_WORDS:
+                    self._four_letter(bytes(buf[:4]).decode())
+                    return
+                (n,) = _LEN.unpack_from(buf, 0)
+                if n < 0 or n > maxbuffer:
+                    log.warning(
+                        "%s: frame length %d outside 0..%d (jute.maxbuffer); closing",
+                        self.peer,
+                        n,
+                        maxbuffer,
+                    )
+                    self.close()
+                    return
+                if len(buf) < 4 + n:
+                    return
+                frame = bytes(buf[4 : 4 + n])
+                del buf[: 4 + n]
+                self.received += 1
+                self.server.packets_received += 1
+                if self.state == NEW:
+                    self._connect(frame)
+                else:
+                    self._request(frame)
+        except (JuteError, UnicodeDecodeError, KeyError, TypeError) as e:
+            log.warning("%s: undecodable request (%s); closing", self.peer, e)
+            self.close()
+
+    # --- sending -------------------------------------------------------------------
+
+    def _send(self, payload: bytes) -> None:
+        if self.state == CLOSED or self.transport is None:
+            return
+        self.transport.write(_LEN.pack(len(payload)) + payload)
+        self.sent += 1
+        self.server.packets_sent += 1
+
+    def send_reply(self, xid: int, zxid: int, err: int, body: bytes = b"") -> None:
+        self.last_zxid = zxid
+        self._send(_REPLY.pack(xid, zxid, err) + body)
+
+    def send_event(self, type_: int, path: str, zxid: int) -> None:
+        ev = WatcherEvent(type_, KeeperState.SYNC_CONNECTED, path).serialize()
+        self._send(_REPLY.pack(Xid.NOTIFICATION, zxid, 0) + ev)
+
+    # --- four-letter words -----------------------------------------------------------
+
+    def _four_letter(self, word: str) -> None:
+        from .fourletter import respond
+
+        text = respond(self.server, word)
+        self.state = CLOSED
+        self.transport.write(text.encode())
+        self.transport.close()
+
+    # --- handshake -------------------------------------------------------------------
+
+    def _connect(self, frame: bytes) -> None:
+        r = Reader(frame)
+        req = ConnectRequest.read(r)
+        read_only = r.bool() if r.remaining() > 0 else None
+        self.has_read_only = read_only is not None
+        self.state = CONNECTING
+        self.server.connect(self, req)
+
+    def finish_connect(self, session, timeout: int) -> None:
+        """Send the ConnectResponse; timeout 0 means the session is invalid."""
+        if self.state == CLOSED:
+            return
+        if session is None:
+            resp = ConnectResponse(0, 0, 0, b"\0" * 16).serialize()
+        else:
+            resp = ConnectResponse(0, timeout, session.id, session.passwd).serialize()
+        if self.has_read_only:
+            resp += b"\0"
+        self._send(resp)
+        if self.handshake_timer:
+            self.handshake_timer.cancel()
+            self.handshake_timer = None
+        if session is None:
+            # As ZooKeeper: tell the client its session is gone, then hang up.
+            self.close()
+            return
+        self.session = session
+        self.state = CONNECTED
+        if self.buf:
+            self._process_buffer()
+
+    # --- requests ------------------------------------------------------------------------
+
+    def _request(self, frame: bytes) -> None:
+        r = Reader(frame)
+        hdr = RequestHeader.read(r)
+        op = hdr.type
+        xid = hdr.xid
+        session = self.session
+        server = self.server
+        session.touch()
+        if op == Op.PING:
+            self._ordered(xid, op, None)
+            return
+        if op == Op.AUTH:
+            self._auth(xid, AuthPacket.read(r))
+            return
+        if op == Op.SET_WATCHES:
+            self._ordered(xid, op, SetWatches.read(r))
+            return
+        if op == Op.CLOSE_SESSION:
+            server.submit_write(self, xid, op, None)
+            return
+        if op == Op.MULTI:
+            server.submit_write(self, xid, op, self._read_multi(r))
+            return
+        if op == Op.WHO_AM_I:
+            self._ordered(xid, op, None)
+            return
+        rtype = REQUEST_TYPES.get(op)
+        if rtype is None:
+            log.warning("%s: unknown opcode %d; replying Unimplemented and closing", self.peer, op)
+            self.send_reply(xid, server.tree.last_zxid, Err.UNIMPLEMENTED)
+            self.close()
+            return
+        req = rtype.read(r)
+        if op in WRITE_OPS:
+            server.submit_write(self, xid, op, req)
+        else:
+            self._ordered(xid, op, req)
+
+    def _read_multi(self, r: Reader):
+        ops = []
+        while True:
+            h = MultiHeader.read(r)
+            if h.done:
+                return ops
+            if h.type not in MULTI_OPS:
+                raise JuteError(f"opcode {h.type} in a multi")
+            ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
+
+    def _ordered(self, xid, op, req) -> None:
+        """A read: run now unless earlier requests of this connection are still in flight."""
+        if self.outstanding == 0:
+            self.run_read(xid, op, req)
+        else:
+            self.server.enqueue_read(self, xid, op, req)
+
+    def track(self, delta: int) -> None:
+        self.outstanding += delta
+        if (delta > 0 and self.outstanding >= MAX_OUTSTANDING) or (delta < 0 and self.read_paused):
+            self._update_reading()
+
+    def _auth(self, xid: int, pkt: AuthPacket) -> None:
+        if pkt.scheme == "digest" and pkt.auth is not None:
+            ident = Id("digest", acls.digest(pkt.auth.decode("utf-8", "replace")))
+            if ident not in self.auth:
+                self.auth.append(ident)
+            self.send_reply(Xid.AUTH, 0, Err.OK)
+            return
+        log.info("%s: auth with unsupported scheme %r", self.peer, pkt.scheme)
+        self.send_reply(Xid.AUTH, 0, Err.AUTH_FAILED)
+        self.close()
+
+    # --- executing reads ------------------------------------------------------------------
+
+    def run_read(self, xid, op, req) -> None:
+        server = self.server
+        tree = server.tree
+        zxid = tree.last_zxid
+        try:
+            body = self._read_body(op, req, tree)
+        except ZKError as e:
+            self.send_reply(xid, zxid, e.code)
+            return
+        if op == Op.PING:
+            xid = Xid.PING
+        elif op == Op.SET_WATCHES:
+            xid = Xid.SET_WATCHES
+        self.send_reply(xid, zxid, 0, body)
+
+    def _read_body(self, op, req, tree) -> bytes:
+        if op == Op.GET_DATA:
+            node = tree.nodes.get(req.path)
+            if node is None:
+                raise ZKError(Err.NO_NODE)
+            acls.check(node.acl, Perms.READ, self.auth)
+            if req.watch:
+                tree.data_watches.add(req.path, self)
+            return GetDataResponse(node.data, node.stat()).serialize()
+        if op == Op.EXISTS:
+            path = req.path
+            if path is None or "\0" in path:
+                raise ZKError(Err.BAD_ARGUMENTS)
+            node = tree.nodes.get(path)
+            if req.watch:
+                tree.data_watches.add(path, self)
+            if node is None:
+                raise ZKError(Err.NO_NODE)
+            return ExistsResponse(node.stat()).serialize()
+        if op in (Op.GET_CHILDREN, Op.GET_CHILDREN2):
+            node = tree.nodes.get(req.path)
+            if node is None:
+                raise ZKError(Err.NO_NODE)
+            acls.check(node.acl, Perms.READ, self.auth)
+            if req.watch:
+                tree.child_watches.add(req.path, self)
+            children = sorted(node.children)
+            if op == Op.GET_CHILDREN:
+                return GetChildrenResponse(children).serialize()
+            return GetChildren2Response(children, node.stat()).serialize()
+        if op == Op.PING:
+            return b""
+        if op == Op.SYNC:
+            return SyncResponse(req.path).serialize()
+        if op == Op.GET_ACL:
+            node = tree.nodes.get(req.path)
+            if node is None:
+                raise ZKError(Err.NO_NODE)
+            acls.check(node.acl, Perms.READ | Perms.ADMIN, self.auth)
+            acl = list(node.acl)
+            try:
+                acls.check(node.acl, Perms.ADMIN, self.auth)
+            except ZKError:
+                # Without ADMIN, digest hashes are hidden as ZooKeeper does.
+                acl = [
+                    ACL(a.perms, Id(a.id.scheme, a.id.id.split(":", 1)[0] + ":x"))
+                    if a.id.scheme == "digest"
+                    else a
+                    for a in acl
+                ]
+            return GetACLResponse(acl, node.stat()).serialize()
+        if op == Op.SET_WATCHES:
+            self._set_watches(req, tree)
+            return b""
+        if op == Op.GET_EPHEMERALS:
+            prefix = req.prefixPath or "/"
+            mine = tree.ephemerals.get(self.session.id, ())
+            return GetEphemeralsResponse(
+                sorted(p for p in mine if prefix == "/" or p.startswith(prefix))
+            ).serialize()
+        if op == Op.GET_ALL_CHILDREN_NUMBER:
+            if req.path not in tree.nodes:
+                raise ZKError(Err.NO_NODE)
+            base = "" if req.path == "/" else req.path
+            n = sum(1 for p in tree.nodes if p.startswith(base + "/") and p != "/")
+            return GetAllChildrenNumberResponse(n).serialize()
+        if op == Op.WHO_AM_I:
+            return WhoAmIResponse(
+                [
+                    ClientInfo(a.scheme, a.id.split(":", 1)[0] if a.scheme == "digest" else a.id)
+                    for a in self.auth
+                ]
+            ).serialize()
+        raise ZKError(Err.UNIMPLEMENTED)
+
+    def _set_watches(self, req: SetWatches, tree) -> None:
+        """Re-arm a reconnecting client's watches, firing at once those whose node
+        changed after the last zxid it saw (ZooKeeper's DataTree.setWatches)."""
+        rel = req.relativeZxid
+        zxid = tree.last_zxid
+        for path in req.dataWatches or ():
+            node = tree.nodes.get(path)
+            if node is None:
+                self.send_event(EventType.NODE_DELETED, path, zxid)
+            elif node.mzxid > rel:
+                self.send_event(EventType.NODE_DATA_CHANGED, path, zxid)
+            else:
+                tree.data_watches.add(path, self)
+        for path in req.existWatches or ():
+            if path in tree.nodes:
+                self.send_event(EventType.NODE_CREATED, path, zxid)
+            else:
+                tree.data_watches.add(path, self)
+        for path in req.childWatches or ():
+            node = tree.nodes.get(path)
+            if node is None:
+                self.send_event(EventType.NODE_DELETED, path, zxid)
+            elif node.pzxid > rel:
+                self.send_event(EventType.NODE_CHILDREN_CHANGED, path, zxid)
+            else:
+                tree.child_watches.add(path, self)
+
+    # --- replies to writes -----------------------------------------------------------------
+
+    def reply_write(self, entry: Entry, result) -> None:
+        zxid = entry.txn.zxid if entry.txn is not None else self.server.tree.last_zxid
+        if entry.err:
+            self.send_reply(entry.xid, zxid, entry.err)
+            return
+        if result.err:
+            self.send_reply(entry.xid, zxid, result.err)
+            return
+        self.send_reply(entry.xid, zxid, 0, _write_body(entry.op, result))
+        if entry.op == Op.CLOSE_SESSION:
+            self.close()
+
+
+def _write_body(op: int, result) -> bytes:
+    if op in (Op.CREATE, Op.CREATE_CONTAINER):
+        return CreateResponse(result.path).serialize()
+    if op == Op.CREATE2:
+        return Create2Response(result.path, result.stat).serialize()
+    if op == Op.SET_DATA:
+        return SetDataResponse(result.stat).serialize()
+    if op == Op.SET_ACL:
+        return SetACLResponse(result.stat).serialize()
+    if op == Op.MULTI:
+        w = Writer()
+        for sub in result.subs:
+            if sub.op == Op.ERROR:
+                MultiHeader(Op.ERROR, False, sub.err).write(w)
+                ErrorResponse(sub.err).write(w)
+                continue
+            MultiHeader(sub.op, False, 0).write(w)
+            if sub.op in (Op.CREATE, Op.CREATE_CONTAINER):
+                CreateResponse(sub.path).write(w)
+            elif sub.op == Op.CREATE2:
+                Create2Response(sub.path, sub.stat).write(w)
+            elif sub.op == Op.SET_DATA:
+                SetDataResponse(sub.stat).write(w)
+        MultiHeader(-1, True, -1).write(w)
+        return w.getvalue()
+    return b""
+
+
+__all__ = ["ClientConnection", "parent_of"]

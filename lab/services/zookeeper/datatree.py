@@ -1,0 +1,317 @@
+"""The in-memory znode tree, the committed sessions, and the watches on it.
+
+Only committed transactions change it (apply); reads look at it directly. Applying
+a transaction fires the watches it triggers, before its reply is sent, as in
+ZooKeeper's DataTree.processTxn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from .proto import ACL, CONTAINER_OWNER, Err, EventType, Id, Op, Perms, Stat
+from .txn import (
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    decode_sub,
+)
+
+OPEN_ACL_UNSAFE = (ACL(Perms.ALL, Id("world", "anyone")),)
+READ_ACL_UNSAFE = (ACL(Perms.READ, Id("world", "anyone")),)
+
+# Nodes every ZooKeeper has; they can be neither deleted nor created.
+SYSTEM_PATHS = ("/zookeeper", "/zookeeper/quota", "/zookeeper/config")
+
+
+class Watcher(Protocol):
+    def send_event(self, type_: int, path: str, zxid: int) -> None: ...
+
+
+class Node:
+    __slots__ = (
+        "data",
+        "acl",
+        "czxid",
+        "mzxid",
+        "ctime",
+        "mtime",
+        "version",
+        "cversion",
+        "aversion",
+        "owner",
+        "pzxid",
+        "children",
+    )
+
+    def __init__(self, data, acl, zxid=0, time=0, owner=0):
+        self.data = data
+        self.acl = tuple(acl)
+        self.czxid = self.mzxid = self.pzxid = zxid
+        self.ctime = self.mtime = time
+        self.version = self.cversion = self.aversion = 0
+        self.owner = owner
+        self.children: set[str] = set()
+
+    def stat(self) -> Stat:
+        return Stat(
+            self.czxid,
+            self.mzxid,
+            self.ctime,
+            self.mtime,
+            self.version,
+            self.cversion,
+            self.aversion,
+            self.owner,
+            len(self.data) if self.data else 0,
+            len(self.children),
+            self.pzxid,
+        )
+
+
+def parent_of(path: str) -> str:
+    i = path.rfind("/")
+    return path[:i] if i > 0 else "/"
+
+
+def name_of(path: str) -> str:
+    return path[path.rfind("/") + 1 :]
+
+
+class WatchTable:
+    """path -> watchers; one-shot: triggering removes them."""
+
+    def __init__(self):
+        self.by_path: dict[str, set] = {}
+        self.by_watcher: dict[object, set[str]] = {}
+
+    def add(self, path: str, watcher) -> None:
+        self.by_path.setdefault(path, set()).add(watcher)
+        self.by_watcher.setdefault(watcher, set()).add(path)
+
+    def trigger(self, path: str, type_: int, zxid: int, suppress: set | None = None) -> set:
+        watchers = self.by_path.pop(path, None)
+        if not watchers:
+            return set()
+        for w in watchers:
+            paths = self.by_watcher.get(w)
+            if paths is not None:
+                paths.discard(path)
+                if not paths:
+                    del self.by_watcher[w]
+            if suppress is None or w not in suppress:
+                w.send_event(type_, path, zxid)
+        return watchers
+
+    def remove_watcher(self, watcher) -> None:
+        for path in self.by_watcher.pop(watcher, ()):
+            ws = self.by_path.get(path)
+            if ws is not None:
+                ws.discard(watcher)
+                if not ws:
+                    del self.by_path[path]
+
+    def count(self) -> int:
+        return sum(len(ws) for ws in self.by_path.values())
+
+
+class Result:
+    """What applying one (sub-)transaction produced, for the reply."""
+
+    __slots__ = ("op", "err", "path", "stat", "subs")
+
+    def __init__(self, op, err=0, path=None, stat=None, subs=None):
+        self.op = op
+        self.err = err
+        self.path = path
+        self.stat = stat
+        self.subs = subs
+
+
+class DataTree:
+    def __init__(self):
+        self.nodes: dict[str, Node] = {"/": Node(b"", OPEN_ACL_UNSAFE)}
+        self.ephemerals: dict[int, set[str]] = {}
+        self.containers: set[str] = set()
+        self.sessions: dict[int, int] = {}  # committed session id -> timeout (ms)
+        self.last_zxid = 0
+        self.data_watches = WatchTable()
+        self.child_watches = WatchTable()
+        for path in SYSTEM_PATHS:
+            self._add_system(path)
+
+    def _add_system(self, path: str) -> None:
+        acl = READ_ACL_UNSAFE if path == "/zookeeper/config" else OPEN_ACL_UNSAFE
+        self.nodes[path] = Node(b"", acl)
+        self.nodes[parent_of(path)].children.add(name_of(path))
+
+    # --- reads -----------------------------------------------------------------
+
+    def get(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    def remove_watcher(self, watcher) -> None:
+        self.data_watches.remove_watcher(watcher)
+        self.child_watches.remove_watcher(watcher)
+
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def approximate_data_size(self) -> int:
+        return sum(len(p) + (len(n.data) if n.data else 0) for p, n in self.nodes.items())
+
+    # --- writes ----------------------------------------------------------------
+
+    def apply(self, txn: Txn) -> Result:
+        hdr = txn.hdr
+        if hdr.zxid > self.last_zxid:
+            self.last_zxid = hdr.zxid
+        return self._apply(hdr.type, txn.body, hdr.clientId, hdr.zxid, hdr.time)
+
+    def _apply(self, op: int, body, session: int, zxid: int, time: int) -> Result:
+        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
+            return self._create(op, body, zxid, time)
+        if op == Op.DELETE:
+            return self._delete(body.path, zxid)
+        if op == Op.SET_DATA:
+            return self._set_data(body, zxid, time)
+        if op == Op.SET_ACL:
+            node = self.nodes.get(body.path)
+            if node is None:
+                return Result(op, Err.NO_NODE)
+            node.acl = tuple(body.acl)
+            node.aversion = body.version
+            return Result(op, stat=node.stat())
+        if op == Op.CHECK:
+            return Result(op)
+        if op == Op.ERROR:
+            return Result(op, body.err)
+        if op == Op.CREATE_SESSION:
+            self.sessions[session] = body.timeOut
+            return Result(op)
+        if op == Op.CLOSE_SESSION:
+            for path in sorted(self.ephemerals.pop(session, ()), reverse=True):
+                self._delete(path, zxid)
+            self.sessions.pop(session, None)
+            return Result(op)
+        if op == Op.MULTI:
+            return self._multi(body, session, zxid, time)
+        return Result(op, Err.UNIMPLEMENTED)
+
+    def _create(self, op: int, t: CreateTxn, zxid: int, time: int) -> Result:
+        path = t.path
+        parent = self.nodes.get(parent_of(path))
+        if parent is None:
+            return Result(op, Err.NO_NODE)
+        if path in self.nodes:
+            return Result(op, Err.NODE_EXISTS)
+        node = Node(t.data, t.acl or OPEN_ACL_UNSAFE, zxid, time, t.ephemeralOwner)
+        self.nodes[path] = node
+        parent.children.add(name_of(path))
+        parent.cversion = t.parentCVersion if t.parentCVersion >= 0 else parent.cversion + 1
+        parent.pzxid = zxid
+        if t.ephemeralOwner == CONTAINER_OWNER:
+            self.containers.add(path)
+        elif t.ephemeralOwner:
+            self.ephemerals.setdefault(t.ephemeralOwner, set()).add(path)
+        self.data_watches.trigger(path, EventType.NODE_CREATED, zxid)
+        self.child_watches.trigger(parent_of(path), EventType.NODE_CHILDREN_CHANGED, zxid)
+        return Result(op, path=path, stat=node.stat())
+
+    def _delete(self, path: str, zxid: int) -> Result:
+        node = self.nodes.pop(path, None)
+        if node is None:
+            return Result(Op.DELETE, Err.NO_NODE)
+        parent_path = parent_of(path)
+        parent = self.nodes.get(parent_path)
+        if parent is not None:
+            parent.children.discard(name_of(path))
+            parent.cversion += 1
+            if zxid > parent.pzxid:
+                parent.pzxid = zxid
+        if node.owner == CONTAINER_OWNER:
+            self.containers.discard(path)
+        elif node.owner:
+            owned = self.ephemerals.get(node.owner)
+            if owned is not None:
+                owned.discard(path)
+                if not owned:
+                    del self.ephemerals[node.owner]
+        fired = self.data_watches.trigger(path, EventType.NODE_DELETED, zxid)
+        self.child_watches.trigger(path, EventType.NODE_DELETED, zxid, suppress=fired)
+        self.child_watches.trigger(parent_path, EventType.NODE_CHILDREN_CHANGED, zxid)
+        return Result(Op.DELETE)
+
+    def _set_data(self, t: SetDataTxn, zxid: int, time: int) -> Result:
+        node = self.nodes.get(t.path)
+        if node is None:
+            return Result(Op.SET_DATA, Err.NO_NODE)
+        node.data = t.data
+        node.version = t.version
+        node.mzxid = zxid
+        node.mtime = time
+        self.data_watches.trigger(t.path, EventType.NODE_DATA_CHANGED, zxid)
+        return Result(Op.SET_DATA, stat=node.stat())
+
+    def _multi(self, t: MultiTxn, session: int, zxid: int, time: int) -> Result:
+        subs = [decode_sub(s) for s in t.txns]
+        failed = any(op == Op.ERROR for op, _ in subs)
+        results = []
+        if failed:
+            # As DataTree.processTxn: ops before the failing one report OK (rolled
+            # back), the failing one its error, the ones after RuntimeInconsistency.
+            after = False
+            for op, body in subs:
+                if op == Op.ERROR:
+                    after = True
+                    results.append(Result(Op.ERROR, body.err))
+                else:
+                    code = Err.RUNTIME_INCONSISTENCY if after else Err.OK
+                    results.append(Result(Op.ERROR, code))
+        else:
+            for op, body in subs:
+                results.append(self._apply(op, body, session, zxid, time))
+        return Result(Op.MULTI, subs=results)
+
+    # --- snapshots ---------------------------------------------------------------
+
+    def iter_nodes(self) -> Iterable[tuple[str, Node]]:
+        # Parents sort before their children, so a snapshot restores in one pass.
+        return sorted(self.nodes.items())
+
+    def load_node(self, path: str, node: Node) -> None:
+        self.nodes[path] = node
+        if path != "/":
+            parent = self.nodes.get(parent_of(path))
+            if parent is not None:
+                parent.children.add(name_of(path))
+        if node.owner == CONTAINER_OWNER:
+            self.containers.add(path)
+        elif node.owner:
+            self.ephemerals.setdefault(node.owner, set()).add(path)
+
+
+__all__ = [
+    "DataTree",
+    "Node",
+    "Result",
+    "WatchTable",
+    "parent_of",
+    "name_of",
+    "OPEN_ACL_UNSAFE",
+    "SYSTEM_PATHS",
+    "CheckVersionTxn",
+    "CloseSessionTxn",
+    "CreateSessionTxn",
+    "DeleteTxn",
+    "ErrorTxn",
+    "SetACLTxn",
+]

@@ -1,0 +1,132 @@
+"""Four-letter words on the client port (ruok, srvr, stat, mntr, conf, cons), answered
+in Apache ZooKeeper's text formats so existing monitoring scripts can read them."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .server import ZooKeeperServer
+
+FOUR_LETTER_WORDS = {
+    w.encode() for w in ("ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro")
+}
+
+
+def _latency(s: ZooKeeperServer) -> tuple[float, float, float]:
+    mn, mx, n = s.latency
+    avg = s.latency_total / n if n else 0.0
+    return mn, avg, mx
+
+
+def _conn_line(c) -> str:
+    host, port = c.peer
+    sid = c.session.id & (2**64 - 1) if c.session else 0
+    return (
+        f" /{host}:{port}[1](queued={c.outstanding},recved={c.received},sent={c.sent},"
+        f"sid=0x{sid:x},lop=NA,est={int(c.connected_at * 1000)},"
+        f"to={c.session.timeout if c.session else 0},lzxid=0x{c.last_zxid:x})"
+    )
+
+
+def _srvr(s: ZooKeeperServer, clients: bool) -> str:
+    mn, avg, mx = _latency(s)
+    lines = [f"Zookeeper version: {s.VERSION}, built on racklab"]
+    if clients:
+        lines.append("Clients:")
+        lines.extend(_conn_line(c) for c in list(s.connections))
+        lines.append("")
+    lines += [
+        f"Latency min/avg/max: {mn:.0f}/{avg:.4f}/{mx:.0f}",
+        f"Received: {s.packets_received}",
+        f"Sent: {s.packets_sent}",
+        f"Connections: {len(s.connections)}",
+        f"Outstanding: {s.outstanding()}",
+        f"Zxid: 0x{s.tree.last_zxid:x}",
+        f"Mode: {s.mode}",
+        f"Node count: {s.tree.node_count()}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _mntr(s: ZooKeeperServer) -> str:
+    mn, avg, mx = _latency(s)
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = -1
+    import resource
+
+    max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    pairs = [
+        ("zk_version", f"{s.VERSION}, built on racklab"),
+        ("zk_server_state", s.mode),
+        ("zk_avg_latency", f"{avg:.4f}"),
+        ("zk_max_latency", f"{mx:.0f}"),
+        ("zk_min_latency", f"{mn:.0f}"),
+        ("zk_packets_received", s.packets_received),
+        ("zk_packets_sent", s.packets_sent),
+        ("zk_num_alive_connections", len(s.connections)),
+        ("zk_outstanding_requests", s.outstanding()),
+        ("zk_znode_count", s.tree.node_count()),
+        ("zk_watch_count", s.tree.data_watches.count() + s.tree.child_watches.count()),
+        ("zk_ephemerals_count", sum(len(v) for v in s.tree.ephemerals.values())),
+        ("zk_approximate_data_size", s.tree.approximate_data_size()),
+        ("zk_open_file_descriptor_count", fds),
+        ("zk_max_file_descriptor_count", max_fds),
+        ("zk_last_zxid", f"0x{s.tree.last_zxid:x}"),
+        ("zk_global_sessions", len(s.sessions)),
+    ]
+    pairs += list(getattr(s, "extra_mntr", lambda: [])())
+    return "".join(f"{k}\t{v}\n" for k, v in pairs)
+
+
+def _conf(s: ZooKeeperServer) -> str:
+    c = s.cfg
+    lines = [
+        f"clientPort={c.client_port}",
+        f"clientPortAddress={c.client_port_address}",
+        f"dataDir={c.data_dir}",
+        f"dataLogDir={c.log_dir}",
+        f"tickTime={c.tick_time}",
+        f"maxClientCnxns={c.max_client_cnxns}",
+        f"minSessionTimeout={c.min_timeout}",
+        f"maxSessionTimeout={c.max_timeout}",
+        f"serverId={c.myid}",
+    ]
+    if not c.standalone:
+        lines += [f"initLimit={c.init_limit}", f"syncLimit={c.sync_limit}"]
+        for sid, p in sorted(c.servers.items()):
+            lines.append(f"server.{sid}={p.host}:{p.peer_port}:{p.election_port}:{p.role}")
+    return "\n".join(lines) + "\n"
+
+
+def respond(s: ZooKeeperServer, word: str) -> str:
+    if word == "ruok":
+        return "imok"
+    if word == "srvr":
+        return _srvr(s, clients=False)
+    if word == "stat":
+        return _srvr(s, clients=True)
+    if word == "mntr":
+        return _mntr(s)
+    if word == "conf":
+        return _conf(s)
+    if word == "cons":
+        return "\n".join(_conn_line(c) for c in list(s.connections)) + "\n\n"
+    if word == "isro":
+        return "rw"
+    if word == "wchs":
+        n = s.tree.data_watches.count() + s.tree.child_watches.count()
+        return f"{len(s.connections)} connections watching {len(s.tree.data_watches.by_path) + len(s.tree.child_watches.by_path)} paths\nTotal watches:{n}\n"
+    if word == "envi":
+        import platform
+        import sys
+
+        return (
+            "Environment:\n"
+            f"zookeeper.version={s.VERSION}\nhost.name={platform.node()}\n"
+            f"python.version={sys.version.split()[0]}\nos.name={platform.system()}\n"
+        )
+    return f"{word} is not executed because it is not in the whitelist.\n"

@@ -1,0 +1,191 @@
+"""Jute, ZooKeeper's serialisation: big-endian ints and longs, one-byte booleans,
+length-prefixed buffers and strings (length -1 means null), count-prefixed vectors.
+
+Records are declared as a FIELDS tuple of (name, codec); Record supplies
+serialize/deserialize, equality and repr from it, so each message in proto.py is a
+few lines that read like the .jute files of Apache ZooKeeper.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, ClassVar
+
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+
+
+class JuteError(ValueError):
+    """A frame that does not decode: the connection that sent it gets closed."""
+
+
+class Reader:
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: bytes | memoryview, pos: int = 0):
+        self.buf = buf
+        self.pos = pos
+
+    def _need(self, n: int) -> None:
+        if n < 0 or self.pos + n > len(self.buf):
+            raise JuteError(f"truncated record: need {n} bytes at {self.pos} of {len(self.buf)}")
+
+    def int(self) -> int:
+        self._need(4)
+        (v,) = _INT.unpack_from(self.buf, self.pos)
+        self.pos += 4
+        return v
+
+    def long(self) -> int:
+        self._need(8)
+        (v,) = _LONG.unpack_from(self.buf, self.pos)
+        self.pos += 8
+        return v
+
+    def bool(self) -> bool:
+        self._need(1)
+        v = self.buf[self.pos]
+        self.pos += 1
+        return v != 0
+
+    def buffer(self) -> bytes | None:
+        n = self.int()
+        if n < 0:
+            return None
+        self._need(n)
+        v = bytes(self.buf[self.pos : self.pos + n])
+        self.pos += n
+        return v
+
+    def ustring(self) -> str | None:
+        b = self.buffer()
+        if b is None:
+            return None
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise JuteError(f"string is not UTF-8: {e}") from None
+
+    def remaining(self) -> int:
+        return len(self.buf) - self.pos
+
+
+class Writer:
+    __slots__ = ("buf",)
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def int(self, v: int) -> None:
+        self.buf += _INT.pack(v)
+
+    def long(self, v: int) -> None:
+        self.buf += _LONG.pack(v)
+
+    def bool(self, v: bool) -> None:
+        self.buf.append(1 if v else 0)
+
+    def buffer(self, v: bytes | None) -> None:
+        if v is None:
+            self.buf += _INT.pack(-1)
+        else:
+            self.buf += _INT.pack(len(v))
+            self.buf += v
+
+    def ustring(self, v: str | None) -> None:
+        self.buffer(None if v is None else v.encode("utf-8"))
+
+    def getvalue(self) -> bytes:
+        return bytes(self.buf)
+
+
+class Codec:
+    """How one field type travels: a name for repr plus read/write."""
+
+    def __init__(self, name: str, read, write, default=None):
+        self.name = name
+        self.read = read
+        self.write = write
+        self.default = default
+
+
+int32 = Codec("int", Reader.int, Writer.int, 0)
+int64 = Codec("long", Reader.long, Writer.long, 0)
+boolean = Codec("boolean", Reader.bool, Writer.bool, False)
+buffer = Codec("buffer", Reader.buffer, Writer.buffer, None)
+ustring = Codec("ustring", Reader.ustring, Writer.ustring, None)
+
+
+def vector(item: Codec | type[Record]) -> Codec:
+    """vector<item>; a null vector (count -1) reads as None."""
+    codec = item if isinstance(item, Codec) else record(item)
+
+    def read(r: Reader):
+        n = r.int()
+        if n < 0:
+            return None
+        # Each element takes at least one byte, so a count beyond what is left is a lie:
+        # refuse before allocating anything for it.
+        if n > r.remaining():
+            raise JuteError(f"vector of {n} elements in {r.remaining()} bytes")
+        return [codec.read(r) for _ in range(n)]
+
+    def write(w: Writer, v):
+        if v is None:
+            w.int(-1)
+            return
+        w.int(len(v))
+        for x in v:
+            codec.write(w, x)
+
+    return Codec(f"vector<{codec.name}>", read, write, None)
+
+
+def record(cls: type[Record]) -> Codec:
+    return Codec(cls.__name__, cls.read, lambda w, v: v.write(w), None)
+
+
+class Record:
+    """A jute record. Subclasses set FIELDS = ((name, codec), ...)."""
+
+    FIELDS: ClassVar[tuple[tuple[str, Codec], ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        names = [n for n, _ in self.FIELDS]
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} fields")
+        for (name, _codec), value in zip(self.FIELDS, args, strict=False):
+            object.__setattr__(self, name, value)
+        for name, codec in self.FIELDS[len(args) :]:
+            object.__setattr__(self, name, kwargs.pop(name, codec.default))
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} has no fields {sorted(kwargs)}")
+
+    @classmethod
+    def read(cls, r: Reader):
+        obj = cls.__new__(cls)
+        for name, codec in cls.FIELDS:
+            object.__setattr__(obj, name, codec.read(r))
+        return obj
+
+    def write(self, w: Writer) -> None:
+        for name, codec in self.FIELDS:
+            codec.write(w, getattr(self, name))
+
+    @classmethod
+    def deserialize(cls, data: bytes, pos: int = 0):
+        return cls.read(Reader(data, pos))
+
+    def serialize(self) -> bytes:
+        w = Writer()
+        self.write(w)
+        return w.getvalue()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(
+            getattr(self, n) == getattr(other, n) for n, _ in self.FIELDS
+        )
+
+    def __repr__(self):
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n, _ in self.FIELDS)
+        return f"{type(self).__name__}({inner})"

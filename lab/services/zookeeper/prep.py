@@ -1,0 +1,277 @@
+"""Turning a write request into a transaction (ZooKeeper's PrepRequestProcessor).
+
+Validation runs against the committed tree plus the changes of transactions that are
+prepared but not yet applied ("outstanding changes"), so several writes can be in the
+log's fsync or the ensemble's quorum round at once and still be validated in order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from . import acl as acls
+from .datatree import SYSTEM_PATHS, DataTree, parent_of
+from .proto import (
+    CONTAINER_OWNER,
+    MULTI_OPS,
+    REQUEST_TYPES,
+    CreateMode,
+    Err,
+    Id,
+    Op,
+    Perms,
+    ZKError,
+)
+from .txn import (
+    CheckVersionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    encode_sub,
+)
+
+MAX_SEQUENCE = 2**31 - 1
+
+
+def validate_path(path: str | None, sequential: bool = False) -> None:
+    """PathUtils.validatePath; BadArguments on anything it refuses."""
+    if path is None or not path.startswith("/"):
+        raise ZKError(Err.BAD_ARGUMENTS, f"path must start with /: {path!r}")
+    if len(path) == 1:
+        if sequential:
+            return
+        return
+    if path.endswith("/") and not sequential:
+        raise ZKError(Err.BAD_ARGUMENTS, "path must not end with /")
+    for part in path[1:].split("/")[: -1 if sequential and path.endswith("/") else None]:
+        if part == "" or part in (".", ".."):
+            raise ZKError(Err.BAD_ARGUMENTS, f"invalid path {path!r}")
+    for ch in path:
+        if ch == "\0" or "\ud800" <= ch <= "\uf8ff" or "\ufff0" <= ch <= "\uffff":
+            raise ZKError(Err.BAD_ARGUMENTS, f"invalid character in path {path!r}")
+        if "\u0001" <= ch <= "\u001f" or "\u007f" <= ch <= "\u009f":
+            raise ZKError(Err.BAD_ARGUMENTS, f"invalid character in path {path!r}")
+
+
+class Change:
+    """The would-be state of one path once outstanding transactions apply.
+    exists=False records a pending delete."""
+
+    __slots__ = ("zxid", "exists", "version", "cversion", "aversion", "owner", "children", "acl")
+
+    def __init__(
+        self, zxid, exists, version=0, cversion=0, aversion=0, owner=0, children=0, acl=()
+    ):
+        self.zxid = zxid
+        self.exists = exists
+        self.version = version
+        self.cversion = cversion
+        self.aversion = aversion
+        self.owner = owner
+        self.children = children
+        self.acl = acl
+
+    def copy(self, zxid: int) -> Change:
+        return Change(
+            zxid,
+            self.exists,
+            self.version,
+            self.cversion,
+            self.aversion,
+            self.owner,
+            self.children,
+            self.acl,
+        )
+
+
+def _next_version(current: int, expected: int, path: str) -> int:
+    if expected != -1 and expected != current:
+        raise ZKError(Err.BAD_VERSION, path)
+    return current + 1 if current < 2**31 - 1 else -(2**31)
+
+
+class Preparer:
+    def __init__(self, tree: DataTree, maxbuffer: int):
+        self.tree = tree
+        self.maxbuffer = maxbuffer
+        self.pending: dict[str, Change] = {}
+        self.order: deque[tuple[int, str]] = deque()
+
+    # --- outstanding changes ---------------------------------------------------------
+
+    def record(self, path: str) -> Change:
+        ch = self.pending.get(path)
+        if ch is not None:
+            if not ch.exists:
+                raise ZKError(Err.NO_NODE, path)
+            return ch
+        node = self.tree.get(path)
+        if node is None:
+            raise ZKError(Err.NO_NODE, path)
+        return Change(
+            -1,
+            True,
+            node.version,
+            node.cversion,
+            node.aversion,
+            node.owner,
+            len(node.children),
+            node.acl,
+        )
+
+    def _put(self, path: str, ch: Change) -> None:
+        self.pending[path] = ch
+        self.order.append((ch.zxid, path))
+
+    def applied(self, zxid: int) -> None:
+        """Forget changes now visible in the tree (called after applying zxid)."""
+        while self.order and self.order[0][0] <= zxid:
+            z, path = self.order.popleft()
+            ch = self.pending.get(path)
+            if ch is not None and ch.zxid == z:
+                del self.pending[path]
+
+    def reset(self) -> None:
+        self.pending.clear()
+        self.order.clear()
+
+    # --- requests -> txns --------------------------------------------------------------
+
+    def prepare(self, op: int, req, session: int, auth: list[Id], zxid: int):
+        """Return (txn type, txn body) or raise ZKError."""
+        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
+            return op, self._create(op, req, session, auth, zxid)
+        if op == Op.DELETE:
+            return op, self._delete(req, auth, zxid)
+        if op == Op.SET_DATA:
+            return op, self._set_data(req, auth, zxid)
+        if op == Op.SET_ACL:
+            return op, self._set_acl(req, auth, zxid)
+        if op == Op.CHECK:
+            validate_path(req.path)
+            rec = self.record(req.path)
+            acls.check(rec.acl, Perms.READ, auth)
+            return op, CheckVersionTxn(req.path, _next_version(rec.version, req.version, req.path))
+        if op == Op.MULTI:
+            return op, self._multi(req, session, auth, zxid)
+        raise ZKError(Err.UNIMPLEMENTED)
+
+    def _create(self, op, req, session, auth, zxid) -> CreateTxn:
+        flags = req.flags
+        if op == Op.CREATE_CONTAINER:
+            flags = CreateMode.CONTAINER
+        if flags not in (0, 1, 2, 3, 4):
+            raise ZKError(Err.BAD_ARGUMENTS, f"unsupported create flags {flags}")
+        if op != Op.CREATE_CONTAINER and flags == CreateMode.CONTAINER:
+            # Java clients send containers as createContainer; refuse the mismatch as it does.
+            raise ZKError(Err.BAD_ARGUMENTS, "container nodes need createContainer")
+        sequential = flags in (CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL)
+        ephemeral = flags in (CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL)
+        path = req.path
+        validate_path(path, sequential)
+        if req.data is not None and len(req.data) > self.maxbuffer:
+            raise ZKError(Err.BAD_ARGUMENTS, "data exceeds jute.maxbuffer")
+        acl = acls.fixup(req.acl, auth)
+        i = path.rfind("/")
+        parent_path = path[:i] if i > 0 else "/"
+        if path == "/":
+            raise ZKError(Err.NODE_EXISTS, path)
+        parent = self.record(parent_path)
+        acls.check(parent.acl, Perms.CREATE, auth)
+        if sequential:
+            path = f"{path}{parent.cversion:010d}"
+        validate_path(path)
+        try:
+            self.record(path)
+            raise ZKError(Err.NODE_EXISTS, path)
+        except ZKError as e:
+            if e.code != Err.NO_NODE:
+                raise
+        if parent.owner and parent.owner != CONTAINER_OWNER:
+            raise ZKError(Err.NO_CHILDREN_FOR_EPHEMERALS, path)
+        new_cversion = parent.cversion + 1
+        owner = CONTAINER_OWNER if flags == CreateMode.CONTAINER else (session if ephemeral else 0)
+        p = parent.copy(zxid)
+        p.cversion = new_cversion
+        p.children += 1
+        self._put(parent_path, p)
+        self._put(path, Change(zxid, True, owner=owner, acl=tuple(acl)))
+        return CreateTxn(path, req.data, acl, owner, new_cversion)
+
+    def _delete(self, req, auth, zxid) -> DeleteTxn:
+        path = req.path
+        if (
+            path is None
+            or path.rfind("/") < 0
+            or "\0" in path
+            or path == "/"
+            or path in SYSTEM_PATHS
+        ):
+            raise ZKError(Err.BAD_ARGUMENTS, str(path))
+        validate_path(path)
+        parent_path = parent_of(path)
+        parent = self.record(parent_path)
+        acls.check(parent.acl, Perms.DELETE, auth)
+        node = self.record(path)
+        _next_version(node.version, req.version, path)
+        if node.children > 0:
+            raise ZKError(Err.NOT_EMPTY, path)
+        p = parent.copy(zxid)
+        p.children -= 1
+        p.cversion += 1
+        self._put(parent_path, p)
+        self._put(path, Change(zxid, False))
+        return DeleteTxn(path)
+
+    def _set_data(self, req, auth, zxid) -> SetDataTxn:
+        validate_path(req.path)
+        if req.data is not None and len(req.data) > self.maxbuffer:
+            raise ZKError(Err.BAD_ARGUMENTS, "data exceeds jute.maxbuffer")
+        node = self.record(req.path)
+        acls.check(node.acl, Perms.WRITE, auth)
+        version = _next_version(node.version, req.version, req.path)
+        n = node.copy(zxid)
+        n.version = version
+        self._put(req.path, n)
+        return SetDataTxn(req.path, req.data, version)
+
+    def _set_acl(self, req, auth, zxid) -> SetACLTxn:
+        validate_path(req.path)
+        acl = acls.fixup(req.acl, auth)
+        node = self.record(req.path)
+        acls.check(node.acl, Perms.ADMIN, auth)
+        version = _next_version(node.aversion, req.version, req.path)
+        n = node.copy(zxid)
+        n.aversion = version
+        n.acl = tuple(acl)
+        self._put(req.path, n)
+        return SetACLTxn(req.path, acl, version)
+
+    def _multi(self, ops, session, auth, zxid) -> MultiTxn:
+        # Remember what the outstanding changes were so a failing op rolls them back.
+        saved_pending = dict(self.pending)
+        saved_len = len(self.order)
+        subs = []
+        failed = False
+        for op, req in ops:
+            if failed:
+                subs.append(encode_sub(Op.ERROR, ErrorTxn(Err.RUNTIME_INCONSISTENCY)))
+                continue
+            try:
+                if op not in MULTI_OPS:
+                    raise ZKError(Err.BAD_ARGUMENTS, f"op {op} not allowed in multi")
+                t_op, body = self.prepare(op, req, session, auth, zxid)
+                subs.append(encode_sub(t_op, body))
+            except ZKError as e:
+                failed = True
+                subs.append(encode_sub(Op.ERROR, ErrorTxn(e.code)))
+                self.pending = saved_pending
+                while len(self.order) > saved_len:
+                    self.order.pop()
+        return MultiTxn(subs)
+
+
+__all__ = ["Preparer", "validate_path", "REQUEST_TYPES"]

@@ -1,0 +1,346 @@
+"""The standalone server: one asyncio loop owning the tree, the request pipeline, the
+transaction log and the sessions.
+
+Pipeline (ZooKeeper's Prep -> Sync -> Final processors, in one thread):
+  * a write is validated at once against the tree plus outstanding changes and
+    becomes a txn with the next zxid; it joins the ordered queue and the log batch;
+  * the commit task writes the batch, fsyncs it (in a worker thread, so the loop
+    keeps taking requests and the next batch grows: group commit), then drains
+    the queue in order: applies each txn, fires its watches, sends its reply;
+  * a read runs immediately unless its own connection still has requests in the
+    queue, in which case it waits there behind them (replies in request order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections import deque
+
+from .config import Config
+from .connection import ClientConnection
+from .datatree import DataTree
+from .persistence import TxnLog, deserialize_tree, serialize_tree
+from .prep import Preparer
+from .proto import ConnectRequest, Err, Op, ZKError
+from .sessions import Session, SessionIds, password_for
+from .txn import CloseSessionTxn, CreateSessionTxn, Txn, TxnHeader
+
+log = logging.getLogger("zookeeper.server")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Entry:
+    """One request waiting in the ordered queue."""
+
+    __slots__ = ("conn", "xid", "op", "req", "txn", "err", "callback", "start")
+
+    def __init__(self, conn, xid, op, req=None, txn=None, err=0, callback=None):
+        self.conn = conn
+        self.xid = xid
+        self.op = op
+        self.req = req
+        self.txn = txn
+        self.err = err
+        self.callback = callback
+        self.start = time.perf_counter()
+
+
+class ZooKeeperServer:
+    VERSION = "3.8.0-racklab"
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.tree = DataTree()
+        self.preparer = Preparer(self.tree, cfg.jute_maxbuffer)
+        self.txnlog = TxnLog(cfg.log_dir)
+        self.sessions: dict[int, Session] = {}
+        self.session_ids = SessionIds(cfg.myid)
+        self.queue: deque[Entry] = deque()
+        self.to_log: list[Txn] = []
+        self.next_zxid = 1
+        self.durable_zxid = 0
+        self.connections: set[ClientConnection] = set()
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.latency = [0.0, 0.0, 0]  # min/max/count in ms, plus a running total below
+        self.latency_total = 0.0
+        self.txns_since_snapshot = 0
+        self.snap_threshold = self._next_snap_threshold()
+        self.started = time.time()
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._server: asyncio.AbstractServer | None = None
+        self.mode = "standalone"
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def recover(self) -> None:
+        snap = self.txnlog.load_snapshot()
+        if snap is not None:
+            blob, zxid = snap
+            self.tree = deserialize_tree(blob)
+            log.info("loaded snapshot at zxid 0x%x (%d nodes)", zxid, self.tree.node_count())
+        replay = self.txnlog.read(self.tree.last_zxid)
+        for txn in replay:
+            self.tree.apply(txn)
+        if replay:
+            log.info("replayed %d txns up to zxid 0x%x", len(replay), self.tree.last_zxid)
+        self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer)
+        self.durable_zxid = self.tree.last_zxid
+        self.next_zxid = self.tree.last_zxid + 1
+        # Sessions that were open when we stopped get a full timeout to reconnect.
+        self.sessions = {sid: Session(sid, t) for sid, t in self.tree.sessions.items()}
+        self.txnlog.roll(self.next_zxid)
+
+    async def start(self) -> None:
+        self.recover()
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self),
+            self.cfg.client_port_address,
+            self.cfg.client_port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        self._tasks = [
+            asyncio.create_task(self._commit_loop(), name="zk-commit"),
+            asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
+        ]
+        log.info(
+            "serving on %s:%d (dataDir %s, zxid 0x%x)",
+            self.cfg.client_port_address,
+            self.port,
+            self.cfg.data_dir,
+            self.tree.last_zxid,
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for c in list(self.connections):
+            c.close()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.txnlog.close()
+
+    # --- connections and sessions -------------------------------------------------------
+
+    def connection_closed(self, conn: ClientConnection) -> None:
+        self.connections.discard(conn)
+        self.tree.remove_watcher(conn)
+        s = conn.session
+        if s is not None and s.conn is conn:
+            s.conn = None
+
+    def negotiate_timeout(self, requested: int) -> int:
+        return max(self.cfg.min_timeout, min(self.cfg.max_timeout, requested))
+
+    def connect(self, conn: ClientConnection, req: ConnectRequest) -> None:
+        if req.lastZxidSeen > self.tree.last_zxid:
+            # The client saw a newer state than ours (another server's): let it go elsewhere.
+            log.info(
+                "%s has seen zxid 0x%x, ours is 0x%x; refusing",
+                conn.peer,
+                req.lastZxidSeen,
+                self.tree.last_zxid,
+            )
+            conn.close()
+            return
+        if req.sessionId == 0:
+            timeout = self.negotiate_timeout(req.timeOut)
+            sid = self.session_ids.new()
+            session = Session(sid, timeout)
+            self.sessions[sid] = session
+            session.conn = conn
+
+            def done(_result, conn=conn, session=session):
+                conn.finish_connect(session, session.timeout)
+
+            self.submit_txn(Op.CREATE_SESSION, CreateSessionTxn(timeout), sid, 0, done)
+            return
+        session = self.sessions.get(req.sessionId)
+        if session is None or session.closing or req.passwd != password_for(req.sessionId):
+            conn.finish_connect(None, 0)
+            return
+        old = session.conn
+        session.conn = conn
+        session.touch()
+        if old is not None and old is not conn:
+            old.close()
+        conn.finish_connect(session, session.timeout)
+
+    async def _expiry_loop(self) -> None:
+        interval = max(0.05, self.cfg.tick_time / 2000.0)
+        while True:
+            await asyncio.sleep(interval)
+            self.expire_sessions()
+
+    def expire_sessions(self) -> None:
+        now = time.monotonic()
+        for s in list(self.sessions.values()):
+            if not s.closing and s.expires < now:
+                log.info("session 0x%x expired (timeout %d ms)", s.id & (2**64 - 1), s.timeout)
+                self.close_session(s)
+
+    def close_session(self, s: Session, conn=None, xid=0) -> None:
+        s.closing = True
+        if s.conn is not None and s.conn is not conn:
+            s.conn.close()
+
+        def done(_result, sid=s.id):
+            self.sessions.pop(sid, None)
+
+        if conn is None:
+            self.submit_txn(Op.CLOSE_SESSION, CloseSessionTxn(), s.id, 0, done)
+        else:
+            entry = self.submit_txn(Op.CLOSE_SESSION, CloseSessionTxn(), s.id, xid, None, conn)
+            entry.callback = None
+            self.sessions.pop(s.id, None)
+
+    # --- the pipeline ----------------------------------------------------------------------
+
+    def allocate_zxid(self) -> int:
+        z = self.next_zxid
+        self.next_zxid += 1
+        return z
+
+    def submit_txn(self, op, body, session_id, xid, callback=None, conn=None) -> Entry:
+        zxid = self.allocate_zxid()
+        txn = Txn(TxnHeader(session_id, xid, zxid, now_ms(), op), body)
+        entry = Entry(conn, xid, op, txn=txn, callback=callback)
+        if conn is not None:
+            conn.track(1)
+        self.queue.append(entry)
+        self.to_log.append(txn)
+        self._wake.set()
+        return entry
+
+    def submit_write(self, conn: ClientConnection, xid: int, op: int, req) -> None:
+        session = conn.session
+        if op == Op.CLOSE_SESSION:
+            self.close_session(session, conn, xid)
+            return
+        if session.closing:
+            self._reply_error(conn, xid, op, Err.SESSION_EXPIRED)
+            return
+        zxid = self.next_zxid
+        try:
+            t_op, body = self.preparer.prepare(op, req, session.id, conn.auth, zxid)
+        except ZKError as e:
+            self._reply_error(conn, xid, op, e.code)
+            return
+        self.next_zxid += 1
+        txn = Txn(TxnHeader(session.id, xid, zxid, now_ms(), t_op), body)
+        conn.track(1)
+        self.queue.append(Entry(conn, xid, op, req, txn))
+        self.to_log.append(txn)
+        self._wake.set()
+
+    def _reply_error(self, conn, xid, op, code) -> None:
+        # The error may come from a change still in flight (NodeExists for a create
+        # not yet applied); replying before that change is visible would let this
+        # client read a state older than the one its error revealed. So an error
+        # waits behind every txn already queued.
+        if not self.queue:
+            conn.send_reply(xid, self.tree.last_zxid, code)
+        else:
+            conn.track(1)
+            self.queue.append(Entry(conn, xid, op, err=code))
+
+    def enqueue_read(self, conn, xid, op, req) -> None:
+        conn.track(1)
+        self.queue.append(Entry(conn, xid, op, req))
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.to_log:
+                batch, self.to_log = self.to_log, []
+                await self.make_durable(batch)
+            self.drain()
+            if self.txns_since_snapshot >= self.snap_threshold:
+                await self.snapshot()
+
+    async def make_durable(self, batch: list[Txn]) -> None:
+        self.txnlog.write(batch)
+        await asyncio.to_thread(self.txnlog.sync)
+        self.durable_zxid = batch[-1].zxid
+        self.txns_since_snapshot += len(batch)
+
+    def drain(self) -> None:
+        queue = self.queue
+        while queue:
+            e = queue[0]
+            if e.txn is not None and e.txn.zxid > self.durable_zxid:
+                return
+            queue.popleft()
+            self.execute(e)
+
+    def execute(self, e: Entry) -> None:
+        conn = e.conn
+        if e.txn is not None:
+            result = self.tree.apply(e.txn)
+            self.preparer.applied(e.txn.zxid)
+            if e.callback is not None:
+                e.callback(result)
+            elif conn is not None:
+                conn.reply_write(e, result)
+        elif e.err:
+            conn.send_reply(e.xid, self.tree.last_zxid, e.err)
+        else:
+            conn.run_read(e.xid, e.op, e.req)
+        if conn is not None:
+            conn.track(-1)
+            self._record_latency((time.perf_counter() - e.start) * 1000.0)
+
+    def _record_latency(self, ms: float) -> None:
+        lat = self.latency
+        if lat[2] == 0 or ms < lat[0]:
+            lat[0] = ms
+        if ms > lat[1]:
+            lat[1] = ms
+        lat[2] += 1
+        self.latency_total += ms
+
+    # --- snapshots -------------------------------------------------------------------------
+
+    def _next_snap_threshold(self) -> int:
+        # ZooKeeper randomises the point so an ensemble's members do not snapshot together.
+        half = max(1, self.cfg.snap_count // 2)
+        return half + random.randint(0, half)
+
+    async def snapshot(self) -> None:
+        zxid = self.tree.last_zxid
+        blob = serialize_tree(self.tree)
+        self.txnlog.roll(zxid + 1)
+        self.txns_since_snapshot = 0
+        self.snap_threshold = self._next_snap_threshold()
+        path = await asyncio.to_thread(self.txnlog.save_snapshot, blob, zxid)
+        log.info("snapshot at zxid 0x%x: %s (%d bytes)", zxid, os.path.basename(path), len(blob))
+        await asyncio.to_thread(self.txnlog.purge, self.cfg.snap_retain_count)
+
+    # --- facts for four-letter words and status -------------------------------------------
+
+    def outstanding(self) -> int:
+        return len(self.queue)
+
+
+__all__ = ["ZooKeeperServer", "Entry", "ZKError"]

@@ -1,1 +1,48 @@
+"""Node backends, one module per node kind, all behind lab.backends.base."""
 
+from __future__ import annotations
+
+import importlib
+
+from .base import Backend, ExecResult, Node, NodeSpec, Stats
+
+# kind -> (module, class); imported only when a lab uses that kind
+_BACKENDS = {
+    "process": ("lab.backends.process", "ProcessBackend"),
+    "container": ("lab.backends.container", "ContainerBackend"),
+    "pod": ("lab.backends.pod", "PodBackend"),
+    "vm": ("lab.backends.vm", "VMBackend"),
+}
+
+
+class BackendUnavailable(RuntimeError):
+    pass
+
+
+def get_backend(kind: str) -> Backend:
+    module, cls = _BACKENDS[kind]
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:
+            raise BackendUnavailable(
+                f"node kind {kind!r} is not available in this racklab yet"
+            ) from None
+        raise
+    return getattr(mod, cls)()
+
+
+def kinds() -> list[str]:
+    return list(_BACKENDS)
+
+
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "ExecResult",
+    "Node",
+    "NodeSpec",
+    "Stats",
+    "get_backend",
+    "kinds",
+]

@@ -138,6 +138,32 @@ class Node(abc.ABC):
     def logs(self) -> str:
         return ""
 
+    # services: long-running programs in the node, each with its own log (and, where
+    # the kind allows, its own cgroup under the node's)
+    def start_service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> dict:
+        log = f"{NODE_DATA_DIR}/logs/{name}.log"
+        script = 'mkdir -p "${0%/*}"; exec "$@" >>"$0" 2>&1 </dev/null'
+        proc = self.popen(
+            ["sh", "-c", script, log, *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return {"pid": proc.pid, "log": log}
+
+    def stop_service(self, name: str, info: dict) -> None:
+        raise NotImplementedError
+
+    def service_running(self, name: str, info: dict) -> bool:
+        raise NotImplementedError
+
+    @property
+    def python(self) -> str:
+        """The node's Python, with racklab importable (replaces "{python}" in argv)."""
+        return "python3"
+
     # where other layers plug in
     @abc.abstractmethod
     def netns(self) -> str:

@@ -1,1 +1,384 @@
+"""Control groups, v1 and v2, behind one small class.
 
+Most hosts today are cgroup v2 only (one tree, controllers enabled per subtree); these
+machines mount the v1 controllers separately with an empty v2 tree beside them. The
+version is detected at run time; everything else in racklab uses ``Cgroup`` and never
+touches the files directly.
+
+    v1                                      v2
+    cpu.cfs_quota_us / cpu.cfs_period_us    cpu.max  "QUOTA PERIOD"
+    memory.limit_in_bytes                   memory.max
+    memory.oom_control: oom_kill N          memory.events: oom_kill N
+    pids.max                                pids.max
+    blkio.throttle.{read,write}_bps_device  io.max  "MAJ:MIN rbps=N wbps=N"
+    freezer.state FROZEN / THAWED           cgroup.freeze 1 / 0
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import signal
+import time
+from pathlib import Path
+
+ROOT = Path(os.environ.get("RACKLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
+V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "blkio", "freezer")
+V2_CONTROLLERS = ("cpu", "memory", "pids", "io")
+CPU_PERIOD_US = 100_000
+LAB_PARENT = "racklab"
+
+
+@functools.cache
+def mounts() -> dict[str, Path]:
+    """Controller name -> mount point (v1); key "unified" -> the v2 mount."""
+    out: dict[str, Path] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            fstype, _src, superopts = right.split()[:3]
+            mountpoint = Path(fields[4])
+            if fstype == "cgroup2":
+                out.setdefault("unified", mountpoint)
+            elif fstype == "cgroup":
+                for opt in superopts.split(","):
+                    if opt in V1_CONTROLLERS:
+                        out.setdefault(opt, mountpoint)
+    return out
+
+
+@functools.cache
+def version() -> int:
+    """2 when the v2 tree holds the controllers we limit with (a v2-only host); else 1.
+
+    A hybrid host (like these) mounts a v2 tree that holds next to nothing (hugetlb)
+    while cpu, memory and pids sit in v1 hierarchies."""
+    forced = os.environ.get("RACKLAB_CGROUP_VERSION")
+    if forced in ("1", "2"):
+        return int(forced)
+    m = mounts()
+    unified = m.get("unified")
+    if unified is not None:
+        try:
+            if {"cpu", "memory", "pids"} <= set(
+                (unified / "cgroup.controllers").read_text().split()
+            ):
+                return 2
+        except OSError:
+            pass
+    if any(c in m for c in V1_CONTROLLERS):
+        return 1
+    return 2
+
+
+def v1_controllers() -> list[str]:
+    return [c for c in V1_CONTROLLERS if c in mounts()]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _keyed(text: str) -> dict[str, int]:
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    return None
+
+
+def block_device_of(path: str | Path) -> str:
+    """'MAJ:MIN' of the whole disk holding ``path`` (I/O limits apply to disks, not partitions)."""
+    st = os.stat(path)
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    sysdev = Path("/sys/dev/block") / dev
+    if (sysdev / "partition").exists():
+        dev = (sysdev.resolve().parent / "dev").read_text().strip()
+    return dev
+
+
+class Cgroup:
+    """One cgroup, named by its path relative to the hierarchy root (e.g. racklab/quick/n1)."""
+
+    def __init__(self, rel: str):
+        self.rel = rel.strip("/")
+        self.version = version()
+
+    def __repr__(self) -> str:
+        return f"Cgroup({self.rel!r}, v{self.version})"
+
+    # where the files are
+    def dirs(self) -> list[Path]:
+        if self.version == 2:
+            return [mounts().get("unified", ROOT) / self.rel]
+        seen, out = set(), []
+        for c in v1_controllers():
+            d = mounts()[c] / self.rel
+            if d not in seen:
+                seen.add(d)
+                out.append(d)
+        return out
+
+    def _file(self, controller: str, name: str) -> Path:
+        if self.version == 2:
+            return self.dirs()[0] / name
+        return mounts()[controller] / self.rel / name
+
+    def procs_files(self) -> list[str]:
+        """Write a PID into each of these to move it into this cgroup."""
+        return [str(d / "cgroup.procs") for d in self.dirs()]
+
+    def child(self, name: str) -> Cgroup:
+        return Cgroup(f"{self.rel}/{name}")
+
+    def exists(self) -> bool:
+        return any(d.is_dir() for d in self.dirs())
+
+    # life
+    def create(self) -> Cgroup:
+        if self.version == 2:
+            self._enable_v2_controllers()
+        for d in self.dirs():
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def _enable_v2_controllers(self) -> None:
+        root = mounts().get("unified", ROOT)
+        available = set(_read(root / "cgroup.controllers").split())
+        wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available)
+        parts = self.rel.split("/")
+        d = root
+        for part in parts[:-1]:
+            d = d / part
+            d.mkdir(exist_ok=True)
+        # every ancestor must hand the controllers down, the root first
+        d = root
+        for part in [None] + parts[:-1]:
+            if part:
+                d = d / part
+            if wanted:
+                try:
+                    (d / "cgroup.subtree_control").write_text(wanted)
+                except OSError:
+                    pass  # a controller busy higher up; the limits that need it will say so
+
+    def add(self, pid: int) -> None:
+        for f in self.procs_files():
+            with open(f, "w") as fh:
+                fh.write(str(pid))
+
+    def pids(self) -> list[int]:
+        out: set[int] = set()
+        for d in self.dirs():
+            for sub, _dirs, files in os.walk(d):
+                if "cgroup.procs" in files:
+                    for line in _read(Path(sub) / "cgroup.procs").split():
+                        out.add(int(line))
+        return sorted(out)
+
+    # limits
+    def set_cpus(self, cpus: float | None) -> None:
+        quota = -1 if not cpus else int(cpus * CPU_PERIOD_US)
+        if self.version == 2:
+            self._file("cpu", "cpu.max").write_text(
+                f"{'max' if quota < 0 else quota} {CPU_PERIOD_US}"
+            )
+        else:
+            self._file("cpu", "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            self._file("cpu", "cpu.cfs_quota_us").write_text(str(quota))
+
+    def set_memory(self, limit: int | None) -> None:
+        if self.version == 2:
+            self._file("memory", "memory.max").write_text(str(limit) if limit else "max")
+            try:  # no swap escape hatch, as with v1 without memsw
+                self._file("memory", "memory.swap.max").write_text("0" if limit else "max")
+            except OSError:
+                pass
+        else:
+            self._file("memory", "memory.limit_in_bytes").write_text(str(limit) if limit else "-1")
+
+    def set_pids(self, limit: int | None) -> None:
+        self._file("pids", "pids.max").write_text(str(limit) if limit else "max")
+
+    def set_io(self, bps: int | None, device: str) -> None:
+        """Read and write bytes/s on the disk ``device`` ('MAJ:MIN')."""
+        if self.version == 2:
+            value = "max" if not bps else str(bps)
+            self._file("io", "io.max").write_text(f"{device} rbps={value} wbps={value}")
+        else:
+            value = str(bps or 0)  # 0 removes the rule in v1
+            self._file("blkio", "blkio.throttle.read_bps_device").write_text(f"{device} {value}")
+            self._file("blkio", "blkio.throttle.write_bps_device").write_text(f"{device} {value}")
+
+    def limits(self) -> dict:
+        """The limits as the kernel holds them (not as configured)."""
+        if self.version == 2:
+            cpu = _read(self._file("cpu", "cpu.max")).split()
+            quota = None if not cpu or cpu[0] == "max" else int(cpu[0]) / int(cpu[1])
+            mem = _int(_read(self._file("memory", "memory.max")))
+        else:
+            q = _read(self._file("cpu", "cpu.cfs_quota_us")).strip()
+            p = _read(self._file("cpu", "cpu.cfs_period_us")).strip()
+            quota = int(q) / int(p) if q.lstrip("-").isdigit() and int(q) > 0 and p else None
+            mem = _int(_read(self._file("memory", "memory.limit_in_bytes")))
+            if mem is not None and mem >= 2**62:
+                mem = None
+        pids = _int(_read(self._file("pids", "pids.max")))
+        return {"cpus": quota, "memory": mem, "pids": pids}
+
+    # freezing, for pause/resume
+    def freeze(self, frozen: bool = True) -> None:
+        if self.version == 2:
+            self._file("cpu", "cgroup.freeze").write_text("1" if frozen else "0")
+        else:
+            self._file("freezer", "freezer.state").write_text("FROZEN" if frozen else "THAWED")
+
+    def frozen(self) -> bool:
+        if self.version == 2:
+            return _read(self._file("cpu", "cgroup.freeze")).strip() == "1"
+        return _read(self._file("freezer", "freezer.state")).strip() == "FROZEN"
+
+    # statistics
+    def stats(self) -> dict:
+        s: dict = {}
+        if self.version == 2:
+            cpu = _keyed(_read(self._file("cpu", "cpu.stat")))
+            s["cpu_usec"] = cpu.get("usage_usec")
+            s["nr_periods"] = cpu.get("nr_periods")
+            s["nr_throttled"] = cpu.get("nr_throttled")
+            s["throttled_usec"] = cpu.get("throttled_usec")
+            s["memory_bytes"] = _int(_read(self._file("memory", "memory.current")))
+            s["memory_peak"] = _int(_read(self._file("memory", "memory.peak")))
+            s["oom_kills"] = _keyed(_read(self._file("memory", "memory.events"))).get("oom_kill")
+            io = {"rbytes": 0, "wbytes": 0}
+            for line in _read(self._file("io", "io.stat")).splitlines():
+                for kv in line.split()[1:]:
+                    k, _, v = kv.partition("=")
+                    if k in io:
+                        io[k] += int(v)
+            s["io_read_bytes"], s["io_write_bytes"] = io["rbytes"], io["wbytes"]
+        else:
+            usage = _int(_read(self._file("cpuacct", "cpuacct.usage")))
+            s["cpu_usec"] = usage // 1000 if usage is not None else None
+            cpu = _keyed(_read(self._file("cpu", "cpu.stat")))
+            s["nr_periods"] = cpu.get("nr_periods")
+            s["nr_throttled"] = cpu.get("nr_throttled")
+            t = cpu.get("throttled_time")
+            s["throttled_usec"] = t // 1000 if t is not None else None
+            s["memory_bytes"] = _int(_read(self._file("memory", "memory.usage_in_bytes")))
+            s["memory_peak"] = _int(_read(self._file("memory", "memory.max_usage_in_bytes")))
+            s["oom_kills"] = _keyed(_read(self._file("memory", "memory.oom_control"))).get(
+                "oom_kill"
+            )
+            rd = wr = 0
+            for line in _read(self._file("blkio", "blkio.throttle.io_service_bytes")).splitlines():
+                parts = line.split()
+                if len(parts) == 3 and parts[1] == "Read":
+                    rd += int(parts[2])
+                elif len(parts) == 3 and parts[1] == "Write":
+                    wr += int(parts[2])
+            s["io_read_bytes"], s["io_write_bytes"] = rd, wr
+        s["pids"] = _int(_read(self._file("pids", "pids.current")))
+        s["pids_max_hits"] = _keyed(_read(self._file("pids", "pids.events"))).get("max")
+        return s
+
+    # the end
+    def kill_all(self, timeout: float = 5.0) -> None:
+        """SIGKILL every process in this cgroup and its children, until none is left."""
+        if not self.exists():
+            return
+        if self.version == 2:
+            kill = self.dirs()[0] / "cgroup.kill"
+            if kill.exists():
+                try:
+                    kill.write_text("1")
+                except OSError:
+                    pass
+        deadline = time.monotonic() + timeout
+        frozen = False
+        while True:
+            pids = self.pids()
+            if not pids:
+                break
+            if not frozen and self.version == 1:
+                # frozen processes cannot fork between our reading and our killing
+                try:
+                    self.freeze(True)
+                    frozen = True
+                except OSError:
+                    pass
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if frozen:
+                try:
+                    self.freeze(False)  # SIGKILL is delivered once thawed
+                    frozen = False
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"processes left in {self}: {pids}")
+            time.sleep(0.02)
+
+    def thaw_tree(self) -> None:
+        """Thaw this cgroup and every one under it (a frozen process never sees SIGKILL)."""
+        name = "cgroup.freeze" if self.version == 2 else "freezer.state"
+        value = "0" if self.version == 2 else "THAWED"
+        base = self._file("freezer", name).parent
+        for sub, _dirs, files in os.walk(base):
+            if name in files:
+                try:
+                    (Path(sub) / name).write_text(value)
+                except OSError:
+                    pass
+
+    def remove(self) -> None:
+        """Kill what runs inside, then remove this cgroup and everything under it."""
+        if not self.exists():
+            return
+        self.thaw_tree()
+        self.kill_all()
+        for d in self.dirs():
+            if not d.is_dir():
+                continue
+            for sub, dirs, _files in os.walk(d, topdown=False):
+                for name in dirs:
+                    _rmdir(Path(sub) / name)
+            _rmdir(d)
+
+
+def _rmdir(d: Path) -> None:
+    for _ in range(50):
+        try:
+            d.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise
+            time.sleep(0.02)  # the last process is still leaving
+    d.rmdir()
+
+
+def lab_cgroup(lab: str) -> Cgroup:
+    return Cgroup(f"{LAB_PARENT}/{lab}")
+
+
+def node_cgroup(lab: str, node: str) -> Cgroup:
+    return Cgroup(f"{LAB_PARENT}/{lab}/{node}")

@@ -36,7 +36,9 @@ class ServiceDeployer:
 
     name = "?"
 
-    def plan(self, section: dict, addresses: dict[str, str], racks: dict[str, str]) -> list[ServiceProcess]:
+    def plan(
+        self, section: dict, addresses: dict[str, str], racks: dict[str, str]
+    ) -> list[ServiceProcess]:
         """section: the service's topology section (already validated);
         addresses: node name -> IPv4 address; racks: node name -> rack name."""
         raise NotImplementedError

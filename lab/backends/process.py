@@ -1,0 +1,308 @@
+"""The `process` node: a set of Linux namespaces held by a tiny init, and a cgroup.
+
+No image and no daemon: the node shares the host's files (read the same /usr, the
+same Python) but has its own PID 1, host name, network stack, IPC, mounts (/proc,
+/sys, /tmp, /run, /dev/shm, /etc/hosts, /srv/node) and cgroup root. Commands enter it
+with nsenter(1) after joining the node's cgroup, so they are counted and limited
+with everything else in the node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab import cgroups
+from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
+
+INIT = Path(__file__).resolve().parent.parent / "ns" / "init.py"
+SHELL_LEAF = "shell"  # leaf cgroup for `lab exec` / `lab shell` commands
+INIT_LEAF = "init"
+
+
+class NodeStartError(RuntimeError):
+    pass
+
+
+def _starttime(pid: int) -> int | None:
+    """The kernel's start time of a live ``pid``: tells a running node from a reused PID.
+
+    A dead init lingers as a zombie until the host's PID 1 reaps it: count it as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def hosts_file(hosts: dict[str, str], own: str) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    for name, addr in hosts.items():
+        lines.append(f"{addr}\t{name}")
+    if own not in hosts:
+        lines.append(f"127.0.1.1\t{own}")
+    return "\n".join(lines) + "\n"
+
+
+class ProcessNode(Node):
+    kind = "process"
+
+    def __init__(self, spec: NodeSpec, pid: int | None = None, starttime: int | None = None):
+        super().__init__(spec)
+        self.pid = pid
+        self.starttime = starttime
+        self.cg = cgroups.node_cgroup(spec.lab, spec.name)
+
+    # paths on the host
+    @property
+    def dir(self) -> Path:
+        return Path(self.spec.state_dir)
+
+    def alive(self) -> bool:
+        return self.pid is not None and _starttime(self.pid) == self.starttime
+
+    def _prepare(self) -> Path:
+        for sub in ("data", "tmp"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir / "tmp", 0o1777)
+        (self.dir / "hosts").write_text(hosts_file(self.spec.hosts, self.spec.name))
+        (self.dir / "hostname").write_text(self.spec.name + "\n")
+        Path(NODE_DATA_DIR).mkdir(parents=True, exist_ok=True)  # the mount point, empty
+        cg = self.cg.create()
+        cg.child(INIT_LEAF).create()
+        cg.child(SHELL_LEAF).create()
+        cg.set_cpus(self.spec.cpus)
+        cg.set_memory(self.spec.memory)
+        cg.set_pids(self.spec.pids)
+        if self.spec.io_bps:
+            cg.set_io(self.spec.io_bps, cgroups.block_device_of(self.dir))
+        cfg = {
+            "hostname": self.spec.name,
+            "node_cgroup_procs": cg.procs_files(),
+            "init_cgroup_procs": cg.child(INIT_LEAF).procs_files(),
+            "cgroup_version": cgroups.version(),
+            "cgroup_controllers": cgroups.v1_controllers(),
+            "binds": [
+                [str(self.dir / "hosts"), "/etc/hosts"],
+                [str(self.dir / "hostname"), "/etc/hostname"],
+                [str(self.dir / "data"), NODE_DATA_DIR],
+                [str(self.dir / "tmp"), "/tmp"],  # last: it may hide the other sources
+            ],
+        }
+        path = self.dir / "init.json"
+        path.write_text(json.dumps(cfg, indent=1))
+        return path
+
+    def spawn(self) -> subprocess.Popen:
+        """Start the init without waiting for it (``wait_ready`` finishes the start)."""
+        cfg = self._prepare()
+        log = open(self.dir / "init.log", "ab")
+        node_procs = self.cg.procs_files()
+
+        def join_cgroup():  # runs in the child between fork and exec
+            for f in node_procs:
+                fd = os.open(f, os.O_WRONLY)
+                os.write(fd, b"0")
+                os.close(fd)
+
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-E", "-s", "-S", str(INIT), str(cfg)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                preexec_fn=join_cgroup,
+                start_new_session=True,  # Ctrl-C on `lab up` must not reach the node
+                close_fds=True,
+            )
+        finally:
+            log.close()
+
+    def wait_ready(self, proc: subprocess.Popen, timeout: float = 30) -> None:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise NodeStartError(f"node {self.name}: init did not answer in {timeout}s") from None
+        line = out.decode().strip()
+        if proc.returncode != 0 or not line.isdigit():
+            log = (self.dir / "init.log").read_text(errors="replace").strip().splitlines()
+            why = log[-1] if log else f"exit code {proc.returncode}"
+            raise NodeStartError(f"node {self.name}: init failed: {why}")
+        self.pid = int(line)
+        self.starttime = _starttime(self.pid)
+
+    # lifecycle
+    def start(self) -> None:
+        if self.alive():
+            return
+        self.wait_ready(self.spawn())
+
+    def stop(self, timeout: float = 10) -> None:
+        if not self.alive():
+            return
+        self.resume()  # a frozen init cannot hear SIGTERM
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.alive():
+            self.kill()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+            if sig == signal.SIGKILL:
+                # PID 1 dying takes the whole PID namespace with it
+                while self.alive():
+                    time.sleep(0.01)
+
+    def pause(self) -> None:
+        self.cg.freeze(True)
+
+    def resume(self) -> None:
+        if self.cg.exists():
+            self.cg.freeze(False)
+
+    def destroy(self) -> None:
+        self.resume()
+        self.kill()
+        self.cg.remove()
+
+    # commands and files
+    def popen(self, argv: list[str], cgroup_leaf: str = SHELL_LEAF, **kwargs) -> subprocess.Popen:
+        if not self.alive():
+            raise NodeStartError(f"node {self.name} is not running")
+        procs = self.cg.child(cgroup_leaf).procs_files()
+
+        def join_cgroup():
+            for f in procs:
+                fd = os.open(f, os.O_WRONLY)
+                os.write(fd, b"0")
+                os.close(fd)
+
+        env = dict(kwargs.pop("env", None) or os.environ)
+        env["HOSTNAME"] = self.name
+        cmd = ["nsenter", "-t", str(self.pid), "-a", "--", *argv]
+        return subprocess.Popen(cmd, preexec_fn=join_cgroup, env=env, **kwargs)
+
+    def command_prefix(self) -> list[str]:
+        """What `lab shell` execs after joining the cgroup (see ``join_cgroup``)."""
+        return ["nsenter", "-t", str(self.pid), "-a", "--"]
+
+    def join_cgroup(self, leaf: str = SHELL_LEAF) -> None:
+        self.cg.child(leaf).add(os.getpid())
+
+    def _inside(self, path: str) -> Path:
+        # /proc/PID/root is the node's root as its own mount namespace sees it
+        return Path(f"/proc/{self.pid}/root") / path.lstrip("/")
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        target = self._inside(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        os.chmod(target, mode)
+
+    def get_file(self, path: str) -> bytes:
+        return self._inside(path).read_bytes()
+
+    def logs(self) -> str:
+        try:
+            return (self.dir / "init.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def netns(self) -> str:
+        return f"/proc/{self.pid}/ns/net"
+
+    def cgroup(self) -> str:
+        return self.cg.rel
+
+    def stats(self) -> Stats:
+        s = self.cg.stats()
+        return Stats(
+            cpu_usec=s.get("cpu_usec"),
+            memory_bytes=s.get("memory_bytes"),
+            memory_max=self.cg.limits().get("memory"),
+            oom_kills=s.get("oom_kills"),
+            io_read_bytes=s.get("io_read_bytes"),
+            io_write_bytes=s.get("io_write_bytes"),
+            pids=s.get("pids"),
+        )
+
+    def describe(self) -> dict:
+        return {
+            **super().describe(),
+            "pid": self.pid,
+            "starttime": self.starttime,
+            "cgroup": self.cg.rel,
+            "running": self.alive(),
+            "paused": self.cg.exists() and self.cg.frozen(),
+        }
+
+    @property
+    def python(self) -> str:
+        return sys.executable
+
+    def start_service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> dict:
+        leaf = f"svc-{name}"
+        self.cg.child(leaf).create()
+        log = self.dir / "data" / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        with open(log, "ab") as out:
+            proc = self.popen(
+                argv,
+                cgroup_leaf=leaf,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                cwd=str(self.dir / "data"),
+            )
+        return {"pid": proc.pid, "log": f"{NODE_DATA_DIR}/logs/{name}.log", "cgroup": leaf}
+
+    def stop_service(self, name: str, info: dict) -> None:
+        leaf = self.cg.child(f"svc-{name}")
+        for pid in leaf.pids():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while leaf.pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leaf.kill_all()
+
+    def service_running(self, name: str, info: dict) -> bool:
+        return bool(self.cg.child(f"svc-{name}").pids())
+
+
+class ProcessBackend(Backend):
+    kind = "process"
+
+    def create(self, spec: NodeSpec) -> ProcessNode:
+        node = ProcessNode(spec)
+        node.start()
+        return node
+
+    def attach(self, spec: NodeSpec, saved: dict) -> ProcessNode:
+        return ProcessNode(spec, saved.get("pid"), saved.get("starttime"))
+
+    def cleanup(self, lab: str, labid: str) -> list[str]:
+        cg = cgroups.lab_cgroup(lab)
+        if not cg.exists():
+            return []
+        n = len(cg.pids())
+        cg.remove()
+        return [f"cgroup {cg.rel} ({n} processes killed)"]

@@ -1,0 +1,264 @@
+"""The `lab` command: parses, prints, and calls the layers below; no logic of its own.
+
+A user mistake (bad file, unknown node, no such lab) prints one sentence and exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lab.topology import TopologyError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="racklab: racks of namespace, container and VM nodes running Python big-data services.",
+)
+demo_app = typer.Typer(no_args_is_help=True, help="Demonstrations of the Linux primitives.")
+app.add_typer(demo_app, name="demo")
+
+out = Console()
+err = Console(stderr=True)
+
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+LAB = typer.Option(None, "--lab", "-l", help="Which lab (needed when several are up).")
+
+
+class UserError(Exception):
+    pass
+
+
+def _user_errors():
+    from lab.backends import BackendUnavailable
+    from lab.orchestrator.lab import LabError
+
+    return (TopologyError, UserError, LabError, BackendUnavailable)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _emit(data, as_json: bool) -> bool:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=1, default=str) + "\n")
+    return as_json
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return lambda msg: None
+    return lambda msg: err.print(f"[dim]·[/] {msg}", highlight=False)
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        raise UserError("racklab makes namespaces, cgroups and interfaces: run it as root")
+
+
+@app.command()
+def validate(file: Path, as_json: bool = JSON):
+    """Check a topology file without making anything."""
+    from lab.topology import load
+
+    topo = load(file)
+    info = {
+        "name": topo.name,
+        "racks": topo.racks,
+        "nodes": {n: nd.kind for n, nd in topo.nodes.items()},
+        "services": list(topo.services),
+    }
+    if not _emit(info, as_json):
+        out.print(f"{file}: ok: lab {topo.name}, {len(topo.racks)} racks, {len(topo.nodes)} nodes")
+
+
+@app.command()
+def up(file: Path, as_json: bool = JSON):
+    """Bring a lab up from its topology file."""
+    from lab.orchestrator import lab as orch
+    from lab.topology import load
+
+    _need_root()
+    topo = load(file)
+    state = orch.up(topo, progress=_progress(as_json))
+    if not _emit(orch.status(state), as_json):
+        _print_status(orch.status(state))
+
+
+@app.command()
+def down(name: str = typer.Argument(None, help="The lab (default: the only one up)."), as_json: bool = JSON):
+    """Tear a lab down: every node, interface, cgroup and file it made."""
+    from lab.orchestrator import lab as orch
+
+    _need_root()
+    removed = orch.down(name, progress=_progress(as_json))
+    if not _emit({"removed": removed}, as_json):
+        out.print(f"removed {len(removed)} objects")
+
+
+@app.command()
+def clean(
+    name: str = typer.Argument(None, help="The lab (default: every lab found)."),
+    all_labs: bool = typer.Option(False, "--all", help="Every lab, also with several up."),
+    as_json: bool = JSON,
+):
+    """Remove what labs left behind, also after a crash or kill -9 of `lab up`."""
+    from lab.orchestrator import lab as orch
+
+    _need_root()
+    removed = orch.clean(name, all_labs, progress=_progress(as_json))
+    if not _emit({"removed": removed}, as_json):
+        for r in removed:
+            out.print(f"removed {r}")
+        out.print(f"clean: {len(removed)} objects removed")
+
+
+@app.command()
+def status(lab: str = LAB, as_json: bool = JSON):
+    """Show a running lab: nodes, addresses, limits, usage, services."""
+    from lab.orchestrator import lab as orch
+
+    data = orch.status(orch.resolve_lab(lab))
+    if not _emit(data, as_json):
+        _print_status(data)
+
+
+def _mib(n) -> str:
+    return "-" if n is None else f"{n / 2**20:.0f}Mi"
+
+
+def _print_status(data: dict) -> None:
+    imp = data.get("inter_rack", {})
+    out.print(
+        f"[bold]{data['name']}[/] ({data['phase']}) supernet {data['network']['supernet']}, "
+        f"cgroup v{data['cgroup_version']}, inter-rack impairment: {imp.get('method', 'none')}"
+        + (f", up in {data['up_in']:.2f} s" if data.get("up_in") else ""),
+        highlight=False,
+    )
+    t = Table(box=None)
+    for col in ("node", "kind", "rack", "address", "state", "memory", "limit", "pids", "services"):
+        t.add_column(col)
+    for n in data["nodes"]:
+        state = "paused" if n.get("paused") else ("running" if n.get("running") else "stopped")
+        svcs = ", ".join(
+            f"{s['role']}{'' if s['running'] else ' (down)'}" for s in n.get("services", [])
+        )
+        t.add_row(
+            n["name"], n["kind"], n["rack"], n.get("address") or "-", state,
+            _mib(n.get("memory_bytes")), _mib(n.get("memory_max")), str(n.get("pids") or "-"),
+            svcs or "-",
+        )  # fmt: skip
+    out.print(t)
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="The node."),
+    lab: str = LAB,
+):
+    """Run a command inside a node: lab exec NODE -- CMD [ARGS...]."""
+    from lab.orchestrator import lab as orch
+
+    argv = [a for a in ctx.args if a != "--"] if ctx.args[:1] == ["--"] else list(ctx.args)
+    if not argv:
+        raise UserError("give the command after --, e.g. lab exec n1 -- hostname")
+    n = orch.get_node(orch.resolve_lab(lab), node)
+    proc = n.popen(argv)
+    raise typer.Exit(proc.wait())
+
+
+@app.command()
+def shell(node: str = typer.Argument(..., help="The node."), lab: str = LAB):
+    """Open an interactive shell inside a node."""
+    from lab.orchestrator import lab as orch
+
+    n = orch.get_node(orch.resolve_lab(lab), node)
+    if hasattr(n, "command_prefix"):
+        n.join_cgroup()
+        os.environ["HOSTNAME"] = n.name
+        os.environ["PS1"] = f"[{n.name}] \\w# "
+        argv = n.command_prefix() + ["bash", "--norc"]
+        os.execvp(argv[0], argv)
+    raise typer.Exit(n.popen(["bash"]).wait())
+
+
+@app.command()
+def graph(
+    source: str = typer.Argument(None, help="A topology file, or nothing for the running lab."),
+    output: Path = typer.Option(Path("lab-graph.svg"), "--output", "-o", help=".svg or .png"),
+    lab: str = LAB,
+):
+    """Draw racks, nodes and their services (Graphviz)."""
+    from lab.orchestrator import graph as g
+
+    path = g.render(source, lab, output)
+    out.print(f"wrote {path}")
+
+
+@demo_app.command("namespaces")
+def demo_namespaces(as_json: bool = JSON):
+    """For each namespace type, the host's view beside a node's view."""
+    from lab.demos import namespaces
+
+    _need_root()
+    data = namespaces.run()
+    if not _emit(data, as_json):
+        namespaces.show(data, out)
+
+
+@demo_app.command("cgroups")
+def demo_cgroups(as_json: bool = JSON):
+    """Each limit set, exercised and measured: configured beside measured."""
+    from lab.demos import cgroups as demo
+
+    _need_root()
+    data = demo.run(progress=_progress(as_json))
+    if not _emit(data, as_json):
+        demo.show(data, out)
+
+
+@demo_app.command("quickstart")
+def demo_quickstart(
+    file: Path = typer.Option(Path("examples/quickstart.yaml"), help="The lab to bring up."),
+):
+    """Bring up the quickstart lab, show it, run the trial and both demos, tear down."""
+    from lab.demos import quickstart
+
+    _need_root()
+    ok = quickstart.run(file, out, _progress(False))
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    try:
+        rc = app(standalone_mode=False)  # returns the code of a typer.Exit
+    except _user_errors() as e:
+        _fail(str(e))
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except SystemExit:
+        raise
+    except Exception as e:  # click's usage errors and the rest
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(2)
+        raise
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

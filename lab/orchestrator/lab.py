@@ -1,0 +1,334 @@
+"""up / down / status / clean: plan -> provision nodes -> wire network -> deploy services.
+
+Every step records what it made in the lab's state before moving on, and a failure
+half-way undoes everything the lab made (the same code path as `lab down`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lab import cgroups
+from lab.backends import BackendUnavailable, NodeSpec, get_backend
+from lab.backends.process import ProcessNode
+from lab.net import addressing, fabric
+from lab.topology import Topology, labid_of
+from lab.topology import loads as load_topology_text
+
+from . import deploy
+from .state import State, known_labs, lab_dir
+
+Progress = Callable[[str], None]
+
+
+class LabError(RuntimeError):
+    """A problem the user can act on (shown as one sentence, exit code 2)."""
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+# planning
+
+
+def plan_addresses(topo: Topology) -> addressing.Plan:
+    taken = addressing.host_networks()
+    if topo.supernet == "auto":
+        try:
+            net = addressing.choose_supernet(topo.labid, taken)
+        except addressing.AddressError as e:
+            raise topo.error(("network", "supernet"), str(e)) from None
+    else:
+        net = ipaddress.IPv4Network(topo.supernet)
+        clash = addressing.overlapping(net, taken)
+        if clash is not None:
+            raise topo.error(
+                ("network", "supernet"),
+                f"{net} overlaps {clash}, which this host already routes; pick another range",
+            )
+    return addressing.plan(net, topo.racks)
+
+
+def node_specs(topo: Topology, plan: addressing.Plan) -> dict[str, NodeSpec]:
+    hosts = dict(plan.nodes)
+    specs = {}
+    for name, nd in topo.nodes.items():
+        specs[name] = NodeSpec(
+            name=name,
+            lab=topo.name,
+            labid=topo.labid,
+            kind=nd.kind,
+            rack=nd.rack,
+            cpus=nd.cpus,
+            memory=nd.memory,
+            pids=nd.pids,
+            io_bps=nd.io,
+            address=plan.cidr(name, nd.rack),
+            gateway=plan.gateways[nd.rack],
+            hosts=hosts,
+            state_dir=lab_dir(topo.name) / "nodes" / name,
+            image=nd.image,
+        )
+    return specs
+
+
+def check_backends(topo: Topology) -> dict:
+    backends = {}
+    for name, nd in topo.nodes.items():
+        if nd.kind in backends:
+            continue
+        try:
+            backends[nd.kind] = get_backend(nd.kind)
+        except BackendUnavailable as e:
+            raise topo.error(("nodes", name, "kind"), str(e)) from None
+    return backends
+
+
+# up
+
+
+def up(topo: Topology, progress: Progress = _quiet) -> State:
+    existing = State.load(topo.name)
+    if existing is not None:
+        raise LabError(
+            f"lab {topo.name} is already up (or was left half-made): run `lab down {topo.name}` first"
+        )
+    backends = check_backends(topo)
+    progress("planning addresses")
+    plan = plan_addresses(topo)
+    specs = node_specs(topo, plan)
+    text = topo.source.text if topo.source is not None else ""
+    state = State(
+        topo.name,
+        {
+            "name": topo.name,
+            "labid": topo.labid,
+            "file": str(Path(topo.file).resolve()) if Path(topo.file).exists() else topo.file,
+            "topology": text,
+            "phase": "creating",
+            "started": time.time(),
+            "network": plan.to_json(),
+            "nodes": {},
+            "services": {},
+        },
+    )
+    state.save()
+    try:
+        _build(topo, state, plan, specs, backends, progress)
+    except BaseException:
+        progress("failed: undoing what was made")
+        teardown(topo.name, state)
+        raise
+    return state
+
+
+def _build(topo, state, plan, specs, backends, progress) -> None:
+    t0 = time.monotonic()
+    lab_cg = cgroups.lab_cgroup(topo.name).create()
+    progress(f"router and {len(topo.racks)} rack bridges")
+    fabric.create_router(topo.labid, plan, _impairment(topo))
+    router_cg = lab_cg.child("router").create()
+    state["impairment"] = fabric.impair_inter_rack(
+        topo.labid, plan, _impairment(topo), router_cg.procs_files(),
+        str(lab_dir(topo.name) / "delayline.log"),
+    )  # fmt: skip
+    state.save()
+
+    progress(f"starting {len(specs)} nodes")
+    nodes = _create_nodes(specs, backends)
+    for name, node in nodes.items():
+        state["nodes"][name] = node.describe()
+    state.save()
+
+    progress("wiring nodes into their racks")
+    for name, node in nodes.items():
+        spec = specs[name]
+        fabric.plug(topo.labid, name, spec.rack, node.netns(), spec.address, spec.gateway)
+    state["wired_in"] = round(time.monotonic() - t0, 3)
+    state.save()
+
+    if topo.services:
+        deploy.deploy_all(topo, state, nodes, plan, progress)
+    state["phase"] = "up"
+    state["up_in"] = round(time.monotonic() - t0, 3)
+    state.save()
+    progress(f"lab {topo.name} is up ({state['up_in']:.2f} s)")
+
+
+def _create_nodes(specs: dict[str, NodeSpec], backends: dict) -> dict:
+    nodes = {}
+    # Process nodes: spawn every init first, then collect their answers, so the
+    # Python start-up of all inits overlaps.
+    pending = []
+    for spec in specs.values():
+        if spec.kind == "process":
+            node = ProcessNode(spec)
+            pending.append((node, node.spawn()))
+    for node, proc in pending:
+        node.wait_ready(proc)
+        nodes[node.name] = node
+    others = [s for s in specs.values() if s.kind != "process"]
+    if others:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            made = pool.map(lambda s: backends[s.kind].create(s), others)
+            for node in made:
+                nodes[node.name] = node
+    return {n: nodes[n] for n in specs}
+
+
+def _impairment(topo: Topology) -> fabric.Impairment:
+    return fabric.Impairment(topo.inter_rack_delay, topo.inter_rack_jitter, topo.inter_rack_loss)
+
+
+# finding a running lab again
+
+
+def topology_of(state: State) -> Topology:
+    return load_topology_text(state["topology"], state["file"])
+
+
+def attach_nodes(state: State) -> dict:
+    topo = topology_of(state)
+    plan_json = state["network"]
+    plan = addressing.Plan(
+        supernet=ipaddress.IPv4Network(plan_json["supernet"]),
+        host_link=ipaddress.IPv4Network(plan_json["host_link"]),
+        router_host_ip="",
+        host_ip="",
+        racks={r: ipaddress.IPv4Network(n) for r, n in plan_json["racks"].items()},
+        gateways=plan_json["gateways"],
+        nodes=plan_json["nodes"],
+    )
+    specs = node_specs(topo, plan)
+    out = {}
+    for name, saved in state["nodes"].items():
+        out[name] = get_backend(saved["kind"]).attach(specs[name], saved)
+    return out
+
+
+def resolve_lab(name: str | None) -> State:
+    if name:
+        st = State.load(name)
+        if st is None:
+            raise LabError(f"no lab named {name} is up (labs: {', '.join(known_labs()) or 'none'})")
+        return st
+    labs = known_labs()
+    if not labs:
+        raise LabError("no lab is up: start one with `lab up FILE`")
+    if len(labs) > 1:
+        raise LabError(f"several labs are up ({', '.join(labs)}): name one with --lab")
+    return State.load(labs[0])
+
+
+def get_node(state: State, node: str):
+    nodes = attach_nodes(state)
+    if node not in nodes:
+        raise LabError(f"lab {state.name} has no node {node} (nodes: {', '.join(nodes)})")
+    return nodes[node]
+
+
+# status
+
+
+def status(state: State) -> dict:
+    nodes = attach_nodes(state)
+    out_nodes = []
+    for name, node in nodes.items():
+        d = node.describe()
+        d["address"] = state["network"]["nodes"].get(name)
+        try:
+            s = node.stats()
+            d["memory_bytes"] = s.memory_bytes
+            d["memory_max"] = s.memory_max
+            d["cpu_usec"] = s.cpu_usec
+            d["pids"] = s.pids
+            d["oom_kills"] = s.oom_kills
+        except OSError:
+            pass
+        d["services"] = [
+            {"id": sid, "role": svc["role"], "running": deploy.service_running(node, svc)}
+            | svc.get("facts", {})
+            for sid, svc in state.get("services", {}).items()
+            if svc["node"] == name
+        ]
+        out_nodes.append(d)
+    return {
+        "name": state.name,
+        "labid": state["labid"],
+        "phase": state["phase"],
+        "file": state["file"],
+        "up_in": state.get("up_in"),
+        "network": state["network"],
+        "inter_rack": state.get("impairment", {}),
+        "cgroup_version": cgroups.version(),
+        "nodes": out_nodes,
+    }
+
+
+# down and clean
+
+
+def down(name: str | None, progress: Progress = _quiet) -> list[str]:
+    state = resolve_lab(name)
+    return teardown(state.name, state, progress)
+
+
+def teardown(name: str, state: State | None, progress: Progress = _quiet) -> list[str]:
+    """Remove every kernel object, process, container and file the lab made."""
+    labid = state.get("labid") if state else labid_of(name)
+    removed: list[str] = []
+    kinds = {"process"}
+    if state:
+        kinds |= {n.get("kind", "process") for n in state.get("nodes", {}).values()}
+    for kind in sorted(kinds):
+        try:
+            backend = get_backend(kind)
+        except BackendUnavailable:
+            continue
+        progress(f"removing {kind} nodes")
+        removed += backend.cleanup(name, labid)
+    progress("removing the rack network")
+    removed += fabric.destroy(labid)
+    cg = cgroups.lab_cgroup(name)
+    if cg.exists():
+        cg.remove()
+        removed.append(f"cgroup {cg.rel}")
+    d = lab_dir(name)
+    if d.exists():
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(f"state {d}")
+    return removed
+
+
+def clean(
+    name: str | None = None, everything: bool = False, progress: Progress = _quiet
+) -> list[str]:
+    """Like down, but also for labs whose state is gone or broken (after a crash)."""
+    names = set()
+    if name:
+        names.add(name)
+    elif everything or len(known_labs()) <= 1:
+        names |= set(known_labs())
+        root = cgroups.Cgroup(cgroups.LAB_PARENT)
+        for d in root.dirs():
+            if d.is_dir():
+                names |= {p.name for p in d.iterdir() if p.is_dir()}
+        home = lab_dir("x").parent
+        if home.is_dir():
+            names |= {p.name for p in home.iterdir() if p.is_dir()}
+    else:
+        raise LabError(f"several labs are up ({', '.join(known_labs())}): name one, or use --all")
+    removed: list[str] = []
+    for n in sorted(names):
+        removed += teardown(n, State.load(n), progress)
+    if everything or not name:
+        # kernel objects of labs nothing else remembers (their state dir is gone too)
+        for labid in fabric.leftovers():
+            removed += fabric.destroy(labid)
+    return removed

@@ -1,0 +1,55 @@
+"""The shape of a topology file, as pydantic models that refuse unknown fields."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from .units import parse_duration, parse_percent, parse_rate, parse_size
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Rate = Annotated[int, BeforeValidator(parse_rate)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Percent = Annotated[float, BeforeValidator(parse_percent)]
+
+NODE_KINDS = ("process", "container", "pod", "vm")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class NodeSettings(_Strict):
+    """What a node may set; `defaults` and each entry of `nodes` share it."""
+
+    kind: str | None = None
+    cpus: float | None = Field(default=None, gt=0, le=1024)
+    memory: Size | None = None
+    pids: int | None = Field(default=None, gt=0)
+    io: Rate | None = None  # read and write limit on the node's data disk, bytes/s
+    image: str | None = None
+
+
+class Impairment(_Strict):
+    delay: Duration = 0.0
+    jitter: Duration = 0.0
+    loss: Percent = 0.0
+
+
+class Network(_Strict):
+    supernet: str = "auto"
+    inter_rack: Impairment = Impairment()
+
+
+class Rack(_Strict):
+    nodes: list[str]
+
+
+class TopologyFile(_Strict):
+    name: str
+    defaults: NodeSettings = NodeSettings()
+    network: Network = Network()
+    racks: dict[str, Rack]
+    nodes: dict[str, NodeSettings | None] = {}
+    services: dict[str, dict[str, Any]] = {}

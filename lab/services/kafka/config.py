@@ -1,0 +1,194 @@
+"""server.properties with Kafka's own keys, so an existing file works.
+
+Keys this broker does not know are kept (and logged once) rather than refused:
+real Kafka files carry many tuning keys that have no meaning here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .log import LogConfig
+
+log = logging.getLogger("lab.kafka.config")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Java .properties, the subset Kafka files use: key=value or key: value,
+    # and ! comments, backslash line continuations."""
+    props: dict[str, str] = {}
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if not line or line[0] in "#!":
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1]
+            continue
+        for i, ch in enumerate(line):
+            if ch in "=:":
+                props[line[:i].strip()] = line[i + 1 :].strip()
+                break
+        else:
+            props[line] = ""
+    return props
+
+
+@dataclass
+class Listener:
+    name: str
+    host: str
+    port: int
+
+
+def parse_listener(spec: str) -> Listener:
+    first = spec.split(",")[0].strip()
+    u = urlsplit(first)
+    if not u.scheme or u.port is None:
+        raise ConfigError(f"listener {first!r} is not of the form PLAINTEXT://host:port")
+    if u.scheme.upper() not in ("PLAINTEXT",):
+        raise ConfigError(f"listener {first!r}: only PLAINTEXT is served")
+    return Listener(u.scheme.upper(), u.hostname or "", u.port)
+
+
+_KNOWN = {
+    "broker.id", "listeners", "advertised.listeners", "log.dirs", "log.dir",
+    "zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms",
+    "num.partitions", "default.replication.factor", "min.insync.replicas",
+    "auto.create.topics.enable", "delete.topic.enable", "log.segment.bytes", "log.retention.hours",
+    "log.retention.minutes", "log.retention.ms", "log.retention.bytes",
+    "log.retention.check.interval.ms", "log.flush.interval.messages", "log.flush.interval.ms",
+    "log.index.interval.bytes", "socket.request.max.bytes", "message.max.bytes",
+    "replica.lag.time.max.ms", "replica.fetch.wait.max.ms", "replica.fetch.max.bytes",
+    "unclean.leader.election.enable", "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor", "offsets.commit.timeout.ms",
+    "group.initial.rebalance.delay.ms", "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms", "broker.rack", "cluster.id",
+}
+
+
+def _bool(v: str) -> bool:
+    if v.lower() not in ("true", "false"):
+        raise ConfigError(f"expected true or false, got {v!r}")
+    return v.lower() == "true"
+
+
+@dataclass
+class BrokerConfig:
+    broker_id: int = 0
+    listener: Listener = field(default_factory=lambda: Listener("PLAINTEXT", "127.0.0.1", 9092))
+    advertised: Listener | None = None
+    log_dirs: list[Path] = field(default_factory=lambda: [Path("/tmp/kafka-logs")])
+    zookeeper_connect: str = ""
+    zookeeper_session_timeout_ms: int = 18000
+    num_partitions: int = 1
+    default_replication_factor: int = 1
+    min_insync_replicas: int = 1
+    auto_create_topics: bool = True
+    delete_topic_enable: bool = True
+    log: LogConfig = field(default_factory=LogConfig)
+    retention_check_interval_ms: int = 300000
+    socket_request_max_bytes: int = 104857600
+    message_max_bytes: int = 1048588
+    replica_lag_time_max_ms: int = 30000
+    replica_fetch_wait_max_ms: int = 500
+    replica_fetch_max_bytes: int = 1048576
+    unclean_leader_election: bool = False
+    offsets_topic_num_partitions: int = 50
+    offsets_topic_replication_factor: int = 3
+    offsets_commit_timeout_ms: int = 5000
+    group_initial_rebalance_delay_ms: int = 3000
+    group_min_session_timeout_ms: int = 6000
+    group_max_session_timeout_ms: int = 1800000
+    rack: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def advertised_listener(self) -> Listener:
+        return self.advertised or self.listener
+
+    @classmethod
+    def from_properties(cls, props: dict[str, str]) -> BrokerConfig:
+        c = cls()
+
+        def get(key, conv, attr=None):
+            if key in props:
+                try:
+                    val = conv(props[key])
+                except (ValueError, ConfigError) as e:
+                    raise ConfigError(f"{key}={props[key]!r}: {e}") from None
+                setattr(c, attr or key.replace(".", "_"), val)
+
+        get("broker.id", int)
+        get("zookeeper.connect", str)
+        get("zookeeper.session.timeout.ms", int)
+        get("num.partitions", int)
+        get("default.replication.factor", int)
+        get("min.insync.replicas", int)
+        get("auto.create.topics.enable", _bool, "auto_create_topics")
+        get("delete.topic.enable", _bool)
+        get("log.retention.check.interval.ms", int, "retention_check_interval_ms")
+        get("socket.request.max.bytes", int)
+        get("message.max.bytes", int)
+        get("replica.lag.time.max.ms", int)
+        get("replica.fetch.wait.max.ms", int)
+        get("replica.fetch.max.bytes", int)
+        get("unclean.leader.election.enable", _bool, "unclean_leader_election")
+        get("offsets.topic.num.partitions", int)
+        get("offsets.topic.replication.factor", int)
+        get("offsets.commit.timeout.ms", int)
+        get("group.initial.rebalance.delay.ms", int)
+        get("group.min.session.timeout.ms", int)
+        get("group.max.session.timeout.ms", int)
+        get("broker.rack", str, "rack")
+        if "listeners" in props:
+            c.listener = parse_listener(props["listeners"])
+        if "advertised.listeners" in props:
+            c.advertised = parse_listener(props["advertised.listeners"])
+        dirs = props.get("log.dirs") or props.get("log.dir")
+        if dirs:
+            c.log_dirs = [Path(d.strip()) for d in dirs.split(",") if d.strip()]
+        lc = c.log
+        for key, attr in (
+            ("log.segment.bytes", "segment_bytes"),
+            ("log.retention.bytes", "retention_bytes"),
+            ("log.index.interval.bytes", "index_interval_bytes"),
+            ("log.flush.interval.messages", "flush_interval_messages"),
+            ("log.flush.interval.ms", "flush_interval_ms"),
+        ):
+            if key in props:
+                try:
+                    setattr(lc, attr, int(props[key]))
+                except ValueError:
+                    raise ConfigError(f"{key}={props[key]!r} is not an integer") from None
+        # the most specific retention key wins, as in Kafka
+        for key, scale in (("log.retention.ms", 1), ("log.retention.minutes", 60000), ("log.retention.hours", 3600000)):
+            if key in props:
+                try:
+                    v = int(props[key])
+                except ValueError:
+                    raise ConfigError(f"{key}={props[key]!r} is not an integer") from None
+                lc.retention_ms = v * scale if v >= 0 else -1
+                break
+        if c.broker_id < 0:
+            raise ConfigError("broker.id must be >= 0 (automatic ids are not supported)")
+        if not c.zookeeper_connect:
+            raise ConfigError("zookeeper.connect is required (brokers coordinate through ZooKeeper)")
+        if c.min_insync_replicas < 1:
+            raise ConfigError("min.insync.replicas must be >= 1")
+        c.extra = {k: v for k, v in props.items() if k not in _KNOWN}
+        for k in c.extra:
+            log.info("ignoring unknown key %s", k)
+        return c
+
+    @classmethod
+    def load(cls, path: str | Path) -> BrokerConfig:
+        return cls.from_properties(parse_properties(Path(path).read_text()))

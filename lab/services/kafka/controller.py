@@ -1,0 +1,87 @@
+"""The controller's one job, done the same way whatever triggered it (a broker
+came or went, a topic was created or deleted, this broker just won the
+/controller election): read the partition states from ZooKeeper and fix every
+one whose leader is gone or that has no state yet.
+
+Runs on a worker thread (kazoo calls block); writes are conditional on the
+znode version, so a stale controller cannot overwrite a newer decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from kazoo.exceptions import NoNodeError
+
+from .zk import ZkCluster
+
+log = logging.getLogger("lab.kafka.controller")
+
+
+def reconcile(zk: ZkCluster, live: set[int], unclean_default: bool) -> list[str]:
+    """One pass over all partitions; returns what it changed (for the log)."""
+    changes = []
+    epoch = zk.controller_epoch()
+    try:
+        deleting = set(zk.zk.get_children("/admin/delete_topics"))
+    except NoNodeError:
+        deleting = set()
+    for topic in deleting:
+        zk.delete_topic_nodes(topic)
+        changes.append(f"deleted topic {topic}")
+    try:
+        topics = zk.zk.get_children("/brokers/topics")
+    except NoNodeError:
+        topics = []
+    for topic in topics:
+        try:
+            assignment = json.loads(zk.zk.get(f"/brokers/topics/{topic}")[0])["partitions"]
+        except NoNodeError:
+            continue
+        unclean = zk.topic_config(topic).get("unclean.leader.election.enable")
+        unclean = unclean_default if unclean is None else unclean == "true"
+        for p_str, replicas in assignment.items():
+            p = int(p_str)
+            state, version = zk.get_partition_state(topic, p)
+            if state is None:
+                live_reps = [r for r in replicas if r in live]
+                new = {
+                    "controller_epoch": epoch,
+                    "leader": live_reps[0] if live_reps else -1,
+                    "version": 1,
+                    "leader_epoch": 0,
+                    "isr": live_reps or list(replicas),
+                }
+                if zk.create_partition_state(topic, p, new):
+                    changes.append(f"{topic}-{p}: new, leader {new['leader']} isr {new['isr']}")
+                continue
+            leader, isr = state["leader"], state["isr"]
+            live_isr = [r for r in isr if r in live]
+            if leader in live:
+                if live_isr != isr:
+                    new = dict(state, isr=live_isr, controller_epoch=epoch)
+                    if zk.set_partition_state(topic, p, new, version) is not None:
+                        changes.append(f"{topic}-{p}: isr {isr} -> {live_isr} (brokers gone)")
+                continue
+            candidates = [r for r in replicas if r in live_isr]
+            if candidates:
+                new_leader, new_isr = candidates[0], live_isr
+            elif unclean and any(r in live for r in replicas):
+                new_leader = next(r for r in replicas if r in live)
+                new_isr = [new_leader]
+                log.warning("%s-%d: unclean leader election of %d", topic, p, new_leader)
+            else:
+                new_leader, new_isr = -1, isr  # offline until an ISR member returns
+            if new_leader == leader:
+                continue
+            new = dict(
+                state,
+                leader=new_leader,
+                isr=new_isr,
+                leader_epoch=state["leader_epoch"] + 1,
+                controller_epoch=epoch,
+            )
+            if zk.set_partition_state(topic, p, new, version) is not None:
+                changes.append(f"{topic}-{p}: leader {leader} -> {new_leader}, isr {new_isr}")
+    return changes

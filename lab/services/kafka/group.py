@@ -1,0 +1,339 @@
+"""Consumer-group coordinator: membership, the join/sync rebalance protocol and
+committed offsets, as Kafka's GroupCoordinator does it.
+
+States: Empty -> PreparingRebalance -> CompletingRebalance -> Stable (and back
+to PreparingRebalance when a member joins, leaves or times out). A rebalance
+completes when every known member has rejoined or the rebalance timeout runs
+out; members that did not rejoin are dropped then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from .protocol.errors import Error
+
+log = logging.getLogger("lab.kafka.group")
+
+EMPTY, PREPARING, COMPLETING, STABLE, DEAD = (
+    "Empty",
+    "PreparingRebalance",
+    "CompletingRebalance",
+    "Stable",
+    "Dead",
+)
+
+
+@dataclass
+class Member:
+    member_id: str
+    client_id: str
+    client_host: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    group_instance_id: str | None = None
+    assignment: bytes = b""
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    join_future: asyncio.Future | None = None
+    sync_future: asyncio.Future | None = None
+
+    def metadata_for(self, protocol: str) -> bytes:
+        for name, meta in self.protocols:
+            if name == protocol:
+                return meta
+        return b""
+
+
+@dataclass
+class OffsetAndMetadata:
+    offset: int
+    metadata: str | None
+    commit_ts: int
+
+
+class Group:
+    def __init__(self, group_id: str):
+        self.group_id = group_id
+        self.state = EMPTY
+        self.generation = 0
+        self.protocol_type: str | None = None
+        self.protocol: str | None = None
+        self.leader: str | None = None
+        self.members: dict[str, Member] = {}
+        self.pending: set[str] = set()  # ids handed out with MEMBER_ID_REQUIRED
+        self.offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
+        self.join_timer: asyncio.TimerHandle | None = None
+
+    def supports(self, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
+        if not self.members:
+            return bool(protocols)
+        if protocol_type != self.protocol_type:
+            return False
+        names = {n for n, _ in protocols}
+        return bool(names & set.intersection(*({n for n, _ in m.protocols} for m in self.members.values())))
+
+    def select_protocol(self) -> str:
+        """Every member votes for its most preferred protocol all members support."""
+        common = set.intersection(*({n for n, _ in m.protocols} for m in self.members.values()))
+        votes: dict[str, int] = {}
+        for m in self.members.values():
+            for n, _ in m.protocols:
+                if n in common:
+                    votes[n] = votes.get(n, 0) + 1
+                    break
+        return max(votes, key=votes.get)
+
+
+class GroupCoordinator:
+    def __init__(self, initial_delay_ms: int, min_session_ms: int, max_session_ms: int):
+        self.groups: dict[str, Group] = {}
+        self.initial_delay_ms = initial_delay_ms
+        self.min_session_ms = min_session_ms
+        self.max_session_ms = max_session_ms
+
+    def group(self, group_id: str, create: bool = True) -> Group | None:
+        g = self.groups.get(group_id)
+        if g is None and create:
+            g = self.groups[group_id] = Group(group_id)
+        return g
+
+    # ---- JoinGroup ----
+    async def join(self, req: dict, version: int, client_id: str, client_host: str) -> dict:
+        gid = req["group_id"]
+        member_id = req["member_id"]
+        session = req["session_timeout_ms"]
+        rebalance = req.get("rebalance_timeout_ms", -1)
+        if rebalance is None or rebalance < 0:
+            rebalance = session
+        protocols = [(p["name"], p["metadata"]) for p in req["protocols"]]
+        if not gid:
+            return _join_error(Error.INVALID_GROUP_ID, member_id)
+        if not (self.min_session_ms <= session <= self.max_session_ms):
+            return _join_error(Error.INVALID_SESSION_TIMEOUT, member_id)
+        g = self.group(gid)
+        if not g.supports(req["protocol_type"], protocols):
+            return _join_error(Error.INCONSISTENT_GROUP_PROTOCOL, member_id)
+        if member_id == "":
+            member_id = f"{client_id}-{uuid.uuid4()}"
+            if version >= 4:
+                # KIP-394: hand out the id first so a retry does not leave a ghost member
+                g.pending.add(member_id)
+                return _join_error(Error.MEMBER_ID_REQUIRED, member_id)
+        elif member_id not in g.members and member_id not in g.pending:
+            return _join_error(Error.UNKNOWN_MEMBER_ID, member_id)
+        g.pending.discard(member_id)
+        loop = asyncio.get_running_loop()
+        m = g.members.get(member_id)
+        if m is None:
+            m = Member(member_id, client_id, client_host, session, rebalance,
+                       req["protocol_type"], protocols, req.get("group_instance_id"))
+            g.members[member_id] = m
+            g.protocol_type = req["protocol_type"]
+        else:
+            m.protocols = protocols
+            m.session_timeout_ms, m.rebalance_timeout_ms = session, rebalance
+        m.last_heartbeat = time.monotonic()
+        if m.join_future is not None and not m.join_future.done():
+            m.join_future.set_result(_join_error(Error.UNKNOWN_MEMBER_ID, member_id))
+        m.join_future = loop.create_future()
+        if g.state in (EMPTY, STABLE, COMPLETING):
+            self._prepare_rebalance(g, initial=g.state == EMPTY)
+        self._maybe_complete_join(g)
+        return await m.join_future
+
+    def _prepare_rebalance(self, g: Group, initial: bool = False) -> None:
+        if g.state == COMPLETING:
+            # members waiting on SyncGroup must rejoin
+            for m in g.members.values():
+                if m.sync_future and not m.sync_future.done():
+                    m.sync_future.set_result({"error_code": Error.REBALANCE_IN_PROGRESS, "assignment": b""})
+        g.state = PREPARING
+        loop = asyncio.get_running_loop()
+        timeout = max((m.rebalance_timeout_ms for m in g.members.values()), default=0) / 1000
+        if initial and self.initial_delay_ms > 0:
+            # KIP-134: let the first members of a new group arrive together
+            timeout = min(timeout, self.initial_delay_ms / 1000)
+            g.initial_delay = True
+        else:
+            g.initial_delay = False
+        if g.join_timer:
+            g.join_timer.cancel()
+        g.join_timer = loop.call_later(timeout, self._complete_join, g)
+
+    def _maybe_complete_join(self, g: Group) -> None:
+        if g.state != PREPARING or getattr(g, "initial_delay", False):
+            return
+        if all(m.join_future is not None and not m.join_future.done() for m in g.members.values()):
+            self._complete_join(g)
+
+    def _complete_join(self, g: Group) -> None:
+        if g.state != PREPARING:
+            return
+        if g.join_timer:
+            g.join_timer.cancel()
+            g.join_timer = None
+        g.initial_delay = False
+        # members that did not rejoin in time are out
+        for mid in [mid for mid, m in g.members.items() if m.join_future is None or m.join_future.done()]:
+            del g.members[mid]
+        g.generation += 1
+        if not g.members:
+            g.state = EMPTY
+            g.protocol = g.leader = None
+            return
+        g.protocol = g.select_protocol()
+        if g.leader not in g.members:
+            g.leader = next(iter(g.members))
+        g.state = COMPLETING
+        for m in g.members.values():
+            m.assignment = b""
+            members = (
+                [{"member_id": x.member_id, "group_instance_id": x.group_instance_id,
+                  "metadata": x.metadata_for(g.protocol)} for x in g.members.values()]
+                if m.member_id == g.leader
+                else []
+            )
+            m.join_future.set_result(
+                {
+                    "error_code": Error.NONE,
+                    "generation_id": g.generation,
+                    "protocol_type": g.protocol_type,
+                    "protocol_name": g.protocol,
+                    "leader": g.leader,
+                    "member_id": m.member_id,
+                    "members": members,
+                }
+            )
+            m.join_future = None
+            m.last_heartbeat = time.monotonic()
+
+    # ---- SyncGroup ----
+    async def sync(self, req: dict) -> dict:
+        g = self.group(req["group_id"], create=False)
+        if g is None or req["member_id"] not in g.members:
+            return {"error_code": Error.UNKNOWN_MEMBER_ID, "assignment": b""}
+        if req["generation_id"] != g.generation:
+            return {"error_code": Error.ILLEGAL_GENERATION, "assignment": b""}
+        m = g.members[req["member_id"]]
+        m.last_heartbeat = time.monotonic()
+        if g.state == PREPARING:
+            return {"error_code": Error.REBALANCE_IN_PROGRESS, "assignment": b""}
+        if g.state == STABLE:
+            return self._sync_ok(g, m)
+        m.sync_future = asyncio.get_running_loop().create_future()
+        if m.member_id == g.leader:
+            given = {a["member_id"]: a["assignment"] for a in req["assignments"]}
+            for x in g.members.values():
+                x.assignment = given.get(x.member_id, b"")
+            g.state = STABLE
+            for x in g.members.values():
+                if x.sync_future and not x.sync_future.done():
+                    x.sync_future.set_result(self._sync_ok(g, x))
+        return await m.sync_future
+
+    @staticmethod
+    def _sync_ok(g: Group, m: Member) -> dict:
+        return {"error_code": Error.NONE, "assignment": m.assignment,
+                "protocol_type": g.protocol_type, "protocol_name": g.protocol}
+
+    # ---- Heartbeat / LeaveGroup / expiry ----
+    def heartbeat(self, req: dict) -> Error:
+        g = self.group(req["group_id"], create=False)
+        if g is None or req["member_id"] not in g.members:
+            return Error.UNKNOWN_MEMBER_ID
+        if req["generation_id"] != g.generation:
+            return Error.ILLEGAL_GENERATION
+        g.members[req["member_id"]].last_heartbeat = time.monotonic()
+        if g.state == PREPARING:
+            return Error.REBALANCE_IN_PROGRESS
+        return Error.NONE
+
+    def leave(self, group_id: str, member_ids: list[str]) -> tuple[Error, list[tuple[str, Error]]]:
+        g = self.group(group_id, create=False)
+        if g is None:
+            return Error.NONE, [(mid, Error.UNKNOWN_MEMBER_ID) for mid in member_ids]
+        results = []
+        for mid in member_ids:
+            if mid in g.members:
+                self._remove_member(g, mid)
+                results.append((mid, Error.NONE))
+            else:
+                results.append((mid, Error.UNKNOWN_MEMBER_ID))
+        if len(member_ids) == 1 and results[0][1] != Error.NONE:
+            return Error.UNKNOWN_MEMBER_ID, results
+        return Error.NONE, results
+
+    def _remove_member(self, g: Group, mid: str) -> None:
+        m = g.members.pop(mid)
+        if m.join_future and not m.join_future.done():
+            m.join_future.set_result(_join_error(Error.UNKNOWN_MEMBER_ID, mid))
+        if m.sync_future and not m.sync_future.done():
+            m.sync_future.set_result({"error_code": Error.UNKNOWN_MEMBER_ID, "assignment": b""})
+        if g.state in (STABLE, COMPLETING):
+            self._prepare_rebalance(g)
+        if g.state == PREPARING:
+            if not g.members:
+                self._complete_join(g)
+            else:
+                self._maybe_complete_join(g)
+
+    def expire_sessions(self) -> None:
+        now = time.monotonic()
+        for g in list(self.groups.values()):
+            for mid, m in list(g.members.items()):
+                waiting = m.join_future is not None and not m.join_future.done()
+                if not waiting and now - m.last_heartbeat > m.session_timeout_ms / 1000:
+                    log.info("group %s: member %s session expired", g.group_id, mid)
+                    self._remove_member(g, mid)
+
+    # ---- offsets ----
+    def check_commit(self, req: dict) -> Error:
+        g = self.group(req["group_id"], create=False)
+        gen = req.get("generation_id_or_member_epoch", -1)
+        if gen < 0 and not req.get("member_id"):
+            # a standalone consumer (assign()) commits without a generation
+            if g is not None and g.members:
+                return Error.UNKNOWN_MEMBER_ID
+            return Error.NONE
+        if g is None or req["member_id"] not in g.members:
+            return Error.UNKNOWN_MEMBER_ID
+        if g.state == PREPARING:
+            return Error.REBALANCE_IN_PROGRESS
+        if gen != g.generation:
+            return Error.ILLEGAL_GENERATION
+        g.members[req["member_id"]].last_heartbeat = time.monotonic()
+        return Error.NONE
+
+    def store_offset(self, group_id: str, topic: str, partition: int, om: OffsetAndMetadata) -> None:
+        self.group(group_id).offsets[(topic, partition)] = om
+
+    def describe(self, group_id: str) -> dict:
+        g = self.group(group_id, create=False)
+        if g is None:
+            return {"error_code": Error.NONE, "group_id": group_id, "group_state": DEAD,
+                    "protocol_type": "", "protocol_data": "", "members": []}
+        return {
+            "error_code": Error.NONE,
+            "group_id": group_id,
+            "group_state": g.state,
+            "protocol_type": g.protocol_type or "",
+            "protocol_data": g.protocol or "",
+            "members": [
+                {"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                 "client_id": m.client_id, "client_host": m.client_host,
+                 "member_metadata": m.metadata_for(g.protocol) if g.protocol else b"",
+                 "member_assignment": m.assignment}
+                for m in g.members.values()
+            ],
+        }
+
+
+def _join_error(err: Error, member_id: str) -> dict:
+    return {"error_code": err, "generation_id": -1, "protocol_name": "", "leader": "",
+            "member_id": member_id, "members": []}

@@ -1,0 +1,479 @@
+"""One coroutine per API: decoded request dict in, response dict out (the
+generated codec turns them into bytes). Shapes follow the schema files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from .group import OffsetAndMetadata  # noqa: F401 - re-exported for admin helpers
+from .protocol import records as rec
+from .protocol.api import APIS, ApiKey
+from .protocol.errors import Error
+
+if TYPE_CHECKING:
+    from .broker import Broker
+
+log = logging.getLogger("lab.kafka.handlers")
+
+HANDLERS = {}
+
+
+def handler(key: int):
+    def deco(fn):
+        HANDLERS[key] = fn
+        return fn
+
+    return deco
+
+
+def api_ranges() -> list[dict]:
+    return [
+        {"api_key": a.key, "min_version": a.min_version, "max_version": a.max_version}
+        for a in sorted(APIS.values(), key=lambda a: a.key)
+    ]
+
+
+@handler(ApiKey.API_VERSIONS)
+async def api_versions(b: Broker, req, h, host):
+    return {"error_code": Error.NONE, "api_keys": api_ranges(), "throttle_time_ms": 0}
+
+
+# ---------------- metadata and topics ----------------
+
+
+def _partition_meta(b: Broker, topic: str, p: int, replicas: list[int]) -> dict:
+    st = b.states.get((topic, p))
+    leader = st["leader"] if st else -1
+    err = Error.NONE if leader >= 0 and leader in b.live_brokers else Error.LEADER_NOT_AVAILABLE
+    return {
+        "error_code": err,
+        "partition_index": p,
+        "leader_id": leader if err == Error.NONE else -1,
+        "leader_epoch": st["leader_epoch"] if st else -1,
+        "replica_nodes": replicas,
+        "isr_nodes": list(st["isr"]) if st else [],
+        "offline_replicas": [r for r in replicas if r not in b.live_brokers],
+    }
+
+
+def topic_meta(b: Broker, topic: str) -> dict:
+    a = b.assignments[topic]
+    return {
+        "error_code": Error.NONE,
+        "name": topic,
+        "is_internal": topic.startswith("__"),
+        "partitions": [_partition_meta(b, topic, p, a[p]) for p in sorted(a)],
+    }
+
+
+@handler(ApiKey.METADATA)
+async def metadata(b: Broker, req, h, host):
+    v = h.api_version
+    wanted = req["topics"]
+    if wanted is None or (v == 0 and not wanted):
+        names = sorted(b.assignments)
+    else:
+        names = [t["name"] for t in wanted]
+    allow_create = req.get("allow_auto_topic_creation", True) if v >= 4 else True
+    created = []
+    for name in names:
+        if name not in b.assignments and allow_create and b.config.auto_create_topics:
+            rf = b.config.default_replication_factor
+            err, _ = await b.create_topic(name, b.config.num_partitions, rf, {})
+            if err == Error.NONE:
+                created.append(name)
+    for name in created:
+        # give the controller a moment so the first answer usually has leaders
+        await b.wait_topic_ready(name, 2.0)
+    topics = []
+    for name in names:
+        if name in b.assignments:
+            topics.append(topic_meta(b, name))
+        else:
+            err = Error.UNKNOWN_TOPIC_OR_PARTITION
+            from .broker import validate_topic_name
+
+            if validate_topic_name(name):
+                err = Error.INVALID_TOPIC_EXCEPTION
+            elif name in created:
+                err = Error.LEADER_NOT_AVAILABLE
+            topics.append({"error_code": err, "name": name, "is_internal": False, "partitions": []})
+    return {
+        "throttle_time_ms": 0,
+        "brokers": [
+            {"node_id": bid, "host": d["host"], "port": d["port"], "rack": d.get("rack")}
+            for bid, d in sorted(b.live_brokers.items())
+        ],
+        "cluster_id": b.cluster_id,
+        "controller_id": b.controller_id,
+        "topics": topics,
+    }
+
+
+@handler(ApiKey.CREATE_TOPICS)
+async def create_topics(b: Broker, req, h, host):
+    out = []
+    timeout = max(req.get("timeout_ms", 60000), 0) / 1000
+    for t in req["topics"]:
+        n = t["num_partitions"]
+        rf = t["replication_factor"]
+        assignment = None
+        if t["assignments"]:
+            assignment = {a["partition_index"]: a["broker_ids"] for a in t["assignments"]}
+            n, rf = len(assignment), len(next(iter(assignment.values())))
+        if n == -1:
+            n = b.config.num_partitions
+        if rf == -1:
+            rf = b.config.default_replication_factor
+        configs = {c["name"]: c["value"] for c in t["configs"] if c["value"] is not None}
+        res = {"name": t["name"], "num_partitions": n, "replication_factor": rf, "configs": []}
+        if req.get("validate_only"):
+            err, msg = Error.NONE, None
+            if t["name"] in b.assignments:
+                err, msg = Error.TOPIC_ALREADY_EXISTS, f"Topic '{t['name']}' already exists."
+            elif rf > len(b.live_brokers):
+                err, msg = Error.INVALID_REPLICATION_FACTOR, "Replication factor larger than available brokers."
+        else:
+            err, msg = await b.create_topic(t["name"], n, rf, configs, assignment)
+            if err == Error.NONE and timeout > 0:
+                await b.wait_topic_ready(t["name"], timeout)
+        res.update(error_code=err, error_message=msg)
+        out.append(res)
+    return {"throttle_time_ms": 0, "topics": out}
+
+
+@handler(ApiKey.DELETE_TOPICS)
+async def delete_topics(b: Broker, req, h, host):
+    out = []
+    deadline = time.monotonic() + max(req["timeout_ms"], 0) / 1000
+    for name in req["topic_names"]:
+        if not b.config.delete_topic_enable:
+            out.append({"name": name, "error_code": Error.TOPIC_DELETION_DISABLED})
+        elif name not in b.assignments:
+            out.append({"name": name, "error_code": Error.UNKNOWN_TOPIC_OR_PARTITION})
+        else:
+            await b._in_thread(b.zk.request_delete, name)
+            out.append({"name": name, "error_code": Error.NONE})
+    for r in out:
+        while r["error_code"] == Error.NONE and r["name"] in b.assignments:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                r["error_code"] = Error.REQUEST_TIMED_OUT
+                break
+            await b.wait_progress(min(left, 0.2))
+    return {"throttle_time_ms": 0, "responses": out}
+
+
+# ---------------- produce / fetch / offsets ----------------
+
+
+@handler(ApiKey.PRODUCE)
+async def produce(b: Broker, req, h, host):
+    acks = req["acks"]
+    results = []
+    waits = []
+    for td in req["topic_data"]:
+        tres = {"name": td["name"], "partition_responses": []}
+        results.append(tres)
+        for pd in td["partition_data"]:
+            pres = {"index": pd["index"], "error_code": Error.NONE, "base_offset": -1,
+                    "log_append_time_ms": -1, "log_start_offset": -1, "record_errors": [],
+                    "error_message": None}
+            tres["partition_responses"].append(pres)
+            err, msg, wait = _produce_partition(b, td["name"], pd["index"], pd["records"], acks, req, pres)
+            pres["error_code"], pres["error_message"] = err, msg
+            if wait is not None:
+                waits.append((pres, wait))
+    if acks == 0:
+        return None
+    if waits:
+        timeout = max(req["timeout_ms"], 0) / 1000
+        errs = await asyncio.gather(*(b.wait_for_hw(part, off, timeout) for _, (part, off) in waits))
+        for (pres, _), err in zip(waits, errs, strict=True):
+            pres["error_code"] = err
+    return {"responses": results, "throttle_time_ms": 0}
+
+
+def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
+    if req.get("transactional_id") is not None:
+        return Error.INVALID_REQUEST, "transactions are not supported by this broker", None
+    if acks not in (0, 1, -1):
+        return Error.INVALID_REQUIRED_ACKS, None, None
+    err = b.partition_error(topic, index)
+    if err != Error.NONE:
+        return err, None, None
+    part = b.partitions[(topic, index)]
+    if not data:
+        return Error.CORRUPT_MESSAGE, "empty record set", None
+    if len(data) > b.config.message_max_bytes:
+        return Error.MESSAGE_TOO_LARGE, f"record batch of {len(data)} bytes exceeds message.max.bytes", None
+    try:
+        headers = rec.validate_batches(data)
+    except rec.CorruptBatch as e:
+        log.warning("produce to %s-%d refused: %s", topic, index, e)
+        return Error.CORRUPT_MESSAGE, str(e), None
+    if acks == -1 and len(part.isr) < b.min_isr(topic):
+        return (Error.NOT_ENOUGH_REPLICAS,
+                f"The size of the current ISR {part.isr} is insufficient to satisfy the "
+                f"min.isr requirement of {b.min_isr(topic)} for partition {topic}-{index}", None)
+    from .partition import SequenceError
+
+    try:
+        dup = None
+        for hd in headers:
+            dup = part.check_sequence(hd)
+    except SequenceError as e:
+        return e.error, str(e), None
+    if dup is not None and len(headers) == 1:
+        # a retry of a batch already written: answer with its original offset
+        pres["base_offset"] = dup
+        pres["log_start_offset"] = part.log.log_start_offset
+        return Error.NONE, None, None
+    first = b.append_as_leader(part, data, headers)
+    pres["base_offset"] = first
+    pres["log_start_offset"] = part.log.log_start_offset
+    if acks == -1:
+        return Error.NONE, None, (part, part.leo)
+    return Error.NONE, None, None
+
+
+@handler(ApiKey.FETCH)
+async def fetch(b: Broker, req, h, host):
+    replica = req["replica_id"]
+    deadline = time.monotonic() + max(req["max_wait_ms"], 0) / 1000
+    min_bytes = req["min_bytes"]
+    max_bytes = req.get("max_bytes", 0x7FFFFFFF)
+    first_pass = True
+    while True:
+        total = 0
+        responses = []
+        for t in req["topics"]:
+            parts = []
+            for pr in t["partitions"]:
+                res, n = _fetch_partition(b, t["topic"], pr, replica, max_bytes - total, total == 0, first_pass)
+                total += n
+                parts.append(res)
+            responses.append({"topic": t["topic"], "partitions": parts})
+        first_pass = False
+        errors = any(p["error_code"] for r in responses for p in r["partitions"])
+        if total >= min_bytes or errors or time.monotonic() >= deadline:
+            return {"throttle_time_ms": 0, "error_code": Error.NONE, "session_id": 0,
+                    "responses": responses}
+        await b.wait_progress(deadline - time.monotonic())
+
+
+def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass):
+    p = pr["partition"]
+    res = {"partition_index": p, "error_code": Error.NONE, "high_watermark": -1,
+           "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
+           "preferred_read_replica": -1, "records": b""}
+    err = b.partition_error(topic, p)
+    if err != Error.NONE:
+        res["error_code"] = err
+        return res, 0
+    part = b.partitions[(topic, p)]
+    offset = pr["fetch_offset"]
+    if replica >= 0 and first_pass:
+        b.on_follower_fetch(part, replica, offset)
+    res["high_watermark"] = res["last_stable_offset"] = part.high_watermark
+    res["log_start_offset"] = part.log.log_start_offset
+    if offset > part.leo or offset < part.log.log_start_offset:
+        res["error_code"] = Error.OFFSET_OUT_OF_RANGE
+        return res, 0
+    upto = part.leo if replica >= 0 else part.high_watermark
+    limit = min(pr["partition_max_bytes"], budget) if not first else pr["partition_max_bytes"]
+    if limit <= 0:
+        return res, 0
+    data = part.log.read(offset, limit, upto)
+    res["records"] = data
+    return res, len(data)
+
+
+@handler(ApiKey.LIST_OFFSETS)
+async def list_offsets(b: Broker, req, h, host):
+    topics = []
+    for t in req["topics"]:
+        parts = []
+        for pr in t["partitions"]:
+            p = pr["partition_index"]
+            res = {"partition_index": p, "error_code": Error.NONE, "timestamp": -1, "offset": -1,
+                   "leader_epoch": -1}
+            err = b.partition_error(t["name"], p)
+            if err != Error.NONE:
+                res["error_code"] = err
+            else:
+                part = b.partitions[(t["name"], p)]
+                ts = pr["timestamp"]
+                res["leader_epoch"] = part.leader_epoch
+                if ts == -2:
+                    res["offset"] = part.log.log_start_offset
+                elif ts in (-1, -3):
+                    res["offset"] = part.high_watermark
+                else:
+                    found = part.log.offset_for_timestamp(ts)
+                    if found and found[0] < part.high_watermark:
+                        res["offset"], res["timestamp"] = found
+            parts.append(res)
+        topics.append({"name": t["name"], "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+# ---------------- producer ids ----------------
+
+
+@handler(ApiKey.INIT_PRODUCER_ID)
+async def init_producer_id(b: Broker, req, h, host):
+    if req["transactional_id"] is not None:
+        return {"throttle_time_ms": 0, "error_code": Error.INVALID_REQUEST, "producer_id": -1,
+                "producer_epoch": -1}
+    pid = await b.next_producer_id()
+    return {"throttle_time_ms": 0, "error_code": Error.NONE, "producer_id": pid, "producer_epoch": 0}
+
+
+# ---------------- groups ----------------
+
+
+@handler(ApiKey.FIND_COORDINATOR)
+async def find_coordinator(b: Broker, req, h, host):
+    def error(err, msg):
+        return {"throttle_time_ms": 0, "error_code": err, "error_message": msg, "node_id": -1,
+                "host": "", "port": -1}
+
+    if req.get("key_type", 0) != 0:
+        return error(Error.COORDINATOR_NOT_AVAILABLE, "transaction coordinators are not supported")
+    from .broker import OFFSETS_TOPIC
+
+    fresh = OFFSETS_TOPIC not in b.assignments
+    err = await b.ensure_offsets_topic()
+    if err != Error.NONE:
+        return error(err, "the offsets topic cannot be created with the brokers alive now")
+    if fresh:
+        await b.wait_topic_ready(OFFSETS_TOPIC, 5.0)
+    p = b.coordinator_partition(req["key"])
+    st = b.states.get((OFFSETS_TOPIC, p))
+    addr = b.broker_address(st["leader"]) if st else None
+    if addr is None:
+        return error(Error.COORDINATOR_NOT_AVAILABLE, "the group's offsets partition has no leader")
+    return {"throttle_time_ms": 0, "error_code": Error.NONE, "error_message": None,
+            "node_id": st["leader"], "host": addr[0], "port": addr[1]}
+
+
+@handler(ApiKey.JOIN_GROUP)
+async def join_group(b: Broker, req, h, host):
+    err = b.coordinator_error(req["group_id"])
+    if err != Error.NONE:
+        return {"error_code": err, "generation_id": -1, "protocol_name": "", "leader": "",
+                "member_id": req["member_id"], "members": []}
+    resp = await b.groups.join(req, h.api_version, h.client_id or "", f"/{host}")
+    resp["throttle_time_ms"] = 0
+    if h.api_version < 7 and resp.get("protocol_name") is None:
+        resp["protocol_name"] = ""
+    return resp
+
+
+@handler(ApiKey.SYNC_GROUP)
+async def sync_group(b: Broker, req, h, host):
+    err = b.coordinator_error(req["group_id"])
+    if err != Error.NONE:
+        return {"throttle_time_ms": 0, "error_code": err, "assignment": b""}
+    resp = await b.groups.sync(req)
+    resp["throttle_time_ms"] = 0
+    return resp
+
+
+@handler(ApiKey.HEARTBEAT)
+async def heartbeat(b: Broker, req, h, host):
+    err = b.coordinator_error(req["group_id"])
+    if err == Error.NONE:
+        err = b.groups.heartbeat(req)
+    return {"throttle_time_ms": 0, "error_code": err}
+
+
+@handler(ApiKey.LEAVE_GROUP)
+async def leave_group(b: Broker, req, h, host):
+    err = b.coordinator_error(req["group_id"])
+    ids = [m["member_id"] for m in req["members"]] if h.api_version >= 3 else [req["member_id"]]
+    if err != Error.NONE:
+        return {"throttle_time_ms": 0, "error_code": err, "members": []}
+    top, results = b.groups.leave(req["group_id"], ids)
+    return {"throttle_time_ms": 0, "error_code": top,
+            "members": [{"member_id": mid, "group_instance_id": None, "error_code": e} for mid, e in results]}
+
+
+@handler(ApiKey.OFFSET_COMMIT)
+async def offset_commit(b: Broker, req, h, host):
+    gid = req["group_id"]
+    err = b.coordinator_error(gid)
+    if err == Error.NONE:
+        err = b.groups.check_commit(req)
+    entries = [
+        (t["name"], p["partition_index"], p["committed_offset"], p["committed_metadata"])
+        for t in req["topics"] for p in t["partitions"]
+    ]
+    if err == Error.NONE and entries:
+        err = await b.commit_offsets(gid, entries)
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {"name": t["name"],
+             "partitions": [{"partition_index": p["partition_index"], "error_code": err} for p in t["partitions"]]}
+            for t in req["topics"]
+        ],
+    }
+
+
+@handler(ApiKey.OFFSET_FETCH)
+async def offset_fetch(b: Broker, req, h, host):
+    gid = req["group_id"]
+    err = b.coordinator_error(gid)
+    g = b.groups.group(gid, create=False) if err == Error.NONE else None
+    offsets = g.offsets if g else {}
+    if req["topics"] is None:
+        wanted: dict[str, list[int]] = {}
+        for t, p in sorted(offsets):
+            wanted.setdefault(t, []).append(p)
+    else:
+        wanted = {t["name"]: t["partition_indexes"] for t in req["topics"]}
+    topics = []
+    for t, ps in wanted.items():
+        parts = []
+        for p in ps:
+            om = offsets.get((t, p))
+            parts.append({
+                "partition_index": p,
+                "committed_offset": om.offset if om else -1,
+                "committed_leader_epoch": -1,
+                "metadata": (om.metadata if om else "") or "",
+                "error_code": err if h.api_version < 2 else Error.NONE,
+            })
+        topics.append({"name": t, "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics, "error_code": err}
+
+
+@handler(ApiKey.DESCRIBE_GROUPS)
+async def describe_groups(b: Broker, req, h, host):
+    out = []
+    for gid in req["groups"]:
+        err = b.coordinator_error(gid)
+        if err != Error.NONE:
+            out.append({"error_code": err, "group_id": gid, "group_state": "", "protocol_type": "",
+                        "protocol_data": "", "members": []})
+        else:
+            out.append(b.groups.describe(gid))
+    return {"throttle_time_ms": 0, "groups": out}
+
+
+@handler(ApiKey.LIST_GROUPS)
+async def list_groups(b: Broker, req, h, host):
+    states = set(req.get("states_filter") or [])
+    out = []
+    for gid, g in sorted(b.groups.groups.items()):
+        if b.coordinator_error(gid) != Error.NONE:
+            continue
+        if states and g.state not in states:
+            continue
+        out.append({"group_id": gid, "protocol_type": g.protocol_type or "", "group_state": g.state})
+    return {"throttle_time_ms": 0, "error_code": Error.NONE, "groups": out}

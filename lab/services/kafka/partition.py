@@ -1,0 +1,157 @@
+"""One partition replica on this broker: its log, high watermark, the leader's
+view of its followers (for the ISR and the high watermark), and the producer
+state that makes idempotent produce exactly-once per partition."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .log import LogConfig, PartitionLog
+from .protocol.errors import Error
+from .protocol.records import BatchHeader
+
+# Kafka keeps the last five batches per producer to answer retries of any of
+# the (at most five) in-flight requests with their original offsets.
+PRODUCER_BATCH_CACHE = 5
+
+
+@dataclass
+class ProducerState:
+    epoch: int
+    batches: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # (first seq, last seq, first offset, last offset)
+
+    @property
+    def last_seq(self) -> int:
+        return self.batches[-1][1] if self.batches else -1
+
+
+@dataclass
+class FollowerState:
+    leo: int = -1
+    last_caught_up: float = 0.0
+    last_fetch_leader_leo: int = -1
+    last_fetch_time: float = 0.0
+
+
+class SequenceError(Exception):
+    def __init__(self, error: Error, message: str):
+        super().__init__(message)
+        self.error = error
+
+
+class Partition:
+    def __init__(self, topic: str, index: int, log_dir: Path, config: LogConfig):
+        self.topic = topic
+        self.index = index
+        self.producers: dict[int, ProducerState] = {}
+        self.log = PartitionLog(log_dir / f"{topic}-{index}", config, on_batch=self._rebuild_producer)
+        self.high_watermark = 0
+        # from ZooKeeper
+        self.replicas: list[int] = []
+        self.leader = -1
+        self.leader_epoch = -1
+        self.isr: list[int] = []
+        self.zk_version = -1
+        self.followers: dict[int, FollowerState] = {}
+        self.is_leader = False
+        self.isr_update_pending = False
+
+    # ---- producer state ----
+    def _rebuild_producer(self, h: BatchHeader) -> None:
+        if h.producer_id < 0 or h.base_sequence < 0:
+            return
+        st = self.producers.get(h.producer_id)
+        if st is None or h.producer_epoch > st.epoch:
+            st = self.producers[h.producer_id] = ProducerState(h.producer_epoch)
+        st.batches.append((h.base_sequence, h.last_sequence, h.base_offset, h.last_offset))
+        del st.batches[:-PRODUCER_BATCH_CACHE]
+
+    def check_sequence(self, h: BatchHeader) -> int | None:
+        """For an idempotent batch: None if it may be appended, the original
+        first offset if it is a retry of a batch already in the log; raises
+        SequenceError otherwise."""
+        if h.producer_id < 0 or h.base_sequence < 0:
+            return None
+        st = self.producers.get(h.producer_id)
+        if st is None:
+            if h.base_sequence != 0:
+                raise SequenceError(
+                    Error.UNKNOWN_PRODUCER_ID,
+                    f"producer {h.producer_id} unknown here and sequence {h.base_sequence} is not 0",
+                )
+            return None
+        if h.producer_epoch < st.epoch:
+            raise SequenceError(Error.INVALID_PRODUCER_EPOCH, "producer epoch is fenced")
+        if h.producer_epoch > st.epoch:
+            if h.base_sequence != 0:
+                raise SequenceError(
+                    Error.OUT_OF_ORDER_SEQUENCE_NUMBER, "a new producer epoch must start at sequence 0"
+                )
+            return None
+        for first, last, first_off, _ in st.batches:
+            if first == h.base_sequence and last == h.last_sequence:
+                return first_off
+        expected = (st.last_seq + 1) & 0x7FFFFFFF
+        if h.base_sequence != expected:
+            raise SequenceError(
+                Error.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                f"sequence {h.base_sequence} out of order, expected {expected}",
+            )
+        return None
+
+    def record_batch(self, h: BatchHeader, first_offset: int) -> None:
+        if h.producer_id < 0 or h.base_sequence < 0:
+            return
+        st = self.producers.get(h.producer_id)
+        if st is None or h.producer_epoch > st.epoch:
+            st = self.producers[h.producer_id] = ProducerState(h.producer_epoch)
+        st.batches.append(
+            (h.base_sequence, h.last_sequence, first_offset, first_offset + h.last_offset_delta)
+        )
+        del st.batches[:-PRODUCER_BATCH_CACHE]
+
+    # ---- replication bookkeeping (leader side) ----
+    @property
+    def leo(self) -> int:
+        return self.log.log_end_offset
+
+    def become_leader(self) -> None:
+        now = time.monotonic()
+        self.is_leader = True
+        # followers get a grace period of one lag interval to show up
+        self.followers = {
+            r: FollowerState(last_caught_up=now) for r in self.replicas if r != self.leader
+        }
+
+    def become_follower(self) -> None:
+        self.is_leader = False
+        self.followers = {}
+
+    def update_follower(self, replica: int, fetch_offset: int) -> None:
+        now = time.monotonic()
+        f = self.followers.get(replica)
+        if f is None:
+            f = self.followers[replica] = FollowerState()
+        leo = self.leo
+        if fetch_offset >= leo:
+            f.last_caught_up = now
+        elif fetch_offset >= f.last_fetch_leader_leo and f.last_fetch_leader_leo >= 0:
+            f.last_caught_up = max(f.last_caught_up, f.last_fetch_time)
+        f.last_fetch_leader_leo = leo
+        f.last_fetch_time = now
+        f.leo = fetch_offset
+
+    def compute_high_watermark(self) -> int:
+        leos = [self.leo] + [
+            self.followers[r].leo for r in self.isr if r != self.leader and r in self.followers
+        ]
+        missing = [r for r in self.isr if r != self.leader and r not in self.followers]
+        if missing:
+            leos.append(-1)
+        return max(self.high_watermark, min(leos))
+
+    def close(self) -> None:
+        self.log.close()

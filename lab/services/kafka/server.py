@@ -1,0 +1,106 @@
+"""TCP side: size-prefixed frames in, one request at a time per connection (as
+Kafka mutes a channel while its request is in flight), responses out in order.
+
+Malformed input never takes the broker down: a frame above
+socket.request.max.bytes, an unparsable header or body, or an API we do not
+serve closes that one connection; ApiVersions at a version we do not know gets
+UNSUPPORTED_VERSION with our ranges in a v0 body, so the client can downgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from . import handlers
+from .protocol.api import ApiKey, encode_response, read_request_header
+from .protocol.errors import Error
+from .protocol.primitives import DecodeError, Reader
+
+if TYPE_CHECKING:
+    from .broker import Broker
+
+log = logging.getLogger("lab.kafka.server")
+
+
+async def serve(broker: Broker) -> asyncio.base_events.Server:
+    lst = broker.config.listener
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await handle_connection(broker, reader, writer)
+
+    return await asyncio.start_server(on_client, lst.host or None, lst.port, limit=1 << 20)
+
+
+async def handle_connection(broker: Broker, reader, writer) -> None:
+    peer = writer.get_extra_info("peername")
+    host = peer[0] if peer else "?"
+    max_bytes = broker.config.socket_request_max_bytes
+    try:
+        while True:
+            try:
+                head = await reader.readexactly(4)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            size = int.from_bytes(head, "big", signed=True)
+            if size < 0 or size > max_bytes:
+                log.warning(
+                    "closing connection from %s: frame of %d bytes is larger than "
+                    "socket.request.max.bytes (%d) or negative",
+                    host, size, max_bytes,
+                )
+                return
+            try:
+                payload = await reader.readexactly(size)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            frame = await dispatch(broker, payload, host)
+            if frame is None:
+                continue
+            if frame is CLOSE:
+                return
+            writer.write(frame)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    except Exception:  # noqa: BLE001 - one connection's bug must not stop the broker
+        log.exception("connection from %s failed", host)
+    finally:
+        writer.close()
+
+
+CLOSE = object()
+
+
+async def dispatch(broker: Broker, payload: bytes, host: str):
+    r = Reader(payload)
+    try:
+        header, api = read_request_header(r)
+    except DecodeError as e:
+        log.warning("closing connection from %s: unreadable request header: %s", host, e)
+        return CLOSE
+    if api is None:
+        log.warning("closing connection from %s: unknown API key %d", host, header.api_key)
+        return CLOSE
+    if not api.supports(header.api_version):
+        if api.key == ApiKey.API_VERSIONS:
+            return encode_response(
+                api, 0, header.correlation_id,
+                {"error_code": Error.UNSUPPORTED_VERSION, "api_keys": handlers.api_ranges()},
+            )
+        log.warning(
+            "closing connection from %s: %s v%d is not supported (%d-%d)",
+            host, api.name, header.api_version, api.min_version, api.max_version,
+        )
+        return CLOSE
+    try:
+        body = api.request.decode(r, header.api_version)
+    except DecodeError as e:
+        log.warning("closing connection from %s: malformed %s v%d: %s",
+                    host, api.name, header.api_version, e)
+        return CLOSE
+    resp = await handlers.HANDLERS[api.key](broker, body, header, host)
+    if resp is None:  # acks=0 produce: no response at all
+        return None
+    return encode_response(api, header.api_version, header.correlation_id, resp)

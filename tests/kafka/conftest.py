@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from kafka_harness import ApacheZooKeeper, BrokerProcess, apache_zookeeper_available, chroot
+
+
+@pytest.fixture(scope="session")
+def apache_zk(tmp_path_factory):
+    if not apache_zookeeper_available():
+        pytest.skip("Debian's zookeeper package (Java) is not installed")
+    zk = ApacheZooKeeper(tmp_path_factory.mktemp("zk"))
+    zk.start()
+    yield zk
+    zk.stop()
+
+
+@pytest.fixture
+def make_broker(tmp_path, apache_zk):
+    """Factory: make_broker(id, host=..., **props) -> started BrokerProcess; all
+    brokers of one test share a ZooKeeper chroot and are killed afterwards."""
+    made = []
+    root = chroot(apache_zk)
+
+    def make(broker_id: int = 0, host: str = "127.0.0.1", start: bool = True, **props):
+        b = BrokerProcess(tmp_path, broker_id, root, host, **props)
+        made.append(b)
+        if start:
+            b.start()
+        return b
+
+    make.zk_connect = root
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.fixture
+def broker(make_broker):
+    return make_broker(0)

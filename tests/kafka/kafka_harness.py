@@ -1,0 +1,147 @@
+"""Test harness: Apache ZooKeeper 3.8 from Debian's package, and racklab Kafka
+brokers as subprocesses, each on its own loopback address and a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+JAVA_DIR = Path("/usr/share/java")
+ZK_JARS = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar",
+           "netty-all.jar", "commons-io.jar", "metrics-core.jar", "commons-cli.jar"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{host}:{port} did not accept within {timeout}s")
+
+
+def apache_zookeeper_available() -> bool:
+    return shutil.which("java") is not None and all((JAVA_DIR / j).exists() for j in ZK_JARS)
+
+
+class ApacheZooKeeper:
+    def __init__(self, workdir: Path, host: str = "127.0.0.1"):
+        self.host = host
+        self.port = free_port(host)
+        self.dir = workdir
+        (workdir / "data").mkdir(parents=True, exist_ok=True)
+        self.cfg = workdir / "zoo.cfg"
+        self.cfg.write_text(
+            f"tickTime=500\ndataDir={workdir / 'data'}\nclientPort={self.port}\n"
+            f"clientPortAddress={host}\nadmin.enableServer=false\nminSessionTimeout=1000\n"
+            "maxSessionTimeout=60000\n4lw.commands.whitelist=ruok,stat\n"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def connect(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        cp = ":".join(str(JAVA_DIR / j) for j in ZK_JARS)
+        self.log = open(self.dir / "zk.log", "wb")
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx256m", "-cp", cp, "org.apache.zookeeper.server.ZooKeeperServerMain", str(self.cfg)],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_port(self.host, self.port, 30, self.proc)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class BrokerProcess:
+    """One racklab broker, `python -m lab.services.kafka server.properties`."""
+
+    def __init__(self, workdir: Path, broker_id: int, zk_connect: str, host: str = "127.0.0.1", **props):
+        self.id = broker_id
+        self.host = host
+        self.port = free_port(host)
+        self.dir = workdir / f"broker-{broker_id}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        defaults = {
+            "broker.id": broker_id,
+            "listeners": f"PLAINTEXT://{host}:{self.port}",
+            "log.dirs": self.dir / "logs",
+            "zookeeper.connect": zk_connect,
+            "zookeeper.session.timeout.ms": 4000,
+            "offsets.topic.replication.factor": 1,
+            "offsets.topic.num.partitions": 4,
+            "group.initial.rebalance.delay.ms": 0,
+            "replica.lag.time.max.ms": 3000,
+        }
+        defaults.update({k.replace("_", "."): v for k, v in props.items()})
+        self.props = defaults
+        self.config = self.dir / "server.properties"
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in defaults.items()))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, wait: float = 40) -> None:
+        self.logf = open(self.dir / "broker.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lab.services.kafka", str(self.config)],
+            stdout=self.logf, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        wait_port(self.host, self.port, wait, self.proc)
+        # listening comes before ZooKeeper registration: wait for the banner line
+        deadline = time.monotonic() + wait
+        while b"listening on" not in (self.dir / "broker.log").read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("broker did not register:\n" + self.log_text()[-3000:])
+            time.sleep(0.1)
+
+    def log_text(self) -> str:
+        return (self.dir / "broker.log").read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "logf", None):
+            self.logf.close()
+
+
+def chroot(zk: ApacheZooKeeper) -> str:
+    """A fresh ZooKeeper chroot per cluster, so tests sharing one ZK never meet."""
+    return f"{zk.connect}/racklab-{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kafka_harness import ApacheZooKeeper, BrokerProcess, apache_zookeeper_available, chroot
 
 

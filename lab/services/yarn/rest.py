@@ -1,0 +1,497 @@
+"""Hadoop's ResourceManager REST API (/ws/v1/cluster/...), JSON only.
+
+Shapes, parameters and error texts follow the Hadoop 3 ResourceManager REST API
+documentation, so clients written against a real RM (yarn-api-client) work
+unchanged. Errors are RemoteException objects with Hadoop's exception names.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from typing import TYPE_CHECKING
+
+from . import http
+from .records import APP_STATES, FINAL_STATUSES, NODE_STATES, parse_app_id
+
+if TYPE_CHECKING:
+    from .rm import ResourceManager, RMApp, RMNode
+
+_APP_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)(/.*)?$")
+_NODE_PATH = re.compile(r"^/ws/v1/cluster/nodes/([^/]+)$")
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RestApi:
+    def __init__(self, rm: ResourceManager):
+        self.rm = rm
+
+    async def handle(self, req: http.Request) -> http.Response:
+        p = req.path.rstrip("/") or "/"
+        if p in ("/", "/cluster", "/cluster/apps", "/cluster/nodes"):
+            return http.Response(200, self.html_page(), "text/html; charset=utf-8")
+        if not p.startswith("/ws/v1/cluster"):
+            raise http.not_found(f"Cannot find resource {req.path}")
+        if p in ("/ws/v1/cluster", "/ws/v1/cluster/info"):
+            return self._get(req, self.info)
+        if p == "/ws/v1/cluster/metrics":
+            return self._get(req, self.metrics)
+        if p == "/ws/v1/cluster/scheduler":
+            return self._get(req, self.scheduler_info)
+        if p == "/ws/v1/cluster/nodes":
+            return self._get(req, self.nodes_json)
+        if p == "/ws/v1/cluster/appstatistics":
+            return self._get(req, self.app_statistics)
+        m = _NODE_PATH.match(p)
+        if m:
+            return self._get(req, lambda r: self.node_by_id(m.group(1)))
+        if p == "/ws/v1/cluster/apps/new-application":
+            if req.method != "POST":
+                raise http.HttpError(405, "WebApplicationException", "new-application takes a POST")
+            aid = self.rm.new_application()
+            return http.Response(
+                200,
+                {
+                    "application-id": aid,
+                    "maximum-resource-capability": self.rm.scheduler.maximum.json(),
+                },
+            )
+        if p == "/ws/v1/cluster/apps":
+            if req.method == "POST":
+                return self.submit(req)
+            return self._get(req, self.apps_json)
+        m = _APP_PATH.match(p)
+        if m:
+            app = self.find_app(m.group(1))
+            sub = m.group(2) or ""
+            if sub == "":
+                return self._get(req, lambda r: {"app": self.app_json(app)})
+            if sub == "/state":
+                if req.method == "PUT":
+                    return self.put_state(req, app)
+                return self._get(req, lambda r: {"state": app.state})
+            if sub == "/appattempts":
+                return self._get(req, lambda r: self.attempts_json(app))
+            if sub == "/queue":
+                return self._get(req, lambda r: {"queue": app.queue})
+            if sub == "/priority":
+                return self._get(req, lambda r: {"priority": app.priority})
+        raise http.not_found(f"Cannot find resource {req.path}")
+
+    def _get(self, req: http.Request, fn) -> http.Response:
+        if req.method not in ("GET", "HEAD"):
+            raise http.HttpError(
+                405, "WebApplicationException", f"{req.method} is not allowed on {req.path}"
+            )
+        return http.Response(200, fn(req))
+
+    # -- cluster ------------------------------------------------------------
+    def info(self, req=None) -> dict:
+        rm = self.rm
+        return {
+            "clusterInfo": {
+                "id": rm.cluster_ts,
+                "startedOn": rm.started,
+                "state": "STARTED",
+                "haState": "ACTIVE",
+                "rmStateStoreName": "org.apache.hadoop.yarn.server.resourcemanager.recovery.NullRMStateStore",
+                "resourceManagerVersion": "3.3.6-racklab",
+                "resourceManagerBuildVersion": "3.3.6-racklab from racklab",
+                "resourceManagerVersionBuiltOn": "racklab",
+                "hadoopVersion": "3.3.6-racklab",
+                "hadoopBuildVersion": "3.3.6-racklab from racklab",
+                "hadoopVersionBuiltOn": "racklab",
+                "haZooKeeperConnectionState": "ResourceManager HA is not enabled.",
+            }
+        }
+
+    def metrics(self, req=None) -> dict:
+        rm = self.rm
+        states = [a.state for a in rm.apps.values()]
+        sched = rm.scheduler
+        total, used = sched.cluster, sched.used
+        pending_n, pending_res = sched.pending()
+        node_states = [n.state for n in rm.nodes.values()]
+        allocated = sum(len(n.containers) for n in sched.nodes.values())
+        return {
+            "clusterMetrics": {
+                "appsSubmitted": len(states),
+                "appsCompleted": states.count("FINISHED"),
+                "appsPending": sum(
+                    s in ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED") for s in states
+                ),
+                "appsRunning": states.count("RUNNING"),
+                "appsFailed": states.count("FAILED"),
+                "appsKilled": states.count("KILLED"),
+                "reservedMB": 0,
+                "availableMB": total.memory - used.memory,
+                "allocatedMB": used.memory,
+                "pendingMB": pending_res.memory,
+                "reservedVirtualCores": 0,
+                "availableVirtualCores": total.vcores - used.vcores,
+                "allocatedVirtualCores": used.vcores,
+                "pendingVirtualCores": pending_res.vcores,
+                "containersAllocated": allocated,
+                "containersReserved": 0,
+                "containersPending": pending_n,
+                "totalMB": total.memory,
+                "totalVirtualCores": total.vcores,
+                "utilizedMBPercent": int(100 * used.memory / total.memory) if total.memory else 0,
+                "utilizedVirtualCoresPercent": int(100 * used.vcores / total.vcores)
+                if total.vcores
+                else 0,
+                "totalNodes": node_states.count("RUNNING"),
+                "lostNodes": node_states.count("LOST"),
+                "unhealthyNodes": node_states.count("UNHEALTHY"),
+                "decommissioningNodes": node_states.count("DECOMMISSIONING"),
+                "decommissionedNodes": node_states.count("DECOMMISSIONED"),
+                "rebootedNodes": node_states.count("REBOOTED"),
+                "activeNodes": node_states.count("RUNNING"),
+                "shutdownNodes": node_states.count("SHUTDOWN"),
+            }
+        }
+
+    def scheduler_info(self, req=None) -> dict:
+        sched = self.rm.scheduler
+        total, used = sched.cluster, sched.used
+        if sched.kind == "fifoScheduler":
+            q = sched.queues["default"]
+            return {
+                "scheduler": {
+                    "schedulerInfo": {
+                        "type": "fifoScheduler",
+                        "capacity": 1.0,
+                        "usedCapacity": used.memory / total.memory if total.memory else 0.0,
+                        "qstate": q.state,
+                        "minQueueMemoryCapacity": sched.minimum.memory,
+                        "maxQueueMemoryCapacity": sched.maximum.memory,
+                        "numNodes": len(sched.nodes),
+                        "usedNodeCapacity": used.memory,
+                        "availNodeCapacity": total.memory - used.memory,
+                        "totalNodeCapacity": total.memory,
+                        "numContainers": sum(len(n.containers) for n in sched.nodes.values()),
+                    }
+                }
+            }
+        queues = []
+        for q in sched.queues.values():
+            guaranteed = q.guaranteed(total)
+            active = [a for a in q.apps if a.active]
+            queues.append(
+                {
+                    "type": "capacitySchedulerLeafQueueInfo",
+                    "queueName": q.name,
+                    "queuePath": f"root.{q.name}",
+                    "state": q.state,
+                    "capacity": q.capacity,
+                    "maxCapacity": q.max_capacity,
+                    "usedCapacity": 100.0 * q.used.memory / guaranteed.memory
+                    if guaranteed.memory
+                    else 0.0,
+                    "absoluteCapacity": q.capacity,
+                    "absoluteMaxCapacity": q.max_capacity,
+                    "absoluteUsedCapacity": 100.0 * q.used.memory / total.memory
+                    if total.memory
+                    else 0.0,
+                    "numApplications": len(q.apps),
+                    "numActiveApplications": len(active),
+                    "numPendingApplications": len(q.apps) - len(active),
+                    "numContainers": sum(len(a.containers) for a in q.apps),
+                    "resourcesUsed": q.used.json(),
+                    "usedAMResource": q.am_used.json(),
+                    "maxApplications": 10000,
+                    "userLimit": 100,
+                    "userLimitFactor": 1.0,
+                    "maxAMResourcePercent": q.max_am_percent,
+                    "orderingPolicyInfo": "fifo",
+                }
+            )
+        return {
+            "scheduler": {
+                "schedulerInfo": {
+                    "type": "capacityScheduler",
+                    "capacity": 100.0,
+                    "usedCapacity": 100.0 * used.memory / total.memory if total.memory else 0.0,
+                    "maxCapacity": 100.0,
+                    "queueName": "root",
+                    "queuePath": "root",
+                    "queues": {"queue": queues},
+                }
+            }
+        }
+
+    # -- nodes ----------------------------------------------------------------
+    def node_json(self, n: RMNode) -> dict:
+        sn = self.rm.scheduler.nodes.get(n.node_id)
+        used = sn.used if sn and n.state == "RUNNING" else None
+        return {
+            "rack": n.rack,
+            "state": n.state,
+            "id": n.node_id,
+            "nodeHostName": n.host,
+            "nodeHTTPAddress": n.http_address,
+            "lastHealthUpdate": n.last_health_update,
+            "version": n.version,
+            "healthReport": "",
+            "healthStatus": "Healthy" if n.state == "RUNNING" else "Unhealthy",
+            "numContainers": len(sn.containers) if sn and n.state == "RUNNING" else 0,
+            "usedMemoryMB": used.memory if used else 0,
+            "availMemoryMB": (n.capability.memory - used.memory) if used else 0,
+            "usedVirtualCores": used.vcores if used else 0,
+            "availableVirtualCores": (n.capability.vcores - used.vcores) if used else 0,
+            "totalResource": n.capability.json(),
+        }
+
+    def nodes_json(self, req: http.Request) -> dict:
+        wanted = set(NODE_STATES)
+        raw = req.query.get("states") or req.query.get("state")
+        if raw:
+            wanted = set()
+            for s in raw.split(","):
+                s = s.strip().upper()
+                if s not in NODE_STATES:
+                    raise http.HttpError(
+                        400,
+                        "IllegalArgumentException",
+                        f"No enum constant org.apache.hadoop.yarn.api.records.NodeState.{s}",
+                    )
+                wanted.add(s)
+        nodes = [self.node_json(n) for n in self.rm.nodes.values() if n.state in wanted]
+        return {"nodes": {"node": nodes} if nodes else None}
+
+    def node_by_id(self, node_id: str) -> dict:
+        if ":" not in node_id:
+            raise http.bad_request(f"Invalid NodeId [{node_id}]. Expected host:port")
+        n = self.rm.nodes.get(node_id)
+        if n is None:
+            raise http.not_found(f"nodeId, {node_id}, is not found")
+        return {"node": self.node_json(n)}
+
+    # -- apps -----------------------------------------------------------------
+    def find_app(self, text: str) -> RMApp:
+        if not text:
+            raise http.not_found(f"appId, {text}, is empty or null")
+        try:
+            parse_app_id(text)
+        except ValueError as e:
+            raise http.bad_request(f"java.lang.IllegalArgumentException: {e}") from None
+        app = self.rm.apps.get(text)
+        if app is None:
+            raise http.not_found(f"app with id: {text} not found")
+        return app
+
+    def app_json(self, app: RMApp) -> dict:
+        att = app.current
+        am = att.am_container if att else None
+        node = self.rm.nodes.get(am.node_id) if am else None
+        sapp = self.rm.scheduler.apps.get(att.id) if att else None
+        total = self.rm.scheduler.cluster
+        finished = app.finished or 0
+        end = finished or _ms()
+        alloc = sapp.used if sapp else None
+        tracking_ui = (
+            "History"
+            if app.state in ("FINISHED", "FAILED", "KILLED")
+            else ("ApplicationMaster" if app.state == "RUNNING" else "UNASSIGNED")
+        )
+        return {
+            "id": app.id,
+            "user": app.user,
+            "name": app.name,
+            "queue": app.queue,
+            "state": app.state,
+            "finalStatus": app.final_status,
+            "progress": round(app.progress * 100, 2),
+            "trackingUI": tracking_ui,
+            "trackingUrl": app.tracking_url or f"http://{self._web()}/cluster/app/{app.id}",
+            "diagnostics": app.diagnostics,
+            "clusterId": self.rm.cluster_ts,
+            "applicationType": app.app_type,
+            "applicationTags": ",".join(app.tags),
+            "priority": app.priority,
+            "startedTime": app.started,
+            "launchTime": app.launch_time,
+            "finishedTime": finished,
+            "elapsedTime": end - app.started,
+            "amContainerLogs": f"http://{node.http_address}/node/containerlogs/{am.id}/{app.user}"
+            if node
+            else "",
+            "amHostHttpAddress": node.http_address if node else "",
+            "amRPCAddress": f"{app.am_host}:{app.rpc_port}"
+            if app.am_host and app.rpc_port > 0
+            else "N/A",
+            "masterNodeId": am.node_id if am else "",
+            "allocatedMB": alloc.memory if alloc else -1,
+            "allocatedVCores": alloc.vcores if alloc else -1,
+            "reservedMB": 0,
+            "reservedVCores": 0,
+            "runningContainers": len(sapp.containers) if sapp else 0,
+            "memorySeconds": app.memory_seconds,
+            "vcoreSeconds": app.vcore_seconds,
+            "queueUsagePercentage": 0.0,
+            "clusterUsagePercentage": round(100.0 * alloc.memory / total.memory, 2)
+            if alloc and total.memory
+            else 0.0,
+            "preemptedResourceMB": 0,
+            "preemptedResourceVCores": 0,
+            "numNonAMContainerPreempted": 0,
+            "numAMContainerPreempted": 0,
+            "logAggregationStatus": "DISABLED",
+            "unmanagedApplication": app.unmanaged,
+            "amNodeLabelExpression": "",
+            "attempts": len(app.attempts),
+        }
+
+    def _web(self) -> str:
+        host, port = self.rm._advertised("yarn.resourcemanager.webapp.address", "")
+        return f"{host}:{port}"
+
+    def _filters(self, q: dict[str, str]):
+        states = None
+        raw = q.get("states") or q.get("state")
+        if raw:
+            states = set()
+            for s in raw.split(","):
+                s = s.strip().upper()
+                if s not in APP_STATES:
+                    raise http.bad_request(
+                        f"Invalid application-state {s} specified. It should be one of {', '.join(APP_STATES)}"
+                    )
+                states.add(s)
+        final = q.get("finalStatus")
+        if final and final.upper() not in FINAL_STATUSES:
+            raise http.bad_request(
+                f"Invalid final-status {final} specified. It should be one of {', '.join(FINAL_STATUSES)}"
+            )
+
+        def num(name: str) -> int | None:
+            if name not in q:
+                return None
+            try:
+                v = int(q[name])
+            except ValueError:
+                raise http.bad_request(f"{name} must be a number: {q[name]!r}") from None
+            if v < 0 or (name == "limit" and v == 0):
+                raise http.bad_request(
+                    "limit value must be greater then 0"
+                    if name == "limit"
+                    else f"{name} must be greater than 0"
+                )
+            return v
+
+        limit = num("limit")
+        bounds = {
+            k: num(k)
+            for k in ("startedTimeBegin", "startedTimeEnd", "finishedTimeBegin", "finishedTimeEnd")
+        }
+        types = {t.strip().upper() for t in q.get("applicationTypes", "").split(",") if t.strip()}
+        tags = {t.strip() for t in q.get("applicationTags", "").split(",") if t.strip()}
+        return states, final, limit, bounds, types, tags
+
+    def apps_json(self, req: http.Request) -> dict:
+        q = req.query
+        states, final, limit, b, types, tags = self._filters(q)
+        out = []
+        for app in self.rm.apps.values():
+            if states and app.state not in states:
+                continue
+            if final and app.final_status != final.upper():
+                continue
+            if q.get("user") and app.user != q["user"]:
+                continue
+            if q.get("queue") and app.queue != q["queue"]:
+                continue
+            if q.get("name") and app.name != q["name"]:
+                continue
+            if types and app.app_type.upper() not in types:
+                continue
+            if tags and not tags & set(app.tags):
+                continue
+            if b["startedTimeBegin"] is not None and app.started < b["startedTimeBegin"]:
+                continue
+            if b["startedTimeEnd"] is not None and app.started > b["startedTimeEnd"]:
+                continue
+            if b["finishedTimeBegin"] is not None and app.finished < b["finishedTimeBegin"]:
+                continue
+            if b["finishedTimeEnd"] is not None and (
+                not app.finished or app.finished > b["finishedTimeEnd"]
+            ):
+                continue
+            out.append(self.app_json(app))
+            if limit and len(out) >= limit:
+                break
+        return {"apps": {"app": out} if out else None}
+
+    def app_statistics(self, req: http.Request) -> dict:
+        counts: dict[str, int] = {}
+        for app in self.rm.apps.values():
+            counts[app.state] = counts.get(app.state, 0) + 1
+        items = [{"state": s, "type": "*", "count": counts.get(s, 0)} for s in APP_STATES]
+        return {"appStatInfo": {"statItem": items}}
+
+    def attempts_json(self, app: RMApp) -> dict:
+        out = []
+        for att in app.attempts:
+            c = att.am_container
+            node = self.rm.nodes.get(c.node_id) if c else None
+            out.append(
+                {
+                    "id": att.number,
+                    "appAttemptId": att.id,
+                    "appAttemptState": att.state,
+                    "startTime": att.start_time,
+                    "finishedTime": att.finish_time,
+                    "containerId": c.id if c else "",
+                    "nodeHttpAddress": node.http_address if node else "",
+                    "nodeId": c.node_id if c else "",
+                    "logsLink": f"http://{node.http_address}/node/containerlogs/{c.id}/{app.user}"
+                    if node and c
+                    else "",
+                    "diagnosticsInfo": att.diagnostics,
+                }
+            )
+        return {"appAttempts": {"appAttempt": out}}
+
+    def submit(self, req: http.Request) -> http.Response:
+        ctx = req.json()
+        user = req.query.get("user.name") or req.headers.get("x-racklab-user") or "dr.who"
+        try:
+            app = self.rm.submit(ctx, user)
+        except ValueError as e:
+            raise http.bad_request(str(e)) from None
+        return http.Response(
+            202, None, headers={"Location": f"http://{self._web()}/ws/v1/cluster/apps/{app.id}"}
+        )
+
+    def put_state(self, req: http.Request, app: RMApp) -> http.Response:
+        body = req.json()
+        target = str(body.get("state", "")).upper()
+        if target != "KILLED":
+            raise http.bad_request("Only 'KILLED' is allowed as a target state.")
+        if app.state in ("FINISHED", "FAILED", "KILLED"):
+            return http.Response(200, {"state": app.state})
+        self.rm.kill(app)
+        return http.Response(200, {"state": app.state})
+
+    # -- a minimal web UI ----------------------------------------------------
+    def html_page(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(a.id)}</td><td>{html.escape(a.name)}</td><td>{html.escape(a.queue)}</td>"
+            f"<td>{a.state}</td><td>{a.final_status}</td><td>{a.progress * 100:.0f}%</td></tr>"
+            for a in self.rm.apps.values()
+        )
+        nodes = "".join(
+            f"<tr><td>{html.escape(n.node_id)}</td><td>{html.escape(n.rack)}</td><td>{n.state}</td></tr>"
+            for n in self.rm.nodes.values()
+        )
+        return (
+            "<!doctype html><html><head><title>racklab ResourceManager</title></head><body>"
+            "<h1>All Applications</h1><table border=1><tr><th>ID</th><th>Name</th><th>Queue</th>"
+            f"<th>State</th><th>FinalStatus</th><th>Progress</th></tr>{rows}</table>"
+            f"<h2>Nodes</h2><table border=1><tr><th>Node</th><th>Rack</th><th>State</th></tr>{nodes}</table>"
+            "</body></html>"
+        )

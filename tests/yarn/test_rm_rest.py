@@ -1,0 +1,209 @@
+"""The ResourceManager's REST API with the unmodified yarn-api-client package, and its errors."""
+
+import pytest
+import requests
+from yarn_api_client.errors import APIError
+from yarn_api_client.resource_manager import ResourceManager
+
+from .cluster import wait_until
+
+
+@pytest.fixture
+def rm(yarn):
+    return ResourceManager(service_endpoints=[yarn.url], timeout=10)
+
+
+def test_cluster_info_metrics_and_nodes(yarn, rm):
+    info = rm.cluster_information().data["clusterInfo"]
+    assert info["state"] == "STARTED" and info["haState"] == "ACTIVE"
+    metrics = rm.cluster_metrics().data["clusterMetrics"]
+    assert metrics["activeNodes"] == 2
+    assert metrics["totalMB"] == 2048 and metrics["totalVirtualCores"] == 8
+    nodes = rm.cluster_nodes().data["nodes"]["node"]
+    assert sorted(n["nodeHostName"] for n in nodes) == ["127.0.0.11", "127.0.0.12"]
+    assert all(n["state"] == "RUNNING" and n["availMemoryMB"] == 1024 for n in nodes)
+    one = rm.cluster_node(nodes[0]["id"]).data["node"]
+    assert one["id"] == nodes[0]["id"]
+    sched = rm.cluster_scheduler().data["scheduler"]["schedulerInfo"]
+    assert sched["type"] == "capacityScheduler"
+    assert [q["queueName"] for q in sched["queues"]["queue"]] == ["default"]
+
+
+def test_apps_is_null_when_empty(rm):
+    assert rm.cluster_applications().data == {"apps": None}
+
+
+def test_submit_run_and_kill_with_yarn_api_client(yarn, rm):
+    new = rm.cluster_new_application().data
+    aid = new["application-id"]
+    assert new["maximum-resource-capability"]["memory"] == 2048
+    rm.cluster_submit_application(
+        {
+            "application-id": aid,
+            "application-name": "sleeper",
+            "am-container-spec": {"commands": {"command": "echo started; sleep 60"}},
+            "resource": {"memory": 128, "vCores": 1},
+            "application-type": "YARN",
+            "max-app-attempts": 1,
+        }
+    )
+    wait_until(
+        lambda: rm.cluster_application(aid).data["app"]["runningContainers"] == 1, what="AM running"
+    )
+    apps = rm.cluster_applications(states=["ACCEPTED", "RUNNING"]).data["apps"]["app"]
+    assert [a["id"] for a in apps] == [aid]
+    app = rm.cluster_application(aid).data["app"]
+    assert app["name"] == "sleeper" and app["allocatedMB"] == 128
+    # the AM's stdout is kept by its NodeManager
+    node = requests.get(
+        f"http://{app['amHostHttpAddress']}/ws/v1/node/containers", timeout=5
+    ).json()
+    cid = node["containers"]["container"][0]["id"]
+    log = wait_until(
+        lambda: (
+            requests.get(
+                f"http://{app['amHostHttpAddress']}/ws/v1/node/containerlogs/{cid}/stdout",
+                timeout=5,
+            ).text
+        ),
+        what="AM stdout",
+    )
+    assert log.strip() == "started"
+
+    assert rm.cluster_application_kill(aid).data == {"state": "KILLED"}
+    app = rm.cluster_application(aid).data["app"]
+    assert app["state"] == "KILLED" and app["finalStatus"] == "KILLED"
+    assert rm.cluster_application_state(aid).data == {"state": "KILLED"}
+    # the NodeManager really stops the container
+    wait_until(
+        lambda: (
+            requests.get(
+                f"http://{app['amHostHttpAddress']}/ws/v1/node/containers/{cid}", timeout=5
+            ).json()["container"]["state"]
+            == "COMPLETE"
+        ),
+        what="AM container stopped",
+    )
+    wait_until(
+        lambda: rm.cluster_metrics().data["clusterMetrics"]["allocatedMB"] == 0,
+        what="resources freed",
+    )
+
+
+def test_failed_am_is_restarted_up_to_max_attempts(yarn):
+    aid = yarn.submit("exit 3", max_attempts=2)
+    app = yarn.wait_app(aid)
+    assert app["state"] == "FAILED" and app["finalStatus"] == "FAILED"
+    assert app["attempts"] == 2
+    assert "failed 2 times" in app["diagnostics"] and "exitCode: 3" in app["diagnostics"]
+    attempts = requests.get(f"{yarn.url}/ws/v1/cluster/apps/{aid}/appattempts", timeout=5).json()
+    assert [a["appAttemptState"] for a in attempts["appAttempts"]["appAttempt"]] == [
+        "FAILED",
+        "FAILED",
+    ]
+
+
+def test_am_retry_succeeds_on_second_attempt(yarn):
+    # The first attempt fails; the second sees APPLICATION_ATTEMPT_ID end in 2 and exits 0
+    # without registering, which the RM treats as an AM that exited: still a failure, so
+    # check only that a new attempt was started with a fresh container.
+    aid = yarn.submit(
+        'case "$APPLICATION_ATTEMPT_ID" in *_000001) exit 1;; *) sleep 30;; esac', max_attempts=3
+    )
+    wait_until(
+        lambda: yarn.app(aid)["attempts"] == 2 and yarn.app(aid)["runningContainers"] == 1,
+        what="attempt 2",
+    )
+    requests.put(f"{yarn.url}/ws/v1/cluster/apps/{aid}/state", json={"state": "KILLED"}, timeout=5)
+
+
+def test_silent_node_becomes_lost_and_its_am_is_retried(yarn):
+    aid = yarn.submit("sleep 60", max_attempts=2)
+    wait_until(lambda: yarn.app(aid)["runningContainers"] == 1, what="AM running")
+    host = yarn.app(aid)["masterNodeId"].split(":")[0]
+    yarn.nms[host].kill()  # SIGKILL: no goodbye, heartbeats just stop
+    lost = wait_until(lambda: [n for n in yarn.nodes("LOST")], timeout=20, what="node LOST")
+    assert lost[0]["nodeHostName"] == host
+    metrics = requests.get(f"{yarn.url}/ws/v1/cluster/metrics", timeout=5).json()["clusterMetrics"]
+    assert metrics["lostNodes"] == 1 and metrics["activeNodes"] == 1
+    wait_until(
+        lambda: yarn.app(aid)["attempts"] == 2 and yarn.app(aid)["runningContainers"] == 1,
+        what="AM retried",
+    )
+    app = yarn.app(aid)
+    assert app["masterNodeId"].split(":")[0] != host
+    requests.put(f"{yarn.url}/ws/v1/cluster/apps/{aid}/state", json={"state": "KILLED"}, timeout=5)
+
+
+def _remote(r: requests.Response, status: int, exception: str) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()["RemoteException"]
+    assert body["exception"] == exception
+    assert body["javaClassName"].endswith(exception)
+    return body["message"]
+
+
+def test_rest_errors_are_hadoop_remote_exceptions(yarn, rm):
+    u = yarn.url + "/ws/v1/cluster"
+    msg = _remote(requests.get(u + "/apps/application_1_0099", timeout=5), 404, "NotFoundException")
+    assert msg == "app with id: application_1_0099 not found"
+    msg = _remote(requests.get(u + "/apps/bogus", timeout=5), 400, "BadRequestException")
+    assert "Invalid ApplicationId prefix: bogus" in msg
+    _remote(
+        requests.get(u + "/apps", params={"states": "SLEEPING"}, timeout=5),
+        400,
+        "BadRequestException",
+    )
+    _remote(requests.get(u + "/apps", params={"limit": "0"}, timeout=5), 400, "BadRequestException")
+    _remote(requests.get(u + "/nodes/nosuchhost:1", timeout=5), 404, "NotFoundException")
+    _remote(
+        requests.get(u + "/nodes", params={"states": "HAPPY"}, timeout=5),
+        400,
+        "IllegalArgumentException",
+    )
+    _remote(
+        requests.post(
+            u + "/apps", data=b"{not json", headers={"Content-Type": "application/json"}, timeout=5
+        ),
+        400,
+        "BadRequestException",
+    )
+    _remote(
+        requests.post(u + "/apps", json={"application-name": "no id"}, timeout=5),
+        400,
+        "BadRequestException",
+    )
+    aid = rm.cluster_new_application().data["application-id"]
+    bad = {"application-id": aid, "am-container-spec": {"commands": {"command": 42}}}
+    _remote(requests.post(u + "/apps", json=bad, timeout=5), 400, "BadRequestException")
+    big = {
+        "application-id": aid,
+        "am-container-spec": {"commands": {"command": "true"}},
+        "resource": {"memory": 99999, "vCores": 1},
+    }
+    assert "maximum allowed allocation" in _remote(
+        requests.post(u + "/apps", json=big, timeout=5), 400, "BadRequestException"
+    )
+    running = yarn.submit("sleep 30")
+    msg = _remote(
+        requests.put(f"{u}/apps/{running}/state", json={"state": "RUNNING"}, timeout=5),
+        400,
+        "BadRequestException",
+    )
+    assert msg == "Only 'KILLED' is allowed as a target state."
+    _remote(requests.get(u + "/no/such/thing", timeout=5), 404, "NotFoundException")
+    with pytest.raises(APIError):
+        rm.cluster_application("application_1_0099")
+    # and the RM keeps serving
+    assert rm.cluster_information().data["clusterInfo"]["state"] == "STARTED"
+    rm.cluster_application_kill(running)
+
+
+def test_unknown_queue_fails_the_application(yarn):
+    aid = yarn.submit("true", queue="nosuchqueue")
+    app = yarn.app(aid)
+    assert app["state"] == "FAILED"
+    assert (
+        app["diagnostics"]
+        == f"Application {aid} submitted by user dr.who to unknown queue: nosuchqueue"
+    )

@@ -1,0 +1,146 @@
+"""The container node behind the common node interface: commands, files, limits,
+lifecycle, describe/attach, and cleanup leaving nothing labelled behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def node(container_backend, lab_name, tmp_path, make_spec):
+    spec = make_spec(
+        lab_name,
+        "n1",
+        cpus=0.5,
+        memory=96 * MiB,
+        pids=64,
+        hosts={"n1": "10.99.1.10/24", "n2": "10.99.2.10/24"},
+        state_dir=tmp_path / "n1",
+    )
+    return container_backend.create(spec)
+
+
+def test_identity_hosts_and_python(node):
+    assert node.exec(["hostname"]).check().stdout.strip() == "n1"
+    hosts = node.exec(["cat", "/etc/hosts"]).check().stdout
+    assert "10.99.1.10\tn1" in hosts and "10.99.2.10\tn2" in hosts
+    # the orchestrator's "{python}" placeholder becomes the image's interpreter
+    r = node.exec(["{python}", "-c", "import lab, sys; print(sys.executable)"]).check()
+    assert r.stdout.strip() == "/usr/bin/python3"
+
+
+def test_network_is_none_until_the_rack_plugs_it_in(node):
+    links = node.exec(["ip", "-o", "link"]).check().stdout.splitlines()
+    assert [line.split(":")[1].strip() for line in links] == ["lo"]
+    path = node.netns()
+    assert os.stat(path).st_ino != os.stat("/proc/self/ns/net").st_ino
+
+
+def test_exec_env_stdin_exit_code(node):
+    r = node.exec(
+        ["sh", "-c", 'read x; echo "$x-$GREETING"; exit 3'], input="hi\n", env={"GREETING": "there"}
+    )
+    assert r.returncode == 3
+    assert r.stdout.strip() == "hi-there"
+
+
+def test_exec_timeout_kills_the_command_inside(node):
+    r = node.exec(["sleep", "300"], timeout=1)
+    assert r.returncode == 124
+    ps = node.exec(["ps", "-eo", "args"]).check().stdout
+    assert "sleep 300" not in ps
+
+
+def test_popen_streams_and_kill_reaches_inside(node):
+    proc = node.popen(["sh", "-c", "echo ready; exec sleep 300"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    assert "sleep 300" in node.exec(["ps", "-eo", "args"]).check().stdout
+    proc.terminate()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while "sleep 300" in node.exec(["ps", "-eo", "args"]).stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "sleep 300" not in node.exec(["ps", "-eo", "args"]).stdout
+
+
+def test_files_round_trip_and_data_dir_is_the_state_dir(node, tmp_path):
+    node.put_file("/etc/racklab/zk.json", b'{"tickTime": 2000}', mode=0o600)
+    assert node.get_file("/etc/racklab/zk.json") == b'{"tickTime": 2000}'
+    assert node.exec(["stat", "-c", "%a", "/etc/racklab/zk.json"]).check().stdout.strip() == "600"
+    with pytest.raises(FileNotFoundError):
+        node.get_file("/etc/racklab/missing")
+    node.exec(["sh", "-c", "echo block > /srv/node/blk_1"]).check()
+    assert (tmp_path / "n1" / "data" / "blk_1").read_text() == "block\n"
+
+
+def test_limits_are_dockers_and_visible_in_stats(node, docker_engine):
+    host = docker_engine.api.inspect_container(node.container_id)["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Memory"] == 96 * MiB
+    assert host["PidsLimit"] == 64
+    s = node.stats()
+    assert s.memory_max == 96 * MiB
+    assert s.pids and s.pids >= 2  # tini and its sleep
+    assert s.cpu_usec is not None
+
+
+def test_pids_limit_is_enforced(node):
+    r = node.exec(["sh", "-c", "for i in $(seq 100); do sleep 3 & done; wait"], timeout=60)
+    assert "fork" in r.stderr.lower() or "resource temporarily unavailable" in r.stderr.lower()
+
+
+def test_oom_kill_shows_in_stats_and_status(node):
+    assert node.stats().oom_kills == 0
+    r = node.exec(["python3", "-c", "b = bytearray(400 * 1024 * 1024); print('not killed')"])
+    assert r.returncode == 137  # SIGKILL from the kernel's OOM killer
+    assert "not killed" not in r.stdout
+    assert node.stats().oom_kills >= 1
+    assert node.describe()["oom_kills"] >= 1
+    assert node.describe()["running"]  # the node itself survives its command's OOM
+
+
+def test_pause_resume_kill_start(node):
+    node.pause()
+    assert node.describe()["paused"]
+    node.resume()
+    assert node.exec(["true"]).ok
+    node.kill(signal.SIGKILL)
+    d = node.describe()
+    assert not d["running"] and d["exit_code"] == 137
+    node.start()
+    assert node.exec(["true"]).ok
+    node.stop(timeout=2)
+    assert not node.describe()["running"]
+
+
+def test_describe_attach_round_trip(node, container_backend):
+    saved = node.describe()
+    again = container_backend.attach(node.spec, saved)
+    assert again.describe()["container"] == saved["container"]
+    assert again.exec(["hostname"]).check().stdout.strip() == "n1"
+
+
+def test_cleanup_leaves_nothing_labelled(
+    container_backend, docker_engine, lab_name, make_spec, labelled
+):
+    # no state dir: the data dir is a named volume, which cleanup must remove too
+    a = container_backend.create(make_spec(lab_name, "a"))
+    container_backend.create(make_spec(lab_name, "b", memory=64 * MiB))
+    assert a.volume
+    left = labelled(docker_engine, lab_name)
+    assert len(left["containers"]) == 2 and len(left["volumes"]) == 2
+    cgroup = (
+        "/sys/fs/cgroup/memory/" + a.cgroup() if os.path.isdir("/sys/fs/cgroup/memory") else None
+    )
+    removed = container_backend.cleanup(lab_name, lab_name[-6:])
+    assert len(removed) == 4
+    assert labelled(docker_engine, lab_name) == {"containers": [], "volumes": [], "networks": []}
+    if cgroup:
+        assert not os.path.exists(cgroup)

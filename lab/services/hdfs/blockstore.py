@@ -1,0 +1,236 @@
+"""A DataNode's replicas on disk, in Hadoop's layout: current/finalized/blk_<id> with
+blk_<id>_<genstamp>.meta beside it, and current/rbw/ for replicas being written."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import checksum
+from .checksum import CRC_SIZE, ChecksumError
+
+_META = re.compile(r"blk_(\d+)_(\d+)\.meta$")
+READ_SLAB = 1 << 20
+
+
+@dataclass
+class Replica:
+    block_id: int
+    gen_stamp: int
+    length: int
+    state: str  # "finalized" or "rbw"
+    data_path: Path
+    meta_path: Path
+
+    def to_report(self) -> list[int]:
+        return [self.block_id, self.gen_stamp, self.length]
+
+
+class BlockStore:
+    def __init__(self, root: Path, bytes_per_checksum: int) -> None:
+        self.root = Path(root)
+        self.bpc = bytes_per_checksum
+        self.finalized = self.root / "current" / "finalized"
+        self.rbw = self.root / "current" / "rbw"
+        self.finalized.mkdir(parents=True, exist_ok=True)
+        self.rbw.mkdir(parents=True, exist_ok=True)
+        self.replicas: dict[int, Replica] = {}
+        self._load()
+
+    def _load(self) -> None:
+        # A replica left in rbw/ by a crash holds whatever chunks reached the disk whole:
+        # trim it to those and keep it finalized, the NameNode judges it by its length and
+        # generation stamp in the next block report.
+        for state, folder in (("finalized", self.finalized), ("rbw", self.rbw)):
+            for meta in folder.glob("blk_*_*.meta"):
+                m = _META.match(meta.name)
+                data = folder / f"blk_{m.group(1)}"
+                if not data.exists():
+                    meta.unlink()
+                    continue
+                rep = Replica(int(m.group(1)), int(m.group(2)), data.stat().st_size, state, data, meta)
+                if state == "rbw":
+                    rep = self._recover_rbw(rep)
+                    if rep is None:
+                        continue
+                self.replicas[rep.block_id] = rep
+
+    def _recover_rbw(self, rep: Replica) -> Replica | None:
+        crcs = max(0, (rep.meta_path.stat().st_size - checksum.HEADER.size) // CRC_SIZE)
+        length = min(rep.length, crcs * self.bpc)
+        with open(rep.data_path, "r+b") as f:
+            f.truncate(length)
+        with open(rep.meta_path, "r+b") as f:
+            f.truncate(checksum.HEADER.size + -(-length // self.bpc) * CRC_SIZE)
+        rep.length = length
+        return self._finalize_paths(rep)
+
+    def _finalize_paths(self, rep: Replica) -> Replica:
+        data = self.finalized / rep.data_path.name
+        meta = self.finalized / rep.meta_path.name
+        os.replace(rep.meta_path, meta)
+        os.replace(rep.data_path, data)
+        rep.data_path, rep.meta_path, rep.state = data, meta, "finalized"
+        return rep
+
+    # ------------------------------------------------------------ writing
+    def create_rbw(self, block_id: int, gen_stamp: int) -> ReplicaWriter:
+        old = self.replicas.get(block_id)
+        if old is not None:
+            if old.state == "finalized" and old.gen_stamp >= gen_stamp:
+                raise FileExistsError(f"replica blk_{block_id}_{old.gen_stamp} already exists")
+            self.delete(block_id)
+        data = self.rbw / f"blk_{block_id}"
+        meta = self.rbw / f"blk_{block_id}_{gen_stamp}.meta"
+        with open(meta, "wb") as f:
+            f.write(checksum.meta_header(self.bpc))
+        open(data, "wb").close()
+        rep = Replica(block_id, gen_stamp, 0, "rbw", data, meta)
+        self.replicas[block_id] = rep
+        return ReplicaWriter(self, rep, last_crc=0)
+
+    def append(self, block_id: int, old_gs: int, new_gs: int, expected_length: int) -> ReplicaWriter:
+        rep = self.replicas.get(block_id)
+        if rep is None or rep.state != "finalized":
+            raise FileNotFoundError(f"no finalized replica of blk_{block_id}")
+        if rep.gen_stamp != old_gs or rep.length != expected_length:
+            raise ValueError(
+                f"replica blk_{block_id}_{rep.gen_stamp} len {rep.length} does not match "
+                f"genstamp {old_gs} len {expected_length}"
+            )
+        data = self.rbw / rep.data_path.name
+        meta = self.rbw / f"blk_{block_id}_{new_gs}.meta"
+        os.replace(rep.meta_path, meta)
+        os.replace(rep.data_path, data)
+        rep.data_path, rep.meta_path, rep.state, rep.gen_stamp = data, meta, "rbw", new_gs
+        last_crc = 0
+        if rep.length % self.bpc:
+            with open(meta, "rb") as f:
+                f.seek(checksum.HEADER.size + (rep.length // self.bpc) * CRC_SIZE)
+                (last_crc,) = struct.unpack(">I", f.read(CRC_SIZE))
+        return ReplicaWriter(self, rep, last_crc)
+
+    def delete(self, block_id: int) -> bool:
+        rep = self.replicas.pop(block_id, None)
+        if rep is None:
+            return False
+        for path in (rep.data_path, rep.meta_path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        return True
+
+    # ------------------------------------------------------------ reading
+    def get(self, block_id: int) -> Replica | None:
+        return self.replicas.get(block_id)
+
+    def read_raw(self, rep: Replica, start: int, length: int) -> tuple[bytes, bytes]:
+        """Data [start, start+length) and the stored CRCs of its chunks; start must be
+        chunk aligned. Used to ship checksummed data to a remote reader."""
+        with open(rep.data_path, "rb") as f:
+            f.seek(start)
+            data = f.read(length)
+        first, n = start // self.bpc, -(-len(data) // self.bpc)
+        with open(rep.meta_path, "rb") as f:
+            f.seek(checksum.HEADER.size + first * CRC_SIZE)
+            crcs = f.read(n * CRC_SIZE)
+        return data, crcs
+
+    def read_verified(self, rep: Replica, offset: int, length: int):
+        """Yield the bytes [offset, offset+length) of a finalized replica, each slab
+        checked against its stored CRCs; a mismatch raises ChecksumError."""
+        end = min(offset + length, rep.length)
+        # Verification needs whole chunks: read from the chunk holding `offset` to the end
+        # of the chunk holding the last byte wanted, and trim.
+        disk_end = min(rep.length, -(-end // self.bpc) * self.bpc)
+        pos = offset - offset % self.bpc
+        with open(rep.data_path, "rb") as df, open(rep.meta_path, "rb") as mf:
+            bpc = checksum.parse_meta_header(mf.read(checksum.HEADER.size))
+            if bpc != self.bpc:
+                raise ChecksumError(f"blk_{rep.block_id}: meta file bytes-per-checksum {bpc}", pos)
+            df.seek(pos)
+            mf.seek(checksum.HEADER.size + (pos // self.bpc) * CRC_SIZE)
+            while pos < end:
+                want = min(READ_SLAB, disk_end - pos)
+                data = df.read(want)
+                if len(data) != want:
+                    raise ChecksumError(f"blk_{rep.block_id} is shorter than its length", pos)
+                stored = mf.read(-(-len(data) // self.bpc) * CRC_SIZE)
+                if checksum.piece_crcs(data, pos, self.bpc) != stored:
+                    raise ChecksumError(f"Checksum error: blk_{rep.block_id} at offset {pos}", pos)
+                lo, hi = max(0, offset - pos), min(len(data), end - pos)
+                yield data[lo:hi] if lo or hi < len(data) else data
+                pos += len(data)
+
+    def verify(self, rep: Replica) -> bool:
+        try:
+            for _ in self.read_verified(rep, 0, rep.length):
+                pass
+            return True
+        except ChecksumError:
+            return False
+        except FileNotFoundError:
+            return False
+
+    def report(self) -> list[list[int]]:
+        return [r.to_report() for r in self.replicas.values() if r.state == "finalized"]
+
+    def used_bytes(self) -> int:
+        return sum(r.length for r in self.replicas.values())
+
+    def capacity(self) -> tuple[int, int]:
+        usage = shutil.disk_usage(self.root)
+        return usage.total, usage.free
+
+
+class ReplicaWriter:
+    """Appends checksummed pieces to an rbw replica. Each piece is [a, b) of one chunk;
+    a piece that continues a partial chunk extends that chunk's CRC (CRC32C continues)."""
+
+    def __init__(self, store: BlockStore, rep: Replica, last_crc: int) -> None:
+        self.store, self.rep = store, rep
+        self.bpc = store.bpc
+        self.last_crc = last_crc
+        self.data = open(rep.data_path, "r+b", buffering=0)
+        self.data.seek(rep.length)
+        self.meta = open(rep.meta_path, "r+b", buffering=0)
+        self._seek_meta()
+
+    def _seek_meta(self) -> None:
+        self.meta.seek(checksum.HEADER.size + (self.rep.length // self.bpc) * CRC_SIZE)
+
+    def write(self, data: bytes | memoryview, crcs: bytes, verify: bool) -> None:
+        """Write data starting at the replica's length; crcs are the sender's per-piece CRCs."""
+        offset = self.rep.length
+        if verify and checksum.piece_crcs(data, offset, self.bpc) != bytes(crcs):
+            raise ChecksumError(f"Checksum error in packet for blk_{self.rep.block_id} at {offset}", offset)
+        crcs = bytes(crcs)
+        if offset % self.bpc:
+            first = min(len(data), self.bpc - offset % self.bpc)
+            merged = checksum.crc_continue(memoryview(data)[:first], self.last_crc)
+            crcs = struct.pack(">I", merged) + crcs[CRC_SIZE:]
+        self.data.write(data)
+        self.meta.write(crcs)
+        self.rep.length += len(data)
+        if self.rep.length % self.bpc:
+            (self.last_crc,) = struct.unpack(">I", crcs[-CRC_SIZE:])
+            self._seek_meta()  # the next piece rewrites this partial chunk's CRC
+        else:
+            self.last_crc = 0
+
+    def finalize(self) -> Replica:
+        os.fsync(self.data.fileno())
+        os.fsync(self.meta.fileno())
+        self.data.close()
+        self.meta.close()
+        return self.store._finalize_paths(self.rep)
+
+    def abort(self) -> None:
+        self.data.close()
+        self.meta.close()
+        self.store.delete(self.rep.block_id)

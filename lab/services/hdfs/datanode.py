@@ -1,0 +1,443 @@
+"""The DataNode: replicas on disk, the data-transfer server (pipeline writes, reads,
+block checksums), WebHDFS data operations on its HTTP address, and the loops that talk
+to the NameNode (registration, heartbeats with commands, block reports, block scanner)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+import time
+import uuid as uuidlib
+
+from . import errors, webhdfs
+from .blockstore import BlockStore
+from .checksum import CRC_SIZE, ChecksumError
+from .client import FileWriter, Reader, file_checksum
+from .config import Configuration, split_hostport
+from .datatransfer import (
+    ERROR,
+    ERROR_CHECKSUM,
+    SUCCESS,
+    PipelineError,
+    PipelineWriter,
+    encode_ack,
+    encode_packet,
+    recv_ack,
+    recv_msg,
+    recv_packet,
+    send_msg,
+)
+from .errors import HdfsException, IllegalArgumentException
+from .http import Request, Response, serve
+from .rpc import NameNodeClient
+
+log = logging.getLogger("hdfs.datanode")
+
+
+class DataNode:
+    def __init__(self, conf: Configuration) -> None:
+        self.conf = conf
+        self.bpc = conf.get_int("dfs.bytes-per-checksum")
+        self.store = BlockStore(conf.data_dir(), self.bpc)
+        self.uuid = self._load_uuid()
+        self.nn = NameNodeClient(*conf.namenode_rpc_address())
+        self.heartbeat_interval = conf.get_seconds("dfs.heartbeat.interval", "s")
+        self.report_interval = conf.get_seconds("dfs.blockreport.intervalMsec", "ms")
+        self.scan_period = conf.get_seconds("dfs.datanode.scan.period.hours", "h")
+        self.packet_size = conf.get_int("dfs.client-write-packet-size")
+        self.servers: list[asyncio.AbstractServer] = []
+        self.tasks: list[asyncio.Task] = []
+        self.received: list[list[int]] = []
+        self.deleted: list[int] = []
+        self.report_event = asyncio.Event()
+        self.registered = asyncio.Event()
+        self.xceivers = 0
+        self.ip = ""
+
+    def _load_uuid(self) -> str:
+        path = self.store.root / "current" / "VERSION"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.startswith("datanodeUuid="):
+                    return line.split("=", 1)[1]
+        value = str(uuidlib.uuid4())
+        path.write_text(f"datanodeUuid={value}\nstorageType=DATA_NODE\nlayoutVersion=-57\n")
+        return value
+
+    async def start(self) -> None:
+        http_host, http_port = split_hostport(self.conf.get("dfs.datanode.http.address"), 9864)
+        x_host, x_port = split_hostport(self.conf.get("dfs.datanode.address"), 9866)
+        xfer = await asyncio.start_server(self.handle_xfer, x_host, x_port, limit=1 << 20, backlog=256)
+        http = await serve(http_host, http_port, self.handle_http)
+        self.servers = [xfer, http]
+        self.xfer_port = xfer.sockets[0].getsockname()[1]
+        self.http_port = http.sockets[0].getsockname()[1]
+        self.ip = x_host if x_host not in ("0.0.0.0", "") else self._route_ip()
+        self.reader = Reader(self.nn, self.store, self.bpc, self.uuid)
+        self.tasks = [asyncio.create_task(self._service_loop(), name="dn-bpservice"),
+                      asyncio.create_task(self._scanner(), name="dn-scanner")]
+        log.info("DataNode %s up: data %s:%d http %s:%d, %d replicas", self.uuid, self.ip, self.xfer_port,
+                 self.ip, self.http_port, len(self.store.replicas))
+
+    def _route_ip(self) -> str:
+        host, port = self.conf.namenode_rpc_address()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, port))
+            return s.getsockname()[0]
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for s in self.servers:
+            s.close()
+        self.nn.close()
+
+    # ------------------------------------------------------------ NameNode conversation
+    def info(self) -> dict:
+        return {"uuid": self.uuid, "ip": self.ip, "hostName": socket.gethostname(), "xferPort": self.xfer_port,
+                "infoPort": self.http_port}
+
+    def stats(self) -> dict:
+        capacity, free = self.store.capacity()
+        return {"capacity": capacity, "dfsUsed": self.store.used_bytes(), "remaining": free,
+                "xceiverCount": self.xceivers}
+
+    async def _register(self) -> None:
+        self.registered.clear()
+        await self.nn.call("registerDatanode", **self.info())
+        await self.nn.call("blockReport", uuid=self.uuid, blocks=self.store.report())
+        self.last_report = time.monotonic()
+        self.registered.set()
+        log.info("registered with the NameNode and sent a report of %d blocks", len(self.store.replicas))
+
+    async def _service_loop(self) -> None:
+        """BPServiceActor.offerService: heartbeat, incremental reports, full reports."""
+        backoff = 0.2
+        while True:
+            try:
+                if not self.registered.is_set():
+                    await self._register()
+                    backoff = 0.2
+                reply = await self.nn.call("sendHeartbeat", uuid=self.uuid, **self.stats())
+                await self._run_commands(reply.get("commands", []))
+                if time.monotonic() - self.last_report > self.report_interval:
+                    await self.nn.call("blockReport", uuid=self.uuid, blocks=self.store.report())
+                    self.last_report = time.monotonic()
+                deadline = time.monotonic() + self.heartbeat_interval
+                while self.registered.is_set():
+                    await self._flush_incremental()
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self.report_event.clear()
+                    try:
+                        await asyncio.wait_for(self.report_event.wait(), left)
+                    except TimeoutError:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, OSError, HdfsException) as exc:
+                log.warning("NameNode unreachable (%s); retrying in %.1fs", exc, backoff)
+                self.registered.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max(1.0, self.heartbeat_interval))
+
+    async def _flush_incremental(self) -> None:
+        if not (self.received or self.deleted):
+            return
+        received, deleted = self.received, self.deleted
+        self.received, self.deleted = [], []
+        try:
+            reply = await self.nn.call("blockReceivedAndDeleted", uuid=self.uuid, received=received, deleted=deleted)
+        except Exception:
+            self.received[:0], self.deleted[:0] = received, deleted
+            raise
+        await self._run_commands(reply.get("commands", []))
+
+    def notify_received(self, rep: list[int]) -> None:
+        self.received.append(rep)
+        self.report_event.set()
+
+    async def _run_commands(self, commands: list[dict]) -> None:
+        for cmd in commands:
+            action = cmd.get("action")
+            if action == "DNA_REGISTER":
+                self.registered.clear()
+            elif action == "DNA_INVALIDATE":
+                for bid in cmd["blocks"]:
+                    if self.store.delete(bid):
+                        log.info("deleted blk_%d on the NameNode's command", bid)
+                    self.deleted.append(bid)
+                self.report_event.set()
+            elif action == "DNA_TRANSFER":
+                for item in cmd["blocks"]:
+                    asyncio.create_task(self._transfer(item["block"], item["targets"]))
+
+    async def _transfer(self, blk: dict, targets: list[dict]) -> None:
+        """DataTransfer: copy a local replica into a pipeline of new targets."""
+        rep = self.store.get(blk["blockId"])
+        if rep is None or rep.state != "finalized":
+            return
+        pipe = PipelineWriter(targets, {"block": {"blockId": rep.block_id, "genStamp": rep.gen_stamp,
+                                                  "numBytes": rep.length}, "stage": "transfer"},
+                              self.bpc, self.packet_size)
+        try:
+            await pipe.open()
+            for piece in self.store.read_verified(rep, 0, rep.length):
+                await pipe.write(piece)
+            await pipe.close()
+            log.info("replicated blk_%d to %s", rep.block_id, [t["ip"] for t in targets])
+        except ChecksumError as exc:
+            pipe.abort()
+            log.warning("local replica blk_%d is corrupt (%s), reporting it", rep.block_id, exc)
+            await self._report_bad(rep.block_id)
+        except (TimeoutError, OSError, PipelineError, asyncio.IncompleteReadError) as exc:
+            pipe.abort()
+            log.warning("replicating blk_%d to %s failed: %s", rep.block_id, [t["ip"] for t in targets], exc)
+
+    async def _report_bad(self, block_id: int) -> None:
+        try:
+            await self.nn.call("reportBadBlocks", blocks=[{"blockId": block_id, "uuid": self.uuid}])
+        except Exception as exc:
+            log.warning("could not report bad blk_%d: %s", block_id, exc)
+
+    async def _scanner(self) -> None:
+        """VolumeScanner: verify every replica once per dfs.datanode.scan.period.hours."""
+        while True:
+            ids = list(self.store.replicas)
+            pause = self.scan_period / max(1, len(ids))
+            if not ids:
+                await asyncio.sleep(min(self.scan_period, 5))
+                continue
+            for bid in ids:
+                await asyncio.sleep(pause)
+                rep = self.store.get(bid)
+                if rep is None or rep.state != "finalized":
+                    continue
+                ok = await asyncio.to_thread(self.store.verify, rep)
+                if not ok and self.store.get(bid) is rep:
+                    log.warning("block scanner found blk_%d corrupt", bid)
+                    await self._report_bad(bid)
+
+    # ------------------------------------------------------------ data transfer server
+    async def handle_xfer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.xceivers += 1
+        try:
+            header = await asyncio.wait_for(recv_msg(reader), 60)
+            op = header.get("op")
+            if op == "WRITE_BLOCK":
+                await self._write_block(header, reader, writer)
+            elif op == "READ_BLOCK":
+                await self._read_block(header, writer)
+            elif op == "BLOCK_CHECKSUM":
+                await send_msg(writer, self._block_checksum(header["block"]))
+            else:
+                await send_msg(writer, {"status": "ERROR", "message": f"unknown op {op!r}"})
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
+            log.debug("data transfer connection ended: %r", exc)
+        except Exception:
+            log.exception("data transfer failed")
+        finally:
+            self.xceivers -= 1
+            writer.close()
+
+    def _block_checksum(self, blk: dict) -> dict:
+        rep = self.store.get(int(blk["blockId"]))
+        if rep is None or rep.state != "finalized":
+            return {"status": "ERROR", "message": f"no replica of blk_{blk['blockId']}"}
+        with open(rep.meta_path, "rb") as f:
+            f.seek(7)
+            crcs = f.read(-(-rep.length // self.bpc) * CRC_SIZE)
+        crc_per_block = (rep.length // self.bpc) if rep.length % self.bpc == 0 else -(-rep.length // self.bpc)
+        return {"status": "SUCCESS", "md5": hashlib.md5(crcs).hexdigest(), "bytesPerCrc": self.bpc,
+                "crcPerBlock": crc_per_block}
+
+    async def _read_block(self, header: dict, writer: asyncio.StreamWriter) -> None:
+        blk = header["block"]
+        rep = self.store.get(int(blk["blockId"]))
+        if rep is None or rep.state != "finalized" or rep.gen_stamp < int(blk["genStamp"]):
+            await send_msg(writer, {"status": "ERROR", "message": f"Replica not found for blk_{blk['blockId']}"})
+            return
+        offset, length = int(header["offset"]), int(header["length"])
+        end = min(rep.length, -(-(offset + length) // self.bpc) * self.bpc)
+        await send_msg(writer, {"status": "SUCCESS"})
+        # Ship stored CRCs with the data, aligned to chunks: the reader checks them itself.
+        pos, seq, slab = offset - offset % self.bpc, 0, 64 * self.bpc
+        while pos < end:
+            n = min(slab, end - pos)
+            data, crcs = self.store.read_raw(rep, pos, n)
+            hdr = encode_packet(seq, pos, data, False, self.bpc)[0]
+            writer.writelines([hdr, crcs, data])
+            await writer.drain()
+            pos += len(data)
+            seq += 1
+            if not data:
+                break
+        writer.writelines(encode_packet(seq, pos, b"", True, self.bpc))
+        await writer.drain()
+
+    async def _write_block(self, header: dict, up_reader, up_writer) -> None:
+        """BlockReceiver + PacketResponder for one pipeline stage."""
+        blk, stage, targets = header["block"], header.get("stage", "create"), header.get("targets", [])
+        bid = int(blk["blockId"])
+        try:
+            if stage == "append":
+                replica = self.store.append(bid, int(blk["genStamp"]), int(header["newGenStamp"]), int(blk["numBytes"]))
+            else:
+                replica = self.store.create_rbw(bid, int(blk["genStamp"]))
+        except (OSError, ValueError) as exc:
+            await send_msg(up_writer, {"status": "ERROR", "message": str(exc), "firstBadLink": self.uuid})
+            return
+        down_reader = down_writer = None
+        if targets:
+            nxt = targets[0]
+            try:
+                down_reader, down_writer = await asyncio.wait_for(
+                    asyncio.open_connection(nxt["ip"], nxt["xferPort"]), 30)
+                await send_msg(down_writer, dict(header, targets=targets[1:]))
+                reply = await asyncio.wait_for(recv_msg(down_reader), 30)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                reply = {"status": "ERROR", "message": f"{nxt['ip']}: {exc!r}", "firstBadLink": nxt["uuid"]}
+            if reply.get("status") != "SUCCESS":
+                replica.abort()
+                if down_writer:
+                    down_writer.close()
+                await send_msg(up_writer, {"status": "ERROR", "message": reply.get("message"),
+                                           "firstBadLink": reply.get("firstBadLink", nxt["uuid"])})
+                return
+        await send_msg(up_writer, {"status": "SUCCESS"})
+        acks: asyncio.Queue = asyncio.Queue()
+        responder = asyncio.create_task(self._respond(acks, down_reader, up_writer, len(targets)))
+        finalized = False
+        try:
+            while True:
+                seqno, offset, last, raw, crcs, data = await recv_packet(up_reader, self.bpc)
+                if down_writer is not None:
+                    down_writer.writelines([raw, crcs, data])
+                status = SUCCESS
+                if data:
+                    if offset != replica.rep.length:
+                        status = ERROR
+                    else:
+                        try:
+                            # Only the last DataNode checks CRCs (as Hadoop's BlockReceiver): if
+                            # it passes, every upstream copy received the same bytes.
+                            replica.write(data, crcs, verify=down_writer is None)
+                        except ChecksumError:
+                            status = ERROR_CHECKSUM
+                if last and status == SUCCESS:
+                    rep = await asyncio.to_thread(replica.finalize)
+                    finalized = True
+                    self.notify_received(rep.to_report())
+                if down_writer is not None:
+                    await down_writer.drain()
+                await acks.put((seqno, status, last))
+                if last or status != SUCCESS:
+                    break
+            await responder
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            log.warning("pipeline for blk_%d broke: %r", bid, exc)
+            responder.cancel()
+        finally:
+            if not finalized and stage != "append":
+                # A failed append keeps the replica: its earlier bytes were acknowledged before.
+                replica.abort()
+            if down_writer is not None:
+                down_writer.close()
+
+    async def _respond(self, acks: asyncio.Queue, down_reader, up_writer, downstream: int) -> None:
+        while True:
+            seqno, status, last = await acks.get()
+            if down_reader is not None and status == SUCCESS:
+                try:
+                    dseq, dstatuses = await asyncio.wait_for(recv_ack(down_reader), 60)
+                    if dseq != seqno:
+                        dstatuses = [ERROR] * downstream
+                except (TimeoutError, OSError, asyncio.IncompleteReadError):
+                    dstatuses = [ERROR] * downstream
+            else:
+                dstatuses = [SUCCESS if status == SUCCESS else ERROR] * downstream
+            up_writer.write(encode_ack(seqno, [status] + dstatuses))
+            await up_writer.drain()
+            if last or status != SUCCESS or any(s != SUCCESS for s in dstatuses):
+                return
+
+    # ------------------------------------------------------------ WebHDFS (data side)
+    async def handle_http(self, req: Request) -> Response:
+        try:
+            if not req.path.startswith(webhdfs.PREFIX):
+                if req.path == "/":
+                    return Response(200, {"Content-Type": "text/plain"}, b"DataNode is running\n")
+                raise errors.FileNotFoundException(f"no such resource {req.path}")
+            op = webhdfs.parse_op(req.method, req.query)
+            path = webhdfs.hdfs_path(req.path)
+            user = req.query.get("user.name") or self.conf.get("hadoop.http.staticuser.user")
+            if op == "CREATE":
+                return await self._create(req, path, user)
+            if op == "APPEND":
+                return await self._append(req, path, user)
+            if op == "OPEN":
+                return await self._open(req, path, user)
+            if op == "GETFILECHECKSUM":
+                return Response.json(await file_checksum(self.nn, path, user, self._remote_block_checksum))
+            raise IllegalArgumentException(f"Invalid operation {op} on a DataNode")
+        except HdfsException as exc:
+            return Response.json(exc.to_json(), exc.status)
+        except Exception as exc:
+            log.exception("WebHDFS %s failed", req.target)
+            return Response.json(errors.IOException(repr(exc)).to_json(), 500)
+
+    def _client_ip(self) -> str:
+        return self.ip
+
+    async def _create(self, req: Request, path: str, user: str) -> Response:
+        q = req.query
+        writer = FileWriter(self.nn, path, user, self._client_ip(), self.bpc, self.packet_size)
+        await writer.create(webhdfs.get_bool(q, "overwrite", False),
+                            webhdfs.get_long(q, "replication", None, 1, 32767),
+                            webhdfs.get_long(q, "blocksize", None, 1),
+                            webhdfs.get_permission(q, None))
+        await self._pump(req, writer)
+        nn_host, nn_port = self.nn.host, self.nn.port
+        return Response(201, {"Location": f"hdfs://{nn_host}:{nn_port}{path}", "Content-Type": "application/json"})
+
+    async def _append(self, req: Request, path: str, user: str) -> Response:
+        writer = FileWriter(self.nn, path, user, self._client_ip(), self.bpc, self.packet_size)
+        await writer.append()
+        await self._pump(req, writer)
+        return Response(200)
+
+    async def _pump(self, req: Request, writer: FileWriter) -> None:
+        try:
+            async for piece in req.iter_body():
+                await writer.write(piece)
+            await writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+
+    async def _open(self, req: Request, path: str, user: str) -> Response:
+        offset = webhdfs.get_long(req.query, "offset", 0, 0)
+        length = webhdfs.get_long(req.query, "length", None, 0)
+        located = await self.reader.locate(path, user, offset, length, self._client_ip())
+        located["path"] = path
+        available = max(0, located["fileLength"] - offset)
+        n = available if length is None else min(length, available)
+        return Response(200, {"Content-Type": "application/octet-stream"},
+                        stream=self.reader.stream(located, offset, n), length=n)
+
+    async def _remote_block_checksum(self, loc: dict, blk: dict) -> dict:
+        if loc["uuid"] == self.uuid:
+            res = self._block_checksum(blk)
+        else:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(loc["ip"], loc["xferPort"]), 30)
+            try:
+                await send_msg(writer, {"op": "BLOCK_CHECKSUM", "block": blk})
+                res = await asyncio.wait_for(recv_msg(reader), 60)
+            finally:
+                writer.close()
+        if res.get("status") != "SUCCESS":
+            raise errors.IOException(res.get("message", "block checksum failed"))
+        return res

@@ -1,0 +1,824 @@
+"""The NameNode: namespace + edit log + block manager, WebHDFS on its HTTP address, the
+daemon RPC on the fs.defaultFS address, image transfer for the secondary, /jmx and /fsck."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import grp
+import json
+import logging
+import math
+import pwd
+import time
+from urllib.parse import quote, urlencode
+
+from . import errors, webhdfs
+from .blockmanager import QUEUE_CORRUPT, QUEUE_NAMES, BlockInfo, BlockManager, DatanodeDescriptor
+from .config import Configuration, split_hostport
+from .errors import (
+    AlreadyBeingCreatedException,
+    FileAlreadyExistsException,
+    FileNotFoundException,
+    HdfsException,
+    IllegalArgumentException,
+    IOException,
+    LeaseExpiredException,
+    SafeModeException,
+)
+from .http import Request, Response, serve
+from .namespace import Block, INodeDirectory, INodeFile, Namespace, normalize, split_path
+from .storage import EditLog, NNStorage
+
+log = logging.getLogger("hdfs.namenode")
+
+READ, WRITE, EXECUTE = 4, 2, 1
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+_groups_cache: dict[str, list[str]] = {}
+
+
+def user_groups(user: str) -> list[str]:
+    """ShellBasedUnixGroupsMapping, read from the NameNode host's user database."""
+    if user not in _groups_cache:
+        groups = []
+        try:
+            pw = pwd.getpwnam(user)
+            groups.append(grp.getgrgid(pw.pw_gid).gr_name)
+        except KeyError:
+            pass
+        groups += [g.gr_name for g in grp.getgrall() if user in g.gr_mem and g.gr_name not in groups]
+        _groups_cache[user] = groups
+    return _groups_cache[user]
+
+
+class NameNode:
+    def __init__(self, conf: Configuration) -> None:
+        self.conf = conf
+        self.superuser = getpass.getuser()
+        self.supergroup = conf.get("dfs.permissions.superusergroup")
+        self.ns = Namespace(self.superuser, self.supergroup, conf.get_bool("dfs.permissions.enabled"))
+        self.bm = BlockManager(conf, conf.rack_table())
+        self.storage = NNStorage(conf.name_dir())
+        self.editlog: EditLog | None = None
+        self.umask = int(conf.get("fs.permissions.umask-mode"), 8)
+        self.default_replication = conf.get_int("dfs.replication")
+        self.max_replication = conf.get_int("dfs.replication.max")
+        self.default_blocksize = conf.get_size("dfs.blocksize")
+        self.min_blocksize = parse_int(conf.get("dfs.namenode.fs-limits.min-block-size", "1048576"))
+        self.bpc = conf.get_int("dfs.bytes-per-checksum")
+        self.safemode_pct = conf.get_float("dfs.namenode.safemode.threshold-pct")
+        self.safemode_extension = conf.get_seconds("dfs.namenode.safemode.extension", "ms")
+        self.safemode_min_dn = conf.get_int("dfs.namenode.safemode.min.datanodes")
+        self.safemode_on = True
+        self.safemode_reached: float | None = None
+        self.started = time.monotonic()
+        self.version: dict = {}
+        self.servers: list[asyncio.AbstractServer] = []
+        self.tasks: list[asyncio.Task] = []
+        self.http_address = ("", 0)
+        self.rpc_address = ("", 0)
+        self.last_checkpoint_time = time.time()
+
+    # ------------------------------------------------------------ start-up
+    def load(self) -> None:
+        if not self.storage.is_formatted():
+            log.info("formatting %s", self.storage.root)
+            self.version = self.storage.format(self.ns.to_image())
+        self.version = self.storage.read_version()
+        image_txid, image = self.storage.load_latest_image()
+        self.ns.load_image(image)
+        ops = self.storage.read_ops(image_txid)
+        last = image_txid
+        for op in ops:
+            if op["txid"] != last + 1:
+                raise RuntimeError(f"edit log gap: expected txid {last + 1}, found {op['txid']}")
+            self.ns.apply(op)
+            last = op["txid"]
+        log.info("loaded fsimage txid %d and %d edits up to txid %d", image_txid, len(ops), last)
+        self.image_txid = image_txid
+        for f in self.ns.walk_files():
+            self.bm.add_file_blocks(f)
+        self.editlog = EditLog(self.storage, last)
+        self.editlog.open_segment()
+        self.storage.write_seen_txid(self.editlog.last_txid)
+
+    async def start(self) -> None:
+        self.load()
+        host, port = split_hostport(self.conf.get("dfs.namenode.http-address"), 9870)
+        rpc_host, rpc_port = self.conf.namenode_rpc_address()
+        bind_rpc = self.conf.get("dfs.namenode.rpc-bind-host", rpc_host)
+        http_srv = await serve(host, port, self.handle_http)
+        rpc_srv = await serve(bind_rpc, rpc_port, self.handle_rpc)
+        self.servers = [http_srv, rpc_srv]
+        self.http_address = http_srv.sockets[0].getsockname()[:2]
+        self.rpc_address = (rpc_host, rpc_srv.sockets[0].getsockname()[1])
+        self.tasks = [asyncio.create_task(self._monitor(), name="nn-monitor")]
+        log.info("NameNode up: http %s rpc %s (safe mode ON)", self.http_address, self.rpc_address)
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for s in self.servers:
+            s.close()
+        if self.editlog:
+            self.editlog.close()
+
+    async def _monitor(self) -> None:
+        redundancy_every = self.conf.get_seconds("dfs.namenode.redundancy.interval.seconds", "s")
+        last_redundancy = 0.0
+        while True:
+            await asyncio.sleep(min(0.5, redundancy_every))
+            try:
+                for d in self.bm.check_heartbeats():
+                    log.warning("DataNode %s (%s) is dead: no heartbeat for %.1fs", d.ip, d.rack, self.bm.expire_interval)
+                if self.safemode_on:
+                    self._check_safemode()
+                elif time.monotonic() - last_redundancy >= redundancy_every:
+                    last_redundancy = time.monotonic()
+                    n = self.bm.compute_replication_work()
+                    if n:
+                        log.info("scheduled replication of %d blocks", n)
+            except Exception:
+                log.exception("monitor pass failed")
+
+    # ------------------------------------------------------------ safe mode
+    def safe_blocks(self) -> tuple[int, int]:
+        total = safe = 0
+        for info in self.bm.blocks.values():
+            if info.complete:
+                total += 1
+                if len(self.bm.live_replicas(info)) >= self.bm.min_replication:
+                    safe += 1
+        return safe, total
+
+    def _check_safemode(self) -> None:
+        safe, total = self.safe_blocks()
+        threshold = math.ceil(total * self.safemode_pct) if total else 0
+        met = safe >= threshold and len(self.bm.live_nodes()) >= self.safemode_min_dn
+        if not met:
+            self.safemode_reached = None
+            return
+        if total > 0 and self.safemode_extension > 0:
+            if self.safemode_reached is None:
+                self.safemode_reached = time.monotonic()
+                log.info("safe mode thresholds reached, extension %.1fs", self.safemode_extension)
+                return
+            if time.monotonic() - self.safemode_reached < self.safemode_extension:
+                return
+        self.safemode_on = False
+        self.bm.recheck_all()
+        log.info("leaving safe mode after %.1fs: %d of %d blocks reported", time.monotonic() - self.started, safe, total)
+
+    def safemode_tip(self) -> str:
+        if not self.safemode_on:
+            return ""
+        safe, total = self.safe_blocks()
+        threshold = math.ceil(total * self.safemode_pct) if total else 0
+        if safe < threshold:
+            return (f"Safe mode is ON. The reported blocks {safe} needs additional {threshold - safe} blocks to reach "
+                    f"the threshold {self.safemode_pct:.4f} of total blocks {total}.")
+        return (f"Safe mode is ON. The reported blocks {safe} has reached the threshold {self.safemode_pct:.4f} of "
+                f"total blocks {total}. The number of live datanodes {len(self.bm.live_nodes())} has reached the "
+                f"minimum number {self.safemode_min_dn}. Safe mode will be turned off automatically soon.")
+
+    def check_not_safemode(self, what: str) -> None:
+        if self.safemode_on:
+            raise SafeModeException(f"{what}. Name node is in safe mode.\n{self.safemode_tip()}")
+
+    # ------------------------------------------------------------ logged changes
+    def log_apply(self, op: dict):
+        self.editlog.log(op)
+        return self.ns.apply(op)
+
+    def perm(self, path: str, user: str, **bits) -> None:
+        self.ns.check_access(path, user, user_groups(user), **bits)
+
+    def mkdirs(self, path: str, user: str, mode: int | None) -> bool:
+        path = normalize(path)
+        node = self.ns.lookup(path)
+        if node is not None:
+            if not node.is_dir:
+                raise FileAlreadyExistsException(f"Path is not a directory: {path}")
+            self.perm(path, user, target=0)
+            return True
+        self.check_not_safemode(f"Cannot create directory {path}")
+        self.perm(path, user, ancestor=WRITE)
+        parent, missing = self.ns.parent_for_create(path)
+        ids = [self.ns.last_inode_id + 1 + i for i in range(len(missing))]
+        mode = (0o777 & ~self.umask) if mode is None else mode
+        self.log_apply({"op": "OP_MKDIR", "path": path, "inodeIds": ids, "owner": user, "group": parent.group,
+                        "mode": mode | 0o300 if len(missing) > 1 else mode, "mtime": now_ms()})
+        return True
+
+    def create(self, path: str, user: str, client: str, overwrite: bool, replication: int | None,
+               block_size: int | None, mode: int | None) -> dict:
+        path = normalize(path)
+        self.check_not_safemode(f"Cannot create file{path}")
+        replication = self.default_replication if replication is None else replication
+        block_size = self.default_blocksize if block_size is None else block_size
+        self.verify_replication(path, replication)
+        if block_size < self.min_blocksize:
+            raise IOException(f"Specified block size is less than configured minimum value "
+                              f"(dfs.namenode.fs-limits.min-block-size): {block_size} < {self.min_blocksize}")
+        if block_size % self.bpc:
+            raise IOException(f"io.bytes.per.checksum({self.bpc}) and blockSize({block_size}) do not match. "
+                              "blockSize should be a multiple of io.bytes.per.checksum")
+        existing = self.ns.check_create(path, overwrite)
+        self.perm(path, user, ancestor=WRITE, target=WRITE if existing else 0)
+        if isinstance(existing, INodeFile) and existing.client_name and existing.client_name != client and not overwrite:
+            raise AlreadyBeingCreatedException(f"failed to create file {path} for {client} because "
+                                               f"current leaseholder is trying to recreate file.")
+        parent, missing = self.ns.parent_for_create(path)
+        if len(missing) > 1:
+            ppath = "/" + "/".join(split_path(path)[:-1])
+            self.mkdirs(ppath, user, None)
+            parent, missing = self.ns.parent_for_create(path)
+        mode = (0o666 & ~self.umask) if mode is None else mode
+        removed = self.log_apply({"op": "OP_ADD", "path": path, "inodeId": self.ns.last_inode_id + 1,
+                                  "owner": user, "group": parent.group, "mode": mode, "mtime": now_ms(),
+                                  "replication": replication, "blockSize": block_size, "clientName": client})
+        self.bm.remove_blocks(removed or [])
+        return {"fileId": self.ns.last_inode_id}
+
+    def verify_replication(self, path: str, replication: int) -> None:
+        if replication < self.bm.min_replication:
+            raise IOException(f"Requested replication factor of {replication} is less than the required "
+                              f"minimum of {self.bm.min_replication} for {path}")
+        if replication > self.max_replication:
+            raise IOException(f"Requested replication factor of {replication} exceeds maximum of "
+                              f"{self.max_replication} for {path}")
+
+    def _uc_file(self, path: str, client: str) -> INodeFile:
+        node = self.ns.lookup(path)
+        if not isinstance(node, INodeFile) or node.client_name != client:
+            holder = node.client_name if isinstance(node, INodeFile) else None
+            raise LeaseExpiredException(f"No lease on {path}: File is not open for writing. "
+                                        f"Holder {client} does not have any open files (lease holder: {holder}).")
+        return node
+
+    def _commit(self, f: INodeFile, last: dict | None) -> None:
+        if last is None or not f.blocks:
+            return
+        blk = f.blocks[-1]
+        if blk.block_id != int(last["blockId"]):
+            raise IOException(f"Trying to commit block {last['blockId']} but the last block of "
+                              f"{f.path()} is {blk.name}")
+        blk.num_bytes = int(last["numBytes"])
+        blk.gen_stamp = int(last.get("genStamp", blk.gen_stamp))
+
+    def add_block(self, path: str, client: str, previous: dict | None, exclude: list[str],
+                  client_ip: str) -> dict:
+        path = normalize(path)
+        self.check_not_safemode(f"Cannot add block to {path}")
+        f = self._uc_file(path, client)
+        self._commit(f, previous)
+        writer = self.bm.node_by_ip(client_ip)
+        targets = self.bm.choose_target(f.replication, writer, [], set(exclude), block_size=f.block_size)
+        if len(targets) < self.bm.min_replication:
+            live = len(self.bm.live_nodes())
+            raise IOException(f"File {path} could only be written to {len(targets)} of the "
+                              f"{self.bm.min_replication} minReplication nodes. There are {live} datanode(s) "
+                              f"running and {len(exclude)} node(s) are excluded in this operation.")
+        blk = Block(self.ns.last_block_id + 1, self.ns.gen_stamp + 1, 0)
+        blocks = [b.to_json() for b in f.blocks] + [blk.to_json()]
+        self.log_apply({"op": "OP_ADD_BLOCK", "path": path, "blocks": blocks})
+        self.bm.add_file_blocks(f)
+        for info in self._infos(f)[:-1]:
+            info.complete = True
+            self.bm.update_needed(info)
+        self.bm.blocks[blk.block_id].expected_uc = [t.uuid for t in targets]
+        return {"block": blk.to_json(), "offset": f.length, "locations": [t.info() for t in targets]}
+
+    def abandon_block(self, path: str, client: str, block: dict) -> None:
+        f = self._uc_file(normalize(path), client)
+        if f.blocks and f.blocks[-1].block_id == int(block["blockId"]):
+            removed = f.blocks[-1]
+            self.log_apply({"op": "OP_UPDATE_BLOCKS", "path": f.path(), "blocks": [b.to_json() for b in f.blocks[:-1]]})
+            self.bm.remove_blocks([removed])
+
+    def complete(self, path: str, client: str, last: dict | None) -> bool:
+        path = normalize(path)
+        f = self._uc_file(path, client)
+        self._commit(f, last)
+        infos = self._infos(f)
+        if infos and len(self.bm.live_replicas(infos[-1])) < self.bm.min_replication:
+            return False  # DataNodes have not reported the last block yet: the client retries
+        self.log_apply({"op": "OP_CLOSE", "path": path, "blocks": [b.to_json() for b in f.blocks],
+                        "mtime": now_ms(), "atime": now_ms()})
+        self.bm.add_file_blocks(f)
+        for info in self._infos(f):
+            info.complete = True
+            self.bm.update_needed(info)
+        return True
+
+    def append(self, path: str, user: str, client: str, client_ip: str) -> dict:
+        path = normalize(path)
+        self.check_not_safemode(f"Cannot append to file{path}")
+        node = self.ns.lookup(path)
+        if node is None:
+            raise FileNotFoundException(f"Failed to append to non-existent file {path} for client {client_ip}")
+        if node.is_dir:
+            raise FileNotFoundException(f"Failed to append to non-file {path}: it is a directory")
+        self.perm(path, user, target=WRITE)
+        if node.client_name:
+            raise AlreadyBeingCreatedException(
+                f"Failed to APPEND_FILE {path} for {client} on {client_ip} because this file lease is currently "
+                f"owned by {node.client_name}")
+        last = node.blocks[-1] if node.blocks else None
+        result = {"blockSize": node.block_size, "fileLength": node.length, "replication": node.replication,
+                  "lastBlock": None}
+        op = {"op": "OP_APPEND", "path": path, "clientName": client}
+        if last is not None and last.num_bytes < node.block_size:
+            info = self.bm.blocks.get(last.block_id)
+            live = self.bm.sort_by_distance(client_ip, self.bm.live_replicas(info)) if info else []
+            if live:
+                old = last.to_json()
+                op["newGenStamp"] = self.ns.gen_stamp + 1
+                self.log_apply(op)
+                info.complete = False
+                result["lastBlock"] = {"block": old, "newGenStamp": op["newGenStamp"],
+                                       "offset": node.length - last.num_bytes,
+                                       "locations": [d.info() for d in live]}
+                return result
+        self.log_apply(op)
+        return result
+
+    def _infos(self, f: INodeFile) -> list[BlockInfo]:
+        return [self.bm.blocks[b.block_id] for b in f.blocks if b.block_id in self.bm.blocks]
+
+    def rename(self, src: str, dst: str, user: str) -> bool:
+        src, dst = normalize(src), normalize(dst)
+        self.check_not_safemode(f"Cannot rename {src}")
+        checked = self.ns.check_rename(src, dst)
+        if checked is None:
+            return False
+        self.perm(src, user, parent=WRITE)
+        self.perm(dst, user, ancestor=WRITE)
+        self.log_apply({"op": "OP_RENAME_OLD", "src": src, "dst": dst, "timestamp": now_ms()})
+        return True
+
+    def delete(self, path: str, recursive: bool, user: str) -> bool:
+        path = normalize(path)
+        self.check_not_safemode(f"Cannot delete {path}")
+        node = self.ns.check_delete(path, recursive)
+        if node is None:
+            return False
+        self.perm(path, user, parent=WRITE, subtree=READ | WRITE | EXECUTE if node.is_dir and node.children else 0)
+        removed = self.log_apply({"op": "OP_DELETE", "path": path, "timestamp": now_ms()})
+        self.bm.remove_blocks(removed)
+        return True
+
+    def set_replication(self, path: str, replication: int, user: str) -> bool:
+        path = normalize(path)
+        self.check_not_safemode(f"Cannot set replication for {path}")
+        self.verify_replication(path, replication)
+        node = self.ns.get(path)
+        if node.is_dir:
+            return False
+        self.perm(path, user, target=WRITE)
+        self.log_apply({"op": "OP_SET_REPLICATION", "path": path, "replication": replication})
+        for info in self._infos(node):
+            self.bm.update_needed(info)
+        return True
+
+    def set_permission(self, path: str, mode: int, user: str) -> None:
+        path = normalize(path)
+        self.check_not_safemode(f"Cannot set permission for {path}")
+        self.ns.get(path)
+        self.ns.check_owner(path, user, user_groups(user))
+        self.log_apply({"op": "OP_SET_PERMISSIONS", "src": path, "mode": mode})
+
+    def set_owner(self, path: str, owner: str | None, group: str | None, user: str) -> None:
+        path = normalize(path)
+        if not owner and not group:
+            raise IllegalArgumentException("Both owner and group are empty.")
+        self.check_not_safemode(f"Cannot set owner for {path}")
+        self.ns.get(path)
+        groups = user_groups(user)
+        self.ns.check_owner(path, user, groups)
+        is_super = user == self.superuser or self.supergroup in groups
+        if self.ns.permissions and not is_super:
+            if owner and owner != user:
+                raise errors.AccessControlException("User " + user + " is not a super user (non-super user cannot change owner).")
+            if group and group not in groups:
+                raise errors.AccessControlException(f"User {user} does not belong to {group}")
+        self.log_apply({"op": "OP_SET_OWNER", "src": path, "username": owner, "groupname": group})
+
+    def set_times(self, path: str, mtime: int, atime: int, user: str) -> None:
+        path = normalize(path)
+        self.check_not_safemode(f"Cannot set times {path}")
+        self.ns.get(path)
+        self.perm(path, user, target=WRITE)
+        self.log_apply({"op": "OP_TIMES", "path": path, "mtime": mtime, "atime": atime})
+
+    # ------------------------------------------------------------ reads
+    def located_blocks(self, path: str, user: str, offset: int, length: int, client_ip: str) -> dict:
+        path = normalize(path)
+        self.perm(path, user, target=READ)
+        f = self.ns.get(path)
+        if not isinstance(f, INodeFile):
+            raise FileNotFoundException(f"Path is not a file: {path}")
+        if offset > f.length:
+            raise IOException(f"Offset: {offset} exceeds file length: {f.length}")
+        out, pos = [], 0
+        end = offset + length
+        for b in f.blocks:
+            b_end = pos + b.num_bytes
+            if b_end > offset and pos < end:
+                info = self.bm.blocks.get(b.block_id)
+                live = self.bm.live_replicas(info) if info else []
+                corrupt = not live and bool(info and info.corrupt)
+                nodes = live or [self.bm.datanodes[u] for u in (info.corrupt if info else [])
+                                 if u in self.bm.datanodes and self.bm.datanodes[u].alive]
+                out.append({"block": b.to_json(), "offset": pos, "corrupt": corrupt,
+                            "locations": [d.info() for d in self.bm.sort_by_distance(client_ip, nodes)]})
+            pos = b_end
+        return {"fileLength": f.length, "blockSize": f.block_size, "blocks": out,
+                "underConstruction": f.client_name is not None}
+
+    def content_summary(self, path: str, user: str) -> dict:
+        node = self.ns.get(normalize(path))
+        self.perm(normalize(path), user, subtree=READ | EXECUTE if node.is_dir else 0)
+        dirs = files = length = consumed = 0
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, INodeDirectory):
+                dirs += 1
+                stack.extend(n.children.values())
+            else:
+                files += 1
+                length += n.length
+                consumed += n.length * n.replication
+        return {"ContentSummary": {"directoryCount": dirs, "fileCount": files, "length": length, "quota": -1,
+                                   "spaceConsumed": consumed, "spaceQuota": -1, "typeQuota": {}}}
+
+    # ------------------------------------------------------------ DataNode selection for redirects
+    def choose_datanode(self, op: str, path: str, client_ip: str, offset: int = 0) -> DatanodeDescriptor:
+        live = [d for d in self.bm.live_nodes()]
+        if not live:
+            raise IOException("Failed to find datanode, suggest to check cluster health. excludeDatanodes=null")
+        if op == "CREATE":
+            client = self.bm.node_by_ip(client_ip)
+            if client is not None:
+                targets = self.bm.choose_target(1, client, [], set())
+                if targets:
+                    return targets[0]
+        elif op in ("OPEN", "GETFILECHECKSUM", "APPEND"):
+            f = self.ns.lookup(normalize(path))
+            if isinstance(f, INodeFile) and f.blocks:
+                pos, chosen = 0, f.blocks[0]
+                target_off = offset if op == "OPEN" else (f.length - 1 if op == "APPEND" else 0)
+                for b in f.blocks:
+                    if pos <= target_off < pos + b.num_bytes:
+                        chosen = b
+                        break
+                    pos += b.num_bytes
+                info = self.bm.blocks.get(chosen.block_id)
+                nodes = self.bm.live_replicas(info) if info else []
+                if nodes:
+                    return self.bm.sort_by_distance(client_ip, nodes)[0]
+        return self.bm.rng.choice(live)
+
+    # ------------------------------------------------------------ HTTP front door
+    async def handle_http(self, req: Request) -> Response:
+        try:
+            if req.path.startswith(webhdfs.PREFIX):
+                return await self.webhdfs(req)
+            if req.path == "/imagetransfer":
+                return await self.image_transfer(req)
+            if req.path == "/jmx":
+                return Response.json(self.jmx(req.query.get("qry")))
+            if req.path == "/fsck":
+                return self.fsck_http(req)
+            if req.path in ("/", "/isActive"):
+                return Response(200, {"Content-Type": "text/plain"}, b"NameNode is running\n")
+            raise FileNotFoundException(f"no such resource {req.path}")
+        except HdfsException as exc:
+            return Response.json(exc.to_json(), exc.status)
+        except Exception as exc:
+            log.exception("internal error on %s %s", req.method, req.target)
+            return Response.json({"RemoteException": {"exception": "RuntimeException",
+                                                      "javaClassName": "java.lang.RuntimeException",
+                                                      "message": repr(exc)}}, 500)
+
+    def _user(self, req: Request) -> str:
+        return req.query.get("user.name") or req.query.get("doas") or self.conf.get("hadoop.http.staticuser.user")
+
+    def _redirect(self, req: Request, d: DatanodeDescriptor, op: str, path: str, params: dict) -> Response:
+        q = {"op": op, "user.name": self._user(req), "namenoderpcaddress": f"{self.rpc_address[0]}:{self.rpc_address[1]}"}
+        q.update({k: v for k, v in params.items() if v is not None})
+        url = f"http://{d.ip}:{d.info_port}{webhdfs.PREFIX}{quote(path)}?{urlencode(q)}"
+        if webhdfs.get_bool(req.query, "noredirect", False):
+            return Response.json({"Location": url})
+        return Response(307, {"Location": url, "Content-Type": "application/octet-stream"})
+
+    async def webhdfs(self, req: Request) -> Response:
+        op = webhdfs.parse_op(req.method, req.query)
+        path = webhdfs.hdfs_path(req.path)
+        q, user = req.query, self._user(req)
+        if op in ("GETHOMEDIRECTORY", "GETTRASHROOT"):
+            home = f"/user/{user}"
+            return Response.json({"Path": home if op == "GETHOMEDIRECTORY" else home + "/.Trash"})
+        path = normalize(path)
+        if op == "GETFILESTATUS":
+            self.perm(path, user)
+            return Response.json({"FileStatus": webhdfs.file_status(self.ns.get(path), "")})
+        if op == "LISTSTATUS":
+            self.perm(path, user, target=READ | EXECUTE)
+            node = self.ns.lookup(path)
+            if node is None:
+                raise FileNotFoundException(f"File {path} does not exist.")
+            if node.is_dir:
+                self.perm(path, user, target=READ | EXECUTE)
+                items = [webhdfs.file_status(c) for _, c in sorted(node.children.items())]
+            else:
+                items = [webhdfs.file_status(node, "")]
+            return Response.json({"FileStatuses": {"FileStatus": items}})
+        if op == "GETCONTENTSUMMARY":
+            return Response.json(self.content_summary(path, user))
+        if op == "MKDIRS":
+            return Response.json({"boolean": self.mkdirs(path, user, webhdfs.get_permission(q, None))})
+        if op == "RENAME":
+            dst = webhdfs.get_required(q, "destination")
+            return Response.json({"boolean": self.rename(path, dst, user)})
+        if op == "DELETE":
+            return Response.json({"boolean": self.delete(path, webhdfs.get_bool(q, "recursive", False), user)})
+        if op == "SETREPLICATION":
+            rep = webhdfs.get_long(q, "replication", self.default_replication, 1, 32767)
+            return Response.json({"boolean": self.set_replication(path, rep, user)})
+        if op == "SETPERMISSION":
+            self.set_permission(path, webhdfs.get_permission(q, 0o755), user)
+            return Response(200)
+        if op == "SETOWNER":
+            self.set_owner(path, q.get("owner") or None, q.get("group") or None, user)
+            return Response(200)
+        if op == "SETTIMES":
+            self.set_times(path, webhdfs.get_long(q, "modificationtime", -1, -1),
+                           webhdfs.get_long(q, "accesstime", -1, -1), user)
+            return Response(200)
+        if op == "CREATE":
+            overwrite = webhdfs.get_bool(q, "overwrite", False)
+            params = {"overwrite": str(overwrite).lower(),
+                      "replication": webhdfs.get_long(q, "replication", None, 1, 32767),
+                      "blocksize": webhdfs.get_long(q, "blocksize", None, 1),
+                      "permission": q.get("permission") if webhdfs.get_permission(q, None) is not None else None,
+                      "buffersize": webhdfs.get_long(q, "buffersize", None, 1)}
+            # Check what the DataNode's create would refuse now, so the client hears it first.
+            self.check_not_safemode(f"Cannot create file{path}")
+            existing = self.ns.check_create(path, overwrite)
+            self.perm(path, user, ancestor=WRITE, target=WRITE if existing else 0)
+            d = self.choose_datanode("CREATE", path, req.peer)
+            return self._redirect(req, d, "CREATE", path, params)
+        if op == "APPEND":
+            node = self.ns.lookup(path)
+            if node is None:
+                raise FileNotFoundException(f"Failed to append to non-existent file {path} for client {req.peer}")
+            if node.is_dir:
+                raise FileNotFoundException(f"Failed to append to non-file {path}: it is a directory")
+            self.check_not_safemode(f"Cannot append to file{path}")
+            self.perm(path, user, target=WRITE)
+            d = self.choose_datanode("APPEND", path, req.peer)
+            return self._redirect(req, d, "APPEND", path, {"buffersize": webhdfs.get_long(q, "buffersize", None, 1)})
+        if op == "OPEN":
+            offset = webhdfs.get_long(q, "offset", 0, 0)
+            length = webhdfs.get_long(q, "length", None, 0)
+            self.perm(path, user, target=READ)
+            f = self.ns.get(path)
+            if not isinstance(f, INodeFile):
+                raise FileNotFoundException(f"Path is not a file: {path}")
+            if offset > f.length:
+                raise IOException(f"Offset={offset} out of the range [0, {f.length}); OPEN, path={path}")
+            d = self.choose_datanode("OPEN", path, req.peer, offset)
+            return self._redirect(req, d, "OPEN", path, {"offset": offset, "length": length,
+                                                         "buffersize": webhdfs.get_long(q, "buffersize", None, 1)})
+        if op == "GETFILECHECKSUM":
+            self.perm(path, user, target=READ)
+            f = self.ns.get(path)
+            if not isinstance(f, INodeFile):
+                raise FileNotFoundException(f"Path is not a file: {path}")
+            return self._redirect(req, self.choose_datanode(op, path, req.peer), op, path, {})
+        raise errors.UnsupportedOperationException(f"{op} is not supported by racklab's WebHDFS")
+
+    # ------------------------------------------------------------ RPC
+    async def handle_rpc(self, req: Request) -> Response:
+        try:
+            if req.method != "POST" or not req.path.startswith("/rpc/"):
+                raise errors.UnsupportedOperationException(f"{req.method} {req.path}: use POST /rpc/<method>")
+            method = req.path[len("/rpc/"):]
+            try:
+                args = json.loads(await req.read_body() or b"{}")
+            except ValueError:
+                raise IllegalArgumentException("RPC body is not JSON") from None
+            fn = getattr(self, "rpc_" + method, None)
+            if fn is None:
+                raise errors.UnsupportedOperationException(f"Unknown RPC method {method}")
+            result = fn(req.peer, **args)
+            return Response.json(result if isinstance(result, dict) else {"result": result})
+        except HdfsException as exc:
+            return Response.json(exc.to_json(), exc.status)
+        except TypeError as exc:
+            return Response.json(IllegalArgumentException(f"bad RPC arguments: {exc}").to_json(), 400)
+        except Exception as exc:
+            log.exception("RPC %s failed", req.path)
+            return Response.json(IOException(repr(exc)).to_json(), 500)
+
+    # ClientProtocol
+    def rpc_create(self, peer, src, user, clientName, overwrite=False, replication=None, blockSize=None,
+                   permission=None):
+        return self.create(src, user, clientName, overwrite, replication, blockSize, permission)
+
+    def rpc_addBlock(self, peer, src, clientName, previous=None, excludeNodes=(), clientMachine=None):
+        return self.add_block(src, clientName, previous, list(excludeNodes), clientMachine or peer)
+
+    def rpc_abandonBlock(self, peer, src, clientName, block):
+        self.abandon_block(src, clientName, block)
+        return {}
+
+    def rpc_complete(self, peer, src, clientName, last=None):
+        return {"result": self.complete(src, clientName, last)}
+
+    def rpc_append(self, peer, src, user, clientName, clientMachine=None):
+        return self.append(src, user, clientName, clientMachine or peer)
+
+    def rpc_getBlockLocations(self, peer, src, user, offset=0, length=1 << 62, clientMachine=None):
+        return self.located_blocks(src, user, offset, length, clientMachine or peer)
+
+    def rpc_reportBadBlocks(self, peer, blocks):
+        for b in blocks:
+            log.warning("corrupt replica of blk_%s reported on %s", b["blockId"], b["uuid"])
+            self.bm.mark_corrupt(int(b["blockId"]), b["uuid"])
+        return {}
+
+    # DatanodeProtocol
+    def rpc_registerDatanode(self, peer, **info):
+        d = self.bm.register(info)
+        log.info("registered DataNode %s:%s on rack %s", d.ip, d.xfer_port, d.rack)
+        return {"namespaceID": self.version.get("namespaceID"), "blockpoolID": self.version.get("blockpoolID"),
+                "rack": d.rack}
+
+    def rpc_sendHeartbeat(self, peer, uuid, **stats):
+        d = self.bm.datanodes.get(uuid)
+        if d is None or not d.alive:
+            return {"commands": [{"action": "DNA_REGISTER"}]}
+        return {"commands": self.bm.heartbeat(d, stats)}
+
+    def rpc_blockReport(self, peer, uuid, blocks):
+        d = self.bm.datanodes.get(uuid)
+        if d is None or not d.alive:
+            return {"commands": [{"action": "DNA_REGISTER"}]}
+        self.bm.full_report(d, blocks)
+        return {"commands": []}
+
+    def rpc_blockReceivedAndDeleted(self, peer, uuid, received=(), deleted=()):
+        d = self.bm.datanodes.get(uuid)
+        if d is None or not d.alive:
+            return {"commands": [{"action": "DNA_REGISTER"}]}
+        for rep in received:
+            if self.bm.replica_received(d, rep) == "invalidate":
+                d.invalidate_queue.add(rep[0])
+        for bid in deleted:
+            self.bm.replica_deleted(d, bid)
+        return {}
+
+    # NamenodeProtocol (the secondary)
+    def rpc_getTransactionId(self, peer):
+        return {"txid": self.editlog.last_txid, "mostRecentCheckpointTxId": self.storage.images()[-1]}
+
+    def rpc_rollEditLog(self, peer):
+        start = self.editlog.roll()
+        image = self.storage.images()[-1]
+        segs = [[a, b] for a, b, _ in self.storage.segments() if b is not None and b > image]
+        return {"segmentTxId": start, "imageTxId": image, "segments": segs}
+
+    def rpc_setSafeMode(self, peer, action):
+        if action == "enter":
+            self.safemode_on, self.safemode_reached = True, None
+            self.safemode_manual = True
+        elif action == "leave":
+            self.safemode_on = False
+            self.bm.recheck_all()
+        return {"safemode": self.safemode_on}
+
+    # ------------------------------------------------------------ image transfer (secondary)
+    async def image_transfer(self, req: Request) -> Response:
+        q = req.query
+        if req.method == "GET" and q.get("getimage"):
+            txid = int(q.get("txid", "latest")) if q.get("txid", "latest") != "latest" else self.storage.images()[-1]
+            path = self.storage.image_path(txid)
+            if not path.exists():
+                raise FileNotFoundException(f"no fsimage for txid {txid}")
+            return Response(200, {"Content-Type": "application/octet-stream", "X-Image-TxId": str(txid)},
+                            path.read_bytes())
+        if req.method == "GET" and q.get("getedit"):
+            start, end = int(q["startTxId"]), int(q["endTxId"])
+            for a, b, path in self.storage.segments():
+                if a == start and b == end:
+                    return Response(200, {"Content-Type": "application/octet-stream"}, path.read_bytes())
+            raise FileNotFoundException(f"no finalized edit segment {start}-{end}")
+        if req.method == "PUT":
+            txid = int(q["txid"])
+            data = await req.read_body(1 << 31)
+            self.storage.store_image_bytes(txid, data)
+            self.storage.purge(self.conf.get_int("dfs.namenode.num.checkpoints.retained"),
+                               self.conf.get_int("dfs.namenode.num.extra.edits.retained"))
+            self.last_checkpoint_time = time.time()
+            log.info("checkpoint image for txid %d stored (%d bytes); edit log now %d bytes", txid, len(data),
+                     self.storage.edits_bytes())
+            return Response(200)
+        raise IllegalArgumentException("imagetransfer: use getimage, getedit or PUT with txid")
+
+    # ------------------------------------------------------------ status: /jmx and /fsck
+    def jmx(self, qry: str | None) -> dict:
+        live, dead = {}, {}
+        for d in self.bm.datanodes.values():
+            entry = {"infoAddr": f"{d.ip}:{d.info_port}", "xferaddr": f"{d.ip}:{d.xfer_port}", "location": d.rack,
+                     "lastContact": int(time.monotonic() - d.last_heartbeat), "capacity": d.capacity,
+                     "used": d.dfs_used, "remaining": d.remaining, "numBlocks": len(d.blocks),
+                     "adminState": "In Service", "uuid": d.uuid}
+            (live if d.alive else dead)[f"{d.host_name}:{d.xfer_port}"] = entry
+        safe, total = self.safe_blocks()
+        under = sum(len(q) for i, q in enumerate(self.bm.needed) if i != QUEUE_CORRUPT)
+        beans = [
+            {"name": "Hadoop:service=NameNode,name=NameNodeInfo", "Safemode": self.safemode_tip(),
+             "LiveNodes": json.dumps(live), "DeadNodes": json.dumps(dead),
+             "Total": sum(d.capacity for d in self.bm.live_nodes()),
+             "Used": sum(d.dfs_used for d in self.bm.live_nodes()),
+             "Free": sum(d.remaining for d in self.bm.live_nodes()),
+             "ClusterId": self.version.get("clusterID"), "BlockPoolId": self.version.get("blockpoolID")},
+            {"name": "Hadoop:service=NameNode,name=FSNamesystem", "BlocksTotal": total, "BlocksSafe": safe,
+             "FilesTotal": len(self.ns.inodes), "UnderReplicatedBlocks": under,
+             "CorruptBlocks": len(self.bm.needed[QUEUE_CORRUPT]),
+             "PendingReplicationBlocks": len(self.bm.pending),
+             "NumLiveDataNodes": len(live), "NumDeadDataNodes": len(dead),
+             "LastWrittenTransactionId": self.editlog.last_txid,
+             "MostRecentCheckpointTxId": self.storage.images()[-1],
+             "TransactionsSinceLastCheckpoint": self.editlog.last_txid - self.storage.images()[-1],
+             "EditLogBytes": self.storage.edits_bytes(),
+             "LowRedundancyByPriority": {QUEUE_NAMES[i]: len(q) for i, q in enumerate(self.bm.needed)}},
+        ]
+        if qry:
+            beans = [b for b in beans if b["name"] == qry]
+        return {"beans": beans}
+
+    def fsck(self, path: str) -> dict:
+        node = self.ns.get(normalize(path))
+        files = []
+        totals = {"files": 0, "dirs": 0, "blocks": 0, "size": 0, "missing": 0, "corrupt": 0, "under": 0,
+                  "misreplicated": 0, "replicas": 0}
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, INodeDirectory):
+                totals["dirs"] += 1
+                stack.extend(sorted(n.children.values(), key=lambda c: c.name, reverse=True))
+                continue
+            totals["files"] += 1
+            totals["size"] += n.length
+            blocks = []
+            for b in n.blocks:
+                info = self.bm.blocks.get(b.block_id)
+                live = self.bm.live_replicas(info) if info else []
+                bad = [self.bm.datanodes[u] for u in (info.corrupt if info else []) if u in self.bm.datanodes]
+                racks = sorted({d.rack for d in live})
+                status = "HEALTHY"
+                if not live:
+                    status = "CORRUPT" if bad else "MISSING"
+                    totals["corrupt" if bad else "missing"] += 1
+                elif len(live) < n.replication:
+                    status = "UNDER_REPLICATED"
+                    totals["under"] += 1
+                elif len(racks) < min(2, len(self.bm.racks()), n.replication):
+                    status = "MIS_REPLICATED"
+                    totals["misreplicated"] += 1
+                totals["blocks"] += 1
+                totals["replicas"] += len(live)
+                blocks.append({"block": b.name, "blockId": b.block_id, "len": b.num_bytes, "status": status,
+                               "replication": n.replication, "live": len(live),
+                               "locations": [{"addr": f"{d.ip}:{d.xfer_port}", "rack": d.rack} for d in live],
+                               "corruptLocations": [{"addr": f"{d.ip}:{d.xfer_port}", "rack": d.rack} for d in bad]})
+            files.append({"path": n.path(), "length": n.length, "replication": n.replication,
+                          "underConstruction": n.client_name is not None, "blocks": blocks})
+        healthy = totals["missing"] == 0 and totals["corrupt"] == 0
+        return {"path": normalize(path), "status": "HEALTHY" if healthy else "CORRUPT", "files": files,
+                "totals": totals, "datanodes": len(self.bm.live_nodes()), "racks": len(self.bm.racks()),
+                "safemode": self.safemode_on}
+
+    def fsck_http(self, req: Request) -> Response:
+        report = self.fsck(req.query.get("path", "/"))
+        if req.query.get("format") == "json":
+            return Response.json(report)
+        from .fsck import render_fsck
+
+        return Response(200, {"Content-Type": "text/plain; charset=utf-8"}, render_fsck(report).encode())
+
+
+def parse_int(value: str) -> int:
+    from .config import parse_size
+
+    return parse_size(value)

@@ -1,0 +1,433 @@
+"""The NameNode's namespace: a tree of directories and files with HDFS permissions,
+changed only by applying edit-log operations, so that the live path and replay after a
+restart run the same code.
+
+Every operation is a dict {"op": "OP_...", ...}; `check_*` methods validate a request
+and raise the Hadoop exception a real NameNode would, `apply` performs a logged op.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from .errors import (
+    AccessControlException,
+    FileAlreadyExistsException,
+    FileNotFoundException,
+    InvalidPathException,
+    IOException,
+    ParentNotDirectoryException,
+    PathIsNotEmptyDirectoryException,
+)
+
+ROOT_INODE_ID = 16385  # as in Hadoop's INodeId
+FIRST_BLOCK_ID = 1 << 30  # Hadoop's SequentialBlockIdGenerator starts at 2^30 + 1
+FIRST_GENSTAMP = 1000
+
+
+@dataclass
+class Block:
+    block_id: int
+    gen_stamp: int
+    num_bytes: int = 0
+
+    def to_json(self) -> dict:
+        return {"blockId": self.block_id, "genStamp": self.gen_stamp, "numBytes": self.num_bytes}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> Block:
+        return cls(int(obj["blockId"]), int(obj["genStamp"]), int(obj.get("numBytes", 0)))
+
+    @property
+    def name(self) -> str:
+        return f"blk_{self.block_id}_{self.gen_stamp}"
+
+
+@dataclass(eq=False)
+class INode:
+    inode_id: int
+    name: str
+    owner: str
+    group: str
+    mode: int
+    mtime: int
+    atime: int
+    parent: INodeDirectory | None = field(default=None, repr=False)
+
+    def path(self) -> str:
+        parts, node = [], self
+        while node.parent is not None:
+            parts.append(node.name)
+            node = node.parent
+        return "/" + "/".join(reversed(parts))
+
+
+@dataclass(eq=False)
+class INodeDirectory(INode):
+    children: dict[str, INode] = field(default_factory=dict)
+    is_dir = True
+
+
+@dataclass(eq=False)
+class INodeFile(INode):
+    replication: int = 3
+    block_size: int = 134217728
+    blocks: list[Block] = field(default_factory=list)
+    client_name: str | None = None  # set while under construction (the lease holder)
+    is_dir = False
+
+    @property
+    def length(self) -> int:
+        return sum(b.num_bytes for b in self.blocks)
+
+
+def split_path(path: str) -> list[str]:
+    """Components of an absolute HDFS path; rejects what DFSUtil.isValidName rejects."""
+    if not path.startswith("/"):
+        raise InvalidPathException(f"Invalid path name Path is not absolute: {path}")
+    parts = [p for p in path.split("/") if p]
+    for p in parts:
+        if p in (".", "..") or ":" in p:
+            raise InvalidPathException(f"Invalid path name Invalid file name: {path}")
+    return parts
+
+
+def normalize(path: str) -> str:
+    return "/" + "/".join(split_path(path))
+
+
+class Namespace:
+    def __init__(self, superuser: str, supergroup: str, permissions: bool = True) -> None:
+        self.superuser = superuser
+        self.supergroup = supergroup
+        self.permissions = permissions
+        self.root = INodeDirectory(ROOT_INODE_ID, "", superuser, supergroup, 0o755, 0, 0)
+        self.last_inode_id = ROOT_INODE_ID
+        self.last_block_id = FIRST_BLOCK_ID
+        self.gen_stamp = FIRST_GENSTAMP
+        self.inodes: dict[int, INode] = {ROOT_INODE_ID: self.root}
+
+    # ------------------------------------------------------------ lookup
+    def lookup(self, path: str) -> INode | None:
+        node: INode = self.root
+        for part in split_path(path):
+            if not isinstance(node, INodeDirectory):
+                return None
+            node = node.children.get(part)
+            if node is None:
+                return None
+        return node
+
+    def get(self, path: str) -> INode:
+        node = self.lookup(path)
+        if node is None:
+            raise FileNotFoundException(f"File does not exist: {path}")
+        return node
+
+    def get_file(self, path: str) -> INodeFile:
+        node = self.get(path)
+        if not isinstance(node, INodeFile):
+            raise FileNotFoundException(f"Path is not a file: {path}")
+        return node
+
+    def walk_files(self, node: INode | None = None):
+        stack = [node or self.root]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, INodeFile):
+                yield n
+            elif isinstance(n, INodeDirectory):
+                stack.extend(n.children.values())
+
+    # ------------------------------------------------------------ permissions
+    def _is_super(self, user: str, groups: list[str]) -> bool:
+        return user == self.superuser or self.supergroup in groups
+
+    def check_access(self, path: str, user: str, groups: list[str], parent: int = 0,
+                     target: int = 0, ancestor: int = 0, subtree: int = 0) -> None:
+        """FSPermissionChecker: x on every directory walked, then the requested bits
+        (4 read, 2 write, 1 execute) on the parent, the target, the nearest existing
+        ancestor, or every node of the subtree."""
+        if not self.permissions or self._is_super(user, groups):
+            return
+        parts = split_path(path)
+        node: INode = self.root
+        chain: list[INode] = [node]
+        for part in parts:
+            if not isinstance(node, INodeDirectory) or part not in node.children:
+                break
+            node = node.children[part]
+            chain.append(node)
+        exists = len(chain) == len(parts) + 1
+        walked = chain[:-1] if exists else chain
+        for d in walked:
+            if isinstance(d, INodeDirectory):
+                self._require(d, user, groups, 1, path)
+        if ancestor:
+            anc = chain[-2] if exists and len(chain) > 1 else chain[-1]
+            self._require(anc, user, groups, ancestor, path)
+        if parent and exists and len(chain) > 1:
+            self._require(chain[-2], user, groups, parent, path)
+        if target and exists:
+            self._require(chain[-1], user, groups, target, path)
+        if subtree and exists:
+            stack = [chain[-1]]
+            while stack:
+                n = stack.pop()
+                if isinstance(n, INodeDirectory):
+                    self._require(n, user, groups, subtree, path)
+                    stack.extend(n.children.values())
+
+    def _require(self, node: INode, user: str, groups: list[str], bits: int, path: str) -> None:
+        if user == node.owner:
+            granted = (node.mode >> 6) & 7
+        elif node.group in groups:
+            granted = (node.mode >> 3) & 7
+        else:
+            granted = node.mode & 7
+        if granted & bits != bits:
+            access = "".join(c if bits & b else "-" for c, b in (("r", 4), ("w", 2), ("x", 1)))
+            kind = "d" if isinstance(node, INodeDirectory) else "-"
+            raise AccessControlException(
+                f"Permission denied: user={user}, access={access}, inode=\"{node.path()}\":"
+                f"{node.owner}:{node.group}:{kind}{mode_string(node.mode)}")
+
+    def check_owner(self, path: str, user: str, groups: list[str]) -> None:
+        if not self.permissions or self._is_super(user, groups):
+            return
+        node = self.get(path)
+        if node.owner != user:
+            raise AccessControlException(f"Permission denied. user={user} is not the owner of inode={path}")
+
+    # ------------------------------------------------------------ checks for writes
+    def parent_for_create(self, path: str) -> tuple[INodeDirectory | None, list[str]]:
+        """Deepest existing directory on the path and the missing components below it."""
+        parts = split_path(path)
+        node: INode = self.root
+        for i, part in enumerate(parts[:-1] if parts else []):
+            child = node.children.get(part)
+            if child is None:
+                return node, parts[i:]
+            if not isinstance(child, INodeDirectory):
+                raise ParentNotDirectoryException(f"{posixpath.join('/', *parts[: i + 1])} (is not a directory)")
+            node = child
+        return node, parts[-1:] if parts else []
+
+    def check_create(self, path: str, overwrite: bool) -> INodeFile | None:
+        """-> the existing file this create would replace, if any."""
+        if not split_path(path):
+            raise FileAlreadyExistsException("/ already exists as a directory")
+        self.parent_for_create(path)
+        node = self.lookup(path)
+        if isinstance(node, INodeDirectory):
+            raise FileAlreadyExistsException(f"{path} already exists as a directory")
+        if node is not None and not overwrite:
+            raise FileAlreadyExistsException(f"{path} for client already exists")
+        return node
+
+    def check_rename(self, src: str, dst: str) -> tuple[INode, INodeDirectory, str] | None:
+        """Hadoop's rename (old API): None when it would return false."""
+        node = self.lookup(src)
+        if node is None or node is self.root:
+            return None
+        dst_node = self.lookup(dst)
+        if isinstance(dst_node, INodeDirectory):
+            parent, name = dst_node, node.name
+            if name in parent.children:
+                return None
+        else:
+            if dst_node is not None:
+                return None
+            ppath = posixpath.dirname(normalize(dst))
+            parent = self.lookup(ppath)
+            if not isinstance(parent, INodeDirectory):
+                return None
+            name = split_path(dst)[-1]
+        # A directory cannot move under itself.
+        p = parent
+        while p is not None:
+            if p is node:
+                return None
+            p = p.parent
+        return node, parent, name
+
+    def check_delete(self, path: str, recursive: bool) -> INode | None:
+        node = self.lookup(path)
+        if node is None:
+            return None
+        if node is self.root:
+            raise IOException("Cannot delete root directory")
+        if isinstance(node, INodeDirectory) and node.children and not recursive:
+            raise PathIsNotEmptyDirectoryException(f"`{path} is non empty': Directory is not empty")
+        return node
+
+    # ------------------------------------------------------------ apply (live and replay)
+    def apply(self, op: dict):
+        handler = getattr(self, "_" + op["op"].lower(), None)
+        if handler is None:
+            raise ValueError(f"unknown edit op {op['op']}")
+        return handler(op)
+
+    def _new_id(self, op: dict) -> int:
+        self.last_inode_id = max(self.last_inode_id, int(op["inodeId"]))
+        return int(op["inodeId"])
+
+    def _op_mkdir(self, op: dict) -> None:
+        parent, missing = self.parent_for_create(op["path"])
+        for i, part in enumerate(missing):
+            # One OP_MKDIR per missing level, each with its own id; replay gives the same tree.
+            if part in parent.children:
+                parent = parent.children[part]
+                continue
+            d = INodeDirectory(self._new_id({"inodeId": op["inodeIds"][i]}), part, op["owner"], op["group"],
+                               op["mode"], op["mtime"], op["mtime"], parent)
+            parent.children[part] = d
+            self.inodes[d.inode_id] = d
+            parent.mtime = op["mtime"]
+            parent = d
+
+    def _op_add(self, op: dict) -> list[Block]:
+        """Create (or overwrite) a file under construction; -> blocks of a replaced file."""
+        removed: list[Block] = []
+        parent, missing = self.parent_for_create(op["path"])
+        old = parent.children.get(missing[-1]) if len(missing) == 1 else None
+        if old is not None:
+            removed = self._remove(old)
+        if len(missing) > 1:
+            raise FileNotFoundException(f"Parent directory doesn't exist: {posixpath.dirname(op['path'])}")
+        f = INodeFile(self._new_id(op), missing[-1], op["owner"], op["group"], op["mode"], op["mtime"],
+                      op["mtime"], parent, replication=op["replication"], block_size=op["blockSize"],
+                      client_name=op["clientName"])
+        parent.children[f.name] = f
+        parent.mtime = op["mtime"]
+        self.inodes[f.inode_id] = f
+        return removed
+
+    def _op_add_block(self, op: dict) -> None:
+        f = self.get_file(op["path"])
+        blocks = [Block.from_json(b) for b in op["blocks"]]
+        f.blocks = blocks
+        last = blocks[-1]
+        self.last_block_id = max(self.last_block_id, last.block_id)
+        self.gen_stamp = max(self.gen_stamp, last.gen_stamp)
+
+    def _op_update_blocks(self, op: dict) -> None:
+        f = self.get_file(op["path"])
+        f.blocks = [Block.from_json(b) for b in op["blocks"]]
+        for b in f.blocks:
+            self.gen_stamp = max(self.gen_stamp, b.gen_stamp)
+
+    def _op_close(self, op: dict) -> None:
+        f = self.get_file(op["path"])
+        f.blocks = [Block.from_json(b) for b in op["blocks"]]
+        f.mtime, f.atime = op["mtime"], op.get("atime", f.atime)
+        f.client_name = None
+
+    def _op_append(self, op: dict) -> None:
+        f = self.get_file(op["path"])
+        f.client_name = op["clientName"]
+        if op.get("newGenStamp") and f.blocks:
+            f.blocks[-1].gen_stamp = op["newGenStamp"]
+            self.gen_stamp = max(self.gen_stamp, op["newGenStamp"])
+
+    def _op_rename_old(self, op: dict) -> None:
+        node = self.get(op["src"])
+        checked = self.check_rename(op["src"], op["dst"])
+        if checked is None:
+            raise ValueError(f"replayed rename {op['src']} -> {op['dst']} is not possible")
+        _, parent, name = checked
+        del node.parent.children[node.name]
+        node.parent.mtime = op["timestamp"]
+        node.name, node.parent = name, parent
+        parent.children[name] = node
+        parent.mtime = op["timestamp"]
+
+    def _op_delete(self, op: dict) -> list[Block]:
+        node = self.get(op["path"])
+        node.parent.mtime = op["timestamp"]
+        return self._remove(node)
+
+    def _remove(self, node: INode) -> list[Block]:
+        del node.parent.children[node.name]
+        removed: list[Block] = []
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            self.inodes.pop(n.inode_id, None)
+            if isinstance(n, INodeFile):
+                removed.extend(n.blocks)
+            elif isinstance(n, INodeDirectory):
+                stack.extend(n.children.values())
+        return removed
+
+    def _op_set_permissions(self, op: dict) -> None:
+        self.get(op["src"]).mode = op["mode"]
+
+    def _op_set_owner(self, op: dict) -> None:
+        node = self.get(op["src"])
+        if op.get("username"):
+            node.owner = op["username"]
+        if op.get("groupname"):
+            node.group = op["groupname"]
+
+    def _op_set_replication(self, op: dict) -> None:
+        self.get_file(op["path"]).replication = op["replication"]
+
+    def _op_times(self, op: dict) -> None:
+        node = self.get(op["path"])
+        if op.get("mtime", -1) >= 0:
+            node.mtime = op["mtime"]
+        if op.get("atime", -1) >= 0:
+            node.atime = op["atime"]
+
+    def _op_start_log_segment(self, op: dict) -> None:
+        pass
+
+    def _op_end_log_segment(self, op: dict) -> None:
+        pass
+
+    # ------------------------------------------------------------ fsimage (de)serialisation
+    def to_image(self) -> dict:
+        inodes = []
+        stack: list[INode] = [self.root]
+        while stack:
+            n = stack.pop()
+            rec = {"id": n.inode_id, "parent": n.parent.inode_id if n.parent else None, "name": n.name,
+                   "owner": n.owner, "group": n.group, "mode": n.mode, "mtime": n.mtime, "atime": n.atime}
+            if isinstance(n, INodeFile):
+                rec.update(type="FILE", replication=n.replication, blockSize=n.block_size,
+                           blocks=[b.to_json() for b in n.blocks], clientName=n.client_name)
+            else:
+                rec["type"] = "DIRECTORY"
+                stack.extend(sorted(n.children.values(), key=lambda c: c.name, reverse=True))
+            inodes.append(rec)
+        return {"lastInodeId": self.last_inode_id, "lastBlockId": self.last_block_id,
+                "genStamp": self.gen_stamp, "inodes": inodes}
+
+    def load_image(self, image: dict) -> None:
+        self.inodes.clear()
+        for rec in image["inodes"]:
+            if rec["type"] == "FILE":
+                n: INode = INodeFile(rec["id"], rec["name"], rec["owner"], rec["group"], rec["mode"],
+                                     rec["mtime"], rec["atime"], None, rec["replication"], rec["blockSize"],
+                                     [Block.from_json(b) for b in rec["blocks"]], rec.get("clientName"))
+            else:
+                n = INodeDirectory(rec["id"], rec["name"], rec["owner"], rec["group"], rec["mode"],
+                                   rec["mtime"], rec["atime"])
+            if rec["parent"] is None:
+                self.root = n
+            else:
+                parent = self.inodes[rec["parent"]]
+                n.parent = parent
+                parent.children[n.name] = n
+            self.inodes[n.inode_id] = n
+        self.last_inode_id = image["lastInodeId"]
+        self.last_block_id = image["lastBlockId"]
+        self.gen_stamp = image["genStamp"]
+
+
+def mode_string(mode: int) -> str:
+    return "".join(
+        (c if mode & (1 << (8 - i)) else "-") for i, c in enumerate("rwxrwxrwx")
+    )

@@ -1,0 +1,24 @@
+"""Clusters of real subprocess daemons on their own 127.a.b.x addresses."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.services.hdfs.minicluster import MiniCluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Two racks of two DataNodes, 1 MiB blocks; shared by one test module."""
+    c = MiniCluster(tmp_path_factory.mktemp("dfs"), racks={"/rack1": 2, "/rack2": 2},
+                    settings={"dfs.blocksize": "64k"})
+    try:
+        c.start()
+        c.wait_active()
+        yield c
+    finally:
+        c.stop()
+
+
+def make_cluster(tmp_path, **kwargs) -> MiniCluster:
+    return MiniCluster(tmp_path, **kwargs)

@@ -68,7 +68,10 @@ class Node:
             self.ctime,
             self.mtime,
             self.version,
-            self.cversion,
+            # cversion is kept as the count of child creations (it names sequential
+            # children); the reported one counts deletions too, which is the creations
+            # not still present: ZooKeeper's DataNode.copyStat does the same.
+            2 * self.cversion - len(self.children),
             self.aversion,
             self.owner,
             len(self.data) if self.data else 0,
@@ -150,7 +153,9 @@ class DataTree:
 
     def _add_system(self, path: str) -> None:
         acl = READ_ACL_UNSAFE if path == "/zookeeper/config" else OPEN_ACL_UNSAFE
-        self.nodes[path] = Node(b"", acl)
+        self.nodes[path] = node = Node(b"", acl)
+        if path == "/zookeeper/config":
+            node.aversion = -1  # as ZooKeeper's DataTree.addConfigNode leaves it
         self.nodes[parent_of(path)].children.add(name_of(path))
 
     # --- reads -----------------------------------------------------------------
@@ -234,7 +239,6 @@ class DataTree:
         parent = self.nodes.get(parent_path)
         if parent is not None:
             parent.children.discard(name_of(path))
-            parent.cversion += 1
             if zxid > parent.pzxid:
                 parent.pzxid = zxid
         if node.owner == CONTAINER_OWNER:

@@ -221,7 +221,6 @@ class Preparer:
             raise ZKError(Err.NOT_EMPTY, path)
         p = parent.copy(zxid)
         p.children -= 1
-        p.cversion += 1
         self._put(parent_path, p)
         self._put(path, Change(zxid, False))
         return DeleteTxn(path)

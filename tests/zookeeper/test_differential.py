@@ -1,0 +1,251 @@
+"""Differential test in the style of zetcd's cross-checker: the same kazoo operations
+go to Debian's Apache ZooKeeper 3.8 and to racklab's, and every reply, error and stat
+field must match once times, zxids and session ids are normalised."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.security import make_acl, make_digest_acl
+
+from . import apache
+from .conftest import free_port
+
+pytestmark = pytest.mark.skipif(
+    not apache.available(), reason="Debian's zookeeper package is not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def apache_zk(tmp_path_factory):
+    zk = apache.ApacheZooKeeper(str(tmp_path_factory.mktemp("apache")), free_port())
+    zk.start()
+    yield zk
+    zk.stop()
+
+
+class Normaliser:
+    """Maps zxids, times and session ids to stable tokens per server, in order of
+    first appearance, so two servers' histories compare equal when equivalent."""
+
+    def __init__(self):
+        self.zxids: dict[int, str] = {}
+        self.sessions: dict[int, str] = {}
+
+    def zxid(self, z):
+        if z == 0:
+            return 0
+        return self.zxids.setdefault(z, f"z{len(self.zxids)}")
+
+    def session(self, s):
+        if s == 0:
+            return 0
+        return self.sessions.setdefault(s, f"s{len(self.sessions)}")
+
+    def value(self, v):
+        if hasattr(v, "czxid"):  # ZnodeStat
+            return (
+                "stat",
+                self.zxid(v.czxid),
+                self.zxid(v.mzxid),
+                v.ctime > 0,
+                v.mtime >= v.ctime,
+                v.version,
+                v.cversion,
+                v.aversion,
+                self.session(v.ephemeralOwner),
+                v.dataLength,
+                v.numChildren,
+                self.zxid(v.pzxid),
+            )
+        if isinstance(v, Exception):
+            return ("error", type(v).__name__)
+        if isinstance(v, tuple):
+            return tuple(self.value(x) for x in v)
+        if isinstance(v, list):
+            return [self.value(x) for x in v]
+        if hasattr(v, "perms") and hasattr(v, "id"):  # ACL
+            return ("acl", v.perms, v.id.scheme, v.id.id)
+        return v
+
+
+def scenario(hosts: str) -> list:
+    """Run the operation sequence; return one normalised outcome per step."""
+    norm = Normaliser()
+    a = KazooClient(hosts=hosts, timeout=5)
+    b = KazooClient(hosts=hosts, timeout=5)
+    a.start(10)
+    b.start(10)
+    norm.session(a.client_id[0])
+    norm.session(b.client_id[0])
+    out = []
+    events = []
+    ev_lock = threading.Condition()
+
+    def watcher(e):
+        with ev_lock:
+            events.append((e.type, e.state, e.path))
+            ev_lock.notify_all()
+
+    def step(name, fn, *args, **kw):
+        try:
+            res = fn(*args, **kw)
+        except Exception as e:  # the exception class is the outcome being compared
+            res = e
+        if name in ("children",) and isinstance(res, list):
+            res = sorted(res)
+        if name == "children2" and isinstance(res, tuple):
+            res = (sorted(res[0]), res[1])
+        out.append((name, norm.value(res)))
+
+    try:
+        step("root-children", lambda: sorted(a.get_children("/")))
+        step("zookeeper", a.get, "/zookeeper")
+        step("quota", a.get, "/zookeeper/quota")
+        step("config-exists", a.exists, "/zookeeper/config")
+        step("config-acl", a.get_acls, "/zookeeper/config")
+        step("create", a.create, "/d", b"1")
+        step("create-dup", a.create, "/d", b"2")
+        step("create-nonode", a.create, "/no/such/parent")
+        step("create2", a.create, "/d/c2", b"xx", include_data=True)
+        step("get", a.get, "/d")
+        step("exists", a.exists, "/d")
+        step("exists-missing", a.exists, "/nope")
+        step("set-badversion", a.set, "/d", b"3", version=9)
+        step("set", a.set, "/d", b"3", version=0)
+        step("get-after-set", a.get, "/d")
+        step("seq1", a.create, "/d/s-", b"", sequence=True)
+        step("seq2", a.create, "/d/s-", b"", sequence=True, ephemeral=True)
+        step("delete-seq1", a.delete, "/d/s-0000000001")
+        step("seq3", a.create, "/d/s-", b"", sequence=True)
+        step("seq-trailing-slash", a.create, "/d/", b"", sequence=True)
+        step("children", a.get_children, "/d")
+        step("children2", a.get_children, "/d", include_data=True)
+        step("parent-stat", a.exists, "/d")
+        step("eph", b.create, "/e", b"eph", ephemeral=True)
+        step("eph-stat", a.exists, "/e")
+        step("eph-child", a.create, "/e/child")
+        step("delete-notempty", a.delete, "/d")
+        step("delete-badversion", a.delete, "/d/c2", version=5)
+        step("delete-system", a.delete, "/zookeeper")
+        step("delete-root", a.delete, "/")
+        step("delete-missing", a.delete, "/nope")
+        step("set-missing", a.set, "/nope", b"")
+        step("create-root", a.create, "/")
+        step("create-empty", a.create, "/empty")
+        step("get-empty", a.get, "/empty")
+        step("sync", a.sync, "/d")
+
+        def txn_ok():
+            t = a.transaction()
+            t.create("/t")
+            t.create("/t/a", b"A")
+            t.set_data("/t", b"T")
+            t.check("/t", 1)
+            t.delete("/t/a")
+            return t.commit()
+
+        def txn_fail():
+            t = a.transaction()
+            t.create("/t2")
+            t.check("/t", 7)
+            t.set_data("/t", b"X")
+            t.delete("/missing")
+            return t.commit()
+
+        def txn_fail_last():
+            t = a.transaction()
+            t.create("/t3")
+            t.create("/t3")
+            return t.commit()
+
+        step("multi-ok", txn_ok)
+        step("multi-after", a.get, "/t")
+        step("multi-fail", txn_fail)
+        step("multi-fail-none-applied", a.exists, "/t2")
+        step("multi-fail-last", txn_fail_last)
+
+        step("auth", b.add_auth, "digest", "alice:pw")
+        step("acl-create", b.create, "/priv", b"p", acl=[make_digest_acl("alice", "pw", all=True)])
+        step("acl-get-noauth", a.get, "/priv")
+        step("acl-set-noauth", a.set, "/priv", b"")
+        step("acl-getacl-noauth", a.get_acls, "/priv")
+        step("acl-get-auth", b.get, "/priv")
+        step("acl-getacl-auth", b.get_acls, "/priv")
+        step(
+            "acl-mixed",
+            b.create,
+            "/mixed",
+            b"m",
+            acl=[make_digest_acl("alice", "pw", all=True), make_acl("world", "anyone", read=True)],
+        )
+        step("acl-mixed-getacl", a.get_acls, "/mixed")
+        step("acl-mixed-create-child", a.create, "/mixed/child")
+        step("acl-auth-scheme-noauth", a.create, "/authacl", acl=[make_acl("auth", "", all=True)])
+        step("acl-auth-scheme", b.create, "/authacl", acl=[make_acl("auth", "", all=True)])
+        step("acl-auth-scheme-getacl", b.get_acls, "/authacl")
+        step("acl-invalid-digest", a.create, "/bad", acl=[make_acl("digest", "nocolon", all=True)])
+        step("acl-invalid-scheme", a.create, "/bad", acl=[make_acl("nosuch", "x", all=True)])
+        step("acl-ip", a.create, "/ipnode", acl=[make_acl("ip", "127.0.0.1", all=True)])
+        step("acl-ip-get", a.get, "/ipnode")
+        step("acl-ip-other", a.create, "/ipnode2", acl=[make_acl("ip", "10.9.9.9", all=True)])
+        step("acl-ip-other-get", a.get, "/ipnode2")
+        step("setacl", b.set_acls, "/priv", [make_acl("world", "anyone", read=True, admin=True)])
+        step(
+            "setacl-badversion",
+            a.set_acls,
+            "/priv",
+            [make_acl("world", "anyone", all=True)],
+            version=0,
+        )
+        step("setacl-ok", a.set_acls, "/priv", [make_acl("world", "anyone", all=True)], version=1)
+
+        # Watches: data, child, exists, deletion seen from another session.
+        a.get("/d", watch=watcher)
+        a.get_children("/d", watch=watcher)
+        a.exists("/w", watch=watcher)
+        b.set("/d", b"w")
+        b.create("/d/w")
+        b.create("/w")
+        with ev_lock:
+            ev_lock.wait_for(lambda: len(events) >= 3, 5)
+        step("events-1", lambda: sorted((t, p) for t, s, p in events))
+        events.clear()
+        a.get("/w", watch=watcher)
+        a.get_children("/w", watch=watcher)
+        b.delete("/w")
+        with ev_lock:
+            ev_lock.wait_for(lambda: len(events) >= 1, 5)
+        import time
+
+        time.sleep(0.3)
+        step("events-delete", lambda: sorted((t, p) for t, s, p in events))
+        events.clear()
+        a.exists("/e", watch=watcher)
+        b.stop()
+        with ev_lock:
+            ev_lock.wait_for(lambda: len(events) >= 1, 5)
+        step("events-ephemeral-gone", lambda: sorted((t, p) for t, s, p in events))
+        step("root-final", lambda: sorted(a.get_children("/")))
+        step("root-stat", a.exists, "/")
+    finally:
+        for c in (a, b):
+            try:
+                c.stop()
+                c.close()
+            except Exception:
+                pass
+    return out
+
+
+def test_same_replies_as_apache_zookeeper(apache_zk, zk_server):
+    theirs = scenario(apache_zk.hosts)
+    ours = scenario(zk_server.hosts)
+    diffs = [
+        f"{t[0]}: apache={t[1]!r}\n{'':>{len(t[0])}}  racklab={o[1]!r}"
+        for t, o in zip(theirs, ours, strict=True)
+        if t != o
+    ]
+    assert not diffs, "\n".join(diffs)

@@ -10,8 +10,11 @@ from lab.services.hdfs.minicluster import MiniCluster
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Two racks of two DataNodes, 1 MiB blocks; shared by one test module."""
-    c = MiniCluster(tmp_path_factory.mktemp("dfs"), racks={"/rack1": 2, "/rack2": 2},
-                    settings={"dfs.blocksize": "64k"})
+    c = MiniCluster(
+        tmp_path_factory.mktemp("dfs"),
+        racks={"/rack1": 2, "/rack2": 2},
+        settings={"dfs.blocksize": "64k"},
+    )
     try:
         c.start()
         c.wait_active()

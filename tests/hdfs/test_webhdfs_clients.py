@@ -56,7 +56,13 @@ def test_context_manager_writer(client):
 def test_offsets_and_lengths(client):
     data = os.urandom(3 * BLOCK + 77)
     client.write("/t/ranges", data, overwrite=True)
-    for off, length in [(0, 10), (BLOCK - 5, 10), (2 * BLOCK, BLOCK + 77), (3 * BLOCK + 70, None), (len(data), None)]:
+    for off, length in [
+        (0, 10),
+        (BLOCK - 5, 10),
+        (2 * BLOCK, BLOCK + 77),
+        (3 * BLOCK + 70, None),
+        (len(data), None),
+    ]:
         with client.read("/t/ranges", offset=off, length=length) as r:
             want = data[off:] if length is None else data[off : off + length]
             assert r.read() == want
@@ -94,12 +100,21 @@ def test_metadata_operations(client):
     client.set_owner("/t/meta", owner="alice", group="staff")
     client.set_replication("/t/meta", 2)
     st = client.status("/t/meta")
-    assert (st["permission"], st["owner"], st["group"], st["replication"]) == ("600", "alice", "staff", 2)
+    assert (st["permission"], st["owner"], st["group"], st["replication"]) == (
+        "600",
+        "alice",
+        "staff",
+        2,
+    )
     cs = client.checksum("/t/meta")
     assert cs["algorithm"] == "MD5-of-0MD5-of-512CRC32C" and cs["length"] == 28
     base = f"{client.url}/webhdfs/v1"
-    assert requests.get(f"{base}/?op=GETHOMEDIRECTORY&user.name=bob").json() == {"Path": "/user/bob"}
-    assert requests.get(f"{base}/t?op=GETTRASHROOT&user.name=bob").json() == {"Path": "/user/bob/.Trash"}
+    assert requests.get(f"{base}/?op=GETHOMEDIRECTORY&user.name=bob").json() == {
+        "Path": "/user/bob"
+    }
+    assert requests.get(f"{base}/t?op=GETTRASHROOT&user.name=bob").json() == {
+        "Path": "/user/bob/.Trash"
+    }
 
 
 def test_same_content_same_checksum(client):
@@ -131,21 +146,28 @@ def test_permissions_are_enforced(cluster, client):
 
 
 def test_noredirect_returns_location(cluster, client):
-    r = requests.put(f"{cluster.url}/webhdfs/v1/t/nr?op=CREATE&noredirect=true&user.name=root&overwrite=true")
+    r = requests.put(
+        f"{cluster.url}/webhdfs/v1/t/nr?op=CREATE&noredirect=true&user.name=root&overwrite=true"
+    )
     assert r.status_code == 200
     location = r.json()["Location"]
     put = requests.put(location, data=b"payload")
     assert put.status_code == 201 and put.headers["Location"].startswith("hdfs://")
-    r = requests.get(f"{cluster.url}/webhdfs/v1/t/nr?op=OPEN&noredirect=true&user.name=root&offset=3")
+    r = requests.get(
+        f"{cluster.url}/webhdfs/v1/t/nr?op=OPEN&noredirect=true&user.name=root&offset=3"
+    )
     assert requests.get(r.json()["Location"]).content == b"load"
 
 
 def test_fsspec_webhdfs(cluster):
-    fs = fsspec.filesystem("webhdfs", host=cluster.nn_ip, port=cluster.nn_http, user="root",
-                           use_listings_cache=False)
+    fs = fsspec.filesystem(
+        "webhdfs", host=cluster.nn_ip, port=cluster.nn_http, user="root", use_listings_cache=False
+    )
     fs.mkdir("/fs")
     data = os.urandom(4 * BLOCK + 999)
-    with fs.open("/fs/a.bin", "wb", block_size=3 * 10_000) as f:  # many POSTs to one append location
+    with fs.open(
+        "/fs/a.bin", "wb", block_size=3 * 10_000
+    ) as f:  # many POSTs to one append location
         for i in range(0, len(data), 7_000):
             f.write(data[i : i + 7_000])
     assert fs.cat("/fs/a.bin") == data
@@ -165,15 +187,26 @@ def test_fsspec_webhdfs(cluster):
 
 def test_hdfscli_command_line(cluster, tmp_path):
     cfg = tmp_path / "hdfscli.cfg"
-    cfg.write_text(f"[global]\ndefault.alias = lab\n\n[lab.alias]\nurl = {cluster.url}\nuser = root\n")
+    cfg.write_text(
+        f"[global]\ndefault.alias = lab\n\n[lab.alias]\nurl = {cluster.url}\nuser = root\n"
+    )
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(3 * BLOCK + 3))
     env = dict(os.environ, HDFSCLI_CONFIG=str(cfg))
     cli = [sys.executable, "-m", "hdfs"]
-    subprocess.run(cli + ["upload", "-s", "-f", str(src), "/cli/in.bin"], env=env, check=True, timeout=60)
+    subprocess.run(
+        cli + ["upload", "-s", "-f", str(src), "/cli/in.bin"], env=env, check=True, timeout=60
+    )
     out = tmp_path / "out.bin"
-    subprocess.run(cli + ["download", "-s", "/cli/in.bin", str(out)], env=env, check=True, timeout=60)
+    subprocess.run(
+        cli + ["download", "-s", "/cli/in.bin", str(out)], env=env, check=True, timeout=60
+    )
     assert Path(out).read_bytes() == src.read_bytes()
-    res = subprocess.run(cli + ["download", "/cli/missing", str(tmp_path / "x")], env=env, timeout=60,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        cli + ["download", "/cli/missing", str(tmp_path / "x")],
+        env=env,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 1 and "does not exist" in res.stderr

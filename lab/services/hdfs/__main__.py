@@ -46,11 +46,16 @@ async def _run(role: str, conf: Configuration) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.services.hdfs")
     parser.add_argument("role", choices=["namenode", "datanode", "secondarynamenode"])
-    parser.add_argument("--config", required=True, help="directory holding core-site.xml and hdfs-site.xml")
+    parser.add_argument(
+        "--config", required=True, help="directory holding core-site.xml and hdfs-site.xml"
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         conf = Configuration.load(args.config)
     except (OSError, ValueError) as exc:

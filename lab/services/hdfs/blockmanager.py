@@ -41,8 +41,14 @@ class DatanodeDescriptor:
     needs_full_report: bool = True
 
     def info(self) -> dict:
-        return {"uuid": self.uuid, "ip": self.ip, "hostName": self.host_name, "xferPort": self.xfer_port,
-                "infoPort": self.info_port, "rack": self.rack}
+        return {
+            "uuid": self.uuid,
+            "ip": self.ip,
+            "hostName": self.host_name,
+            "xferPort": self.xfer_port,
+            "infoPort": self.info_port,
+            "rack": self.rack,
+        }
 
 
 @dataclass(eq=False)
@@ -52,7 +58,9 @@ class BlockInfo:
     complete: bool = True
     locations: set[str] = field(default_factory=set)  # DataNode uuids with a good replica
     corrupt: set[str] = field(default_factory=set)  # DataNode uuids with a bad one
-    expected_uc: list[str] = field(default_factory=list)  # pipeline targets while under construction
+    expected_uc: list[str] = field(
+        default_factory=list
+    )  # pipeline targets while under construction
 
     @property
     def expected(self) -> int:
@@ -68,10 +76,14 @@ class BlockManager:
         self.expire_interval = 2 * self.recheck_interval + 10 * self.heartbeat_interval
         self.stale_interval = conf.get_seconds("dfs.namenode.stale.datanode.interval", "ms")
         self.min_replication = conf.get_int("dfs.namenode.replication.min")
-        self.work_multiplier = conf.get_int("dfs.namenode.replication.work.multiplier.per.iteration")
+        self.work_multiplier = conf.get_int(
+            "dfs.namenode.replication.work.multiplier.per.iteration"
+        )
         self.max_streams = conf.get_int("dfs.namenode.replication.max-streams")
         self.max_streams_hard = conf.get_int("dfs.namenode.replication.max-streams-hard-limit")
-        self.pending_timeout = conf.get_seconds("dfs.namenode.reconstruction.pending.timeout-sec", "s")
+        self.pending_timeout = conf.get_seconds(
+            "dfs.namenode.reconstruction.pending.timeout-sec", "s"
+        )
         self.invalidate_limit = conf.get_int("dfs.block.invalidate.limit")
         self.datanodes: dict[str, DatanodeDescriptor] = {}
         self.blocks: dict[int, BlockInfo] = {}
@@ -104,12 +116,16 @@ class BlockManager:
             return 0
         return 2 if d.rack == a_rack else 4
 
-    def sort_by_distance(self, client_ip: str, nodes: list[DatanodeDescriptor]) -> list[DatanodeDescriptor]:
+    def sort_by_distance(
+        self, client_ip: str, nodes: list[DatanodeDescriptor]
+    ) -> list[DatanodeDescriptor]:
         rack = self.resolve_rack(client_ip)
         shuffled = list(nodes)
         self.rng.shuffle(shuffled)  # spread reads among equally close replicas
         now = time.monotonic()
-        return sorted(shuffled, key=lambda d: (self.is_stale(d, now), self.distance(client_ip, rack, d)))
+        return sorted(
+            shuffled, key=lambda d: (self.is_stale(d, now), self.distance(client_ip, rack, d))
+        )
 
     # ------------------------------------------------------------ registration and heartbeats
     def register(self, info: dict) -> DatanodeDescriptor:
@@ -124,8 +140,14 @@ class BlockManager:
             if d.uuid != info["uuid"] and d.ip == info["ip"] and d.xfer_port == info["xferPort"]:
                 self._remove_node_blocks(d)
                 del self.datanodes[d.uuid]
-        d = DatanodeDescriptor(info["uuid"], info["ip"], info.get("hostName") or info["ip"],
-                               int(info["xferPort"]), int(info["infoPort"]), rack)
+        d = DatanodeDescriptor(
+            info["uuid"],
+            info["ip"],
+            info.get("hostName") or info["ip"],
+            int(info["xferPort"]),
+            int(info["infoPort"]),
+            rack,
+        )
         self.datanodes[d.uuid] = d
         return d
 
@@ -193,7 +215,11 @@ class BlockManager:
             self.pending.pop(b.block_id, None)
 
     def live_replicas(self, info: BlockInfo) -> list[DatanodeDescriptor]:
-        return [self.datanodes[u] for u in info.locations if u in self.datanodes and self.datanodes[u].alive]
+        return [
+            self.datanodes[u]
+            for u in info.locations
+            if u in self.datanodes and self.datanodes[u].alive
+        ]
 
     def replica_received(self, d: DatanodeDescriptor, rep: list[int]) -> str:
         """One replica reported by a DataNode. -> "ok", "invalidate" (unknown or stale
@@ -202,7 +228,9 @@ class BlockManager:
         info = self.blocks.get(bid)
         if info is None:
             return "invalidate"
-        if gs < info.block.gen_stamp or (info.complete and gs == info.block.gen_stamp and length != info.block.num_bytes):
+        if gs < info.block.gen_stamp or (
+            info.complete and gs == info.block.gen_stamp and length != info.block.num_bytes
+        ):
             info.corrupt.add(d.uuid)
             info.locations.discard(d.uuid)
             d.blocks.add(bid)
@@ -257,12 +285,20 @@ class BlockManager:
     def priority(self, info: BlockInfo) -> int | None:
         """LowRedundancyBlocks.getPriority; None when the block needs nothing."""
         live = len(self.live_replicas(info))
-        expected = min(info.expected, max(1, len(self.live_nodes()))) if self.live_nodes() else info.expected
+        expected = (
+            min(info.expected, max(1, len(self.live_nodes())))
+            if self.live_nodes()
+            else info.expected
+        )
         pending = len(self.pending.get(info.block.block_id, (0, []))[1])
         if live == 0:
             return QUEUE_CORRUPT if info.corrupt else QUEUE_HIGHEST
         if live + pending >= expected:
-            if live >= 2 and len(self.racks()) > 1 and len({r.rack for r in self.live_replicas(info)}) == 1:
+            if (
+                live >= 2
+                and len(self.racks()) > 1
+                and len({r.rack for r in self.live_replicas(info)}) == 1
+            ):
                 return QUEUE_BADLY_DISTRIBUTED
             return None
         if live == 1:
@@ -346,25 +382,43 @@ class BlockManager:
             targets = [self.rng.choice(others)] if others else []
         else:
             needed = info.expected - len(live)
-            targets = self.choose_target(needed, source, live, set(), new_block=False)
+            # Nodes holding a corrupt copy cannot take a new one until theirs is deleted.
+            targets = self.choose_target(needed, source, live, set(info.corrupt), new_block=False)
         if not targets:
             return False
-        source.replicate_queue.append({"block": info.block.to_json(), "targets": [t.info() for t in targets]})
-        self.pending[info.block.block_id] = (time.monotonic() + self.pending_timeout, [t.uuid for t in targets])
+        source.replicate_queue.append(
+            {"block": info.block.to_json(), "targets": [t.info() for t in targets]}
+        )
+        self.pending[info.block.block_id] = (
+            time.monotonic() + self.pending_timeout,
+            [t.uuid for t in targets],
+        )
         self.needed[prio].discard(info.block.block_id)
         return True
 
     # ------------------------------------------------------------ placement
-    def _good(self, d: DatanodeDescriptor, excluded: set[str], chosen: list[DatanodeDescriptor],
-              block_size: int = 0) -> bool:
+    def _good(
+        self,
+        d: DatanodeDescriptor,
+        excluded: set[str],
+        chosen: list[DatanodeDescriptor],
+        block_size: int = 0,
+    ) -> bool:
         if not d.alive or d.uuid in excluded or d in chosen:
             return False
         if d.capacity and d.remaining < block_size:
             return False
         return True
 
-    def choose_target(self, num: int, writer: DatanodeDescriptor | None, chosen: list[DatanodeDescriptor],
-                      excluded: set[str], new_block: bool = True, block_size: int = 0) -> list[DatanodeDescriptor]:
+    def choose_target(
+        self,
+        num: int,
+        writer: DatanodeDescriptor | None,
+        chosen: list[DatanodeDescriptor],
+        excluded: set[str],
+        new_block: bool = True,
+        block_size: int = 0,
+    ) -> list[DatanodeDescriptor]:
         """BlockPlacementPolicyDefault: 1st on the writer (or its rack, or anywhere),
         2nd on another rack, 3rd on the 2nd's rack (another node), the rest at random,
         at most (total-1)/racks + 2 replicas per rack."""

@@ -52,7 +52,9 @@ class BlockStore:
                 if not data.exists():
                     meta.unlink()
                     continue
-                rep = Replica(int(m.group(1)), int(m.group(2)), data.stat().st_size, state, data, meta)
+                rep = Replica(
+                    int(m.group(1)), int(m.group(2)), data.stat().st_size, state, data, meta
+                )
                 if state == "rbw":
                     rep = self._recover_rbw(rep)
                     if rep is None:
@@ -93,7 +95,9 @@ class BlockStore:
         self.replicas[block_id] = rep
         return ReplicaWriter(self, rep, last_crc=0)
 
-    def append(self, block_id: int, old_gs: int, new_gs: int, expected_length: int) -> ReplicaWriter:
+    def append(
+        self, block_id: int, old_gs: int, new_gs: int, expected_length: int
+    ) -> ReplicaWriter:
         rep = self.replicas.get(block_id)
         if rep is None or rep.state != "finalized":
             raise FileNotFoundError(f"no finalized replica of blk_{block_id}")
@@ -208,7 +212,9 @@ class ReplicaWriter:
         """Write data starting at the replica's length; crcs are the sender's per-piece CRCs."""
         offset = self.rep.length
         if verify and checksum.piece_crcs(data, offset, self.bpc) != bytes(crcs):
-            raise ChecksumError(f"Checksum error in packet for blk_{self.rep.block_id} at {offset}", offset)
+            raise ChecksumError(
+                f"Checksum error in packet for blk_{self.rep.block_id} at {offset}", offset
+            )
         crcs = bytes(crcs)
         if offset % self.bpc:
             first = min(len(data), self.bpc - offset % self.bpc)

@@ -29,8 +29,15 @@ def client_name() -> str:
 class FileWriter:
     """DFSOutputStream: create() or append(), write() any number of times, close()."""
 
-    def __init__(self, nn: NameNodeClient, path: str, user: str, client_ip: str, bpc: int,
-                 packet_size: int = 65536) -> None:
+    def __init__(
+        self,
+        nn: NameNodeClient,
+        path: str,
+        user: str,
+        client_ip: str,
+        bpc: int,
+        packet_size: int = 65536,
+    ) -> None:
         self.nn, self.path, self.user, self.client_ip = nn, path, user, client_ip
         self.bpc, self.packet_size = bpc, packet_size
         self.client = client_name()
@@ -39,38 +46,75 @@ class FileWriter:
         self.pipe: PipelineWriter | None = None
         self.last: dict | None = None  # last block handed to the NameNode
 
-    async def create(self, overwrite: bool, replication: int | None, block_size: int | None,
-                     permission: int | None) -> None:
-        await self.nn.call("create", src=self.path, user=self.user, clientName=self.client, overwrite=overwrite,
-                           replication=replication, blockSize=block_size, permission=permission)
-        status = await self.nn.call("getBlockLocations", src=self.path, user=self.user, offset=0, length=0)
+    async def create(
+        self,
+        overwrite: bool,
+        replication: int | None,
+        block_size: int | None,
+        permission: int | None,
+    ) -> None:
+        await self.nn.call(
+            "create",
+            src=self.path,
+            user=self.user,
+            clientName=self.client,
+            overwrite=overwrite,
+            replication=replication,
+            blockSize=block_size,
+            permission=permission,
+        )
+        status = await self.nn.call(
+            "getBlockLocations", src=self.path, user=self.user, offset=0, length=0
+        )
         self.block_size = status["blockSize"]
 
     async def append(self) -> None:
-        res = await self.nn.call("append", src=self.path, user=self.user, clientName=self.client,
-                                 clientMachine=self.client_ip)
+        res = await self.nn.call(
+            "append",
+            src=self.path,
+            user=self.user,
+            clientName=self.client,
+            clientMachine=self.client_ip,
+        )
         self.block_size = res["blockSize"]
         lb = res.get("lastBlock")
         if lb:
             blk = dict(lb["block"])
-            header = {"block": blk, "stage": "append", "newGenStamp": lb["newGenStamp"], "client": self.client}
+            header = {
+                "block": blk,
+                "stage": "append",
+                "newGenStamp": lb["newGenStamp"],
+                "client": self.client,
+            }
             self.pipe = PipelineWriter(lb["locations"], header, self.bpc, self.packet_size)
             await self.pipe.open()
             self.block = dict(blk, genStamp=lb["newGenStamp"])
         else:
             # The last block is full (or there is none): appended bytes start a new block.
-            status = await self.nn.call("getBlockLocations", src=self.path, user=self.user, offset=0, length=1 << 62)
+            status = await self.nn.call(
+                "getBlockLocations", src=self.path, user=self.user, offset=0, length=1 << 62
+            )
             if status["blocks"]:
                 self.last = status["blocks"][-1]["block"]
 
     async def _next_block(self) -> None:
         excluded: list[str] = []
         for _ in range(3):
-            res = await self.nn.call("addBlock", src=self.path, clientName=self.client, previous=self.last,
-                                     excludeNodes=excluded, clientMachine=self.client_ip)
+            res = await self.nn.call(
+                "addBlock",
+                src=self.path,
+                clientName=self.client,
+                previous=self.last,
+                excludeNodes=excluded,
+                clientMachine=self.client_ip,
+            )
             blk = res["block"]
-            pipe = PipelineWriter(res["locations"], {"block": blk, "stage": "create", "client": self.client},
-                                  self.bpc, self.packet_size)
+            pipe = PipelineWriter(
+                res["locations"],
+                {"block": blk, "stage": "create", "client": self.client},
+                self.bpc,
+                self.packet_size,
+            )
             try:
                 await pipe.open()
             except PipelineError as exc:
@@ -83,7 +127,9 @@ class FileWriter:
                 continue
             self.pipe, self.block = pipe, dict(blk)
             return
-        raise errors.IOException(f"Unable to create new block for {self.path}: pipelines kept failing")
+        raise errors.IOException(
+            f"Unable to create new block for {self.path}: pipelines kept failing"
+        )
 
     async def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -94,7 +140,7 @@ class FileWriter:
             piece = view[:room]
             await self._pipe_call(self.pipe.write(piece))
             self.block["numBytes"] += len(piece)
-            view = view[len(piece):]
+            view = view[len(piece) :]
             if self.block["numBytes"] >= self.block_size:
                 await self._finish_block()
 
@@ -109,7 +155,9 @@ class FileWriter:
     async def _finish_block(self) -> None:
         length = await self._pipe_call(self.pipe.close())
         if length != self.block["numBytes"]:
-            raise errors.IOException(f"pipeline acknowledged {length} of {self.block['numBytes']} bytes")
+            raise errors.IOException(
+                f"pipeline acknowledged {length} of {self.block['numBytes']} bytes"
+            )
         self.last, self.pipe = dict(self.block), None
 
     async def close(self) -> None:
@@ -117,13 +165,17 @@ class FileWriter:
             await self._finish_block()
         delay = 0.05
         for _ in range(40):
-            res = await self.nn.call("complete", src=self.path, clientName=self.client, last=self.last)
+            res = await self.nn.call(
+                "complete", src=self.path, clientName=self.client, last=self.last
+            )
             if res["result"]:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-        raise errors.IOException(f"Unable to close file {self.path} because the last block does not have "
-                                 "enough number of replicas.")
+        raise errors.IOException(
+            f"Unable to close file {self.path} because the last block does not have "
+            "enough number of replicas."
+        )
 
     def abort(self) -> None:
         if self.pipe is not None:
@@ -136,9 +188,17 @@ class Reader:
     def __init__(self, nn: NameNodeClient, local, bpc: int, my_uuid: str) -> None:
         self.nn, self.local, self.bpc, self.my_uuid = nn, local, bpc, my_uuid
 
-    async def locate(self, path: str, user: str, offset: int, length: int | None, client_ip: str) -> dict:
-        return await self.nn.call("getBlockLocations", src=path, user=user, offset=offset,
-                                  length=(1 << 62) if length is None else length, clientMachine=client_ip)
+    async def locate(
+        self, path: str, user: str, offset: int, length: int | None, client_ip: str
+    ) -> dict:
+        return await self.nn.call(
+            "getBlockLocations",
+            src=path,
+            user=user,
+            offset=offset,
+            length=(1 << 62) if length is None else length,
+            clientMachine=client_ip,
+        )
 
     async def stream(self, located: dict, offset: int, length: int):
         end = offset + length
@@ -158,13 +218,16 @@ class Reader:
                     break
                 except ChecksumError as exc:
                     log.warning("%s: %s; reporting and trying another replica", loc["ip"], exc)
-                    await self.nn.call("reportBadBlocks", blocks=[{"blockId": blk["blockId"], "uuid": loc["uuid"]}])
+                    await self.nn.call(
+                        "reportBadBlocks", blocks=[{"blockId": blk["blockId"], "uuid": loc["uuid"]}]
+                    )
                 except (TimeoutError, OSError, PipelineError, asyncio.IncompleteReadError) as exc:
                     log.warning("reading blk_%s from %s failed: %r", blk["blockId"], loc["ip"], exc)
             else:
                 raise errors.BlockMissingException(
                     f"Could not obtain block: BP:blk_{blk['blockId']}_{blk['genStamp']} file={located.get('path')} "
-                    f"No live nodes contain current block; tried {tried}")
+                    f"No live nodes contain current block; tried {tried}"
+                )
 
     async def _read_replica(self, loc: dict, blk: dict, offset: int, length: int):
         if loc["uuid"] == self.my_uuid:
@@ -192,12 +255,19 @@ async def file_checksum(nn: NameNodeClient, path: str, user: str, block_checksum
             except Exception as exc:  # try the next replica
                 last_exc = exc
         else:
-            raise errors.IOException(f"Fail to get block MD5 for blk_{lb['block']['blockId']}: {last_exc}")
+            raise errors.IOException(
+                f"Fail to get block MD5 for blk_{lb['block']['blockId']}: {last_exc}"
+            )
         md5s += bytes.fromhex(res["md5"])
         bpc = res["bytesPerCrc"]
         if len(located["blocks"]) > 1 and not md5s[16:]:
             crc_per_block = res["crcPerBlock"]  # from the first block, as FileChecksumHelper does
     md5 = hashlib.md5(md5s).digest()
     data = struct.pack(">iq", bpc, crc_per_block) + md5
-    return {"FileChecksum": {"algorithm": f"MD5-of-{crc_per_block}MD5-of-{bpc}CRC32C", "bytes": data.hex(),
-                             "length": len(data)}}
+    return {
+        "FileChecksum": {
+            "algorithm": f"MD5-of-{crc_per_block}MD5-of-{bpc}CRC32C",
+            "bytes": data.hex(),
+            "length": len(data),
+        }
+    }

@@ -179,7 +179,11 @@ def render_site_xml(values: dict[str, object]) -> str:
         ET.SubElement(prop, "value").text = str(values[key])
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
-    return '<?xml version="1.0"?>\n<?xml-stylesheet type="text/xsl" href="configuration.xsl"?>\n' + body + "\n"
+    return (
+        '<?xml version="1.0"?>\n<?xml-stylesheet type="text/xsl" href="configuration.xsl"?>\n'
+        + body
+        + "\n"
+    )
 
 
 def parse_rack_table(text: str) -> dict[str, str]:
@@ -198,5 +202,6 @@ def parse_rack_table(text: str) -> dict[str, str]:
 
 def render_rack_table(host_racks: dict[str, str]) -> str:
     return "".join(
-        f"{host} {rack if rack.startswith('/') else '/' + rack}\n" for host, rack in sorted(host_racks.items())
+        f"{host} {rack if rack.startswith('/') else '/' + rack}\n"
+        for host, rack in sorted(host_racks.items())
     )

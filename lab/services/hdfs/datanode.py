@@ -69,17 +69,28 @@ class DataNode:
     async def start(self) -> None:
         http_host, http_port = split_hostport(self.conf.get("dfs.datanode.http.address"), 9864)
         x_host, x_port = split_hostport(self.conf.get("dfs.datanode.address"), 9866)
-        xfer = await asyncio.start_server(self.handle_xfer, x_host, x_port, limit=1 << 20, backlog=256)
+        xfer = await asyncio.start_server(
+            self.handle_xfer, x_host, x_port, limit=1 << 20, backlog=256
+        )
         http = await serve(http_host, http_port, self.handle_http)
         self.servers = [xfer, http]
         self.xfer_port = xfer.sockets[0].getsockname()[1]
         self.http_port = http.sockets[0].getsockname()[1]
         self.ip = x_host if x_host not in ("0.0.0.0", "") else self._route_ip()
         self.reader = Reader(self.nn, self.store, self.bpc, self.uuid)
-        self.tasks = [asyncio.create_task(self._service_loop(), name="dn-bpservice"),
-                      asyncio.create_task(self._scanner(), name="dn-scanner")]
-        log.info("DataNode %s up: data %s:%d http %s:%d, %d replicas", self.uuid, self.ip, self.xfer_port,
-                 self.ip, self.http_port, len(self.store.replicas))
+        self.tasks = [
+            asyncio.create_task(self._service_loop(), name="dn-bpservice"),
+            asyncio.create_task(self._scanner(), name="dn-scanner"),
+        ]
+        log.info(
+            "DataNode %s up: data %s:%d http %s:%d, %d replicas",
+            self.uuid,
+            self.ip,
+            self.xfer_port,
+            self.ip,
+            self.http_port,
+            len(self.store.replicas),
+        )
 
     def _route_ip(self) -> str:
         host, port = self.conf.namenode_rpc_address()
@@ -96,13 +107,22 @@ class DataNode:
 
     # ------------------------------------------------------------ NameNode conversation
     def info(self) -> dict:
-        return {"uuid": self.uuid, "ip": self.ip, "hostName": socket.gethostname(), "xferPort": self.xfer_port,
-                "infoPort": self.http_port}
+        return {
+            "uuid": self.uuid,
+            "ip": self.ip,
+            "hostName": socket.gethostname(),
+            "xferPort": self.xfer_port,
+            "infoPort": self.http_port,
+        }
 
     def stats(self) -> dict:
         capacity, free = self.store.capacity()
-        return {"capacity": capacity, "dfsUsed": self.store.used_bytes(), "remaining": free,
-                "xceiverCount": self.xceivers}
+        return {
+            "capacity": capacity,
+            "dfsUsed": self.store.used_bytes(),
+            "remaining": free,
+            "xceiverCount": self.xceivers,
+        }
 
     async def _register(self) -> None:
         self.registered.clear()
@@ -110,7 +130,9 @@ class DataNode:
         await self.nn.call("blockReport", uuid=self.uuid, blocks=self.store.report())
         self.last_report = time.monotonic()
         self.registered.set()
-        log.info("registered with the NameNode and sent a report of %d blocks", len(self.store.replicas))
+        log.info(
+            "registered with the NameNode and sent a report of %d blocks", len(self.store.replicas)
+        )
 
     async def _service_loop(self) -> None:
         """BPServiceActor.offerService: heartbeat, incremental reports, full reports."""
@@ -150,7 +172,9 @@ class DataNode:
         received, deleted = self.received, self.deleted
         self.received, self.deleted = [], []
         try:
-            reply = await self.nn.call("blockReceivedAndDeleted", uuid=self.uuid, received=received, deleted=deleted)
+            reply = await self.nn.call(
+                "blockReceivedAndDeleted", uuid=self.uuid, received=received, deleted=deleted
+            )
         except Exception:
             self.received[:0], self.deleted[:0] = received, deleted
             raise
@@ -180,9 +204,19 @@ class DataNode:
         rep = self.store.get(blk["blockId"])
         if rep is None or rep.state != "finalized":
             return
-        pipe = PipelineWriter(targets, {"block": {"blockId": rep.block_id, "genStamp": rep.gen_stamp,
-                                                  "numBytes": rep.length}, "stage": "transfer"},
-                              self.bpc, self.packet_size)
+        pipe = PipelineWriter(
+            targets,
+            {
+                "block": {
+                    "blockId": rep.block_id,
+                    "genStamp": rep.gen_stamp,
+                    "numBytes": rep.length,
+                },
+                "stage": "transfer",
+            },
+            self.bpc,
+            self.packet_size,
+        )
         try:
             await pipe.open()
             for piece in self.store.read_verified(rep, 0, rep.length):
@@ -195,7 +229,9 @@ class DataNode:
             await self._report_bad(rep.block_id)
         except (TimeoutError, OSError, PipelineError, asyncio.IncompleteReadError) as exc:
             pipe.abort()
-            log.warning("replicating blk_%d to %s failed: %s", rep.block_id, [t["ip"] for t in targets], exc)
+            log.warning(
+                "replicating blk_%d to %s failed: %s", rep.block_id, [t["ip"] for t in targets], exc
+            )
 
     async def _report_bad(self, block_id: int) -> None:
         try:
@@ -250,15 +286,24 @@ class DataNode:
         with open(rep.meta_path, "rb") as f:
             f.seek(7)
             crcs = f.read(-(-rep.length // self.bpc) * CRC_SIZE)
-        crc_per_block = (rep.length // self.bpc) if rep.length % self.bpc == 0 else -(-rep.length // self.bpc)
-        return {"status": "SUCCESS", "md5": hashlib.md5(crcs).hexdigest(), "bytesPerCrc": self.bpc,
-                "crcPerBlock": crc_per_block}
+        crc_per_block = (
+            (rep.length // self.bpc) if rep.length % self.bpc == 0 else -(-rep.length // self.bpc)
+        )
+        return {
+            "status": "SUCCESS",
+            "md5": hashlib.md5(crcs).hexdigest(),
+            "bytesPerCrc": self.bpc,
+            "crcPerBlock": crc_per_block,
+        }
 
     async def _read_block(self, header: dict, writer: asyncio.StreamWriter) -> None:
         blk = header["block"]
         rep = self.store.get(int(blk["blockId"]))
         if rep is None or rep.state != "finalized" or rep.gen_stamp < int(blk["genStamp"]):
-            await send_msg(writer, {"status": "ERROR", "message": f"Replica not found for blk_{blk['blockId']}"})
+            await send_msg(
+                writer,
+                {"status": "ERROR", "message": f"Replica not found for blk_{blk['blockId']}"},
+            )
             return
         offset, length = int(header["offset"]), int(header["length"])
         end = min(rep.length, -(-(offset + length) // self.bpc) * self.bpc)
@@ -280,32 +325,51 @@ class DataNode:
 
     async def _write_block(self, header: dict, up_reader, up_writer) -> None:
         """BlockReceiver + PacketResponder for one pipeline stage."""
-        blk, stage, targets = header["block"], header.get("stage", "create"), header.get("targets", [])
+        blk, stage, targets = (
+            header["block"],
+            header.get("stage", "create"),
+            header.get("targets", []),
+        )
         bid = int(blk["blockId"])
         try:
             if stage == "append":
-                replica = self.store.append(bid, int(blk["genStamp"]), int(header["newGenStamp"]), int(blk["numBytes"]))
+                replica = self.store.append(
+                    bid, int(blk["genStamp"]), int(header["newGenStamp"]), int(blk["numBytes"])
+                )
             else:
                 replica = self.store.create_rbw(bid, int(blk["genStamp"]))
         except (OSError, ValueError) as exc:
-            await send_msg(up_writer, {"status": "ERROR", "message": str(exc), "firstBadLink": self.uuid})
+            await send_msg(
+                up_writer, {"status": "ERROR", "message": str(exc), "firstBadLink": self.uuid}
+            )
             return
         down_reader = down_writer = None
         if targets:
             nxt = targets[0]
             try:
                 down_reader, down_writer = await asyncio.wait_for(
-                    asyncio.open_connection(nxt["ip"], nxt["xferPort"]), 30)
+                    asyncio.open_connection(nxt["ip"], nxt["xferPort"]), 30
+                )
                 await send_msg(down_writer, dict(header, targets=targets[1:]))
                 reply = await asyncio.wait_for(recv_msg(down_reader), 30)
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-                reply = {"status": "ERROR", "message": f"{nxt['ip']}: {exc!r}", "firstBadLink": nxt["uuid"]}
+                reply = {
+                    "status": "ERROR",
+                    "message": f"{nxt['ip']}: {exc!r}",
+                    "firstBadLink": nxt["uuid"],
+                }
             if reply.get("status") != "SUCCESS":
                 replica.abort()
                 if down_writer:
                     down_writer.close()
-                await send_msg(up_writer, {"status": "ERROR", "message": reply.get("message"),
-                                           "firstBadLink": reply.get("firstBadLink", nxt["uuid"])})
+                await send_msg(
+                    up_writer,
+                    {
+                        "status": "ERROR",
+                        "message": reply.get("message"),
+                        "firstBadLink": reply.get("firstBadLink", nxt["uuid"]),
+                    },
+                )
                 return
         await send_msg(up_writer, {"status": "SUCCESS"})
         acks: asyncio.Queue = asyncio.Queue()
@@ -381,7 +445,9 @@ class DataNode:
             if op == "OPEN":
                 return await self._open(req, path, user)
             if op == "GETFILECHECKSUM":
-                return Response.json(await file_checksum(self.nn, path, user, self._remote_block_checksum))
+                return Response.json(
+                    await file_checksum(self.nn, path, user, self._remote_block_checksum)
+                )
             raise IllegalArgumentException(f"Invalid operation {op} on a DataNode")
         except HdfsException as exc:
             return Response.json(exc.to_json(), exc.status)
@@ -395,13 +461,18 @@ class DataNode:
     async def _create(self, req: Request, path: str, user: str) -> Response:
         q = req.query
         writer = FileWriter(self.nn, path, user, self._client_ip(), self.bpc, self.packet_size)
-        await writer.create(webhdfs.get_bool(q, "overwrite", False),
-                            webhdfs.get_long(q, "replication", None, 1, 32767),
-                            webhdfs.get_long(q, "blocksize", None, 1),
-                            webhdfs.get_permission(q, None))
+        await writer.create(
+            webhdfs.get_bool(q, "overwrite", False),
+            webhdfs.get_long(q, "replication", None, 1, 32767),
+            webhdfs.get_long(q, "blocksize", None, 1),
+            webhdfs.get_permission(q, None),
+        )
         await self._pump(req, writer)
         nn_host, nn_port = self.nn.host, self.nn.port
-        return Response(201, {"Location": f"hdfs://{nn_host}:{nn_port}{path}", "Content-Type": "application/json"})
+        return Response(
+            201,
+            {"Location": f"hdfs://{nn_host}:{nn_port}{path}", "Content-Type": "application/json"},
+        )
 
     async def _append(self, req: Request, path: str, user: str) -> Response:
         writer = FileWriter(self.nn, path, user, self._client_ip(), self.bpc, self.packet_size)
@@ -425,14 +496,20 @@ class DataNode:
         located["path"] = path
         available = max(0, located["fileLength"] - offset)
         n = available if length is None else min(length, available)
-        return Response(200, {"Content-Type": "application/octet-stream"},
-                        stream=self.reader.stream(located, offset, n), length=n)
+        return Response(
+            200,
+            {"Content-Type": "application/octet-stream"},
+            stream=self.reader.stream(located, offset, n),
+            length=n,
+        )
 
     async def _remote_block_checksum(self, loc: dict, blk: dict) -> dict:
         if loc["uuid"] == self.uuid:
             res = self._block_checksum(blk)
         else:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(loc["ip"], loc["xferPort"]), 30)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(loc["ip"], loc["xferPort"]), 30
+            )
             try:
                 await send_msg(writer, {"op": "BLOCK_CHECKSUM", "block": blk})
                 res = await asyncio.wait_for(recv_msg(reader), 60)

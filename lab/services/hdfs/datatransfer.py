@@ -56,7 +56,9 @@ def encode_packet(seqno: int, offset: int, data: bytes | memoryview, last: bool,
     return [PACKET.pack(seqno, offset, len(data), 1 if last else 0), crcs, data]
 
 
-async def recv_packet(reader: asyncio.StreamReader, bpc: int) -> tuple[int, int, bool, bytes, bytes, bytes]:
+async def recv_packet(
+    reader: asyncio.StreamReader, bpc: int
+) -> tuple[int, int, bool, bytes, bytes, bytes]:
     """-> seqno, offset, last, raw header, crcs, data."""
     header = await reader.readexactly(PACKET.size)
     seqno, offset, length, last = PACKET.unpack(header)
@@ -79,8 +81,15 @@ class PipelineWriter:
     """The writer's end of one block's pipeline: packetises data, keeps at most
     `max_in_flight` packets unacknowledged, and fails on the first bad ack."""
 
-    def __init__(self, targets: list[dict], header: dict, bpc: int, packet_size: int = 65536,
-                 max_in_flight: int = 80, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        targets: list[dict],
+        header: dict,
+        bpc: int,
+        packet_size: int = 65536,
+        max_in_flight: int = 80,
+        timeout: float = 60.0,
+    ) -> None:
         self.targets = targets
         self.header = header
         self.bpc = bpc
@@ -99,9 +108,12 @@ class PipelineWriter:
         first = self.targets[0]
         try:
             self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(first["ip"], first["xferPort"]), self.timeout)
+                asyncio.open_connection(first["ip"], first["xferPort"]), self.timeout
+            )
         except (TimeoutError, OSError) as exc:
-            raise PipelineError(f"cannot connect to {first['ip']}:{first['xferPort']}: {exc}", 0) from exc
+            raise PipelineError(
+                f"cannot connect to {first['ip']}:{first['xferPort']}: {exc}", 0
+            ) from exc
         header = dict(self.header, op="WRITE_BLOCK", targets=self.targets[1:])
         await send_msg(self.writer, header)
         try:
@@ -122,7 +134,9 @@ class PipelineWriter:
                     bad = next(i for i, s in enumerate(statuses) if s != SUCCESS)
                     raise PipelineError(
                         f"DataNode {self.targets[bad]['ip']} answered {STATUS_NAMES.get(statuses[bad], statuses[bad])}"
-                        f" for packet {seqno}", bad)
+                        f" for packet {seqno}",
+                        bad,
+                    )
                 end = self.outstanding.pop(seqno, None)
                 if end is None:
                     raise PipelineError(f"ack for unknown packet {seqno}")
@@ -186,24 +200,33 @@ class PipelineWriter:
             self.writer.close()
 
 
-async def read_remote_block(target: dict, block: dict, offset: int, length: int, bpc: int,
-                            timeout: float = 60.0):
+async def read_remote_block(
+    target: dict, block: dict, offset: int, length: int, bpc: int, timeout: float = 60.0
+):
     """Yield verified bytes of a replica on another DataNode (READ_BLOCK); raises
     checksum.ChecksumError on a bad chunk, OSError/PipelineError when the node fails."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(target["ip"], target["xferPort"]), timeout)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(target["ip"], target["xferPort"]), timeout
+    )
     try:
-        await send_msg(writer, {"op": "READ_BLOCK", "block": block, "offset": offset, "length": length})
+        await send_msg(
+            writer, {"op": "READ_BLOCK", "block": block, "offset": offset, "length": length}
+        )
         reply = await asyncio.wait_for(recv_msg(reader), timeout)
         if reply.get("status") != "SUCCESS":
             raise PipelineError(f"READ_BLOCK from {target['ip']}: {reply.get('message')}")
         end = offset + length
         while True:
-            seqno, pos, last, _, crcs, data = await asyncio.wait_for(recv_packet(reader, bpc), timeout)
+            seqno, pos, last, _, crcs, data = await asyncio.wait_for(
+                recv_packet(reader, bpc), timeout
+            )
             if last:
                 break
             if checksum.piece_crcs(data, pos, bpc) != crcs:
                 raise checksum.ChecksumError(
-                    f"Checksum error: blk_{block['blockId']} from {target['ip']} at offset {pos}", pos)
+                    f"Checksum error: blk_{block['blockId']} from {target['ip']} at offset {pos}",
+                    pos,
+                )
             lo, hi = max(offset, pos) - pos, min(end, pos + len(data)) - pos
             if hi > lo:
                 yield data[lo:hi]

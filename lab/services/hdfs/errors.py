@@ -13,7 +13,13 @@ class HdfsException(Exception):
         return self.java.rsplit(".", 1)[1]
 
     def to_json(self) -> dict:
-        return {"RemoteException": {"exception": self.name, "javaClassName": self.java, "message": str(self)}}
+        return {
+            "RemoteException": {
+                "exception": self.name,
+                "javaClassName": self.java,
+                "message": str(self),
+            }
+        }
 
 
 class IOException(HdfsException):

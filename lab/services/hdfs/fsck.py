@@ -7,12 +7,18 @@ def render_fsck(report: dict) -> str:
     lines = [f"FSCK started for path {report['path']}"]
     for f in report["files"]:
         uc = " (under construction)" if f["underConstruction"] else ""
-        lines.append(f"{f['path']} {f['length']} bytes, replicated: replication={f['replication']}, "
-                     f"{len(f['blocks'])} block(s){uc}:  {'OK' if all(b['status'] == 'HEALTHY' for b in f['blocks']) else 'PROBLEM'}")
+        lines.append(
+            f"{f['path']} {f['length']} bytes, replicated: replication={f['replication']}, "
+            f"{len(f['blocks'])} block(s){uc}:  {'OK' if all(b['status'] == 'HEALTHY' for b in f['blocks']) else 'PROBLEM'}"
+        )
         for i, b in enumerate(f["blocks"]):
             locs = ", ".join(f"[{loc['rack']}/{loc['addr']}]" for loc in b["locations"])
-            bad = "".join(f" corrupt:[{loc['rack']}/{loc['addr']}]" for loc in b["corruptLocations"])
-            lines.append(f"{i}. {b['block']} len={b['len']} Live_repl={b['live']} {b['status']} [{locs}]{bad}")
+            bad = "".join(
+                f" corrupt:[{loc['rack']}/{loc['addr']}]" for loc in b["corruptLocations"]
+            )
+            lines.append(
+                f"{i}. {b['block']} len={b['len']} Live_repl={b['live']} {b['status']} [{locs}]{bad}"
+            )
     t = report["totals"]
     avg = t["replicas"] / t["blocks"] if t["blocks"] else 0.0
     lines += [

@@ -130,7 +130,9 @@ class Response:
     length: int | None = None
 
     @classmethod
-    def json(cls, obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    def json(
+        cls, obj: object, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
         body = json.dumps(obj, separators=(",", ":")).encode()
         hdrs = {"Content-Type": "application/json"}
         hdrs.update(headers or {})
@@ -338,7 +340,11 @@ class HttpClient:
         raise AssertionError("unreachable")
 
     async def _exchange(self, reader, writer, host, port, method, target, body, headers):
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
+        lines = [
+            f"{method} {target} HTTP/1.1",
+            f"Host: {host}:{port}",
+            f"Content-Length: {len(body)}",
+        ]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         await writer.drain()

@@ -36,8 +36,13 @@ class Daemon:
 
 
 class MiniCluster:
-    def __init__(self, root: Path, racks: dict[str, int] | None = None, settings: dict | None = None,
-                 secondary: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        racks: dict[str, int] | None = None,
+        settings: dict | None = None,
+        secondary: bool = False,
+    ) -> None:
         self.root = Path(root)
         self.racks = racks or {"/rack1": 3}
         self.net = f"127.{random.randint(20, 250)}.{random.randint(1, 250)}"
@@ -51,7 +56,9 @@ class MiniCluster:
             for _ in range(count):
                 self.dn_racks[f"{self.net}.{i}"] = rack
                 i += 1
-        self.client_ip = f"{self.net}.200"  # an address no DataNode has: a writer outside the cluster
+        self.client_ip = (
+            f"{self.net}.200"  # an address no DataNode has: a writer outside the cluster
+        )
 
     # ------------------------------------------------------------ configuration
     def base_settings(self) -> dict:
@@ -89,19 +96,28 @@ class MiniCluster:
     def start(self, timeout: float = 30) -> MiniCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         self.conf = self.base_settings()
-        self.namenode = Daemon("namenode", self.nn_ip, self.write_conf(self.root / "conf-nn", self.conf))
+        self.namenode = Daemon(
+            "namenode", self.nn_ip, self.write_conf(self.root / "conf-nn", self.conf)
+        )
         self._spawn(self.namenode, timeout)
         for ip in self.dn_racks:
             self.add_datanode(ip, timeout)
         if self.secondary_wanted:
-            self.secondary = Daemon("secondarynamenode", self.nn_ip, self.write_conf(self.root / "conf-snn", self.conf))
+            self.secondary = Daemon(
+                "secondarynamenode", self.nn_ip, self.write_conf(self.root / "conf-snn", self.conf)
+            )
             self._spawn(self.secondary, timeout)
         return self
 
     def add_datanode(self, ip: str, timeout: float = 30) -> Daemon:
         values = dict(self.conf)
-        values.update({"dfs.datanode.data.dir": str(self.root / f"data-{ip}"),
-                       "dfs.datanode.address": f"{ip}:0", "dfs.datanode.http.address": f"{ip}:0"})
+        values.update(
+            {
+                "dfs.datanode.data.dir": str(self.root / f"data-{ip}"),
+                "dfs.datanode.address": f"{ip}:0",
+                "dfs.datanode.http.address": f"{ip}:0",
+            }
+        )
         d = Daemon("datanode", ip, self.write_conf(self.root / f"conf-dn-{ip}", values))
         self._spawn(d, timeout)
         self.datanodes.append(d)
@@ -112,7 +128,10 @@ class MiniCluster:
         log = open(d.log_path, "ab")
         d.proc = subprocess.Popen(
             [sys.executable, "-m", "lab.services.hdfs", d.role, "--config", str(d.conf_dir)],
-            stdout=subprocess.PIPE, stderr=log, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = d.proc.stdout.readline()
@@ -122,7 +141,9 @@ class MiniCluster:
                 d.ready = json.loads(line[6:])
                 return
         self.stop()
-        raise RuntimeError(f"{d.role} on {d.ip} did not start; log:\n{d.log_path.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"{d.role} on {d.ip} did not start; log:\n{d.log_path.read_text()[-3000:]}"
+        )
 
     def kill(self, d: Daemon, sig: int = signal.SIGKILL) -> None:
         if d.proc and d.proc.poll() is None:
@@ -138,7 +159,11 @@ class MiniCluster:
         self._spawn(self.namenode, timeout)
 
     def stop(self) -> None:
-        daemons = list(self.datanodes) + [self.namenode] + ([self.secondary] if hasattr(self, "secondary") else [])
+        daemons = (
+            list(self.datanodes)
+            + [self.namenode]
+            + ([self.secondary] if hasattr(self, "secondary") else [])
+        )
         for d in daemons:
             if d.proc and d.proc.poll() is None:
                 d.proc.terminate()
@@ -158,11 +183,15 @@ class MiniCluster:
         return f"http://{self.nn_ip}:{self.nn_http}"
 
     def jmx(self, name: str) -> dict:
-        r = requests.get(f"{self.url}/jmx", params={"qry": f"Hadoop:service=NameNode,name={name}"}, timeout=10)
+        r = requests.get(
+            f"{self.url}/jmx", params={"qry": f"Hadoop:service=NameNode,name={name}"}, timeout=10
+        )
         return r.json()["beans"][0]
 
     def fsck(self, path: str = "/") -> dict:
-        return requests.get(f"{self.url}/fsck", params={"path": path, "format": "json"}, timeout=30).json()
+        return requests.get(
+            f"{self.url}/fsck", params={"path": path, "format": "json"}, timeout=30
+        ).json()
 
     def wait(self, predicate, timeout: float, what: str, interval: float = 0.2):
         deadline = time.monotonic() + timeout
@@ -176,7 +205,11 @@ class MiniCluster:
 
     def wait_active(self, timeout: float = 30, datanodes: int | None = None) -> None:
         want = len(self.datanodes) if datanodes is None else datanodes
-        self.wait(lambda: self.jmx("FSNamesystem")["NumLiveDataNodes"] >= want, timeout, "DataNodes to register")
+        self.wait(
+            lambda: self.jmx("FSNamesystem")["NumLiveDataNodes"] >= want,
+            timeout,
+            "DataNodes to register",
+        )
         self.wait(lambda: self.jmx("NameNodeInfo")["Safemode"] == "", timeout, "safe mode to end")
 
     def __enter__(self) -> MiniCluster:

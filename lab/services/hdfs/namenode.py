@@ -51,7 +51,9 @@ def user_groups(user: str) -> list[str]:
             groups.append(grp.getgrgid(pw.pw_gid).gr_name)
         except KeyError:
             pass
-        groups += [g.gr_name for g in grp.getgrall() if user in g.gr_mem and g.gr_name not in groups]
+        groups += [
+            g.gr_name for g in grp.getgrall() if user in g.gr_mem and g.gr_name not in groups
+        ]
         _groups_cache[user] = groups
     return _groups_cache[user]
 
@@ -61,7 +63,9 @@ class NameNode:
         self.conf = conf
         self.superuser = getpass.getuser()
         self.supergroup = conf.get("dfs.permissions.superusergroup")
-        self.ns = Namespace(self.superuser, self.supergroup, conf.get_bool("dfs.permissions.enabled"))
+        self.ns = Namespace(
+            self.superuser, self.supergroup, conf.get_bool("dfs.permissions.enabled")
+        )
         self.bm = BlockManager(conf, conf.rack_table())
         self.storage = NNStorage(conf.name_dir())
         self.editlog: EditLog | None = None
@@ -135,7 +139,12 @@ class NameNode:
             await asyncio.sleep(min(0.5, redundancy_every))
             try:
                 for d in self.bm.check_heartbeats():
-                    log.warning("DataNode %s (%s) is dead: no heartbeat for %.1fs", d.ip, d.rack, self.bm.expire_interval)
+                    log.warning(
+                        "DataNode %s (%s) is dead: no heartbeat for %.1fs",
+                        d.ip,
+                        d.rack,
+                        self.bm.expire_interval,
+                    )
                 if self.safemode_on:
                     self._check_safemode()
                 elif time.monotonic() - last_redundancy >= redundancy_every:
@@ -172,7 +181,12 @@ class NameNode:
                 return
         self.safemode_on = False
         self.bm.recheck_all()
-        log.info("leaving safe mode after %.1fs: %d of %d blocks reported", time.monotonic() - self.started, safe, total)
+        log.info(
+            "leaving safe mode after %.1fs: %d of %d blocks reported",
+            time.monotonic() - self.started,
+            safe,
+            total,
+        )
 
     def safemode_tip(self) -> str:
         if not self.safemode_on:
@@ -180,11 +194,15 @@ class NameNode:
         safe, total = self.safe_blocks()
         threshold = math.ceil(total * self.safemode_pct) if total else 0
         if safe < threshold:
-            return (f"Safe mode is ON. The reported blocks {safe} needs additional {threshold - safe} blocks to reach "
-                    f"the threshold {self.safemode_pct:.4f} of total blocks {total}.")
-        return (f"Safe mode is ON. The reported blocks {safe} has reached the threshold {self.safemode_pct:.4f} of "
-                f"total blocks {total}. The number of live datanodes {len(self.bm.live_nodes())} has reached the "
-                f"minimum number {self.safemode_min_dn}. Safe mode will be turned off automatically soon.")
+            return (
+                f"Safe mode is ON. The reported blocks {safe} needs additional {threshold - safe} blocks to reach "
+                f"the threshold {self.safemode_pct:.4f} of total blocks {total}."
+            )
+        return (
+            f"Safe mode is ON. The reported blocks {safe} has reached the threshold {self.safemode_pct:.4f} of "
+            f"total blocks {total}. The number of live datanodes {len(self.bm.live_nodes())} has reached the "
+            f"minimum number {self.safemode_min_dn}. Safe mode will be turned off automatically soon."
+        )
 
     def check_not_safemode(self, what: str) -> None:
         if self.safemode_on:
@@ -211,54 +229,99 @@ class NameNode:
         parent, missing = self.ns.parent_for_create(path)
         ids = [self.ns.last_inode_id + 1 + i for i in range(len(missing))]
         mode = (0o777 & ~self.umask) if mode is None else mode
-        self.log_apply({"op": "OP_MKDIR", "path": path, "inodeIds": ids, "owner": user, "group": parent.group,
-                        "mode": mode | 0o300 if len(missing) > 1 else mode, "mtime": now_ms()})
+        self.log_apply(
+            {
+                "op": "OP_MKDIR",
+                "path": path,
+                "inodeIds": ids,
+                "owner": user,
+                "group": parent.group,
+                "mode": mode | 0o300 if len(missing) > 1 else mode,
+                "mtime": now_ms(),
+            }
+        )
         return True
 
-    def create(self, path: str, user: str, client: str, overwrite: bool, replication: int | None,
-               block_size: int | None, mode: int | None) -> dict:
+    def create(
+        self,
+        path: str,
+        user: str,
+        client: str,
+        overwrite: bool,
+        replication: int | None,
+        block_size: int | None,
+        mode: int | None,
+    ) -> dict:
         path = normalize(path)
         self.check_not_safemode(f"Cannot create file{path}")
         replication = self.default_replication if replication is None else replication
         block_size = self.default_blocksize if block_size is None else block_size
         self.verify_replication(path, replication)
         if block_size < self.min_blocksize:
-            raise IOException(f"Specified block size is less than configured minimum value "
-                              f"(dfs.namenode.fs-limits.min-block-size): {block_size} < {self.min_blocksize}")
+            raise IOException(
+                f"Specified block size is less than configured minimum value "
+                f"(dfs.namenode.fs-limits.min-block-size): {block_size} < {self.min_blocksize}"
+            )
         if block_size % self.bpc:
-            raise IOException(f"io.bytes.per.checksum({self.bpc}) and blockSize({block_size}) do not match. "
-                              "blockSize should be a multiple of io.bytes.per.checksum")
+            raise IOException(
+                f"io.bytes.per.checksum({self.bpc}) and blockSize({block_size}) do not match. "
+                "blockSize should be a multiple of io.bytes.per.checksum"
+            )
         existing = self.ns.check_create(path, overwrite)
         self.perm(path, user, ancestor=WRITE, target=WRITE if existing else 0)
-        if isinstance(existing, INodeFile) and existing.client_name and existing.client_name != client and not overwrite:
-            raise AlreadyBeingCreatedException(f"failed to create file {path} for {client} because "
-                                               f"current leaseholder is trying to recreate file.")
+        if (
+            isinstance(existing, INodeFile)
+            and existing.client_name
+            and existing.client_name != client
+            and not overwrite
+        ):
+            raise AlreadyBeingCreatedException(
+                f"failed to create file {path} for {client} because "
+                f"current leaseholder is trying to recreate file."
+            )
         parent, missing = self.ns.parent_for_create(path)
         if len(missing) > 1:
             ppath = "/" + "/".join(split_path(path)[:-1])
             self.mkdirs(ppath, user, None)
             parent, missing = self.ns.parent_for_create(path)
         mode = (0o666 & ~self.umask) if mode is None else mode
-        removed = self.log_apply({"op": "OP_ADD", "path": path, "inodeId": self.ns.last_inode_id + 1,
-                                  "owner": user, "group": parent.group, "mode": mode, "mtime": now_ms(),
-                                  "replication": replication, "blockSize": block_size, "clientName": client})
+        removed = self.log_apply(
+            {
+                "op": "OP_ADD",
+                "path": path,
+                "inodeId": self.ns.last_inode_id + 1,
+                "owner": user,
+                "group": parent.group,
+                "mode": mode,
+                "mtime": now_ms(),
+                "replication": replication,
+                "blockSize": block_size,
+                "clientName": client,
+            }
+        )
         self.bm.remove_blocks(removed or [])
         return {"fileId": self.ns.last_inode_id}
 
     def verify_replication(self, path: str, replication: int) -> None:
         if replication < self.bm.min_replication:
-            raise IOException(f"Requested replication factor of {replication} is less than the required "
-                              f"minimum of {self.bm.min_replication} for {path}")
+            raise IOException(
+                f"Requested replication factor of {replication} is less than the required "
+                f"minimum of {self.bm.min_replication} for {path}"
+            )
         if replication > self.max_replication:
-            raise IOException(f"Requested replication factor of {replication} exceeds maximum of "
-                              f"{self.max_replication} for {path}")
+            raise IOException(
+                f"Requested replication factor of {replication} exceeds maximum of "
+                f"{self.max_replication} for {path}"
+            )
 
     def _uc_file(self, path: str, client: str) -> INodeFile:
         node = self.ns.lookup(path)
         if not isinstance(node, INodeFile) or node.client_name != client:
             holder = node.client_name if isinstance(node, INodeFile) else None
-            raise LeaseExpiredException(f"No lease on {path}: File is not open for writing. "
-                                        f"Holder {client} does not have any open files (lease holder: {holder}).")
+            raise LeaseExpiredException(
+                f"No lease on {path}: File is not open for writing. "
+                f"Holder {client} does not have any open files (lease holder: {holder})."
+            )
         return node
 
     def _commit(self, f: INodeFile, last: dict | None) -> None:
@@ -266,24 +329,31 @@ class NameNode:
             return
         blk = f.blocks[-1]
         if blk.block_id != int(last["blockId"]):
-            raise IOException(f"Trying to commit block {last['blockId']} but the last block of "
-                              f"{f.path()} is {blk.name}")
+            raise IOException(
+                f"Trying to commit block {last['blockId']} but the last block of "
+                f"{f.path()} is {blk.name}"
+            )
         blk.num_bytes = int(last["numBytes"])
         blk.gen_stamp = int(last.get("genStamp", blk.gen_stamp))
 
-    def add_block(self, path: str, client: str, previous: dict | None, exclude: list[str],
-                  client_ip: str) -> dict:
+    def add_block(
+        self, path: str, client: str, previous: dict | None, exclude: list[str], client_ip: str
+    ) -> dict:
         path = normalize(path)
         self.check_not_safemode(f"Cannot add block to {path}")
         f = self._uc_file(path, client)
         self._commit(f, previous)
         writer = self.bm.node_by_ip(client_ip)
-        targets = self.bm.choose_target(f.replication, writer, [], set(exclude), block_size=f.block_size)
+        targets = self.bm.choose_target(
+            f.replication, writer, [], set(exclude), block_size=f.block_size
+        )
         if len(targets) < self.bm.min_replication:
             live = len(self.bm.live_nodes())
-            raise IOException(f"File {path} could only be written to {len(targets)} of the "
-                              f"{self.bm.min_replication} minReplication nodes. There are {live} datanode(s) "
-                              f"running and {len(exclude)} node(s) are excluded in this operation.")
+            raise IOException(
+                f"File {path} could only be written to {len(targets)} of the "
+                f"{self.bm.min_replication} minReplication nodes. There are {live} datanode(s) "
+                f"running and {len(exclude)} node(s) are excluded in this operation."
+            )
         blk = Block(self.ns.last_block_id + 1, self.ns.gen_stamp + 1, 0)
         blocks = [b.to_json() for b in f.blocks] + [blk.to_json()]
         self.log_apply({"op": "OP_ADD_BLOCK", "path": path, "blocks": blocks})
@@ -292,13 +362,23 @@ class NameNode:
             info.complete = True
             self.bm.update_needed(info)
         self.bm.blocks[blk.block_id].expected_uc = [t.uuid for t in targets]
-        return {"block": blk.to_json(), "offset": f.length, "locations": [t.info() for t in targets]}
+        return {
+            "block": blk.to_json(),
+            "offset": f.length,
+            "locations": [t.info() for t in targets],
+        }
 
     def abandon_block(self, path: str, client: str, block: dict) -> None:
         f = self._uc_file(normalize(path), client)
         if f.blocks and f.blocks[-1].block_id == int(block["blockId"]):
             removed = f.blocks[-1]
-            self.log_apply({"op": "OP_UPDATE_BLOCKS", "path": f.path(), "blocks": [b.to_json() for b in f.blocks[:-1]]})
+            self.log_apply(
+                {
+                    "op": "OP_UPDATE_BLOCKS",
+                    "path": f.path(),
+                    "blocks": [b.to_json() for b in f.blocks[:-1]],
+                }
+            )
             self.bm.remove_blocks([removed])
 
     def complete(self, path: str, client: str, last: dict | None) -> bool:
@@ -308,8 +388,15 @@ class NameNode:
         infos = self._infos(f)
         if infos and len(self.bm.live_replicas(infos[-1])) < self.bm.min_replication:
             return False  # DataNodes have not reported the last block yet: the client retries
-        self.log_apply({"op": "OP_CLOSE", "path": path, "blocks": [b.to_json() for b in f.blocks],
-                        "mtime": now_ms(), "atime": now_ms()})
+        self.log_apply(
+            {
+                "op": "OP_CLOSE",
+                "path": path,
+                "blocks": [b.to_json() for b in f.blocks],
+                "mtime": now_ms(),
+                "atime": now_ms(),
+            }
+        )
         self.bm.add_file_blocks(f)
         for info in self._infos(f):
             info.complete = True
@@ -321,17 +408,24 @@ class NameNode:
         self.check_not_safemode(f"Cannot append to file{path}")
         node = self.ns.lookup(path)
         if node is None:
-            raise FileNotFoundException(f"Failed to append to non-existent file {path} for client {client_ip}")
+            raise FileNotFoundException(
+                f"Failed to append to non-existent file {path} for client {client_ip}"
+            )
         if node.is_dir:
             raise FileNotFoundException(f"Failed to append to non-file {path}: it is a directory")
         self.perm(path, user, target=WRITE)
         if node.client_name:
             raise AlreadyBeingCreatedException(
                 f"Failed to APPEND_FILE {path} for {client} on {client_ip} because this file lease is currently "
-                f"owned by {node.client_name}")
+                f"owned by {node.client_name}"
+            )
         last = node.blocks[-1] if node.blocks else None
-        result = {"blockSize": node.block_size, "fileLength": node.length, "replication": node.replication,
-                  "lastBlock": None}
+        result = {
+            "blockSize": node.block_size,
+            "fileLength": node.length,
+            "replication": node.replication,
+            "lastBlock": None,
+        }
         op = {"op": "OP_APPEND", "path": path, "clientName": client}
         if last is not None and last.num_bytes < node.block_size:
             info = self.bm.blocks.get(last.block_id)
@@ -341,9 +435,12 @@ class NameNode:
                 op["newGenStamp"] = self.ns.gen_stamp + 1
                 self.log_apply(op)
                 info.complete = False
-                result["lastBlock"] = {"block": old, "newGenStamp": op["newGenStamp"],
-                                       "offset": node.length - last.num_bytes,
-                                       "locations": [d.info() for d in live]}
+                result["lastBlock"] = {
+                    "block": old,
+                    "newGenStamp": op["newGenStamp"],
+                    "offset": node.length - last.num_bytes,
+                    "locations": [d.info() for d in live],
+                }
                 return result
         self.log_apply(op)
         return result
@@ -368,7 +465,12 @@ class NameNode:
         node = self.ns.check_delete(path, recursive)
         if node is None:
             return False
-        self.perm(path, user, parent=WRITE, subtree=READ | WRITE | EXECUTE if node.is_dir and node.children else 0)
+        self.perm(
+            path,
+            user,
+            parent=WRITE,
+            subtree=READ | WRITE | EXECUTE if node.is_dir and node.children else 0,
+        )
         removed = self.log_apply({"op": "OP_DELETE", "path": path, "timestamp": now_ms()})
         self.bm.remove_blocks(removed)
         return True
@@ -404,7 +506,9 @@ class NameNode:
         is_super = user == self.superuser or self.supergroup in groups
         if self.ns.permissions and not is_super:
             if owner and owner != user:
-                raise errors.AccessControlException("User " + user + " is not a super user (non-super user cannot change owner).")
+                raise errors.AccessControlException(
+                    "User " + user + " is not a super user (non-super user cannot change owner)."
+                )
             if group and group not in groups:
                 raise errors.AccessControlException(f"User {user} does not belong to {group}")
         self.log_apply({"op": "OP_SET_OWNER", "src": path, "username": owner, "groupname": group})
@@ -417,7 +521,9 @@ class NameNode:
         self.log_apply({"op": "OP_TIMES", "path": path, "mtime": mtime, "atime": atime})
 
     # ------------------------------------------------------------ reads
-    def located_blocks(self, path: str, user: str, offset: int, length: int, client_ip: str) -> dict:
+    def located_blocks(
+        self, path: str, user: str, offset: int, length: int, client_ip: str
+    ) -> dict:
         path = normalize(path)
         self.perm(path, user, target=READ)
         f = self.ns.get(path)
@@ -433,13 +539,26 @@ class NameNode:
                 info = self.bm.blocks.get(b.block_id)
                 live = self.bm.live_replicas(info) if info else []
                 corrupt = not live and bool(info and info.corrupt)
-                nodes = live or [self.bm.datanodes[u] for u in (info.corrupt if info else [])
-                                 if u in self.bm.datanodes and self.bm.datanodes[u].alive]
-                out.append({"block": b.to_json(), "offset": pos, "corrupt": corrupt,
-                            "locations": [d.info() for d in self.bm.sort_by_distance(client_ip, nodes)]})
+                nodes = live or [
+                    self.bm.datanodes[u]
+                    for u in (info.corrupt if info else [])
+                    if u in self.bm.datanodes and self.bm.datanodes[u].alive
+                ]
+                out.append(
+                    {
+                        "block": b.to_json(),
+                        "offset": pos,
+                        "corrupt": corrupt,
+                        "locations": [d.info() for d in self.bm.sort_by_distance(client_ip, nodes)],
+                    }
+                )
             pos = b_end
-        return {"fileLength": f.length, "blockSize": f.block_size, "blocks": out,
-                "underConstruction": f.client_name is not None}
+        return {
+            "fileLength": f.length,
+            "blockSize": f.block_size,
+            "blocks": out,
+            "underConstruction": f.client_name is not None,
+        }
 
     def content_summary(self, path: str, user: str) -> dict:
         node = self.ns.get(normalize(path))
@@ -455,14 +574,27 @@ class NameNode:
                 files += 1
                 length += n.length
                 consumed += n.length * n.replication
-        return {"ContentSummary": {"directoryCount": dirs, "fileCount": files, "length": length, "quota": -1,
-                                   "spaceConsumed": consumed, "spaceQuota": -1, "typeQuota": {}}}
+        return {
+            "ContentSummary": {
+                "directoryCount": dirs,
+                "fileCount": files,
+                "length": length,
+                "quota": -1,
+                "spaceConsumed": consumed,
+                "spaceQuota": -1,
+                "typeQuota": {},
+            }
+        }
 
     # ------------------------------------------------------------ DataNode selection for redirects
-    def choose_datanode(self, op: str, path: str, client_ip: str, offset: int = 0) -> DatanodeDescriptor:
+    def choose_datanode(
+        self, op: str, path: str, client_ip: str, offset: int = 0
+    ) -> DatanodeDescriptor:
         live = [d for d in self.bm.live_nodes()]
         if not live:
-            raise IOException("Failed to find datanode, suggest to check cluster health. excludeDatanodes=null")
+            raise IOException(
+                "Failed to find datanode, suggest to check cluster health. excludeDatanodes=null"
+            )
         if op == "CREATE":
             client = self.bm.node_by_ip(client_ip)
             if client is not None:
@@ -503,15 +635,32 @@ class NameNode:
             return Response.json(exc.to_json(), exc.status)
         except Exception as exc:
             log.exception("internal error on %s %s", req.method, req.target)
-            return Response.json({"RemoteException": {"exception": "RuntimeException",
-                                                      "javaClassName": "java.lang.RuntimeException",
-                                                      "message": repr(exc)}}, 500)
+            return Response.json(
+                {
+                    "RemoteException": {
+                        "exception": "RuntimeException",
+                        "javaClassName": "java.lang.RuntimeException",
+                        "message": repr(exc),
+                    }
+                },
+                500,
+            )
 
     def _user(self, req: Request) -> str:
-        return req.query.get("user.name") or req.query.get("doas") or self.conf.get("hadoop.http.staticuser.user")
+        return (
+            req.query.get("user.name")
+            or req.query.get("doas")
+            or self.conf.get("hadoop.http.staticuser.user")
+        )
 
-    def _redirect(self, req: Request, d: DatanodeDescriptor, op: str, path: str, params: dict) -> Response:
-        q = {"op": op, "user.name": self._user(req), "namenoderpcaddress": f"{self.rpc_address[0]}:{self.rpc_address[1]}"}
+    def _redirect(
+        self, req: Request, d: DatanodeDescriptor, op: str, path: str, params: dict
+    ) -> Response:
+        q = {
+            "op": op,
+            "user.name": self._user(req),
+            "namenoderpcaddress": f"{self.rpc_address[0]}:{self.rpc_address[1]}",
+        }
         q.update({k: v for k, v in params.items() if v is not None})
         url = f"http://{d.ip}:{d.info_port}{webhdfs.PREFIX}{quote(path)}?{urlencode(q)}"
         if webhdfs.get_bool(req.query, "noredirect", False):
@@ -543,12 +692,16 @@ class NameNode:
         if op == "GETCONTENTSUMMARY":
             return Response.json(self.content_summary(path, user))
         if op == "MKDIRS":
-            return Response.json({"boolean": self.mkdirs(path, user, webhdfs.get_permission(q, None))})
+            return Response.json(
+                {"boolean": self.mkdirs(path, user, webhdfs.get_permission(q, None))}
+            )
         if op == "RENAME":
             dst = webhdfs.get_required(q, "destination")
             return Response.json({"boolean": self.rename(path, dst, user)})
         if op == "DELETE":
-            return Response.json({"boolean": self.delete(path, webhdfs.get_bool(q, "recursive", False), user)})
+            return Response.json(
+                {"boolean": self.delete(path, webhdfs.get_bool(q, "recursive", False), user)}
+            )
         if op == "SETREPLICATION":
             rep = webhdfs.get_long(q, "replication", self.default_replication, 1, 32767)
             return Response.json({"boolean": self.set_replication(path, rep, user)})
@@ -559,16 +712,24 @@ class NameNode:
             self.set_owner(path, q.get("owner") or None, q.get("group") or None, user)
             return Response(200)
         if op == "SETTIMES":
-            self.set_times(path, webhdfs.get_long(q, "modificationtime", -1, -1),
-                           webhdfs.get_long(q, "accesstime", -1, -1), user)
+            self.set_times(
+                path,
+                webhdfs.get_long(q, "modificationtime", -1, -1),
+                webhdfs.get_long(q, "accesstime", -1, -1),
+                user,
+            )
             return Response(200)
         if op == "CREATE":
             overwrite = webhdfs.get_bool(q, "overwrite", False)
-            params = {"overwrite": str(overwrite).lower(),
-                      "replication": webhdfs.get_long(q, "replication", None, 1, 32767),
-                      "blocksize": webhdfs.get_long(q, "blocksize", None, 1),
-                      "permission": q.get("permission") if webhdfs.get_permission(q, None) is not None else None,
-                      "buffersize": webhdfs.get_long(q, "buffersize", None, 1)}
+            params = {
+                "overwrite": str(overwrite).lower(),
+                "replication": webhdfs.get_long(q, "replication", None, 1, 32767),
+                "blocksize": webhdfs.get_long(q, "blocksize", None, 1),
+                "permission": q.get("permission")
+                if webhdfs.get_permission(q, None) is not None
+                else None,
+                "buffersize": webhdfs.get_long(q, "buffersize", None, 1),
+            }
             # Check what the DataNode's create would refuse now, so the client hears it first.
             self.check_not_safemode(f"Cannot create file{path}")
             existing = self.ns.check_create(path, overwrite)
@@ -578,13 +739,19 @@ class NameNode:
         if op == "APPEND":
             node = self.ns.lookup(path)
             if node is None:
-                raise FileNotFoundException(f"Failed to append to non-existent file {path} for client {req.peer}")
+                raise FileNotFoundException(
+                    f"Failed to append to non-existent file {path} for client {req.peer}"
+                )
             if node.is_dir:
-                raise FileNotFoundException(f"Failed to append to non-file {path}: it is a directory")
+                raise FileNotFoundException(
+                    f"Failed to append to non-file {path}: it is a directory"
+                )
             self.check_not_safemode(f"Cannot append to file{path}")
             self.perm(path, user, target=WRITE)
             d = self.choose_datanode("APPEND", path, req.peer)
-            return self._redirect(req, d, "APPEND", path, {"buffersize": webhdfs.get_long(q, "buffersize", None, 1)})
+            return self._redirect(
+                req, d, "APPEND", path, {"buffersize": webhdfs.get_long(q, "buffersize", None, 1)}
+            )
         if op == "OPEN":
             offset = webhdfs.get_long(q, "offset", 0, 0)
             length = webhdfs.get_long(q, "length", None, 0)
@@ -593,10 +760,21 @@ class NameNode:
             if not isinstance(f, INodeFile):
                 raise FileNotFoundException(f"Path is not a file: {path}")
             if offset > f.length:
-                raise IOException(f"Offset={offset} out of the range [0, {f.length}); OPEN, path={path}")
+                raise IOException(
+                    f"Offset={offset} out of the range [0, {f.length}); OPEN, path={path}"
+                )
             d = self.choose_datanode("OPEN", path, req.peer, offset)
-            return self._redirect(req, d, "OPEN", path, {"offset": offset, "length": length,
-                                                         "buffersize": webhdfs.get_long(q, "buffersize", None, 1)})
+            return self._redirect(
+                req,
+                d,
+                "OPEN",
+                path,
+                {
+                    "offset": offset,
+                    "length": length,
+                    "buffersize": webhdfs.get_long(q, "buffersize", None, 1),
+                },
+            )
         if op == "GETFILECHECKSUM":
             self.perm(path, user, target=READ)
             f = self.ns.get(path)
@@ -609,8 +787,10 @@ class NameNode:
     async def handle_rpc(self, req: Request) -> Response:
         try:
             if req.method != "POST" or not req.path.startswith("/rpc/"):
-                raise errors.UnsupportedOperationException(f"{req.method} {req.path}: use POST /rpc/<method>")
-            method = req.path[len("/rpc/"):]
+                raise errors.UnsupportedOperationException(
+                    f"{req.method} {req.path}: use POST /rpc/<method>"
+                )
+            method = req.path[len("/rpc/") :]
             try:
                 args = json.loads(await req.read_body() or b"{}")
             except ValueError:
@@ -623,17 +803,30 @@ class NameNode:
         except HdfsException as exc:
             return Response.json(exc.to_json(), exc.status)
         except TypeError as exc:
-            return Response.json(IllegalArgumentException(f"bad RPC arguments: {exc}").to_json(), 400)
+            return Response.json(
+                IllegalArgumentException(f"bad RPC arguments: {exc}").to_json(), 400
+            )
         except Exception as exc:
             log.exception("RPC %s failed", req.path)
             return Response.json(IOException(repr(exc)).to_json(), 500)
 
     # ClientProtocol
-    def rpc_create(self, peer, src, user, clientName, overwrite=False, replication=None, blockSize=None,
-                   permission=None):
+    def rpc_create(
+        self,
+        peer,
+        src,
+        user,
+        clientName,
+        overwrite=False,
+        replication=None,
+        blockSize=None,
+        permission=None,
+    ):
         return self.create(src, user, clientName, overwrite, replication, blockSize, permission)
 
-    def rpc_addBlock(self, peer, src, clientName, previous=None, excludeNodes=(), clientMachine=None):
+    def rpc_addBlock(
+        self, peer, src, clientName, previous=None, excludeNodes=(), clientMachine=None
+    ):
         return self.add_block(src, clientName, previous, list(excludeNodes), clientMachine or peer)
 
     def rpc_abandonBlock(self, peer, src, clientName, block):
@@ -659,8 +852,11 @@ class NameNode:
     def rpc_registerDatanode(self, peer, **info):
         d = self.bm.register(info)
         log.info("registered DataNode %s:%s on rack %s", d.ip, d.xfer_port, d.rack)
-        return {"namespaceID": self.version.get("namespaceID"), "blockpoolID": self.version.get("blockpoolID"),
-                "rack": d.rack}
+        return {
+            "namespaceID": self.version.get("namespaceID"),
+            "blockpoolID": self.version.get("blockpoolID"),
+            "rack": d.rack,
+        }
 
     def rpc_sendHeartbeat(self, peer, uuid, **stats):
         d = self.bm.datanodes.get(uuid)
@@ -688,7 +884,10 @@ class NameNode:
 
     # NamenodeProtocol (the secondary)
     def rpc_getTransactionId(self, peer):
-        return {"txid": self.editlog.last_txid, "mostRecentCheckpointTxId": self.storage.images()[-1]}
+        return {
+            "txid": self.editlog.last_txid,
+            "mostRecentCheckpointTxId": self.storage.images()[-1],
+        }
 
     def rpc_rollEditLog(self, peer):
         start = self.editlog.roll()
@@ -709,27 +908,42 @@ class NameNode:
     async def image_transfer(self, req: Request) -> Response:
         q = req.query
         if req.method == "GET" and q.get("getimage"):
-            txid = int(q.get("txid", "latest")) if q.get("txid", "latest") != "latest" else self.storage.images()[-1]
+            txid = (
+                int(q.get("txid", "latest"))
+                if q.get("txid", "latest") != "latest"
+                else self.storage.images()[-1]
+            )
             path = self.storage.image_path(txid)
             if not path.exists():
                 raise FileNotFoundException(f"no fsimage for txid {txid}")
-            return Response(200, {"Content-Type": "application/octet-stream", "X-Image-TxId": str(txid)},
-                            path.read_bytes())
+            return Response(
+                200,
+                {"Content-Type": "application/octet-stream", "X-Image-TxId": str(txid)},
+                path.read_bytes(),
+            )
         if req.method == "GET" and q.get("getedit"):
             start, end = int(q["startTxId"]), int(q["endTxId"])
             for a, b, path in self.storage.segments():
                 if a == start and b == end:
-                    return Response(200, {"Content-Type": "application/octet-stream"}, path.read_bytes())
+                    return Response(
+                        200, {"Content-Type": "application/octet-stream"}, path.read_bytes()
+                    )
             raise FileNotFoundException(f"no finalized edit segment {start}-{end}")
         if req.method == "PUT":
             txid = int(q["txid"])
             data = await req.read_body(1 << 31)
             self.storage.store_image_bytes(txid, data)
-            self.storage.purge(self.conf.get_int("dfs.namenode.num.checkpoints.retained"),
-                               self.conf.get_int("dfs.namenode.num.extra.edits.retained"))
+            self.storage.purge(
+                self.conf.get_int("dfs.namenode.num.checkpoints.retained"),
+                self.conf.get_int("dfs.namenode.num.extra.edits.retained"),
+            )
             self.last_checkpoint_time = time.time()
-            log.info("checkpoint image for txid %d stored (%d bytes); edit log now %d bytes", txid, len(data),
-                     self.storage.edits_bytes())
+            log.info(
+                "checkpoint image for txid %d stored (%d bytes); edit log now %d bytes",
+                txid,
+                len(data),
+                self.storage.edits_bytes(),
+            )
             return Response(200)
         raise IllegalArgumentException("imagetransfer: use getimage, getedit or PUT with txid")
 
@@ -737,30 +951,52 @@ class NameNode:
     def jmx(self, qry: str | None) -> dict:
         live, dead = {}, {}
         for d in self.bm.datanodes.values():
-            entry = {"infoAddr": f"{d.ip}:{d.info_port}", "xferaddr": f"{d.ip}:{d.xfer_port}", "location": d.rack,
-                     "lastContact": int(time.monotonic() - d.last_heartbeat), "capacity": d.capacity,
-                     "used": d.dfs_used, "remaining": d.remaining, "numBlocks": len(d.blocks),
-                     "adminState": "In Service", "uuid": d.uuid}
+            entry = {
+                "infoAddr": f"{d.ip}:{d.info_port}",
+                "xferaddr": f"{d.ip}:{d.xfer_port}",
+                "location": d.rack,
+                "lastContact": int(time.monotonic() - d.last_heartbeat),
+                "capacity": d.capacity,
+                "used": d.dfs_used,
+                "remaining": d.remaining,
+                "numBlocks": len(d.blocks),
+                "adminState": "In Service",
+                "uuid": d.uuid,
+            }
             (live if d.alive else dead)[f"{d.host_name}:{d.xfer_port}"] = entry
         safe, total = self.safe_blocks()
         under = sum(len(q) for i, q in enumerate(self.bm.needed) if i != QUEUE_CORRUPT)
         beans = [
-            {"name": "Hadoop:service=NameNode,name=NameNodeInfo", "Safemode": self.safemode_tip(),
-             "LiveNodes": json.dumps(live), "DeadNodes": json.dumps(dead),
-             "Total": sum(d.capacity for d in self.bm.live_nodes()),
-             "Used": sum(d.dfs_used for d in self.bm.live_nodes()),
-             "Free": sum(d.remaining for d in self.bm.live_nodes()),
-             "ClusterId": self.version.get("clusterID"), "BlockPoolId": self.version.get("blockpoolID")},
-            {"name": "Hadoop:service=NameNode,name=FSNamesystem", "BlocksTotal": total, "BlocksSafe": safe,
-             "FilesTotal": len(self.ns.inodes), "UnderReplicatedBlocks": under,
-             "CorruptBlocks": len(self.bm.needed[QUEUE_CORRUPT]),
-             "PendingReplicationBlocks": len(self.bm.pending),
-             "NumLiveDataNodes": len(live), "NumDeadDataNodes": len(dead),
-             "LastWrittenTransactionId": self.editlog.last_txid,
-             "MostRecentCheckpointTxId": self.storage.images()[-1],
-             "TransactionsSinceLastCheckpoint": self.editlog.last_txid - self.storage.images()[-1],
-             "EditLogBytes": self.storage.edits_bytes(),
-             "LowRedundancyByPriority": {QUEUE_NAMES[i]: len(q) for i, q in enumerate(self.bm.needed)}},
+            {
+                "name": "Hadoop:service=NameNode,name=NameNodeInfo",
+                "Safemode": self.safemode_tip(),
+                "LiveNodes": json.dumps(live),
+                "DeadNodes": json.dumps(dead),
+                "Total": sum(d.capacity for d in self.bm.live_nodes()),
+                "Used": sum(d.dfs_used for d in self.bm.live_nodes()),
+                "Free": sum(d.remaining for d in self.bm.live_nodes()),
+                "ClusterId": self.version.get("clusterID"),
+                "BlockPoolId": self.version.get("blockpoolID"),
+            },
+            {
+                "name": "Hadoop:service=NameNode,name=FSNamesystem",
+                "BlocksTotal": total,
+                "BlocksSafe": safe,
+                "FilesTotal": len(self.ns.inodes),
+                "UnderReplicatedBlocks": under,
+                "CorruptBlocks": len(self.bm.needed[QUEUE_CORRUPT]),
+                "PendingReplicationBlocks": len(self.bm.pending),
+                "NumLiveDataNodes": len(live),
+                "NumDeadDataNodes": len(dead),
+                "LastWrittenTransactionId": self.editlog.last_txid,
+                "MostRecentCheckpointTxId": self.storage.images()[-1],
+                "TransactionsSinceLastCheckpoint": self.editlog.last_txid
+                - self.storage.images()[-1],
+                "EditLogBytes": self.storage.edits_bytes(),
+                "LowRedundancyByPriority": {
+                    QUEUE_NAMES[i]: len(q) for i, q in enumerate(self.bm.needed)
+                },
+            },
         ]
         if qry:
             beans = [b for b in beans if b["name"] == qry]
@@ -769,8 +1005,17 @@ class NameNode:
     def fsck(self, path: str) -> dict:
         node = self.ns.get(normalize(path))
         files = []
-        totals = {"files": 0, "dirs": 0, "blocks": 0, "size": 0, "missing": 0, "corrupt": 0, "under": 0,
-                  "misreplicated": 0, "replicas": 0}
+        totals = {
+            "files": 0,
+            "dirs": 0,
+            "blocks": 0,
+            "size": 0,
+            "missing": 0,
+            "corrupt": 0,
+            "under": 0,
+            "misreplicated": 0,
+            "replicas": 0,
+        }
         stack = [node]
         while stack:
             n = stack.pop()
@@ -784,7 +1029,11 @@ class NameNode:
             for b in n.blocks:
                 info = self.bm.blocks.get(b.block_id)
                 live = self.bm.live_replicas(info) if info else []
-                bad = [self.bm.datanodes[u] for u in (info.corrupt if info else []) if u in self.bm.datanodes]
+                bad = [
+                    self.bm.datanodes[u]
+                    for u in (info.corrupt if info else [])
+                    if u in self.bm.datanodes
+                ]
                 racks = sorted({d.rack for d in live})
                 status = "HEALTHY"
                 if not live:
@@ -798,16 +1047,41 @@ class NameNode:
                     totals["misreplicated"] += 1
                 totals["blocks"] += 1
                 totals["replicas"] += len(live)
-                blocks.append({"block": b.name, "blockId": b.block_id, "len": b.num_bytes, "status": status,
-                               "replication": n.replication, "live": len(live),
-                               "locations": [{"addr": f"{d.ip}:{d.xfer_port}", "rack": d.rack} for d in live],
-                               "corruptLocations": [{"addr": f"{d.ip}:{d.xfer_port}", "rack": d.rack} for d in bad]})
-            files.append({"path": n.path(), "length": n.length, "replication": n.replication,
-                          "underConstruction": n.client_name is not None, "blocks": blocks})
+                blocks.append(
+                    {
+                        "block": b.name,
+                        "blockId": b.block_id,
+                        "len": b.num_bytes,
+                        "status": status,
+                        "replication": n.replication,
+                        "live": len(live),
+                        "locations": [
+                            {"addr": f"{d.ip}:{d.xfer_port}", "rack": d.rack} for d in live
+                        ],
+                        "corruptLocations": [
+                            {"addr": f"{d.ip}:{d.xfer_port}", "rack": d.rack} for d in bad
+                        ],
+                    }
+                )
+            files.append(
+                {
+                    "path": n.path(),
+                    "length": n.length,
+                    "replication": n.replication,
+                    "underConstruction": n.client_name is not None,
+                    "blocks": blocks,
+                }
+            )
         healthy = totals["missing"] == 0 and totals["corrupt"] == 0
-        return {"path": normalize(path), "status": "HEALTHY" if healthy else "CORRUPT", "files": files,
-                "totals": totals, "datanodes": len(self.bm.live_nodes()), "racks": len(self.bm.racks()),
-                "safemode": self.safemode_on}
+        return {
+            "path": normalize(path),
+            "status": "HEALTHY" if healthy else "CORRUPT",
+            "files": files,
+            "totals": totals,
+            "datanodes": len(self.bm.live_nodes()),
+            "racks": len(self.bm.racks()),
+            "safemode": self.safemode_on,
+        }
 
     def fsck_http(self, req: Request) -> Response:
         report = self.fsck(req.query.get("path", "/"))
@@ -815,7 +1089,9 @@ class NameNode:
             return Response.json(report)
         from .fsck import render_fsck
 
-        return Response(200, {"Content-Type": "text/plain; charset=utf-8"}, render_fsck(report).encode())
+        return Response(
+            200, {"Content-Type": "text/plain; charset=utf-8"}, render_fsck(report).encode()
+        )
 
 
 def parse_int(value: str) -> int:

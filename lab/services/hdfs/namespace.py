@@ -144,8 +144,16 @@ class Namespace:
     def _is_super(self, user: str, groups: list[str]) -> bool:
         return user == self.superuser or self.supergroup in groups
 
-    def check_access(self, path: str, user: str, groups: list[str], parent: int = 0,
-                     target: int = 0, ancestor: int = 0, subtree: int = 0) -> None:
+    def check_access(
+        self,
+        path: str,
+        user: str,
+        groups: list[str],
+        parent: int = 0,
+        target: int = 0,
+        ancestor: int = 0,
+        subtree: int = 0,
+    ) -> None:
         """FSPermissionChecker: x on every directory walked, then the requested bits
         (4 read, 2 write, 1 execute) on the parent, the target, the nearest existing
         ancestor, or every node of the subtree."""
@@ -190,15 +198,18 @@ class Namespace:
             access = "".join(c if bits & b else "-" for c, b in (("r", 4), ("w", 2), ("x", 1)))
             kind = "d" if isinstance(node, INodeDirectory) else "-"
             raise AccessControlException(
-                f"Permission denied: user={user}, access={access}, inode=\"{node.path()}\":"
-                f"{node.owner}:{node.group}:{kind}{mode_string(node.mode)}")
+                f'Permission denied: user={user}, access={access}, inode="{node.path()}":'
+                f"{node.owner}:{node.group}:{kind}{mode_string(node.mode)}"
+            )
 
     def check_owner(self, path: str, user: str, groups: list[str]) -> None:
         if not self.permissions or self._is_super(user, groups):
             return
         node = self.get(path)
         if node.owner != user:
-            raise AccessControlException(f"Permission denied. user={user} is not the owner of inode={path}")
+            raise AccessControlException(
+                f"Permission denied. user={user} is not the owner of inode={path}"
+            )
 
     # ------------------------------------------------------------ checks for writes
     def parent_for_create(self, path: str) -> tuple[INodeDirectory | None, list[str]]:
@@ -210,7 +221,9 @@ class Namespace:
             if child is None:
                 return node, parts[i:]
             if not isinstance(child, INodeDirectory):
-                raise ParentNotDirectoryException(f"{posixpath.join('/', *parts[: i + 1])} (is not a directory)")
+                raise ParentNotDirectoryException(
+                    f"{posixpath.join('/', *parts[: i + 1])} (is not a directory)"
+                )
             node = child
         return node, parts[-1:] if parts else []
 
@@ -280,8 +293,16 @@ class Namespace:
             if part in parent.children:
                 parent = parent.children[part]
                 continue
-            d = INodeDirectory(self._new_id({"inodeId": op["inodeIds"][i]}), part, op["owner"], op["group"],
-                               op["mode"], op["mtime"], op["mtime"], parent)
+            d = INodeDirectory(
+                self._new_id({"inodeId": op["inodeIds"][i]}),
+                part,
+                op["owner"],
+                op["group"],
+                op["mode"],
+                op["mtime"],
+                op["mtime"],
+                parent,
+            )
             parent.children[part] = d
             self.inodes[d.inode_id] = d
             parent.mtime = op["mtime"]
@@ -295,10 +316,22 @@ class Namespace:
         if old is not None:
             removed = self._remove(old)
         if len(missing) > 1:
-            raise FileNotFoundException(f"Parent directory doesn't exist: {posixpath.dirname(op['path'])}")
-        f = INodeFile(self._new_id(op), missing[-1], op["owner"], op["group"], op["mode"], op["mtime"],
-                      op["mtime"], parent, replication=op["replication"], block_size=op["blockSize"],
-                      client_name=op["clientName"])
+            raise FileNotFoundException(
+                f"Parent directory doesn't exist: {posixpath.dirname(op['path'])}"
+            )
+        f = INodeFile(
+            self._new_id(op),
+            missing[-1],
+            op["owner"],
+            op["group"],
+            op["mode"],
+            op["mtime"],
+            op["mtime"],
+            parent,
+            replication=op["replication"],
+            block_size=op["blockSize"],
+            client_name=op["clientName"],
+        )
         parent.children[f.name] = f
         parent.mtime = op["mtime"]
         self.inodes[f.inode_id] = f
@@ -393,28 +426,63 @@ class Namespace:
         stack: list[INode] = [self.root]
         while stack:
             n = stack.pop()
-            rec = {"id": n.inode_id, "parent": n.parent.inode_id if n.parent else None, "name": n.name,
-                   "owner": n.owner, "group": n.group, "mode": n.mode, "mtime": n.mtime, "atime": n.atime}
+            rec = {
+                "id": n.inode_id,
+                "parent": n.parent.inode_id if n.parent else None,
+                "name": n.name,
+                "owner": n.owner,
+                "group": n.group,
+                "mode": n.mode,
+                "mtime": n.mtime,
+                "atime": n.atime,
+            }
             if isinstance(n, INodeFile):
-                rec.update(type="FILE", replication=n.replication, blockSize=n.block_size,
-                           blocks=[b.to_json() for b in n.blocks], clientName=n.client_name)
+                rec.update(
+                    type="FILE",
+                    replication=n.replication,
+                    blockSize=n.block_size,
+                    blocks=[b.to_json() for b in n.blocks],
+                    clientName=n.client_name,
+                )
             else:
                 rec["type"] = "DIRECTORY"
                 stack.extend(sorted(n.children.values(), key=lambda c: c.name, reverse=True))
             inodes.append(rec)
-        return {"lastInodeId": self.last_inode_id, "lastBlockId": self.last_block_id,
-                "genStamp": self.gen_stamp, "inodes": inodes}
+        return {
+            "lastInodeId": self.last_inode_id,
+            "lastBlockId": self.last_block_id,
+            "genStamp": self.gen_stamp,
+            "inodes": inodes,
+        }
 
     def load_image(self, image: dict) -> None:
         self.inodes.clear()
         for rec in image["inodes"]:
             if rec["type"] == "FILE":
-                n: INode = INodeFile(rec["id"], rec["name"], rec["owner"], rec["group"], rec["mode"],
-                                     rec["mtime"], rec["atime"], None, rec["replication"], rec["blockSize"],
-                                     [Block.from_json(b) for b in rec["blocks"]], rec.get("clientName"))
+                n: INode = INodeFile(
+                    rec["id"],
+                    rec["name"],
+                    rec["owner"],
+                    rec["group"],
+                    rec["mode"],
+                    rec["mtime"],
+                    rec["atime"],
+                    None,
+                    rec["replication"],
+                    rec["blockSize"],
+                    [Block.from_json(b) for b in rec["blocks"]],
+                    rec.get("clientName"),
+                )
             else:
-                n = INodeDirectory(rec["id"], rec["name"], rec["owner"], rec["group"], rec["mode"],
-                                   rec["mtime"], rec["atime"])
+                n = INodeDirectory(
+                    rec["id"],
+                    rec["name"],
+                    rec["owner"],
+                    rec["group"],
+                    rec["mode"],
+                    rec["mtime"],
+                    rec["atime"],
+                )
             if rec["parent"] is None:
                 self.root = n
             else:
@@ -428,6 +496,4 @@ class Namespace:
 
 
 def mode_string(mode: int) -> str:
-    return "".join(
-        (c if mode & (1 << (8 - i)) else "-") for i, c in enumerate("rwxrwxrwx")
-    )
+    return "".join((c if mode & (1 << (8 - i)) else "-") for i, c in enumerate("rwxrwxrwx"))

@@ -19,12 +19,19 @@ class NameNodeClient:
     async def call(self, method: str, **params) -> dict:
         body = json.dumps(params, separators=(",", ":")).encode()
         status, _, data = await self.http.request(
-            "POST", self.host, self.port, f"/rpc/{method}", body=body,
-            headers={"Content-Type": "application/json"})
+            "POST",
+            self.host,
+            self.port,
+            f"/rpc/{method}",
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
         try:
             obj = json.loads(data) if data else {}
         except ValueError:
-            raise errors.IOException(f"NameNode {self.host}:{self.port} answered {status} with no JSON") from None
+            raise errors.IOException(
+                f"NameNode {self.host}:{self.port} answered {status} with no JSON"
+            ) from None
         if status != 200:
             raise errors.from_json(obj, f"NameNode answered {status}")
         return obj

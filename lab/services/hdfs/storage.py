@@ -1,11 +1,11 @@
 """The NameNode's metadata directory, laid out as Hadoop's NNStorage:
 
-  current/VERSION                      namespaceID, clusterID, blockpoolID, ...
-  current/seen_txid                    highest txid known to be written
-  current/fsimage_<txid> (+ .md5)      the namespace as of txid (JSON here, not protobuf)
-  current/edits_<first>-<last>         finalized edit-log segments, one JSON op per line
-  current/edits_inprogress_<first>     the open segment; each op is fsync'ed before its
-                                       change is acknowledged to anybody
+current/VERSION                      namespaceID, clusterID, blockpoolID, ...
+current/seen_txid                    highest txid known to be written
+current/fsimage_<txid> (+ .md5)      the namespace as of txid (JSON here, not protobuf)
+current/edits_<first>-<last>         finalized edit-log segments, one JSON op per line
+current/edits_inprogress_<first>     the open segment; each op is fsync'ed before its
+                                     change is acknowledged to anybody
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ class NNStorage:
 
     # ------------------------------------------------------------ fsimage
     def images(self) -> list[int]:
-        return sorted(int(m.group(1)) for p in self.current.iterdir() if (m := _IMAGE.match(p.name)))
+        return sorted(
+            int(m.group(1)) for p in self.current.iterdir() if (m := _IMAGE.match(p.name))
+        )
 
     def save_image(self, txid: int, image: dict) -> Path:
         data = json.dumps(dict(image, txid=txid), separators=(",", ":")).encode()
@@ -122,7 +124,10 @@ class NNStorage:
         """NNStorageRetentionManager: keep the newest images and the edits they need."""
         images = self.images()
         for txid in images[:-images_retained] if images_retained > 0 else []:
-            for p in (self.image_path(txid), self.image_path(txid).with_name(f"fsimage_{txname(txid)}.md5")):
+            for p in (
+                self.image_path(txid),
+                self.image_path(txid).with_name(f"fsimage_{txname(txid)}.md5"),
+            ):
                 p.unlink(missing_ok=True)
         images = self.images()
         if not images:
@@ -184,7 +189,9 @@ class EditLog:
         self.log({"op": "OP_END_LOG_SEGMENT"})
         self.file.close()
         src = self.storage.current / f"edits_inprogress_{txname(self.segment_start)}"
-        os.replace(src, src.with_name(f"edits_{txname(self.segment_start)}-{txname(self.last_txid)}"))
+        os.replace(
+            src, src.with_name(f"edits_{txname(self.segment_start)}-{txname(self.last_txid)}")
+        )
         self.storage.write_seen_txid(self.last_txid)
         self.open_segment()
         return self.segment_start

@@ -11,21 +11,71 @@ from .errors import IllegalArgumentException, InvalidPathException
 PREFIX = "/webhdfs/v1"
 
 OPS = {
-    "GET": {"OPEN", "GETFILESTATUS", "LISTSTATUS", "GETCONTENTSUMMARY", "GETFILECHECKSUM",
-            "GETHOMEDIRECTORY", "GETTRASHROOT", "GETFILEBLOCKLOCATIONS", "GETBLOCKLOCATIONS",
-            "GETACLSTATUS", "GETXATTRS", "LISTXATTRS", "GETDELEGATIONTOKEN", "CHECKACCESS",
-            "GETALLSTORAGEPOLICY", "GETSTORAGEPOLICY", "GETSNAPSHOTDIFF", "LISTSTATUS_BATCH",
-            "GETSERVERDEFAULTS", "GETQUOTAUSAGE", "GETFILELINKSTATUS", "GETSTATUS", "NULL"},
-    "PUT": {"CREATE", "MKDIRS", "CREATESYMLINK", "RENAME", "SETREPLICATION", "SETOWNER",
-            "SETPERMISSION", "SETTIMES", "RENEWDELEGATIONTOKEN", "CANCELDELEGATIONTOKEN",
-            "MODIFYACLENTRIES", "REMOVEACLENTRIES", "REMOVEDEFAULTACL", "REMOVEACL", "SETACL",
-            "SETXATTR", "REMOVEXATTR", "ENABLEECPOLICY", "DISABLEECPOLICY", "SETECPOLICY",
-            "ALLOWSNAPSHOT", "DISALLOWSNAPSHOT", "CREATESNAPSHOT", "RENAMESNAPSHOT",
-            "SETSTORAGEPOLICY", "SATISFYSTORAGEPOLICY", "SETQUOTA", "SETQUOTABYSTORAGETYPE", "NULL"},
+    "GET": {
+        "OPEN",
+        "GETFILESTATUS",
+        "LISTSTATUS",
+        "GETCONTENTSUMMARY",
+        "GETFILECHECKSUM",
+        "GETHOMEDIRECTORY",
+        "GETTRASHROOT",
+        "GETFILEBLOCKLOCATIONS",
+        "GETBLOCKLOCATIONS",
+        "GETACLSTATUS",
+        "GETXATTRS",
+        "LISTXATTRS",
+        "GETDELEGATIONTOKEN",
+        "CHECKACCESS",
+        "GETALLSTORAGEPOLICY",
+        "GETSTORAGEPOLICY",
+        "GETSNAPSHOTDIFF",
+        "LISTSTATUS_BATCH",
+        "GETSERVERDEFAULTS",
+        "GETQUOTAUSAGE",
+        "GETFILELINKSTATUS",
+        "GETSTATUS",
+        "NULL",
+    },
+    "PUT": {
+        "CREATE",
+        "MKDIRS",
+        "CREATESYMLINK",
+        "RENAME",
+        "SETREPLICATION",
+        "SETOWNER",
+        "SETPERMISSION",
+        "SETTIMES",
+        "RENEWDELEGATIONTOKEN",
+        "CANCELDELEGATIONTOKEN",
+        "MODIFYACLENTRIES",
+        "REMOVEACLENTRIES",
+        "REMOVEDEFAULTACL",
+        "REMOVEACL",
+        "SETACL",
+        "SETXATTR",
+        "REMOVEXATTR",
+        "ENABLEECPOLICY",
+        "DISABLEECPOLICY",
+        "SETECPOLICY",
+        "ALLOWSNAPSHOT",
+        "DISALLOWSNAPSHOT",
+        "CREATESNAPSHOT",
+        "RENAMESNAPSHOT",
+        "SETSTORAGEPOLICY",
+        "SATISFYSTORAGEPOLICY",
+        "SETQUOTA",
+        "SETQUOTABYSTORAGETYPE",
+        "NULL",
+    },
     "POST": {"APPEND", "CONCAT", "TRUNCATE", "UNSETECPOLICY", "UNSETSTORAGEPOLICY", "NULL"},
     "DELETE": {"DELETE", "DELETESNAPSHOT", "NULL"},
 }
-ENUM_CLASS = {"GET": "GetOpParam", "PUT": "PutOpParam", "POST": "PostOpParam", "DELETE": "DeleteOpParam"}
+ENUM_CLASS = {
+    "GET": "GetOpParam",
+    "PUT": "PutOpParam",
+    "POST": "PostOpParam",
+    "DELETE": "DeleteOpParam",
+}
 
 
 def _bad(name: str, detail: str) -> IllegalArgumentException:
@@ -38,10 +88,15 @@ def parse_op(method: str, query: dict[str, str]) -> str:
     raw = query.get("op")
     if raw is None:
         # Hadoop defaults op to NULL, which no handler accepts.
-        raise IllegalArgumentException(f'Invalid value for webhdfs parameter "op": op=NULL is not supported ({method})')
+        raise IllegalArgumentException(
+            f'Invalid value for webhdfs parameter "op": op=NULL is not supported ({method})'
+        )
     op = raw.upper()
     if op not in OPS[method]:
-        raise _bad("op", f"No enum constant org.apache.hadoop.hdfs.web.resources.{ENUM_CLASS[method]}.Op.{raw}")
+        raise _bad(
+            "op",
+            f"No enum constant org.apache.hadoop.hdfs.web.resources.{ENUM_CLASS[method]}.Op.{raw}",
+        )
     return op
 
 
@@ -54,8 +109,13 @@ def get_bool(query: dict[str, str], name: str, default: bool) -> bool:
     raise _bad(name, f'Failed to parse "{raw}" to Boolean.')
 
 
-def get_long(query: dict[str, str], name: str, default: int | None, minimum: int | None = None,
-             maximum: int | None = None) -> int | None:
+def get_long(
+    query: dict[str, str],
+    name: str,
+    default: int | None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "" or raw.lower() == "null":
         return default
@@ -90,7 +150,7 @@ def hdfs_path(url_path: str) -> str:
     """The HDFS path of a WebHDFS URL path."""
     if not url_path.startswith(PREFIX):
         raise InvalidPathException(f"Invalid path name {url_path}: not under {PREFIX}")
-    path = url_path[len(PREFIX):] or "/"
+    path = url_path[len(PREFIX) :] or "/"
     if not path.startswith("/"):
         path = "/" + path
     return path

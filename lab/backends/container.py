@@ -372,8 +372,52 @@ class ContainerNode(Node):
         return ContainerProcess(cmd, node=self, container=target, token=token, **kwargs)
 
     def command_prefix(self) -> list[str]:
-        """What `lab shell` / `lab exec` put before a command to run it in this node."""
-        return ["docker", "exec", "-it", self._exec_target()]
+        """What `lab shell` puts before a command to run it in this node."""
+        return ["docker", "exec", "-it", "-e", f"PS1=[{self.name}] \\w# ", self._exec_target()]
+
+    def join_cgroup(self, leaf: str | None = None) -> None:
+        """Nothing to do: `docker exec` puts the command in the container's cgroup."""
+
+    # services: each runs detached through the Docker API (no `docker exec` client left
+    # on the host per service), output appended to a log file under the data dir.
+    def start_service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> dict:
+        log = f"{NODE_DATA_DIR}/logs/{name}.log"
+        script = 'mkdir -p "${0%/*}"; exec "$@" >>"$0" 2>&1 </dev/null'
+        exec_id = self.client.api.exec_create(
+            self._exec_target(),
+            ["/bin/sh", "-c", script, log, *resolve_python(list(argv))],
+            environment=env or {},
+            workdir=NODE_DATA_DIR,
+        )["Id"]
+        self.client.api.exec_start(exec_id, detach=True)
+        pid = 0
+        deadline = time.monotonic() + 10
+        while not pid and time.monotonic() < deadline:
+            info = self.client.api.exec_inspect(exec_id)
+            pid = info.get("Pid") or 0
+            if not pid and not info.get("Running") and info.get("ExitCode") is not None:
+                break
+            time.sleep(0.02)
+        return {"exec": exec_id, "pid": pid or None, "log": log}
+
+    def service_running(self, name: str, info: dict) -> bool:
+        import docker.errors
+
+        try:
+            return bool(self.client.api.exec_inspect(info["exec"])["Running"])
+        except (docker.errors.NotFound, KeyError):
+            return False  # the container restarted since: its execs are gone
+
+    def stop_service(self, name: str, info: dict, timeout: float = 10) -> None:
+        pid = info.get("pid")
+        if not pid or not self.service_running(name, info):
+            return
+        os.kill(pid, _signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.service_running(name, info) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.service_running(name, info):
+            os.kill(pid, _signal.SIGKILL)
 
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         import docker.errors
@@ -495,31 +539,23 @@ class ContainerBackend(Backend):
         return self._client
 
     def image_for(self, spec: NodeSpec) -> str:
+        """The image for ``spec``, which must already be in the engine: nothing can be
+        pulled here, and Docker's attempt would only end in a registry error."""
         import docker.errors
 
-        if spec.image:
-            try:
-                self.client.images.get(spec.image)
-            except docker.errors.ImageNotFound:
-                raise ContainerError(
-                    f"node {spec.name}: image {spec.image!r} is not in the Docker engine "
-                    "(nothing can be pulled here; `lab images build` makes racklab's image)"
-                ) from None
-            return spec.image
-        if self._image is None:
+        image = spec.image or self._image
+        if image is None:
             from lab.images import NODE_LATEST, ensure_node_image
 
-            if self.build_missing:
-                self._image = ensure_node_image()
-            else:
-                try:
-                    self.client.images.get(NODE_LATEST)
-                except docker.errors.ImageNotFound:
-                    raise ContainerError(
-                        f"no node image {NODE_LATEST}: run `lab images build`"
-                    ) from None
-                self._image = NODE_LATEST
-        return self._image
+            image = self._image = ensure_node_image() if self.build_missing else NODE_LATEST
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise ContainerError(
+                f"node {spec.name}: image {image!r} is not in the Docker engine "
+                "(nothing can be pulled here; `lab images build` makes racklab's image)"
+            ) from None
+        return image
 
     def _data_mount(self, spec: NodeSpec) -> tuple[dict, str | None]:
         """/srv/node: a bind of <state_dir>/data when the node has a state dir, else a

@@ -59,29 +59,36 @@ class PodService:
     exit_code: int | None
 
 
-def _tar(files: dict[str, str | bytes]) -> dict[str, bytes]:
+def _tar(files: dict[str, tuple[bytes, int]]) -> dict[str, bytes]:
     """One tar per target directory (Docker's put_archive extracts into one directory)."""
-    by_dir: dict[str, list[tuple[str, bytes]]] = {}
-    for path, content in files.items():
+    by_dir: dict[str, list[tuple[str, bytes, int]]] = {}
+    for path, (data, mode) in files.items():
         p = PurePosixPath(path)
-        data = content.encode() if isinstance(content, str) else content
-        by_dir.setdefault(str(p.parent), []).append((p.name, data))
+        by_dir.setdefault(str(p.parent), []).append((p.name, data, mode))
     out = {}
     for directory, items in by_dir.items():
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            for name, data in items:
+            for name, data, mode in items:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
-                info.mode = 0o644
+                info.mode = mode
                 info.mtime = int(time.time())
                 tar.addfile(info, io.BytesIO(data))
         out[directory] = buf.getvalue()
     return out
 
 
+# The service's output goes to its log file under the shared data mount, as on every kind.
+_LOG_WRAPPER = 'mkdir -p "${0%/*}"; exec "$@" >>"$0" 2>&1 </dev/null'
+
+
 class PodNode(ContainerNode):
     kind = "pod"
+
+    def __init__(self, spec: NodeSpec, client, container_id: str, volume: str | None = None):
+        super().__init__(spec, client, container_id, volume)
+        self._files: dict[str, tuple[bytes, int]] = {}  # put_file'd paths, for later services
 
     # the infra container is the node's container: exec, netns and the data mount
     # all go through it; services are looked up by label.
@@ -103,23 +110,33 @@ class PodNode(ContainerNode):
                 return c
         raise KeyError(f"pod {self.name} has no service {name!r}")
 
+    def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Into the infra container and every service container, present and future
+        (the orchestrator writes a service's config files before starting it)."""
+        super().put_file(path, data, mode)
+        self._files[path] = (data, mode)
+        for c in self._service_containers():
+            self._put(c, {path: (data, mode)})
+
     def start_service(
         self,
         name: str,
         argv: list[str],
-        *,
         env: dict[str, str] | None = None,
+        *,
         files: dict[str, str | bytes] | None = None,
         cpus: float | None = None,
         memory: int | None = None,
         pids: int | None = None,
         restart: str = "always",
         max_retries: int = 0,
-    ) -> PodService:
+    ) -> dict:
         """Run ``argv`` as the pod's service ``name`` in a container joined to the pod.
 
+        Its output goes to /srv/node/logs/<name>.log as on every node kind.
         restart: Docker's restart policy for this service ("always", "on-failure",
         "unless-stopped", "no"); max_retries caps "on-failure" (0 = no cap).
+        cpus/memory/pids: this service's limits (default: the node's).
         """
         import docker.errors
 
@@ -129,6 +146,7 @@ class PodNode(ContainerNode):
             )
         infra = self.container_id
         argv = resolve_python(list(argv))
+        log = f"{NODE_DATA_DIR}/logs/{name}.log"
         cpus = cpus if cpus is not None else self.spec.cpus
         memory = memory if memory is not None else self.spec.memory
         pids = pids if pids is not None else self.spec.pids
@@ -148,8 +166,8 @@ class PodNode(ContainerNode):
                 name=f"{info['Name'].lstrip('/')}-{name}",
                 # argv[0] runs directly: the infra's tini is the pod's PID 1 and reaps orphans,
                 # as the pause container does in Kubernetes.
-                entrypoint=argv[:1],
-                command=argv[1:],
+                entrypoint=["/bin/sh", "-c", _LOG_WRAPPER, log],
+                command=argv,
                 environment=env or {},
                 network_mode=f"container:{infra}",  # also shares UTS: hostname and /etc/hosts
                 ipc_mode=f"container:{infra}",
@@ -171,14 +189,21 @@ class PodNode(ContainerNode):
             raise ContainerError(
                 f"pod {self.name}: service {name}: {exc.explanation or exc}"
             ) from exc
-        for directory, blob in _tar(files or {}).items():
-            # put_archive needs the directory to exist; the container has not run yet,
-            # so create it with a tiny archive of directories first.
-            self._mkdirs(container, directory)
-            container.put_archive(directory, blob)
+        wanted = dict(self._files)
+        for path, content in (files or {}).items():
+            wanted[path] = (content.encode() if isinstance(content, str) else content, 0o644)
+        self._put(container, wanted)
         container.start()
         _wait_running(self, container.id)
-        return self._describe_service(container)
+        svc = self._describe_service(container)
+        return {"container": svc.container_id, "pid": svc.pid, "log": log, "restart": restart}
+
+    def _put(self, container, files: dict[str, tuple[bytes, int]]) -> None:
+        for directory, blob in _tar(files).items():
+            # put_archive needs the directory to exist, and the container may not have
+            # run yet: create it with a small archive of directories first.
+            self._mkdirs(container, directory)
+            container.put_archive(directory, blob)
 
     def _mkdirs(self, container, directory: str) -> None:
         parts = PurePosixPath(directory).parts[1:]
@@ -215,14 +240,28 @@ class PodNode(ContainerNode):
         if svc.pid:
             os.kill(svc.pid, sig)
 
-    def stop_service(self, name: str, timeout: float = 10) -> None:
-        self._service(name).stop(timeout=int(timeout))
+    def stop_service(self, name: str, info: dict | None = None, timeout: float = 10) -> None:
+        """A manual stop: Docker does not restart it."""
+        try:
+            self._service(name).stop(timeout=int(timeout))
+        except KeyError:
+            pass
+
+    def service_running(self, name: str, info: dict | None = None) -> bool:
+        try:
+            return self._describe_service(self._service(name)).status == "running"
+        except KeyError:
+            return False
 
     def remove_service(self, name: str) -> None:
         self._service(name).remove(force=True)
 
-    def service_logs(self, name: str, tail: int | str = "all") -> str:
-        return self._service(name).logs(tail=tail).decode(errors="replace")
+    def service_logs(self, name: str) -> str:
+        """The service's log file, on the data mount its container shares with the infra."""
+        try:
+            return self.get_file(f"{NODE_DATA_DIR}/logs/{name}.log").decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     # lifecycle of the whole pod
     def start(self) -> None:
@@ -278,11 +317,16 @@ class PodNode(ContainerNode):
         super().destroy()
 
     def logs(self, tail: int | str = "all") -> str:
+        """Each service's log, lines prefixed with its name; Docker's own log of a
+        service container (the wrapper's errors, e.g. a command not found) follows."""
         parts = []
         for c in self._service_containers():
             name = c.labels.get(LABEL_SERVICE, c.name)
-            for line in c.logs(tail=tail).decode(errors="replace").splitlines():
-                parts.append(f"{name} | {line}")
+            text = self.service_logs(name) + c.logs(tail=tail).decode(errors="replace")
+            lines = text.splitlines()
+            if isinstance(tail, int):
+                lines = lines[-tail:]
+            parts += [f"{name} | {line}" for line in lines]
         return "\n".join(parts) + ("\n" if parts else "")
 
     def stats(self) -> Stats:

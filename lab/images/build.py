@@ -252,6 +252,8 @@ def _prune_superseded(client, repo: str, keep: str, log) -> None:
         if image.id == keep_id:
             continue
         for tag in image.tags:
+            if not tag.startswith(repo + ":"):
+                continue  # another name for the same image (a pin, a user's tag): keep it
             try:
                 client.images.remove(tag)
                 log(f"removed superseded {tag}")

@@ -37,9 +37,18 @@ def docker_engine():
 
 @pytest.fixture(scope="session")
 def node_image(docker_engine):
+    """The node image, pinned under a session tag: a rebuild meanwhile (racklab's
+    source edited, so a new content tag) prunes the old tag but not the pin."""
     from lab.images import build_images
 
-    return build_images(progress=False).node_tag
+    tag = build_images(progress=False).node_tag
+    pin = f"racklab/test:{uuid.uuid4().hex[:12]}"
+    docker_engine.images.get(tag).tag(pin)
+    yield pin
+    try:
+        docker_engine.images.remove(pin)
+    except Exception:
+        pass  # still used by a container another fixture is removing: untagged later by prune
 
 
 @pytest.fixture

@@ -144,3 +144,25 @@ def test_cleanup_leaves_nothing_labelled(
     assert labelled(docker_engine, lab_name) == {"containers": [], "volumes": [], "networks": []}
     if cgroup:
         assert not os.path.exists(cgroup)
+
+
+def test_services_run_detached_with_a_log(node):
+    info = node.start_service(
+        "echo", ["sh", "-c", 'echo "up $ROLE"; exec sleep 300'], {"ROLE": "server"}
+    )
+    assert info["pid"] and info["log"] == "/srv/node/logs/echo.log"
+    assert node.service_running("echo", info)
+    deadline = time.monotonic() + 10
+    while b"up server" not in _log(node) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _log(node) == b"up server\n"
+    node.stop_service("echo", info, timeout=2)
+    assert not node.service_running("echo", info)
+    assert "sleep 300" not in node.exec(["ps", "-eo", "args"]).check().stdout
+
+
+def _log(node) -> bytes:
+    try:
+        return node.get_file("/srv/node/logs/echo.log")
+    except FileNotFoundError:
+        return b""

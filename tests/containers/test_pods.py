@@ -122,3 +122,23 @@ def test_cleanup_removes_infra_services_and_volume(
     assert len(labelled(docker_engine, lab_name)["containers"]) == 3
     pod_backend.cleanup(lab_name, lab_name[-6:])
     assert labelled(docker_engine, lab_name) == {"containers": [], "volumes": [], "networks": []}
+
+
+def test_orchestrator_service_interface(pod):
+    """What lab up uses: put_file before start_service reaches the service, output in
+    its log file, service_running/stop_service; a stopped service stays down."""
+    pod.put_file("/etc/racklab/gamma.conf", b"port=9\n")
+    info = pod.start_service(
+        "gamma", ["sh", "-c", "cat /etc/racklab/gamma.conf; exec sleep 300"], {"ROLE": "g"}
+    )
+    assert info["log"] == "/srv/node/logs/gamma.log" and info["container"]
+    deadline = time.monotonic() + 10
+    while "port=9" not in pod.service_logs("gamma") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "port=9" in pod.service_logs("gamma")
+    assert "gamma | port=9" in pod.logs()
+    assert pod.service_running("gamma", info)
+    pod.stop_service("gamma", info, timeout=1)
+    assert not pod.service_running("gamma", info)
+    time.sleep(1)
+    assert pod.services()["gamma"].restart_count == 0

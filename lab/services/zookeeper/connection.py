@@ -258,13 +258,13 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         session.touch()
         if op == Op.PING:
-            self._ordered(xid, op, None)
+            self.ordered(xid, op, None)
             return
         if op == Op.AUTH:
             self._auth(xid, AuthPacket.read(r))
             return
         if op == Op.SET_WATCHES:
-            self._ordered(xid, op, SetWatches.read(r))
+            self.ordered(xid, op, SetWatches.read(r))
             return
         if op == Op.CLOSE_SESSION:
             server.submit_write(self, xid, op, None)
@@ -273,7 +273,7 @@ class ClientConnection(asyncio.Protocol):
             server.submit_write(self, xid, op, self._read_multi(r))
             return
         if op == Op.WHO_AM_I:
-            self._ordered(xid, op, None)
+            self.ordered(xid, op, None)
             return
         rtype = REQUEST_TYPES.get(op)
         if rtype is None:
@@ -282,10 +282,12 @@ class ClientConnection(asyncio.Protocol):
             self.close()
             return
         req = rtype.read(r)
-        if op in WRITE_OPS:
+        if op == Op.SYNC:
+            server.submit_sync(self, xid, req)
+        elif op in WRITE_OPS:
             server.submit_write(self, xid, op, req)
         else:
-            self._ordered(xid, op, req)
+            self.ordered(xid, op, req)
 
     def _read_multi(self, r: Reader):
         ops = []
@@ -297,7 +299,7 @@ class ClientConnection(asyncio.Protocol):
                 raise JuteError(f"opcode {h.type} in a multi")
             ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
 
-    def _ordered(self, xid, op, req) -> None:
+    def ordered(self, xid, op, req) -> None:
         """A read: run now unless earlier requests of this connection are still in flight."""
         if self.outstanding == 0:
             self.run_read(xid, op, req)
@@ -442,7 +444,7 @@ class ClientConnection(asyncio.Protocol):
     # --- replies to writes -----------------------------------------------------------------
 
     def reply_write(self, entry: Entry, result) -> None:
-        zxid = entry.txn.zxid if entry.txn is not None else self.server.tree.last_zxid
+        zxid = entry.zxid or self.server.tree.last_zxid
         if entry.err:
             self.send_reply(entry.xid, zxid, entry.err)
             return

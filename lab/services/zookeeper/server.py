@@ -37,19 +37,33 @@ def now_ms() -> int:
 
 
 class Entry:
-    """One request waiting in the ordered queue."""
+    """One request waiting in a connection-ordered queue. A write is pending until
+    its transaction commits (locally or, in an ensemble, through the leader)."""
 
-    __slots__ = ("conn", "xid", "op", "req", "txn", "err", "callback", "start")
+    __slots__ = (
+        "conn",
+        "xid",
+        "op",
+        "req",
+        "zxid",
+        "err",
+        "callback",
+        "start",
+        "pending",
+        "result",
+    )
 
-    def __init__(self, conn, xid, op, req=None, txn=None, err=0, callback=None):
+    def __init__(self, conn, xid, op, req=None, pending=False, err=0, callback=None):
         self.conn = conn
         self.xid = xid
         self.op = op
         self.req = req
-        self.txn = txn
+        self.zxid = 0
         self.err = err
         self.callback = callback
         self.start = time.perf_counter()
+        self.pending = pending
+        self.result = None
 
 
 class ZooKeeperServer:
@@ -63,6 +77,7 @@ class ZooKeeperServer:
         self.sessions: dict[int, Session] = {}
         self.session_ids = SessionIds(cfg.myid)
         self.queue: deque[Entry] = deque()
+        self.waiting: dict[tuple[int, int], Entry] = {}
         self.to_log: list[Txn] = []
         self.next_zxid = 1
         self.durable_zxid = 0
@@ -210,8 +225,7 @@ class ZooKeeperServer:
         if conn is None:
             self.submit_txn(Op.CLOSE_SESSION, CloseSessionTxn(), s.id, 0, done)
         else:
-            entry = self.submit_txn(Op.CLOSE_SESSION, CloseSessionTxn(), s.id, xid, None, conn)
-            entry.callback = None
+            self.submit_txn(Op.CLOSE_SESSION, CloseSessionTxn(), s.id, xid, None, conn)
             self.sessions.pop(s.id, None)
 
     # --- the pipeline ----------------------------------------------------------------------
@@ -221,15 +235,21 @@ class ZooKeeperServer:
         self.next_zxid += 1
         return z
 
-    def submit_txn(self, op, body, session_id, xid, callback=None, conn=None) -> Entry:
-        zxid = self.allocate_zxid()
-        txn = Txn(TxnHeader(session_id, xid, zxid, now_ms(), op), body)
-        entry = Entry(conn, xid, op, txn=txn, callback=callback)
-        if conn is not None:
-            conn.track(1)
+    def make_txn(self, op, body, session_id, xid) -> Txn:
+        return Txn(TxnHeader(session_id, xid, self.allocate_zxid(), now_ms(), op), body)
+
+    def wait_for_commit(self, session_id, xid, entry: Entry) -> None:
+        """Queue entry until the txn of (session, xid) commits."""
+        self.waiting[(session_id, xid)] = entry
+        if entry.conn is not None:
+            entry.conn.track(1)
         self.queue.append(entry)
-        self.to_log.append(txn)
-        self._wake.set()
+
+    def submit_txn(self, op, body, session_id, xid, callback=None, conn=None) -> Entry:
+        """A txn the server itself originates (session create/close)."""
+        entry = Entry(conn, xid, op, pending=True, callback=callback)
+        self.wait_for_commit(session_id, xid, entry)
+        self.propose(self.make_txn(op, body, session_id, xid))
         return entry
 
     def submit_write(self, conn: ClientConnection, xid: int, op: int, req) -> None:
@@ -240,16 +260,20 @@ class ZooKeeperServer:
         if session.closing:
             self._reply_error(conn, xid, op, Err.SESSION_EXPIRED)
             return
-        zxid = self.next_zxid
         try:
-            t_op, body = self.preparer.prepare(op, req, session.id, conn.auth, zxid)
+            t_op, body = self.preparer.prepare(op, req, session.id, conn.auth, self.next_zxid)
         except ZKError as e:
             self._reply_error(conn, xid, op, e.code)
             return
-        self.next_zxid += 1
-        txn = Txn(TxnHeader(session.id, xid, zxid, now_ms(), t_op), body)
-        conn.track(1)
-        self.queue.append(Entry(conn, xid, op, req, txn))
+        self.wait_for_commit(session.id, xid, Entry(conn, xid, op, req, pending=True))
+        self.propose(self.make_txn(t_op, body, session.id, xid))
+
+    def submit_sync(self, conn: ClientConnection, xid: int, req) -> None:
+        # Standalone: everything acknowledged is applied, so sync is an ordered read.
+        conn.ordered(xid, Op.SYNC, req)
+
+    def propose(self, txn: Txn) -> None:
+        """Standalone: the txn commits once it is in the log on disk."""
         self.to_log.append(txn)
         self._wake.set()
 
@@ -257,7 +281,7 @@ class ZooKeeperServer:
         # The error may come from a change still in flight (NodeExists for a create
         # not yet applied); replying before that change is visible would let this
         # client read a state older than the one its error revealed. So an error
-        # waits behind every txn already queued.
+        # waits behind every request already queued.
         if not self.queue:
             conn.send_reply(xid, self.tree.last_zxid, code)
         else:
@@ -274,38 +298,45 @@ class ZooKeeperServer:
             self._wake.clear()
             if self.to_log:
                 batch, self.to_log = self.to_log, []
-                await self.make_durable(batch)
-            self.drain()
+                self.txnlog.write(batch)
+                await asyncio.to_thread(self.txnlog.sync)
+                self.txns_since_snapshot += len(batch)
+                self.on_durable(batch)
             if self.txns_since_snapshot >= self.snap_threshold:
                 await self.snapshot()
 
-    async def make_durable(self, batch: list[Txn]) -> None:
-        self.txnlog.write(batch)
-        await asyncio.to_thread(self.txnlog.sync)
-        self.durable_zxid = batch[-1].zxid
-        self.txns_since_snapshot += len(batch)
+    def on_durable(self, batch: list[Txn]) -> None:
+        for txn in batch:
+            self.commit(txn)
+        self.drain()
+
+    def commit(self, txn: Txn):
+        """Apply a committed txn; the request that asked for it (if here) gets its result."""
+        result = self.tree.apply(txn)
+        self.preparer.applied(txn.zxid)
+        hdr = txn.hdr
+        entry = self.waiting.pop((hdr.clientId, hdr.cxid), None)
+        if entry is not None:
+            entry.result = result
+            entry.zxid = txn.zxid
+            entry.pending = False
+        return result
 
     def drain(self) -> None:
         queue = self.queue
-        while queue:
-            e = queue[0]
-            if e.txn is not None and e.txn.zxid > self.durable_zxid:
-                return
-            queue.popleft()
-            self.execute(e)
+        while queue and not queue[0].pending:
+            self.execute(queue.popleft())
 
     def execute(self, e: Entry) -> None:
         conn = e.conn
-        if e.txn is not None:
-            result = self.tree.apply(e.txn)
-            self.preparer.applied(e.txn.zxid)
-            if e.callback is not None:
-                e.callback(result)
-            elif conn is not None:
-                conn.reply_write(e, result)
+        if e.callback is not None:
+            e.callback(e.result)
+        elif e.result is not None:
+            if conn is not None:
+                conn.reply_write(e, e.result)
         elif e.err:
             conn.send_reply(e.xid, self.tree.last_zxid, e.err)
-        else:
+        elif conn is not None:
             conn.run_read(e.xid, e.op, e.req)
         if conn is not None:
             conn.track(-1)

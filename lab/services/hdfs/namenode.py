@@ -412,7 +412,7 @@ class NameNode:
                 f"Failed to append to non-existent file {path} for client {client_ip}"
             )
         if node.is_dir:
-            raise FileNotFoundException(f"Failed to append to non-file {path}: it is a directory")
+            raise FileNotFoundException(f"Path is not a file: {path}")
         self.perm(path, user, target=WRITE)
         if node.client_name:
             raise AlreadyBeingCreatedException(

@@ -15,6 +15,7 @@ import os
 import signal as _signal
 import subprocess
 import tarfile
+import threading
 import time
 import uuid
 from pathlib import Path, PurePosixPath
@@ -530,6 +531,7 @@ class ContainerBackend(Backend):
         `lab images build` makes, rebuilt first when racklab's source changed)."""
         self._client = client
         self._image = image
+        self._image_lock = threading.Lock()
         self.build_missing = build_missing
 
     @property
@@ -547,7 +549,10 @@ class ContainerBackend(Backend):
         if image is None:
             from lab.images import NODE_LATEST, ensure_node_image
 
-            image = self._image = ensure_node_image() if self.build_missing else NODE_LATEST
+            with self._image_lock:  # the orchestrator creates nodes from several threads
+                if self._image is None:
+                    self._image = ensure_node_image() if self.build_missing else NODE_LATEST
+                image = self._image
         try:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:

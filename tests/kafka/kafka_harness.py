@@ -15,8 +15,16 @@ import uuid
 from pathlib import Path
 
 JAVA_DIR = Path("/usr/share/java")
-ZK_JARS = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar",
-           "netty-all.jar", "commons-io.jar", "metrics-core.jar", "commons-cli.jar"]
+ZK_JARS = [
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "slf4j-api.jar",
+    "slf4j-simple.jar",
+    "netty-all.jar",
+    "commons-io.jar",
+    "metrics-core.jar",
+    "commons-cli.jar",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -62,8 +70,16 @@ class ApacheZooKeeper:
         cp = ":".join(str(JAVA_DIR / j) for j in ZK_JARS)
         self.log = open(self.dir / "zk.log", "wb")
         self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-cp", cp, "org.apache.zookeeper.server.ZooKeeperServerMain", str(self.cfg)],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                "java",
+                "-Xmx256m",
+                "-cp",
+                cp,
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+                str(self.cfg),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         wait_port(self.host, self.port, 30, self.proc)
 
@@ -81,7 +97,9 @@ class ApacheZooKeeper:
 class BrokerProcess:
     """One racklab broker, `python -m lab.services.kafka server.properties`."""
 
-    def __init__(self, workdir: Path, broker_id: int, zk_connect: str, host: str = "127.0.0.1", **props):
+    def __init__(
+        self, workdir: Path, broker_id: int, zk_connect: str, host: str = "127.0.0.1", **props
+    ):
         self.id = broker_id
         self.host = host
         self.port = free_port(host)
@@ -112,7 +130,9 @@ class BrokerProcess:
         self.logf = open(self.dir / "broker.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lab.services.kafka", str(self.config)],
-            stdout=self.logf, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            stdout=self.logf,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         wait_port(self.host, self.port, wait, self.proc)
         # listening comes before ZooKeeper registration: wait for the banner line

@@ -13,15 +13,22 @@ from .config import BrokerConfig, ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lab.services.kafka",
-                                 description="racklab's Kafka broker")
+    ap = argparse.ArgumentParser(
+        prog="python -m lab.services.kafka", description="racklab's Kafka broker"
+    )
     ap.add_argument("config", help="server.properties (Kafka's own keys)")
-    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a property, as kafka-server-start.sh does")
+    ap.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a property, as kafka-server-start.sh does",
+    )
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from .config import parse_properties
 
     try:
@@ -44,8 +51,10 @@ async def _run(config: BrokerConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
-    print(f"kafka broker {config.broker_id} listening on {broker.advertised[0]}:{broker.advertised[1]}",
-          flush=True)
+    print(
+        f"kafka broker {config.broker_id} listening on {broker.advertised[0]}:{broker.advertised[1]}",
+        flush=True,
+    )
     await stop.wait()
     await broker.stop()
     return 0

@@ -88,7 +88,9 @@ class Broker:
         self.advertised = (adv.host or self.config.listener.host or "127.0.0.1", adv.port or port)
         if self.config.advertised is None:
             self.advertised = (self.advertised[0], port)
-        self.zk = ZkCluster(self.config.zookeeper_connect, self.config.zookeeper_session_timeout_ms, loop)
+        self.zk = ZkCluster(
+            self.config.zookeeper_connect, self.config.zookeeper_session_timeout_ms, loop
+        )
         await self._in_thread(self.zk.start)
         self.cluster_id = await self._in_thread(self.zk.cluster_id)
         await self._register()
@@ -103,8 +105,12 @@ class Broker:
 
     async def _register(self) -> None:
         await self._in_thread(
-            self.zk.register_broker, self.id, self.advertised[0], self.advertised[1],
-            self.config.rack, self.config.zookeeper_session_timeout_ms / 1000 + 10,
+            self.zk.register_broker,
+            self.id,
+            self.advertised[0],
+            self.advertised[1],
+            self.config.rack,
+            self.config.zookeeper_session_timeout_ms / 1000 + 10,
         )
         await self._elect()
 
@@ -348,7 +354,11 @@ class Broker:
 
     def on_follower_fetch(self, part: Partition, replica: int, fetch_offset: int) -> None:
         part.update_follower(replica, fetch_offset)
-        if replica not in part.isr and fetch_offset >= part.high_watermark and replica in self.live_brokers:
+        if (
+            replica not in part.isr
+            and fetch_offset >= part.high_watermark
+            and replica in self.live_brokers
+        ):
             self._change_isr(part, part.isr + [replica])
         self._advance_hw(part)
 
@@ -357,7 +367,9 @@ class Broker:
             return
         part.isr_update_pending = True
         state = {
-            "controller_epoch": self.states.get((part.topic, part.index), {}).get("controller_epoch", 0),
+            "controller_epoch": self.states.get((part.topic, part.index), {}).get(
+                "controller_epoch", 0
+            ),
             "leader": self.id,
             "version": 1,
             "leader_epoch": part.leader_epoch,
@@ -388,7 +400,8 @@ class Broker:
                 if not part.is_leader or part.isr_update_pending:
                     continue
                 out = [
-                    r for r in part.isr
+                    r
+                    for r in part.isr
                     if r != self.id and now - part.followers.get(r, _NEVER).last_caught_up > lag
                 ]
                 if out:
@@ -402,15 +415,22 @@ class Broker:
             self._save_checkpoint()
             for part in self.partitions.values():
                 if part.log.unflushed and (
-                    (time.monotonic() - part.log.last_flush) * 1000 >= self.config.log.flush_interval_ms
+                    (time.monotonic() - part.log.last_flush) * 1000
+                    >= self.config.log.flush_interval_ms
                 ):
                     part.log.flush()
-            if (time.monotonic() - last_retention) * 1000 >= self.config.retention_check_interval_ms:
+            if (
+                time.monotonic() - last_retention
+            ) * 1000 >= self.config.retention_check_interval_ms:
                 last_retention = time.monotonic()
                 for part in self.partitions.values():
                     if part.log.apply_retention():
-                        log.info("%s-%d: retention moved log start to %d",
-                                 part.topic, part.index, part.log.log_start_offset)
+                        log.info(
+                            "%s-%d: retention moved log start to %d",
+                            part.topic,
+                            part.index,
+                            part.log.log_start_offset,
+                        )
 
     # ---------- topics ----------
     def assign_replicas(self, partitions: int, rf: int) -> dict[int, list[int]]:
@@ -427,8 +447,14 @@ class Broker:
             out[p] = reps
         return out
 
-    async def create_topic(self, name: str, partitions: int, rf: int, config: dict[str, str],
-                           assignment: dict[int, list[int]] | None = None) -> tuple[Error, str | None]:
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        rf: int,
+        config: dict[str, str],
+        assignment: dict[int, list[int]] | None = None,
+    ) -> tuple[Error, str | None]:
         err = validate_topic_name(name)
         if err:
             return Error.INVALID_TOPIC_EXCEPTION, err
@@ -440,8 +466,10 @@ class Broker:
             if rf <= 0:
                 return Error.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0."
             if rf > len(self.live_brokers):
-                return (Error.INVALID_REPLICATION_FACTOR,
-                        f"Replication factor: {rf} larger than available brokers: {len(self.live_brokers)}.")
+                return (
+                    Error.INVALID_REPLICATION_FACTOR,
+                    f"Replication factor: {rf} larger than available brokers: {len(self.live_brokers)}.",
+                )
             assignment = self.assign_replicas(partitions, rf)
         ok = await self._in_thread(self.zk.create_topic, name, assignment, config)
         if not ok:
@@ -492,7 +520,9 @@ class Broker:
                         g.offsets.pop((topic, p), None)
                     else:
                         v = json.loads(r.value)
-                        g.offsets[(topic, p)] = OffsetAndMetadata(v["offset"], v["metadata"], v["ts"])
+                        g.offsets[(topic, p)] = OffsetAndMetadata(
+                            v["offset"], v["metadata"], v["ts"]
+                        )
         finally:
             self.loading_offsets.discard(part.index)
 
@@ -501,7 +531,9 @@ class Broker:
         for gid in [g for g in self.groups.groups if n and partition_for_group(g, n) == p]:
             del self.groups.groups[gid]
 
-    async def commit_offsets(self, group_id: str, entries: list[tuple[str, int, int, str | None]]) -> Error:
+    async def commit_offsets(
+        self, group_id: str, entries: list[tuple[str, int, int, str | None]]
+    ) -> Error:
         """Write the commits to the group's __consumer_offsets partition and wait
         until they are replicated, then make them visible."""
         p = self.coordinator_partition(group_id)
@@ -510,17 +542,23 @@ class Broker:
             return Error.NOT_COORDINATOR
         ts = int(time.time() * 1000)
         recs = [
-            (json.dumps(["o", group_id, t, pi]).encode(),
-             json.dumps({"offset": off, "metadata": md, "ts": ts}).encode())
+            (
+                json.dumps(["o", group_id, t, pi]).encode(),
+                json.dumps({"offset": off, "metadata": md, "ts": ts}).encode(),
+            )
             for t, pi, off, md in entries
         ]
         batch = rec.build_batch(recs, timestamp_ms=ts)
         if len(part.isr) < self.min_isr(OFFSETS_TOPIC) and len(part.replicas) > 1:
             return Error.NOT_ENOUGH_REPLICAS
         first = self.append_as_leader(part, batch, [rec.parse_header(batch)])
-        err = await self.wait_for_hw(part, first + len(recs), self.config.offsets_commit_timeout_ms / 1000)
+        err = await self.wait_for_hw(
+            part, first + len(recs), self.config.offsets_commit_timeout_ms / 1000
+        )
         if err not in (Error.NONE, Error.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
-            return Error.REQUEST_TIMED_OUT if err == Error.REQUEST_TIMED_OUT else Error.NOT_COORDINATOR
+            return (
+                Error.REQUEST_TIMED_OUT if err == Error.REQUEST_TIMED_OUT else Error.NOT_COORDINATOR
+            )
         for t, pi, off, md in entries:
             self.groups.store_offset(group_id, t, pi, OffsetAndMetadata(off, md, ts))
         return Error.NONE
@@ -532,7 +570,9 @@ class Broker:
         if len(self.live_brokers) < rf:
             return Error.COORDINATOR_NOT_AVAILABLE
         err, _ = await self.create_topic(
-            OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, rf,
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions,
+            rf,
             {"cleanup.policy": "compact"},
         )
         if err not in (Error.NONE, Error.TOPIC_ALREADY_EXISTS):
@@ -562,7 +602,7 @@ def validate_topic_name(name: str) -> str | None:
     if not name:
         return "Topic name is illegal, it can't be empty"
     if name in (".", ".."):
-        return "Topic name cannot be \".\" or \"..\""
+        return 'Topic name cannot be "." or ".."'
     if len(name) > 249:
         return "Topic name is illegal, it can't be longer than 249 characters"
     if not set(name) <= _LEGAL:
@@ -635,20 +675,33 @@ class ReplicaFetcher:
             if part is None:
                 continue
             topics.setdefault(t, []).append(
-                {"partition": p, "current_leader_epoch": part.leader_epoch, "fetch_offset": part.leo,
-                 "log_start_offset": part.log.log_start_offset,
-                 "partition_max_bytes": b.config.replica_fetch_max_bytes}
+                {
+                    "partition": p,
+                    "current_leader_epoch": part.leader_epoch,
+                    "fetch_offset": part.leo,
+                    "log_start_offset": part.log.log_start_offset,
+                    "partition_max_bytes": b.config.replica_fetch_max_bytes,
+                }
             )
         if not topics:
             await asyncio.sleep(0.1)
             return
         wait = b.config.replica_fetch_wait_max_ms
         resp = await self.conn.request(
-            ApiKey.FETCH, self.FETCH_VERSION,
-            {"replica_id": b.id, "max_wait_ms": wait, "min_bytes": 1, "max_bytes": 10 << 20,
-             "isolation_level": 0, "session_id": 0, "session_epoch": -1,
-             "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
-             "forgotten_topics_data": [], "rack_id": ""},
+            ApiKey.FETCH,
+            self.FETCH_VERSION,
+            {
+                "replica_id": b.id,
+                "max_wait_ms": wait,
+                "min_bytes": 1,
+                "max_bytes": 10 << 20,
+                "isolation_level": 0,
+                "session_id": 0,
+                "session_epoch": -1,
+                "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
+                "forgotten_topics_data": [],
+                "rack_id": "",
+            },
             timeout=wait / 1000 + 30,
         )
         backoff = False
@@ -656,7 +709,12 @@ class ReplicaFetcher:
             for pr in tr["partitions"]:
                 key = (tr["topic"], pr["partition_index"])
                 part = b.partitions.get(key)
-                if part is None or part.is_leader or part.leader != self.leader or key not in self.keys:
+                if (
+                    part is None
+                    or part.is_leader
+                    or part.leader != self.leader
+                    or key not in self.keys
+                ):
                     continue
                 err = pr["error_code"]
                 if err == Error.OFFSET_OUT_OF_RANGE:
@@ -684,8 +742,13 @@ class ReplicaFetcher:
                 if h.last_offset < part.leo:
                     continue
                 if h.base_offset != part.leo and not batches:
-                    log.warning("%s-%d: leader sent offset %d, expected %d",
-                                part.topic, part.index, h.base_offset, part.leo)
+                    log.warning(
+                        "%s-%d: leader sent offset %d, expected %d",
+                        part.topic,
+                        part.index,
+                        h.base_offset,
+                        part.leo,
+                    )
                     return
                 batches.append((pos, h))
         except rec.CorruptBatch as e:
@@ -697,6 +760,9 @@ class ReplicaFetcher:
         for _, h in batches:
             part.record_batch(h, h.base_offset)
         part.log.append(
-            bytes(data[start:end]), batches[0][1].base_offset, batches[-1][1].last_offset + 1,
-            max(h.max_timestamp for _, h in batches), sum(h.records_count for _, h in batches),
+            bytes(data[start:end]),
+            batches[0][1].base_offset,
+            batches[-1][1].last_offset + 1,
+            max(h.max_timestamp for _, h in batches),
+            sum(h.records_count for _, h in batches),
         )

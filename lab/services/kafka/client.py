@@ -36,7 +36,9 @@ class Connection:
             cid = next(self._ids) & 0x7FFFFFFF
             self.writer.write(encode_request(api, version, cid, self.client_id, body))
             await self.writer.drain()
-            size = int.from_bytes(await asyncio.wait_for(self.reader.readexactly(4), timeout), "big")
+            size = int.from_bytes(
+                await asyncio.wait_for(self.reader.readexactly(4), timeout), "big"
+            )
             payload = await asyncio.wait_for(self.reader.readexactly(size), timeout)
         got, resp = decode_response(api, version, payload)
         if got != cid:

@@ -60,18 +60,42 @@ def parse_listener(spec: str) -> Listener:
 
 
 _KNOWN = {
-    "broker.id", "listeners", "advertised.listeners", "log.dirs", "log.dir",
-    "zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms",
-    "num.partitions", "default.replication.factor", "min.insync.replicas",
-    "auto.create.topics.enable", "delete.topic.enable", "log.segment.bytes", "log.retention.hours",
-    "log.retention.minutes", "log.retention.ms", "log.retention.bytes",
-    "log.retention.check.interval.ms", "log.flush.interval.messages", "log.flush.interval.ms",
-    "log.index.interval.bytes", "socket.request.max.bytes", "message.max.bytes",
-    "replica.lag.time.max.ms", "replica.fetch.wait.max.ms", "replica.fetch.max.bytes",
-    "unclean.leader.election.enable", "offsets.topic.num.partitions",
-    "offsets.topic.replication.factor", "offsets.commit.timeout.ms",
-    "group.initial.rebalance.delay.ms", "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms", "broker.rack", "cluster.id",
+    "broker.id",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "zookeeper.connect",
+    "zookeeper.session.timeout.ms",
+    "zookeeper.connection.timeout.ms",
+    "num.partitions",
+    "default.replication.factor",
+    "min.insync.replicas",
+    "auto.create.topics.enable",
+    "delete.topic.enable",
+    "log.segment.bytes",
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.index.interval.bytes",
+    "socket.request.max.bytes",
+    "message.max.bytes",
+    "replica.lag.time.max.ms",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.max.bytes",
+    "unclean.leader.election.enable",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "offsets.commit.timeout.ms",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "broker.rack",
+    "cluster.id",
 }
 
 
@@ -170,7 +194,11 @@ class BrokerConfig:
                 except ValueError:
                     raise ConfigError(f"{key}={props[key]!r} is not an integer") from None
         # the most specific retention key wins, as in Kafka
-        for key, scale in (("log.retention.ms", 1), ("log.retention.minutes", 60000), ("log.retention.hours", 3600000)):
+        for key, scale in (
+            ("log.retention.ms", 1),
+            ("log.retention.minutes", 60000),
+            ("log.retention.hours", 3600000),
+        ):
             if key in props:
                 try:
                     v = int(props[key])
@@ -181,7 +209,9 @@ class BrokerConfig:
         if c.broker_id < 0:
             raise ConfigError("broker.id must be >= 0 (automatic ids are not supported)")
         if not c.zookeeper_connect:
-            raise ConfigError("zookeeper.connect is required (brokers coordinate through ZooKeeper)")
+            raise ConfigError(
+                "zookeeper.connect is required (brokers coordinate through ZooKeeper)"
+            )
         if c.min_insync_replicas < 1:
             raise ConfigError("min.insync.replicas must be >= 1")
         c.extra = {k: v for k, v in props.items() if k not in _KNOWN}

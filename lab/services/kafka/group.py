@@ -76,7 +76,9 @@ class Group:
         if protocol_type != self.protocol_type:
             return False
         names = {n for n, _ in protocols}
-        return bool(names & set.intersection(*({n for n, _ in m.protocols} for m in self.members.values())))
+        return bool(
+            names & set.intersection(*({n for n, _ in m.protocols} for m in self.members.values()))
+        )
 
     def select_protocol(self) -> str:
         """Every member votes for its most preferred protocol all members support."""
@@ -131,29 +133,48 @@ class GroupCoordinator:
         loop = asyncio.get_running_loop()
         m = g.members.get(member_id)
         if m is None:
-            m = Member(member_id, client_id, client_host, session, rebalance,
-                       req["protocol_type"], protocols, req.get("group_instance_id"))
+            m = Member(
+                member_id,
+                client_id,
+                client_host,
+                session,
+                rebalance,
+                req["protocol_type"],
+                protocols,
+                req.get("group_instance_id"),
+            )
             g.members[member_id] = m
             g.protocol_type = req["protocol_type"]
         else:
+            same = m.protocols == protocols
             m.protocols = protocols
             m.session_timeout_ms, m.rebalance_timeout_ms = session, rebalance
+            m.last_heartbeat = time.monotonic()
+            # A retried or repeated join that changes nothing must not restart
+            # the rebalance (Kafka answers it with the current generation).
+            if same and g.state == COMPLETING:
+                return self._join_response(g, m)
+            if same and g.state == STABLE and member_id != g.leader:
+                return self._join_response(g, m)
         m.last_heartbeat = time.monotonic()
         if m.join_future is not None and not m.join_future.done():
             m.join_future.set_result(_join_error(Error.UNKNOWN_MEMBER_ID, member_id))
-        m.join_future = loop.create_future()
+        fut = m.join_future = loop.create_future()
         if g.state in (EMPTY, STABLE, COMPLETING):
             self._prepare_rebalance(g, initial=g.state == EMPTY)
         self._maybe_complete_join(g)
-        return await m.join_future
+        return await fut
 
     def _prepare_rebalance(self, g: Group, initial: bool = False) -> None:
         if g.state == COMPLETING:
             # members waiting on SyncGroup must rejoin
             for m in g.members.values():
                 if m.sync_future and not m.sync_future.done():
-                    m.sync_future.set_result({"error_code": Error.REBALANCE_IN_PROGRESS, "assignment": b""})
+                    m.sync_future.set_result(
+                        {"error_code": Error.REBALANCE_IN_PROGRESS, "assignment": b""}
+                    )
         g.state = PREPARING
+        log.info("group %s: preparing rebalance (%d members)", g.group_id, len(g.members))
         loop = asyncio.get_running_loop()
         timeout = max((m.rebalance_timeout_ms for m in g.members.values()), default=0) / 1000
         if initial and self.initial_delay_ms > 0:
@@ -180,7 +201,9 @@ class GroupCoordinator:
             g.join_timer = None
         g.initial_delay = False
         # members that did not rejoin in time are out
-        for mid in [mid for mid, m in g.members.items() if m.join_future is None or m.join_future.done()]:
+        for mid in [
+            mid for mid, m in g.members.items() if m.join_future is None or m.join_future.done()
+        ]:
             del g.members[mid]
         g.generation += 1
         if not g.members:
@@ -191,27 +214,43 @@ class GroupCoordinator:
         if g.leader not in g.members:
             g.leader = next(iter(g.members))
         g.state = COMPLETING
+        log.info(
+            "group %s: generation %d with %d members, leader %s, protocol %s",
+            g.group_id,
+            g.generation,
+            len(g.members),
+            g.leader,
+            g.protocol,
+        )
         for m in g.members.values():
             m.assignment = b""
-            members = (
-                [{"member_id": x.member_id, "group_instance_id": x.group_instance_id,
-                  "metadata": x.metadata_for(g.protocol)} for x in g.members.values()]
-                if m.member_id == g.leader
-                else []
-            )
-            m.join_future.set_result(
-                {
-                    "error_code": Error.NONE,
-                    "generation_id": g.generation,
-                    "protocol_type": g.protocol_type,
-                    "protocol_name": g.protocol,
-                    "leader": g.leader,
-                    "member_id": m.member_id,
-                    "members": members,
-                }
-            )
+            m.join_future.set_result(self._join_response(g, m))
             m.join_future = None
             m.last_heartbeat = time.monotonic()
+
+    @staticmethod
+    def _join_response(g: Group, m: Member) -> dict:
+        members = (
+            [
+                {
+                    "member_id": x.member_id,
+                    "group_instance_id": x.group_instance_id,
+                    "metadata": x.metadata_for(g.protocol),
+                }
+                for x in g.members.values()
+            ]
+            if m.member_id == g.leader
+            else []
+        )
+        return {
+            "error_code": Error.NONE,
+            "generation_id": g.generation,
+            "protocol_type": g.protocol_type,
+            "protocol_name": g.protocol,
+            "leader": g.leader,
+            "member_id": m.member_id,
+            "members": members,
+        }
 
     # ---- SyncGroup ----
     async def sync(self, req: dict) -> dict:
@@ -239,8 +278,12 @@ class GroupCoordinator:
 
     @staticmethod
     def _sync_ok(g: Group, m: Member) -> dict:
-        return {"error_code": Error.NONE, "assignment": m.assignment,
-                "protocol_type": g.protocol_type, "protocol_name": g.protocol}
+        return {
+            "error_code": Error.NONE,
+            "assignment": m.assignment,
+            "protocol_type": g.protocol_type,
+            "protocol_name": g.protocol,
+        }
 
     # ---- Heartbeat / LeaveGroup / expiry ----
     def heartbeat(self, req: dict) -> Error:
@@ -310,14 +353,22 @@ class GroupCoordinator:
         g.members[req["member_id"]].last_heartbeat = time.monotonic()
         return Error.NONE
 
-    def store_offset(self, group_id: str, topic: str, partition: int, om: OffsetAndMetadata) -> None:
+    def store_offset(
+        self, group_id: str, topic: str, partition: int, om: OffsetAndMetadata
+    ) -> None:
         self.group(group_id).offsets[(topic, partition)] = om
 
     def describe(self, group_id: str) -> dict:
         g = self.group(group_id, create=False)
         if g is None:
-            return {"error_code": Error.NONE, "group_id": group_id, "group_state": DEAD,
-                    "protocol_type": "", "protocol_data": "", "members": []}
+            return {
+                "error_code": Error.NONE,
+                "group_id": group_id,
+                "group_state": DEAD,
+                "protocol_type": "",
+                "protocol_data": "",
+                "members": [],
+            }
         return {
             "error_code": Error.NONE,
             "group_id": group_id,
@@ -325,15 +376,25 @@ class GroupCoordinator:
             "protocol_type": g.protocol_type or "",
             "protocol_data": g.protocol or "",
             "members": [
-                {"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                 "client_id": m.client_id, "client_host": m.client_host,
-                 "member_metadata": m.metadata_for(g.protocol) if g.protocol else b"",
-                 "member_assignment": m.assignment}
+                {
+                    "member_id": m.member_id,
+                    "group_instance_id": m.group_instance_id,
+                    "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "member_metadata": m.metadata_for(g.protocol) if g.protocol else b"",
+                    "member_assignment": m.assignment,
+                }
                 for m in g.members.values()
             ],
         }
 
 
 def _join_error(err: Error, member_id: str) -> dict:
-    return {"error_code": err, "generation_id": -1, "protocol_name": "", "leader": "",
-            "member_id": member_id, "members": []}
+    return {
+        "error_code": err,
+        "generation_id": -1,
+        "protocol_name": "",
+        "leader": "",
+        "member_id": member_id,
+        "members": [],
+    }

@@ -135,7 +135,10 @@ async def create_topics(b: Broker, req, h, host):
             if t["name"] in b.assignments:
                 err, msg = Error.TOPIC_ALREADY_EXISTS, f"Topic '{t['name']}' already exists."
             elif rf > len(b.live_brokers):
-                err, msg = Error.INVALID_REPLICATION_FACTOR, "Replication factor larger than available brokers."
+                err, msg = (
+                    Error.INVALID_REPLICATION_FACTOR,
+                    "Replication factor larger than available brokers.",
+                )
         else:
             err, msg = await b.create_topic(t["name"], n, rf, configs, assignment)
             if err == Error.NONE and timeout > 0:
@@ -179,11 +182,19 @@ async def produce(b: Broker, req, h, host):
         tres = {"name": td["name"], "partition_responses": []}
         results.append(tres)
         for pd in td["partition_data"]:
-            pres = {"index": pd["index"], "error_code": Error.NONE, "base_offset": -1,
-                    "log_append_time_ms": -1, "log_start_offset": -1, "record_errors": [],
-                    "error_message": None}
+            pres = {
+                "index": pd["index"],
+                "error_code": Error.NONE,
+                "base_offset": -1,
+                "log_append_time_ms": -1,
+                "log_start_offset": -1,
+                "record_errors": [],
+                "error_message": None,
+            }
             tres["partition_responses"].append(pres)
-            err, msg, wait = _produce_partition(b, td["name"], pd["index"], pd["records"], acks, req, pres)
+            err, msg, wait = _produce_partition(
+                b, td["name"], pd["index"], pd["records"], acks, req, pres
+            )
             pres["error_code"], pres["error_message"] = err, msg
             if wait is not None:
                 waits.append((pres, wait))
@@ -191,7 +202,9 @@ async def produce(b: Broker, req, h, host):
         return None
     if waits:
         timeout = max(req["timeout_ms"], 0) / 1000
-        errs = await asyncio.gather(*(b.wait_for_hw(part, off, timeout) for _, (part, off) in waits))
+        errs = await asyncio.gather(
+            *(b.wait_for_hw(part, off, timeout) for _, (part, off) in waits)
+        )
         for (pres, _), err in zip(waits, errs, strict=True):
             pres["error_code"] = err
     return {"responses": results, "throttle_time_ms": 0}
@@ -209,16 +222,23 @@ def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
     if not data:
         return Error.CORRUPT_MESSAGE, "empty record set", None
     if len(data) > b.config.message_max_bytes:
-        return Error.MESSAGE_TOO_LARGE, f"record batch of {len(data)} bytes exceeds message.max.bytes", None
+        return (
+            Error.MESSAGE_TOO_LARGE,
+            f"record batch of {len(data)} bytes exceeds message.max.bytes",
+            None,
+        )
     try:
         headers = rec.validate_batches(data)
     except rec.CorruptBatch as e:
         log.warning("produce to %s-%d refused: %s", topic, index, e)
         return Error.CORRUPT_MESSAGE, str(e), None
     if acks == -1 and len(part.isr) < b.min_isr(topic):
-        return (Error.NOT_ENOUGH_REPLICAS,
-                f"The size of the current ISR {part.isr} is insufficient to satisfy the "
-                f"min.isr requirement of {b.min_isr(topic)} for partition {topic}-{index}", None)
+        return (
+            Error.NOT_ENOUGH_REPLICAS,
+            f"The size of the current ISR {part.isr} is insufficient to satisfy the "
+            f"min.isr requirement of {b.min_isr(topic)} for partition {topic}-{index}",
+            None,
+        )
     from .partition import SequenceError
 
     try:
@@ -253,23 +273,36 @@ async def fetch(b: Broker, req, h, host):
         for t in req["topics"]:
             parts = []
             for pr in t["partitions"]:
-                res, n = _fetch_partition(b, t["topic"], pr, replica, max_bytes - total, total == 0, first_pass)
+                res, n = _fetch_partition(
+                    b, t["topic"], pr, replica, max_bytes - total, total == 0, first_pass
+                )
                 total += n
                 parts.append(res)
             responses.append({"topic": t["topic"], "partitions": parts})
         first_pass = False
         errors = any(p["error_code"] for r in responses for p in r["partitions"])
         if total >= min_bytes or errors or time.monotonic() >= deadline:
-            return {"throttle_time_ms": 0, "error_code": Error.NONE, "session_id": 0,
-                    "responses": responses}
+            return {
+                "throttle_time_ms": 0,
+                "error_code": Error.NONE,
+                "session_id": 0,
+                "responses": responses,
+            }
         await b.wait_progress(deadline - time.monotonic())
 
 
 def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass):
     p = pr["partition"]
-    res = {"partition_index": p, "error_code": Error.NONE, "high_watermark": -1,
-           "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": None,
-           "preferred_read_replica": -1, "records": b""}
+    res = {
+        "partition_index": p,
+        "error_code": Error.NONE,
+        "high_watermark": -1,
+        "last_stable_offset": -1,
+        "log_start_offset": -1,
+        "aborted_transactions": None,
+        "preferred_read_replica": -1,
+        "records": b"",
+    }
     err = b.partition_error(topic, p)
     if err != Error.NONE:
         res["error_code"] = err
@@ -299,8 +332,13 @@ async def list_offsets(b: Broker, req, h, host):
         parts = []
         for pr in t["partitions"]:
             p = pr["partition_index"]
-            res = {"partition_index": p, "error_code": Error.NONE, "timestamp": -1, "offset": -1,
-                   "leader_epoch": -1}
+            res = {
+                "partition_index": p,
+                "error_code": Error.NONE,
+                "timestamp": -1,
+                "offset": -1,
+                "leader_epoch": -1,
+            }
             err = b.partition_error(t["name"], p)
             if err != Error.NONE:
                 res["error_code"] = err
@@ -327,10 +365,19 @@ async def list_offsets(b: Broker, req, h, host):
 @handler(ApiKey.INIT_PRODUCER_ID)
 async def init_producer_id(b: Broker, req, h, host):
     if req["transactional_id"] is not None:
-        return {"throttle_time_ms": 0, "error_code": Error.INVALID_REQUEST, "producer_id": -1,
-                "producer_epoch": -1}
+        return {
+            "throttle_time_ms": 0,
+            "error_code": Error.INVALID_REQUEST,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
     pid = await b.next_producer_id()
-    return {"throttle_time_ms": 0, "error_code": Error.NONE, "producer_id": pid, "producer_epoch": 0}
+    return {
+        "throttle_time_ms": 0,
+        "error_code": Error.NONE,
+        "producer_id": pid,
+        "producer_epoch": 0,
+    }
 
 
 # ---------------- groups ----------------
@@ -339,8 +386,14 @@ async def init_producer_id(b: Broker, req, h, host):
 @handler(ApiKey.FIND_COORDINATOR)
 async def find_coordinator(b: Broker, req, h, host):
     def error(err, msg):
-        return {"throttle_time_ms": 0, "error_code": err, "error_message": msg, "node_id": -1,
-                "host": "", "port": -1}
+        return {
+            "throttle_time_ms": 0,
+            "error_code": err,
+            "error_message": msg,
+            "node_id": -1,
+            "host": "",
+            "port": -1,
+        }
 
     if req.get("key_type", 0) != 0:
         return error(Error.COORDINATOR_NOT_AVAILABLE, "transaction coordinators are not supported")
@@ -357,16 +410,28 @@ async def find_coordinator(b: Broker, req, h, host):
     addr = b.broker_address(st["leader"]) if st else None
     if addr is None:
         return error(Error.COORDINATOR_NOT_AVAILABLE, "the group's offsets partition has no leader")
-    return {"throttle_time_ms": 0, "error_code": Error.NONE, "error_message": None,
-            "node_id": st["leader"], "host": addr[0], "port": addr[1]}
+    return {
+        "throttle_time_ms": 0,
+        "error_code": Error.NONE,
+        "error_message": None,
+        "node_id": st["leader"],
+        "host": addr[0],
+        "port": addr[1],
+    }
 
 
 @handler(ApiKey.JOIN_GROUP)
 async def join_group(b: Broker, req, h, host):
     err = b.coordinator_error(req["group_id"])
     if err != Error.NONE:
-        return {"error_code": err, "generation_id": -1, "protocol_name": "", "leader": "",
-                "member_id": req["member_id"], "members": []}
+        return {
+            "error_code": err,
+            "generation_id": -1,
+            "protocol_name": "",
+            "leader": "",
+            "member_id": req["member_id"],
+            "members": [],
+        }
     resp = await b.groups.join(req, h.api_version, h.client_id or "", f"/{host}")
     resp["throttle_time_ms"] = 0
     if h.api_version < 7 and resp.get("protocol_name") is None:
@@ -399,8 +464,13 @@ async def leave_group(b: Broker, req, h, host):
     if err != Error.NONE:
         return {"throttle_time_ms": 0, "error_code": err, "members": []}
     top, results = b.groups.leave(req["group_id"], ids)
-    return {"throttle_time_ms": 0, "error_code": top,
-            "members": [{"member_id": mid, "group_instance_id": None, "error_code": e} for mid, e in results]}
+    return {
+        "throttle_time_ms": 0,
+        "error_code": top,
+        "members": [
+            {"member_id": mid, "group_instance_id": None, "error_code": e} for mid, e in results
+        ],
+    }
 
 
 @handler(ApiKey.OFFSET_COMMIT)
@@ -411,15 +481,21 @@ async def offset_commit(b: Broker, req, h, host):
         err = b.groups.check_commit(req)
     entries = [
         (t["name"], p["partition_index"], p["committed_offset"], p["committed_metadata"])
-        for t in req["topics"] for p in t["partitions"]
+        for t in req["topics"]
+        for p in t["partitions"]
     ]
     if err == Error.NONE and entries:
         err = await b.commit_offsets(gid, entries)
     return {
         "throttle_time_ms": 0,
         "topics": [
-            {"name": t["name"],
-             "partitions": [{"partition_index": p["partition_index"], "error_code": err} for p in t["partitions"]]}
+            {
+                "name": t["name"],
+                "partitions": [
+                    {"partition_index": p["partition_index"], "error_code": err}
+                    for p in t["partitions"]
+                ],
+            }
             for t in req["topics"]
         ],
     }
@@ -442,13 +518,15 @@ async def offset_fetch(b: Broker, req, h, host):
         parts = []
         for p in ps:
             om = offsets.get((t, p))
-            parts.append({
-                "partition_index": p,
-                "committed_offset": om.offset if om else -1,
-                "committed_leader_epoch": -1,
-                "metadata": (om.metadata if om else "") or "",
-                "error_code": err if h.api_version < 2 else Error.NONE,
-            })
+            parts.append(
+                {
+                    "partition_index": p,
+                    "committed_offset": om.offset if om else -1,
+                    "committed_leader_epoch": -1,
+                    "metadata": (om.metadata if om else "") or "",
+                    "error_code": err if h.api_version < 2 else Error.NONE,
+                }
+            )
         topics.append({"name": t, "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics, "error_code": err}
 
@@ -459,8 +537,16 @@ async def describe_groups(b: Broker, req, h, host):
     for gid in req["groups"]:
         err = b.coordinator_error(gid)
         if err != Error.NONE:
-            out.append({"error_code": err, "group_id": gid, "group_state": "", "protocol_type": "",
-                        "protocol_data": "", "members": []})
+            out.append(
+                {
+                    "error_code": err,
+                    "group_id": gid,
+                    "group_state": "",
+                    "protocol_type": "",
+                    "protocol_data": "",
+                    "members": [],
+                }
+            )
         else:
             out.append(b.groups.describe(gid))
     return {"throttle_time_ms": 0, "groups": out}
@@ -475,5 +561,7 @@ async def list_groups(b: Broker, req, h, host):
             continue
         if states and g.state not in states:
             continue
-        out.append({"group_id": gid, "protocol_type": g.protocol_type or "", "group_state": g.state})
+        out.append(
+            {"group_id": gid, "protocol_type": g.protocol_type or "", "group_state": g.state}
+        )
     return {"throttle_time_ms": 0, "error_code": Error.NONE, "groups": out}

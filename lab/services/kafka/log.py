@@ -104,7 +104,9 @@ class Segment:
                 break
         return valid
 
-    def append(self, data: bytes, first_offset: int, next_offset: int, max_ts: int, interval: int) -> None:
+    def append(
+        self, data: bytes, first_offset: int, next_offset: int, max_ts: int, interval: int
+    ) -> None:
         if self._bytes_since_index >= interval or not self.index:
             self.index.append((first_offset, self.size))
             os.write(self.index_fd, _IDX.pack(first_offset - self.base_offset, self.size))
@@ -177,7 +179,9 @@ class PartitionLog:
     def _recover(self, on_batch) -> None:
         for i, seg in enumerate(self.segments):
             last = i == len(self.segments) - 1
-            valid = seg.scan(check_crc=last, on_batch=on_batch, interval=self.config.index_interval_bytes)
+            valid = seg.scan(
+                check_crc=last, on_batch=on_batch, interval=self.config.index_interval_bytes
+            )
             if valid < seg.size:
                 seg.truncate(valid)
                 # a torn segment cannot be followed by good data: drop later ones
@@ -205,7 +209,9 @@ class PartitionLog:
     def size_bytes(self) -> int:
         return sum(s.size for s in self.segments)
 
-    def append(self, data: bytes, first_offset: int, next_offset: int, max_ts: int, count: int) -> None:
+    def append(
+        self, data: bytes, first_offset: int, next_offset: int, max_ts: int, count: int
+    ) -> None:
         """Append already-stamped batches covering [first_offset, next_offset)."""
         active = self.segments[-1]
         if active.size and active.size + len(data) > self.config.segment_bytes:

@@ -47,7 +47,9 @@ class Partition:
         self.topic = topic
         self.index = index
         self.producers: dict[int, ProducerState] = {}
-        self.log = PartitionLog(log_dir / f"{topic}-{index}", config, on_batch=self._rebuild_producer)
+        self.log = PartitionLog(
+            log_dir / f"{topic}-{index}", config, on_batch=self._rebuild_producer
+        )
         self.high_watermark = 0
         # from ZooKeeper
         self.replicas: list[int] = []
@@ -88,7 +90,8 @@ class Partition:
         if h.producer_epoch > st.epoch:
             if h.base_sequence != 0:
                 raise SequenceError(
-                    Error.OUT_OF_ORDER_SEQUENCE_NUMBER, "a new producer epoch must start at sequence 0"
+                    Error.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    "a new producer epoch must start at sequence 0",
                 )
             return None
         for first, last, first_off, _ in st.batches:

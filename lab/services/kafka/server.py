@@ -48,7 +48,9 @@ async def handle_connection(broker: Broker, reader, writer) -> None:
                 log.warning(
                     "closing connection from %s: frame of %d bytes is larger than "
                     "socket.request.max.bytes (%d) or negative",
-                    host, size, max_bytes,
+                    host,
+                    size,
+                    max_bytes,
                 )
                 return
             try:
@@ -86,19 +88,30 @@ async def dispatch(broker: Broker, payload: bytes, host: str):
     if not api.supports(header.api_version):
         if api.key == ApiKey.API_VERSIONS:
             return encode_response(
-                api, 0, header.correlation_id,
+                api,
+                0,
+                header.correlation_id,
                 {"error_code": Error.UNSUPPORTED_VERSION, "api_keys": handlers.api_ranges()},
             )
         log.warning(
             "closing connection from %s: %s v%d is not supported (%d-%d)",
-            host, api.name, header.api_version, api.min_version, api.max_version,
+            host,
+            api.name,
+            header.api_version,
+            api.min_version,
+            api.max_version,
         )
         return CLOSE
     try:
         body = api.request.decode(r, header.api_version)
     except DecodeError as e:
-        log.warning("closing connection from %s: malformed %s v%d: %s",
-                    host, api.name, header.api_version, e)
+        log.warning(
+            "closing connection from %s: malformed %s v%d: %s",
+            host,
+            api.name,
+            header.api_version,
+            e,
+        )
         return CLOSE
     resp = await handlers.HANDLERS[api.key](broker, body, header, host)
     if resp is None:  # acks=0 produce: no response at all

@@ -48,7 +48,13 @@ class ZkCluster:
     # ---- connection ----
     def start(self, timeout: float = 30) -> None:
         self.zk.start(timeout=timeout)
-        for p in ("/brokers/ids", "/brokers/topics", "/config/topics", "/admin/delete_topics", "/cluster"):
+        for p in (
+            "/brokers/ids",
+            "/brokers/topics",
+            "/config/topics",
+            "/admin/delete_topics",
+            "/cluster",
+        ):
             self.zk.ensure_path(p)
         try:
             self.zk.create("/cluster/id", _j({"version": "1", "id": uuid.uuid4().hex[:22]}))
@@ -80,7 +86,9 @@ class ZkCluster:
         return json.loads(data)["id"]
 
     # ---- brokers ----
-    def register_broker(self, broker_id: int, host: str, port: int, rack: str | None, wait_s: float) -> None:
+    def register_broker(
+        self, broker_id: int, host: str, port: int, rack: str | None, wait_s: float
+    ) -> None:
         """Create /brokers/ids/N. A previous run's node may still be there until
         its session times out: wait for it rather than fail."""
         data = _j(
@@ -128,7 +136,9 @@ class ZkCluster:
         try:
             self.zk.create(
                 "/controller",
-                _j({"version": 1, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000))}),
+                _j(
+                    {"version": 1, "brokerid": broker_id, "timestamp": str(int(time.time() * 1000))}
+                ),
                 ephemeral=True,
             )
         except NodeExistsError:
@@ -155,7 +165,9 @@ class ZkCluster:
 
     # ---- topics ----
     def watch_topics(self, cb: Callable[[list[str]], None]) -> None:
-        self.zk.ChildrenWatch("/brokers/topics", lambda ch: self.loop.call_soon_threadsafe(cb, list(ch)))
+        self.zk.ChildrenWatch(
+            "/brokers/topics", lambda ch: self.loop.call_soon_threadsafe(cb, list(ch))
+        )
 
     def watch_assignment(self, topic: str, cb) -> None:
         def on_data(data, stat):
@@ -171,7 +183,9 @@ class ZkCluster:
     def watch_partition_state(self, topic: str, partition: int, cb) -> None:
         def on_data(data, stat):
             state = json.loads(data) if data else None
-            self.loop.call_soon_threadsafe(cb, topic, partition, state, stat.version if stat else -1)
+            self.loop.call_soon_threadsafe(
+                cb, topic, partition, state, stat.version if stat else -1
+            )
 
         self.zk.DataWatch(state_path(topic, partition), on_data)
 
@@ -181,7 +195,9 @@ class ZkCluster:
         except NoNodeError:
             return {}
 
-    def create_topic(self, topic: str, assignment: dict[int, list[int]], config: dict[str, str]) -> bool:
+    def create_topic(
+        self, topic: str, assignment: dict[int, list[int]], config: dict[str, str]
+    ) -> bool:
         """False when it exists already."""
         try:
             self.zk.create(f"/config/topics/{topic}", _j({"version": 1, "config": config}))
@@ -190,8 +206,14 @@ class ZkCluster:
         try:
             self.zk.create(
                 f"/brokers/topics/{topic}",
-                _j({"version": 2, "partitions": {str(p): r for p, r in assignment.items()},
-                    "adding_replicas": {}, "removing_replicas": {}}),
+                _j(
+                    {
+                        "version": 2,
+                        "partitions": {str(p): r for p, r in assignment.items()},
+                        "adding_replicas": {},
+                        "removing_replicas": {},
+                    }
+                ),
             )
         except NodeExistsError:
             return False
@@ -207,10 +229,16 @@ class ZkCluster:
             pass
 
     def watch_delete_requests(self, cb) -> None:
-        self.zk.ChildrenWatch("/admin/delete_topics", lambda ch: self.loop.call_soon_threadsafe(cb, list(ch)))
+        self.zk.ChildrenWatch(
+            "/admin/delete_topics", lambda ch: self.loop.call_soon_threadsafe(cb, list(ch))
+        )
 
     def delete_topic_nodes(self, topic: str) -> None:
-        for p in (f"/brokers/topics/{topic}", f"/config/topics/{topic}", f"/admin/delete_topics/{topic}"):
+        for p in (
+            f"/brokers/topics/{topic}",
+            f"/config/topics/{topic}",
+            f"/admin/delete_topics/{topic}",
+        ):
             try:
                 self.zk.delete(p, recursive=True)
             except NoNodeError:
@@ -231,7 +259,9 @@ class ZkCluster:
         except (NodeExistsError, NoNodeError):
             return False
 
-    def set_partition_state(self, topic: str, partition: int, state: dict, version: int) -> int | None:
+    def set_partition_state(
+        self, topic: str, partition: int, state: dict, version: int
+    ) -> int | None:
         """Conditional write; the new znode version, or None if someone else wrote first."""
         try:
             stat = self.zk.set(state_path(topic, partition), _j(state), version=version)
@@ -252,7 +282,12 @@ class ZkCluster:
                     pass
                 continue
             start = int(json.loads(data)["block_end"]) + 1 if data else 0
-            block = {"version": 1, "broker": broker_id, "block_start": str(start), "block_end": str(start + size - 1)}
+            block = {
+                "version": 1,
+                "broker": broker_id,
+                "block_start": str(start),
+                "block_end": str(start + size - 1),
+            }
             try:
                 self.zk.set(path, _j(block), version=stat.version)
                 return start, start + size - 1

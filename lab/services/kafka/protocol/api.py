@@ -122,7 +122,9 @@ def encode_response(api: Api, version: int, correlation_id: int, body: dict) -> 
     return len(data[4:]).to_bytes(4, "big", signed=True) + data[4:]
 
 
-def encode_request(api: Api, version: int, correlation_id: int, client_id: str, body: dict) -> bytes:
+def encode_request(
+    api: Api, version: int, correlation_id: int, client_id: str, body: dict
+) -> bytes:
     """Used by follower replicas and the admin commands (our own client side)."""
     w = Writer()
     REQUEST_HEADER.encode_into(

@@ -224,13 +224,20 @@ def build_batch(
     if not records:
         raise ValueError("a batch needs at least one record")
     ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-    payload = b"".join(_encode_record(i, 0, k, v, headers or []) for i, (k, v) in enumerate(records))
+    payload = b"".join(
+        _encode_record(i, 0, k, v, headers or []) for i, (k, v) in enumerate(records)
+    )
     if compression == COMPRESSION_GZIP:
         payload = gzip.compress(payload, compresslevel=1)
     elif compression != COMPRESSION_NONE:
         raise ValueError("only none and gzip are built here")
     n = len(records)
-    after_crc = struct.pack(">hiqqqhii", compression, n - 1, ts, ts, producer_id, producer_epoch, base_sequence, n) + payload
+    after_crc = (
+        struct.pack(
+            ">hiqqqhii", compression, n - 1, ts, ts, producer_id, producer_epoch, base_sequence, n
+        )
+        + payload
+    )
     crc = crc32c.crc32c(after_crc)
     length = 4 + 1 + 4 + len(after_crc)  # epoch + magic + crc + rest
     return struct.pack(">qiibI", base_offset, length, -1, 2, crc) + after_crc

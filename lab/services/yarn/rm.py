@@ -139,6 +139,9 @@ def build_scheduler(conf: Configuration) -> Scheduler:
         rack_locality_additional_delay=conf.get_int(
             "yarn.scheduler.capacity.rack-locality-additional-delay"
         ),
+        memory_only=not (conf.get("yarn.scheduler.capacity.resource-calculator") or "").endswith(
+            "DominantResourceCalculator"
+        ),
     )
     cls = conf.get("yarn.resourcemanager.scheduler.class") or ""
     if cls.endswith("FifoScheduler"):

@@ -151,12 +151,16 @@ class Scheduler:
         maximum: Resource = Resource(8192, 4),
         node_locality_delay: int = 40,
         rack_locality_additional_delay: int = -1,
+        memory_only: bool = True,
     ):
         self.queues: dict[str, Queue] = {q.name: q for q in queues}
         self.minimum = minimum
         self.maximum = maximum
         self.node_locality_delay = node_locality_delay
         self.rack_locality_additional_delay = rack_locality_additional_delay
+        # DefaultResourceCalculator (Hadoop's default) counts memory only;
+        # DominantResourceCalculator counts vcores too.
+        self.memory_only = memory_only
         self.nodes: dict[str, SchedulerNode] = {}
         self.apps: dict[str, SchedulerApp] = {}  # by attempt id
         self._order = itertools.count()
@@ -313,6 +317,11 @@ class Scheduler:
         c.state = "COMPLETE"
 
     # -- placement ------------------------------------------------------------
+    def _fits(self, want: Resource, room: Resource) -> bool:
+        if self.memory_only:
+            return want.memory <= room.memory
+        return want.fits_in(room)
+
     def _locality(self, ask: Ask, node: SchedulerNode) -> str | None:
         """The locality this node would give the ask now, or None to pass on it."""
         if node.host in ask.hosts:
@@ -339,9 +348,9 @@ class Scheduler:
     ) -> Container | None:
         cluster = self.cluster
         for ask in sorted(app.asks.values(), key=lambda a: (a.priority, a.request_id)):
-            if ask.num <= 0 or not ask.capability.fits_in(node.available):
+            if ask.num <= 0 or not self._fits(ask.capability, node.available):
                 continue
-            if not (q.used + ask.capability).fits_in(q.maximum(cluster)):
+            if not self._fits(q.used + ask.capability, q.maximum(cluster)):
                 continue
             locality = self._locality(ask, node)
             if locality is None:

@@ -141,6 +141,19 @@ class WebHdfs:
         items = locs.get("BlockLocation") or []
         return items if isinstance(items, list) else [items]
 
+    def replica_host(self, path: str, offset: int) -> str | None:
+        """The DataNode the NameNode redirects an OPEN at offset to: a host holding that block."""
+        url = self._url(path, "OPEN", offset=offset, length=1)
+        try:
+            with _opener.open(urllib.request.Request(url), timeout=self.timeout):
+                return None  # served without a redirect: no DataNode to name
+        except urllib.error.HTTPError as e:
+            loc = e.headers.get("Location") if e.code == 307 else None
+            e.read()
+            return urllib.parse.urlsplit(loc).hostname if loc else None
+        except (urllib.error.URLError, OSError) as e:
+            raise WebHdfsError("ConnectException", f"{url}: {e}") from None
+
     # -- data -------------------------------------------------------------------
     def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         _, body, _ = self._do("GET", self._url(path, "OPEN", offset=offset or None, length=length))

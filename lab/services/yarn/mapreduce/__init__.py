@@ -1,0 +1,1 @@
+"""MapReduce on racklab's YARN: an ApplicationMaster, map and reduce tasks, example jobs."""

@@ -1,0 +1,158 @@
+"""A map or reduce task attempt, run in a YARN container by the MapReduce AM.
+
+``python -m lab.services.yarn.mapreduce.task`` reads its assignment from the
+MR_TASK environment variable (JSON), does the work, and reports to the AM's
+umbilical URL (MR_UMBILICAL) before exiting 0. Any failure exits non-zero with a
+traceback on stderr, which the NodeManager keeps and the AM sees as diagnostics.
+
+Map output: one sorted file per reduce partition under
+$LOCAL_DIRS/output/<attempt>/part-<r>, JSON lines [key, value], served to
+reducers by the NodeManager's shuffle handler.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import sys
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+
+from ..http import RpcError, call
+from ..webhdfs import WebHdfs
+from .jobs import make_job
+from .splits import read_split
+
+
+def _report(umbilical: str, what: str, body: dict) -> None:
+    call(f"{umbilical}/umbilical/{what}", body, timeout=30)
+
+
+def run_map(task: dict, conf: dict) -> dict:
+    job = make_job(conf)
+    fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
+    reduces = int(conf["mapreduce.job.reduces"])
+    part = job.partitioner(reduces, task.get("splitPoints"))
+    counters = {"MAP_INPUT_RECORDS": 0, "MAP_OUTPUT_RECORDS": 0, "HDFS_BYTES_READ": 0}
+    if job.combine_sums:
+        # The combiner, in-map: sum per key before anything is written.
+        sums: list[dict[str, int]] = [dict() for _ in range(reduces)]
+        for line in read_split(fs, task["split"]):
+            counters["MAP_INPUT_RECORDS"] += 1
+            counters["HDFS_BYTES_READ"] += len(line) + 1
+            for k, v in job.map(line):
+                counters["MAP_OUTPUT_RECORDS"] += 1
+                d = sums[part(k)]
+                d[k] = d.get(k, 0) + v
+        parts = [sorted(d.items()) for d in sums]
+    else:
+        lists: list[list] = [[] for _ in range(reduces)]
+        for line in read_split(fs, task["split"]):
+            counters["MAP_INPUT_RECORDS"] += 1
+            counters["HDFS_BYTES_READ"] += len(line) + 1
+            for k, v in job.map(line):
+                counters["MAP_OUTPUT_RECORDS"] += 1
+                lists[part(k)].append((k, v))
+        for lst in lists:
+            lst.sort(key=lambda kv: kv[0])
+        parts = lists
+    out = Path(os.environ["LOCAL_DIRS"]) / "output" / task["attempt"]
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for r, items in enumerate(parts):
+        tmp = out / f".part-{r}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for kv in items:
+                f.write(json.dumps(kv))
+                f.write("\n")
+        written += tmp.stat().st_size
+        tmp.rename(out / f"part-{r}")
+    counters["MAP_OUTPUT_BYTES"] = written
+    return counters
+
+
+class FetchFailed(Exception):
+    def __init__(self, maps: list[str], why: str):
+        super().__init__(why)
+        self.maps = maps
+
+
+def _fetch(job_id: str, reduce_: int, attempt: str, address: str) -> bytes:
+    url = f"http://{address}/mapOutput?job={job_id}&reduce={reduce_}&map={attempt}"
+    last = None
+    for i in range(3):  # a short retry for a busy NM; a dead one fails fast
+        try:
+            with urllib.request.urlopen(url, timeout=20) as r:
+                return r.read()
+        except OSError as e:
+            last = e
+            time.sleep(0.2 * (i + 1))
+    raise FetchFailed([attempt], f"fetch of {attempt} from {address} failed: {last}")
+
+
+def run_reduce(task: dict, conf: dict) -> dict:
+    job = make_job(conf)
+    fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
+    r = int(task["partition"])
+    runs = []
+    failed: list[str] = []
+    shuffled = 0
+    for attempt, address in task["maps"]:
+        try:
+            data = _fetch(conf["job.id"], r, attempt, address)
+        except FetchFailed as e:
+            failed += e.maps
+            continue
+        shuffled += len(data)
+        runs.append([json.loads(line) for line in data.decode("utf-8").splitlines() if line])
+    if failed:
+        raise FetchFailed(failed, f"could not fetch map output of {', '.join(failed)}")
+    counters = {"REDUCE_SHUFFLE_BYTES": shuffled, "REDUCE_INPUT_RECORDS": sum(len(x) for x in runs)}
+    groups = 0
+    lines = []
+    merged = heapq.merge(*runs, key=lambda kv: kv[0])
+    for key, kvs in itertools.groupby(merged, key=lambda kv: kv[0]):
+        groups += 1
+        lines.extend(job.reduce(key, (v for _, v in kvs)))
+    counters["REDUCE_INPUT_GROUPS"] = groups
+    counters["REDUCE_OUTPUT_RECORDS"] = len(lines)
+    data = ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8", "surrogateescape")
+    fs.write(task["tempOutput"], data, overwrite=True)
+    counters["HDFS_BYTES_WRITTEN"] = len(data)
+    return counters
+
+
+def main() -> int:
+    task = json.loads(os.environ["MR_TASK"])
+    conf = json.loads(Path(os.environ.get("MR_JOB_CONF", "job.json")).read_text())
+    umbilical = os.environ["MR_UMBILICAL"]
+    attempt = task["attempt"]
+    started = time.time()
+    try:
+        counters = run_map(task, conf) if task["type"] == "MAP" else run_reduce(task, conf)
+    except FetchFailed as e:
+        print(f"fetch failure: {e}", file=sys.stderr)
+        try:
+            _report(
+                umbilical,
+                "fetchFailure",
+                {"attempt": attempt, "maps": e.maps, "diagnostics": str(e)},
+            )
+        except RpcError:
+            pass
+        return 1
+    except Exception:
+        traceback.print_exc()
+        return 1
+    counters["ELAPSED_MS"] = int((time.time() - started) * 1000)
+    _report(umbilical, "done", {"attempt": attempt, "counters": counters})
+    print(f"{attempt} done: {counters}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""MapReduce jobs over racklab's HDFS: correctness, locality, failures."""
+
+from __future__ import annotations
+
+import collections
+import random
+import re
+import time
+
+import pytest
+import requests
+
+from lab.services.hdfs.minicluster import MiniCluster
+from lab.services.yarn.mapreduce import client
+from lab.services.yarn.webhdfs import WebHdfs
+
+from .cluster import YarnCluster, wait_until
+
+FAST = {
+    "mapreduce.map.memory.mb": 128,
+    "mapreduce.reduce.memory.mb": 128,
+    "yarn.app.mapreduce.am.scheduler.heartbeat.interval-ms": 100,
+}
+WORDS = [f"w{i:03d}" for i in range(400)] + ["grün", "naïve", "日本"]
+
+
+def make_text(rnd: random.Random, lines: int) -> str:
+    return "".join(
+        " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(0, 14))) + "\n" for _ in range(lines)
+    )
+
+
+def start_stack(root, nm_memory=1024, nm_extra=None, yarn_kw=None):
+    dfs = MiniCluster(
+        root / "dfs",
+        racks={"/rack1": 2, "/rack2": 1},
+        settings={"dfs.blocksize": "64k", "dfs.replication": "1"},
+    )
+    dfs.start()
+    y = None
+    try:
+        dfs.wait_active()
+        y = YarnCluster(root / "yarn", racks=dfs.dn_racks, **(yarn_kw or {}))
+        y.start_rm()
+        for ip in dfs.dn_racks:  # a NodeManager beside every DataNode, as in a real cluster
+            y.start_nm(ip, memory_mb=nm_memory, vcores=8, extra=nm_extra)
+        y.wait_nodes(3)
+    except BaseException:
+        if y:
+            y.stop()
+        dfs.stop()
+        raise
+    return dfs, y
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mr")
+    dfs, y = start_stack(root)
+    fs = WebHdfs(dfs.url)
+    rnd = random.Random(7)
+    texts = {}
+    for i in range(3):
+        texts[f"/data/in/part{i}.txt"] = make_text(rnd, 2500 + 700 * i)
+    texts["/data/in/sub/extra.txt"] = make_text(rnd, 900)
+    for path, text in texts.items():
+        fs.write(path, text.encode())
+    fs.write("/data/in/_ignored", b"hidden files are not input\n")
+    try:
+        yield dfs, y, texts
+    finally:
+        leftovers = []
+        for host, nm in y.nms.items():
+            if nm.alive():
+                nm.stop()
+                leftovers += y.leftover_cgroups(host)
+        y.stop()
+        dfs.stop()
+        assert not leftovers
+
+
+def run(y, dfs, kind, inputs, output, **kw):
+    conf = dict(FAST, **kw.pop("conf", {}))
+    app = client.submit_job(y.url, dfs.url, kind, inputs, output, conf=conf, **kw)
+    rm_app = client.wait_for_job(y.url, app, timeout=120, interval=0.2)
+    return app, rm_app, client.job_report(dfs.url, app)
+
+
+def test_wordcount_matches_a_local_count_and_reports_locality(stack):
+    dfs, y, texts = stack
+    app, rm_app, report = run(y, dfs, "wordcount", ["/data/in"], "/out/wc", reduces=3)
+    assert (rm_app["state"], rm_app["finalStatus"]) == ("FINISHED", "SUCCEEDED"), rm_app[
+        "diagnostics"
+    ]
+    expected = collections.Counter(w for t in texts.values() for w in t.split())
+    out = client.read_output(dfs.url, "/out/wc")
+    got = collections.Counter()
+    for line in out.splitlines():
+        word, n = line.split("\t")
+        assert word not in got  # each word in exactly one partition
+        got[word] = int(n)
+    assert got == expected
+    fs = WebHdfs(dfs.url)
+    names = sorted(s["pathSuffix"] for s in fs.list("/out/wc"))
+    assert names == ["_SUCCESS", "part-r-00000", "part-r-00001", "part-r-00002"]
+    c = report["counters"]
+    print(
+        f"\nwordcount: {report['mapsTotal']} maps: {c['DATA_LOCAL_MAPS']} node-local, "
+        f"{c['RACK_LOCAL_MAPS']} rack-local, {c['OTHER_LOCAL_MAPS']} off-switch"
+    )
+    assert report["mapsTotal"] > 4  # several blocks per file: more than one split per file
+    assert (
+        c["DATA_LOCAL_MAPS"] + c["RACK_LOCAL_MAPS"] + c["OTHER_LOCAL_MAPS"]
+        == c["TOTAL_LAUNCHED_MAPS"]
+    )
+    assert c["TOTAL_LAUNCHED_MAPS"] == report["mapsTotal"]
+    # the cluster has room for every map beside its block: delay scheduling finds most of them
+    assert c["DATA_LOCAL_MAPS"] >= report["mapsTotal"] // 2
+    assert c["MAP_INPUT_RECORDS"] == sum(t.count("\n") for t in texts.values())
+    assert c["REDUCE_OUTPUT_RECORDS"] == len(expected)
+
+
+def test_grep_counts_matches(stack):
+    dfs, y, texts = stack
+    app, rm_app, report = run(
+        y,
+        dfs,
+        "grep",
+        ["/data/in/part0.txt", "/data/in/part2.txt"],
+        "/out/grep",
+        conf={"mapreduce.mapper.regex": r"w1[0-4]\d"},
+    )
+    assert rm_app["finalStatus"] == "SUCCEEDED", rm_app["diagnostics"]
+    expected = collections.Counter()
+    for p in ("/data/in/part0.txt", "/data/in/part2.txt"):
+        expected.update(re.findall(r"w1[0-4]\d", texts[p]))
+    got = {
+        k: int(v)
+        for k, v in (
+            line.split("\t") for line in client.read_output(dfs.url, "/out/grep").splitlines()
+        )
+    }
+    assert got == dict(expected) and len(got) == 50
+
+
+def test_sort_with_sampling_partitioner_is_totally_ordered(stack):
+    dfs, y, texts = stack
+    app, rm_app, report = run(y, dfs, "sort", ["/data/in"], "/out/sort", reduces=3)
+    assert rm_app["finalStatus"] == "SUCCEEDED", rm_app["diagnostics"]
+    lines = [line for t in texts.values() for line in t.splitlines()]
+    out = client.read_output(dfs.url, "/out/sort")  # part files in order
+    assert out.splitlines() == sorted(lines)
+    assert len(report["splitPoints"]) == 2  # 3 reducers: 2 cut points from the sample
+    fs = WebHdfs(dfs.url)
+    sizes = [fs.status(f"/out/sort/part-r-0000{i}")["length"] for i in range(3)]
+    assert all(s > 0 for s in sizes)  # the sample spreads keys over every reducer
+
+
+def test_missing_input_fails_the_job_with_a_diagnostic(stack):
+    dfs, y, _ = stack
+    with pytest.raises(client.JobError, match="Input path does not exist: /no/such/dir"):
+        client.submit_job(y.url, dfs.url, "wordcount", ["/no/such/dir"], "/out/x")
+    # submitted anyway (as a REST client could): the AM fails the job and says why
+    app = client.submit_job(
+        y.url, dfs.url, "wordcount", ["/no/such/dir"], "/out/missing", conf=FAST, check_paths=False
+    )
+    rm_app = client.wait_for_job(y.url, app, timeout=60, interval=0.2)
+    assert (rm_app["state"], rm_app["finalStatus"]) == ("FINISHED", "FAILED")
+    assert "Input path does not exist: /no/such/dir" in rm_app["diagnostics"]
+    assert requests.get(y.url + "/ws/v1/cluster/info", timeout=5).ok
+
+
+def test_existing_output_is_refused(stack):
+    dfs, y, _ = stack
+    WebHdfs(dfs.url).mkdirs("/out/taken")
+    with pytest.raises(client.JobError, match="Output directory /out/taken already exists"):
+        client.submit_job(y.url, dfs.url, "wordcount", ["/data/in"], "/out/taken")
+
+
+def test_killing_a_nodemanager_mid_job_still_succeeds(tmp_path):
+    # Small NodeManagers (two 192 MB maps at a time each) so the job runs in waves.
+    dfs, y = start_stack(tmp_path, nm_memory=640)
+    try:
+        fs = WebHdfs(dfs.url)
+        rnd = random.Random(3)
+        texts = {f"/in/f{i}.txt": make_text(rnd, 4000) for i in range(4)}
+        for p, t in texts.items():
+            fs.write(p, t.encode())
+        conf = dict(FAST, **{"mapreduce.map.memory.mb": 192})
+        app = client.submit_job(y.url, dfs.url, "wordcount", ["/in"], "/out", reduces=2, conf=conf)
+        am_host = wait_until(lambda: y.app(app)["masterNodeId"], what="AM placed").split(":")[0]
+        tracking = wait_until(
+            lambda: y.app(app)["state"] == "RUNNING" and y.app(app)["trackingUrl"],
+            what="AM running",
+        )
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline:
+            job = requests.get(tracking, timeout=5).json()["job"]
+            if job["mapsCompleted"] >= 1 and job["reducesCompleted"] == 0:
+                # a node (not the AM's) that holds finished map output
+                for t in job["tasks"]:
+                    if t["state"] == "SUCCEEDED" and t["id"].count("_m_"):
+                        host = next(a["host"] for a in t["attempts"] if a["state"] == "SUCCEEDED")
+                        if host != am_host:
+                            victim = host
+                            break
+            if victim is None:
+                time.sleep(0.05)
+        assert victim, "no map finished on a non-AM node in time"
+        y.nms[victim].kill()
+        rm_app = client.wait_for_job(y.url, app, timeout=120, interval=0.2)
+        assert (rm_app["state"], rm_app["finalStatus"]) == ("FINISHED", "SUCCEEDED"), rm_app[
+            "diagnostics"
+        ]
+        report = client.job_report(dfs.url, app)
+        print("\nevents after killing the NodeManager on", victim, *report["events"], sep="\n  ")
+        assert report["counters"]["MAPS_RERUN_FOR_LOST_OUTPUT"] >= 1
+        expected = collections.Counter(w for t in texts.values() for w in t.split())
+        got = collections.Counter(
+            {
+                k: int(v)
+                for k, v in (
+                    ln.split("\t") for ln in client.read_output(dfs.url, "/out").splitlines()
+                )
+            }
+        )
+        assert got == expected
+        assert [n["nodeHostName"] for n in y.nodes("LOST")] == [victim]
+    finally:
+        y.stop()
+        dfs.stop()

@@ -94,7 +94,10 @@ def up(file: Path, as_json: bool = JSON):
 
 
 @app.command()
-def down(name: str = typer.Argument(None, help="The lab (default: the only one up)."), as_json: bool = JSON):
+def down(
+    name: str = typer.Argument(None, help="The lab (default: the only one up)."),
+    as_json: bool = JSON,
+):
     """Tear a lab down: every node, interface, cgroup and file it made."""
     from lab.orchestrator import lab as orch
 
@@ -203,8 +206,8 @@ def graph(
     """Draw racks, nodes and their services (Graphviz)."""
     from lab.orchestrator import graph as g
 
-    path = g.render(source, lab, output)
-    out.print(f"wrote {path}")
+    for path in g.render(source, lab, output):
+        out.print(f"wrote {path}")
 
 
 @demo_app.command("namespaces")

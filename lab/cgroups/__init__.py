@@ -280,9 +280,8 @@ class Cgroup:
             s["throttled_usec"] = t // 1000 if t is not None else None
             s["memory_bytes"] = _int(_read(self._file("memory", "memory.usage_in_bytes")))
             s["memory_peak"] = _int(_read(self._file("memory", "memory.max_usage_in_bytes")))
-            s["oom_kills"] = _keyed(_read(self._file("memory", "memory.oom_control"))).get(
-                "oom_kill"
-            )
+            # v1 counts an OOM kill only in the victim's own cgroup: add up the subtree
+            s["oom_kills"] = self._v1_subtree_sum("memory", "memory.oom_control", "oom_kill")
             rd = wr = 0
             for line in _read(self._file("blkio", "blkio.throttle.io_service_bytes")).splitlines():
                 parts = line.split()
@@ -294,6 +293,16 @@ class Cgroup:
         s["pids"] = _int(_read(self._file("pids", "pids.current")))
         s["pids_max_hits"] = _keyed(_read(self._file("pids", "pids.events"))).get("max")
         return s
+
+    def _v1_subtree_sum(self, controller: str, filename: str, key: str) -> int | None:
+        base = self._file(controller, filename).parent
+        total, seen = 0, False
+        for sub, _dirs, files in os.walk(base):
+            if filename in files:
+                value = _keyed(_read(Path(sub) / filename)).get(key)
+                if value is not None:
+                    total, seen = total + value, True
+        return total if seen else None
 
     # the end
     def kill_all(self, timeout: float = 5.0) -> None:

@@ -69,7 +69,7 @@ class Topology:
                     "nodemanagers",
                 ):
                     for n in [value] if isinstance(value, str) else value:
-                        label = svc if role == "nodes" else role
+                        label = svc if role == "nodes" else role.removesuffix("s")
                         out[n].append(label)
         return out
 

@@ -9,6 +9,7 @@ removed by the next run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -42,13 +43,19 @@ def demo_labs(prefix: str) -> list[str]:
 
 
 def remove_stale(prefix: str) -> list[str]:
-    """Remove the cgroups (and so the processes) of earlier runs whose demo process is dead."""
+    """Remove what earlier runs whose demo process is dead left: their cgroups (and so
+    their processes) and their node files."""
     removed = []
     for name in demo_labs(prefix):
         owner = name.rpartition("-")[2]
         if owner.isdigit() and not _pid_alive(int(owner)):
             cgroups.lab_cgroup(name).remove()
             removed.append(name)
+    pattern = re.compile(rf"racklab-{re.escape(prefix)}-(\d+)-")
+    for d in scratch_dir().glob(f"racklab-{prefix}-*"):
+        m = pattern.match(d.name)
+        if m and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(d, ignore_errors=True)
     return removed
 
 

@@ -14,9 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from .config import render_rack_table, render_site_xml
+from .webclient import WebHdfsClient
 
 
 def free_port(ip: str) -> int:
@@ -182,16 +181,22 @@ class MiniCluster:
     def url(self) -> str:
         return f"http://{self.nn_ip}:{self.nn_http}"
 
+    def client(self, user: str = "root") -> WebHdfsClient:
+        return WebHdfsClient(self.url, user=user)
+
     def jmx(self, name: str) -> dict:
-        r = requests.get(
-            f"{self.url}/jmx", params={"qry": f"Hadoop:service=NameNode,name={name}"}, timeout=10
-        )
-        return r.json()["beans"][0]
+        c = self.client()
+        try:
+            return c.jmx(name)
+        finally:
+            c.close()
 
     def fsck(self, path: str = "/") -> dict:
-        return requests.get(
-            f"{self.url}/fsck", params={"path": path, "format": "json"}, timeout=30
-        ).json()
+        c = self.client()
+        try:
+            return c.fsck(path, as_json=True)
+        finally:
+            c.close()
 
     def wait(self, predicate, timeout: float, what: str, interval: float = 0.2):
         deadline = time.monotonic() + timeout

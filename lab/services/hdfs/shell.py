@@ -1,0 +1,330 @@
+"""`lab hdfs dfs|fsck|dfsadmin`: Hadoop's FsShell, fsck and dfsadmin -report over WebHDFS,
+/fsck and /jmx, with Hadoop's output layout and error messages.
+
+Call `run(namenode_url, argv, out, err)` with argv as Hadoop's `hdfs` command takes it,
+e.g. ["dfs", "-ls", "/"], ["fsck", "/", "-files", "-blocks"], ["dfsadmin", "-report"].
+Also runnable alone: python -m lab.services.hdfs.shell --namenode HOST:9870 dfs -ls /
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from . import errors
+from .namespace import mode_string
+from .webclient import WebHdfsClient
+
+USAGE = """Usage: hdfs [--user NAME] COMMAND
+  dfs -ls [-R] PATH... | -mkdir [-p] PATH... | -put [-f] LOCAL... DST | -get SRC... LOCALDST
+      -cat PATH... | -rm [-r] [-f] [-skipTrash] PATH...
+  fsck PATH [-files [-blocks [-locations | -racks]]]
+  dfsadmin -report [-live] [-dead] | -safemode get
+"""
+
+
+def run(
+    namenode: str,
+    argv: list[str],
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    user: str | None = None,
+) -> int:
+    """-> exit status: 0 done, 1 an operation failed, 255 bad usage (as Hadoop's shell)."""
+    if argv and argv[0] == "--user" and len(argv) > 1:
+        user, argv = argv[1], argv[2:]
+    client = WebHdfsClient(namenode, user=user or _default_user())
+    try:
+        if not argv:
+            err.write(USAGE)
+            return 255
+        cmd, args = argv[0], argv[1:]
+        if cmd == "dfs":
+            return Dfs(client, out, err).run(args)
+        if cmd == "fsck":
+            return fsck(client, args, out, err)
+        if cmd == "dfsadmin":
+            return dfsadmin(client, args, out, err)
+        err.write(f"{cmd}: Unknown command\n{USAGE}")
+        return 255
+    except OSError as exc:
+        err.write(f"Call to NameNode {namenode} failed: {exc}\n")
+        return 1
+    finally:
+        client.close()
+
+
+def _default_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+class Dfs:
+    def __init__(self, client: WebHdfsClient, out: TextIO, err: TextIO) -> None:
+        self.c, self.out, self.err = client, out, err
+
+    def run(self, args: list[str]) -> int:
+        if not args:
+            self.err.write(USAGE)
+            return 255
+        cmd, rest = args[0], args[1:]
+        flags = {a for a in rest if a.startswith("-") and len(a) > 1}
+        paths = [a for a in rest if a not in flags]
+        handler = {
+            "-ls": self.ls,
+            "-mkdir": self.mkdir,
+            "-put": self.put,
+            "-copyFromLocal": self.put,
+            "-get": self.get,
+            "-copyToLocal": self.get,
+            "-cat": self.cat,
+            "-rm": self.rm,
+        }.get(cmd)
+        if handler is None:
+            self.err.write(f"{cmd}: Unknown command\n")
+            return 255
+        if not paths and cmd not in ("-ls",):
+            self.err.write(f"{cmd}: Not enough arguments\n")
+            return 255
+        return handler(flags, paths)
+
+    def _fail(self, cmd: str, path: str, exc: Exception) -> int:
+        msg = str(exc).splitlines()[0]
+        if isinstance(exc, errors.FileNotFoundException):
+            msg = "No such file or directory"
+        elif isinstance(exc, errors.FileAlreadyExistsException):
+            msg = "File exists"
+        self.err.write(f"{cmd}: `{path}': {msg}\n")
+        return 1
+
+    def _line(self, st: dict, path: str) -> str:
+        kind = "d" if st["type"] == "DIRECTORY" else "-"
+        mode = mode_string(int(st["permission"], 8))
+        repl = "-" if st["type"] == "DIRECTORY" else str(st["replication"])
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st["modificationTime"] / 1000))
+        return f"{kind}{mode}   {repl:>1} {st['owner']} {st['group']} {st['length']:>10} {when} {path}\n"
+
+    def ls(self, flags: set[str], paths: list[str]) -> int:
+        rc = 0
+        for path in paths or [f"/user/{self.c.user}"]:
+            try:
+                self._ls(path, "-R" in flags, top=True)
+            except errors.HdfsException as exc:
+                rc = self._fail("ls", path, exc)
+        return rc
+
+    def _ls(self, path: str, recursive: bool, top: bool) -> None:
+        st = self.c.status(path)
+        if st["type"] != "DIRECTORY":
+            self.out.write(self._line(st, path))
+            return
+        items = self.c.list(path)
+        if top and not recursive:
+            self.out.write(f"Found {len(items)} items\n")
+        for item in items:
+            child = posixpath.join(path, item["pathSuffix"])
+            self.out.write(self._line(item, child))
+            if recursive and item["type"] == "DIRECTORY":
+                self._ls(child, True, False)
+
+    def mkdir(self, flags: set[str], paths: list[str]) -> int:
+        rc = 0
+        for path in paths:
+            try:
+                if "-p" not in flags:
+                    try:
+                        self.c.status(path)
+                        raise errors.FileAlreadyExistsException(path)
+                    except errors.FileNotFoundException:
+                        pass
+                    parent = posixpath.dirname(path.rstrip("/")) or "/"
+                    try:
+                        self.c.status(parent)
+                    except errors.FileNotFoundException:
+                        self.err.write(f"mkdir: `{parent}': No such file or directory\n")
+                        rc = 1
+                        continue
+                self.c.mkdirs(path)
+            except errors.HdfsException as exc:
+                rc = self._fail("mkdir", path, exc)
+        return rc
+
+    def put(self, flags: set[str], paths: list[str]) -> int:
+        if len(paths) < 2:
+            self.err.write("put: Not enough arguments: expected 2 but got 1\n")
+            return 255
+        *sources, dst = paths
+        try:
+            dst_is_dir = self.c.status(dst)["type"] == "DIRECTORY"
+        except errors.FileNotFoundException:
+            dst_is_dir = False
+        if len(sources) > 1 and not dst_is_dir:
+            self.err.write(f"put: `{dst}': No such file or directory\n")
+            return 1
+        rc = 0
+        for src in sources:
+            target = posixpath.join(dst, Path(src).name) if dst_is_dir else dst
+            try:
+                with open(src, "rb") as f:
+                    self.c.write(
+                        target, iter(lambda f=f: f.read(1 << 20), b""), overwrite="-f" in flags
+                    )
+            except FileNotFoundError:
+                self.err.write(f"put: `{src}': No such file or directory\n")
+                rc = 1
+            except errors.HdfsException as exc:
+                rc = self._fail("put", target, exc)
+        return rc
+
+    def get(self, flags: set[str], paths: list[str]) -> int:
+        if len(paths) < 2:
+            self.err.write("get: Not enough arguments: expected 2 but got 1\n")
+            return 255
+        *sources, dst = paths
+        rc = 0
+        for src in sources:
+            local = Path(dst) / posixpath.basename(src) if Path(dst).is_dir() else Path(dst)
+            if local.exists():
+                self.err.write(f"get: `{local}': File exists\n")
+                rc = 1
+                continue
+            tmp = local.with_name(local.name + "._COPYING_")
+            try:
+                with open(tmp, "wb") as f:
+                    for piece in self.c.read(src):
+                        f.write(piece)
+                tmp.rename(local)
+            except errors.HdfsException as exc:
+                tmp.unlink(missing_ok=True)
+                rc = self._fail("get", src, exc)
+        return rc
+
+    def cat(self, flags: set[str], paths: list[str]) -> int:
+        rc = 0
+        stream = getattr(self.out, "buffer", None)
+        for path in paths:
+            try:
+                for piece in self.c.read(path):
+                    if stream is not None:
+                        stream.write(piece)
+                    else:
+                        self.out.write(piece.decode("utf-8", "replace"))
+                if stream is not None:
+                    stream.flush()
+            except errors.HdfsException as exc:
+                rc = self._fail("cat", path, exc)
+        return rc
+
+    def rm(self, flags: set[str], paths: list[str]) -> int:
+        rc = 0
+        for path in paths:
+            try:
+                st = self.c.status(path)
+                if st["type"] == "DIRECTORY" and "-r" not in flags and "-R" not in flags:
+                    self.err.write(f"rm: `{path}': Is a directory\n")
+                    rc = 1
+                    continue
+                self.c.delete(path, recursive=True)
+                self.out.write(f"Deleted {path}\n")
+            except errors.FileNotFoundException as exc:
+                if "-f" not in flags:
+                    rc = self._fail("rm", path, exc)
+            except errors.HdfsException as exc:
+                rc = self._fail("rm", path, exc)
+        return rc
+
+
+def fsck(client: WebHdfsClient, args: list[str], out: TextIO, err: TextIO) -> int:
+    paths = [a for a in args if not a.startswith("-")]
+    if len(paths) != 1:
+        err.write("Usage: hdfs fsck <path> [-files [-blocks [-locations | -racks]]]\n")
+        return 255
+    try:
+        report = client.fsck(paths[0], as_json=True)
+    except errors.HdfsException as exc:
+        err.write(f"FSCK ended: {exc}\n")
+        return 1
+    if "-json" in args:
+        out.write(json.dumps(report, indent=2) + "\n")
+    else:
+        from .fsck import render_fsck
+
+        files, blocks = "-files" in args, "-blocks" in args
+        text = render_fsck(report).splitlines(keepends=True)
+        for line in text:
+            is_file = any(line.startswith(f["path"] + " ") for f in report["files"])
+            is_block = line[:1].isdigit() and ". blk_" in line
+            if (is_file and not files) or (is_block and not blocks):
+                continue
+            if is_block and "-locations" not in args and "-racks" not in args:
+                line = line.split(" [", 1)[0] + "\n"
+            out.write(line)
+    return 0 if report["status"] == "HEALTHY" else 1
+
+
+def _size(n: int) -> str:
+    units = ["B", "KB", "MB", "GB", "TB", "PB"]
+    value, unit = float(n), 0
+    while value >= 1024 and unit < len(units) - 1:
+        value, unit = value / 1024, unit + 1
+    return f"{n} ({value:.2f} {units[unit]})"
+
+
+def dfsadmin(client: WebHdfsClient, args: list[str], out: TextIO, err: TextIO) -> int:
+    if args[:2] == ["-safemode", "get"]:
+        tip = client.jmx("NameNodeInfo")["Safemode"]
+        out.write("Safe mode is ON\n" if tip else "Safe mode is OFF\n")
+        return 0
+    if not args or args[0] != "-report":
+        err.write("Usage: hdfs dfsadmin [-report [-live] [-dead]] [-safemode get]\n")
+        return 255
+    info, fs = client.jmx("NameNodeInfo"), client.jmx("FSNamesystem")
+    live, dead = json.loads(info["LiveNodes"]), json.loads(info["DeadNodes"])
+    total, used, free = info["Total"], info["Used"], info["Free"]
+    pct = 100.0 * used / total if total else 0.0
+    out.write(
+        f"Configured Capacity: {_size(total)}\nPresent Capacity: {_size(used + free)}\n"
+        f"DFS Remaining: {_size(free)}\nDFS Used: {_size(used)}\nDFS Used%: {pct:.2f}%\n"
+        f"Replicated Blocks:\n\tUnder replicated blocks: {fs['UnderReplicatedBlocks']}\n"
+        f"\tBlocks with corrupt replicas: {fs['CorruptBlocks']}\n\tMissing blocks: 0\n"
+        f"\tPending replication blocks: {fs['PendingReplicationBlocks']}\n"
+    )
+    if info["Safemode"]:
+        out.write(info["Safemode"] + "\n")
+    out.write("\n-------------------------------------------------\n")
+    sections = [("Live", live)] if "-dead" not in args else []
+    if "-live" not in args:
+        sections.append(("Dead", dead))
+    for title, nodes in sections:
+        out.write(f"{title} datanodes ({len(nodes)}):\n\n")
+        for name, n in sorted(nodes.items()):
+            cap, u = n["capacity"], n["used"]
+            out.write(
+                f"Name: {n['xferaddr']} ({name.split(':')[0]})\nHostname: {name.split(':')[0]}\n"
+                f"Rack: {n['location']}\nDecommission Status : Normal\n"
+                f"Configured Capacity: {_size(cap)}\nDFS Used: {_size(u)}\n"
+                f"DFS Remaining: {_size(n['remaining'])}\n"
+                f"DFS Used%: {100.0 * u / cap if cap else 0:.2f}%\nNum of Blocks: {n['numBlocks']}\n"
+                f"Last contact: {n['lastContact']}s ago\n\n"
+            )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m lab.services.hdfs.shell")
+    p.add_argument("--namenode", required=True, help="NameNode HTTP address, host:9870")
+    p.add_argument("--user")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    a = p.parse_args(argv)
+    return run(a.namenode, a.command, user=a.user)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

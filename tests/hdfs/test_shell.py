@@ -1,0 +1,71 @@
+"""`lab hdfs dfs / fsck / dfsadmin` through lab.services.hdfs.shell.run."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from lab.services.hdfs.shell import run
+
+
+def sh(cluster, *argv):
+    out, err = io.StringIO(), io.StringIO()
+    rc = run(cluster.url, list(argv), out, err, user="root")
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_put_ls_cat_get_rm(cluster, tmp_path):
+    local = tmp_path / "data.txt"
+    local.write_text("hello from the shell\n" * 5000)
+    assert sh(cluster, "dfs", "-mkdir", "-p", "/sh/in")[0] == 0
+    assert sh(cluster, "dfs", "-put", str(local), "/sh/in")[0] == 0
+    rc, out, err = sh(cluster, "dfs", "-put", str(local), "/sh/in/data.txt")
+    assert rc == 1 and err == "put: `/sh/in/data.txt': File exists\n"
+    rc, out, _ = sh(cluster, "dfs", "-ls", "/sh/in")
+    lines = out.splitlines()
+    assert rc == 0 and lines[0] == "Found 1 items"
+    assert lines[1].startswith("-rw-r--r--   3 root ") and lines[1].endswith(" /sh/in/data.txt")
+    assert f" {local.stat().st_size} " in lines[1]
+    rc, out, _ = sh(cluster, "dfs", "-cat", "/sh/in/data.txt")
+    assert rc == 0 and out == local.read_text()
+    got = tmp_path / "back.txt"
+    assert sh(cluster, "dfs", "-get", "/sh/in/data.txt", str(got))[0] == 0
+    assert got.read_bytes() == local.read_bytes()
+    rc, _, err = sh(cluster, "dfs", "-rm", "/sh/in")
+    assert rc == 1 and "Is a directory" in err
+    rc, out, _ = sh(cluster, "dfs", "-rm", "-r", "/sh")
+    assert rc == 0 and out == "Deleted /sh\n"
+    rc, _, err = sh(cluster, "dfs", "-ls", "/sh")
+    assert rc == 1 and err == "ls: `/sh': No such file or directory\n"
+
+
+def test_mkdir_without_parents_fails(cluster):
+    rc, _, err = sh(cluster, "dfs", "-mkdir", "/nope/deeper")
+    assert rc == 1 and "`/nope': No such file or directory" in err
+
+
+def test_fsck_reports_blocks_racks_and_health(cluster, tmp_path):
+    local = tmp_path / "big"
+    local.write_bytes(os.urandom(3 * 64 * 1024 + 10))
+    assert sh(cluster, "dfs", "-put", str(local), "/fsck-me")[0] == 0
+    rc, out, _ = sh(cluster, "fsck", "/fsck-me", "-files", "-blocks", "-racks")
+    assert rc == 0
+    assert "/fsck-me 196618 bytes, replicated: replication=3, 4 block(s):  OK" in out
+    block_lines = [line for line in out.splitlines() if ". blk_" in line]
+    assert len(block_lines) == 4 and all(
+        "/rack1/" in line and "/rack2/" in line for line in block_lines
+    )
+    assert "The filesystem under path '/fsck-me' is HEALTHY" in out
+
+
+def test_dfsadmin_report_lists_live_nodes(cluster):
+    rc, out, _ = sh(cluster, "dfsadmin", "-report")
+    assert rc == 0
+    assert "Live datanodes (4):" in out and "Dead datanodes (0):" in out
+    assert out.count("Rack: /rack1") == 2 and out.count("Rack: /rack2") == 2
+    assert sh(cluster, "dfsadmin", "-safemode", "get")[1] == "Safe mode is OFF\n"
+
+
+def test_usage_errors(cluster):
+    assert sh(cluster, "dfs", "-frob")[0] == 255
+    assert sh(cluster, "nothing")[0] == 255

@@ -395,6 +395,7 @@ def _io_row(cg: Cgroup, device: str, m: dict, where: str, note: str) -> dict:
     kernel = _io_limit_file(cg, device)
     row = {
         "limit": "io",
+        "on": "writer" if cg.rel.endswith("/iowriter") else "node",  # whose cgroup has the rule
         "configured": IO_BPS,
         "kernel_value": int(kernel) if kernel and kernel.isdigit() else kernel,
         "device": device,
@@ -493,20 +494,26 @@ def show(data: dict, console) -> None:
     )
     t.add_column("limit", style="bold")
     t.add_column("configured")
-    t.add_column("kernel holds")
-    t.add_column("exercised by")
     t.add_column("measured")
     t.add_column("held?")
+    notes: list[str] = []
     for r in data["limits"]:
         held = {True: "[green]yes[/]", False: "[red]no[/]", None: "[yellow]n/a[/]"}[r["held"]]
-        measured = r["summary"] + (f"\n[dim]{r['note']}[/]" if r.get("note") else "")
+        measured = r["summary"]
+        if r.get("note"):
+            notes.append(r["note"])
+            measured += f" [dim]({len(notes)})[/]"
         t.add_row(
-            r["limit"],
-            _fmt(r["limit"], r["configured"]),
-            _fmt(r["limit"], r["kernel_value"]),
-            r["exercise"],
+            r["limit"] + (f" [dim]({r['on']})[/]" if r.get("on") else ""),
+            f"{_fmt(r['limit'], r['configured'])}\n"
+            f"[dim]kernel holds {_fmt(r['limit'], r['kernel_value'])}[/]",
             measured,
             held,
         )
     console.print(t)
+    for r in data["limits"]:
+        on = f" ({r['on']})" if r.get("on") else ""
+        console.print(f"[bold]{r['limit']}{on}[/]: {r['exercise']}", highlight=False)
+    for i, note in enumerate(notes, 1):
+        console.print(f"[dim]({i}) {note}[/]", highlight=False)
     console.print(f"[dim]{data['seconds']:.1f} s in all, kernel {data['kernel']}[/]")

@@ -294,8 +294,10 @@ def compare(host: dict, node: dict, ipc_key: int) -> list[dict]:
             "processes": len(node_procs),
             "process list": [f"{p} {c}" for p, c in node_procs],
         },  # fmt: skip
-        differs=node["subject"]["pid"] == 1
-        and host["subject"]["pid"] != 1
+        # the kernel's NSpid line lists the process's PID in each PID namespace it is in
+        differs=len(nspid) >= 2
+        and nspid[-1] == "1"
+        and nspid[0] == str(host["subject"]["pid"]) != "1"
         and len(node_procs) < len(host_procs),
         evidence=f"the same process is PID {host['subject']['pid']} on the host and PID 1 in "
         f"the node (kernel NSpid: {' '.join(nspid)}); the node sees {len(node_procs)} "

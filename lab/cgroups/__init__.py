@@ -283,7 +283,9 @@ class Cgroup:
             # v1 counts an OOM kill only in the victim's own cgroup: add up the subtree
             s["oom_kills"] = self._v1_subtree_sum("memory", "memory.oom_control", "oom_kill")
             rd = wr = 0
-            for line in _read(self._file("blkio", "blkio.throttle.io_service_bytes")).splitlines():
+            for line in _read(
+                self._file("blkio", "blkio.throttle.io_service_bytes_recursive")
+            ).splitlines():
                 parts = line.split()
                 if len(parts) == 3 and parts[1] == "Read":
                     rd += int(parts[2])

@@ -20,7 +20,6 @@ from .fourletter import FOUR_LETTER_WORDS
 from .jute import JuteError, Reader, Writer
 from .proto import (
     ACL,
-    MULTI_OPS,
     REQUEST_TYPES,
     WRITE_OPS,
     AuthPacket,
@@ -53,6 +52,7 @@ from .proto import (
     WhoAmIResponse,
     Xid,
     ZKError,
+    decode_request,
 )
 
 if TYPE_CHECKING:
@@ -87,11 +87,19 @@ class ClientConnection(asyncio.Protocol):
         self.connected_at = time.time()
         self.last_zxid = 0
         self.handshake_timer = None
+        self.refused = False
 
     # --- asyncio plumbing ----------------------------------------------------------
 
     def connection_made(self, transport):
         self.transport = transport
+        if not self.server.serving:
+            # Not part of a working quorum (electing, syncing): refuse like ZooKeeper's
+            # "ZooKeeperServer not running", so the client tries another server.
+            self.state = CLOSED
+            self.refused = True
+            transport.close()
+            return
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = peer[:2]
         self.auth = [Id("ip", str(self.peer[0]))]
@@ -116,6 +124,8 @@ class ClientConnection(asyncio.Protocol):
             self.close()
 
     def connection_lost(self, exc):
+        if self.refused:
+            return
         self.state = CLOSED
         if self.handshake_timer:
             self.handshake_timer.cancel()
@@ -270,7 +280,7 @@ class ClientConnection(asyncio.Protocol):
             server.submit_write(self, xid, op, None)
             return
         if op == Op.MULTI:
-            server.submit_write(self, xid, op, self._read_multi(r))
+            server.submit_write(self, xid, op, decode_request(op, r))
             return
         if op == Op.WHO_AM_I:
             self.ordered(xid, op, None)
@@ -288,16 +298,6 @@ class ClientConnection(asyncio.Protocol):
             server.submit_write(self, xid, op, req)
         else:
             self.ordered(xid, op, req)
-
-    def _read_multi(self, r: Reader):
-        ops = []
-        while True:
-            h = MultiHeader.read(r)
-            if h.done:
-                return ops
-            if h.type not in MULTI_OPS:
-                raise JuteError(f"opcode {h.type} in a multi")
-            ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
 
     def ordered(self, xid, op, req) -> None:
         """A read: run now unless earlier requests of this connection are still in flight."""

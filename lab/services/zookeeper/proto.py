@@ -363,3 +363,41 @@ MULTI_OPS = frozenset(
     {Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.DELETE, Op.SET_DATA, Op.CHECK}
 )
 MULTI_READ_OPS = frozenset({Op.GET_DATA, Op.GET_CHILDREN})
+
+
+def encode_request(op: int, req) -> bytes:
+    """The request body bytes (after the header), as a client would send them; used
+    when a follower forwards a client's write to the leader."""
+    if op == Op.MULTI:
+        from .jute import Writer
+
+        w = Writer()
+        for sub_op, sub in req:
+            MultiHeader(sub_op, False, -1).write(w)
+            sub.write(w)
+        MultiHeader(-1, True, -1).write(w)
+        return w.getvalue()
+    if req is None:
+        return b""
+    return req.serialize()
+
+
+def decode_request(op: int, r):
+    """Parse a request body from a jute Reader (multi included)."""
+    from .jute import JuteError
+
+    if op == Op.MULTI:
+        ops = []
+        while True:
+            h = MultiHeader.read(r)
+            if h.done:
+                return ops
+            if h.type not in MULTI_OPS:
+                raise JuteError(f"opcode {h.type} in a multi")
+            ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
+    if op == Op.CLOSE_SESSION:
+        return None
+    rtype = REQUEST_TYPES.get(op)
+    if rtype is None:
+        raise JuteError(f"unknown opcode {op}")
+    return rtype.read(r)

@@ -80,7 +80,6 @@ class ZooKeeperServer:
         self.waiting: dict[tuple[int, int], Entry] = {}
         self.to_log: list[Txn] = []
         self.next_zxid = 1
-        self.durable_zxid = 0
         self.connections: set[ClientConnection] = set()
         self.packets_received = 0
         self.packets_sent = 0
@@ -93,6 +92,8 @@ class ZooKeeperServer:
         self._tasks: list[asyncio.Task] = []
         self._server: asyncio.AbstractServer | None = None
         self.mode = "standalone"
+        self.serving = True
+        self.last_logged = 0
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -108,7 +109,7 @@ class ZooKeeperServer:
         if replay:
             log.info("replayed %d txns up to zxid 0x%x", len(replay), self.tree.last_zxid)
         self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer)
-        self.durable_zxid = self.tree.last_zxid
+        self.last_logged = self.tree.last_zxid
         self.next_zxid = self.tree.last_zxid + 1
         # Sessions that were open when we stopped get a full timeout to reconnect.
         self.sessions = {sid: Session(sid, t) for sid, t in self.tree.sessions.items()}
@@ -219,14 +220,8 @@ class ZooKeeperServer:
         if s.conn is not None and s.conn is not conn:
             s.conn.close()
 
-        def done(_result, sid=s.id):
-            self.sessions.pop(sid, None)
-
-        if conn is None:
-            self.submit_txn(Op.CLOSE_SESSION, CloseSessionTxn(), s.id, 0, done)
-        else:
-            self.submit_txn(Op.CLOSE_SESSION, CloseSessionTxn(), s.id, xid, None, conn)
-            self.sessions.pop(s.id, None)
+        # The committed txn removes the session and its ephemerals everywhere.
+        self.submit_txn(Op.CLOSE_SESSION, CloseSessionTxn(), s.id, xid, None, conn)
 
     # --- the pipeline ----------------------------------------------------------------------
 
@@ -299,6 +294,7 @@ class ZooKeeperServer:
             if self.to_log:
                 batch, self.to_log = self.to_log, []
                 self.txnlog.write(batch)
+                self.last_logged = batch[-1].zxid
                 await asyncio.to_thread(self.txnlog.sync)
                 self.txns_since_snapshot += len(batch)
                 self.on_durable(batch)
@@ -315,6 +311,16 @@ class ZooKeeperServer:
         result = self.tree.apply(txn)
         self.preparer.applied(txn.zxid)
         hdr = txn.hdr
+        if hdr.type == Op.CREATE_SESSION and hdr.clientId not in self.sessions:
+            self.sessions[hdr.clientId] = Session(hdr.clientId, txn.body.timeOut)
+        elif hdr.type == Op.CLOSE_SESSION:
+            gone = self.sessions.pop(hdr.clientId, None)
+            if (
+                gone is not None
+                and gone.conn is not None
+                and (hdr.clientId, hdr.cxid) not in self.waiting
+            ):
+                gone.conn.close()  # closed elsewhere (expiry decided by the leader)
         entry = self.waiting.pop((hdr.clientId, hdr.cxid), None)
         if entry is not None:
             entry.result = result
@@ -361,7 +367,9 @@ class ZooKeeperServer:
     async def snapshot(self) -> None:
         zxid = self.tree.last_zxid
         blob = serialize_tree(self.tree)
-        self.txnlog.roll(zxid + 1)
+        # The next log starts after everything already logged, which in an ensemble
+        # can run ahead of the tree (proposals logged, not yet committed).
+        self.txnlog.roll(max(zxid, self.last_logged) + 1)
         self.txns_since_snapshot = 0
         self.snap_threshold = self._next_snap_threshold()
         path = await asyncio.to_thread(self.txnlog.save_snapshot, blob, zxid)

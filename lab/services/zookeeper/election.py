@@ -1,0 +1,211 @@
+"""Leader election on the election port, after ZooKeeper's FastLeaderElection:
+every LOOKING server proposes a vote (epoch, last zxid, id) and adopts any higher
+one it hears of in the same round; a vote backed by a quorum wins after a short
+wait for anything better. A server that finds an established leader (a quorum of
+LEADING/FOLLOWING notifications naming it) joins it without a new round."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+
+from .peerwire import (
+    HELLO,
+    LEADING,
+    LOOKING,
+    NOTIFICATION,
+    Notification,
+    Vote,
+    frame,
+    pack,
+    read_frame,
+)
+
+log = logging.getLogger("zookeeper.election")
+
+FINALIZE_WAIT = 0.2
+
+
+class PeerLink:
+    """Outgoing connection to one peer's election port; reconnects forever, keeps
+    only the last few unsent messages (a newer notification supersedes older ones)."""
+
+    def __init__(self, myid: int, host: str, port: int):
+        self.myid = myid
+        self.host = host
+        self.port = port
+        self.pending: collections.deque[bytes] = collections.deque(maxlen=8)
+        self.event = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def send(self, data: bytes) -> None:
+        self.pending.append(data)
+        self.event.set()
+
+    async def run(self) -> None:
+        while True:
+            writer = None
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port), 1.0
+                )
+                writer.write(frame(HELLO, pack(("int", self.myid))))
+                while True:
+                    while self.pending:
+                        writer.write(self.pending.popleft())
+                    await writer.drain()
+                    self.event.clear()
+                    if not self.pending:
+                        await self.event.wait()
+            except (TimeoutError, OSError, ConnectionError):
+                await asyncio.sleep(0.2)
+            finally:
+                if writer is not None:
+                    writer.close()
+
+
+class Election:
+    def __init__(self, server):
+        self.server = server
+        cfg = server.cfg
+        self.myid = cfg.myid
+        self.quorum = len(cfg.servers) // 2 + 1
+        self.links = {
+            sid: PeerLink(self.myid, p.host, p.election_port)
+            for sid, p in cfg.servers.items()
+            if sid != self.myid
+        }
+        self.inbox: asyncio.Queue[Notification] = asyncio.Queue()
+        self.round = 0
+        self.state = LOOKING
+        self.vote = Vote(0, 0, self.myid)
+        self._server = None
+
+    async def start(self) -> None:
+        me = self.server.cfg.servers[self.myid]
+        self._server = await asyncio.start_server(
+            self._accept, me.host, me.election_port, reuse_address=True
+        )
+        for link in self.links.values():
+            link.task = asyncio.create_task(link.run())
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in self.links.values():
+            if link.task:
+                link.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await link.task
+
+    async def _accept(self, reader, writer) -> None:
+        try:
+            t, r = await read_frame(reader)
+            if t != HELLO:
+                return
+            r.int()
+            while True:
+                t, r = await read_frame(reader)
+                if t == NOTIFICATION:
+                    self._received(Notification.decode(r))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    def _received(self, n: Notification) -> None:
+        if n.sid not in self.server.cfg.servers:
+            return
+        if self.state == LOOKING:
+            self.inbox.put_nowait(n)
+        elif n.state == LOOKING:
+            # Tell a newcomer who leads, so it can join without a new round.
+            self.send(n.sid)
+
+    def notification(self) -> Notification:
+        return Notification(self.myid, self.state, self.round, self.vote)
+
+    def send(self, sid: int) -> None:
+        link = self.links.get(sid)
+        if link is not None:
+            link.send(self.notification().encode())
+
+    def broadcast(self) -> None:
+        data = self.notification().encode()
+        for link in self.links.values():
+            link.send(data)
+
+    def settled(self, state: int, vote: Vote) -> None:
+        self.state = state
+        self.vote = vote
+        self.broadcast()
+
+    async def look(self, epoch: int, zxid: int) -> Vote:
+        self.state = LOOKING
+        self.round += 1
+        mine = Vote(epoch, zxid, self.myid)
+        self.vote = mine
+        votes: dict[int, Vote] = {self.myid: mine}
+        established: dict[int, tuple[Vote, int]] = {}
+        log.info("looking: round %d, my vote %s", self.round, tuple(mine))
+        self.broadcast()
+        wait = 0.2
+        while True:
+            try:
+                n = await asyncio.wait_for(self.inbox.get(), wait)
+            except TimeoutError:
+                self.broadcast()
+                wait = min(wait * 2, 2.0)
+                continue
+            if n.state == LOOKING:
+                if n.round > self.round:
+                    self.round = n.round
+                    votes = {}
+                    self.vote = max(n.vote, mine)
+                    self.broadcast()
+                elif n.round < self.round:
+                    self.send(n.sid)
+                    continue
+                elif n.vote > self.vote:
+                    self.vote = n.vote
+                    self.broadcast()
+                votes[n.sid] = n.vote
+                votes[self.myid] = self.vote
+                if sum(1 for v in votes.values() if v == self.vote) >= self.quorum:
+                    if await self._nothing_better():
+                        log.info("elected %s in round %d", tuple(self.vote), self.round)
+                        return self.vote
+            else:
+                established[n.sid] = (n.vote, n.state)
+                leader = n.vote.leader
+                backers = sum(1 for v, _ in established.values() if v.leader == leader)
+                leading = established.get(leader, (None, None))[1] == LEADING
+                if backers >= self.quorum and leading:
+                    self.round = max(self.round, n.round)
+                    self.vote = n.vote
+                    log.info("joining established leader %d", leader)
+                    return n.vote
+
+    async def _nothing_better(self) -> bool:
+        """Wait briefly for a better vote before settling (FastLeaderElection's finalizeWait)."""
+        held = []
+        better = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FINALIZE_WAIT
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            try:
+                n = await asyncio.wait_for(self.inbox.get(), left)
+            except TimeoutError:
+                break
+            held.append(n)
+            if n.state == LOOKING and n.round >= self.round and n.vote > self.vote:
+                better = True
+                break
+        for n in held:
+            self.inbox.put_nowait(n)
+        return not better

@@ -1,0 +1,776 @@
+"""An ensemble member: leader election, then ZAB-style atomic broadcast.
+
+Leader: learns its followers' accepted epochs, starts epoch max+1, brings each
+follower up to date (DIFF of the txns it lacks, TRUNC of txns only it has, or a
+whole SNAP), and once a quorum is in sync serves. Every write (its own clients' and
+those forwarded by followers) becomes a PROPOSAL; each member logs and fsyncs it and
+ACKs; with a quorum of acks the leader sends COMMIT and everyone applies it.
+Follower: forwards writes and syncs to the leader, serves reads from its own tree,
+replies to its clients when their txn commits.
+
+Any trouble (leader silent for syncLimit ticks, quorum lost) sends the member back
+to LOOKING: it drops its clients, reloads its state from its own disk and elects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from .config import Config
+from .connection import ClientConnection
+from .election import Election
+from .jute import JuteError, Reader
+from .peerwire import (
+    ACK,
+    ACKEPOCH,
+    COMMIT,
+    DIFF,
+    FOLLOWERINFO,
+    FOLLOWING,
+    LEADERINFO,
+    LEADING,
+    LOOKING,
+    NEWLEADER,
+    PING,
+    PROPOSAL,
+    REQUEST,
+    SNAP,
+    STATE_NAMES,
+    SYNC,
+    TRUNC,
+    UPTODATE,
+    frame,
+    pack,
+    read_frame,
+)
+from .persistence import deserialize_tree, serialize_tree
+from .prep import Preparer
+from .proto import Err, Id, Op, ZKError, decode_request, encode_request
+from .server import Entry, ZooKeeperServer
+from .sessions import Session, password_for
+from .txn import CloseSessionTxn, CreateSessionTxn, ErrorTxn, Txn
+
+log = logging.getLogger("zookeeper.quorum")
+
+HISTORY_LIMIT = 100_000  # committed txns the leader keeps for DIFFs
+
+
+class StepDown(Exception):
+    """Leave the current role and go back to LOOKING."""
+
+
+class Proposal:
+    __slots__ = ("txn", "acks", "data")
+
+    def __init__(self, txn: Txn):
+        self.txn = txn
+        self.acks: set[int] = set()
+        self.data = txn.encode()
+
+
+class FollowerHandle:
+    """The leader's side of one connected follower."""
+
+    def __init__(self, sid, reader, writer):
+        self.sid = sid
+        self.reader = reader
+        self.writer = writer
+        self.last_heard = time.monotonic()
+        self.synced = False  # acked NEWLEADER
+        self.forwarding = False  # receives proposals and commits
+        self.accepted_epoch = -1
+        self.last_zxid = 0
+
+    def send(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def close(self):
+        self.writer.close()
+
+
+class QuorumServer(ZooKeeperServer):
+    def __init__(self, cfg: Config):
+        super().__init__(cfg)
+        self.myid = cfg.myid
+        self.quorum = len(cfg.servers) // 2 + 1
+        self.tick = cfg.tick_time / 1000.0
+        self.election = Election(self)
+        self.state = LOOKING
+        self.mode = "looking"
+        self.serving = False
+        self.leader_id: int | None = None
+        self.accepted_epoch = self._read_epoch("acceptedEpoch")
+        self.current_epoch = self._read_epoch("currentEpoch")
+        # leader state
+        self.followers: dict[int, FollowerHandle] = {}
+        self.outstanding: dict[int, Proposal] = {}
+        self.history: list[Txn] = []
+        self.history_base = 0
+        self.pending_syncs: list[tuple[int, object]] = []
+        self.epoch = 0
+        # follower state
+        self.leader_writer: asyncio.StreamWriter | None = None
+        self.proposed: dict[int, Txn] = {}
+
+    # --- epochs on disk (ZooKeeper's acceptedEpoch / currentEpoch files) ---------------
+
+    def _read_epoch(self, name: str) -> int:
+        path = os.path.join(self.cfg.data_dir, name)
+        try:
+            with open(path) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def _write_epoch(self, name: str, value: int) -> None:
+        path = os.path.join(self.cfg.data_dir, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{value}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def recover(self) -> None:
+        super().recover()
+        # The txns replayed from the log are the history a leader can DIFF from.
+        snap = self.txnlog.load_snapshot()
+        self.history_base = snap[1] if snap else 0
+        self.history = self.txnlog.read(self.history_base)[-HISTORY_LIMIT:]
+        if self.history and len(self.history) == HISTORY_LIMIT:
+            self.history_base = self.history[0].zxid - 1
+
+    async def start(self) -> None:
+        self.recover()
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        me = self.cfg.servers[self.myid]
+        host = me.client_host or self.cfg.client_port_address
+        port = me.client_port or self.cfg.client_port
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self),
+            host,
+            port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        await self.election.start()
+        self._tasks = [
+            asyncio.create_task(self._commit_loop(), name="zk-commit"),
+            asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
+            asyncio.create_task(self._run(), name="zk-quorum"),
+        ]
+        log.info(
+            "server %d: clients on %s:%d, peers on %s:%d/%d",
+            self.myid,
+            host,
+            port,
+            me.host,
+            me.peer_port,
+            me.election_port,
+        )
+
+    async def stop(self) -> None:
+        await self.election.stop()
+        await super().stop()
+
+    def reload(self) -> None:
+        """Forget everything in memory and start again from our own disk."""
+        self.serving = False
+        for c in list(self.connections):
+            c.close()
+        self.txnlog.close()
+        self.queue.clear()
+        self.waiting.clear()
+        self.to_log = []
+        self.outstanding.clear()
+        self.pending_syncs.clear()
+        self.proposed.clear()
+        for f in self.followers.values():
+            f.close()
+        self.followers.clear()
+        from .datatree import DataTree
+
+        self.tree = DataTree()
+        self.recover()
+
+    async def _run(self) -> None:
+        while True:
+            self.state = LOOKING
+            self.mode = "looking"
+            self.serving = False
+            self.leader_id = None
+            vote = await self.election.look(self.current_epoch, self.last_logged)
+            try:
+                if vote.leader == self.myid:
+                    self.state = LEADING
+                    self.mode = "leader"
+                    self.election.settled(LEADING, vote)
+                    await self.lead()
+                else:
+                    self.state = FOLLOWING
+                    self.mode = "follower"
+                    self.leader_id = vote.leader
+                    self.election.settled(FOLLOWING, vote)
+                    await self.follow(vote.leader)
+            except (
+                TimeoutError,
+                StepDown,
+                ConnectionError,
+                OSError,
+                asyncio.IncompleteReadError,
+                JuteError,
+            ) as e:
+                log.warning("server %d leaves %s: %s", self.myid, self.mode, e or type(e).__name__)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("server %d: unexpected error as %s", self.myid, self.mode)
+            self.election.state = LOOKING
+            self.reload()
+            await asyncio.sleep(0.05)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def expire_sessions(self) -> None:
+        if self.state == LEADING and self.serving:
+            super().expire_sessions()
+
+    def connect(self, conn, req) -> None:
+        if self.state == LEADING:
+            super().connect(conn, req)
+            return
+        if req.lastZxidSeen > self.tree.last_zxid:
+            conn.close()
+            return
+        if req.sessionId == 0:
+            timeout = self.negotiate_timeout(req.timeOut)
+            sid = self.session_ids.new()
+            session = Session(sid, timeout)
+            self.sessions[sid] = session
+            session.conn = conn
+
+            def done(_result, conn=conn, session=session):
+                conn.finish_connect(session, session.timeout)
+
+            entry = Entry(None, 0, Op.CREATE_SESSION, pending=True, callback=done)
+            self.wait_for_commit(sid, 0, entry)
+            self._forward(sid, 0, Op.CREATE_SESSION, pack(("int", timeout)), [])
+            return
+        # Sessions are replicated (createSession is a txn), so any member can check one.
+        timeout = self.tree.sessions.get(req.sessionId)
+        if timeout is None or req.passwd != password_for(req.sessionId):
+            conn.finish_connect(None, 0)
+            return
+        session = self.sessions.get(req.sessionId)
+        if session is None:
+            session = self.sessions[req.sessionId] = Session(req.sessionId, timeout)
+        old = session.conn
+        session.conn = conn
+        session.touch()
+        if old is not None and old is not conn:
+            old.close()
+        conn.finish_connect(session, session.timeout)
+
+    # --- the request pipeline, ensemble edition ----------------------------------------------
+
+    def submit_write(self, conn, xid, op, req) -> None:
+        if self.state == LEADING:
+            super().submit_write(conn, xid, op, req)
+            return
+        session = conn.session
+        self.wait_for_commit(session.id, xid, Entry(conn, xid, op, req, pending=True))
+        self._forward(session.id, xid, op, encode_request(op, req), conn.auth)
+
+    def close_session(self, s, conn=None, xid=0) -> None:
+        if self.state == LEADING:
+            super().close_session(s, conn, xid)
+            return
+        s.closing = True
+        self.wait_for_commit(s.id, xid, Entry(conn, xid, Op.CLOSE_SESSION, pending=True))
+        self._forward(s.id, xid, Op.CLOSE_SESSION, b"", [])
+
+    def _reply_error(self, conn, xid, op, code) -> None:
+        if self.state != LEADING:
+            super()._reply_error(conn, xid, op, code)
+            return
+        # Errors are txns too in an ensemble, so they reach every member in commit order.
+        self.wait_for_commit(conn.session.id, xid, Entry(conn, xid, op, pending=True))
+        self.propose(self.make_txn(Op.ERROR, ErrorTxn(code), conn.session.id, xid))
+
+    def submit_sync(self, conn, xid, req) -> None:
+        entry = Entry(conn, xid, Op.SYNC, req, pending=True)
+        self.wait_for_commit(conn.session.id, xid, entry)
+        if self.state == LEADING:
+            self._leader_sync(lambda e=entry: self._sync_done(e))
+        else:
+            self._send_leader(frame(SYNC, pack(("long", conn.session.id), ("int", xid))))
+
+    def _sync_done(self, entry: Entry) -> None:
+        self.waiting.pop((entry.conn.session.id if entry.conn.session else 0, entry.xid), None)
+        entry.pending = False
+        self.drain()
+
+    def _forward(self, session, cxid, op, body: bytes, auth: list[Id]) -> None:
+        fields = [
+            ("long", session),
+            ("int", cxid),
+            ("int", op),
+            ("buffer", body),
+            ("int", len(auth)),
+        ]
+        for a in auth:
+            fields += [("ustring", a.scheme), ("ustring", a.id)]
+        self._send_leader(frame(REQUEST, pack(*fields)))
+
+    def _send_leader(self, data: bytes) -> None:
+        if self.leader_writer is not None and not self.leader_writer.is_closing():
+            self.leader_writer.write(data)
+
+    def propose(self, txn: Txn) -> None:
+        if self.state != LEADING:
+            raise ZKError(Err.CONNECTION_LOSS)
+        p = Proposal(txn)
+        self.outstanding[txn.zxid] = p
+        data = frame(PROPOSAL, p.data)
+        for f in self.followers.values():
+            if f.forwarding:
+                f.send(data)
+        self.to_log.append(txn)
+        self._wake.set()
+
+    def on_durable(self, batch: list[Txn]) -> None:
+        last = batch[-1].zxid
+        if self.state == LEADING:
+            self.ack(self.myid, last)
+        elif self.state == FOLLOWING:
+            self._send_leader(frame(ACK, pack(("long", last))))
+
+    # --- leader ---------------------------------------------------------------------------
+
+    def ack(self, sid: int, zxid: int) -> None:
+        for z, p in self.outstanding.items():
+            if z > zxid:
+                break
+            p.acks.add(sid)
+        self._try_commit()
+
+    def _try_commit(self) -> None:
+        committed = False
+        while self.outstanding:
+            z, p = next(iter(self.outstanding.items()))
+            if len(p.acks) < self.quorum:
+                break
+            del self.outstanding[z]
+            data = frame(COMMIT, pack(("long", z)))
+            for f in self.followers.values():
+                if f.forwarding:
+                    f.send(data)
+            self.commit(p.txn)
+            self._remember(p.txn)
+            committed = True
+            self._fire_syncs(z)
+        if committed:
+            self.drain()
+
+    def _remember(self, txn: Txn) -> None:
+        self.history.append(txn)
+        if len(self.history) > HISTORY_LIMIT:
+            drop = len(self.history) - HISTORY_LIMIT
+            self.history_base = self.history[drop - 1].zxid
+            del self.history[:drop]
+
+    def _leader_sync(self, callback) -> None:
+        if self.outstanding:
+            self.pending_syncs.append((next(reversed(self.outstanding)), callback))
+        else:
+            callback()
+
+    def _fire_syncs(self, zxid: int) -> None:
+        if not self.pending_syncs:
+            return
+        keep = []
+        for z, cb in self.pending_syncs:
+            if z <= zxid:
+                cb()
+            else:
+                keep.append((z, cb))
+        self.pending_syncs = keep
+
+    async def lead(self) -> None:
+        me = self.cfg.servers[self.myid]
+        self.followers = {}
+        infos: dict[int, FollowerHandle] = {}
+        infos_quorum = asyncio.Event()
+        epoch_ready = asyncio.Event()
+        established = asyncio.Event()
+        self.epoch = 0
+
+        async def on_follower(reader, writer):
+            f = None
+            try:
+                t, r = await asyncio.wait_for(read_frame(reader), self.cfg.init_limit * self.tick)
+                if t != FOLLOWERINFO:
+                    return
+                f = FollowerHandle(r.int(), reader, writer)
+                f.accepted_epoch, f.last_zxid = r.long(), r.long()
+                old = self.followers.get(f.sid)
+                if old is not None:
+                    old.close()
+                infos[f.sid] = f
+                if len(infos) + 1 >= self.quorum:
+                    infos_quorum.set()
+                await epoch_ready.wait()
+                if f.accepted_epoch >= self.epoch:
+                    raise StepDown(
+                        f"follower {f.sid} accepted epoch {f.accepted_epoch} >= {self.epoch}"
+                    )
+                f.send(frame(LEADERINFO, pack(("long", self.epoch))))
+                t, r = await asyncio.wait_for(read_frame(reader), self.cfg.init_limit * self.tick)
+                if t != ACKEPOCH:
+                    return
+                r.long()
+                f.last_zxid = r.long()
+                self.followers[f.sid] = f
+                newleader_zxid = self._sync_follower(f)
+                await self._serve_follower(f, newleader_zxid, established)
+            except (
+                TimeoutError,
+                asyncio.IncompleteReadError,
+                ConnectionError,
+                OSError,
+                JuteError,
+                StepDown,
+            ) as e:
+                if f is not None:
+                    log.info(
+                        "leader %d: follower %s gone: %s", self.myid, f.sid, e or type(e).__name__
+                    )
+            finally:
+                if f is not None and self.followers.get(f.sid) is f:
+                    del self.followers[f.sid]
+                writer.close()
+
+        peer_server = await asyncio.start_server(
+            on_follower, me.host, me.peer_port, reuse_address=True
+        )
+        try:
+            # Phase 1: a quorum reports its accepted epoch; the new one is above all of them.
+            try:
+                await asyncio.wait_for(infos_quorum.wait(), self.cfg.init_limit * self.tick)
+            except TimeoutError:
+                raise StepDown("no quorum of followers within initLimit") from None
+            self.epoch = max([self.accepted_epoch] + [f.accepted_epoch for f in infos.values()]) + 1
+            self.accepted_epoch = self.epoch
+            self._write_epoch("acceptedEpoch", self.epoch)
+            epoch_ready.set()
+            # Phase 2: wait for a quorum to be in sync (NEWLEADER acked).
+            deadline = time.monotonic() + self.cfg.init_limit * self.tick
+            while sum(1 for f in self.followers.values() if f.synced) + 1 < self.quorum:
+                if time.monotonic() > deadline:
+                    raise StepDown("quorum did not sync within initLimit")
+                await asyncio.sleep(0.01)
+            self.current_epoch = self.epoch
+            self._write_epoch("currentEpoch", self.epoch)
+            self.next_zxid = (self.epoch << 32) | 1
+            # Our own uncommitted tail of the last epoch is part of the history we
+            # just synced to a quorum: it is committed now.
+            self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer)
+            self.sessions = {sid: Session(sid, t) for sid, t in self.tree.sessions.items()}
+            established.set()
+            for f in self.followers.values():
+                if f.synced:
+                    f.send(frame(UPTODATE))
+            self.serving = True
+            log.info(
+                "server %d leads epoch %d at zxid 0x%x", self.myid, self.epoch, self.tree.last_zxid
+            )
+            # Phase 3: broadcast. Ping followers; step down without a live quorum.
+            while True:
+                await asyncio.sleep(self.tick / 2)
+                ping = frame(PING)
+                now = time.monotonic()
+                limit = self.cfg.sync_limit * self.tick
+                for f in list(self.followers.values()):
+                    if now - f.last_heard > limit:
+                        log.info(
+                            "leader %d: follower %d silent for %.1fs; dropping",
+                            self.myid,
+                            f.sid,
+                            now - f.last_heard,
+                        )
+                        f.close()
+                        self.followers.pop(f.sid, None)
+                    else:
+                        f.send(ping)
+                live = sum(1 for f in self.followers.values() if f.synced) + 1
+                if live < self.quorum:
+                    raise StepDown(f"only {live} of {len(self.cfg.servers)} servers in sync")
+        finally:
+            peer_server.close()
+            for f in list(self.followers.values()):
+                f.close()
+
+    def _sync_follower(self, f: FollowerHandle) -> int:
+        """Bring f up to our committed state, then queue our outstanding proposals to
+        it; all in one step of the event loop, so nothing slips in between."""
+        last = self.tree.last_zxid
+        fz = f.last_zxid
+        known = {t.zxid for t in self.history}
+        known.add(self.history_base)
+        if fz == last:
+            f.send(frame(DIFF, pack(("int", 0))))
+            how = "empty DIFF"
+        elif fz in known:
+            txns = [t for t in self.history if t.zxid > fz]
+            f.send(frame(DIFF, self._pack_txns(txns)))
+            how = f"DIFF of {len(txns)}"
+        elif fz > self.history_base:
+            # The follower has txns we never committed: cut them off, then DIFF.
+            point = max([z for z in known if z < fz], default=self.history_base)
+            f.send(frame(TRUNC, pack(("long", point))))
+            txns = [t for t in self.history if t.zxid > point]
+            f.send(frame(DIFF, self._pack_txns(txns)))
+            how = f"TRUNC to 0x{point:x} + DIFF of {len(txns)}"
+        else:
+            f.send(frame(SNAP, pack(("long", last), ("buffer", serialize_tree(self.tree)))))
+            how = "SNAP"
+        for p in self.outstanding.values():
+            f.send(frame(PROPOSAL, p.data))
+        newleader_zxid = next(reversed(self.outstanding)) if self.outstanding else last
+        f.send(frame(NEWLEADER, pack(("long", newleader_zxid))))
+        f.forwarding = True
+        log.info("leader %d: syncing follower %d from 0x%x by %s", self.myid, f.sid, fz, how)
+        return newleader_zxid
+
+    @staticmethod
+    def _pack_txns(txns: list[Txn]) -> bytes:
+        return pack(("int", len(txns)), *[("buffer", t.encode()) for t in txns])
+
+    async def _serve_follower(
+        self, f: FollowerHandle, newleader_zxid: int, established: asyncio.Event
+    ) -> None:
+        limit = max(self.cfg.sync_limit, self.cfg.init_limit) * self.tick
+        while True:
+            t, r = await asyncio.wait_for(read_frame(f.reader), limit)
+            f.last_heard = time.monotonic()
+            if t == ACK:
+                z = r.long()
+                if not f.synced and z >= newleader_zxid:
+                    f.synced = True
+                    if established.is_set():
+                        f.send(frame(UPTODATE))
+                self.ack(f.sid, z)
+            elif t == PING:
+                for _ in range(r.int()):
+                    s = self.sessions.get(r.long())
+                    if s is not None:
+                        s.touch()
+            elif t == REQUEST:
+                self._leader_request(f, r)
+            elif t == SYNC:
+                session, cxid = r.long(), r.int()
+                reply = frame(SYNC, pack(("long", session), ("int", cxid)))
+                self._leader_sync(lambda f=f, reply=reply: f.send(reply))
+
+    def _leader_request(self, f: FollowerHandle, r: Reader) -> None:
+        session, cxid, op, body = r.long(), r.int(), r.int(), r.buffer() or b""
+        auth = [Id(r.ustring(), r.ustring()) for _ in range(r.int())]
+        if not self.serving:
+            return
+        if op == Op.CREATE_SESSION:
+            timeout = Reader(body).int()
+            self.sessions[session] = Session(session, timeout)
+            self.propose(self.make_txn(Op.CREATE_SESSION, CreateSessionTxn(timeout), session, cxid))
+            return
+        if op == Op.CLOSE_SESSION:
+            s = self.sessions.get(session)
+            if s is not None:
+                s.closing = True
+            self.propose(self.make_txn(Op.CLOSE_SESSION, CloseSessionTxn(), session, cxid))
+            return
+        s = self.sessions.get(session)
+        if s is not None:
+            s.touch()
+        try:
+            if s is None or s.closing:
+                raise ZKError(Err.SESSION_EXPIRED)
+            req = decode_request(op, Reader(body))
+            t_op, txn_body = self.preparer.prepare(op, req, session, auth, self.next_zxid)
+        except ZKError as e:
+            t_op, txn_body = Op.ERROR, ErrorTxn(e.code)
+        except JuteError:
+            t_op, txn_body = Op.ERROR, ErrorTxn(Err.MARSHALLING_ERROR)
+        self.propose(self.make_txn(t_op, txn_body, session, cxid))
+
+    # --- follower -----------------------------------------------------------------------------
+
+    async def follow(self, leader: int) -> None:
+        peer = self.cfg.servers[leader]
+        limit = self.cfg.init_limit * self.tick
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(peer.host, peer.peer_port), 1.0
+                )
+                break
+            except (TimeoutError, OSError):
+                if time.monotonic() > deadline:
+                    raise StepDown(f"leader {leader} not reachable") from None
+                await asyncio.sleep(0.1)
+        self.leader_writer = writer
+        try:
+            writer.write(
+                frame(
+                    FOLLOWERINFO,
+                    pack(
+                        ("int", self.myid),
+                        ("long", self.accepted_epoch),
+                        ("long", self.last_logged),
+                    ),
+                )
+            )
+            t, r = await asyncio.wait_for(read_frame(reader), limit)
+            if t != LEADERINFO:
+                raise StepDown(f"expected LEADERINFO, got {t}")
+            epoch = r.long()
+            if epoch < self.accepted_epoch:
+                raise StepDown(f"leader epoch {epoch} below our accepted {self.accepted_epoch}")
+            self.accepted_epoch = epoch
+            self._write_epoch("acceptedEpoch", epoch)
+            writer.write(
+                frame(ACKEPOCH, pack(("long", self.current_epoch), ("long", self.last_logged)))
+            )
+            await self._follower_sync(reader, writer, epoch, limit)
+            log.info(
+                "server %d follows %d in epoch %d at zxid 0x%x",
+                self.myid,
+                leader,
+                epoch,
+                self.tree.last_zxid,
+            )
+            await self._follower_loop(reader, writer)
+        finally:
+            self.leader_writer = None
+            writer.close()
+
+    async def _follower_sync(self, reader, writer, epoch: int, limit: float) -> None:
+        while True:
+            t, r = await asyncio.wait_for(read_frame(reader), limit)
+            if t == DIFF:
+                txns = [Txn.decode(r.buffer()) for _ in range(r.int())]
+                txns = [x for x in txns if x.zxid > self.tree.last_zxid]
+                if txns:
+                    self.txnlog.write(txns)
+                    self.last_logged = txns[-1].zxid
+                    await asyncio.to_thread(self.txnlog.sync)
+                    for x in txns:
+                        self.commit(x)
+            elif t == TRUNC:
+                point = r.long()
+                log.info("server %d: truncating log after 0x%x", self.myid, point)
+                self._truncate(point)
+            elif t == SNAP:
+                zxid = r.long()
+                blob = r.buffer()
+                self._install_snapshot(blob, zxid)
+            elif t == PROPOSAL:
+                txn = Txn.decode(bytes(r.buf[r.pos :]))
+                self.proposed[txn.zxid] = txn
+                self.txnlog.write([txn])
+                self.last_logged = txn.zxid
+                await asyncio.to_thread(self.txnlog.sync)
+            elif t == COMMIT:
+                self._follower_commit(r.long())
+            elif t == NEWLEADER:
+                z = r.long()
+                self.current_epoch = epoch
+                self._write_epoch("currentEpoch", epoch)
+                writer.write(frame(ACK, pack(("long", z))))
+            elif t == UPTODATE:
+                self.serving = True
+                return
+            elif t == PING:
+                self._ping_leader(writer)
+
+    def _truncate(self, point: int) -> None:
+        self.txnlog.truncate_after(point)
+        for name in os.listdir(self.txnlog.dir):
+            if (
+                name.startswith("snapshot.")
+                and not name.endswith(".tmp")
+                and int(name.split(".")[1], 16) > point
+            ):
+                os.unlink(os.path.join(self.txnlog.dir, name))
+        from .datatree import DataTree
+
+        self.txnlog.close()
+        self.tree = DataTree()
+        self.recover()
+
+    def _install_snapshot(self, blob: bytes, zxid: int) -> None:
+        self.txnlog.close()
+        for name in os.listdir(self.txnlog.dir):
+            os.unlink(os.path.join(self.txnlog.dir, name))
+        self.txnlog.save_snapshot(blob, zxid)
+        self.tree = deserialize_tree(blob)
+        self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer)
+        self.last_logged = zxid
+        self.next_zxid = zxid + 1
+        self.txnlog.roll(zxid + 1)
+
+    def _follower_commit(self, zxid: int) -> None:
+        txn = self.proposed.pop(zxid, None)
+        if txn is None:
+            log.warning("server %d: COMMIT of unknown zxid 0x%x", self.myid, zxid)
+            raise StepDown("commit for a proposal we do not have")
+        self.commit(txn)
+        self.drain()
+
+    def _ping_leader(self, writer) -> None:
+        touched = [s.id for s in self.sessions.values() if s.conn is not None]
+        writer.write(frame(PING, pack(("int", len(touched)), *[("long", sid) for sid in touched])))
+
+    async def _follower_loop(self, reader, writer) -> None:
+        limit = self.cfg.sync_limit * self.tick
+        while True:
+            t, r = await asyncio.wait_for(read_frame(reader), limit)
+            if t == PROPOSAL:
+                txn = Txn.decode(bytes(r.buf[r.pos :]))
+                self.proposed[txn.zxid] = txn
+                self.to_log.append(txn)
+                self._wake.set()
+            elif t == COMMIT:
+                z = r.long()
+                # A commit can overtake our own fsync of its proposal (the quorum did not
+                # need us); apply in order anyway: the proposal is in memory.
+                self._follower_commit(z)
+            elif t == PING:
+                self._ping_leader(writer)
+            elif t == SYNC:
+                session, cxid = r.long(), r.int()
+                entry = self.waiting.pop((session, cxid), None)
+                if entry is not None:
+                    entry.pending = False
+                    self.drain()
+
+    # --- facts for four-letter words and lab status -------------------------------------------
+
+    def extra_mntr(self):
+        yield ("zk_peer_state", STATE_NAMES.get(self.state, "?"))
+        yield ("zk_server_id", self.myid)
+        yield ("zk_current_epoch", self.current_epoch)
+        if self.state == LEADING:
+            yield ("zk_followers", len(self.followers))
+            yield ("zk_synced_followers", sum(1 for f in self.followers.values() if f.synced))
+            yield ("zk_pending_syncs", len(self.pending_syncs))
+
+
+__all__ = ["QuorumServer"]

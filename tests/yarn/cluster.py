@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.yarn.conf import render_xml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,3 +249,35 @@ def _kill_and_rmdir(d: Path) -> None:
             return
         except OSError:
             time.sleep(0.05)
+
+
+WORDS = [f"w{i:03d}" for i in range(400)] + ["grün", "naïve", "日本"]
+
+
+def make_text(rnd: random.Random, lines: int) -> str:
+    return "".join(
+        " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(0, 14))) + "\n" for _ in range(lines)
+    )
+
+
+def start_stack(root, nm_memory=1024, nm_extra=None, yarn_kw=None):
+    dfs = MiniCluster(
+        root / "dfs",
+        racks={"/rack1": 2, "/rack2": 1},
+        settings={"dfs.blocksize": "64k", "dfs.replication": "1"},
+    )
+    dfs.start()
+    y = None
+    try:
+        dfs.wait_active()
+        y = YarnCluster(root / "yarn", racks=dfs.dn_racks, **(yarn_kw or {}))
+        y.start_rm()
+        for ip in dfs.dn_racks:  # a NodeManager beside every DataNode, as in a real cluster
+            y.start_nm(ip, memory_mb=nm_memory, vcores=8, extra=nm_extra)
+        y.wait_nodes(3)
+    except BaseException:
+        if y:
+            y.stop()
+        dfs.stop()
+        raise
+    return dfs, y

@@ -1,6 +1,10 @@
+import random
+
 import pytest
 
-from .cluster import YarnCluster
+from lab.services.yarn.webhdfs import WebHdfs
+
+from .cluster import YarnCluster, make_text, start_stack
 
 
 @pytest.fixture
@@ -35,3 +39,29 @@ def yarn(yarn_factory):
     c.start_nm("127.0.0.12")
     c.wait_nodes(2)
     return c
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mr")
+    dfs, y = start_stack(root)
+    fs = WebHdfs(dfs.url)
+    rnd = random.Random(7)
+    texts = {}
+    for i in range(3):
+        texts[f"/data/in/part{i}.txt"] = make_text(rnd, 2500 + 700 * i)
+    texts["/data/in/sub/extra.txt"] = make_text(rnd, 900)
+    for path, text in texts.items():
+        fs.write(path, text.encode())
+    fs.write("/data/in/_ignored", b"hidden files are not input\n")
+    try:
+        yield dfs, y, texts
+    finally:
+        leftovers = []
+        for host, nm in y.nms.items():
+            if nm.alive():
+                nm.stop()
+                leftovers += y.leftover_cgroups(host)
+        y.stop()
+        dfs.stop()
+        assert not leftovers

@@ -10,73 +10,16 @@ import time
 import pytest
 import requests
 
-from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.yarn.mapreduce import client
 from lab.services.yarn.webhdfs import WebHdfs
 
-from .cluster import YarnCluster, wait_until
+from .cluster import make_text, start_stack, wait_until
 
 FAST = {
     "mapreduce.map.memory.mb": 128,
     "mapreduce.reduce.memory.mb": 128,
     "yarn.app.mapreduce.am.scheduler.heartbeat.interval-ms": 100,
 }
-WORDS = [f"w{i:03d}" for i in range(400)] + ["grün", "naïve", "日本"]
-
-
-def make_text(rnd: random.Random, lines: int) -> str:
-    return "".join(
-        " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(0, 14))) + "\n" for _ in range(lines)
-    )
-
-
-def start_stack(root, nm_memory=1024, nm_extra=None, yarn_kw=None):
-    dfs = MiniCluster(
-        root / "dfs",
-        racks={"/rack1": 2, "/rack2": 1},
-        settings={"dfs.blocksize": "64k", "dfs.replication": "1"},
-    )
-    dfs.start()
-    y = None
-    try:
-        dfs.wait_active()
-        y = YarnCluster(root / "yarn", racks=dfs.dn_racks, **(yarn_kw or {}))
-        y.start_rm()
-        for ip in dfs.dn_racks:  # a NodeManager beside every DataNode, as in a real cluster
-            y.start_nm(ip, memory_mb=nm_memory, vcores=8, extra=nm_extra)
-        y.wait_nodes(3)
-    except BaseException:
-        if y:
-            y.stop()
-        dfs.stop()
-        raise
-    return dfs, y
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mr")
-    dfs, y = start_stack(root)
-    fs = WebHdfs(dfs.url)
-    rnd = random.Random(7)
-    texts = {}
-    for i in range(3):
-        texts[f"/data/in/part{i}.txt"] = make_text(rnd, 2500 + 700 * i)
-    texts["/data/in/sub/extra.txt"] = make_text(rnd, 900)
-    for path, text in texts.items():
-        fs.write(path, text.encode())
-    fs.write("/data/in/_ignored", b"hidden files are not input\n")
-    try:
-        yield dfs, y, texts
-    finally:
-        leftovers = []
-        for host, nm in y.nms.items():
-            if nm.alive():
-                nm.stop()
-                leftovers += y.leftover_cgroups(host)
-        y.stop()
-        dfs.stop()
-        assert not leftovers
 
 
 def run(y, dfs, kind, inputs, output, **kw):

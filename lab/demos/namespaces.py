@@ -231,7 +231,10 @@ def _mounted_at(view: dict, path: str) -> str | None:
         if m["at"] == path:
             # the device number tells two instances of one file system type apart (each
             # /proc is its own), the root a bind mount's source directory
-            found = f"{m['fstype']} dev {m['dev']}" + (f" {m['root']}" if m["root"] != "/" else "")
+            root = m["root"]
+            if root.count("/") > 2:  # a bind mount of a node file: its last parts say enough
+                root = ".../" + "/".join(root.rsplit("/", 2)[-2:])
+            found = f"{m['fstype']} dev {m['dev']}" + (f" {root}" if root != "/" else "")
     return found
 
 

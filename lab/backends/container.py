@@ -522,6 +522,10 @@ def _address(addr: str) -> str:
     return addr.split("/", 1)[0]
 
 
+_image_lock = threading.Lock()
+_ensured_image: str | None = None
+
+
 class ContainerBackend(Backend):
     kind = "container"
     node_class = ContainerNode
@@ -531,7 +535,6 @@ class ContainerBackend(Backend):
         `lab images build` makes, rebuilt first when racklab's source changed)."""
         self._client = client
         self._image = image
-        self._image_lock = threading.Lock()
         self.build_missing = build_missing
 
     @property
@@ -549,10 +552,13 @@ class ContainerBackend(Backend):
         if image is None:
             from lab.images import NODE_LATEST, ensure_node_image
 
-            with self._image_lock:  # the orchestrator creates nodes from several threads
-                if self._image is None:
-                    self._image = ensure_node_image() if self.build_missing else NODE_LATEST
-                image = self._image
+            global _ensured_image
+            # The orchestrator creates nodes from several threads, and container and pod
+            # nodes of one lab must run the same image: ensure it once per process.
+            with _image_lock:
+                if _ensured_image is None:
+                    _ensured_image = ensure_node_image() if self.build_missing else NODE_LATEST
+                image = self._image = _ensured_image
         try:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:

@@ -7,6 +7,7 @@ work. A failing step raises BuildError naming the step and the reason.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import tempfile
@@ -130,6 +131,14 @@ def build_images(
     force: rebuild every step even when its output exists.
     """
     client = docker_client()
+    # One build at a time on this machine: two `lab up`s (or test sessions) starting
+    # together must not debootstrap or docker-build the same thing twice.
+    with open(cache_dir() / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(client, force, console, progress)
+
+
+def _build_locked(client, force: bool, console: Console | None, progress: bool) -> BuildResult:
     bar = None
     if progress:
         bar = Progress(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -84,9 +85,8 @@ def racklab_wheel(log) -> Path:
     existing = sorted(out.glob("racklab-*.whl")) if out.is_dir() else []
     if existing:
         return existing[0]
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".partial-", dir=out.parent))
     # Build from a copy: setuptools writes build/ and *.egg-info beside the sources,
     # and the checkout is shared with people editing it.
     src = tmp / "src"
@@ -103,6 +103,8 @@ def racklab_wheel(log) -> Path:
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         _fail(proc, "pip wheel racklab")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # another build finished the same wheel first: use that one
+        shutil.rmtree(tmp, ignore_errors=True)
     return sorted(out.glob("racklab-*.whl"))[0]

@@ -39,14 +39,14 @@ docker: apt
 	  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/racklab-dockerd.log"; exit 1; }; \
 	fi
 
-test: setup
+test: setup docker
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup
+test-all: setup docker
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: setup
+demo: setup docker
 	$(BIN)/python -m lab demo quickstart
 
 lint: venv

@@ -77,13 +77,11 @@ class ProcessNode(Node):
         (self.dir / "hostname").write_text(self.spec.name + "\n")
         Path(NODE_DATA_DIR).mkdir(parents=True, exist_ok=True)  # the mount point, empty
         cg = self.cg.create()
-        cg.child(INIT_LEAF).create()
-        cg.child(SHELL_LEAF).create()
         cg.set_cpus(self.spec.cpus)
         cg.set_memory(self.spec.memory)
         cg.set_pids(self.spec.pids)
-        if self.spec.io_bps:
-            cg.set_io(self.spec.io_bps, cgroups.block_device_of(self.dir))
+        self._leaf(INIT_LEAF)
+        self._leaf(SHELL_LEAF)
         cfg = {
             "hostname": self.spec.name,
             "node_cgroup_procs": cg.procs_files(),
@@ -100,6 +98,13 @@ class ProcessNode(Node):
         path = self.dir / "init.json"
         path.write_text(json.dumps(cfg, indent=1))
         return path
+
+    def _leaf(self, name: str) -> cgroups.Cgroup:
+        """A child cgroup for processes (v2 allows processes only in leaves)."""
+        leaf = self.cg.child(name).create()
+        if self.spec.io_bps:  # v1 does not pass I/O rules down: each leaf gets its own
+            leaf.set_io(self.spec.io_bps, cgroups.block_device_of(self.dir))
+        return leaf
 
     def spawn(self) -> subprocess.Popen:
         """Start the init without waiting for it (``wait_ready`` finishes the start)."""
@@ -254,7 +259,7 @@ class ProcessNode(Node):
 
     def start_service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> dict:
         leaf = f"svc-{name}"
-        self.cg.child(leaf).create()
+        self._leaf(leaf)
         log = self.dir / "data" / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)

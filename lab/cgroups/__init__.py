@@ -208,7 +208,17 @@ class Cgroup:
             except OSError:
                 pass
         else:
-            self._file("memory", "memory.limit_in_bytes").write_text(str(limit) if limit else "-1")
+            mem = self._file("memory", "memory.limit_in_bytes")
+            memsw = self._file("memory", "memory.memsw.limit_in_bytes")  # only with swap accounting
+            # memory+swap may never be below memory: order the two writes accordingly
+            if limit:
+                mem.write_text(str(limit))
+                if memsw.exists():
+                    memsw.write_text(str(limit))
+            else:
+                if memsw.exists():
+                    memsw.write_text("-1")
+                mem.write_text("-1")
 
     def set_pids(self, limit: int | None) -> None:
         self._file("pids", "pids.max").write_text(str(limit) if limit else "max")
@@ -219,9 +229,14 @@ class Cgroup:
             value = "max" if not bps else str(bps)
             self._file("io", "io.max").write_text(f"{device} rbps={value} wbps={value}")
         else:
+            # v1 throttles each cgroup on its own rule, not its children's: the rule goes on
+            # this cgroup and every one below it (callers also set it on leaves made later).
+            # So in v1 each leaf of a node gets the full rate, unlike v2's shared io.max.
             value = str(bps or 0)  # 0 removes the rule in v1
-            self._file("blkio", "blkio.throttle.read_bps_device").write_text(f"{device} {value}")
-            self._file("blkio", "blkio.throttle.write_bps_device").write_text(f"{device} {value}")
+            base = self._file("blkio", "blkio.throttle.read_bps_device").parent
+            for sub, _dirs, _files in os.walk(base):
+                for name in ("blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"):
+                    (Path(sub) / name).write_text(f"{device} {value}")
 
     def limits(self) -> dict:
         """The limits as the kernel holds them (not as configured)."""
@@ -293,7 +308,10 @@ class Cgroup:
                     wr += int(parts[2])
             s["io_read_bytes"], s["io_write_bytes"] = rd, wr
         s["pids"] = _int(_read(self._file("pids", "pids.current")))
-        s["pids_max_hits"] = _keyed(_read(self._file("pids", "pids.events"))).get("max")
+        if self.version == 2:
+            s["pids_max_hits"] = _keyed(_read(self._file("pids", "pids.events"))).get("max")
+        else:  # v1 counts a refused fork only in the forking process's own cgroup
+            s["pids_max_hits"] = self._v1_subtree_sum("pids", "pids.events", "max")
         return s
 
     def _v1_subtree_sum(self, controller: str, filename: str, key: str) -> int | None:

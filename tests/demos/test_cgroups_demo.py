@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from lab import cgroups
 from lab.demos import cgroups as demo
 
 from .helpers import assert_nothing_left, demo_cgroups_of_this_process
@@ -94,12 +93,6 @@ def test_direct_writes_are_throttled(data):
     assert m["rate_bps"] < 2 * demo.IO_BPS, m
 
 
-@pytest.mark.xfail(
-    cgroups.version() == 1,
-    strict=True,
-    reason="known bug: on cgroup v1 blk-throttle is flat and racklab sets the node's I/O "
-    "rule only on the node's cgroup, where no process runs",
-)
 def test_node_io_limit_reaches_commands_run_in_the_node(data):
     row = io_rows(data)[0]
     assert row["measured"]["cgroup"].endswith("/shell")

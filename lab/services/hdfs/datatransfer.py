@@ -169,13 +169,23 @@ class PipelineWriter:
             raise PipelineError(f"pipeline broke while sending: {exc!r}", 0) from exc
 
     async def write(self, data: bytes | memoryview) -> None:
-        self.buffer += data
-        # Packets end on chunk boundaries (the first may finish a partial chunk) so that
-        # receivers see whole chunks wherever possible.
-        while len(self.buffer) >= self.packet_size:
+        view = memoryview(data)
+        if self.buffer:
+            take = min(len(view), self.packet_size - len(self.buffer))
+            self.buffer += view[:take]
+            view = view[take:]
+            if len(self.buffer) < self.packet_size:
+                return
+            await self._send(bytes(self.buffer), False)
+            self.buffer.clear()
+        # Whole packets straight from the caller's buffer (no copy); packets end on chunk
+        # boundaries (the first may finish a partial chunk), so receivers see whole chunks.
+        while len(view) >= self.packet_size:
             n = self.packet_size - self.offset % self.bpc
-            await self._send(bytes(self.buffer[:n]), False)
-            del self.buffer[:n]
+            await self._send(view[:n], False)
+            view = view[n:]
+        if len(view):
+            self.buffer += view
 
     async def close(self) -> int:
         """Flush, send the last packet, wait for every ack. -> bytes in the replica."""

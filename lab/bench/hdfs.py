@@ -1,0 +1,201 @@
+"""WebHDFS throughput beside the disk's own bandwidth, measured in one run.
+
+    python -m lab.bench.hdfs [--size-mb 256] [--dir /var/tmp] [--json]
+
+1. fio on the directory the DataNodes store blocks in: sequential 1 MiB writes ending in
+   an fsync (HDFS also fsyncs each finalized block), then sequential reads with the
+   file's page cache dropped first (fio's invalidate=1).
+2. A MiniCluster (NameNode + 3 DataNodes on loopback addresses, default 128 MiB blocks)
+   in the same directory. One file of the same size is written through WebHDFS (307 to
+   a DataNode, chunked upload, pipeline) at replication 1 and at replication 3, then read
+   back after dropping the block files from the page cache (posix_fadvise DONTNEED),
+   bytes compared.
+Ratios are HDFS / fio. All three replicas of replication 3 land on the same disk here,
+so its write figure shows three times the disk traffic, not a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lab.services.hdfs.minicluster import MiniCluster
+
+MiB = 1 << 20
+
+
+def fio(directory: Path, size_mb: int) -> dict:
+    if shutil.which("fio") is None:
+        raise SystemExit("fio is not installed (Debian package fio; `make setup` installs it)")
+    common = [
+        "--directory",
+        str(directory),
+        "--filename",
+        "fio-bench",
+        "--bs=1M",
+        f"--size={size_mb}M",
+        "--ioengine=psync",
+        "--output-format=json",
+        "--numjobs=1",
+    ]
+    os.sync()
+    w = json.loads(
+        subprocess.run(
+            ["fio", "--name=write", "--rw=write", "--end_fsync=1", *common],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    os.sync()
+    r = json.loads(
+        subprocess.run(
+            ["fio", "--name=read", "--rw=read", "--invalidate=1", *common],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    (directory / "fio-bench").unlink(missing_ok=True)
+    return {
+        "write_MBps": w["jobs"][0]["write"]["bw_bytes"] / MiB,
+        "read_MBps": r["jobs"][0]["read"]["bw_bytes"] / MiB,
+    }
+
+
+def drop_block_cache(root: Path) -> None:
+    for path in root.glob("data-*/current/finalized/blk_*"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def hdfs_run(c: MiniCluster, size_mb: int) -> dict:
+    payload = os.urandom(8 * MiB)
+    doubled = payload + payload  # any piece of the file, wherever it starts, is a slice of this
+    pieces = size_mb // 8
+
+    def body():
+        for _ in range(pieces):
+            yield payload
+
+    results = {}
+    client = c.client()
+    try:
+        for rep in (1, 3):
+            path = f"/bench/r{rep}"
+            os.sync()  # start each measurement with no writeback of earlier ones in flight
+            t0 = time.perf_counter()
+            client.write(path, body(), overwrite=True, replication=rep)
+            wt = time.perf_counter() - t0
+            os.sync()
+            drop_block_cache(c.root)
+            t0 = time.perf_counter()
+            n, ok = 0, True
+            for piece in client.read(path):
+                # Compare against the repeating payload without building the whole file.
+                off = n % len(payload)
+                ok &= piece == doubled[off : off + len(piece)]
+                n += len(piece)
+            rt = time.perf_counter() - t0
+            if n != pieces * len(payload) or not ok:
+                raise SystemExit(
+                    f"read back {n} bytes of {path}, content {'ok' if ok else 'WRONG'}"
+                )
+            results[rep] = {"write_MBps": size_mb / wt, "read_MBps": size_mb / rt}
+            client.delete(path)
+    finally:
+        client.close()
+    return results
+
+
+def median_spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m lab.bench.hdfs", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--size-mb", type=int, default=128, help="bytes per measurement, MiB (multiple of 8)"
+    )
+    p.add_argument(
+        "--dir", default=None, help="where fio and the DataNodes write (default: a temp dir)"
+    )
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    size = max(8, a.size_mb - a.size_mb % 8)
+    root = Path(tempfile.mkdtemp(prefix="racklab-hdfs-bench-", dir=a.dir))
+    samples: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        samples.setdefault(key, []).append(value)
+
+    try:
+        with MiniCluster(
+            root / "dfs",
+            racks={"/rack1": 2, "/rack2": 1},
+            settings={"dfs.blocksize": "128m", "dfs.heartbeat.interval": "3s"},
+        ) as c:
+            c.start()
+            c.wait_active()
+            # Rounds alternate fio and HDFS so that both see the same moments of a shared machine.
+            for _ in range(a.rounds):
+                disk = fio(root, size)
+                add("fio_write", disk["write_MBps"])
+                add("fio_read", disk["read_MBps"])
+                for rep, v in hdfs_run(c, size).items():
+                    add(f"r{rep}_write", v["write_MBps"])
+                    add(f"r{rep}_read", v["read_MBps"])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    stats = {k: median_spread(v) for k, v in samples.items()}
+    med = {k: v["median"] for k, v in stats.items()}
+    out = {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, kernel {platform.release()}",
+        "size_MiB": size,
+        "rounds": a.rounds,
+        "MBps": stats,
+        "ratios": {
+            f"replication_{r}": {
+                "write": med[f"r{r}_write"] / med["fio_write"],
+                "read": med[f"r{r}_read"] / med["fio_read"],
+            }
+            for r in (1, 3)
+        },
+    }
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{out['machine']}; {size} MiB per measurement, median of {a.rounds} rounds [min-max]")
+    print(f"{'':24}{'write MB/s':>20}{'read MB/s':>20}{'write/fio':>11}{'read/fio':>10}")
+
+    def cell(key: str) -> str:
+        st = stats[key]
+        return f"{st['median']:.0f} [{st['min']:.0f}-{st['max']:.0f}]".rjust(20)
+
+    print(f"{'fio (disk, 1 MiB seq)':24}{cell('fio_write')}{cell('fio_read')}")
+    for r in (1, 3):
+        ratio = out["ratios"][f"replication_{r}"]
+        print(
+            f"{f'WebHDFS replication {r}':24}{cell(f'r{r}_write')}{cell(f'r{r}_read')}"
+            f"{ratio['write']:11.2f}{ratio['read']:10.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

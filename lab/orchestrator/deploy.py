@@ -81,15 +81,22 @@ def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90) ->
                 **info,
             }
             state.save()
+        deadline = time.monotonic() + timeout
         for p in procs:
             addr = plan.nodes[p.node]
             for port in p.ports:
-                if not wait_port(addr, port, timeout):
+                if not wait_port(addr, port, deadline - time.monotonic()):
                     raise DeployError(
                         f"{p.service} {p.role} on {p.node} did not answer on {addr}:{port} "
-                        f"within {timeout:.0f}s; see its log {state['services'][p.id]['log']} "
-                        f"(lab exec {p.node} -- cat ...)"
+                        f"within {timeout:.0f}s; see its log: "
+                        f"lab exec {p.node} -- cat {state['services'][p.id]['log']}"
                     )
+        why = dep.unready(procs, dict(plan.nodes))
+        while why is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            why = dep.unready(procs, dict(plan.nodes))
+        if why is not None:
+            raise DeployError(f"{service} did not become ready within {timeout:.0f}s: {why}")
 
 
 def service_running(node, svc: dict) -> bool:

@@ -233,6 +233,20 @@ def get_node(state: State, node: str):
     return nodes[node]
 
 
+def service_addresses(state: State, service: str, role: str | None = None) -> list[str]:
+    """Addresses of the nodes running ``service`` (in ``role``), in deployment order."""
+    addrs = state["network"]["nodes"]
+    found = [
+        addrs[svc["node"]]
+        for svc in state.get("services", {}).values()
+        if svc["service"] == service and (role is None or svc["role"] == role)
+    ]
+    if not found:
+        what = f"{service} {role}" if role else service
+        raise LabError(f"lab {state.name} runs no {what}")
+    return found
+
+
 # status
 
 

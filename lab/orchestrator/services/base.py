@@ -43,6 +43,11 @@ class ServiceDeployer:
         addresses: node name -> IPv4 address; racks: node name -> rack name."""
         raise NotImplementedError
 
+    def unready(self, procs: list[ServiceProcess], addresses: dict[str, str]) -> str | None:
+        """After every port answers: what still keeps the service from being usable
+        (e.g. "2 of 4 DataNodes registered"), or None when it is ready. Must not raise."""
+        return None
+
     def status(self, proc: ServiceProcess, address: str) -> dict:
         """Extra facts for `lab status` (role, zxid, ...). Must not raise."""
         return {}

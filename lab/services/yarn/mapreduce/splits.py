@@ -108,45 +108,48 @@ def compute_splits(fs: WebHdfs, inputs: list[str], block_size_hint: int = 128 <<
 def read_split(fs: WebHdfs, split: dict, chunk: int = 4 << 20) -> Iterator[str]:
     path, start, length = split["path"], split["offset"], split["length"]
     end = start + length
-    pos = start  # absolute offset of buf[0]
     buf = b""
+    i = 0  # read position in buf
+    base = start  # absolute file offset of buf[0]
     eof = False
 
     def more() -> bool:
-        nonlocal buf, eof
+        # Drop what was consumed, then append the next chunk (no per-line copying).
+        nonlocal buf, i, base, eof
         if eof:
             return False
-        want = chunk
-        data = fs.read(path, pos + len(buf), want)
-        if len(data) < want:
+        base += i
+        buf = buf[i:]
+        i = 0
+        data = fs.read(path, base + len(buf), chunk)
+        if len(data) < chunk:
             eof = True
         buf += data
         return bool(data)
 
     more()
     if start != 0:
-        # skip the rest of the line that began in the previous split (it reads it)
+        # skip the rest of the line that began in the previous split (that split reads it)
         while True:
-            nl = buf.find(b"\n")
+            nl = buf.find(b"\n", i)
             if nl >= 0:
-                pos += nl + 1
-                buf = buf[nl + 1 :]
+                i = nl + 1
                 break
-            pos += len(buf)
-            buf = b""
+            i = len(buf)
             if not more():
                 return
-    while pos <= end:
-        nl = buf.find(b"\n")
-        while nl < 0 and more():
-            nl = buf.find(b"\n")
+    while base + i <= end:
+        nl = buf.find(b"\n", i)
+        while nl < 0:
+            if not more():
+                break
+            nl = buf.find(b"\n", i)
         if nl < 0:
-            if buf:
-                yield buf.decode("utf-8", "surrogateescape")
+            if i < len(buf):
+                yield buf[i:].decode("utf-8", "surrogateescape")
             return
-        line = buf[:nl]
+        line = buf[i:nl]
         if line.endswith(b"\r"):
             line = line[:-1]
         yield line.decode("utf-8", "surrogateescape")
-        pos += nl + 1
-        buf = buf[nl + 1 :]
+        i = nl + 1

@@ -81,6 +81,19 @@ class HdfsDeployer(ServiceDeployer):
             plan.append(proc("secondarynamenode", snn, [SECONDARY_HTTP], ["hdfs-namenode"]))
         return plan
 
+    def unready(self, procs: list[ServiceProcess], addresses: dict[str, str]) -> str | None:
+        """Usable once every DataNode has registered and safe mode is off."""
+        nn = next(p for p in procs if p.role == "namenode")
+        want = sum(p.role == "datanode" for p in procs)
+        facts = self.status(nn, addresses[nn.node])
+        if "error" in facts:
+            return f"NameNode does not answer /jmx: {facts['error']}"
+        if facts["live_datanodes"] < want:
+            return f"{facts['live_datanodes']} of {want} DataNodes registered"
+        if facts["safemode"]:
+            return "NameNode still in safe mode"
+        return None
+
     def status(self, proc: ServiceProcess, address: str) -> dict:
         try:
             import requests

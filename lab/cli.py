@@ -138,6 +138,13 @@ def _mib(n) -> str:
     return "-" if n is None else f"{n / 2**20:.0f}Mi"
 
 
+def _service_cell(s: dict) -> str:
+    if not s["running"]:
+        return f"{s['role']} (down)"
+    facts = [f"{k}={v}" for k, v in s.items() if k not in ("service", "role", "running", "error")]
+    return s["role"] + (f" ({' '.join(facts)})" if facts else "")
+
+
 def _print_status(data: dict) -> None:
     imp = data.get("inter_rack", {})
     out.print(
@@ -151,9 +158,7 @@ def _print_status(data: dict) -> None:
         t.add_column(col)
     for n in data["nodes"]:
         state = "paused" if n.get("paused") else ("running" if n.get("running") else "stopped")
-        svcs = ", ".join(
-            f"{s['role']}{'' if s['running'] else ' (down)'}" for s in n.get("services", [])
-        )
+        svcs = ", ".join(_service_cell(s) for s in n.get("services", []))
         t.add_row(
             n["name"], n["kind"], n["rack"], n.get("address") or "-", state,
             _mib(n.get("memory_bytes")), _mib(n.get("memory_max")), str(n.get("pids") or "-"),

@@ -104,3 +104,18 @@ def service_running(node, svc: dict) -> bool:
         return node.service_running(svc["name"], svc)
     except (NotImplementedError, OSError):
         return False
+
+
+def service_status(node, svc: dict, address: str) -> dict:
+    """What `lab status` shows of one service process: running, plus the deployer's
+    facts (a ZooKeeper server's mode and zxid, a NameNode's live DataNodes, ...)."""
+    out = {"service": svc["service"], "role": svc["role"], "running": service_running(node, svc)}
+    if out["running"]:
+        try:
+            proc = ServiceProcess(svc["service"], svc["role"], svc["node"], svc["argv"],
+                                  ports=svc.get("ports", []))  # fmt: skip
+            facts = deployer_for(svc["service"]).status(proc, address)
+        except DeployError:
+            facts = {}
+        out.update({k: v for k, v in facts.items() if k != "role"})
+    return out

@@ -266,9 +266,8 @@ def status(state: State) -> dict:
         except OSError:
             pass
         d["services"] = [
-            {"id": sid, "role": svc["role"], "running": deploy.service_running(node, svc)}
-            | svc.get("facts", {})
-            for sid, svc in state.get("services", {}).items()
+            deploy.service_status(node, svc, d["address"])
+            for svc in state.get("services", {}).values()
             if svc["node"] == name
         ]
         out_nodes.append(d)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from hdfs import InsecureClient
+from hdfs import HdfsError, InsecureClient
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +179,67 @@ def test_garbage_on_data_transfer_and_rpc_ports(base, cluster):
     c.write("/bad/after", b"still fine", overwrite=True)
     with c.read("/bad/after") as r:
         assert r.read() == b"still fine"
+
+
+def cut_upload(base, method, path, op, sent: bytes, declared: int) -> None:
+    """Start an upload at the DataNode the NameNode redirects to, then hang up mid-body."""
+    r = requests.request(
+        method,
+        f"{base}{path}?op={op}&user.name=root&overwrite=true",
+        allow_redirects=False,
+        timeout=10,
+    )
+    loc = urlsplit(r.headers["Location"])
+    with socket.create_connection((loc.hostname, loc.port), timeout=10) as s:
+        s.sendall(
+            f"{method} {loc.path}?{loc.query} HTTP/1.1\r\nHost: dn\r\nContent-Length: {declared}\r\n\r\n".encode()
+            + sent
+        )
+
+
+def test_cut_upload_keeps_acknowledged_blocks_and_frees_the_file(base, cluster):
+    data = os.urandom(3 * 65536 + 5000)
+    cut_upload(base, "PUT", "/bad/cut", "CREATE", data, 10 * 65536)
+    c = InsecureClient(cluster.url, user="root")
+    # The writer's DataNode gives the file back: the three blocks it finished stay, the fourth goes.
+    cluster.wait(
+        lambda: (c.status("/bad/cut", strict=False) or {}).get("length") == 3 * 65536,
+        20,
+        "the cut file to be closed at its last full block",
+    )
+    c.write("/bad/cut", b"more", append=True)  # no lease left behind
+    with c.read("/bad/cut") as r:
+        assert r.read() == data[: 3 * 65536] + b"more"
+
+
+def test_cut_append_rolls_back_to_the_acknowledged_bytes(base, cluster):
+    c = InsecureClient(cluster.url, user="root")
+    original = os.urandom(1000)
+    c.write("/bad/app-cut", original, overwrite=True)
+    cut_upload(base, "POST", "/bad/app-cut", "APPEND", os.urandom(30_000), 100_000)
+
+    def appendable():
+        try:
+            c.write("/bad/app-cut", b"!", append=True)
+            return True
+        except HdfsError as exc:
+            assert exc.exception in (
+                "AlreadyBeingCreatedException",
+                "RecoveryInProgressException",
+            ), exc
+            return False
+
+    cluster.wait(appendable, 20, "the file to be appendable again")
+    for _ in range(3):  # whichever replica serves it
+        with c.read("/bad/app-cut") as r:
+            assert r.read() == original + b"!"
+    blocks = cluster.fsck("/bad/app-cut")["files"][0]["blocks"]
+    cluster.wait(
+        lambda: all(
+            b["live"] == 3 and not b["corruptLocations"]
+            for b in cluster.fsck("/bad/app-cut")["files"][0]["blocks"]
+        ),
+        20,
+        "three good replicas after the rollback",
+    )
+    assert len(blocks) == 1

@@ -116,7 +116,9 @@ class BlockStore:
             with open(meta, "rb") as f:
                 f.seek(checksum.HEADER.size + (rep.length // self.bpc) * CRC_SIZE)
                 (last_crc,) = struct.unpack(">I", f.read(CRC_SIZE))
-        return ReplicaWriter(self, rep, last_crc)
+        writer = ReplicaWriter(self, rep, last_crc)
+        writer.before_append = (rep.length, old_gs, last_crc)
+        return writer
 
     def delete(self, block_id: int) -> bool:
         rep = self.replicas.pop(block_id, None)
@@ -199,6 +201,7 @@ class ReplicaWriter:
     def __init__(self, store: BlockStore, rep: Replica, last_crc: int) -> None:
         self.store, self.rep = store, rep
         self.bpc = store.bpc
+        self.before_append: tuple[int, int, int] | None = None
         self.last_crc = last_crc
         self.data = open(rep.data_path, "r+b", buffering=0)
         self.data.seek(rep.length)
@@ -237,6 +240,24 @@ class ReplicaWriter:
         return self.store._finalize_paths(self.rep)
 
     def abort(self) -> None:
+        """A failed create drops the replica; a failed append puts back the replica as it
+        was before (length, CRCs, generation stamp): those bytes were acknowledged."""
         self.data.close()
         self.meta.close()
-        self.store.delete(self.rep.block_id)
+        if self.before_append is None:
+            self.store.delete(self.rep.block_id)
+            return
+        length, gs, last_crc = self.before_append
+        rep = self.rep
+        with open(rep.data_path, "r+b") as f:
+            f.truncate(length)
+        ncrc = -(-length // self.bpc)
+        with open(rep.meta_path, "r+b") as f:
+            f.truncate(checksum.HEADER.size + ncrc * CRC_SIZE)
+            if length % self.bpc:
+                f.seek(checksum.HEADER.size + (ncrc - 1) * CRC_SIZE)
+                f.write(struct.pack(">I", last_crc))
+        old_meta = rep.meta_path.with_name(f"blk_{rep.block_id}_{gs}.meta")
+        os.replace(rep.meta_path, old_meta)
+        rep.meta_path, rep.length, rep.gen_stamp = old_meta, length, gs
+        self.store._finalize_paths(rep)

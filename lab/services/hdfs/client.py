@@ -181,6 +181,13 @@ class FileWriter:
         if self.pipe is not None:
             self.pipe.abort()
 
+    async def abandon(self) -> None:
+        self.abort()
+        try:
+            await self.nn.call("abandonFile", src=self.path, clientName=self.client, last=self.last)
+        except Exception as exc:  # the lease's hard limit will close the file instead
+            log.warning("could not hand %s back to the NameNode: %r", self.path, exc)
+
 
 class Reader:
     """DFSInputStream over located blocks; local replicas are read straight from disk."""

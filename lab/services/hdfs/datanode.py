@@ -405,8 +405,7 @@ class DataNode:
             log.warning("pipeline for blk_%d broke: %r", bid, exc)
             responder.cancel()
         finally:
-            if not finalized and stage != "append":
-                # A failed append keeps the replica: its earlier bytes were acknowledged before.
+            if not finalized:
                 replica.abort()
             if down_writer is not None:
                 down_writer.close()
@@ -486,7 +485,9 @@ class DataNode:
                 await writer.write(piece)
             await writer.close()
         except BaseException:
-            writer.abort()
+            # Not acknowledged: give the file back to the NameNode as it was before this
+            # request's unfinished block, so the lease does not outlive this writer.
+            await asyncio.shield(writer.abandon())
             raise
 
     async def _open(self, req: Request, path: str, user: str) -> Response:

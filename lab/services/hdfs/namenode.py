@@ -87,6 +87,10 @@ class NameNode:
         self.http_address = ("", 0)
         self.rpc_address = ("", 0)
         self.last_checkpoint_time = time.time()
+        self.leases: dict[int, dict] = {}  # inode id of a file under construction -> lease
+        # Hadoop 3.4's dfs.namenode.lease-hard-limit-sec (20 min): a writer silent that long
+        # loses the file, which is closed with what it had acknowledged.
+        self.lease_hard_limit = float(conf.get("dfs.namenode.lease-hard-limit-sec", "1200"))
 
     # ------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -107,6 +111,8 @@ class NameNode:
         self.image_txid = image_txid
         for f in self.ns.walk_files():
             self.bm.add_file_blocks(f)
+            if f.client_name:  # its writer may be gone: the hard limit applies from now
+                self.leases[f.inode_id] = {"renewed": time.monotonic(), "beforeAppend": None}
         self.editlog = EditLog(self.storage, last)
         self.editlog.open_segment()
         self.storage.write_seen_txid(self.editlog.last_txid)
@@ -147,7 +153,9 @@ class NameNode:
                     )
                 if self.safemode_on:
                     self._check_safemode()
-                elif time.monotonic() - last_redundancy >= redundancy_every:
+                    continue
+                self.check_leases()
+                if time.monotonic() - last_redundancy >= redundancy_every:
                     last_redundancy = time.monotonic()
                     n = self.bm.compute_replication_work()
                     if n:
@@ -300,6 +308,7 @@ class NameNode:
             }
         )
         self.bm.remove_blocks(removed or [])
+        self._renew(self.ns.lookup(path))
         return {"fileId": self.ns.last_inode_id}
 
     def verify_replication(self, path: str, replication: int) -> None:
@@ -314,8 +323,14 @@ class NameNode:
                 f"{self.max_replication} for {path}"
             )
 
+    def _renew(self, f: INodeFile, before_append: dict | None = None) -> None:
+        lease = self.leases.setdefault(f.inode_id, {"beforeAppend": before_append})
+        lease["renewed"] = time.monotonic()
+
     def _uc_file(self, path: str, client: str) -> INodeFile:
         node = self.ns.lookup(path)
+        if isinstance(node, INodeFile) and node.client_name == client:
+            self._renew(node)
         if not isinstance(node, INodeFile) or node.client_name != client:
             holder = node.client_name if isinstance(node, INodeFile) else None
             raise LeaseExpiredException(
@@ -397,6 +412,7 @@ class NameNode:
                 "atime": now_ms(),
             }
         )
+        self.leases.pop(f.inode_id, None)
         self.bm.add_file_blocks(f)
         for info in self._infos(f):
             info.complete = True
@@ -434,6 +450,8 @@ class NameNode:
                 old = last.to_json()
                 op["newGenStamp"] = self.ns.gen_stamp + 1
                 self.log_apply(op)
+                self.leases.pop(node.inode_id, None)
+                self._renew(node, before_append=old)
                 info.complete = False
                 result["lastBlock"] = {
                     "block": old,
@@ -443,7 +461,52 @@ class NameNode:
                 }
                 return result
         self.log_apply(op)
+        self.leases.pop(node.inode_id, None)
+        self._renew(node)
         return result
+
+    def abandon_file(self, f: INodeFile, last: dict | None, reason: str) -> None:
+        """Lease recovery, simplified: keep every block the writer saw acknowledged, drop an
+        unfinished new last block, and put back a last block reopened by a failed append
+        (the DataNodes roll their replicas back the same way). Then close the file."""
+        lease = self.leases.pop(f.inode_id, {})
+        before = lease.get("beforeAppend")
+        if last is not None and f.blocks and int(last["blockId"]) == f.blocks[-1].block_id:
+            self._commit(f, last)
+            before = None
+        elif f.blocks:
+            info = self.bm.blocks.get(f.blocks[-1].block_id)
+            if info is not None and not info.complete:
+                if before is not None and before["blockId"] == f.blocks[-1].block_id:
+                    f.blocks[-1].gen_stamp, f.blocks[-1].num_bytes = (
+                        before["genStamp"],
+                        before["numBytes"],
+                    )
+                else:
+                    self.bm.remove_blocks([f.blocks.pop()])
+        self.log_apply(
+            {
+                "op": "OP_CLOSE",
+                "path": f.path(),
+                "blocks": [b.to_json() for b in f.blocks],
+                "mtime": now_ms(),
+                "atime": now_ms(),
+            }
+        )
+        self.bm.add_file_blocks(f)
+        for info in self._infos(f):
+            info.complete = True
+            self.bm.update_needed(info)
+        log.warning("closed %s for its lost writer (%s), length now %d", f.path(), reason, f.length)
+
+    def check_leases(self) -> None:
+        now = time.monotonic()
+        for inode_id, lease in list(self.leases.items()):
+            f = self.ns.inodes.get(inode_id)
+            if not isinstance(f, INodeFile) or f.client_name is None:
+                self.leases.pop(inode_id, None)
+            elif now - lease["renewed"] > self.lease_hard_limit:
+                self.abandon_file(f, None, f"lease of {f.client_name} expired")
 
     def _infos(self, f: INodeFile) -> list[BlockInfo]:
         return [self.bm.blocks[b.block_id] for b in f.blocks if b.block_id in self.bm.blocks]
@@ -835,6 +898,13 @@ class NameNode:
 
     def rpc_complete(self, peer, src, clientName, last=None):
         return {"result": self.complete(src, clientName, last)}
+
+    def rpc_abandonFile(self, peer, src, clientName, last=None):
+        path = normalize(src)
+        node = self.ns.lookup(path)
+        if isinstance(node, INodeFile) and node.client_name == clientName:
+            self.abandon_file(node, last, f"{clientName} gave up")
+        return {}
 
     def rpc_append(self, peer, src, user, clientName, clientMachine=None):
         return self.append(src, user, clientName, clientMachine or peer)

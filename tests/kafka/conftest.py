@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from .kafka_harness import ApacheZooKeeper, BrokerProcess, apache_zookeeper_available, chroot
 
 

@@ -276,8 +276,8 @@ class Broker:
                 if topic == OFFSETS_TOPIC and was_leader:
                     self._unload_offsets(p)
                 if new_leader >= 0:
-                    # Kafka 2.x before KIP-101: cut back to the high watermark, refetch the rest
-                    part.log.truncate_to(part.high_watermark)
+                    # the fetcher first asks the leader where our logs diverge
+                    # (OffsetsForLeaderEpoch) and truncates there, then fetches
                     self._fetcher_for(new_leader).add(key)
         if part.is_leader:
             self._advance_hw(part)
@@ -667,12 +667,64 @@ class ReplicaFetcher:
                 self.conn = None
                 await asyncio.sleep(0.3)
 
+    async def _truncate_diverged(self) -> None:
+        """KIP-101: for partitions that just became followers, ask the leader
+        where our latest epoch ended in its log and cut ours there."""
+        b = self.broker
+        pending: dict[str, list] = {}
+        for t, p in sorted(self.keys):
+            part = b.partitions.get((t, p))
+            if part is None or not part.needs_truncation:
+                continue
+            if not part.epochs:
+                part.needs_truncation = False
+                continue
+            pending.setdefault(t, []).append(
+                {
+                    "partition": p,
+                    "current_leader_epoch": part.leader_epoch,
+                    "leader_epoch": part.epochs[-1][0],
+                }
+            )
+        if not pending:
+            return
+        resp = await self.conn.request(
+            ApiKey.OFFSET_FOR_LEADER_EPOCH,
+            3,
+            {
+                "replica_id": b.id,
+                "topics": [{"topic": t, "partitions": ps} for t, ps in pending.items()],
+            },
+        )
+        for tr in resp["topics"]:
+            for pr in tr["partitions"]:
+                part = b.partitions.get((tr["topic"], pr["partition"]))
+                if part is None or pr["error_code"] != Error.NONE or not part.needs_truncation:
+                    continue
+                epoch, end = pr["leader_epoch"], pr["end_offset"]
+                if epoch < 0 or end < 0:
+                    target = part.high_watermark
+                else:
+                    target = min(end, part.end_offset_for(epoch)[1])
+                if target < part.leo:
+                    log.info(
+                        "%s-%d: truncating from %d to %d to match leader %d",
+                        part.topic,
+                        part.index,
+                        part.leo,
+                        target,
+                        self.leader,
+                    )
+                    part.truncate_to(target)
+                part.needs_truncation = False
+
     async def _fetch_once(self) -> None:
         b = self.broker
+        await self._truncate_diverged()
         topics: dict[str, list] = {}
         for t, p in sorted(self.keys):
             part = b.partitions.get((t, p))
-            if part is None:
+            if part is None or part.needs_truncation:
                 continue
             topics.setdefault(t, []).append(
                 {
@@ -719,9 +771,9 @@ class ReplicaFetcher:
                 err = pr["error_code"]
                 if err == Error.OFFSET_OUT_OF_RANGE:
                     if part.leo < pr["log_start_offset"]:
-                        part.log.truncate_fully_and_start_at(pr["log_start_offset"])
+                        part.truncate_fully_and_start_at(pr["log_start_offset"])
                     else:
-                        part.log.truncate_to(min(part.high_watermark, pr["high_watermark"]))
+                        part.truncate_to(min(part.high_watermark, pr["high_watermark"]))
                     continue
                 if err != Error.NONE:
                     backoff = True
@@ -758,6 +810,7 @@ class ReplicaFetcher:
         start = batches[0][0]
         end = batches[-1][0] + batches[-1][1].size
         for _, h in batches:
+            part.note_epoch(h.partition_leader_epoch, h.base_offset)
             part.record_batch(h, h.base_offset)
         part.log.append(
             bytes(data[start:end]),

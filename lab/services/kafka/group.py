@@ -161,6 +161,7 @@ class GroupCoordinator:
             m.join_future.set_result(_join_error(Error.UNKNOWN_MEMBER_ID, member_id))
         fut = m.join_future = loop.create_future()
         if g.state in (EMPTY, STABLE, COMPLETING):
+            log.info("group %s: member %s joins in state %s", g.group_id, member_id, g.state)
             self._prepare_rebalance(g, initial=g.state == EMPTY)
         self._maybe_complete_join(g)
         return await fut

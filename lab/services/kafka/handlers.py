@@ -359,6 +359,33 @@ async def list_offsets(b: Broker, req, h, host):
     return {"throttle_time_ms": 0, "topics": topics}
 
 
+@handler(ApiKey.OFFSET_FOR_LEADER_EPOCH)
+async def offset_for_leader_epoch(b: Broker, req, h, host):
+    topics = []
+    for t in req["topics"]:
+        parts = []
+        for pr in t["partitions"]:
+            p = pr["partition"]
+            res = {"error_code": Error.NONE, "partition": p, "leader_epoch": -1, "end_offset": -1}
+            err = b.partition_error(t["topic"], p)
+            if err != Error.NONE:
+                res["error_code"] = err
+            else:
+                part = b.partitions[(t["topic"], p)]
+                cur = pr.get("current_leader_epoch", -1)
+                if cur >= 0 and cur != part.leader_epoch:
+                    res["error_code"] = (
+                        Error.FENCED_LEADER_EPOCH
+                        if cur < part.leader_epoch
+                        else Error.UNKNOWN_LEADER_EPOCH
+                    )
+                else:
+                    res["leader_epoch"], res["end_offset"] = part.end_offset_for(pr["leader_epoch"])
+            parts.append(res)
+        topics.append({"topic": t["topic"], "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
 # ---------------- producer ids ----------------
 
 

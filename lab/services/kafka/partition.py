@@ -47,6 +47,9 @@ class Partition:
         self.topic = topic
         self.index = index
         self.producers: dict[int, ProducerState] = {}
+        # (leader epoch, first offset written in it), ascending: lets a follower
+        # find where its log diverges from a new leader's (KIP-101)
+        self.epochs: list[tuple[int, int]] = []
         self.log = PartitionLog(
             log_dir / f"{topic}-{index}", config, on_batch=self._rebuild_producer
         )
@@ -60,9 +63,11 @@ class Partition:
         self.followers: dict[int, FollowerState] = {}
         self.is_leader = False
         self.isr_update_pending = False
+        self.needs_truncation = False
 
     # ---- producer state ----
     def _rebuild_producer(self, h: BatchHeader) -> None:
+        self.note_epoch(h.partition_leader_epoch, h.base_offset)
         if h.producer_id < 0 or h.base_sequence < 0:
             return
         st = self.producers.get(h.producer_id)
@@ -116,6 +121,34 @@ class Partition:
         )
         del st.batches[:-PRODUCER_BATCH_CACHE]
 
+    # ---- leader epochs ----
+    def note_epoch(self, epoch: int, start_offset: int) -> None:
+        if epoch >= 0 and (not self.epochs or epoch > self.epochs[-1][0]):
+            self.epochs.append((epoch, start_offset))
+
+    def end_offset_for(self, epoch: int) -> tuple[int, int]:
+        """(largest epoch <= ``epoch`` in this log, the offset where it ended);
+        (-1, -1) when the log knows no such epoch."""
+        found = -1
+        for i, (e, _) in enumerate(self.epochs):
+            if e <= epoch:
+                found = i
+        if found < 0:
+            return -1, -1
+        if found == len(self.epochs) - 1:
+            return self.epochs[found][0], self.leo
+        return self.epochs[found][0], self.epochs[found + 1][1]
+
+    def truncate_to(self, offset: int) -> None:
+        self.log.truncate_to(offset)
+        self.epochs = [(e, o) for e, o in self.epochs if o < self.leo]
+        self.high_watermark = min(self.high_watermark, self.leo)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        self.log.truncate_fully_and_start_at(offset)
+        self.epochs = []
+        self.high_watermark = offset
+
     # ---- replication bookkeeping (leader side) ----
     @property
     def leo(self) -> int:
@@ -124,6 +157,8 @@ class Partition:
     def become_leader(self) -> None:
         now = time.monotonic()
         self.is_leader = True
+        self.needs_truncation = False
+        self.note_epoch(self.leader_epoch, self.leo)
         # followers get a grace period of one lag interval to show up
         self.followers = {
             r: FollowerState(last_caught_up=now) for r in self.replicas if r != self.leader
@@ -132,6 +167,7 @@ class Partition:
     def become_follower(self) -> None:
         self.is_leader = False
         self.followers = {}
+        self.needs_truncation = True
 
     def update_follower(self, replica: int, fetch_offset: int) -> None:
         now = time.monotonic()

@@ -27,6 +27,7 @@ class ApiKey:
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
     INIT_PRODUCER_ID = 22
+    OFFSET_FOR_LEADER_EPOCH = 23
 
 
 _NAMES = {
@@ -47,6 +48,7 @@ _NAMES = {
     19: "CreateTopics",
     20: "DeleteTopics",
     22: "InitProducerId",
+    23: "OffsetForLeaderEpoch",
 }
 
 

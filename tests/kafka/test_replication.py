@@ -1,0 +1,178 @@
+"""Three brokers on distinct loopback addresses, replication factor 3,
+min.insync.replicas 2, coordinated through ZooKeeper."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError
+from kazoo.client import KazooClient
+
+HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+CLUSTER_PROPS = {
+    "default_replication_factor": 3,
+    "min_insync_replicas": 2,
+    "offsets_topic_replication_factor": 3,
+    "num_partitions": 3,
+}
+
+
+@pytest.fixture
+def cluster(make_broker):
+    brokers = [
+        make_broker(i + 1, host=h, start=False, **CLUSTER_PROPS) for i, h in enumerate(HOSTS)
+    ]
+    for b in brokers:
+        b.start()
+    zk = KazooClient(make_broker.zk_connect)
+    zk.start(10)
+    yield brokers, zk
+    zk.stop()
+    zk.close()
+
+
+def bootstrap(brokers) -> list[str]:
+    return [b.bootstrap for b in brokers if b.proc and b.proc.poll() is None]
+
+
+def state(zk, topic: str, p: int) -> dict:
+    return json.loads(zk.get(f"/brokers/topics/{topic}/partitions/{p}/state")[0])
+
+
+def wait_for(cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def make_topic(brokers, zk, name: str, partitions: int = 3) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(brokers))
+    admin.create_topics([NewTopic(name, partitions, 3)])
+    admin.close()
+    wait_for(
+        lambda: all(len(state(zk, name, p)["isr"]) == 3 for p in range(partitions)), 30, "full ISR"
+    )
+
+
+def produce_acked(
+    brokers, topic: str, values: list[bytes], partitions: int = 3
+) -> dict[int, list[bytes]]:
+    """acks=all (kafka-python's default); returns what was acknowledged, per partition, in order."""
+    p = KafkaProducer(
+        bootstrap_servers=bootstrap(brokers),
+        acks="all",
+        delivery_timeout_ms=60000,
+        request_timeout_ms=10000,
+        retry_backoff_ms=200,
+    )
+    futs = [(v, p.send(topic, v, partition=i % partitions)) for i, v in enumerate(values)]
+    p.flush(90)
+    acked: dict[int, list[tuple[int, bytes]]] = {}
+    for v, f in futs:
+        try:
+            md = f.get(0)
+        except KafkaError:
+            continue
+        acked.setdefault(md.partition, []).append((md.offset, v))
+    p.close()
+    return {part: [v for _, v in sorted(lst)] for part, lst in acked.items()}
+
+
+def consume_all(
+    brokers, topic: str, partitions: int, expect: int, timeout: float = 60
+) -> dict[int, list[bytes]]:
+    c = KafkaConsumer(
+        bootstrap_servers=bootstrap(brokers), auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    c.assign([TopicPartition(topic, p) for p in range(partitions)])
+    c.seek_to_beginning()
+    got: dict[int, list[bytes]] = {}
+    deadline = time.monotonic() + timeout
+    while sum(map(len, got.values())) < expect and time.monotonic() < deadline:
+        for tp, recs in c.poll(timeout_ms=500).items():
+            got.setdefault(tp.partition, []).extend(r.value for r in recs)
+    c.close()
+    return got
+
+
+def assert_contains_in_order(got: list[bytes], acked: list[bytes]) -> None:
+    positions = [got.index(v) for v in acked]  # ValueError = an acked message is lost
+    assert positions == sorted(positions), "acknowledged messages out of order"
+
+
+def test_leader_failover_keeps_every_acked_message(cluster):
+    brokers, zk = cluster
+    topic = "failover"
+    make_topic(brokers, zk, topic)
+    acked1 = produce_acked(brokers, topic, [f"a{i}".encode() for i in range(150)])
+    assert sum(map(len, acked1.values())) == 150
+    before = state(zk, topic, 0)
+    old_leader = before["leader"]
+    victim = next(b for b in brokers if b.id == old_leader)
+    victim.kill()
+    after = wait_for(
+        lambda: (s := state(zk, topic, 0))["leader"] not in (old_leader, -1) and s,
+        30,
+        "a new leader",
+    )
+    assert after["leader"] in before["isr"]
+    assert after["leader_epoch"] > before["leader_epoch"]
+    assert old_leader not in after["isr"]
+    acked2 = produce_acked(brokers, topic, [f"b{i}".encode() for i in range(150)])
+    assert sum(map(len, acked2.values())) == 150
+    got = consume_all(brokers, topic, 3, 300)
+    for p in range(3):
+        assert_contains_in_order(got.get(p, []), acked1.get(p, []) + acked2.get(p, []))
+    # the killed broker comes back as a follower and rejoins the ISR
+    victim.start()
+    wait_for(lambda: old_leader in state(zk, topic, 0)["isr"], 30, "the old leader back in the ISR")
+
+
+def test_restart_every_broker_loses_nothing_acked(cluster):
+    brokers, zk = cluster
+    topic = "restart"
+    make_topic(brokers, zk, topic)
+    acked = produce_acked(brokers, topic, [f"r{i}".encode() for i in range(200)])
+    assert sum(map(len, acked.values())) == 200
+    for b in brokers:
+        b.kill()
+    for b in brokers:
+        b.start()
+    wait_for(lambda: all(state(zk, topic, p)["leader"] >= 0 for p in range(3)), 40, "leaders")
+    got = consume_all(brokers, topic, 3, 200)
+    for p in range(3):
+        assert_contains_in_order(got.get(p, []), acked.get(p, []))
+
+
+def test_two_brokers_down_refuses_acks_all(cluster):
+    brokers, zk = cluster
+    topic = "minisr"
+    make_topic(brokers, zk, topic, partitions=1)
+    leader = state(zk, topic, 0)["leader"]
+    for b in brokers:
+        if b.id != leader:
+            b.kill()
+    wait_for(lambda: state(zk, topic, 0)["isr"] == [leader], 30, "the ISR to shrink to the leader")
+    p = KafkaProducer(
+        bootstrap_servers=bootstrap(brokers),
+        acks="all",
+        enable_idempotence=False,
+        retries=0,
+        request_timeout_ms=5000,
+    )
+    with pytest.raises(KafkaError) as e:
+        p.send(topic, b"must not be accepted").get(30)
+    assert "NotEnoughReplicas" in type(e.value).__name__
+    # acks=1 is still accepted by the lone leader
+    p1 = KafkaProducer(bootstrap_servers=bootstrap(brokers), acks=1, enable_idempotence=False)
+    assert p1.send(topic, b"acks=1 ok").get(30).offset >= 0
+    p.close()
+    p1.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 import time
 from typing import TYPE_CHECKING
@@ -94,11 +95,11 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         if not self.server.serving:
-            # Not part of a working quorum (electing, syncing): refuse like ZooKeeper's
-            # "ZooKeeperServer not running", so the client tries another server.
-            self.state = CLOSED
+            # Not part of a working quorum (electing, syncing): only four-letter words
+            # are answered; a client is hung up on (ZooKeeper's "ZooKeeperServer not
+            # running"), so it tries another server.
             self.refused = True
-            transport.close()
+            asyncio.get_running_loop().call_later(1.0, self.close)
             return
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = peer[:2]
@@ -106,8 +107,6 @@ class ClientConnection(asyncio.Protocol):
         self.server.connections.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            import socket
-
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
@@ -125,7 +124,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         if self.refused:
-            return
+            return  # never registered
         self.state = CLOSED
         if self.handshake_timer:
             self.handshake_timer.cancel()
@@ -172,6 +171,9 @@ class ClientConnection(asyncio.Protocol):
                     return
                 if self.state == NEW and bytes(buf[:4]) in FOUR_LETTER_WORDS:
                     self._four_letter(bytes(buf[:4]).decode())
+                    return
+                if self.refused:
+                    self.close()
                     return
                 (n,) = _LEN.unpack_from(buf, 0)
                 if n < 0 or n > maxbuffer:

@@ -42,7 +42,7 @@ def _srvr(s: ZooKeeperServer, clients: bool) -> str:
         f"Received: {s.packets_received}",
         f"Sent: {s.packets_sent}",
         f"Connections: {len(s.connections)}",
-        f"Outstanding: {s.outstanding()}",
+        f"Outstanding: {s.outstanding_requests()}",
         f"Zxid: 0x{s.tree.last_zxid:x}",
         f"Mode: {s.mode}",
         f"Node count: {s.tree.node_count()}",
@@ -68,7 +68,7 @@ def _mntr(s: ZooKeeperServer) -> str:
         ("zk_packets_received", s.packets_received),
         ("zk_packets_sent", s.packets_sent),
         ("zk_num_alive_connections", len(s.connections)),
-        ("zk_outstanding_requests", s.outstanding()),
+        ("zk_outstanding_requests", s.outstanding_requests()),
         ("zk_znode_count", s.tree.node_count()),
         ("zk_watch_count", s.tree.data_watches.count() + s.tree.child_watches.count()),
         ("zk_ephemerals_count", sum(len(v) for v in s.tree.ephemerals.values())),
@@ -105,6 +105,8 @@ def _conf(s: ZooKeeperServer) -> str:
 def respond(s: ZooKeeperServer, word: str) -> str:
     if word == "ruok":
         return "imok"
+    if not s.serving and word in ("srvr", "stat", "mntr", "cons", "wchs"):
+        return "This ZooKeeper instance is not currently serving requests\n"
     if word == "srvr":
         return _srvr(s, clients=False)
     if word == "stat":

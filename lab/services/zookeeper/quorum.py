@@ -427,9 +427,10 @@ class QuorumServer(ZooKeeperServer):
                 if len(infos) + 1 >= self.quorum:
                     infos_quorum.set()
                 await epoch_ready.wait()
-                if f.accepted_epoch >= self.epoch:
+                if f.accepted_epoch > self.epoch:
+                    # Someone started a newer epoch than ours: we are not the leader.
                     raise StepDown(
-                        f"follower {f.sid} accepted epoch {f.accepted_epoch} >= {self.epoch}"
+                        f"follower {f.sid} accepted epoch {f.accepted_epoch} > {self.epoch}"
                     )
                 f.send(frame(LEADERINFO, pack(("long", self.epoch))))
                 t, r = await asyncio.wait_for(read_frame(reader), self.cfg.init_limit * self.tick)

@@ -378,7 +378,7 @@ class ZooKeeperServer:
 
     # --- facts for four-letter words and status -------------------------------------------
 
-    def outstanding(self) -> int:
+    def outstanding_requests(self) -> int:
         return len(self.queue)
 
 

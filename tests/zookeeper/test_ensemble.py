@@ -1,0 +1,199 @@
+"""A 3-server ensemble in subprocesses on 127.0.0.x: replication, leader failover
+without losing acknowledged writes, a minority refusing writes, followers catching
+up, whole-ensemble restarts, sessions moving between servers."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+from kazoo.handlers.threading import KazooTimeoutError
+
+from .ensemble import Ensemble
+
+
+@pytest.fixture
+def ensemble(tmp_path, request):
+    # Distinct address ranges per test keep lingering sockets of one test from another.
+    base = 40 + (abs(hash(request.node.name)) % 40) * 5
+    ens = Ensemble(str(tmp_path), n=3, base=base)
+    ens.start()
+    clients = []
+    ens.clients = clients
+    yield ens
+    for c in clients:
+        try:
+            c.stop()
+            c.close()
+        except Exception:
+            pass
+    ens.stop_all()
+
+
+def connect(ens, *ids, **kw):
+    c = ens.client(*ids, **kw)
+    ens.clients.append(c)
+    return c
+
+
+def test_writes_replicate_and_every_server_reads_them(ensemble):
+    leader = ensemble.wait_leader()
+    followers = [i for i in ensemble.servers if i != leader]
+    writer = connect(ensemble, followers[0])
+    writer.create("/r", b"from a follower")
+    for i in range(20):
+        writer.create(f"/r/c{i}", str(i).encode())
+    t = writer.transaction()
+    t.create("/r/tx")
+    t.set_data("/r", b"changed")
+    assert len(t.commit()) == 2
+    stats = []
+    for i in ensemble.servers:
+        reader = connect(ensemble, i)
+        reader.sync("/r")
+        data, stat = reader.get("/r")
+        assert data == b"changed"
+        assert len(reader.get_children("/r")) == 21
+        stats.append(stat)
+    assert stats[0] == stats[1] == stats[2]
+    assert stats[0].mzxid >> 32 >= 1  # zxids carry the epoch in the high 32 bits
+    # Errors come back through the leader too.
+    from kazoo.exceptions import NodeExistsError
+
+    with pytest.raises(NodeExistsError):
+        writer.create("/r")
+
+
+def test_leader_killed_new_leader_serves_and_nothing_acked_is_lost(ensemble):
+    leader = ensemble.wait_leader()
+    c = connect(ensemble)
+    acked = []
+    for i in range(60):
+        acked.append(c.create(f"/k{i}", str(i).encode()))
+    ensemble.kill(leader)
+    others = [i for i in ensemble.servers if i != leader]
+    new_leader = ensemble.wait_leader(among=others)
+    assert new_leader != leader
+    survivor = connect(ensemble, *others)
+    names = set(survivor.get_children("/"))
+    assert {p[1:] for p in acked} <= names
+    assert survivor.create("/after", b"x") == "/after"
+    # The restarted old leader follows and has everything.
+    ensemble.start(leader)
+    ensemble.wait_serving(leader)
+    old = connect(ensemble, leader)
+    old.sync("/")
+    assert set(old.get_children("/")) >= {p[1:] for p in acked} | {"after"}
+
+
+def test_minority_refuses_writes(ensemble):
+    leader = ensemble.wait_leader()
+    c = connect(ensemble)
+    c.create("/before", b"")
+    lone = next(i for i in ensemble.servers if i != leader)
+    for i in ensemble.servers:
+        if i != lone:
+            ensemble.kill(i)
+    # The lone server drops out of service: no client can connect, so none can write.
+    deadline = time.monotonic() + 15
+    while ensemble.mode(lone) in ("leader", "follower") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ensemble.mode(lone) == "looking"
+    with pytest.raises((KazooTimeoutError, ConnectionLoss, SessionExpiredError)):
+        c2 = ensemble.client(lone, timeout=2, start_timeout=3)
+        ensemble.clients.append(c2)
+        c2.create("/minority-write", b"")
+    # A second server restores the quorum; the write that was refused is not there.
+    back = next(i for i in ensemble.servers if i != lone)
+    ensemble.start(back)
+    ensemble.wait_leader(among=[lone, back])
+    c3 = connect(ensemble, lone, back)
+    assert c3.exists("/before") is not None
+    assert c3.exists("/minority-write") is None
+    c3.create("/majority-write")
+
+
+def test_restarted_follower_catches_up(ensemble):
+    leader = ensemble.wait_leader()
+    follower = next(i for i in ensemble.servers if i != leader)
+    c = connect(ensemble, leader)
+    c.create("/base", b"")
+    ensemble.kill(follower)
+    for i in range(40):
+        c.create(f"/base/m{i}", b"m")
+    c.set("/base", b"v2")
+    ensemble.start(follower)
+    ensemble.wait_serving(follower)
+    f = connect(ensemble, follower)
+    # No sync(): after its sync with the leader the follower must already hold all of it.
+    assert len(f.get_children("/base")) == 40
+    assert f.get("/base")[0] == b"v2"
+
+
+def test_paused_follower_rejoins_and_catches_up(ensemble):
+    """SIGSTOP cuts a follower off as a partition would; it must rejoin by itself."""
+    leader = ensemble.wait_leader()
+    follower = next(i for i in ensemble.servers if i != leader)
+    c = connect(ensemble, leader)
+    ensemble.servers[follower].proc.send_signal(signal.SIGSTOP)
+    for i in range(30):
+        c.create(f"/p{i}", b"")
+    time.sleep(2.0)  # beyond syncLimit * tickTime: the leader has dropped it
+    ensemble.servers[follower].proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if ensemble.mode(follower) in ("leader", "follower"):
+            f = ensemble.client(follower)
+            ensemble.clients.append(f)
+            if len([x for x in f.get_children("/") if x.startswith("p")]) == 30:
+                break
+        time.sleep(0.2)
+    f = connect(ensemble, follower)
+    f.sync("/")
+    assert len([x for x in f.get_children("/") if x.startswith("p")]) == 30
+
+
+def test_all_restarted_keep_every_acked_write(ensemble):
+    ensemble.wait_leader()
+    c = connect(ensemble)
+    for i in range(50):
+        c.create(f"/d{i}", str(i).encode())
+    c.set("/d7", b"seven")
+    c.stop()
+    for i in ensemble.servers:
+        ensemble.kill(i)
+    ensemble.start()
+    ensemble.wait_leader()
+    c = connect(ensemble)
+    c.sync("/")
+    assert len([x for x in c.get_children("/") if x.startswith("d")]) == 50
+    assert c.get("/d7")[0] == b"seven"
+    c.create("/after-restart")
+
+
+def test_session_moves_to_another_server(ensemble):
+    leader = ensemble.wait_leader()
+    follower = next(i for i in ensemble.servers if i != leader)
+    other = next(i for i in ensemble.servers if i not in (leader, follower))
+    c = ensemble.client(follower, other, timeout=4.0)
+    ensemble.clients.append(c)
+    # kazoo shuffles hosts; make sure we start on `follower` by checking where we are.
+    c.create("/mine", b"", ephemeral=True)
+    sid = c.client_id[0]
+    current = c._connection._socket.getpeername()[0]
+    victim = follower if current == ensemble.hostnames[follower] else other
+    ensemble.kill(victim)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not c.connected:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert c.client_id[0] == sid
+    assert c.exists("/mine").ephemeralOwner == sid
+    watcher = connect(ensemble, leader)
+    c.stop()  # closeSession through the new server removes the ephemeral everywhere
+    deadline = time.monotonic() + 5
+    while watcher.exists("/mine") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert watcher.exists("/mine") is None

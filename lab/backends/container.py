@@ -321,8 +321,11 @@ class ContainerNode(Node):
         self.container().stop(timeout=int(timeout))
 
     def kill(self, sig: int = _signal.SIGKILL) -> None:
-        if not self._state().get("Running"):
+        state = self._state()
+        if not state.get("Running"):
             return
+        if state.get("Paused"):
+            self.container().unpause()  # frozen processes take no signal, not even SIGKILL
         self.container().kill(signal=int(sig))
         if sig == _signal.SIGKILL:
             self.container().wait(timeout=30)

@@ -278,6 +278,7 @@ class PodNode(ContainerNode):
         super().stop(timeout)
 
     def kill(self, sig: int = _signal.SIGKILL) -> None:
+        self.resume()  # frozen processes take no signal, not even SIGKILL
         if sig != _signal.SIGKILL:
             # a signal for the pod reaches every service, as `kill` of a node would
             for c in self._service_containers():

@@ -166,3 +166,19 @@ def _log(node) -> bytes:
         return node.get_file("/srv/node/logs/echo.log")
     except FileNotFoundError:
         return b""
+
+
+def test_io_limit_reaches_the_data_disk(
+    container_backend, lab_name, make_spec, tmp_path, docker_engine
+):
+    from lab.backends.container import _block_device
+
+    disk = _block_device(tmp_path)
+    if disk is None:
+        pytest.skip("the test's directory is on no block device (tmpfs, overlay)")
+    node = container_backend.create(
+        make_spec(lab_name, "io", io_bps=8 * MiB, state_dir=tmp_path / "io")
+    )
+    host = docker_engine.api.inspect_container(node.container_id)["HostConfig"]
+    assert host["BlkioDeviceReadBps"] == [{"Path": disk, "Rate": 8 * MiB}]
+    assert host["BlkioDeviceWriteBps"] == [{"Path": disk, "Rate": 8 * MiB}]

@@ -1,0 +1,115 @@
+"""Deploys racklab's ZooKeeper from the topology's `services: zookeeper:` section:
+
+    zookeeper: {nodes: [n1, n4, n5], tickTime: 2000, initLimit: 10, syncLimit: 5}
+
+Each node gets <data>/zookeeper/zoo.cfg in Apache ZooKeeper's own format and a
+myid file; the server listens for clients on the node's address, port 2181, and for
+its peers on 2888 (quorum) and 3888 (election). Any other ZooKeeper key in the
+section (snapCount, maxSessionTimeout, ...) goes into zoo.cfg unchanged.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from lab.backends.base import NODE_DATA_DIR
+from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess
+
+CLIENT_PORT = 2181
+PEER_PORT = 2888
+ELECTION_PORT = 3888
+DEFAULTS = {"tickTime": 2000, "initLimit": 10, "syncLimit": 5}
+# keys that describe the deployment rather than a zoo.cfg setting
+ROLE_KEYS = {"nodes"}
+# keys racklab decides per node; a section cannot override them
+OWN_KEYS = {"dataDir", "dataLogDir", "clientPort", "clientPortAddress"}
+
+
+def _ip(address: str) -> str:
+    return address.split("/")[0]
+
+
+class ZooKeeperDeployer(ServiceDeployer):
+    name = "zookeeper"
+
+    def plan(
+        self, section: dict, addresses: dict[str, str], racks: dict[str, str]
+    ) -> list[ServiceProcess]:
+        nodes = list(section.get("nodes", []))
+        if not nodes:
+            raise ValueError("services.zookeeper.nodes must list at least one node")
+        for n in nodes:
+            if n not in addresses:
+                raise ValueError(f"services.zookeeper names node {n!r}, which is not in the lab")
+        if len(nodes) % 2 == 0:
+            raise ValueError("a ZooKeeper ensemble needs an odd number of servers (1, 3 or 5)")
+        for k in section:
+            if k in OWN_KEYS:
+                raise ValueError(f"services.zookeeper.{k} is set by racklab for each node")
+        settings = dict(DEFAULTS)
+        settings.update({k: v for k, v in section.items() if k not in ROLE_KEYS})
+        data_dir = f"{NODE_DATA_DIR}/zookeeper"
+        servers = {}
+        if len(nodes) > 1:
+            for i, node in enumerate(nodes, 1):
+                servers[f"server.{i}"] = f"{_ip(addresses[node])}:{PEER_PORT}:{ELECTION_PORT}"
+        procs = []
+        for i, node in enumerate(nodes, 1):
+            cfg = {
+                **settings,
+                "dataDir": data_dir,
+                "clientPort": CLIENT_PORT,
+                "clientPortAddress": _ip(addresses[node]),
+                **servers,
+            }
+            text = (
+                "# written by racklab from the topology's services.zookeeper section\n"
+                + "".join(f"{k}={_value(v)}\n" for k, v in cfg.items())
+            )
+            conf = f"{data_dir}/zoo.cfg"
+            procs.append(
+                ServiceProcess(
+                    service="zookeeper",
+                    role="server",
+                    node=node,
+                    argv=[PYTHON, "-m", "lab.services.zookeeper", conf],
+                    files={conf: text, f"{data_dir}/myid": f"{i}\n"},
+                    ports=[CLIENT_PORT],
+                )
+            )
+        return procs
+
+    def status(self, proc: ServiceProcess, address: str) -> dict:
+        """Role and last zxid from the server's `srvr` four-letter word."""
+        try:
+            text = four_letter(_ip(address), proc.ports[0] if proc.ports else CLIENT_PORT, "srvr")
+        except OSError as e:
+            return {"error": str(e)}
+        facts = {}
+        for line in text.splitlines():
+            if line.startswith("Mode: "):
+                facts["role"] = line[6:]
+            elif line.startswith("Zxid: "):
+                facts["zxid"] = line[6:]
+            elif line.startswith("Connections: "):
+                facts["connections"] = int(line.split(": ", 1)[1])
+            elif line.startswith("Node count: "):
+                facts["znodes"] = int(line.split(": ", 1)[1])
+        if not facts:
+            facts["role"] = "not serving" if "not currently serving" in text else "unknown"
+        return facts
+
+
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def four_letter(host: str, port: int, word: str, timeout: float = 3.0) -> str:
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(word.encode())
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out.decode("utf-8", "replace")

@@ -1,0 +1,100 @@
+"""The functions behind `lab kafka ...` against a running broker, and the
+orchestrator's rendering of server.properties."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import KafkaConsumer
+
+from lab.orchestrator.services.kafka import KafkaDeployer
+from lab.services.kafka import admin
+from lab.services.kafka.config import BrokerConfig, parse_properties
+
+
+def test_topics_produce_consume_and_group_lag(broker):
+    bs = broker.bootstrap
+    made = admin.run(admin.create_topic(bs, "adm", partitions=3, replication_factor=1))
+    assert made == {"topic": "adm", "partitions": 3, "replication_factor": 1}
+    with pytest.raises(admin.AdminError, match="TOPIC_ALREADY_EXISTS"):
+        admin.run(admin.create_topic(bs, "adm", partitions=3, replication_factor=1))
+    assert "adm" in admin.run(admin.list_topics(bs))
+    (d,) = admin.run(admin.describe_topics(bs, ["adm"]))
+    assert [p["partition"] for p in d["partitions"]] == [0, 1, 2]
+    assert all(
+        p["leader"] == 0 and p["replicas"] == [0] and p["isr"] == [0] for p in d["partitions"]
+    )
+
+    sent = admin.run(admin.produce(bs, "adm", [f"v{i}".encode() for i in range(9)]))
+    assert sorted(s["partition"] for s in sent) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    got = admin.run(admin.consume(bs, "adm", max_messages=9, timeout_s=10))
+    assert sorted(m["value"] for m in got) == sorted(f"v{i}".encode() for i in range(9))
+    # keyed records go where the Java partitioner puts them
+    keyed = admin.run(admin.produce(bs, "adm", [b"x", b"y"], keys=[b"same", b"same"]))
+    assert keyed[0]["partition"] == keyed[1]["partition"] == admin.murmur2_partition(b"same", 3)
+
+    c = KafkaConsumer(
+        "adm",
+        bootstrap_servers=bs,
+        group_id="lagging",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    n = 0
+    deadline = time.monotonic() + 30
+    while n < 11 and time.monotonic() < deadline:
+        n += sum(len(r) for r in c.poll(timeout_ms=300).values())
+    c.commit()
+    c.close()
+    admin.run(admin.produce(bs, "adm", [b"late1", b"late2"], partition=1))
+    lag = admin.run(admin.group_lag(bs, "lagging"))
+    assert lag["total_lag"] == 2
+    assert {r["partition"]: r["lag"] for r in lag["partitions"]}[1] == 2
+    assert any(g["group"] == "lagging" for g in admin.run(admin.list_groups(bs)))
+
+    admin.run(admin.delete_topic(bs, "adm"))
+    assert "adm" not in admin.run(admin.list_topics(bs))
+    st = admin.run(admin.broker_status(broker.host, broker.port))
+    assert st["brokers"] == 1 and st["controller"] == 0
+
+
+def test_murmur2_matches_kafka_python():
+    from kafka.partitioner.default import murmur2
+
+    for key in (b"", b"a", b"ab", b"abc", b"abcd", b"hello world", bytes(range(37))):
+        assert admin.murmur2_partition(key, 1000) == (murmur2(key) & 0x7FFFFFFF) % 1000
+
+
+def test_deployer_renders_server_properties():
+    addresses = {
+        "n1": "10.61.1.10/24",
+        "n2": "10.61.1.11/24",
+        "n4": "10.61.2.10/24",
+        "z1": "10.61.1.20/24",
+        "z2": "10.61.2.20/24",
+    }
+    racks = {"n1": "r1", "n2": "r1", "n4": "r2", "z1": "r1", "z2": "r2"}
+    services = {
+        "zookeeper": {"nodes": ["z1", "z2"]},
+        "kafka": {
+            "nodes": ["n1", "n2", "n4"],
+            "default.replication.factor": 3,
+            "min.insync.replicas": 2,
+            "unclean.leader.election.enable": False,
+        },
+    }
+    procs = KafkaDeployer().plan_for_lab(services, addresses, racks)
+    assert [p.node for p in procs] == ["n1", "n2", "n4"]
+    assert all(p.start_after == ["zookeeper"] and p.ports == [9092] for p in procs)
+    ((path, text),) = procs[2].files.items()
+    assert procs[2].argv[1:] == ["-m", "lab.services.kafka", path]
+    cfg = BrokerConfig.from_properties(parse_properties(text))
+    assert cfg.broker_id == 3
+    assert (cfg.listener.host, cfg.listener.port) == ("10.61.2.10", 9092)
+    assert cfg.advertised_listener.host == "10.61.2.10"  # an IP, so host clients connect
+    assert cfg.zookeeper_connect == "10.61.1.20:2181,10.61.2.20:2181"
+    assert (cfg.default_replication_factor, cfg.min_insync_replicas) == (3, 2)
+    assert cfg.unclean_leader_election is False and cfg.rack == "r2"
+    with pytest.raises(ValueError, match="ZooKeeper"):
+        KafkaDeployer().plan({"nodes": ["n1"]}, addresses, racks)

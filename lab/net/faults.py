@@ -1,0 +1,342 @@
+"""Network faults for chaos runs: partitions and packet faults, always healable.
+
+Partitions are packet-filter rules inside each node's own network namespace, in a
+chain of racklab's own (RACKLAB-CHAOS, jumped to from INPUT), so healing is "flush
+and remove our chain" and never touches anything else. A grudge says, per node,
+which nodes it no longer hears from; a two-way partition is a symmetric grudge, a
+one-way partition a lopsided one (A hears nothing from B, B still hears A).
+
+Packet faults (delay with jitter, loss, duplication, corruption, reordering) act on
+what a node sends, as netem on the node's interface would (Jepsen does exactly that).
+Where the kernel has netem it is used. Where it has not (these machines), racklab's
+fault line takes its place, in the router namespace:
+
+    node eth0 ===veth=== <node> --tc ingress: mirred redirect--> tap fx-<node>
+                                                                  | this process:
+                                                                  | delay, jitter, loss,
+                                                                  | duplicate, corrupt,
+                                                                  v reorder
+    rack bridge <--------------- frames written back into the tap (a bridge port)
+
+The tap is a port of the rack bridge with learning off and both it and the node's
+port isolated (so a frame the node sent is never echoed back to it); the node's MAC
+is pinned to its own port so replies go straight to the node, unimpaired.
+
+    python -m lab.net.faults line --router rl<id>-router --port n1 --delay 0.05 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import fcntl
+import heapq
+import json
+import os
+import random
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+CHAIN = "RACKLAB-CHAOS"
+TUNSETIFF = 0x400454CA
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+
+
+class FaultError(RuntimeError):
+    pass
+
+
+def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise FaultError(f"{' '.join(argv)}: {r.stderr.strip() or r.returncode}")
+    return r
+
+
+def in_netns(netns: str, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    """Run a host tool (iptables, tc, ip) inside the network namespace at path ``netns``."""
+    return _run(["nsenter", f"--net={netns}", "--", *argv], check)
+
+
+# partitions
+
+
+def _ipt(netns: str, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    return in_netns(netns, ["iptables", "-w", "5", *args], check)
+
+
+def block_from(netns: str, sources: list[str]) -> None:
+    """The node at ``netns`` stops hearing from the IPv4 ``sources``."""
+    if not sources:
+        return
+    if _ipt(netns, ["-N", CHAIN], check=False).returncode == 0:
+        _ipt(netns, ["-I", "INPUT", "1", "-j", CHAIN])
+    for src in sources:
+        _ipt(netns, ["-A", CHAIN, "-s", src, "-j", "DROP"])
+
+
+def unblock(netns: str) -> None:
+    """Remove racklab's partition rules from one node; idempotent."""
+    if not os.path.exists(netns):
+        return
+    _ipt(netns, ["-D", "INPUT", "-j", CHAIN], check=False)
+    _ipt(netns, ["-F", CHAIN], check=False)
+    _ipt(netns, ["-X", CHAIN], check=False)
+
+
+def blocked(netns: str) -> list[str]:
+    """Sources the node at ``netns`` currently drops (for tests and status)."""
+    r = _ipt(netns, ["-S", CHAIN], check=False)
+    out = []
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if "-s" in parts:
+            out.append(parts[parts.index("-s") + 1].split("/")[0])
+    return out
+
+
+def apply_grudge(netns: dict[str, str], addresses: dict[str, str], grudge: dict) -> None:
+    """grudge: node -> nodes it must not hear from. netns/addresses: node -> path/IPv4."""
+    for node, enemies in grudge.items():
+        block_from(netns[node], [addresses[e] for e in sorted(enemies)])
+
+
+# packet faults
+
+
+@dataclass
+class PacketFault:
+    delay: float = 0.0  # seconds
+    jitter: float = 0.0  # seconds, +/- around delay
+    loss: float = 0.0  # percent
+    duplicate: float = 0.0  # percent
+    corrupt: float = 0.0  # percent
+    reorder: float = 0.0  # percent of packets sent at once, ahead of delayed ones
+
+    def netem_args(self) -> list[str]:
+        a: list[str] = []
+        if self.delay or self.jitter or self.reorder:
+            a += ["delay", f"{self.delay * 1e6:.0f}us"]
+            if self.jitter:
+                a += [f"{self.jitter * 1e6:.0f}us"]
+        if self.loss:
+            a += ["loss", f"{self.loss}%"]
+        if self.duplicate:
+            a += ["duplicate", f"{self.duplicate}%"]
+        if self.corrupt:
+            a += ["corrupt", f"{self.corrupt}%"]
+        if self.reorder:
+            a += ["reorder", f"{self.reorder}%"]
+        return a
+
+    def describe(self) -> str:
+        parts = []
+        if self.delay or self.jitter:
+            parts.append(f"delay {self.delay * 1000:g}ms±{self.jitter * 1000:g}ms")
+        for k in ("loss", "duplicate", "corrupt", "reorder"):
+            if getattr(self, k):
+                parts.append(f"{k} {getattr(self, k):g}%")
+        return ", ".join(parts) or "none"
+
+    def __bool__(self) -> bool:
+        return any(asdict(self).values())
+
+
+_NETEM: bool | None = None
+
+
+def have_netem() -> bool:
+    """Probe once: can this kernel make a netem qdisc? (In a scratch namespace.)"""
+    global _NETEM
+    if _NETEM is None:
+        name = f"rlprobe{os.getpid()}"
+        _run(["ip", "netns", "add", name])
+        try:
+            r = _run(["tc", "-n", name, "qdisc", "add", "dev", "lo", "root", "netem"], False)
+            _NETEM = r.returncode == 0
+        finally:
+            _run(["ip", "netns", "del", name], False)
+    return _NETEM
+
+
+def tap_name(port: str) -> str:
+    name = f"fx-{port}"
+    return name if len(name) <= 15 else name[:15]
+
+
+def start_packet_fault(
+    router: str, port: str, node_netns: str, fault: PacketFault, seed: int, log_path: str
+) -> dict:
+    """Impair what one node sends. router: the router namespace's name; port: the
+    node's veth in it (named after the node). Returns what heal_packet_fault needs."""
+    if have_netem():
+        in_netns(node_netns, ["tc", "qdisc", "replace", "dev", "eth0", "root", "netem",
+                              *fault.netem_args()])  # fmt: skip
+        return {"method": "netem", "netns": node_netns}
+    mac = json.loads(in_netns(node_netns, ["ip", "-j", "link", "show", "eth0"]).stdout)[0][
+        "address"
+    ]
+    argv = [
+        "ip", "netns", "exec", router, sys.executable, "-m", "lab.net.faults", "line",
+        "--port", port, "--mac", mac, "--seed", str(seed), "--fault", json.dumps(asdict(fault)),
+    ]  # fmt: skip
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+    line = proc.stdout.readline().decode().strip()
+    proc.stdout.close()
+    info = {"method": "faultline", "pid": proc.pid, "router": router, "port": port, "mac": mac}
+    if line != "ready":
+        proc.kill()
+        proc.wait()
+        _undo_line(router, port, mac)
+        tail = open(log_path, errors="replace").read().strip().splitlines()
+        raise FaultError(f"the fault line for {port} did not start: {tail[-1] if tail else '?'}")
+    info["proc"] = proc
+    return info
+
+
+def heal_packet_fault(info: dict) -> None:
+    if info["method"] == "netem":
+        if os.path.exists(info["netns"]):
+            in_netns(info["netns"], ["tc", "qdisc", "del", "dev", "eth0", "root"], check=False)
+        return
+    proc = info.get("proc")
+    try:
+        os.kill(info["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # the line undoes its own plumbing on SIGTERM; after a SIGKILL it could not, and a
+    # redirect to a vanished tap would black-hole the node: so undo it here as well
+    _undo_line(info["router"], info["port"], info["mac"])
+
+
+def _undo_line(router: str, port: str, mac: str) -> None:
+    if not os.path.exists(f"/run/netns/{router}"):
+        return
+    _run(["tc", "-n", router, "qdisc", "del", "dev", port, "clsact"], check=False)
+    _run(["bridge", "-n", router, "link", "set", "dev", port, "isolated", "off"], check=False)
+    _run(["bridge", "-n", router, "fdb", "del", mac, "dev", port, "master"], check=False)
+    _run(["ip", "-n", router, "link", "del", tap_name(port)], check=False)
+
+
+# the fault line itself (runs inside the router namespace)
+
+
+def _open_tap(name: str) -> int:
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
+    return fd
+
+
+def _plumb(port: str, tap: str, mac: str) -> None:
+    master = json.loads(_run(["ip", "-j", "link", "show", port]).stdout)[0]["master"]
+    _run(["ip", "link", "set", tap, "master", master, "up"])
+    _run(["bridge", "link", "set", "dev", tap, "learning", "off", "flood", "off", "isolated", "on"])
+    _run(["bridge", "link", "set", "dev", port, "isolated", "on"])
+    _run(["bridge", "fdb", "replace", mac, "dev", port, "master", "static"])
+    _run(["tc", "qdisc", "replace", "dev", port, "clsact"])
+    # u32 matching everything: kernels without cls_matchall still have u32
+    _run(["tc", "filter", "add", "dev", port, "ingress", "protocol", "all", "u32",
+          "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", tap])  # fmt: skip
+
+
+def _unplumb(port: str, tap: str, mac: str) -> None:
+    _run(["tc", "qdisc", "del", "dev", port, "clsact"], check=False)
+    _run(["bridge", "link", "set", "dev", port, "isolated", "off"], check=False)
+    _run(["bridge", "fdb", "del", mac, "dev", port, "master"], check=False)
+
+
+def line(fd: int, fault: PacketFault, rng: random.Random, stop, mac: bytes) -> None:
+    """Hold, drop, duplicate, corrupt and reorder the frames read from ``fd`` that the
+    node (source ``mac``) sent; anything else the bridge hands the tap is not ours."""
+    heap: list[tuple[float, int, bytes]] = []
+    seq = 0
+    p = {k: getattr(fault, k) / 100.0 for k in ("loss", "duplicate", "corrupt", "reorder")}
+    pending = collections.deque()
+    while not stop():
+        timeout = 0.2
+        if heap:
+            timeout = min(timeout, max(0.0, heap[0][0] - time.monotonic()))
+        readable, _, _ = select.select([fd], [], [], timeout)
+        now = time.monotonic()
+        if readable:
+            for _ in range(256):
+                try:
+                    frame = os.read(fd, 65535)
+                except BlockingIOError:
+                    break
+                if frame[6:12] != mac:
+                    continue
+                if p["loss"] and rng.random() < p["loss"]:
+                    continue
+                copies = 2 if p["duplicate"] and rng.random() < p["duplicate"] else 1
+                for _c in range(copies):
+                    f = frame
+                    if p["corrupt"] and len(f) > 14 and rng.random() < p["corrupt"]:
+                        # one flipped bit past the Ethernet header, as netem does; the
+                        # IP or TCP checksum then makes the receiver drop it
+                        i = rng.randrange(14, len(f))
+                        f = f[:i] + bytes([f[i] ^ (1 << rng.randrange(8))]) + f[i + 1 :]
+                    if p["reorder"] and rng.random() < p["reorder"]:
+                        due = now  # jumps ahead of the delayed ones
+                    else:
+                        j = rng.uniform(-fault.jitter, fault.jitter) if fault.jitter else 0.0
+                        due = now + max(0.0, fault.delay + j)
+                    seq += 1
+                    heapq.heappush(heap, (due, seq, f))
+        now = time.monotonic()
+        while heap and heap[0][0] <= now:
+            pending.append(heapq.heappop(heap)[2])
+        while pending:
+            try:
+                os.write(fd, pending.popleft())
+            except OSError:
+                break
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lab.net.faults")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ln = sub.add_parser("line", help="run a fault line for one node's port (in the router ns)")
+    ln.add_argument("--port", required=True)
+    ln.add_argument("--mac", required=True)
+    ln.add_argument("--fault", required=True, help="JSON of PacketFault fields")
+    ln.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    fault = PacketFault(**json.loads(a.fault))
+    tap = tap_name(a.port)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    fd = _open_tap(tap)
+    os.set_blocking(fd, False)
+    try:
+        _plumb(a.port, tap, a.mac)
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        os.close(1)
+        mac = bytes.fromhex(a.mac.replace(":", ""))
+        line(fd, fault, random.Random(a.seed), lambda: bool(stopping), mac)
+    finally:
+        _unplumb(a.port, tap, a.mac)
+        os.close(fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -295,22 +295,14 @@ def demo_quickstart(
 
 
 def main() -> None:
+    # Standalone mode: usage errors print Click's message and exit 2 by themselves;
+    # racklab's own user errors arrive here as exceptions and become one sentence.
     try:
-        rc = app(standalone_mode=False)  # returns the code of a typer.Exit
+        app()
     except _user_errors() as e:
         _fail(str(e))
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except SystemExit:
-        raise
-    except Exception as e:  # click's usage errors and the rest
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(2)
-        raise
-    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from lab import cgroups
 from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
 
 INIT = Path(__file__).resolve().parent.parent / "ns" / "init.py"
+PROJECT = INIT.parents[2]  # the directory holding the lab package
 SHELL_LEAF = "shell"  # leaf cgroup for `lab exec` / `lab shell` commands
 INIT_LEAF = "init"
 
@@ -41,6 +42,10 @@ def _starttime(pid: int) -> int | None:
     if fields[0] in ("Z", "X"):
         return None
     return int(fields[19])
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def hosts_file(hosts: dict[str, str], own: str) -> str:
@@ -95,6 +100,10 @@ class ProcessNode(Node):
                 [str(self.dir / "tmp"), "/tmp"],  # last: it may hide the other sources
             ],
         }
+        covered = ("/tmp", "/run", "/dev/shm", NODE_DATA_DIR)
+        cfg["keep"] = sorted(
+            {p for p in (sys.prefix, str(PROJECT)) if any(_under(p, c) for c in covered)}
+        )
         path = self.dir / "init.json"
         path.write_text(json.dumps(cfg, indent=1))
         return path

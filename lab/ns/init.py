@@ -87,6 +87,9 @@ def main(config_path: str) -> int:
 def setup_node(cfg: dict) -> None:
     # Nothing we mount here may leak back to the host.
     sc.mount("none", "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    # Paths the node must still see after /tmp, /run, ... are covered (racklab itself
+    # and its Python, when they live under /tmp, as in a CI checkout): hold them open.
+    keep = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in cfg.get("keep", [])]
     sc.mount("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
     # A fresh sysfs shows this network namespace's interfaces; under it, the cgroup
     # tree as the cgroup namespace sees it (the node's cgroup as the root).
@@ -104,6 +107,10 @@ def setup_node(cfg: dict) -> None:
     os.makedirs("/run/lock", exist_ok=True)
     for source, target in cfg["binds"]:
         sc.mount(source, target, None, sc.MS_BIND)
+    for path, fd in keep:
+        os.makedirs(path, exist_ok=True)
+        sc.mount(f"/proc/self/fd/{fd}", path, None, sc.MS_BIND | sc.MS_REC)
+        os.close(fd)
     socket.sethostname(cfg["hostname"])
     os.chdir("/")
 

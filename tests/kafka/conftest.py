@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from .kafka_harness import ApacheZooKeeper, BrokerProcess, apache_zookeeper_available, chroot
+from .kafka_harness import (
+    ApacheZooKeeper,
+    BrokerProcess,
+    RacklabZooKeeper,
+    apache_zookeeper_available,
+    chroot,
+)
 
 
 @pytest.fixture(scope="session")
@@ -15,12 +21,27 @@ def apache_zk(tmp_path_factory):
     zk.stop()
 
 
+@pytest.fixture(scope="session")
+def racklab_zk(tmp_path_factory):
+    zk = RacklabZooKeeper(tmp_path_factory.mktemp("rzk"))
+    zk.start()
+    yield zk
+    zk.stop()
+
+
+@pytest.fixture(params=["apache"])
+def zk_server(request):
+    """The ZooKeeper a test's brokers use; tests that parametrize this with
+    "racklab" run against racklab's own ZooKeeper as well."""
+    return request.getfixturevalue("apache_zk" if request.param == "apache" else "racklab_zk")
+
+
 @pytest.fixture
-def make_broker(tmp_path, apache_zk):
+def make_broker(tmp_path, zk_server):
     """Factory: make_broker(id, host=..., **props) -> started BrokerProcess; all
     brokers of one test share a ZooKeeper chroot and are killed afterwards."""
     made = []
-    root = chroot(apache_zk)
+    root = chroot(zk_server)
 
     def make(broker_id: int = 0, host: str = "127.0.0.1", start: bool = True, **props):
         b = BrokerProcess(tmp_path, broker_id, root, host, **props)

@@ -94,6 +94,19 @@ class ApacheZooKeeper:
         self.log.close()
 
 
+class RacklabZooKeeper(ApacheZooKeeper):
+    """racklab's own ZooKeeper (lab.services.zookeeper), same zoo.cfg."""
+
+    def start(self) -> None:
+        self.log = open(self.dir / "zk.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lab.services.zookeeper", str(self.cfg)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_port(self.host, self.port, 30, self.proc)
+
+
 class BrokerProcess:
     """One racklab broker, `python -m lab.services.kafka server.properties`."""
 

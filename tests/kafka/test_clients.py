@@ -32,6 +32,7 @@ def poll_until(consumer, want: int, timeout: float) -> list:
     return got
 
 
+@pytest.mark.parametrize("zk_server", ["apache", "racklab"], indirect=True)
 def test_kafka_python_defaults_are_idempotent_acks_all(broker):
     topic = _topic("idem")
     p = KafkaProducer(bootstrap_servers=broker.bootstrap)

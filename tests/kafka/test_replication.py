@@ -108,6 +108,7 @@ def assert_contains_in_order(got: list[bytes], acked: list[bytes]) -> None:
     assert positions == sorted(positions), "acknowledged messages out of order"
 
 
+@pytest.mark.parametrize("zk_server", ["apache", "racklab"], indirect=True)
 def test_leader_failover_keeps_every_acked_message(cluster):
     brokers, zk = cluster
     topic = "failover"

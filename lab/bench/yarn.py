@@ -1,6 +1,6 @@
 """Wordcount on racklab's YARN beside a single-process wordcount of the same data.
 
-    python -m lab.bench.yarn [--mb 32] [--block-mb 8] [--reduces 2] [--json]
+    python -m lab.bench.yarn [--mb 32] [--block-mb 8] [--reduces 2] [--runs 3] [--json]
     python -m lab.bench.yarn --rm http://RM:8088 --webhdfs http://NN:9870   # on a running lab
 
 Generates a text input (words drawn from a Zipf-like vocabulary, fixed seed),
@@ -20,6 +20,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -78,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--map-mb", type=int, default=384, help="map container memory")
     ap.add_argument("--rm", help="ResourceManager web URL of a running lab")
     ap.add_argument("--webhdfs", help="NameNode web URL of a running lab")
+    ap.add_argument(
+        "--runs", type=int, default=1, help="repeat both counts, alternating; report medians"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if not 1 <= args.runs <= 20:
+        ap.error("--runs must be between 1 and 20")
     if not 1 <= args.mb <= 2048:
         ap.error("--mb must be between 1 and 2048")
     if bool(args.rm) != bool(args.webhdfs):
@@ -123,40 +129,37 @@ def main(argv: list[str] | None = None) -> int:
         fs.write(f"{base}/in/input.txt", data.read_bytes())
         upload_s = time.perf_counter() - t
 
-        log("single-process wordcount")
-        local, local_s = single_process_wordcount(data)
+        local_times, yarn_times = [], []
+        for run in range(args.runs):
+            log(f"run {run + 1}/{args.runs}: single-process wordcount")
+            local, local_s = single_process_wordcount(data)
+            local_times.append(local_s)
 
-        log("wordcount on YARN")
-        t = time.perf_counter()
-        app = client.submit_job(
-            rm,
-            webhdfs,
-            "wordcount",
-            [f"{base}/in"],
-            f"{base}/out",
-            reduces=args.reduces,
-            conf={
-                "mapreduce.map.memory.mb": args.map_mb,
-                "mapreduce.reduce.memory.mb": args.map_mb,
-                "yarn.app.mapreduce.am.scheduler.heartbeat.interval-ms": 200,
-            },
-        )
-        rm_app = client.wait_for_job(rm, app, timeout=3600, interval=0.2)
-        yarn_s = time.perf_counter() - t
-        if rm_app["finalStatus"] != "SUCCEEDED":
-            print(f"the job failed: {rm_app['diagnostics']}", file=sys.stderr)
-            return 1
-        report = client.job_report(webhdfs, app) or {}
-        out = client.read_output(webhdfs, f"{base}/out")
-        got = collections.Counter(
-            {w: int(n) for w, n in (ln.split("\t") for ln in out.splitlines())}
-        )
-        if got != local:
-            print(
-                "YARN's counts differ from the single-process counts: not reporting figures",
-                file=sys.stderr,
+            log(f"run {run + 1}/{args.runs}: wordcount on YARN")
+            out_dir = f"{base}/out{run}"
+            t = time.perf_counter()
+            app = client.submit_job(
+                rm, webhdfs, "wordcount", [f"{base}/in"], out_dir, reduces=args.reduces,
+                conf={"mapreduce.map.memory.mb": args.map_mb, "mapreduce.reduce.memory.mb": args.map_mb,
+                      "yarn.app.mapreduce.am.scheduler.heartbeat.interval-ms": 200},
+            )  # fmt: skip
+            rm_app = client.wait_for_job(rm, app, timeout=3600, interval=0.2)
+            yarn_times.append(time.perf_counter() - t)
+            if rm_app["finalStatus"] != "SUCCEEDED":
+                print(f"the job failed: {rm_app['diagnostics']}", file=sys.stderr)
+                return 1
+            report = client.job_report(webhdfs, app) or {}
+            out = client.read_output(webhdfs, out_dir)
+            got = collections.Counter(
+                {w: int(n) for w, n in (ln.split("\t") for ln in out.splitlines())}
             )
-            return 1
+            if got != local:
+                print(
+                    "YARN's counts differ from the single-process counts: not reporting figures",
+                    file=sys.stderr,
+                )
+                return 1
+        local_s, yarn_s = statistics.median(local_times), statistics.median(yarn_times)
         fs.delete(base, recursive=True)
         c = report.get("counters", {})
         result = {
@@ -170,8 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             "rack_local_maps": c.get("RACK_LOCAL_MAPS"),
             "off_switch_maps": c.get("OTHER_LOCAL_MAPS"),
             "hdfs_upload_s": round(upload_s, 2),
+            "runs": args.runs,
             "single_process_s": round(local_s, 2),
+            "single_process_range_s": [round(min(local_times), 2), round(max(local_times), 2)],
             "yarn_s": round(yarn_s, 2),
+            "yarn_range_s": [round(min(yarn_times), 2), round(max(yarn_times), 2)],
             "yarn_over_single": round(yarn_s / local_s, 2),
         }
         if args.json:
@@ -181,9 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"wordcount, {result['input_mb']} MB, {result['distinct_words']} distinct words — {result['where']}"
             )
             print(f"machine: {result['machine']}")
-            print(f"{'single process':<16} {local_s:8.2f} s")
+            print(f"median of {args.runs} run(s) [min .. max]; map locality of the last run")
             print(
-                f"{'YARN MapReduce':<16} {yarn_s:8.2f} s   ({result['maps']} maps: {result['node_local_maps']} node-local, "
+                f"{'single process':<16} {local_s:8.2f} s  [{min(local_times):.2f} .. {max(local_times):.2f}]"
+            )
+            print(
+                f"{'YARN MapReduce':<16} {yarn_s:8.2f} s  [{min(yarn_times):.2f} .. {max(yarn_times):.2f}]   ({result['maps']} maps: {result['node_local_maps']} node-local, "
                 f"{result['rack_local_maps']} rack-local, {result['off_switch_maps']} off-switch; {args.reduces} reduces)"
             )
             print(

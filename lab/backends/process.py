@@ -89,7 +89,6 @@ class ProcessNode(Node):
         self._leaf(SHELL_LEAF)
         cfg = {
             "hostname": self.spec.name,
-            "node_cgroup_procs": cg.procs_files(),
             "init_cgroup_procs": cg.child(INIT_LEAF).procs_files(),
             "cgroup_version": cgroups.version(),
             "cgroup_controllers": cgroups.v1_controllers(),
@@ -119,21 +118,13 @@ class ProcessNode(Node):
         """Start the init without waiting for it (``wait_ready`` finishes the start)."""
         cfg = self._prepare()
         log = open(self.dir / "init.log", "ab")
-        node_procs = self.cg.procs_files()
-
-        def join_cgroup():  # runs in the child between fork and exec
-            for f in node_procs:
-                fd = os.open(f, os.O_WRONLY)
-                os.write(fd, b"0")
-                os.close(fd)
-
         try:
             return subprocess.Popen(
                 [sys.executable, "-E", "-s", "-S", str(INIT), str(cfg)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                preexec_fn=join_cgroup,
+                preexec_fn=self.cg.joiner(),
                 start_new_session=True,  # Ctrl-C on `lab up` must not reach the node
                 close_fds=True,
             )
@@ -195,18 +186,12 @@ class ProcessNode(Node):
     def popen(self, argv: list[str], cgroup_leaf: str = SHELL_LEAF, **kwargs) -> subprocess.Popen:
         if not self.alive():
             raise NodeStartError(f"node {self.name} is not running")
-        procs = self.cg.child(cgroup_leaf).procs_files()
-
-        def join_cgroup():
-            for f in procs:
-                fd = os.open(f, os.O_WRONLY)
-                os.write(fd, b"0")
-                os.close(fd)
-
         env = dict(kwargs.pop("env", None) or os.environ)
         env["HOSTNAME"] = self.name
         cmd = ["nsenter", "-t", str(self.pid), "-a", "--", *argv]
-        return subprocess.Popen(cmd, preexec_fn=join_cgroup, env=env, **kwargs)
+        return subprocess.Popen(
+            cmd, preexec_fn=self.cg.child(cgroup_leaf).joiner(), env=env, **kwargs
+        )
 
     def command_prefix(self) -> list[str]:
         """What `lab shell` execs after joining the cgroup (see ``join_cgroup``)."""

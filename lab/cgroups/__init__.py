@@ -180,6 +180,19 @@ class Cgroup:
             with open(f, "w") as fh:
                 fh.write(str(pid))
 
+    def joiner(self):
+        """A preexec_fn for subprocess: the child moves itself in here before it execs,
+        so it and everything it starts are counted and limited from the first instant."""
+        files = self.procs_files()
+
+        def join() -> None:  # between fork and exec: plain system calls only
+            for f in files:
+                fd = os.open(f, os.O_WRONLY)
+                os.write(fd, b"0")  # "0" is the writing process itself
+                os.close(fd)
+
+        return join
+
     def pids(self) -> list[int]:
         out: set[int] = set()
         for d in self.dirs():

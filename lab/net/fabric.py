@@ -123,9 +123,7 @@ def create_router(labid: str, plan, inter_rack: Impairment) -> None:
     run_in_netns(router_path(labid), host_side)
 
 
-def impair_inter_rack(
-    labid: str, plan, imp: Impairment, cgroup_procs: list[str], log_path: str
-) -> dict:
+def impair_inter_rack(labid: str, plan, imp: Impairment, cgroup, log_path: str) -> dict:
     """Delay (jitter, loss) traffic between racks: netem where the kernel has it, else
     racklab's userspace delay line (see delayline.py). Returns what was done, for status."""
     if not imp:
@@ -145,19 +143,13 @@ def impair_inter_rack(
         "--bridges", ",".join(bridges), "--supernet", str(plan.supernet),
     ]  # fmt: skip
 
-    def join_cgroup():
-        for f in cgroup_procs:
-            fd = os.open(f, os.O_WRONLY)
-            os.write(fd, b"0")
-            os.close(fd)
-
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
-            preexec_fn=join_cgroup,
+            preexec_fn=cgroup.joiner(),  # the lab's cgroup: `lab clean` finds it there
             start_new_session=True,
         )
     line = proc.stdout.readline().decode().strip()

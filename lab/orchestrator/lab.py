@@ -135,7 +135,7 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     fabric.create_router(topo.labid, plan, _impairment(topo))
     router_cg = lab_cg.child("router").create()
     state["impairment"] = fabric.impair_inter_rack(
-        topo.labid, plan, _impairment(topo), router_cg.procs_files(),
+        topo.labid, plan, _impairment(topo), router_cg,
         str(lab_dir(topo.name) / "delayline.log"),
     )  # fmt: skip
     state.save()

@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 demo_app = typer.Typer(no_args_is_help=True, help="Demonstrations of the Linux primitives.")
 app.add_typer(demo_app, name="demo")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured figures.")
+app.add_typer(bench_app, name="bench")
 
 out = Console()
 err = Console(stderr=True)
@@ -258,6 +260,40 @@ def yarn(ctx: typer.Context):
     except y.YarnCliError as e:
         raise UserError(str(e)) from None
     raise typer.Exit(code)
+
+
+@bench_app.command("overhead")
+def bench_overhead(
+    kinds: str = typer.Option("native,process,container,vm", help="Comma-separated kinds."),
+    runs: int = typer.Option(3, help="Repetitions; medians and spread are reported."),
+    quick: bool = typer.Option(False, help="Tiny sizes: a smoke test, not figures."),
+    output: Path = typer.Option(Path("runs/overhead"), "--out", help="Where JSON and PNG go."),
+    as_json: bool = JSON,
+):
+    """Native vs process vs container vs VM: CPU, memory, disk, network, start, idle memory."""
+    from lab.bench import overhead
+
+    _need_root()
+    s = overhead.Settings.quick() if quick else overhead.Settings()
+    s.runs = runs if not quick else 1
+    try:
+        report = overhead.run(kinds.split(","), s, output, progress=_progress(as_json))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if not _emit(report, as_json):
+        overhead.print_table(
+            report, write=lambda line: out.print(line, highlight=False, soft_wrap=True)
+        )
+        out.print(f"plot: {report['plot']}")
+
+
+@bench_app.command("updown")
+def bench_updown(runs: int = typer.Option(5), files: list[Path] = typer.Argument(None)):
+    """lab up / lab down times for the example labs (or the given files)."""
+    from lab.bench import updown
+
+    _need_root()
+    raise typer.Exit(updown.main(["--runs", str(runs), *map(str, files or [])]))
 
 
 @demo_app.command("namespaces")

@@ -174,3 +174,45 @@ def test_two_queues_70_30_under_contention(yarn_factory):
     assert 0.55 <= share <= 0.85
     for x in (a, b):
         requests.put(f"{y.url}/ws/v1/cluster/apps/{x}/state", json={"state": "KILLED"}, timeout=5)
+
+
+def test_allocated_but_never_launched_containers_expire(yarn_factory):
+    y = yarn_factory(
+        rm_conf={"yarn.resourcemanager.rm.container-allocation.expiry-interval-ms": "1500"}
+    )
+    y.start_rm()
+    y.start_nm("127.0.0.11")
+    y.wait_nodes(1)
+    aid, attempt = unmanaged_app(y)
+    am = f"http://127.0.0.1:{y.sched_port}/rpc/ApplicationMasterProtocol"
+    call(f"{am}/registerApplicationMaster", {"attemptId": attempt})
+    ask = [
+        {"allocationRequestId": 1, "capability": {"memory": 256, "vCores": 1}, "numContainers": 1}
+    ]
+    got, done = [], []
+    deadline = time.monotonic() + 20
+    while not done and time.monotonic() < deadline:
+        resp = call(f"{am}/allocate", {"attemptId": attempt, "ask": ask})
+        ask = []
+        got += resp["allocatedContainers"]
+        done += resp["completedContainersStatuses"]
+        time.sleep(0.1)
+    assert len(got) == 1  # allocated, handed to the AM, never started
+    assert done == [
+        {
+            "containerId": got[0]["id"],
+            "state": "COMPLETE",
+            "exitStatus": -100,
+            "diagnostics": "Container expired since it was unused",
+        }
+    ]
+    assert (
+        requests.get(y.url + "/ws/v1/cluster/metrics", timeout=5).json()["clusterMetrics"][
+            "allocatedMB"
+        ]
+        == 0
+    )
+    call(
+        f"{am}/finishApplicationMaster",
+        {"attemptId": attempt, "finalApplicationStatus": "SUCCEEDED"},
+    )

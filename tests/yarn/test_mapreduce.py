@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import os
 import random
 import re
+import signal
 import time
 
 import pytest
@@ -140,7 +142,9 @@ def test_killing_a_nodemanager_mid_job_still_succeeds(tmp_path):
         deadline = time.monotonic() + 60
         while victim is None and time.monotonic() < deadline:
             job = requests.get(tracking, timeout=5).json()["job"]
-            if job["mapsCompleted"] >= 1 and job["reducesCompleted"] == 0:
+            # Reducers start only when every map is done: killing while some maps are still
+            # to run guarantees that finished output on the victim is still needed.
+            if 1 <= job["mapsCompleted"] < job["mapsTotal"]:
                 # a node (not the AM's) that holds finished map output
                 for t in job["tasks"]:
                     if t["state"] == "SUCCEEDED" and t["id"].count("_m_"):
@@ -173,3 +177,43 @@ def test_killing_a_nodemanager_mid_job_still_succeeds(tmp_path):
     finally:
         y.stop()
         dfs.stop()
+
+
+def test_failed_application_master_is_restarted_and_the_job_succeeds(stack):
+    dfs, y, texts = stack
+    app = client.submit_job(
+        y.url, dfs.url, "wordcount", ["/data/in"], "/out/am-restart", reduces=2, conf=FAST
+    )
+    ts, seq = app.split("_")[1:]
+    am_container = f"container_{ts}_{seq}_01_000001"
+    host = wait_until(
+        lambda: y.app(app)["state"] == "RUNNING" and y.app(app)["masterNodeId"], what="AM running"
+    ).split(":")[0]
+    base = y.leftover_cgroups(host)[
+        0
+    ]  # the NM's hierarchy in one controller (v1) or the unified tree
+    pids = (base / am_container / "cgroup.procs").read_text().split()
+    assert pids
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)  # the AM dies as a crashed JVM would
+    rm_app = client.wait_for_job(y.url, app, timeout=120, interval=0.2)
+    assert (rm_app["state"], rm_app["finalStatus"]) == ("FINISHED", "SUCCEEDED"), rm_app[
+        "diagnostics"
+    ]
+    assert rm_app["attempts"] == 2
+    attempts = requests.get(f"{y.url}/ws/v1/cluster/apps/{app}/appattempts", timeout=5).json()[
+        "appAttempts"
+    ]["appAttempt"]
+    assert (
+        attempts[0]["appAttemptState"] == "FAILED"
+        and "exitCode: 137" in attempts[0]["diagnosticsInfo"]
+    )
+    expected = collections.Counter(w for t in texts.values() for w in t.split())
+    got = {
+        k: int(v)
+        for k, v in (
+            ln.split("\t") for ln in client.read_output(dfs.url, "/out/am-restart").splitlines()
+        )
+    }
+    assert got == expected
+    assert "_temporary" not in {s["pathSuffix"] for s in WebHdfs(dfs.url).list("/out/am-restart")}

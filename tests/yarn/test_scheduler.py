@@ -136,3 +136,14 @@ def test_am_resource_limit_keeps_second_app_pending():
     assert s.apps[first].active and not s.apps[second].active  # 10% of 1 GB fits one 128 MB AM
     s.remove_attempt(first, 0, "done")
     assert s.apps[second].active
+
+
+def test_higher_priority_application_is_served_first_in_its_queue():
+    s2 = FifoScheduler(minimum=MIN)
+    s2.add_node(node(1, mem=256))
+    first = start_app(s2, 1)
+    second_id = app_id(1, 2)
+    second = attempt_id(second_id, 1)
+    s2.add_attempt(second_id, second, "default", "u", Resource(128, 1), priority=9)
+    placed = s2.node_update("10.0.0.1:1000")
+    assert [c.attempt_id for c in placed] == [second, first]  # priority beats submission order

@@ -26,6 +26,7 @@ YARN_DEFAULTS: dict[str, str] = {
     "yarn.resourcemanager.nodemanagers.heartbeat-interval-ms": "1000",
     "yarn.nm.liveness-monitor.expiry-interval-ms": "600000",
     "yarn.am.liveness-monitor.expiry-interval-ms": "600000",
+    "yarn.resourcemanager.rm.container-allocation.expiry-interval-ms": "600000",
     "yarn.scheduler.minimum-allocation-mb": "1024",
     "yarn.scheduler.maximum-allocation-mb": "8192",
     "yarn.scheduler.minimum-allocation-vcores": "1",

@@ -204,6 +204,9 @@ class ResourceManager:
         self.hb_interval = conf.get_int("yarn.resourcemanager.nodemanagers.heartbeat-interval-ms")
         self.nm_expiry = conf.get_int("yarn.nm.liveness-monitor.expiry-interval-ms") / 1000
         self.am_expiry = conf.get_int("yarn.am.liveness-monitor.expiry-interval-ms") / 1000
+        self.alloc_expiry = (
+            conf.get_int("yarn.resourcemanager.rm.container-allocation.expiry-interval-ms") / 1000
+        )
         self.max_attempts = conf.get_int("yarn.resourcemanager.am.max-attempts")
         self.servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task] = []
@@ -273,12 +276,26 @@ class ResourceManager:
                 self.node_lost(node, "LOST")
         for app in self.apps.values():
             att = app.current
-            if app.state in FINAL_STATES or att is None or att.state != "RUNNING":
+            if app.state in FINAL_STATES or att is None or att.state not in ("LAUNCHED", "RUNNING"):
                 continue
             if now - att.last_heartbeat > self.am_expiry:
                 self.attempt_failed(
                     app, f"ApplicationMaster for attempt {att.id} timed out", ABORTED
                 )
+        # Allocated containers that no AM ever launched go back to the cluster.
+        for node in self.scheduler.nodes.values():
+            for c in list(node.containers.values()):
+                if (
+                    c.state in ("ALLOCATED", "ACQUIRED")
+                    and now - c.allocated_at > self.alloc_expiry
+                ):
+                    log.warning(
+                        "%s expired: allocated %.0fs ago and never launched",
+                        c.id,
+                        now - c.allocated_at,
+                    )
+                    self.container_finished(c, ABORTED, "Container expired since it was unused")
+                    self.nodes[node.node_id].to_cleanup.append(c.id)
 
     def node_lost(self, node: RMNode, state: str) -> None:
         node.state = state
@@ -392,11 +409,15 @@ class ResourceManager:
         app.state = "ACCEPTED"
         if app.unmanaged:
             # An unmanaged AM runs outside the cluster: nothing to launch.
-            self.scheduler.add_attempt(app.id, att.id, app.queue, app.user, app.am_resource)
+            self.scheduler.add_attempt(
+                app.id, att.id, app.queue, app.user, app.am_resource, app.priority
+            )
             self.scheduler.apps[att.id].asks.clear()
             att.state = "LAUNCHED"
             return
-        self.scheduler.add_attempt(app.id, att.id, app.queue, app.user, app.am_resource)
+        self.scheduler.add_attempt(
+            app.id, att.id, app.queue, app.user, app.am_resource, app.priority
+        )
 
     def attempt_failed(self, app: RMApp, why: str, exit_status: int) -> None:
         att = app.current

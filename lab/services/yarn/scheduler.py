@@ -98,6 +98,7 @@ class SchedulerApp:
     used: Resource = ZERO
     active: bool = False
     next_container: int = 1
+    priority: int = 0
 
     def pending(self) -> tuple[int, Resource]:
         n, res = 0, ZERO
@@ -209,12 +210,19 @@ class Scheduler:
         return Resource(min(mem, self.maximum.memory), max(res.vcores, self.minimum.vcores))
 
     def add_attempt(
-        self, app_id: str, attempt_id: str, queue: str, user: str, am_resource: Resource
+        self,
+        app_id: str,
+        attempt_id: str,
+        queue: str,
+        user: str,
+        am_resource: Resource,
+        priority: int = 0,
     ) -> SchedulerApp:
         q = self.queues[queue]
         app = SchedulerApp(
             app_id, attempt_id, queue, user, next(self._order), self.normalize(am_resource)
         )
+        app.priority = priority
         app.asks[0] = Ask(0, 0, app.am_resource, 1)  # the AM container: anywhere
         self.apps[attempt_id] = app
         q.apps.append(app)
@@ -400,7 +408,8 @@ class Scheduler:
             for q in sorted(self.queues.values(), key=lambda q: (q.used_ratio(cluster), q.name)):
                 if q.state != "RUNNING":
                     continue
-                for app in sorted(q.apps, key=lambda a: a.order):
+                # FIFO ordering policy: higher application priority first, then submission order
+                for app in sorted(q.apps, key=lambda a: (-a.priority, a.order)):
                     if not app.active or node.node_id in app.blacklist:
                         continue
                     got = self._try_app(app, node, q, passed)

@@ -225,9 +225,11 @@ def _docker_build(
     ctx = Path(tempfile.mkdtemp(prefix="racklab-image-", dir=cache_dir()))
     try:
         shutil.copytree(recipe, ctx, dirs_exist_ok=True)
-        (ctx / "wheels").mkdir()
+        (ctx / "deps").mkdir()
+        (ctx / "racklab").mkdir()
         for whl in wheel_files:
-            shutil.copy2(whl, ctx / "wheels" / whl.name)
+            sub = "racklab" if whl.name.startswith("racklab-") else "deps"
+            shutil.copy2(whl, ctx / sub / whl.name)
         last = []
         # network_mode none: the build must not depend on any network, and cannot.
         for chunk in client.api.build(

@@ -197,3 +197,34 @@ def test_session_moves_to_another_server(ensemble):
     while watcher.exists("/mine") is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert watcher.exists("/mine") is None
+
+
+def test_silent_session_on_a_follower_expires_everywhere(ensemble):
+    """The leader decides expiry from the touches followers forward; a connected but
+    silent client is not touched, so its session and ephemerals go."""
+    from lab.services.zookeeper.datatree import OPEN_ACL_UNSAFE
+    from lab.services.zookeeper.proto import CreateRequest, Op
+
+    from .rawclient import RawClient
+
+    leader = ensemble.wait_leader()
+    follower = next(i for i in ensemble.servers if i != leader)
+    fs = ensemble.servers[follower]
+    raw = RawClient(fs.host, fs.port)
+    resp = raw.connect(timeout_ms=1)  # the minimum: 2 * tickTime
+    h, _ = raw.request(
+        1, Op.CREATE, CreateRequest("/silent", b"", list(OPEN_ACL_UNSAFE), 1).serialize()
+    )
+    assert h.err == 0
+    watcher = connect(ensemble, leader)
+    assert watcher.exists("/silent").ephemeralOwner == resp.sessionId
+    # Meanwhile a well-behaved kazoo session on the same follower must live on.
+    keeper = connect(ensemble, follower)
+    keeper.create("/kept", b"", ephemeral=True)
+    assert raw.closed_by_server(timeout=10)
+    deadline = time.monotonic() + 5
+    while watcher.exists("/silent") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert watcher.exists("/silent") is None
+    time.sleep(1.0)
+    assert watcher.exists("/kept") is not None

@@ -736,7 +736,10 @@ class QuorumServer(ZooKeeperServer):
         self.drain()
 
     def _ping_leader(self, writer) -> None:
-        touched = [s.id for s in self.sessions.values() if s.conn is not None]
+        # Only sessions whose clients spoke within their timeout: a connected but
+        # silent client must still expire, as it would on a standalone server.
+        now = time.monotonic()
+        touched = [s.id for s in self.sessions.values() if s.conn is not None and s.expires > now]
         writer.write(frame(PING, pack(("int", len(touched)), *[("long", sid) for sid in touched])))
 
     async def _follower_loop(self, reader, writer) -> None:

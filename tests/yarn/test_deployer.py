@@ -7,7 +7,7 @@ from lab.services.yarn.conf import Configuration, parse_xml
 from lab.services.yarn.rm import build_scheduler
 
 ADDR = {"n1": "10.61.1.10", "n2": "10.61.1.11", "n3": "10.61.2.10"}
-RACKS = {"n1": "/r1", "n2": "/r1", "n3": "/r2"}
+RACKS = {"n1": "r1", "n2": "r1", "n3": "r2"}  # as topology files name them
 
 
 def _conf(proc, tmp_path) -> Configuration:

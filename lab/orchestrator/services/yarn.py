@@ -71,10 +71,10 @@ class YarnDeployer(ServiceDeployer):
         capacity = {k: v for k, v in settings.items() if k.startswith("yarn.scheduler.capacity.")}
         mapred = {k: v for k, v in settings.items() if k.startswith("mapreduce.")}
         yarn_site = {k: v for k, v in settings.items() if k not in capacity and k not in mapred}
+        # Hadoop's network locations are paths ("/r1"); topology racks are plain names.
+        loc = {n: r if r.startswith("/") else f"/{r}" for n, r in racks.items()}
         table = "".join(
-            f"{addr} {racks[n]}\n{n} {racks[n]}\n"
-            for n, addr in sorted(addresses.items())
-            if n in racks
+            f"{addr} {loc[n]}\n{n} {loc[n]}\n" for n, addr in sorted(addresses.items()) if n in loc
         )
         common = {
             f"{conf_dir}/capacity-scheduler.xml": render_xml(capacity),

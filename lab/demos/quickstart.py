@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from lab.demos import trial
 from lab.orchestrator import lab as orch
 from lab.orchestrator.graph import render
 from lab.topology import load
@@ -64,6 +65,17 @@ def run(file: Path, out: Console, progress) -> bool:
                   f"{s['inter_rack_ms']:.3f} ms", f"{topo.inter_rack_delay * 1000:g} ms")  # fmt: skip
         out.print(t)
         ok = s["reachable"] == s["pairs"] and s["inter_rack_ms"] >= topo.inter_rack_delay * 1000
+        if topo.services:
+            progress("trial: each service with its real clients")
+            results = trial.run(state)
+            t = Table(title="services", box=None)
+            for col in ("service", "result", "what was done", "time"):
+                t.add_column(col)
+            for r in results:
+                mark = "[green]ok[/]" if r["ok"] else "[red]FAILED[/]"
+                t.add_row(r["service"], mark, r["detail"], f"{r['seconds']:.1f} s")
+            out.print(t)
+            ok = ok and all(r["ok"] for r in results)
         for name in ("namespaces", "cgroups"):
             try:
                 mod = __import__(f"lab.demos.{name}", fromlist=["run", "show"])

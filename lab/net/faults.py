@@ -197,7 +197,7 @@ def start_packet_fault(
     if line != "ready":
         proc.kill()
         proc.wait()
-        _undo_line(router, port, mac)
+        undo_line(router, port, mac)
         tail = open(log_path, errors="replace").read().strip().splitlines()
         raise FaultError(f"the fault line for {port} did not start: {tail[-1] if tail else '?'}")
     info["proc"] = proc
@@ -210,10 +210,11 @@ def heal_packet_fault(info: dict) -> None:
             in_netns(info["netns"], ["tc", "qdisc", "del", "dev", "eth0", "root"], check=False)
         return
     proc = info.get("proc")
-    try:
-        os.kill(info["pid"], signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    if info.get("pid", 0) > 0:
+        try:
+            os.kill(info["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     if proc is not None:
         try:
             proc.wait(timeout=5)
@@ -222,10 +223,12 @@ def heal_packet_fault(info: dict) -> None:
             proc.wait()
     # the line undoes its own plumbing on SIGTERM; after a SIGKILL it could not, and a
     # redirect to a vanished tap would black-hole the node: so undo it here as well
-    _undo_line(info["router"], info["port"], info["mac"])
+    undo_line(info["router"], info["port"], info["mac"])
 
 
-def _undo_line(router: str, port: str, mac: str) -> None:
+def undo_line(router: str, port: str, mac: str) -> None:
+    """Remove a fault line's plumbing for ``port`` (idempotent; the tap's going makes
+    an orphaned line process exit)."""
     if not os.path.exists(f"/run/netns/{router}"):
         return
     _run(["tc", "-n", router, "qdisc", "del", "dev", port, "clsact"], check=False)
@@ -280,6 +283,8 @@ def line(fd: int, fault: PacketFault, rng: random.Random, stop, mac: bytes) -> N
                     frame = os.read(fd, 65535)
                 except BlockingIOError:
                     break
+                except OSError:
+                    return  # the tap was removed under us: healed from outside
                 if frame[6:12] != mac:
                     continue
                 if p["loss"] and rng.random() < p["loss"]:

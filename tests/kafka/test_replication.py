@@ -4,6 +4,7 @@ min.insync.replicas 2, coordinated through ZooKeeper."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import pytest
@@ -177,3 +178,61 @@ def test_two_brokers_down_refuses_acks_all(cluster):
     assert p1.send(topic, b"acks=1 ok").get(30).offset >= 0
     p.close()
     p1.close()
+
+
+def test_stalled_follower_leaves_isr_by_lag_and_returns(make_broker):
+    # a session timeout well above replica.lag.time.max.ms: the follower stays
+    # registered, so only the leader's lag check can drop it from the ISR
+    props = dict(CLUSTER_PROPS, zookeeper_session_timeout_ms=30000, replica_lag_time_max_ms=1500)
+    brokers = [make_broker(i + 1, host=h, start=False, **props) for i, h in enumerate(HOSTS)]
+    for b in brokers:
+        b.start()
+    zk = KazooClient(make_broker.zk_connect)
+    zk.start(10)
+    try:
+        make_topic(brokers, zk, "lag", partitions=1)
+        st = state(zk, "lag", 0)
+        follower = next(b for b in brokers if b.id != st["leader"])
+        follower.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: follower.id not in state(zk, "lag", 0)["isr"], 30, "the ISR to shrink")
+            assert zk.exists(f"/brokers/ids/{follower.id}")  # still registered: dropped for lag
+            # acks=all still works with min.insync.replicas=2 and two in the ISR
+            acked = produce_acked(brokers, "lag", [b"while-stalled"], partitions=1)
+            assert acked == {0: [b"while-stalled"]}
+        finally:
+            follower.proc.send_signal(signal.SIGCONT)
+        wait_for(
+            lambda: follower.id in state(zk, "lag", 0)["isr"], 30, "the follower back in the ISR"
+        )
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_unclean_leader_election_is_off_by_default(cluster):
+    brokers, zk = cluster
+    topic = "unclean"
+    make_topic(brokers, zk, topic, partitions=1)
+    acked = produce_acked(brokers, topic, [f"u{i}".encode() for i in range(20)], partitions=1)
+    leader_id = state(zk, topic, 0)["leader"]
+    leader = next(b for b in brokers if b.id == leader_id)
+    followers = [b for b in brokers if b is not leader]
+    for b in followers:
+        b.kill()
+    wait_for(
+        lambda: state(zk, topic, 0)["isr"] == [leader_id], 30, "the ISR to shrink to the leader"
+    )
+    leader.kill()
+    # a replica that is not in the ISR comes back (and becomes the controller):
+    # it must mark the partition offline rather than lead it
+    followers[0].start()
+    wait_for(lambda: state(zk, topic, 0)["leader"] == -1, 30, "the partition to go offline")
+    time.sleep(2)
+    st = state(zk, topic, 0)
+    assert st["leader"] == -1 and st["isr"] == [leader_id]
+    # the last ISR member returns and leads again, with everything acknowledged
+    leader.start()
+    wait_for(lambda: state(zk, topic, 0)["leader"] == leader_id, 30, "the old leader back")
+    got = consume_all([leader, followers[0]], topic, 1, 20)
+    assert_contains_in_order(got.get(0, []), acked[0])

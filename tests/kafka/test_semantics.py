@@ -1,0 +1,129 @@
+"""Broker semantics seen on the wire with racklab's own protocol client:
+idempotent-producer sequence checks, Fetch long polling, ListOffsets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from lab.services.kafka import admin
+from lab.services.kafka.client import Connection
+from lab.services.kafka.protocol import records as rec
+from lab.services.kafka.protocol.api import ApiKey
+from lab.services.kafka.protocol.errors import Error
+
+
+def _produce_body(topic: str, batch: bytes, acks: int = -1) -> dict:
+    return {
+        "transactional_id": None,
+        "acks": acks,
+        "timeout_ms": 5000,
+        "topic_data": [{"name": topic, "partition_data": [{"index": 0, "records": batch}]}],
+    }
+
+
+def test_idempotent_sequences(broker):
+    admin.run(admin.create_topic(broker.bootstrap, "idem", 1, 1))
+
+    async def run():
+        c = Connection(broker.host, broker.port)
+        pid = await c.request(
+            ApiKey.INIT_PRODUCER_ID, 4, {"transactional_id": None, "transaction_timeout_ms": 60000}
+        )
+        assert pid["error_code"] == 0
+        p, e = pid["producer_id"], pid["producer_epoch"]
+
+        async def send(seq: int, n: int = 2):
+            b = rec.build_batch(
+                [(None, b"x%d" % (seq + i)) for i in range(n)],
+                producer_id=p,
+                producer_epoch=e,
+                base_sequence=seq,
+            )
+            r = await c.request(ApiKey.PRODUCE, 8, _produce_body("idem", b))
+            return r["responses"][0]["partition_responses"][0]
+
+        first = await send(0)
+        assert (first["error_code"], first["base_offset"]) == (0, 0)
+        second = await send(2)
+        assert (second["error_code"], second["base_offset"]) == (0, 2)
+        # a retry of the first batch: accepted, original offset, not written twice
+        retry = await send(0)
+        assert (retry["error_code"], retry["base_offset"]) == (0, 0)
+        gap = await send(7)
+        assert gap["error_code"] == Error.OUT_OF_ORDER_SEQUENCE_NUMBER
+        # an unknown producer id that does not start at 0
+        b = rec.build_batch([(None, b"?")], producer_id=p + 999, producer_epoch=0, base_sequence=5)
+        r = await c.request(ApiKey.PRODUCE, 8, _produce_body("idem", b))
+        assert (
+            r["responses"][0]["partition_responses"][0]["error_code"] == Error.UNKNOWN_PRODUCER_ID
+        )
+        lo = await c.request(
+            ApiKey.LIST_OFFSETS,
+            5,
+            {
+                "replica_id": -1,
+                "isolation_level": 0,
+                "topics": [
+                    {
+                        "name": "idem",
+                        "partitions": [
+                            {"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}
+                        ],
+                    }
+                ],
+            },
+        )
+        assert lo["topics"][0]["partitions"][0]["offset"] == 4
+        await c.close()
+
+    asyncio.run(run())
+
+
+def test_fetch_long_poll_wakes_on_new_data(broker):
+    admin.run(admin.create_topic(broker.bootstrap, "poll", 1, 1))
+
+    async def run():
+        c = Connection(broker.host, broker.port)
+        body = {
+            "replica_id": -1,
+            "max_wait_ms": 20000,
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "topics": [
+                {
+                    "topic": "poll",
+                    "partitions": [
+                        {
+                            "partition": 0,
+                            "current_leader_epoch": -1,
+                            "fetch_offset": 0,
+                            "log_start_offset": -1,
+                            "partition_max_bytes": 1 << 20,
+                        }
+                    ],
+                }
+            ],
+            "forgotten_topics_data": [],
+            "rack_id": "",
+        }
+        t0 = time.monotonic()
+        pending = asyncio.create_task(c.request(ApiKey.FETCH, 11, body, timeout=60))
+        await asyncio.sleep(0.5)
+        assert not pending.done()  # nothing to return yet: the fetch waits
+        await admin.produce(broker.bootstrap, "poll", [b"wake up"])
+        r = await pending
+        waited = time.monotonic() - t0
+        recs = rec.read_records(r["responses"][0]["partitions"][0]["records"])
+        assert [x.value for x in recs] == [b"wake up"]
+        assert waited < 15  # answered when the data came, not at max_wait (20 s)
+        # min_bytes above what exists: waits max_wait, then answers with what there is
+        body["max_wait_ms"], body["min_bytes"] = 300, 1 << 20
+        r = await c.request(ApiKey.FETCH, 11, body)
+        assert len(rec.read_records(r["responses"][0]["partitions"][0]["records"])) == 1
+        await c.close()
+
+    asyncio.run(run())

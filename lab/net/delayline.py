@@ -5,9 +5,10 @@ modules to load). It runs in the router namespace:
         holds each packet for delay ± jitter, drops a share for loss -->
     tun "delay" --(packet re-enters, iif delay -> main table)--> other rack's bridge
 
-Only forwarded packets arriving from a rack bridge take the detour, so traffic inside a
-rack (switched by its bridge) and traffic from the host are not delayed; traffic between
-racks is delayed once per direction, like netem on the way out of the router.
+Only forwarded packets arriving from a rack bridge and going to another rack take the
+detour, so traffic inside a rack (switched by its bridge) and traffic between the host
+and a node are not delayed; traffic between racks is delayed once per direction, like
+netem on the way out of the router.
 
 Packets leave in the order they came (a packet never overtakes the previous one), so
 jitter does not reorder TCP segments; netem with jitter would.
@@ -40,7 +41,7 @@ def open_tun(name: str) -> int:
     return fd
 
 
-def route_through(name: str, bridges: list[str], supernet: str) -> None:
+def route_through(name: str, bridges: list[str], supernet: str, exempt: list[str]) -> None:
     from pyroute2 import IPRoute
 
     net, _, plen = supernet.partition("/")
@@ -51,6 +52,9 @@ def route_through(name: str, bridges: list[str], supernet: str) -> None:
         idx = ipr.link_lookup(ifname=name)[0]
         ipr.link("set", index=idx, state="up", mtu=1500)
         ipr.route("add", dst=net, dst_len=int(plen), oif=idx, table=TABLE)
+        for cidr in exempt:  # e.g. the host link: "throw" falls back to the main table
+            dst, _, dlen = cidr.partition("/")
+            ipr.route("add", dst=dst, dst_len=int(dlen), table=TABLE, type="throw")
         for br in bridges:
             ipr.rule("add", iifname=br, table=TABLE, priority=1000)
 
@@ -90,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", type=float, default=0.0, help="percent")
     p.add_argument("--bridges", required=True, help="comma-separated rack bridges")
     p.add_argument("--supernet", required=True)
+    p.add_argument("--exempt", default="", help="comma-separated networks never delayed")
     p.add_argument("--seed", type=int, default=None)
     a = p.parse_args(argv)
     fd = open_tun(TUN_NAME)
     os.set_blocking(fd, False)
-    route_through(TUN_NAME, a.bridges.split(","), a.supernet)
+    route_through(TUN_NAME, a.bridges.split(","), a.supernet, [c for c in a.exempt.split(",") if c])
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     os.close(1)

@@ -7,9 +7,11 @@
                              br-r2 10.X.2.1 --+-- n4 ============== eth0 10.X.2.10
 
 Within a rack, frames are switched by the rack's bridge. Between racks, packets are
-routed by the router namespace, and leave it through the destination rack's bridge
-device, where netem adds the inter-rack delay: so only traffic that crosses racks is
-delayed (one way: the configured delay; a round trip: twice it).
+routed by the router namespace, which delays them: so only traffic that crosses racks is
+delayed (one way: the configured delay; a round trip: twice it). With netem (where the
+kernel has it) the delay sits on the way out through the destination rack's bridge,
+which also delays the host's packets to a node; racklab's delay line (kernels without
+netem) delays only rack-to-rack traffic.
 
 The bridges live in the router namespace, not on the host, for two reasons: the whole
 fabric disappears with one namespace, and a host running Docker (whose br_netfilter
@@ -141,6 +143,7 @@ def impair_inter_rack(labid: str, plan, imp: Impairment, cgroup, log_path: str) 
         sys.executable, "-m", "lab.net.delayline",
         "--delay", str(imp.delay), "--jitter", str(imp.jitter), "--loss", str(imp.loss),
         "--bridges", ",".join(bridges), "--supernet", str(plan.supernet),
+        "--exempt", str(plan.host_link),
     ]  # fmt: skip
 
     with open(log_path, "ab") as log:
@@ -192,6 +195,35 @@ def plug(labid: str, node: str, rack: str, node_netns: str, cidr: str, gateway: 
         _sysctl("net.ipv6.conf.eth0.disable_ipv6", "1")
 
     run_in_netns(node_netns, node_side)
+
+
+def attach_tap(labid: str, ifname: str, rack: str, name: str | None = None) -> None:
+    """Put a VM's tap (made on the host by libvirt, held open by qemu) on its rack's
+    bridge: move it into the router namespace, rename it ``name`` (the node's name, as
+    the router-side end of a veth is named, so per-node tc and chaos find it the same
+    way) and enslave it. The guest sets its own address; a tap can change namespace
+    while qemu holds its file descriptor."""
+    fd = os.open(router_path(labid), os.O_RDONLY)
+    try:
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=ifname)
+            if not found:
+                raise RuntimeError(f"no interface {ifname} on the host to plug into the lab")
+            ipr.link("set", index=found[0], state="down")
+            ipr.link("set", index=found[0], net_ns_fd=fd)
+    finally:
+        os.close(fd)
+
+    def router_side():
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=ifname)[0]
+            if name and name != ifname:
+                ipr.link("set", index=idx, ifname=name)
+            br = ipr.link_lookup(ifname=bridge_name(rack))[0]
+            ipr.link("set", index=idx, master=br, state="up")
+        _sysctl(f"net.ipv6.conf.{name or ifname}.disable_ipv6", "1")
+
+    run_in_netns(router_path(labid), router_side)
 
 
 def unplug(labid: str, node: str) -> None:

@@ -120,6 +120,35 @@ class BlockStore:
         writer.before_append = (rep.length, old_gs, last_crc)
         return writer
 
+    def recover(self, block_id: int, new_gs: int, length: int) -> ReplicaWriter:
+        """Pipeline recovery: cut the replica back to the length every node acknowledged,
+        give it the new generation stamp, and reopen it for writing from there."""
+        rep = self.replicas.get(block_id)
+        if rep is None:
+            raise FileNotFoundError(f"no replica of blk_{block_id} to recover")
+        if rep.state == "finalized":
+            return self.append(block_id, rep.gen_stamp, new_gs, length)
+        if rep.length < length:
+            raise ValueError(
+                f"blk_{block_id} has {rep.length} bytes, fewer than the {length} acknowledged"
+            )
+        last_crc = 0
+        with open(rep.data_path, "r+b") as f:
+            f.truncate(length)
+            if length % self.bpc:
+                f.seek(length - length % self.bpc)
+                last_crc = checksum.crc_continue(f.read(length % self.bpc), 0)
+        ncrc = -(-length // self.bpc)
+        with open(rep.meta_path, "r+b") as f:
+            f.truncate(checksum.HEADER.size + ncrc * CRC_SIZE)
+            if length % self.bpc:
+                f.seek(checksum.HEADER.size + (ncrc - 1) * CRC_SIZE)
+                f.write(struct.pack(">I", last_crc))
+        meta = rep.meta_path.with_name(f"blk_{block_id}_{new_gs}.meta")
+        os.replace(rep.meta_path, meta)
+        rep.meta_path, rep.length, rep.gen_stamp = meta, length, new_gs
+        return ReplicaWriter(self, rep, last_crc)
+
     def delete(self, block_id: int) -> bool:
         rep = self.replicas.pop(block_id, None)
         if rep is None:
@@ -202,6 +231,7 @@ class ReplicaWriter:
         self.store, self.rep = store, rep
         self.bpc = store.bpc
         self.before_append: tuple[int, int, int] | None = None
+        self.closed = False
         self.last_crc = last_crc
         self.data = open(rep.data_path, "r+b", buffering=0)
         self.data.seek(rep.length)
@@ -213,6 +243,8 @@ class ReplicaWriter:
 
     def write(self, data: bytes | memoryview, crcs: bytes, verify: bool) -> None:
         """Write data starting at the replica's length; crcs are the sender's per-piece CRCs."""
+        if self.closed:
+            raise OSError(f"blk_{self.rep.block_id}: this writer was superseded")
         offset = self.rep.length
         if verify and checksum.piece_crcs(data, offset, self.bpc) != bytes(crcs):
             raise ChecksumError(
@@ -238,6 +270,11 @@ class ReplicaWriter:
         self.data.close()
         self.meta.close()
         return self.store._finalize_paths(self.rep)
+
+    def close_files(self) -> None:
+        self.closed = True
+        self.data.close()
+        self.meta.close()
 
     def abort(self) -> None:
         """A failed create drops the replica; a failed append puts back the replica as it

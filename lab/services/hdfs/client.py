@@ -87,8 +87,11 @@ class FileWriter:
                 "client": self.client,
             }
             self.pipe = PipelineWriter(lb["locations"], header, self.bpc, self.packet_size)
-            await self.pipe.open()
             self.block = dict(blk, genStamp=lb["newGenStamp"])
+            try:
+                await self.pipe.open()
+            except PipelineError as exc:
+                await self._recover(exc)
         else:
             # The last block is full (or there is none): appended bytes start a new block.
             status = await self.nn.call(
@@ -138,22 +141,71 @@ class FileWriter:
                 await self._next_block()
             room = self.block_size - self.block["numBytes"]
             piece = view[:room]
-            await self._pipe_call(self.pipe.write(piece))
+            try:
+                await self.pipe.write(piece)
+            except PipelineError as exc:
+                await self._recover(exc)  # the piece is among what the new pipeline resent
             self.block["numBytes"] += len(piece)
             view = view[len(piece) :]
             if self.block["numBytes"] >= self.block_size:
                 await self._finish_block()
 
-    async def _pipe_call(self, coro):
-        try:
-            return await coro
-        except PipelineError as exc:
-            # Pipeline recovery (replacing a failed DataNode mid-block) is not implemented:
-            # the write fails and is not acknowledged.
-            raise errors.IOException(f"write pipeline for {self.path} failed: {exc}") from exc
+    async def _recover(self, exc: PipelineError) -> None:
+        """DataStreamer's pipeline recovery: drop the failed DataNode, have the NameNode
+        bump the block's generation stamp, let the survivors cut their replicas back to the
+        acknowledged length and send them what was not acknowledged. With no survivor the
+        write fails. (No replacement node is added: the NameNode re-replicates the block
+        once the file is closed, as with dfs.client.block.write.replace-datanode-on-failure
+        .policy=NEVER.)"""
+        for _ in range(len(self.pipe.targets)):
+            old = self.pipe
+            acked, unacked = old.unacknowledged()
+            old.abort()
+            bad = exc.bad_index if exc.bad_index is not None else 0
+            survivors = [t for i, t in enumerate(old.targets) if i != bad]
+            log.warning(
+                "pipeline for blk_%s lost %s (%s); recovering with %s at %d bytes",
+                self.block["blockId"],
+                old.targets[bad]["ip"],
+                exc,
+                [t["ip"] for t in survivors],
+                acked,
+            )
+            if not survivors:
+                break
+            res = await self.nn.call(
+                "updatePipeline",
+                src=self.path,
+                clientName=self.client,
+                block=self.block,
+                newNodes=[t["uuid"] for t in survivors],
+            )
+            header = {
+                "block": dict(self.block, numBytes=acked),
+                "stage": "recovery",
+                "newGenStamp": res["newGenStamp"],
+                "client": self.client,
+            }
+            self.block["genStamp"] = res["newGenStamp"]
+            self.pipe = PipelineWriter(survivors, header, self.bpc, self.packet_size)
+            try:
+                await self.pipe.open()
+                if unacked:
+                    await self.pipe.write(unacked)
+                return
+            except PipelineError as again:
+                exc = again
+        raise errors.IOException(
+            f"All datanodes of the pipeline for {self.path} are bad. Aborting..."
+        )
 
     async def _finish_block(self) -> None:
-        length = await self._pipe_call(self.pipe.close())
+        while True:
+            try:
+                length = await self.pipe.close()
+                break
+            except PipelineError as exc:
+                await self._recover(exc)
         if length != self.block["numBytes"]:
             raise errors.IOException(
                 f"pipeline acknowledged {length} of {self.block['numBytes']} bytes"
@@ -182,7 +234,9 @@ class FileWriter:
             self.pipe.abort()
 
     async def abandon(self) -> None:
-        self.abort()
+        if self.pipe is not None:
+            await self.pipe.cancel()  # the replicas roll back now rather than after a timeout
+            self.pipe = None
         try:
             await self.nn.call("abandonFile", src=self.path, clientName=self.client, last=self.last)
         except Exception as exc:  # the lease's hard limit will close the file instead

@@ -50,6 +50,7 @@ DEFAULTS: dict[str, str] = {
     "dfs.permissions.enabled": "true",
     "dfs.permissions.superusergroup": "supergroup",
     "dfs.datanode.du.reserved": "0",
+    "dfs.client.socket-timeout": "60000",
     "net.topology.table.file.name": "",
 }
 

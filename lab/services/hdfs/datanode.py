@@ -17,8 +17,10 @@ from .checksum import CRC_SIZE, ChecksumError
 from .client import FileWriter, Reader, file_checksum
 from .config import Configuration, split_hostport
 from .datatransfer import (
+    ABORT,
     ERROR,
     ERROR_CHECKSUM,
+    LAST,
     SUCCESS,
     PipelineError,
     PipelineWriter,
@@ -54,6 +56,10 @@ class DataNode:
         self.report_event = asyncio.Event()
         self.registered = asyncio.Event()
         self.xceivers = 0
+        # Replicas whose pipeline broke: block id -> (when, writer), kept for a recovery.
+        self.stalled: dict[int, tuple[float, object]] = {}
+        self.writers: dict[int, object] = {}  # block id -> the ReplicaWriter that owns it now
+        self.recovery_wait = conf.get_seconds("dfs.client.socket-timeout", "ms")
         self.ip = ""
 
     def _load_uuid(self) -> str:
@@ -81,6 +87,7 @@ class DataNode:
         self.tasks = [
             asyncio.create_task(self._service_loop(), name="dn-bpservice"),
             asyncio.create_task(self._scanner(), name="dn-scanner"),
+            asyncio.create_task(self._janitor(), name="dn-janitor"),
         ]
         log.info(
             "DataNode %s up: data %s:%d http %s:%d, %d replicas",
@@ -239,6 +246,11 @@ class DataNode:
         except Exception as exc:
             log.warning("could not report bad blk_%d: %s", block_id, exc)
 
+    async def _janitor(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.5, min(5.0, self.recovery_wait / 4)))
+            self._expire_stalled()
+
     async def _scanner(self) -> None:
         """VolumeScanner: verify every replica once per dfs.datanode.scan.period.hours."""
         while True:
@@ -323,21 +335,37 @@ class DataNode:
         writer.writelines(encode_packet(seq, pos, b"", True, self.bpc))
         await writer.drain()
 
+    def _open_replica(self, header: dict):
+        blk, stage = header["block"], header.get("stage", "create")
+        bid = int(blk["blockId"])
+        previous = self.writers.pop(bid, None)
+        if previous is not None:
+            # A newer pipeline for this block wins; the old handler may not have seen its
+            # connection end yet, so its files are closed before anything is truncated.
+            previous.close_files()
+        writer = self._open_replica_stage(bid, blk, stage, header)
+        self.writers[bid] = writer
+        return writer
+
+    def _open_replica_stage(self, bid: int, blk: dict, stage: str, header: dict):
+        if stage == "append":
+            return self.store.append(
+                bid, int(blk["genStamp"]), int(header["newGenStamp"]), int(blk["numBytes"])
+            )
+        if stage == "recovery":
+            stalled = self.stalled.pop(bid, None)
+            before = stalled[1].before_append if stalled else None
+            writer = self.store.recover(bid, int(header["newGenStamp"]), int(blk["numBytes"]))
+            writer.before_append = before or writer.before_append
+            return writer
+        return self.store.create_rbw(bid, int(blk["genStamp"]))
+
     async def _write_block(self, header: dict, up_reader, up_writer) -> None:
         """BlockReceiver + PacketResponder for one pipeline stage."""
-        blk, stage, targets = (
-            header["block"],
-            header.get("stage", "create"),
-            header.get("targets", []),
-        )
-        bid = int(blk["blockId"])
+        targets = header.get("targets", [])
+        bid = int(header["block"]["blockId"])
         try:
-            if stage == "append":
-                replica = self.store.append(
-                    bid, int(blk["genStamp"]), int(header["newGenStamp"]), int(blk["numBytes"])
-                )
-            else:
-                replica = self.store.create_rbw(bid, int(blk["genStamp"]))
+            replica = self._open_replica(header)
         except (OSError, ValueError) as exc:
             await send_msg(
                 up_writer, {"status": "ERROR", "message": str(exc), "firstBadLink": self.uuid}
@@ -359,7 +387,7 @@ class DataNode:
                     "firstBadLink": nxt["uuid"],
                 }
             if reply.get("status") != "SUCCESS":
-                replica.abort()
+                self._suspend(replica)  # the writer may come back with the survivors
                 if down_writer:
                     down_writer.close()
                 await send_msg(
@@ -373,13 +401,27 @@ class DataNode:
                 return
         await send_msg(up_writer, {"status": "SUCCESS"})
         acks: asyncio.Queue = asyncio.Queue()
-        responder = asyncio.create_task(self._respond(acks, down_reader, up_writer, len(targets)))
-        finalized = False
+        state = {"mirror_ok": down_writer is not None}
+        responder = asyncio.create_task(
+            self._respond(acks, down_reader, up_writer, len(targets), state)
+        )
+        outcome = "broken"
         try:
             while True:
-                seqno, offset, last, raw, crcs, data = await recv_packet(up_reader, self.bpc)
-                if down_writer is not None:
-                    down_writer.writelines([raw, crcs, data])
+                seqno, offset, flags, raw, crcs, data = await recv_packet(up_reader, self.bpc)
+                if flags & ABORT:
+                    outcome = "aborted"
+                    if state["mirror_ok"]:
+                        down_writer.writelines([raw, crcs, data])
+                        await down_writer.drain()
+                    break
+                if state["mirror_ok"]:
+                    try:
+                        down_writer.writelines([raw, crcs, data])
+                        await down_writer.drain()
+                    except OSError:
+                        # Keep our copy and tell the writer downstream is gone (Hadoop's mirrorError).
+                        state["mirror_ok"] = False
                 status = SUCCESS
                 if data:
                     if offset != replica.rep.length:
@@ -391,37 +433,70 @@ class DataNode:
                             replica.write(data, crcs, verify=down_writer is None)
                         except ChecksumError:
                             status = ERROR_CHECKSUM
+                last = bool(flags & LAST)
                 if last and status == SUCCESS:
                     rep = await asyncio.to_thread(replica.finalize)
-                    finalized = True
+                    outcome = "finalized"
                     self.notify_received(rep.to_report())
-                if down_writer is not None:
-                    await down_writer.drain()
                 await acks.put((seqno, status, last))
                 if last or status != SUCCESS:
                     break
-            await responder
+            if outcome == "finalized":
+                await responder
         except (OSError, asyncio.IncompleteReadError) as exc:
             log.warning("pipeline for blk_%d broke: %r", bid, exc)
-            responder.cancel()
         finally:
-            if not finalized:
-                replica.abort()
+            if not responder.done():
+                responder.cancel()
+            if outcome == "aborted":
+                if self.writers.get(bid) is replica:
+                    replica.abort()
+                self._release(replica)
+            elif outcome == "finalized":
+                self._release(replica)
+            else:
+                self._suspend(replica)
             if down_writer is not None:
                 down_writer.close()
 
-    async def _respond(self, acks: asyncio.Queue, down_reader, up_writer, downstream: int) -> None:
+    def _suspend(self, replica) -> None:
+        """A broken pipeline: keep the replica for a recovery, roll it back if none comes."""
+        replica.close_files()
+        bid = replica.rep.block_id
+        if self.writers.get(bid) is replica:
+            self.stalled[bid] = (time.monotonic(), replica)
+
+    def _release(self, replica) -> None:
+        bid = replica.rep.block_id
+        if self.writers.get(bid) is replica:
+            del self.writers[bid]
+
+    def _expire_stalled(self) -> None:
+        for bid, (since, replica) in list(self.stalled.items()):
+            if time.monotonic() - since > self.recovery_wait:
+                del self.stalled[bid]
+                if self.writers.get(bid) is replica:
+                    del self.writers[bid]
+                    replica.abort()
+                    log.info("no recovery came for blk_%d: replica rolled back", bid)
+
+    async def _respond(
+        self, acks: asyncio.Queue, down_reader, up_writer, downstream: int, state: dict
+    ) -> None:
         while True:
             seqno, status, last = await acks.get()
-            if down_reader is not None and status == SUCCESS:
+            if status != SUCCESS:
+                dstatuses = [ERROR] * downstream
+            elif downstream and state["mirror_ok"]:
                 try:
                     dseq, dstatuses = await asyncio.wait_for(recv_ack(down_reader), 60)
                     if dseq != seqno:
                         dstatuses = [ERROR] * downstream
                 except (TimeoutError, OSError, asyncio.IncompleteReadError):
+                    state["mirror_ok"] = False
                     dstatuses = [ERROR] * downstream
             else:
-                dstatuses = [SUCCESS if status == SUCCESS else ERROR] * downstream
+                dstatuses = [ERROR] * downstream
             up_writer.write(encode_ack(seqno, [status] + dstatuses))
             await up_writer.drain()
             if last or status != SUCCESS or any(s != SUCCESS for s in dstatuses):
@@ -460,13 +535,13 @@ class DataNode:
     async def _create(self, req: Request, path: str, user: str) -> Response:
         q = req.query
         writer = FileWriter(self.nn, path, user, self._client_ip(), self.bpc, self.packet_size)
-        await writer.create(
+        opened = writer.create(
             webhdfs.get_bool(q, "overwrite", False),
             webhdfs.get_long(q, "replication", None, 1, 32767),
             webhdfs.get_long(q, "blocksize", None, 1),
             webhdfs.get_permission(q, None),
         )
-        await self._pump(req, writer)
+        await self._pump(req, writer, opened)
         nn_host, nn_port = self.nn.host, self.nn.port
         return Response(
             201,
@@ -475,12 +550,12 @@ class DataNode:
 
     async def _append(self, req: Request, path: str, user: str) -> Response:
         writer = FileWriter(self.nn, path, user, self._client_ip(), self.bpc, self.packet_size)
-        await writer.append()
-        await self._pump(req, writer)
+        await self._pump(req, writer, writer.append())
         return Response(200)
 
-    async def _pump(self, req: Request, writer: FileWriter) -> None:
+    async def _pump(self, req: Request, writer: FileWriter, opened) -> None:
         try:
+            await opened
             async for piece in req.iter_body():
                 await writer.write(piece)
             await writer.close()

@@ -4,13 +4,19 @@ Hadoop's DataTransferProtocol shape, with JSON op headers instead of protobuf:
 
   request   u32 length + JSON {"op": "WRITE_BLOCK" | "READ_BLOCK" | "BLOCK_CHECKSUM", ...}
   reply     u32 length + JSON {"status": "SUCCESS" | "ERROR" | "ERROR_CHECKSUM", ...}
-  packet    header (seqno i64, offsetInBlock i64, dataLen u32, last u8), the CRC32C of each
-            chunk piece it carries, then the data
+  packet    header (seqno i64, offsetInBlock i64, dataLen u32, flags u8: 1 last, 2 abort),
+            the CRC32C of each chunk piece it carries, then the data
   ack       seqno i64, count u8, one status byte per DataNode from here to the pipeline's end
 
 A WRITE_BLOCK carries the rest of the pipeline in "targets": each DataNode forwards the
 packets downstream before writing them, and sends an ack upstream only after its own
 write and the downstream ack, so the writer's ack for a packet means every replica has it.
+
+Stages: "create" (new replica), "append" (reopen a finalized one), "transfer" (copy for
+re-replication) and "recovery": after a DataNode of the pipeline failed, the writer opens
+a new pipeline of the survivors with a new generation stamp, they cut their replica back
+to the acknowledged length, and the writer resends what was not acknowledged. A writer
+that gives up sends an abort packet, and every replica goes back to where it was.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ MSG_LEN = struct.Struct(">I")
 PACKET = struct.Struct(">qqIB")
 ACK = struct.Struct(">qB")
 SUCCESS, ERROR, ERROR_CHECKSUM = 0, 1, 2
+LAST, ABORT = 1, 2
 STATUS_NAMES = {SUCCESS: "SUCCESS", ERROR: "ERROR", ERROR_CHECKSUM: "ERROR_CHECKSUM"}
 MAX_MSG = 16 * 1024 * 1024
 
@@ -51,21 +58,29 @@ async def recv_msg(reader: asyncio.StreamReader) -> dict:
     return obj
 
 
-def encode_packet(seqno: int, offset: int, data: bytes | memoryview, last: bool, bpc: int) -> list:
+def encode_packet(
+    seqno: int,
+    offset: int,
+    data: bytes | memoryview,
+    last: bool,
+    bpc: int,
+    flags: int | None = None,
+) -> list:
     crcs = checksum.piece_crcs(data, offset, bpc) if len(data) else b""
-    return [PACKET.pack(seqno, offset, len(data), 1 if last else 0), crcs, data]
+    flags = (LAST if last else 0) if flags is None else flags
+    return [PACKET.pack(seqno, offset, len(data), flags), crcs, data]
 
 
 async def recv_packet(
     reader: asyncio.StreamReader, bpc: int
-) -> tuple[int, int, bool, bytes, bytes, bytes]:
-    """-> seqno, offset, last, raw header, crcs, data."""
+) -> tuple[int, int, int, bytes, bytes, bytes]:
+    """-> seqno, offset, flags, raw header, crcs, data."""
     header = await reader.readexactly(PACKET.size)
-    seqno, offset, length, last = PACKET.unpack(header)
+    seqno, offset, length, flags = PACKET.unpack(header)
     npieces = len(checksum.piece_bounds(offset, length, bpc))
     crcs = await reader.readexactly(npieces * checksum.CRC_SIZE) if npieces else b""
     data = await reader.readexactly(length) if length else b""
-    return seqno, offset, bool(last), header, crcs, data
+    return seqno, offset, flags, header, crcs, data
 
 
 def encode_ack(seqno: int, statuses: list[int]) -> bytes:
@@ -94,11 +109,14 @@ class PipelineWriter:
         self.header = header
         self.bpc = bpc
         self.packet_size = max(bpc, packet_size - packet_size % bpc)
-        self.offset = header["block"].get("numBytes", 0) if header.get("stage") == "append" else 0
+        resumes = header.get("stage") in ("append", "recovery")
+        self.offset = header["block"].get("numBytes", 0) if resumes else 0
         self.timeout = timeout
         self.seqno = 0
         self.window = asyncio.Semaphore(max_in_flight)
-        self.outstanding: dict[int, int] = {}  # seqno -> block offset after that packet
+        # seqno -> (block offset after that packet, its data): kept until acknowledged so
+        # that pipeline recovery can send it again.
+        self.outstanding: dict[int, tuple[int, bytes | memoryview]] = {}
         self.acked_offset = self.offset
         self.buffer = bytearray()
         self.failure: Exception | None = None
@@ -137,10 +155,10 @@ class PipelineWriter:
                         f" for packet {seqno}",
                         bad,
                     )
-                end = self.outstanding.pop(seqno, None)
-                if end is None:
+                entry = self.outstanding.pop(seqno, None)
+                if entry is None:
                     raise PipelineError(f"ack for unknown packet {seqno}")
-                self.acked_offset = end
+                self.acked_offset = entry[0]
                 self.window.release()
         except (OSError, asyncio.IncompleteReadError) as exc:
             if self.outstanding:
@@ -153,6 +171,8 @@ class PipelineWriter:
                 self.window.release()
 
     async def _send(self, data: bytes | memoryview, last: bool) -> None:
+        """Either raises before the packet is taken (nothing consumed) or takes it; a
+        failure after that surfaces on the next call, with the packet still unacknowledged."""
         if self.failure:
             raise self.failure
         await self.window.acquire()
@@ -160,48 +180,73 @@ class PipelineWriter:
             raise self.failure
         parts = encode_packet(self.seqno, self.offset, data, last, self.bpc)
         self.offset += len(data)
-        self.outstanding[self.seqno] = self.offset
+        self.outstanding[self.seqno] = (self.offset, data)
         self.seqno += 1
         self.writer.writelines(parts)
         try:
             await self.writer.drain()
         except OSError as exc:
-            raise PipelineError(f"pipeline broke while sending: {exc!r}", 0) from exc
+            self.failure = self.failure or PipelineError(
+                f"pipeline broke while sending: {exc!r}", 0
+            )
 
     async def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        if self.buffer:
-            take = min(len(view), self.packet_size - len(self.buffer))
-            self.buffer += view[:take]
-            view = view[take:]
-            if len(self.buffer) < self.packet_size:
-                return
-            await self._send(bytes(self.buffer), False)
-            self.buffer.clear()
-        # Whole packets straight from the caller's buffer (no copy); packets end on chunk
-        # boundaries (the first may finish a partial chunk), so receivers see whole chunks.
-        while len(view) >= self.packet_size:
-            n = self.packet_size - self.offset % self.bpc
-            await self._send(view[:n], False)
-            view = view[n:]
-        if len(view):
-            self.buffer += view
-
-    async def close(self) -> int:
-        """Flush, send the last packet, wait for every ack. -> bytes in the replica."""
         try:
             if self.buffer:
+                take = min(len(view), self.packet_size - len(self.buffer))
+                self.buffer += view[:take]
+                view = view[take:]
+                if len(self.buffer) < self.packet_size:
+                    return
                 await self._send(bytes(self.buffer), False)
                 self.buffer.clear()
-            await self._send(b"", True)
-            await asyncio.wait_for(self._ack_task, self.timeout)
-            if self.failure:
-                raise self.failure
-            if self.outstanding:
-                raise PipelineError("pipeline closed before every packet was acknowledged", 0)
-            return self.acked_offset
+            # Whole packets straight from the caller's buffer (no copy); packets end on chunk
+            # boundaries (the first may finish a partial chunk), so receivers see whole chunks.
+            while len(view) >= self.packet_size:
+                n = self.packet_size - self.offset % self.bpc
+                await self._send(view[:n], False)
+                view = view[n:]
         finally:
-            self.abort()
+            # Whatever no packet took (also on failure) waits here, for the next packet
+            # or for the recovered pipeline.
+            if len(view):
+                self.buffer += view
+
+    def unacknowledged(self) -> tuple[int, bytes]:
+        """(acknowledged length, the bytes after it the writer handed over) after a failure."""
+        sent = b"".join(bytes(d) for _, (_, d) in sorted(self.outstanding.items()))
+        return self.acked_offset, sent + bytes(self.buffer)
+
+    async def cancel(self) -> None:
+        """Give up on purpose: tell the pipeline to roll its replicas back, then hang up."""
+        try:
+            if hasattr(self, "writer") and not self.writer.is_closing():
+                self.writer.writelines(
+                    encode_packet(self.seqno, self.offset, b"", False, self.bpc, flags=ABORT)
+                )
+                await asyncio.wait_for(self.writer.drain(), 5)
+        except (TimeoutError, OSError):
+            pass
+        self.abort()
+
+    async def close(self) -> int:
+        """Flush, send the last packet, wait for every ack. -> bytes in the replica.
+        On failure the connection stays open for cancel() or recovery."""
+        if self.buffer:
+            await self._send(bytes(self.buffer), False)
+            self.buffer.clear()
+        await self._send(b"", True)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ack_task), self.timeout)
+        except TimeoutError:
+            raise PipelineError(f"no ack within {self.timeout}s", 0) from None
+        if self.failure:
+            raise self.failure
+        if self.outstanding:
+            raise PipelineError("pipeline closed before every packet was acknowledged", 0)
+        self.abort()
+        return self.acked_offset
 
     def abort(self) -> None:
         if self._ack_task and not self._ack_task.done():
@@ -227,10 +272,10 @@ async def read_remote_block(
             raise PipelineError(f"READ_BLOCK from {target['ip']}: {reply.get('message')}")
         end = offset + length
         while True:
-            seqno, pos, last, _, crcs, data = await asyncio.wait_for(
+            seqno, pos, flags, _, crcs, data = await asyncio.wait_for(
                 recv_packet(reader, bpc), timeout
             )
-            if last:
+            if flags & LAST:
                 break
             if checksum.piece_crcs(data, pos, bpc) != crcs:
                 raise checksum.ChecksumError(

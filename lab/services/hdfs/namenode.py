@@ -899,6 +899,28 @@ class NameNode:
     def rpc_complete(self, peer, src, clientName, last=None):
         return {"result": self.complete(src, clientName, last)}
 
+    def rpc_updatePipeline(self, peer, src, clientName, block, newNodes):
+        """After a pipeline failure: a new generation stamp for the block being written,
+        so replicas left behind on the failed node are recognisably stale."""
+        f = self._uc_file(normalize(src), clientName)
+        if not f.blocks or f.blocks[-1].block_id != int(block["blockId"]):
+            raise IOException(
+                f"updatePipeline: blk_{block['blockId']} is not the last block of {src}"
+            )
+        new_gs = self.ns.gen_stamp + 1
+        blocks = [b.to_json() for b in f.blocks]
+        blocks[-1]["genStamp"] = new_gs
+        self.log_apply({"op": "OP_UPDATE_BLOCKS", "path": f.path(), "blocks": blocks})
+        self.bm.add_file_blocks(f)
+        info = self.bm.blocks.get(f.blocks[-1].block_id)
+        if info is not None:
+            info.expected_uc = list(newNodes)
+            # Replicas outside the new pipeline keep the old generation stamp: stale now.
+            for uuid in list(info.locations - set(newNodes)):
+                self.bm.replica_deleted(self.bm.datanodes[uuid], info.block.block_id)
+                self.bm.datanodes[uuid].invalidate_queue.add(info.block.block_id)
+        return {"newGenStamp": new_gs}
+
     def rpc_abandonFile(self, peer, src, clientName, last=None):
         path = normalize(src)
         node = self.ns.lookup(path)

@@ -210,3 +210,28 @@ def test_hdfscli_command_line(cluster, tmp_path):
         text=True,
     )
     assert res.returncode == 1 and "does not exist" in res.stderr
+
+
+def test_block_locations_ops(client, cluster):
+    data = os.urandom(2 * BLOCK + 10)
+    client.write("/t/locs", data, overwrite=True)
+    base = f"{cluster.url}/webhdfs/v1/t/locs"
+    r = requests.get(f"{base}?op=GETFILEBLOCKLOCATIONS&user.name=root", timeout=10).json()
+    locs = r["BlockLocations"]["BlockLocation"]
+    assert [(b["offset"], b["length"]) for b in locs] == [
+        (0, BLOCK),
+        (BLOCK, BLOCK),
+        (2 * BLOCK, 10),
+    ]
+    for b in locs:
+        assert len(b["hosts"]) == 3 and all(h in cluster.dn_racks for h in b["hosts"])
+        assert {p.rsplit("/", 1)[0] for p in b["topologyPaths"]} == {"/rack1", "/rack2"}
+    r = requests.get(
+        f"{base}?op=GETFILEBLOCKLOCATIONS&offset={BLOCK + 5}&length=1&user.name=root", timeout=10
+    ).json()
+    assert [b["offset"] for b in r["BlockLocations"]["BlockLocation"]] == [BLOCK]
+    lb = requests.get(f"{base}?op=GETBLOCKLOCATIONS&user.name=root", timeout=10).json()[
+        "LocatedBlocks"
+    ]
+    assert lb["fileLength"] == len(data) and len(lb["locatedBlocks"]) == 3
+    assert lb["locatedBlocks"][1]["locations"][0]["networkLocation"] in ("/rack1", "/rack2")

@@ -117,7 +117,7 @@ class DataNode:
         return {
             "uuid": self.uuid,
             "ip": self.ip,
-            "hostName": socket.gethostname(),
+            "hostName": self.conf.get("dfs.datanode.hostname", "") or socket.gethostname(),
             "xferPort": self.xfer_port,
             "infoPort": self.http_port,
         }

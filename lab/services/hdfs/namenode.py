@@ -838,6 +838,13 @@ class NameNode:
                     "buffersize": webhdfs.get_long(q, "buffersize", None, 1),
                 },
             )
+        if op in ("GETFILEBLOCKLOCATIONS", "GETBLOCKLOCATIONS"):
+            offset = webhdfs.get_long(q, "offset", 0, 0)
+            length = webhdfs.get_long(q, "length", 1 << 62, 0)
+            located = self.located_blocks(path, user, offset, length, req.peer)
+            return Response.json(
+                webhdfs.block_locations(located, op, self.version.get("blockpoolID"))
+            )
         if op == "GETFILECHECKSUM":
             self.perm(path, user, target=READ)
             f = self.ns.get(path)

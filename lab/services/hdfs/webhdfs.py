@@ -174,3 +174,64 @@ def file_status(node, name: str | None = None) -> dict:
         "storagePolicy": 0,
         "type": "DIRECTORY" if is_dir else "FILE",
     }
+
+
+def block_locations(located: dict, op: str, pool: str | None) -> dict:
+    """GETFILEBLOCKLOCATIONS (Hadoop 3's BlockLocation[]) or GETBLOCKLOCATIONS (LocatedBlocks)."""
+    if op == "GETFILEBLOCKLOCATIONS":
+        items = []
+        for lb in located["blocks"]:
+            locs = lb["locations"]
+            items.append(
+                {
+                    "cachedHosts": [],
+                    "corrupt": lb["corrupt"],
+                    "hosts": [d["hostName"] for d in locs],
+                    "names": [f"{d['ip']}:{d['xferPort']}" for d in locs],
+                    "offset": lb["offset"],
+                    "length": lb["block"]["numBytes"],
+                    "storageIds": [f"DS-{d['uuid']}" for d in locs],
+                    "storageTypes": ["DISK"] * len(locs),
+                    "topologyPaths": [f"{d['rack']}/{d['ip']}:{d['xferPort']}" for d in locs],
+                }
+            )
+        return {"BlockLocations": {"BlockLocation": items}}
+    blocks = []
+    for lb in located["blocks"]:
+        b = lb["block"]
+        blocks.append(
+            {
+                "block": {
+                    "blockId": b["blockId"],
+                    "blockPoolId": pool,
+                    "generationStamp": b["genStamp"],
+                    "numBytes": b["numBytes"],
+                },
+                "blockToken": {"urlString": ""},
+                "cachedLocations": [],
+                "isCorrupt": lb["corrupt"],
+                "startOffset": lb["offset"],
+                "storageTypes": ["DISK"] * len(lb["locations"]),
+                "locations": [
+                    {
+                        "hostName": d["hostName"],
+                        "ipAddr": d["ip"],
+                        "xferPort": d["xferPort"],
+                        "infoPort": d["infoPort"],
+                        "networkLocation": d["rack"],
+                        "datanodeUuid": d["uuid"],
+                        "adminState": "NORMAL",
+                    }
+                    for d in lb["locations"]
+                ],
+            }
+        )
+    return {
+        "LocatedBlocks": {
+            "fileLength": located["fileLength"],
+            "isUnderConstruction": located["underConstruction"],
+            "isLastBlockComplete": not located["underConstruction"],
+            "locatedBlocks": blocks,
+            "lastLocatedBlock": blocks[-1] if blocks else None,
+        }
+    }

@@ -31,6 +31,8 @@ from typing import Any
 INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"
 TYPES = (INVOKE, OK, FAIL, INFO)
 NEMESIS = "nemesis"
+NOTE = "note"  # remarks that are not operations (a client thread's crash, a final error)
+NOT_CLIENTS = (NEMESIS, NOTE)
 
 
 @dataclass
@@ -115,7 +117,7 @@ class History:
         return len(self.ops)
 
     def client_ops(self) -> list[Op]:
-        return [op for op in self.ops if op.process != NEMESIS]
+        return [op for op in self.ops if op.process not in NOT_CLIENTS]
 
     def nemesis_ops(self) -> list[Op]:
         return [op for op in self.ops if op.process == NEMESIS]
@@ -176,7 +178,7 @@ def pairs(history: History | Iterable[Op]) -> list[Pair]:
     open_: dict = {}
     out: list[Pair] = []
     for op in history:
-        if op.process == NEMESIS:
+        if op.process in NOT_CLIENTS:
             continue
         if op.type == INVOKE:
             if op.process in open_:

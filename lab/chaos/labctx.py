@@ -152,7 +152,7 @@ class LabContext:
         spec = self.nodes[name].spec
         if cg.exists():
             cg.set_cpus(spec.cpus)
-            cg.set_memory(spec.memory)
+            _raise_memory(cg, spec.memory)
 
     # healing
     def heal_everything(self) -> list[str]:
@@ -180,6 +180,16 @@ class LabContext:
                 self.start_service(sid)
                 done.append(f"restarted {sid}")
         return done
+
+
+def _raise_memory(cg: Cgroup, limit: int | None) -> None:
+    """Set a memory limit that may be higher than the current one. On v1, memory+swap
+    may never be below memory, so when raising, memsw has to go up first."""
+    if cg.version == 1:
+        memsw = cg._file("memory", "memory.memsw.limit_in_bytes")
+        if memsw.exists():
+            memsw.write_text(str(limit) if limit else "-1")
+    cg.set_memory(limit)
 
 
 def _alive(node) -> bool:

@@ -17,6 +17,7 @@ heals too, and records that it was interrupted (its verdict is then "unknown").
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -31,10 +32,11 @@ from lab.orchestrator.state import State, home, lab_dir
 from . import nemesis as nem
 from . import workloads
 from .checkers.base import UNKNOWN, Verdict, merge
-from .history import History
+from .history import NOTE, History
 from .labctx import ChaosError, LabContext
 
 Progress = Callable[[str], None]
+CLIENT_LOGGERS = ("kazoo", "kafka", "urllib3", "hdfs", "requests")
 
 
 def _quiet(msg: str) -> None:
@@ -136,11 +138,22 @@ def run(
     history = History(run_dir / "history.jsonl")
     wl = wl_class(ctx, history, rate, seed, concurrency, options)
     thread = None
-    interrupted = None
+    interrupted = failed = None
 
     def persist(active: dict) -> None:
         pids = [p for f in active.values() for p in f.detail.get("pids", [])]
         _active_file(ctx).write_text(json.dumps({"run": str(run_dir), "pids": pids}))
+
+    # the client libraries' own logs (reconnects, retries) go to the run folder, not the
+    # terminal: a run under faults makes a great many of them
+    client_log = logging.FileHandler(run_dir / "clients.log")
+    client_log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    loggers = {name: logging.getLogger(name) for name in CLIENT_LOGGERS}
+    saved = {name: (lg.propagate, lg.level) for name, lg in loggers.items()}
+    for lg in loggers.values():
+        lg.addHandler(client_log)
+        lg.propagate = False
+        lg.setLevel(logging.INFO)
 
     old_term = None
     if threading.current_thread() is threading.main_thread():
@@ -162,6 +175,9 @@ def run(
     except KeyboardInterrupt as e:
         interrupted = str(e) or "interrupted"
         progress("interrupted: healing")
+    except Exception as e:  # noqa: BLE001 - a broken run still heals and says why
+        failed = f"{type(e).__name__}: {e}"
+        progress(f"the run failed ({failed}): healing")
     finally:
         if thread is not None:
             thread.stop_event.set()
@@ -176,20 +192,30 @@ def run(
                 signal.signal(signal.SIGTERM, old_term)
 
     verdicts: list[Verdict] = []
-    if interrupted is None:
-        progress(f"faults healed; letting {ctx.name} recover, then reading back what survived")
-        try:
-            wl.final_phase(recover_s)
-        except Exception as e:  # noqa: BLE001 - recorded in the verdict
-            history.add("info", "final", "error", None, error=f"{type(e).__name__}: {e}")
-        progress("checking the history")
-        verdicts = wl.check()
-    wl.teardown()
-    history.close()
+    try:
+        if interrupted is None and failed is None:
+            progress(f"faults healed; letting {ctx.name} recover, then reading back what survived")
+            try:
+                wl.final_phase(recover_s)
+            except Exception as e:  # noqa: BLE001 - recorded in the verdict
+                history.add("info", NOTE, "final-error", None, error=f"{type(e).__name__}: {e}")
+            progress("checking the history")
+            verdicts = wl.check()
+        wl.teardown()
+    finally:
+        history.close()
+        for name, lg in loggers.items():
+            lg.removeHandler(client_log)
+            lg.propagate, level = saved[name]
+            lg.setLevel(level)
+        client_log.close()
     verdict = merge(verdicts) if verdicts else {"valid": UNKNOWN, "checkers": []}
     if interrupted is not None:
         verdict["valid"] = UNKNOWN
         verdict["reason"] = f"the run was interrupted ({interrupted}); faults were healed"
+    elif failed is not None:
+        verdict["valid"] = UNKNOWN
+        verdict["reason"] = f"the run failed: {failed}; faults were healed"
     verdict.update(
         {
             "workload": workload,

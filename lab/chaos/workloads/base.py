@@ -16,7 +16,7 @@ import threading
 import time
 
 from lab.chaos.checkers.base import Verdict
-from lab.chaos.history import FAIL, INFO, OK, History
+from lab.chaos.history import FAIL, INFO, NOTE, OK, History
 from lab.chaos.labctx import ChaosError, LabContext
 
 
@@ -97,7 +97,7 @@ class Workload:
                 if outcome == INFO:
                     process += self.concurrency
         except Exception as e:  # noqa: BLE001 - recorded; the run carries on without this thread
-            self.history.add(INFO, process, "client-error", None, error=f"{type(e).__name__}: {e}")
+            self.history.add(INFO, NOTE, "client-error", worker, error=f"{type(e).__name__}: {e}")
         finally:
             if client is not None:
                 self.close_client(client)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -64,3 +65,101 @@ def test_every_kind_on_one_rack_network(mixed_lab, labelled, docker_engine, lab_
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert f"rl{labid}" not in links
     assert not os.path.exists(orch.lab_dir(lab_name))
+
+
+ZK_TOPOLOGY = """
+name: {name}
+defaults: {{kind: container, cpus: 0.5, memory: 256Mi, pids: 512}}
+network:
+  supernet: auto
+  inter_rack: {{delay: 1ms}}
+racks:
+  r1: {{nodes: [z1, z2]}}
+  r2: {{nodes: [z3]}}
+nodes:
+  z1: {{kind: process}}
+  z3: {{kind: pod}}
+services:
+  zookeeper: {{nodes: [z1, z2, z3]}}
+"""
+
+
+@pytest.fixture
+def zk_lab(docker_engine, node_image, lab_name, monkeypatch):
+    from lab.backends import container
+    from lab.orchestrator import lab as orch
+    from lab.topology import loads
+
+    monkeypatch.setattr(container, "_ensured_image", node_image)
+    state = orch.up(loads(ZK_TOPOLOGY.format(name=lab_name), "zk.yaml"))
+    yield orch, state
+    orch.clean(lab_name)
+
+
+def _kazoo(address: str, timeout: float = 90):
+    """A started kazoo client; retried, since a server accepts TCP before its
+    ensemble has a quorum and refuses sessions until then."""
+    from kazoo.client import KazooClient
+
+    deadline = time.monotonic() + timeout
+    while True:
+        zk = KazooClient(hosts=f"{address}:2181", timeout=10)
+        try:
+            zk.start(timeout=15)
+            return zk
+        except Exception:
+            zk.stop()
+            zk.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _create_once(zk, path: str, value: bytes) -> None:
+    """create, where a retry after a lost reply finds the node already made"""
+    from kazoo.exceptions import NodeExistsError
+
+    try:
+        zk.create(path, value)
+    except NodeExistsError:
+        pass
+
+
+def test_zookeeper_ensemble_across_kinds_and_a_pod_restart(zk_lab):
+    """One ensemble over a namespace node, a container and a pod; kazoo writes through
+    one kind and reads through another; the pod's server crashes, Docker restarts that
+    container alone, and it serves the data again from its data dir."""
+    orch, state = zk_lab
+    addresses = state["network"]["nodes"]
+    nodes = orch.attach_nodes(state)
+    writer = _kazoo(addresses["z1"])
+    try:
+        writer.create("/racks/r1", b"namespace node", makepath=True)
+        reader = _kazoo(addresses["z2"])
+        try:
+            reader.sync("/racks/r1")
+            assert reader.get("/racks/r1")[0] == b"namespace node"
+        finally:
+            reader.stop()
+
+        pod = nodes["z3"]
+        (name,) = pod.services()
+        before = pod.services()[name]
+        pod.kill_service(name)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            svc = pod.services()[name]
+            if svc.restart_count >= 1 and svc.status == "running":
+                break
+            time.sleep(0.2)
+        assert svc.restart_count >= 1 and svc.pid != before.pid
+        writer.retry(_create_once, writer, "/racks/r2", b"after the restart")
+        zk = _kazoo(addresses["z3"])  # the restarted server, once it has rejoined
+        try:
+            zk.sync("/racks/r2")
+            assert zk.get("/racks/r1")[0] == b"namespace node"
+            assert zk.get("/racks/r2")[0] == b"after the restart"
+        finally:
+            zk.stop()
+    finally:
+        writer.stop()

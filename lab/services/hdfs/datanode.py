@@ -58,7 +58,8 @@ class DataNode:
         self.xceivers = 0
         # Replicas whose pipeline broke: block id -> (when, writer), kept for a recovery.
         self.stalled: dict[int, tuple[float, object]] = {}
-        self.writers: dict[int, object] = {}  # block id -> the ReplicaWriter that owns it now
+        self.writers: dict[int, object] = {}
+        self.transfers: set[asyncio.Task] = set()  # block id -> the ReplicaWriter that owns it now
         self.recovery_wait = conf.get_seconds("dfs.client.socket-timeout", "ms")
         self.ip = ""
 
@@ -204,7 +205,9 @@ class DataNode:
                 self.report_event.set()
             elif action == "DNA_TRANSFER":
                 for item in cmd["blocks"]:
-                    asyncio.create_task(self._transfer(item["block"], item["targets"]))
+                    task = asyncio.create_task(self._transfer(item["block"], item["targets"]))
+                    self.transfers.add(task)  # asyncio keeps only weak references to tasks
+                    task.add_done_callback(self.transfers.discard)
 
     async def _transfer(self, blk: dict, targets: list[dict]) -> None:
         """DataTransfer: copy a local replica into a pipeline of new targets."""

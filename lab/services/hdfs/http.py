@@ -35,6 +35,7 @@ REASONS = {
 }
 MAX_HEADER = 64 * 1024
 READ_SIZE = 256 * 1024
+IDLE_TIMEOUT = 120.0
 
 
 class BadRequest(Exception):
@@ -161,7 +162,10 @@ async def serve(host: str, port: int, handler: Handler) -> asyncio.Server:
 
 async def _serve_one(reader, writer, handler: Handler, peer_ip: str) -> bool:
     try:
-        head = await reader.readuntil(b"\r\n\r\n")
+        # An idle keep-alive connection is closed after a while, as Jetty does.
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
+    except TimeoutError:
+        return False
     except asyncio.IncompleteReadError as exc:
         if exc.partial.strip():
             await _write_simple(writer, 400, "truncated request head")

@@ -1,0 +1,215 @@
+"""Pieces without processes: Hadoop configuration reading, the block store with its CRC
+meta files (append, recovery, rollback, corruption), the namespace and edit-log replay."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from lab.services.hdfs import checksum
+from lab.services.hdfs.blockstore import BlockStore
+from lab.services.hdfs.checksum import ChecksumError
+from lab.services.hdfs.config import (
+    Configuration,
+    parse_rack_table,
+    parse_site_xml,
+    render_site_xml,
+)
+from lab.services.hdfs.errors import FileAlreadyExistsException, InvalidPathException
+from lab.services.hdfs.namespace import Namespace
+from lab.services.hdfs.storage import EditLog, NNStorage
+
+BPC = 512
+
+
+def test_site_xml_roundtrip_and_units(tmp_path):
+    text = render_site_xml(
+        {"dfs.blocksize": "128m", "dfs.heartbeat.interval": "500ms", "dfs.replication": 2}
+    )
+    assert parse_site_xml(text) == {
+        "dfs.blocksize": "128m",
+        "dfs.heartbeat.interval": "500ms",
+        "dfs.replication": "2",
+    }
+    (tmp_path / "hdfs-site.xml").write_text(text)
+    (tmp_path / "core-site.xml").write_text(render_site_xml({"fs.defaultFS": "hdfs://nn:9000"}))
+    conf = Configuration.load(tmp_path)
+    assert conf.get_size("dfs.blocksize") == 128 << 20
+    assert conf.get_seconds("dfs.heartbeat.interval", "s") == 0.5
+    assert (
+        conf.get_seconds("dfs.namenode.heartbeat.recheck-interval", "ms") == 300
+    )  # default 300000 ms
+    assert conf.get_float("dfs.namenode.safemode.threshold-pct") == pytest.approx(0.999)
+    assert conf.namenode_rpc_address() == ("nn", 9000)
+    with pytest.raises(ValueError, match="not valid XML"):
+        parse_site_xml("<configuration><property>", "x.xml")
+
+
+def test_rack_table_like_tablemapping():
+    assert parse_rack_table("# comment\n10.0.0.1 /r1\nhost2 r2\nbad line here\n\n") == {
+        "10.0.0.1": "/r1",
+        "host2": "/r2",
+    }
+
+
+def write_replica(store, block_id, gs, data, pieces=(700, 1, 3000)):
+    w = store.create_rbw(block_id, gs)
+    pos = 0
+    for n in list(pieces) + [len(data)]:
+        part = data[pos : pos + n]
+        if not part:
+            break
+        w.write(part, checksum.piece_crcs(part, pos, BPC), verify=True)
+        pos += len(part)
+    return w
+
+
+def test_block_store_meta_file_is_hadoop_layout(tmp_path):
+    store = BlockStore(tmp_path, BPC)
+    data = os.urandom(5000)
+    rep = write_replica(store, 7, 1001, data).finalize()
+    meta = rep.meta_path.read_bytes()
+    assert rep.meta_path.name == "blk_7_1001.meta" and rep.data_path.parent.name == "finalized"
+    assert struct.unpack(">HBI", meta[:7]) == (1, 2, BPC)
+    crcs = struct.unpack(f">{len(range(0, 5000, BPC))}I", meta[7:])
+    assert list(crcs) == [checksum.crc_continue(data[i : i + BPC], 0) for i in range(0, 5000, BPC)]
+    assert b"".join(store.read_verified(rep, 0, 5000)) == data
+    assert b"".join(store.read_verified(rep, 1234, 10)) == data[1234:1244]
+
+
+def test_append_partial_chunk_and_rollback(tmp_path):
+    store = BlockStore(tmp_path, BPC)
+    data = os.urandom(1000)
+    rep = write_replica(store, 8, 1001, data).finalize()
+    w = store.append(8, 1001, 1002, 1000)
+    more = os.urandom(2000)
+    w.write(more, checksum.piece_crcs(more, 1000, BPC), verify=True)
+    rep = w.finalize()
+    assert rep.gen_stamp == 1002 and b"".join(store.read_verified(rep, 0, 3000)) == data + more
+    w = store.append(8, 1002, 1003, 3000)
+    junk = os.urandom(100)
+    w.write(junk, checksum.piece_crcs(junk, 3000, BPC), verify=True)
+    w.abort()  # unacknowledged append: back to 3000 bytes at genstamp 1002
+    rep = store.get(8)
+    assert (rep.gen_stamp, rep.length, rep.state) == (1002, 3000, "finalized")
+    assert b"".join(store.read_verified(rep, 0, 3000)) == data + more
+
+
+def test_recovery_cuts_back_to_acknowledged_length(tmp_path):
+    store = BlockStore(tmp_path, BPC)
+    data = os.urandom(4000)
+    w = write_replica(store, 9, 1001, data)
+    w.close_files()
+    w2 = store.recover(9, 1005, 2777)  # mid-chunk: the partial chunk's CRC is recomputed
+    rest = data[2777:]
+    w2.write(rest, checksum.piece_crcs(rest, 2777, BPC), verify=True)
+    rep = w2.finalize()
+    assert (rep.gen_stamp, rep.length) == (1005, 4000)
+    assert b"".join(store.read_verified(rep, 0, 4000)) == data
+    with pytest.raises(ValueError):
+        store.recover(9, 1006, 5000)  # cannot have acknowledged more than it holds
+
+
+def test_corruption_is_detected_on_read_and_in_packets(tmp_path):
+    store = BlockStore(tmp_path, BPC)
+    data = os.urandom(3000)
+    rep = write_replica(store, 10, 1001, data).finalize()
+    with open(rep.data_path, "r+b") as f:
+        f.seek(1500)
+        f.write(b"\x00" if data[1500] else b"\x01")
+    assert b"".join(store.read_verified(rep, 0, 1000)) == data[:1000]  # chunks before it are fine
+    with pytest.raises(ChecksumError) as exc:
+        b"".join(store.read_verified(rep, 0, 3000))
+    assert exc.value.offset == 0 or exc.value.offset <= 1500
+    assert store.verify(rep) is False
+    w = store.create_rbw(11, 1001)
+    with pytest.raises(ChecksumError):
+        w.write(b"x" * 600, checksum.piece_crcs(b"y" * 600, 0, BPC), verify=True)
+
+
+def test_restart_recovers_rbw_replicas_to_whole_chunks(tmp_path):
+    store = BlockStore(tmp_path, BPC)
+    data = os.urandom(2000)
+    w = write_replica(store, 12, 1001, data)
+    w.close_files()  # the DataNode dies here
+    store2 = BlockStore(tmp_path, BPC)
+    rep = store2.get(12)
+    assert rep.state == "finalized" and rep.length == 2000
+    assert b"".join(store2.read_verified(rep, 0, rep.length)) == data
+
+
+def test_namespace_rules():
+    ns = Namespace("hdfs", "supergroup")
+    with pytest.raises(InvalidPathException):
+        ns.lookup("/a/../b")
+    ns.apply(
+        {
+            "op": "OP_MKDIR",
+            "path": "/a/b",
+            "inodeIds": [16386, 16387],
+            "owner": "u",
+            "group": "g",
+            "mode": 0o755,
+            "mtime": 1,
+        }
+    )
+    with pytest.raises(FileAlreadyExistsException):
+        ns.check_create("/a/b", overwrite=True)
+    assert ns.check_rename("/a/b", "/a/b/c") is None  # not under itself
+
+
+def test_edit_log_replay_rebuilds_namespace(tmp_path):
+    storage = NNStorage(tmp_path)
+    ns = Namespace("hdfs", "supergroup")
+    storage.format(ns.to_image())
+    log = EditLog(storage, 0)
+    log.open_segment()
+    ops = [
+        {
+            "op": "OP_MKDIR",
+            "path": "/d",
+            "inodeIds": [16386],
+            "owner": "u",
+            "group": "g",
+            "mode": 0o755,
+            "mtime": 1,
+        },
+        {
+            "op": "OP_ADD",
+            "path": "/d/f",
+            "inodeId": 16387,
+            "owner": "u",
+            "group": "g",
+            "mode": 0o644,
+            "mtime": 2,
+            "replication": 3,
+            "blockSize": 1024,
+            "clientName": "c",
+        },
+        {
+            "op": "OP_ADD_BLOCK",
+            "path": "/d/f",
+            "blocks": [{"blockId": 1073741825, "genStamp": 1001, "numBytes": 0}],
+        },
+        {
+            "op": "OP_CLOSE",
+            "path": "/d/f",
+            "blocks": [{"blockId": 1073741825, "genStamp": 1001, "numBytes": 77}],
+            "mtime": 3,
+        },
+        {"op": "OP_RENAME_OLD", "src": "/d/f", "dst": "/g", "timestamp": 4},
+    ]
+    for op in ops:
+        ns.apply(op)
+        log.log(op)
+    log.roll()
+    log.close()
+    fresh = Namespace("hdfs", "supergroup")
+    txid, image = storage.load_latest_image()
+    fresh.load_image(image)
+    for op in storage.read_ops(txid):
+        fresh.apply(op)
+    assert fresh.to_image() == ns.to_image()
+    assert fresh.get_file("/g").length == 77 and fresh.last_block_id == 1073741825

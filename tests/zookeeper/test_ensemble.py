@@ -20,6 +20,9 @@ def ensemble(tmp_path, request):
     base = 40 + (abs(hash(request.node.name)) % 40) * 5
     ens = Ensemble(str(tmp_path), n=3, base=base)
     ens.start()
+    ens.wait_leader()
+    for i in ens.servers:  # every test starts from a whole, serving ensemble
+        ens.wait_serving(i)
     clients = []
     ens.clients = clients
     yield ens

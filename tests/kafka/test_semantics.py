@@ -127,3 +127,30 @@ def test_fetch_long_poll_wakes_on_new_data(broker):
         await c.close()
 
     asyncio.run(run())
+
+
+def test_topic_level_overrides_and_message_too_large(broker):
+    admin.run(
+        admin.create_topic(
+            broker.bootstrap,
+            "small",
+            1,
+            1,
+            config={"max.message.bytes": "2000", "segment.bytes": "4096"},
+        )
+    )
+
+    async def run():
+        c = Connection(broker.host, broker.port)
+        big = rec.build_batch([(None, b"z" * 3000)])
+        r = await c.request(ApiKey.PRODUCE, 8, _produce_body("small", big))
+        assert r["responses"][0]["partition_responses"][0]["error_code"] == Error.MESSAGE_TOO_LARGE
+        for i in range(12):
+            ok = rec.build_batch([(None, b"%d" % i + b"y" * 1000)])
+            r = await c.request(ApiKey.PRODUCE, 8, _produce_body("small", ok))
+            assert r["responses"][0]["partition_responses"][0]["error_code"] == 0
+        await c.close()
+
+    asyncio.run(run())
+    segments = list((broker.dir / "logs" / "small-0").glob("*.log"))
+    assert len(segments) >= 3  # segment.bytes=4096 from the topic's config rolled the log

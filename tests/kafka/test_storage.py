@@ -162,3 +162,32 @@ def test_broker_restart_keeps_records_and_committed_offsets(make_broker):
             rest.extend(r.value for r in recs)
     c.close()
     assert rest == [f"r{i}".encode() for i in range(12, 30)]
+
+
+def test_leader_epoch_cache_finds_divergence(tmp_path):
+    from lab.services.kafka.partition import Partition
+
+    def fill(part: Partition, epochs: list[int]) -> None:
+        for e in epochs:
+            off = part.leo
+            b = bytearray(rec.build_batch([(None, b"x")]))
+            rec.stamp(b, 0, off, e)
+            part.note_epoch(e, off)
+            part.log.append(bytes(b), off, off + 1, 0, 1)
+
+    leader = Partition("t", 0, tmp_path / "a", LogConfig())
+    follower = Partition("t", 0, tmp_path / "b", LogConfig())
+    fill(leader, [0] * 5 + [2] * 3)  # epoch 1's leader never got its records here
+    fill(follower, [0] * 5 + [1] * 4)  # the old leader of epoch 1, unacknowledged tail
+    assert leader.end_offset_for(2) == (2, 8)
+    assert leader.end_offset_for(0) == (0, 5)
+    epoch, end = leader.end_offset_for(follower.epochs[-1][0])  # asks about epoch 1
+    assert (epoch, end) == (0, 5)
+    follower.truncate_to(min(end, follower.end_offset_for(epoch)[1]))
+    assert follower.leo == 5 and follower.epochs == [(0, 0)]
+    # reopening rebuilds the cache from the batches' stamped epochs
+    leader.close()
+    again = Partition("t", 0, tmp_path / "a", LogConfig())
+    assert again.epochs == [(0, 0), (2, 5)]
+    again.close()
+    follower.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -19,6 +20,7 @@ from . import controller
 from .client import Connection
 from .config import BrokerConfig
 from .group import GroupCoordinator, OffsetAndMetadata
+from .log import LogConfig
 from .partition import Partition
 from .protocol import records as rec
 from .protocol.api import ApiKey
@@ -213,17 +215,46 @@ class Broker:
         if assignment is None:
             self._drop_topic(topic)
             return
-        self.assignments[topic] = assignment
         self.topic_configs.setdefault(topic, {})
-        asyncio.ensure_future(self._load_topic_config(topic))
+        asyncio.ensure_future(self._watch_topic(topic, assignment))
+
+    async def _watch_topic(self, topic: str, assignment: dict[int, list[int]]) -> None:
+        # the topic's config first, so its partitions open with their overrides
+        await self._load_topic_config(topic)
+        self.assignments[topic] = assignment
         for p in assignment:
             if (topic, p) not in self._watched_partitions:
                 self._watched_partitions.add((topic, p))
                 self.zk.watch_partition_state(topic, p, self._on_partition_state)
         self._trigger_reconcile()
+        self.notify()
 
     async def _load_topic_config(self, topic: str) -> None:
         self.topic_configs[topic] = await self._in_thread(self.zk.topic_config, topic)
+        for (t, _), part in self.partitions.items():
+            if t == topic:
+                part.log.config = self.log_config_for(topic)
+
+    # topic-level overrides (CreateTopics configs), over the broker's log.* defaults
+    _TOPIC_LOG_KEYS = {
+        "segment.bytes": "segment_bytes",
+        "retention.bytes": "retention_bytes",
+        "retention.ms": "retention_ms",
+        "index.interval.bytes": "index_interval_bytes",
+        "flush.messages": "flush_interval_messages",
+        "flush.ms": "flush_interval_ms",
+    }
+
+    def log_config_for(self, topic: str) -> LogConfig:
+        cfg = dataclasses.replace(self.config.log)
+        for key, attr in self._TOPIC_LOG_KEYS.items():
+            v = self.topic_configs.get(topic, {}).get(key)
+            if v is not None:
+                try:
+                    setattr(cfg, attr, int(v))
+                except ValueError:
+                    log.warning("topic %s: ignoring %s=%r (not an integer)", topic, key, v)
+        return cfg
 
     def _drop_topic(self, topic: str) -> None:
         self.assignments.pop(topic, None)
@@ -252,7 +283,9 @@ class Broker:
             return
         part = self.partitions.get(key)
         if part is None:
-            part = self.partitions[key] = Partition(topic, p, self.log_dir, self.config.log)
+            part = self.partitions[key] = Partition(
+                topic, p, self.log_dir, self.log_config_for(topic)
+            )
             part.high_watermark = min(self.hw_checkpoint.get(key, 0), part.leo)
         part.replicas = replicas
         part.isr = list(state["isr"])

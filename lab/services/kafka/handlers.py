@@ -221,17 +221,20 @@ def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
     part = b.partitions[(topic, index)]
     if not data:
         return Error.CORRUPT_MESSAGE, "empty record set", None
-    if len(data) > b.config.message_max_bytes:
-        return (
-            Error.MESSAGE_TOO_LARGE,
-            f"record batch of {len(data)} bytes exceeds message.max.bytes",
-            None,
-        )
     try:
         headers = rec.validate_batches(data)
     except rec.CorruptBatch as e:
         log.warning("produce to %s-%d refused: %s", topic, index, e)
         return Error.CORRUPT_MESSAGE, str(e), None
+    # Kafka's limit is per batch: message.max.bytes, or the topic's max.message.bytes
+    limit = int(b.topic_configs.get(topic, {}).get("max.message.bytes", b.config.message_max_bytes))
+    for hd in headers:
+        if hd.size > limit:
+            return (
+                Error.MESSAGE_TOO_LARGE,
+                f"record batch of {hd.size} bytes exceeds the maximum of {limit}",
+                None,
+            )
     if acks == -1 and len(part.isr) < b.min_isr(topic):
         return (
             Error.NOT_ENOUGH_REPLICAS,

@@ -217,3 +217,48 @@ def test_failed_application_master_is_restarted_and_the_job_succeeds(stack):
     }
     assert got == expected
     assert "_temporary" not in {s["pathSuffix"] for s in WebHdfs(dfs.url).list("/out/am-restart")}
+
+
+def test_map_over_its_memory_is_killed_and_the_job_fails_after_its_attempts(stack):
+    dfs, y, _ = stack
+    # One 12 MB block of short lines: the sort map holds them all, far past a 64 MB container.
+    data = "".join(f"{i % 9973}\n" for i in range(2_500_000)).encode()
+    WebHdfs(dfs.url).write("/data/big/lines.txt", data, blocksize=32 << 20)
+    conf = dict(FAST, **{"mapreduce.map.memory.mb": 64, "mapreduce.map.maxattempts": 2})
+    app, rm_app, report = run(y, dfs, "sort", ["/data/big"], "/out/oom", conf=conf)
+    assert (rm_app["state"], rm_app["finalStatus"]) == ("FINISHED", "FAILED")
+    diag = rm_app["diagnostics"]
+    assert "Task failed task_" in diag and "failedMaps:1" in diag
+    assert "beyond the 'PHYSICAL' memory limit" in diag and "-104" in diag
+    attempts = report["tasks"][0]["attempts"]
+    assert [a["state"] for a in attempts] == [
+        "FAILED",
+        "FAILED",
+    ]  # retried as configured, then given up
+    assert report["counters"]["NUM_FAILED_MAPS"] == 2
+
+
+def test_bad_job_configuration_is_refused(stack):
+    dfs, y, _ = stack
+    with pytest.raises(client.JobError, match="invalid job configuration"):
+        client.submit_job(
+            y.url,
+            dfs.url,
+            "grep",
+            ["/data/in"],
+            "/out/badre",
+            conf={"mapreduce.mapper.regex": "(unclosed"},
+        )
+    # through the REST API anyway: the AM fails the job with the reason, and does not crash
+    app = client.submit_job(
+        y.url,
+        dfs.url,
+        "wordcount",
+        ["/data/in"],
+        "/out/badre",
+        conf=dict(FAST, **{"mapreduce.job.kind": "grep"}),
+        check_paths=False,
+    )
+    rm_app = client.wait_for_job(y.url, app, timeout=60, interval=0.2)
+    assert (rm_app["finalStatus"], rm_app["attempts"]) == ("FAILED", 1)
+    assert "invalid job configuration: grep needs a pattern" in rm_app["diagnostics"]

@@ -159,9 +159,11 @@ class WebHdfs:
         _, body, _ = self._do("GET", self._url(path, "OPEN", offset=offset or None, length=length))
         return body
 
-    def write(self, path: str, data: bytes, overwrite: bool = True) -> None:
+    def write(
+        self, path: str, data: bytes, overwrite: bool = True, blocksize: int | None = None
+    ) -> None:
         # Step 1 to the NameNode without data, step 2 to the DataNode it redirects to.
-        url = self._url(path, "CREATE", overwrite=overwrite)
+        url = self._url(path, "CREATE", overwrite=overwrite, blocksize=blocksize)
         req = urllib.request.Request(url, method="PUT")
         try:
             with _opener.open(req, timeout=self.timeout) as resp:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -86,7 +87,7 @@ class AppMaster:
             sched = "{}:{}".format(*yconf.get_address("yarn.resourcemanager.scheduler.address"))
         self.rm = f"http://{sched}/rpc/ApplicationMasterProtocol"
         self.fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
-        self.job = make_job(conf)
+        self.job = None  # made in setup(), where a bad configuration fails the job, not the AM
         self.reduces = int(conf.get("mapreduce.job.reduces", 1))
         self.max_map_attempts = int(conf.get("mapreduce.map.maxattempts", 4))
         self.max_reduce_attempts = int(conf.get("mapreduce.reduce.maxattempts", 4))
@@ -227,6 +228,10 @@ class AppMaster:
         return 0
 
     def setup(self) -> None:
+        try:
+            self.job = make_job(self.conf)
+        except (ValueError, re.error) as e:
+            raise JobFailed(f"invalid job configuration: {e}") from None
         inputs = self.conf["mapreduce.input.fileinputformat.inputdir"]
         inputs = inputs.split(",") if isinstance(inputs, str) else inputs
         try:
@@ -490,7 +495,7 @@ class AppMaster:
                             counters[k] = counters.get(k, 0) + v
             return {
                 "id": self.job_id,
-                "name": self.conf.get("mapreduce.job.name", self.job.name),
+                "name": self.conf.get("mapreduce.job.name", self.conf.get("mapreduce.job.kind")),
                 "state": self.state,
                 "diagnostics": self.diagnostics,
                 "startTime": int(self.started * 1000),

@@ -9,11 +9,12 @@ public REST API and WebHDFS.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from .. import http
 from ..webhdfs import WebHdfs
-from .jobs import JOBS
+from .jobs import JOBS, make_job
 
 DONE_DIR = "/tmp/hadoop-yarn/staging/history/done"
 
@@ -39,6 +40,11 @@ def submit_job(
 ) -> str:
     if kind not in JOBS:
         raise JobError(f"unknown job {kind!r}; known: {', '.join(sorted(JOBS))}")
+    if check_paths:  # the client-side checks (check_paths=False leaves them to the AM)
+        try:  # what the job's own code would refuse (a grep without a pattern, a bad regex)
+            make_job({"mapreduce.job.kind": kind, **(conf or {})})
+        except (ValueError, re.error) as e:
+            raise JobError(f"invalid job configuration: {e}") from None
     if reduces < 1:
         raise JobError("a job needs at least one reduce (mapreduce.job.reduces >= 1)")
     rm_url = rm_url.rstrip("/")

@@ -98,3 +98,34 @@ def test_deployer_renders_server_properties():
     assert cfg.unclean_leader_election is False and cfg.rack == "r2"
     with pytest.raises(ValueError, match="ZooKeeper"):
         KafkaDeployer().plan({"nodes": ["n1"]}, addresses, racks)
+
+
+def test_cli_grammar(broker):
+    import io
+
+    from lab.services.kafka.cli_support import KafkaCliError, kafka_command
+
+    out: list[str] = []
+    bs = broker.bootstrap
+    assert (
+        kafka_command(
+            ["topics", "create", "cli", "--partitions", "2", "--replication-factor", "1"],
+            bs,
+            write=out.append,
+        )
+        == 0
+    )
+    kafka_command(["topics", "describe", "cli"], bs, write=out.append)
+    assert "Partition: 1\tLeader: 0\tReplicas: 0\tIsr: 0" in out[-1]
+    kafka_command(
+        ["produce", "cli", "--partition", "0"], bs, write=out.append, stdin=io.StringIO("a\nb\n")
+    )
+    assert out[-1] == "cli-0@0\ncli-0@1"
+    kafka_command(
+        ["consume", "cli", "--from-beginning", "--max-messages", "2"], bs, write=out.append
+    )
+    assert out[-1] == "a\nb"
+    with pytest.raises(KafkaCliError, match="TOPIC_ALREADY_EXISTS"):
+        kafka_command(["topics", "create", "cli"], bs)
+    with pytest.raises(KafkaCliError):
+        kafka_command(["topics", "frobnicate"], bs)

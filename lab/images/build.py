@@ -179,6 +179,12 @@ def _build_locked(client, force: bool, console: Console | None, progress: bool) 
             )
             if not _image_exists(client, base_tag):
                 raise RuntimeError(f"docker import finished but {base_tag} is not there")
+            _prune_superseded(client, rootfs.BASE_REPO, keep=base_tag, log=log)
+            # older rootfs tarballs (other mirrors, package lists) are not needed any more
+            for old in tarball.parent.glob("base-*.tar"):
+                if old != tarball:
+                    old.unlink(missing_ok=True)
+                    log(f"removed superseded {old.name}")
             return "built", base_tag
 
         steps.run("import base image", do_import)

@@ -263,14 +263,15 @@ def _build_racklab_disk(wheel: Path, out: Path, log) -> None:
 
 
 def _prune_layers(keep: Path) -> None:
-    """Older racklab disks: gone once a newer one exists, unless a running VM holds one
-    open (its qemu keeps the file alive until it exits anyway)."""
+    """Older racklab disks, once a newer one exists and they are an hour old: a VM of
+    another lab may still use one (a running qemu keeps an unlinked file alive, but a
+    VM restarted later would find it gone)."""
     for old in images_root().glob("racklab-*.img"):
-        if old != keep:
-            try:
+        try:
+            if old != keep and time.time() - old.stat().st_mtime > 3600:
                 old.unlink()
-            except OSError:
-                pass
+        except OSError:
+            pass
 
 
 def _point_latest(out: Path) -> None:

@@ -231,3 +231,33 @@ def test_silent_session_on_a_follower_expires_everywhere(ensemble):
     assert watcher.exists("/silent") is None
     time.sleep(1.0)
     assert watcher.exists("/kept") is not None
+
+
+def test_unacked_txn_of_a_dead_leader_is_truncated(ensemble):
+    """The leader logs a proposal nobody else receives, then dies. The others come
+    back and move on without it; when the old leader returns, the new leader makes it TRUNCate that
+    txn, so the write that was never acknowledged exists nowhere."""
+    leader = ensemble.wait_leader()
+    followers = [i for i in ensemble.servers if i != leader]
+    c = connect(ensemble, leader)
+    c.create("/base", b"acked")
+    for f in followers:
+        ensemble.kill(f)
+    # The leader still leads for syncLimit ticks: it logs this proposal, which no one
+    # else can receive, and cannot commit it.
+    c.create_async("/lost", b"never acknowledged")
+    time.sleep(0.3)
+    ensemble.kill(leader)
+    ensemble.start(*followers)
+    new_leader = ensemble.wait_leader(among=followers)
+    c2 = connect(ensemble, *followers)
+    assert c2.exists("/base") is not None
+    assert c2.exists("/lost") is None
+    c2.create("/epoch2", b"")
+    ensemble.start(leader)
+    ensemble.wait_serving(leader)
+    old = connect(ensemble, leader)
+    assert old.exists("/lost") is None
+    assert old.exists("/epoch2") is not None and old.get("/base")[0] == b"acked"
+    log = open(ensemble.servers[new_leader].log_path).read()
+    assert f"syncing follower {leader} from" in log and "TRUNC" in log

@@ -33,6 +33,24 @@ EXEC_PID_DIR = "/run/racklab/exec"
 _WRAPPER = f'mkdir -p {EXEC_PID_DIR} && echo $$ > {EXEC_PID_DIR}/"$RACKLAB_EXEC_TOKEN" && exec "$@"'
 
 
+# Run inside the node by stop(): SIGTERM to every process but tini (PID 1), its idle
+# child and this shell, then wait up to $WAIT seconds for them to exit.
+_TERM_SERVICES = r"""
+skip() {
+  [ "$1" = 1 ] && return 0
+  [ "$1" = $$ ] && return 0
+  ppid=$(cut -d' ' -f4 /proc/$1/stat 2>/dev/null) || return 0
+  [ "$ppid" = $$ ] && return 0
+  [ "$ppid" = 1 ] && [ "$(cat /proc/$1/comm 2>/dev/null)" = sleep ] && return 0
+  return 1
+}
+others() { for d in /proc/[0-9]*; do p=${d#/proc/}; skip "$p" || echo "$p"; done; }
+for p in $(others); do kill -TERM "$p" 2>/dev/null; done
+i=0
+while [ -n "$(others)" ] && [ $i -lt $((WAIT * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+"""
+
+
 class ContainerError(RuntimeError):
     pass
 
@@ -316,8 +334,20 @@ class ContainerNode(Node):
             self.container().start()
 
     def stop(self, timeout: float = 10) -> None:
-        if self._state().get("Paused"):
+        """SIGTERM to every process in the node, then stop the container.
+
+        `docker stop` alone signals only tini, whose one child is the idle `sleep`:
+        it exits at once and the kernel SIGKILLs everything else in the PID namespace,
+        so services started with exec would never see their SIGTERM."""
+        state = self._state()
+        if not state.get("Running"):
+            return
+        if state.get("Paused"):
             self.resume()  # a frozen process cannot hear SIGTERM
+        # (an image without a shell fails here: Docker's own stop is then all there is)
+        self.exec(
+            ["/bin/sh", "-c", _TERM_SERVICES], timeout=timeout + 5, env={"WAIT": str(int(timeout))}
+        )
         self.container().stop(timeout=int(timeout))
 
     def kill(self, sig: int = _signal.SIGKILL) -> None:

@@ -182,3 +182,21 @@ def test_io_limit_reaches_the_data_disk(
     host = docker_engine.api.inspect_container(node.container_id)["HostConfig"]
     assert host["BlkioDeviceReadBps"] == [{"Path": disk, "Rate": 8 * MiB}]
     assert host["BlkioDeviceWriteBps"] == [{"Path": disk, "Rate": 8 * MiB}]
+
+
+def test_stop_gives_services_their_sigterm(node):
+    # a service that writes a line when it gets SIGTERM, as servers flush on shutdown
+    script = (
+        "import signal, sys, time\n"
+        "def bye(*_):\n    open('/srv/node/bye', 'w').write('flushed'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\nopen('/srv/node/up', 'w').write('1')\n"
+        "while True: time.sleep(0.1)\n"
+    )
+    node.start_service("graceful", ["{python}", "-c", script])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and node.exec(["test", "-e", "/srv/node/up"]).returncode:
+        time.sleep(0.1)
+    node.stop(timeout=5)
+    assert not node.describe()["running"]
+    node.start()
+    assert node.get_file("/srv/node/bye") == b"flushed"

@@ -68,6 +68,12 @@ def docker_client():
     return client
 
 
+def docker_errors():
+    import docker.errors
+
+    return docker.errors
+
+
 def container_name(lab: str, node: str) -> str:
     return f"racklab-{lab}-{node}"
 
@@ -512,11 +518,23 @@ class ContainerNode(Node):
         if paths:
             return read_cgroup_stats(paths)
         # Not running: the cgroup is gone, but Docker remembers an OOM kill.
-        state = self._state()
+        try:
+            state = self._state()
+        except docker_errors().NotFound:
+            return Stats(pids=0)
         return Stats(oom_kills=1 if state.get("OOMKilled") else 0, pids=0)
 
     def describe(self) -> dict:
-        info = self.client.api.inspect_container(self.container_id)
+        try:
+            info = self.client.api.inspect_container(self.container_id)
+        except docker_errors().NotFound:
+            # removed behind racklab's back (docker rm -f): say so, `lab down` still cleans up
+            return {
+                **super().describe(),
+                "container": self.container_id,
+                "status": "missing",
+                "running": False,
+            }
         state = info["State"]
         return {
             **super().describe(),

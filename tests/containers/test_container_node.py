@@ -200,3 +200,10 @@ def test_stop_gives_services_their_sigterm(node):
     assert not node.describe()["running"]
     node.start()
     assert node.get_file("/srv/node/bye") == b"flushed"
+
+
+def test_a_container_removed_behind_the_labs_back_shows_as_missing(node, docker_engine):
+    docker_engine.api.remove_container(node.container_id, force=True)
+    d = node.describe()
+    assert d["status"] == "missing" and not d["running"]
+    assert node.stats().pids == 0

@@ -171,8 +171,33 @@ def test_memory_bounded_under_abuse(process_server):
         # 1. Many connections sending garbage or half frames.
         for i in range(300):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-            s.sendall(os.urandom(64) if i % 2 else struct.pack(">i", 1000) + b"\0" * 500)
+            try:
+                s.sendall(os.urandom(64) if i % 2 else struct.pack(">i", 1000) + b"\0" * 500)
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # refused by maxClientCnxns while earlier ones are still closing
             s.close()
+        # Every one of them is released again (kazoo's and the mntr one remain).
+        deadline = time.monotonic() + 15
+        alive = None
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as m:
+                    m.sendall(b"mntr")
+                    text = b""
+                    while chunk := m.recv(65536):
+                        text += chunk
+            except ConnectionResetError:  # still at maxClientCnxns
+                time.sleep(0.1)
+                continue
+            alive = int(
+                dict(line.split("\t", 1) for line in text.decode().splitlines())[
+                    "zk_num_alive_connections"
+                ]
+            )
+            if alive <= 2:
+                break
+            time.sleep(0.1)
+        assert alive <= 2
         # 2. A client that pipelines reads of a 200 kB node and never reads a reply:
         # unbounded buffering would need 5000 * 200 kB = 1 GB.
         c = RawClient("127.0.0.1", srv.port)
@@ -226,3 +251,25 @@ def test_four_letter_words(zk_server, zk, word):
         assert "tickTime=100" in text
     elif word == "cons":
         assert "/127.0.0.1:" in text and "sid=0x" in text
+
+
+def test_max_client_cnxns_per_address(process_server):
+    srv = process_server(maxClientCnxns=4).start()
+    held = []
+    for _ in range(4):
+        c = RawClient("127.0.0.1", srv.port)
+        assert c.connect().timeOut > 0
+        held.append(c)
+    extra = RawClient("127.0.0.1", srv.port)
+    assert extra.closed_by_server()
+    held.pop().close()
+    deadline = time.monotonic() + 5
+    while True:
+        again = RawClient("127.0.0.1", srv.port)
+        try:
+            assert again.connect().timeOut > 0
+            break
+        except ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -103,6 +103,16 @@ class ClientConnection(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = peer[:2]
+        limit = self.server.cfg.max_client_cnxns
+        per_ip = self.server.connections_per_ip
+        if limit > 0 and per_ip.get(self.peer[0], 0) >= limit:
+            # ZooKeeper's maxClientCnxns: one address cannot take every slot (or all memory).
+            log.warning("too many connections from %s - max is %d", self.peer[0], limit)
+            self.refused = True
+            self.state = CLOSED
+            transport.close()
+            return
+        per_ip[self.peer[0]] = per_ip.get(self.peer[0], 0) + 1
         self.auth = [Id("ip", str(self.peer[0]))]
         self.server.connections.add(self)
         sock = transport.get_extra_info("socket")

@@ -81,6 +81,7 @@ class ZooKeeperServer:
         self.to_log: list[Txn] = []
         self.next_zxid = 1
         self.connections: set[ClientConnection] = set()
+        self.connections_per_ip: dict[str, int] = {}
         self.packets_received = 0
         self.packets_sent = 0
         self.latency = [0.0, 0.0, 0]  # min/max/count in ms, plus a running total below
@@ -159,7 +160,14 @@ class ZooKeeperServer:
     # --- connections and sessions -------------------------------------------------------
 
     def connection_closed(self, conn: ClientConnection) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            ip = conn.peer[0]
+            left = self.connections_per_ip.get(ip, 1) - 1
+            if left > 0:
+                self.connections_per_ip[ip] = left
+            else:
+                self.connections_per_ip.pop(ip, None)
         self.tree.remove_watcher(conn)
         s = conn.session
         if s is not None and s.conn is conn:

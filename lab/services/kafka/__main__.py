@@ -50,7 +50,15 @@ async def _run(config: BrokerConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await broker.start()
+    try:
+        await broker.start()
+    except Exception as e:  # noqa: BLE001 - say why the broker cannot start, in one line
+        print(
+            f"error: kafka broker {config.broker_id} cannot start: {type(e).__name__}: {e}",
+            file=sys.stderr,
+        )
+        await broker.stop()
+        return 1
     print(
         f"kafka broker {config.broker_id} listening on {broker.advertised[0]}:{broker.advertised[1]}",
         flush=True,

@@ -67,6 +67,7 @@ class Broker:
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self._progress = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
         self._watched_topics: set[str] = set()
         self._watched_partitions: set[tuple[str, int]] = set()
         self._reconcile_lock = asyncio.Lock()
@@ -93,10 +94,13 @@ class Broker:
         self.zk = ZkCluster(
             self.config.zookeeper_connect, self.config.zookeeper_session_timeout_ms, loop
         )
-        await self._in_thread(self.zk.start)
+        cto = (
+            self.config.zookeeper_connection_timeout_ms or self.config.zookeeper_session_timeout_ms
+        )
+        await self._in_thread(self.zk.start, cto / 1000)
         self.cluster_id = await self._in_thread(self.zk.cluster_id)
         await self._register()
-        self.zk.on_new_session(lambda: asyncio.ensure_future(self._register()))
+        self.zk.on_new_session(lambda: self.spawn(self._register()))
         self.zk.watch_brokers(self._on_brokers)
         self.zk.watch_controller(self._on_controller)
         self.zk.watch_topics(self._on_topics)
@@ -128,6 +132,14 @@ class Broker:
         self._save_checkpoint()
         for p in self.partitions.values():
             p.close()
+
+    def spawn(self, coro) -> asyncio.Task:
+        """A background task the loop keeps a reference to (asyncio only holds
+        weak ones, so an unreferenced task can vanish mid-way)."""
+        t = asyncio.get_running_loop().create_task(coro)
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)
+        return t
 
     async def _in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -169,7 +181,7 @@ class Broker:
         self.controller_id = cid
         if cid == -1 or (cid != self.id and self.is_controller):
             self.is_controller = False
-            asyncio.ensure_future(self._elect())
+            self.spawn(self._elect())
 
     async def _elect(self) -> None:
         won = await self._in_thread(self.zk.try_become_controller, self.id)
@@ -185,7 +197,7 @@ class Broker:
         if self._reconcile_lock.locked():
             self._reconcile_again = True
             return
-        asyncio.ensure_future(self._reconcile())
+        self.spawn(self._reconcile())
 
     async def _reconcile(self) -> None:
         async with self._reconcile_lock:
@@ -216,7 +228,7 @@ class Broker:
             self._drop_topic(topic)
             return
         self.topic_configs.setdefault(topic, {})
-        asyncio.ensure_future(self._watch_topic(topic, assignment))
+        self.spawn(self._watch_topic(topic, assignment))
 
     async def _watch_topic(self, topic: str, assignment: dict[int, list[int]]) -> None:
         # the topic's config first, so its partitions open with their overrides
@@ -422,7 +434,7 @@ class Broker:
             finally:
                 part.isr_update_pending = False
 
-        asyncio.ensure_future(write())
+        self.spawn(write())
 
     async def _isr_shrink_loop(self) -> None:
         lag = self.config.replica_lag_time_max_ms / 1000

@@ -113,6 +113,7 @@ class BrokerConfig:
     log_dirs: list[Path] = field(default_factory=lambda: [Path("/tmp/kafka-logs")])
     zookeeper_connect: str = ""
     zookeeper_session_timeout_ms: int = 18000
+    zookeeper_connection_timeout_ms: int | None = None  # Kafka: defaults to the session timeout
     num_partitions: int = 1
     default_replication_factor: int = 1
     min_insync_replicas: int = 1
@@ -154,6 +155,7 @@ class BrokerConfig:
         get("broker.id", int)
         get("zookeeper.connect", str)
         get("zookeeper.session.timeout.ms", int)
+        get("zookeeper.connection.timeout.ms", int)
         get("num.partitions", int)
         get("default.replication.factor", int)
         get("min.insync.replicas", int)

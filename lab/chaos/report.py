@@ -67,7 +67,8 @@ def plot(history, out_dir: Path) -> list[str]:
     ax.set_ylabel("latency (ms)")
     ax.set_title("operation latency (info: outcome unknown, drawn at the top)")
     ax.set_xlim(0, end)
-    ax.legend(fontsize=7, loc="upper left", ncol=4, framealpha=0.8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", ncol=4, framealpha=0.8)
     fig.tight_layout()
     fig.savefig(out_dir / "latency.png", dpi=100)
     plt.close(fig)
@@ -86,7 +87,8 @@ def plot(history, out_dir: Path) -> list[str]:
     ax.set_ylabel("operations / s")
     ax.set_title("throughput by outcome")
     ax.set_xlim(0, end)
-    ax.legend(fontsize=8, loc="upper left", ncol=6)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", ncol=6)
     fig.tight_layout()
     fig.savefig(out_dir / "throughput.png", dpi=100)
     plt.close(fig)

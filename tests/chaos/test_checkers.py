@@ -199,6 +199,11 @@ def test_lost_message_is_found():
     assert [a["value"] for a in v.anomalies if a["type"] == "lost"] == [2]
 
 
+def test_everything_lost_from_a_partition_read_empty_at_the_end():
+    h = from_dicts(send(0, 1, 0, 0) + poll(9, [], final=True, partitions=[0]))
+    assert [a["value"] for a in queue.check(h).anomalies] == [1]
+
+
 def test_lost_without_final_read_needs_later_offsets_read():
     h = from_dicts(send(0, 1, 0, 0) + send(0, 2, 0, 1) + poll(5, [[0, 1, 2]]))
     v = queue.check(h)

@@ -52,6 +52,10 @@ def check(history: History) -> Verdict:
                 polled.add(v)
                 if p.complete.extra.get("final"):
                     final[part][off] = v
+            if p.complete.extra.get("final"):
+                # partitions this final read covered, even those it found empty
+                for part in p.complete.extra.get("partitions", []):
+                    final.setdefault(part, {})
 
     # lost
     for v, (part, off, p) in acked.items():

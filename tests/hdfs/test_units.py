@@ -213,3 +213,11 @@ def test_edit_log_replay_rebuilds_namespace(tmp_path):
         fresh.apply(op)
     assert fresh.to_image() == ns.to_image()
     assert fresh.get_file("/g").length == 77 and fresh.last_block_id == 1073741825
+
+
+def test_piece_count_matches_piece_bounds():
+    for offset in (0, 1, 511, 512, 513, 1000):
+        for length in (0, 1, 11, 512, 513, 1024, 5000):
+            assert checksum.piece_count(offset, length, BPC) == len(
+                checksum.piece_bounds(offset, length, BPC)
+            )

@@ -41,6 +41,13 @@ def piece_bounds(offset: int, length: int, bpc: int) -> list[tuple[int, int]]:
     return out
 
 
+def piece_count(offset: int, length: int, bpc: int) -> int:
+    """How many chunk pieces [offset, offset+length) spans (len(piece_bounds(...)))."""
+    if length <= 0:
+        return 0
+    return (offset + length - 1) // bpc - offset // bpc + 1
+
+
 def piece_crcs(data: bytes | memoryview, offset: int, bpc: int) -> bytes:
     mv = memoryview(data)
     if offset % bpc == 0:

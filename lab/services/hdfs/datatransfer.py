@@ -77,7 +77,7 @@ async def recv_packet(
     """-> seqno, offset, flags, raw header, crcs, data."""
     header = await reader.readexactly(PACKET.size)
     seqno, offset, length, flags = PACKET.unpack(header)
-    npieces = len(checksum.piece_bounds(offset, length, bpc))
+    npieces = checksum.piece_count(offset, length, bpc)
     crcs = await reader.readexactly(npieces * checksum.CRC_SIZE) if npieces else b""
     data = await reader.readexactly(length) if length else b""
     return seqno, offset, flags, header, crcs, data

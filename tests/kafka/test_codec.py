@@ -114,3 +114,15 @@ def test_record_batch_crc_and_gzip():
     rec.stamp(stamped, 0, 1234, 7)
     (h2,) = rec.validate_batches(bytes(stamped))
     assert h2.base_offset == 1234 and h2.partition_leader_epoch == 7
+
+
+def test_group_partition_uses_javas_string_hash():
+    from lab.services.kafka.broker import java_string_hash, partition_for_group
+
+    # values of String.hashCode() in Java
+    assert java_string_hash("") == 0
+    assert java_string_hash("abc") == 96354
+    assert java_string_hash("hello") == 99162322
+    assert java_string_hash("polygenelubricants") == -(2**31)
+    assert partition_for_group("polygenelubricants", 50) == 0  # Kafka's abs() maps MIN_VALUE to 0
+    assert partition_for_group("hello", 50) == 99162322 % 50

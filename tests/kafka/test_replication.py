@@ -13,6 +13,8 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 from kazoo.client import KazooClient
 
+from lab.services.kafka.broker import partition_for_group
+
 HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 CLUSTER_PROPS = {
     "default_replication_factor": 3,
@@ -239,3 +241,46 @@ def test_unclean_leader_election_is_off_by_default(cluster):
     wait_for(lambda: state(zk, topic, 0)["leader"] == leader_id, 30, "the old leader back")
     got = consume_all([leader, followers[0]], topic, 1, 20)
     assert_contains_in_order(got.get(0, []), acked[0])
+
+
+def test_committed_offsets_survive_coordinator_failure(cluster):
+    brokers, zk = cluster
+    topic = "offsets"
+    make_topic(brokers, zk, topic, partitions=1)
+    produce_acked(brokers, topic, [f"o{i}".encode() for i in range(30)], partitions=1)
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap(brokers),
+        group_id="survivors",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 30 and time.monotonic() < deadline:
+        for recs in c.poll(timeout_ms=300).values():
+            got.extend(recs)
+    c.commit()
+    c.close()
+    # the coordinator leads the group's partition of __consumer_offsets (Java's hashCode rule)
+    n = len(zk.get_children("/brokers/topics/__consumer_offsets/partitions"))
+    offsets_partition = partition_for_group("survivors", n)
+    coordinator = state(zk, "__consumer_offsets", offsets_partition)["leader"]
+    assert len(got) == 30
+    next(b for b in brokers if b.id == coordinator).kill()
+    produce_acked(brokers, topic, [b"after-failover"], partitions=1)
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap(brokers),
+        group_id="survivors",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    rest = []
+    deadline = time.monotonic() + 40
+    while not rest and time.monotonic() < deadline:
+        for recs in c.poll(timeout_ms=300).values():
+            rest.extend(r.value for r in recs)
+    c.close()
+    assert state(zk, "__consumer_offsets", offsets_partition)["leader"] not in (coordinator, -1)
+    assert rest == [b"after-failover"]  # resumed from the commit, on the new coordinator

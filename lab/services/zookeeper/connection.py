@@ -16,7 +16,6 @@ import time
 from typing import TYPE_CHECKING
 
 from . import acl as acls
-from .datatree import parent_of
 from .fourletter import FOUR_LETTER_WORDS
 from .jute import JuteError, Reader, Writer
 from .proto import (
@@ -496,4 +495,4 @@ def _write_body(op: int, result) -> bytes:
     return b""
 
 
-__all__ = ["ClientConnection", "parent_of"]
+__all__ = ["ClientConnection"]

@@ -12,14 +12,8 @@ from typing import Protocol
 
 from .proto import ACL, CONTAINER_OWNER, Err, EventType, Id, Op, Perms, Stat
 from .txn import (
-    CheckVersionTxn,
-    CloseSessionTxn,
-    CreateSessionTxn,
     CreateTxn,
-    DeleteTxn,
-    ErrorTxn,
     MultiTxn,
-    SetACLTxn,
     SetDataTxn,
     Txn,
     decode_sub,
@@ -312,10 +306,4 @@ __all__ = [
     "name_of",
     "OPEN_ACL_UNSAFE",
     "SYSTEM_PATHS",
-    "CheckVersionTxn",
-    "CloseSessionTxn",
-    "CreateSessionTxn",
-    "DeleteTxn",
-    "ErrorTxn",
-    "SetACLTxn",
 ]

@@ -14,7 +14,6 @@ from .datatree import SYSTEM_PATHS, DataTree, parent_of
 from .proto import (
     CONTAINER_OWNER,
     MULTI_OPS,
-    REQUEST_TYPES,
     CreateMode,
     Err,
     Id,
@@ -37,22 +36,26 @@ MAX_SEQUENCE = 2**31 - 1
 
 
 def validate_path(path: str | None, sequential: bool = False) -> None:
-    """PathUtils.validatePath; BadArguments on anything it refuses."""
+    """PathUtils.validatePath; BadArguments on anything it refuses. A sequential
+    create may end in "/" (the suffix completes the name)."""
     if path is None or not path.startswith("/"):
         raise ZKError(Err.BAD_ARGUMENTS, f"path must start with /: {path!r}")
-    if len(path) == 1:
-        if sequential:
-            return
+    if path == "/":
         return
+    body = path[1:-1] if sequential and path.endswith("/") else path[1:]
     if path.endswith("/") and not sequential:
         raise ZKError(Err.BAD_ARGUMENTS, "path must not end with /")
-    for part in path[1:].split("/")[: -1 if sequential and path.endswith("/") else None]:
-        if part == "" or part in (".", ".."):
+    for part in body.split("/"):
+        if part in ("", ".", ".."):
             raise ZKError(Err.BAD_ARGUMENTS, f"invalid path {path!r}")
     for ch in path:
-        if ch == "\0" or "\ud800" <= ch <= "\uf8ff" or "\ufff0" <= ch <= "\uffff":
-            raise ZKError(Err.BAD_ARGUMENTS, f"invalid character in path {path!r}")
-        if "\u0001" <= ch <= "\u001f" or "\u007f" <= ch <= "\u009f":
+        if (
+            ch == "\0"
+            or "\u0001" <= ch <= "\u001f"
+            or "\u007f" <= ch <= "\u009f"
+            or "\ud800" <= ch <= "\uf8ff"
+            or "\ufff0" <= ch <= "\uffff"
+        ):
             raise ZKError(Err.BAD_ARGUMENTS, f"invalid character in path {path!r}")
 
 
@@ -273,4 +276,4 @@ class Preparer:
         return MultiTxn(subs)
 
 
-__all__ = ["Preparer", "validate_path", "REQUEST_TYPES"]
+__all__ = ["Preparer", "validate_path"]

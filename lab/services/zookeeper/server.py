@@ -390,4 +390,4 @@ class ZooKeeperServer:
         return len(self.queue)
 
 
-__all__ = ["ZooKeeperServer", "Entry", "ZKError"]
+__all__ = ["ZooKeeperServer", "Entry"]

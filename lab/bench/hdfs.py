@@ -97,7 +97,9 @@ def hdfs_run(c: MiniCluster, size_mb: int) -> dict:
             path = f"/bench/r{rep}"
             os.sync()  # start each measurement with no writeback of earlier ones in flight
             t0 = time.perf_counter()
-            client.write(path, body(), overwrite=True, replication=rep)
+            client.write(
+                path, body(), overwrite=True, replication=rep, length=pieces * len(payload)
+            )
             wt = time.perf_counter() - t0
             os.sync()
             drop_block_cache(c.root)

@@ -34,6 +34,7 @@ REASONS = {
     503: "Service Unavailable",
 }
 MAX_HEADER = 64 * 1024
+STREAM_LIMIT = 256 * 1024
 READ_SIZE = 256 * 1024
 IDLE_TIMEOUT = 120.0
 
@@ -157,7 +158,9 @@ async def serve(host: str, port: int, handler: Handler) -> asyncio.Server:
         finally:
             writer.close()
 
-    return await asyncio.start_server(on_connection, host, port, limit=MAX_HEADER, backlog=512)
+    # The stream limit bounds a request head (readuntil) and sets how much body is buffered
+    # per read; 256 KiB keeps both reasonable.
+    return await asyncio.start_server(on_connection, host, port, limit=STREAM_LIMIT, backlog=512)
 
 
 async def _serve_one(reader, writer, handler: Handler, peer_ip: str) -> bool:
@@ -170,7 +173,10 @@ async def _serve_one(reader, writer, handler: Handler, peer_ip: str) -> bool:
         if exc.partial.strip():
             await _write_simple(writer, 400, "truncated request head")
         return False
-    except asyncio.LimitOverrunError:
+    except (asyncio.LimitOverrunError, ValueError):
+        await _write_simple(writer, 400, "request head too large")
+        return False
+    if len(head) > MAX_HEADER:
         await _write_simple(writer, 400, "request head too large")
         return False
     try:

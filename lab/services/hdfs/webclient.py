@@ -102,7 +102,10 @@ class WebHdfsClient:
         replication: int | None = None,
         blocksize: int | None = None,
         append: bool = False,
+        length: int | None = None,
     ) -> None:
+        """data: bytes, or an iterable of bytes sent chunked, or with Content-Length when
+        `length` (the iterable's total) is given."""
         if append:
             host, port, target = self._redirected("POST", path, "APPEND", {})
             method = "POST"
@@ -120,6 +123,8 @@ class WebHdfsClient:
             # No length given: http.client sends an iterable body with chunked encoding.
             body = _chunked(data)
             headers = {"Content-Type": "application/octet-stream"}
+            if length is not None:
+                headers["Content-Length"] = str(length)
         resp = self._check(self._send(method, host, port, target, body=body, headers=headers))
         resp.read()
 

@@ -87,7 +87,7 @@ def test_limits_are_dockers_and_visible_in_stats(node, docker_engine):
     assert host["PidsLimit"] == 64
     s = node.stats()
     assert s.memory_max == 96 * MiB
-    assert s.pids and s.pids >= 2  # tini and its sleep
+    assert s.pids and s.pids >= 1  # tini (its sleep may still be starting)
     assert s.cpu_usec is not None
 
 

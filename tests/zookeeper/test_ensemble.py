@@ -261,3 +261,31 @@ def test_unacked_txn_of_a_dead_leader_is_truncated(ensemble):
     assert old.exists("/epoch2") is not None and old.get("/base")[0] == b"acked"
     log = open(ensemble.servers[new_leader].log_path).read()
     assert f"syncing follower {leader} from" in log and "TRUNC" in log
+
+
+def test_five_servers_survive_two_failures(tmp_path):
+    ens = Ensemble(str(tmp_path), n=5, base=230)
+    ens.clients = []
+    try:
+        ens.start()
+        leader = ens.wait_leader()
+        c = connect(ens)
+        for i in range(30):
+            c.create(f"/f{i}", b"")
+        victim = next(i for i in ens.servers if i != leader)
+        ens.kill(leader)
+        ens.kill(victim)
+        rest = [i for i in ens.servers if i not in (leader, victim)]
+        assert ens.wait_leader(among=rest) in rest
+        c2 = connect(ens, *rest)
+        c2.sync("/")
+        assert len([x for x in c2.get_children("/") if x.startswith("f")]) == 30
+        c2.create("/three-of-five")
+    finally:
+        for cl in ens.clients:
+            try:
+                cl.stop()
+                cl.close()
+            except Exception:
+                pass
+        ens.stop_all()

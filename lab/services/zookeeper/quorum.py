@@ -183,6 +183,7 @@ class QuorumServer(ZooKeeperServer):
     def reload(self) -> None:
         """Forget everything in memory and start again from our own disk."""
         self.serving = False
+        self.generation += 1
         for c in list(self.connections):
             c.close()
         self.txnlog.close()

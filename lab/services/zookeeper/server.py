@@ -95,6 +95,9 @@ class ZooKeeperServer:
         self.mode = "standalone"
         self.serving = True
         self.last_logged = 0
+        # Bumped whenever in-memory state is thrown away and reloaded from disk (an
+        # ensemble member going back to LOOKING), so work begun before is dropped.
+        self.generation = 0
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -301,9 +304,21 @@ class ZooKeeperServer:
             self._wake.clear()
             if self.to_log:
                 batch, self.to_log = self.to_log, []
-                self.txnlog.write(batch)
-                self.last_logged = batch[-1].zxid
-                await asyncio.to_thread(self.txnlog.sync)
+                generation = self.generation
+                try:
+                    self.txnlog.write(batch)
+                    self.last_logged = batch[-1].zxid
+                    await asyncio.to_thread(self.txnlog.sync)
+                except (OSError, ValueError) as e:
+                    if generation == self.generation:
+                        # The log cannot be written: acknowledging anything more
+                        # would be a lie. Exit, as ZooKeeper's critical threads do,
+                        # so the ensemble (or the operator) notices at once.
+                        log.critical("transaction log write failed: %s; exiting", e)
+                        os._exit(1)
+                    continue  # the log was closed under us by a reload: batch is void
+                if generation != self.generation:
+                    continue  # state was reloaded from disk meanwhile; nothing to ack
                 self.txns_since_snapshot += len(batch)
                 self.on_durable(batch)
             if self.txns_since_snapshot >= self.snap_threshold:

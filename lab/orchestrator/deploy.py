@@ -62,7 +62,7 @@ def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90) ->
     racks = {n: nd.rack for n, nd in topo.nodes.items()}
     for service in _order(topo.services):
         dep = deployer_for(service)
-        procs: list[ServiceProcess] = dep.plan(topo.services[service], dict(plan.nodes), racks)
+        procs: list[ServiceProcess] = dep.plan_for_lab(topo.services, dict(plan.nodes), racks)
         progress(f"starting {service} ({len(procs)} processes)")
         for p in procs:
             node = nodes[p.node]

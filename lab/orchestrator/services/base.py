@@ -43,6 +43,13 @@ class ServiceDeployer:
         addresses: node name -> IPv4 address; racks: node name -> rack name."""
         raise NotImplementedError
 
+    def plan_for_lab(
+        self, services: dict, addresses: dict[str, str], racks: dict[str, str]
+    ) -> list[ServiceProcess]:
+        """Given every service section of the lab (a service that needs another, like
+        Kafka needing ZooKeeper, overrides this to find it); by default its own section."""
+        return self.plan(services[self.name], addresses, racks)
+
     def unready(self, procs: list[ServiceProcess], addresses: dict[str, str]) -> str | None:
         """After every port answers: what still keeps the service from being usable
         (e.g. "2 of 4 DataNodes registered"), or None when it is ready. Must not raise."""

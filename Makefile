@@ -7,9 +7,11 @@ BIN := $(VENV)/bin
 # Debian packages the lab and its tests use (iproute2 and util-linux are on every machine).
 APT_PACKAGES := iproute2 iputils-ping iptables nftables graphviz psmisc procps \
 	zookeeper kcat debootstrap fio sysbench iperf3 stress-ng docker.io
+# libvirt-python (a racklab dependency) builds from source against these
+APT_PACKAGES += libvirt-dev pkg-config gcc
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv docker test test-all demo lint format clean-labs
+.PHONY: setup apt venv docker libvirt test test-all demo lint format clean-labs
 
 setup: apt venv
 
@@ -39,14 +41,33 @@ docker: apt
 	  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/racklab-dockerd.log"; exit 1; }; \
 	fi
 
-test: setup docker
+# VM nodes: the libvirt daemons and QEMU (libvirt-python itself comes with the venv, built
+# against libvirt-dev from APT_PACKAGES). The daemons are started by hand when none
+# answers: fresh machines (and containers) have no init system running them.
+LIBVIRT_PACKAGES := libvirt-daemon-system qemu-system-x86 qemu-utils
+libvirt: setup
+	@missing=$$(for p in $(LIBVIRT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@if ! virsh -c qemu:///system version >/dev/null 2>&1; then \
+	  echo "starting libvirtd"; \
+	  pgrep -x virtlogd >/dev/null || virtlogd -d; \
+	  libvirtd -d; \
+	  for i in $$(seq 1 60); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done; \
+	  virsh -c qemu:///system version >/dev/null 2>&1 || { echo "libvirtd did not start"; exit 1; }; \
+	fi
+	@$(BIN)/python -c "import libvirt" 2>/dev/null || $(BIN)/pip install -q libvirt-python
+
+test: setup docker libvirt
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup docker
+test-all: setup docker libvirt
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: setup docker
+demo: setup docker libvirt
 	$(BIN)/python -m lab demo quickstart
 
 lint: venv

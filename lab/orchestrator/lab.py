@@ -149,6 +149,10 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     progress("wiring nodes into their racks")
     for name, node in nodes.items():
         spec = specs[name]
+        if getattr(node, "wiring", "veth") == "tap":
+            # a VM: its tap joins the rack bridge; the guest sets its own address at boot
+            fabric.attach_tap(topo.labid, node.tap, spec.rack, name)
+            continue
         fabric.plug(topo.labid, name, spec.rack, node.netns(), spec.address, spec.gateway)
     state["wired_in"] = round(time.monotonic() - t0, 3)
     state.save()

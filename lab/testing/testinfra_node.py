@@ -53,6 +53,8 @@ def host_for(node: Node) -> Host:
     if node.kind in ("container", "pod"):
         target = node._exec_target()  # type: ignore[attr-defined]
         return testinfra.get_host(f"docker://{target}")
+    if node.kind == "vm":  # testinfra's own paramiko backend, on the node's verified connection
+        return node.testinfra_host()  # type: ignore[attr-defined]
     backend = NodeBackend(node)
     host = Host(backend)
     backend.set_host(host)

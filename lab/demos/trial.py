@@ -63,8 +63,12 @@ def kafka(state, n: int = 200) -> tuple[bool, str]:
     producer.flush(timeout=60)
     producer.close()
     consumer = KafkaConsumer(topic, bootstrap_servers=brokers, group_id=f"{topic}-g",
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000)  # fmt: skip
-    got = [m.value for m in consumer]
+                             auto_offset_reset="earliest")  # fmt: skip
+    got: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while len(got) < n and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=1000).values():
+            got += [m.value for m in records]
     consumer.close()
     ok = sorted(got) == sorted(f"message {i}".encode() for i in range(n))
     return ok, f"{n} records produced with acks=all to {topic}, {len(got)} consumed by a group"

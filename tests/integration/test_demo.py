@@ -21,7 +21,7 @@ def test_quickstart_demo_passes_and_cleans_up(tmp_path):
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "PASS: quickstart trial" in res.stdout
-    for service in ("hdfs", "yarn"):
+    for service in ("zookeeper", "kafka", "hdfs", "yarn"):
         assert any(line.split()[:2] == [service, "ok"] for line in res.stdout.splitlines()), service
     assert (tmp_path / "runs" / "itest-demo-graph.svg").exists()
     assert leftovers("itest-demo") == []

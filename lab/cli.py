@@ -39,9 +39,10 @@ class UserError(Exception):
 
 def _user_errors():
     from lab.backends import BackendUnavailable
+    from lab.backends.vm import VMError
     from lab.orchestrator.lab import LabError
 
-    return (TopologyError, UserError, LabError, BackendUnavailable)
+    return (TopologyError, UserError, LabError, BackendUnavailable, VMError)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -162,7 +163,7 @@ def _print_status(data: dict) -> None:
         state = "paused" if n.get("paused") else ("running" if n.get("running") else "stopped")
         svcs = ", ".join(_service_cell(s) for s in n.get("services", []))
         t.add_row(
-            n["name"], n["kind"], n["rack"], n.get("address") or "-", state,
+            n["name"], n["kind"] + (f" ({n['accel']})" if n.get("accel") else ""), n["rack"], n.get("address") or "-", state,
             _mib(n.get("memory_bytes")), _mib(n.get("memory_max")), str(n.get("pids") or "-"),
             svcs or "-",
         )  # fmt: skip

@@ -37,9 +37,13 @@ class FileWriter:
         client_ip: str,
         bpc: int,
         packet_size: int = 65536,
+        pipeline_factory=None,
     ) -> None:
         self.nn, self.path, self.user, self.client_ip = nn, path, user, client_ip
         self.bpc, self.packet_size = bpc, packet_size
+        # A DataNode writing on a client's behalf passes a factory that keeps the first
+        # replica in process when it is the node itself (no loopback hop to its own port).
+        self.pipeline_factory = pipeline_factory or PipelineWriter
         self.client = client_name()
         self.block_size = 0
         self.block: dict | None = None  # the block being written, numBytes kept current
@@ -86,7 +90,7 @@ class FileWriter:
                 "newGenStamp": lb["newGenStamp"],
                 "client": self.client,
             }
-            self.pipe = PipelineWriter(lb["locations"], header, self.bpc, self.packet_size)
+            self.pipe = self.pipeline_factory(lb["locations"], header, self.bpc, self.packet_size)
             self.block = dict(blk, genStamp=lb["newGenStamp"])
             try:
                 await self.pipe.open()
@@ -112,7 +116,7 @@ class FileWriter:
                 clientMachine=self.client_ip,
             )
             blk = res["block"]
-            pipe = PipelineWriter(
+            pipe = self.pipeline_factory(
                 res["locations"],
                 {"block": blk, "stage": "create", "client": self.client},
                 self.bpc,
@@ -187,7 +191,7 @@ class FileWriter:
                 "client": self.client,
             }
             self.block["genStamp"] = res["newGenStamp"]
-            self.pipe = PipelineWriter(survivors, header, self.bpc, self.packet_size)
+            self.pipe = self.pipeline_factory(survivors, header, self.bpc, self.packet_size)
             try:
                 await self.pipe.open()
                 if unacked:

@@ -33,6 +33,7 @@ from .datatransfer import (
 )
 from .errors import HdfsException, IllegalArgumentException
 from .http import Request, Response, serve
+from .localpipeline import LocalPipelineHead
 from .rpc import NameNodeClient
 
 log = logging.getLogger("hdfs.datanode")
@@ -532,12 +533,19 @@ class DataNode:
             log.exception("WebHDFS %s failed", req.target)
             return Response.json(errors.IOException(repr(exc)).to_json(), 500)
 
+    def _pipeline(self, targets: list[dict], header: dict, bpc: int, packet_size: int):
+        if targets and targets[0]["uuid"] == self.uuid:
+            return LocalPipelineHead(self, targets, header, bpc, packet_size)
+        return PipelineWriter(targets, header, bpc, packet_size)
+
     def _client_ip(self) -> str:
         return self.ip
 
     async def _create(self, req: Request, path: str, user: str) -> Response:
         q = req.query
-        writer = FileWriter(self.nn, path, user, self._client_ip(), self.bpc, self.packet_size)
+        writer = FileWriter(
+            self.nn, path, user, self._client_ip(), self.bpc, self.packet_size, self._pipeline
+        )
         opened = writer.create(
             webhdfs.get_bool(q, "overwrite", False),
             webhdfs.get_long(q, "replication", None, 1, 32767),
@@ -552,7 +560,9 @@ class DataNode:
         )
 
     async def _append(self, req: Request, path: str, user: str) -> Response:
-        writer = FileWriter(self.nn, path, user, self._client_ip(), self.bpc, self.packet_size)
+        writer = FileWriter(
+            self.nn, path, user, self._client_ip(), self.bpc, self.packet_size, self._pipeline
+        )
         await self._pump(req, writer, writer.append())
         return Response(200)
 

@@ -154,3 +154,72 @@ def test_topic_level_overrides_and_message_too_large(broker):
     asyncio.run(run())
     segments = list((broker.dir / "logs" / "small-0").glob("*.log"))
     assert len(segments) >= 3  # segment.bytes=4096 from the topic's config rolled the log
+
+
+def test_join_group_member_id_required_then_sync(broker):
+    async def run():
+        c = Connection(broker.host, broker.port, client_id="raw-member")
+        fc = await c.request(ApiKey.FIND_COORDINATOR, 3, {"key": "raw", "key_type": 0})
+        assert fc["error_code"] == 0 and fc["port"] == broker.port
+        join = {
+            "group_id": "raw",
+            "session_timeout_ms": 10000,
+            "rebalance_timeout_ms": 10000,
+            "member_id": "",
+            "group_instance_id": None,
+            "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b"m"}],
+        }
+        first = await c.request(ApiKey.JOIN_GROUP, 7, join)
+        assert first["error_code"] == Error.MEMBER_ID_REQUIRED
+        assert first["member_id"].startswith("raw-member-")
+        join["member_id"] = first["member_id"]
+        second = await c.request(ApiKey.JOIN_GROUP, 7, join)
+        assert second["error_code"] == 0 and second["generation_id"] == 1
+        assert second["leader"] == first["member_id"] and second["protocol_name"] == "range"
+        assert [m["member_id"] for m in second["members"]] == [first["member_id"]]
+        sync = await c.request(
+            ApiKey.SYNC_GROUP,
+            5,
+            {
+                "group_id": "raw",
+                "generation_id": 1,
+                "member_id": first["member_id"],
+                "group_instance_id": None,
+                "protocol_type": "consumer",
+                "protocol_name": "range",
+                "assignments": [{"member_id": first["member_id"], "assignment": b"all yours"}],
+            },
+        )
+        assert (sync["error_code"], sync["assignment"]) == (0, b"all yours")
+        hb = await c.request(
+            ApiKey.HEARTBEAT,
+            4,
+            {
+                "group_id": "raw",
+                "generation_id": 0,
+                "member_id": first["member_id"],
+                "group_instance_id": None,
+            },
+        )
+        assert hb["error_code"] == Error.ILLEGAL_GENERATION
+        dg = await c.request(
+            ApiKey.DESCRIBE_GROUPS, 5, {"groups": ["raw"], "include_authorized_operations": False}
+        )
+        assert dg["groups"][0]["group_state"] == "Stable"
+        lv = await c.request(
+            ApiKey.LEAVE_GROUP,
+            4,
+            {
+                "group_id": "raw",
+                "members": [{"member_id": first["member_id"], "group_instance_id": None}],
+            },
+        )
+        assert lv["error_code"] == 0 and lv["members"][0]["error_code"] == 0
+        dg = await c.request(
+            ApiKey.DESCRIBE_GROUPS, 5, {"groups": ["raw"], "include_authorized_operations": False}
+        )
+        assert dg["groups"][0]["group_state"] == "Empty"
+        await c.close()
+
+    asyncio.run(run())

@@ -299,6 +299,8 @@ class Broker:
                 topic, p, self.log_dir, self.log_config_for(topic)
             )
             part.high_watermark = min(self.hw_checkpoint.get(key, 0), part.leo)
+        if version < part.zk_version:
+            return  # older than what our own conditional ISR write already returned
         part.replicas = replicas
         part.isr = list(state["isr"])
         part.zk_version = version

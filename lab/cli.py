@@ -249,6 +249,17 @@ def hdfs(ctx: typer.Context):
 
 
 @app.command(context_settings=PASSTHROUGH)
+def zk(ctx: typer.Context):
+    """ZooKeeper shell on the lab's ensemble: [--lab L] [ls|get|set|create|delete|stat ...]."""
+    from lab.orchestrator import lab as orch
+    from lab.services.zookeeper import shell
+
+    opts, args = _leading_options(ctx.args, "--lab")
+    servers = orch.service_addresses(orch.resolve_lab(opts.get("lab")), "zookeeper")
+    raise typer.Exit(shell.main(["--server", ",".join(f"{a}:2181" for a in servers), *args]))
+
+
+@app.command(context_settings=PASSTHROUGH)
 def yarn(ctx: typer.Context):
     """YARN: [--lab L] [--json] jar wordcount IN OUT, application -list/-kill, node -list, logs."""
     from lab.orchestrator import lab as orch

@@ -317,3 +317,39 @@ def test_watch_rearmed_by_set_watches_after_reconnect(make_client, zk_server):
     time.sleep(0.3)
     other.set("/sw", b"1")
     assert fired.wait(5)
+
+
+def test_container_deleted_once_emptied(tmp_path):
+    """createContainer (kazoo has no API for it, so raw frames); the container goes
+    once its last child is gone, as ZooKeeper's ContainerManager does."""
+    from lab.services.zookeeper.datatree import OPEN_ACL_UNSAFE
+    from lab.services.zookeeper.proto import CreateRequest, Op
+
+    from .conftest import ThreadedServer
+    from .rawclient import RawClient
+
+    srv = ThreadedServer(str(tmp_path / "c"), **{"znode.container.checkIntervalMs": 100})
+    try:
+        c = RawClient("127.0.0.1", srv.port)
+        c.connect()
+        acl = list(OPEN_ACL_UNSAFE)
+        for xid, path in ((1, "/box"), (2, "/never-used")):
+            h, _ = c.request(xid, Op.CREATE_CONTAINER, CreateRequest(path, b"", acl, 4).serialize())
+            assert h.err == 0
+        from kazoo.client import KazooClient
+
+        zk = KazooClient(hosts=srv.hosts)
+        zk.start(10)
+        try:
+            assert zk.exists("/box").ephemeralOwner == -(1 << 63)
+            zk.create("/box/item")
+            time.sleep(0.4)
+            assert zk.exists("/box") is not None  # still has a child
+            zk.delete("/box/item")
+            assert wait_for(lambda: zk.exists("/box") is None, 5)
+            assert zk.exists("/never-used") is not None
+        finally:
+            zk.stop()
+            zk.close()
+    finally:
+        srv.stop()

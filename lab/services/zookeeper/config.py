@@ -36,6 +36,7 @@ class Config:
     snap_count: int = 100000
     snap_retain_count: int = 3
     jute_maxbuffer: int = 0xFFFFF + 1  # 1 MiB, ZooKeeper's default jute.maxbuffer
+    container_check_interval: int = 60000  # ms, znode.container.checkIntervalMs
     servers: dict[int, Peer] = field(default_factory=dict)
     myid: int = 0
     raw: dict[str, str] = field(default_factory=dict)
@@ -115,6 +116,7 @@ def parse(text: str, path: str | None = None) -> Config:
         "snapCount": "snap_count",
         "autopurge.snapRetainCount": "snap_retain_count",
         "jute.maxbuffer": "jute_maxbuffer",
+        "znode.container.checkIntervalMs": "container_check_interval",
     }
     for key, attr in ints.items():
         if key in raw:

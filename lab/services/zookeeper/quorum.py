@@ -240,8 +240,11 @@ class QuorumServer(ZooKeeperServer):
     # --- sessions -------------------------------------------------------------------------
 
     def expire_sessions(self) -> None:
-        if self.state == LEADING and self.serving:
+        if self.may_originate_txns():
             super().expire_sessions()
+
+    def may_originate_txns(self) -> bool:
+        return self.state == LEADING and self.serving
 
     def connect(self, conn, req) -> None:
         if self.state == LEADING:

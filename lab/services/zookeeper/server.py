@@ -215,9 +215,38 @@ class ZooKeeperServer:
 
     async def _expiry_loop(self) -> None:
         interval = max(0.05, self.cfg.tick_time / 2000.0)
+        container_every = self.cfg.container_check_interval / 1000.0
+        next_container_check = time.monotonic() + container_every
         while True:
             await asyncio.sleep(interval)
             self.expire_sessions()
+            if time.monotonic() >= next_container_check:
+                next_container_check = time.monotonic() + container_every
+                self.delete_empty_containers()
+
+    def delete_empty_containers(self) -> None:
+        """ZooKeeper's ContainerManager: a container node that has had children and
+        has none left is deleted (by an ordinary delete txn, so it replicates)."""
+        if not self.may_originate_txns():
+            return
+        from .proto import DeleteRequest, Id
+
+        for path in sorted(self.tree.containers):
+            node = self.tree.nodes.get(path)
+            if node is None or node.children or node.cversion == 0:
+                continue
+            try:
+                t_op, body = self.preparer.prepare(
+                    Op.DELETE, DeleteRequest(path, -1), 0, [Id("super", "")], self.next_zxid
+                )
+            except ZKError:
+                continue  # a child is on its way, or it is already going
+            self.propose(self.make_txn(t_op, body, 0, 0))
+            log.info("deleting empty container %s", path)
+
+    def may_originate_txns(self) -> bool:
+        """Only a standalone server or an ensemble's serving leader starts txns itself."""
+        return self.serving
 
     def expire_sessions(self) -> None:
         now = time.monotonic()

@@ -353,3 +353,8 @@ def test_container_deleted_once_emptied(tmp_path):
             zk.close()
     finally:
         srv.stop()
+
+
+def test_kazoo_four_letter_helpers(zk):
+    assert zk.command(b"ruok") == "imok"
+    assert zk.server_version() == (3, 8, 0)

@@ -25,6 +25,8 @@ demo_app = typer.Typer(no_args_is_help=True, help="Demonstrations of the Linux p
 app.add_typer(demo_app, name="demo")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured figures.")
 app.add_typer(bench_app, name="bench")
+images_app = typer.Typer(no_args_is_help=True, help="Node images, built offline.")
+app.add_typer(images_app, name="images")
 
 out = Console()
 err = Console(stderr=True)
@@ -272,6 +274,60 @@ def yarn(ctx: typer.Context):
     except y.YarnCliError as e:
         raise UserError(str(e)) from None
     raise typer.Exit(code)
+
+
+@images_app.command("build")
+def images_build(
+    vm: bool = typer.Option(False, "--vm", help="Also the VM disk and kernel."),
+    force: bool = typer.Option(False, help="Rebuild every step even when cached."),
+    as_json: bool = JSON,
+):
+    """Build the container image (and with --vm the VM image) from a debootstrap rootfs."""
+    from lab.images import build
+
+    _need_root()
+    try:
+        results = [build.build_images(force=force, console=err, progress=not as_json)]
+        if vm:
+            from lab.images import vm as vmimage
+
+            results.append(vmimage.build_vm_image(force=force, console=err, progress=not as_json))
+    except build.BuildError as e:
+        raise UserError(str(e)) from None
+    data = [r.as_dict() for r in results]
+    if not _emit(data, as_json):
+        for r in results:
+            what = "cached" if r.cached else "built"
+            out.print(
+                f"{what}: {', '.join(f'{k}={v}' for k, v in r.as_dict().items() if k != 'steps')}"
+            )
+
+
+@app.command()
+def logs(
+    node: str = typer.Argument(..., help="The node."),
+    service: str = typer.Argument(None, help="A service on it (e.g. zookeeper-server)."),
+    lab: str = LAB,
+):
+    """A node's own log, or the log of one of its services."""
+    from lab.orchestrator import lab as orch
+
+    state = orch.resolve_lab(lab)
+    n = orch.get_node(state, node)
+    if service is None:
+        sys.stdout.write(n.logs())
+        return
+    found = [
+        s
+        for s in state.get("services", {}).values()
+        if s["node"] == node and service in (s["name"], s["service"])
+    ]
+    if not found:
+        names = [s["name"] for s in state.get("services", {}).values() if s["node"] == node]
+        raise UserError(
+            f"node {node} runs no service {service} (it runs: {', '.join(names) or 'none'})"
+        )
+    sys.stdout.write(n.get_file(found[0]["log"]).decode(errors="replace"))
 
 
 @bench_app.command("overhead")

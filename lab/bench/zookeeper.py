@@ -36,20 +36,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def wait_ruok(host: str, port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_serving(host: str, port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
+            # ruok answers before a server takes sessions; srvr shows a Mode only then
+            # (standalone, or leader/follower once an ensemble has formed).
             with socket.create_connection((host, port), timeout=1) as s:
-                s.sendall(b"ruok")
-                if s.recv(4) == b"imok":
+                s.sendall(b"srvr")
+                if b"Mode: " in s.recv(4096):
                     return
         except OSError:
             pass
         time.sleep(0.1)
-    raise TimeoutError(f"{host}:{port} did not answer ruok")
+    raise TimeoutError(f"{host}:{port} is not serving")
 
 
 def _write_cfg(path: str, lines: dict) -> None:
@@ -118,7 +120,7 @@ class Server:
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
         if wait:
-            wait_ruok(self.host, self.port, self.proc)
+            wait_serving(self.host, self.port, self.proc)
         return self
 
     def stop(self) -> None:
@@ -231,7 +233,7 @@ def ensemble(kind: str, root: str, base: int) -> Subject:
     for s in servers:
         s.start(wait=False)
     for s in servers:
-        wait_ruok(s.host, s.port, s.proc)
+        wait_serving(s.host, s.port, s.proc)
     # The client talks to server 1, a follower in both implementations (the highest
     # id wins the first election), so writes take the forwarding path.
     return Subject(kind, servers[0].hosts, servers)

@@ -62,9 +62,10 @@ class ApacheZooKeeper:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"Apache ZooKeeper exited with {self.proc.returncode}")
             try:
+                # ruok answers before the server takes sessions; srvr shows a Mode only then.
                 with socket.create_connection((self.host, self.port), timeout=1) as s:
-                    s.sendall(b"ruok")
-                    if s.recv(4) == b"imok":
+                    s.sendall(b"srvr")
+                    if b"Mode: " in s.recv(4096):
                         return self
             except OSError:
                 pass

@@ -249,3 +249,74 @@ def test_same_replies_as_apache_zookeeper(apache_zk, zk_server):
         if t != o
     ]
     assert not diffs, "\n".join(diffs)
+
+
+def raw_scenario(host: str, port: int) -> list:
+    """Requests kazoo cannot make (multiRead, checkWatches, reconfig, TTL), compared
+    by error code and per-op result headers."""
+    from lab.services.zookeeper.datatree import OPEN_ACL_UNSAFE
+    from lab.services.zookeeper.jute import Writer
+    from lab.services.zookeeper.proto import (
+        CheckWatchesRequest,
+        CreateRequest,
+        GetChildrenRequest,
+        GetDataRequest,
+        MultiHeader,
+        Op,
+    )
+
+    from .rawclient import RawClient
+
+    c = RawClient(host, port)
+    c.connect()
+    out = []
+    acl = list(OPEN_ACL_UNSAFE)
+
+    def req(name, xid, op, body=b""):
+        h, r = c.request(xid, op, body)
+        out.append((name, h.xid, h.err))
+        return h, r
+
+    req("create", 1, Op.CREATE, CreateRequest("/raw", b"r", acl, 0).serialize())
+    w = Writer()
+    for op, rec in (
+        (Op.GET_DATA, GetDataRequest("/raw", False)),
+        (Op.GET_DATA, GetDataRequest("/missing", False)),
+        (Op.GET_CHILDREN, GetChildrenRequest("/", False)),
+    ):
+        MultiHeader(op, False, -1).write(w)
+        rec.write(w)
+    MultiHeader(-1, True, -1).write(w)
+    h, r = req("multiRead", 2, Op.MULTI_READ, w.getvalue())
+    if h.err == 0:
+        heads = []
+        while True:
+            mh = MultiHeader.read(r)
+            if mh.done:
+                break
+            heads.append((mh.type, mh.err))
+            if mh.type == Op.ERROR:
+                r.int()
+            elif mh.type == Op.GET_DATA:
+                r.buffer()
+                r.pos += 68  # Stat
+            else:
+                sorted(r.ustring() for _ in range(r.int()))
+        out.append(("multiRead-results", heads))
+    req("checkWatches-none", 3, Op.CHECK_WATCHES, CheckWatchesRequest("/raw", 3).serialize())
+    req("getData-watch", 4, Op.GET_DATA, GetDataRequest("/raw", True).serialize())
+    req("checkWatches-data", 5, Op.CHECK_WATCHES, CheckWatchesRequest("/raw", 2).serialize())
+    req("checkWatches-child", 6, Op.CHECK_WATCHES, CheckWatchesRequest("/raw", 1).serialize())
+    req("removeWatches", 7, Op.REMOVE_WATCHES, CheckWatchesRequest("/raw", 2).serialize())
+    req("checkWatches-removed", 8, Op.CHECK_WATCHES, CheckWatchesRequest("/raw", 2).serialize())
+    ttl = CreateRequest("/ttl", b"", acl, 5).serialize() + (10000).to_bytes(8, "big")
+    req("createTTL", 9, Op.CREATE_TTL, ttl)
+    req("still-connected", 10, Op.EXISTS, GetDataRequest("/raw", False).serialize())
+    c.close()
+    return out
+
+
+def test_raw_requests_same_as_apache_zookeeper(apache_zk, zk_server):
+    theirs = raw_scenario(apache_zk.host, apache_zk.port)
+    ours = raw_scenario("127.0.0.1", zk_server.port)
+    assert theirs == ours

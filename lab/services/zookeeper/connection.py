@@ -20,6 +20,7 @@ from .fourletter import FOUR_LETTER_WORDS
 from .jute import JuteError, Reader, Writer
 from .proto import (
     ACL,
+    REFUSED_OPS,
     REQUEST_TYPES,
     WRITE_OPS,
     AuthPacket,
@@ -52,6 +53,7 @@ from .proto import (
     WhoAmIResponse,
     Xid,
     ZKError,
+    decode_multi_read,
     decode_request,
 )
 
@@ -296,6 +298,12 @@ class ClientConnection(asyncio.Protocol):
         if op == Op.WHO_AM_I:
             self.ordered(xid, op, None)
             return
+        if op == Op.MULTI_READ:
+            self.ordered(xid, op, decode_multi_read(r))
+            return
+        if op in REFUSED_OPS:
+            self.ordered(xid, op, REFUSED_OPS[op])
+            return
         rtype = REQUEST_TYPES.get(op)
         if rtype is None:
             log.warning("%s: unknown opcode %d; replying Unimplemented and closing", self.peer, op)
@@ -416,6 +424,13 @@ class ClientConnection(asyncio.Protocol):
             base = "" if req.path == "/" else req.path
             n = sum(1 for p in tree.nodes if p.startswith(base + "/") and p != "/")
             return GetAllChildrenNumberResponse(n).serialize()
+        if op in REFUSED_OPS:
+            raise ZKError(req)
+        if op == Op.MULTI_READ:
+            return self._multi_read(req, tree)
+        if op in (Op.CHECK_WATCHES, Op.REMOVE_WATCHES):
+            self._check_watches(op, req, tree)
+            return b""
         if op == Op.WHO_AM_I:
             return WhoAmIResponse(
                 [
@@ -424,6 +439,35 @@ class ClientConnection(asyncio.Protocol):
                 ]
             ).serialize()
         raise ZKError(Err.UNIMPLEMENTED)
+
+    def _multi_read(self, ops, tree) -> bytes:
+        """multiRead: each read on its own, failures reported per op, nothing rolled back."""
+        w = Writer()
+        for op, req in ops:
+            try:
+                body = self._read_body(op, req, tree)
+            except ZKError as e:
+                MultiHeader(Op.ERROR, False, e.code).write(w)
+                ErrorResponse(e.code).write(w)
+                continue
+            MultiHeader(op, False, 0).write(w)
+            w.buf += body
+        MultiHeader(-1, True, -1).write(w)
+        return w.getvalue()
+
+    def _check_watches(self, op, req, tree) -> None:
+        """checkWatches / removeWatches for this connection's watches on a path."""
+        tables = []
+        if req.type in (1, 3):
+            tables.append(tree.child_watches)
+        if req.type in (2, 3):
+            tables.append(tree.data_watches)
+        found = [t for t in tables if self in t.by_path.get(req.path, ())]
+        if not found:
+            raise ZKError(Err.NO_WATCHER)
+        if op == Op.REMOVE_WATCHES:
+            for t in found:
+                t.remove(req.path, self)
 
     def _set_watches(self, req: SetWatches, tree) -> None:
         """Re-arm a reconnecting client's watches, firing at once those whose node

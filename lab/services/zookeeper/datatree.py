@@ -108,6 +108,18 @@ class WatchTable:
                 w.send_event(type_, path, zxid)
         return watchers
 
+    def remove(self, path: str, watcher) -> None:
+        ws = self.by_path.get(path)
+        if ws is not None:
+            ws.discard(watcher)
+            if not ws:
+                del self.by_path[path]
+        paths = self.by_watcher.get(watcher)
+        if paths is not None:
+            paths.discard(path)
+            if not paths:
+                del self.by_watcher[watcher]
+
     def remove_watcher(self, watcher) -> None:
         for path in self.by_watcher.pop(watcher, ()):
             ws = self.by_path.get(path)

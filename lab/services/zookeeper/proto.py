@@ -265,6 +265,11 @@ class SetWatches(Record):
     )
 
 
+class CheckWatchesRequest(Record):
+    # also RemoveWatchesRequest; type: 1 children, 2 data, 3 any
+    FIELDS = (("path", ustring), ("type", int32))
+
+
 class GetEphemeralsRequest(Record):
     FIELDS = (("prefixPath", ustring),)
 
@@ -357,12 +362,38 @@ REQUEST_TYPES: dict[int, type[Record]] = {
     Op.CHECK: CheckVersionRequest,
     Op.GET_EPHEMERALS: GetEphemeralsRequest,
     Op.GET_ALL_CHILDREN_NUMBER: GetAllChildrenNumberRequest,
+    Op.CHECK_WATCHES: CheckWatchesRequest,
+    Op.REMOVE_WATCHES: CheckWatchesRequest,
+}
+
+# Opcodes Apache ZooKeeper knows that this server answers with an error instead of
+# running, keeping the connection (as ZooKeeper does with these features disabled):
+# reconfig -> ReconfigDisabled, TTL nodes / persistent watches -> Unimplemented.
+REFUSED_OPS = {
+    Op.RECONFIG: Err.RECONFIG_DISABLED,
+    Op.CREATE_TTL: Err.UNIMPLEMENTED,
+    Op.ADD_WATCH: Err.UNIMPLEMENTED,
+    Op.SET_WATCHES2: Err.UNIMPLEMENTED,
+    Op.SASL: Err.UNIMPLEMENTED,
 }
 
 MULTI_OPS = frozenset(
     {Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.DELETE, Op.SET_DATA, Op.CHECK}
 )
 MULTI_READ_OPS = frozenset({Op.GET_DATA, Op.GET_CHILDREN})
+
+
+def decode_multi_read(r):
+    from .jute import JuteError
+
+    ops = []
+    while True:
+        h = MultiHeader.read(r)
+        if h.done:
+            return ops
+        if h.type not in MULTI_READ_OPS:
+            raise JuteError(f"opcode {h.type} in a multiRead")
+        ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
 
 
 def encode_request(op: int, req) -> bytes:

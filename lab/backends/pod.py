@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from lab import cgroups
 from lab.backends.base import NODE_DATA_DIR, NodeSpec, Stats
 from lab.backends.container import (
     LABEL_LAB,
@@ -44,6 +45,7 @@ from lab.backends.container import (
 )
 
 LABEL_SERVICE = "racklab.service"
+LABEL_POD_CGROUP = "racklab.pod-cgroup"
 LABEL_RESTART = "racklab.restart"  # the policy to put back when a stopped pod starts again
 RESTART_POLICIES = ("always", "on-failure", "unless-stopped", "no")
 
@@ -86,9 +88,20 @@ _LOG_WRAPPER = 'mkdir -p "${0%/*}"; exec "$@" >>"$0" 2>&1 </dev/null'
 class PodNode(ContainerNode):
     kind = "pod"
 
-    def __init__(self, spec: NodeSpec, client, container_id: str, volume: str | None = None):
+    def __init__(
+        self,
+        spec: NodeSpec,
+        client,
+        container_id: str,
+        volume: str | None = None,
+        pod_cgroup: str | None = None,
+    ):
         super().__init__(spec, client, container_id, volume)
         self._files: dict[str, tuple[bytes, int]] = {}  # put_file'd paths, for later services
+        # The pod's own cgroup (relative path), parent of its containers' cgroups and
+        # holder of the node's limits, as Kubernetes makes one per pod. None where Docker
+        # cannot nest containers under a cgroup of ours (the systemd driver).
+        self.pod_cgroup = pod_cgroup
 
     # the infra container is the node's container: exec, netns and the data mount
     # all go through it; services are looked up by label.
@@ -147,9 +160,12 @@ class PodNode(ContainerNode):
         infra = self.container_id
         argv = resolve_python(list(argv))
         log = f"{NODE_DATA_DIR}/logs/{name}.log"
-        cpus = cpus if cpus is not None else self.spec.cpus
-        memory = memory if memory is not None else self.spec.memory
-        pids = pids if pids is not None else self.spec.pids
+        if self.pod_cgroup is None:
+            # no pod cgroup to hold the node's limits: each service gets them instead
+            cpus = cpus if cpus is not None else self.spec.cpus
+            memory = memory if memory is not None else self.spec.memory
+            pids = pids if pids is not None else self.spec.pids
+        extra = {"cgroup_parent": "/" + self.pod_cgroup} if self.pod_cgroup else {}
         policy = {"Name": restart}
         if restart == "on-failure" and max_retries:
             policy["MaximumRetryCount"] = max_retries
@@ -184,6 +200,7 @@ class PodNode(ContainerNode):
                 labels=labels,
                 restart_policy=policy,
                 **limit_kwargs(cpus, memory, pids),
+                **extra,
             )
         except docker.errors.APIError as exc:
             raise ContainerError(
@@ -330,8 +347,32 @@ class PodNode(ContainerNode):
             parts += [f"{name} | {line}" for line in lines]
         return "\n".join(parts) + ("\n" if parts else "")
 
+    def cgroup(self) -> str:
+        return self.pod_cgroup or super().cgroup()
+
     def stats(self) -> Stats:
-        """The pod's total: infra plus every running service container."""
+        """The pod's total: its cgroup's (which counts every container in it), or the
+        sum over the infra and every running service container."""
+        if self.pod_cgroup:
+            cg = cgroups.Cgroup(self.pod_cgroup)
+            if cg.exists():
+                s = cg.stats()
+                # cgroup v1 counts an OOM kill in the victim's cgroup, which goes with its
+                # container: add the kills Docker remembers on exited service containers.
+                gone = sum(
+                    1
+                    for svc in self.services().values()
+                    if svc.status != "running" and svc.oom_killed
+                )
+                return Stats(
+                    cpu_usec=s.get("cpu_usec"),
+                    memory_bytes=s.get("memory_bytes"),
+                    memory_max=cg.limits().get("memory"),
+                    oom_kills=(s.get("oom_kills") or 0) + gone,
+                    io_read_bytes=s.get("io_read_bytes"),
+                    io_write_bytes=s.get("io_write_bytes"),
+                    pids=s.get("pids"),
+                )
         total = super().stats()
         for c in self._service_containers():
             pid = self.client.api.inspect_container(c.id)["State"].get("Pid")
@@ -340,37 +381,87 @@ class PodNode(ContainerNode):
         return total
 
     def describe(self) -> dict:
-        return {**super().describe(), "services": {n: vars(s) for n, s in self.services().items()}}
+        return {
+            **super().describe(),
+            "pod_cgroup": self.pod_cgroup,
+            "services": {n: vars(s) for n, s in self.services().items()},
+        }
 
 
 class PodBackend(ContainerBackend):
     kind = "pod"
 
+    def _nests_cgroups(self) -> bool:
+        """Docker's cgroupfs driver puts a container under any cgroup_parent path we
+        name; the systemd driver only under systemd slices, which we do not make."""
+        if not hasattr(self, "_driver"):
+            self._driver = self.client.info().get("CgroupDriver", "")
+        return self._driver == "cgroupfs"
+
     def run_kwargs(self, spec: NodeSpec, role: str) -> tuple[dict, str | None]:
         kw, volume = super().run_kwargs(spec, role)
-        # The node's limits are each service's default limits (start_service may set
-        # its own); the infra container only holds namespaces and gets none.
+        # The node's limits belong to the pod cgroup (or, without one, are each
+        # service's default limits); the infra container only holds namespaces.
         for key in ("nano_cpus", "mem_limit", "memswap_limit", "pids_limit"):
             kw.pop(key, None)
         kw["ipc_mode"] = "shareable"
         kw["name"] = container_name(spec.lab, spec.name)
         return kw, volume
 
+    def _make_pod_cgroup(self, spec: NodeSpec) -> str | None:
+        if not self._nests_cgroups():
+            return None
+        cg = cgroups.node_cgroup(spec.lab, spec.name).create()
+        cg.set_cpus(spec.cpus)
+        cg.set_memory(spec.memory)
+        cg.set_pids(spec.pids)
+        return cg.rel
+
     def create(self, spec: NodeSpec) -> PodNode:
         import docker.errors
 
         kw, volume = self.run_kwargs(spec, "infra")
+        pod_cgroup = self._make_pod_cgroup(spec)
+        if pod_cgroup:
+            kw["cgroup_parent"] = "/" + pod_cgroup
+            kw["labels"][LABEL_POD_CGROUP] = pod_cgroup
         try:
             container = self.client.containers.run(**kw)
         except docker.errors.APIError as exc:
             if volume:
                 self.client.volumes.get(volume).remove(force=True)
+            if pod_cgroup:
+                cgroups.Cgroup(pod_cgroup).remove()
             raise ContainerError(
                 f"pod {spec.name}: docker could not start the infra container: {exc.explanation or exc}"
             ) from exc
-        node = PodNode(spec, self.client, container.id, volume)
+        node = PodNode(spec, self.client, container.id, volume, pod_cgroup)
         _wait_running(node, container.id)
         return node
 
     def attach(self, spec: NodeSpec, saved: dict) -> PodNode:
-        return PodNode(spec, self.client, saved["container"], saved.get("volume"))
+        return PodNode(
+            spec, self.client, saved["container"], saved.get("volume"), saved.get("pod_cgroup")
+        )
+
+    def cleanup(self, lab: str, labid: str) -> list[str]:
+        # the pod cgroups are named on the containers: read them before removing those
+        selector = {"label": [f"{LABEL_LAB}={lab}", LABEL_POD_CGROUP]}
+        pod_cgroups = {
+            c.labels[LABEL_POD_CGROUP]
+            for c in self.client.containers.list(all=True, filters=selector)
+        }
+        removed = super().cleanup(lab, labid)
+        for rel in sorted(pod_cgroups):
+            cg = cgroups.Cgroup(rel)
+            if cg.exists():
+                cg.remove()
+                removed.append(f"cgroup {rel}")
+        lab_cg = cgroups.lab_cgroup(lab)
+        if (
+            pod_cgroups
+            and lab_cg.exists()
+            and not any(p.is_dir() for d in lab_cg.dirs() for p in d.iterdir())
+        ):
+            lab_cg.remove()  # made for the pods alone (namespace nodes would live in it too)
+        return removed

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from lab.backends.container import cgroup_of
+
 MiB = 1 << 20
 LOOP = ["{python}", "-c", "import time\nwhile True: time.sleep(1)"]
 
@@ -50,12 +52,38 @@ def test_services_join_the_infra_namespaces(pod):
     assert alpha.exec_run(["cat", "/etc/racklab/alpha.json"]).output == b'{"id": 1}'
 
 
-def test_each_service_has_its_own_limits(pod, docker_engine):
+def test_each_service_has_its_own_limits_inside_the_pods(pod, docker_engine):
     limits = {
         name: docker_engine.api.inspect_container(s.container_id)["HostConfig"]["Memory"]
         for name, s in pod.services().items()
     }
-    assert limits == {"alpha": 128 * MiB, "beta": 48 * MiB}  # alpha inherits the node's
+    if pod.pod_cgroup is None:  # Docker's systemd driver: the node's limits are defaults
+        assert limits == {"alpha": 128 * MiB, "beta": 48 * MiB}
+        return
+    # the node's limit caps the pod's cgroup, which holds every container of the pod
+    assert limits == {"alpha": 0, "beta": 48 * MiB}
+    assert pod.stats().memory_max == 128 * MiB
+    assert pod.cgroup() == pod.pod_cgroup
+    for svc in pod.services().values():
+        paths = cgroup_of(svc.pid)
+        assert (paths.get("memory") or paths.get("")).lstrip("/").startswith(pod.pod_cgroup + "/")
+
+
+def test_the_pods_limit_holds_all_its_services_together(pod):
+    if pod.pod_cgroup is None:
+        pytest.skip("no pod cgroup under Docker's systemd driver")
+    pod.start_service(
+        "hog",
+        ["{python}", "-c", "import time\nb = bytearray(300 * 1024 * 1024)\ntime.sleep(60)"],
+        restart="no",
+    )
+    deadline = time.monotonic() + 60
+    while pod.services()["hog"].status == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    hog = pod.services()["hog"]
+    assert hog.oom_killed and hog.exit_code == 137  # no limit of its own: the pod's stopped it
+    assert pod.stats().oom_kills >= 1
+    assert pod.describe()["services"]["hog"]["oom_killed"]
 
 
 def _pid_in_pod(host_pid: int) -> int:
@@ -116,12 +144,15 @@ def test_pod_kill_stops_every_service_and_start_brings_them_back(pod):
     assert _ns(svcs["alpha"].pid, "pid") == _ns(infra, "pid")
 
 
-def test_cleanup_removes_infra_services_and_volume(
+def test_cleanup_removes_infra_services_volume_and_cgroup(
     pod, pod_backend, lab_name, docker_engine, labelled
 ):
+    from lab import cgroups
+
     assert len(labelled(docker_engine, lab_name)["containers"]) == 3
     pod_backend.cleanup(lab_name, lab_name[-6:])
     assert labelled(docker_engine, lab_name) == {"containers": [], "volumes": [], "networks": []}
+    assert not cgroups.lab_cgroup(lab_name).exists()
 
 
 def test_orchestrator_service_interface(pod):

@@ -9,11 +9,17 @@ in the others.) Each service runs in a container of its own that joins them, wit
 own limits and restart policy: when a service's process dies, Docker restarts
 that container only, and the others keep running with the same process ids.
 
+Limits: as Kubernetes makes a cgroup per pod, the pod gets racklab/<lab>/<node>,
+which holds the node's limits (cpus, memory, pids) and has every container of the
+pod nested under it; a service's own limits apply within. Docker's systemd cgroup
+driver cannot nest a container under a cgroup we make, so there the node's limits
+become each service's default limits instead.
+
 The rack network plugs the infra container in (``netns()``), so every service in
 the pod shares one address, as in Kubernetes. Files: service containers share only
 the /srv/node data mount with the infra container (Kubernetes shares volumes, not
-root filesystems), so ``put_file`` writes into the infra container and
-``start_service(files=...)`` writes a service's own files before it starts.
+root filesystems), so ``put_file`` writes into the infra container and every
+service container, present and later ones.
 """
 
 from __future__ import annotations

@@ -69,3 +69,12 @@ def test_dfsadmin_report_lists_live_nodes(cluster):
 def test_usage_errors(cluster):
     assert sh(cluster, "dfs", "-frob")[0] == 255
     assert sh(cluster, "nothing")[0] == 255
+
+
+def test_dfsadmin_safemode_enter_and_leave(cluster):
+    assert sh(cluster, "dfsadmin", "-safemode", "enter") == (0, "Safe mode is ON\n", "")
+    assert sh(cluster, "dfsadmin", "-safemode", "get")[1] == "Safe mode is ON\n"
+    rc, _, err = sh(cluster, "dfs", "-mkdir", "-p", "/while-safe")
+    assert rc == 1 and "safe mode" in err
+    assert sh(cluster, "dfsadmin", "-safemode", "leave") == (0, "Safe mode is OFF\n", "")
+    assert sh(cluster, "dfs", "-mkdir", "-p", "/while-safe")[0] == 0

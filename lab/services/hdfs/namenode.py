@@ -80,6 +80,7 @@ class NameNode:
         self.safemode_min_dn = conf.get_int("dfs.namenode.safemode.min.datanodes")
         self.safemode_on = True
         self.safemode_reached: float | None = None
+        self.safemode_manual = False
         self.started = time.monotonic()
         self.version: dict = {}
         self.servers: list[asyncio.AbstractServer] = []
@@ -174,6 +175,8 @@ class NameNode:
         return safe, total
 
     def _check_safemode(self) -> None:
+        if self.safemode_manual:
+            return  # entered by an administrator: only an explicit leave ends it
         safe, total = self.safe_blocks()
         threshold = math.ceil(total * self.safemode_pct) if total else 0
         met = safe >= threshold and len(self.bm.live_nodes()) >= self.safemode_min_dn
@@ -199,6 +202,11 @@ class NameNode:
     def safemode_tip(self) -> str:
         if not self.safemode_on:
             return ""
+        if self.safemode_manual:
+            return (
+                'Safe mode is ON. It was turned on manually. Use "hdfs dfsadmin -safemode leave" '
+                "to turn safe mode off."
+            )
         safe, total = self.safe_blocks()
         threshold = math.ceil(total * self.safemode_pct) if total else 0
         if safe < threshold:
@@ -999,7 +1007,7 @@ class NameNode:
             self.safemode_on, self.safemode_reached = True, None
             self.safemode_manual = True
         elif action == "leave":
-            self.safemode_on = False
+            self.safemode_on = self.safemode_manual = False
             self.bm.recheck_all()
         return {"safemode": self.safemode_on}
 
@@ -1097,6 +1105,14 @@ class NameNode:
                 },
             },
         ]
+        beans.append(
+            {
+                "name": "Hadoop:service=NameNode,name=NameNodeStatus",
+                "State": "active",
+                "HostAndPort": f"{self.rpc_address[0]}:{self.rpc_address[1]}",
+                "SecurityEnabled": False,
+            }
+        )
         if qry:
             beans = [b for b in beans if b["name"] == qry]
         return {"beans": beans}

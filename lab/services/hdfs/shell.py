@@ -8,6 +8,7 @@ Also runnable alone: python -m lab.services.hdfs.shell --namenode HOST:9870 dfs 
 
 from __future__ import annotations
 
+import http.client
 import json
 import posixpath
 import sys
@@ -23,7 +24,7 @@ USAGE = """Usage: hdfs [--user NAME] COMMAND
   dfs -ls [-R] PATH... | -mkdir [-p] PATH... | -put [-f] LOCAL... DST | -get SRC... LOCALDST
       -cat PATH... | -rm [-r] [-f] [-skipTrash] PATH...
   fsck PATH [-files [-blocks [-locations | -racks]]]
-  dfsadmin -report [-live] [-dead] | -safemode get
+  dfsadmin -report [-live] [-dead] | -safemode get|enter|leave
 """
 
 
@@ -276,12 +277,28 @@ def _size(n: int) -> str:
 
 
 def dfsadmin(client: WebHdfsClient, args: list[str], out: TextIO, err: TextIO) -> int:
+    if args[:1] == ["-safemode"] and args[1:2] in (["enter"], ["leave"]):
+        # dfsadmin talks to the NameNode's RPC address, which its status bean names.
+        host, _, port = client.jmx("NameNodeStatus")["HostAndPort"].rpartition(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            conn.request(
+                "POST",
+                "/rpc/setSafeMode",
+                body=json.dumps({"action": args[1]}),
+                headers={"Content-Type": "application/json"},
+            )
+            reply = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+        out.write("Safe mode is ON\n" if reply.get("safemode") else "Safe mode is OFF\n")
+        return 0
     if args[:2] == ["-safemode", "get"]:
         tip = client.jmx("NameNodeInfo")["Safemode"]
         out.write("Safe mode is ON\n" if tip else "Safe mode is OFF\n")
         return 0
     if not args or args[0] != "-report":
-        err.write("Usage: hdfs dfsadmin [-report [-live] [-dead]] [-safemode get]\n")
+        err.write("Usage: hdfs dfsadmin [-report [-live] [-dead]] [-safemode get|enter|leave]\n")
         return 255
     info, fs = client.jmx("NameNodeInfo"), client.jmx("FSNamesystem")
     live, dead = json.loads(info["LiveNodes"]), json.loads(info["DeadNodes"])

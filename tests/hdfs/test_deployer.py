@@ -46,3 +46,16 @@ def test_plan_roles_files_and_settings():
 def test_unknown_node_is_refused():
     with pytest.raises(ValueError, match="n9"):
         HdfsDeployer().plan({"namenode": "n9", "datanodes": ["n2"]}, ADDR, RACKS)
+
+
+def test_status_of_a_running_namenode(cluster, monkeypatch):
+    from lab.orchestrator.services import hdfs as deployer_module
+    from lab.orchestrator.services.base import ServiceProcess
+
+    proc = ServiceProcess("hdfs", "namenode", "n1", [])
+    monkeypatch.setattr(
+        deployer_module, "NAMENODE_HTTP", cluster.nn_http
+    )  # the test NameNode's port
+    st = HdfsDeployer().status(proc, cluster.nn_ip)
+    assert st["live_datanodes"] == 4 and st["safemode"] is False and st["dead_datanodes"] == 0
+    assert "error" in HdfsDeployer().status(proc, "127.0.0.254")  # nothing there: no exception

@@ -12,6 +12,7 @@ from __future__ import annotations
 from lab.backends.base import NODE_DATA_DIR
 from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess
 from lab.services.hdfs.config import render_rack_table, render_site_xml
+from lab.services.hdfs.webclient import WebHdfsClient
 
 NAMENODE_HTTP = 9870
 NAMENODE_RPC = 8020
@@ -95,25 +96,23 @@ class HdfsDeployer(ServiceDeployer):
         return None
 
     def status(self, proc: ServiceProcess, address: str) -> dict:
-        try:
-            import requests
-
-            if proc.role == "namenode":
-                beans = requests.get(f"http://{address}:{NAMENODE_HTTP}/jmx", timeout=2).json()[
-                    "beans"
-                ]
-                info, fs = beans[0], beans[1]
-                return {
-                    "role": "namenode",
-                    "safemode": bool(info["Safemode"]),
-                    "live_datanodes": fs["NumLiveDataNodes"],
-                    "dead_datanodes": fs["NumDeadDataNodes"],
-                    "blocks": fs["BlocksTotal"],
-                    "under_replicated": fs["UnderReplicatedBlocks"],
-                }
+        if proc.role != "namenode":
             return {"role": proc.role}
+        client = WebHdfsClient(f"{address}:{NAMENODE_HTTP}", timeout=2)
+        try:
+            info, fs = client.jmx("NameNodeInfo"), client.jmx("FSNamesystem")
+            return {
+                "role": "namenode",
+                "safemode": bool(info["Safemode"]),
+                "live_datanodes": fs["NumLiveDataNodes"],
+                "dead_datanodes": fs["NumDeadDataNodes"],
+                "blocks": fs["BlocksTotal"],
+                "under_replicated": fs["UnderReplicatedBlocks"],
+            }
         except Exception as exc:  # status must not raise
-            return {"role": proc.role, "error": str(exc)}
+            return {"role": "namenode", "error": str(exc)}
+        finally:
+            client.close()
 
 
 def _xml_value(value: object) -> str:

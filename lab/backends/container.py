@@ -648,9 +648,30 @@ class ContainerBackend(Backend):
         )
         return kw, volume
 
+    def remove_stale(self, spec: NodeSpec) -> None:
+        """Remove what an earlier incarnation of this node left (a crash before `lab
+        down`): its name would clash, and its data volume must not leak into the new
+        node. The orchestrator creates a node only for a lab that is not up."""
+        import docker.errors
+
+        selector = {"label": [f"{LABEL_LAB}={spec.lab}", f"{LABEL_NODE}={spec.name}"]}
+        stale = self.client.containers.list(all=True, filters=selector)
+        stale.sort(key=lambda c: c.labels.get(LABEL_ROLE) != "service")  # services first
+        for c in stale:
+            try:
+                c.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        for v in self.client.volumes.list(filters=selector):
+            try:
+                v.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
     def create(self, spec: NodeSpec) -> ContainerNode:
         import docker.errors
 
+        self.remove_stale(spec)
         kw, volume = self.run_kwargs(spec, "node")
         try:
             container = self.client.containers.run(**kw)

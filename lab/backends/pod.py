@@ -426,6 +426,7 @@ class PodBackend(ContainerBackend):
     def create(self, spec: NodeSpec) -> PodNode:
         import docker.errors
 
+        self.remove_stale(spec)
         kw, volume = self.run_kwargs(spec, "infra")
         pod_cgroup = self._make_pod_cgroup(spec)
         if pod_cgroup:

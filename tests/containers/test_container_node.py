@@ -207,3 +207,16 @@ def test_a_container_removed_behind_the_labs_back_shows_as_missing(node, docker_
     d = node.describe()
     assert d["status"] == "missing" and not d["running"]
     assert node.stats().pids == 0
+
+
+def test_recreating_after_a_crash_replaces_the_stale_node(
+    container_backend, lab_name, make_spec, labelled, docker_engine
+):
+    spec = make_spec(lab_name, "again")  # named data volume
+    old = container_backend.create(spec)
+    old.exec(["sh", "-c", "echo stale > /srv/node/f"]).check()
+    # `lab up` crashed before `lab down`: the next create must not clash with or reuse it
+    new = container_backend.create(spec)
+    assert new.container_id != old.container_id
+    assert new.exec(["test", "-e", "/srv/node/f"]).returncode == 1
+    assert len(labelled(docker_engine, lab_name)["containers"]) == 1

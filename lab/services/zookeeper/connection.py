@@ -68,6 +68,7 @@ _REPLY = struct.Struct(">iqi")
 # (ZooKeeper's globalOutstandingLimit plays this part).
 MAX_OUTSTANDING = 1000
 HANDSHAKE_TIMEOUT = 10.0
+OUT_FLUSH_BYTES = 256 * 1024
 
 NEW, CONNECTING, CONNECTED, CLOSED = range(4)
 
@@ -90,6 +91,9 @@ class ClientConnection(asyncio.Protocol):
         self.last_zxid = 0
         self.handshake_timer = None
         self.refused = False
+        self.out: list[bytes] = []
+        self.out_bytes = 0
+        self.flush_scheduled = False
 
     # --- asyncio plumbing ----------------------------------------------------------
 
@@ -166,6 +170,7 @@ class ClientConnection(asyncio.Protocol):
 
     def close(self):
         if self.state != CLOSED and self.transport is not None:
+            self.flush()
             self.state = CLOSED
             self.transport.close()
 
@@ -213,11 +218,30 @@ class ClientConnection(asyncio.Protocol):
     # --- sending -------------------------------------------------------------------
 
     def _send(self, payload: bytes) -> None:
+        # Replies produced in one turn of the event loop (a pipelined burst, a commit
+        # batch) leave in one write: one system call instead of one per reply.
         if self.state == CLOSED or self.transport is None:
             return
-        self.transport.write(_LEN.pack(len(payload)) + payload)
+        self.out.append(_LEN.pack(len(payload)))
+        self.out.append(payload)
+        self.out_bytes += len(payload) + 4
         self.sent += 1
         self.server.packets_sent += 1
+        if self.out_bytes >= OUT_FLUSH_BYTES:
+            # Big replies go at once, so transport flow control (pause_writing)
+            # still stops us reading from a client that does not read.
+            self.flush()
+        elif not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if self.out and self.transport is not None and not self.transport.is_closing():
+            data = b"".join(self.out)
+            self.out.clear()
+            self.out_bytes = 0
+            self.transport.write(data)
 
     def send_reply(self, xid: int, zxid: int, err: int, body: bytes = b"") -> None:
         self.last_zxid = zxid

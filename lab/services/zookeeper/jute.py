@@ -149,6 +149,18 @@ class Record:
     """A jute record. Subclasses set FIELDS = ((name, codec), ...)."""
 
     FIELDS: ClassVar[tuple[tuple[str, Codec], ...]] = ()
+    # Records of fixed-size fields only (Stat, headers) travel through one precompiled
+    # struct: the hot path of every reply.
+    _STRUCT: ClassVar[struct.Struct | None] = None
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        fmt = {int32: "i", int64: "q", boolean: "?"}
+        codecs = [c for _, c in cls.FIELDS]
+        if codecs and all(c in fmt for c in codecs):
+            cls._STRUCT = struct.Struct(">" + "".join(fmt[c] for c in codecs))
+        else:
+            cls._STRUCT = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         names = [n for n, _ in self.FIELDS]
@@ -164,11 +176,23 @@ class Record:
     @classmethod
     def read(cls, r: Reader):
         obj = cls.__new__(cls)
+        st = cls._STRUCT
+        if st is not None:
+            r._need(st.size)
+            values = st.unpack_from(r.buf, r.pos)
+            r.pos += st.size
+            for (name, _codec), v in zip(cls.FIELDS, values, strict=True):
+                object.__setattr__(obj, name, v)
+            return obj
         for name, codec in cls.FIELDS:
             object.__setattr__(obj, name, codec.read(r))
         return obj
 
     def write(self, w: Writer) -> None:
+        st = self._STRUCT
+        if st is not None:
+            w.buf += st.pack(*[getattr(self, n) for n, _ in self.FIELDS])
+            return
         for name, codec in self.FIELDS:
             codec.write(w, getattr(self, name))
 

@@ -15,6 +15,7 @@ Names (``--nemesis``, several joined with commas):
     pause                    freeze the service on one target (freezer cgroup), thaw on heal
     kill-node                kill a whole target node (every process), boot it on heal
     partition-one            cut one target node off from every other node
+    partition-leader         the same, for the node the workload says leads
     partition-majority       split the targets into a majority and a minority
     partition-random-halves  split all the lab's nodes into two random halves
     partition-majorities-ring  each target sees a majority, no two the same one
@@ -210,6 +211,25 @@ class PartitionOne(Partition):
         return _split([node], rest), f"isolated {node} from every other node"
 
 
+class PartitionLeader(Partition):
+    name = "partition-leader"
+
+    def validate(self, ctx):
+        super().validate(ctx)
+        if self.leader is None:
+            raise ChaosError("nemesis partition-leader needs a workload that knows its leader")
+
+    def grudge(self, ctx, rng):
+        try:
+            node = self.leader()
+        except Exception:  # noqa: BLE001 - no leader known right now: any target will do
+            node = None
+        if node not in self.targets(ctx):
+            node = rng.choice(self.targets(ctx))
+        rest = [n for n in sorted(ctx.nodes) if n != node]
+        return _split([node], rest), f"isolated the leader {node} from every other node"
+
+
 class PartitionMajority(Partition):
     name = "partition-majority"
     min_nodes = 3
@@ -363,6 +383,7 @@ NEMESES: dict[str, type] = {
         Pause,
         KillNode,
         PartitionOne,
+        PartitionLeader,
         PartitionMajority,
         PartitionRandomHalves,
         PartitionMajoritiesRing,

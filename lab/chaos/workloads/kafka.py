@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import NotEnoughReplicasError, TopicAlreadyExistsError
+from kafka.errors import NotEnoughReplicasError
 
 from lab.chaos.checkers import queue
 from lab.chaos.history import FAIL, INFO, OK
@@ -66,6 +67,8 @@ class KafkaQueue(Workload):
         self._vlock = threading.Lock()
         self._admin = None
         self._admin_lock = threading.Lock()
+        # a topic of its own per run: nothing an earlier run wrote can muddle this one
+        self.topic = f"{TOPIC}-{int(time.time())}-{self.seed}"
 
     def bootstrap(self) -> list[str]:
         return [f"{self.addr(n)}:{KAFKA_PORT}" for n in self.nodes()]
@@ -83,26 +86,15 @@ class KafkaQueue(Workload):
         rf, configs = self.topic_settings()
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap(), request_timeout_ms=15000)
         try:
-            try:
-                admin.create_topics(
-                    [NewTopic(TOPIC, self.partitions, rf, topic_configs=configs)],
-                    timeout_ms=15000,
-                )
-            except TopicAlreadyExistsError:
-                # a topic left by an earlier run: its old records would muddle this one
-                admin.delete_topics([TOPIC], timeout_ms=15000)
-                self._wait(lambda: TOPIC not in admin.list_topics(), "old topic to go")
-                admin.create_topics(
-                    [NewTopic(TOPIC, self.partitions, rf, topic_configs=configs)],
-                    timeout_ms=15000,
-                )
+            admin.create_topics(
+                [NewTopic(self.topic, self.partitions, rf, topic_configs=configs)],
+                timeout_ms=15000,
+            )
             self._wait(lambda: self._leaders_known(admin), "partition leaders")
         finally:
             admin.close()
 
     def _wait(self, cond, what: str, timeout: float = 30) -> None:
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -114,7 +106,7 @@ class KafkaQueue(Workload):
         raise TimeoutError(f"kafka: waited {timeout:g} s for {what}")
 
     def _leaders_known(self, admin) -> bool:
-        [t] = admin.describe_topics([TOPIC])
+        [t] = admin.describe_topics([self.topic])
         parts = t.get("partitions", [])
         return len(parts) == self.partitions and all(p["leader_id"] >= 0 for p in parts)
 
@@ -125,7 +117,7 @@ class KafkaQueue(Workload):
                 self._admin = KafkaAdminClient(
                     bootstrap_servers=self.bootstrap(), request_timeout_ms=3000
                 )
-            [t] = self._admin.describe_topics([TOPIC])
+            [t] = self._admin.describe_topics([self.topic])
             leader = next(p["leader_id"] for p in t["partitions"] if p["partition_index"] == 0)
             hosts = {b["broker_id"]: b["host"] for b in self._admin.describe_cluster()["brokers"]}
         by_addr = {a: n for n, a in self.ctx.addresses.items()}
@@ -161,7 +153,7 @@ class KafkaQueue(Workload):
             metadata_max_age_ms=2000,
             reconnect_backoff_max_ms=1000,
         )
-        consumer.subscribe([TOPIC], listener=listener)
+        consumer.subscribe([self.topic], listener=listener)
         consumer._chaos_listener = listener
         return consumer
 
@@ -177,7 +169,7 @@ class KafkaQueue(Workload):
                 v = next(self._values)
 
             def send():
-                md = client.send(TOPIC, value=str(v).encode()).get(timeout=self.op_timeout)
+                md = client.send(self.topic, value=str(v).encode()).get(timeout=self.op_timeout)
                 return [md.partition, md.offset]
 
             return self.record(process, "send", v, send, _classify)
@@ -199,8 +191,6 @@ class KafkaQueue(Workload):
         return OK
 
     def final(self) -> None:
-        import time
-
         consumer = self.retry_until_deadline(
             lambda: KafkaConsumer(
                 bootstrap_servers=self.bootstrap(),
@@ -210,7 +200,7 @@ class KafkaQueue(Workload):
             )
         )
         try:
-            tps = [TopicPartition(TOPIC, p) for p in range(self.partitions)]
+            tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             ends = self.retry_until_deadline(lambda: consumer.end_offsets(tps))

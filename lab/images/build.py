@@ -181,8 +181,9 @@ def _build_locked(client, force: bool, console: Console | None, progress: bool) 
                 raise RuntimeError(f"docker import finished but {base_tag} is not there")
             _prune_superseded(client, rootfs.BASE_REPO, keep=base_tag, log=log)
             # older rootfs tarballs (other mirrors, package lists) are not needed any more
-            for old in tarball.parent.glob("base-*.tar"):
-                if old != tarball:
+            keep = {tarball, tarball.with_suffix(".python.json")}
+            for old in tarball.parent.glob("base-*"):
+                if old not in keep and old.is_file():
                     old.unlink(missing_ok=True)
                     log(f"removed superseded {old.name}")
             return "built", base_tag
@@ -192,7 +193,7 @@ def _build_locked(client, force: bool, console: Console | None, progress: bool) 
         def do_wheels(log):
             fresh = not wheels.racklab_wheel_cached()
             own = wheels.racklab_wheel(log)
-            deps = wheels.dependency_wheels(log)
+            deps = wheels.dependency_wheels(log, image_python(client, base_tag, tarball))
             return ("built" if fresh else "cached"), [own, *deps]
 
         wheel_files: list[Path] = steps.run("build wheels", do_wheels)
@@ -223,6 +224,30 @@ def _build_locked(client, force: bool, console: Console | None, progress: bool) 
         if step.status in ("ready", "found"):
             step.status = "cached"
     return result
+
+
+def image_python(client, base_tag: str, tarball: Path) -> dict:
+    """The base image's Python version, glibc and machine (wheels must fit them),
+    asked once per base image and remembered beside its tarball."""
+    import json
+
+    memo = tarball.with_suffix(".python.json")
+    if memo.is_file():
+        return json.loads(memo.read_text())
+    script = (
+        "import json, platform, sys; print(json.dumps({'python': '%d.%d' % sys.version_info[:2], "
+        "'glibc': platform.libc_ver()[1], 'arch': platform.machine()}))"
+    )
+    out = client.containers.run(
+        base_tag,
+        ["python3", "-c", script],
+        network_mode="none",
+        remove=True,
+        labels={LABEL: "probe"},
+    )
+    info = json.loads(out.decode().strip().splitlines()[-1])
+    memo.write_text(json.dumps(info))
+    return info
 
 
 def _docker_build(

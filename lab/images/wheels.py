@@ -9,6 +9,7 @@ the hash of its source.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,20 @@ from pathlib import Path
 
 from lab.images.cache import cache_dir, digest, project_root, source_digest
 
+# Requirements only racklab's host side uses, left out of node images: the VM backend
+# talks to libvirtd on the host, and libvirt-python builds only against the host's
+# libvirt C library (no wheels), which images do not carry.
+HOST_ONLY = {"libvirt-python"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower()
+
 
 def runtime_requirements() -> list[str]:
+    """pyproject's runtime dependencies, less the host-only ones."""
     data = tomllib.loads((project_root() / "pyproject.toml").read_text())
-    return list(data["project"]["dependencies"])
+    return [r for r in data["project"]["dependencies"] if _name(r) not in HOST_ONLY]
 
 
 def _pip(args: list[str], log) -> subprocess.CompletedProcess:
@@ -37,26 +48,61 @@ def _fail(proc: subprocess.CompletedProcess, what: str) -> None:
     raise subprocess.CalledProcessError(proc.returncode, what, tail)
 
 
-def dependency_wheels(log) -> list[Path]:
+def _platform_tags(glibc: str, arch: str) -> list[str]:
+    """Every manylinux tag a glibc of version ``glibc`` runs, newest first."""
+    major, minor = (int(x) for x in glibc.split(".")[:2])
+    tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags += [f"{name}_{arch}" for m, name in legacy.items() if m <= minor]
+    return tags + [f"linux_{arch}"]
+
+
+def dependency_wheels(log, target: dict | None = None) -> list[Path]:
     """Wheels for the runtime requirements: from the cache alone when it suffices,
-    otherwise fetched by the host's pip into the cache."""
-    deps = cache_dir() / "wheels" / "deps"
+    otherwise fetched by the host's pip into the cache.
+
+    target: the image's interpreter ({"python": "3.11", "glibc": "2.36", "arch":
+    "x86_64"}). When its Python differs from the host's, the host cannot build for
+    it, so binary wheels for that Python and platform are downloaded instead.
+    """
+    host_py = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    py = (target or {}).get("python", host_py)
+    same = py == host_py
+    tag = "cp" + py.replace(".", "")
+    deps = cache_dir() / "wheels" / ("deps" if same else f"deps-{tag}")
     deps.mkdir(parents=True, exist_ok=True)
     reqs = runtime_requirements()
     # What the last resolution of these exact requirements chose: reusing it skips
     # pip's resolver (seconds) whenever every chosen wheel is still in the cache.
-    report = deps.parent / f"deps-{digest(reqs)}.txt"
+    report = deps.parent / f"deps-{digest(reqs, py)}.txt"
     if report.is_file():
         chosen = [deps / name for name in report.read_text().split()]
         if chosen and all(p.is_file() for p in chosen):
             return chosen
-    common = ["wheel", "--prefer-binary", "--find-links", str(deps), "--wheel-dir", str(deps)]
+    if same:
+        common = ["wheel", "--prefer-binary", "--find-links", str(deps), "--wheel-dir", str(deps)]
+    else:
+        assert target is not None
+        common = [
+            "download",
+            "--only-binary=:all:",
+            "--python-version",
+            py,
+            "--implementation",
+            "cp",
+        ]
+        for abi in (tag, "abi3", "none"):
+            common += ["--abi", abi]
+        for plat in _platform_tags(target["glibc"], target["arch"]):
+            common += ["--platform", plat]
+        common += ["--find-links", str(deps), "--dest", str(deps)]
+        log(f"the image runs Python {py}, the host {host_py}: downloading wheels built for {py}")
     proc = _pip([*common, "--no-index", *reqs], log)
     if proc.returncode != 0:
         log("dependency wheels not all cached; fetching with the host's pip")
         proc = _pip([*common, *reqs], log)
         if proc.returncode != 0:
-            _fail(proc, "pip wheel " + " ".join(reqs))
+            _fail(proc, f"pip {common[0]} " + " ".join(reqs))
     # pip names every wheel it resolved ("Saved ..." or "File was already downloaded ...");
     # keep only those, so stale versions in the cache do not leak into the image or its tag.
     chosen = []

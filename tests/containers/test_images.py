@@ -84,3 +84,19 @@ def test_second_build_is_cached(docker_engine, node_image):
     )
     assert out.decode().strip() == "lab"
     assert docker_engine.images.get(again.node_tag).labels.get("racklab.image") == "node"
+
+
+def test_wheels_fit_the_images_glibc_and_leave_host_only_packages_out():
+    from lab.images.wheels import HOST_ONLY, _platform_tags, runtime_requirements
+
+    tags = _platform_tags("2.36", "x86_64")
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert {
+        "manylinux_2_17_x86_64",
+        "manylinux2014_x86_64",
+        "manylinux1_x86_64",
+        "linux_x86_64",
+    } <= set(tags)
+    assert "manylinux_2_37_x86_64" not in tags
+    names = {r.split(">")[0].split("=")[0].lower() for r in runtime_requirements()}
+    assert "kazoo" in names and not names & HOST_ONLY

@@ -14,7 +14,7 @@ from . import checksum
 from .checksum import CRC_SIZE, ChecksumError
 
 _META = re.compile(r"blk_(\d+)_(\d+)\.meta$")
-READ_SLAB = 1 << 20
+READ_SLAB = 4 << 20
 
 
 @dataclass

@@ -1,10 +1,11 @@
 import random
 
 import pytest
+import requests
 
 from lab.services.yarn.webhdfs import WebHdfs
 
-from .cluster import YarnCluster, make_text, start_stack
+from .cluster import YarnCluster, make_text, start_stack, wait_until
 
 
 @pytest.fixture
@@ -18,6 +19,10 @@ def yarn_factory(tmp_path):
         return c
 
     yield make
+    leaks = []
+    for c in made:
+        if c.rm and c.rm.alive():
+            leaks += _leaked_resources(c)
     leftovers = []
     for c in made:
         # NMs stop gracefully first: their own teardown must leave no cgroup behind.
@@ -28,6 +33,29 @@ def yarn_factory(tmp_path):
                 leftovers += c.leftover_cgroups(host)
         c.stop()
     assert not leftovers, f"NodeManagers left cgroups behind: {leftovers}"
+    assert not leaks, f"the RM still holds resources with every application ended: {leaks}"
+
+
+def _busy_queues(c: YarnCluster) -> list[dict]:
+    sched = requests.get(c.url + "/ws/v1/cluster/scheduler", timeout=5).json()["scheduler"]
+    info = sched["schedulerInfo"]
+    queues = info["queues"]["queue"] if "queues" in info else []
+    return [q for q in queues if q["resourcesUsed"]["memory"] or q["usedAMResource"]["memory"]]
+
+
+def _leaked_resources(c: YarnCluster) -> list[dict]:
+    """End what tests left running, then every queue must be back to zero."""
+    apps = requests.get(c.url + "/ws/v1/cluster/apps", timeout=5).json()["apps"] or {"app": []}
+    for a in apps["app"]:
+        if a["state"] not in ("FINISHED", "FAILED", "KILLED"):
+            requests.put(
+                f"{c.url}/ws/v1/cluster/apps/{a['id']}/state", json={"state": "KILLED"}, timeout=5
+            )
+    try:
+        wait_until(lambda: not _busy_queues(c), timeout=10, what="queues to drain")
+        return []
+    except AssertionError:
+        return _busy_queues(c)
 
 
 @pytest.fixture
@@ -57,11 +85,30 @@ def stack(tmp_path_factory):
     try:
         yield dfs, y, texts
     finally:
-        leftovers = []
+        # Every job of the module has ended: the RM must hold no resources for anyone.
+        def idle():
+            sched = requests.get(y.url + "/ws/v1/cluster/scheduler", timeout=5).json()["scheduler"]
+            queues = sched["schedulerInfo"]["queues"]["queue"]
+            return all(
+                q["resourcesUsed"]["memory"] == 0 and q["usedAMResource"]["memory"] == 0
+                for q in queues
+            )
+
+        try:
+            if any(nm.alive() for nm in y.nms.values()):
+                wait_until(idle, timeout=30, what="the cluster to hold no resources")
+        finally:
+            _teardown_stack(dfs, y)
+
+
+def _teardown_stack(dfs, y):
+    leftovers = []
+    try:
         for host, nm in y.nms.items():
             if nm.alive():
                 nm.stop()
                 leftovers += y.leftover_cgroups(host)
+    finally:
         y.stop()
         dfs.stop()
-        assert not leftovers
+    assert not leftovers, f"NodeManagers left cgroups behind: {leftovers}"

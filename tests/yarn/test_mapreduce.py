@@ -109,7 +109,7 @@ def test_missing_input_fails_the_job_with_a_diagnostic(stack):
     app = client.submit_job(
         y.url, dfs.url, "wordcount", ["/no/such/dir"], "/out/missing", conf=FAST, check_paths=False
     )
-    rm_app = client.wait_for_job(y.url, app, timeout=60, interval=0.2)
+    rm_app = client.wait_for_job(y.url, app, timeout=120, interval=0.2)
     assert (rm_app["state"], rm_app["finalStatus"]) == ("FINISHED", "FAILED")
     assert "Input path does not exist: /no/such/dir" in rm_app["diagnostics"]
     assert requests.get(y.url + "/ws/v1/cluster/info", timeout=5).ok
@@ -259,6 +259,6 @@ def test_bad_job_configuration_is_refused(stack):
         conf=dict(FAST, **{"mapreduce.job.kind": "grep"}),
         check_paths=False,
     )
-    rm_app = client.wait_for_job(y.url, app, timeout=60, interval=0.2)
+    rm_app = client.wait_for_job(y.url, app, timeout=120, interval=0.2)
     assert (rm_app["finalStatus"], rm_app["attempts"]) == ("FAILED", 1)
     assert "invalid job configuration: grep needs a pattern" in rm_app["diagnostics"]

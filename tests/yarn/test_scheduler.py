@@ -147,3 +147,21 @@ def test_higher_priority_application_is_served_first_in_its_queue():
     s2.add_attempt(second_id, second, "default", "u", Resource(128, 1), priority=9)
     placed = s2.node_update("10.0.0.1:1000")
     assert [c.attempt_id for c in placed] == [second, first]  # priority beats submission order
+
+
+def test_ending_an_attempt_gives_back_everything_it_held():
+    s = Scheduler([Queue("a", 50, 100, 1.0), Queue("b", 50, 100, 1.0)], minimum=MIN)
+    s.add_node(node(1, mem=1024))
+    att = start_app(s, 1, "a")
+    s.update_asks(att, [Ask(1, 1, Resource(128, 1), 3)])
+    s.node_update("10.0.0.1:1000")
+    assert s.queues["a"].used.memory == 512
+    released = s.remove_attempt(att, ABORTED, "killed")
+    assert len(released) == 4
+    assert s.queues["a"].used == Resource(0, 0) and s.queues["a"].am_used == Resource(0, 0)
+    assert s.used == Resource(0, 0)
+    # and the next application gets the whole node again
+    nxt = start_app(s, 2, "a")
+    s.update_asks(nxt, [Ask(1, 1, Resource(128, 1), 7)])
+    s.node_update("10.0.0.1:1000")
+    assert s.used.memory == 1024

@@ -246,17 +246,18 @@ class Scheduler:
         self, attempt_id: str, exit_status: int, diagnostics: str
     ) -> list[Container]:
         """The attempt ended: drop its asks and release its live containers (returned)."""
-        app = self.apps.pop(attempt_id, None)
+        app = self.apps.get(attempt_id)
         if app is None:
             return []
+        live = list(app.containers.values())
+        for c in live:  # while the app is still known, so node, app and queue usage all drop
+            self._release(c, exit_status, diagnostics)
+        del self.apps[attempt_id]
         q = self.queues[app.queue]
         if app in q.apps:
             q.apps.remove(app)
         if app.active:
             q.am_used = q.am_used - app.am_resource
-        live = list(app.containers.values())
-        for c in live:
-            self._release(c, exit_status, diagnostics)
         self._activate(q)
         return live
 

@@ -303,6 +303,12 @@ def teardown(name: str, state: State | None, progress: Progress = _quiet) -> lis
     kinds = {"process"}
     if state:
         kinds |= {n.get("kind", "process") for n in state.get("nodes", {}).values()}
+        # nodes are recorded once all are made: a failure while making them (one VM up,
+        # another refused) leaves kinds only the topology names
+        try:
+            kinds |= {nd.kind for nd in topology_of(state).nodes.values()}
+        except Exception:
+            pass  # no or broken topology text: the recorded kinds are all we know
     for kind in sorted(kinds):
         try:
             backend = get_backend(kind)

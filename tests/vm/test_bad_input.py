@@ -105,3 +105,22 @@ def test_checks_before_anything_is_made(tmp_path, memory, why):
     else:
         assert backend.check(spec) == (1, DEFAULT_MEMORY)
     assert not (tmp_path / "nodes").exists()
+
+
+@pytest.mark.slow
+def test_one_vm_refused_undoes_the_one_that_booted(tmp_path, libvirt_conn, vm_image, lab_name):
+    """v1 boots, v2 is refused: the lab's undo must find v1's domain even though no node
+    was recorded in the lab's state yet."""
+    broken = tmp_path / "image"
+    broken.mkdir()
+    (broken / "disk.qcow2").symlink_to(vm_image.disk)
+    (broken / "initrd.img").symlink_to(vm_image.initrd)
+    path = tmp_path / "lab.yaml"
+    path.write_text(
+        f"name: {lab_name}\nracks:\n  r1: {{nodes: [v1, v2]}}\n"
+        f"nodes:\n  v1: {{kind: vm, memory: 256Mi}}\n  v2: {{kind: vm, image: {broken}}}\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "lab", "up", str(path)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert_refused(proc, "node v2: the VM image lacks its kernel")
+    assert_nothing_left(libvirt_conn, lab_name)

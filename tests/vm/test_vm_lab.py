@@ -80,6 +80,15 @@ def test_vm_and_namespace_nodes_reach_each_other_by_name(nodes):
         assert r.returncode == 0, f"{other} -> v1: {r.stdout} {r.stderr}"
 
 
+def test_inter_rack_delay_acts_on_the_vm(nodes):
+    # the rack network is one code path for every kind: a round trip from the VM to
+    # the other rack crosses the router twice, each way delayed by 1 ms
+    r = nodes["v1"].exec(["ping", "-c", "3", "-i", "0.2", "-W", "5", "p2"], timeout=30)
+    assert r.returncode == 0, r.stdout
+    rtt_min = float(r.stdout.split("rtt min/avg/max/mdev = ")[1].split("/")[0])
+    assert rtt_min >= 2.0, r.stdout
+
+
 def test_exec_and_files_over_ssh(nodes):
     v1 = nodes["v1"]
     r = v1.exec(["sh", "-c", 'cat; echo "$GREETING"; pwd; exit 3'], input="from stdin\n",

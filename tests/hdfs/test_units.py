@@ -221,3 +221,15 @@ def test_piece_count_matches_piece_bounds():
             assert checksum.piece_count(offset, length, BPC) == len(
                 checksum.piece_bounds(offset, length, BPC)
             )
+
+
+def test_piece_crcs_match_piece_bounds_at_any_offset():
+    data = os.urandom(3000)
+    for offset in (0, 1, 100, 511, 512, 700):
+        for length in (0, 1, 12, 511, 512, 1300, 3000):
+            part = data[:length]
+            want = [
+                checksum.crc_continue(part[a:b], 0)
+                for a, b in checksum.piece_bounds(offset, length, BPC)
+            ]
+            assert checksum.piece_crcs(part, offset, BPC) == struct.pack(f">{len(want)}I", *want)

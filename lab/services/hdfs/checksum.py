@@ -50,11 +50,11 @@ def piece_count(offset: int, length: int, bpc: int) -> int:
 
 def piece_crcs(data: bytes | memoryview, offset: int, bpc: int) -> bytes:
     mv = memoryview(data)
-    if offset % bpc == 0:
-        n = len(mv)
-        crcs = [crc32c.crc32c(mv[i : i + bpc]) for i in range(0, n, bpc)]
-    else:
-        crcs = [crc32c.crc32c(mv[a:b]) for a, b in piece_bounds(offset, len(mv), bpc)]
+    crc = crc32c.crc32c
+    n = len(mv)
+    head = min(n, (bpc - offset % bpc) % bpc)  # the piece that finishes a partial chunk
+    crcs = [crc(mv[:head])] if head else []
+    crcs += [crc(mv[i : i + bpc]) for i in range(head, n, bpc)]
     return struct.pack(f">{len(crcs)}I", *crcs)
 
 

@@ -207,3 +207,12 @@ def test_unknown_queue_fails_the_application(yarn):
         app["diagnostics"]
         == f"Application {aid} submitted by user dr.who to unknown queue: nosuchqueue"
     )
+
+
+def test_nodemanager_shutting_down_cleanly_is_shutdown_not_lost(yarn):
+    yarn.nms["127.0.0.12"].stop()  # SIGTERM: the NM unregisters on its way out
+    node = wait_until(lambda: yarn.nodes("SHUTDOWN"), timeout=10, what="node SHUTDOWN")
+    assert node[0]["nodeHostName"] == "127.0.0.12"
+    metrics = requests.get(f"{yarn.url}/ws/v1/cluster/metrics", timeout=5).json()["clusterMetrics"]
+    assert (metrics["shutdownNodes"], metrics["lostNodes"], metrics["activeNodes"]) == (1, 0, 1)
+    assert metrics["totalMB"] == 1024

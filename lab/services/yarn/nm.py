@@ -158,6 +158,16 @@ class NodeManager:
                     await asyncio.wait_for(c.done.wait(), 5)
                 except TimeoutError:
                     pass
+        if self.registered.is_set():
+            try:
+                await asyncio.to_thread(
+                    http.call,
+                    f"{self.rm_url}/rpc/ResourceTracker/unRegisterNodeManager",
+                    {"nodeId": self.node_id},
+                    timeout=3,
+                )
+            except http.RpcError as e:
+                log.warning("could not unregister from the ResourceManager: %s", e)
         for s in self.servers:
             s.close()
         if self.cgroups:

@@ -121,7 +121,8 @@ def load_rack_table(path: str) -> dict[str, str]:
         for line in f:
             parts = line.split()
             if len(parts) >= 2 and not parts[0].startswith("#"):
-                table[parts[0]] = parts[1]
+                # network locations are paths: "r1" in a table means "/r1"
+                table[parts[0]] = parts[1] if parts[1].startswith("/") else "/" + parts[1]
     return table
 
 
@@ -469,9 +470,12 @@ class ResourceManager:
                 "Container of a completed application",
                 spare_am=state == "FINISHED",
             )
+        # NMs drop the app's containers and intermediate data; a finished AM gets a
+        # moment to exit on its own first.
+        delay = 5.0 if state == "FINISHED" else 0.0
         for node in self.nodes.values():
             if node.state == "RUNNING":
-                node.apps_to_cleanup.append(app.id)
+                asyncio.get_running_loop().call_later(delay, node.apps_to_cleanup.append, app.id)
         log.info("%s %s (%s): %s", app.id, state, final_status, diagnostics)
 
     def kill(self, app: RMApp) -> None:
@@ -548,6 +552,7 @@ class ResourceManager:
             "allocate": self.rpc_allocate,
             "finishApplicationMaster": self.rpc_finish_am,
             "getApplicationReport": self.rpc_app_report,
+            "unRegisterNodeManager": self.rpc_unregister_node,
         }.get(name)
         if handler is None:
             raise http.not_found(f"no RPC named {name}")
@@ -578,6 +583,14 @@ class ResourceManager:
             "rmIdentifier": self.cluster_ts,
             "nextHeartBeatInterval": self.hb_interval,
         }
+
+    def rpc_unregister_node(self, body: dict) -> dict:
+        """A NodeManager shutting down cleanly: SHUTDOWN at once, no expiry wait."""
+        node = self.nodes.get(str(body.get("nodeId")))
+        if node is not None and node.state == "RUNNING":
+            log.info("node %s shut down", node.node_id)
+            self.node_lost(node, "SHUTDOWN")
+        return {}
 
     def rpc_node_heartbeat(self, body: dict) -> dict:
         node = self.nodes.get(str(body.get("nodeId")))

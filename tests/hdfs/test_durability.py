@@ -111,3 +111,22 @@ def test_torn_edit_record_is_dropped_on_recovery(tmp_path):
         assert client.status("/torn", strict=False) is None
     finally:
         c.stop()
+
+
+def test_acknowledged_changes_survive_kill_9(dc):
+    """The edit log is fsync'ed before a change is acknowledged, so SIGKILL right after
+    the acknowledgements loses none of them."""
+    client = InsecureClient(dc.url, user="root")
+    files = {f"/k9/f{i}": os.urandom(1000 + i * 7000) for i in range(8)}
+    for p, d in files.items():
+        client.write(p, d, overwrite=True)
+    client.makedirs("/k9/empty-dir")
+    client.rename("/k9/f7", "/k9/moved")
+    files["/k9/moved"] = files.pop("/k9/f7")
+    dc.kill(dc.namenode)  # SIGKILL: no shutdown code runs
+    dc._spawn(dc.namenode, 30)
+    dc.wait_active()
+    assert client.status("/k9/empty-dir")["type"] == "DIRECTORY"
+    for p, d in files.items():
+        with client.read(p) as r:
+            assert r.read() == d

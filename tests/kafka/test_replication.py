@@ -284,3 +284,53 @@ def test_committed_offsets_survive_coordinator_failure(cluster):
     c.close()
     assert state(zk, "__consumer_offsets", offsets_partition)["leader"] not in (coordinator, -1)
     assert rest == [b"after-failover"]  # resumed from the commit, on the new coordinator
+
+
+def test_librdkafka_through_a_leader_failover(cluster):
+    ck = pytest.importorskip("confluent_kafka")
+    brokers, zk = cluster
+    topic = "rdk"
+    make_topic(brokers, zk, topic, partitions=1)
+    acked: list[tuple[int, bytes]] = []
+
+    def report(err, msg):
+        if err is None:
+            acked.append((msg.offset(), msg.value()))
+
+    p = ck.Producer(
+        {
+            "bootstrap.servers": ",".join(bootstrap(brokers)),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "message.timeout.ms": 60000,
+        }
+    )
+    for i in range(100):
+        p.produce(topic, f"k{i}".encode(), partition=0, on_delivery=report)
+    assert p.flush(30) == 0
+    leader = state(zk, topic, 0)["leader"]
+    next(b for b in brokers if b.id == leader).kill()
+    for i in range(100, 200):
+        p.produce(topic, f"k{i}".encode(), partition=0, on_delivery=report)
+    assert p.flush(60) == 0
+    assert len(acked) == 200
+    c = ck.Consumer(
+        {
+            "bootstrap.servers": ",".join(bootstrap(brokers)),
+            "group.id": "rdk-check",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    # assign(), not subscribe(): with offsets.topic.replication.factor=3 and one broker
+    # down, the offsets topic (never used before here) cannot be created, as in Kafka
+    c.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+    got = []
+    deadline = time.monotonic() + 40
+    while len(got) < 200 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert got == [v for _, v in sorted(acked)]  # all of them, once each, in order

@@ -15,6 +15,18 @@ from lab.services.zookeeper.proto import CreateRequest, Op, RequestHeader
 from .rawclient import RawClient
 
 
+def records_end(path: str) -> int:
+    """Offset just past the last record (the log file is preallocated with zeros)."""
+    data = open(path, "rb").read()
+    pos = 8  # the file header
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        if length == 0:
+            break
+        pos += 8 + length
+    return pos
+
+
 def client(hosts, **kw):
     c = KazooClient(hosts=hosts, timeout=5, **kw)
     c.start(timeout=10)
@@ -93,13 +105,14 @@ def test_torn_last_record_is_discarded(process_server, tmp_path):
         zk.close()
     srv.kill()
     logs = sorted(glob.glob(os.path.join(data_dir, "racklab-v1", "log.*")), key=os.path.getmtime)
-    last = logs[-1]
-    size = os.path.getsize(last)
+    last = next(p for p in reversed(logs) if records_end(p) > 8)
+    end = records_end(last)
     # A record header announcing 500 bytes, followed by only 20: a crash mid-append.
-    with open(last, "ab") as f:
+    with open(last, "r+b") as f:
+        f.seek(end)
         f.write((500).to_bytes(4, "big") + (12345).to_bytes(4, "big") + b"\x01" * 20)
     srv.start()
-    assert os.path.getsize(last) == size
+    assert os.path.getsize(last) == end  # cut back to the last whole record
     zk = client(srv.hosts)
     try:
         assert zk.get("/kept")[0] == b"k"
@@ -129,8 +142,9 @@ def test_corrupt_last_record_checksum_is_discarded(process_server, tmp_path):
         zk.stop()
         zk.close()
     logs = sorted(glob.glob(os.path.join(data_dir, "racklab-v1", "log.*")), key=os.path.getmtime)
-    with open(logs[-1], "r+b") as f:
-        f.seek(-3, os.SEEK_END)
+    last = next(p for p in reversed(logs) if records_end(p) > 8)
+    with open(last, "r+b") as f:
+        f.seek(records_end(last) - 3)
         f.write(b"\xff\xff\xff")  # flips bytes inside the last record: the /two create
     srv.start()
     zk = client(srv.hosts)

@@ -37,6 +37,7 @@ class Config:
     snap_retain_count: int = 3
     jute_maxbuffer: int = 0xFFFFF + 1  # 1 MiB, ZooKeeper's default jute.maxbuffer
     container_check_interval: int = 60000  # ms, znode.container.checkIntervalMs
+    prealloc_kb: int = 16384  # preAllocSize: log files grow in steps of this many KB
     servers: dict[int, Peer] = field(default_factory=dict)
     myid: int = 0
     raw: dict[str, str] = field(default_factory=dict)
@@ -117,6 +118,7 @@ def parse(text: str, path: str | None = None) -> Config:
         "autopurge.snapRetainCount": "snap_retain_count",
         "jute.maxbuffer": "jute_maxbuffer",
         "znode.container.checkIntervalMs": "container_check_interval",
+        "preAllocSize": "prealloc_kb",
     }
     for key, attr in ints.items():
         if key in raw:

@@ -44,11 +44,16 @@ def _zxid_of(name: str) -> int:
 
 
 class TxnLog:
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, prealloc: int = 16 * 1024 * 1024):
         self.dir = os.path.join(data_dir, "racklab-v1")
         os.makedirs(self.dir, exist_ok=True)
         self.f = None
         self.path = None
+        # Like ZooKeeper's preAllocSize: the log file is grown in big zero-filled
+        # steps, so an fdatasync after an append need not also commit a new file size.
+        self.prealloc = prealloc
+        self.end = 0  # where the next record goes
+        self.allocated = 0
 
     def _files(self, prefix: str) -> list[str]:
         names = [
@@ -77,6 +82,8 @@ class TxnLog:
             good = pos
             while pos + _HDR.size <= len(data):
                 length, crc = _HDR.unpack_from(data, pos)
+                if length == 0:
+                    break  # preallocated zeros: the end of the records
                 body = data[pos + _HDR.size : pos + _HDR.size + length]
                 if len(body) < length or crc32c.crc32c(body) != crc:
                     break
@@ -85,13 +92,13 @@ class TxnLog:
                     out.append(txn)
                 pos += _HDR.size + length
                 good = pos
-            if good < len(data):
-                log.warning(
-                    "log %s: torn record at byte %d of %d (never acknowledged); cutting it off",
-                    name,
-                    good,
-                    len(data),
-                )
+            if good < len(data) and path != self.path:
+                if any(data[good : good + 4096]):
+                    log.warning(
+                        "log %s: torn record at byte %d (never acknowledged); cutting it off",
+                        name,
+                        good,
+                    )
                 self._cut(path, good)
         return out
 
@@ -104,16 +111,35 @@ class TxnLog:
     # --- writing ------------------------------------------------------------------
 
     def roll(self, next_zxid: int) -> None:
-        """Start a new log file whose first record will be next_zxid."""
-        if self.f is not None:
-            self.f.close()
+        """Start a new log file whose first record will be next_zxid. (After recovery
+        a file of that name can only hold a header: read() cut everything after.)"""
+        self.close()
         self.path = os.path.join(self.dir, f"log.{next_zxid:x}")
-        self.f = open(self.path, "ab")
-        if self.f.tell() == 0:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.f = os.fdopen(fd, "r+b")
+        self.f.seek(0, os.SEEK_END)
+        self.end = self.f.tell()
+        if self.end == 0:
             self.f.write(LOG_MAGIC)
-            self.f.flush()
-            os.fsync(self.f.fileno())
-            _fsync_dir(self.dir)
+            self.end = len(LOG_MAGIC)
+        self.allocated = self.end
+        self._grow(0)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        _fsync_dir(self.dir)
+
+    def _grow(self, need: int) -> None:
+        if self.end + need <= self.allocated or self.prealloc <= 0:
+            return
+        size = self.end + need + self.prealloc
+        try:
+            os.posix_fallocate(self.f.fileno(), 0, size)
+        except OSError:
+            # Filesystems without fallocate: zeros written once, same effect.
+            self.f.seek(size - 1)
+            self.f.write(b"\0")
+        self.allocated = size
+        self.f.seek(self.end)
 
     def write(self, txns: list[Txn]) -> None:
         """Append records (not yet durable: call sync())."""
@@ -124,11 +150,19 @@ class TxnLog:
             body = t.encode()
             parts.append(_HDR.pack(len(body), crc32c.crc32c(body)))
             parts.append(body)
-        self.f.write(b"".join(parts))
+        data = b"".join(parts)
+        grew = self.end + len(data) > self.allocated
+        self._grow(len(data))
+        self.f.write(data)
+        self.end += len(data)
+        self.grew = grew
 
     def sync(self) -> None:
         self.f.flush()
-        os.fsync(self.f.fileno())
+        if getattr(self, "grew", True):
+            os.fsync(self.f.fileno())  # the file size changed: metadata too
+        else:
+            os.fdatasync(self.f.fileno())
 
     def truncate_after(self, zxid: int) -> None:
         """Drop every logged txn above zxid (a follower told TRUNC by its leader)."""
@@ -145,6 +179,12 @@ class TxnLog:
 
     def close(self) -> None:
         if self.f is not None:
+            # Give back the unused preallocated tail, so the file ends at its records.
+            try:
+                self.f.flush()
+                self.f.truncate(self.end)
+            except (OSError, ValueError):
+                pass
             self.f.close()
             self.f = None
 

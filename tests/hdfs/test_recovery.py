@@ -198,3 +198,37 @@ def test_lower_replication_removes_excess_replicas(rc):
     rc.wait(two_racks_two_replicas, 20, "excess replicas removed")
     client.set_replication("/excess/f", 3)
     wait_healthy(rc, "/excess")
+
+
+def test_returning_datanode_brings_excess_replicas_that_are_removed(rc):
+    client = InsecureClient(rc.url, user="root")
+    data = os.urandom(4 * BLOCK)
+    client.write("/back/f", data, overwrite=True)
+    wait_healthy(rc, "/back")
+    node = next(
+        d
+        for d in rc.datanodes
+        if d.proc.poll() is None
+        and any(
+            loc["addr"].startswith(d.ip + ":")
+            for b in blocks_of(rc, "/back")
+            for loc in b["locations"]
+        )
+    )
+    rc.kill(node)
+    dead_before = rc.jmx("FSNamesystem")["NumDeadDataNodes"]
+    rc.wait(
+        lambda: rc.jmx("FSNamesystem")["NumDeadDataNodes"] == dead_before + 1,
+        30,
+        "the node declared dead",
+    )
+    wait_healthy(rc, "/back", avoid=node.ip)  # copied elsewhere meanwhile
+    rc.restart(node)  # same data directory: its old replicas come back in its block report
+    rc.wait(
+        lambda: rc.jmx("FSNamesystem")["NumDeadDataNodes"] == dead_before,
+        30,
+        "the node alive again",
+    )
+    wait_healthy(rc, "/back")  # exactly 3 live replicas per block again: the excess ones went
+    with client.read("/back/f") as r:
+        assert r.read() == data

@@ -156,6 +156,13 @@ class MiniCluster:
                 d.proc.kill()
                 d.proc.wait()
 
+    def restart(self, d: Daemon, timeout: float = 30, sig: int = signal.SIGTERM) -> None:
+        """Stop a daemon and start it again on the same configuration and data."""
+        self.kill(d, sig)
+        if d.proc and d.proc.stdout:
+            d.proc.stdout.close()
+        self._spawn(d, timeout)
+
     def restart_namenode(self, timeout: float = 30) -> None:
         self.kill(self.namenode, signal.SIGTERM)
         self._spawn(self.namenode, timeout)

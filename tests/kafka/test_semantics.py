@@ -223,3 +223,19 @@ def test_join_group_member_id_required_then_sync(broker):
         await c.close()
 
     asyncio.run(run())
+
+
+def test_auto_create_with_too_few_brokers_says_so(make_broker):
+    b = make_broker(0, default_replication_factor=3)
+
+    async def run():
+        c = Connection(b.host, b.port)
+        md = await c.request(
+            ApiKey.METADATA,
+            9,
+            {"topics": [{"name": "needs-three"}], "allow_auto_topic_creation": True},
+        )
+        await c.close()
+        return md["topics"][0]["error_code"]
+
+    assert asyncio.run(run()) == Error.INVALID_REPLICATION_FACTOR

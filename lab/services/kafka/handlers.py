@@ -8,7 +8,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .group import OffsetAndMetadata  # noqa: F401 - re-exported for admin helpers
+from .broker import OFFSETS_TOPIC, validate_topic_name
+from .partition import SequenceError
 from .protocol import records as rec
 from .protocol.api import APIS, ApiKey
 from .protocol.errors import Error
@@ -79,12 +80,16 @@ async def metadata(b: Broker, req, h, host):
         names = [t["name"] for t in wanted]
     allow_create = req.get("allow_auto_topic_creation", True) if v >= 4 else True
     created = []
+    refused: dict[str, Error] = {}
     for name in names:
         if name not in b.assignments and allow_create and b.config.auto_create_topics:
             rf = b.config.default_replication_factor
-            err, _ = await b.create_topic(name, b.config.num_partitions, rf, {})
+            err, msg = await b.create_topic(name, b.config.num_partitions, rf, {})
             if err == Error.NONE:
                 created.append(name)
+            elif err != Error.TOPIC_ALREADY_EXISTS:
+                log.warning("auto-creating topic %s failed: %s", name, msg)
+                refused[name] = err
     for name in created:
         # give the controller a moment so the first answer usually has leaders
         await b.wait_topic_ready(name, 2.0)
@@ -94,12 +99,12 @@ async def metadata(b: Broker, req, h, host):
             topics.append(topic_meta(b, name))
         else:
             err = Error.UNKNOWN_TOPIC_OR_PARTITION
-            from .broker import validate_topic_name
-
             if validate_topic_name(name):
                 err = Error.INVALID_TOPIC_EXCEPTION
             elif name in created:
                 err = Error.LEADER_NOT_AVAILABLE
+            elif name in refused:
+                err = refused[name]  # e.g. INVALID_REPLICATION_FACTOR: too few brokers alive
             topics.append({"error_code": err, "name": name, "is_internal": False, "partitions": []})
     return {
         "throttle_time_ms": 0,
@@ -242,8 +247,6 @@ def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
             f"min.isr requirement of {b.min_isr(topic)} for partition {topic}-{index}",
             None,
         )
-    from .partition import SequenceError
-
     try:
         dup = None
         for hd in headers:
@@ -427,8 +430,6 @@ async def find_coordinator(b: Broker, req, h, host):
 
     if req.get("key_type", 0) != 0:
         return error(Error.COORDINATOR_NOT_AVAILABLE, "transaction coordinators are not supported")
-    from .broker import OFFSETS_TOPIC
-
     fresh = OFFSETS_TOPIC not in b.assignments
     err = await b.ensure_offsets_topic()
     if err != Error.NONE:

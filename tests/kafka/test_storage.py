@@ -191,3 +191,32 @@ def test_leader_epoch_cache_finds_divergence(tmp_path):
     assert again.epochs == [(0, 0), (2, 5)]
     again.close()
     follower.close()
+
+
+def test_broker_applies_retention_and_clients_see_the_new_start(make_broker):
+    b = make_broker(
+        0, log_segment_bytes=4096, log_retention_bytes=8192, log_retention_check_interval_ms=300
+    )
+    p = KafkaProducer(bootstrap_servers=b.bootstrap, linger_ms=0)
+    for i in range(60):
+        p.send("ret", f"{i:04d}".encode() * 100).get(30)  # ~400 B records, one batch each
+    p.close()
+    c = KafkaConsumer(bootstrap_servers=b.bootstrap)
+    tp = TopicPartition("ret", 0)
+    deadline = time.monotonic() + 20
+    start = 0
+    while start == 0 and time.monotonic() < deadline:
+        start = c.beginning_offsets([tp])[tp]
+        time.sleep(0.3)
+    assert start > 0
+    assert c.end_offsets([tp])[tp] == 60
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    got = []
+    deadline = time.monotonic() + 20
+    while len(got) < 60 - start and time.monotonic() < deadline:
+        for recs in c.poll(timeout_ms=300).values():
+            got.extend(r.offset for r in recs)
+    c.close()
+    assert got == list(range(start, 60))
+    assert "retention moved log start" in b.log_text()

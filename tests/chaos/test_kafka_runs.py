@@ -34,7 +34,7 @@ def verdict(d):
 
 
 def test_kafka_queue_under_leader_kills_loses_nothing(lab, tmp_path):
-    d = runner.run(lab, "kafka-queue", "kill-leader", time_s=30, rate=30, seed=3, interval=6,
+    d = runner.run(lab, "kafka-queue", "kill-leader", time_s=24, rate=30, seed=3, interval=5,
                    recover_s=25, runs_dir=tmp_path)  # fmt: skip
     v = verdict(d)
     [c] = v["checkers"]

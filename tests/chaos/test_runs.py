@@ -22,6 +22,7 @@ racks:
   r2: {nodes: [n4, n5, n6]}
 services:
   zookeeper: {nodes: [n1, n2, n4], tickTime: 500}
+  hdfs: {namenode: n3, datanodes: [n2, n5, n6], dfs.replication: 2}
 """
 
 
@@ -31,7 +32,7 @@ def lab(module_lab):
 
 
 def chaos(lab, tmp_path, workload, nemesis, **kw):
-    args = {"time_s": 26, "rate": 15, "seed": 11, "interval": 5, "recover_s": 20}
+    args = {"time_s": 20, "rate": 15, "seed": 11, "interval": 4, "recover_s": 20}
     args.update(kw)
     return runner.run(lab, workload, nemesis, runs_dir=tmp_path, **args)
 
@@ -55,7 +56,7 @@ def test_zk_register_under_majority_partitions(lab, tmp_path):
     starts = [op for op in h.nemesis_ops() if op.f == "start"]
     stops = [op for op in h.nemesis_ops() if op.f == "stop"]
     planned = json.loads((d / "run.json").read_text())["schedule"]
-    assert [(e["start"], e["end"]) for e in planned] == [(5, 10), (15, 20)]
+    assert [(e["start"], e["end"]) for e in planned] == [(4, 8), (12, 16)]
     assert len(starts) == 2 and len(stops) == 2
     assert {p.f for p in pairs(h)} >= {"read", "write", "cas"}
     html = (d / "report.html").read_text()
@@ -68,7 +69,7 @@ def test_zk_register_under_majority_partitions(lab, tmp_path):
 
 
 def test_zk_lock_under_kills(lab, tmp_path):
-    d = chaos(lab, tmp_path, "zk-lock", "kill", rate=8)
+    d = chaos(lab, tmp_path, "zk-lock", "kill", rate=8, time_s=15)
     verdict = json.loads((d / "verdict.json").read_text())
     [c] = verdict["checkers"]
     assert c["checker"] == "lock-mutual-exclusion"
@@ -77,12 +78,22 @@ def test_zk_lock_under_kills(lab, tmp_path):
     assert_healed(lab)
 
 
+def test_hdfs_files_under_kills(lab, tmp_path):
+    d = chaos(lab, tmp_path, "hdfs-files", "kill", rate=10, time_s=16, interval=4, seed=4)
+    verdict = json.loads((d / "verdict.json").read_text())
+    [c] = verdict["checkers"]
+    assert c["checker"] == "hdfs-files"
+    assert c["stats"]["written"] > 10 and c["stats"]["final_reads"] == c["stats"]["written"]
+    assert verdict["valid"] is True, c["anomalies"][:5]
+    assert_healed(lab)
+
+
 @pytest.mark.parametrize(
     "workload,nemesis,kw,message",
     [
         ("zk-queue", "kill", {}, r"unknown workload 'zk-queue' \(known: .*zk-register"),
         ("zk-register", "melt", {}, r"unknown nemesis 'melt'"),
-        ("zk-register", "kill", {"time_s": 12}, r"cannot fit one fault"),
+        ("zk-register", "kill", {"time_s": 10}, r"cannot fit one fault"),
         ("kafka-queue", "kill", {}, r"needs kafka, and lab chaosrun runs none"),
         ("zk-register", "partition-majorities-ring", {}, r"needs at least 4 nodes and zookeeper"),
     ],

@@ -84,7 +84,12 @@ def check(history: History) -> Verdict:
         "reads_ok": reads,
         "final_reads": len(finals),
     }
-    return judged("hdfs-files", anomalies, stats)
+    summary = (
+        f"{len(anomalies)} anomalies"
+        if anomalies
+        else f"all {len(written)} acknowledged files intact and fully replicated"
+    )
+    return judged("hdfs-files", anomalies, stats, summary)
 
 
 __all__ = ["check", "Verdict"]

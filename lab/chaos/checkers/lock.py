@@ -60,7 +60,12 @@ def check(history: History) -> Verdict:
                 }
             )
     stats = {"holds": len(hs), "acquire_attempts": sum(p.f == "acquire" for p in pairs(history))}
-    return judged("lock-mutual-exclusion", anomalies, stats)
+    summary = (
+        f"{len(anomalies)} overlapping holds"
+        if anomalies
+        else f"{len(hs)} holds, never two at once"
+    )
+    return judged("lock-mutual-exclusion", anomalies, stats, summary)
 
 
 __all__ = ["check", "holds", "Verdict"]

@@ -5,6 +5,11 @@ bad inputs a user can give, each refused in one sentence before anything is touc
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -86,6 +91,40 @@ def test_hdfs_files_under_kills(lab, tmp_path):
     assert c["stats"]["written"] > 10 and c["stats"]["final_reads"] == c["stats"]["written"]
     assert verdict["valid"] is True, c["anomalies"][:5]
     assert_healed(lab)
+
+
+def test_an_interrupted_run_heals_its_faults(lab, tmp_path):
+    code = (
+        "import sys; from lab.chaos import runner\n"
+        "try:\n"
+        f"    runner.run({lab.name!r}, 'zk-register', 'partition-one', time_s=60, rate=5,\n"
+        f"               seed=2, interval=2, runs_dir={str(tmp_path)!r})\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 40
+        started = False
+        while time.monotonic() < deadline and not started:
+            time.sleep(0.2)
+            hist = list(tmp_path.glob("*/history.jsonl"))
+            started = bool(hist) and '"f": "start"' in hist[0].read_text()
+        assert started, "the partition never started"
+        from lab.chaos.labctx import LabContext
+
+        ctx = LabContext.attach(lab.name)
+        assert any(netfaults.blocked(ctx.netns(n)) for n in ctx.nodes)  # a fault is on
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert_healed(lab)
+    [run] = runner.list_runs(tmp_path)
+    assert run["valid"] == "unknown"
+    verdict = json.loads((Path(run["dir"]) / "verdict.json").read_text())
+    assert "interrupted" in verdict["reason"]
 
 
 @pytest.mark.parametrize(

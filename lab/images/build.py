@@ -306,3 +306,47 @@ def _prune_superseded(client, repo: str, keep: str, log) -> None:
 def ensure_node_image(console: Console | None = None, progress: bool = True) -> str:
     """The node image tag, building whatever is missing (cheap when all is cached)."""
     return build_images(console=console, progress=progress).node_tag
+
+
+def list_images() -> list[dict]:
+    """racklab's images in the Docker engine (for `lab images ls`)."""
+    client = docker_client()
+    out = []
+    for image in client.images.list(filters={"label": LABEL}):
+        out.append(
+            {
+                "tags": sorted(image.tags),
+                "kind": image.labels.get(LABEL),
+                "id": image.short_id.split(":")[-1],
+                "size_bytes": image.attrs.get("Size"),
+                "created": image.attrs.get("Created"),
+            }
+        )
+    return sorted(out, key=lambda i: (i["kind"] or "", i["tags"]))
+
+
+def remove_images(cache: bool = False) -> list[str]:
+    """Remove racklab's images (and with cache=True the rootfs tarballs and wheels):
+    `lab images rm`. Images still used by a container stay, with Docker's reason."""
+    import docker.errors
+
+    client = docker_client()
+    removed = []
+    # node images before the base image they are built on
+    images = sorted(
+        client.images.list(filters={"label": LABEL}), key=lambda i: i.labels.get(LABEL) == "base"
+    )
+    for image in images:
+        for tag in image.tags or [image.id]:
+            try:
+                client.images.remove(tag)
+                removed.append(f"image {tag}")
+            except docker.errors.APIError as exc:
+                removed.append(f"kept {tag}: {exc.explanation or exc}")
+    if cache:
+        for sub in ("rootfs", "wheels"):
+            path = cache_dir() / sub
+            if path.exists():
+                shutil.rmtree(path)
+                removed.append(f"cache {path}")
+    return removed

@@ -208,6 +208,7 @@ def _build_locked(force: bool, console, progress: bool) -> VMBuildResult:
 
         steps.run("build VM disk", do_disk)
         _point_latest(out)
+        _prune_bases(keep=out)
         layer = racklab_disk_path()
 
         def do_layer(log):
@@ -272,6 +273,18 @@ def _prune_layers(keep: Path) -> None:
                 old.unlink()
         except OSError:
             pass
+
+
+def _prune_bases(keep: Path, spare: int = 1) -> None:
+    """Superseded base disks (over a gigabyte each): the newest ``spare`` besides the
+    current one stay, as do any built in the last hour, since the overlays of VMs
+    still running (maybe another lab's) name their base as backing file."""
+    others = [p for p in images_root().iterdir()
+              if p.is_dir() and p != keep and (p / MANIFEST).is_file()]  # fmt: skip
+    others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in others[spare:]:
+        if time.time() - old.stat().st_mtime > 3600:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _point_latest(out: Path) -> None:

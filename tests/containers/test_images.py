@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.images import BuildError, build_images
+from lab.images import BuildError, build_images, list_images
 from lab.images import build as build_mod
 from lab.images.cache import source_digest
 from lab.images.sources import MirrorNotFound, host_mirror
@@ -84,6 +84,8 @@ def test_second_build_is_cached(docker_engine, node_image):
     )
     assert out.decode().strip() == "lab"
     assert docker_engine.images.get(again.node_tag).labels.get("racklab.image") == "node"
+    listed = {tag: i["kind"] for i in list_images() for tag in i["tags"]}
+    assert listed.get(again.node_tag) == "node" and listed.get(again.base_tag) == "base"
 
 
 def test_wheels_fit_the_images_glibc_and_leave_host_only_packages_out():

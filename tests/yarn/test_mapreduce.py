@@ -224,18 +224,25 @@ def test_map_over_its_memory_is_killed_and_the_job_fails_after_its_attempts(stac
     # One 12 MB block of short lines: the sort map holds them all, far past a 64 MB container.
     data = "".join(f"{i % 9973}\n" for i in range(2_500_000)).encode()
     WebHdfs(dfs.url).write("/data/big/lines.txt", data, blocksize=32 << 20)
-    conf = dict(FAST, **{"mapreduce.map.memory.mb": 64, "mapreduce.map.maxattempts": 2})
+    conf = dict(
+        FAST,
+        **{
+            "mapreduce.map.memory.mb": 64,
+            "mapreduce.map.maxattempts": 3,
+            # one failure is enough to keep the job off a node (Hadoop's default: 3)
+            "mapreduce.job.maxtaskfailures.per.tracker": 1,
+            "yarn.app.mapreduce.am.job.node-blacklisting.ignore-threshold-node-percent": 100,
+        },
+    )
     app, rm_app, report = run(y, dfs, "sort", ["/data/big"], "/out/oom", conf=conf)
     assert (rm_app["state"], rm_app["finalStatus"]) == ("FINISHED", "FAILED")
     diag = rm_app["diagnostics"]
     assert "Task failed task_" in diag and "failedMaps:1" in diag
     assert "beyond the 'PHYSICAL' memory limit" in diag and "-104" in diag
     attempts = report["tasks"][0]["attempts"]
-    assert [a["state"] for a in attempts] == [
-        "FAILED",
-        "FAILED",
-    ]  # retried as configured, then given up
-    assert report["counters"]["NUM_FAILED_MAPS"] == 2
+    assert [a["state"] for a in attempts] == ["FAILED"] * 3  # retried as configured, then given up
+    assert len({a["host"] for a in attempts}) == 3  # each retry ran elsewhere
+    assert report["counters"]["NUM_FAILED_MAPS"] == 3
 
 
 def test_bad_job_configuration_is_refused(stack):

@@ -165,3 +165,13 @@ def test_ending_an_attempt_gives_back_everything_it_held():
     s.update_asks(nxt, [Ask(1, 1, Resource(128, 1), 7)])
     s.node_update("10.0.0.1:1000")
     assert s.used.memory == 1024
+
+
+def test_blacklisted_host_gets_no_containers_of_that_app():
+    s = FifoScheduler(minimum=MIN)
+    s.add_node(node(1))
+    s.add_node(node(2))
+    att = start_app(s, 1)
+    s.apps[att].blacklist.add("10.0.0.1")  # resource names are host names, as in Hadoop
+    assert s.node_update("10.0.0.1:1000") == []
+    assert [c.node_id for c in s.node_update("10.0.0.2:1000")] == ["10.0.0.2:1000"]

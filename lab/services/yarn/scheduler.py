@@ -411,7 +411,11 @@ class Scheduler:
                     continue
                 # FIFO ordering policy: higher application priority first, then submission order
                 for app in sorted(q.apps, key=lambda a: (-a.priority, a.order)):
-                    if not app.active or node.node_id in app.blacklist:
+                    if (
+                        not app.active
+                        or node.node_id in app.blacklist
+                        or node.host in app.blacklist
+                    ):
                         continue
                     got = self._try_app(app, node, q, passed)
                     if got:

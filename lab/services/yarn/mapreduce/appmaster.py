@@ -133,6 +133,8 @@ class AppMaster:
         self.state = "INITED"
         self.diagnostics = ""
         self.fatal = ""
+        self.node_failures: dict[str, int] = {}
+        self.blacklisted: set[str] = set()
 
     # -- umbilical ------------------------------------------------------------
     def serve_umbilical(self) -> str:
@@ -280,6 +282,7 @@ class AppMaster:
         task.state = "SCHEDULED"
         self.by_request[att.request_id] = att
         self.attempts[att.id] = att
+        failed_on = {a.host for a in task.attempts if a.state == "FAILED"}
         if task.type == "MAP":
             rerun = n > 0
             self.asks.append(
@@ -288,7 +291,9 @@ class AppMaster:
                     "priority": PRIORITY_FAST_FAIL_MAP if rerun else PRIORITY_MAP,
                     "capability": self.map_res,
                     "numContainers": 1,
-                    "nodes": task.split.get("hosts", []),
+                    # a retry prefers the other replicas' hosts to the ones it failed on
+                    "nodes": [h for h in task.split.get("hosts", []) if h not in failed_on]
+                    or task.split.get("hosts", []),
                     "racks": task.split.get("racks", []),
                     "relaxLocality": True,
                 }
@@ -315,7 +320,11 @@ class AppMaster:
             asks, self.asks = self.asks, []
             releases, self.releases = self.releases, []
             progress = self.progress()
-        resp = self.rpc("allocate", {"ask": asks, "release": releases, "progress": progress})
+            blacklist = self._blacklist_update()
+        body = {"ask": asks, "release": releases, "progress": progress}
+        if blacklist:
+            body["blacklistRequest"] = blacklist
+        resp = self.rpc("allocate", body)
         with self.lock:
             self.racks.update(resp.get("nodes") or {})
             for node in resp.get("updatedNodes") or []:
@@ -339,6 +348,28 @@ class AppMaster:
                 att.state = "RUNNING"
                 self.by_container[c["id"]] = att
                 self.pool.submit(self.launch, att)
+
+    def _blacklist_update(self) -> dict | None:
+        """Nodes where this job's tasks failed mapreduce.job.maxtaskfailures.per.tracker
+        times get no more of its containers, unless that would shut out more than
+        the ignore-threshold share of the cluster (then the blacklist is lifted)."""
+        limit = int(self.conf.get("mapreduce.job.maxtaskfailures.per.tracker", 3))
+        threshold = float(
+            self.conf.get(
+                "yarn.app.mapreduce.am.job.node-blacklisting.ignore-threshold-node-percent", 33
+            )
+        )
+        bad = {h for h, n in self.node_failures.items() if n >= limit}
+        cluster = max(1, len(self.racks))
+        if bad and 100.0 * len(bad) / cluster > threshold:
+            bad = set()
+        add, remove = sorted(bad - self.blacklisted), sorted(self.blacklisted - bad)
+        if not add and not remove:
+            return None
+        if add:
+            self.events.append(f"blacklisting {', '.join(add)} after {limit} task failures there")
+        self.blacklisted = bad
+        return {"blacklistAdditions": add, "blacklistRemovals": remove}
 
     def _locality(self, att: Attempt) -> str:
         split = att.task.split or {}
@@ -460,6 +491,8 @@ class AppMaster:
             return
         if how == "FAILED":
             task.failures += 1
+            if att.host:
+                self.node_failures[att.host] = self.node_failures.get(att.host, 0) + 1
             limit = self.max_map_attempts if task.type == "MAP" else self.max_reduce_attempts
             if task.failures >= limit:
                 self.fatal = (

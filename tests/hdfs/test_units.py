@@ -233,3 +233,21 @@ def test_piece_crcs_match_piece_bounds_at_any_offset():
                 for a, b in checksum.piece_bounds(offset, length, BPC)
             ]
             assert checksum.piece_crcs(part, offset, BPC) == struct.pack(f">{len(want)}I", *want)
+
+
+def test_bad_setting_stops_the_daemon_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "hdfs-site.xml").write_text(
+        render_site_xml({"dfs.blocksize": "lots", "dfs.namenode.name.dir": str(tmp_path / "n")})
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "lab.services.hdfs", "namenode", "--config", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip().endswith("dfs.blocksize: cannot read 'lots' as a size")
+    assert "Traceback" not in res.stderr

@@ -12,19 +12,21 @@ import sys
 from .config import Configuration
 
 
-async def _run(role: str, conf: Configuration) -> None:
+def _make(role: str, conf: Configuration):
     if role == "namenode":
         from .namenode import NameNode
 
-        daemon = NameNode(conf)
-    elif role == "datanode":
+        return NameNode(conf)
+    if role == "datanode":
         from .datanode import DataNode
 
-        daemon = DataNode(conf)
-    else:
-        from .secondary import SecondaryNameNode
+        return DataNode(conf)
+    from .secondary import SecondaryNameNode
 
-        daemon = SecondaryNameNode(conf)
+    return SecondaryNameNode(conf)
+
+
+async def _run(role: str, daemon) -> None:
     await daemon.start()
     ready = {"role": role}
     if role == "namenode":
@@ -58,10 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         conf = Configuration.load(args.config)
-    except (OSError, ValueError) as exc:
+        # Settings are read when the daemon is built: a bad value is a user mistake
+        # reported in one line, before anything listens.
+        daemon = _make(args.role, conf)
+    except (OSError, ValueError, KeyError) as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_run(args.role, conf))
+    asyncio.run(_run(args.role, daemon))
     return 0
 
 

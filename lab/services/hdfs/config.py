@@ -85,17 +85,26 @@ class Configuration:
         return value.strip()
 
     def get_int(self, key: str) -> int:
-        return int(self.get(key))
+        try:
+            return int(self.get(key))
+        except ValueError:
+            raise ValueError(f"{key}: cannot read {self.get(key)!r} as an integer") from None
 
     def get_float(self, key: str) -> float:
-        return float(self.get(key).rstrip("fF"))
+        try:
+            return float(self.get(key).rstrip("fF"))
+        except ValueError:
+            raise ValueError(f"{key}: cannot read {self.get(key)!r} as a number") from None
 
     def get_bool(self, key: str) -> bool:
         return self.get(key).lower() == "true"
 
     def get_size(self, key: str) -> int:
         """Sizes as Hadoop writes them: 134217728, 128m, 1k."""
-        return parse_size(self.get(key))
+        try:
+            return parse_size(self.get(key))
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
 
     def get_seconds(self, key: str, unit: str = "s") -> float:
         """Durations as Hadoop's getTimeDuration reads them: a bare number is in the

@@ -6,6 +6,7 @@ CLI — and `lab down` leaving nothing behind."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -33,10 +34,14 @@ def lab_cli(*args):
     )
 
 
-def leftovers(client, name: str, labid: str) -> list[str]:
+def leftovers(client, name: str, labid: str, cgroup_dirs: list[str] = ()) -> list[str]:
+    from lab import cgroups
     from lab.orchestrator.state import lab_dir
 
-    found = [
+    found = [f"cgroup {d}" for d in cgroup_dirs if os.path.isdir(d)]
+    found += [f"cgroup {d}" for d in cgroups.lab_cgroup(name).dirs() if d.exists()]
+
+    found += [
         f"container {c.name}"
         for c in client.containers.list(all=True, filters={"label": f"racklab.lab={name}"})
     ]
@@ -65,13 +70,25 @@ def quick(request, docker_engine, node_image):
     kind = request.param
     name = f"t7q{kind[:3]}{uuid.uuid4().hex[:6]}"
     saved, container._ensured_image = container._ensured_image, node_image
-    state = orch.up(loads(LAB.format(name=name, kind=kind, delay=DELAY_MS), f"{name}.yaml"))
+    cgroup_dirs: list[str] = []
+    state = None
     try:
-        yield kind, state, orch.attach_nodes(state)
+        state = orch.up(loads(LAB.format(name=name, kind=kind, delay=DELAY_MS), f"{name}.yaml"))
+        nodes = orch.attach_nodes(state)
+        # every container's own cgroup, as the kernel names it, must go with the lab
+        cgroup_dirs = [
+            f"/sys/fs/cgroup/memory/{n.cgroup()}"
+            if os.path.isdir("/sys/fs/cgroup/memory")
+            else f"/sys/fs/cgroup/{n.cgroup()}"
+            for n in nodes.values()
+        ]
+        assert all(os.path.isdir(d) for d in cgroup_dirs)
+        yield kind, state, nodes
     finally:
         container._ensured_image = saved
         orch.clean(name)
-        assert leftovers(docker_engine, name, state["labid"]) == []
+        if state is not None:
+            assert leftovers(docker_engine, name, state["labid"], cgroup_dirs) == []
 
 
 def test_every_node_pings_every_other_by_name_with_the_rack_delay(quick):

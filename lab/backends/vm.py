@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -108,8 +109,12 @@ def _kvm_pvm_loaded() -> bool:
         return False
 
 
-def probe_accelerator(conn) -> tuple[str, str]:
-    """("kvm" | "tcg", why). RACKLAB_VM_ACCEL=kvm|tcg overrides the probe."""
+def probe_accelerator(conn, kernel: Path | None = None) -> tuple[str, str]:
+    """("kvm" | "tcg", why). RACKLAB_VM_ACCEL=kvm|tcg overrides the probe.
+
+    Cheap checks first (the device, the PVM module, libvirt's capabilities); then, if
+    KVM looks usable and a kernel is given, a short boot of that kernel under KVM
+    (probe_kvm_boot), whose verdict is cached per host kernel and QEMU version."""
     forced = os.environ.get("RACKLAB_VM_ACCEL", "").lower()
     if forced in ("kvm", "tcg"):
         return forced, "set by RACKLAB_VM_ACCEL"
@@ -120,14 +125,82 @@ def probe_accelerator(conn) -> tuple[str, str]:
     caps = conn.getCapabilities()
     if "<domain type='kvm'" not in caps:
         return "tcg", "libvirt offers no kvm domains on this host"
-    return "kvm", "/dev/kvm usable"
+    if kernel is None:
+        return "kvm", "/dev/kvm usable (not probed)"
+    from lab.images.cache import cache_dir
+
+    key = f"{os.uname().release} qemu {conn.getVersion()} {kernel.resolve()}"
+    record = cache_dir() / "vm" / "kvm-probe.json"
+    try:
+        saved = json.loads(record.read_text())
+        if saved.get("key") == key:
+            return saved["accel"], saved["why"] + " (cached probe)"
+    except (OSError, ValueError, KeyError):
+        pass
+    ok, detail = probe_kvm_boot(conn, kernel)
+    verdict = ("kvm", f"a probe boot under KVM printed the kernel banner ({detail})") if ok else (
+        "tcg", f"a probe boot under KVM hung ({detail})")  # fmt: skip
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"key": key, "accel": verdict[0], "why": verdict[1]}))
+    return verdict
 
 
-def accelerator(conn) -> tuple[str, str]:
+PROBE_BANNER = b"Linux version"
+
+
+def probe_kvm_boot(conn, kernel: Path, timeout: float = 10.0) -> tuple[bool, str]:
+    """Boot ``kernel`` under KVM with no disk and watch its serial console: a working
+    KVM prints the kernel's banner within a second or two; a KVM that cannot run this
+    kernel (nested PVM with a stock kernel) prints at most the decompressor's lines.
+    Returns (banner seen, what happened). The probe domain is always destroyed."""
+    import libvirt
+
+    work = Path(tempfile.mkdtemp(prefix="racklab-kvmprobe-"))
+    console = work / "console.log"
+    name = f"racklab-kvmprobe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    xml = f"""<domain type='kvm'>
+  <name>{name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{escape(str(kernel))}</kernel>
+    <cmdline>console=ttyS0 earlyprintk=serial,ttyS0 panic=-1</cmdline></os>
+  <features><acpi/><apic/></features>
+  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <serial type='file'><source path={quoteattr(str(console))}/><target port='0'/></serial>
+    <memballoon model='none'/>
+  </devices>
+  <seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>
+</domain>"""
+    dom = None
+    started = time.monotonic()
+    try:
+        try:
+            dom = conn.createXML(xml, 0)
+        except libvirt.libvirtError as exc:
+            return False, f"qemu refused to start: {exc.get_error_message()}"
+        while time.monotonic() - started < timeout:
+            try:
+                if PROBE_BANNER in console.read_bytes():
+                    return True, f"after {time.monotonic() - started:.1f}s"
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False, f"no kernel banner within {timeout:.0f}s"
+    finally:
+        if dom is not None:
+            try:
+                dom.destroy()
+            except libvirt.libvirtError:
+                pass  # already gone: the kernel panicked and the domain ended
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def accelerator(conn, kernel: Path | None = None) -> tuple[str, str]:
     global _accel
     with _accel_lock:
         if _accel is None:
-            _accel = probe_accelerator(conn)
+            _accel = probe_accelerator(conn, kernel)
         return _accel
 
 
@@ -910,7 +983,7 @@ def _domain_xml(node: VMNode, image, vcpus: int, memory: int, accel: str, cmdlin
     if spec.cpus and spec.cpus < vcpus:  # a fraction of a CPU: CFS quota on the vCPUs
         cputune = (f"<cputune><period>100000</period>"
                    f"<quota>{int(spec.cpus / vcpus * 100000)}</quota></cputune>")  # fmt: skip
-    cpu = "<cpu mode='host-passthrough'/>" if accel == "kvm" else ""
+    cpu = ""  # QEMU's default model: host-passthrough fails outright under nested KVM
 
     def f(p) -> str:
         return quoteattr(str(p))
@@ -1012,7 +1085,7 @@ class VMBackend(Backend):
         vcpus, memory = self.check(spec)
         conn = self.conn  # a daemon that is down is refused here, before anything is made
         image = self._resolve_image(spec)
-        accel, why = accelerator(conn)
+        accel, why = accelerator(conn, image.kernel)
         node = VMNode(spec, conn)
         node.image, node.accel, node.accel_reason = str(image.dir), accel, why
         try:

@@ -106,6 +106,9 @@ def test_metadata_operations(client):
         "staff",
         2,
     )
+    client.set_times("/t/meta", access_time=1_600_000_000_000, modification_time=1_500_000_000_000)
+    st = client.status("/t/meta")
+    assert (st["accessTime"], st["modificationTime"]) == (1_600_000_000_000, 1_500_000_000_000)
     cs = client.checksum("/t/meta")
     assert cs["algorithm"] == "MD5-of-0MD5-of-512CRC32C" and cs["length"] == 28
     base = f"{client.url}/webhdfs/v1"
@@ -235,3 +238,14 @@ def test_block_locations_ops(client, cluster):
     ]
     assert lb["fileLength"] == len(data) and len(lb["locatedBlocks"]) == 3
     assert lb["locatedBlocks"][1]["locations"][0]["networkLocation"] in ("/rack1", "/rack2")
+
+
+def test_delete_to_trash(client):
+    client.write("/t/trashme", b"bye", overwrite=True)
+    assert client.delete("/t/trashme", skip_trash=False) is True
+    assert client.status("/t/trashme", strict=False) is None
+    current = "/user/root/.Trash/Current"
+    (stamp,) = client.list(current)
+    # The client makes Current/<micros> and renames into it: the file moves inside.
+    with client.read(f"{current}/{stamp}/trashme") as r:
+        assert r.read() == b"bye"

@@ -220,3 +220,12 @@ def test_recreating_after_a_crash_replaces_the_stale_node(
     assert new.container_id != old.container_id
     assert new.exec(["test", "-e", "/srv/node/f"]).returncode == 1
     assert len(labelled(docker_engine, lab_name)["containers"]) == 1
+
+
+def test_cleanup_without_an_engine_is_a_no_op(monkeypatch):
+    from lab.backends.container import ContainerBackend
+    from lab.backends.pod import PodBackend
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert ContainerBackend().cleanup("any", "x") == []
+    assert PodBackend().cleanup("any", "x") == []

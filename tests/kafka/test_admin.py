@@ -129,3 +129,53 @@ def test_cli_grammar(broker):
         kafka_command(["topics", "create", "cli"], bs)
     with pytest.raises(KafkaCliError):
         kafka_command(["topics", "frobnicate"], bs)
+
+
+STOCK_SERVER_PROPERTIES = r"""
+# Licensed to the Apache Software Foundation (ASF) under one or more ...
+############################# Server Basics #############################
+broker.id=0
+############################# Socket Server Settings #############################
+#listeners=PLAINTEXT://:9092
+#advertised.listeners=PLAINTEXT://your.host.name:9092
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs=/tmp/kafka-logs
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+#log.flush.interval.messages=10000
+log.retention.hours=168
+#log.retention.bytes=1073741824
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+zookeeper.connect=localhost:2181
+zookeeper.connection.timeout.ms=18000
+group.initial.rebalance.delay.ms=0
+"""
+
+
+def test_stock_kafka_server_properties_are_accepted():
+    cfg = BrokerConfig.from_properties(parse_properties(STOCK_SERVER_PROPERTIES))
+    assert cfg.broker_id == 0 and str(cfg.log_dirs[0]) == "/tmp/kafka-logs"
+    assert cfg.zookeeper_connect == "localhost:2181"
+    assert cfg.log.retention_ms == 168 * 3600 * 1000
+    assert cfg.log.segment_bytes == 1073741824
+    assert cfg.offsets_topic_replication_factor == 1
+    assert "num.network.threads" in cfg.extra  # kept, logged, not refused
+
+
+def test_bad_property_values_are_one_clear_error():
+    from lab.services.kafka.config import ConfigError
+
+    with pytest.raises(ConfigError, match="num.partitions"):
+        BrokerConfig.from_properties({"zookeeper.connect": "z:2181", "num.partitions": "many"})
+    with pytest.raises(ConfigError, match="zookeeper.connect is required"):
+        BrokerConfig.from_properties({"broker.id": "1"})
+    with pytest.raises(ConfigError, match="PLAINTEXT"):
+        BrokerConfig.from_properties({"zookeeper.connect": "z:2181", "listeners": "SSL://h:9093"})

@@ -44,7 +44,7 @@ def rc(tmp_path_factory):
         settings={
             "dfs.blocksize": "64k",
             "dfs.heartbeat.interval": "500ms",
-            "dfs.namenode.heartbeat.recheck-interval": "1000",
+            "dfs.namenode.heartbeat.recheck-interval": "2500",
             "dfs.datanode.scan.period.hours": "0.002",
         },
     )

@@ -495,7 +495,27 @@ class ContainerNode(Node):
             return f.read()
 
     def logs(self, tail: int | str = "all") -> str:
-        return self.container().logs(tail=tail).decode(errors="replace")
+        """The container's own output, then every service log under /srv/node/logs,
+        each line prefixed with the service's name (as a pod's logs are)."""
+        import docker.errors
+
+        parts = self.container().logs(tail=tail).decode(errors="replace").splitlines()
+        try:
+            stream, _ = self.container(self._exec_target()).get_archive(f"{NODE_DATA_DIR}/logs")
+        except docker.errors.NotFound:
+            stream = None
+        if stream is not None:
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                for member in sorted(
+                    (m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name
+                ):
+                    f = tar.extractfile(member)
+                    lines = f.read().decode(errors="replace").splitlines() if f else []
+                    if isinstance(tail, int):
+                        lines = lines[-tail:]
+                    name = PurePosixPath(member.name).name.removesuffix(".log")
+                    parts += [f"{name} | {line}" for line in lines]
+        return "\n".join(parts) + ("\n" if parts else "")
 
     # where other layers plug in
     def netns(self) -> str:

@@ -156,6 +156,7 @@ def test_services_run_detached_with_a_log(node):
     while b"up server" not in _log(node) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _log(node) == b"up server\n"
+    assert "echo | up server" in node.logs()
     node.stop_service("echo", info, timeout=2)
     assert not node.service_running("echo", info)
     assert "sleep 300" not in node.exec(["ps", "-eo", "args"]).check().stdout

@@ -692,6 +692,9 @@ class QuorumServer(ZooKeeperServer):
                 self.txnlog.write([txn])
                 self.last_logged = txn.zxid
                 await asyncio.to_thread(self.txnlog.sync)
+                # Proposals can keep coming between NEWLEADER and UPTODATE; they need
+                # our ack like any other (the quorum may depend on us).
+                writer.write(frame(ACK, pack(("long", txn.zxid))))
             elif t == COMMIT:
                 self._follower_commit(r.long())
             elif t == NEWLEADER:

@@ -151,7 +151,7 @@ class BlockManager:
         self.datanodes[d.uuid] = d
         return d
 
-    def heartbeat(self, d: DatanodeDescriptor, stats: dict) -> list[dict]:
+    def heartbeat(self, d: DatanodeDescriptor, stats: dict, safemode: bool = False) -> list[dict]:
         d.last_heartbeat, d.last_heartbeat_wall = time.monotonic(), time.time()
         d.capacity = int(stats.get("capacity", 0))
         d.dfs_used = int(stats.get("dfsUsed", 0))
@@ -161,7 +161,9 @@ class BlockManager:
         if d.replicate_queue:
             commands.append({"action": "DNA_TRANSFER", "blocks": d.replicate_queue})
             d.replicate_queue = []
-        if d.invalidate_queue:
+        # In safe mode nothing is deleted: the namespace may not have caught up with what
+        # the DataNodes hold yet (Hadoop postpones these invalidations the same way).
+        if d.invalidate_queue and not safemode:
             batch = sorted(d.invalidate_queue)[: self.invalidate_limit]
             d.invalidate_queue.difference_update(batch)
             commands.append({"action": "DNA_INVALIDATE", "blocks": batch})

@@ -969,7 +969,7 @@ class NameNode:
         d = self.bm.datanodes.get(uuid)
         if d is None or not d.alive:
             return {"commands": [{"action": "DNA_REGISTER"}]}
-        return {"commands": self.bm.heartbeat(d, stats)}
+        return {"commands": self.bm.heartbeat(d, stats, safemode=self.safemode_on)}
 
     def rpc_blockReport(self, peer, uuid, blocks):
         d = self.bm.datanodes.get(uuid)

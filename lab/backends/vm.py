@@ -914,10 +914,26 @@ class VMNode(Node):
         return (paths.get("memory") or paths.get("", "")).lstrip("/")
 
     def stats(self) -> Stats:
-        """The host-side cost: qemu's cgroup (CPU, resident memory, disk I/O, threads),
-        with the VM's configured memory as the limit."""
+        """The host-side cost of the VM: memory and disk I/O from qemu's cgroup (libvirt
+        makes one per domain), CPU time from libvirt (qemu's own accounting: on hosts
+        where libvirt leaves cpuacct at the root, that cgroup would count the whole
+        host), the VM's configured memory as the limit. ``pids`` stays unset: the
+        VM's processes live in the guest, not on the host."""
         pid = self.qemu_pid()
-        s = read_cgroup_stats(cgroup_of(pid)) if pid else Stats(pids=0)
+        if not pid:
+            return Stats(memory_max=self._memory())
+        paths = cgroup_of(pid)
+        s = read_cgroup_stats(paths)
+        own = {c: p not in ("", "/") for c, p in paths.items()}  # "/" = not the VM's
+        if not own.get("memory", own.get("", False)):
+            s.memory_bytes = s.oom_kills = None
+        if not own.get("blkio", own.get("", False)):
+            s.io_read_bytes = s.io_write_bytes = None
+        s.pids = None
+        try:
+            s.cpu_usec = self.domain().getCPUStats(True)[0]["cpu_time"] // 1000
+        except Exception:  # libvirt without cgroup CPU accounting for this domain
+            s.cpu_usec = None
         s.memory_max = self._memory()
         return s
 

@@ -68,6 +68,7 @@ def test_status_names_the_accelerator(vm_lab):
         assert v1["accel"] == "tcg"
     assert v1["vcpus"] == 1 and v1["memory_max"] == 512 << 20
     assert v1["pid"] and v1["memory_bytes"] > 0  # qemu's own cgroup on the host
+    assert v1["cpu_usec"] > 0 and v1["pids"] is None  # the VM's processes are in the guest
 
 
 def test_vm_and_namespace_nodes_reach_each_other_by_name(nodes):

@@ -28,6 +28,10 @@ racks:
 services:
   zookeeper: {nodes: [n1, n2, n4], tickTime: 500}
   hdfs: {namenode: n3, datanodes: [n2, n5, n6], dfs.replication: 2}
+  yarn: {resourcemanager: n1, nodemanagers: [n5, n6]}
+nodes:
+  n5: {memory: 1Gi}
+  n6: {memory: 1Gi}
 """
 
 
@@ -125,6 +129,23 @@ def test_an_interrupted_run_heals_its_faults(lab, tmp_path):
     assert run["valid"] == "unknown"
     verdict = json.loads((Path(run["dir"]) / "verdict.json").read_text())
     assert "interrupted" in verdict["reason"]
+
+
+def test_yarn_jobs_under_a_nodemanager_kill(lab, tmp_path):
+    # seed 1 makes the one kill of this schedule land on a NodeManager (n6); a kill of
+    # the ResourceManager loses the applications it had accepted, since the lab's RM
+    # keeps no state store, and the checker says so (unknown-outcome)
+    d = chaos(lab, tmp_path, "yarn-jobs", "kill", rate=0.4, time_s=20, interval=5, seed=1,
+              recover_s=60)  # fmt: skip
+    h = load(d / "history.jsonl")
+    [killed] = [op.extra["targets"] for op in h.nemesis_ops() if op.f == "start"]
+    assert killed == ["n6"]
+    verdict = json.loads((d / "verdict.json").read_text())
+    [c] = verdict["checkers"]
+    assert c["checker"] == "yarn-jobs" and c["stats"]["accepted"] >= 2
+    assert verdict["valid"] is True, [a["message"] for a in c["anomalies"]]
+    assert c["stats"]["succeeded"] + c["stats"]["failed"] == c["stats"]["accepted"]
+    assert_healed(lab)
 
 
 @pytest.mark.parametrize(

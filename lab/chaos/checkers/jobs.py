@@ -25,13 +25,14 @@ def check(history: History) -> Verdict:
     for app, sub in accepted.items():
         f = finals.get(app)
         if f is None or f.type != OK:
+            why = f.complete.error if f is not None and f.complete is not None else None
             anomalies.append(
                 {
                     "type": "unknown-outcome",
                     "app": app,
                     "message": f"{app} ({sub.invoke.value.get('job')}) was accepted but its end "
-                    "state could not be read",
-                }  # fmt: skip
+                    f"state could not be read{': ' + why if why else ''}",
+                }
             )
             continue
         v = f.complete.value

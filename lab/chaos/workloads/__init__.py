@@ -11,6 +11,7 @@ WORKLOADS = {
     "zk-lock": "lab.chaos.workloads.zk:ZkLock",
     "kafka-queue": "lab.chaos.workloads.kafka:KafkaQueue",
     "hdfs-files": "lab.chaos.workloads.hdfs:HdfsFiles",
+    "yarn-jobs": "lab.chaos.workloads.yarn:YarnJobs",
 }
 
 

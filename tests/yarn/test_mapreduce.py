@@ -63,6 +63,9 @@ def test_wordcount_matches_a_local_count_and_reports_locality(stack):
     assert c["DATA_LOCAL_MAPS"] >= report["mapsTotal"] // 2
     assert c["MAP_INPUT_RECORDS"] == sum(t.count("\n") for t in texts.values())
     assert c["REDUCE_OUTPUT_RECORDS"] == len(expected)
+    # once the app is over, the NodeManagers drop its intermediate data (map outputs)
+    caches = [y.base / f"nm-{h}" / "local" / "usercache" / "root" / "appcache" / app for h in y.nms]
+    wait_until(lambda: not any(p.exists() for p in caches), timeout=30, what="appcache removed")
 
 
 def test_grep_counts_matches(stack):

@@ -87,3 +87,18 @@ def test_container_logs_are_kept_and_listed(yarn):
         f"http://{app['amHostHttpAddress']}/ws/v1/node/containerlogs/{cid}/nosuchfile", timeout=5
     )
     assert r.status_code == 404 and r.json()["RemoteException"]["exception"] == "NotFoundException"
+
+
+def test_logs_of_finished_apps_go_after_the_retention_time(yarn_factory):
+    y = yarn_factory()
+    y.start_rm()
+    nm = y.start_nm("127.0.0.11", extra={"yarn.nodemanager.log.retain-seconds": "1"})
+    y.wait_nodes(1)
+    aid = y.submit("echo bye", max_attempts=1)
+    app = y.wait_app(aid)
+    base = f"http://{app['amHostHttpAddress']}/ws/v1/node/apps/{aid}"
+    log_dir = nm.conf_dir / "logs" / aid
+    wait_until(
+        lambda: requests.get(base, timeout=5).status_code == 404, timeout=20, what="app forgotten"
+    )
+    assert not log_dir.exists()

@@ -39,6 +39,7 @@ YARN_DEFAULTS: dict[str, str] = {
     "yarn.nodemanager.local-dirs": "/tmp/hadoop-yarn/nm-local-dir",
     "yarn.nodemanager.log-dirs": "/tmp/hadoop-yarn/userlogs",
     "yarn.nodemanager.pmem-check-enabled": "true",
+    "yarn.nodemanager.log.retain-seconds": "10800",
     "yarn.nodemanager.container-monitor.interval-ms": "3000",
     "yarn.nodemanager.linux-container-executor.cgroups.hierarchy": "/hadoop-yarn",
     "yarn.nodemanager.linux-container-executor.cgroups.mount-path": "/sys/fs/cgroup",

@@ -92,6 +92,7 @@ class NodeManager:
         self.monitor_interval = (
             conf.get_int("yarn.nodemanager.container-monitor.interval-ms") / 1000
         )
+        self.log_retain = conf.get_int("yarn.nodemanager.log.retain-seconds")
         host = conf.get("yarn.nodemanager.hostname") or "0.0.0.0"
         self.host = socket.gethostname() if host in ("0.0.0.0", "") else host
         self.containers: dict[str, NMContainer] = {}
@@ -248,6 +249,7 @@ class NodeManager:
         info = self.apps.get(aid)
         if info and info["state"] != "FINISHED":
             info["state"] = "FINISHED"
+            info["finished"] = time.monotonic()
             # Intermediate data goes with the app; logs stay (yarn.nodemanager.log.retain-seconds).
             appcache = self.local_dir / "usercache" / info["user"] / "appcache" / aid
             asyncio.get_running_loop().call_later(2, shutil.rmtree, appcache, True)
@@ -451,9 +453,20 @@ class NodeManager:
         except ProcessLookupError:
             pass
 
+    def purge_old_apps(self, now: float) -> None:
+        """Forget finished apps and delete their logs after yarn.nodemanager.log.retain-seconds."""
+        for aid, info in list(self.apps.items()):
+            if info["state"] == "FINISHED" and now - info.get("finished", now) > self.log_retain:
+                for cid in info["containers"]:
+                    self.containers.pop(cid, None)
+                shutil.rmtree(self.log_root / aid, ignore_errors=True)
+                del self.apps[aid]
+                log.info("removed the logs of %s (retention over)", aid)
+
     async def _monitor(self) -> None:
         while True:
             await asyncio.sleep(self.monitor_interval)
+            self.purge_old_apps(time.monotonic())
             if not self.pmem_check:
                 continue
             for c in list(self.containers.values()):

@@ -448,7 +448,10 @@ class ResourceManager:
                 continue
             if spare_am and c.is_am:
                 # Let a finished AM exit on its own; kill it only if it lingers.
-                asyncio.get_running_loop().call_later(10, node.to_cleanup.append, c.id)
+                # (looked up when it fires: each heartbeat reply swaps the lists for new ones)
+                asyncio.get_running_loop().call_later(
+                    10, lambda n=node, cid=c.id: n.to_cleanup.append(cid)
+                )
             else:
                 node.to_cleanup.append(c.id)
 
@@ -475,7 +478,9 @@ class ResourceManager:
         delay = 5.0 if state == "FINISHED" else 0.0
         for node in self.nodes.values():
             if node.state == "RUNNING":
-                asyncio.get_running_loop().call_later(delay, node.apps_to_cleanup.append, app.id)
+                asyncio.get_running_loop().call_later(
+                    delay, lambda n=node: n.apps_to_cleanup.append(app.id)
+                )
         log.info("%s %s (%s): %s", app.id, state, final_status, diagnostics)
 
     def kill(self, app: RMApp) -> None:

@@ -328,3 +328,27 @@ def test_follower_rejoins_while_writes_flow(ensemble):
     assert {p[1:] for p in acked} <= names
     # Writes still commit with the follower back (the other follower is needed too).
     c.create("/after-rejoin")
+
+
+def test_follower_checks_sessions_it_does_not_know_with_the_leader(ensemble):
+    from lab.services.zookeeper.sessions import password_for
+
+    from .rawclient import RawClient
+
+    leader = ensemble.wait_leader()
+    follower = next(i for i in ensemble.servers if i != leader)
+    fs = ensemble.servers[follower]
+    # Right password for an id no one ever issued: the leader says invalid.
+    bogus = 0x7F00000000000123
+    c = RawClient(fs.host, fs.port)
+    assert c.connect(session_id=bogus, passwd=password_for(bogus)).timeOut == 0
+    assert c.closed_by_server()
+    # A live session from the leader resumes on the follower with its timeout.
+    ls = ensemble.servers[leader]
+    a = RawClient(ls.host, ls.port)
+    created = a.connect(timeout_ms=3000)
+    a.close()
+    b = RawClient(fs.host, fs.port)
+    resumed = b.connect(session_id=created.sessionId, passwd=created.passwd)
+    assert resumed.sessionId == created.sessionId and resumed.timeOut == created.timeOut
+    b.close()

@@ -37,6 +37,7 @@ from .peerwire import (
     PING,
     PROPOSAL,
     REQUEST,
+    REVALIDATE,
     SNAP,
     STATE_NAMES,
     SYNC,
@@ -115,6 +116,7 @@ class QuorumServer(ZooKeeperServer):
         # follower state
         self.leader_writer: asyncio.StreamWriter | None = None
         self.proposed: dict[int, Txn] = {}
+        self.revalidating: dict[int, list] = {}  # session id -> connections waiting
 
     # --- epochs on disk (ZooKeeper's acceptedEpoch / currentEpoch files) ---------------
 
@@ -193,6 +195,7 @@ class QuorumServer(ZooKeeperServer):
         self.outstanding.clear()
         self.pending_syncs.clear()
         self.proposed.clear()
+        self.revalidating.clear()
         for f in self.followers.values():
             f.close()
         self.followers.clear()
@@ -267,14 +270,26 @@ class QuorumServer(ZooKeeperServer):
             self.wait_for_commit(sid, 0, entry)
             self._forward(sid, 0, Op.CREATE_SESSION, pack(("int", timeout)), [])
             return
-        # Sessions are replicated (createSession is a txn), so any member can check one.
-        timeout = self.tree.sessions.get(req.sessionId)
-        if timeout is None or req.passwd != password_for(req.sessionId):
+        if req.passwd != password_for(req.sessionId):
             conn.finish_connect(None, 0)
             return
-        session = self.sessions.get(req.sessionId)
+        # Sessions are replicated (createSession is a txn), so we usually know it; one
+        # created a moment ago may not have reached us yet: then the leader decides
+        # (ZooKeeper's REVALIDATE), rather than calling a live session expired.
+        timeout = self.tree.sessions.get(req.sessionId)
+        if timeout is not None:
+            self._resume(conn, req.sessionId, timeout)
+            return
+        self.revalidating.setdefault(req.sessionId, []).append(conn)
+        self._send_leader(frame(REVALIDATE, pack(("long", req.sessionId))))
+
+    def _resume(self, conn, sid: int, timeout: int) -> None:
+        if timeout <= 0:
+            conn.finish_connect(None, 0)
+            return
+        session = self.sessions.get(sid)
         if session is None:
-            session = self.sessions[req.sessionId] = Session(req.sessionId, timeout)
+            session = self.sessions[sid] = Session(sid, timeout)
         old = session.conn
         session.conn = conn
         session.touch()
@@ -583,6 +598,15 @@ class QuorumServer(ZooKeeperServer):
                 session, cxid = r.long(), r.int()
                 reply = frame(SYNC, pack(("long", session), ("int", cxid)))
                 self._leader_sync(lambda f=f, reply=reply: f.send(reply))
+            elif t == REVALIDATE:
+                sid = r.long()
+                sess = self.sessions.get(sid)
+                valid = sess is not None and not sess.closing
+                if valid:
+                    sess.touch()
+                f.send(
+                    frame(REVALIDATE, pack(("long", sid), ("int", sess.timeout if valid else 0)))
+                )
 
     def _leader_request(self, f: FollowerHandle, r: Reader) -> None:
         session, cxid, op, body = r.long(), r.int(), r.int(), r.buffer() or b""
@@ -771,6 +795,10 @@ class QuorumServer(ZooKeeperServer):
                 if entry is not None:
                     entry.pending = False
                     self.drain()
+            elif t == REVALIDATE:
+                sid, timeout = r.long(), r.int()
+                for conn in self.revalidating.pop(sid, ()):
+                    self._resume(conn, sid, timeout)
 
     # --- facts for four-letter words and lab status -------------------------------------------
 

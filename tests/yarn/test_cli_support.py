@@ -95,3 +95,16 @@ def test_endpoints_from_lab_state():
     assert cli_support.endpoints(state) == ("http://10.61.1.10:8088", "http://10.61.1.11:9870")
     with pytest.raises(YarnCliError, match="runs no YARN"):
         cli_support.endpoints({"name": "z", "network": {"nodes": {}}, "services": {}})
+
+
+def test_rich_console_output_is_not_read_as_markup(yarn):
+    from rich.console import Console
+
+    aid = yarn.submit("echo '[/tmp] [pid=1,bold]' >&2; exit 1", max_attempts=1)
+    yarn.wait_app(aid)
+    console = Console(record=True, width=200)
+    with console.capture():
+        assert (
+            yarn_command(["logs", "-applicationId", aid], yarn.url, None, write=console.print) == 0
+        )
+    assert "[/tmp] [pid=1,bold]" in console.export_text()

@@ -293,7 +293,13 @@ def yarn_command(
     progress=None,
 ) -> int:
     """Run `lab yarn ARGV...`; returns the exit code. Raises YarnCliError on a user mistake."""
+    import functools
     import json
+
+    if type(getattr(write, "__self__", None)).__name__ == "Console":
+        # A rich Console.print would read "[pid=..]" in diagnostics and "[/..." in logs
+        # as markup (and raise on the latter): what we print is plain text.
+        write = functools.partial(write, markup=False, highlight=False, soft_wrap=True)
 
     def emit(data, text: str) -> None:
         write(json.dumps(data, indent=1) if as_json else text)

@@ -90,6 +90,25 @@ def test_inter_rack_delay_acts_on_the_vm(nodes):
     assert rtt_min >= 2.0, r.stdout
 
 
+def test_partition_and_netem_inside_the_guest(nodes):
+    # a VM has no network namespace on the host: faults are applied in the guest
+    v1, p1, p2 = nodes["v1"], nodes["p1"], nodes["p2"]
+    p1_addr = p1.spec.address.split("/")[0]
+    v1.exec(["iptables", "-A", "INPUT", "-s", p1_addr, "-j", "DROP"]).check()
+    try:
+        assert p1.exec(["ping", "-c", "1", "-W", "2", "v1"], timeout=20).returncode != 0
+        assert p2.exec(["ping", "-c", "1", "-W", "5", "v1"], timeout=20).returncode == 0
+    finally:
+        v1.exec(["iptables", "-F", "INPUT"]).check()
+    assert p1.exec(["ping", "-c", "1", "-W", "5", "v1"], timeout=20).returncode == 0
+    v1.exec(["tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", "20ms"]).check()
+    try:
+        r = p1.exec(["ping", "-c", "2", "-i", "0.2", "-W", "5", "v1"], timeout=20)
+        assert float(r.stdout.split("rtt min/avg/max/mdev = ")[1].split("/")[0]) >= 20.0
+    finally:
+        v1.exec(["tc", "qdisc", "del", "dev", "eth0", "root"]).check()
+
+
 def test_exec_and_files_over_ssh(nodes):
     v1 = nodes["v1"]
     r = v1.exec(["sh", "-c", 'cat; echo "$GREETING"; pwd; exit 3'], input="from stdin\n",

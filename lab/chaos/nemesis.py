@@ -370,8 +370,15 @@ class Memory(Nemesis):
         used = cg.stats().get("memory_bytes") or 64 << 20
         limit = used + (8 << 20)
         cg.set_memory(limit)
-        return Fault(self.name, f"memory of {node} squeezed to {limit >> 20} MiB", [node],
-                     lambda: ctx.restore_limits(node))  # fmt: skip
+
+        def heal():
+            ctx.restore_limits(node)
+            # a service the squeeze got OOM-killed is started again, as an operator would
+            for sid, s in ctx.services().items():
+                if s["node"] == node and not ctx.service_running(sid):
+                    ctx.start_service(sid)
+
+        return Fault(self.name, f"memory of {node} squeezed to {limit >> 20} MiB", [node], heal)
 
 
 NEMESES: dict[str, type] = {

@@ -96,6 +96,23 @@ def plot(history, out_dir: Path) -> list[str]:
     return names
 
 
+def _repairs(verdict: dict) -> str:
+    """Things still broken after the nemesis healed its own faults: they broke by
+    themselves (a crashed service), which a reader must not miss."""
+    after = verdict.get("repaired_after_run") or []
+    errors = verdict.get("nemesis_errors") or []
+    out = ""
+    if after:
+        out += (
+            "<p><b>Broken after the faults were healed (repaired):</b> "
+            + _esc("; ".join(after))
+            + "</p>"
+        )
+    if errors:
+        out += "<p><b>Nemesis errors:</b> " + _esc("; ".join(errors)) + "</p>"
+    return out
+
+
 def _esc(x) -> str:
     return html.escape(str(x))
 
@@ -151,6 +168,7 @@ code{{font-size:85%}}</style></head><body>
 <tr><th>operations</th><td>{len(ps)}: {outcome.get(OK, 0)} ok, {outcome.get(FAIL, 0)} fail,
  {outcome.get(INFO, 0)} info (outcome unknown)</td></tr>
 </table>
+{_repairs(verdict)}
 <h2>Checkers</h2>
 <table><tr><th>checker</th><th>valid</th><th>summary</th><th>stats</th></tr>{"".join(rows)}</table>
 <h2>Anomalies ({len(anomalies)})</h2><ul>{alist or "<li>none</li>"}</ul>

@@ -133,12 +133,13 @@ def run(
 
     progress("healing anything an earlier run left")
     _kill_leftover_lines(ctx)
-    ctx.heal_everything()
+    repaired_before = ctx.heal_everything()
 
     history = History(run_dir / "history.jsonl")
     wl = wl_class(ctx, history, rate, seed, concurrency, options)
     thread = None
     interrupted = failed = None
+    repaired_after: list[str] = []
 
     def persist(active: dict) -> None:
         pids = [p for f in active.values() for p in f.detail.get("pids", [])]
@@ -185,7 +186,11 @@ def run(
             thread.heal_all()
         wl.stop()
         try:
-            ctx.heal_everything()
+            # the nemesis healed its own faults; anything still broken now broke by
+            # itself (a service that crashed): repaired, and reported in the verdict
+            repaired_after = ctx.heal_everything()
+            for what in repaired_after:
+                history.add("info", NOTE, "repair", what)
         finally:
             _active_file(ctx).unlink(missing_ok=True)
             if old_term is not None:
@@ -224,6 +229,8 @@ def run(
             "lab": ctx.name,
             "operations": sum(1 for op in history if op.type == "invoke"),
             "nemesis_errors": thread.errors if thread is not None else [],
+            "repaired_before_run": repaired_before,
+            "repaired_after_run": repaired_after,
         }
     )
     (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=1, default=str))

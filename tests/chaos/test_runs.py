@@ -77,13 +77,13 @@ def test_zk_register_under_majority_partitions(lab, tmp_path):
     assert runner.report(d.name, tmp_path) == d / "report.html"
 
 
-def test_zk_lock_under_kills(lab, tmp_path):
-    d = chaos(lab, tmp_path, "zk-lock", "kill", rate=8, time_s=15)
-    verdict = json.loads((d / "verdict.json").read_text())
-    [c] = verdict["checkers"]
+def test_zk_lock_under_kills(lab, chaos_run):
+    result = chaos_run(lab, "zk-lock", "kill", rate=8, time_s=15, seed=11, interval=4)
+    [c] = result.verdict["checkers"]
     assert c["checker"] == "lock-mutual-exclusion"
     assert c["stats"]["holds"] > 5
-    assert verdict["valid"] is True, verdict
+    assert result.valid is True, result.anomalies
+    assert result.report.exists()
     assert_healed(lab)
 
 

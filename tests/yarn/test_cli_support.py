@@ -102,9 +102,8 @@ def test_rich_console_output_is_not_read_as_markup(yarn):
 
     aid = yarn.submit("echo '[/tmp] [pid=1,bold]' >&2; exit 1", max_attempts=1)
     yarn.wait_app(aid)
-    console = Console(record=True, width=200)
-    with console.capture():
-        assert (
-            yarn_command(["logs", "-applicationId", aid], yarn.url, None, write=console.print) == 0
-        )
-    assert "[/tmp] [pid=1,bold]" in console.export_text()
+    console = Console(width=200)
+    with console.capture() as captured:
+        code = yarn_command(["logs", "-applicationId", aid], yarn.url, None, write=console.print)
+    assert code == 0
+    assert "[/tmp] [pid=1,bold]" in captured.get()

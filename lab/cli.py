@@ -19,6 +19,7 @@ from lab.topology import TopologyError
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="racklab: racks of namespace, container and VM nodes running Python big-data services.",
 )
 demo_app = typer.Typer(no_args_is_help=True, help="Demonstrations of the Linux primitives.")
@@ -45,6 +46,12 @@ def _user_errors():
     from lab.orchestrator.lab import LabError
 
     return (TopologyError, UserError, LabError, BackendUnavailable, VMError)
+
+
+def _environment_errors():
+    from lab.images.build import BuildError
+
+    return (BuildError,)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -286,14 +293,12 @@ def images_build(
     from lab.images import build
 
     _need_root()
-    try:
-        results = [build.build_images(force=force, console=err, progress=not as_json)]
-        if vm:
-            from lab.images import vm as vmimage
+    # a BuildError (exit 1) names the step that failed
+    results = [build.build_images(force=force, console=err, progress=not as_json)]
+    if vm:
+        from lab.images import vm as vmimage
 
-            results.append(vmimage.build_vm_image(force=force, console=err, progress=not as_json))
-    except build.BuildError as e:
-        raise UserError(str(e)) from None
+        results.append(vmimage.build_vm_image(force=force, console=err, progress=not as_json))
     data = [r.as_dict() for r in results]
     if not _emit(data, as_json):
         for r in results:
@@ -301,6 +306,33 @@ def images_build(
             out.print(
                 f"{what}: {', '.join(f'{k}={v}' for k, v in r.as_dict().items() if k != 'steps')}"
             )
+
+
+@images_app.command("ls")
+def images_ls(as_json: bool = JSON):
+    """racklab's images in the Docker engine."""
+    from lab.images import build
+
+    images = build.list_images()
+    if not _emit(images, as_json):
+        for i in images:
+            size = f"{(i['size_bytes'] or 0) / 2**20:.0f} MiB"
+            out.print(f"{i['kind'] or '-':<6} {i['id']:<14} {size:>9}  {' '.join(i['tags'])}")
+
+
+@images_app.command("rm")
+def images_rm(
+    cache: bool = typer.Option(False, "--cache", help="Also the rootfs tarballs and wheels."),
+    as_json: bool = JSON,
+):
+    """Remove racklab's images (images still used by a container stay)."""
+    from lab.images import build
+
+    _need_root()
+    removed = build.remove_images(cache=cache)
+    if not _emit({"removed": removed}, as_json):
+        for r in removed:
+            out.print(f"removed {r}")
 
 
 @app.command()
@@ -405,6 +437,8 @@ def main() -> None:
         app()
     except _user_errors() as e:
         _fail(str(e))
+    except _environment_errors() as e:  # the machine, not the user: exit 1, one sentence
+        _fail(str(e), code=1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
 

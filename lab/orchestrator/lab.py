@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lab import cgroups
 from lab.backends import BackendUnavailable, NodeSpec, get_backend
+from lab.backends import kinds as backend_kinds
 from lab.backends.process import ProcessNode
 from lab.net import addressing, fabric
 from lab.topology import Topology, labid_of
@@ -140,6 +141,11 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     )  # fmt: skip
     state.save()
 
+    if any(s.kind in ("container", "pod") for s in specs.values()):
+        from lab.images import ensure_node_image
+
+        progress("node image (built once, then cached)")
+        ensure_node_image(progress=False)
     progress(f"starting {len(specs)} nodes")
     nodes = _create_nodes(specs, backends)
     for name, node in nodes.items():
@@ -300,7 +306,9 @@ def teardown(name: str, state: State | None, progress: Progress = _quiet) -> lis
     """Remove every kernel object, process, container and file the lab made."""
     labid = state.get("labid") if state else labid_of(name)
     removed: list[str] = []
-    kinds = {"process"}
+    # Without state (a crash before it was written, or a lost state dir) any kind may
+    # have been started: ask every backend; each finds its own by the lab's name.
+    kinds = {"process"} if state else set(backend_kinds())
     if state:
         kinds |= {n.get("kind", "process") for n in state.get("nodes", {}).values()}
         # nodes are recorded once all are made: a failure while making them (one VM up,
@@ -315,7 +323,10 @@ def teardown(name: str, state: State | None, progress: Progress = _quiet) -> lis
         except BackendUnavailable:
             continue
         progress(f"removing {kind} nodes")
-        removed += backend.cleanup(name, labid)
+        try:
+            removed += backend.cleanup(name, labid)
+        except Exception as e:  # noqa: BLE001 - one kind failing must not stop the rest
+            progress(f"could not clean {kind} nodes of {name}: {e}")
     progress("removing the rack network")
     removed += fabric.destroy(labid)
     cg = cgroups.lab_cgroup(name)

@@ -67,3 +67,12 @@ def module_lab(request, tmp_path_factory):
         yield factory(request.module.LAB), factory
     finally:
         factory.teardown()
+
+
+@pytest.fixture
+def testinfra_host():
+    """host_for(node) -> a testinfra Host for any lab node (Docker's backend for
+    containers and pods, commands through the node itself for other kinds)."""
+    from lab.testing.testinfra_node import host_for
+
+    return host_for

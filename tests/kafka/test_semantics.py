@@ -239,3 +239,81 @@ def test_auto_create_with_too_few_brokers_says_so(make_broker):
         return md["topics"][0]["error_code"]
 
     assert asyncio.run(run()) == Error.INVALID_REPLICATION_FACTOR
+
+
+def test_commit_allowed_while_preparing_rebalance_refused_while_completing(broker):
+    """Kafka accepts the commit a member makes before rejoining (PreparingRebalance)
+    and refuses commits while the new assignment is handed out (CompletingRebalance)."""
+
+    async def run():
+        a = Connection(broker.host, broker.port, client_id="a")
+        b2 = Connection(broker.host, broker.port, client_id="b")
+        await a.request(ApiKey.FIND_COORDINATOR, 3, {"key": "cg", "key_type": 0})
+        join = {
+            "group_id": "cg",
+            "session_timeout_ms": 10000,
+            "rebalance_timeout_ms": 10000,
+            "member_id": "",
+            "group_instance_id": None,
+            "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b""}],
+        }
+        mid = (await a.request(ApiKey.JOIN_GROUP, 7, join))["member_id"]
+        j = await a.request(ApiKey.JOIN_GROUP, 7, dict(join, member_id=mid))
+        gen = j["generation_id"]
+
+        def commit(generation):
+            return a.request(
+                ApiKey.OFFSET_COMMIT,
+                8,
+                {
+                    "group_id": "cg",
+                    "generation_id_or_member_epoch": generation,
+                    "member_id": mid,
+                    "group_instance_id": None,
+                    "topics": [
+                        {
+                            "name": "t",
+                            "partitions": [
+                                {
+                                    "partition_index": 0,
+                                    "committed_offset": 5,
+                                    "committed_leader_epoch": -1,
+                                    "committed_metadata": "",
+                                }
+                            ],
+                        }
+                    ],
+                },
+            )
+
+        # CompletingRebalance: joined, not yet synced
+        r = await commit(gen)
+        assert r["topics"][0]["partitions"][0]["error_code"] == Error.REBALANCE_IN_PROGRESS
+        await a.request(
+            ApiKey.SYNC_GROUP,
+            5,
+            {
+                "group_id": "cg",
+                "generation_id": gen,
+                "member_id": mid,
+                "group_instance_id": None,
+                "protocol_type": "consumer",
+                "protocol_name": "range",
+                "assignments": [],
+            },
+        )
+        # a second member starts a rebalance: PreparingRebalance until a rejoins
+        mid_b = (await b2.request(ApiKey.JOIN_GROUP, 7, join))["member_id"]
+        pending = asyncio.create_task(b2.request(ApiKey.JOIN_GROUP, 7, dict(join, member_id=mid_b)))
+        await asyncio.sleep(0.3)
+        r = await commit(gen)
+        assert r["topics"][0]["partitions"][0]["error_code"] == 0
+        r = await commit(gen + 7)
+        assert r["topics"][0]["partitions"][0]["error_code"] == Error.ILLEGAL_GENERATION
+        await a.request(ApiKey.JOIN_GROUP, 7, dict(join, member_id=mid))  # completes the rebalance
+        await pending
+        await a.close()
+        await b2.close()
+
+    asyncio.run(run())

@@ -347,10 +347,13 @@ class GroupCoordinator:
             return Error.NONE
         if g is None or req["member_id"] not in g.members:
             return Error.UNKNOWN_MEMBER_ID
-        if g.state == PREPARING:
-            return Error.REBALANCE_IN_PROGRESS
         if gen != g.generation:
             return Error.ILLEGAL_GENERATION
+        # As Kafka: members of the current generation may commit while a
+        # rebalance is being prepared (the commit before rejoining), not while
+        # the new assignment is being handed out.
+        if g.state == COMPLETING:
+            return Error.REBALANCE_IN_PROGRESS
         g.members[req["member_id"]].last_heartbeat = time.monotonic()
         return Error.NONE
 

@@ -118,3 +118,37 @@ def test_snapshot_round_trip():
         assert again.nodes[path].stat() == node.stat()
         assert again.nodes[path].data == node.data
         assert again.nodes[path].acl == node.acl
+
+
+def test_debians_own_zoo_cfg_parses():
+    import os
+
+    from lab.services.zookeeper.config import load
+
+    path = "/etc/zookeeper/conf/zoo.cfg"
+    if not os.path.exists(path):
+        pytest.skip("Debian's zookeeper package is not installed")
+    cfg = load(path)
+    assert (cfg.tick_time, cfg.init_limit, cfg.sync_limit, cfg.client_port) == (2000, 10, 5, 2181)
+    assert cfg.standalone
+
+
+def test_ensemble_cfg_and_errors(tmp_path):
+    from lab.services.zookeeper.config import ConfigError, parse
+
+    (tmp_path / "myid").write_text("2\n")
+    text = (
+        f"dataDir={tmp_path}\ntickTime=500\nclientPort=2181\nforceSync=no\n"
+        "server.1=10.0.0.1:2888:3888\nserver.2=10.0.0.2:2888:3888:participant;10.0.0.2:2182\n"
+        "server.3=10.0.0.3:2888:3888\n"
+    )
+    cfg = parse(text)
+    assert cfg.myid == 2 and not cfg.standalone and not cfg.force_sync
+    assert cfg.servers[2].client_port == 2182 and cfg.servers[3].election_port == 3888
+    assert (cfg.min_timeout, cfg.max_timeout) == (1000, 10000)
+    with pytest.raises(ConfigError, match="line 2"):
+        parse(f"dataDir={tmp_path}\ntickTime=fast\n")
+    with pytest.raises(ConfigError, match="server.1"):
+        parse(f"dataDir={tmp_path}\nserver.1=10.0.0.1\n")
+    with pytest.raises(ConfigError, match="dataDir"):
+        parse("tickTime=100\n")

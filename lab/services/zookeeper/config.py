@@ -38,6 +38,7 @@ class Config:
     jute_maxbuffer: int = 0xFFFFF + 1  # 1 MiB, ZooKeeper's default jute.maxbuffer
     container_check_interval: int = 60000  # ms, znode.container.checkIntervalMs
     prealloc_kb: int = 16384  # preAllocSize: log files grow in steps of this many KB
+    force_sync: bool = True  # forceSync=no skips the fsync (ZooKeeper's unsafe test knob)
     servers: dict[int, Peer] = field(default_factory=dict)
     myid: int = 0
     raw: dict[str, str] = field(default_factory=dict)
@@ -91,6 +92,7 @@ def _peer(sid: int, value: str, lineno: int) -> Peer:
 
 def parse(text: str, path: str | None = None) -> Config:
     raw: dict[str, str] = {}
+    where: dict[str, int] = {}  # key -> line number, for messages
     servers: dict[int, Peer] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -103,6 +105,7 @@ def parse(text: str, path: str | None = None) -> Config:
             sid = _int(key, key[len("server.") :], lineno)
             servers[sid] = _peer(sid, value, lineno)
         raw[key] = value
+        where[key] = lineno
     if "dataDir" not in raw:
         raise ConfigError("dataDir is required")
     cfg = Config(data_dir=raw["dataDir"], raw=raw, servers=servers, path=path)
@@ -122,15 +125,24 @@ def parse(text: str, path: str | None = None) -> Config:
     }
     for key, attr in ints.items():
         if key in raw:
-            setattr(cfg, attr, _int(key, raw[key], 0))
+            setattr(cfg, attr, _int(key, raw[key], where[key]))
     if "clientPortAddress" in raw:
         cfg.client_port_address = raw["clientPortAddress"]
+    if raw.get("forceSync", "yes").lower() == "no":
+        cfg.force_sync = False
     if "dataLogDir" in raw:
         cfg.data_log_dir = raw["dataLogDir"]
     myid_path = os.path.join(cfg.data_dir, "myid")
     if os.path.exists(myid_path):
         with open(myid_path) as f:
-            cfg.myid = _int("myid", f.read().strip(), 0)
+            text = f.read().strip()
+        try:
+            cfg.myid = int(text)
+        except ValueError:
+            if len(servers) > 1:  # a standalone server ignores myid, as Apache's does
+                raise ConfigError(
+                    f"{myid_path} must hold this server's id (1-255), not {text[:40]!r}"
+                ) from None
     elif len(servers) > 1:
         raise ConfigError(f"{myid_path} is missing: an ensemble member needs its myid")
     if len(servers) > 1 and cfg.myid not in servers:

@@ -44,7 +44,7 @@ def _zxid_of(name: str) -> int:
 
 
 class TxnLog:
-    def __init__(self, data_dir: str, prealloc: int = 16 * 1024 * 1024):
+    def __init__(self, data_dir: str, prealloc: int = 16 * 1024 * 1024, force_sync: bool = True):
         self.dir = os.path.join(data_dir, "racklab-v1")
         os.makedirs(self.dir, exist_ok=True)
         self.f = None
@@ -52,6 +52,7 @@ class TxnLog:
         # Like ZooKeeper's preAllocSize: the log file is grown in big zero-filled
         # steps, so an fdatasync after an append need not also commit a new file size.
         self.prealloc = prealloc
+        self.force_sync = force_sync
         self.end = 0  # where the next record goes
         self.allocated = 0
 
@@ -159,6 +160,8 @@ class TxnLog:
 
     def sync(self) -> None:
         self.f.flush()
+        if not self.force_sync:
+            return  # forceSync=no: the operator chose speed over durability
         if getattr(self, "grew", True):
             os.fsync(self.f.fileno())  # the file size changed: metadata too
         else:

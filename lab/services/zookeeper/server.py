@@ -73,7 +73,7 @@ class ZooKeeperServer:
         self.cfg = cfg
         self.tree = DataTree()
         self.preparer = Preparer(self.tree, cfg.jute_maxbuffer)
-        self.txnlog = TxnLog(cfg.log_dir, cfg.prealloc_kb * 1024)
+        self.txnlog = TxnLog(cfg.log_dir, cfg.prealloc_kb * 1024, cfg.force_sync)
         self.sessions: dict[int, Session] = {}
         self.session_ids = SessionIds(cfg.myid)
         self.queue: deque[Entry] = deque()

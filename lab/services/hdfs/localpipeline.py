@@ -86,6 +86,12 @@ class LocalPipelineHead:
         self.finalized = True
         self.dn._release(self.replica)
         self.dn.notify_received(rep.to_report())
+        try:
+            # Tell the NameNode now rather than at the service loop's next turn: the
+            # writer's complete() needs this replica known, else it waits and retries.
+            await self.dn._flush_incremental()
+        except Exception:  # the service loop sends it later; complete() retries
+            pass
         self.acked_offset = self.offset
         return self.offset
 

@@ -320,3 +320,28 @@ def test_raw_requests_same_as_apache_zookeeper(apache_zk, zk_server):
     theirs = raw_scenario(apache_zk.host, apache_zk.port)
     ours = raw_scenario("127.0.0.1", zk_server.port)
     assert theirs == ours
+
+
+def test_ensemble_follower_same_replies_as_apache_zookeeper(tmp_path):
+    """The same scenario through a follower of a 3-server racklab ensemble, where
+    every write is forwarded, proposed and committed: still field-for-field equal."""
+    from .ensemble import Ensemble
+
+    apache_zk = apache.ApacheZooKeeper(str(tmp_path / "apache"), free_port()).start()
+    ens = Ensemble(str(tmp_path), n=3, base=210)
+    try:
+        ens.start()
+        leader = ens.wait_leader()
+        follower = next(i for i in ens.servers if i != leader)
+        ens.wait_serving(follower)
+        theirs = scenario(apache_zk.hosts)
+        ours = scenario(ens.servers[follower].hosts)
+    finally:
+        ens.stop_all()
+        apache_zk.stop()
+    diffs = [
+        f"{t[0]}: apache={t[1]!r}\n{'':>{len(t[0])}}  racklab={o[1]!r}"
+        for t, o in zip(theirs, ours, strict=True)
+        if t != o
+    ]
+    assert not diffs, "\n".join(diffs)

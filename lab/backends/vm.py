@@ -381,16 +381,21 @@ class SSHProcess:
         if how == subprocess.PIPE:
             r, w = os.pipe()
             src = os.fdopen(r, "rb", buffering=0)
-            self._threads.append(_pump(src.read, chan.sendall, lambda: (chan.shutdown_write(),
-                                                                      src.close())))  # fmt: skip
+            _pump(src.read, chan.sendall, lambda: (chan.shutdown_write(), src.close()))
             return self._fdopen(w, "w")
-        if how is None or how == subprocess.DEVNULL:
+        if how == subprocess.DEVNULL:
             chan.shutdown_write()
             return None
-        fd = how if isinstance(how, int) else how.fileno()
-        src = os.fdopen(os.dup(fd), "rb", buffering=0)
-        self._threads.append(_pump(src.read, chan.sendall, lambda: (chan.shutdown_write(),
-                                                                  src.close())))  # fmt: skip
+        # None: the caller's own stdin, as a child process would inherit it (so
+        # `echo x | lab exec v1 -- cat` works). Not waited for: it may be a terminal
+        # nobody types into.
+        try:
+            fd = 0 if how is None else how if isinstance(how, int) else how.fileno()
+            src = os.fdopen(os.dup(fd), "rb", buffering=0)
+        except OSError:  # no stdin at all (closed fd 0)
+            chan.shutdown_write()
+            return None
+        _pump(src.read, chan.sendall, lambda: (chan.shutdown_write(), src.close()))
         return None
 
     def _wire_out(self, recv, how, default_fd: int):

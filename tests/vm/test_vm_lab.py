@@ -123,7 +123,7 @@ def test_exec_and_files_over_ssh(nodes):
     assert v1.exec(["stat", "-c", "%a", "/srv/node/sub/dir/blob.bin"]).stdout.strip() == "600"
     with pytest.raises(FileNotFoundError):
         v1.get_file("/srv/node/no-such-file")
-    proc = v1.popen(["sleep", "600"], stdout=subprocess.PIPE)
+    proc = v1.popen(["sleep", "600"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     assert proc.poll() is None
     proc.kill()
     assert proc.wait(timeout=30) != 0

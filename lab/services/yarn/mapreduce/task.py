@@ -32,46 +32,110 @@ def _report(umbilical: str, what: str, body: dict) -> None:
     call(f"{umbilical}/umbilical/{what}", body, timeout=30)
 
 
-def run_map(task: dict, conf: dict) -> dict:
+# Rough bytes a buffered record costs in Python (tuple, str header, dict slot), used to
+# hold the map's buffer to mapreduce.task.io.sort.mb as Hadoop's MapOutputBuffer does.
+RECORD_OVERHEAD = 80
+
+
+def _write_run(path: Path, items) -> int:
+    with open(path, "w", encoding="utf-8") as f:
+        for kv in items:
+            f.write(json.dumps(kv))
+            f.write("\n")
+    return path.stat().st_size
+
+
+def _read_run(path: Path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def _sum_adjacent(items):
+    """The combiner over a sorted stream: one [key, total] per key."""
+    for key, group in itertools.groupby(items, key=lambda kv: kv[0]):
+        yield [key, sum(v for _, v in group)]
+
+
+def run_map(
+    task: dict, conf: dict, fs: WebHdfs | None = None, local_dir: str | None = None
+) -> dict:
+    """Map a split; buffer output per partition, sort and spill it to disk whenever the
+    buffer passes mapreduce.task.io.sort.mb, then merge the spills into one sorted file
+    per partition (the combiner runs on every spill and on the merge)."""
     job = make_job(conf)
-    fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
+    fs = fs or WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
     reduces = int(conf["mapreduce.job.reduces"])
     part = job.partitioner(reduces, task.get("splitPoints"))
-    counters = {"MAP_INPUT_RECORDS": 0, "MAP_OUTPUT_RECORDS": 0, "HDFS_BYTES_READ": 0}
-    if job.combine_sums:
-        # The combiner, in-map: sum per key before anything is written.
-        sums: list[dict[str, int]] = [dict() for _ in range(reduces)]
-        for line in read_split(fs, task["split"]):
-            counters["MAP_INPUT_RECORDS"] += 1
-            counters["HDFS_BYTES_READ"] += len(line) + 1
-            for k, v in job.map(line):
-                counters["MAP_OUTPUT_RECORDS"] += 1
-                d = sums[part(k)]
-                d[k] = d.get(k, 0) + v
-        parts = [sorted(d.items()) for d in sums]
-    else:
-        lists: list[list] = [[] for _ in range(reduces)]
-        for line in read_split(fs, task["split"]):
-            counters["MAP_INPUT_RECORDS"] += 1
-            counters["HDFS_BYTES_READ"] += len(line) + 1
-            for k, v in job.map(line):
-                counters["MAP_OUTPUT_RECORDS"] += 1
-                lists[part(k)].append((k, v))
-        for lst in lists:
-            lst.sort(key=lambda kv: kv[0])
-        parts = lists
-    out = Path(os.environ["LOCAL_DIRS"]) / "output" / task["attempt"]
+    limit = float(conf.get("mapreduce.task.io.sort.mb", 100)) * (1 << 20)
+    out = Path(local_dir or os.environ["LOCAL_DIRS"]) / "output" / task["attempt"]
     out.mkdir(parents=True, exist_ok=True)
+    counters = {
+        "MAP_INPUT_RECORDS": 0,
+        "MAP_OUTPUT_RECORDS": 0,
+        "HDFS_BYTES_READ": 0,
+        "SPILLED_RECORDS": 0,
+    }
+    combine = job.combine_sums
+    sums: list[dict[str, int]] = [dict() for _ in range(reduces)]
+    lists: list[list] = [[] for _ in range(reduces)]
+    spills: list[list[Path]] = []
+    buffered = 0
+
+    def sorted_partition(r: int):
+        if combine:
+            return sorted(sums[r].items())
+        lists[r].sort(key=lambda kv: kv[0])
+        return lists[r]
+
+    def spill() -> None:
+        nonlocal buffered, sums, lists
+        n = len(spills)
+        files = []
+        for r in range(reduces):
+            items = sorted_partition(r)
+            counters["SPILLED_RECORDS"] += len(items)
+            path = out / f"spill{n}.{r}"
+            _write_run(path, items)
+            files.append(path)
+        spills.append(files)
+        sums = [dict() for _ in range(reduces)]
+        lists = [[] for _ in range(reduces)]
+        buffered = 0
+
+    for line in read_split(fs, task["split"]):
+        counters["MAP_INPUT_RECORDS"] += 1
+        counters["HDFS_BYTES_READ"] += len(line) + 1
+        for k, v in job.map(line):
+            counters["MAP_OUTPUT_RECORDS"] += 1
+            r = part(k)
+            if combine:
+                d = sums[r]
+                if k in d:
+                    d[k] += v
+                    continue
+                d[k] = v
+            else:
+                lists[r].append((k, v))
+            buffered += len(k) + RECORD_OVERHEAD
+            if buffered > limit:
+                spill()
     written = 0
-    for r, items in enumerate(parts):
+    for r in range(reduces):
         tmp = out / f".part-{r}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for kv in items:
-                f.write(json.dumps(kv))
-                f.write("\n")
-        written += tmp.stat().st_size
+        if not spills:
+            written += _write_run(tmp, sorted_partition(r))
+        else:
+            runs = [_read_run(files[r]) for files in spills]
+            items = sorted_partition(r)
+            merged = heapq.merge(*runs, iter(items), key=lambda kv: kv[0])
+            written += _write_run(tmp, _sum_adjacent(merged) if combine else merged)
         tmp.rename(out / f"part-{r}")
+    for files in spills:
+        for f in files:
+            f.unlink()
     counters["MAP_OUTPUT_BYTES"] = written
+    counters["SPILLS"] = len(spills)
     return counters
 
 

@@ -295,3 +295,38 @@ def test_kcat_lists_brokers_and_partitions(broker):
     t = next(t for t in meta["topics"] if t["topic"] == topic)
     assert sorted(p["partition"] for p in t["partitions"]) == [0, 1, 2]
     assert all(p["leader"] == 0 for p in t["partitions"])
+
+
+def test_kcat_produce_and_consume(broker):
+    topic = _topic("kcatpc")
+    lines = "".join(f"line-{i}\n" for i in range(20))
+    out = subprocess.run(
+        ["kcat", "-b", broker.bootstrap, "-P", "-t", topic, "-p", "0"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(
+        [
+            "kcat",
+            "-b",
+            broker.bootstrap,
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-c",
+            "20",
+            "-f",
+            "%p:%o:%s\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"0:{i}:line-{i}" for i in range(20)]

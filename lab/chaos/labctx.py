@@ -79,12 +79,15 @@ class LabContext:
         node, svc = self._svc(sid)
         return deploy.service_running(node, svc)
 
-    def kill_service(self, sid: str) -> None:
+    def kill_service(self, sid: str) -> str:
+        """Kill the service at once; returns how (for the history)."""
         node, svc = self._svc(sid)
         if isinstance(node, ProcessNode):
             node.cg.child(f"svc-{svc['name']}").kill_all()
-        else:
-            node.stop_service(svc["name"], svc)
+            return "SIGKILL"
+        # other kinds stop a service through their own runtime (docker, libvirt/ssh)
+        node.stop_service(svc["name"], svc)
+        return "stopped"
 
     def start_service(self, sid: str) -> None:
         node, svc = self._svc(sid)

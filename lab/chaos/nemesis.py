@@ -99,14 +99,14 @@ class Kill(Nemesis):
     def start(self, ctx, rng):
         node = self.victim(ctx, rng)
         sids = _service_ids(ctx, self.service, node)
-        for sid in sids:
-            ctx.kill_service(sid)
+        how = {ctx.kill_service(sid) for sid in sids}
 
         def heal():
             for sid in sids:
                 ctx.start_service(sid)
 
-        return Fault(self.name, f"killed {self.service} on {node} (SIGKILL)", [node], heal)
+        return Fault(self.name, f"killed {self.service} on {node} ({', '.join(sorted(how))})",
+                     [node], heal)  # fmt: skip
 
 
 class KillLeader(Kill):

@@ -77,6 +77,7 @@ class Broker:
         self.server: asyncio.base_events.Server | None = None
         self.zk: ZkCluster | None = None
         self.hw_checkpoint: dict[tuple[str, int], int] = {}
+        self._last_checkpoint = ""
 
     # ---------- lifecycle ----------
     async def start(self) -> None:
@@ -168,6 +169,9 @@ class Broker:
     def _save_checkpoint(self) -> None:
         entries = [(t, p, part.high_watermark) for (t, p), part in self.partitions.items()]
         body = f"0\n{len(entries)}\n" + "".join(f"{t} {p} {hw}\n" for t, p, hw in entries)
+        if body == self._last_checkpoint:
+            return  # unchanged: no write every half second on an idle broker
+        self._last_checkpoint = body
         tmp = self.log_dir / (CHECKPOINT + ".tmp")
         tmp.write_text(body)
         tmp.replace(self.log_dir / CHECKPOINT)

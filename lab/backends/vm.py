@@ -680,11 +680,19 @@ class VMNode(Node):
         self._drop_connection()
 
     def kill(self, sig: int = _signal.SIGKILL) -> None:
-        """Pull the plug (libvirt's destroy); a VM has no signal to forward."""
+        """A VM has no init to signal from the host, so signals map to what they mean
+        to a machine: SIGKILL pulls the plug (libvirt's destroy), SIGSTOP and SIGCONT
+        pause and resume it, any other signal asks it to power off (``stop``)."""
         import libvirt
 
+        if sig == _signal.SIGSTOP:
+            return self.pause()
+        if sig == _signal.SIGCONT:
+            return self.resume()
         if not self.running():
             return
+        if sig != _signal.SIGKILL:
+            return self.stop()
         try:
             self.domain().destroy()
         except libvirt.libvirtError as exc:
@@ -888,8 +896,13 @@ class VMNode(Node):
             return False
         # the pid file lives on tmpfs: after a reboot it is gone, so a reused pid
         # never passes for the service
-        status, _ = self._run_quiet(f'[ "$(cat {pidfile} 2>/dev/null)" = "{int(pid)}" ] '
-                                    f"&& kill -0 {int(pid)}")  # fmt: skip
+        import paramiko
+
+        try:
+            status, _ = self._run_quiet(f'[ "$(cat {pidfile} 2>/dev/null)" = "{int(pid)}" ] '
+                                        f"&& kill -0 {int(pid)}")  # fmt: skip
+        except (VMError, paramiko.SSHException, OSError):
+            return False  # no answer over SSH: nothing there can be counted as running
         return status == 0
 
     def stop_service(self, name: str, info: dict, timeout: float = 10) -> None:

@@ -9,6 +9,7 @@ The tests run in file order on one lab; the last one takes it down."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -176,6 +177,11 @@ def test_pause_and_resume(nodes):
     r = p1.exec(["ping", "-c", "1", "-W", "5", "v1"], timeout=20)
     assert r.returncode == 0, r.stdout
     assert v1.exec(["true"]).returncode == 0
+    # the signals a nemesis sends mean the same to a VM
+    v1.kill(signal.SIGSTOP)
+    assert v1.describe()["paused"]
+    v1.kill(signal.SIGCONT)
+    assert not v1.describe()["paused"] and v1.exec(["true"]).returncode == 0
 
 
 def test_down_removes_domain_overlay_tap_and_key(vm_lab, nodes, libvirt_conn):

@@ -272,3 +272,15 @@ def test_bad_job_configuration_is_refused(stack):
     rm_app = client.wait_for_job(y.url, app, timeout=120, interval=0.2)
     assert (rm_app["finalStatus"], rm_app["attempts"]) == ("FAILED", 1)
     assert "invalid job configuration: grep needs a pattern" in rm_app["diagnostics"]
+
+
+def test_bytes_that_are_not_utf8_survive_the_job(stack):
+    dfs, y, _ = stack
+    raw = b"b\xff\xfe line\nplain\nnaive \xc3\xa9\na\x80\n"
+    WebHdfs(dfs.url).write("/data/bin/x.txt", raw)
+    app, rm_app, _ = run(y, dfs, "sort", ["/data/bin"], "/out/bin", reduces=2)
+    assert rm_app["finalStatus"] == "SUCCEEDED", rm_app["diagnostics"]
+    fs = WebHdfs(dfs.url)
+    got = fs.read("/out/bin/part-r-00000") + fs.read("/out/bin/part-r-00001")
+    lines = raw.decode("utf-8", "surrogateescape").splitlines()
+    assert got == "".join(x + "\n" for x in sorted(lines)).encode("utf-8", "surrogateescape")

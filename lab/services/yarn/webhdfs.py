@@ -14,6 +14,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 
 class WebHdfsError(Exception):
@@ -160,8 +161,9 @@ class WebHdfs:
         return body
 
     def write(
-        self, path: str, data: bytes, overwrite: bool = True, blocksize: int | None = None
+        self, path: str, data: bytes | Path, overwrite: bool = True, blocksize: int | None = None
     ) -> None:
+        """Create path with data: bytes, or a local file streamed from disk."""
         # Step 1 to the NameNode without data, step 2 to the DataNode it redirects to.
         url = self._url(path, "CREATE", overwrite=overwrite, blocksize=blocksize)
         req = urllib.request.Request(url, method="PUT")
@@ -185,4 +187,20 @@ class WebHdfs:
             raise WebHdfsError("ConnectException", f"{url}: {e}") from None
         if not location:
             raise WebHdfsError("IOException", "CREATE was not redirected to a DataNode")
+        if isinstance(data, Path):
+            size = data.stat().st_size
+            with open(data, "rb") as f:
+                req = urllib.request.Request(location, data=f, method="PUT")
+                req.add_header("Content-Type", "application/octet-stream")
+                req.add_header("Content-Length", str(size))  # streamed, not held in memory
+                try:
+                    with _opener.open(req, timeout=self.timeout) as resp:
+                        resp.read()
+                except urllib.error.HTTPError as e:
+                    raise WebHdfsError(
+                        "HTTPError", f"{e.code} {e.read()[:200]!r}", e.code
+                    ) from None
+                except (urllib.error.URLError, OSError) as e:
+                    raise WebHdfsError("ConnectException", f"{location}: {e}") from None
+            return
         self._do("PUT", location, data=data, follow=False)

@@ -145,48 +145,74 @@ class FetchFailed(Exception):
         self.maps = maps
 
 
-def _fetch(job_id: str, reduce_: int, attempt: str, address: str) -> bytes:
+def _fetch_to(job_id: str, reduce_: int, attempt: str, address: str, path: Path) -> int:
+    """Shuffle one map's partition to a local file (disk-backed, not held in memory)."""
     url = f"http://{address}/mapOutput?job={job_id}&reduce={reduce_}&map={attempt}"
     last = None
     for i in range(3):  # a short retry for a busy NM; a dead one fails fast
         try:
-            with urllib.request.urlopen(url, timeout=20) as r:
-                return r.read()
+            with urllib.request.urlopen(url, timeout=20) as r, open(path, "wb") as f:
+                return _copy(r, f)
         except OSError as e:
             last = e
             time.sleep(0.2 * (i + 1))
     raise FetchFailed([attempt], f"fetch of {attempt} from {address} failed: {last}")
 
 
-def run_reduce(task: dict, conf: dict) -> dict:
+def _copy(src, dst, bufsize: int = 1 << 20) -> int:
+    n = 0
+    while chunk := src.read(bufsize):
+        dst.write(chunk)
+        n += len(chunk)
+    return n
+
+
+def run_reduce(task: dict, conf: dict, local_dir: str | None = None) -> dict:
+    """Fetch this partition of every map's output to local files, merge the sorted runs
+    as streams, reduce each key group, and stream the result to HDFS."""
     job = make_job(conf)
     fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
     r = int(task["partition"])
-    runs = []
+    work = Path(local_dir or os.environ["LOCAL_DIRS"]) / "shuffle" / task["attempt"]
+    work.mkdir(parents=True, exist_ok=True)
+    segments: list[Path] = []
     failed: list[str] = []
     shuffled = 0
-    for attempt, address in task["maps"]:
+    for i, (attempt, address) in enumerate(task["maps"]):
+        path = work / f"map-{i}"
         try:
-            data = _fetch(conf["job.id"], r, attempt, address)
+            shuffled += _fetch_to(conf["job.id"], r, attempt, address, path)
         except FetchFailed as e:
             failed += e.maps
             continue
-        shuffled += len(data)
-        runs.append([json.loads(line) for line in data.decode("utf-8").splitlines() if line])
+        segments.append(path)
     if failed:
         raise FetchFailed(failed, f"could not fetch map output of {', '.join(failed)}")
-    counters = {"REDUCE_SHUFFLE_BYTES": shuffled, "REDUCE_INPUT_RECORDS": sum(len(x) for x in runs)}
-    groups = 0
-    lines = []
-    merged = heapq.merge(*runs, key=lambda kv: kv[0])
-    for key, kvs in itertools.groupby(merged, key=lambda kv: kv[0]):
-        groups += 1
-        lines.extend(job.reduce(key, (v for _, v in kvs)))
-    counters["REDUCE_INPUT_GROUPS"] = groups
-    counters["REDUCE_OUTPUT_RECORDS"] = len(lines)
-    data = ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8", "surrogateescape")
-    fs.write(task["tempOutput"], data, overwrite=True)
-    counters["HDFS_BYTES_WRITTEN"] = len(data)
+    counters = {
+        "REDUCE_SHUFFLE_BYTES": shuffled,
+        "REDUCE_INPUT_RECORDS": 0,
+        "REDUCE_INPUT_GROUPS": 0,
+        "REDUCE_OUTPUT_RECORDS": 0,
+    }
+
+    def counted(run):
+        for kv in run:
+            counters["REDUCE_INPUT_RECORDS"] += 1
+            yield kv
+
+    result = work / "part"
+    with open(result, "w", encoding="utf-8", errors="surrogateescape") as out:
+        merged = heapq.merge(*(counted(_read_run(p)) for p in segments), key=lambda kv: kv[0])
+        for key, kvs in itertools.groupby(merged, key=lambda kv: kv[0]):
+            counters["REDUCE_INPUT_GROUPS"] += 1
+            for line in job.reduce(key, (v for _, v in kvs)):
+                out.write(line)
+                out.write("\n")
+                counters["REDUCE_OUTPUT_RECORDS"] += 1
+    fs.write(task["tempOutput"], result, overwrite=True)
+    counters["HDFS_BYTES_WRITTEN"] = result.stat().st_size
+    for p in [*segments, result]:
+        p.unlink()
     return counters
 
 

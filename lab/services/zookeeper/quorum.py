@@ -439,6 +439,11 @@ class QuorumServer(ZooKeeperServer):
                     return
                 f = FollowerHandle(r.int(), reader, writer)
                 f.accepted_epoch, f.last_zxid = r.long(), r.long()
+                if f.sid not in self.cfg.servers or f.sid == self.myid:
+                    # Only configured members count towards a quorum.
+                    log.warning("leader %d: refusing peer claiming id %d", self.myid, f.sid)
+                    f = None
+                    return
                 old = self.followers.get(f.sid)
                 if old is not None:
                     old.close()

@@ -158,9 +158,9 @@ class FileWriter:
         """DataStreamer's pipeline recovery: drop the failed DataNode, have the NameNode
         bump the block's generation stamp, let the survivors cut their replicas back to the
         acknowledged length and send them what was not acknowledged. With no survivor the
-        write fails. (No replacement node is added: the NameNode re-replicates the block
-        once the file is closed, as with dfs.client.block.write.replace-datanode-on-failure
-        .policy=NEVER.)"""
+        write fails. No replacement node is added (Hadoop's DEFAULT policy adds none either
+        while at least half of a 3-node pipeline survives); the NameNode re-replicates the
+        block once the file is closed."""
         for _ in range(len(self.pipe.targets)):
             old = self.pipe
             acked, unacked = old.unacknowledged()

@@ -78,3 +78,26 @@ def test_dfsadmin_safemode_enter_and_leave(cluster):
     assert rc == 1 and "safe mode" in err
     assert sh(cluster, "dfsadmin", "-safemode", "leave") == (0, "Safe mode is OFF\n", "")
     assert sh(cluster, "dfs", "-mkdir", "-p", "/while-safe")[0] == 0
+
+
+def test_more_fs_shell_commands(cluster, tmp_path):
+    local = tmp_path / "part"
+    local.write_text("one\n")
+    assert sh(cluster, "dfs", "-touchz", "/more/empty")[0] == 0
+    assert sh(cluster, "dfs", "-test", "-z", "/more/empty")[0] == 0
+    assert sh(cluster, "dfs", "-test", "-d", "/more")[0] == 0
+    assert sh(cluster, "dfs", "-test", "-e", "/more/nothing")[0] == 1
+    assert sh(cluster, "dfs", "-appendToFile", str(local), str(local), "/more/log")[0] == 0
+    assert sh(cluster, "dfs", "-cat", "/more/log")[1] == "one\none\n"
+    assert sh(cluster, "dfs", "-tail", "/more/log")[1] == "one\none\n"
+    assert sh(cluster, "dfs", "-mv", "/more/log", "/more/log2")[0] == 0
+    assert sh(cluster, "dfs", "-test", "-f", "/more/log2")[0] == 0
+    assert sh(cluster, "dfs", "-chmod", "600", "/more/log2")[0] == 0
+    assert sh(cluster, "dfs", "-chown", "alice:staff", "/more/log2")[0] == 0
+    line = sh(cluster, "dfs", "-ls", "/more/log2")[1]
+    assert line.startswith("-rw-------   3 alice staff ")
+    rc, out, _ = sh(cluster, "dfs", "-setrep", "-w", "2", "/more/log2")
+    assert rc == 0 and out.startswith("Replication 2 set: /more/log2\nWaiting for /more/log2 ...")
+    assert out.endswith(" done\n")
+    assert sh(cluster, "dfs", "-du", "-s", "/more")[1] == "8  16  /more\n"  # 8 bytes, twice
+    assert sh(cluster, "dfs", "-count", "/more")[1].split() == ["1", "2", "8", "/more"]

@@ -22,7 +22,9 @@ from .webclient import WebHdfsClient
 
 USAGE = """Usage: hdfs [--user NAME] COMMAND
   dfs -ls [-R] PATH... | -mkdir [-p] PATH... | -put [-f] LOCAL... DST | -get SRC... LOCALDST
-      -cat PATH... | -rm [-r] [-f] [-skipTrash] PATH...
+      -cat PATH... | -rm [-r] [-f] [-skipTrash] PATH... | -mv SRC... DST | -touchz PATH...
+      -appendToFile LOCAL... DST | -tail PATH | -setrep [-w] N PATH... | -chmod MODE PATH...
+      -chown OWNER[:GROUP] PATH... | -du [-s] PATH... | -count PATH... | -test -e|-d|-f|-z PATH
   fsck PATH [-files [-blocks [-locations | -racks]]]
   dfsadmin -report [-live] [-dead] | -safemode get|enter|leave
 """
@@ -85,6 +87,16 @@ class Dfs:
             "-copyToLocal": self.get,
             "-cat": self.cat,
             "-rm": self.rm,
+            "-mv": self.mv,
+            "-touchz": self.touchz,
+            "-appendToFile": self.append_to_file,
+            "-tail": self.tail,
+            "-setrep": self.setrep,
+            "-chmod": self.chmod,
+            "-chown": self.chown,
+            "-du": self.du,
+            "-count": self.count,
+            "-test": self.test,
         }.get(cmd)
         if handler is None:
             self.err.write(f"{cmd}: Unknown command\n")
@@ -238,6 +250,166 @@ class Dfs:
             except errors.HdfsException as exc:
                 rc = self._fail("rm", path, exc)
         return rc
+
+    def mv(self, flags: set[str], paths: list[str]) -> int:
+        if len(paths) < 2:
+            self.err.write("mv: Not enough arguments: expected 2 but got 1\n")
+            return 255
+        *sources, dst = paths
+        rc = 0
+        for src in sources:
+            try:
+                self.c.status(src)
+                if not self.c.rename(src, dst):
+                    self.err.write(f"mv: `{src}' to `{dst}': Input/output error\n")
+                    rc = 1
+            except errors.HdfsException as exc:
+                rc = self._fail("mv", src, exc)
+        return rc
+
+    def touchz(self, flags: set[str], paths: list[str]) -> int:
+        rc = 0
+        for path in paths:
+            try:
+                try:
+                    if self.c.status(path)["length"] != 0:
+                        self.err.write(f"touchz: `{path}': Not a zero-length file\n")
+                        rc = 1
+                    continue
+                except errors.FileNotFoundException:
+                    self.c.write(path, b"")
+            except errors.HdfsException as exc:
+                rc = self._fail("touchz", path, exc)
+        return rc
+
+    def append_to_file(self, flags: set[str], paths: list[str]) -> int:
+        if len(paths) < 2:
+            self.err.write("appendToFile: Not enough arguments: expected 2 but got 1\n")
+            return 255
+        *sources, dst = paths
+        try:
+            try:
+                self.c.status(dst)
+            except errors.FileNotFoundException:
+                self.c.write(dst, b"")
+            for src in sources:
+                with open(src, "rb") as f:
+                    self.c.write(dst, iter(lambda f=f: f.read(1 << 20), b""), append=True)
+            return 0
+        except FileNotFoundError as exc:
+            self.err.write(f"appendToFile: `{exc.filename}': No such file or directory\n")
+            return 1
+        except errors.HdfsException as exc:
+            return self._fail("appendToFile", dst, exc)
+
+    def tail(self, flags: set[str], paths: list[str]) -> int:
+        try:
+            length = self.c.status(paths[0])["length"]
+            data = b"".join(self.c.read(paths[0], offset=max(0, length - 1024)))
+            self.out.write(data.decode("utf-8", "replace"))
+            return 0
+        except errors.HdfsException as exc:
+            return self._fail("tail", paths[0], exc)
+
+    def setrep(self, flags: set[str], paths: list[str]) -> int:
+        if len(paths) < 2 or not paths[0].isdigit():
+            self.err.write("setrep: Usage: -setrep [-w] <rep> <path> ...\n")
+            return 255
+        rep, rc = int(paths[0]), 0
+        for path in paths[1:]:
+            try:
+                self.c.set_replication(path, rep)
+                self.out.write(f"Replication {rep} set: {path}\n")
+                if "-w" in flags:
+                    self._wait_replication(path, rep)
+            except errors.HdfsException as exc:
+                rc = self._fail("setrep", path, exc)
+        return rc
+
+    def _wait_replication(self, path: str, rep: int, timeout: float = 600) -> None:
+        """-w: until every block has `rep` live replicas, as `hdfs dfs -setrep -w` waits."""
+        self.out.write(f"Waiting for {path} ...")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            report = self.c.fsck(path, as_json=True)
+            if all(b["live"] == rep for f in report["files"] for b in f["blocks"]):
+                self.out.write(" done\n")
+                return
+            self.out.write(".")
+            time.sleep(1)
+        self.out.write(" timed out\n")
+
+    def chmod(self, flags: set[str], paths: list[str]) -> int:
+        if len(paths) < 2:
+            self.err.write("chmod: Not enough arguments\n")
+            return 255
+        mode, rc = paths[0], 0
+        for path in paths[1:]:
+            try:
+                self.c.set_permission(path, mode)
+            except errors.HdfsException as exc:
+                rc = self._fail("chmod", path, exc)
+        return rc
+
+    def chown(self, flags: set[str], paths: list[str]) -> int:
+        if len(paths) < 2:
+            self.err.write("chown: Not enough arguments\n")
+            return 255
+        owner, _, group = paths[0].partition(":")
+        rc = 0
+        for path in paths[1:]:
+            try:
+                self.c.set_owner(path, owner or None, group or None)
+            except errors.HdfsException as exc:
+                rc = self._fail("chown", path, exc)
+        return rc
+
+    def du(self, flags: set[str], paths: list[str]) -> int:
+        rc = 0
+        for path in paths:
+            try:
+                st = self.c.status(path)
+                if "-s" in flags or st["type"] != "DIRECTORY":
+                    items = [(path, self.c.content_summary(path))]
+                else:
+                    items = [
+                        (
+                            posixpath.join(path, i["pathSuffix"]),
+                            self.c.content_summary(posixpath.join(path, i["pathSuffix"])),
+                        )
+                        for i in self.c.list(path)
+                    ]
+                for p, cs in items:
+                    self.out.write(f"{cs['length']}  {cs['spaceConsumed']}  {p}\n")
+            except errors.HdfsException as exc:
+                rc = self._fail("du", path, exc)
+        return rc
+
+    def count(self, flags: set[str], paths: list[str]) -> int:
+        rc = 0
+        for path in paths:
+            try:
+                cs = self.c.content_summary(path)
+                self.out.write(
+                    f"{cs['directoryCount']:>12} {cs['fileCount']:>12} {cs['length']:>18} {path}\n"
+                )
+            except errors.HdfsException as exc:
+                rc = self._fail("count", path, exc)
+        return rc
+
+    def test(self, flags: set[str], paths: list[str]) -> int:
+        """Exit status only, as Hadoop's: 0 when the test holds."""
+        try:
+            st = self.c.status(paths[0])
+        except errors.FileNotFoundException:
+            return 1
+        if "-d" in flags:
+            return 0 if st["type"] == "DIRECTORY" else 1
+        if "-f" in flags:
+            return 0 if st["type"] == "FILE" else 1
+        if "-z" in flags:
+            return 0 if st["length"] == 0 else 1
+        return 0
 
 
 def fsck(client: WebHdfsClient, args: list[str], out: TextIO, err: TextIO) -> int:

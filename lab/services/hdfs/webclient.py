@@ -91,6 +91,15 @@ class WebHdfsClient:
     def rename(self, src: str, dst: str) -> bool:
         return self._json("PUT", src, "RENAME", destination=dst)["boolean"]
 
+    def set_replication(self, path: str, replication: int) -> bool:
+        return self._json("PUT", path, "SETREPLICATION", replication=replication)["boolean"]
+
+    def set_permission(self, path: str, permission: str) -> None:
+        self._json("PUT", path, "SETPERMISSION", permission=permission)
+
+    def set_owner(self, path: str, owner: str | None = None, group: str | None = None) -> None:
+        self._json("PUT", path, "SETOWNER", owner=owner, group=group)
+
     def content_summary(self, path: str) -> dict:
         return self._json("GET", path, "GETCONTENTSUMMARY")["ContentSummary"]
 

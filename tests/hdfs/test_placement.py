@@ -77,3 +77,24 @@ def test_excluded_and_dead_nodes_are_skipped():
 def test_default_dead_interval_is_ten_minutes_thirty():
     bm = BlockManager(Configuration(), {})
     assert bm.expire_interval == 630
+
+
+def test_rereplication_goes_by_priority():
+    from lab.services.hdfs.blockmanager import QUEUE_HIGHEST, QUEUE_LOW
+    from lab.services.hdfs.namespace import Block, INodeFile
+
+    bm = make_bm({"/r1": 2, "/r2": 2})
+    f = INodeFile(1, "f", "u", "g", 0o644, 0, 0, replication=3)
+    f.blocks = [Block(12, 1001, 10), Block(11, 1001, 10)]
+    bm.add_file_blocks(f)
+    nodes = list(bm.datanodes.values())
+    for d in nodes[:2]:
+        bm.replica_received(d, [12, 1001, 10])  # two live replicas of three: low redundancy
+    bm.replica_received(nodes[2], [11, 1001, 10])  # one live replica: highest priority
+    assert 11 in bm.needed[QUEUE_HIGHEST] and 12 in bm.needed[QUEUE_LOW]
+    # With room for one block this pass, the single-replica block goes first.
+    assert bm.compute_replication_work(budget=1) == 1
+    assert 11 in bm.pending and 12 not in bm.pending
+    cmd = nodes[2].replicate_queue[0]
+    assert cmd["block"]["blockId"] == 11 and len(cmd["targets"]) == 2
+    assert bm.compute_replication_work(budget=1) == 1 and 12 in bm.pending

@@ -348,7 +348,7 @@ class BlockManager:
         for info in self.blocks.values():
             self.update_needed(info)
 
-    def compute_replication_work(self) -> int:
+    def compute_replication_work(self, budget: int | None = None) -> int:
         """RedundancyMonitor: schedule up to live * multiplier blocks, most urgent first."""
         now = time.monotonic()
         for bid, (deadline, _) in list(self.pending.items()):
@@ -356,7 +356,8 @@ class BlockManager:
                 del self.pending[bid]  # timed out: count it as needed again
                 if bid in self.blocks:
                     self.update_needed(self.blocks[bid])
-        budget = len(self.live_nodes()) * self.work_multiplier
+        if budget is None:
+            budget = len(self.live_nodes()) * self.work_multiplier
         scheduled = 0
         for prio, queue in enumerate(self.needed):
             if prio == QUEUE_CORRUPT:

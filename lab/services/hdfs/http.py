@@ -294,6 +294,8 @@ async def write_response(writer, resp: Response, keep_alive: bool, head_only: bo
             else:
                 writer.write(piece)
             await writer.drain()
+    except ConnectionError:
+        raise  # the client went away: nothing to tell anybody
     except Exception:
         # Headers are gone already: the only honest signal left is a cut connection,
         # which every client reports as a short read.

@@ -336,3 +336,32 @@ def test_librdkafka_through_a_leader_failover(cluster):
             got.append(m.value())
     c.close()
     assert got == [v for _, v in sorted(acked)]  # all of them, once each, in order
+
+
+def test_leadership_returns_to_the_preferred_replica(make_broker):
+    props = dict(CLUSTER_PROPS, leader_imbalance_check_interval_seconds=1)
+    brokers = [make_broker(i + 1, host=h, start=False, **props) for i, h in enumerate(HOSTS)]
+    for b in brokers:
+        b.start()
+    zk = KazooClient(make_broker.zk_connect)
+    zk.start(10)
+    try:
+        make_topic(brokers, zk, "pref", partitions=1)
+        replicas = json.loads(zk.get("/brokers/topics/pref")[0])["partitions"]["0"]
+        preferred = replicas[0]
+        assert state(zk, "pref", 0)["leader"] == preferred
+        victim = next(b for b in brokers if b.id == preferred)
+        victim.kill()
+        wait_for(lambda: state(zk, "pref", 0)["leader"] not in (preferred, -1), 30, "failover")
+        acked = produce_acked(
+            [b for b in brokers if b is not victim], "pref", [b"p1", b"p2"], partitions=1
+        )
+        victim.start()
+        wait_for(
+            lambda: state(zk, "pref", 0)["leader"] == preferred, 40, "the preferred leader back"
+        )
+        got = consume_all(brokers, "pref", 1, 2)
+        assert_contains_in_order(got.get(0, []), acked[0])
+    finally:
+        zk.stop()
+        zk.close()

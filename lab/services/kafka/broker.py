@@ -72,6 +72,7 @@ class Broker:
         self._watched_partitions: set[tuple[str, int]] = set()
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_again = False
+        self._preferred_due = False
         self._pid_block = (0, -1)
         self._next_pid = 0
         self.server: asyncio.base_events.Server | None = None
@@ -106,7 +107,11 @@ class Broker:
         self.zk.watch_controller(self._on_controller)
         self.zk.watch_topics(self._on_topics)
         self.zk.watch_delete_requests(lambda _ch: self._trigger_reconcile())
-        for coro in (self._isr_shrink_loop(), self._housekeeping_loop()):
+        for coro in (
+            self._isr_shrink_loop(),
+            self._housekeeping_loop(),
+            self._leader_balance_loop(),
+        ):
             self._tasks.append(asyncio.create_task(coro))
         log.info("broker %d serving on %s:%d", self.id, *self.advertised)
 
@@ -208,9 +213,14 @@ class Broker:
             while True:
                 self._reconcile_again = False
                 live = set(self.live_brokers)
+                preferred, self._preferred_due = self._preferred_due, False
                 try:
                     changes = await self._in_thread(
-                        controller.reconcile, self.zk, live, self.config.unclean_leader_election
+                        controller.reconcile,
+                        self.zk,
+                        live,
+                        self.config.unclean_leader_election,
+                        preferred,
                     )
                 except Exception:  # noqa: BLE001 - a ZooKeeper hiccup: the next event retries
                     log.exception("controller pass failed")
@@ -457,6 +467,17 @@ class Broker:
                 ]
                 if out:
                     self._change_isr(part, [r for r in part.isr if r not in out])
+
+    async def _leader_balance_loop(self) -> None:
+        """auto.leader.rebalance.enable: every leader.imbalance.check.interval.seconds
+        the controller moves leadership back to preferred replicas in the ISR."""
+        if not self.config.auto_leader_rebalance:
+            return
+        while True:
+            await asyncio.sleep(max(self.config.leader_imbalance_check_interval_s, 1))
+            if self.is_controller:
+                self._preferred_due = True
+                self._trigger_reconcile()
 
     async def _housekeeping_loop(self) -> None:
         last_retention = time.monotonic()

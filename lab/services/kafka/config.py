@@ -127,6 +127,8 @@ class BrokerConfig:
     replica_fetch_wait_max_ms: int = 500
     replica_fetch_max_bytes: int = 1048576
     unclean_leader_election: bool = False
+    auto_leader_rebalance: bool = True
+    leader_imbalance_check_interval_s: int = 300
     offsets_topic_num_partitions: int = 50
     offsets_topic_replication_factor: int = 3
     offsets_commit_timeout_ms: int = 5000
@@ -168,6 +170,8 @@ class BrokerConfig:
         get("replica.fetch.wait.max.ms", int)
         get("replica.fetch.max.bytes", int)
         get("unclean.leader.election.enable", _bool, "unclean_leader_election")
+        get("auto.leader.rebalance.enable", _bool, "auto_leader_rebalance")
+        get("leader.imbalance.check.interval.seconds", int, "leader_imbalance_check_interval_s")
         get("offsets.topic.num.partitions", int)
         get("offsets.topic.replication.factor", int)
         get("offsets.commit.timeout.ms", int)

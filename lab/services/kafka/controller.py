@@ -19,8 +19,14 @@ from .zk import ZkCluster
 log = logging.getLogger("lab.kafka.controller")
 
 
-def reconcile(zk: ZkCluster, live: set[int], unclean_default: bool) -> list[str]:
-    """One pass over all partitions; returns what it changed (for the log)."""
+def reconcile(
+    zk: ZkCluster, live: set[int], unclean_default: bool, preferred: bool = False
+) -> list[str]:
+    """One pass over all partitions; returns what it changed (for the log).
+    preferred: also hand leadership back to each partition's preferred replica
+    (the first of its assignment) where that replica is alive and in the ISR,
+    as Kafka's auto.leader.rebalance.enable does every
+    leader.imbalance.check.interval.seconds."""
     changes = []
     epoch = zk.controller_epoch()
     try:
@@ -63,6 +69,17 @@ def reconcile(zk: ZkCluster, live: set[int], unclean_default: bool) -> list[str]
                     new = dict(state, isr=live_isr, controller_epoch=epoch)
                     if zk.set_partition_state(topic, p, new, version) is not None:
                         changes.append(f"{topic}-{p}: isr {isr} -> {live_isr} (brokers gone)")
+                elif preferred and replicas and leader != replicas[0] and replicas[0] in live_isr:
+                    new = dict(
+                        state,
+                        leader=replicas[0],
+                        leader_epoch=state["leader_epoch"] + 1,
+                        controller_epoch=epoch,
+                    )
+                    if zk.set_partition_state(topic, p, new, version) is not None:
+                        changes.append(
+                            f"{topic}-{p}: leader {leader} -> {replicas[0]} (preferred replica)"
+                        )
                 continue
             candidates = [r for r in replicas if r in live_isr]
             if candidates:

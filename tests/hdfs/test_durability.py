@@ -130,3 +130,31 @@ def test_acknowledged_changes_survive_kill_9(dc):
     for p, d in files.items():
         with client.read(p) as r:
             assert r.read() == d
+
+
+def test_checkpoint_on_period(tmp_path):
+    c = MiniCluster(
+        tmp_path,
+        racks={"/r": 1},
+        secondary=True,
+        settings={
+            "dfs.replication": "1",
+            "dfs.namenode.checkpoint.period": "2s",
+            "dfs.namenode.checkpoint.txns": "1000000",
+            "dfs.namenode.checkpoint.check.period": "0.3s",
+        },
+    )
+    try:
+        c.start()
+        c.wait_active()
+        client = InsecureClient(c.url, user="root")
+        for i in range(5):
+            client.makedirs(f"/period/d{i}")
+        txid = c.jmx("FSNamesystem")["LastWrittenTransactionId"]
+        c.wait(
+            lambda: c.jmx("FSNamesystem")["MostRecentCheckpointTxId"] >= txid,
+            30,
+            "a checkpoint after dfs.namenode.checkpoint.period",
+        )
+    finally:
+        c.stop()

@@ -7,12 +7,19 @@ import socket
 import struct
 
 from lab.services.zookeeper.jute import Reader
-from lab.services.zookeeper.proto import ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader
+from lab.services.zookeeper.proto import (
+    ConnectRequest,
+    ConnectResponse,
+    ReplyHeader,
+    RequestHeader,
+    WatcherEvent,
+)
 
 
 class RawClient:
     def __init__(self, host: str, port: int, timeout: float = 5.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.events: list[tuple[int, str]] = []
 
     def send_frame(self, payload: bytes) -> None:
         self.sock.sendall(struct.pack(">i", len(payload)) + payload)
@@ -42,8 +49,14 @@ class RawClient:
         return self.reply()
 
     def reply(self) -> tuple[ReplyHeader, Reader]:
-        r = Reader(self.recv_frame())
-        return ReplyHeader.read(r), r
+        """The next reply; watch events arriving before it are kept in self.events."""
+        while True:
+            r = Reader(self.recv_frame())
+            h = ReplyHeader.read(r)
+            if h.xid != -1:
+                return h, r
+            ev = WatcherEvent.read(r)
+            self.events.append((ev.type, ev.path))
 
     def closed_by_server(self, timeout: float = 5.0) -> bool:
         """True once the server has closed (EOF or reset), reading and dropping replies."""

@@ -257,12 +257,15 @@ def raw_scenario(host: str, port: int) -> list:
     from lab.services.zookeeper.datatree import OPEN_ACL_UNSAFE
     from lab.services.zookeeper.jute import Writer
     from lab.services.zookeeper.proto import (
+        AddWatchRequest,
         CheckWatchesRequest,
         CreateRequest,
+        DeleteRequest,
         GetChildrenRequest,
         GetDataRequest,
         MultiHeader,
         Op,
+        SetDataRequest,
     )
 
     from .rawclient import RawClient
@@ -274,7 +277,8 @@ def raw_scenario(host: str, port: int) -> list:
 
     def req(name, xid, op, body=b""):
         h, r = c.request(xid, op, body)
-        out.append((name, h.xid, h.err))
+        # The body's size too: a client decodes a reply by its expected record.
+        out.append((name, h.xid, h.err, r.remaining() if op != Op.MULTI_READ else None))
         return h, r
 
     req("create", 1, Op.CREATE, CreateRequest("/raw", b"r", acl, 0).serialize())
@@ -312,6 +316,41 @@ def raw_scenario(host: str, port: int) -> list:
     ttl = CreateRequest("/ttl", b"", acl, 5).serialize() + (10000).to_bytes(8, "big")
     req("createTTL", 9, Op.CREATE_TTL, ttl)
     req("still-connected", 10, Op.EXISTS, GetDataRequest("/raw", False).serialize())
+
+    # Persistent and persistent-recursive watches (addWatch), events in arrival order.
+    def write(name, xid, op, body):
+        c.events.clear()
+        h, r = c.request(xid, op, body)
+        out.append((name, h.err, r.remaining(), list(c.events)))
+
+    def create(name, xid, path):
+        write(name, xid, Op.CREATE, CreateRequest(path, b"", acl, 0).serialize())
+
+    req("addWatch", 11, Op.ADD_WATCH, AddWatchRequest("/pw", 0).serialize())
+    req("addWatch-recursive", 12, Op.ADD_WATCH, AddWatchRequest("/rw", 1).serialize())
+    create("pw-create", 13, "/pw")
+    create("pw-child", 14, "/pw/c")
+    write("pw-set", 15, Op.SET_DATA, SetDataRequest("/pw", b"x", -1).serialize())
+    write("pw-child-delete", 16, Op.DELETE, DeleteRequest("/pw/c", -1).serialize())
+    create("rw-create", 17, "/rw")
+    create("rw-child", 18, "/rw/a")
+    create("rw-grandchild", 19, "/rw/a/b")
+    write("rw-set-deep", 20, Op.SET_DATA, SetDataRequest("/rw/a/b", b"y", -1).serialize())
+    write("rw-delete-deep", 21, Op.DELETE, DeleteRequest("/rw/a/b", -1).serialize())
+    check = Op.CHECK_WATCHES
+    req("checkWatches-type4", 22, check, CheckWatchesRequest("/pw", 4).serialize())
+    req("checkWatches-any-persistent", 23, check, CheckWatchesRequest("/pw", 3).serialize())
+    req("checkWatches-any-recursive", 27, check, CheckWatchesRequest("/rw", 3).serialize())
+    req("checkWatches-data-persistent", 28, check, CheckWatchesRequest("/pw", 2).serialize())
+    req("removeWatches-any", 24, Op.REMOVE_WATCHES, CheckWatchesRequest("/pw", 3).serialize())
+    write("pw-set-after-remove", 25, Op.SET_DATA, SetDataRequest("/pw", b"z", -1).serialize())
+    write("pw-delete", 26, Op.DELETE, DeleteRequest("/pw", -1).serialize())
+    # A persistent watch half removed (data side only) still reports child changes.
+    req("addWatch-3", 29, Op.ADD_WATCH, AddWatchRequest("/pw3", 0).serialize())
+    req("removeWatches-data", 30, Op.REMOVE_WATCHES, CheckWatchesRequest("/pw3", 2).serialize())
+    create("pw3-create", 31, "/pw3")
+    create("pw3-child", 32, "/pw3/c")
+    req("removeWatches-type5", 33, Op.REMOVE_WATCHES, CheckWatchesRequest("/rw", 5).serialize())
     c.close()
     return out
 

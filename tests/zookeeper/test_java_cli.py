@@ -106,6 +106,16 @@ def test_cli_watch_fires(zk_server, zk):
         time.sleep(0.5)
         zk.create("/watched/child")
         assert wait_for("type:NodeChildrenChanged path:/watched"), "".join(lines)
+        proc.stdin.write("addWatch -m PERSISTENT_RECURSIVE /tree\n")
+        proc.stdin.flush()
+        time.sleep(0.5)
+        zk.create("/tree/a/b", b"", makepath=True)
+        assert wait_for("type:NodeCreated path:/tree/a/b"), "".join(lines)
+        assert any(
+            "type:NodeCreated path:/tree/a" in line and "/tree/a/b" not in line for line in lines
+        )
+        zk.set("/tree/a/b", b"again")  # persistent: fires again
+        assert wait_for("type:NodeDataChanged path:/tree/a/b"), "".join(lines)
         proc.stdin.write("quit\n")
         proc.stdin.flush()
         proc.wait(30)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from . import acl as acls
 from .fourletter import FOUR_LETTER_WORDS
 from .jute import JuteError, Reader, Writer
+from .prep import validate_path
 from .proto import (
     ACL,
     REFUSED_OPS,
@@ -48,6 +49,7 @@ from .proto import (
     SetACLResponse,
     SetDataResponse,
     SetWatches,
+    SetWatches2,
     SyncResponse,
     WatcherEvent,
     WhoAmIResponse,
@@ -313,6 +315,9 @@ class ClientConnection(asyncio.Protocol):
         if op == Op.SET_WATCHES:
             self.ordered(xid, op, SetWatches.read(r))
             return
+        if op == Op.SET_WATCHES2:
+            self.ordered(xid, Op.SET_WATCHES, SetWatches2.read(r))
+            return
         if op == Op.CLOSE_SESSION:
             server.submit_write(self, xid, op, None)
             return
@@ -452,6 +457,16 @@ class ClientConnection(asyncio.Protocol):
             raise ZKError(req)
         if op == Op.MULTI_READ:
             return self._multi_read(req, tree)
+        if op == Op.ADD_WATCH:
+            validate_path(req.path)
+            if req.mode not in (0, 1):
+                raise ZKError(Err.BAD_ARGUMENTS)
+            if req.mode == 1:
+                tree.recursive_watches.add(req.path, self)
+            else:
+                tree.persistent_data.add(req.path, self)
+                tree.persistent_child.add(req.path, self)
+            return ErrorResponse(0).serialize()  # what the Java client decodes it as
         if op in (Op.CHECK_WATCHES, Op.REMOVE_WATCHES):
             self._check_watches(op, req, tree)
             return b""
@@ -481,11 +496,22 @@ class ClientConnection(asyncio.Protocol):
 
     def _check_watches(self, op, req, tree) -> None:
         """checkWatches / removeWatches for this connection's watches on a path."""
-        tables = []
-        if req.type in (1, 3):
-            tables.append(tree.child_watches)
-        if req.type in (2, 3):
-            tables.append(tree.data_watches)
+        # WatcherType on the wire: 1 children, 2 data, 3 any. (Persistent watches are
+        # found through the manager they sit in; 4 and 5 fail as in ZooKeeper 3.8.)
+        if req.type == 1:
+            tables = [tree.child_watches, tree.persistent_child]
+        elif req.type == 2:
+            tables = [tree.data_watches, tree.persistent_data, tree.recursive_watches]
+        elif req.type == 3:
+            tables = [
+                tree.child_watches,
+                tree.persistent_child,
+                tree.data_watches,
+                tree.persistent_data,
+                tree.recursive_watches,
+            ]
+        else:
+            raise ZKError(Err.MARSHALLING_ERROR)
         found = [t for t in tables if self in t.by_path.get(req.path, ())]
         if not found:
             raise ZKError(Err.NO_WATCHER)
@@ -519,6 +545,12 @@ class ClientConnection(asyncio.Protocol):
                 self.send_event(EventType.NODE_CHILDREN_CHANGED, path, zxid)
             else:
                 tree.child_watches.add(path, self)
+        # setWatches2: persistent watches come back as they were, without events.
+        for path in getattr(req, "persistentWatches", None) or ():
+            tree.persistent_data.add(path, self)
+            tree.persistent_child.add(path, self)
+        for path in getattr(req, "persistentRecursiveWatches", None) or ():
+            tree.recursive_watches.add(path, self)
 
     # --- replies to writes -----------------------------------------------------------------
 

@@ -154,6 +154,13 @@ class DataTree:
         self.last_zxid = 0
         self.data_watches = WatchTable()
         self.child_watches = WatchTable()
+        # addWatch (3.6+), not removed by firing. As in ZooKeeper, a persistent watch
+        # sits in both the data and the child manager (and can be removed from each
+        # separately); a recursive one, on a path and all below it, only in the data
+        # manager, so it never reports child-list changes.
+        self.persistent_data = WatchTable()
+        self.persistent_child = WatchTable()
+        self.recursive_watches = WatchTable()
         for path in SYSTEM_PATHS:
             self._add_system(path)
 
@@ -172,6 +179,32 @@ class DataTree:
     def remove_watcher(self, watcher) -> None:
         self.data_watches.remove_watcher(watcher)
         self.child_watches.remove_watcher(watcher)
+        self.persistent_data.remove_watcher(watcher)
+        self.persistent_child.remove_watcher(watcher)
+        self.recursive_watches.remove_watcher(watcher)
+
+    def _fire(self, table: WatchTable, path: str, type_: int, zxid: int, suppress=None) -> set:
+        """One-shot watches of `table` on path, then the persistent ones of the same
+        manager (data: on the path, or recursive on it or an ancestor; child: on the
+        path); each watcher hears of the event once."""
+        fired = table.trigger(path, type_, zxid, suppress)
+        if table is self.data_watches:
+            extra = set(self.persistent_data.by_path.get(path, ()))
+            if self.recursive_watches.by_path:
+                p = path
+                while True:
+                    extra |= self.recursive_watches.by_path.get(p, set())
+                    if p == "/":
+                        break
+                    p = parent_of(p)
+        else:
+            extra = set(self.persistent_child.by_path.get(path, ()))
+        if not extra:
+            return fired
+        done = fired | (suppress or set())
+        for w in extra - done:
+            w.send_event(type_, path, zxid)
+        return fired | extra
 
     def node_count(self) -> int:
         return len(self.nodes)
@@ -233,8 +266,8 @@ class DataTree:
             self.containers.add(path)
         elif t.ephemeralOwner:
             self.ephemerals.setdefault(t.ephemeralOwner, set()).add(path)
-        self.data_watches.trigger(path, EventType.NODE_CREATED, zxid)
-        self.child_watches.trigger(parent_of(path), EventType.NODE_CHILDREN_CHANGED, zxid)
+        self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid)
+        self._fire(self.child_watches, parent_of(path), EventType.NODE_CHILDREN_CHANGED, zxid)
         return Result(op, path=path, stat=node.stat())
 
     def _delete(self, path: str, zxid: int) -> Result:
@@ -255,9 +288,9 @@ class DataTree:
                 owned.discard(path)
                 if not owned:
                     del self.ephemerals[node.owner]
-        fired = self.data_watches.trigger(path, EventType.NODE_DELETED, zxid)
-        self.child_watches.trigger(path, EventType.NODE_DELETED, zxid, suppress=fired)
-        self.child_watches.trigger(parent_path, EventType.NODE_CHILDREN_CHANGED, zxid)
+        fired = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid)
+        self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, suppress=fired)
+        self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid)
         return Result(Op.DELETE)
 
     def _set_data(self, t: SetDataTxn, zxid: int, time: int) -> Result:
@@ -268,7 +301,7 @@ class DataTree:
         node.version = t.version
         node.mzxid = zxid
         node.mtime = time
-        self.data_watches.trigger(t.path, EventType.NODE_DATA_CHANGED, zxid)
+        self._fire(self.data_watches, t.path, EventType.NODE_DATA_CHANGED, zxid)
         return Result(Op.SET_DATA, stat=node.stat())
 
     def _multi(self, t: MultiTxn, session: int, zxid: int, time: int) -> Result:

@@ -265,6 +265,21 @@ class SetWatches(Record):
     )
 
 
+class AddWatchRequest(Record):
+    FIELDS = (("path", ustring), ("mode", int32))  # 0 persistent, 1 persistent recursive
+
+
+class SetWatches2(Record):
+    FIELDS = (
+        ("relativeZxid", int64),
+        ("dataWatches", vector(ustring)),
+        ("existWatches", vector(ustring)),
+        ("childWatches", vector(ustring)),
+        ("persistentWatches", vector(ustring)),
+        ("persistentRecursiveWatches", vector(ustring)),
+    )
+
+
 class CheckWatchesRequest(Record):
     # also RemoveWatchesRequest; type: 1 children, 2 data, 3 any
     FIELDS = (("path", ustring), ("type", int32))
@@ -364,16 +379,15 @@ REQUEST_TYPES: dict[int, type[Record]] = {
     Op.GET_ALL_CHILDREN_NUMBER: GetAllChildrenNumberRequest,
     Op.CHECK_WATCHES: CheckWatchesRequest,
     Op.REMOVE_WATCHES: CheckWatchesRequest,
+    Op.ADD_WATCH: AddWatchRequest,
 }
 
 # Opcodes Apache ZooKeeper knows that this server answers with an error instead of
 # running, keeping the connection (as ZooKeeper does with these features disabled):
-# reconfig -> ReconfigDisabled, TTL nodes / persistent watches -> Unimplemented.
+# reconfig -> ReconfigDisabled, TTL nodes and SASL -> Unimplemented.
 REFUSED_OPS = {
     Op.RECONFIG: Err.RECONFIG_DISABLED,
     Op.CREATE_TTL: Err.UNIMPLEMENTED,
-    Op.ADD_WATCH: Err.UNIMPLEMENTED,
-    Op.SET_WATCHES2: Err.UNIMPLEMENTED,
     Op.SASL: Err.UNIMPLEMENTED,
 }
 

@@ -261,11 +261,15 @@ def raw_scenario(host: str, port: int) -> list:
         CheckWatchesRequest,
         CreateRequest,
         DeleteRequest,
+        GetAllChildrenNumberRequest,
         GetChildrenRequest,
         GetDataRequest,
+        GetEphemeralsRequest,
+        GetEphemeralsResponse,
         MultiHeader,
         Op,
         SetDataRequest,
+        WhoAmIResponse,
     )
 
     from .rawclient import RawClient
@@ -351,6 +355,22 @@ def raw_scenario(host: str, port: int) -> list:
     create("pw3-create", 31, "/pw3")
     create("pw3-child", 32, "/pw3/c")
     req("removeWatches-type5", 33, Op.REMOVE_WATCHES, CheckWatchesRequest("/rw", 5).serialize())
+    eph = CreateRequest("/rw/e", b"", acl, 1).serialize()
+    req("ephemeral", 34, Op.CREATE, eph)
+    children_n = Op.GET_ALL_CHILDREN_NUMBER
+    _, r = req("getEphemerals", 35, Op.GET_EPHEMERALS, GetEphemeralsRequest("/rw").serialize())
+    out.append(("getEphemerals-value", GetEphemeralsResponse.read(r).ephemerals))
+    _, r = req("getEphemerals-all", 36, Op.GET_EPHEMERALS, GetEphemeralsRequest("/").serialize())
+    out.append(("getEphemerals-all-value", GetEphemeralsResponse.read(r).ephemerals))
+    _, r = req("allChildren", 37, children_n, GetAllChildrenNumberRequest("/rw").serialize())
+    out.append(("allChildren-value", r.int()))
+    _, r = req("allChildren-root", 38, children_n, GetAllChildrenNumberRequest("/").serialize())
+    out.append(("allChildren-root-value", r.int()))
+    req("allChildren-missing", 39, children_n, GetAllChildrenNumberRequest("/no").serialize())
+    _, r = req("whoAmI", 40, Op.WHO_AM_I)
+    out.append(
+        ("whoAmI-value", [(i.authScheme, i.user) for i in WhoAmIResponse.read(r).clientInfo])
+    )
     c.close()
     return out
 

@@ -364,8 +364,8 @@ def raw_scenario(host: str, port: int) -> list:
     out.append(("getEphemerals-all-value", GetEphemeralsResponse.read(r).ephemerals))
     _, r = req("allChildren", 37, children_n, GetAllChildrenNumberRequest("/rw").serialize())
     out.append(("allChildren-value", r.int()))
-    _, r = req("allChildren-root", 38, children_n, GetAllChildrenNumberRequest("/").serialize())
-    out.append(("allChildren-root-value", r.int()))
+    # (the root's count depends on what ran before on the shared Apache server)
+    req("allChildren-root", 38, children_n, GetAllChildrenNumberRequest("/").serialize())
     req("allChildren-missing", 39, children_n, GetAllChildrenNumberRequest("/no").serialize())
     _, r = req("whoAmI", 40, Op.WHO_AM_I)
     out.append(

@@ -134,7 +134,11 @@ def test_killing_a_nodemanager_mid_job_still_succeeds(tmp_path):
         texts = {f"/in/f{i}.txt": make_text(rnd, 4000) for i in range(4)}
         for p, t in texts.items():
             fs.write(p, t.encode())
-        conf = dict(FAST, **{"mapreduce.map.memory.mb": 192})
+        # reducers after the last map: the victim's finished output is then surely still needed
+        conf = dict(
+            FAST,
+            **{"mapreduce.map.memory.mb": 192, "mapreduce.job.reduce.slowstart.completedmaps": 1.0},
+        )
         app = client.submit_job(y.url, dfs.url, "wordcount", ["/in"], "/out", reduces=2, conf=conf)
         am_host = wait_until(lambda: y.app(app)["masterNodeId"], what="AM placed").split(":")[0]
         tracking = wait_until(

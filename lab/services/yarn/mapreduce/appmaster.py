@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -134,6 +135,10 @@ class AppMaster:
         self.diagnostics = ""
         self.fatal = ""
         self.node_failures: dict[str, int] = {}
+        # TaskCompletionEvents for reducers: map outputs as they appear and go obsolete.
+        self.map_events: list[dict] = []
+        self.slowstart = float(conf.get("mapreduce.job.reduce.slowstart.completedmaps", 0.05))
+        self.starved = 0  # heartbeats a map has waited with no room while reducers run
         self.blacklisted: set[str] = set()
 
     # -- umbilical ------------------------------------------------------------
@@ -165,6 +170,9 @@ class AppMaster:
                 self._reply(200, {})
 
             def do_GET(self):
+                if self.path.startswith("/umbilical/events"):
+                    q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                    return self._reply(200, am.map_completion_events(int(q.get("from", ["0"])[0])))
                 if (self.path.rstrip("/") or "/") in (
                     f"/ws/v1/mapreduce/jobs/{am.job_id}",
                     "/ws/v1/mapreduce/jobs",
@@ -313,7 +321,12 @@ class AppMaster:
             for t in self.maps:
                 if t.state == "PENDING":
                     self._new_attempt(t)
-            if all(t.state == "SUCCEEDED" for t in self.maps):
+            if self._reduces_may_start():
+                if self.reduce_tasks and not self.reduce_tasks[0].attempts:
+                    done = sum(t.state == "SUCCEEDED" for t in self.maps)
+                    self.events.append(
+                        f"reduces scheduled with {done} of {len(self.maps)} maps done"
+                    )
                 for t in self.reduce_tasks:
                     if t.state == "PENDING":
                         self._new_attempt(t)
@@ -338,6 +351,9 @@ class AppMaster:
                     self.node_lost(node["nodeId"].rsplit(":", 1)[0])
             for st in resp.get("completedContainersStatuses") or []:
                 self.container_completed(st)
+            self._preempt_reducer_if_starved(
+                int((resp.get("availableResources") or {}).get("memory", 0))
+            )
             for c in resp.get("allocatedContainers") or []:
                 att = self.by_request.get(c.get("allocationRequestId"))
                 if att is None or att.state != "ASKED" or att.container is not None:
@@ -348,6 +364,52 @@ class AppMaster:
                 att.state = "RUNNING"
                 self.by_container[c["id"]] = att
                 self.pool.submit(self.launch, att)
+
+    def _maps_waiting(self) -> bool:
+        return any(a.state == "ASKED" for t in self.maps for a in t.attempts[-1:])
+
+    def _reduces_may_start(self) -> bool:
+        """Slow start: reducers (which shuffle as maps finish) once the configured share of
+        maps is done, and not while maps still wait for containers they would take."""
+        done = sum(t.state == "SUCCEEDED" for t in self.maps)
+        if done == len(self.maps):
+            return True
+        return done >= self.slowstart * len(self.maps) and not self._maps_waiting()
+
+    def _preempt_reducer_if_starved(self, available_mb: int) -> None:
+        """RMContainerAllocator's reduce preemption: maps that cannot get a container
+        while reducers hold the room would wait forever; give a reducer back."""
+        running = [a for t in self.reduce_tasks for a in t.attempts[-1:] if a.state == "RUNNING"]
+        if not running or not self._maps_waiting() or available_mb >= self.map_res["memory"]:
+            self.starved = 0
+            return
+        self.starved += 1
+        if self.starved < 5:
+            return
+        self.starved = 0
+        victim = running[-1]
+        self.events.append(f"{victim.id} preempted: maps need the room")
+        self.pool.submit(self._stop_container, victim.container)
+        self.attempt_ended(
+            victim, "KILLED", "Reducer preempted to make room for pending map attempts"
+        )
+
+    def _stop_container(self, c: dict) -> None:
+        try:
+            http.call(
+                f"http://{c['nodeId']}/rpc/ContainerManagementProtocol/stopContainers",
+                {"containerIds": [c["id"]]},
+            )
+        except http.RpcError as e:
+            log.warning("could not stop %s: %s", c["id"], e)
+
+    def map_completion_events(self, start: int) -> dict:
+        with self.lock:
+            return {
+                "events": self.map_events[start:],
+                "next": len(self.map_events),
+                "totalMaps": len(self.maps),
+            }
 
     def _blacklist_update(self) -> dict | None:
         """Nodes where this job's tasks failed mapreduce.job.maxtaskfailures.per.tracker
@@ -396,7 +458,7 @@ class AppMaster:
                 self.counters["TOTAL_LAUNCHED_MAPS"] += 1
             else:
                 spec["partition"] = task.index
-                spec["maps"] = [[m.success.id, m.success.shuffle] for m in self.maps]
+                spec["umbilical"] = self.url  # map outputs arrive as completion events
                 spec["tempOutput"] = f"{self.temp}/{att.id}/part-r-{task.index:05d}"
                 self.counters["TOTAL_LAUNCHED_REDUCES"] += 1
         request = {
@@ -434,9 +496,19 @@ class AppMaster:
                 return
             att.state = "SUCCEEDED"
             att.counters = body.get("counters") or {}
+            att.shuffle = body.get("shuffle") or att.shuffle
             task = att.task
             task.state = "SUCCEEDED"
             task.success = att
+            if task.type == "MAP":
+                self.map_events.append(
+                    {
+                        "type": "SUCCEEDED",
+                        "index": task.index,
+                        "attempt": att.id,
+                        "shuffle": att.shuffle,
+                    }
+                )
 
     def fetch_failure(self, body: dict) -> None:
         with self.lock:
@@ -448,14 +520,19 @@ class AppMaster:
                         f"{att.task.id}: output of {att.id} on {att.host} could not be fetched; re-running"
                     )
                     self._rerun_map(att.task)
-            if reducer and reducer.state == "RUNNING":
-                # Not the reducer's fault: killed, not failed, and re-scheduled once the maps are back.
-                self.attempt_ended(reducer, "KILLED", body.get("diagnostics", "fetch failure"))
+            if reducer:
+                # The reducer goes on: it fetches the re-run map's output when its event comes.
+                self.events.append(
+                    f"{reducer.id} reported a fetch failure: {body.get('diagnostics', '')[:300]}"
+                )
 
     def _rerun_map(self, task: Task) -> None:
         if task.state != "SUCCEEDED":
             return
         task.success.state = "KILLED"
+        self.map_events.append(
+            {"type": "OBSOLETE", "index": task.index, "attempt": task.success.id}
+        )
         task.success = None
         task.state = "PENDING"
         self.counters["MAPS_RERUN_FOR_LOST_OUTPUT"] += 1

@@ -168,26 +168,45 @@ def _copy(src, dst, bufsize: int = 1 << 20) -> int:
 
 
 def run_reduce(task: dict, conf: dict, local_dir: str | None = None) -> dict:
-    """Fetch this partition of every map's output to local files, merge the sorted runs
-    as streams, reduce each key group, and stream the result to HDFS."""
+    """Shuffle: follow the AM's map-completion events and fetch this partition of each
+    map's output to a local file as soon as the map is done (a fetch that fails is
+    reported, the AM re-runs that map, and its new output comes as a later event).
+    Then merge the sorted runs as streams, reduce each key group, and stream the
+    result to HDFS."""
     job = make_job(conf)
     fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
     r = int(task["partition"])
+    umbilical = task["umbilical"]
     work = Path(local_dir or os.environ["LOCAL_DIRS"]) / "shuffle" / task["attempt"]
     work.mkdir(parents=True, exist_ok=True)
-    segments: list[Path] = []
-    failed: list[str] = []
+    fetched: dict[int, Path] = {}  # map index -> its segment; kept even if the map re-runs later
     shuffled = 0
-    for i, (attempt, address) in enumerate(task["maps"]):
-        path = work / f"map-{i}"
-        try:
-            shuffled += _fetch_to(conf["job.id"], r, attempt, address, path)
-        except FetchFailed as e:
-            failed += e.maps
-            continue
-        segments.append(path)
-    if failed:
-        raise FetchFailed(failed, f"could not fetch map output of {', '.join(failed)}")
+    cursor = 0
+    total = None
+    deadline = time.monotonic() + float(conf.get("mapreduce.reduce.shuffle.wait-s", 3600))
+    while total is None or len(fetched) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"shuffle incomplete: {len(fetched)} of {total} map outputs")
+        reply = call(f"{umbilical}/umbilical/events?from={cursor}", timeout=30)
+        cursor, total = reply["next"], reply["totalMaps"]
+        for ev in reply["events"]:
+            i = ev["index"]
+            if ev["type"] != "SUCCEEDED" or i in fetched:
+                continue  # OBSOLETE: a new SUCCEEDED follows; fetched ones stay valid
+            path = work / f"map-{i}"
+            try:
+                shuffled += _fetch_to(conf["job.id"], r, ev["attempt"], ev["shuffle"], path)
+                fetched[i] = path
+            except FetchFailed as e:
+                print(f"fetch failure: {e}", file=sys.stderr)
+                _report(
+                    umbilical,
+                    "fetchFailure",
+                    {"attempt": task["attempt"], "maps": e.maps, "diagnostics": str(e)},
+                )
+        if len(fetched) < total:
+            time.sleep(0.2)
+    segments = [fetched[i] for i in sorted(fetched)]
     counters = {
         "REDUCE_SHUFFLE_BYTES": shuffled,
         "REDUCE_INPUT_RECORDS": 0,
@@ -239,7 +258,10 @@ def main() -> int:
         traceback.print_exc()
         return 1
     counters["ELAPSED_MS"] = int((time.time() - started) * 1000)
-    _report(umbilical, "done", {"attempt": attempt, "counters": counters})
+    done = {"attempt": attempt, "counters": counters}
+    if os.environ.get("NM_SHUFFLE_PORT"):  # where reducers fetch this map's output
+        done["shuffle"] = f"{os.environ['NM_HOST']}:{os.environ['NM_SHUFFLE_PORT']}"
+    _report(umbilical, "done", done)
     print(f"{attempt} done: {counters}")
     return 0
 

@@ -1,7 +1,15 @@
-"""racklab's ZooKeeper: Apache ZooKeeper's client protocol (jute), sessions, watches,
-ACLs, multi, a transaction log with snapshots, and four-letter words, in asyncio.
+"""racklab's ZooKeeper: Apache ZooKeeper's client protocol (jute), sessions, one-shot
+and persistent watches, ACLs, multi, a transaction log with snapshots, four-letter
+words, and a 3- or 5-server ensemble (leader election, ZAB-style broadcast), in
+asyncio.
 
-Run alone with `python -m lab.services.zookeeper zoo.cfg`.
+Run alone with `python -m lab.services.zookeeper zoo.cfg` (Apache's zoo.cfg format;
+server.N lines and dataDir/myid make it an ensemble member).
+
+Modules: jute (codec), proto (opcodes, errors, records), txn (transactions),
+datatree (znodes, sessions, watches), acl, prep (requests -> txns), persistence
+(log, snapshots), connection (one client), server (standalone pipeline), quorum +
+election + peerwire (the ensemble), fourletter, config, shell (`lab zk`).
 """
 
 from .config import Config, load, parse

@@ -305,3 +305,25 @@ def report(run: str | Path | None = None, runs_dir: str | Path | None = None) ->
     if not html.exists():
         write_report(d)
     return html
+
+
+def summary(run: str | Path | None = None, runs_dir: str | Path | None = None) -> dict:
+    """What `lab chaos run` prints at the end and `--json` emits: the verdict with one
+    line per checker and the first anomalies, and where the report is."""
+    d = find_run(str(run) if run else None, runs_dir)
+    verdict = json.loads((d / "verdict.json").read_text())
+    lines = []
+    for c in verdict.get("checkers", []):
+        lines.append(f"{c['checker']}: {c['valid']} - {c.get('reason', '')}")
+        lines += [f"  {a['type']}: {a.get('message', '')}" for a in c.get("anomalies", [])[:5]]
+    if verdict.get("reason"):
+        lines.append(verdict["reason"])
+    lines += [f"repaired after the run: {r}" for r in verdict.get("repaired_after_run", [])]
+    lines += [f"nemesis error: {e}" for e in verdict.get("nemesis_errors", [])]
+    return {
+        "run_dir": str(d),
+        "report": str(d / "report.html"),
+        "valid": verdict.get("valid"),
+        "lines": lines,
+        "verdict": verdict,
+    }

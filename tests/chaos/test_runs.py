@@ -87,6 +87,24 @@ def test_zk_lock_under_kills(lab, chaos_run):
     assert_healed(lab)
 
 
+@pytest.mark.slow
+def test_plain_zookeeper_reads_are_caught_stale(lab, chaos_run):
+    # Without sync() a read is served by whichever server the client talks to, which may
+    # lag the leader: not linearizable, and the checker must be able to say so.
+    # A stale read needs a read to hit a lagging server in the right millisecond, so the
+    # plain client gets up to three seeded runs to show one (it usually takes one).
+    args = dict(time_s=30, rate=40, interval=5, concurrency=6)
+    for seed in (3, 4, 5):
+        plain = chaos_run(lab, "zk-register", "pause", options={"sync": False}, seed=seed, **args)
+        if plain.valid is False:
+            break
+    assert plain.valid is False, "no stale read in three runs of plain reads"
+    [a] = plain.anomalies
+    assert a["type"] == "not-linearizable" and a["op"]["f"] == "read"
+    synced = chaos_run(lab, "zk-register", "pause", seed=seed, **args)
+    assert synced.valid is True, synced.anomalies
+
+
 def test_hdfs_files_under_kills(lab, tmp_path):
     d = chaos(lab, tmp_path, "hdfs-files", "kill", rate=10, time_s=16, interval=4, seed=4)
     verdict = json.loads((d / "verdict.json").read_text())

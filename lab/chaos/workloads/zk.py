@@ -85,6 +85,12 @@ class ZkRegister(_ZkWorkload):
     name = "zk-register"
     default_concurrency = 5
 
+    @property
+    def sync_reads(self) -> bool:
+        # options={"sync": False}: plain reads, which ZooKeeper serves from the local
+        # server's possibly stale copy; the checker is expected to catch stale reads then
+        return bool(self.options.get("sync", True))
+
     def setup(self) -> None:
         zk = self.client(0)
         try:
@@ -114,7 +120,8 @@ class ZkRegister(_ZkWorkload):
         if f == "read":
 
             def read():
-                zk.sync_async(REGISTER).get(timeout=t)
+                if self.sync_reads:
+                    zk.sync_async(REGISTER).get(timeout=t)
                 data, _ = zk.get_async(REGISTER).get(timeout=t)
                 zk._chaos_last = int(data)
                 return int(data)

@@ -113,6 +113,7 @@ class Broker:
             self._leader_balance_loop(),
         ):
             self._tasks.append(asyncio.create_task(coro))
+        await self.server.start_serving()
         log.info("broker %d serving on %s:%d", self.id, *self.advertised)
 
     async def _register(self) -> None:

@@ -30,7 +30,11 @@ async def serve(broker: Broker) -> asyncio.base_events.Server:
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await handle_connection(broker, reader, writer)
 
-    return await asyncio.start_server(on_client, lst.host or None, lst.port, limit=1 << 20)
+    # bound now (so the port is known), accepting only once the broker is
+    # registered: an open port then means a broker ready to answer
+    return await asyncio.start_server(
+        on_client, lst.host or None, lst.port, limit=1 << 20, start_serving=False
+    )
 
 
 async def handle_connection(broker: Broker, reader, writer) -> None:

@@ -44,8 +44,11 @@ def _quiet(msg: str) -> None:
 
 
 def runs_root() -> Path:
-    """Run folders outlive their lab (``lab down`` removes the lab's own folder)."""
-    return Path(os.environ.get("RACKLAB_RUNS", home() / "chaos-runs"))
+    """Where run folders live: beside the labs' state, not in it (/var/lib/racklab-runs),
+    because they outlive their lab, and `lab clean --all` takes every folder in the
+    state directory for a lab's. RACKLAB_RUNS overrides."""
+    h = home()
+    return Path(os.environ.get("RACKLAB_RUNS", h.with_name(h.name + "-runs")))
 
 
 def _active_file(ctx: LabContext) -> Path:

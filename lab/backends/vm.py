@@ -492,8 +492,12 @@ class SSHProcess:
         if self.poll() is not None:
             return
         pidfile = f"{EXEC_DIR}/{self._token}"
-        # the session's process group: the wrapper shell and everything it started
-        script = f'p=$(cat {pidfile} 2>/dev/null) && kill -{int(sig)} -- -"$p" 2>/dev/null || true'
+        # the session's process group: the wrapper shell and everything it started. A
+        # signal sent right after popen() may come before the wrapper wrote its pid
+        # (commands start slowly under emulation): wait for the file a little.
+        script = (f"for i in $(seq 100); do [ -s {pidfile} ] && break; sleep 0.05; done; "
+                  f'p=$(cat {pidfile} 2>/dev/null) && kill -{int(sig)} -- -"$p" 2>/dev/null '
+                  "|| true")  # fmt: skip
         try:
             self._node._run_quiet(script)
         except VMError:

@@ -359,6 +359,9 @@ def _prepare_tree(tree: Path, wheel_files: list[Path]) -> None:
     mods = tree / "usr" / "share" / "initramfs-tools" / "modules.d"
     mods.mkdir(parents=True, exist_ok=True)
     shutil.copy2(recipe / "initramfs-modules", mods / "racklab.conf")
+    dpkg_cfg = tree / "etc" / "dpkg" / "dpkg.cfg.d"
+    dpkg_cfg.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(recipe / "dpkg-excludes", dpkg_cfg / "racklab-vm")
     # racklab's own code comes from its own disk at boot (see the module's docstring)
     site = tree / "usr" / "local" / "lib" / f"python3.{_guest_python_minor(tree)}" / "dist-packages"
     site.mkdir(parents=True, exist_ok=True)

@@ -56,3 +56,12 @@ def test_no_memory_controller_is_an_error(tmp_path):
     assert detect(str(tmp_path)) is None
     with pytest.raises(OSError, match="no usable cgroup memory controller"):
         CgroupManager(str(tmp_path), "/x")
+
+
+def test_v2_without_a_delegated_memory_controller_is_an_error(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    (tmp_path / "hy").mkdir()
+    (tmp_path / "hy" / "cgroup.controllers").write_text("cpu\n")  # memory did not come down
+    with pytest.raises(OSError, match="memory controller could not be enabled"):
+        CgroupManager(str(tmp_path), "/hy").setup()

@@ -9,6 +9,7 @@ tree, with the controllers enabled on the way down.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -32,6 +33,15 @@ def _write(path: Path, value: str) -> bool:
     except OSError as e:
         log.debug("write %s=%s failed: %s", path, value, e)
         return False
+
+
+def _write_errno(path: Path, value: str) -> int:
+    """0 when written, else the errno (EBUSY: the cgroup holds processes itself)."""
+    try:
+        path.write_text(value)
+        return 0
+    except OSError as e:
+        return e.errno or -1
 
 
 def detect(mount: str = "/sys/fs/cgroup") -> tuple[str, Path] | None:
@@ -123,7 +133,18 @@ class CgroupManager:
                     c for c in ("memory", "cpu") if c in _read(node / "cgroup.controllers").split()
                 ]
                 for c in want:
-                    _write(node / "cgroup.subtree_control", f"+{c}")
+                    err = _write_errno(node / "cgroup.subtree_control", f"+{c}")
+                    if err == errno.EBUSY and node == self.root:
+                        # A namespace's root cgroup that holds processes (a container's
+                        # init, this NM) cannot delegate (no internal processes in v2):
+                        # move them to a leaf, as container runtimes do, and try again.
+                        self._evacuate(node)
+                        _write(node / "cgroup.subtree_control", f"+{c}")
+            if "memory" not in _read(base / "cgroup.controllers").split():
+                raise OSError(
+                    f"cgroup v2: the memory controller could not be enabled for {base}; "
+                    f"delegate memory and cpu to {self.root} (its subtree_control) first"
+                )
             self.bases = [base]
         # Containers of a previous run of this NodeManager (it crashed): gone with it.
         for b in self.bases:
@@ -131,6 +152,12 @@ class CgroupManager:
                 log.warning("removing stale container cgroup %s", child)
                 ContainerCgroup(self.version, [child]).remove(timeout=2)
         log.info("container cgroups: %s under %s", self.version, [str(b) for b in self.bases])
+
+    def _evacuate(self, node: Path) -> None:
+        leaf = node / "racklab-init"
+        leaf.mkdir(exist_ok=True)
+        for pid in _read(node / "cgroup.procs").split():
+            _write(leaf / "cgroup.procs", pid)
 
     def create(self, name: str, memory_mb: int, vcores: int) -> ContainerCgroup:
         dirs = [b / name for b in self.bases]

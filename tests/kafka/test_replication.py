@@ -142,7 +142,9 @@ def test_leader_failover_keeps_every_acked_message(cluster):
     wait_for(lambda: old_leader in state(zk, topic, 0)["isr"], 30, "the old leader back in the ISR")
 
 
-@pytest.mark.parametrize("zk_server", ["apache", "racklab"], indirect=True)
+@pytest.mark.parametrize(
+    "zk_server", ["apache", pytest.param("racklab", marks=pytest.mark.slow)], indirect=True
+)
 def test_restart_every_broker_loses_nothing_acked(cluster):
     brokers, zk = cluster
     topic = "restart"
@@ -159,7 +161,9 @@ def test_restart_every_broker_loses_nothing_acked(cluster):
         assert_contains_in_order(got.get(p, []), acked.get(p, []))
 
 
-@pytest.mark.parametrize("zk_server", ["apache", "racklab"], indirect=True)
+@pytest.mark.parametrize(
+    "zk_server", ["apache", pytest.param("racklab", marks=pytest.mark.slow)], indirect=True
+)
 def test_two_brokers_down_refuses_acks_all(cluster):
     brokers, zk = cluster
     topic = "minisr"

@@ -26,7 +26,7 @@ def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:
 
 
 class Ensemble:
-    def __init__(self, root: str, n: int = 3, base: int = 40, tick_time: int = 200):
+    def __init__(self, root: str, n: int = 3, base: int = 40, tick_time: int = 200, **extra):
         self.servers: dict[int, ProcessServer] = {}
         self.hostnames = {i: f"127.0.0.{base + i}" for i in range(1, n + 1)}
         lines = {}
@@ -46,6 +46,7 @@ class Ensemble:
                 "clientPort": port,
                 "clientPortAddress": h,
                 **lines,
+                **extra,
             }
             path = os.path.join(data_dir, "zoo.cfg")
             with open(path, "w") as f:

@@ -352,3 +352,41 @@ def test_follower_checks_sessions_it_does_not_know_with_the_leader(ensemble):
     resumed = b.connect(session_id=created.sessionId, passwd=created.passwd)
     assert resumed.sessionId == created.sessionId and resumed.timeOut == created.timeOut
     b.close()
+
+
+def test_far_behind_follower_gets_a_snapshot(tmp_path):
+    """A follower older than anything in the leader's log (snapshots have moved on)
+    is brought up to date with a whole SNAP."""
+    ens = Ensemble(str(tmp_path), n=3, base=240, snapCount=20)
+    ens.clients = []
+    try:
+        ens.start()
+        leader = ens.wait_leader()
+        for i in ens.servers:
+            ens.wait_serving(i)
+        behind = next(i for i in ens.servers if i != leader)
+        ens.kill(behind)
+        c = connect(ens, leader)
+        for i in range(120):
+            c.create(f"/s{i}", str(i).encode())
+        c.stop()
+        # Restart the leader so that its in-memory history starts at its snapshot.
+        ens.kill(leader)
+        ens.start(leader)
+        others = [i for i in ens.servers if i != behind]
+        new_leader = ens.wait_leader(among=others)
+        ens.start(behind)
+        ens.wait_serving(behind)
+        f = connect(ens, behind)
+        assert len([x for x in f.get_children("/") if x.startswith("s")]) == 120
+        assert f.get("/s77")[0] == b"77"
+        log = open(ens.servers[new_leader].log_path).read()
+        assert f"syncing follower {behind} from 0x0 by SNAP" in log
+    finally:
+        for cl in ens.clients:
+            try:
+                cl.stop()
+                cl.close()
+            except Exception:
+                pass
+        ens.stop_all()

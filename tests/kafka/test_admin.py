@@ -179,3 +179,20 @@ def test_bad_property_values_are_one_clear_error():
         BrokerConfig.from_properties({"broker.id": "1"})
     with pytest.raises(ConfigError, match="PLAINTEXT"):
         BrokerConfig.from_properties({"zookeeper.connect": "z:2181", "listeners": "SSL://h:9093"})
+
+
+def test_bootstrap_from_lab_state():
+    from lab.services.kafka.cli_support import KafkaCliError, bootstrap
+
+    state = {
+        "name": "q",
+        "network": {"nodes": {"n1": "10.61.1.10", "n2": "10.61.1.11/24"}},
+        "services": {
+            "kafka-broker-n1": {"service": "kafka", "role": "broker", "node": "n1"},
+            "zookeeper-server-n2": {"service": "zookeeper", "role": "server", "node": "n2"},
+            "kafka-broker-n2": {"service": "kafka", "role": "broker", "node": "n2"},
+        },
+    }
+    assert bootstrap(state) == "10.61.1.10:9092,10.61.1.11:9092"
+    with pytest.raises(KafkaCliError, match="runs no Kafka broker"):
+        bootstrap({"name": "q", "network": {"nodes": {}}, "services": {}})

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from . import admin
 
@@ -66,6 +66,22 @@ def _parser() -> argparse.ArgumentParser:
     g = groups.add_parser("describe")
     g.add_argument("group")
     return p
+
+
+KAFKA_PORT = 9092  # where the orchestrator's brokers listen (lab/orchestrator/services/kafka.py)
+
+
+def bootstrap(state: Mapping) -> str:
+    """ "ip:9092,..." of a lab's brokers, from its state (services and node addresses)."""
+    addrs = state["network"]["nodes"]
+    found = [
+        f"{addrs[svc['node']].split('/')[0]}:{KAFKA_PORT}"
+        for svc in state.get("services", {}).values()
+        if svc.get("service") == "kafka" and svc.get("role") == "broker"
+    ]
+    if not found:
+        raise KafkaCliError(f"lab {state.get('name', '?')} runs no Kafka broker")
+    return ",".join(found)
 
 
 def kafka_command(

@@ -390,3 +390,27 @@ def test_far_behind_follower_gets_a_snapshot(tmp_path):
             except Exception:
                 pass
         ens.stop_all()
+
+
+def test_garbage_on_peer_and_election_ports_is_ignored(ensemble):
+    import os
+    import socket
+
+    from lab.services.zookeeper.config import load
+
+    leader = ensemble.wait_leader()
+    cfg = load(ensemble.servers[leader].conf_path)
+    for peer in cfg.servers.values():
+        for port in (peer.peer_port, peer.election_port):
+            for payload in (os.urandom(256), b"\x00\x00\x00\x09\x0b" + b"\x00" * 8, b"\xff" * 16):
+                try:
+                    with socket.create_connection((peer.host, port), timeout=2) as s:
+                        s.sendall(payload)
+                except OSError:
+                    pass  # not listening (a follower's peer port): nothing to attack
+    time.sleep(0.5)
+    assert ensemble.wait_leader() == leader
+    c = connect(ensemble)
+    c.create("/still-fine")
+    for i in ensemble.servers:
+        assert ensemble.mode(i) in ("leader", "follower")

@@ -34,7 +34,7 @@ class LabContext:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def attach(cls, lab: State | str | None) -> LabContext:
+    def attach(cls, lab: State | str | None, require_running: bool = True) -> LabContext:
         try:
             state = lab if isinstance(lab, State) else orch.resolve_lab(lab)
         except orch.LabError as e:
@@ -43,8 +43,11 @@ class LabContext:
             raise ChaosError(f"lab {state.name} is not up (phase: {state.get('phase')})")
         nodes = orch.attach_nodes(state)
         down = [n for n, node in nodes.items() if not _alive(node)]
-        if down:
-            raise ChaosError(f"lab {state.name} has nodes that are not running: {', '.join(down)}")
+        if down and require_running:
+            raise ChaosError(
+                f"lab {state.name} has nodes that are not running: {', '.join(down)} "
+                f"(after a crashed chaos run, `lab chaos heal {state.name}` boots them again)"
+            )
         racks = {n: node.spec.rack for n, node in nodes.items()}
         return cls(state, nodes, dict(state["network"]["nodes"]), racks)
 
@@ -172,7 +175,8 @@ class LabContext:
                 netfaults.unblock(netns)
                 done.append(f"partition rules removed on {name}")
             netfaults.unblock(netns)
-            netfaults.undo_line(router, name, _mac(netns))
+            if netfaults.undo_line(router, name, _mac(netns)):
+                done.append(f"packet faults removed from {name}")
             if netfaults.have_netem():
                 netfaults.heal_packet_fault({"method": "netem", "netns": netns})
             self.restore_limits(name)

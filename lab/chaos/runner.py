@@ -55,27 +55,31 @@ def _active_file(ctx: LabContext) -> Path:
     return lab_dir(ctx.name) / "chaos-active.json"
 
 
-def _kill_leftover_lines(ctx: LabContext) -> None:
-    """Fault-line processes recorded by a run that died without healing."""
+def _kill_leftover_lines(ctx: LabContext) -> list[str]:
+    """Stop the fault-line processes recorded by a run that died without healing (each
+    undoes its own plumbing on SIGTERM). Returns what it stopped."""
     f = _active_file(ctx)
     try:
-        pids = json.loads(f.read_text()).get("pids", [])
+        active = json.loads(f.read_text())
     except (OSError, ValueError):
-        return
-    for pid in pids:
+        return []
+    done = []
+    for pid in active.get("pids", []):
         try:
             if b"lab.net.faults" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGTERM)
-        except (OSError, ProcessLookupError):
+                done.append(f"stopped fault line {pid} left by {Path(active['run']).name}")
+        except (OSError, ProcessLookupError, KeyError):
             pass
     f.unlink(missing_ok=True)
+    return done
 
 
 def heal(lab: State | str | None = None) -> list[str]:
     """Heal every fault a chaos run can leave on a lab (after a crash of the runner)."""
-    ctx = LabContext.attach(lab)
-    _kill_leftover_lines(ctx)
-    return ctx.heal_everything()
+    ctx = LabContext.attach(lab, require_running=False)
+    done = _kill_leftover_lines(ctx)
+    return done + ctx.heal_everything()
 
 
 def run(
@@ -135,8 +139,7 @@ def run(
     (run_dir / "run.json").write_text(json.dumps(meta, indent=1))
 
     progress("healing anything an earlier run left")
-    _kill_leftover_lines(ctx)
-    repaired_before = ctx.heal_everything()
+    repaired_before = _kill_leftover_lines(ctx) + ctx.heal_everything()
 
     history = History(run_dir / "history.jsonl")
     wl = wl_class(ctx, history, rate, seed, concurrency, options)

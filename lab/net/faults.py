@@ -226,15 +226,16 @@ def heal_packet_fault(info: dict) -> None:
     undo_line(info["router"], info["port"], info["mac"])
 
 
-def undo_line(router: str, port: str, mac: str) -> None:
+def undo_line(router: str, port: str, mac: str) -> bool:
     """Remove a fault line's plumbing for ``port`` (idempotent; the tap's going makes
     an orphaned line process exit)."""
     if not os.path.exists(f"/run/netns/{router}"):
-        return
-    _run(["tc", "-n", router, "qdisc", "del", "dev", port, "clsact"], check=False)
+        return False
+    r = _run(["tc", "-n", router, "qdisc", "del", "dev", port, "clsact"], check=False)
     _run(["bridge", "-n", router, "link", "set", "dev", port, "isolated", "off"], check=False)
     _run(["bridge", "-n", router, "fdb", "del", mac, "dev", port, "master"], check=False)
     _run(["ip", "-n", router, "link", "del", tap_name(port)], check=False)
+    return r.returncode == 0  # there was a redirect to undo
 
 
 # the fault line itself (runs inside the router namespace)

@@ -166,6 +166,38 @@ def test_yarn_jobs_under_a_nodemanager_kill(lab, tmp_path):
     assert_healed(lab)
 
 
+def test_faults_left_by_a_killed_runner_are_healed_by_heal(lab, tmp_path):
+    code = (
+        "from lab.chaos import runner\n"
+        f"runner.run({lab.name!r}, 'zk-register', 'delay', time_s=60, rate=5, seed=2,\n"
+        f"           interval=2, runs_dir={str(tmp_path)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 40
+        started = False
+        while time.monotonic() < deadline and not started:
+            time.sleep(0.2)
+            hist = list(tmp_path.glob("*/history.jsonl"))
+            started = bool(hist) and '"f": "start"' in hist[0].read_text()
+        assert started, "the packet fault never started"
+    finally:
+        proc.kill()  # SIGKILL: no finally runs, the fault lines stay
+        proc.wait()
+    active = json.loads((Path(lab.path).parent / "chaos-active.json").read_text())
+    assert active["pids"]
+    repaired = runner.heal(lab.name)
+    assert sum(r.startswith("stopped fault line") for r in repaired) == 3, repaired
+    router = f"rl{lab['labid']}-router"
+    links = subprocess.run(["ip", "-n", router, "-br", "link"], capture_output=True, text=True)
+    assert "fx-" not in links.stdout
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in active["pids"]):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}/cmdline").exists() for p in active["pids"])
+    assert_healed(lab)
+
+
 @pytest.mark.parametrize(
     "workload,nemesis,kw,message",
     [

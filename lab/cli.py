@@ -230,6 +230,12 @@ def graph(
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
+def _plain(text) -> None:
+    """Tools that lay out their own text (Hadoop- and Kafka-style tables): no wrapping."""
+    sys.stdout.write(f"{text}\n")
+    sys.stdout.flush()
+
+
 def _leading_options(args: list[str], *flags: str) -> tuple[dict, list[str]]:
     """Take racklab's own options (--lab NAME, --json) from the front of a pass-through
     command line, leaving the rest (Hadoop-style -ls, -files, ...) untouched."""
@@ -269,6 +275,21 @@ def zk(ctx: typer.Context):
 
 
 @app.command(context_settings=PASSTHROUGH)
+def kafka(ctx: typer.Context):
+    """Kafka: [--lab L] [--json] topics list|create|describe|delete, produce, consume, groups."""
+    from lab.orchestrator import lab as orch
+    from lab.services.kafka import cli_support as k
+
+    opts, args = _leading_options(ctx.args, "--lab", "--json")
+    try:
+        bs = k.bootstrap(orch.resolve_lab(opts.get("lab")).data)
+        code = k.kafka_command(args, bs, as_json=opts.get("json", False), write=_plain)
+    except k.KafkaCliError as e:
+        raise UserError(str(e)) from None
+    raise typer.Exit(code)
+
+
+@app.command(context_settings=PASSTHROUGH)
 def yarn(ctx: typer.Context):
     """YARN: [--lab L] [--json] jar wordcount IN OUT, application -list/-kill, node -list, logs."""
     from lab.orchestrator import lab as orch
@@ -277,7 +298,7 @@ def yarn(ctx: typer.Context):
     opts, args = _leading_options(ctx.args, "--lab", "--json")
     try:
         rm, nn = y.endpoints(orch.resolve_lab(opts.get("lab")).data)
-        code = y.yarn_command(args, rm, nn, as_json=opts.get("json", False), write=out.print)
+        code = y.yarn_command(args, rm, nn, as_json=opts.get("json", False), write=_plain)
     except y.YarnCliError as e:
         raise UserError(str(e)) from None
     raise typer.Exit(code)

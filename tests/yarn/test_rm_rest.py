@@ -216,3 +216,38 @@ def test_nodemanager_shutting_down_cleanly_is_shutdown_not_lost(yarn):
     metrics = requests.get(f"{yarn.url}/ws/v1/cluster/metrics", timeout=5).json()["clusterMetrics"]
     assert (metrics["shutdownNodes"], metrics["lostNodes"], metrics["activeNodes"]) == (1, 0, 1)
     assert metrics["totalMB"] == 1024
+
+
+def test_restarted_resourcemanager_recovers_its_applications(yarn_factory, tmp_path):
+    y = yarn_factory(
+        rm_conf={
+            "yarn.resourcemanager.recovery.enabled": "true",
+            "yarn.resourcemanager.fs.state-store.uri": f"file://{tmp_path}/rmstore",
+        }
+    )
+    y.start_rm()
+    y.start_nm("127.0.0.11")
+    y.wait_nodes(1)
+    done = y.submit("exit 7", max_attempts=1, name="done-before")
+    y.wait_app(done)
+    running = y.submit("sleep 60", max_attempts=1, name="running")
+    wait_until(lambda: y.app(running)["runningContainers"] == 1, what="AM running")
+    y.rm.kill()  # kill -9: nothing written at shutdown counts
+    y.start_rm()
+    y.wait_nodes(1)  # the NM resynced: its old containers are killed, it registered again
+    old = y.app(done)
+    assert (old["state"], old["name"]) == ("FAILED", "done-before") and "exitCode: 7" in old[
+        "diagnostics"
+    ]
+    again = wait_until(
+        lambda: (a := y.app(running))["runningContainers"] == 1 and a, what="new attempt running"
+    )
+    assert again["attempts"] == 2 and again["state"] in ("ACCEPTED", "RUNNING")
+    attempts = requests.get(f"{y.url}/ws/v1/cluster/apps/{running}/appattempts", timeout=5).json()
+    first = attempts["appAttempts"]["appAttempt"][0]
+    assert first["appAttemptState"] == "FAILED" and "restart" in first["diagnosticsInfo"]
+    # new applications get ids of the new RM (another cluster timestamp): no clash
+    new = requests.post(y.url + "/ws/v1/cluster/apps/new-application", timeout=5).json()[
+        "application-id"
+    ]
+    assert new not in (done, running)

@@ -33,6 +33,8 @@ LAB_DEFAULTS = {
     "yarn.scheduler.maximum-allocation-mb": 1024,
     "yarn.nm.liveness-monitor.expiry-interval-ms": 30000,
     "yarn.nodemanager.container-monitor.interval-ms": 1000,
+    # a lab is for breaking things: an RM killed by chaos gets its applications back
+    "yarn.resourcemanager.recovery.enabled": "true",
 }
 
 
@@ -60,6 +62,7 @@ class YarnDeployer(ServiceDeployer):
                 "yarn.resourcemanager.address": f"0.0.0.0:{RM_CLIENT}",
                 "yarn.resourcemanager.scheduler.address": f"{rm_ip}:{RM_SCHEDULER}",
                 "yarn.resourcemanager.resource-tracker.address": f"{rm_ip}:{RM_TRACKER}",
+                "yarn.resourcemanager.fs.state-store.uri": f"file://{base}/rmstore",
                 "yarn.nodemanager.local-dirs": f"{base}/local",
                 "yarn.nodemanager.log-dirs": f"{base}/logs",
                 "yarn.nodemanager.webapp.address": f"0.0.0.0:{NM_WEBAPP}",

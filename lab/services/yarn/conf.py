@@ -23,6 +23,8 @@ YARN_DEFAULTS: dict[str, str] = {
         "org.apache.hadoop.yarn.server.resourcemanager.scheduler.capacity.CapacityScheduler"
     ),
     "yarn.resourcemanager.am.max-attempts": "2",
+    "yarn.resourcemanager.recovery.enabled": "false",
+    "yarn.resourcemanager.fs.state-store.uri": "/tmp/hadoop-yarn/system/rmstore",
     "yarn.resourcemanager.nodemanagers.heartbeat-interval-ms": "1000",
     "yarn.nm.liveness-monitor.expiry-interval-ms": "600000",
     "yarn.am.liveness-monitor.expiry-interval-ms": "600000",

@@ -90,6 +90,7 @@ class RMApp:
     attempts: list[RMAttempt] = field(default_factory=list)
     memory_seconds: int = 0
     vcore_seconds: int = 0
+    ctx: dict = field(default_factory=dict)  # the submission, as received (for the state store)
 
     @property
     def current(self) -> RMAttempt | None:
@@ -209,6 +210,11 @@ class ResourceManager:
             conf.get_int("yarn.resourcemanager.rm.container-allocation.expiry-interval-ms") / 1000
         )
         self.max_attempts = conf.get_int("yarn.resourcemanager.am.max-attempts")
+        self.store = None
+        if conf.get_bool("yarn.resourcemanager.recovery.enabled"):
+            from .statestore import FileStateStore
+
+            self.store = FileStateStore(conf.get("yarn.resourcemanager.fs.state-store.uri") or "")
         self.servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task] = []
         self.addresses: dict[str, tuple[str, int]] = {}
@@ -226,6 +232,8 @@ class ResourceManager:
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
+        if self.store:
+            self.recover()
         bound: dict[tuple[str, int], asyncio.Server] = {}
         for key in (
             "yarn.resourcemanager.webapp.address",
@@ -382,7 +390,15 @@ class ResourceManager:
         except SchedulerError as e:
             raise ValueError(str(e)) from None
         self.issued.discard(aid)
+        app.ctx = ctx
         self.apps[aid] = app
+        self.persist(app)
+        self._admit(app)
+        log.info("accepted %s (%s) into queue %s", aid, app.name, app.queue)
+        return app
+
+    def _admit(self, app: RMApp) -> None:
+        aid, user = app.id, app.user
         q = self.scheduler.queues.get(app.queue)
         if q is None:
             self.finish_app(
@@ -400,7 +416,73 @@ class ResourceManager:
             )
         else:
             self.new_attempt(app)
-        log.info("accepted %s (%s) into queue %s", aid, app.name, app.queue)
+
+    # -- state store ------------------------------------------------------------
+    def persist(self, app: RMApp) -> None:
+        if self.store is None:
+            return
+        self.store.save(
+            app.id,
+            {
+                "ctx": app.ctx,
+                "user": app.user,
+                "started": app.started,
+                "launch_time": app.launch_time,
+                "attempts": len(app.attempts),
+                "max_attempts": app.max_attempts,
+                "state": app.state,
+                "final_status": app.final_status,
+                "diagnostics": app.diagnostics,
+                "finished": app.finished,
+                "progress": app.progress,
+            },
+        )
+
+    def recover(self) -> None:
+        records = self.store.load()
+        for rec in records:
+            ctx, aid = rec["ctx"], rec["ctx"]["application-id"]
+            self.issued.add(aid)
+            try:
+                app = self.submit_record(ctx, rec)
+            except ValueError as e:
+                log.warning("could not recover %s: %s", aid, e)
+                continue
+            log.info("recovered %s (%s)", aid, app.state)
+        if records:
+            log.info("recovered %d applications from %s", len(records), self.store.dir)
+
+    def submit_record(self, ctx: dict, rec: dict) -> RMApp:
+        """Rebuild an application from its stored record (the RM restarted)."""
+        aid = ctx["application-id"]
+        app = RMApp(
+            id=aid, name=str(ctx.get("application-name") or "N/A"), user=rec["user"],
+            queue=str(ctx.get("queue") or "default"), app_type=str(ctx.get("application-type") or "YARN"),
+            tags=[], priority=int(ctx.get("priority") or 0), am_spec=ctx.get("am-container-spec") or {},
+            am_resource=Resource.from_json(ctx.get("resource") or {"memory": 1024, "vCores": 1}),
+            max_attempts=int(rec["max_attempts"]), unmanaged=bool(ctx.get("unmanaged-AM", False)),
+            started=int(rec["started"]), ctx=ctx,
+        )  # fmt: skip
+        self.issued.discard(aid)
+        lost = int(rec["attempts"])
+        for n in range(1, lost + 1):
+            state = "FAILED"
+            if n == lost and rec["state"] in FINAL_STATES:
+                state = "FINISHED" if rec["state"] == "FINISHED" else rec["state"]
+            app.attempts.append(RMAttempt(attempt_id(aid, n), n, app.started, state=state,
+                                          diagnostics="" if n == lost and rec["state"] in FINAL_STATES
+                                          else "Attempt lost with the ResourceManager's restart"))  # fmt: skip
+        self.apps[aid] = app
+        if rec["state"] in FINAL_STATES:
+            app.state, app.final_status = rec["state"], rec["final_status"]
+            app.diagnostics, app.finished = rec["diagnostics"], int(rec["finished"])
+            app.progress, app.launch_time = float(rec["progress"]), int(rec["launch_time"])
+            return app
+        # The restart is not the application's fault: its lost attempt does not count.
+        app.max_attempts += lost
+        app.launch_time = int(rec["launch_time"])
+        self._admit(app)
+        self.persist(app)
         return app
 
     def new_attempt(self, app: RMApp) -> None:
@@ -408,6 +490,7 @@ class ResourceManager:
         att.last_heartbeat = time.monotonic()
         app.attempts.append(att)
         app.state = "ACCEPTED"
+        self.persist(app)
         if app.unmanaged:
             # An unmanaged AM runs outside the cluster: nothing to launch.
             self.scheduler.add_attempt(
@@ -463,6 +546,7 @@ class ResourceManager:
         if diagnostics:
             app.diagnostics = diagnostics
         app.finished = now_ms()
+        self.persist(app)
         att = app.current
         if att and att.state not in ("FAILED", "FINISHED", "KILLED"):
             att.state = "FINISHED" if state == "FINISHED" else state

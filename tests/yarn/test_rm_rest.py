@@ -103,10 +103,8 @@ def test_failed_am_is_restarted_up_to_max_attempts(yarn):
     ]
 
 
-def test_am_retry_succeeds_on_second_attempt(yarn):
-    # The first attempt fails; the second sees APPLICATION_ATTEMPT_ID end in 2 and exits 0
-    # without registering, which the RM treats as an AM that exited: still a failure, so
-    # check only that a new attempt was started with a fresh container.
+def test_second_attempt_runs_in_a_fresh_am_container(yarn):
+    # The first attempt exits 1; the second (APPLICATION_ATTEMPT_ID ends in 2) keeps running.
     aid = yarn.submit(
         'case "$APPLICATION_ATTEMPT_ID" in *_000001) exit 1;; *) sleep 30;; esac', max_attempts=3
     )
@@ -114,6 +112,14 @@ def test_am_retry_succeeds_on_second_attempt(yarn):
         lambda: yarn.app(aid)["attempts"] == 2 and yarn.app(aid)["runningContainers"] == 1,
         what="attempt 2",
     )
+    atts = requests.get(f"{yarn.url}/ws/v1/cluster/apps/{aid}/appattempts", timeout=5).json()
+    first, second = atts["appAttempts"]["appAttempt"]
+    assert first["appAttemptState"] == "FAILED" and "exitCode: 1" in first["diagnosticsInfo"]
+    assert (
+        second["containerId"].endswith("_02_000001")
+        and second["containerId"] != first["containerId"]
+    )
+    assert yarn.app(aid)["state"] == "ACCEPTED"  # launched but not registered: not RUNNING yet
     requests.put(f"{yarn.url}/ws/v1/cluster/apps/{aid}/state", json={"state": "KILLED"}, timeout=5)
 
 

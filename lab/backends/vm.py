@@ -1253,3 +1253,19 @@ def _remove_host_taps(labid: str) -> list[str]:
                 ipr.link("del", index=link["index"])
                 removed.append(f"interface {name}")
     return removed
+
+
+def labs_with_domains() -> set[str]:
+    """Names of the labs that have racklab domains in libvirt (from each domain's
+    metadata): for `lab clean --all` after a crash that lost a lab's state."""
+    try:
+        conn = connect()
+    except VMError:
+        return set()
+    labs = set()
+    for dom in conn.listAllDomains(0):
+        if dom.name().startswith("racklab-"):
+            lab = VMBackend._metadata(dom).get("lab")
+            if lab:
+                labs.add(lab)
+    return labs

@@ -356,6 +356,9 @@ def clean(
         home = lab_dir("x").parent
         if home.is_dir():
             names |= {p.name for p in home.iterdir() if p.is_dir()}
+        from lab.backends.vm import labs_with_domains
+
+        names |= labs_with_domains()  # VMs outlive a lost state dir: libvirt remembers them
     else:
         raise LabError(f"several labs are up ({', '.join(known_labs())}): name one, or use --all")
     removed: list[str] = []

@@ -68,6 +68,9 @@ def test_status_names_the_accelerator(vm_lab):
         # this machine's nested PVM KVM hangs a stock kernel: the probe must not pick it
         assert v1["accel"] == "tcg"
     assert v1["vcpus"] == 1 and v1["memory_max"] == 512 << 20
+    from lab.backends.vm import labs_with_domains
+
+    assert state.name in labs_with_domains()  # what `lab clean` finds without state
     assert v1["pid"] and v1["memory_bytes"] > 0  # qemu's own cgroup on the host
     assert v1["cpu_usec"] > 0 and v1["pids"] is None  # the VM's processes are in the guest
 
@@ -200,6 +203,9 @@ def test_down_removes_domain_overlay_tap_and_key(vm_lab, nodes, libvirt_conn):
     assert f"disk overlay {overlay}" in removed
     assert f"ssh key {key}" in removed
     assert domains_of(libvirt_conn, state.name) == []
+    from lab.backends.vm import labs_with_domains
+
+    assert state.name not in labs_with_domains()
     assert not overlay.exists() and not key.exists()
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
     assert tap not in links

@@ -90,3 +90,22 @@ def test_service_start_and_stop(vm_lab):
     assert "WHO=test" in environ.splitlines()
     v1.stop_service("sleeper", info)
     assert not v1.service_running("sleeper", info)
+
+
+def test_teardown_without_state_finds_the_vm(vm_lab, libvirt_conn):
+    """A lost state dir (a crash, a careless rm): the lab's VM is still found and
+    removed by name, with its tap."""
+    import shutil
+    import subprocess
+
+    from ..integration.leftovers import leftovers
+    from .conftest import domains_of
+
+    orch, state, nodes = vm_lab
+    tap = nodes["v1"].tap
+    shutil.rmtree(orch.lab_dir(state.name))
+    removed = orch.teardown(state.name, None)
+    assert f"domain racklab-{state.name}-v1" in removed
+    assert domains_of(libvirt_conn, state.name) == []
+    assert tap not in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert leftovers(state.name) == []

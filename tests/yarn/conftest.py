@@ -39,8 +39,13 @@ def yarn_factory(tmp_path):
 def _busy_queues(c: YarnCluster) -> list[dict]:
     sched = requests.get(c.url + "/ws/v1/cluster/scheduler", timeout=5).json()["scheduler"]
     info = sched["schedulerInfo"]
-    queues = info["queues"]["queue"] if "queues" in info else []
-    return [q for q in queues if q["resourcesUsed"]["memory"] or q["usedAMResource"]["memory"]]
+    busy, todo = [], list(info["queues"]["queue"]) if "queues" in info else []
+    while todo:  # parents carry their children under "queues"
+        q = todo.pop()
+        todo += q.get("queues", {}).get("queue", [])
+        if q["resourcesUsed"]["memory"] or q.get("usedAMResource", {}).get("memory"):
+            busy.append(q)
+    return busy
 
 
 def _leaked_resources(c: YarnCluster) -> list[dict]:

@@ -257,3 +257,33 @@ def test_restarted_resourcemanager_recovers_its_applications(yarn_factory, tmp_p
         "application-id"
     ]
     assert new not in (done, running)
+
+
+def test_nested_queues_in_the_scheduler_api(yarn_factory):
+    y = yarn_factory(
+        capacity={
+            "yarn.scheduler.capacity.root.queues": "eng,ops",
+            "yarn.scheduler.capacity.root.eng.capacity": "80",
+            "yarn.scheduler.capacity.root.ops.capacity": "20",
+            "yarn.scheduler.capacity.root.eng.queues": "dev,prod",
+            "yarn.scheduler.capacity.root.eng.dev.capacity": "25",
+            "yarn.scheduler.capacity.root.eng.prod.capacity": "75",
+        }
+    )
+    y.start_rm()
+    rm = ResourceManager(service_endpoints=[y.url], timeout=10)
+    top = rm.cluster_scheduler().data["scheduler"]["schedulerInfo"]["queues"]["queue"]
+    assert [(q["queuePath"], q["capacity"]) for q in top] == [
+        ("root.eng", 80.0),
+        ("root.ops", 20.0),
+    ]
+    eng = top[0]["queues"]["queue"]
+    assert [(q["queueName"], q["capacity"], q["absoluteCapacity"]) for q in eng] == [
+        ("dev", 25.0, 20.0),
+        ("prod", 75.0, 60.0),
+    ]
+    assert eng[0]["type"] == "capacitySchedulerLeafQueueInfo"
+    aid = y.submit("sleep 1", queue="root.eng.prod")
+    assert y.app(aid)["queue"] == "prod"
+    bad = y.submit("sleep 1", queue="eng")  # a parent queue takes no applications
+    assert y.app(bad)["state"] == "FAILED" and "unknown queue: eng" in y.app(bad)["diagnostics"]

@@ -175,3 +175,51 @@ def test_blacklisted_host_gets_no_containers_of_that_app():
     s.apps[att].blacklist.add("10.0.0.1")  # resource names are host names, as in Hadoop
     assert s.node_update("10.0.0.1:1000") == []
     assert [c.node_id for c in s.node_update("10.0.0.2:1000")] == ["10.0.0.2:1000"]
+
+
+def test_nested_queues_absolute_capacities_and_parent_maximum():
+    from lab.services.yarn.conf import Configuration
+    from lab.services.yarn.rm import build_scheduler
+
+    conf = Configuration(
+        {
+            "yarn.scheduler.minimum-allocation-mb": "128",
+            "yarn.scheduler.capacity.root.queues": "eng,ops",
+            "yarn.scheduler.capacity.root.eng.capacity": "80",
+            "yarn.scheduler.capacity.root.eng.maximum-capacity": "80",
+            "yarn.scheduler.capacity.root.ops.capacity": "20",
+            "yarn.scheduler.capacity.root.eng.queues": "dev,prod",
+            "yarn.scheduler.capacity.root.eng.dev.capacity": "25",
+            "yarn.scheduler.capacity.root.eng.prod.capacity": "75",
+            "yarn.scheduler.capacity.maximum-am-resource-percent": "1.0",
+        }
+    )
+    s = build_scheduler(conf)
+    assert {q.name: (q.path, q.capacity) for q in s.queues.values()} == {
+        "dev": ("root.eng.dev", 20.0),
+        "prod": ("root.eng.prod", 60.0),
+        "ops": ("root.ops", 20.0),
+    }
+    assert s.find_queue("root.eng.dev") is s.queues["dev"]
+    s.add_node(node(1, mem=1280))
+    att = start_app(s, 1, "dev")
+    s.update_asks(att, [Ask(1, 1, Resource(128, 1), 50)])
+    s.node_update("10.0.0.1:1000")
+    # dev may grow past its 20 % up to its parent's 80 % maximum-capacity, not further
+    assert s.queues["dev"].used.memory == 1024
+
+
+def test_nested_queue_capacities_must_add_up():
+    from lab.services.yarn.conf import Configuration
+    from lab.services.yarn.rm import build_scheduler
+
+    conf = Configuration(
+        {
+            "yarn.scheduler.capacity.root.queues": "eng",
+            "yarn.scheduler.capacity.root.eng.queues": "a,b",
+            "yarn.scheduler.capacity.root.eng.a.capacity": "50",
+            "yarn.scheduler.capacity.root.eng.b.capacity": "40",
+        }
+    )
+    with pytest.raises(ValueError, match="under root.eng add up to 90.0"):
+        build_scheduler(conf)

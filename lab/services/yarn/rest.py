@@ -177,39 +177,72 @@ class RestApi:
                     }
                 }
             }
-        queues = []
-        for q in sched.queues.values():
+
+        def pct(part: int, whole: int) -> float:
+            return 100.0 * part / whole if whole else 0.0
+
+        def leaf_json(q) -> dict:
             guaranteed = q.guaranteed(total)
             active = [a for a in q.apps if a.active]
-            queues.append(
-                {
-                    "type": "capacitySchedulerLeafQueueInfo",
-                    "queueName": q.name,
-                    "queuePath": f"root.{q.name}",
-                    "state": q.state,
-                    "capacity": q.capacity,
-                    "maxCapacity": q.max_capacity,
-                    "usedCapacity": 100.0 * q.used.memory / guaranteed.memory
-                    if guaranteed.memory
-                    else 0.0,
-                    "absoluteCapacity": q.capacity,
-                    "absoluteMaxCapacity": q.max_capacity,
-                    "absoluteUsedCapacity": 100.0 * q.used.memory / total.memory
-                    if total.memory
-                    else 0.0,
-                    "numApplications": len(q.apps),
-                    "numActiveApplications": len(active),
-                    "numPendingApplications": len(q.apps) - len(active),
-                    "numContainers": sum(len(a.containers) for a in q.apps),
-                    "resourcesUsed": q.used.json(),
-                    "usedAMResource": q.am_used.json(),
-                    "maxApplications": 10000,
-                    "userLimit": 100,
-                    "userLimitFactor": 1.0,
-                    "maxAMResourcePercent": q.max_am_percent,
-                    "orderingPolicyInfo": "fifo",
-                }
-            )
+            return {
+                "type": "capacitySchedulerLeafQueueInfo",
+                "queueName": q.name,
+                "queuePath": q.path or f"root.{q.name}",
+                "state": q.state,
+                "capacity": q.rel_capacity if q.rel_capacity is not None else q.capacity,
+                "maxCapacity": q.rel_max_capacity
+                if q.rel_max_capacity is not None
+                else q.max_capacity,
+                "usedCapacity": pct(q.used.memory, guaranteed.memory),
+                "absoluteCapacity": q.capacity,
+                "absoluteMaxCapacity": q.max_capacity,
+                "absoluteUsedCapacity": pct(q.used.memory, total.memory),
+                "numApplications": len(q.apps),
+                "numActiveApplications": len(active),
+                "numPendingApplications": len(q.apps) - len(active),
+                "numContainers": sum(len(a.containers) for a in q.apps),
+                "resourcesUsed": q.used.json(),
+                "usedAMResource": q.am_used.json(),
+                "maxApplications": 10000,
+                "userLimit": 100,
+                "userLimitFactor": 1.0,
+                "maxAMResourcePercent": q.max_am_percent,
+                "orderingPolicyInfo": "fifo",
+            }
+
+        def level(depth: int, leaves: list) -> list[dict]:
+            """The queues at one depth of the tree, parents with their own children."""
+            out: list = []
+            groups: dict[str, tuple] = {}
+            for q in leaves:
+                item = [*q.ancestors, q][depth]
+                if item is q:
+                    out.append(leaf_json(q))
+                elif item.path not in groups:
+                    groups[item.path] = (item, [q])
+                    out.append(item.path)
+                else:
+                    groups[item.path][1].append(q)
+            for i, x in enumerate(out):
+                if isinstance(x, str):
+                    parent, members = groups[x]
+                    out[i] = {
+                        "queueName": parent.path.rsplit(".", 1)[1],
+                        "queuePath": parent.path,
+                        "state": "RUNNING",
+                        "capacity": parent.rel_capacity,
+                        "maxCapacity": parent.rel_max_capacity,
+                        "usedCapacity": pct(parent.used.memory, parent.guaranteed(total).memory),
+                        "absoluteCapacity": parent.capacity,
+                        "absoluteMaxCapacity": parent.max_capacity,
+                        "absoluteUsedCapacity": pct(parent.used.memory, total.memory),
+                        "numApplications": sum(len(m.apps) for m in members),
+                        "resourcesUsed": parent.used.json(),
+                        "queues": {"queue": level(depth + 1, members)},
+                    }
+            return out
+
+        queues = level(0, list(sched.queues.values()))
         return {
             "scheduler": {
                 "schedulerInfo": {

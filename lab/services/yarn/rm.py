@@ -33,6 +33,7 @@ from .scheduler import (
     Ask,
     Container,
     FifoScheduler,
+    ParentQueue,
     Queue,
     Scheduler,
     SchedulerError,
@@ -152,43 +153,52 @@ def build_scheduler(conf: Configuration) -> Scheduler:
         raise ValueError(
             f"yarn.resourcemanager.scheduler.class={cls!r}: only the Capacity and FIFO schedulers exist here"
         )
-    names = [
-        n.strip()
-        for n in (conf.get("yarn.scheduler.capacity.root.queues") or "").split(",")
-        if n.strip()
-    ]
-    if not names:
-        raise ValueError("yarn.scheduler.capacity.root.queues names no queue")
     default_am = conf.get_float("yarn.scheduler.capacity.maximum-am-resource-percent")
-    queues = []
-    total = 0.0
-    for name in names:
-        prefix = f"yarn.scheduler.capacity.root.{name}."
-        if conf.get(prefix + "queues"):
-            raise ValueError(
-                f"queue root.{name}: nested queues are not supported here; list leaf queues under root"
-            )
-        cap = conf.get_float(prefix + "capacity", 100.0 if len(names) == 1 else 0.0)
-        maxcap = conf.get_float(prefix + "maximum-capacity", 100.0)
-        if maxcap == -1:
-            maxcap = 100.0
-        if maxcap < cap:
-            raise ValueError(
-                f"queue root.{name}: maximum-capacity {maxcap} is below capacity {cap}"
-            )
-        total += cap
-        queues.append(
-            Queue(
-                name,
-                cap,
-                maxcap,
-                conf.get_float(prefix + "maximum-am-resource-percent", default_am),
-                state=(conf.get(prefix + "state") or "RUNNING").upper(),
-            )
-        )
-    if abs(total - 100.0) > 1e-6:
-        raise ValueError(f"capacities of the queues under root add up to {total}, not 100")
-    return Scheduler(queues, **kw)
+    leaves: list[Queue] = []
+
+    def children(path: str, abs_cap: float, abs_max: float, ancestors: list[ParentQueue]) -> None:
+        names = [
+            n.strip()
+            for n in (conf.get(f"yarn.scheduler.capacity.{path}.queues") or "").split(",")
+            if n.strip()
+        ]
+        if not names:
+            raise ValueError(f"yarn.scheduler.capacity.{path}.queues names no queue")
+        total = 0.0
+        for name in names:
+            qpath = f"{path}.{name}"
+            prefix = f"yarn.scheduler.capacity.{qpath}."
+            cap = conf.get_float(prefix + "capacity", 100.0 if len(names) == 1 else 0.0)
+            maxcap = conf.get_float(prefix + "maximum-capacity", 100.0)
+            if maxcap == -1:
+                maxcap = 100.0
+            if maxcap < cap:
+                raise ValueError(
+                    f"queue {qpath}: maximum-capacity {maxcap} is below capacity {cap}"
+                )
+            total += cap
+            q_abs, q_max = abs_cap * cap / 100, abs_max * maxcap / 100
+            if conf.get(prefix + "queues"):
+                parent = ParentQueue(qpath, q_abs, q_max, cap, maxcap)
+                before = len(leaves)
+                children(qpath, q_abs, q_max, [*ancestors, parent])
+                parent.leaves = leaves[before:]
+                continue
+            if any(q.name == name for q in leaves):
+                raise ValueError(f"queue {qpath}: a leaf queue named {name} exists twice")
+            leaves.append(
+                Queue(
+                    name, q_abs, q_max,
+                    conf.get_float(prefix + "maximum-am-resource-percent", default_am),
+                    state=(conf.get(prefix + "state") or "RUNNING").upper(),
+                    path=qpath, rel_capacity=cap, rel_max_capacity=maxcap, ancestors=list(ancestors),
+                )
+            )  # fmt: skip
+        if abs(total - 100.0) > 1e-6:
+            raise ValueError(f"capacities of the queues under {path} add up to {total}, not 100")
+
+    children("root", 100.0, 100.0, [])
+    return Scheduler(leaves, **kw)
 
 
 class ResourceManager:
@@ -399,7 +409,9 @@ class ResourceManager:
 
     def _admit(self, app: RMApp) -> None:
         aid, user = app.id, app.user
-        q = self.scheduler.queues.get(app.queue)
+        q = self.scheduler.find_queue(app.queue)
+        if q is not None:
+            app.queue = q.name  # a full path (root.eng.dev) names the leaf
         if q is None:
             self.finish_app(
                 app,

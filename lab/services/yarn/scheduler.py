@@ -109,15 +109,55 @@ class SchedulerApp:
 
 
 @dataclass
+class ParentQueue:
+    """A queue with children: its share is split among them; it holds no apps."""
+
+    path: str  # root.eng
+    capacity: float  # absolute percent of the cluster
+    max_capacity: float  # absolute percent
+    rel_capacity: float = 100.0  # percent of its parent, as configured
+    rel_max_capacity: float = 100.0
+    leaves: list[Queue] = field(default_factory=list)
+
+    @property
+    def used(self) -> Resource:
+        total = ZERO
+        for q in self.leaves:
+            total = total + q.used
+        return total
+
+    def guaranteed(self, cluster: Resource) -> Resource:
+        return Resource(
+            int(cluster.memory * self.capacity / 100), int(cluster.vcores * self.capacity / 100)
+        )
+
+    def maximum(self, cluster: Resource) -> Resource:
+        return Resource(
+            int(cluster.memory * self.max_capacity / 100),
+            int(cluster.vcores * self.max_capacity / 100),
+        )
+
+    def used_ratio(self, cluster: Resource) -> float:
+        g = self.guaranteed(cluster)
+        if g.memory <= 0:
+            return float("inf") if self.used.memory else 0.0
+        return self.used.memory / g.memory
+
+
+@dataclass
 class Queue:
     name: str
-    capacity: float  # percent of parent (root = whole cluster)
-    max_capacity: float  # percent
+    capacity: float  # absolute percent of the cluster (= percent of root for root's children)
+    max_capacity: float  # absolute percent
     max_am_percent: float = 0.1
     state: str = "RUNNING"
     apps: list[SchedulerApp] = field(default_factory=list)
     used: Resource = ZERO
     am_used: Resource = ZERO
+    path: str = ""  # root.<...>.name
+    rel_capacity: float | None = None  # percent of its parent, as configured (nested queues)
+    rel_max_capacity: float | None = None
+    ancestors: list[ParentQueue] = field(default_factory=list)  # outermost first, root excluded
 
     def guaranteed(self, cluster: Resource) -> Resource:
         return Resource(
@@ -167,6 +207,13 @@ class Scheduler:
         self._order = itertools.count()
         self.containers_allocated_total = 0
         self.on_release: Callable[[Container], None] | None = None
+
+    def find_queue(self, name: str) -> Queue | None:
+        """A leaf queue by its name or its full path (root.eng.dev)."""
+        q = self.queues.get(name)
+        if q is None and name.startswith("root."):
+            q = next((x for x in self.queues.values() if x.path == name), None)
+        return q
 
     # -- cluster -----------------------------------------------------------
     @property
@@ -361,6 +408,10 @@ class Scheduler:
                 continue
             if not self._fits(q.used + ask.capability, q.maximum(cluster)):
                 continue
+            if any(
+                not self._fits(a.used + ask.capability, a.maximum(cluster)) for a in q.ancestors
+            ):
+                continue  # a parent queue at its maximum-capacity
             locality = self._locality(ask, node)
             if locality is None:
                 # One missed opportunity per node heartbeat, however many rounds it takes.
@@ -406,7 +457,13 @@ class Scheduler:
         for _ in range(1000):  # bounded: each round places at most one container
             cluster = self.cluster
             got = None
-            for q in sorted(self.queues.values(), key=lambda q: (q.used_ratio(cluster), q.name)):
+
+            # Hierarchical: the most under-served parent first, then within it, down to leaves.
+            def key(q: Queue, cluster=cluster) -> tuple:
+                levels = [(a.used_ratio(cluster), a.path) for a in q.ancestors]
+                return (*levels, (q.used_ratio(cluster), q.path or q.name))
+
+            for q in sorted(self.queues.values(), key=key):
                 if q.state != "RUNNING":
                     continue
                 # FIFO ordering policy: higher application priority first, then submission order

@@ -498,10 +498,12 @@ class SSHProcess:
         script = (f"for i in $(seq 100); do [ -s {pidfile} ] && break; sleep 0.05; done; "
                   f'p=$(cat {pidfile} 2>/dev/null) && kill -{int(sig)} -- -"$p" 2>/dev/null '
                   "|| true")  # fmt: skip
+        import paramiko
+
         try:
             self._node._run_quiet(script)
-        except VMError:
-            pass
+        except (VMError, paramiko.SSHException, OSError, EOFError):
+            pass  # the VM or its SSH is gone: so is the command
         if sig == _signal.SIGKILL:
             self._chan.close()
 
@@ -671,11 +673,13 @@ class VMNode(Node):
         the domain to stop; destroy it if it does not."""
         if not self.running():
             return
+        import paramiko
+
         self.resume()
         try:
             self._run_quiet("sync; echo o > /proc/sysrq-trigger", timeout=10)
-        except VMError:
-            pass
+        except (VMError, paramiko.SSHException, OSError, EOFError):
+            pass  # powering off takes the connection with it, or SSH was gone: destroy below
         deadline = time.monotonic() + timeout
         while self.running() and time.monotonic() < deadline:
             time.sleep(0.2)

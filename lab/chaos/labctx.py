@@ -96,6 +96,13 @@ class LabContext:
         node, svc = self._svc(sid)
         if self.service_running(sid):
             return
+        remove = getattr(node, "remove_service", None)
+        if remove is not None:
+            # a pod keeps a stopped service's container under its name: make room
+            try:
+                remove(svc["name"])
+            except Exception:  # noqa: BLE001 - nothing to remove
+                pass
         info = node.start_service(svc["name"], svc["argv"], svc.get("env"))
         with self._lock:
             svc.update(info)

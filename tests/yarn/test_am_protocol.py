@@ -216,3 +216,40 @@ def test_allocated_but_never_launched_containers_expire(yarn_factory):
         f"{am}/finishApplicationMaster",
         {"attemptId": attempt, "finalApplicationStatus": "SUCCEEDED"},
     )
+
+
+def test_silent_application_master_expires(yarn_factory):
+    y = yarn_factory(rm_conf={"yarn.am.liveness-monitor.expiry-interval-ms": "1500"})
+    y.start_rm()
+    aid, attempt = unmanaged_app(y)
+    am = f"http://127.0.0.1:{y.sched_port}/rpc/ApplicationMasterProtocol"
+    call(f"{am}/registerApplicationMaster", {"attemptId": attempt})
+    assert y.app(aid)["state"] == "RUNNING"
+    # no allocate heartbeats from now on: the RM gives up on the attempt
+    app = wait_until(
+        lambda: (a := y.app(aid))["attempts"] == 2 and a, timeout=20, what="attempt expired"
+    )
+    attempts = requests.get(f"{y.url}/ws/v1/cluster/apps/{aid}/appattempts", timeout=5).json()
+    assert "timed out" in attempts["appAttempts"]["appAttempt"][0]["diagnosticsInfo"]
+    assert app["state"] in ("ACCEPTED", "FAILED", "RUNNING")
+
+
+def test_only_the_newest_completed_applications_are_kept(yarn_factory):
+    y = yarn_factory(rm_conf={"yarn.resourcemanager.max-completed-applications": "2"})
+    y.start_rm()
+    ids = []
+    for _ in range(3):
+        aid, attempt = unmanaged_app(y)
+        am = f"http://127.0.0.1:{y.sched_port}/rpc/ApplicationMasterProtocol"
+        call(f"{am}/registerApplicationMaster", {"attemptId": attempt})
+        call(
+            f"{am}/finishApplicationMaster",
+            {"attemptId": attempt, "finalApplicationStatus": "SUCCEEDED"},
+        )
+        ids.append(aid)
+    listed = [
+        a["id"]
+        for a in requests.get(y.url + "/ws/v1/cluster/apps", timeout=5).json()["apps"]["app"]
+    ]
+    assert sorted(listed) == sorted(ids[1:])
+    assert requests.get(f"{y.url}/ws/v1/cluster/apps/{ids[0]}", timeout=5).status_code == 404

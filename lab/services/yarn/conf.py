@@ -24,6 +24,7 @@ YARN_DEFAULTS: dict[str, str] = {
     ),
     "yarn.resourcemanager.am.max-attempts": "2",
     "yarn.resourcemanager.recovery.enabled": "false",
+    "yarn.resourcemanager.max-completed-applications": "1000",
     "yarn.resourcemanager.fs.state-store.uri": "/tmp/hadoop-yarn/system/rmstore",
     "yarn.resourcemanager.nodemanagers.heartbeat-interval-ms": "1000",
     "yarn.nm.liveness-monitor.expiry-interval-ms": "600000",

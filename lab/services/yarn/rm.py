@@ -220,6 +220,7 @@ class ResourceManager:
             conf.get_int("yarn.resourcemanager.rm.container-allocation.expiry-interval-ms") / 1000
         )
         self.max_attempts = conf.get_int("yarn.resourcemanager.am.max-attempts")
+        self.max_completed = conf.get_int("yarn.resourcemanager.max-completed-applications")
         self.store = None
         if conf.get_bool("yarn.resourcemanager.recovery.enabled"):
             from .statestore import FileStateStore
@@ -377,17 +378,14 @@ class ResourceManager:
             raise ValueError("max-app-attempts and priority must be integers") from None
         if max_attempts <= 0 or max_attempts > self.max_attempts:
             max_attempts = self.max_attempts  # Hadoop caps at the global limit
-        tags = ctx.get("application-tags") or {}
-        tags = tags.get("tag", []) if isinstance(tags, dict) else tags
-        if isinstance(tags, str):
-            tags = [tags]
+        tags = _tags(ctx)
         app = RMApp(
             id=aid,
             name=str(ctx.get("application-name") or "N/A"),
             user=user,
             queue=str(ctx.get("queue") or "default"),
             app_type=str(ctx.get("application-type") or "YARN"),
-            tags=[str(t) for t in tags],
+            tags=tags,
             priority=priority,
             am_spec=spec,
             am_resource=res,
@@ -428,6 +426,14 @@ class ResourceManager:
             )
         else:
             self.new_attempt(app)
+
+    def _forget_old_apps(self) -> None:
+        """Keep at most yarn.resourcemanager.max-completed-applications finished apps."""
+        done = [a for a in self.apps.values() if a.state in FINAL_STATES]
+        for app in sorted(done, key=lambda a: a.finished)[: max(0, len(done) - self.max_completed)]:
+            del self.apps[app.id]
+            if self.store:
+                self.store.forget(app.id)
 
     # -- state store ------------------------------------------------------------
     def persist(self, app: RMApp) -> None:
@@ -470,7 +476,7 @@ class ResourceManager:
         app = RMApp(
             id=aid, name=str(ctx.get("application-name") or "N/A"), user=rec["user"],
             queue=str(ctx.get("queue") or "default"), app_type=str(ctx.get("application-type") or "YARN"),
-            tags=[], priority=int(ctx.get("priority") or 0), am_spec=ctx.get("am-container-spec") or {},
+            tags=_tags(ctx), priority=int(ctx.get("priority") or 0), am_spec=ctx.get("am-container-spec") or {},
             am_resource=Resource.from_json(ctx.get("resource") or {"memory": 1024, "vCores": 1}),
             max_attempts=int(rec["max_attempts"]), unmanaged=bool(ctx.get("unmanaged-AM", False)),
             started=int(rec["started"]), ctx=ctx,
@@ -559,6 +565,7 @@ class ResourceManager:
             app.diagnostics = diagnostics
         app.finished = now_ms()
         self.persist(app)
+        self._forget_old_apps()
         att = app.current
         if att and att.state not in ("FAILED", "FINISHED", "KILLED"):
             att.state = "FINISHED" if state == "FINISHED" else state
@@ -853,6 +860,14 @@ class ResourceManager:
                 f"Application with id '{body.get('applicationId')}' doesn't exist in RM.",
             )
         return self.rest.app_json(app)
+
+
+def _tags(ctx: dict) -> list[str]:
+    tags = ctx.get("application-tags") or {}
+    tags = tags.get("tag", []) if isinstance(tags, dict) else tags
+    if isinstance(tags, str):
+        tags = [tags]
+    return [str(t) for t in tags]
 
 
 def _commands(spec: dict) -> list[str]:

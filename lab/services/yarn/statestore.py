@@ -32,6 +32,9 @@ class FileStateStore:
             os.fsync(f.fileno())
         tmp.rename(self.dir / f"{app_id}.json")
 
+    def forget(self, app_id: str) -> None:
+        (self.dir / f"{app_id}.json").unlink(missing_ok=True)
+
     def load(self) -> list[dict]:
         out = []
         for p in sorted(self.dir.glob("application_*.json")):

@@ -14,6 +14,8 @@ the domain, start it, and time
 Each boot is a real one from the same overlay (the first boot in `lab up` is shown
 apart: it also made the overlay and the config disk). Figures are medians with their
 range; the host-side memory of the running qemu (its cgroup) is shown beside them.
+For the ratio, a namespace node of the same lab is restarted and timed the same way
+(start until a command has run in it), interleaved with the VM's boots.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ import time
 TOPOLOGY = """
 name: {name}
 racks:
-  r1: {{nodes: [vm1]}}
+  r1: {{nodes: [vm1, ns1]}}
 nodes:
   vm1: {{kind: vm, cpus: {cpus}, memory: {memory}}}
+  ns1: {{kind: process, memory: {memory}}}
 """
 
 
-def fmt(xs: list[float]) -> str:
-    spread = f"sd {statistics.stdev(xs):.2f}" if len(xs) > 1 else ""
-    return f"{statistics.median(xs):6.2f} s  [{min(xs):.2f} .. {max(xs):.2f}] {spread}"
+def fmt(xs: list[float], ms: bool = False) -> str:
+    k, unit = (1000, "ms") if ms else (1, "s")
+    spread = f"sd {statistics.stdev(xs) * k:.2f}" if len(xs) > 1 else ""
+    return (f"{statistics.median(xs) * k:6.2f} {unit}  [{min(xs) * k:.2f} .. {max(xs) * k:.2f}] "
+            f"{spread}")  # fmt: skip
 
 
 def boot_once(node) -> tuple[float, float]:
@@ -48,6 +53,15 @@ def boot_once(node) -> tuple[float, float]:
     node._rewire()
     node.wait_ssh()
     return console, time.monotonic() - t0
+
+
+def restart_namespace_node(node) -> float:
+    """A namespace node's start until a command ran in it, in seconds."""
+    node.kill()
+    t0 = time.monotonic()
+    node.start()
+    node.exec(["true"]).check()
+    return time.monotonic() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,15 +100,20 @@ def main(argv: list[str] | None = None) -> int:
               f"qcow2 overlay over {image.tag}; {a.runs} cold boots")  # fmt: skip
         print(f"lab up with the VM (first boot, overlay made): {state['up_in']:.2f} s, "
               f"then SSH ready {first_ssh:.2f} s later")  # fmt: skip
-        consoles, sshs = [], []
+        consoles, sshs, namespace = [], [], []
+        ns1 = orch.attach_nodes(state)["ns1"]
         for i in range(a.runs):
             c, s = boot_once(node)
             consoles.append(c)
             sshs.append(s)
-            print(f"  boot {i + 1}: console ready {c:6.2f} s, SSH ready {s:6.2f} s", flush=True)
+            namespace.append(restart_namespace_node(ns1))
+            print(f"  boot {i + 1}: console ready {c:6.2f} s, SSH ready {s:6.2f} s; "
+                  f"namespace node {namespace[-1] * 1000:.0f} ms", flush=True)  # fmt: skip
         rss = node.stats().memory_bytes
         print(f"{'power-on to console ready':<28} {fmt(consoles)}")
         print(f"{'power-on to SSH ready':<28} {fmt(sshs)}")
+        print(f"{'namespace node, same way':<28} {fmt(namespace, ms=True)}  "
+              f"(VM / namespace: {statistics.median(sshs) / statistics.median(namespace):.0f}x)")  # fmt: skip
         if rss:
             print(f"{'host memory of qemu':<28} {rss / 2**20:6.0f} MiB (its cgroup, after boot)")
     finally:

@@ -206,6 +206,8 @@ def test_faults_left_by_a_killed_runner_are_healed_by_heal(lab, tmp_path):
         ("zk-register", "kill", {"time_s": 10}, r"cannot fit one fault"),
         ("kafka-queue", "kill", {}, r"needs kafka, and lab chaosrun runs none"),
         ("zk-register", "partition-majorities-ring", {}, r"needs at least 4 nodes and zookeeper"),
+        ("zk-register", "kill", {"options": {"synk": False}}, r"has no option synk"),
+        ("zk-register", "kill", {"options": {"sync": "maybe"}}, r"must be true or false"),
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(lab, tmp_path, workload, nemesis, kw, message):

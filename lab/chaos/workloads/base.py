@@ -24,6 +24,7 @@ class Workload:
     name = "?"
     service = "?"  # the lab service it drives; its nodes are the nemesis targets
     default_concurrency = 4
+    known_options: tuple[str, ...] = ()  # what options={...} (--option k=v) may set
 
     def __init__(
         self,
@@ -40,9 +41,26 @@ class Workload:
         self.seed = seed
         self.concurrency = concurrency or self.default_concurrency
         self.options = dict(options or {})
+        unknown = sorted(set(self.options) - set(self.known_options) - {"op_timeout"})
+        if unknown:
+            raise ChaosError(
+                f"workload {self.name} has no option {', '.join(unknown)} (its options: "
+                f"{', '.join(sorted({*self.known_options, 'op_timeout'}))})"
+            )
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.op_timeout = float(self.options.get("op_timeout", 5.0))
+
+    def opt_bool(self, name: str, default: bool) -> bool:
+        """A yes/no option, given as a bool or as text from the command line."""
+        v = self.options.get(name, default)
+        if isinstance(v, str):
+            if v.lower() in ("true", "yes", "on", "1"):
+                return True
+            if v.lower() in ("false", "no", "off", "0"):
+                return False
+            raise ChaosError(f"workload option {name} must be true or false, not {v!r}")
+        return bool(v)
 
     # checks before anything runs
     def validate(self) -> None:

@@ -36,6 +36,7 @@ HDFS_USER = "root"
 
 class HdfsFiles(Workload):
     name = "hdfs-files"
+    known_options = ("max_size",)
     service = "hdfs"
     default_concurrency = 3
 

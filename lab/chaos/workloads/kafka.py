@@ -26,7 +26,7 @@ from kafka.errors import NotEnoughReplicasError
 from lab.chaos.checkers import queue
 from lab.chaos.history import FAIL, INFO, OK
 
-from .base import Workload
+from .base import ChaosError, Workload
 
 KAFKA_PORT = 9092
 TOPIC = "racklab-chaos"
@@ -52,6 +52,15 @@ class _Rebalanced(ConsumerRebalanceListener):
 
 class KafkaQueue(Workload):
     name = "kafka-queue"
+    known_options = (
+        "acks",
+        "unclean",
+        "idempotent",
+        "retries",
+        "partitions",
+        "replication",
+        "min_insync",
+    )
     service = "kafka"
     default_concurrency = 4
 
@@ -59,9 +68,16 @@ class KafkaQueue(Workload):
         super().__init__(*a, **kw)
         o = self.options
         self.acks = o.get("acks", "all")
-        if self.acks not in ("all", -1):
-            self.acks = int(self.acks)
-        self.unclean = bool(o.get("unclean", False))
+        if self.acks not in ("all", -1, "-1"):
+            try:
+                self.acks = int(self.acks)
+            except ValueError:
+                raise ChaosError(
+                    f"workload option acks must be all, 1 or 0, not {self.acks!r}"
+                ) from None
+        elif self.acks == "-1":
+            self.acks = "all"
+        self.unclean = self.opt_bool("unclean", False)
         self.partitions = int(o.get("partitions", 3))
         self._values = itertools.count(1)
         self._vlock = threading.Lock()
@@ -127,7 +143,7 @@ class KafkaQueue(Workload):
     def open_client(self, worker):
         t = int(self.op_timeout * 1000)
         if worker < max(1, self.concurrency // 2):
-            idem = self.acks in ("all", -1) and bool(self.options.get("idempotent", True))
+            idem = self.acks in ("all", -1) and self.opt_bool("idempotent", True)
             return KafkaProducer(
                 bootstrap_servers=self.bootstrap(),
                 acks=self.acks,

@@ -40,6 +40,7 @@ ENDED = ("FINISHED", "FAILED", "KILLED")
 
 class YarnJobs(Workload):
     name = "yarn-jobs"
+    known_options = ()
     service = "yarn"
     default_concurrency = 2
 

@@ -83,13 +83,14 @@ class _ZkWorkload(Workload):
 
 class ZkRegister(_ZkWorkload):
     name = "zk-register"
+    known_options = ("sync", "session_timeout", "check_seconds")
     default_concurrency = 5
 
-    @property
-    def sync_reads(self) -> bool:
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
         # options={"sync": False}: plain reads, which ZooKeeper serves from the local
         # server's possibly stale copy; the checker is expected to catch stale reads then
-        return bool(self.options.get("sync", True))
+        self.sync_reads = self.opt_bool("sync", True)
 
     def setup(self) -> None:
         zk = self.client(0)
@@ -185,6 +186,7 @@ class ZkRegister(_ZkWorkload):
 
 class ZkLock(_ZkWorkload):
     name = "zk-lock"
+    known_options = ("session_timeout",)
     default_concurrency = 4
 
     def setup(self) -> None:

@@ -21,8 +21,9 @@ from lab.orchestrator.state import State
 START_ORDER = ["zookeeper", "hdfs", "kafka", "yarn"]
 
 
-class ChaosError(RuntimeError):
-    """A user mistake (unknown workload, impossible schedule, lab not up): one sentence."""
+class ChaosError(orch.LabError):
+    """A user mistake (unknown workload, impossible schedule, lab not up): one sentence,
+    exit code 2 (a LabError, so the CLI treats it like every other user error)."""
 
 
 @dataclass

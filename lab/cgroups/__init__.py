@@ -223,11 +223,15 @@ class Cgroup:
         else:
             mem = self._file("memory", "memory.limit_in_bytes")
             memsw = self._file("memory", "memory.memsw.limit_in_bytes")  # only with swap accounting
-            # memory+swap may never be below memory: order the two writes accordingly
+            # memory+swap may never be below memory: raise memsw first, lower memory first
             if limit:
-                mem.write_text(str(limit))
-                if memsw.exists():
-                    memsw.write_text(str(limit))
+                current = _int(_read(mem))
+                first, then = (
+                    (mem, memsw) if current is not None and limit < current else (memsw, mem)
+                )
+                for f in (first, then):
+                    if f is mem or memsw.exists():
+                        f.write_text(str(limit))
             else:
                 if memsw.exists():
                     memsw.write_text("-1")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.chaos.fixtures import chaos_run  # noqa: F401  (a fixture: chaos_run(lab, workload, nemesis, ...))
+
 
 class LabFactory:
     def __init__(self, tmp_path: Path):

@@ -32,11 +32,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
-# Start a Docker engine when none answers (fresh machines have the package but no daemon).
+# Start a Docker engine when none answers (fresh machines have the package but no daemon);
+# in its own session, so the end of the shell that started it does not take it along.
 docker: apt
 	@if ! docker info >/dev/null 2>&1; then \
 	  echo "starting dockerd"; \
-	  (nohup dockerd >/var/log/racklab-dockerd.log 2>&1 &); \
+	  setsid nohup dockerd >/var/log/racklab-dockerd.log 2>&1 < /dev/null & \
 	  for i in $$(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done; \
 	  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/racklab-dockerd.log"; exit 1; }; \
 	fi

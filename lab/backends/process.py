@@ -162,13 +162,22 @@ class ProcessNode(Node):
         if self.alive():
             self.kill()
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.alive():
-            os.kill(self.pid, sig)
-            if sig == signal.SIGKILL:
-                # PID 1 dying takes the whole PID namespace with it
-                while self.alive():
-                    time.sleep(0.01)
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30) -> None:
+        if not self.alive():
+            return
+        if sig == signal.SIGKILL and self.cg.exists():
+            # PID 1 dying takes the whole PID namespace with it, and waits for every
+            # process in it to die: a frozen one (a paused service) never would
+            self.cg.thaw_tree()
+        os.kill(self.pid, sig)
+        if sig == signal.SIGKILL:
+            deadline = time.monotonic() + timeout
+            while self.alive():
+                if time.monotonic() > deadline:
+                    raise NodeStartError(
+                        f"node {self.name}: init {self.pid} outlived SIGKILL for {timeout:.0f}s"
+                    )
+                time.sleep(0.01)
 
     def pause(self) -> None:
         self.cg.freeze(True)

@@ -272,16 +272,31 @@ class Cgroup:
         return {"cpus": quota, "memory": mem, "pids": pids}
 
     # freezing, for pause/resume
-    def freeze(self, frozen: bool = True) -> None:
+    def freeze(self, frozen: bool = True, timeout: float = 5.0) -> bool:
+        """Freeze (or thaw) and wait until the kernel says it is done: freezing is
+        asynchronous (v1 passes through FREEZING; a task in uninterruptible sleep holds
+        it there). Returns whether the state was reached within ``timeout``."""
         if self.version == 2:
             self._file("cpu", "cgroup.freeze").write_text("1" if frozen else "0")
         else:
             self._file("freezer", "freezer.state").write_text("FROZEN" if frozen else "THAWED")
+        deadline = time.monotonic() + timeout
+        while self._frozen_now() != frozen:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _frozen_now(self) -> bool:
+        if self.version == 2:
+            return _keyed(_read(self._file("cpu", "cgroup.events"))).get("frozen") == 1
+        return _read(self._file("freezer", "freezer.state")).strip() == "FROZEN"
 
     def frozen(self) -> bool:
+        """Asked to be frozen (v2: cgroup.freeze; v1: freezer.state FROZEN or FREEZING)."""
         if self.version == 2:
             return _read(self._file("cpu", "cgroup.freeze")).strip() == "1"
-        return _read(self._file("freezer", "freezer.state")).strip() == "FROZEN"
+        return _read(self._file("freezer", "freezer.state")).strip() in ("FROZEN", "FREEZING")
 
     # statistics
     def stats(self) -> dict:

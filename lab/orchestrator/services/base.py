@@ -31,6 +31,14 @@ class ServiceProcess:
         return f"{self.service}-{self.role}-{self.node}"
 
 
+def config_value(value: object) -> str:
+    """A topology setting as the real system's config files spell it (YAML's true is
+    Hadoop's and Kafka's "true", not Python's "True")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class ServiceDeployer:
     """Base for one service's deployment logic (lab/orchestrator/services/<name>.py)."""
 

@@ -10,7 +10,7 @@ the topology through the table file TableMapping reads (net.topology.table.file.
 from __future__ import annotations
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess
+from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 from lab.services.hdfs.config import render_rack_table, render_site_xml
 from lab.services.hdfs.webclient import WebHdfsClient
 
@@ -52,7 +52,7 @@ class HdfsDeployer(ServiceDeployer):
             "dfs.datanode.address": f"0.0.0.0:{DATANODE_XFER}",
             "net.topology.table.file.name": f"{conf_dir}/topology.table",
         }
-        settings.update({k: _xml_value(v) for k, v in section.items() if k not in ROLE_KEYS})
+        settings.update({k: config_value(v) for k, v in section.items() if k not in ROLE_KEYS})
         # TableMapping resolves both names and addresses, as Hadoop's table file may hold either.
         table = {}
         for node, rack in racks.items():
@@ -113,9 +113,3 @@ class HdfsDeployer(ServiceDeployer):
             return {"role": "namenode", "error": str(exc)}
         finally:
             client.close()
-
-
-def _xml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

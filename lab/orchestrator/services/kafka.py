@@ -14,18 +14,12 @@ from __future__ import annotations
 import asyncio
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess
+from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 
 KAFKA_PORT = 9092
 ZOOKEEPER_PORT = 2181
 # keys that describe the deployment rather than a broker setting
 ROLE_KEYS = {"nodes", "zookeeper_nodes"}
-
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
 
 
 class KafkaDeployer(ServiceDeployer):
@@ -72,7 +66,7 @@ class KafkaDeployer(ServiceDeployer):
                 del props["broker.rack"]
             for k, v in section.items():
                 if k not in ROLE_KEYS and "." in k:
-                    props[k] = _value(v)
+                    props[k] = config_value(v)
             props["zookeeper.connect"] = zk_connect
             conf = f"{base}/server.properties"
             text = "# written by racklab from the topology's services.kafka section\n" + "".join(

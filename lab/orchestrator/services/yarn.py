@@ -13,7 +13,7 @@ so the MapReduce AM can place maps beside their blocks.
 from __future__ import annotations
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess
+from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 from lab.services.yarn.conf import render_xml
 
 RM_WEBAPP = 8088
@@ -70,7 +70,7 @@ class YarnDeployer(ServiceDeployer):
                 "net.topology.table.file.name": f"{conf_dir}/topology.table",
             }
         )
-        settings.update({k: _xml_value(v) for k, v in section.items() if k not in ROLE_KEYS})
+        settings.update({k: config_value(v) for k, v in section.items() if k not in ROLE_KEYS})
         capacity = {k: v for k, v in settings.items() if k.startswith("yarn.scheduler.capacity.")}
         mapred = {k: v for k, v in settings.items() if k.startswith("mapreduce.")}
         yarn_site = {k: v for k, v in settings.items() if k not in capacity and k not in mapred}
@@ -140,9 +140,3 @@ class YarnDeployer(ServiceDeployer):
             }
         except Exception as exc:  # status must not raise
             return {"role": proc.role, "error": str(exc)}
-
-
-def _xml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

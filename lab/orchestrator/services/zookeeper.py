@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess
+from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 
 CLIENT_PORT = 2181
 PEER_PORT = 2888
@@ -64,7 +64,7 @@ class ZooKeeperDeployer(ServiceDeployer):
             }
             text = (
                 "# written by racklab from the topology's services.zookeeper section\n"
-                + "".join(f"{k}={_value(v)}\n" for k, v in cfg.items())
+                + "".join(f"{k}={config_value(v)}\n" for k, v in cfg.items())
             )
             conf = f"{data_dir}/zoo.cfg"
             procs.append(
@@ -98,12 +98,6 @@ class ZooKeeperDeployer(ServiceDeployer):
         if not facts:
             facts["role"] = "not serving" if "not currently serving" in text else "unknown"
         return facts
-
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
 
 
 def four_letter(host: str, port: int, word: str, timeout: float = 3.0) -> str:

@@ -318,6 +318,7 @@ def plot(report: dict, path: Path) -> Path:
         ys = [report["kinds"][k]["metrics"][m].get("ratio_to_native", 0) for m in metrics]
         ax.bar([j + i * width for j in range(len(metrics))], ys, width, label=k)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")  # start-up ratios run to thousands, the rest sit near 1
     ax.set_xticks([j + width * (len(kinds) - 1) / 2 for j in range(len(metrics))])
     ax.set_xticklabels(metrics, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("ratio to native")

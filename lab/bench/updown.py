@@ -35,7 +35,9 @@ def once(file: Path) -> tuple[float, float, float]:
         raise SystemExit(f"lab up {file} failed: {res.stderr.strip()}")
     up_in = json.loads(res.stdout)["up_in"]
     t2 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "lab", "down", name], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "lab", "down", name], capture_output=True, text=True
+    )
     t3 = time.perf_counter()
     if res.returncode != 0:
         raise SystemExit(f"lab down {name} failed: {res.stderr.strip()}")
@@ -54,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     print(f"# {platform.node()}: {platform.machine()}, kernel {platform.release()}, "
           f"cgroup v{cgroups.version()}, Python {platform.python_version()}, {a.runs} runs each")  # fmt: skip
-    print(f"{'lab':<14} {'nodes':>5}  {'lab up (command)':<26} {'up (in process)':<26} {'lab down':<26}")
+    print(
+        f"{'lab':<14} {'nodes':>5}  {'lab up (command)':<26} {'up (in process)':<26} {'lab down':<26}"
+    )
     for f in a.files:
         nodes = len(load(f).nodes)
         ups, inner, downs = [], [], []

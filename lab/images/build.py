@@ -7,6 +7,7 @@ work. A failing step raises BuildError naming the step and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import shutil
 import subprocess
@@ -138,32 +139,52 @@ def build_images(
         return _build_locked(client, force, console, progress)
 
 
+def progress_bar(console: Console | None, progress: bool) -> Progress | None:
+    """The step list every image build shows (None: quiet)."""
+    if not progress:
+        return None
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", table_column=Column(min_width=20, no_wrap=True)),
+        TimeElapsedColumn(),
+        TextColumn(
+            "[dim]{task.fields[detail]}", table_column=Column(no_wrap=True, overflow="ellipsis")
+        ),
+        console=console or Console(stderr=True),
+    )
+
+
+def base_rootfs_steps(steps: _Steps, force: bool, take_lock: bool = False):
+    """The first two steps of every image: the host's apt mirror and the debootstrap
+    tarball built from it (cached). -> (mirror, tarball)
+
+    take_lock: for a caller that does not hold build.lock already (the VM build): it is
+    taken only while a tarball is really built, never to find a cached one."""
+    mirror = steps.run("find mirror", lambda log: ("found", host_mirror()))
+    tarball = rootfs.tarball_path(mirror)
+
+    def do_rootfs(log):
+        if tarball.is_file() and not force:
+            return "cached", tarball
+        with contextlib.ExitStack() as held:
+            if take_lock:
+                lock = held.enter_context(open(cache_dir() / "build.lock", "w"))
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if force or not tarball.is_file():  # another build may have made it meanwhile
+                rootfs.debootstrap(mirror, tarball, log)
+        return "built", tarball
+
+    steps.run("debootstrap rootfs", do_rootfs)
+    return mirror, tarball
+
+
 def _build_locked(client, force: bool, console: Console | None, progress: bool) -> BuildResult:
-    bar = None
-    if progress:
-        bar = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}", table_column=Column(min_width=20, no_wrap=True)),
-            TimeElapsedColumn(),
-            TextColumn(
-                "[dim]{task.fields[detail]}", table_column=Column(no_wrap=True, overflow="ellipsis")
-            ),
-            console=console or Console(stderr=True),
-        )
+    bar = progress_bar(console, progress)
     steps = _Steps(bar)
     if bar is not None:
         bar.start()
     try:
-        mirror = steps.run("find mirror", lambda log: ("found", host_mirror()))
-        tarball = rootfs.tarball_path(mirror)
-
-        def do_rootfs(log):
-            if tarball.is_file() and not force:
-                return "cached", tarball
-            rootfs.debootstrap(mirror, tarball, log)
-            return "built", tarball
-
-        steps.run("debootstrap rootfs", do_rootfs)
+        mirror, tarball = base_rootfs_steps(steps, force)
 
         base_tag = f"{rootfs.BASE_REPO}:{rootfs.base_digest(mirror)}"
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.images import rootfs, wheels
-from lab.images.build import BuildError, StepResult, _Steps
+from lab.images.build import BuildError, StepResult, _Steps, base_rootfs_steps, progress_bar
 from lab.images.cache import cache_dir, digest, recipes_dir, source_digest, tree_digest
-from lab.images.sources import apt_proxy_env, host_mirror
+from lab.images.sources import apt_proxy_env
 
 VM_DIR = "vm"
 LATEST = "latest"  # symlink to the newest build: what nodes use when they name no image
@@ -151,44 +151,14 @@ def build_vm_image(*, force: bool = False, console=None, progress: bool = True) 
         return _build_locked(force, console, progress)
 
 
-def _progress_bar(console, progress: bool):
-    if not progress:
-        return None
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Column
-
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}", table_column=Column(min_width=20, no_wrap=True)),
-        TimeElapsedColumn(),
-        TextColumn(
-            "[dim]{task.fields[detail]}", table_column=Column(no_wrap=True, overflow="ellipsis")
-        ),
-        console=console or Console(stderr=True),
-    )
-
-
 def _build_locked(force: bool, console, progress: bool) -> VMBuildResult:
-    bar = _progress_bar(console, progress)
+    bar = progress_bar(console, progress)
     steps = _Steps(bar)
     if bar is not None:
         bar.start()
     try:
-        mirror = steps.run("find mirror", lambda log: ("found", host_mirror()))
-        tarball = rootfs.tarball_path(mirror)
-
-        def do_rootfs(log):
-            if tarball.is_file() and not force:
-                return "cached", tarball
-            # the container build writes the same tarball: hold its lock meanwhile
-            with open(cache_dir() / "build.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if not tarball.is_file() or force:
-                    rootfs.debootstrap(mirror, tarball, log)
-            return "built", tarball
-
-        steps.run("debootstrap rootfs", do_rootfs)
+        # the container build writes the same tarball: its lock is taken to build one
+        mirror, tarball = base_rootfs_steps(steps, force, take_lock=True)
 
         def do_wheels(log):
             fresh = not wheels.racklab_wheel_cached()

@@ -253,22 +253,10 @@ class QuorumServer(ZooKeeperServer):
         if self.state == LEADING:
             super().connect(conn, req)
             return
-        if req.lastZxidSeen > self.tree.last_zxid:
-            conn.close()
+        if self.refuse_newer_client(conn, req):
             return
         if req.sessionId == 0:
-            timeout = self.negotiate_timeout(req.timeOut)
-            sid = self.session_ids.new()
-            session = Session(sid, timeout)
-            self.sessions[sid] = session
-            session.conn = conn
-
-            def done(_result, conn=conn, session=session):
-                conn.finish_connect(session, session.timeout)
-
-            entry = Entry(None, 0, Op.CREATE_SESSION, pending=True, callback=done)
-            self.wait_for_commit(sid, 0, entry)
-            self._forward(sid, 0, Op.CREATE_SESSION, pack(("int", timeout)), [])
+            self.new_session(conn, req)
             return
         if req.passwd != password_for(req.sessionId):
             conn.finish_connect(None, 0)
@@ -282,6 +270,15 @@ class QuorumServer(ZooKeeperServer):
             return
         self.revalidating.setdefault(req.sessionId, []).append(conn)
         self._send_leader(frame(REVALIDATE, pack(("long", req.sessionId))))
+
+    def submit_create_session(self, sid: int, timeout: int, done) -> None:
+        if self.state == LEADING:
+            super().submit_create_session(sid, timeout, done)
+            return
+        # a follower forwards it to the leader and answers once the commit comes back
+        entry = Entry(None, 0, Op.CREATE_SESSION, pending=True, callback=done)
+        self.wait_for_commit(sid, 0, entry)
+        self._forward(sid, 0, Op.CREATE_SESSION, pack(("int", timeout)), [])
 
     def _resume(self, conn, sid: int, timeout: int) -> None:
         if timeout <= 0:

@@ -180,27 +180,10 @@ class ZooKeeperServer:
         return max(self.cfg.min_timeout, min(self.cfg.max_timeout, requested))
 
     def connect(self, conn: ClientConnection, req: ConnectRequest) -> None:
-        if req.lastZxidSeen > self.tree.last_zxid:
-            # The client saw a newer state than ours (another server's): let it go elsewhere.
-            log.info(
-                "%s has seen zxid 0x%x, ours is 0x%x; refusing",
-                conn.peer,
-                req.lastZxidSeen,
-                self.tree.last_zxid,
-            )
-            conn.close()
+        if self.refuse_newer_client(conn, req):
             return
         if req.sessionId == 0:
-            timeout = self.negotiate_timeout(req.timeOut)
-            sid = self.session_ids.new()
-            session = Session(sid, timeout)
-            self.sessions[sid] = session
-            session.conn = conn
-
-            def done(_result, conn=conn, session=session):
-                conn.finish_connect(session, session.timeout)
-
-            self.submit_txn(Op.CREATE_SESSION, CreateSessionTxn(timeout), sid, 0, done)
+            self.new_session(conn, req)
             return
         session = self.sessions.get(req.sessionId)
         if session is None or session.closing or req.passwd != password_for(req.sessionId):
@@ -212,6 +195,35 @@ class ZooKeeperServer:
         if old is not None and old is not conn:
             old.close()
         conn.finish_connect(session, session.timeout)
+
+    def refuse_newer_client(self, conn: ClientConnection, req: ConnectRequest) -> bool:
+        """A client that saw a newer state than ours (another server's) goes elsewhere."""
+        if req.lastZxidSeen <= self.tree.last_zxid:
+            return False
+        log.info(
+            "%s has seen zxid 0x%x, ours is 0x%x; refusing",
+            conn.peer,
+            req.lastZxidSeen,
+            self.tree.last_zxid,
+        )
+        conn.close()
+        return True
+
+    def new_session(self, conn: ClientConnection, req: ConnectRequest) -> None:
+        """A session exists once its createSession txn commits; the client hears then."""
+        timeout = self.negotiate_timeout(req.timeOut)
+        sid = self.session_ids.new()
+        session = Session(sid, timeout)
+        self.sessions[sid] = session
+        session.conn = conn
+
+        def done(_result, conn=conn, session=session):
+            conn.finish_connect(session, session.timeout)
+
+        self.submit_create_session(sid, timeout, done)
+
+    def submit_create_session(self, sid: int, timeout: int, done) -> None:
+        self.submit_txn(Op.CREATE_SESSION, CreateSessionTxn(timeout), sid, 0, done)
 
     async def _expiry_loop(self) -> None:
         interval = max(0.05, self.cfg.tick_time / 2000.0)

@@ -173,25 +173,15 @@ _MISSING = object()
 
 
 def _scalar_codec(ftype: str, compact: bool, nullable: bool, name: str):
-    if ftype in ("string",):
-
-        def read(r: Reader):
-            v = r.string(compact)
-            if v is None and not nullable:
-                raise DecodeError(f"{name} may not be null")
-            return v
-
-        def write(w: Writer, v):
-            if v is None and not nullable:
-                raise ValueError(f"{name} may not be null")
-            w.string(v, compact)
-
-        return read, write
-    if ftype in ("bytes", "records"):
+    if ftype in ("string", "bytes", "records"):
+        # strings and bytes differ only in the Reader/Writer method; records are
+        # nullable bytes whatever the schema says
+        method = "string" if ftype == "string" else "bytes"
         nullable = nullable or ftype == "records"
+        get, put = getattr(Reader, method), getattr(Writer, method)
 
         def read(r: Reader):
-            v = r.bytes(compact)
+            v = get(r, compact)
             if v is None and not nullable:
                 raise DecodeError(f"{name} may not be null")
             return v
@@ -199,7 +189,7 @@ def _scalar_codec(ftype: str, compact: bool, nullable: bool, name: str):
         def write(w: Writer, v):
             if v is None and not nullable:
                 raise ValueError(f"{name} may not be null")
-            w.bytes(v, compact)
+            put(w, v, compact)
 
         return read, write
     if ftype in _INT_TYPES or ftype in ("bool", "float64", "uuid"):

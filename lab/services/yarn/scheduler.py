@@ -108,8 +108,29 @@ class SchedulerApp:
         return n, res
 
 
+class _Share:
+    """What a queue's capacity and max_capacity (absolute percents) mean in resources."""
+
+    def guaranteed(self, cluster: Resource) -> Resource:
+        return Resource(
+            int(cluster.memory * self.capacity / 100), int(cluster.vcores * self.capacity / 100)
+        )
+
+    def maximum(self, cluster: Resource) -> Resource:
+        return Resource(
+            int(cluster.memory * self.max_capacity / 100),
+            int(cluster.vcores * self.max_capacity / 100),
+        )
+
+    def used_ratio(self, cluster: Resource) -> float:
+        g = self.guaranteed(cluster)
+        if g.memory <= 0:
+            return float("inf") if self.used.memory else 0.0
+        return self.used.memory / g.memory
+
+
 @dataclass
-class ParentQueue:
+class ParentQueue(_Share):
     """A queue with children: its share is split among them; it holds no apps."""
 
     path: str  # root.eng
@@ -126,26 +147,9 @@ class ParentQueue:
             total = total + q.used
         return total
 
-    def guaranteed(self, cluster: Resource) -> Resource:
-        return Resource(
-            int(cluster.memory * self.capacity / 100), int(cluster.vcores * self.capacity / 100)
-        )
-
-    def maximum(self, cluster: Resource) -> Resource:
-        return Resource(
-            int(cluster.memory * self.max_capacity / 100),
-            int(cluster.vcores * self.max_capacity / 100),
-        )
-
-    def used_ratio(self, cluster: Resource) -> float:
-        g = self.guaranteed(cluster)
-        if g.memory <= 0:
-            return float("inf") if self.used.memory else 0.0
-        return self.used.memory / g.memory
-
 
 @dataclass
-class Queue:
+class Queue(_Share):
     name: str
     capacity: float  # absolute percent of the cluster (= percent of root for root's children)
     max_capacity: float  # absolute percent
@@ -158,23 +162,6 @@ class Queue:
     rel_capacity: float | None = None  # percent of its parent, as configured (nested queues)
     rel_max_capacity: float | None = None
     ancestors: list[ParentQueue] = field(default_factory=list)  # outermost first, root excluded
-
-    def guaranteed(self, cluster: Resource) -> Resource:
-        return Resource(
-            int(cluster.memory * self.capacity / 100), int(cluster.vcores * self.capacity / 100)
-        )
-
-    def maximum(self, cluster: Resource) -> Resource:
-        return Resource(
-            int(cluster.memory * self.max_capacity / 100),
-            int(cluster.vcores * self.max_capacity / 100),
-        )
-
-    def used_ratio(self, cluster: Resource) -> float:
-        g = self.guaranteed(cluster)
-        if g.memory <= 0:
-            return float("inf") if self.used.memory else 0.0
-        return self.used.memory / g.memory
 
 
 class SchedulerError(Exception):

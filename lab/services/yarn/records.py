@@ -108,36 +108,33 @@ def attempt_id(app: str, n: int) -> str:
     return f"appattempt_{ts}_{seq:04d}_{n:06d}"
 
 
-def app_of_attempt(attempt: str) -> str:
-    m = _ATTEMPT_RE.match(attempt)
+def _parts(regex: re.Pattern, text: str, kind: str) -> tuple[int, ...]:
+    """The numbers of an id, or Hadoop's "Invalid <kind>: <id>" error."""
+    m = regex.match(text)
     if not m:
-        raise ValueError(f"Invalid AppAttemptId: {attempt}")
-    return f"application_{m.group(1)}_{int(m.group(2)):04d}"
+        raise ValueError(f"Invalid {kind}: {text}")
+    return tuple(int(g) for g in m.groups())
+
+
+def app_of_attempt(attempt: str) -> str:
+    ts, seq, _ = _parts(_ATTEMPT_RE, attempt, "AppAttemptId")
+    return f"application_{ts}_{seq:04d}"
 
 
 def attempt_number(attempt: str) -> int:
-    m = _ATTEMPT_RE.match(attempt)
-    if not m:
-        raise ValueError(f"Invalid AppAttemptId: {attempt}")
-    return int(m.group(3))
+    return _parts(_ATTEMPT_RE, attempt, "AppAttemptId")[2]
 
 
 def container_id(attempt: str, n: int) -> str:
-    m = _ATTEMPT_RE.match(attempt)
-    if not m:
-        raise ValueError(f"Invalid AppAttemptId: {attempt}")
-    return f"container_{m.group(1)}_{int(m.group(2)):04d}_{int(m.group(3)):02d}_{n:06d}"
+    ts, seq, att = _parts(_ATTEMPT_RE, attempt, "AppAttemptId")
+    return f"container_{ts}_{seq:04d}_{att:02d}_{n:06d}"
 
 
 def app_of_container(cid: str) -> str:
-    m = _CONTAINER_RE.match(cid)
-    if not m:
-        raise ValueError(f"Invalid ContainerId: {cid}")
-    return f"application_{m.group(1)}_{int(m.group(2)):04d}"
+    ts, seq, _, _ = _parts(_CONTAINER_RE, cid, "ContainerId")
+    return f"application_{ts}_{seq:04d}"
 
 
 def attempt_of_container(cid: str) -> str:
-    m = _CONTAINER_RE.match(cid)
-    if not m:
-        raise ValueError(f"Invalid ContainerId: {cid}")
-    return f"appattempt_{m.group(1)}_{int(m.group(2)):04d}_{int(m.group(3)):06d}"
+    ts, seq, att, _ = _parts(_CONTAINER_RE, cid, "ContainerId")
+    return f"appattempt_{ts}_{seq:04d}_{att:06d}"

@@ -527,7 +527,7 @@ def demo_quickstart(
     from lab.demos import quickstart
 
     _need_root()
-    ok = quickstart.run(file, out, _progress(False))
+    ok = quickstart.run(file, out, _progress(False), _print_status)
     raise typer.Exit(0 if ok else 1)
 
 

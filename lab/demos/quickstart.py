@@ -44,14 +44,13 @@ def summarize(state, matrix) -> dict:
     }
 
 
-def run(file: Path, out: Console, progress) -> bool:
+def run(file: Path, out: Console, progress, show_status) -> bool:
+    """show_status(status_dict): how the caller prints `lab status` (the CLI's table)."""
     topo = load(file)
     ok = False
     try:
         state = orch.up(topo, progress=progress)
-        from lab.cli import _print_status  # the same table `lab status` prints
-
-        _print_status(orch.status(state))
+        show_status(orch.status(state))
         Path("runs").mkdir(exist_ok=True)
         for p in render(None, topo.name, Path("runs") / f"{topo.name}-graph.svg"):
             out.print(f"graph: {p}")

@@ -18,8 +18,7 @@ from lab.chaos.fixtures import chaos_run  # noqa: F401  (a fixture: chaos_run(la
 
 
 class LabFactory:
-    def __init__(self, tmp_path: Path):
-        self.tmp_path = tmp_path
+    def __init__(self):
         self.names: list[str] = []
 
     def __call__(self, source: str | Path):
@@ -48,11 +47,11 @@ class LabFactory:
 
 
 @pytest.fixture
-def lab_up(tmp_path):
+def lab_up():
     """Factory: lab_up(file_or_yaml) -> State of a running lab, torn down after the test."""
     if os.geteuid() != 0:
         pytest.skip("racklab labs need root")
-    factory = LabFactory(tmp_path)
+    factory = LabFactory()
     try:
         yield factory
     finally:
@@ -60,11 +59,11 @@ def lab_up(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def module_lab(request, tmp_path_factory):
+def module_lab(request):
     """A lab shared by a module's tests: set `LAB = "path or yaml"` in the module."""
     if os.geteuid() != 0:
         pytest.skip("racklab labs need root")
-    factory = LabFactory(tmp_path_factory.mktemp("lab"))
+    factory = LabFactory()
     try:
         yield factory(request.module.LAB), factory
     finally:

@@ -30,7 +30,7 @@ def lab(tmp_path_factory):
     from lab.testing.plugin import LabFactory
 
     name = "cx" + uuid.uuid4().hex[:8]
-    factory = LabFactory(tmp_path_factory.mktemp("lab"))
+    factory = LabFactory()
     try:
         yield factory(f"""
 name: {name}

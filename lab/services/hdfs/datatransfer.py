@@ -133,8 +133,10 @@ class PipelineWriter:
                 f"cannot connect to {first['ip']}:{first['xferPort']}: {exc}", 0
             ) from exc
         header = dict(self.header, op="WRITE_BLOCK", targets=self.targets[1:])
-        await send_msg(self.writer, header)
         try:
+            # A node killed a moment ago may still accept and then reset: that is a bad
+            # first node like a refused connection, not an error of the upload.
+            await send_msg(self.writer, header)
             reply = await asyncio.wait_for(recv_msg(self.reader), self.timeout)
         except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
             raise PipelineError(f"no setup reply from {first['ip']}: {exc}", 0) from exc

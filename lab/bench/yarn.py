@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "--block-mb",
         type=int,
         default=8,
-        help="HDFS block size = split size in MB (own cluster only)",
+        help="HDFS block size of the uploaded input = split size, in MB (default 8)",
     )
     ap.add_argument("--reduces", type=int, default=2)
     ap.add_argument("--map-mb", type=int, default=384, help="map container memory")
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         size = generate(data, args.mb)
         if args.rm:
             rm, webhdfs = args.rm, args.webhdfs
-            where = f"running lab (RM {rm})"
+            where = f"running lab (RM {rm}), {args.block_mb} MB blocks"
         else:
             from lab.services.hdfs.minicluster import MiniCluster
             from lab.services.yarn.minicluster import MiniYarnCluster
@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         base = f"/bench/yarn-{os.getpid()}-{int(time.time())}"
         log(f"uploading to HDFS {base}/in")
         t = time.perf_counter()
-        fs.write(f"{base}/in/input.txt", data.read_bytes())
+        # The block size is the file's own (WebHDFS CREATE's blocksize), so on a running
+        # lab it sets the split size without touching the cluster's dfs.blocksize.
+        fs.write(f"{base}/in/input.txt", data, blocksize=args.block_mb << 20)
         upload_s = time.perf_counter() - t
 
         local_times, yarn_times = [], []

@@ -8,10 +8,11 @@ import signal
 import time
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 
 from lab.services.kafka.broker import partition_for_group
 
@@ -60,9 +61,14 @@ def make_topic(brokers, zk, name: str, partitions: int = 3) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap(brokers))
     admin.create_topics([NewTopic(name, partitions, 3)])
     admin.close()
-    wait_for(
-        lambda: all(len(state(zk, name, p)["isr"]) == 3 for p in range(partitions)), 30, "full ISR"
-    )
+
+    def full_isr():
+        try:
+            return all(len(state(zk, name, p)["isr"]) == 3 for p in range(partitions))
+        except NoNodeError:  # the controller has not written the state yet
+            return False
+
+    wait_for(full_isr, 30, "full ISR")
 
 
 def produce_acked(
@@ -369,3 +375,75 @@ def test_leadership_returns_to_the_preferred_replica(make_broker):
     finally:
         zk.stop()
         zk.close()
+
+
+def end_offsets(brokers, topic: str, partitions: int) -> dict[int, int]:
+    c = KafkaConsumer(bootstrap_servers=bootstrap(brokers))
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    ends = c.end_offsets(tps)
+    c.close()
+    return {tp.partition: n for tp, n in ends.items()}
+
+
+def test_a_deleted_topic_created_again_starts_empty(cluster):
+    """Delete then create the same name: the new topic is a new incarnation (Kafka's
+    topic id), with empty logs on every replica, even when the brokers see the deletion
+    and the creation in one ZooKeeper watch event. While the deletion is still pending,
+    CreateTopics answers TOPIC_ALREADY_EXISTS 'marked for deletion', as Kafka does."""
+    brokers, zk = cluster
+    topic = "again"
+    for round_ in range(3):
+        make_topic(brokers, zk, topic)
+        assert end_offsets(brokers, topic, 3) == {0: 0, 1: 0, 2: 0}, f"round {round_}"
+        acked = produce_acked(brokers, topic, [f"r{round_}-{i}".encode() for i in range(12)])
+        assert sum(map(len, acked.values())) == 12
+        reader = KafkaConsumer(bootstrap_servers=bootstrap(brokers), group_id="readers")
+        tps = [TopicPartition(topic, p) for p in range(3)]
+        reader.assign(tps)
+        reader.commit({tp: OffsetAndMetadata(4, "", -1) for tp in tps})
+        assert [reader.committed(tp) for tp in tps] == [4, 4, 4]
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap(brokers))
+        admin.delete_topics([topic])
+        admin.close()
+        wait_for(lambda: not zk.exists(f"/brokers/topics/{topic}"), 30, "the topic znode gone")
+        # the coordinator forgot the deleted topic's committed offsets (Kafka writes tombstones)
+        assert [reader.committed(tp) for tp in tps] == [None, None, None]
+        reader.close()
+    make_topic(brokers, zk, topic)
+    acked = produce_acked(brokers, topic, [b"fresh-0", b"fresh-1", b"fresh-2"])
+    got = consume_all(brokers, topic, 3, expect=3, timeout=20)
+    assert sorted(v for vs in got.values() for v in vs) == [b"fresh-0", b"fresh-1", b"fresh-2"]
+    for b in brokers:  # every replica's log holds the new records only
+        logs = sorted(p.name for p in (b.dir / "logs").glob(f"{topic}-*"))
+        assert logs == [f"{topic}-0", f"{topic}-1", f"{topic}-2"], logs
+
+
+def test_a_broker_away_during_a_deletion_drops_its_stale_log(cluster):
+    """A replica down while its topic is deleted keeps the old log on disk. When a topic
+    of the same name exists on its return, the log directory's partition.metadata names
+    the old topic id: the broker empties it, follows the new leader, and can lead the new
+    topic with its records only."""
+    brokers, zk = cluster
+    topic = "stale"
+    make_topic(brokers, zk, topic)
+    produce_acked(brokers, topic, [f"old-{i}".encode() for i in range(30)])
+    away = brokers[2]
+    wait_for(lambda: all(len(state(zk, topic, p)["isr"]) == 3 for p in range(3)), 30, "full ISR")
+    away.kill()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(brokers))
+    admin.delete_topics([topic])
+    wait_for(lambda: not zk.exists(f"/brokers/topics/{topic}"), 30, "the topic znode gone")
+    everywhere = {p: [b.id for b in brokers] for p in range(3)}
+    admin.create_topics([NewTopic(topic, -1, -1, replica_assignments=everywhere)])
+    admin.close()
+    fresh = [f"new-{i}".encode() for i in range(6)]
+    acked = produce_acked(brokers, topic, fresh)
+    assert sum(map(len, acked.values())) == 6
+    away.start()
+    wait_for(lambda: all(len(state(zk, topic, p)["isr"]) == 3 for p in range(3)), 30, "full ISR")
+    assert "emptied a log left by an earlier topic" in away.log_text()
+    for b in brokers[:2]:  # the returned broker alone leads, from what it replicated
+        b.kill()
+    wait_for(lambda: all(state(zk, topic, p)["leader"] == away.id for p in range(3)), 30, "leader")
+    got = consume_all([away], topic, 3, expect=6, timeout=20)
+    assert sorted(v for vs in got.values() for v in vs) == sorted(fresh)

@@ -68,8 +68,11 @@ class Broker:
         self._progress = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        # topic -> its current incarnation (topic id); the partition state watches and
+        # the log directories are bound to one incarnation
+        self.topic_ids: dict[str, str] = {}
         self._watched_topics: set[str] = set()
-        self._watched_partitions: set[tuple[str, int]] = set()
+        self._watched_partitions: dict[tuple[str, int], str] = {}
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_again = False
         self._preferred_due = False
@@ -238,21 +241,28 @@ class Broker:
                 self.zk.watch_assignment(t, self._on_assignment)
         self._trigger_reconcile()
 
-    def _on_assignment(self, topic: str, assignment: dict[int, list[int]] | None) -> None:
+    def _on_assignment(
+        self, topic: str, assignment: dict[int, list[int]] | None, topic_id: str | None
+    ) -> None:
+        old = self.topic_ids.get(topic)
+        if old is not None and old != topic_id:
+            self._drop_topic(topic)  # deleted, or deleted and created again
         if assignment is None:
-            self._drop_topic(topic)
             return
+        self.topic_ids[topic] = topic_id
         self.topic_configs.setdefault(topic, {})
-        self.spawn(self._watch_topic(topic, assignment))
+        self.spawn(self._watch_topic(topic, assignment, topic_id))
 
-    async def _watch_topic(self, topic: str, assignment: dict[int, list[int]]) -> None:
+    async def _watch_topic(self, topic: str, assignment: dict[int, list[int]], tid: str) -> None:
         # the topic's config first, so its partitions open with their overrides
         await self._load_topic_config(topic)
+        if self.topic_ids.get(topic) != tid:
+            return  # deleted (or replaced) while the config was read
         self.assignments[topic] = assignment
         for p in assignment:
-            if (topic, p) not in self._watched_partitions:
-                self._watched_partitions.add((topic, p))
-                self.zk.watch_partition_state(topic, p, self._on_partition_state)
+            if self._watched_partitions.get((topic, p)) != tid:
+                self._watched_partitions[(topic, p)] = tid
+                self.zk.watch_partition_state(topic, p, tid, self._on_partition_state)
         self._trigger_reconcile()
         self.notify()
 
@@ -284,25 +294,34 @@ class Broker:
         return cfg
 
     def _drop_topic(self, topic: str) -> None:
+        """Kafka's StopReplica with deletion: the topic's replicas here and their logs go.
+        The topic's assignment watch stays, for a topic created again under its name."""
         self.assignments.pop(topic, None)
         self.topic_configs.pop(topic, None)
-        self._watched_topics.discard(topic)
+        self.topic_ids.pop(topic, None)
         for key in [k for k in self.partitions if k[0] == topic]:
             part = self.partitions.pop(key)
             for f in self.fetchers.values():
                 f.remove(key)
-            part.close()
-            part.log.delete()
+            self.hw_checkpoint.pop(key, None)
+            try:
+                part.log.delete()
+            except OSError:  # the replica is gone from this broker either way
+                log.exception("%s-%d: deleting the log failed", *key)
+        self._forget_offsets_of(topic)
         for key in [k for k in self.states if k[0] == topic]:
             del self.states[key]
-            self._watched_partitions.discard(key)
+        for key in [k for k in self._watched_partitions if k[0] == topic]:
+            del self._watched_partitions[key]  # those watches stop on their next event
         log.info("topic %s deleted", topic)
         self.notify()
 
-    def _on_partition_state(self, topic: str, p: int, state: dict | None, version: int) -> None:
+    def _on_partition_state(
+        self, topic: str, p: int, tid: str, state: dict | None, version: int
+    ) -> None:
         key = (topic, p)
-        if state is None:
-            return
+        if state is None or self.topic_ids.get(topic) != tid:
+            return  # not yet elected, or news of a topic incarnation already dropped
         self.states[key] = dict(state, zk_version=version)
         replicas = self.assignments.get(topic, {}).get(p, [])
         if self.id not in replicas:
@@ -311,8 +330,10 @@ class Broker:
         part = self.partitions.get(key)
         if part is None:
             part = self.partitions[key] = Partition(
-                topic, p, self.log_dir, self.log_config_for(topic)
+                topic, p, self.log_dir, self.log_config_for(topic), tid
             )
+            if part.log.wiped_stale:
+                log.info("%s-%d: emptied a log left by an earlier topic of that name", topic, p)
             part.high_watermark = min(self.hw_checkpoint.get(key, 0), part.leo)
         if version < part.zk_version:
             return  # older than what our own conditional ISR write already returned
@@ -533,6 +554,8 @@ class Broker:
             return Error.INVALID_TOPIC_EXCEPTION, err
         if name in self.assignments or await self._in_thread(self.zk.topic_exists, name):
             return Error.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
+        if await self._in_thread(self.zk.delete_pending, name):
+            return Error.TOPIC_ALREADY_EXISTS, f"Topic '{name}' is marked for deletion."
         if assignment is None:
             if partitions <= 0:
                 return Error.INVALID_PARTITIONS, "Number of partitions must be larger than 0."
@@ -603,6 +626,28 @@ class Broker:
         n = len(self.assignments.get(OFFSETS_TOPIC, {}))
         for gid in [g for g in self.groups.groups if n and partition_for_group(g, n) == p]:
             del self.groups.groups[gid]
+
+    def _forget_offsets_of(self, topic: str) -> None:
+        """Kafka's coordinator drops a deleted topic's committed offsets and writes their
+        tombstones, so a group reading a topic created again under the name starts from
+        its reset policy, not from offsets of the old topic."""
+        n = len(self.assignments.get(OFFSETS_TOPIC, {}))
+        tombstones: dict[int, list[tuple[bytes, None]]] = {}
+        for gid, g in self.groups.groups.items():
+            gone = [k for k in g.offsets if k[0] == topic]
+            if not gone or not n:
+                continue
+            p = partition_for_group(gid, n)
+            part = self.partitions.get((OFFSETS_TOPIC, p))
+            if part is None or not part.is_leader:
+                continue
+            for t, pi in gone:
+                del g.offsets[(t, pi)]
+                tombstones.setdefault(p, []).append((json.dumps(["o", gid, t, pi]).encode(), None))
+        for p, recs in tombstones.items():
+            part = self.partitions[(OFFSETS_TOPIC, p)]
+            batch = rec.build_batch(recs)
+            self.append_as_leader(part, batch, [rec.parse_header(batch)])
 
     async def commit_offsets(
         self, group_id: str, entries: list[tuple[str, int, int, str | None]]

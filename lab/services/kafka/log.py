@@ -149,7 +149,10 @@ class Segment:
             os.fsync(self.index_fd)
 
     def close(self) -> None:
-        os.close(self.fd)
+        # Idempotent: closing a number twice could close a file opened since under it.
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
         if self.index_fd >= 0:
             os.close(self.index_fd)
             self.index_fd = -1
@@ -160,11 +163,42 @@ class Segment:
         self.index_path.unlink(missing_ok=True)
 
 
+METADATA_FILE = "partition.metadata"
+
+
+def claim_dir(directory: Path, topic_id: str | None) -> bool:
+    """Kafka's partition.metadata names the topic id a log directory belongs to. A
+    directory left by an earlier topic of the same name (deleted while this broker was
+    down, or before it saw the deletion) is emptied, not served as the new topic's.
+    -> True when old data was thrown away."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if topic_id is None:
+        return False
+    meta = directory / METADATA_FILE
+    try:
+        fields = dict(line.split(": ", 1) for line in meta.read_text().splitlines() if ": " in line)
+        owner = fields.get("topic_id")
+    except FileNotFoundError:
+        owner = None
+    wiped = False
+    if owner is not None and owner != topic_id:
+        for f in directory.iterdir():
+            f.unlink()
+        wiped = True
+    if owner != topic_id:
+        tmp = directory / (METADATA_FILE + ".tmp")
+        tmp.write_text(f"version: 0\ntopic_id: {topic_id}\n")
+        tmp.replace(meta)
+    return wiped
+
+
 class PartitionLog:
-    def __init__(self, directory: Path, config: LogConfig, on_batch=None):
+    def __init__(
+        self, directory: Path, config: LogConfig, on_batch=None, topic_id: str | None = None
+    ):
         self.dir = directory
         self.config = config
-        directory.mkdir(parents=True, exist_ok=True)
+        self.wiped_stale = claim_dir(directory, topic_id)
         self.segments: list[Segment] = []
         bases = sorted(int(p.stem) for p in directory.glob("*.log"))
         for b in bases:
@@ -333,4 +367,4 @@ class PartitionLog:
         self.dir.rmdir()
 
 
-__all__ = ["LOG_OVERHEAD", "LogConfig", "PartitionLog", "Segment"]
+__all__ = ["LOG_OVERHEAD", "METADATA_FILE", "LogConfig", "PartitionLog", "Segment", "claim_dir"]

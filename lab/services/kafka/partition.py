@@ -43,15 +43,18 @@ class SequenceError(Exception):
 
 
 class Partition:
-    def __init__(self, topic: str, index: int, log_dir: Path, config: LogConfig):
+    def __init__(
+        self, topic: str, index: int, log_dir: Path, config: LogConfig, topic_id: str | None = None
+    ):
         self.topic = topic
         self.index = index
+        self.topic_id = topic_id
         self.producers: dict[int, ProducerState] = {}
         # (leader epoch, first offset written in it), ascending: lets a follower
         # find where its log diverges from a new leader's (KIP-101)
         self.epochs: list[tuple[int, int]] = []
         self.log = PartitionLog(
-            log_dir / f"{topic}-{index}", config, on_batch=self._rebuild_producer
+            log_dir / f"{topic}-{index}", config, self._rebuild_producer, topic_id
         )
         self.high_watermark = 0
         # from ZooKeeper

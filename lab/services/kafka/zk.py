@@ -4,7 +4,7 @@
     /brokers/ids/<id>              (ephemeral)    host, port, endpoints
     /controller                    (ephemeral)    {"version":1,"brokerid":N,...}
     /controller_epoch                             N
-    /brokers/topics/<t>                           {"version":2,"partitions":{"0":[1,2,3]}}
+    /brokers/topics/<t>                           {"version":3,"topic_id":...,"partitions":{"0":[1,2,3]}}
     /brokers/topics/<t>/partitions/<p>/state      {"leader","leader_epoch","isr","controller_epoch"}
     /config/topics/<t>                            {"version":1,"config":{...}}
     /admin/delete_topics/<t>                      a deletion request
@@ -17,6 +17,7 @@ new data to the broker's asyncio loop, where all state changes happen.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -35,6 +36,18 @@ def _j(obj) -> bytes:
 
 def state_path(topic: str, partition: int) -> str:
     return f"/brokers/topics/{topic}/partitions/{partition}/state"
+
+
+def new_topic_id() -> str:
+    """Kafka's Uuid.toString: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def topic_id_of(data: bytes, stat) -> str:
+    """The incarnation of a topic: its topic_id (Kafka 2.8+ writes one at creation), or
+    for a topic znode written without one, its creation zxid, unique in the ensemble."""
+    tid = json.loads(data).get("topic_id")
+    return tid or f"czxid-{stat.czxid:x}"
 
 
 class ZkCluster:
@@ -170,21 +183,38 @@ class ZkCluster:
         )
 
     def watch_assignment(self, topic: str, cb) -> None:
+        """cb(topic, assignment, topic_id), or cb(topic, None, None) when it is gone. The
+        watch outlives a deletion: a topic created again under the same name reaches the
+        broker here even when ZooKeeper folded the deletion and the creation into one
+        event, and its new topic_id tells the broker the old logs are not its own."""
+
         def on_data(data, stat):
             if data is None:
-                self.loop.call_soon_threadsafe(cb, topic, None)
-                return False  # topic gone: stop watching
+                self.loop.call_soon_threadsafe(cb, topic, None, None)
+                return
             parts = json.loads(data)["partitions"]
             assignment = {int(p): list(r) for p, r in parts.items()}
-            self.loop.call_soon_threadsafe(cb, topic, assignment)
+            self.loop.call_soon_threadsafe(cb, topic, assignment, topic_id_of(data, stat))
 
         self.zk.DataWatch(f"/brokers/topics/{topic}", on_data)
 
-    def watch_partition_state(self, topic: str, partition: int, cb) -> None:
+    def current_topic_id(self, topic: str) -> str | None:
+        try:
+            return topic_id_of(*self.zk.get(f"/brokers/topics/{topic}"))
+        except NoNodeError:
+            return None
+
+    def watch_partition_state(self, topic: str, partition: int, topic_id: str, cb) -> None:
+        """A watch bound to one incarnation of the topic: kazoo re-reads a node after each
+        event, so after a delete and re-create this watch may read the new topic's state;
+        it checks whose state it is, and stops once its topic is gone or replaced."""
+
         def on_data(data, stat):
+            if self.current_topic_id(topic) != topic_id:
+                return False
             state = json.loads(data) if data else None
             self.loop.call_soon_threadsafe(
-                cb, topic, partition, state, stat.version if stat else -1
+                cb, topic, partition, topic_id, state, stat.version if stat else -1
             )
 
         self.zk.DataWatch(state_path(topic, partition), on_data)
@@ -208,7 +238,8 @@ class ZkCluster:
                 f"/brokers/topics/{topic}",
                 _j(
                     {
-                        "version": 2,
+                        "version": 3,
+                        "topic_id": new_topic_id(),
                         "partitions": {str(p): r for p, r in assignment.items()},
                         "adding_replicas": {},
                         "removing_replicas": {},
@@ -221,6 +252,9 @@ class ZkCluster:
 
     def topic_exists(self, topic: str) -> bool:
         return self.zk.exists(f"/brokers/topics/{topic}") is not None
+
+    def delete_pending(self, topic: str) -> bool:
+        return self.zk.exists(f"/admin/delete_topics/{topic}") is not None
 
     def request_delete(self, topic: str) -> None:
         try:

@@ -701,7 +701,7 @@ class QuorumServer(ZooKeeperServer):
                 if txns:
                     self.txnlog.write(txns)
                     self.last_logged = txns[-1].zxid
-                    await asyncio.to_thread(self.txnlog.sync)
+                    await self.sync_log()
                     for x in txns:
                         self.commit(x)
             elif t == TRUNC:
@@ -717,7 +717,7 @@ class QuorumServer(ZooKeeperServer):
                 self.proposed[txn.zxid] = txn
                 self.txnlog.write([txn])
                 self.last_logged = txn.zxid
-                await asyncio.to_thread(self.txnlog.sync)
+                await self.sync_log()
                 # Proposals can keep coming between NEWLEADER and UPTODATE; they need
                 # our ack like any other (the quorum may depend on us).
                 writer.write(frame(ACK, pack(("long", txn.zxid))))

@@ -4,9 +4,9 @@ transaction log and the sessions.
 Pipeline (ZooKeeper's Prep -> Sync -> Final processors, in one thread):
   * a write is validated at once against the tree plus outstanding changes and
     becomes a txn with the next zxid; it joins the ordered queue and the log batch;
-  * the commit task writes the batch, fsyncs it (in a worker thread, so the loop
-    keeps taking requests and the next batch grows: group commit), then drains
-    the queue in order: applies each txn, fires its watches, sends its reply;
+  * the commit task writes the batch, fsyncs it, then drains the queue in order:
+    applies each txn, fires its watches, sends its reply. Requests that arrive
+    during the fsync join the next batch (group commit);
   * a read runs immediately unless its own connection still has requests in the
     queue, in which case it waits there behind them (replies in request order).
 """
@@ -30,6 +30,12 @@ from .sessions import Session, SessionIds, password_for
 from .txn import CloseSessionTxn, CreateSessionTxn, Txn, TxnHeader
 
 log = logging.getLogger("zookeeper.server")
+
+# An fsync this quick runs on the loop itself: handing it to a worker thread and back
+# costs two thread wake-ups, a large share of a synchronous client's write on a fast
+# disk. A slower disk gets the worker thread, so reads and pings are not held up
+# behind it for longer than this.
+INLINE_SYNC_S = 0.002
 
 
 def now_ms() -> int:
@@ -87,6 +93,7 @@ class ZooKeeperServer:
         self.latency = [0.0, 0.0, 0]  # min/max/count in ms, plus a running total below
         self.latency_total = 0.0
         self.txns_since_snapshot = 0
+        self.sync_seconds = 0.0  # moving average of the log's fsync
         self.snap_threshold = self._next_snap_threshold()
         self.started = time.time()
         self._wake: asyncio.Event | None = None
@@ -349,7 +356,7 @@ class ZooKeeperServer:
                 try:
                     self.txnlog.write(batch)
                     self.last_logged = batch[-1].zxid
-                    await asyncio.to_thread(self.txnlog.sync)
+                    await self.sync_log()
                 except (OSError, ValueError) as e:
                     if generation == self.generation:
                         # The log cannot be written: acknowledging anything more
@@ -364,6 +371,14 @@ class ZooKeeperServer:
                 self.on_durable(batch)
             if self.txns_since_snapshot >= self.snap_threshold:
                 await self.snapshot()
+
+    async def sync_log(self) -> None:
+        t = time.perf_counter()
+        if self.sync_seconds < INLINE_SYNC_S:
+            self.txnlog.sync()
+        else:
+            await asyncio.to_thread(self.txnlog.sync)
+        self.sync_seconds = 0.8 * self.sync_seconds + 0.2 * (time.perf_counter() - t)
 
     def on_durable(self, batch: list[Txn]) -> None:
         for txn in batch:

@@ -39,12 +39,18 @@ def frame(type_: int, payload: bytes = b"") -> bytes:
     return _FRAME.pack(len(payload) + 1, type_) + payload
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, Reader]:
-    head = await reader.readexactly(_FRAME.size)
-    length, type_ = _FRAME.unpack(head)
-    if length < 1 or length > MAX_PEER_FRAME:
-        raise ConnectionError(f"peer frame of {length} bytes")
-    body = await reader.readexactly(length - 1)
+async def read_frame(
+    reader: asyncio.StreamReader, limit: float | None = None
+) -> tuple[int, Reader]:
+    """The next frame, or TimeoutError after limit seconds (None: no limit).
+    asyncio.timeout rather than wait_for: no task per frame on the path that every
+    proposal, ack and commit takes."""
+    async with asyncio.timeout(limit):
+        head = await reader.readexactly(_FRAME.size)
+        length, type_ = _FRAME.unpack(head)
+        if length < 1 or length > MAX_PEER_FRAME:
+            raise ConnectionError(f"peer frame of {length} bytes")
+        body = await reader.readexactly(length - 1)
     return type_, Reader(body)
 
 

@@ -431,7 +431,7 @@ class QuorumServer(ZooKeeperServer):
         async def on_follower(reader, writer):
             f = None
             try:
-                t, r = await asyncio.wait_for(read_frame(reader), self.cfg.init_limit * self.tick)
+                t, r = await read_frame(reader, self.cfg.init_limit * self.tick)
                 if t != FOLLOWERINFO:
                     return
                 f = FollowerHandle(r.int(), reader, writer)
@@ -454,7 +454,7 @@ class QuorumServer(ZooKeeperServer):
                         f"follower {f.sid} accepted epoch {f.accepted_epoch} > {self.epoch}"
                     )
                 f.send(frame(LEADERINFO, pack(("long", self.epoch))))
-                t, r = await asyncio.wait_for(read_frame(reader), self.cfg.init_limit * self.tick)
+                t, r = await read_frame(reader, self.cfg.init_limit * self.tick)
                 if t != ACKEPOCH:
                     return
                 r.long()
@@ -580,7 +580,7 @@ class QuorumServer(ZooKeeperServer):
     ) -> None:
         limit = max(self.cfg.sync_limit, self.cfg.init_limit) * self.tick
         while True:
-            t, r = await asyncio.wait_for(read_frame(f.reader), limit)
+            t, r = await read_frame(f.reader, limit)
             f.last_heard = time.monotonic()
             if t == ACK:
                 z = r.long()
@@ -668,7 +668,7 @@ class QuorumServer(ZooKeeperServer):
                     ),
                 )
             )
-            t, r = await asyncio.wait_for(read_frame(reader), limit)
+            t, r = await read_frame(reader, limit)
             if t != LEADERINFO:
                 raise StepDown(f"expected LEADERINFO, got {t}")
             epoch = r.long()
@@ -694,7 +694,7 @@ class QuorumServer(ZooKeeperServer):
 
     async def _follower_sync(self, reader, writer, epoch: int, limit: float) -> None:
         while True:
-            t, r = await asyncio.wait_for(read_frame(reader), limit)
+            t, r = await read_frame(reader, limit)
             if t == DIFF:
                 txns = [Txn.decode(r.buffer()) for _ in range(r.int())]
                 txns = [x for x in txns if x.zxid > self.tree.last_zxid]
@@ -778,7 +778,7 @@ class QuorumServer(ZooKeeperServer):
     async def _follower_loop(self, reader, writer) -> None:
         limit = self.cfg.sync_limit * self.tick
         while True:
-            t, r = await asyncio.wait_for(read_frame(reader), limit)
+            t, r = await read_frame(reader, limit)
             if t == PROPOSAL:
                 txn = Txn.decode(bytes(r.buf[r.pos :]))
                 self.proposed[txn.zxid] = txn

@@ -116,6 +116,51 @@ def test_record_batch_crc_and_gzip():
     assert h2.base_offset == 1234 and h2.partition_leader_epoch == 7
 
 
+def _with_payload(batch: bytes, payload: bytes) -> bytes:
+    """The same batch header around another payload, length and CRC made right."""
+    import struct
+
+    import crc32c
+
+    after_crc = batch[21 : rec.HEADER_SIZE] + payload
+    length = 4 + 1 + 4 + len(after_crc)
+    return batch[:8] + struct.pack(">iibI", length, -1, 2, crc32c.crc32c(after_crc)) + after_crc
+
+
+@pytest.mark.parametrize(
+    "codec",
+    [rec.COMPRESSION_GZIP, rec.COMPRESSION_SNAPPY, rec.COMPRESSION_LZ4, rec.COMPRESSION_ZSTD],
+)
+def test_every_codec_round_trips_and_a_payload_that_does_not_decode_is_corrupt(codec):
+    values = [b"v" * 100, b"x", bytes(range(256)) * 300]  # the last spans xerial blocks
+    b = rec.build_batch([(b"k", v) for v in values], compression=codec)
+    (h,) = rec.validate_batches(b)
+    assert h.compression == codec and h.records_count == 3
+    assert [r.value for r in rec.read_records(b)] == values
+    # the CRC is right, the compressed bytes are not: refused as Kafka's LogValidator does
+    garbage = _with_payload(b, b"\x00\x01not-" + rec.COMPRESSION_NAMES[codec].encode() * 9)
+    with pytest.raises(rec.CorruptBatch, match="does not decompress|runs past|length"):
+        rec.validate_batches(garbage)
+    # a payload that decodes but holds fewer records than the header counts
+    short = rec.build_batch([(b"k", b"v")], compression=codec)
+    lying = bytearray(_with_payload(b, short[rec.HEADER_SIZE :]))
+    with pytest.raises(rec.CorruptBatch):
+        rec.validate_batches(bytes(lying))
+
+
+def test_snappy_reads_a_raw_block_as_librdkafka_may_send():
+    import cramjam
+
+    from lab.services.kafka.protocol import compression
+
+    data = b"hello snappy " * 50
+    raw = bytes(cramjam.snappy.compress_raw(data))
+    assert compression.decompress(compression.SNAPPY, raw) == data
+    framed = compression.compress(compression.SNAPPY, data)
+    assert framed.startswith(compression.XERIAL_MAGIC)
+    assert compression.decompress(compression.SNAPPY, framed) == data
+
+
 def test_group_partition_uses_javas_string_hash():
     from lab.services.kafka.broker import java_string_hash, partition_for_group
 

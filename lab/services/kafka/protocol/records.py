@@ -8,21 +8,27 @@ without recomputing it.
 
 from __future__ import annotations
 
-import gzip
 import struct
 import time
 from dataclasses import dataclass, field
 
 import crc32c
 
+from . import compression as codecs
 from .primitives import DecodeError, Reader, varint_bytes
 
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # base offset + batch length, before the length-counted part
 _HDR = struct.Struct(">qiibIhiqqqhii")
 
-COMPRESSION_NONE, COMPRESSION_GZIP, COMPRESSION_SNAPPY, COMPRESSION_LZ4, COMPRESSION_ZSTD = range(5)
-COMPRESSION_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+COMPRESSION_NONE, COMPRESSION_GZIP, COMPRESSION_SNAPPY, COMPRESSION_LZ4, COMPRESSION_ZSTD = (
+    codecs.NONE,
+    codecs.GZIP,
+    codecs.SNAPPY,
+    codecs.LZ4,
+    codecs.ZSTD,
+)
+COMPRESSION_NAMES = codecs.NAMES
 
 
 class CorruptBatch(ValueError):
@@ -109,15 +115,20 @@ def validate_batches(buf: bytes) -> list[BatchHeader]:
     for pos, h in iter_batches(buf):
         if h.records_count <= 0 or h.last_offset_delta != h.records_count - 1:
             raise CorruptBatch("record count does not match the last offset delta")
-        if h.compression == COMPRESSION_GZIP:
-            try:
-                payload = gzip.decompress(bytes(buf[pos + HEADER_SIZE : pos + h.size]))
-            except (OSError, EOFError) as e:
-                raise CorruptBatch(f"gzip payload does not decompress: {e}") from None
-            if len(decode_records(payload, h.records_count)) != h.records_count:
-                raise CorruptBatch("compressed record count mismatch")
-        elif h.compression > COMPRESSION_ZSTD:
+        if h.compression > COMPRESSION_ZSTD:
             raise CorruptBatch(f"unknown compression codec {h.compression}")
+        if h.compression != COMPRESSION_NONE:
+            # As Kafka's LogValidator: a compressed batch is opened and its records
+            # counted, so a payload that does not decode is refused, not stored.
+            try:
+                payload = codecs.decompress(
+                    h.compression, bytes(buf[pos + HEADER_SIZE : pos + h.size])
+                )
+                n = len(decode_records(payload, h.records_count))
+            except (codecs.CodecError, DecodeError) as e:
+                raise CorruptBatch(str(e)) from None
+            if n != h.records_count:
+                raise CorruptBatch("compressed record count mismatch")
         headers.append(h)
         total += h.size
     if total != len(buf):
@@ -177,14 +188,10 @@ def read_records(buf: bytes) -> list[Record]:
     for pos, h in iter_batches(buf):
         if h.is_control:
             continue
-        payload = bytes(buf[pos + HEADER_SIZE : pos + h.size])
-        if h.compression == COMPRESSION_GZIP:
-            payload = gzip.decompress(payload)
-        elif h.compression != COMPRESSION_NONE:
-            raise CorruptBatch(f"{COMPRESSION_NAMES[h.compression]} is not supported here")
         try:
+            payload = codecs.decompress(h.compression, bytes(buf[pos + HEADER_SIZE : pos + h.size]))
             recs = decode_records(payload, h.records_count)
-        except DecodeError as e:
+        except (codecs.CodecError, DecodeError) as e:
             raise CorruptBatch(str(e)) from None
         for off_delta, ts_delta, key, value, headers in recs:
             out.append(
@@ -227,10 +234,7 @@ def build_batch(
     payload = b"".join(
         _encode_record(i, 0, k, v, headers or []) for i, (k, v) in enumerate(records)
     )
-    if compression == COMPRESSION_GZIP:
-        payload = gzip.compress(payload, compresslevel=1)
-    elif compression != COMPRESSION_NONE:
-        raise ValueError("only none and gzip are built here")
+    payload = codecs.compress(compression, payload)
     n = len(records)
     after_crc = (
         struct.pack(

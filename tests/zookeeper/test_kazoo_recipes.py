@@ -192,15 +192,21 @@ def test_data_watch(make_client):
             seen.append((data, stat.version if stat else None))
             changed.notify_all()
 
+    def until(cond) -> bool:
+        with changed:
+            return changed.wait_for(cond, 5)
+
+    # A watch fires once and kazoo's DataWatch then reads the node again, so a change
+    # made before that read is seen only as its result: each step waits to be seen.
     DataWatch(c, "/dw", on_change)
+    assert until(lambda: seen == [(None, None)])
     writer.create("/dw", b"a")
+    assert until(lambda: (b"a", 0) in seen)
     writer.set("/dw", b"b")
+    assert until(lambda: (b"b", 1) in seen)
     writer.delete("/dw")
-    with changed:
-        changed.wait_for(lambda: seen and seen[-1] == (None, None) and len(seen) >= 3, 5)
-    assert seen[0] == (None, None)
-    assert (b"b", 1) in seen
-    assert seen[-1] == (None, None)
+    assert until(lambda: seen[-1] == (None, None) and len(seen) >= 4)
+    assert seen == [(None, None), (b"a", 0), (b"b", 1), (None, None)]
 
 
 def test_children_watch(make_client):

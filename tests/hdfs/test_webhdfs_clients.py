@@ -125,7 +125,7 @@ def test_same_content_same_checksum(client):
     client.write("/t/c1", data, overwrite=True)
     client.write("/t/c2", data, overwrite=True)
     assert client.checksum("/t/c1") == client.checksum("/t/c2")
-    client.write("/t/c2", data[:-1] + b"\0", overwrite=True)
+    client.write("/t/c2", data[:-1] + bytes([data[-1] ^ 0xFF]), overwrite=True)  # one byte differs
     assert client.checksum("/t/c1") != client.checksum("/t/c2")
 
 

@@ -13,11 +13,9 @@ Everything runs on loopback addresses of this machine and stops by itself.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,36 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
+from lab.bench.reference import apache_zk_argv, free_port, wait_port
+
 RECORD = 1024
 HOSTS = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
-JAVA = Path("/usr/share/java")
-ZK_JARS = [
-    "zookeeper.jar",
-    "zookeeper-jute.jar",
-    "slf4j-api.jar",
-    "slf4j-simple.jar",
-    "netty-all.jar",
-    "commons-io.jar",
-    "metrics-core.jar",
-    "commons-cli.jar",
-]
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{host}:{port} did not answer")
 
 
 class Procs:
@@ -96,15 +68,7 @@ def start_zookeeper(procs: Procs, work: Path, kind: str) -> str:
         "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
     )
     if kind == "apache":
-        cp = ":".join(str(JAVA / j) for j in ZK_JARS)
-        argv = [
-            "java",
-            "-Xmx256m",
-            "-cp",
-            cp,
-            "org.apache.zookeeper.server.ZooKeeperServerMain",
-            str(cfg),
-        ]
+        argv = apache_zk_argv(cfg)
     else:
         argv = [sys.executable, "-m", "lab.services.zookeeper", str(cfg)]
     p = procs.start(argv, work / "zk" / "zk.log")

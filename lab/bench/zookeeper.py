@@ -18,40 +18,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-APACHE_JAR = "/usr/share/java/zookeeper.jar"
-APACHE_CONF_DIR = "/etc/zookeeper/conf"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_serving(host: str, port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            # ruok answers before a server takes sessions; srvr shows a Mode only then
-            # (standalone, or leader/follower once an ensemble has formed).
-            with socket.create_connection((host, port), timeout=1) as s:
-                s.sendall(b"srvr")
-                if b"Mode: " in s.recv(4096):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{host}:{port} is not serving")
+from lab.bench.reference import (
+    APACHE_ZK_QUORUM,
+    apache_zk_argv,
+    apache_zk_available,
+    free_port,
+    wait_zk_serving,
+)
 
 
 def _write_cfg(path: str, lines: dict) -> None:
@@ -96,16 +75,7 @@ class Server:
 
     def argv(self) -> list[str]:
         if self.kind == "apache":
-            main = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-            return [
-                "java",
-                "-Xmx512m",
-                f"-Dzookeeper.log.dir={self.data_dir}",
-                "-cp",
-                f"{APACHE_CONF_DIR}:{APACHE_JAR}",
-                main,
-                self.cfg_path,
-            ]
+            return apache_zk_argv(self.cfg_path, APACHE_ZK_QUORUM, heap="512m")
         return [
             sys.executable,
             "-m",
@@ -120,17 +90,13 @@ class Server:
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
         if wait:
-            wait_serving(self.host, self.port, self.proc)
+            wait_zk_serving(self.host, self.port, self.proc)
         return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-
-
-def apache_available() -> bool:
-    return os.path.exists(APACHE_JAR) and shutil.which("java") is not None
 
 
 # --- workloads ---------------------------------------------------------------------
@@ -233,7 +199,7 @@ def ensemble(kind: str, root: str, base: int) -> Subject:
     for s in servers:
         s.start(wait=False)
     for s in servers:
-        wait_serving(s.host, s.port, s.proc)
+        wait_zk_serving(s.host, s.port, s.proc)
     # The client talks to server 1, a follower in both implementations (the highest
     # id wins the first election), so writes take the forwarding path.
     return Subject(kind, servers[0].hosts, servers)
@@ -256,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ensemble", action="store_true", help="also 3-server ensembles on 127.0.0.x")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # kazoo warns on every server we stop
-    if not apache_available():
+    if not apache_zk_available():
         print("Apache ZooKeeper not found (Debian package `zookeeper`)", file=sys.stderr)
         return 2
     rows: list[tuple[str, str, float, float]] = []

@@ -2,18 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from .kafka_harness import (
-    ApacheZooKeeper,
-    BrokerProcess,
-    RacklabZooKeeper,
-    apache_zookeeper_available,
-    chroot,
-)
+from lab.bench.reference import apache_zk_available
+
+from .kafka_harness import ApacheZooKeeper, BrokerProcess, RacklabZooKeeper, chroot
 
 
 @pytest.fixture(scope="session")
 def apache_zk(tmp_path_factory):
-    if not apache_zookeeper_available():
+    if not apache_zk_available():
         pytest.skip("Debian's zookeeper package (Java) is not installed")
     zk = ApacheZooKeeper(tmp_path_factory.mktemp("zk"))
     zk.start()

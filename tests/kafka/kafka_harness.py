@@ -3,49 +3,15 @@ brokers as subprocesses, each on its own loopback address and a free port."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
-JAVA_DIR = Path("/usr/share/java")
-ZK_JARS = [
-    "zookeeper.jar",
-    "zookeeper-jute.jar",
-    "slf4j-api.jar",
-    "slf4j-simple.jar",
-    "netty-all.jar",
-    "commons-io.jar",
-    "metrics-core.jar",
-    "commons-cli.jar",
-]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{host}:{port} did not accept within {timeout}s")
-
-
-def apache_zookeeper_available() -> bool:
-    return shutil.which("java") is not None and all((JAVA_DIR / j).exists() for j in ZK_JARS)
+from lab.bench.reference import apache_zk_argv, free_port, wait_port
 
 
 class ApacheZooKeeper:
@@ -67,19 +33,9 @@ class ApacheZooKeeper:
         return f"{self.host}:{self.port}"
 
     def start(self) -> None:
-        cp = ":".join(str(JAVA_DIR / j) for j in ZK_JARS)
         self.log = open(self.dir / "zk.log", "wb")
         self.proc = subprocess.Popen(
-            [
-                "java",
-                "-Xmx256m",
-                "-cp",
-                cp,
-                "org.apache.zookeeper.server.ZooKeeperServerMain",
-                str(self.cfg),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            apache_zk_argv(self.cfg), stdout=self.log, stderr=subprocess.STDOUT
         )
         wait_port(self.host, self.port, 30, self.proc)
 

@@ -1,25 +1,15 @@
 """Debian's Apache ZooKeeper 3.8 (the `zookeeper` package), started on loopback as
-the reference for differential tests and benchmarks."""
+the reference for differential tests."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import time
 
-JAR = "/usr/share/java/zookeeper.jar"
-CONF_DIR = "/etc/zookeeper/conf"
+from lab.bench.reference import apache_zk_argv, apache_zk_available, wait_zk_serving
+
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
-
-
-def available() -> bool:
-    return os.path.exists(JAR) and shutil.which("java") is not None
-
-
-def classpath() -> str:
-    return f"{CONF_DIR}:{JAR}"
+available = apache_zk_available
 
 
 class ApacheZooKeeper:
@@ -43,35 +33,14 @@ class ApacheZooKeeper:
 
     def start(self, timeout: float = 60.0):
         log = open(os.path.join(self.data_dir, "apache-zk.log"), "ab")
-        self.proc = subprocess.Popen(
-            [
-                "java",
-                "-Xmx256m",
-                f"-Dzookeeper.log.dir={self.data_dir}",
-                "-cp",
-                classpath(),
-                "org.apache.zookeeper.server.ZooKeeperServerMain",
-                self.cfg,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = subprocess.Popen(apache_zk_argv(self.cfg), stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Apache ZooKeeper exited with {self.proc.returncode}")
-            try:
-                # ruok answers before the server takes sessions; srvr shows a Mode only then.
-                with socket.create_connection((self.host, self.port), timeout=1) as s:
-                    s.sendall(b"srvr")
-                    if b"Mode: " in s.recv(4096):
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError("Apache ZooKeeper did not start")
+        try:
+            wait_zk_serving(self.host, self.port, self.proc, timeout)
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+        return self
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

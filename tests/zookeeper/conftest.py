@@ -15,6 +15,7 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
+from lab.bench.reference import free_port
 from lab.services.zookeeper.config import parse
 from lab.services.zookeeper.server import ZooKeeperServer
 
@@ -89,12 +90,6 @@ def make_client(zk_server):
 @pytest.fixture
 def zk(make_client):
     return make_client()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def wait_port(host: str, port: int, timeout: float = 20.0, proc=None) -> None:

@@ -10,7 +10,9 @@ import time
 
 from kazoo.client import KazooClient
 
-from .conftest import ProcessServer, free_port
+from lab.bench.reference import free_port
+
+from .conftest import ProcessServer
 
 
 def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:

@@ -52,7 +52,9 @@ def test_plan_refuses_bad_sections(section, message):
 def test_rendered_plan_runs_as_an_ensemble(tmp_path, process_server):
     """Render for three loopback 'nodes', rewrite only the node-local paths and ports,
     and check the three servers elect a leader that the deployer's status() reports."""
-    from .conftest import ProcessServer, free_port, wait_port
+    from lab.bench.reference import free_port
+
+    from .conftest import ProcessServer, wait_port
     from .ensemble import four_letter
 
     hosts = {"a": "127.0.0.91", "b": "127.0.0.92", "c": "127.0.0.93"}

@@ -10,8 +10,9 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
 
+from lab.bench.reference import free_port
+
 from . import apache
-from .conftest import free_port
 
 pytestmark = pytest.mark.skipif(
     not apache.available(), reason="Debian's zookeeper package is not installed"

@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+from kafka import KafkaConsumer, KafkaProducer
+
 from lab.bench.reference import apache_zk_argv, free_port, wait_port
 
 
@@ -134,3 +136,39 @@ class BrokerProcess:
 def chroot(zk: ApacheZooKeeper) -> str:
     """A fresh ZooKeeper chroot per cluster, so tests sharing one ZK never meet."""
     return f"{zk.connect}/racklab-{uuid.uuid4().hex[:8]}"
+
+
+# --- kafka-python clients, as the tests use them ---------------------------------------
+
+
+def send_values(bootstrap, topic: str, values: list[bytes]) -> None:
+    """Produce with kafka-python's defaults and wait until everything is acknowledged."""
+    p = KafkaProducer(bootstrap_servers=bootstrap)
+    for v in values:
+        p.send(topic, v)
+    p.flush(30)
+    p.close()
+
+
+def group_consumer(bootstrap, topic: str, group: str) -> KafkaConsumer:
+    """A member of `group` reading `topic` from the earliest offset, committing only when
+    told to (so a test decides what the group has consumed)."""
+    return KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+
+
+def poll_until(consumer, want: int, timeout: float, max_records: bool = False) -> list:
+    """Records polled until `want` came or `timeout` passed; with max_records, never more
+    than `want` (the rest stays for whoever reads after a commit)."""
+    got: list = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        limit = {"max_records": want - len(got)} if max_records else {}
+        for records in consumer.poll(timeout_ms=300, **limit).values():
+            got.extend(records)
+    return got

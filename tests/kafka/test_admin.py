@@ -3,14 +3,13 @@ orchestrator's rendering of server.properties."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from kafka import KafkaConsumer
 
 from lab.orchestrator.services.kafka import KafkaDeployer
 from lab.services.kafka import admin
 from lab.services.kafka.config import BrokerConfig, parse_properties
+
+from .kafka_harness import group_consumer, poll_until
 
 
 def test_topics_produce_consume_and_group_lag(broker):
@@ -34,17 +33,8 @@ def test_topics_produce_consume_and_group_lag(broker):
     keyed = admin.run(admin.produce(bs, "adm", [b"x", b"y"], keys=[b"same", b"same"]))
     assert keyed[0]["partition"] == keyed[1]["partition"] == admin.murmur2_partition(b"same", 3)
 
-    c = KafkaConsumer(
-        "adm",
-        bootstrap_servers=bs,
-        group_id="lagging",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    n = 0
-    deadline = time.monotonic() + 30
-    while n < 11 and time.monotonic() < deadline:
-        n += sum(len(r) for r in c.poll(timeout_ms=300).values())
+    c = group_consumer(bs, "adm", "lagging")
+    poll_until(c, 11, 30)
     c.commit()
     c.close()
     admin.run(admin.produce(bs, "adm", [b"late1", b"late2"], partition=1))

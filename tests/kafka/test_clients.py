@@ -12,6 +12,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from .kafka_harness import group_consumer, poll_until, send_values
+
 
 def _topic(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
@@ -21,15 +23,6 @@ def create_topic(bootstrap: str, name: str, partitions: int, rf: int = 1) -> Non
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(name, partitions, rf)])
     admin.close()
-
-
-def poll_until(consumer, want: int, timeout: float) -> list:
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < want and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            got.extend(records)
-    return got
 
 
 @pytest.mark.parametrize("zk_server", ["apache", "racklab"], indirect=True)
@@ -169,34 +162,14 @@ def test_point_to_point_vs_publish_subscribe(broker):
 def test_committed_offsets_resume_the_group(broker):
     topic = _topic("commit")
     group = _topic("g")
-    p = KafkaProducer(bootstrap_servers=broker.bootstrap)
-    for i in range(20):
-        p.send(topic, f"m{i}".encode())
-    p.flush(30)
-    p.close()
-    c = KafkaConsumer(
-        topic,
-        bootstrap_servers=broker.bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    send_values(broker.bootstrap, topic, [f"m{i}".encode() for i in range(20)])
+    c = group_consumer(broker.bootstrap, topic, group)
     first = poll_until(c, 20, 30)
     assert len(first) == 20
     c.commit()
     c.close()
-    p = KafkaProducer(bootstrap_servers=broker.bootstrap)
-    for i in range(20, 25):
-        p.send(topic, f"m{i}".encode())
-    p.flush(30)
-    p.close()
-    c = KafkaConsumer(
-        topic,
-        bootstrap_servers=broker.bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    send_values(broker.bootstrap, topic, [f"m{i}".encode() for i in range(20, 25)])
+    c = group_consumer(broker.bootstrap, topic, group)
     second = poll_until(c, 5, 30)
     c.close()
     assert [r.value for r in second] == [f"m{i}".encode() for i in range(20, 25)]

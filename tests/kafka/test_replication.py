@@ -16,6 +16,8 @@ from kazoo.exceptions import NoNodeError
 
 from lab.services.kafka.broker import partition_for_group
 
+from .kafka_harness import group_consumer, poll_until
+
 HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 CLUSTER_PROPS = {
     "default_replication_factor": 3,
@@ -260,18 +262,8 @@ def test_committed_offsets_survive_coordinator_failure(cluster):
     topic = "offsets"
     make_topic(brokers, zk, topic, partitions=1)
     produce_acked(brokers, topic, [f"o{i}".encode() for i in range(30)], partitions=1)
-    c = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap(brokers),
-        group_id="survivors",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    got = []
-    deadline = time.monotonic() + 30
-    while len(got) < 30 and time.monotonic() < deadline:
-        for recs in c.poll(timeout_ms=300).values():
-            got.extend(recs)
+    c = group_consumer(bootstrap(brokers), topic, "survivors")
+    got = poll_until(c, 30, 30)
     c.commit()
     c.close()
     # the coordinator leads the group's partition of __consumer_offsets (Java's hashCode rule)
@@ -281,18 +273,8 @@ def test_committed_offsets_survive_coordinator_failure(cluster):
     assert len(got) == 30
     next(b for b in brokers if b.id == coordinator).kill()
     produce_acked(brokers, topic, [b"after-failover"], partitions=1)
-    c = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap(brokers),
-        group_id="survivors",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    rest = []
-    deadline = time.monotonic() + 40
-    while not rest and time.monotonic() < deadline:
-        for recs in c.poll(timeout_ms=300).values():
-            rest.extend(r.value for r in recs)
+    c = group_consumer(bootstrap(brokers), topic, "survivors")
+    rest = [r.value for r in poll_until(c, 1, 40)]
     c.close()
     assert state(zk, "__consumer_offsets", offsets_partition)["leader"] not in (coordinator, -1)
     assert rest == [b"after-failover"]  # resumed from the commit, on the new coordinator

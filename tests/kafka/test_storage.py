@@ -11,6 +11,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from lab.services.kafka.log import LogConfig, PartitionLog
 from lab.services.kafka.protocol import records as rec
 
+from .kafka_harness import group_consumer, poll_until, send_values
+
 
 def _append(log: PartitionLog, n: int, size: int = 100, ts: int | None = None) -> None:
     for _ in range(n):
@@ -127,39 +129,15 @@ def test_truncate_to_cuts_at_batch_edge(tmp_path):
 
 def test_broker_restart_keeps_records_and_committed_offsets(make_broker):
     b = make_broker(0)
-    p = KafkaProducer(bootstrap_servers=b.bootstrap)
-    for i in range(30):
-        p.send("keep", f"r{i}".encode())
-    p.flush(30)
-    p.close()
-    c = KafkaConsumer(
-        "keep",
-        bootstrap_servers=b.bootstrap,
-        group_id="keepers",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    got = []
-    deadline = time.monotonic() + 30
-    while len(got) < 12 and time.monotonic() < deadline:
-        for recs in c.poll(timeout_ms=300, max_records=12 - len(got)).values():
-            got.extend(recs)
+    send_values(b.bootstrap, "keep", [f"r{i}".encode() for i in range(30)])
+    c = group_consumer(b.bootstrap, "keep", "keepers")
+    poll_until(c, 12, 30, max_records=True)
     c.commit({TopicPartition("keep", 0): __import__("kafka").OffsetAndMetadata(12, "", -1)})
     c.close()
     b.kill()  # no clean shutdown
     b.start()
-    c = KafkaConsumer(
-        "keep",
-        bootstrap_servers=b.bootstrap,
-        group_id="keepers",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    rest = []
-    deadline = time.monotonic() + 40
-    while len(rest) < 18 and time.monotonic() < deadline:
-        for recs in c.poll(timeout_ms=300).values():
-            rest.extend(r.value for r in recs)
+    c = group_consumer(b.bootstrap, "keep", "keepers")
+    rest = [r.value for r in poll_until(c, 18, 40)]
     c.close()
     assert rest == [f"r{i}".encode() for i in range(12, 30)]
 

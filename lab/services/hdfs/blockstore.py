@@ -138,16 +138,22 @@ class BlockStore:
             if length % self.bpc:
                 f.seek(length - length % self.bpc)
                 last_crc = checksum.crc_continue(f.read(length % self.bpc), 0)
+        self.cut(rep, length, last_crc, new_gs)
+        return ReplicaWriter(self, rep, last_crc)
+
+    def cut(self, rep, length: int, last_crc: int, gen_stamp: int) -> None:
+        """The replica's data file already ends at `length`: cut its CRCs to match (the
+        last, partial chunk's CRC is `last_crc`) and give it `gen_stamp`, which names the
+        meta file."""
         ncrc = -(-length // self.bpc)
         with open(rep.meta_path, "r+b") as f:
             f.truncate(checksum.HEADER.size + ncrc * CRC_SIZE)
             if length % self.bpc:
                 f.seek(checksum.HEADER.size + (ncrc - 1) * CRC_SIZE)
                 f.write(struct.pack(">I", last_crc))
-        meta = rep.meta_path.with_name(f"blk_{block_id}_{new_gs}.meta")
+        meta = rep.meta_path.with_name(f"blk_{rep.block_id}_{gen_stamp}.meta")
         os.replace(rep.meta_path, meta)
-        rep.meta_path, rep.length, rep.gen_stamp = meta, length, new_gs
-        return ReplicaWriter(self, rep, last_crc)
+        rep.meta_path, rep.length, rep.gen_stamp = meta, length, gen_stamp
 
     def delete(self, block_id: int) -> bool:
         rep = self.replicas.pop(block_id, None)
@@ -288,13 +294,5 @@ class ReplicaWriter:
         rep = self.rep
         with open(rep.data_path, "r+b") as f:
             f.truncate(length)
-        ncrc = -(-length // self.bpc)
-        with open(rep.meta_path, "r+b") as f:
-            f.truncate(checksum.HEADER.size + ncrc * CRC_SIZE)
-            if length % self.bpc:
-                f.seek(checksum.HEADER.size + (ncrc - 1) * CRC_SIZE)
-                f.write(struct.pack(">I", last_crc))
-        old_meta = rep.meta_path.with_name(f"blk_{rep.block_id}_{gs}.meta")
-        os.replace(rep.meta_path, old_meta)
-        rep.meta_path, rep.length, rep.gen_stamp = old_meta, length, gs
+        self.store.cut(rep, length, last_crc, gs)
         self.store._finalize_paths(rep)

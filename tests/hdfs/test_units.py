@@ -207,8 +207,8 @@ def test_edit_log_replay_rebuilds_namespace(tmp_path):
     log.roll()
     log.close()
     fresh = Namespace("hdfs", "supergroup")
-    txid, image = storage.load_latest_image()
-    fresh.load_image(image)
+    txid = storage.images()[-1]
+    fresh.load_image(storage.read_image(txid))
     for op in storage.read_ops(txid):
         fresh.apply(op)
     assert fresh.to_image() == ns.to_image()

@@ -82,10 +82,8 @@ class BlockStore:
     # ------------------------------------------------------------ writing
     def create_rbw(self, block_id: int, gen_stamp: int) -> ReplicaWriter:
         old = self.replicas.get(block_id)
-        if old is not None:
-            if old.state == "finalized" and old.gen_stamp >= gen_stamp:
-                raise FileExistsError(f"replica blk_{block_id}_{old.gen_stamp} already exists")
-            self.delete(block_id)
+        if old is not None:  # the caller decides whether an old replica may go, and removes it
+            raise FileExistsError(f"replica blk_{block_id}_{old.gen_stamp} already exists")
         data = self.rbw / f"blk_{block_id}"
         meta = self.rbw / f"blk_{block_id}_{gen_stamp}.meta"
         with open(meta, "wb") as f:
@@ -101,6 +99,11 @@ class BlockStore:
         rep = self.replicas.get(block_id)
         if rep is None or rep.state != "finalized":
             raise FileNotFoundError(f"no finalized replica of blk_{block_id}")
+        if new_gs <= rep.gen_stamp:
+            raise ValueError(
+                f"The new generation stamp {new_gs} should be greater than the replica "
+                f"blk_{block_id}_{rep.gen_stamp}'s generation stamp"
+            )
         if rep.gen_stamp != old_gs or rep.length != expected_length:
             raise ValueError(
                 f"replica blk_{block_id}_{rep.gen_stamp} len {rep.length} does not match "

@@ -11,6 +11,7 @@ import socket
 import time
 import uuid as uuidlib
 
+from ..hadoop.fields import FieldError
 from . import errors, webhdfs
 from .blockstore import BlockStore
 from .checksum import CRC_SIZE, ChecksumError
@@ -20,6 +21,7 @@ from .datatransfer import (
     ABORT,
     ERROR,
     ERROR_CHECKSUM,
+    HEADERS,
     LAST,
     SUCCESS,
     PipelineError,
@@ -37,6 +39,11 @@ from .localpipeline import LocalPipelineHead
 from .rpc import NameNodeClient
 
 log = logging.getLogger("hdfs.datanode")
+
+
+class ReplicaError(ValueError):
+    """Hadoop's ReplicaAlreadyExistsException / ReplicaNotFoundException family: a write
+    request this replica's state or generation stamp does not allow."""
 
 
 class DataNode:
@@ -279,15 +286,22 @@ class DataNode:
         try:
             header = await asyncio.wait_for(recv_msg(reader), 60)
             op = header.get("op")
+            spec = HEADERS.get(op) if isinstance(op, str) else None
+            if spec is None:
+                await send_msg(writer, {"status": "ERROR", "message": f"unknown op {op!r}"})
+                return
+            try:
+                header = spec.check(header)
+            except FieldError as exc:
+                await send_msg(writer, {"status": "ERROR", "message": f"{op}: {exc}"})
+                return
             if op == "WRITE_BLOCK":
                 await self._write_block(header, reader, writer)
             elif op == "READ_BLOCK":
                 await self._read_block(header, writer)
-            elif op == "BLOCK_CHECKSUM":
-                await send_msg(writer, self._block_checksum(header["block"]))
             else:
-                await send_msg(writer, {"status": "ERROR", "message": f"unknown op {op!r}"})
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
+                await send_msg(writer, self._block_checksum(header["block"]))
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             log.debug("data transfer connection ended: %r", exc)
         except Exception:
             log.exception("data transfer failed")
@@ -340,37 +354,71 @@ class DataNode:
         await writer.drain()
 
     def _open_replica(self, header: dict):
-        blk, stage = header["block"], header.get("stage", "create")
+        """A replica writer for a checked WRITE_BLOCK header, or ReplicaError. Nothing on
+        disk changes unless the stage and generation stamps allow it (FsDatasetImpl's
+        rules): a request never replaces or removes a finalized replica on its own word."""
+        blk, stage = header["block"], header["stage"]
         bid = int(blk["blockId"])
-        previous = self.writers.pop(bid, None)
-        if previous is not None:
-            # A newer pipeline for this block wins; the old handler may not have seen its
-            # connection end yet, so its files are closed before anything is truncated.
-            previous.close_files()
+        previous = self.writers.get(bid)
         writer = self._open_replica_stage(bid, blk, stage, header)
+        if previous is not None and previous is not writer:
+            # A newer pipeline for this block wins; the old handler may not have seen its
+            # connection end yet: its files are closed before it writes again.
+            previous.close_files()
         self.writers[bid] = writer
         return writer
 
     def _open_replica_stage(self, bid: int, blk: dict, stage: str, header: dict):
+        gs, new_gs = blk["genStamp"], header.get("newGenStamp")
+        if stage in ("append", "recovery"):
+            if new_gs is None:
+                raise ReplicaError(f"{stage} of blk_{bid}_{gs} needs newGenStamp")
+            if new_gs <= gs:
+                raise ReplicaError(
+                    f"The new generation stamp {new_gs} should be greater than the "
+                    f"replica blk_{bid}_{gs}'s generation stamp"
+                )
         if stage == "append":
-            return self.store.append(
-                bid, int(blk["genStamp"]), int(header["newGenStamp"]), int(blk["numBytes"])
-            )
+            return self.store.append(bid, gs, new_gs, blk["numBytes"])
         if stage == "recovery":
+            rep = self.store.get(bid)
+            if rep is not None and rep.state != "finalized" and not gs <= rep.gen_stamp < new_gs:
+                raise ReplicaError(
+                    f"Cannot recover blk_{bid}_{rep.gen_stamp}: its generation stamp is outside "
+                    f"[{gs}, {new_gs})"
+                )
             stalled = self.stalled.pop(bid, None)
             before = stalled[1].before_append if stalled else None
-            writer = self.store.recover(bid, int(header["newGenStamp"]), int(blk["numBytes"]))
+            writer = self.store.recover(bid, new_gs, blk["numBytes"])
             writer.before_append = before or writer.before_append
             return writer
-        return self.store.create_rbw(bid, int(blk["genStamp"]))
+        old = self.store.get(bid)
+        if old is not None:
+            # Only a transfer may take the place of a replica, and only of an unfinished,
+            # older one nobody is writing (Hadoop's createTemporary); never a finalized one.
+            idle = bid not in self.writers or bid in self.stalled
+            if not (
+                stage == "transfer" and old.state != "finalized" and old.gen_stamp < gs and idle
+            ):
+                raise ReplicaError(
+                    f"Block blk_{bid}_{gs} already exists in state {old.state.upper()} "
+                    "and thus cannot be created."
+                )
+            self.stalled.pop(bid, None)
+            stale = self.writers.pop(bid, None)
+            if stale is not None:
+                stale.close_files()
+            self.store.delete(bid)
+        return self.store.create_rbw(bid, gs)
 
     async def _write_block(self, header: dict, up_reader, up_writer) -> None:
         """BlockReceiver + PacketResponder for one pipeline stage."""
-        targets = header.get("targets", [])
-        bid = int(header["block"]["blockId"])
+        targets = header["targets"]
+        bid = header["block"]["blockId"]
         try:
             replica = self._open_replica(header)
         except (OSError, ValueError) as exc:
+            log.warning("refused WRITE_BLOCK (%s) of blk_%d: %s", header["stage"], bid, exc)
             await send_msg(
                 up_writer, {"status": "ERROR", "message": str(exc), "firstBadLink": self.uuid}
             )
@@ -458,6 +506,11 @@ class DataNode:
                 self._release(replica)
             elif outcome == "finalized":
                 self._release(replica)
+            elif header["stage"] == "transfer":
+                # Nobody recovers a copy for re-replication: drop the partial one now.
+                if self.writers.get(bid) is replica:
+                    replica.abort()
+                self._release(replica)
             else:
                 self._suspend(replica)
             if down_writer is not None:
@@ -515,7 +568,7 @@ class DataNode:
                 raise errors.FileNotFoundException(f"no such resource {req.path}")
             op = webhdfs.parse_op(req.method, req.query)
             path = webhdfs.hdfs_path(req.path)
-            user = req.query.get("user.name") or self.conf.get("hadoop.http.staticuser.user")
+            user = webhdfs.get_user(req.query, self.conf.get("hadoop.http.staticuser.user"))
             if op == "CREATE":
                 return await self._create(req, path, user)
             if op == "APPEND":

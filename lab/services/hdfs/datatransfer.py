@@ -25,7 +25,9 @@ import asyncio
 import json
 import struct
 
+from ..hadoop.fields import Int, List, Str, Struct
 from . import checksum
+from .namespace import BLOCK_JSON as BLOCK
 
 MSG_LEN = struct.Struct(">I")
 PACKET = struct.Struct(">qqIB")
@@ -34,6 +36,23 @@ SUCCESS, ERROR, ERROR_CHECKSUM = 0, 1, 2
 LAST, ABORT = 1, 2
 STATUS_NAMES = {SUCCESS: "SUCCESS", ERROR: "ERROR", ERROR_CHECKSUM: "ERROR_CHECKSUM"}
 MAX_MSG = 16 * 1024 * 1024
+STAGES = ("create", "append", "transfer", "recovery")
+
+# What each op's header may carry; a header is checked against its op before the
+# DataNode touches a replica (Hadoop's protobuf headers are typed the same way).
+TARGET = Struct(_extra=True, ip=Str(255, empty=False), xferPort=Int(1, 65535), uuid=Str(100))
+HEADERS = {
+    "WRITE_BLOCK": Struct(
+        op=Str(),
+        block=BLOCK,
+        stage=Str(choices=STAGES, default="create"),
+        targets=List(TARGET, max_len=32, default=[]),
+        newGenStamp=Int(0, default=None),
+        client=Str(200, default=None),
+    ),
+    "READ_BLOCK": Struct(op=Str(), block=BLOCK, offset=Int(0), length=Int(0)),
+    "BLOCK_CHECKSUM": Struct(op=Str(), block=BLOCK),
+}
 
 
 class PipelineError(Exception):

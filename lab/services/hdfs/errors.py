@@ -91,6 +91,13 @@ class UnsupportedOperationException(HdfsException):
     status = 400
 
 
+def with_status(exc: HdfsException, status: int) -> HdfsException:
+    """The same exception answered with another HTTP status (e.g. 409 for a checkpoint
+    somebody else already uploaded)."""
+    exc.status = status
+    return exc
+
+
 BY_NAME = {cls.__name__: cls for cls in HdfsException.__subclasses__()}
 
 

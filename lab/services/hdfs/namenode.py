@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import grp
+import hashlib
 import json
 import logging
 import math
@@ -13,6 +14,8 @@ import pwd
 import time
 from urllib.parse import quote, urlencode
 
+from ..hadoop import fields
+from ..hadoop.fields import Bool, Checked, Int, List, Str, Struct, args
 from . import errors, webhdfs
 from .blockmanager import QUEUE_CORRUPT, QUEUE_NAMES, BlockInfo, BlockManager, DatanodeDescriptor
 from .config import Configuration, split_hostport
@@ -27,12 +30,29 @@ from .errors import (
     SafeModeException,
 )
 from .http import Request, Response, serve
-from .namespace import Block, INodeDirectory, INodeFile, Namespace, normalize, split_path
+from .namespace import (
+    BLOCK_JSON,
+    Block,
+    INodeDirectory,
+    INodeFile,
+    Namespace,
+    normalize,
+    split_path,
+)
 from .storage import EditLog, NNStorage
 
 log = logging.getLogger("hdfs.namenode")
 
 READ, WRITE, EXECUTE = 4, 2, 1
+
+# The RPC arguments' types, shared by the methods' declarations below.
+PATH = Str(8000, empty=False)
+USER = Str(255, empty=False)
+CLIENT = Str(255, empty=False)
+HOST = Str(255, default=None)
+REPORTED = Checked(  # a replica in a block report: [blockId, genStamp, numBytes]
+    List(Int(0), 3), lambda v: None if len(v) == 3 else "expected [blockId, genStamp, numBytes]"
+)
 
 
 def now_ms() -> int:
@@ -99,15 +119,7 @@ class NameNode:
             log.info("formatting %s", self.storage.root)
             self.version = self.storage.format(self.ns.to_image())
         self.version = self.storage.read_version()
-        image_txid, image = self.storage.load_latest_image()
-        self.ns.load_image(image)
-        ops = self.storage.read_ops(image_txid)
-        last = image_txid
-        for op in ops:
-            if op["txid"] != last + 1:
-                raise RuntimeError(f"edit log gap: expected txid {last + 1}, found {op['txid']}")
-            self.ns.apply(op)
-            last = op["txid"]
+        image_txid, ops, last = self._load_newest_good_image()
         log.info("loaded fsimage txid %d and %d edits up to txid %d", image_txid, len(ops), last)
         self.image_txid = image_txid
         for f in self.ns.walk_files():
@@ -117,6 +129,36 @@ class NameNode:
         self.editlog = EditLog(self.storage, last)
         self.editlog.open_segment()
         self.storage.write_seen_txid(self.editlog.last_txid)
+
+    def _load_newest_good_image(self) -> tuple[int, list[dict], int]:
+        """FSImage.loadFSImage: the newest image that loads, then every edit after it. An
+        image that does not load is set aside and the next older one tried, as Hadoop does;
+        the edits since that one are still there (dfs.namenode.num.checkpoints.retained)."""
+        problems = []
+        for image_txid in reversed(self.storage.images()):
+            self.ns = Namespace(self.superuser, self.supergroup, self.ns.permissions)
+            try:
+                self.ns.load_image(self.storage.read_image(image_txid))
+            except ValueError as exc:
+                log.error(
+                    "Failed to load image for txid %d: %s; trying an older one", image_txid, exc
+                )
+                problems.append(str(exc))
+                self.storage.set_aside(image_txid)
+                continue
+            ops = self.storage.read_ops(image_txid)
+            last = image_txid
+            for op in ops:
+                if op["txid"] != last + 1:
+                    raise RuntimeError(
+                        f"edit log gap: expected txid {last + 1}, found {op['txid']}"
+                    )
+                self.ns.apply(op)
+                last = op["txid"]
+            return image_txid, ops, last
+        raise RuntimeError(
+            f"Failed to load an FSImage file from {self.storage.current}: {'; '.join(problems)}"
+        )
 
     async def start(self) -> None:
         self.load()
@@ -718,11 +760,7 @@ class NameNode:
             )
 
     def _user(self, req: Request) -> str:
-        return (
-            req.query.get("user.name")
-            or req.query.get("doas")
-            or self.conf.get("hadoop.http.staticuser.user")
-        )
+        return webhdfs.get_user(req.query, self.conf.get("hadoop.http.staticuser.user"))
 
     def _redirect(
         self, req: Request, d: DatanodeDescriptor, op: str, path: str, params: dict
@@ -869,26 +907,34 @@ class NameNode:
                     f"{req.method} {req.path}: use POST /rpc/<method>"
                 )
             method = req.path[len("/rpc/") :]
-            try:
-                args = json.loads(await req.read_body() or b"{}")
-            except ValueError:
-                raise IllegalArgumentException("RPC body is not JSON") from None
             fn = getattr(self, "rpc_" + method, None)
-            if fn is None:
+            spec = getattr(fn, "arg_spec", None)
+            if spec is None:
                 raise errors.UnsupportedOperationException(f"Unknown RPC method {method}")
-            result = fn(req.peer, **args)
+            try:
+                # Every argument is checked against the method's declared types and ranges
+                # before anything runs: nothing of the wrong type reaches the edit log.
+                params = spec.check(fields.parse_json(await req.read_body() or b"{}", "RPC body"))
+            except fields.FieldError as exc:
+                raise IllegalArgumentException(f"{method}: {exc}") from None
+            result = fn(req.peer, **params)
             return Response.json(result if isinstance(result, dict) else {"result": result})
         except HdfsException as exc:
             return Response.json(exc.to_json(), exc.status)
-        except TypeError as exc:
-            return Response.json(
-                IllegalArgumentException(f"bad RPC arguments: {exc}").to_json(), 400
-            )
         except Exception as exc:
             log.exception("RPC %s failed", req.path)
             return Response.json(IOException(repr(exc)).to_json(), 500)
 
     # ClientProtocol
+    @args(
+        src=PATH,
+        user=USER,
+        clientName=CLIENT,
+        overwrite=Bool(default=False),
+        replication=Int(1, 32767, default=None),
+        blockSize=Int(1, default=None),
+        permission=Int(0, 0o1777, default=None),
+    )
     def rpc_create(
         self,
         peer,
@@ -902,18 +948,28 @@ class NameNode:
     ):
         return self.create(src, user, clientName, overwrite, replication, blockSize, permission)
 
+    @args(
+        src=PATH,
+        clientName=CLIENT,
+        previous=BLOCK_JSON.or_none(),
+        excludeNodes=List(Str(100), 10_000, default=[]),
+        clientMachine=HOST,
+    )
     def rpc_addBlock(
         self, peer, src, clientName, previous=None, excludeNodes=(), clientMachine=None
     ):
         return self.add_block(src, clientName, previous, list(excludeNodes), clientMachine or peer)
 
+    @args(src=PATH, clientName=CLIENT, block=BLOCK_JSON)
     def rpc_abandonBlock(self, peer, src, clientName, block):
         self.abandon_block(src, clientName, block)
         return {}
 
+    @args(src=PATH, clientName=CLIENT, last=BLOCK_JSON.or_none())
     def rpc_complete(self, peer, src, clientName, last=None):
         return {"result": self.complete(src, clientName, last)}
 
+    @args(src=PATH, clientName=CLIENT, block=BLOCK_JSON, newNodes=List(Str(100), 32))
     def rpc_updatePipeline(self, peer, src, clientName, block, newNodes):
         """After a pipeline failure: a new generation stamp for the block being written,
         so replicas left behind on the failed node are recognisably stale."""
@@ -936,6 +992,7 @@ class NameNode:
                 self.bm.datanodes[uuid].invalidate_queue.add(info.block.block_id)
         return {"newGenStamp": new_gs}
 
+    @args(src=PATH, clientName=CLIENT, last=BLOCK_JSON.or_none())
     def rpc_abandonFile(self, peer, src, clientName, last=None):
         path = normalize(src)
         node = self.ns.lookup(path)
@@ -943,12 +1000,21 @@ class NameNode:
             self.abandon_file(node, last, f"{clientName} gave up")
         return {}
 
+    @args(src=PATH, user=USER, clientName=CLIENT, clientMachine=HOST)
     def rpc_append(self, peer, src, user, clientName, clientMachine=None):
         return self.append(src, user, clientName, clientMachine or peer)
 
+    @args(
+        src=PATH,
+        user=USER,
+        offset=Int(0, default=0),
+        length=Int(0, default=1 << 62),
+        clientMachine=HOST,
+    )
     def rpc_getBlockLocations(self, peer, src, user, offset=0, length=1 << 62, clientMachine=None):
         return self.located_blocks(src, user, offset, length, clientMachine or peer)
 
+    @args(blocks=List(Struct(blockId=Int(0), uuid=Str(100)), 100_000))
     def rpc_reportBadBlocks(self, peer, blocks):
         for b in blocks:
             log.warning("corrupt replica of blk_%s reported on %s", b["blockId"], b["uuid"])
@@ -956,6 +1022,13 @@ class NameNode:
         return {}
 
     # DatanodeProtocol
+    @args(
+        uuid=Str(100, empty=False),
+        ip=Str(255, empty=False),
+        hostName=Str(255, default=""),
+        xferPort=Int(1, 65535),
+        infoPort=Int(1, 65535),
+    )
     def rpc_registerDatanode(self, peer, **info):
         d = self.bm.register(info)
         log.info("registered DataNode %s:%s on rack %s", d.ip, d.xfer_port, d.rack)
@@ -965,12 +1038,20 @@ class NameNode:
             "rack": d.rack,
         }
 
+    @args(
+        uuid=Str(100),
+        capacity=Int(0, default=0),
+        dfsUsed=Int(0, default=0),
+        remaining=Int(0, default=0),
+        xceiverCount=Int(0, default=0),
+    )
     def rpc_sendHeartbeat(self, peer, uuid, **stats):
         d = self.bm.datanodes.get(uuid)
         if d is None or not d.alive:
             return {"commands": [{"action": "DNA_REGISTER"}]}
         return {"commands": self.bm.heartbeat(d, stats, safemode=self.safemode_on)}
 
+    @args(uuid=Str(100), blocks=List(REPORTED, 10**8))
     def rpc_blockReport(self, peer, uuid, blocks):
         d = self.bm.datanodes.get(uuid)
         if d is None or not d.alive:
@@ -978,6 +1059,11 @@ class NameNode:
         self.bm.full_report(d, blocks)
         return {"commands": []}
 
+    @args(
+        uuid=Str(100),
+        received=List(REPORTED, 10**6, default=[]),
+        deleted=List(Int(0), 10**6, default=[]),
+    )
     def rpc_blockReceivedAndDeleted(self, peer, uuid, received=(), deleted=()):
         d = self.bm.datanodes.get(uuid)
         if d is None or not d.alive:
@@ -990,18 +1076,28 @@ class NameNode:
         return {}
 
     # NamenodeProtocol (the secondary)
+    @args()
     def rpc_getTransactionId(self, peer):
         return {
             "txid": self.editlog.last_txid,
             "mostRecentCheckpointTxId": self.storage.images()[-1],
         }
 
+    @args()
     def rpc_rollEditLog(self, peer):
         start = self.editlog.roll()
         image = self.storage.images()[-1]
         segs = [[a, b] for a, b, _ in self.storage.segments() if b is not None and b > image]
-        return {"segmentTxId": start, "imageTxId": image, "segments": segs}
+        # Like Hadoop's CheckpointSignature: the upload must present this namespace's
+        # storage info, so an image can only come back from whoever was given it.
+        return {
+            "segmentTxId": start,
+            "imageTxId": image,
+            "segments": segs,
+            "storageInfo": self.storage.storage_info(),
+        }
 
+    @args(action=Str(choices=("enter", "leave", "get")))
     def rpc_setSafeMode(self, peer, action):
         if action == "enter":
             self.safemode_on, self.safemode_reached = True, None
@@ -1016,7 +1112,7 @@ class NameNode:
         q = req.query
         if req.method == "GET" and q.get("getimage"):
             txid = (
-                int(q.get("txid", "latest"))
+                webhdfs.get_long(q, "txid", None, 0)
                 if q.get("txid", "latest") != "latest"
                 else self.storage.images()[-1]
             )
@@ -1029,7 +1125,8 @@ class NameNode:
                 path.read_bytes(),
             )
         if req.method == "GET" and q.get("getedit"):
-            start, end = int(q["startTxId"]), int(q["endTxId"])
+            start = webhdfs.get_long(q, "startTxId", None, 0)
+            end = webhdfs.get_long(q, "endTxId", None, 0)
             for a, b, path in self.storage.segments():
                 if a == start and b == end:
                     return Response(
@@ -1037,22 +1134,57 @@ class NameNode:
                     )
             raise FileNotFoundException(f"no finalized edit segment {start}-{end}")
         if req.method == "PUT":
-            txid = int(q["txid"])
-            data = await req.read_body(1 << 31)
-            self.storage.store_image_bytes(txid, data)
-            self.storage.purge(
-                self.conf.get_int("dfs.namenode.num.checkpoints.retained"),
-                self.conf.get_int("dfs.namenode.num.extra.edits.retained"),
-            )
-            self.last_checkpoint_time = time.time()
-            log.info(
-                "checkpoint image for txid %d stored (%d bytes); edit log now %d bytes",
-                txid,
-                len(data),
-                self.storage.edits_bytes(),
-            )
-            return Response(200)
+            return await self._receive_checkpoint(req)
         raise IllegalArgumentException("imagetransfer: use getimage, getedit or PUT with txid")
+
+    async def _receive_checkpoint(self, req: Request) -> Response:
+        """ImageServlet's PUT: only a checkpointer of this namespace (its storage info),
+        only a txid newer than the last checkpoint and not beyond the log, and only an
+        image that matches its digest and loads; anything else is refused and nothing is
+        stored."""
+        q = req.query
+        webhdfs.get_required(q, "txid")
+        txid = webhdfs.get_long(q, "txid", None, 0)
+        mine, theirs = self.storage.storage_info(), q.get("storageInfo", "")
+        if theirs != mine:
+            raise IOException(
+                f"This namenode has storage info {mine} but the secondary expected {theirs}"
+            )
+        latest = self.storage.images()[-1]
+        if txid <= latest:
+            raise errors.with_status(
+                IOException(f"Another checkpointer already uploaded an checkpoint for txid {txid}"),
+                409,
+            )
+        if txid > self.editlog.last_txid:
+            raise IllegalArgumentException(
+                f"Checkpoint for txid {txid} is beyond the last transaction "
+                f"{self.editlog.last_txid} of this namespace"
+            )
+        data = await req.read_body(1 << 31)
+        digest = req.headers.get("x-md5-digest")
+        if digest is not None and digest != hashlib.md5(data).hexdigest():
+            raise IOException(f"File fsimage_{txid} computed digest does not match {digest}")
+        try:
+            image = fields.parse_json(data, f"fsimage for txid {txid}")
+            Namespace(self.superuser, self.supergroup).load_image(image)
+            if image.get("txid") != txid:
+                raise fields.FieldError("fsimage.txid", f"is {image.get('txid')}, not {txid}")
+        except fields.FieldError as exc:
+            raise IOException(f"Rejecting fsimage for txid {txid}: {exc}") from None
+        self.storage.store_image_bytes(txid, data)
+        self.storage.purge(
+            self.conf.get_int("dfs.namenode.num.checkpoints.retained"),
+            self.conf.get_int("dfs.namenode.num.extra.edits.retained"),
+        )
+        self.last_checkpoint_time = time.time()
+        log.info(
+            "checkpoint image for txid %d stored (%d bytes); edit log now %d bytes",
+            txid,
+            len(data),
+            self.storage.edits_bytes(),
+        )
+        return Response(200)
 
     # ------------------------------------------------------------ status: /jmx and /fsck
     def jmx(self, qry: str | None) -> dict:

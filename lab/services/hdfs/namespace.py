@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
+from ..hadoop.fields import Any_, FieldError, Int, List, Str, Struct
 from .errors import (
     AccessControlException,
     FileAlreadyExistsException,
@@ -42,6 +43,39 @@ class Block:
     @property
     def name(self) -> str:
         return f"blk_{self.block_id}_{self.gen_stamp}"
+
+
+# Block's JSON form, as requests, reports and images carry it.
+BLOCK_JSON = Struct(blockId=Int(0), genStamp=Int(0), numBytes=Int(0, default=0))
+_INODE_FIELDS = dict(
+    id=Int(1),
+    parent=Int(1, default=None),
+    name=Str(),
+    owner=Str(),
+    group=Str(),
+    mode=Int(0, 0o7777),
+    mtime=Int(),
+    atime=Int(),
+)
+IMAGE_RECORDS = {
+    "DIRECTORY": Struct(type=Str(), **_INODE_FIELDS),
+    "FILE": Struct(
+        type=Str(),
+        replication=Int(1, 32767),
+        blockSize=Int(1),
+        blocks=List(BLOCK_JSON, max_len=10**7),
+        clientName=Str(default=None),
+        **_INODE_FIELDS,
+    ),
+}
+IMAGE = Struct(
+    _extra=True,
+    txid=Int(0),
+    lastInodeId=Int(0),
+    lastBlockId=Int(0),
+    genStamp=Int(0),
+    inodes=List(Any_(), max_len=10**9),
+)
 
 
 @dataclass(eq=False)
@@ -456,8 +490,16 @@ class Namespace:
         }
 
     def load_image(self, image: dict) -> None:
-        self.inodes.clear()
-        for rec in image["inodes"]:
+        """Replace the namespace with an fsimage's; a damaged or made-up image raises
+        FieldError (ValueError) and leaves nothing half loaded that anybody uses."""
+        image = IMAGE.check(image, "fsimage")
+        inodes: dict[int, INode] = {}
+        root = None
+        for i, rec in enumerate(image["inodes"]):
+            spec = IMAGE_RECORDS.get(rec.get("type")) if isinstance(rec, dict) else None
+            if spec is None:
+                raise FieldError(f"fsimage.inodes[{i}]", "is not a FILE or DIRECTORY record")
+            rec = spec.check(rec, f"fsimage.inodes[{i}]")
             if rec["type"] == "FILE":
                 n: INode = INodeFile(
                     rec["id"],
@@ -484,12 +526,19 @@ class Namespace:
                     rec["atime"],
                 )
             if rec["parent"] is None:
-                self.root = n
+                if root is not None or not isinstance(n, INodeDirectory):
+                    raise FieldError(f"fsimage.inodes[{i}]", "a second root, or a root file")
+                root = n
             else:
-                parent = self.inodes[rec["parent"]]
+                parent = inodes.get(rec["parent"])
+                if not isinstance(parent, INodeDirectory) or n.inode_id in inodes:
+                    raise FieldError(f"fsimage.inodes[{i}]", "parent is not a directory before it")
                 n.parent = parent
                 parent.children[n.name] = n
-            self.inodes[n.inode_id] = n
+            inodes[n.inode_id] = n
+        if root is None:
+            raise FieldError("fsimage", "has no root directory")
+        self.root, self.inodes = root, inodes
         self.last_inode_id = image["lastInodeId"]
         self.last_block_id = image["lastBlockId"]
         self.gen_stamp = image["genStamp"]

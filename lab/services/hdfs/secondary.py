@@ -7,6 +7,7 @@ them into a new fsimage and uploads it, after which the NameNode drops the old e
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -99,7 +100,12 @@ class SecondaryNameNode:
         path = self.storage.save_image(last, ns.to_image())
         data = path.read_bytes()
         status, _, body = await self.http.request(
-            "PUT", *self.nn_http, "/imagetransfer", {"txid": last}, body=data
+            "PUT",
+            *self.nn_http,
+            "/imagetransfer",
+            {"txid": last, "storageInfo": roll["storageInfo"]},
+            body=data,
+            headers={"X-MD5-Digest": hashlib.md5(data).hexdigest()},
         )
         if status != 200:
             raise OSError(f"uploading fsimage {last} answered {status}: {body[:200]!r}")

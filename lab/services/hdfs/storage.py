@@ -86,15 +86,33 @@ class NNStorage:
     def image_path(self, txid: int) -> Path:
         return self.current / f"fsimage_{txname(txid)}"
 
-    def load_latest_image(self) -> tuple[int, dict]:
-        for txid in reversed(self.images()):
-            path = self.image_path(txid)
-            data = path.read_bytes()
-            md5 = path.with_name(path.name + ".md5")
-            if md5.exists() and md5.read_text().split()[0] != hashlib.md5(data).hexdigest():
-                continue  # a damaged image: fall back to an older one plus more edits
-            return txid, json.loads(data)
-        raise RuntimeError(f"no readable fsimage in {self.current}")
+    def read_image(self, txid: int) -> dict:
+        """The fsimage of txid as stored; ValueError when its digest or JSON is wrong."""
+        path = self.image_path(txid)
+        data = path.read_bytes()
+        md5 = path.with_name(path.name + ".md5")
+        if md5.exists() and md5.read_text().split()[:1] != [hashlib.md5(data).hexdigest()]:
+            raise ValueError(f"{path.name} does not match its MD5 file")
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"{path.name} is not a readable image: {exc}") from None
+
+    def set_aside(self, txid: int) -> None:
+        """Move an image that failed to load out of the way (kept for a post-mortem), so
+        that neither the next start nor the secondary's next checkpoint starts from it."""
+        path = self.image_path(txid)
+        for p in (path, path.with_name(path.name + ".md5")):
+            if p.exists():
+                os.replace(p, p.with_name(p.name + ".corrupt"))
+
+    def storage_info(self) -> str:
+        """Hadoop's StorageInfo string, layoutVersion:namespaceID:cTime:clusterID: what a
+        checkpointer must present to upload an image (ImageServlet's check)."""
+        v = self.read_version()
+        return ":".join(
+            v.get(k, "") for k in ("layoutVersion", "namespaceID", "cTime", "clusterID")
+        )
 
     # ------------------------------------------------------------ edit segments
     def segments(self) -> list[tuple[int, int | None, Path]]:

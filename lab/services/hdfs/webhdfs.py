@@ -139,6 +139,25 @@ def get_permission(query: dict[str, str], default: int | None) -> int | None:
     return int(raw, 8)
 
 
+# Hadoop's dfs.webhdfs.user.provider.user.pattern default (UserParam's domain).
+USER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*[$]?$")
+
+
+def get_user(query: dict[str, str], default: str) -> str:
+    """The caller's user name (user.name, else doas, else the static user), refused as
+    Hadoop's UserParam refuses one outside its domain (a NUL, a space, a slash...)."""
+    for name in ("user.name", "doas"):
+        raw = query.get(name)
+        if raw:
+            if len(raw) > 255 or not USER_PATTERN.match(raw):
+                raise IllegalArgumentException(
+                    f'Invalid value: "{raw[:100]}" does not belong to the domain '
+                    f"{USER_PATTERN.pattern}"
+                )
+            return raw
+    return default
+
+
 def get_required(query: dict[str, str], name: str) -> str:
     raw = query.get(name)
     if raw is None or raw == "":

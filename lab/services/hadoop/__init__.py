@@ -1,0 +1,1 @@
+"""What HDFS and YARN share, as Hadoop's hadoop-common does for them."""

@@ -18,8 +18,10 @@ from hdfs import InsecureClient
 
 from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.storage import NNStorage
+from tests.httpbounds import check_bounds, seconds_until_closed
 
 BLOCK = 64 * 1024
+IDLE = 2.0  # seconds: the lab's HTTP idle timeout and data-transfer socket timeout
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,8 @@ def hc(tmp_path_factory):
             "dfs.namenode.safemode.extension": "500",
             "dfs.namenode.checkpoint.txns": "40",
             "dfs.namenode.checkpoint.check.period": "0.3s",
+            "hadoop.http.idle_timeout.ms": str(int(IDLE * 1000)),
+            "dfs.client.socket-timeout": str(int(IDLE * 1000)),
         },
     )
     try:
@@ -297,3 +301,25 @@ def test_user_names_outside_hadoops_domain_are_400(hc, user):
         r = requests.get(url, timeout=10)
         assert r.status_code == 400, r.text
         assert "does not belong to the domain" in r.json()["RemoteException"]["message"]
+
+
+def test_http_servers_are_bounded(hc):
+    d = hc.datanodes[0]
+    check_bounds(hc.nn_ip, hc.nn_http, "/webhdfs/v1/?op=GETFILESTATUS", IDLE)
+    check_bounds(hc.nn_ip, hc.nn_rpc, "/rpc/getTransactionId", IDLE)
+    check_bounds(d.ip, d.ready["http"], "/webhdfs/v1/victim?op=OPEN", IDLE)
+
+
+def test_a_writer_that_stops_mid_packet_is_cut_off(hc):
+    d = hc.datanodes[0]
+    header = json.dumps(
+        {"op": "WRITE_BLOCK", "stage": "create", "block": {"blockId": 7, "genStamp": 1}}
+    ).encode()
+    # The header, then a packet head promising 512 bytes and sending 10.
+    partial = struct.pack(">I", len(header)) + header + struct.pack(">qqIB", 0, 0, 512, 0)
+    took = seconds_until_closed(d.ip, d.ready["xfer"], partial + b"0123456789", IDLE + 15)
+    assert IDLE * 0.5 <= took <= IDLE + 15
+    # A header that never comes whole.
+    took = seconds_until_closed(d.ip, d.ready["xfer"], b"\x00\x00\x01\x00{", IDLE + 15)
+    assert IDLE * 0.5 <= took <= IDLE + 15
+    assert "Traceback" not in d.log_path.read_text()

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 DEFAULTS: dict[str, str] = {
     "fs.defaultFS": "hdfs://localhost:8020",
     "hadoop.http.staticuser.user": "dr.who",
+    "hadoop.http.idle_timeout.ms": "60000",
     "fs.permissions.umask-mode": "022",
     "dfs.namenode.name.dir": "/tmp/hadoop/dfs/name",
     "dfs.datanode.data.dir": "/tmp/hadoop/dfs/data",
@@ -51,6 +52,8 @@ DEFAULTS: dict[str, str] = {
     "dfs.permissions.superusergroup": "supergroup",
     "dfs.datanode.du.reserved": "0",
     "dfs.client.socket-timeout": "60000",
+    "dfs.datanode.socket.write.timeout": "480000",
+    "dfs.datanode.max.transfer.threads": "4096",
     "net.topology.table.file.name": "",
 }
 

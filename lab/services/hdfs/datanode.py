@@ -12,6 +12,7 @@ import time
 import uuid as uuidlib
 
 from ..hadoop.fields import FieldError
+from ..hadoop.http import BadRequest, Request, Response, serve
 from . import errors, webhdfs
 from .blockstore import BlockStore
 from .checksum import CRC_SIZE, ChecksumError
@@ -34,7 +35,6 @@ from .datatransfer import (
     send_msg,
 )
 from .errors import HdfsException, IllegalArgumentException
-from .http import Request, Response, serve
 from .localpipeline import LocalPipelineHead
 from .rpc import NameNodeClient
 
@@ -69,6 +69,11 @@ class DataNode:
         self.writers: dict[int, object] = {}
         self.transfers: set[asyncio.Task] = set()  # block id -> the ReplicaWriter that owns it now
         self.recovery_wait = conf.get_seconds("dfs.client.socket-timeout", "ms")
+        # A peer that stops sending (or reading) is cut off after these, as Hadoop's
+        # DataXceiver does, so half-open transfers cannot pile up descriptors.
+        self.read_timeout = self.recovery_wait
+        self.write_timeout = conf.get_seconds("dfs.datanode.socket.write.timeout", "ms")
+        self.max_xceivers = conf.get_int("dfs.datanode.max.transfer.threads")
         self.ip = ""
 
     def _load_uuid(self) -> str:
@@ -87,7 +92,8 @@ class DataNode:
         xfer = await asyncio.start_server(
             self.handle_xfer, x_host, x_port, limit=1 << 20, backlog=256
         )
-        http = await serve(http_host, http_port, self.handle_http)
+        idle = self.conf.get_seconds("hadoop.http.idle_timeout.ms", "ms")
+        http = await serve(http_host, http_port, self.handle_http, idle_timeout=idle)
         self.servers = [xfer, http]
         self.xfer_port = xfer.sockets[0].getsockname()[1]
         self.http_port = http.sockets[0].getsockname()[1]
@@ -284,7 +290,14 @@ class DataNode:
     async def handle_xfer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.xceivers += 1
         try:
-            header = await asyncio.wait_for(recv_msg(reader), 60)
+            if self.xceivers > self.max_xceivers:
+                log.warning(
+                    "Xceiver count %d exceeds the limit of concurrent xceivers: %d",
+                    self.xceivers,
+                    self.max_xceivers,
+                )
+                return
+            header = await asyncio.wait_for(recv_msg(reader), self.read_timeout)
             op = header.get("op")
             spec = HEADERS.get(op) if isinstance(op, str) else None
             if spec is None:
@@ -345,7 +358,7 @@ class DataNode:
             data, crcs = self.store.read_raw(rep, pos, n)
             hdr = encode_packet(seq, pos, data, False, self.bpc)[0]
             writer.writelines([hdr, crcs, data])
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), self.write_timeout)
             pos += len(data)
             seq += 1
             if not data:
@@ -460,7 +473,9 @@ class DataNode:
         outcome = "broken"
         try:
             while True:
-                seqno, offset, flags, raw, crcs, data = await recv_packet(up_reader, self.bpc)
+                seqno, offset, flags, raw, crcs, data = await asyncio.wait_for(
+                    recv_packet(up_reader, self.bpc), self.read_timeout
+                )
                 if flags & ABORT:
                     outcome = "aborted"
                     if state["mirror_ok"]:
@@ -495,7 +510,7 @@ class DataNode:
                     break
             if outcome == "finalized":
                 await responder
-        except (OSError, asyncio.IncompleteReadError) as exc:
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             log.warning("pipeline for blk_%d broke: %r", bid, exc)
         finally:
             if not responder.done():
@@ -582,6 +597,8 @@ class DataNode:
             raise IllegalArgumentException(f"Invalid operation {op} on a DataNode")
         except HdfsException as exc:
             return Response.json(exc.to_json(), exc.status)
+        except (BadRequest, ConnectionError):
+            raise  # the server answers these itself, or the client is gone
         except Exception as exc:
             log.exception("WebHDFS %s failed", req.target)
             return Response.json(errors.IOException(repr(exc)).to_json(), 500)

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from ..hadoop import fields
 from ..hadoop.fields import Bool, Checked, Int, List, Str, Struct, args
+from ..hadoop.http import BadRequest, Request, Response, serve
 from . import errors, webhdfs
 from .blockmanager import QUEUE_CORRUPT, QUEUE_NAMES, BlockInfo, BlockManager, DatanodeDescriptor
 from .config import Configuration, split_hostport
@@ -29,7 +30,6 @@ from .errors import (
     LeaseExpiredException,
     SafeModeException,
 )
-from .http import Request, Response, serve
 from .namespace import (
     BLOCK_JSON,
     Block,
@@ -165,8 +165,9 @@ class NameNode:
         host, port = split_hostport(self.conf.get("dfs.namenode.http-address"), 9870)
         rpc_host, rpc_port = self.conf.namenode_rpc_address()
         bind_rpc = self.conf.get("dfs.namenode.rpc-bind-host", rpc_host)
-        http_srv = await serve(host, port, self.handle_http)
-        rpc_srv = await serve(bind_rpc, rpc_port, self.handle_rpc)
+        idle = self.conf.get_seconds("hadoop.http.idle_timeout.ms", "ms")
+        http_srv = await serve(host, port, self.handle_http, idle_timeout=idle)
+        rpc_srv = await serve(bind_rpc, rpc_port, self.handle_rpc, idle_timeout=idle)
         self.servers = [http_srv, rpc_srv]
         self.http_address = http_srv.sockets[0].getsockname()[:2]
         self.rpc_address = (rpc_host, rpc_srv.sockets[0].getsockname()[1])
@@ -746,6 +747,8 @@ class NameNode:
             raise FileNotFoundException(f"no such resource {req.path}")
         except HdfsException as exc:
             return Response.json(exc.to_json(), exc.status)
+        except (BadRequest, ConnectionError):
+            raise  # the server answers these itself, or the client is gone
         except Exception as exc:
             log.exception("internal error on %s %s", req.method, req.target)
             return Response.json(
@@ -921,6 +924,8 @@ class NameNode:
             return Response.json(result if isinstance(result, dict) else {"result": result})
         except HdfsException as exc:
             return Response.json(exc.to_json(), exc.status)
+        except (BadRequest, ConnectionError):
+            raise  # the server answers these itself, or the client is gone
         except Exception as exc:
             log.exception("RPC %s failed", req.path)
             return Response.json(IOException(repr(exc)).to_json(), 500)

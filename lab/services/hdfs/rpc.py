@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
+from ..hadoop.http import HttpClient
 from . import errors
-from .http import HttpClient
 
 
 class NameNodeClient:

@@ -12,8 +12,8 @@ import json
 import logging
 import time
 
+from ..hadoop.http import HttpClient, Request, Response, serve
 from .config import Configuration, split_hostport
-from .http import HttpClient, Request, Response, serve
 from .namespace import Namespace
 from .rpc import NameNodeClient
 from .storage import NNStorage

@@ -1,9 +1,9 @@
-"""A small HTTP/1.1 server on asyncio and a JSON client on the standard library.
+"""YARN's web services on hadoop-common's HTTP server, and a JSON client on the
+standard library.
 
-The daemons need only a handful of JSON endpoints each, so a hand-written server
-keeps them free of web-framework dependencies (and lets containers run with just
-the standard library). Errors are rendered the way Hadoop's web services render
-them: ``{"RemoteException": {"exception", "message", "javaClassName"}}``.
+Handlers take a whole JSON body and answer a Response whose body is JSON-able; errors are
+rendered the way Hadoop's web services render them:
+``{"RemoteException": {"exception", "message", "javaClassName"}}``.
 """
 
 from __future__ import annotations
@@ -12,26 +12,17 @@ import asyncio
 import json
 import logging
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape as xml_escape
+
+from ..hadoop import fields
+from ..hadoop import http as hhttp
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024 * 1024
-REASONS = {
-    200: "OK",
-    202: "Accepted",
-    204: "No Content",
-    307: "Temporary Redirect",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Payload Too Large",
-    500: "Internal Server Error",
-}
 
 # Hadoop's web-app exceptions and the Java classes its RemoteException names.
 JAVA_CLASSES = {
@@ -91,9 +82,9 @@ class Request:
         if not self.body:
             raise bad_request("The request has no JSON body")
         try:
-            value = json.loads(self.body)
-        except ValueError as e:
-            raise bad_request(f"The request body is not valid JSON: {e}") from None
+            value = fields.parse_json(self.body, "The request body")
+        except fields.FieldError as e:
+            raise bad_request(str(e)) from None
         if not isinstance(value, dict):
             raise bad_request("The request body must be a JSON object")
         return value
@@ -106,93 +97,76 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
 
-    def encode(self) -> bytes:
+    def payload(self) -> bytes:
         if self.body is None:
-            payload = b""
-        elif isinstance(self.body, bytes):
-            payload = self.body
-        elif isinstance(self.body, str):
-            payload = self.body.encode()
-        else:
-            payload = json.dumps(self.body).encode()
-        head = [f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Status')}"]
-        headers = {"Content-Type": self.content_type, "Content-Length": str(len(payload))}
-        headers.update(self.headers)
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+            return b""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
 
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-async def _read_request(reader: asyncio.StreamReader) -> Request | None:
-    line = await reader.readline()
-    if not line:
-        return None
-    try:
-        method, target, _version = line.decode("latin-1").strip().split(" ", 2)
-    except ValueError:
-        raise HttpError(400, "BadRequestException", "malformed request line") from None
-    headers: dict[str, str] = {}
-    while True:
-        h = await reader.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = h.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0") or 0)
-    if length > MAX_BODY:
-        raise HttpError(413, "BadRequestException", "request body too large")
-    body = await reader.readexactly(length) if length else b""
-    parsed = urllib.parse.urlsplit(target)
-    query = {
-        k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()
-    }
-    return Request(method.upper(), urllib.parse.unquote(parsed.path), query, headers, body)
+def to_xml(obj: object) -> bytes:
+    """A YARN REST answer as its XML form (Accept: application/xml): Hadoop renders both
+    from the same JAXB objects, so {"apps": {"app": [a, b]}} is <apps><app>a</app><app>b
+    </app></apps>, a null is an empty element, and a list repeats its element."""
+
+    def render(name: str, value: object, out: list[str]) -> None:
+        if isinstance(value, list):
+            for item in value:
+                render(name, item, out)
+        elif value is None:
+            out.append(f"<{name}/>")
+        elif isinstance(value, dict):
+            out.append(f"<{name}>")
+            for k, v in value.items():
+                render(k, v, out)
+            out.append(f"</{name}>")
+        else:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            out.append(f"<{name}>{xml_escape(text)}</{name}>")
+
+    out = ['<?xml version="1.0" encoding="UTF-8" standalone="yes"?>']
+    if isinstance(obj, dict) and len(obj) == 1:
+        ((name, value),) = obj.items()
+        render(name, value, out)
+    else:
+        render("response", obj, out)
+    return "".join(out).encode()
 
 
-async def serve(handler: Handler, host: str, port: int) -> asyncio.Server:
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+def wants_xml(headers: dict[str, str]) -> bool:
+    accept = headers.get("accept", "")
+    return "application/xml" in accept and "application/json" not in accept
+
+
+async def serve(
+    handler: Handler, host: str, port: int, idle_timeout: float = hhttp.IDLE_TIMEOUT
+) -> asyncio.Server:
+    """Serve a YARN handler on hadoop-common's HTTP server: whole JSON bodies (up to
+    MAX_BODY, else 413), Hadoop's RemoteException for errors, XML on request."""
+
+    async def adapt(raw: hhttp.Request) -> hhttp.Response:
+        req = Request(raw.method, raw.path, raw.query, raw.headers, raw.body or b"", raw.peer)
         try:
-            while True:
-                try:
-                    req = await _read_request(reader)
-                except HttpError as e:
-                    writer.write(
-                        Response(e.status, e.body(), headers={"Connection": "close"}).encode()
-                    )
-                    break
-                except (asyncio.IncompleteReadError, ValueError):
-                    break
-                if req is None:
-                    break
-                req.peer = peer[0] if peer else ""
-                try:
-                    resp = await handler(req)
-                except HttpError as e:
-                    resp = Response(e.status, e.body())
-                except Exception as e:  # the server keeps serving whatever one request did
-                    log.exception("error handling %s %s", req.method, req.path)
-                    resp = Response(
-                        500,
-                        HttpError(
-                            500, "WebApplicationException", f"{type(e).__name__}: {e}"
-                        ).body(),
-                    )
-                close = req.headers.get("connection", "").lower() == "close"
-                if close:
-                    resp.headers["Connection"] = "close"
-                writer.write(resp.encode())
-                await writer.drain()
-                if close:
-                    break
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+            resp = await handler(req)
+        except HttpError as e:
+            resp = Response(e.status, e.body())
+        except Exception as e:  # the server keeps serving whatever one request did
+            log.exception("error handling %s %s", req.method, req.path)
+            resp = Response(
+                500, HttpError(500, "WebApplicationException", f"{type(e).__name__}: {e}").body()
+            )
+        content_type, body = resp.content_type, resp.payload()
+        if content_type == "application/json" and wants_xml(raw.headers):
+            content_type, body = "application/xml", to_xml(resp.body)
+        return hhttp.Response(resp.status, {"Content-Type": content_type, **resp.headers}, body)
 
-    return await asyncio.start_server(on_client, host, port, reuse_address=True)
+    return await hhttp.serve(host, port, adapt, buffer_body=MAX_BODY, idle_timeout=idle_timeout)
 
 
 class RpcError(Exception):

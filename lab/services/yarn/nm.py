@@ -128,8 +128,9 @@ class NodeManager:
         rpc_host, rpc_port = self.conf.get_address("yarn.nodemanager.address")
         web_host, web_port = self.conf.get_address("yarn.nodemanager.webapp.address")
         shuffle_port = self.conf.get_int("mapreduce.shuffle.port")
-        rpc = await http.serve(self.handle_rpc, rpc_host, rpc_port)
-        web = await http.serve(self.handle_web, web_host, web_port)
+        idle = self.conf.get_int("hadoop.http.idle_timeout.ms", 60000) / 1000
+        rpc = await http.serve(self.handle_rpc, rpc_host, rpc_port, idle)
+        web = await http.serve(self.handle_web, web_host, web_port, idle)
         shuffle = await http.serve(self.handle_shuffle, web_host, shuffle_port)
         self.servers = [rpc, web, shuffle]
         self.node_id = f"{self.host}:{rpc.sockets[0].getsockname()[1]}"

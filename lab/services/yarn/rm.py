@@ -254,7 +254,7 @@ class ResourceManager:
         ):
             addr = self.conf.get_address(key)
             if addr not in bound or addr[1] == 0:
-                srv = await http.serve(self.handle, addr[0], addr[1])
+                srv = await http.serve(self.handle, addr[0], addr[1], self.http_idle_timeout())
                 bound[addr] = srv
                 self.servers.append(srv)
             sock = bound[addr].sockets[0].getsockname()
@@ -272,6 +272,9 @@ class ResourceManager:
                 await asyncio.wait_for(s.wait_closed(), 2)
             except Exception:
                 pass
+
+    def http_idle_timeout(self) -> float:
+        return self.conf.get_int("hadoop.http.idle_timeout.ms", 60000) / 1000
 
     async def handle(self, req: http.Request) -> http.Response:
         if req.path.startswith("/rpc/"):
@@ -862,12 +865,35 @@ class ResourceManager:
         return self.rest.app_json(app)
 
 
+# yarn.resourcemanager's fixed limits on application tags (YarnConfiguration
+# RM_APPLICATION_MAX_TAGS / RM_APPLICATION_MAX_TAG_LENGTH).
+MAX_TAGS, MAX_TAG_LENGTH = 10, 100
+
+
 def _tags(ctx: dict) -> list[str]:
-    tags = ctx.get("application-tags") or {}
-    tags = tags.get("tag", []) if isinstance(tags, dict) else tags
+    """application-tags as the REST API takes them ({"tag": [..]}, a list or one string),
+    checked as ApplicationSubmissionContext.checkTags checks them."""
+    tags = ctx.get("application-tags")
+    if tags is None:
+        return []
+    tags = tags.get("tag") if isinstance(tags, dict) else tags
+    if tags is None:
+        return []
     if isinstance(tags, str):
         tags = [tags]
-    return [str(t) for t in tags]
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ValueError("application-tags.tag must be a string or a list of strings")
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"Too many applicationTags, a maximum of only {MAX_TAGS} are allowed!")
+    for t in tags:
+        if len(t) > MAX_TAG_LENGTH:
+            raise ValueError(
+                f"Tag {t[:MAX_TAG_LENGTH]}..., is too long, maximum allowed length of a tag is "
+                f"{MAX_TAG_LENGTH}"
+            )
+        if not (t.isascii() and t.isprintable()):
+            raise ValueError(f"A tag can only have ASCII characters! Invalid tag - {t!r}")
+    return tags
 
 
 def _commands(spec: dict) -> list[str]:
@@ -883,13 +909,22 @@ def _commands(spec: dict) -> list[str]:
     return cmds
 
 
-def _environment(spec: dict) -> dict[str, str]:
-    env = spec.get("environment") or {}
-    entries = env.get("entry", []) if isinstance(env, dict) else env
+def _entries(spec: dict, name: str) -> list:
+    """A JAXB map as JSON: {"entry": [{"key", "value"}, ...]}, one entry, or a bare list."""
+    value = spec.get(name) or {}
+    entries = value.get("entry", []) if isinstance(value, dict) else value
+    if entries is None:
+        return []
     if isinstance(entries, dict):
         entries = [entries]
+    if not isinstance(entries, list):
+        raise ValueError(f"am-container-spec.{name}.entry must be a list of key/value objects")
+    return entries
+
+
+def _environment(spec: dict) -> dict[str, str]:
     out = {}
-    for e in entries:
+    for e in _entries(spec, "environment"):
         if not isinstance(e, dict) or "key" not in e:
             raise ValueError("am-container-spec.environment.entry items need key and value")
         out[str(e["key"])] = str(e.get("value", ""))
@@ -897,12 +932,8 @@ def _environment(spec: dict) -> dict[str, str]:
 
 
 def _local_resources(spec: dict) -> dict[str, dict]:
-    res = spec.get("local-resources") or {}
-    entries = res.get("entry", []) if isinstance(res, dict) else res
-    if isinstance(entries, dict):
-        entries = [entries]
     out = {}
-    for e in entries:
+    for e in _entries(spec, "local-resources"):
         if not isinstance(e, dict) or "key" not in e or not isinstance(e.get("value"), dict):
             raise ValueError(
                 "am-container-spec.local-resources.entry items need key and value objects"
@@ -933,3 +964,4 @@ def validate_submission(ctx: dict) -> None:
     _commands(spec)
     _environment(spec)
     _local_resources(spec)
+    _tags(ctx)

@@ -1,9 +1,16 @@
-"""A small HTTP/1.1 server and client on asyncio streams.
+"""The HTTP/1.1 server (and keep-alive client) every Hadoop daemon here serves on, as
+Hadoop's daemons all serve on one Jetty set-up from hadoop-common.
 
-Enough of RFC 9112 for WebHDFS clients: keep-alive, Content-Length and chunked request
-bodies (requests sends generators chunked), Expect: 100-continue (curl), and streamed
-responses. Request bodies are consumed by the handler as a stream, so a DataNode can
-push an upload into its write pipeline without holding it in memory.
+Enough of RFC 9112 for WebHDFS and the YARN REST clients: keep-alive, Content-Length and
+chunked request bodies (requests sends generators chunked), Expect: 100-continue (curl),
+and streamed responses. Request bodies are consumed by the handler as a stream, so a
+DataNode can push an upload into its write pipeline without holding it in memory; a
+server that wants whole bodies asks for them buffered, up to a limit.
+
+Bounded as Jetty is under Hadoop: a request head of at most 64 KiB (431 beyond), an idle
+connection closed after hadoop.http.idle_timeout.ms (60 s), and a client that stops
+sending in the middle of a head or body cut off after the same time, so neither slow
+clients nor huge headers hold memory or descriptors.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ REASONS = {
     100: "Continue",
     200: "OK",
     201: "Created",
+    202: "Accepted",
     204: "No Content",
     307: "Temporary Redirect",
     400: "Bad Request",
@@ -28,19 +36,40 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
     411: "Length Required",
     413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
-MAX_HEADER = 64 * 1024
+MAX_HEADER = (
+    64 * 1024
+)  # Jetty's requestHeaderSize under Hadoop (hadoop.http.max.request.header.size)
+MAX_HEADER_LINES = 1000
 STREAM_LIMIT = 256 * 1024
 READ_SIZE = 256 * 1024
-IDLE_TIMEOUT = 120.0
+IDLE_TIMEOUT = 60.0  # hadoop.http.idle_timeout.ms
 
 
 class BadRequest(Exception):
-    """The bytes on the wire are not HTTP we can read: answer 400 and close."""
+    """The bytes on the wire are not HTTP we can read: answer `status` and close."""
+
+    status = 400
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+
+
+class HeaderTooLarge(BadRequest):
+    status = 431
+
+
+class ClientTimeout(ConnectionError):
+    """The client stopped sending in the middle of a request: treated as a client that went
+    away (every `except ConnectionError` path already cleans up after one)."""
 
 
 @dataclass
@@ -58,6 +87,16 @@ class Request:
     _chunked: bool = False
     _done: bool = False
     _continue_sent: bool = False
+    _timeout: float = IDLE_TIMEOUT
+    body: bytes | None = None  # the whole body, when the server was asked to buffer it
+
+    async def _read(self, coro):
+        """One read from the client, cut off when the client goes quiet for too long."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await coro
+        except TimeoutError:
+            raise ClientTimeout(f"no data from {self.peer} for {self._timeout:.0f}s") from None
 
     async def _send_continue(self) -> None:
         if not self._continue_sent and self.headers.get("expect", "").lower() == "100-continue":
@@ -79,29 +118,32 @@ class Request:
         await self._send_continue()
         if self._chunked:
             if self._remaining == 0:
-                line = await self._reader.readuntil(b"\r\n")
+                line = await self._read(self._reader.readuntil(b"\r\n"))
                 try:
                     self._remaining = int(line.split(b";")[0].strip(), 16)
                 except ValueError:
                     raise BadRequest("bad chunk size") from None
                 if self._remaining == 0:
                     # Trailer section ends with an empty line.
-                    while (await self._reader.readuntil(b"\r\n")) != b"\r\n":
-                        pass
+                    for _ in range(MAX_HEADER_LINES):
+                        if await self._read(self._reader.readuntil(b"\r\n")) == b"\r\n":
+                            break
+                    else:
+                        raise HeaderTooLarge("too many trailer lines")
                     self._done = True
                     return b""
-            data = await self._reader.read(min(size, self._remaining))
+            data = await self._read(self._reader.read(min(size, self._remaining)))
             if not data:
                 raise ConnectionResetError("client closed mid-body")
             self._remaining -= len(data)
             if self._remaining == 0:
-                if await self._reader.readexactly(2) != b"\r\n":
+                if await self._read(self._reader.readexactly(2)) != b"\r\n":
                     raise BadRequest("chunk not followed by CRLF")
             return data
         if self._remaining <= 0:
             self._done = True
             return b""
-        data = await self._reader.read(min(size, self._remaining))
+        data = await self._read(self._reader.read(min(size, self._remaining)))
         if not data:
             raise ConnectionResetError("client closed mid-body")
         self._remaining -= len(data)
@@ -110,13 +152,18 @@ class Request:
         return data
 
     async def read_body(self, limit: int = 64 * 1024 * 1024) -> bytes:
+        if self.body is not None:
+            return self.body
+        if not self._chunked and self._remaining > limit:
+            raise PayloadTooLarge(f"request body of {self._remaining} bytes is over {limit}")
         parts, total = [], 0
         async for piece in self.iter_body():
             total += len(piece)
             if total > limit:
-                raise BadRequest("body too large")
+                raise PayloadTooLarge(f"request body is over {limit} bytes")
             parts.append(piece)
-        return b"".join(parts)
+        self.body = b"".join(parts)
+        return self.body
 
     @property
     def has_body(self) -> bool:
@@ -144,15 +191,26 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-async def serve(host: str, port: int, handler: Handler) -> asyncio.Server:
+async def serve(
+    host: str,
+    port: int,
+    handler: Handler,
+    buffer_body: int | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+) -> asyncio.Server:
+    """Serve `handler` on host:port. With `buffer_body`, each request's whole body (at most
+    that many bytes, else 413) is read before the handler runs, as `req.body`."""
+
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer_ip = peer[0] if peer else "?"
         try:
-            while await _serve_one(reader, writer, handler, peer_ip):
+            while await _serve_one(reader, writer, handler, peer_ip, buffer_body, idle_timeout):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is shutting down
         except Exception:  # a bug in one request must not take the server down
             log.exception("connection from %s failed", peer_ip)
         finally:
@@ -163,10 +221,14 @@ async def serve(host: str, port: int, handler: Handler) -> asyncio.Server:
     return await asyncio.start_server(on_connection, host, port, limit=STREAM_LIMIT, backlog=512)
 
 
-async def _serve_one(reader, writer, handler: Handler, peer_ip: str) -> bool:
+async def _serve_one(
+    reader, writer, handler: Handler, peer_ip: str, buffer_body: int | None, idle: float
+) -> bool:
     try:
-        # An idle keep-alive connection is closed after a while, as Jetty does.
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
+        # An idle keep-alive connection, or a head that never ends, is closed after the
+        # idle timeout, as Jetty does.
+        async with asyncio.timeout(idle):
+            head = await reader.readuntil(b"\r\n\r\n")
     except TimeoutError:
         return False
     except asyncio.IncompleteReadError as exc:
@@ -174,22 +236,24 @@ async def _serve_one(reader, writer, handler: Handler, peer_ip: str) -> bool:
             await _write_simple(writer, 400, "truncated request head")
         return False
     except (asyncio.LimitOverrunError, ValueError):
-        await _write_simple(writer, 400, "request head too large")
+        await _write_simple(writer, 431, "request head too large")
         return False
     if len(head) > MAX_HEADER:
-        await _write_simple(writer, 400, "request head too large")
+        await _write_simple(writer, 431, "request head too large")
         return False
     try:
         req = _parse_head(head, peer_ip)
     except BadRequest as exc:
-        await _write_simple(writer, 400, str(exc))
+        await _write_simple(writer, exc.status, str(exc))
         return False
-    req._reader, req._writer = reader, writer
+    req._reader, req._writer, req._timeout = reader, writer, idle
     keep_alive = _keep_alive(req)
     try:
+        if buffer_body is not None:
+            await req.read_body(buffer_body)
         resp = await handler(req)
     except BadRequest as exc:
-        await _write_simple(writer, 400, str(exc))
+        await _write_simple(writer, exc.status, str(exc))
         return False
     # Whatever body the handler did not read must be consumed to keep the stream in step;
     # a huge unread body (e.g. an upload refused up front) is cheaper to drop with the connection.
@@ -214,6 +278,8 @@ def _parse_head(head: bytes, peer_ip: str) -> Request:
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise BadRequest(f"malformed request line {lines[0][:80]!r}")
     method, target, version = parts
+    if len(lines) > MAX_HEADER_LINES:
+        raise HeaderTooLarge(f"more than {MAX_HEADER_LINES} header lines")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:

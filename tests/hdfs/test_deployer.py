@@ -12,7 +12,7 @@ import pytest
 
 from lab.backends.base import NODE_DATA_DIR
 from lab.orchestrator.services.hdfs import HdfsDeployer
-from lab.services.hdfs.config import parse_rack_table, parse_site_xml
+from lab.services.hadoop.conf import parse_rack_table, parse_site_xml
 from lab.services.hdfs.minicluster import free_port
 from lab.services.hdfs.webclient import WebHdfsClient
 

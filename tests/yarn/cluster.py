@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
+from lab.services.hadoop.conf import render_site_xml
 from lab.services.hdfs.minicluster import MiniCluster
-from lab.services.yarn.conf import render_xml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,8 +124,8 @@ class YarnCluster:
             table = d / "topology.table"
             table.write_text("".join(f"{h} {r}\n" for h, r in self.racks.items()))
             conf["net.topology.table.file.name"] = str(table)
-        (d / "yarn-site.xml").write_text(render_xml(conf))
-        (d / "capacity-scheduler.xml").write_text(render_xml(self.capacity))
+        (d / "yarn-site.xml").write_text(render_site_xml(conf))
+        (d / "capacity-scheduler.xml").write_text(render_site_xml(self.capacity))
         self.rm = Daemon("resourcemanager", d, self.base / "rm.log").start()
         wait_until(
             lambda: requests.get(self.url + "/ws/v1/cluster/info", timeout=2).ok, what="RM up"
@@ -152,7 +152,7 @@ class YarnCluster:
             }
         )
         conf.update(extra or {})
-        (d / "yarn-site.xml").write_text(render_xml(conf))
+        (d / "yarn-site.xml").write_text(render_site_xml(conf))
         nm = Daemon("nodemanager", d, self.base / f"nm-{host}.log").start()
         self.nms[host] = nm
         return nm

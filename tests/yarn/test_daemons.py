@@ -3,13 +3,13 @@
 import subprocess
 import sys
 
-from lab.services.yarn.conf import render_xml
+from lab.services.hadoop.conf import render_site_xml
 
 
 def run(tmp_path, role, yarn_site, capacity=None):
-    (tmp_path / "yarn-site.xml").write_text(render_xml(yarn_site))
+    (tmp_path / "yarn-site.xml").write_text(render_site_xml(yarn_site))
     if capacity is not None:
-        (tmp_path / "capacity-scheduler.xml").write_text(render_xml(capacity))
+        (tmp_path / "capacity-scheduler.xml").write_text(render_site_xml(capacity))
     return subprocess.run(
         [sys.executable, "-m", "lab.services.yarn", role, "--config", str(tmp_path)],
         capture_output=True, text=True, timeout=30,

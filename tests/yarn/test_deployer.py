@@ -3,7 +3,8 @@
 import pytest
 
 from lab.orchestrator.services.yarn import YarnDeployer
-from lab.services.yarn.conf import Configuration, parse_xml
+from lab.services.hadoop.conf import read_site_xml
+from lab.services.yarn.conf import Configuration
 from lab.services.yarn.rm import build_scheduler
 
 ADDR = {"n1": "10.61.1.10", "n2": "10.61.1.11", "n3": "10.61.2.10"}
@@ -14,7 +15,7 @@ def _conf(proc, tmp_path) -> Configuration:
     tmp_path.mkdir(parents=True, exist_ok=True)
     for path, content in proc.files.items():
         (tmp_path / path.rsplit("/", 1)[1]).write_text(content)
-    return Configuration.load_dir(tmp_path)
+    return Configuration.load(tmp_path)
 
 
 def test_plan_renders_yarn_site_capacity_and_racks(tmp_path):
@@ -47,7 +48,7 @@ def test_plan_renders_yarn_site_capacity_and_racks(tmp_path):
     assert "10.61.2.10 /r2" in table.splitlines()
     mapred = next(v for k, v in rm.files.items() if k.endswith("mapred-site.xml"))
     assert "mapreduce.map.memory.mb" in mapred
-    site = parse_xml(tmp_path / "rm" / "yarn-site.xml")
+    site = read_site_xml(tmp_path / "rm" / "yarn-site.xml")
     assert "yarn.scheduler.capacity.root.queues" not in site
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from lab.backends.base import NODE_DATA_DIR
 from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
-from lab.services.yarn.conf import render_xml
+from lab.services.hadoop.conf import render_site_xml
 
 RM_WEBAPP = 8088
 RM_CLIENT = 8032
@@ -80,8 +80,8 @@ class YarnDeployer(ServiceDeployer):
             f"{addr} {loc[n]}\n{n} {loc[n]}\n" for n, addr in sorted(addresses.items()) if n in loc
         )
         common = {
-            f"{conf_dir}/capacity-scheduler.xml": render_xml(capacity),
-            f"{conf_dir}/mapred-site.xml": render_xml(mapred),
+            f"{conf_dir}/capacity-scheduler.xml": render_site_xml(capacity),
+            f"{conf_dir}/mapred-site.xml": render_site_xml(mapred),
             f"{conf_dir}/topology.table": table,
         }
         plan = [
@@ -90,7 +90,7 @@ class YarnDeployer(ServiceDeployer):
                 "resourcemanager",
                 rm,
                 [PYTHON, "-m", "lab.services.yarn", "resourcemanager", "--config", conf_dir],
-                {**common, f"{conf_dir}/yarn-site.xml": render_xml(yarn_site)},
+                {**common, f"{conf_dir}/yarn-site.xml": render_site_xml(yarn_site)},
                 [RM_WEBAPP, RM_CLIENT, RM_SCHEDULER, RM_TRACKER],
                 start_after=["hdfs"],
             )
@@ -108,7 +108,7 @@ class YarnDeployer(ServiceDeployer):
                     "nodemanager",
                     n,
                     [PYTHON, "-m", "lab.services.yarn", "nodemanager", "--config", conf_dir],
-                    {**common, f"{conf_dir}/yarn-site.xml": render_xml(nm_site)},
+                    {**common, f"{conf_dir}/yarn-site.xml": render_site_xml(nm_site)},
                     [NM_RPC, NM_WEBAPP, SHUFFLE],
                     start_after=["hdfs", "yarn-resourcemanager"],
                 )

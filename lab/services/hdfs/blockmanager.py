@@ -8,7 +8,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from .config import DEFAULT_RACK
+from ..hadoop.conf import DEFAULT_RACK
 from .namespace import Block, INodeFile
 
 # LowRedundancyBlocks' queues, most urgent first.

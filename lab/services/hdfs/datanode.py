@@ -11,13 +11,14 @@ import socket
 import time
 import uuid as uuidlib
 
+from ..hadoop.conf import split_hostport
 from ..hadoop.fields import FieldError
 from ..hadoop.http import BadRequest, Request, Response, serve
 from . import errors, webhdfs
 from .blockstore import BlockStore
 from .checksum import CRC_SIZE, ChecksumError
 from .client import FileWriter, Reader, file_checksum
-from .config import Configuration, split_hostport
+from .config import Configuration
 from .datatransfer import (
     ABORT,
     ERROR,

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import render_rack_table, render_site_xml
+from ..hadoop.conf import render_rack_table, render_site_xml
 from .webclient import WebHdfsClient
 
 

@@ -15,11 +15,12 @@ import time
 from urllib.parse import quote, urlencode
 
 from ..hadoop import fields
+from ..hadoop.conf import split_hostport
 from ..hadoop.fields import Bool, Checked, Int, List, Str, Struct, args
 from ..hadoop.http import BadRequest, Request, Response, serve
 from . import errors, webhdfs
 from .blockmanager import QUEUE_CORRUPT, QUEUE_NAMES, BlockInfo, BlockManager, DatanodeDescriptor
-from .config import Configuration, split_hostport
+from .config import Configuration
 from .errors import (
     AlreadyBeingCreatedException,
     FileAlreadyExistsException,
@@ -93,7 +94,7 @@ class NameNode:
         self.default_replication = conf.get_int("dfs.replication")
         self.max_replication = conf.get_int("dfs.replication.max")
         self.default_blocksize = conf.get_size("dfs.blocksize")
-        self.min_blocksize = parse_int(conf.get("dfs.namenode.fs-limits.min-block-size", "1048576"))
+        self.min_blocksize = conf.get_size("dfs.namenode.fs-limits.min-block-size", 1048576)
         self.bpc = conf.get_int("dfs.bytes-per-checksum")
         self.safemode_pct = conf.get_float("dfs.namenode.safemode.threshold-pct")
         self.safemode_extension = conf.get_seconds("dfs.namenode.safemode.extension", "ms")
@@ -1344,9 +1345,3 @@ class NameNode:
         return Response(
             200, {"Content-Type": "text/plain; charset=utf-8"}, render_fsck(report).encode()
         )
-
-
-def parse_int(value: str) -> int:
-    from .config import parse_size
-
-    return parse_size(value)

@@ -12,8 +12,9 @@ import json
 import logging
 import time
 
+from ..hadoop.conf import split_hostport
 from ..hadoop.http import HttpClient, Request, Response, serve
-from .config import Configuration, split_hostport
+from .config import Configuration
 from .namespace import Namespace
 from .rpc import NameNodeClient
 from .storage import NNStorage

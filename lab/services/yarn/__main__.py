@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        conf = Configuration.load_dir(args.config)
+        conf = Configuration.load(args.config)
         asyncio.run(_run(args.role, conf))
     except (ValueError, OSError) as e:
         print(f"{args.role}: {e}", file=sys.stderr)

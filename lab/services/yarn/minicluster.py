@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..hadoop.conf import render_site_xml
 from . import http
-from .conf import render_xml
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,7 +53,7 @@ class MiniYarnCluster:
 
     def _spawn(self, role: str, conf_dir: Path, values: dict) -> None:
         conf_dir.mkdir(parents=True, exist_ok=True)
-        (conf_dir / "yarn-site.xml").write_text(render_xml(values))
+        (conf_dir / "yarn-site.xml").write_text(render_site_xml(values))
         log = open(self.root / f"{conf_dir.name}.log", "ab")
         self.procs.append(
             subprocess.Popen(

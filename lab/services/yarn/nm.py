@@ -334,7 +334,7 @@ class NodeManager:
         env.update(
             {
                 "PYTHON": sys.executable,
-                "HADOOP_CONF_DIR": str(self.conf.conf_dir or ""),
+                "HADOOP_CONF_DIR": str(self.conf.config_dir or ""),
                 "CONTAINER_ID": c.id,
                 "NM_HOST": self.host,
                 "NM_PORT": self.node_id.rpartition(":")[2],

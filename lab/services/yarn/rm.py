@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from ..hadoop import fields
 from . import http
 from .conf import Configuration
 from .records import (
@@ -114,20 +115,6 @@ class RMNode:
     apps_to_cleanup: list[str] = field(default_factory=list)
 
 
-def load_rack_table(path: str) -> dict[str, str]:
-    """Hadoop's TableMapping file: lines of "host rack"."""
-    table: dict[str, str] = {}
-    if not path:
-        return table
-    with open(path) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 2 and not parts[0].startswith("#"):
-                # network locations are paths: "r1" in a table means "/r1"
-                table[parts[0]] = parts[1] if parts[1].startswith("/") else "/" + parts[1]
-    return table
-
-
 def build_scheduler(conf: Configuration) -> Scheduler:
     kw = dict(
         minimum=Resource(
@@ -208,7 +195,7 @@ class ResourceManager:
         self.started = self.cluster_ts
         self.scheduler = build_scheduler(conf)
         self.scheduler.on_release = self._account
-        self.racks = load_rack_table(conf.get("net.topology.table.file.name") or "")
+        self.racks = conf.rack_table()
         self.apps: dict[str, RMApp] = {}
         self.nodes: dict[str, RMNode] = {}
         self.next_app = 1
@@ -667,6 +654,12 @@ class ResourceManager:
         }.get(name)
         if handler is None:
             raise http.not_found(f"no RPC named {name}")
+        try:
+            # The fields each RPC reads are type-checked first (as protobuf would), so
+            # nothing of the wrong type reaches the scheduler.
+            body = RPC_ARGS[name].check(body)
+        except fields.FieldError as e:
+            raise http.bad_request(f"{name}: {e}") from None
         return http.Response(200, handler(body))
 
     def rpc_register_node(self, body: dict) -> dict:
@@ -804,7 +797,8 @@ class ResourceManager:
             )
         att.last_heartbeat = time.monotonic()
         try:
-            app.progress = min(1.0, max(0.0, float(body.get("progress", app.progress))))
+            if body["progress"] is not None:
+                app.progress = min(1.0, max(0.0, body["progress"]))
             asks = [_parse_ask(a) for a in body.get("ask") or []]
             self.scheduler.update_asks(att.id, asks)
         except (ValueError, TypeError, SchedulerError) as e:
@@ -864,6 +858,56 @@ class ResourceManager:
             )
         return self.rest.app_json(app)
 
+
+_ID = fields.Str(255)
+_STATUS = fields.Struct(
+    _extra=True,
+    containerId=_ID,
+    state=fields.Str(50, default=""),
+    exitStatus=fields.Int(-(2**31), 2**31 - 1, default=-1000),
+    diagnostics=fields.Str(1_000_000, default=""),
+)
+# What each RPC reads from its body (other fields pass through unchecked and unused).
+RPC_ARGS = {
+    "registerNodeManager": fields.Struct(
+        _extra=True,
+        nodeId=fields.Str(255, empty=False),
+        resource=fields.Any_(default=None),
+        httpAddress=fields.Str(255, default=""),
+    ),
+    "unRegisterNodeManager": fields.Struct(_extra=True, nodeId=_ID),
+    "nodeHeartbeat": fields.Struct(
+        _extra=True, nodeId=_ID, containersStatuses=fields.List(_STATUS, default=[])
+    ),
+    "registerApplicationMaster": fields.Struct(
+        _extra=True,
+        attemptId=_ID,
+        trackingUrl=fields.Str(8000, default=""),
+        host=fields.Str(255, default=""),
+        rpcPort=fields.Int(-1, 65535, default=-1),
+    ),
+    "allocate": fields.Struct(
+        _extra=True,
+        attemptId=_ID,
+        progress=fields.Float(default=None),
+        ask=fields.List(fields.Any_(), default=[]),
+        release=fields.List(_ID, default=[]),
+        blacklistRequest=fields.Struct(
+            _extra=True,
+            _default=None,
+            blacklistAdditions=fields.List(_ID, default=[]),
+            blacklistRemovals=fields.List(_ID, default=[]),
+        ),
+    ),
+    "finishApplicationMaster": fields.Struct(
+        _extra=True,
+        attemptId=_ID,
+        finalApplicationStatus=fields.Str(50, default="UNDEFINED"),
+        trackingUrl=fields.Str(8000, default=""),
+        diagnostics=fields.Str(1_000_000, default=""),
+    ),
+    "getApplicationReport": fields.Struct(_extra=True, applicationId=_ID),
+}
 
 # yarn.resourcemanager's fixed limits on application tags (YarnConfiguration
 # RM_APPLICATION_MAX_TAGS / RM_APPLICATION_MAX_TAG_LENGTH).

@@ -84,7 +84,7 @@ class AppMaster:
         self.app_id = f"application_{ts}_{seq}"
         sched = env.get("YARN_RM_SCHEDULER_ADDRESS")
         if not sched:
-            yconf = Configuration.load_dir(env.get("HADOOP_CONF_DIR", "."))
+            yconf = Configuration.load(env.get("HADOOP_CONF_DIR", "."))
             sched = "{}:{}".format(*yconf.get_address("yarn.resourcemanager.scheduler.address"))
         self.rm = f"http://{sched}/rpc/ApplicationMasterProtocol"
         self.fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))

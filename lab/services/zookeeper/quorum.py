@@ -329,7 +329,7 @@ class QuorumServer(ZooKeeperServer):
             self._send_leader(frame(SYNC, pack(("long", conn.session.id), ("int", xid))))
 
     def _sync_done(self, entry: Entry) -> None:
-        self.waiting.pop((entry.conn.session.id if entry.conn.session else 0, entry.xid), None)
+        self.claim_waiting((entry.conn.session.id if entry.conn.session else 0, entry.xid), entry)
         entry.pending = False
         self.drain()
 
@@ -793,7 +793,7 @@ class QuorumServer(ZooKeeperServer):
                 self._ping_leader(writer)
             elif t == SYNC:
                 session, cxid = r.long(), r.int()
-                entry = self.waiting.pop((session, cxid), None)
+                entry = self.claim_waiting((session, cxid))
                 if entry is not None:
                     entry.pending = False
                     self.drain()

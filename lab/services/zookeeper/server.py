@@ -83,7 +83,7 @@ class ZooKeeperServer:
         self.sessions: dict[int, Session] = {}
         self.session_ids = SessionIds(cfg.myid)
         self.queue: deque[Entry] = deque()
-        self.waiting: dict[tuple[int, int], Entry] = {}
+        self.waiting: dict[tuple[int, int], list[Entry]] = {}
         self.to_log: list[Txn] = []
         self.next_zxid = 1
         self.connections: set[ClientConnection] = set()
@@ -294,7 +294,10 @@ class ZooKeeperServer:
 
     def wait_for_commit(self, session_id, xid, entry: Entry) -> None:
         """Queue entry until the txn of (session, xid) commits."""
-        self.waiting[(session_id, xid)] = entry
+        # A list per (session, xid): a client may reuse an xid, and its requests still
+        # commit in order, so the oldest waiting entry is the one a commit answers (a
+        # single slot let a repeat xid orphan the first entry and stall every queue).
+        self.waiting.setdefault((session_id, xid), []).append(entry)
         if entry.conn is not None:
             entry.conn.track(1)
         self.queue.append(entry)
@@ -400,12 +403,27 @@ class ZooKeeperServer:
                 and (hdr.clientId, hdr.cxid) not in self.waiting
             ):
                 gone.conn.close()  # closed elsewhere (expiry decided by the leader)
-        entry = self.waiting.pop((hdr.clientId, hdr.cxid), None)
+        entry = self.claim_waiting((hdr.clientId, hdr.cxid))
         if entry is not None:
             entry.result = result
             entry.zxid = txn.zxid
             entry.pending = False
         return result
+
+    def claim_waiting(self, key: tuple[int, int], entry: Entry | None = None) -> Entry | None:
+        """Take `entry` (or the oldest entry) waiting for the txn of key; None if none."""
+        entries = self.waiting.get(key)
+        if not entries:
+            return None
+        if entry is None:
+            entry = entries.pop(0)
+        elif entry in entries:
+            entries.remove(entry)
+        else:
+            return None
+        if not entries:
+            del self.waiting[key]
+        return entry
 
     def drain(self) -> None:
         queue = self.queue

@@ -323,3 +323,40 @@ def test_a_writer_that_stops_mid_packet_is_cut_off(hc):
     took = seconds_until_closed(d.ip, d.ready["xfer"], b"\x00\x00\x01\x00{", IDLE + 15)
     assert IDLE * 0.5 <= took <= IDLE + 15
     assert "Traceback" not in d.log_path.read_text()
+
+
+def test_a_reopened_replica_cannot_be_replaced_and_goes_back_at_once(hc, victim):
+    """Found by the fuzz campaign: a WRITE_BLOCK that reopens a finalized replica the way a
+    writer's recovery would, then hangs up, left it unfinished for a minute; a transfer
+    with a newer generation stamp then replaced it, destroying acknowledged bytes."""
+    lb = located_blocks(hc, "/victim")[0]
+    b, loc = lb["block"], lb["locations"][0]
+    blk = {"blockId": b["blockId"], "genStamp": b["generationStamp"], "numBytes": b["numBytes"]}
+    body = json.dumps(
+        {
+            "op": "WRITE_BLOCK",
+            "stage": "recovery",
+            "block": blk,
+            "newGenStamp": blk["genStamp"] + 50,
+        }
+    ).encode()
+    with socket.create_connection((loc["ipAddr"], loc["xferPort"]), timeout=10) as s:
+        s.sendall(struct.pack(">I", len(body)) + body)
+        (n,) = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))
+        assert json.loads(s.recv(n, socket.MSG_WAITALL))["status"] == "SUCCESS"
+    transfer = {
+        "op": "WRITE_BLOCK",
+        "stage": "transfer",
+        "targets": [],
+        "block": dict(blk, genStamp=blk["genStamp"] + 99),
+    }
+    reply = xfer(loc["ipAddr"], loc["xferPort"], transfer)
+    assert reply["status"] == "ERROR" and "already exists" in reply["message"], reply
+    hc.wait(
+        lambda: (
+            hc.root / f"data-{loc['ipAddr']}" / "current" / "finalized" / f"blk_{b['blockId']}"
+        ).exists(),
+        10,
+        "the untouched replica to be finalized again",
+    )
+    assert_intact(hc, "/victim", victim)

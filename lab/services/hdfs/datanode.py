@@ -375,6 +375,13 @@ class DataNode:
         bid = int(blk["blockId"])
         previous = self.writers.get(bid)
         writer = self._open_replica_stage(bid, blk, stage, header)
+        log.info(
+            "Receiving blk_%d_%d (%s, new generation stamp %s)",
+            bid,
+            blk["genStamp"],
+            stage,
+            header.get("newGenStamp"),
+        )
         if previous is not None and previous is not writer:
             # A newer pipeline for this block wins; the old handler may not have seen its
             # connection end yet: its files are closed before it writes again.
@@ -408,21 +415,14 @@ class DataNode:
             return writer
         old = self.store.get(bid)
         if old is not None:
-            # Only a transfer may take the place of a replica, and only of an unfinished,
-            # older one nobody is writing (Hadoop's createTemporary); never a finalized one.
-            idle = bid not in self.writers or bid in self.stalled
-            if not (
-                stage == "transfer" and old.state != "finalized" and old.gen_stamp < gs and idle
-            ):
-                raise ReplicaError(
-                    f"Block blk_{bid}_{gs} already exists in state {old.state.upper()} "
-                    "and thus cannot be created."
-                )
-            self.stalled.pop(bid, None)
-            stale = self.writers.pop(bid, None)
-            if stale is not None:
-                stale.close_files()
-            self.store.delete(bid)
+            # Neither a new block nor a re-replication copy takes the place of a replica
+            # already here, finished or not: an unfinished one may be a reopened replica
+            # of acknowledged bytes waiting for its writer's recovery. The NameNode
+            # invalidates a stale replica before it sends a copy to the same node.
+            raise ReplicaError(
+                f"Block blk_{bid}_{gs} already exists in state "
+                f"{'FINALIZED' if old.state == 'finalized' else 'RBW'} and thus cannot be created."
+            )
         return self.store.create_rbw(bid, gs)
 
     async def _write_block(self, header: dict, up_reader, up_writer) -> None:
@@ -522,8 +522,11 @@ class DataNode:
                 self._release(replica)
             elif outcome == "finalized":
                 self._release(replica)
-            elif header["stage"] == "transfer":
-                # Nobody recovers a copy for re-replication: drop the partial one now.
+            elif header["stage"] == "transfer" or self._untouched_reopen(replica):
+                # Nobody recovers a copy for re-replication: drop the partial one now. A
+                # reopened finished replica that received nothing goes straight back to
+                # what it was, readable, rather than waiting for a recovery: there is
+                # nothing to recover, and a writer that does come reopens it again.
                 if self.writers.get(bid) is replica:
                     replica.abort()
                 self._release(replica)
@@ -531,6 +534,10 @@ class DataNode:
                 self._suspend(replica)
             if down_writer is not None:
                 down_writer.close()
+
+    @staticmethod
+    def _untouched_reopen(replica) -> bool:
+        return replica.before_append is not None and replica.rep.length == replica.before_append[0]
 
     def _suspend(self, replica) -> None:
         """A broken pipeline: keep the replica for a recovery, roll it back if none comes."""

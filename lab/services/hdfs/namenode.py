@@ -1117,11 +1117,8 @@ class NameNode:
     async def image_transfer(self, req: Request) -> Response:
         q = req.query
         if req.method == "GET" and q.get("getimage"):
-            txid = (
-                webhdfs.get_long(q, "txid", None, 0)
-                if q.get("txid", "latest") != "latest"
-                else self.storage.images()[-1]
-            )
+            txid = webhdfs.get_long(q, "txid", None, 0) if q.get("txid") != "latest" else None
+            txid = self.storage.images()[-1] if txid is None else txid
             path = self.storage.image_path(txid)
             if not path.exists():
                 raise FileNotFoundException(f"no fsimage for txid {txid}")

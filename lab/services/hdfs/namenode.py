@@ -6,20 +6,16 @@ from __future__ import annotations
 import asyncio
 import getpass
 import grp
-import hashlib
-import json
 import logging
 import math
 import pwd
 import time
-from urllib.parse import quote, urlencode
 
-from ..hadoop import fields
 from ..hadoop.conf import split_hostport
-from ..hadoop.fields import Bool, Checked, Int, List, Str, Struct, args
+from ..hadoop.fields import Checked, Int, List, Str
 from ..hadoop.http import BadRequest, Request, Response, serve
 from . import errors, webhdfs
-from .blockmanager import QUEUE_CORRUPT, QUEUE_NAMES, BlockInfo, BlockManager, DatanodeDescriptor
+from .blockmanager import BlockInfo, BlockManager, DatanodeDescriptor
 from .config import Configuration
 from .errors import (
     AlreadyBeingCreatedException,
@@ -32,7 +28,9 @@ from .errors import (
     SafeModeException,
 )
 from .namespace import (
-    BLOCK_JSON,
+    EXECUTE,
+    READ,
+    WRITE,
     Block,
     INodeDirectory,
     INodeFile,
@@ -40,11 +38,14 @@ from .namespace import (
     normalize,
     split_path,
 )
+from .nn_imageservlet import ImageServlet
+from .nn_rpc import NameNodeRpcServer
+from .nn_status import StatusPages
+from .nn_webhdfs import NamenodeWebHdfsMethods
 from .storage import EditLog, NNStorage
 
 log = logging.getLogger("hdfs.namenode")
 
-READ, WRITE, EXECUTE = 4, 2, 1
 
 # The RPC arguments' types, shared by the methods' declarations below.
 PATH = Str(8000, empty=False)
@@ -113,6 +114,12 @@ class NameNode:
         # Hadoop 3.4's dfs.namenode.lease-hard-limit-sec (20 min): a writer silent that long
         # loses the file, which is closed with what it had acknowledged.
         self.lease_hard_limit = float(conf.get("dfs.namenode.lease-hard-limit-sec", "1200"))
+        # The front doors, each over this namespace (as Hadoop's NameNode holds its
+        # NameNodeRpcServer and HTTP servlets over one FSNamesystem).
+        self.webhdfs = NamenodeWebHdfsMethods(self)
+        self.rpc = NameNodeRpcServer(self)
+        self.image_servlet = ImageServlet(self)
+        self.status = StatusPages(self)
 
     # ------------------------------------------------------------ start-up
     def load(self) -> None:
@@ -168,7 +175,7 @@ class NameNode:
         bind_rpc = self.conf.get("dfs.namenode.rpc-bind-host", rpc_host)
         idle = self.conf.get_seconds("hadoop.http.idle_timeout.ms", "ms")
         http_srv = await serve(host, port, self.handle_http, idle_timeout=idle)
-        rpc_srv = await serve(bind_rpc, rpc_port, self.handle_rpc, idle_timeout=idle)
+        rpc_srv = await serve(bind_rpc, rpc_port, self.rpc.handle, idle_timeout=idle)
         self.servers = [http_srv, rpc_srv]
         self.http_address = http_srv.sockets[0].getsockname()[:2]
         self.rpc_address = (rpc_host, rpc_srv.sockets[0].getsockname()[1])
@@ -736,13 +743,13 @@ class NameNode:
     async def handle_http(self, req: Request) -> Response:
         try:
             if req.path.startswith(webhdfs.PREFIX):
-                return await self.webhdfs(req)
+                return await self.webhdfs.handle(req)
             if req.path == "/imagetransfer":
-                return await self.image_transfer(req)
+                return await self.image_servlet.handle(req)
             if req.path == "/jmx":
-                return Response.json(self.jmx(req.query.get("qry")))
+                return Response.json(self.status.jmx(req.query.get("qry")))
             if req.path == "/fsck":
-                return self.fsck_http(req)
+                return self.status.fsck_http(req)
             if req.path in ("/", "/isActive"):
                 return Response(200, {"Content-Type": "text/plain"}, b"NameNode is running\n")
             raise FileNotFoundException(f"no such resource {req.path}")
@@ -762,583 +769,3 @@ class NameNode:
                 },
                 500,
             )
-
-    def _user(self, req: Request) -> str:
-        return webhdfs.get_user(req.query, self.conf.get("hadoop.http.staticuser.user"))
-
-    def _redirect(
-        self, req: Request, d: DatanodeDescriptor, op: str, path: str, params: dict
-    ) -> Response:
-        q = {
-            "op": op,
-            "user.name": self._user(req),
-            "namenoderpcaddress": f"{self.rpc_address[0]}:{self.rpc_address[1]}",
-        }
-        q.update({k: v for k, v in params.items() if v is not None})
-        url = f"http://{d.ip}:{d.info_port}{webhdfs.PREFIX}{quote(path)}?{urlencode(q)}"
-        if webhdfs.get_bool(req.query, "noredirect", False):
-            return Response.json({"Location": url})
-        return Response(307, {"Location": url, "Content-Type": "application/octet-stream"})
-
-    async def webhdfs(self, req: Request) -> Response:
-        op = webhdfs.parse_op(req.method, req.query)
-        path = webhdfs.hdfs_path(req.path)
-        q, user = req.query, self._user(req)
-        if op in ("GETHOMEDIRECTORY", "GETTRASHROOT"):
-            home = f"/user/{user}"
-            return Response.json({"Path": home if op == "GETHOMEDIRECTORY" else home + "/.Trash"})
-        path = normalize(path)
-        if op == "GETFILESTATUS":
-            self.perm(path, user)
-            return Response.json({"FileStatus": webhdfs.file_status(self.ns.get(path), "")})
-        if op == "LISTSTATUS":
-            self.perm(path, user, target=READ | EXECUTE)
-            node = self.ns.lookup(path)
-            if node is None:
-                raise FileNotFoundException(f"File {path} does not exist.")
-            if node.is_dir:
-                self.perm(path, user, target=READ | EXECUTE)
-                items = [webhdfs.file_status(c) for _, c in sorted(node.children.items())]
-            else:
-                items = [webhdfs.file_status(node, "")]
-            return Response.json({"FileStatuses": {"FileStatus": items}})
-        if op == "GETCONTENTSUMMARY":
-            return Response.json(self.content_summary(path, user))
-        if op == "MKDIRS":
-            return Response.json(
-                {"boolean": self.mkdirs(path, user, webhdfs.get_permission(q, None))}
-            )
-        if op == "RENAME":
-            dst = webhdfs.get_required(q, "destination")
-            return Response.json({"boolean": self.rename(path, dst, user)})
-        if op == "DELETE":
-            return Response.json(
-                {"boolean": self.delete(path, webhdfs.get_bool(q, "recursive", False), user)}
-            )
-        if op == "SETREPLICATION":
-            rep = webhdfs.get_long(q, "replication", self.default_replication, 1, 32767)
-            return Response.json({"boolean": self.set_replication(path, rep, user)})
-        if op == "SETPERMISSION":
-            self.set_permission(path, webhdfs.get_permission(q, 0o755), user)
-            return Response(200)
-        if op == "SETOWNER":
-            self.set_owner(path, q.get("owner") or None, q.get("group") or None, user)
-            return Response(200)
-        if op == "SETTIMES":
-            self.set_times(
-                path,
-                webhdfs.get_long(q, "modificationtime", -1, -1),
-                webhdfs.get_long(q, "accesstime", -1, -1),
-                user,
-            )
-            return Response(200)
-        if op == "CREATE":
-            overwrite = webhdfs.get_bool(q, "overwrite", False)
-            params = {
-                "overwrite": str(overwrite).lower(),
-                "replication": webhdfs.get_long(q, "replication", None, 1, 32767),
-                "blocksize": webhdfs.get_long(q, "blocksize", None, 1),
-                "permission": q.get("permission")
-                if webhdfs.get_permission(q, None) is not None
-                else None,
-                "buffersize": webhdfs.get_long(q, "buffersize", None, 1),
-            }
-            # Check what the DataNode's create would refuse now, so the client hears it first.
-            self.check_not_safemode(f"Cannot create file{path}")
-            existing = self.ns.check_create(path, overwrite)
-            self.perm(path, user, ancestor=WRITE, target=WRITE if existing else 0)
-            d = self.choose_datanode("CREATE", path, req.peer)
-            return self._redirect(req, d, "CREATE", path, params)
-        if op == "APPEND":
-            node = self.ns.lookup(path)
-            if node is None:
-                raise FileNotFoundException(
-                    f"Failed to append to non-existent file {path} for client {req.peer}"
-                )
-            if node.is_dir:
-                raise FileNotFoundException(
-                    f"Failed to append to non-file {path}: it is a directory"
-                )
-            self.check_not_safemode(f"Cannot append to file{path}")
-            self.perm(path, user, target=WRITE)
-            d = self.choose_datanode("APPEND", path, req.peer)
-            return self._redirect(
-                req, d, "APPEND", path, {"buffersize": webhdfs.get_long(q, "buffersize", None, 1)}
-            )
-        if op == "OPEN":
-            offset = webhdfs.get_long(q, "offset", 0, 0)
-            length = webhdfs.get_long(q, "length", None, 0)
-            self.perm(path, user, target=READ)
-            f = self.ns.get(path)
-            if not isinstance(f, INodeFile):
-                raise FileNotFoundException(f"Path is not a file: {path}")
-            if offset > f.length:
-                raise IOException(
-                    f"Offset={offset} out of the range [0, {f.length}); OPEN, path={path}"
-                )
-            d = self.choose_datanode("OPEN", path, req.peer, offset)
-            return self._redirect(
-                req,
-                d,
-                "OPEN",
-                path,
-                {
-                    "offset": offset,
-                    "length": length,
-                    "buffersize": webhdfs.get_long(q, "buffersize", None, 1),
-                },
-            )
-        if op in ("GETFILEBLOCKLOCATIONS", "GETBLOCKLOCATIONS"):
-            offset = webhdfs.get_long(q, "offset", 0, 0)
-            length = webhdfs.get_long(q, "length", 1 << 62, 0)
-            located = self.located_blocks(path, user, offset, length, req.peer)
-            return Response.json(
-                webhdfs.block_locations(located, op, self.version.get("blockpoolID"))
-            )
-        if op == "GETFILECHECKSUM":
-            self.perm(path, user, target=READ)
-            f = self.ns.get(path)
-            if not isinstance(f, INodeFile):
-                raise FileNotFoundException(f"Path is not a file: {path}")
-            return self._redirect(req, self.choose_datanode(op, path, req.peer), op, path, {})
-        raise errors.UnsupportedOperationException(f"{op} is not supported by racklab's WebHDFS")
-
-    # ------------------------------------------------------------ RPC
-    async def handle_rpc(self, req: Request) -> Response:
-        try:
-            if req.method != "POST" or not req.path.startswith("/rpc/"):
-                raise errors.UnsupportedOperationException(
-                    f"{req.method} {req.path}: use POST /rpc/<method>"
-                )
-            method = req.path[len("/rpc/") :]
-            fn = getattr(self, "rpc_" + method, None)
-            spec = getattr(fn, "arg_spec", None)
-            if spec is None:
-                raise errors.UnsupportedOperationException(f"Unknown RPC method {method}")
-            try:
-                # Every argument is checked against the method's declared types and ranges
-                # before anything runs: nothing of the wrong type reaches the edit log.
-                params = spec.check(fields.parse_json(await req.read_body() or b"{}", "RPC body"))
-            except fields.FieldError as exc:
-                raise IllegalArgumentException(f"{method}: {exc}") from None
-            result = fn(req.peer, **params)
-            return Response.json(result if isinstance(result, dict) else {"result": result})
-        except HdfsException as exc:
-            return Response.json(exc.to_json(), exc.status)
-        except (BadRequest, ConnectionError):
-            raise  # the server answers these itself, or the client is gone
-        except Exception as exc:
-            log.exception("RPC %s failed", req.path)
-            return Response.json(IOException(repr(exc)).to_json(), 500)
-
-    # ClientProtocol
-    @args(
-        src=PATH,
-        user=USER,
-        clientName=CLIENT,
-        overwrite=Bool(default=False),
-        replication=Int(1, 32767, default=None),
-        blockSize=Int(1, default=None),
-        permission=Int(0, 0o1777, default=None),
-    )
-    def rpc_create(
-        self,
-        peer,
-        src,
-        user,
-        clientName,
-        overwrite=False,
-        replication=None,
-        blockSize=None,
-        permission=None,
-    ):
-        return self.create(src, user, clientName, overwrite, replication, blockSize, permission)
-
-    @args(
-        src=PATH,
-        clientName=CLIENT,
-        previous=BLOCK_JSON.or_none(),
-        excludeNodes=List(Str(100), 10_000, default=[]),
-        clientMachine=HOST,
-    )
-    def rpc_addBlock(
-        self, peer, src, clientName, previous=None, excludeNodes=(), clientMachine=None
-    ):
-        return self.add_block(src, clientName, previous, list(excludeNodes), clientMachine or peer)
-
-    @args(src=PATH, clientName=CLIENT, block=BLOCK_JSON)
-    def rpc_abandonBlock(self, peer, src, clientName, block):
-        self.abandon_block(src, clientName, block)
-        return {}
-
-    @args(src=PATH, clientName=CLIENT, last=BLOCK_JSON.or_none())
-    def rpc_complete(self, peer, src, clientName, last=None):
-        return {"result": self.complete(src, clientName, last)}
-
-    @args(src=PATH, clientName=CLIENT, block=BLOCK_JSON, newNodes=List(Str(100), 32))
-    def rpc_updatePipeline(self, peer, src, clientName, block, newNodes):
-        """After a pipeline failure: a new generation stamp for the block being written,
-        so replicas left behind on the failed node are recognisably stale."""
-        f = self._uc_file(normalize(src), clientName)
-        if not f.blocks or f.blocks[-1].block_id != int(block["blockId"]):
-            raise IOException(
-                f"updatePipeline: blk_{block['blockId']} is not the last block of {src}"
-            )
-        new_gs = self.ns.gen_stamp + 1
-        blocks = [b.to_json() for b in f.blocks]
-        blocks[-1]["genStamp"] = new_gs
-        self.log_apply({"op": "OP_UPDATE_BLOCKS", "path": f.path(), "blocks": blocks})
-        self.bm.add_file_blocks(f)
-        info = self.bm.blocks.get(f.blocks[-1].block_id)
-        if info is not None:
-            info.expected_uc = list(newNodes)
-            # Replicas outside the new pipeline keep the old generation stamp: stale now.
-            for uuid in list(info.locations - set(newNodes)):
-                self.bm.replica_deleted(self.bm.datanodes[uuid], info.block.block_id)
-                self.bm.datanodes[uuid].invalidate_queue.add(info.block.block_id)
-        return {"newGenStamp": new_gs}
-
-    @args(src=PATH, clientName=CLIENT, last=BLOCK_JSON.or_none())
-    def rpc_abandonFile(self, peer, src, clientName, last=None):
-        path = normalize(src)
-        node = self.ns.lookup(path)
-        if isinstance(node, INodeFile) and node.client_name == clientName:
-            self.abandon_file(node, last, f"{clientName} gave up")
-        return {}
-
-    @args(src=PATH, user=USER, clientName=CLIENT, clientMachine=HOST)
-    def rpc_append(self, peer, src, user, clientName, clientMachine=None):
-        return self.append(src, user, clientName, clientMachine or peer)
-
-    @args(
-        src=PATH,
-        user=USER,
-        offset=Int(0, default=0),
-        length=Int(0, default=1 << 62),
-        clientMachine=HOST,
-    )
-    def rpc_getBlockLocations(self, peer, src, user, offset=0, length=1 << 62, clientMachine=None):
-        return self.located_blocks(src, user, offset, length, clientMachine or peer)
-
-    @args(blocks=List(Struct(blockId=Int(0), uuid=Str(100)), 100_000))
-    def rpc_reportBadBlocks(self, peer, blocks):
-        for b in blocks:
-            log.warning("corrupt replica of blk_%s reported on %s", b["blockId"], b["uuid"])
-            self.bm.mark_corrupt(int(b["blockId"]), b["uuid"])
-        return {}
-
-    # DatanodeProtocol
-    @args(
-        uuid=Str(100, empty=False),
-        ip=Str(255, empty=False),
-        hostName=Str(255, default=""),
-        xferPort=Int(1, 65535),
-        infoPort=Int(1, 65535),
-    )
-    def rpc_registerDatanode(self, peer, **info):
-        d = self.bm.register(info)
-        log.info("registered DataNode %s:%s on rack %s", d.ip, d.xfer_port, d.rack)
-        return {
-            "namespaceID": self.version.get("namespaceID"),
-            "blockpoolID": self.version.get("blockpoolID"),
-            "rack": d.rack,
-        }
-
-    @args(
-        uuid=Str(100),
-        capacity=Int(0, default=0),
-        dfsUsed=Int(0, default=0),
-        remaining=Int(0, default=0),
-        xceiverCount=Int(0, default=0),
-    )
-    def rpc_sendHeartbeat(self, peer, uuid, **stats):
-        d = self.bm.datanodes.get(uuid)
-        if d is None or not d.alive:
-            return {"commands": [{"action": "DNA_REGISTER"}]}
-        return {"commands": self.bm.heartbeat(d, stats, safemode=self.safemode_on)}
-
-    @args(uuid=Str(100), blocks=List(REPORTED, 10**8))
-    def rpc_blockReport(self, peer, uuid, blocks):
-        d = self.bm.datanodes.get(uuid)
-        if d is None or not d.alive:
-            return {"commands": [{"action": "DNA_REGISTER"}]}
-        self.bm.full_report(d, blocks)
-        return {"commands": []}
-
-    @args(
-        uuid=Str(100),
-        received=List(REPORTED, 10**6, default=[]),
-        deleted=List(Int(0), 10**6, default=[]),
-    )
-    def rpc_blockReceivedAndDeleted(self, peer, uuid, received=(), deleted=()):
-        d = self.bm.datanodes.get(uuid)
-        if d is None or not d.alive:
-            return {"commands": [{"action": "DNA_REGISTER"}]}
-        for rep in received:
-            if self.bm.replica_received(d, rep) == "invalidate":
-                d.invalidate_queue.add(rep[0])
-        for bid in deleted:
-            self.bm.replica_deleted(d, bid)
-        return {}
-
-    # NamenodeProtocol (the secondary)
-    @args()
-    def rpc_getTransactionId(self, peer):
-        return {
-            "txid": self.editlog.last_txid,
-            "mostRecentCheckpointTxId": self.storage.images()[-1],
-        }
-
-    @args()
-    def rpc_rollEditLog(self, peer):
-        start = self.editlog.roll()
-        image = self.storage.images()[-1]
-        segs = [[a, b] for a, b, _ in self.storage.segments() if b is not None and b > image]
-        # Like Hadoop's CheckpointSignature: the upload must present this namespace's
-        # storage info, so an image can only come back from whoever was given it.
-        return {
-            "segmentTxId": start,
-            "imageTxId": image,
-            "segments": segs,
-            "storageInfo": self.storage.storage_info(),
-        }
-
-    @args(action=Str(choices=("enter", "leave", "get")))
-    def rpc_setSafeMode(self, peer, action):
-        if action == "enter":
-            self.safemode_on, self.safemode_reached = True, None
-            self.safemode_manual = True
-        elif action == "leave":
-            self.safemode_on = self.safemode_manual = False
-            self.bm.recheck_all()
-        return {"safemode": self.safemode_on}
-
-    # ------------------------------------------------------------ image transfer (secondary)
-    async def image_transfer(self, req: Request) -> Response:
-        q = req.query
-        if req.method == "GET" and q.get("getimage"):
-            txid = webhdfs.get_long(q, "txid", None, 0) if q.get("txid") != "latest" else None
-            txid = self.storage.images()[-1] if txid is None else txid
-            path = self.storage.image_path(txid)
-            if not path.exists():
-                raise FileNotFoundException(f"no fsimage for txid {txid}")
-            return Response(
-                200,
-                {"Content-Type": "application/octet-stream", "X-Image-TxId": str(txid)},
-                path.read_bytes(),
-            )
-        if req.method == "GET" and q.get("getedit"):
-            start = webhdfs.get_long(q, "startTxId", None, 0)
-            end = webhdfs.get_long(q, "endTxId", None, 0)
-            for a, b, path in self.storage.segments():
-                if a == start and b == end:
-                    return Response(
-                        200, {"Content-Type": "application/octet-stream"}, path.read_bytes()
-                    )
-            raise FileNotFoundException(f"no finalized edit segment {start}-{end}")
-        if req.method == "PUT":
-            return await self._receive_checkpoint(req)
-        raise IllegalArgumentException("imagetransfer: use getimage, getedit or PUT with txid")
-
-    async def _receive_checkpoint(self, req: Request) -> Response:
-        """ImageServlet's PUT: only a checkpointer of this namespace (its storage info),
-        only a txid newer than the last checkpoint and not beyond the log, and only an
-        image that matches its digest and loads; anything else is refused and nothing is
-        stored."""
-        q = req.query
-        webhdfs.get_required(q, "txid")
-        txid = webhdfs.get_long(q, "txid", None, 0)
-        mine, theirs = self.storage.storage_info(), q.get("storageInfo", "")
-        if theirs != mine:
-            raise IOException(
-                f"This namenode has storage info {mine} but the secondary expected {theirs}"
-            )
-        latest = self.storage.images()[-1]
-        if txid <= latest:
-            raise errors.with_status(
-                IOException(f"Another checkpointer already uploaded an checkpoint for txid {txid}"),
-                409,
-            )
-        if txid > self.editlog.last_txid:
-            raise IllegalArgumentException(
-                f"Checkpoint for txid {txid} is beyond the last transaction "
-                f"{self.editlog.last_txid} of this namespace"
-            )
-        data = await req.read_body(1 << 31)
-        digest = req.headers.get("x-md5-digest")
-        if digest is not None and digest != hashlib.md5(data).hexdigest():
-            raise IOException(f"File fsimage_{txid} computed digest does not match {digest}")
-        try:
-            image = fields.parse_json(data, f"fsimage for txid {txid}")
-            Namespace(self.superuser, self.supergroup).load_image(image)
-            if image.get("txid") != txid:
-                raise fields.FieldError("fsimage.txid", f"is {image.get('txid')}, not {txid}")
-        except fields.FieldError as exc:
-            raise IOException(f"Rejecting fsimage for txid {txid}: {exc}") from None
-        self.storage.store_image_bytes(txid, data)
-        self.storage.purge(
-            self.conf.get_int("dfs.namenode.num.checkpoints.retained"),
-            self.conf.get_int("dfs.namenode.num.extra.edits.retained"),
-        )
-        self.last_checkpoint_time = time.time()
-        log.info(
-            "checkpoint image for txid %d stored (%d bytes); edit log now %d bytes",
-            txid,
-            len(data),
-            self.storage.edits_bytes(),
-        )
-        return Response(200)
-
-    # ------------------------------------------------------------ status: /jmx and /fsck
-    def jmx(self, qry: str | None) -> dict:
-        live, dead = {}, {}
-        for d in self.bm.datanodes.values():
-            entry = {
-                "infoAddr": f"{d.ip}:{d.info_port}",
-                "xferaddr": f"{d.ip}:{d.xfer_port}",
-                "location": d.rack,
-                "lastContact": int(time.monotonic() - d.last_heartbeat),
-                "capacity": d.capacity,
-                "used": d.dfs_used,
-                "remaining": d.remaining,
-                "numBlocks": len(d.blocks),
-                "adminState": "In Service",
-                "uuid": d.uuid,
-            }
-            (live if d.alive else dead)[f"{d.host_name}:{d.xfer_port}"] = entry
-        safe, total = self.safe_blocks()
-        under = sum(len(q) for i, q in enumerate(self.bm.needed) if i != QUEUE_CORRUPT)
-        beans = [
-            {
-                "name": "Hadoop:service=NameNode,name=NameNodeInfo",
-                "Safemode": self.safemode_tip(),
-                "LiveNodes": json.dumps(live),
-                "DeadNodes": json.dumps(dead),
-                "Total": sum(d.capacity for d in self.bm.live_nodes()),
-                "Used": sum(d.dfs_used for d in self.bm.live_nodes()),
-                "Free": sum(d.remaining for d in self.bm.live_nodes()),
-                "ClusterId": self.version.get("clusterID"),
-                "BlockPoolId": self.version.get("blockpoolID"),
-            },
-            {
-                "name": "Hadoop:service=NameNode,name=FSNamesystem",
-                "BlocksTotal": total,
-                "BlocksSafe": safe,
-                "FilesTotal": len(self.ns.inodes),
-                "UnderReplicatedBlocks": under,
-                "CorruptBlocks": len(self.bm.needed[QUEUE_CORRUPT]),
-                "PendingReplicationBlocks": len(self.bm.pending),
-                "NumLiveDataNodes": len(live),
-                "NumDeadDataNodes": len(dead),
-                "LastWrittenTransactionId": self.editlog.last_txid,
-                "MostRecentCheckpointTxId": self.storage.images()[-1],
-                "TransactionsSinceLastCheckpoint": self.editlog.last_txid
-                - self.storage.images()[-1],
-                "EditLogBytes": self.storage.edits_bytes(),
-                "LowRedundancyByPriority": {
-                    QUEUE_NAMES[i]: len(q) for i, q in enumerate(self.bm.needed)
-                },
-            },
-        ]
-        beans.append(
-            {
-                "name": "Hadoop:service=NameNode,name=NameNodeStatus",
-                "State": "active",
-                "HostAndPort": f"{self.rpc_address[0]}:{self.rpc_address[1]}",
-                "SecurityEnabled": False,
-            }
-        )
-        if qry:
-            beans = [b for b in beans if b["name"] == qry]
-        return {"beans": beans}
-
-    def fsck(self, path: str) -> dict:
-        node = self.ns.get(normalize(path))
-        files = []
-        totals = {
-            "files": 0,
-            "dirs": 0,
-            "blocks": 0,
-            "size": 0,
-            "missing": 0,
-            "corrupt": 0,
-            "under": 0,
-            "misreplicated": 0,
-            "replicas": 0,
-        }
-        stack = [node]
-        while stack:
-            n = stack.pop()
-            if isinstance(n, INodeDirectory):
-                totals["dirs"] += 1
-                stack.extend(sorted(n.children.values(), key=lambda c: c.name, reverse=True))
-                continue
-            totals["files"] += 1
-            totals["size"] += n.length
-            blocks = []
-            for b in n.blocks:
-                info = self.bm.blocks.get(b.block_id)
-                live = self.bm.live_replicas(info) if info else []
-                bad = [
-                    self.bm.datanodes[u]
-                    for u in (info.corrupt if info else [])
-                    if u in self.bm.datanodes
-                ]
-                racks = sorted({d.rack for d in live})
-                status = "HEALTHY"
-                if not live:
-                    status = "CORRUPT" if bad else "MISSING"
-                    totals["corrupt" if bad else "missing"] += 1
-                elif len(live) < n.replication:
-                    status = "UNDER_REPLICATED"
-                    totals["under"] += 1
-                elif len(racks) < min(2, len(self.bm.racks()), n.replication):
-                    status = "MIS_REPLICATED"
-                    totals["misreplicated"] += 1
-                totals["blocks"] += 1
-                totals["replicas"] += len(live)
-                blocks.append(
-                    {
-                        "block": b.name,
-                        "blockId": b.block_id,
-                        "len": b.num_bytes,
-                        "status": status,
-                        "replication": n.replication,
-                        "live": len(live),
-                        "locations": [
-                            {"addr": f"{d.ip}:{d.xfer_port}", "rack": d.rack} for d in live
-                        ],
-                        "corruptLocations": [
-                            {"addr": f"{d.ip}:{d.xfer_port}", "rack": d.rack} for d in bad
-                        ],
-                    }
-                )
-            files.append(
-                {
-                    "path": n.path(),
-                    "length": n.length,
-                    "replication": n.replication,
-                    "underConstruction": n.client_name is not None,
-                    "blocks": blocks,
-                }
-            )
-        healthy = totals["missing"] == 0 and totals["corrupt"] == 0
-        return {
-            "path": normalize(path),
-            "status": "HEALTHY" if healthy else "CORRUPT",
-            "files": files,
-            "totals": totals,
-            "datanodes": len(self.bm.live_nodes()),
-            "racks": len(self.bm.racks()),
-            "safemode": self.safemode_on,
-        }
-
-    def fsck_http(self, req: Request) -> Response:
-        report = self.fsck(req.query.get("path", "/"))
-        if req.query.get("format") == "json":
-            return Response.json(report)
-        from .fsck import render_fsck
-
-        return Response(
-            200, {"Content-Type": "text/plain; charset=utf-8"}, render_fsck(report).encode()
-        )

@@ -22,6 +22,7 @@ from .errors import (
     PathIsNotEmptyDirectoryException,
 )
 
+READ, WRITE, EXECUTE = 4, 2, 1  # permission bits, as checks name them
 ROOT_INODE_ID = 16385  # as in Hadoop's INodeId
 FIRST_BLOCK_ID = 1 << 30  # Hadoop's SequentialBlockIdGenerator starts at 2^30 + 1
 FIRST_GENSTAMP = 1000

@@ -58,6 +58,7 @@ class Report:
     peak_rss_mb: float = 0.0
     seconds: float = 0.0
     checks: int = 0
+    floods: int = 0
 
     @property
     def clean(self) -> bool:
@@ -67,7 +68,7 @@ class Report:
         return (
             f"{self.service}: {self.inputs} inputs (seed {self.seed}), "
             f"{len(self.crashes)} crashes, {self.tracebacks} tracebacks, {len(self.hangs)} hangs, "
-            f"{len(self.failed_checks)} failed client checks of {self.checks}, "
+            f"{len(self.failed_checks)} failed client checks of {self.checks}, {self.floods} floods, "
             f"peak RSS {self.peak_rss_mb:.0f} MiB (baseline {self.baseline_rss_mb:.0f}), "
             f"{self.seconds:.0f} s; answers {self.outcomes}"
         )
@@ -111,7 +112,10 @@ def send(probe: Probe, timeout: float) -> str:
             for piece in probe.pieces:
                 s.sendall(piece)
             if probe.half_close:
-                s.shutdown(socket.SHUT_WR)
+                try:
+                    s.shutdown(socket.SHUT_WR)
+                except OSError:
+                    return "closed"  # the server hung up before our last byte
             s.settimeout(timeout)
             try:
                 return "reply" if s.recv(65536) else "closed"
@@ -119,8 +123,12 @@ def send(probe: Probe, timeout: float) -> str:
                 return "silent"
     except (ConnectionResetError, BrokenPipeError):
         return "closed"
-    except OSError:
+    except ConnectionRefusedError:
         return "refused"
+    except TimeoutError:
+        return "connect-timeout"
+    except OSError as exc:
+        return f"error {exc.errno}"
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
@@ -155,9 +163,12 @@ def campaign(
     reply_timeout: float = 0.5,
     hang_timeout: float = 10.0,
     deadline: float | None = None,
+    flood_every: int = 10,
+    flood_size: int = 500,
 ) -> Report:
     """Run `inputs` generated inputs against a started target (or until `deadline`
-    seconds have passed), checking the daemons after every `batch`."""
+    seconds have passed), checking the daemons after every `batch`, and every
+    `flood_every` batches holding `flood_size` half-open connections while they answer."""
     rng = random.Random(seed)
     report = Report(target.service, seed)
     daemons = target.daemons()
@@ -172,12 +183,38 @@ def campaign(
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
             report.inputs += 1
             report.by_kind[probe.kind] = report.by_kind.get(probe.kind, 0) + 1
+        if flood_every and report.inputs % (batch * flood_every) == 0:
+            flood(target, daemons, report, flood_size, hang_timeout)
         _after_batch(target, daemons, report, hang_timeout)
         if report.crashes or (deadline and time.monotonic() - start > deadline):
             break
     report.tracebacks = tracebacks(daemons) - before
     report.seconds = time.monotonic() - start
     return report
+
+
+def flood(target: Target, daemons: list[Daemon], report: Report, n: int, hang_timeout: float):
+    """n connections at once, each left half-open after a partial request, spread over the
+    daemons; every daemon must still answer its health request meanwhile."""
+    held = []
+    try:
+        for i in range(n):
+            d = daemons[i % len(daemons)]
+            try:
+                s = socket.create_connection((d.host, d.port), timeout=hang_timeout)
+                s.sendall(b"\x00\x00\x00\x10GET / HTTP/1.1\r\n"[: 1 + i % 20])
+                held.append(s)
+            except OSError:
+                break  # out of descriptors on our side or refused: what we hold is the test
+        for d in daemons:
+            if not target.alive(d, hang_timeout):
+                report.hangs.append(
+                    f"{d.name} did not answer with {len(held)} half-open connections"
+                )
+    finally:
+        for s in held:
+            s.close()
+    report.floods += 1
 
 
 def _after_batch(target: Target, daemons: list[Daemon], report: Report, hang_timeout: float):

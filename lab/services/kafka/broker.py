@@ -15,8 +15,10 @@ import json
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from . import controller
+from . import topicconfig as tc
 from .client import Connection
 from .config import BrokerConfig
 from .group import GroupCoordinator, OffsetAndMetadata
@@ -30,6 +32,7 @@ from .zk import ZkCluster
 log = logging.getLogger("lab.kafka.broker")
 
 OFFSETS_TOPIC = "__consumer_offsets"
+MAX_PARTITIONS_PER_TOPIC = 1000
 CHECKPOINT = "replication-offset-checkpoint"
 
 
@@ -52,9 +55,13 @@ class Broker:
         self.log_dir = config.log_dirs[0]
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.live_brokers: dict[int, dict] = {}
+        # every broker id seen registered since start: one that is down is still a
+        # broker a manual assignment may name (KRaft's "registered", here from memory)
+        self.known_brokers: set[int] = set()
         self.assignments: dict[str, dict[int, list[int]]] = {}
         self.states: dict[tuple[str, int], dict] = {}
-        self.topic_configs: dict[str, dict[str, str]] = {}
+        # topic -> its config overrides, typed (topicconfig.parse)
+        self.topic_configs: dict[str, dict] = {}
         self.controller_id = -1
         self.is_controller = False
         self.cluster_id = ""
@@ -82,6 +89,7 @@ class Broker:
         self.zk: ZkCluster | None = None
         self.hw_checkpoint: dict[tuple[str, int], int] = {}
         self._last_checkpoint = ""
+        self._codec_pool = ThreadPoolExecutor(1, thread_name_prefix="kafka-codec")
 
     # ---------- lifecycle ----------
     async def start(self) -> None:
@@ -142,6 +150,7 @@ class Broker:
         self._save_checkpoint()
         for p in self.partitions.values():
             p.close()
+        self._codec_pool.shutdown(wait=False, cancel_futures=True)
 
     def spawn(self, coro) -> asyncio.Task:
         """A background task the loop keeps a reference to (asyncio only holds
@@ -153,6 +162,11 @@ class Broker:
 
     async def _in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def in_codec_thread(self, fn, *args):
+        """Decompression of clients' batches: one thread of its own, so a burst of big
+        batches queues there instead of taking the threads ZooKeeper writes use."""
+        return await asyncio.get_running_loop().run_in_executor(self._codec_pool, fn, *args)
 
     def notify(self) -> None:
         """Wake every waiter (long-poll fetches, acks=all produces)."""
@@ -188,6 +202,7 @@ class Broker:
     # ---------- cluster view from ZooKeeper ----------
     def _on_brokers(self, brokers: dict[int, dict]) -> None:
         self.live_brokers = brokers
+        self.known_brokers.update(brokers)
         self._trigger_reconcile()
 
     def _on_controller(self, cid: int) -> None:
@@ -267,7 +282,14 @@ class Broker:
         self.notify()
 
     async def _load_topic_config(self, topic: str) -> None:
-        self.topic_configs[topic] = await self._in_thread(self.zk.topic_config, topic)
+        raw = await self._in_thread(self.zk.topic_config, topic)
+
+        def bad(name, value, why):
+            log.warning(
+                "topic %s: ignoring %s=%r, using the broker default: %s", topic, name, value, why
+            )
+
+        self.topic_configs[topic] = tc.typed_or_skip(raw, bad)
         for (t, _), part in self.partitions.items():
             if t == topic:
                 part.log.config = self.log_config_for(topic)
@@ -287,10 +309,7 @@ class Broker:
         for key, attr in self._TOPIC_LOG_KEYS.items():
             v = self.topic_configs.get(topic, {}).get(key)
             if v is not None:
-                try:
-                    setattr(cfg, attr, int(v))
-                except ValueError:
-                    log.warning("topic %s: ignoring %s=%r (not an integer)", topic, key, v)
+                setattr(cfg, attr, v)
         return cfg
 
     def _drop_topic(self, topic: str) -> None:
@@ -391,7 +410,11 @@ class Broker:
 
     def min_isr(self, topic: str) -> int:
         v = self.topic_configs.get(topic, {}).get("min.insync.replicas")
-        return int(v) if v else self.config.min_insync_replicas
+        return v if v is not None else self.config.min_insync_replicas
+
+    def max_message_bytes(self, topic: str) -> int:
+        v = self.topic_configs.get(topic, {}).get("max.message.bytes")
+        return v if v is not None else self.config.message_max_bytes
 
     def append_as_leader(self, part: Partition, data: bytes, headers: list) -> int:
         """Stamp offsets and our leader epoch into validated batches, append, and
@@ -548,7 +571,11 @@ class Broker:
         rf: int,
         config: dict[str, str],
         assignment: dict[int, list[int]] | None = None,
+        validate_only: bool = False,
     ) -> tuple[Error, str | None]:
+        """Everything is checked before anything is written to ZooKeeper (Kafka's
+        AdminZkClient.validateTopicCreate): the name, the partitions and replicas, and
+        every config against LogConfig's types and ranges."""
         err = validate_topic_name(name)
         if err:
             return Error.INVALID_TOPIC_EXCEPTION, err
@@ -559,6 +586,14 @@ class Broker:
         if assignment is None:
             if partitions <= 0:
                 return Error.INVALID_PARTITIONS, "Number of partitions must be larger than 0."
+            if partitions > MAX_PARTITIONS_PER_TOPIC:
+                # Kafka would try and run out of memory assigning 2^31 partitions; a lab
+                # broker refuses what it could not open (two files per partition)
+                return (
+                    Error.INVALID_PARTITIONS,
+                    f"Number of partitions {partitions} is above this broker's limit of "
+                    f"{MAX_PARTITIONS_PER_TOPIC} per topic.",
+                )
             if rf <= 0:
                 return Error.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0."
             if rf > len(self.live_brokers):
@@ -566,12 +601,64 @@ class Broker:
                     Error.INVALID_REPLICATION_FACTOR,
                     f"Replication factor: {rf} larger than available brokers: {len(self.live_brokers)}.",
                 )
+        else:
+            if len(assignment) > MAX_PARTITIONS_PER_TOPIC:
+                return (
+                    Error.INVALID_PARTITIONS,
+                    f"Number of partitions {len(assignment)} is above this broker's limit of "
+                    f"{MAX_PARTITIONS_PER_TOPIC} per topic.",
+                )
+            why = self.assignment_error(assignment)
+            if why:
+                return Error.INVALID_REPLICA_ASSIGNMENT, why
+        try:
+            tc.validate(config)
+        except tc.ConfigValueError as e:
+            return Error.INVALID_CONFIG, str(e)
+        if validate_only:
+            return Error.NONE, None
+        if assignment is None:
             assignment = self.assign_replicas(partitions, rf)
         ok = await self._in_thread(self.zk.create_topic, name, assignment, config)
         if not ok:
             return Error.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
         log.info("created topic %s %s", name, assignment)
         return Error.NONE, None
+
+    def assignment_error(self, assignment: dict[int, list[int]]) -> str | None:
+        """A manual assignment that would make a partition with no possible leader, as
+        Kafka's controller refuses it (ReplicationControlManager's messages)."""
+        rf = None
+        for p in sorted(assignment):
+            reps = assignment[p]
+            if not reps:
+                return "The manual partition assignment includes an empty replica list."
+            for bid in sorted(reps):
+                if bid not in self.known_brokers and not any(
+                    bid in r for a in self.assignments.values() for r in a.values()
+                ):
+                    return (
+                        f"The manual partition assignment includes broker {bid}, but no such "
+                        "broker is registered."
+                    )
+            if len(set(reps)) != len(reps):
+                dup = next(r for r in reps if reps.count(r) > 1)
+                return f"The manual partition assignment includes the broker {dup} more than once."
+            if not any(bid in self.live_brokers for bid in reps):
+                return (
+                    f"All brokers specified in the manual partition assignment for partition "
+                    f"{p} are offline, so it could have no leader."
+                )
+            if rf is not None and len(reps) != rf:
+                return (
+                    f"The manual partition assignment includes a partition with {len(reps)} "
+                    "replica(s), but this is not consistent with previous partitions, which "
+                    f"have {rf} replica(s)."
+                )
+            rf = len(reps)
+        if sorted(assignment) != list(range(len(assignment))):
+            return "partitions should be a consecutive 0-based integer sequence"
+        return None
 
     async def wait_topic_ready(self, name: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

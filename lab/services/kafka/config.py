@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import topicconfig as tc
 from .log import LogConfig
 
 log = logging.getLogger("lab.kafka.config")
@@ -96,13 +97,10 @@ _KNOWN = {
     "group.max.session.timeout.ms",
     "broker.rack",
     "cluster.id",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
+    "connections.max.idle.ms",
 }
-
-
-def _bool(v: str) -> bool:
-    if v.lower() not in ("true", "false"):
-        raise ConfigError(f"expected true or false, got {v!r}")
-    return v.lower() == "true"
 
 
 @dataclass
@@ -129,6 +127,7 @@ class BrokerConfig:
     unclean_leader_election: bool = False
     auto_leader_rebalance: bool = True
     leader_imbalance_check_interval_s: int = 300
+    connections_max_idle_ms: int = 600000
     offsets_topic_num_partitions: int = 50
     offsets_topic_replication_factor: int = 3
     offsets_commit_timeout_ms: int = 5000
@@ -146,39 +145,57 @@ class BrokerConfig:
     def from_properties(cls, props: dict[str, str]) -> BrokerConfig:
         c = cls()
 
-        def get(key, conv, attr=None):
-            if key in props:
-                try:
-                    val = conv(props[key])
-                except (ValueError, ConfigError) as e:
-                    raise ConfigError(f"{key}={props[key]!r}: {e}") from None
-                setattr(c, attr or key.replace(".", "_"), val)
+        def typed(key, conv, check=None):
+            # Kafka's ConfigDef types and ranges (KafkaConfig 2.8): a bad value is one
+            # clear error at start, never a broker that fails on its first request
+            try:
+                val = conv(key, props[key])
+                if check is not None:
+                    check(key, val, props[key])
+            except tc.ConfigValueError as e:
+                raise ConfigError(str(e)) from None
+            return val
 
-        get("broker.id", int)
-        get("zookeeper.connect", str)
-        get("zookeeper.session.timeout.ms", int)
-        get("zookeeper.connection.timeout.ms", int)
-        get("num.partitions", int)
-        get("default.replication.factor", int)
-        get("min.insync.replicas", int)
-        get("auto.create.topics.enable", _bool, "auto_create_topics")
-        get("delete.topic.enable", _bool)
-        get("log.retention.check.interval.ms", int, "retention_check_interval_ms")
-        get("socket.request.max.bytes", int)
-        get("message.max.bytes", int)
-        get("replica.lag.time.max.ms", int)
-        get("replica.fetch.wait.max.ms", int)
-        get("replica.fetch.max.bytes", int)
-        get("unclean.leader.election.enable", _bool, "unclean_leader_election")
-        get("auto.leader.rebalance.enable", _bool, "auto_leader_rebalance")
-        get("leader.imbalance.check.interval.seconds", int, "leader_imbalance_check_interval_s")
-        get("offsets.topic.num.partitions", int)
-        get("offsets.topic.replication.factor", int)
-        get("offsets.commit.timeout.ms", int)
-        get("group.initial.rebalance.delay.ms", int)
-        get("group.min.session.timeout.ms", int)
-        get("group.max.session.timeout.ms", int)
-        get("broker.rack", str, "rack")
+        def get(key, conv, attr=None, check=None):
+            if key in props:
+                setattr(c, attr or key.replace(".", "_"), typed(key, conv, check))
+
+        get("broker.id", tc.INT)
+        get("zookeeper.connect", tc.STRING)
+        get("zookeeper.session.timeout.ms", tc.INT, check=tc.at_least(1))
+        get("zookeeper.connection.timeout.ms", tc.INT, check=tc.at_least(1))
+        get("num.partitions", tc.INT, check=tc.at_least(1))
+        get("default.replication.factor", tc.INT, check=tc.at_least(1))
+        get("min.insync.replicas", tc.INT, check=tc.at_least(1))
+        get("auto.create.topics.enable", tc.BOOLEAN, "auto_create_topics")
+        get("delete.topic.enable", tc.BOOLEAN)
+        get(
+            "log.retention.check.interval.ms",
+            tc.LONG,
+            "retention_check_interval_ms",
+            tc.at_least(1),
+        )
+        get("socket.request.max.bytes", tc.INT, check=tc.at_least(1))
+        get("message.max.bytes", tc.INT, check=tc.at_least(0))
+        get("replica.lag.time.max.ms", tc.LONG, check=tc.at_least(1))
+        get("replica.fetch.wait.max.ms", tc.INT, check=tc.at_least(0))
+        get("replica.fetch.max.bytes", tc.INT, check=tc.at_least(0))
+        get("unclean.leader.election.enable", tc.BOOLEAN, "unclean_leader_election")
+        get("auto.leader.rebalance.enable", tc.BOOLEAN, "auto_leader_rebalance")
+        get(
+            "leader.imbalance.check.interval.seconds",
+            tc.LONG,
+            "leader_imbalance_check_interval_s",
+            tc.at_least(1),
+        )
+        get("offsets.topic.num.partitions", tc.INT, check=tc.at_least(1))
+        get("offsets.topic.replication.factor", tc.SHORT, check=tc.at_least(1))
+        get("offsets.commit.timeout.ms", tc.INT, check=tc.at_least(1))
+        get("group.initial.rebalance.delay.ms", tc.INT, check=tc.at_least(0))
+        get("group.min.session.timeout.ms", tc.INT, check=tc.at_least(0))
+        get("group.max.session.timeout.ms", tc.INT, check=tc.at_least(0))
+        get("connections.max.idle.ms", tc.LONG, check=tc.at_least(1))
+        get("broker.rack", tc.STRING, "rack")
         if "listeners" in props:
             c.listener = parse_listener(props["listeners"])
         if "advertised.listeners" in props:
@@ -187,31 +204,38 @@ class BrokerConfig:
         if dirs:
             c.log_dirs = [Path(d.strip()) for d in dirs.split(",") if d.strip()]
         lc = c.log
-        for key, attr in (
-            ("log.segment.bytes", "segment_bytes"),
-            ("log.retention.bytes", "retention_bytes"),
-            ("log.index.interval.bytes", "index_interval_bytes"),
-            ("log.flush.interval.messages", "flush_interval_messages"),
-            ("log.flush.interval.ms", "flush_interval_ms"),
+        for key, attr, conv, check in (
+            ("log.segment.bytes", "segment_bytes", tc.INT, tc.at_least(14)),
+            ("log.retention.bytes", "retention_bytes", tc.LONG, None),
+            ("log.index.interval.bytes", "index_interval_bytes", tc.INT, tc.at_least(0)),
+            ("log.flush.interval.messages", "flush_interval_messages", tc.LONG, tc.at_least(1)),
+            ("log.flush.interval.ms", "flush_interval_ms", tc.LONG, tc.at_least(0)),
         ):
             if key in props:
-                try:
-                    setattr(lc, attr, int(props[key]))
-                except ValueError:
-                    raise ConfigError(f"{key}={props[key]!r} is not an integer") from None
+                setattr(lc, attr, typed(key, conv, check))
         # the most specific retention key wins, as in Kafka
-        for key, scale in (
-            ("log.retention.ms", 1),
-            ("log.retention.minutes", 60000),
-            ("log.retention.hours", 3600000),
+        for key, conv, scale in (
+            ("log.retention.ms", tc.LONG, 1),
+            ("log.retention.minutes", tc.INT, 60000),
+            ("log.retention.hours", tc.INT, 3600000),
         ):
             if key in props:
-                try:
-                    v = int(props[key])
-                except ValueError:
-                    raise ConfigError(f"{key}={props[key]!r} is not an integer") from None
+                v = typed(key, conv)
                 lc.retention_ms = v * scale if v >= 0 else -1
+                if lc.retention_ms == 0:
+                    raise ConfigError(
+                        "log.retention.ms must be unlimited (-1) or, greater than or equal to 1"
+                    )
                 break
+        if c.replica_fetch_wait_max_ms > c.replica_lag_time_max_ms:
+            raise ConfigError(
+                "replica.fetch.wait.max.ms should always be less than or equal to "
+                "replica.lag.time.max.ms to prevent frequent changes in ISR"
+            )
+        if c.group_min_session_timeout_ms > c.group_max_session_timeout_ms:
+            raise ConfigError(
+                "group.min.session.timeout.ms must not be above group.max.session.timeout.ms"
+            )
         if c.broker_id < 0:
             raise ConfigError("broker.id must be >= 0 (automatic ids are not supported)")
         if not c.zookeeper_connect:

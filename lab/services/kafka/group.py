@@ -66,7 +66,10 @@ class Group:
         self.protocol: str | None = None
         self.leader: str | None = None
         self.members: dict[str, Member] = {}
-        self.pending: set[str] = set()  # ids handed out with MEMBER_ID_REQUIRED
+        # ids handed out with MEMBER_ID_REQUIRED -> when they lapse: like Kafka's pending
+        # member expiration, an id not used to rejoin within its session timeout is
+        # forgotten (and then refused with UNKNOWN_MEMBER_ID)
+        self.pending: dict[str, float] = {}
         self.offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
         self.join_timer: asyncio.TimerHandle | None = None
 
@@ -125,11 +128,11 @@ class GroupCoordinator:
             member_id = f"{client_id}-{uuid.uuid4()}"
             if version >= 4:
                 # KIP-394: hand out the id first so a retry does not leave a ghost member
-                g.pending.add(member_id)
+                g.pending[member_id] = time.monotonic() + session / 1000
                 return _join_error(Error.MEMBER_ID_REQUIRED, member_id)
         elif member_id not in g.members and member_id not in g.pending:
             return _join_error(Error.UNKNOWN_MEMBER_ID, member_id)
-        g.pending.discard(member_id)
+        g.pending.pop(member_id, None)
         loop = asyncio.get_running_loop()
         m = g.members.get(member_id)
         if m is None:
@@ -329,7 +332,16 @@ class GroupCoordinator:
 
     def expire_sessions(self) -> None:
         now = time.monotonic()
-        for g in list(self.groups.values()):
+        for gid, g in list(self.groups.items()):
+            for mid in [mid for mid, until in g.pending.items() if until <= now]:
+                log.info("group %s: pending member %s removed after its session timeout", gid, mid)
+                del g.pending[mid]
+            if g.state == EMPTY and not g.members and not g.pending and not g.offsets:
+                # Kafka turns an empty group without offsets Dead and drops it
+                if g.join_timer:
+                    g.join_timer.cancel()
+                del self.groups[gid]
+                continue
             for mid, m in list(g.members.items()):
                 waiting = m.join_future is not None and not m.join_future.done()
                 if not waiting and now - m.last_heartbeat > m.session_timeout_ms / 1000:

@@ -125,31 +125,49 @@ async def create_topics(b: Broker, req, h, host):
     for t in req["topics"]:
         n = t["num_partitions"]
         rf = t["replication_factor"]
+        res = {"name": t["name"], "num_partitions": n, "replication_factor": rf, "configs": []}
+        out.append(res)
+        nulls = [c["name"] for c in t["configs"] if c["value"] is None]
+        if nulls:
+            res.update(
+                error_code=Error.INVALID_REQUEST,
+                error_message=f"Null value not supported for topic configs : {','.join(nulls)}",
+            )
+            continue
         assignment = None
         if t["assignments"]:
-            assignment = {a["partition_index"]: a["broker_ids"] for a in t["assignments"]}
+            if n != -1 or rf != -1:
+                res.update(
+                    error_code=Error.INVALID_REQUEST,
+                    error_message="Both numPartitions or replicationFactor and replicasAssignments "
+                    "were set. Both cannot be used at the same time.",
+                )
+                continue
+            assignment = {}
+            for a in t["assignments"]:
+                if a["partition_index"] in assignment:
+                    res.update(
+                        error_code=Error.INVALID_REPLICA_ASSIGNMENT,
+                        error_message="Found multiple manual partition assignments for "
+                        f"partition {a['partition_index']}",
+                    )
+                    break
+                assignment[a["partition_index"]] = list(a["broker_ids"])
+            if "error_code" in res:
+                continue
             n, rf = len(assignment), len(next(iter(assignment.values())))
         if n == -1:
             n = b.config.num_partitions
         if rf == -1:
             rf = b.config.default_replication_factor
-        configs = {c["name"]: c["value"] for c in t["configs"] if c["value"] is not None}
-        res = {"name": t["name"], "num_partitions": n, "replication_factor": rf, "configs": []}
-        if req.get("validate_only"):
-            err, msg = Error.NONE, None
-            if t["name"] in b.assignments:
-                err, msg = Error.TOPIC_ALREADY_EXISTS, f"Topic '{t['name']}' already exists."
-            elif rf > len(b.live_brokers):
-                err, msg = (
-                    Error.INVALID_REPLICATION_FACTOR,
-                    "Replication factor larger than available brokers.",
-                )
-        else:
-            err, msg = await b.create_topic(t["name"], n, rf, configs, assignment)
-            if err == Error.NONE and timeout > 0:
-                await b.wait_topic_ready(t["name"], timeout)
+        res.update(num_partitions=n, replication_factor=rf)
+        configs = {c["name"]: c["value"] for c in t["configs"]}
+        err, msg = await b.create_topic(
+            t["name"], n, rf, configs, assignment, validate_only=bool(req.get("validate_only"))
+        )
+        if err == Error.NONE and timeout > 0 and not req.get("validate_only"):
+            await b.wait_topic_ready(t["name"], timeout)
         res.update(error_code=err, error_message=msg)
-        out.append(res)
     return {"throttle_time_ms": 0, "topics": out}
 
 
@@ -197,7 +215,7 @@ async def produce(b: Broker, req, h, host):
                 "error_message": None,
             }
             tres["partition_responses"].append(pres)
-            err, msg, wait = _produce_partition(
+            err, msg, wait = await _produce_partition(
                 b, td["name"], pd["index"], pd["records"], acks, req, pres
             )
             pres["error_code"], pres["error_message"] = err, msg
@@ -215,7 +233,7 @@ async def produce(b: Broker, req, h, host):
     return {"responses": results, "throttle_time_ms": 0}
 
 
-def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
+async def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
     if req.get("transactional_id") is not None:
         return Error.INVALID_REQUEST, "transactions are not supported by this broker", None
     if acks not in (0, 1, -1):
@@ -223,16 +241,16 @@ def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
     err = b.partition_error(topic, index)
     if err != Error.NONE:
         return err, None, None
-    part = b.partitions[(topic, index)]
     if not data:
         return Error.CORRUPT_MESSAGE, "empty record set", None
     try:
-        headers = rec.validate_batches(data)
+        batches = rec.parse_batches(data)
     except rec.CorruptBatch as e:
         log.warning("produce to %s-%d refused: %s", topic, index, e)
         return Error.CORRUPT_MESSAGE, str(e), None
+    headers = [hd for _, hd in batches]
     # Kafka's limit is per batch: message.max.bytes, or the topic's max.message.bytes
-    limit = int(b.topic_configs.get(topic, {}).get("max.message.bytes", b.config.message_max_bytes))
+    limit = b.max_message_bytes(topic)
     for hd in headers:
         if hd.size > limit:
             return (
@@ -240,6 +258,23 @@ def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
                 f"record batch of {hd.size} bytes exceeds the maximum of {limit}",
                 None,
             )
+    if any(hd.compression != rec.COMPRESSION_NONE for hd in headers):
+        # opened in a worker thread, streamed and capped: a compression bomb neither
+        # stalls the other clients nor inflates the broker's memory
+        try:
+            await b.in_codec_thread(
+                rec.check_compressed, data, batches, limit * rec.DECOMPRESSION_FACTOR
+            )
+        except rec.BatchTooLarge as e:
+            log.warning("produce to %s-%d refused: %s", topic, index, e)
+            return Error.MESSAGE_TOO_LARGE, str(e), None
+        except rec.CorruptBatch as e:
+            log.warning("produce to %s-%d refused: %s", topic, index, e)
+            return Error.CORRUPT_MESSAGE, str(e), None
+        err = b.partition_error(topic, index)  # leadership may have moved meanwhile
+        if err != Error.NONE:
+            return err, None, None
+    part = b.partitions[(topic, index)]
     if acks == -1 and len(part.isr) < b.min_isr(topic):
         return (
             Error.NOT_ENOUGH_REPLICAS,
@@ -315,6 +350,11 @@ def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass):
         return res, 0
     part = b.partitions[(topic, p)]
     offset = pr["fetch_offset"]
+    if replica >= 0 and (replica == b.id or replica not in part.replicas):
+        # only a follower of this partition may read past the high watermark or move
+        # the ISR (Kafka: "not recognized as a valid replica")
+        res["error_code"] = Error.NOT_LEADER_OR_FOLLOWER
+        return res, 0
     if replica >= 0 and first_pass:
         b.on_follower_fetch(part, replica, offset)
     res["high_watermark"] = res["last_stable_offset"] = part.high_watermark

@@ -17,6 +17,7 @@ import logging
 import os
 import struct
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,18 +38,70 @@ class LogConfig:
     flush_interval_ms: int = 1 << 62
 
 
+class _ReadFds:
+    """Read-only descriptors of sealed segments, opened on demand and capped (least
+    recently used closed first). Kafka keeps only the active segment open for writing;
+    without a cap, a topic with a tiny segment.bytes opens two files per append and
+    runs the broker out of descriptors (EMFILE for every other client)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.fds: OrderedDict[Segment, int] = OrderedDict()
+
+    def get(self, seg: Segment) -> int:
+        fd = self.fds.get(seg)
+        if fd is not None:
+            self.fds.move_to_end(seg)
+            return fd
+        while len(self.fds) >= self.capacity:
+            _, old = self.fds.popitem(last=False)
+            os.close(old)
+        fd = self.fds[seg] = os.open(seg.path, os.O_RDONLY)
+        return fd
+
+    def drop(self, seg: Segment) -> None:
+        fd = self.fds.pop(seg, None)
+        if fd is not None:
+            os.close(fd)
+
+
+READ_FDS = _ReadFds(64)
+
+
 class Segment:
-    def __init__(self, directory: Path, base_offset: int):
+    def __init__(self, directory: Path, base_offset: int, sealed: bool = False):
         self.base_offset = base_offset
         self.path = directory / f"{base_offset:020d}.log"
         self.index_path = directory / f"{base_offset:020d}.index"
+        # the write descriptor: open only while this is the active segment
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         self.size = os.fstat(self.fd).st_size
+        if sealed:
+            os.close(self.fd)
+            self.fd = -1
         self.index: list[tuple[int, int]] = []  # (offset, position), sorted
         self.next_offset = base_offset
         self.max_timestamp = -1
         self._bytes_since_index = 0
         self.index_fd = -1
+
+    def pread(self, n: int, pos: int) -> bytes:
+        fd = self.fd if self.fd >= 0 else READ_FDS.get(self)
+        return os.pread(fd, n, pos)
+
+    def seal(self) -> None:
+        """No longer the active segment: its files close; reads reopen it on demand."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.index_fd >= 0:
+            os.close(self.index_fd)
+            self.index_fd = -1
+
+    def _writable(self) -> None:
+        if self.fd < 0:
+            READ_FDS.drop(self)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
 
     def load_index(self) -> bool:
         """Read the index file; False when it is missing or torn (then rebuild)."""
@@ -67,6 +120,8 @@ class Segment:
         if rewrite:
             with open(self.index_path, "wb") as f:
                 f.write(b"".join(_IDX.pack(o - self.base_offset, p) for o, p in self.index))
+        if self.fd < 0:
+            return  # sealed: its index is only read (from memory), never appended to
         self.index_fd = os.open(self.index_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
 
     def scan(self, check_crc: bool, on_batch=None, interval: int = 4096) -> int:
@@ -78,7 +133,7 @@ class Segment:
         self.index = []
         since = self._bytes_since_index = 0
         while True:
-            more = os.pread(self.fd, chunk, pos + len(buf))
+            more = self.pread(chunk, pos + len(buf))
             if not more and not buf:
                 break
             buf += more
@@ -126,7 +181,7 @@ class Segment:
         """Byte position of the first batch whose last offset >= offset."""
         pos = self.position_for(offset)
         while pos < self.size:
-            head = os.pread(self.fd, 61, pos)
+            head = self.pread(61, pos)
             if len(head) < 61:
                 return None
             h = parse_header(head)
@@ -136,6 +191,8 @@ class Segment:
         return None
 
     def truncate(self, size: int) -> None:
+        # a truncated segment is the last one: it becomes the active segment again
+        self._writable()
         os.ftruncate(self.fd, size)
         self.size = size
         self.index = [(o, p) for o, p in self.index if p < size]
@@ -144,12 +201,14 @@ class Segment:
         self.open_index_for_append(rewrite=True)
 
     def flush(self) -> None:
-        os.fsync(self.fd)
+        if self.fd >= 0:
+            os.fsync(self.fd)
         if self.index_fd >= 0:
             os.fsync(self.index_fd)
 
     def close(self) -> None:
         # Idempotent: closing a number twice could close a file opened since under it.
+        READ_FDS.drop(self)
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -202,7 +261,7 @@ class PartitionLog:
         self.segments: list[Segment] = []
         bases = sorted(int(p.stem) for p in directory.glob("*.log"))
         for b in bases:
-            self.segments.append(Segment(directory, b))
+            self.segments.append(Segment(directory, b, sealed=b != bases[-1]))
         if not self.segments:
             self.segments.append(Segment(directory, 0))
         self._recover(on_batch)
@@ -228,6 +287,8 @@ class PartitionLog:
             nxt = self.segments[i + 1]
             if self.segments[i].next_offset == self.segments[i].base_offset:
                 self.segments[i].next_offset = nxt.base_offset
+        for seg in self.segments[:-1]:
+            seg.seal()
         active = self.segments[-1]
         if active.next_offset < active.base_offset:
             active.next_offset = active.base_offset
@@ -250,6 +311,7 @@ class PartitionLog:
         active = self.segments[-1]
         if active.size and active.size + len(data) > self.config.segment_bytes:
             active.flush()
+            active.seal()
             active = Segment(self.dir, first_offset)
             active.open_index_for_append(rewrite=True)
             self.segments.append(active)
@@ -280,7 +342,7 @@ class PartitionLog:
             if pos is None:
                 continue
             while pos < seg.size:
-                head = os.pread(seg.fd, 61, pos)
+                head = seg.pread(61, pos)
                 if len(head) < 61:
                     break
                 h = parse_header(head)
@@ -289,8 +351,8 @@ class PartitionLog:
                 if out and len(out) + h.size > max_bytes:
                     return bytes(out)
                 if not out and h.size > max_bytes:
-                    return os.pread(seg.fd, h.size, pos)
-                out += os.pread(seg.fd, h.size, pos)
+                    return seg.pread(h.size, pos)
+                out += seg.pread(h.size, pos)
                 pos += h.size
             if len(out) >= max_bytes:
                 break
@@ -303,7 +365,7 @@ class PartitionLog:
                 continue
             pos = 0
             while pos < seg.size:
-                h = parse_header(os.pread(seg.fd, 61, pos))
+                h = parse_header(seg.pread(61, pos))
                 if h.max_timestamp >= ts:
                     return h.base_offset, h.max_timestamp
                 pos += h.size
@@ -324,7 +386,7 @@ class PartitionLog:
             # the batch just before the indexed position ends where the index entry starts
             next_offset = max(o for o, p in seg.index if p == pos)
         while pos < seg.size:
-            h = parse_header(os.pread(seg.fd, 61, pos))
+            h = parse_header(seg.pread(61, pos))
             if h.base_offset >= offset:
                 break
             pos += h.size

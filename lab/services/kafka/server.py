@@ -41,10 +41,17 @@ async def handle_connection(broker: Broker, reader, writer) -> None:
     peer = writer.get_extra_info("peername")
     host = peer[0] if peer else "?"
     max_bytes = broker.config.socket_request_max_bytes
+    # connections.max.idle.ms: a connection that sends no request (or reads no
+    # response) for that long is closed, as Kafka's selector does, so abandoned
+    # sockets do not hold descriptors forever; a request being served is never idle
+    idle = broker.config.connections_max_idle_ms / 1000
     try:
         while True:
             try:
-                head = await reader.readexactly(4)
+                head = await asyncio.wait_for(reader.readexactly(4), idle)
+            except TimeoutError:
+                log.info("closing connection from %s: idle for %d ms", host, idle * 1000)
+                return
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
             size = int.from_bytes(head, "big", signed=True)
@@ -58,8 +65,8 @@ async def handle_connection(broker: Broker, reader, writer) -> None:
                 )
                 return
             try:
-                payload = await reader.readexactly(size)
-            except (asyncio.IncompleteReadError, ConnectionError):
+                payload = await asyncio.wait_for(reader.readexactly(size), idle)
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 return
             frame = await dispatch(broker, payload, host)
             if frame is None:
@@ -67,7 +74,11 @@ async def handle_connection(broker: Broker, reader, writer) -> None:
             if frame is CLOSE:
                 return
             writer.write(frame)
-            await writer.drain()
+            try:
+                await asyncio.wait_for(writer.drain(), idle)
+            except TimeoutError:
+                log.info("closing connection from %s: response unread for %d ms", host, idle * 1000)
+                return
     except (ConnectionError, asyncio.CancelledError):
         pass
     except Exception:  # noqa: BLE001 - one connection's bug must not stop the broker

@@ -108,34 +108,144 @@ def iter_batches(buf: bytes | memoryview, check_crc: bool = True):
         pos += h.size
 
 
-def validate_batches(buf: bytes) -> list[BatchHeader]:
-    """What a leader checks before appending a produce request's records."""
-    headers = []
+# A compressed batch may inflate to at most this many times the batch size limit
+# (max.message.bytes): far more than any producer's batching gives (clients cap a
+# batch's uncompressed size near their own 1 MB request limit; Java's producer splits a
+# batch refused as too large), and a bound on the CPU a compression bomb can take.
+DECOMPRESSION_FACTOR = 8
+
+
+class BatchTooLarge(CorruptBatch):
+    """Kafka's MESSAGE_TOO_LARGE: a batch over the limit, compressed or once inflated."""
+
+
+def parse_batches(buf: bytes) -> list[tuple[int, BatchHeader]]:
+    """The cheap checks a leader makes on a produce request's records (framing, magic,
+    CRC, counts, codec): (position, header) of each batch."""
+    out = []
     total = 0
     for pos, h in iter_batches(buf):
         if h.records_count <= 0 or h.last_offset_delta != h.records_count - 1:
             raise CorruptBatch("record count does not match the last offset delta")
         if h.compression > COMPRESSION_ZSTD:
             raise CorruptBatch(f"unknown compression codec {h.compression}")
-        if h.compression != COMPRESSION_NONE:
-            # As Kafka's LogValidator: a compressed batch is opened and its records
-            # counted, so a payload that does not decode is refused, not stored.
-            try:
-                payload = codecs.decompress(
-                    h.compression, bytes(buf[pos + HEADER_SIZE : pos + h.size])
-                )
-                n = len(decode_records(payload, h.records_count))
-            except (codecs.CodecError, DecodeError) as e:
-                raise CorruptBatch(str(e)) from None
-            if n != h.records_count:
-                raise CorruptBatch("compressed record count mismatch")
-        headers.append(h)
+        out.append((pos, h))
         total += h.size
     if total != len(buf):
         raise CorruptBatch("trailing bytes after the last batch")
-    if not headers:
+    if not out:
         raise CorruptBatch("no record batch in the produce request")
-    return headers
+    return out
+
+
+def check_compressed(buf: bytes, batches: list[tuple[int, BatchHeader]], cap: int) -> None:
+    """As Kafka's LogValidator: a compressed batch is opened and its records walked, so a
+    payload that does not decode is refused, not stored. Streamed: never more than a
+    chunk and the record being read are held, and at most ``cap`` bytes are inflated
+    (BatchTooLarge past that), so a compression bomb costs little memory and time."""
+    for pos, h in batches:
+        if h.compression == COMPRESSION_NONE:
+            continue
+        data = bytes(buf[pos + HEADER_SIZE : pos + h.size])
+        try:
+            _walk_records(codecs.stream(h.compression, data, cap), h.records_count)
+        except codecs.TooLarge as e:
+            raise BatchTooLarge(f"record batch {e}") from None
+        except codecs.CodecError as e:
+            raise CorruptBatch(str(e)) from None
+
+
+def validate_batches(buf: bytes, cap: int = 8 * 1048588) -> list[BatchHeader]:
+    """Both checks, in the caller's thread (tests and racklab's own tools)."""
+    batches = parse_batches(buf)
+    check_compressed(buf, batches, cap)
+    return [h for _, h in batches]
+
+
+class _ChunkReader:
+    """Sequential reads over decompressed chunks, holding one chunk at a time."""
+
+    def __init__(self, chunks):
+        self.chunks = iter(chunks)
+        self.buf = b""
+        self.pos = 0
+        self.base = 0  # offset in the whole stream of buf[0]
+
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def _more(self) -> bool:
+        for chunk in self.chunks:
+            if chunk:
+                self.base += self.pos
+                self.buf = self.buf[self.pos :] + chunk
+                self.pos = 0
+                return True
+        return False
+
+    def byte(self) -> int:
+        if self.pos >= len(self.buf) and not self._more():
+            raise CorruptBatch("record runs past the end of the batch")
+        self.pos += 1
+        return self.buf[self.pos - 1]
+
+    def varint(self, max_bytes: int) -> int:
+        shift = value = 0
+        for _ in range(max_bytes):
+            b = self.byte()
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return (value >> 1) ^ -(value & 1)
+            shift += 7
+        raise CorruptBatch("varint is too long")
+
+    def skip(self, n: int) -> None:
+        while n > 0:
+            if self.pos >= len(self.buf) and not self._more():
+                raise CorruptBatch("record runs past the end of the batch")
+            step = min(n, len(self.buf) - self.pos)
+            self.pos += step
+            n -= step
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.buf) and not self._more()
+
+
+def _walk_records(chunks, count: int) -> None:
+    r = _ChunkReader(chunks)
+    for _ in range(count):
+        length = r.varint(5)
+        start = r.offset
+        if length < 0:
+            raise CorruptBatch("record length is negative")
+        r.byte()  # attributes
+        r.varint(10)  # timestamp delta (varlong)
+        r.varint(5)  # offset delta
+        for _field in ("key", "value"):
+            n = r.varint(5)
+            if n < -1:
+                raise CorruptBatch(f"record {_field} length {n} is invalid")
+            if n > 0:
+                if r.offset + n > start + length:
+                    raise CorruptBatch("record length does not match its fields")
+                r.skip(n)
+        headers = r.varint(5)
+        if headers < 0:
+            raise CorruptBatch(f"record header count {headers} is invalid")
+        for _h in range(headers):
+            for part in ("key", "value"):
+                n = r.varint(5)
+                if n < (0 if part == "key" else -1):
+                    raise CorruptBatch(f"record header {part} length {n} is invalid")
+                if n > 0:
+                    if r.offset + n > start + length:
+                        raise CorruptBatch("record length does not match its fields")
+                    r.skip(n)
+        if r.offset != start + length:
+            raise CorruptBatch("record length does not match its fields")
+    if not r.at_end():
+        raise CorruptBatch("Incorrect declared batch size, records still remaining in file")
 
 
 def stamp(buf: bytearray, pos: int, base_offset: int, leader_epoch: int) -> None:

@@ -177,3 +177,18 @@ def test_a_too_large_body_is_413_and_the_server_serves_on(rm):
         status_of(exchange("127.0.0.1", rm.rm_port, b"GET /ws/v1/cluster/info HTTP/1.0\r\n\r\n"))
         == 200
     )
+
+
+@pytest.mark.parametrize(
+    "resource", [{"memory": 1e308, "vCores": 1}, {"memory": 64, "vCores": 2**40}]
+)
+def test_a_node_registering_beyond_javas_types_is_refused_and_the_scheduler_renders(rm, resource):
+    """Found by the fuzz campaign: a NodeManager registration with a resource beyond Java's
+    long/int made every later scheduler page a 500 (an infinite float in the capacity sums)."""
+    r = requests.post(
+        f"{rm.url}/rpc/registerNodeManager",
+        json={"nodeId": "fuzz:1", "resource": resource, "httpAddress": "fuzz:2"},
+        timeout=10,
+    )
+    bad_request(r, "")
+    assert requests.get(f"{rm.url}/ws/v1/cluster/scheduler", timeout=10).status_code == 200

@@ -73,10 +73,13 @@ class Resource:
         try:
             memory = int(data.get("memory", data.get("memorySize", 0)))
             vcores = int(data.get("vCores", data.get("virtualCores", 1)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{what} has a non-integer memory or vCores") from None
         if memory < 0 or vcores < 0:
             raise ValueError(f"{what} has a negative memory or vCores")
+        # Java's types: memory a long, vCores an int; beyond them Hadoop refuses the JSON.
+        if memory > 2**63 - 1 or vcores > 2**31 - 1:
+            raise ValueError(f"{what} has a memory or vCores beyond Java's long / int")
         return cls(memory, vcores)
 
 

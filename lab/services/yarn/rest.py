@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from . import http
 from .records import APP_STATES, FINAL_STATUSES, NODE_STATES, parse_app_id
+from .rmapp import RMApp, RMNode
 
 if TYPE_CHECKING:
-    from .rm import ResourceManager, RMApp, RMNode
+    from .rm import ResourceManager
 
 _APP_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)(/.*)?$")
 _NODE_PATH = re.compile(r"^/ws/v1/cluster/nodes/([^/]+)$")

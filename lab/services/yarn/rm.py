@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 
 from ..hadoop import fields
-from . import http
+from . import http, submission
 from .conf import Configuration
 from .records import (
     ABORTED,
@@ -30,8 +29,9 @@ from .records import (
     attempt_id,
     parse_app_id,
 )
+from .rm_protocols import RPC_ARGS
+from .rmapp import FINAL_STATES, RMApp, RMAttempt, RMNode, now_ms
 from .scheduler import (
-    Ask,
     Container,
     FifoScheduler,
     ParentQueue,
@@ -42,77 +42,6 @@ from .scheduler import (
 )
 
 log = logging.getLogger("yarn.rm")
-
-FINAL_STATES = ("FINISHED", "FAILED", "KILLED")
-VERSION = "3.3.6-racklab"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass
-class RMAttempt:
-    id: str
-    number: int
-    start_time: int
-    state: str = "SCHEDULED"  # SCHEDULED ALLOCATED LAUNCHED RUNNING FINISHED FAILED KILLED
-    am_container: Container | None = None
-    finish_time: int = 0
-    last_heartbeat: float = 0.0
-    registered: bool = False
-    response_id: int = 0
-    diagnostics: str = ""
-    updated_nodes: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class RMApp:
-    id: str
-    name: str
-    user: str
-    queue: str
-    app_type: str
-    tags: list[str]
-    priority: int
-    am_spec: dict  # am-container-spec as submitted
-    am_resource: Resource
-    max_attempts: int
-    unmanaged: bool
-    started: int
-    state: str = "ACCEPTED"
-    final_status: str = "UNDEFINED"
-    diagnostics: str = ""
-    progress: float = 0.0
-    launch_time: int = 0
-    finished: int = 0
-    tracking_url: str = ""
-    am_host: str = ""
-    rpc_port: int = -1
-    attempts: list[RMAttempt] = field(default_factory=list)
-    memory_seconds: int = 0
-    vcore_seconds: int = 0
-    ctx: dict = field(default_factory=dict)  # the submission, as received (for the state store)
-
-    @property
-    def current(self) -> RMAttempt | None:
-        return self.attempts[-1] if self.attempts else None
-
-
-@dataclass
-class RMNode:
-    node_id: str
-    host: str
-    rack: str
-    http_address: str
-    capability: Resource
-    state: str = "RUNNING"
-    last_heartbeat: float = 0.0
-    last_health_update: int = 0
-    response_id: int = 0
-    version: str = VERSION
-    to_cleanup: list[str] = field(default_factory=list)
-    apps_to_cleanup: list[str] = field(default_factory=list)
 
 
 def build_scheduler(conf: Configuration) -> Scheduler:
@@ -354,9 +283,9 @@ class ResourceManager:
             )
         if aid not in self.issued:
             raise ValueError(f"Application id {aid} was not issued by this ResourceManager")
-        validate_submission(ctx)
+        submission.validate_submission(ctx)
         spec = ctx.get("am-container-spec") or {}
-        commands = _commands(spec)
+        commands = submission.commands(spec)
         unmanaged = bool(ctx.get("unmanaged-AM", False))
         if not commands and not unmanaged:
             raise ValueError("am-container-spec.commands must hold at least one command")
@@ -368,7 +297,7 @@ class ResourceManager:
             raise ValueError("max-app-attempts and priority must be integers") from None
         if max_attempts <= 0 or max_attempts > self.max_attempts:
             max_attempts = self.max_attempts  # Hadoop caps at the global limit
-        tags = _tags(ctx)
+        tags = submission.tags(ctx)
         app = RMApp(
             id=aid,
             name=str(ctx.get("application-name") or "N/A"),
@@ -466,7 +395,7 @@ class ResourceManager:
         app = RMApp(
             id=aid, name=str(ctx.get("application-name") or "N/A"), user=rec["user"],
             queue=str(ctx.get("queue") or "default"), app_type=str(ctx.get("application-type") or "YARN"),
-            tags=_tags(ctx), priority=int(ctx.get("priority") or 0), am_spec=ctx.get("am-container-spec") or {},
+            tags=submission.tags(ctx), priority=int(ctx.get("priority") or 0), am_spec=ctx.get("am-container-spec") or {},
             am_resource=Resource.from_json(ctx.get("resource") or {"memory": 1024, "vCores": 1}),
             max_attempts=int(rec["max_attempts"]), unmanaged=bool(ctx.get("unmanaged-AM", False)),
             started=int(rec["started"]), ctx=ctx,
@@ -587,7 +516,7 @@ class ResourceManager:
             return
         att.am_container = c
         att.state = "ALLOCATED"
-        env = _environment(app.am_spec)
+        env = submission.environment(app.am_spec)
         env.update(
             {
                 "CONTAINER_ID": c.id,
@@ -605,9 +534,9 @@ class ResourceManager:
             "user": app.user,
             "resource": c.resource.json(),
             "launchContext": {
-                "commands": _commands(app.am_spec),
+                "commands": submission.commands(app.am_spec),
                 "environment": env,
-                "localResources": _local_resources(app.am_spec),
+                "localResources": submission.local_resources(app.am_spec),
             },
         }
         try:
@@ -799,7 +728,7 @@ class ResourceManager:
         try:
             if body["progress"] is not None:
                 app.progress = min(1.0, max(0.0, body["progress"]))
-            asks = [_parse_ask(a) for a in body.get("ask") or []]
+            asks = [submission.parse_ask(a) for a in body.get("ask") or []]
             self.scheduler.update_asks(att.id, asks)
         except (ValueError, TypeError, SchedulerError) as e:
             raise http.HttpError(400, "InvalidResourceRequestException", str(e)) from None
@@ -857,155 +786,3 @@ class ResourceManager:
                 f"Application with id '{body.get('applicationId')}' doesn't exist in RM.",
             )
         return self.rest.app_json(app)
-
-
-_ID = fields.Str(255)
-_STATUS = fields.Struct(
-    _extra=True,
-    containerId=_ID,
-    state=fields.Str(50, default=""),
-    exitStatus=fields.Int(-(2**31), 2**31 - 1, default=-1000),
-    diagnostics=fields.Str(1_000_000, default=""),
-)
-# What each RPC reads from its body (other fields pass through unchecked and unused).
-RPC_ARGS = {
-    "registerNodeManager": fields.Struct(
-        _extra=True,
-        nodeId=fields.Str(255, empty=False),
-        resource=fields.Any_(default=None),
-        httpAddress=fields.Str(255, default=""),
-    ),
-    "unRegisterNodeManager": fields.Struct(_extra=True, nodeId=_ID),
-    "nodeHeartbeat": fields.Struct(
-        _extra=True, nodeId=_ID, containersStatuses=fields.List(_STATUS, default=[])
-    ),
-    "registerApplicationMaster": fields.Struct(
-        _extra=True,
-        attemptId=_ID,
-        trackingUrl=fields.Str(8000, default=""),
-        host=fields.Str(255, default=""),
-        rpcPort=fields.Int(-1, 65535, default=-1),
-    ),
-    "allocate": fields.Struct(
-        _extra=True,
-        attemptId=_ID,
-        progress=fields.Float(default=None),
-        ask=fields.List(fields.Any_(), default=[]),
-        release=fields.List(_ID, default=[]),
-        blacklistRequest=fields.Struct(
-            _extra=True,
-            _default=None,
-            blacklistAdditions=fields.List(_ID, default=[]),
-            blacklistRemovals=fields.List(_ID, default=[]),
-        ),
-    ),
-    "finishApplicationMaster": fields.Struct(
-        _extra=True,
-        attemptId=_ID,
-        finalApplicationStatus=fields.Str(50, default="UNDEFINED"),
-        trackingUrl=fields.Str(8000, default=""),
-        diagnostics=fields.Str(1_000_000, default=""),
-    ),
-    "getApplicationReport": fields.Struct(_extra=True, applicationId=_ID),
-}
-
-# yarn.resourcemanager's fixed limits on application tags (YarnConfiguration
-# RM_APPLICATION_MAX_TAGS / RM_APPLICATION_MAX_TAG_LENGTH).
-MAX_TAGS, MAX_TAG_LENGTH = 10, 100
-
-
-def _tags(ctx: dict) -> list[str]:
-    """application-tags as the REST API takes them ({"tag": [..]}, a list or one string),
-    checked as ApplicationSubmissionContext.checkTags checks them."""
-    tags = ctx.get("application-tags")
-    if tags is None:
-        return []
-    tags = tags.get("tag") if isinstance(tags, dict) else tags
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        tags = [tags]
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ValueError("application-tags.tag must be a string or a list of strings")
-    if len(tags) > MAX_TAGS:
-        raise ValueError(f"Too many applicationTags, a maximum of only {MAX_TAGS} are allowed!")
-    for t in tags:
-        if len(t) > MAX_TAG_LENGTH:
-            raise ValueError(
-                f"Tag {t[:MAX_TAG_LENGTH]}..., is too long, maximum allowed length of a tag is "
-                f"{MAX_TAG_LENGTH}"
-            )
-        if not (t.isascii() and t.isprintable()):
-            raise ValueError(f"A tag can only have ASCII characters! Invalid tag - {t!r}")
-    return tags
-
-
-def _commands(spec: dict) -> list[str]:
-    cmds = spec.get("commands")
-    if isinstance(cmds, dict):
-        cmds = cmds.get("command")
-    if isinstance(cmds, str):
-        cmds = [cmds]
-    if cmds is None:
-        return []
-    if not isinstance(cmds, list) or not all(isinstance(c, str) for c in cmds):
-        raise ValueError("am-container-spec.commands.command must be a string or a list of strings")
-    return cmds
-
-
-def _entries(spec: dict, name: str) -> list:
-    """A JAXB map as JSON: {"entry": [{"key", "value"}, ...]}, one entry, or a bare list."""
-    value = spec.get(name) or {}
-    entries = value.get("entry", []) if isinstance(value, dict) else value
-    if entries is None:
-        return []
-    if isinstance(entries, dict):
-        entries = [entries]
-    if not isinstance(entries, list):
-        raise ValueError(f"am-container-spec.{name}.entry must be a list of key/value objects")
-    return entries
-
-
-def _environment(spec: dict) -> dict[str, str]:
-    out = {}
-    for e in _entries(spec, "environment"):
-        if not isinstance(e, dict) or "key" not in e:
-            raise ValueError("am-container-spec.environment.entry items need key and value")
-        out[str(e["key"])] = str(e.get("value", ""))
-    return out
-
-
-def _local_resources(spec: dict) -> dict[str, dict]:
-    out = {}
-    for e in _entries(spec, "local-resources"):
-        if not isinstance(e, dict) or "key" not in e or not isinstance(e.get("value"), dict):
-            raise ValueError(
-                "am-container-spec.local-resources.entry items need key and value objects"
-            )
-        out[str(e["key"])] = e["value"]
-    return out
-
-
-def _parse_ask(a: dict) -> Ask:
-    if not isinstance(a, dict):
-        raise ValueError("each ask must be an object")
-    return Ask(
-        request_id=int(a["allocationRequestId"]),
-        priority=int(a.get("priority", 20)),
-        capability=Resource.from_json(a.get("capability"), "capability"),
-        num=int(a.get("numContainers", 1)),
-        hosts=frozenset(a.get("nodes") or []),
-        racks=frozenset(a.get("racks") or []),
-        relax_locality=bool(a.get("relaxLocality", True)),
-    )
-
-
-def validate_submission(ctx: dict) -> None:
-    """Checks done before accepting (so errors come back as 400s)."""
-    spec = ctx.get("am-container-spec") or {}
-    if not isinstance(spec, dict):
-        raise ValueError("am-container-spec must be an object")
-    _commands(spec)
-    _environment(spec)
-    _local_resources(spec)
-    _tags(ctx)

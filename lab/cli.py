@@ -207,13 +207,11 @@ def shell(node: str = typer.Argument(..., help="The node."), lab: str = LAB):
     from lab.orchestrator import lab as orch
 
     n = orch.get_node(orch.resolve_lab(lab), node)
-    if hasattr(n, "command_prefix"):
-        n.join_cgroup()
-        os.environ["HOSTNAME"] = n.name
-        os.environ["PS1"] = f"[{n.name}] \\w# "
-        argv = n.command_prefix() + ["bash", "--norc"]
-        os.execvp(argv[0], argv)
-    raise typer.Exit(n.popen(["bash"]).wait())
+    n.join_cgroup()
+    os.environ["HOSTNAME"] = n.name
+    os.environ["PS1"] = f"[{n.name}] \\w# "
+    argv = n.command_prefix() + ["bash", "--norc"]
+    os.execvp(argv[0], argv)
 
 
 @app.command()

@@ -1,8 +1,10 @@
-"""The node-backend interface every node kind implements.
+"""The node-backend interface every node kind implements: the whole contract.
 
 Modelled on pytest-testinfra's backends: one small class per transport over this
-base. The orchestrator and the network layer only ever talk to a node through
-these methods, so racks, services and chaos are one code path for every kind.
+base. The orchestrator, the network layer, chaos, the CLI and the pytest plugin only
+ever talk to a node through these methods, so racks, services and chaos are one code
+path for every kind: nothing outside lab/backends names a concrete node class or
+asks a node which kind it is.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import abc
 import signal as _signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lab.cgroups import Cgroup
 
 
 @dataclass
@@ -138,36 +143,65 @@ class Node(abc.ABC):
     def logs(self) -> str:
         return ""
 
+    # how a shell or a command from the host gets in (`lab shell`)
+    @abc.abstractmethod
+    def command_prefix(self) -> list[str]:
+        """argv to put before a command to run it inside the node from a terminal
+        (nsenter, docker exec, ssh), after ``join_cgroup``."""
+
+    def join_cgroup(self, leaf: str | None = None) -> None:
+        """Move the calling process into the node's cgroup, so that what it execs next
+        is counted and limited with the node. Nothing to do where the command prefix
+        itself lands the command in the node's cgroup (docker exec, ssh)."""
+        return  # a default, not a stub
+
     # services: long-running programs in the node, each with its own log (and, where
     # the kind allows, its own cgroup under the node's)
+    @abc.abstractmethod
     def start_service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> dict:
-        log = f"{NODE_DATA_DIR}/logs/{name}.log"
-        script = 'mkdir -p "${0%/*}"; exec "$@" >>"$0" 2>&1 </dev/null'
-        proc = self.popen(
-            ["sh", "-c", script, log, *argv],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        return {"pid": proc.pid, "log": log}
+        """Start ``argv`` detached as the service ``name``, its output appended to
+        NODE_DATA_DIR/logs/<name>.log. Returns what ``stop_service`` and
+        ``service_running`` need to find it again (saved in the lab's state)."""
 
+    @abc.abstractmethod
     def stop_service(self, name: str, info: dict) -> None:
-        raise NotImplementedError
+        """SIGTERM, a grace period, then SIGKILL; a manual stop (no restart policy)."""
 
-    def service_running(self, name: str, info: dict) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def service_running(self, name: str, info: dict) -> bool: ...
+
+    def remove_service(self, name: str) -> None:
+        """Forget a stopped service, so that it can be started again under its name
+        (a pod keeps a stopped service's container); nothing to do for most kinds."""
+        return  # a default, not a stub
+
+    def service_cgroup(self, name: str) -> Cgroup | None:
+        """The service's own cgroup, where the kind gives each service one (chaos
+        kills and freezes the service there); None where it shares the node's."""
+        return None
 
     @property
     def python(self) -> str:
         """The node's Python, with racklab importable (replaces "{python}" in argv)."""
         return "python3"
 
+    def alive(self) -> bool:
+        """Whether the node runs (a paused node runs)."""
+        return bool(self.describe().get("running", True))
+
     # where other layers plug in
     @abc.abstractmethod
     def netns(self) -> str:
         """A path naming the node's network namespace (e.g. /proc/PID/ns/net)."""
+
+    def attach_network(self) -> None:
+        """Give the node its eth0 on its rack's bridge, with its address and route:
+        a veth from the router namespace into ``netns()``. Called after the node
+        starts, at `lab up` and when chaos boots a killed node again."""
+        from lab.net import fabric
+
+        spec = self.spec
+        fabric.plug(spec.labid, self.name, spec.rack, self.netns(), spec.address, spec.gateway)
 
     @abc.abstractmethod
     def cgroup(self) -> str:
@@ -180,14 +214,34 @@ class Node(abc.ABC):
         """What ``lab status`` shows and what a later command needs to find the node again."""
         return {"name": self.name, "kind": self.kind, "rack": self.spec.rack}
 
+    def testinfra_host(self):
+        """A testinfra Host for this node (host.socket, host.process, host.file...):
+        by default testinfra commands run through ``popen``."""
+        from lab.backends.testinfra_backend import host_over_popen
+
+        return host_over_popen(self)
+
 
 class Backend(abc.ABC):
     """Makes nodes of one kind and finds them again from saved state."""
 
     kind: str = "?"
 
+    def prepare(self, specs: list[NodeSpec], progress=lambda msg: None) -> None:
+        """Slow one-time work before any node of this kind is made (an image build),
+        so that `lab up` can show it as a step of its own."""
+        return  # a default, not a stub
+
     @abc.abstractmethod
     def create(self, spec: NodeSpec) -> Node: ...
+
+    def create_many(self, specs: list[NodeSpec]) -> list[Node]:
+        """Make several nodes, in the order given. By default a few at a time in
+        threads (their waits overlap); a kind may do better (see ProcessBackend)."""
+        if len(specs) <= 1:
+            return [self.create(s) for s in specs]
+        with ThreadPoolExecutor(max_workers=min(4, len(specs))) as pool:
+            return list(pool.map(self.create, specs))
 
     @abc.abstractmethod
     def attach(self, spec: NodeSpec, saved: dict) -> Node:
@@ -196,3 +250,8 @@ class Backend(abc.ABC):
     def cleanup(self, lab: str, labid: str) -> list[str]:
         """Remove whatever this backend left of a lab, even after a crash. Returns what it removed."""
         return []
+
+    def labs(self) -> set[str]:
+        """Names of labs this backend holds things of that outlive a lost state
+        directory (libvirt remembers domains): for `lab clean --all`."""
+        return set()

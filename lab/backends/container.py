@@ -327,6 +327,12 @@ class ContainerNode(Node):
     def _state(self) -> dict:
         return self.client.api.inspect_container(self.container_id)["State"]
 
+    def alive(self) -> bool:
+        try:
+            return bool(self._state().get("Running"))
+        except docker_errors().NotFound:
+            return False  # removed behind racklab's back
+
     def _exec_target(self) -> str:
         """The container commands run in (a pod overrides this with its infra container)."""
         return self.container_id
@@ -415,8 +421,11 @@ class ContainerNode(Node):
         """What `lab shell` puts before a command to run it in this node."""
         return ["docker", "exec", "-it", "-e", f"PS1=[{self.name}] \\w# ", self._exec_target()]
 
-    def join_cgroup(self, leaf: str | None = None) -> None:
-        """Nothing to do: `docker exec` puts the command in the container's cgroup."""
+    def testinfra_host(self):
+        """testinfra's own Docker backend on the container commands run in."""
+        import testinfra
+
+        return testinfra.get_host(f"docker://{self._exec_target()}")
 
     # services: each runs detached through the Docker API (no `docker exec` client left
     # on the host per service), output appended to a log file under the data dir.
@@ -614,6 +623,25 @@ class ContainerBackend(Backend):
             self._client = docker_client()
         return self._client
 
+    def prepare(self, specs: list[NodeSpec], progress=lambda msg: None) -> None:
+        if self._image is None and any(s.image is None for s in specs):
+            progress("node image (built once, then cached)")
+            self._node_image(progress=False)
+
+    def _node_image(self, progress: bool = True) -> str:
+        """racklab's node image, ensured once per process: the orchestrator creates
+        nodes from several threads, and container and pod nodes of one lab must run
+        the same image."""
+        from lab.images import NODE_LATEST, ensure_node_image
+
+        global _ensured_image
+        with _image_lock:
+            if _ensured_image is None:
+                _ensured_image = (
+                    ensure_node_image(progress=progress) if self.build_missing else NODE_LATEST
+                )
+            return _ensured_image
+
     def image_for(self, spec: NodeSpec) -> str:
         """The image for ``spec``, which must already be in the engine: nothing can be
         pulled here, and Docker's attempt would only end in a registry error."""
@@ -621,15 +649,7 @@ class ContainerBackend(Backend):
 
         image = spec.image or self._image
         if image is None:
-            from lab.images import NODE_LATEST, ensure_node_image
-
-            global _ensured_image
-            # The orchestrator creates nodes from several threads, and container and pod
-            # nodes of one lab must run the same image: ensure it once per process.
-            with _image_lock:
-                if _ensured_image is None:
-                    _ensured_image = ensure_node_image() if self.build_missing else NODE_LATEST
-                image = self._image = _ensured_image
+            image = self._image = self._node_image()
         try:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:

@@ -206,8 +206,8 @@ class ProcessNode(Node):
         """What `lab shell` execs after joining the cgroup (see ``join_cgroup``)."""
         return ["nsenter", "-t", str(self.pid), "-a", "--"]
 
-    def join_cgroup(self, leaf: str = SHELL_LEAF) -> None:
-        self.cg.child(leaf).add(os.getpid())
+    def join_cgroup(self, leaf: str | None = None) -> None:
+        self.cg.child(leaf or SHELL_LEAF).add(os.getpid())
 
     def _inside(self, path: str) -> Path:
         # /proc/PID/root is the node's root as its own mount namespace sees it
@@ -281,7 +281,7 @@ class ProcessNode(Node):
         return {"pid": proc.pid, "log": f"{NODE_DATA_DIR}/logs/{name}.log", "cgroup": leaf}
 
     def stop_service(self, name: str, info: dict) -> None:
-        leaf = self.cg.child(f"svc-{name}")
+        leaf = self.service_cgroup(name)
         for pid in leaf.pids():
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -293,7 +293,10 @@ class ProcessNode(Node):
         leaf.kill_all()
 
     def service_running(self, name: str, info: dict) -> bool:
-        return bool(self.cg.child(f"svc-{name}").pids())
+        return bool(self.service_cgroup(name).pids())
+
+    def service_cgroup(self, name: str) -> cgroups.Cgroup:
+        return self.cg.child(f"svc-{name}")
 
 
 class ProcessBackend(Backend):
@@ -303,6 +306,14 @@ class ProcessBackend(Backend):
         node = ProcessNode(spec)
         node.start()
         return node
+
+    def create_many(self, specs: list[NodeSpec]) -> list[ProcessNode]:
+        """Spawn every init first, then collect their answers, so that the Python
+        start-up of all the inits overlaps."""
+        pending = [(node, node.spawn()) for node in map(ProcessNode, specs)]
+        for node, proc in pending:
+            node.wait_ready(proc)
+        return [node for node, _ in pending]
 
     def attach(self, spec: NodeSpec, saved: dict) -> ProcessNode:
         return ProcessNode(spec, saved.get("pid"), saved.get("starttime"))

@@ -606,6 +606,9 @@ class VMNode(Node):
 
         return self._state() == libvirt.VIR_DOMAIN_PAUSED
 
+    def alive(self) -> bool:
+        return self.running()
+
     def qemu_pid(self) -> int | None:
         try:
             text = (PID_FILE_DIR / f"{self.domain_name}.pid").read_text().strip()
@@ -666,7 +669,17 @@ class VMNode(Node):
         from lab.net import fabric
 
         if fabric.exists(self.spec.labid):
-            fabric.attach_tap(self.spec.labid, self.tap, self.spec.rack, self.name)
+            self.attach_network()
+
+    def attach_network(self) -> None:
+        """Move the VM's tap onto its rack's bridge (the guest sets its own address at
+        boot). A VM that ``start`` booted again is already there: its old tap went
+        with the old qemu, and the one on the bridge under the node's name is new."""
+        from lab.net import fabric
+
+        if fabric.attached(self.spec.labid, self.name):
+            return
+        fabric.attach_tap(self.spec.labid, self.tap, self.spec.rack, self.name)
 
     def stop(self, timeout: float = 30) -> None:
         """Sync and power off from inside (the guest runs no ACPI daemon), then wait for
@@ -873,9 +886,6 @@ class VMNode(Node):
         return ["ssh", "-t", "-i", str(self.key_path), "-o", "IdentitiesOnly=yes",
                 "-o", f"UserKnownHostsFile={self.dir / 'known_hosts'}",
                 "-o", "StrictHostKeyChecking=yes", f"root@{self.address}"]  # fmt: skip
-
-    def join_cgroup(self, leaf: str | None = None) -> None:
-        """Nothing to join on the host: the command runs inside the guest."""
 
     # services: detached in the guest, pid in a file, output in the node's log dir
     def start_service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> dict:
@@ -1188,6 +1198,9 @@ class VMBackend(Backend):
 
     def attach(self, spec: NodeSpec, saved: dict) -> VMNode:
         return VMNode(spec, self._conn, saved)
+
+    def labs(self) -> set[str]:
+        return labs_with_domains()
 
     def cleanup(self, lab: str, labid: str) -> list[str]:
         """Every domain of ``lab`` (found by name, even without the lab's state), its

@@ -9,7 +9,6 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from lab.backends.process import ProcessNode
 from lab.cgroups import Cgroup
 from lab.net import fabric
 from lab.net import faults as netfaults
@@ -43,7 +42,7 @@ class LabContext:
         if state.get("phase") != "up":
             raise ChaosError(f"lab {state.name} is not up (phase: {state.get('phase')})")
         nodes = orch.attach_nodes(state)
-        down = [n for n, node in nodes.items() if not _alive(node)]
+        down = [n for n, node in nodes.items() if not node.alive()]
         if down and require_running:
             raise ChaosError(
                 f"lab {state.name} has nodes that are not running: {', '.join(down)} "
@@ -86,10 +85,12 @@ class LabContext:
     def kill_service(self, sid: str) -> str:
         """Kill the service at once; returns how (for the history)."""
         node, svc = self._svc(sid)
-        if isinstance(node, ProcessNode):
-            node.cg.child(f"svc-{svc['name']}").kill_all()
+        cg = node.service_cgroup(svc["name"])
+        if cg is not None:
+            cg.kill_all()
             return "SIGKILL"
-        # other kinds stop a service through their own runtime (docker, libvirt/ssh)
+        # kinds without a cgroup per service stop it through their own runtime
+        # (docker, libvirt/ssh)
         node.stop_service(svc["name"], svc)
         return "stopped"
 
@@ -97,13 +98,11 @@ class LabContext:
         node, svc = self._svc(sid)
         if self.service_running(sid):
             return
-        remove = getattr(node, "remove_service", None)
-        if remove is not None:
-            # a pod keeps a stopped service's container under its name: make room
-            try:
-                remove(svc["name"])
-            except Exception:  # noqa: BLE001 - nothing to remove
-                pass
+        # a pod keeps a stopped service's container under its name: make room
+        try:
+            node.remove_service(svc["name"])
+        except Exception:  # noqa: BLE001 - nothing to remove
+            pass
         info = node.start_service(svc["name"], svc["argv"], svc.get("env"))
         with self._lock:
             svc.update(info)
@@ -111,9 +110,7 @@ class LabContext:
 
     def _svc_cgroup(self, sid: str) -> Cgroup | None:
         node, svc = self._svc(sid)
-        if isinstance(node, ProcessNode):
-            return node.cg.child(f"svc-{svc['name']}")
-        return None
+        return node.service_cgroup(svc["name"])
 
     def pause_service(self, sid: str) -> str:
         """Freeze the service (its own cgroup where the node kind has one, else the node)."""
@@ -141,12 +138,10 @@ class LabContext:
     def start_node(self, name: str) -> None:
         """Boot a killed node again: new init, its eth0 back in the rack, its services."""
         node = self.nodes[name]
-        if _alive(node):
+        if node.alive():
             return
         node.start()
-        spec = node.spec
-        fabric.unplug(self.labid, name)
-        fabric.plug(self.labid, name, spec.rack, node.netns(), spec.address, spec.gateway)
+        node.attach_network()
         with self._lock:
             self.state["nodes"][name] = node.describe()
             self.state.save()
@@ -158,8 +153,7 @@ class LabContext:
 
     # cgroup limits
     def node_cgroup(self, name: str) -> Cgroup:
-        node = self.nodes[name]
-        return node.cg if isinstance(node, ProcessNode) else Cgroup(node.cgroup())
+        return Cgroup(self.nodes[name].cgroup())
 
     def restore_limits(self, name: str) -> None:
         cg = self.node_cgroup(name)
@@ -175,7 +169,7 @@ class LabContext:
         done = []
         router = fabric.router_ns(self.labid)
         for name, node in self.nodes.items():
-            if not _alive(node):
+            if not node.alive():
                 self.start_node(name)
                 done.append(f"restarted node {name}")
             netns = node.netns()
@@ -205,13 +199,6 @@ def _raise_memory(cg: Cgroup, limit: int | None) -> None:
         if memsw.exists():
             memsw.write_text(str(limit) if limit else "-1")
     cg.set_memory(limit)
-
-
-def _alive(node) -> bool:
-    alive = getattr(node, "alive", None)
-    if alive is not None:
-        return alive()
-    return node.describe().get("running", True)
 
 
 def _mac(netns: str) -> str:

@@ -175,6 +175,9 @@ def plug(labid: str, node: str, rack: str, node_netns: str, cidr: str, gateway: 
 
         def router_side():
             with IPRoute() as ipr:
+                # the router end of an earlier incarnation's veth (a node booted again)
+                for old in ipr.link_lookup(ifname=node):
+                    ipr.link("del", index=old)
                 ipr.link("add", ifname=node, kind="veth",
                          peer={"ifname": "eth0", "net_ns_fd": fd})  # fmt: skip
                 br = ipr.link_lookup(ifname=bridge_name(rack))[0]
@@ -224,6 +227,16 @@ def attach_tap(labid: str, ifname: str, rack: str, name: str | None = None) -> N
         _sysctl(f"net.ipv6.conf.{name or ifname}.disable_ipv6", "1")
 
     run_in_netns(router_path(labid), router_side)
+
+
+def attached(labid: str, node: str) -> bool:
+    """Whether the router namespace has an interface named after ``node``."""
+
+    def router_side() -> bool:
+        with IPRoute() as ipr:
+            return bool(ipr.link_lookup(ifname=node))
+
+    return os.path.exists(router_path(labid)) and run_in_netns(router_path(labid), router_side)
 
 
 def unplug(labid: str, node: str) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from lab import cgroups
 from lab.backends import BackendUnavailable, NodeSpec, get_backend
 from lab.backends import kinds as backend_kinds
-from lab.backends.process import ProcessNode
 from lab.net import addressing, fabric
 from lab.topology import Topology, labid_of
 from lab.topology import loads as load_topology_text
@@ -141,11 +140,8 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     )  # fmt: skip
     state.save()
 
-    if any(s.kind in ("container", "pod") for s in specs.values()):
-        from lab.images import ensure_node_image
-
-        progress("node image (built once, then cached)")
-        ensure_node_image(progress=False)
+    for kind, backend in backends.items():
+        backend.prepare([s for s in specs.values() if s.kind == kind], progress)
     progress(f"starting {len(specs)} nodes")
     nodes = _create_nodes(specs, backends)
     for name, node in nodes.items():
@@ -153,13 +149,8 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     state.save()
 
     progress("wiring nodes into their racks")
-    for name, node in nodes.items():
-        spec = specs[name]
-        if getattr(node, "wiring", "veth") == "tap":
-            # a VM: its tap joins the rack bridge; the guest sets its own address at boot
-            fabric.attach_tap(topo.labid, node.tap, spec.rack, name)
-            continue
-        fabric.plug(topo.labid, name, spec.rack, node.netns(), spec.address, spec.gateway)
+    for node in nodes.values():
+        node.attach_network()
     state["wired_in"] = round(time.monotonic() - t0, 3)
     state.save()
 
@@ -172,23 +163,15 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
 
 
 def _create_nodes(specs: dict[str, NodeSpec], backends: dict) -> dict:
-    nodes = {}
-    # Process nodes: spawn every init first, then collect their answers, so the
-    # Python start-up of all inits overlaps.
-    pending = []
+    """Each kind makes its nodes its own way (create_many), the kinds side by side."""
+    by_kind: dict[str, list[NodeSpec]] = {}
     for spec in specs.values():
-        if spec.kind == "process":
-            node = ProcessNode(spec)
-            pending.append((node, node.spawn()))
-    for node, proc in pending:
-        node.wait_ready(proc)
-        nodes[node.name] = node
-    others = [s for s in specs.values() if s.kind != "process"]
-    if others:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            made = pool.map(lambda s: backends[s.kind].create(s), others)
-            for node in made:
-                nodes[node.name] = node
+        by_kind.setdefault(spec.kind, []).append(spec)
+    nodes = {}
+    with ThreadPoolExecutor(max_workers=len(by_kind) or 1) as pool:
+        made = pool.map(lambda kind: backends[kind].create_many(by_kind[kind]), by_kind)
+        for node in (n for group in made for n in group):
+            nodes[node.name] = node
     return {n: nodes[n] for n in specs}
 
 
@@ -356,9 +339,11 @@ def clean(
         home = lab_dir("x").parent
         if home.is_dir():
             names |= {p.name for p in home.iterdir() if p.is_dir()}
-        from lab.backends.vm import labs_with_domains
-
-        names |= labs_with_domains()  # VMs outlive a lost state dir: libvirt remembers them
+        for kind in backend_kinds():  # VMs outlive a lost state dir: libvirt remembers them
+            try:
+                names |= get_backend(kind).labs()
+            except BackendUnavailable:
+                pass
     else:
         raise LabError(f"several labs are up ({', '.join(known_labs())}): name one, or use --all")
     removed: list[str] = []

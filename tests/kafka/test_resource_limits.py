@@ -293,8 +293,42 @@ def test_fetch_as_a_replica_that_is_not_one_is_refused(broker):
     ]
 
 
+def _long_poll(topic: str) -> bytes:
+    body = {
+        "replica_id": -1,
+        "max_wait_ms": 600000,  # ten minutes unless a record arrives
+        "min_bytes": 1,
+        "max_bytes": 1 << 20,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "topics": [
+            {
+                "topic": topic,
+                "partitions": [
+                    {
+                        "partition": 0,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": 1,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": 1 << 20,
+                    }
+                ],
+            }
+        ],
+        "forgotten_topics_data": [],
+        "rack_id": "",
+    }
+    return encode_request(APIS[ApiKey.FETCH], 11, 7, "poller", body)
+
+
 def test_idle_connections_are_closed_after_connections_max_idle_ms(make_broker):
     b = make_broker(0, connections_max_idle_ms=1000)
+    send_values(b.bootstrap, "polled", [b"only"])
+    # a long poll whose client is gone does not keep its socket past the idle limit
+    poller = socket.create_connection((b.host, b.port), 5)
+    poller.settimeout(10)
+    poller.sendall(_long_poll("polled"))
     quiet = socket.create_connection((b.host, b.port), 5)
     quiet.settimeout(10)
     busy = socket.create_connection((b.host, b.port), 5)
@@ -306,9 +340,12 @@ def test_idle_connections_are_closed_after_connections_max_idle_ms(make_broker):
         time.sleep(0.4)
     assert quiet.recv(1) == b""  # closed by the broker
     closed_after = time.monotonic() - t0
+    assert poller.recv(1) == b""
+    poller.close()
     busy.sendall(encode_request(APIS[ApiKey.API_VERSIONS], 0, 99, "busy", {}))
     assert decode_response(APIS[ApiKey.API_VERSIONS], 0, _recv_frame(busy))[0] == 99
     busy.close()
     quiet.close()
     print(f"idle connection closed {closed_after:.1f} s after it opened (limit 1 s)")
     assert "idle for 1000 ms" in b.log_text()
+    assert "request unanswered for 1000 ms" in b.log_text()

@@ -41,9 +41,9 @@ async def handle_connection(broker: Broker, reader, writer) -> None:
     peer = writer.get_extra_info("peername")
     host = peer[0] if peer else "?"
     max_bytes = broker.config.socket_request_max_bytes
-    # connections.max.idle.ms: a connection that sends no request (or reads no
-    # response) for that long is closed, as Kafka's selector does, so abandoned
-    # sockets do not hold descriptors forever; a request being served is never idle
+    # connections.max.idle.ms: a connection that sends no request, reads no response
+    # or waits on one request for that long is closed, as Kafka's selector does, so
+    # abandoned sockets do not hold descriptors forever
     idle = broker.config.connections_max_idle_ms / 1000
     try:
         while True:
@@ -68,7 +68,16 @@ async def handle_connection(broker: Broker, reader, writer) -> None:
                 payload = await asyncio.wait_for(reader.readexactly(size), idle)
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 return
-            frame = await dispatch(broker, payload, host)
+            try:
+                # as Kafka's selector, the idle clock runs while a request waits too: a
+                # long poll (max_wait_ms up to 24 days) from a client that went away
+                # must not hold its socket longer than connections.max.idle.ms
+                frame = await asyncio.wait_for(dispatch(broker, payload, host), idle)
+            except TimeoutError:
+                log.info(
+                    "closing connection from %s: request unanswered for %d ms", host, idle * 1000
+                )
+                return
             if frame is None:
                 continue
             if frame is CLOSE:

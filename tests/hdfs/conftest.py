@@ -10,17 +10,12 @@ from lab.services.hdfs.minicluster import MiniCluster
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Two racks of two DataNodes, 1 MiB blocks; shared by one test module."""
-    c = MiniCluster(
+    with MiniCluster(
         tmp_path_factory.mktemp("dfs"),
         racks={"/rack1": 2, "/rack2": 2},
         settings={"dfs.blocksize": "64k"},
-    )
-    try:
-        c.start()
-        c.wait_active()
+    ).running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 def make_cluster(tmp_path, **kwargs) -> MiniCluster:

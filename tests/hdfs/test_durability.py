@@ -16,7 +16,7 @@ BLOCK = 64 * 1024
 
 @pytest.fixture
 def dc(tmp_path):
-    c = MiniCluster(
+    with MiniCluster(
         tmp_path,
         racks={"/rack1": 2, "/rack2": 1},
         secondary=True,
@@ -28,13 +28,8 @@ def dc(tmp_path):
             "dfs.namenode.num.checkpoints.retained": "1",
             "dfs.namenode.num.extra.edits.retained": "0",
         },
-    )
-    try:
-        c.start()
-        c.wait_active()
+    ).running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 def test_restart_enters_safe_mode_then_leaves_with_files_intact(dc):

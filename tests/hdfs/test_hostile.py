@@ -26,7 +26,7 @@ IDLE = 2.0  # seconds: the lab's HTTP idle timeout and data-transfer socket time
 
 @pytest.fixture(scope="module")
 def hc(tmp_path_factory):
-    c = MiniCluster(
+    with MiniCluster(
         tmp_path_factory.mktemp("hostile"),
         racks={"/rack1": 2, "/rack2": 1},
         secondary=True,
@@ -38,13 +38,8 @@ def hc(tmp_path_factory):
             "hadoop.http.idle_timeout.ms": str(int(IDLE * 1000)),
             "dfs.client.socket-timeout": str(int(IDLE * 1000)),
         },
-    )
-    try:
-        c.start()
-        c.wait_active()
+    ).running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")

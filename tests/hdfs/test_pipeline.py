@@ -31,7 +31,7 @@ def wait_stale(pc, victim):
 
 @pytest.fixture
 def pc(tmp_path):
-    c = MiniCluster(
+    with MiniCluster(
         tmp_path,
         racks={"/rack1": 2, "/rack2": 1},
         settings={
@@ -39,13 +39,8 @@ def pc(tmp_path):
             "dfs.heartbeat.interval": "1s",
             "dfs.namenode.stale.datanode.interval": "3000",
         },
-    )
-    try:
-        c.start()
-        c.wait_active()
+    ).running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 def test_write_survives_a_datanode_killed_mid_block(pc):

@@ -38,7 +38,7 @@ def client_from(cluster: MiniCluster, ip: str) -> InsecureClient:
 
 @pytest.fixture(scope="module")
 def rc(tmp_path_factory):
-    c = MiniCluster(
+    with MiniCluster(
         tmp_path_factory.mktemp("dfs-rec"),
         racks={"/rack1": 3, "/rack2": 3},
         settings={
@@ -47,13 +47,8 @@ def rc(tmp_path_factory):
             "dfs.namenode.heartbeat.recheck-interval": "2500",
             "dfs.datanode.scan.period.hours": "0.002",
         },
-    )
-    try:
-        c.start()
-        c.wait_active()
+    ).running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 def blocks_of(cluster, path):

@@ -132,10 +132,7 @@ class Request:
                         raise HeaderTooLarge("too many trailer lines")
                     self._done = True
                     return b""
-            data = await self._read(self._reader.read(min(size, self._remaining)))
-            if not data:
-                raise ConnectionResetError("client closed mid-body")
-            self._remaining -= len(data)
+            data = await self._take(size)
             if self._remaining == 0:
                 if await self._read(self._reader.readexactly(2)) != b"\r\n":
                     raise BadRequest("chunk not followed by CRLF")
@@ -143,12 +140,17 @@ class Request:
         if self._remaining <= 0:
             self._done = True
             return b""
+        data = await self._take(size)
+        if self._remaining == 0:
+            self._done = True
+        return data
+
+    async def _take(self, size: int) -> bytes:
+        """Up to `size` bytes of what remains of the body (or of the current chunk)."""
         data = await self._read(self._reader.read(min(size, self._remaining)))
         if not data:
             raise ConnectionResetError("client closed mid-body")
         self._remaining -= len(data)
-        if self._remaining == 0:
-            self._done = True
         return data
 
     async def read_body(self, limit: int = 64 * 1024 * 1024) -> bytes:

@@ -3,6 +3,7 @@ their own loopback addresses (127.a.b.x), for tests, benchmarks and demos on one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -226,6 +227,16 @@ class MiniCluster:
             "DataNodes to register",
         )
         self.wait(lambda: self.jmx("NameNodeInfo")["Safemode"] == "", timeout, "safe mode to end")
+
+    @contextlib.contextmanager
+    def running(self, timeout: float = 30):
+        """Started, every DataNode registered and safe mode over; stopped on the way out."""
+        try:
+            self.start(timeout)
+            self.wait_active(timeout)
+            yield self
+        finally:
+            self.stop()
 
     def __enter__(self) -> MiniCluster:
         return self

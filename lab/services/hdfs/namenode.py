@@ -12,7 +12,6 @@ import pwd
 import time
 
 from ..hadoop.conf import split_hostport
-from ..hadoop.fields import Checked, Int, List, Str
 from ..hadoop.http import BadRequest, Request, Response, serve
 from . import errors, webhdfs
 from .blockmanager import BlockInfo, BlockManager, DatanodeDescriptor
@@ -45,16 +44,6 @@ from .nn_webhdfs import NamenodeWebHdfsMethods
 from .storage import EditLog, NNStorage
 
 log = logging.getLogger("hdfs.namenode")
-
-
-# The RPC arguments' types, shared by the methods' declarations below.
-PATH = Str(8000, empty=False)
-USER = Str(255, empty=False)
-CLIENT = Str(255, empty=False)
-HOST = Str(255, default=None)
-REPORTED = Checked(  # a replica in a block report: [blockId, genStamp, numBytes]
-    List(Int(0), 3), lambda v: None if len(v) == 3 else "expected [blockId, genStamp, numBytes]"
-)
 
 
 def now_ms() -> int:

@@ -214,38 +214,136 @@ class _ChunkReader:
 
 def _walk_records(chunks, count: int) -> None:
     r = _ChunkReader(chunks)
-    for _ in range(count):
-        length = r.varint(5)
-        start = r.offset
-        if length < 0:
-            raise CorruptBatch("record length is negative")
-        r.byte()  # attributes
-        r.varint(10)  # timestamp delta (varlong)
-        r.varint(5)  # offset delta
-        for _field in ("key", "value"):
+    done = 0
+    while done < count:
+        # the records lying whole in the chunk at hand, quickly; then one record
+        # across the chunk boundary the careful way, pulling the next chunk
+        r.pos, k = _walk_whole(r.buf, r.pos, count - done)
+        done += k
+        if done < count:
+            _walk_one(r)
+            done += 1
+    if not r.at_end():
+        raise CorruptBatch("Incorrect declared batch size, records still remaining in file")
+
+
+def _walk_one(r: _ChunkReader) -> None:
+    length = r.varint(5)
+    start = r.offset
+    if length < 0:
+        raise CorruptBatch("record length is negative")
+    r.byte()  # attributes
+    r.varint(10)  # timestamp delta (varlong)
+    r.varint(5)  # offset delta
+    for _field in ("key", "value"):
+        n = r.varint(5)
+        if n < -1:
+            raise CorruptBatch(f"record {_field} length {n} is invalid")
+        if n > 0:
+            if r.offset + n > start + length:
+                raise CorruptBatch("record length does not match its fields")
+            r.skip(n)
+    headers = r.varint(5)
+    if headers < 0:
+        raise CorruptBatch(f"record header count {headers} is invalid")
+    for _h in range(headers):
+        for part in ("key", "value"):
             n = r.varint(5)
-            if n < -1:
-                raise CorruptBatch(f"record {_field} length {n} is invalid")
+            if n < (0 if part == "key" else -1):
+                raise CorruptBatch(f"record header {part} length {n} is invalid")
             if n > 0:
                 if r.offset + n > start + length:
                     raise CorruptBatch("record length does not match its fields")
                 r.skip(n)
-        headers = r.varint(5)
+    if r.offset != start + length:
+        raise CorruptBatch("record length does not match its fields")
+
+
+def _varint_at(buf: bytes, p: int, end: int, max_bytes: int) -> tuple[int, int] | None:
+    """(zigzag value, position after it), or None when it runs past ``end``."""
+    shift = value = 0
+    for i in range(p, min(p + max_bytes, end)):
+        b = buf[i]
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return (value >> 1) ^ -(value & 1), i + 1
+        shift += 7
+    if end - p >= max_bytes:
+        raise CorruptBatch("varint is too long")
+    return None
+
+
+def _short() -> CorruptBatch:
+    return CorruptBatch("record length does not match its fields")
+
+
+def _walk_whole(buf: bytes, pos: int, left: int) -> tuple[int, int]:
+    """The same checks as _walk_one over records wholly inside ``buf`` from ``pos``
+    (one-byte varints decoded inline: a walk of a million tiny records is a CPU cost
+    a client can ask for). Returns where it stopped and how many it walked."""
+    end = len(buf)
+    n = 0
+    while n < left and pos < end:
+        b = buf[pos]
+        if b < 0x80:
+            length, p = (b >> 1) ^ -(b & 1), pos + 1
+        else:
+            got = _varint_at(buf, pos, end, 5)
+            if got is None:
+                break
+            length, p = got
+        if length < 0:
+            raise CorruptBatch("record length is negative")
+        stop = p + length
+        if stop > end:
+            break
+        p += 1  # attributes
+        for max_bytes in (10, 5):  # timestamp delta, offset delta
+            if p < stop and buf[p] < 0x80:
+                p += 1
+            else:
+                got = _varint_at(buf, p, stop, max_bytes)
+                if got is None:
+                    raise _short()
+                p = got[1]
+        for floor in (-1, -1):  # key, value
+            if p < stop and buf[p] < 0x80:
+                b = buf[p]
+                size, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                got = _varint_at(buf, p, stop, 5)
+                if got is None:
+                    raise _short()
+                size, p = got
+            if size < floor:
+                raise CorruptBatch(f"record key or value length {size} is invalid")
+            if size > 0:
+                p += size
+        if p < stop and buf[p] < 0x80:
+            b = buf[p]
+            headers, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            got = _varint_at(buf, p, stop, 5)
+            if got is None:
+                raise _short()
+            headers, p = got
         if headers < 0:
             raise CorruptBatch(f"record header count {headers} is invalid")
         for _h in range(headers):
-            for part in ("key", "value"):
-                n = r.varint(5)
-                if n < (0 if part == "key" else -1):
-                    raise CorruptBatch(f"record header {part} length {n} is invalid")
-                if n > 0:
-                    if r.offset + n > start + length:
-                        raise CorruptBatch("record length does not match its fields")
-                    r.skip(n)
-        if r.offset != start + length:
-            raise CorruptBatch("record length does not match its fields")
-    if not r.at_end():
-        raise CorruptBatch("Incorrect declared batch size, records still remaining in file")
+            for floor in (0, -1):
+                got = _varint_at(buf, p, stop, 5)
+                if got is None:
+                    raise _short()
+                size, p = got
+                if size < floor:
+                    raise CorruptBatch(f"record header length {size} is invalid")
+                if size > 0:
+                    p += size
+        if p != stop:
+            raise _short()
+        pos = stop
+        n += 1
+    return pos, n
 
 
 def stamp(buf: bytearray, pos: int, base_offset: int, leader_epoch: int) -> None:

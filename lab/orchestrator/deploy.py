@@ -13,6 +13,7 @@ import socket
 import time
 
 from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess
+from lab.topology.services import REQUIRES
 
 
 class DeployError(RuntimeError):
@@ -30,6 +31,11 @@ def deployer_for(service: str) -> ServiceDeployer:
     raise DeployError(f"lab.orchestrator.services.{service} has no ServiceDeployer")
 
 
+def _needs(service: str, services: dict) -> list[str]:
+    need = REQUIRES.get(service)
+    return [need] if need and need in services else []
+
+
 def _order(services: dict) -> list[str]:
     done: list[str] = []
 
@@ -38,7 +44,7 @@ def _order(services: dict) -> list[str]:
             return
         if s in seen:
             raise DeployError(f"services depend on each other in a circle: {seen}")
-        for dep in {"kafka": ["zookeeper"], "yarn": ["hdfs"]}.get(s, []):
+        for dep in _needs(s, services):
             visit(dep, seen + (s,))
         done.append(s)
 
@@ -50,53 +56,97 @@ def _order(services: dict) -> list[str]:
 def wait_port(host: str, port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
+        if port_answers(host, port):
+            return True
+        time.sleep(0.1)
     return False
 
 
+def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class _Rollout:
+    """One service being brought up: its processes started, then watched until every
+    port answers and its deployer calls it ready, or its time runs out."""
+
+    def __init__(self, service: str, dep: ServiceDeployer, procs: list, timeout: float):
+        self.service, self.dep, self.procs = service, dep, procs
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.ports_ok = False
+        self.why: str | None = "not checked yet"
+
+    def ready(self, plan, state) -> bool:
+        if not self.ports_ok:
+            for p in self.procs:
+                addr = plan.nodes[p.node]
+                for port in p.ports:
+                    if not port_answers(addr, port, 0.5):
+                        if time.monotonic() > self.deadline:
+                            raise DeployError(
+                                f"{p.service} {p.role} on {p.node} did not answer on {addr}:{port} "
+                                f"within {self.timeout:.0f}s; see its log: "
+                                f"lab exec {p.node} -- cat {state['services'][p.id]['log']}"
+                            )
+                        return False
+            self.ports_ok = True
+        self.why = self.dep.unready(self.procs, dict(plan.nodes))
+        if self.why is not None and time.monotonic() > self.deadline:
+            raise DeployError(
+                f"{self.service} did not become ready within {self.timeout:.0f}s: {self.why}"
+            )
+        return self.why is None
+
+
+def _start_service(service: str, topo, state, nodes: dict, plan, racks, progress, timeout):
+    dep = deployer_for(service)
+    procs: list[ServiceProcess] = dep.plan_for_lab(topo.services, dict(plan.nodes), racks)
+    progress(f"starting {service} ({len(procs)} processes)")
+    for p in procs:
+        node = nodes[p.node]
+        for path, content in p.files.items():
+            node.put_file(path, content.encode())
+        argv = [node.python if a == PYTHON else a for a in p.argv]
+        name = f"{p.service}-{p.role}"
+        info = node.start_service(name, argv, p.env)
+        state["services"][p.id] = {
+            "service": p.service,
+            "role": p.role,
+            "node": p.node,
+            "name": name,
+            "argv": argv,
+            "ports": p.ports,
+            **info,
+        }
+        state.save()
+    return _Rollout(service, dep, procs, timeout)
+
+
 def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90) -> None:
+    """Start every service as soon as what it needs is ready (ZooKeeper and HDFS at once,
+    then Kafka and YARN as each of theirs is up), and wait for all of them together:
+    independent services come up side by side instead of one after the other."""
     racks = {n: nd.rack for n, nd in topo.nodes.items()}
-    for service in _order(topo.services):
-        dep = deployer_for(service)
-        procs: list[ServiceProcess] = dep.plan_for_lab(topo.services, dict(plan.nodes), racks)
-        progress(f"starting {service} ({len(procs)} processes)")
-        for p in procs:
-            node = nodes[p.node]
-            for path, content in p.files.items():
-                node.put_file(path, content.encode())
-            argv = [node.python if a == PYTHON else a for a in p.argv]
-            name = f"{p.service}-{p.role}"
-            info = node.start_service(name, argv, p.env)
-            state["services"][p.id] = {
-                "service": p.service,
-                "role": p.role,
-                "node": p.node,
-                "name": name,
-                "argv": argv,
-                "ports": p.ports,
-                **info,
-            }
-            state.save()
-        deadline = time.monotonic() + timeout
-        for p in procs:
-            addr = plan.nodes[p.node]
-            for port in p.ports:
-                if not wait_port(addr, port, deadline - time.monotonic()):
-                    raise DeployError(
-                        f"{p.service} {p.role} on {p.node} did not answer on {addr}:{port} "
-                        f"within {timeout:.0f}s; see its log: "
-                        f"lab exec {p.node} -- cat {state['services'][p.id]['log']}"
-                    )
-        why = dep.unready(procs, dict(plan.nodes))
-        while why is not None and time.monotonic() < deadline:
-            time.sleep(0.2)
-            why = dep.unready(procs, dict(plan.nodes))
-        if why is not None:
-            raise DeployError(f"{service} did not become ready within {timeout:.0f}s: {why}")
+    order = _order(topo.services)
+    rollouts: dict[str, _Rollout] = {}
+    ready: set[str] = set()
+    while len(ready) < len(order):
+        for service in order:
+            if service not in rollouts and all(d in ready for d in _needs(service, topo.services)):
+                rollouts[service] = _start_service(
+                    service, topo, state, nodes, plan, racks, progress, timeout
+                )
+        before = len(ready)
+        for service, rollout in rollouts.items():
+            if service not in ready and rollout.ready(plan, state):
+                ready.add(service)
+        if len(ready) == before:
+            time.sleep(0.05)
 
 
 def service_running(node, svc: dict) -> bool:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.cgroups import Cgroup
+from lab.cgroups import Cgroup, Stats
 
 
 @dataclass
@@ -57,17 +57,6 @@ class ExecResult:
                 self.returncode, self.argv, self.stdout, self.stderr
             )
         return self
-
-
-@dataclass
-class Stats:
-    cpu_usec: int | None = None
-    memory_bytes: int | None = None
-    memory_max: int | None = None
-    oom_kills: int | None = None
-    io_read_bytes: int | None = None
-    io_write_bytes: int | None = None
-    pids: int | None = None
 
 
 # Inside every node, whatever its kind, the node's own data lives here.

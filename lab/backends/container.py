@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
+from lab.cgroups import Cgroup
 
 LABEL_LAB = "racklab.lab"
 LABEL_LABID = "racklab.labid"
@@ -127,113 +128,11 @@ def limit_kwargs(
     return kw
 
 
-# ---- cgroup stats -------------------------------------------------------------------
-
-CGROOT = Path("/sys/fs/cgroup")
-
-
 def _read(path: Path) -> str | None:
     try:
         return path.read_text()
     except OSError:
         return None
-
-
-def _int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    text = text.strip()
-    if not text or text == "max":
-        return None
-    return int(text)
-
-
-def _keyed(text: str | None) -> dict[str, int]:
-    out = {}
-    for line in (text or "").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
-
-
-def cgroup_of(pid: int) -> dict[str, str]:
-    """controller -> path of ``pid`` ("" key for the v2 unified hierarchy)."""
-    out = {}
-    for line in (_read(Path(f"/proc/{pid}/cgroup")) or "").splitlines():
-        _, controllers, path = line.split(":", 2)
-        for c in controllers.split(",") if controllers else [""]:
-            out[c] = path
-    return out
-
-
-def read_cgroup_stats(paths: dict[str, str]) -> Stats:
-    """Stats of a container's cgroup, on v1 (one hierarchy per controller) or v2."""
-    if "memory" in paths and (CGROOT / "memory").is_dir():  # v1
-        mem = CGROOT / "memory" / paths["memory"].lstrip("/")
-        limit = _int(_read(mem / "memory.limit_in_bytes"))
-        if limit is not None and limit >= 1 << 60:  # v1 spells "unlimited" as a huge number
-            limit = None
-        cpuacct = paths.get("cpuacct") or paths.get("cpu,cpuacct") or paths.get("cpu")
-        cpu_ns = (
-            _int(_read(CGROOT / "cpuacct" / (cpuacct or "").lstrip("/") / "cpuacct.usage"))
-            if cpuacct
-            else None
-        )
-        rd = wr = None
-        if "blkio" in paths:
-            text = _read(
-                CGROOT / "blkio" / paths["blkio"].lstrip("/") / "blkio.throttle.io_service_bytes"
-            )
-            rd = wr = 0
-            for line in (text or "").splitlines():
-                parts = line.split()
-                if len(parts) == 3 and parts[1] == "Read":
-                    rd += int(parts[2])
-                elif len(parts) == 3 and parts[1] == "Write":
-                    wr += int(parts[2])
-        pids = (
-            _int(_read(CGROOT / "pids" / paths.get("pids", "").lstrip("/") / "pids.current"))
-            if "pids" in paths
-            else None
-        )
-        return Stats(
-            cpu_usec=cpu_ns // 1000 if cpu_ns is not None else None,
-            memory_bytes=_int(_read(mem / "memory.usage_in_bytes")),
-            memory_max=limit,
-            oom_kills=_keyed(_read(mem / "memory.oom_control")).get("oom_kill"),
-            io_read_bytes=rd,
-            io_write_bytes=wr,
-            pids=pids,
-        )
-    base = CGROOT / paths.get("", "/").lstrip("/")
-    if not base.is_dir() and (CGROOT / "unified").is_dir():
-        base = CGROOT / "unified" / paths.get("", "/").lstrip("/")
-    rd = wr = 0
-    for line in (_read(base / "io.stat") or "").splitlines():
-        for item in line.split()[1:]:
-            k, _, v = item.partition("=")
-            if k == "rbytes":
-                rd += int(v)
-            elif k == "wbytes":
-                wr += int(v)
-    usec = _keyed(_read(base / "cpu.stat")).get("usage_usec")
-    return Stats(
-        cpu_usec=usec,
-        memory_bytes=_int(_read(base / "memory.current")),
-        memory_max=_int(_read(base / "memory.max")),
-        oom_kills=_keyed(_read(base / "memory.events")).get("oom_kill"),
-        io_read_bytes=rd,
-        io_write_bytes=wr,
-        pids=_int(_read(base / "pids.current")),
-    )
-
-
-def add_stats(a: Stats, b: Stats) -> Stats:
-    def plus(x, y):
-        return y if x is None else x if y is None else x + y
-
-    return Stats(**{k: plus(getattr(a, k), getattr(b, k)) for k in vars(a)})
 
 
 # ---- processes started in a container -----------------------------------------------
@@ -533,19 +432,18 @@ class ContainerNode(Node):
             raise ContainerError(f"node {self.name} is not running (no network namespace)")
         return f"/proc/{pid}/ns/net"
 
-    def _cgroup_paths(self, ident: str | None = None) -> dict[str, str]:
+    def _cgroup(self, ident: str | None = None) -> Cgroup | None:
         pid = self._init_pid(ident)
-        return cgroup_of(pid) if pid else {}
+        return Cgroup.of_pid(pid) if pid else None
 
     def cgroup(self) -> str:
-        paths = self._cgroup_paths()
-        path = paths.get("memory") or paths.get("", "")
-        return path.lstrip("/")
+        cg = self._cgroup()
+        return cg.rel if cg is not None else ""
 
     def stats(self) -> Stats:
-        paths = self._cgroup_paths()
-        if paths:
-            return read_cgroup_stats(paths)
+        cg = self._cgroup()
+        if cg is not None:
+            return cg.summary()
         # Not running: the cgroup is gone, but Docker remembers an OOM kill.
         try:
             state = self._state()
@@ -722,7 +620,7 @@ class ContainerBackend(Backend):
                 f"node {spec.name}: docker could not start the container: {exc.explanation or exc}"
             ) from exc
         node = ContainerNode(spec, self.client, container.id, volume)
-        _wait_running(node, container.id)
+        wait_running(node, container.id)
         return node
 
     def attach(self, spec: NodeSpec, saved: dict) -> ContainerNode:
@@ -743,7 +641,7 @@ class ContainerBackend(Backend):
         return cleanup_lab(self.client, lab)
 
 
-def _wait_running(node: ContainerNode, ident: str, timeout: float = 30) -> None:
+def wait_running(node: ContainerNode, ident: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = node.client.api.inspect_container(ident)["State"]

@@ -41,13 +41,10 @@ from lab.backends.container import (
     ContainerBackend,
     ContainerError,
     ContainerNode,
-    _wait_running,
-    add_stats,
-    cgroup_of,
     container_name,
     limit_kwargs,
-    read_cgroup_stats,
     resolve_python,
+    wait_running,
 )
 
 LABEL_SERVICE = "racklab.service"
@@ -217,7 +214,7 @@ class PodNode(ContainerNode):
             wanted[path] = (content.encode() if isinstance(content, str) else content, 0o644)
         self._put(container, wanted)
         container.start()
-        _wait_running(self, container.id)
+        wait_running(self, container.id)
         svc = self._describe_service(container)
         return {"container": svc.container_id, "pid": svc.pid, "log": log, "restart": restart}
 
@@ -362,7 +359,7 @@ class PodNode(ContainerNode):
         if self.pod_cgroup:
             cg = cgroups.Cgroup(self.pod_cgroup)
             if cg.exists():
-                s = cg.stats()
+                s = cg.summary()
                 # cgroup v1 counts an OOM kill in the victim's cgroup, which goes with its
                 # container: add the kills Docker remembers on exited service containers.
                 gone = sum(
@@ -370,20 +367,14 @@ class PodNode(ContainerNode):
                     for svc in self.services().values()
                     if svc.status != "running" and svc.oom_killed
                 )
-                return Stats(
-                    cpu_usec=s.get("cpu_usec"),
-                    memory_bytes=s.get("memory_bytes"),
-                    memory_max=cg.limits().get("memory"),
-                    oom_kills=(s.get("oom_kills") or 0) + gone,
-                    io_read_bytes=s.get("io_read_bytes"),
-                    io_write_bytes=s.get("io_write_bytes"),
-                    pids=s.get("pids"),
-                )
+                s.oom_kills = (s.oom_kills or 0) + gone
+                return s
         total = super().stats()
         for c in self._service_containers():
             pid = self.client.api.inspect_container(c.id)["State"].get("Pid")
-            if pid:
-                total = add_stats(total, read_cgroup_stats(cgroup_of(pid)))
+            cg = cgroups.Cgroup.of_pid(pid) if pid else None
+            if cg is not None:
+                total = total + cg.summary()
         return total
 
     def describe(self) -> dict:
@@ -443,7 +434,7 @@ class PodBackend(ContainerBackend):
                 f"pod {spec.name}: docker could not start the infra container: {exc.explanation or exc}"
             ) from exc
         node = PodNode(spec, self.client, container.id, volume, pod_cgroup)
-        _wait_running(node, container.id)
+        wait_running(node, container.id)
         return node
 
     def attach(self, spec: NodeSpec, saved: dict) -> PodNode:

@@ -235,16 +235,7 @@ class ProcessNode(Node):
         return self.cg.rel
 
     def stats(self) -> Stats:
-        s = self.cg.stats()
-        return Stats(
-            cpu_usec=s.get("cpu_usec"),
-            memory_bytes=s.get("memory_bytes"),
-            memory_max=self.cg.limits().get("memory"),
-            oom_kills=s.get("oom_kills"),
-            io_read_bytes=s.get("io_read_bytes"),
-            io_write_bytes=s.get("io_write_bytes"),
-            pids=s.get("pids"),
-        )
+        return self.cg.summary()
 
     def describe(self) -> dict:
         return {

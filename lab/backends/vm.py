@@ -47,7 +47,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
-from lab.backends.container import cgroup_of, read_cgroup_stats
+from lab.cgroups import Cgroup, pid_paths
 
 LIBVIRT_URI = "qemu:///system"
 GUEST_PYTHON = "/usr/bin/python3"
@@ -944,10 +944,8 @@ class VMNode(Node):
     def cgroup(self) -> str:
         """The host cgroup of the node's qemu process (what the VM costs the host)."""
         pid = self.qemu_pid()
-        if not pid:
-            return ""
-        paths = cgroup_of(pid)
-        return (paths.get("memory") or paths.get("", "")).lstrip("/")
+        cg = Cgroup.of_pid(pid) if pid else None
+        return cg.rel if cg is not None else ""
 
     def stats(self) -> Stats:
         """The host-side cost of the VM: memory and disk I/O from qemu's cgroup (libvirt
@@ -958,8 +956,10 @@ class VMNode(Node):
         pid = self.qemu_pid()
         if not pid:
             return Stats(memory_max=self._memory())
-        paths = cgroup_of(pid)
-        s = read_cgroup_stats(paths)
+        paths = pid_paths(pid)
+        if not paths:  # qemu just ended
+            return Stats(memory_max=self._memory())
+        s = Cgroup(paths.get("memory") or paths.get("", ""), paths=paths).summary()
         own = {c: p not in ("", "/") for c, p in paths.items()}  # "/" = not the VM's
         if not own.get("memory", own.get("", False)):
             s.memory_bytes = s.oom_kills = None

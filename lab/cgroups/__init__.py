@@ -12,6 +12,12 @@ touches the files directly.
     pids.max                                pids.max
     blkio.throttle.{read,write}_bps_device  io.max  "MAJ:MIN rbps=N wbps=N"
     freezer.state FROZEN / THAWED           cgroup.freeze 1 / 0
+
+A ``Cgroup`` is named by a path relative to the hierarchy root (the ones racklab makes)
+or found from a process (``Cgroup.of_pid``: a Docker container's, a VM's qemu), and
+reads its usage in the one shape every node kind reports (``Stats``). The hierarchies
+are found in /proc/self/mountinfo; a ``root`` (default: $RACKLAB_CGROUP_ROOT when set)
+names a directory laid out like /sys/fs/cgroup instead.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import functools
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(os.environ.get("RACKLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
+# an explicit root replaces the mount table (a test tree, a host's root mounted elsewhere)
+ROOT_GIVEN = "RACKLAB_CGROUP_ROOT" in os.environ
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "blkio", "freezer")
 V2_CONTROLLERS = ("cpu", "memory", "pids", "io")
 CPU_PERIOD_US = 100_000
@@ -77,6 +86,36 @@ def v1_controllers() -> list[str]:
     return [c for c in V1_CONTROLLERS if c in mounts()]
 
 
+@dataclass
+class Stats:
+    """What a node costs, the same fields for every node kind (None: not known)."""
+
+    cpu_usec: int | None = None
+    memory_bytes: int | None = None
+    memory_max: int | None = None
+    oom_kills: int | None = None
+    io_read_bytes: int | None = None
+    io_write_bytes: int | None = None
+    pids: int | None = None
+
+    def __add__(self, other: Stats) -> Stats:
+        def plus(x, y):
+            return y if x is None else x if y is None else x + y
+
+        return Stats(**{k: plus(getattr(self, k), getattr(other, k)) for k in vars(self)})
+
+
+def pid_paths(pid: int) -> dict[str, str]:
+    """controller -> cgroup path of ``pid`` ("" key for the v2 unified hierarchy);
+    empty when the process is gone."""
+    out = {}
+    for line in _read(Path(f"/proc/{pid}/cgroup")).splitlines():
+        _, controllers, path = line.split(":", 2)
+        for c in controllers.split(",") if controllers else [""]:
+            out[c] = path
+    return out
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()
@@ -111,22 +150,59 @@ def block_device_of(path: str | Path) -> str:
 
 
 class Cgroup:
-    """One cgroup, named by its path relative to the hierarchy root (e.g. racklab/quick/n1)."""
+    """One cgroup, named by its path relative to the hierarchy root (e.g. racklab/quick/n1).
 
-    def __init__(self, rel: str):
+    ``paths`` (controller -> path, as in /proc/PID/cgroup) places it per v1 controller,
+    for cgroups made by others, whose path may differ from one controller to the next."""
+
+    def __init__(self, rel: str, *, root: Path | None = None, paths: dict[str, str] | None = None):
         self.rel = rel.strip("/")
-        self.version = version()
+        self.root = Path(root) if root is not None else (ROOT if ROOT_GIVEN else None)
+        self.paths = {c: p.strip("/") for c, p in paths.items()} if paths is not None else None
+        if self.paths is None:
+            self.version = version()
+        else:  # a v1 memory path whose hierarchy is mounted: the process lives in v1
+            self.version = 1 if "memory" in self.paths and self._mount("memory") else 2
+
+    @classmethod
+    def of_pid(cls, pid: int, root: Path | None = None) -> Cgroup | None:
+        """The cgroup ``pid`` is in (None when the process is gone)."""
+        paths = pid_paths(pid)
+        if not paths:
+            return None
+        return cls(paths.get("memory") or paths.get("", ""), root=root, paths=paths)
 
     def __repr__(self) -> str:
         return f"Cgroup({self.rel!r}, v{self.version})"
 
     # where the files are
+    def _mount(self, controller: str) -> Path | None:
+        """The hierarchy holding ``controller`` ("unified": the v2 tree)."""
+        if self.root is None:
+            if controller == "unified":
+                return mounts().get("unified", ROOT)
+            return mounts().get(controller)
+        if controller == "unified":
+            return self.root / "unified" if (self.root / "unified").is_dir() else self.root
+        d = self.root / controller
+        return d if d.is_dir() else None
+
+    def _rel(self, controller: str) -> str:
+        if self.paths is None:
+            return self.rel
+        return self.paths.get(controller, self.paths.get("", self.rel))
+
+    def _controllers(self) -> list[str]:
+        if self.root is None and self.paths is None:
+            return v1_controllers()
+        return [c for c in V1_CONTROLLERS if self._mount(c) is not None]
+
     def dirs(self) -> list[Path]:
         if self.version == 2:
-            return [mounts().get("unified", ROOT) / self.rel]
+            return [self._mount("unified") / self._rel("")]
         seen, out = set(), []
-        for c in v1_controllers():
-            d = mounts()[c] / self.rel
+        for c in self._controllers():
+            d = self._mount(c) / self._rel(c)
             if d not in seen:
                 seen.add(d)
                 out.append(d)
@@ -135,14 +211,18 @@ class Cgroup:
     def _file(self, controller: str, name: str) -> Path:
         if self.version == 2:
             return self.dirs()[0] / name
-        return mounts()[controller] / self.rel / name
+        mount = self._mount(controller)
+        if mount is None:  # reads find nothing, writes fail: as for a file the kernel lacks
+            return Path("/proc/racklab-no-cgroup-hierarchy") / controller / name
+        return mount / self._rel(controller) / name
 
     def procs_files(self) -> list[str]:
         """Write a PID into each of these to move it into this cgroup."""
         return [str(d / "cgroup.procs") for d in self.dirs()]
 
     def child(self, name: str) -> Cgroup:
-        return Cgroup(f"{self.rel}/{name}")
+        paths = {c: f"{p}/{name}" for c, p in self.paths.items()} if self.paths else None
+        return Cgroup(f"{self.rel}/{name}", root=self.root, paths=paths)
 
     def exists(self) -> bool:
         return any(d.is_dir() for d in self.dirs())
@@ -156,7 +236,7 @@ class Cgroup:
         return self
 
     def _enable_v2_controllers(self) -> None:
-        root = mounts().get("unified", ROOT)
+        root = self._mount("unified")
         available = set(_read(root / "cgroup.controllers").split())
         wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available)
         parts = self.rel.split("/")
@@ -330,9 +410,10 @@ class Cgroup:
             # v1 counts an OOM kill only in the victim's own cgroup: add up the subtree
             s["oom_kills"] = self._v1_subtree_sum("memory", "memory.oom_control", "oom_kill")
             rd = wr = 0
-            for line in _read(
-                self._file("blkio", "blkio.throttle.io_service_bytes_recursive")
-            ).splitlines():
+            io_file = self._file("blkio", "blkio.throttle.io_service_bytes_recursive")
+            if not io_file.exists():  # older kernels: the cgroup's own count only
+                io_file = io_file.with_name("blkio.throttle.io_service_bytes")
+            for line in _read(io_file).splitlines():
                 parts = line.split()
                 if len(parts) == 3 and parts[1] == "Read":
                     rd += int(parts[2])
@@ -345,6 +426,19 @@ class Cgroup:
         else:  # v1 counts a refused fork only in the forking process's own cgroup
             s["pids_max_hits"] = self._v1_subtree_sum("pids", "pids.events", "max")
         return s
+
+    def summary(self) -> Stats:
+        """The usage every node kind reports (``stats`` has more, for the demos)."""
+        s = self.stats()
+        return Stats(
+            cpu_usec=s.get("cpu_usec"),
+            memory_bytes=s.get("memory_bytes"),
+            memory_max=self.limits().get("memory"),
+            oom_kills=s.get("oom_kills"),
+            io_read_bytes=s.get("io_read_bytes"),
+            io_write_bytes=s.get("io_write_bytes"),
+            pids=s.get("pids"),
+        )
 
     def _v1_subtree_sum(self, controller: str, filename: str, key: str) -> int | None:
         base = self._file(controller, filename).parent

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import os
 
-from lab.backends import container
-from lab.backends.container import cgroup_of, read_cgroup_stats
+from lab.cgroups import Cgroup
+from lab.cgroups import pid_paths as cgroup_of
+
+
+def read_cgroup_stats(paths, root):
+    """A container's stats as its node reports them, from a tree laid out at ``root``."""
+    return Cgroup(paths.get("memory") or paths[""], root=root, paths=paths).summary()
 
 
 def test_v2_unified_hierarchy(tmp_path, monkeypatch):
@@ -20,8 +25,7 @@ def test_v2_unified_hierarchy(tmp_path, monkeypatch):
     (cg / "io.stat").write_text(
         "8:0 rbytes=1000 wbytes=2000 rios=1 wios=2 dbytes=0 dios=0\n254:0 rbytes=10 wbytes=20 rios=1 wios=1\n"
     )
-    monkeypatch.setattr(container, "CGROOT", tmp_path)
-    s = read_cgroup_stats({"": "/system.slice/docker-abc.scope"})
+    s = read_cgroup_stats({"": "/system.slice/docker-abc.scope"}, tmp_path)
     assert (s.cpu_usec, s.memory_bytes, s.memory_max, s.oom_kills, s.pids) == (
         123456,
         4096000,
@@ -31,7 +35,7 @@ def test_v2_unified_hierarchy(tmp_path, monkeypatch):
     )
     assert (s.io_read_bytes, s.io_write_bytes) == (1010, 2020)
     (cg / "memory.max").write_text("max\n")
-    assert read_cgroup_stats({"": "/system.slice/docker-abc.scope"}).memory_max is None
+    assert read_cgroup_stats({"": "/system.slice/docker-abc.scope"}, tmp_path).memory_max is None
 
 
 def test_v1_controllers(tmp_path, monkeypatch):
@@ -51,9 +55,8 @@ def test_v1_controllers(tmp_path, monkeypatch):
         d.mkdir(parents=True)
         for name, text in files.items():
             (d / name).write_text(text)
-    monkeypatch.setattr(container, "CGROOT", tmp_path)
     paths = {c: "/docker/abc" for c in ("memory", "cpuacct", "cpu", "pids", "blkio")}
-    s = read_cgroup_stats(paths)
+    s = read_cgroup_stats(paths, tmp_path)
     assert (s.cpu_usec, s.memory_bytes, s.memory_max, s.oom_kills, s.pids) == (
         5000,
         2048,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lab.backends.container import cgroup_of
+from lab.cgroups import pid_paths as cgroup_of
 
 MiB = 1 << 20
 LOOP = ["{python}", "-c", "import time\nwhile True: time.sleep(1)"]

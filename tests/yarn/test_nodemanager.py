@@ -102,3 +102,26 @@ def test_logs_of_finished_apps_go_after_the_retention_time(yarn_factory):
         lambda: requests.get(base, timeout=5).status_code == 404, timeout=20, what="app forgotten"
     )
     assert not log_dir.exists()
+
+
+def test_without_cgroups_containers_run_in_sessions_and_memory_is_still_enforced(yarn_factory):
+    """A node whose cgroupfs cannot be written (Docker mounts it read-only) runs YARN
+    containers as Hadoop's DefaultContainerExecutor does: the ContainersMonitor still
+    kills a container over its grant with the -104 diagnostic."""
+    c = yarn_factory()
+    c.start_rm()
+    c.start_nm(
+        "127.0.0.13",
+        extra={"yarn.nodemanager.linux-container-executor.cgroups.mount-path": "/nonexistent"},
+    )
+    c.wait_nodes(1)
+    aid = c.submit(GROW, memory=128, max_attempts=1)
+    app = c.wait_app(aid)
+    assert app["state"] == "FAILED"
+    assert "beyond the 'PHYSICAL' memory limit" in app["diagnostics"], app["diagnostics"]
+    assert "exitCode: -104" in app["diagnostics"]
+    assert "container cgroups unavailable" in c.nms["127.0.0.13"].log.read_text()
+    ok = c.submit("echo fine under $CONTAINER_ID", memory=128, max_attempts=1)
+    c.wait_app(ok)  # an AM that never registers ends FAILED, as on YARN; its output is there
+    out, cid = _am_logs(c, ok)
+    assert out.strip() == f"fine under {cid}"

@@ -60,6 +60,10 @@ class ContainerCgroup:
         self.version = version
         self.dirs = dirs  # first one carries memory
 
+    def attach(self, pid: int) -> None:
+        """The launch script put itself in the cgroup already (procs_files)."""
+        return
+
     @property
     def procs_files(self) -> list[Path]:
         return [d / "cgroup.procs" for d in self.dirs]

@@ -30,6 +30,7 @@ from pathlib import Path
 from . import http
 from .cgroups import CgroupManager, ContainerCgroup
 from .conf import Configuration
+from .processtree import ProcessTreeContainer, ProcessTreeManager
 from .records import (
     KILLED_BY_APPMASTER,
     KILLED_BY_RESOURCEMANAGER,
@@ -56,7 +57,7 @@ class NMContainer:
     exit_status: int = -1000
     diagnostics: str = ""
     proc: asyncio.subprocess.Process | None = None
-    cgroup: ContainerCgroup | None = None
+    cgroup: ContainerCgroup | ProcessTreeContainer | None = None
     kill_status: int | None = None
     kill_reason: str = ""
     started: float = field(default_factory=time.time)
@@ -112,19 +113,35 @@ class NodeManager:
         self.registered = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------
+    def _container_cgroups(self):
+        """A cgroup per container where this node can make them; where it cannot (a
+        read-only cgroupfs, no memory controller) or the site asks for Hadoop's
+        DefaultContainerExecutor, containers run in sessions of their own instead."""
+        executor = self.conf.get("yarn.nodemanager.container-executor.class") or ""
+        if executor.endswith("DefaultContainerExecutor"):
+            manager = ProcessTreeManager(f"{executor} configured")
+            manager.setup()
+            return manager
+        try:
+            manager = CgroupManager(
+                self.conf.get("yarn.nodemanager.linux-container-executor.cgroups.mount-path")
+                or "/sys/fs/cgroup",
+                self.conf.get("yarn.nodemanager.linux-container-executor.cgroups.hierarchy")
+                or "/hadoop-yarn",
+                self.conf.get_bool(
+                    "yarn.nodemanager.linux-container-executor.cgroups.strict-resource-usage"
+                ),
+            )
+            manager.setup()
+        except OSError as e:
+            manager = ProcessTreeManager(str(e))
+            manager.setup()
+        return manager
+
     async def start(self) -> None:
         self.local_dir.mkdir(parents=True, exist_ok=True)
         self.log_root.mkdir(parents=True, exist_ok=True)
-        self.cgroups = CgroupManager(
-            self.conf.get("yarn.nodemanager.linux-container-executor.cgroups.mount-path")
-            or "/sys/fs/cgroup",
-            self.conf.get("yarn.nodemanager.linux-container-executor.cgroups.hierarchy")
-            or "/hadoop-yarn",
-            self.conf.get_bool(
-                "yarn.nodemanager.linux-container-executor.cgroups.strict-resource-usage"
-            ),
-        )
-        self.cgroups.setup()
+        self.cgroups = self._container_cgroups()
         rpc_host, rpc_port = self.conf.get_address("yarn.nodemanager.address")
         web_host, web_port = self.conf.get_address("yarn.nodemanager.webapp.address")
         shuffle_port = self.conf.get_int("mapreduce.shuffle.port")
@@ -391,6 +408,7 @@ class NodeManager:
         finally:
             out.close()
             err.close()
+        c.cgroup.attach(c.proc.pid)
         if c.state == "COMPLETE":  # killed while localizing
             c.cgroup.kill_all()
         else:

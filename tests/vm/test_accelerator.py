@@ -9,6 +9,7 @@ import os
 import pytest
 
 from lab.backends import vm
+from lab.backends.vm import libvirt as vm_libvirt
 
 
 def test_probe_boot_decides_and_its_verdict_is_cached(libvirt_conn, vm_image, monkeypatch,
@@ -17,11 +18,11 @@ def test_probe_boot_decides_and_its_verdict_is_cached(libvirt_conn, vm_image, mo
         pytest.skip("no usable /dev/kvm on this host: nothing to probe")
     if "<domain type='kvm'" not in libvirt_conn.getCapabilities():
         pytest.skip("libvirt offers no kvm domains here")
-    pvm = vm._kvm_pvm_loaded()
+    pvm = vm_libvirt._kvm_pvm_loaded()
     monkeypatch.setenv("RACKLAB_CACHE", str(tmp_path))
     monkeypatch.delenv("RACKLAB_VM_ACCEL", raising=False)
     # hide the PVM module so that the probe boot itself has to tell
-    monkeypatch.setattr(vm, "_kvm_pvm_loaded", lambda: False)
+    monkeypatch.setattr(vm_libvirt, "_kvm_pvm_loaded", lambda: False)
     accel, why = vm.probe_accelerator(libvirt_conn, vm_image.kernel)
     # nested PVM KVM hangs the stock kernel: the probe must see that and choose TCG
     assert accel == ("tcg" if pvm else "kvm"), why
@@ -35,10 +36,10 @@ def test_cheap_checks_come_first(monkeypatch, libvirt_conn):
     monkeypatch.setenv("RACKLAB_VM_ACCEL", "tcg")
     assert vm.probe_accelerator(libvirt_conn) == ("tcg", "set by RACKLAB_VM_ACCEL")
     monkeypatch.delenv("RACKLAB_VM_ACCEL")
-    monkeypatch.setattr(vm.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(vm_libvirt.os, "access", lambda path, mode: False)
     assert vm.probe_accelerator(libvirt_conn) == ("tcg", "no usable /dev/kvm")
-    monkeypatch.setattr(vm.os, "access", lambda path, mode: True)
-    monkeypatch.setattr(vm, "_kvm_pvm_loaded", lambda: True)
+    monkeypatch.setattr(vm_libvirt.os, "access", lambda path, mode: True)
+    monkeypatch.setattr(vm_libvirt, "_kvm_pvm_loaded", lambda: True)
     accel, why = vm.probe_accelerator(libvirt_conn)
     assert accel == "tcg" and "PVM" in why
 

@@ -13,7 +13,14 @@ available = apache_zk_available
 
 
 class ApacheZooKeeper:
-    def __init__(self, data_dir: str, port: int, host: str = "127.0.0.1", tick_time: int = 200):
+    def __init__(
+        self,
+        data_dir: str,
+        port: int,
+        host: str = "127.0.0.1",
+        tick_time: int = 200,
+        extra: dict | None = None,
+    ):
         self.data_dir = data_dir
         self.host = host
         self.port = port
@@ -25,6 +32,8 @@ class ApacheZooKeeper:
                 f"clientPortAddress={host}\nadmin.enableServer=false\n"
                 "4lw.commands.whitelist=*\n"
             )
+            # A key zoo.cfg does not know becomes the system property "zookeeper.<key>".
+            f.writelines(f"{k}={v}\n" for k, v in (extra or {}).items())
         self.proc = None
 
     @property

@@ -37,6 +37,9 @@ class Config:
     snap_retain_count: int = 3
     jute_maxbuffer: int = 0xFFFFF + 1  # 1 MiB, ZooKeeper's default jute.maxbuffer
     container_check_interval: int = 60000  # ms, znode.container.checkIntervalMs
+    container_max_per_minute: int = 10000  # znode.container.maxPerMinute
+    container_max_never_used: int = 0  # ms, znode.container.maxNeverUsedIntervalMs
+    extended_types: bool = False  # zookeeper.extendedTypesEnabled (TTL nodes)
     prealloc_kb: int = 16384  # preAllocSize: log files grow in steps of this many KB
     force_sync: bool = True  # forceSync=no skips the fsync (ZooKeeper's unsafe test knob)
     servers: dict[int, Peer] = field(default_factory=dict)
@@ -121,6 +124,8 @@ def parse(text: str, path: str | None = None) -> Config:
         "autopurge.snapRetainCount": "snap_retain_count",
         "jute.maxbuffer": "jute_maxbuffer",
         "znode.container.checkIntervalMs": "container_check_interval",
+        "znode.container.maxPerMinute": "container_max_per_minute",
+        "znode.container.maxNeverUsedIntervalMs": "container_max_never_used",
         "preAllocSize": "prealloc_kb",
     }
     for key, attr in ints.items():
@@ -130,6 +135,11 @@ def parse(text: str, path: str | None = None) -> Config:
         cfg.client_port_address = raw["clientPortAddress"]
     if raw.get("forceSync", "yes").lower() == "no":
         cfg.force_sync = False
+    # Apache turns a zoo.cfg key it does not know into the system property
+    # "zookeeper.<key>", so both spellings reach the same switch.
+    for key in ("zookeeper.extendedTypesEnabled", "extendedTypesEnabled"):
+        if key in raw:
+            cfg.extended_types = raw[key].strip().lower() == "true"
     if "dataLogDir" in raw:
         cfg.data_log_dir = raw["dataLogDir"]
     myid_path = os.path.join(cfg.data_dir, "myid")

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from . import acl as acls
 from .fourletter import FOUR_LETTER_WORDS
 from .jute import JuteError, Reader, Writer
-from .prep import validate_path
 from .proto import (
     ACL,
     REFUSED_OPS,
@@ -322,7 +321,12 @@ class ClientConnection(asyncio.Protocol):
             server.submit_write(self, xid, op, None)
             return
         if op == Op.MULTI:
-            server.submit_write(self, xid, op, decode_request(op, r))
+            try:
+                ops = decode_request(op, r)
+            except ZKError as e:
+                server._reply_error(self, xid, op, e.code)
+                return
+            server.submit_write(self, xid, op, ops)
             return
         if op == Op.WHO_AM_I:
             self.ordered(xid, op, None)
@@ -388,8 +392,13 @@ class ClientConnection(asyncio.Protocol):
         self.send_reply(xid, zxid, 0, body)
 
     def _read_body(self, op, req, tree) -> bytes:
+        if op in (Op.GET_DATA, Op.EXISTS, Op.GET_CHILDREN, Op.GET_CHILDREN2, Op.GET_ACL):
+            # Apache: a null path is a NullPointerException, answered MarshallingError;
+            # its DataTree also holds the root under "" (so "" reads as the root).
+            if req.path is None:
+                raise ZKError(Err.MARSHALLING_ERROR)
         if op == Op.GET_DATA:
-            node = tree.nodes.get(req.path)
+            node = _lookup(tree, req.path)
             if node is None:
                 raise ZKError(Err.NO_NODE)
             acls.check(node.acl, Perms.READ, self.auth)
@@ -398,16 +407,16 @@ class ClientConnection(asyncio.Protocol):
             return GetDataResponse(node.data, node.stat()).serialize()
         if op == Op.EXISTS:
             path = req.path
-            if path is None or "\0" in path:
+            if "\0" in path:
                 raise ZKError(Err.BAD_ARGUMENTS)
-            node = tree.nodes.get(path)
+            node = _lookup(tree, path)
             if req.watch:
                 tree.data_watches.add(path, self)
             if node is None:
                 raise ZKError(Err.NO_NODE)
             return ExistsResponse(node.stat()).serialize()
         if op in (Op.GET_CHILDREN, Op.GET_CHILDREN2):
-            node = tree.nodes.get(req.path)
+            node = _lookup(tree, req.path)
             if node is None:
                 raise ZKError(Err.NO_NODE)
             acls.check(node.acl, Perms.READ, self.auth)
@@ -422,7 +431,7 @@ class ClientConnection(asyncio.Protocol):
         if op == Op.SYNC:
             return SyncResponse(req.path).serialize()
         if op == Op.GET_ACL:
-            node = tree.nodes.get(req.path)
+            node = _lookup(tree, req.path)
             if node is None:
                 raise ZKError(Err.NO_NODE)
             acls.check(node.acl, Perms.READ | Perms.ADMIN, self.auth)
@@ -448,9 +457,11 @@ class ClientConnection(asyncio.Protocol):
                 sorted(p for p in mine if prefix == "/" or p.startswith(prefix))
             ).serialize()
         if op == Op.GET_ALL_CHILDREN_NUMBER:
-            if req.path not in tree.nodes:
+            if req.path is None:
+                raise ZKError(Err.MARSHALLING_ERROR)
+            if _lookup(tree, req.path) is None:
                 raise ZKError(Err.NO_NODE)
-            base = "" if req.path == "/" else req.path
+            base = "" if req.path in ("/", "") else req.path
             n = sum(1 for p in tree.nodes if p.startswith(base + "/") and p != "/")
             return GetAllChildrenNumberResponse(n).serialize()
         if op in REFUSED_OPS:
@@ -458,9 +469,10 @@ class ClientConnection(asyncio.Protocol):
         if op == Op.MULTI_READ:
             return self._multi_read(req, tree)
         if op == Op.ADD_WATCH:
-            validate_path(req.path)
+            # Apache registers the watch on whatever path comes, unvalidated.
             if req.mode not in (0, 1):
-                raise ZKError(Err.BAD_ARGUMENTS)
+                # AddWatchMode.fromInt throws; Apache answers that as MarshallingError
+                raise ZKError(Err.MARSHALLING_ERROR)
             if req.mode == 1:
                 tree.recursive_watches.add(req.path, self)
             else:
@@ -498,6 +510,10 @@ class ClientConnection(asyncio.Protocol):
         """checkWatches / removeWatches for this connection's watches on a path."""
         # WatcherType on the wire: 1 children, 2 data, 3 any. (Persistent watches are
         # found through the manager they sit in; 4 and 5 fail as in ZooKeeper 3.8.)
+        if op == Op.CHECK_WATCHES and (
+            req.path is None or (req.path and not req.path.startswith("/"))
+        ):
+            raise ZKError(Err.MARSHALLING_ERROR)  # as Apache 3.8 answers these
         if req.type == 1:
             tables = [tree.child_watches, tree.persistent_child]
         elif req.type == 2:
@@ -562,15 +578,34 @@ class ClientConnection(asyncio.Protocol):
         if result.err:
             self.send_reply(entry.xid, zxid, result.err)
             return
+        if entry.op == Op.CHECK:
+            # check alone (not in a multi) has no reply in Apache's FinalRequestProcessor:
+            # a failing one is answered from the prepare step; a passing one ends the
+            # connection and its session (a reattach is refused as expired), and so here.
+            log.info("%s: check outside a multi passed; closing as Apache does", self.peer)
+            if self.session is not None and not self.session.closing:
+                self.server.close_session(self.session)
+            self.close()
+            return
         self.send_reply(entry.xid, zxid, 0, _write_body(entry.op, result))
         if entry.op == Op.CLOSE_SESSION:
             self.close()
 
 
+def _lookup(tree, path):
+    """The node at path; "" is the root, as in Apache's DataTree."""
+    return tree.nodes.get(path or "/")
+
+
+# Creates answered with path and Stat (FinalRequestProcessor: create2, createTTL and
+# createContainer all reply Create2Response).
+CREATE2_REPLIES = frozenset({Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL})
+
+
 def _write_body(op: int, result) -> bytes:
-    if op in (Op.CREATE, Op.CREATE_CONTAINER):
+    if op == Op.CREATE:
         return CreateResponse(result.path).serialize()
-    if op == Op.CREATE2:
+    if op in CREATE2_REPLIES:
         return Create2Response(result.path, result.stat).serialize()
     if op == Op.SET_DATA:
         return SetDataResponse(result.stat).serialize()
@@ -583,10 +618,22 @@ def _write_body(op: int, result) -> bytes:
                 MultiHeader(Op.ERROR, False, sub.err).write(w)
                 ErrorResponse(sub.err).write(w)
                 continue
-            MultiHeader(sub.op, False, 0).write(w)
-            if sub.op in (Op.CREATE, Op.CREATE_CONTAINER):
+            # A container's or TTL node's result is a CreateResult with a Stat, which
+            # Apache's MultiResponse writes as create2.
+            # createContainer and createTTL answer as create2 (path and Stat) and, in
+            # Apache 3.8's multi, create2 answers as create (path only).
+            if sub.op in (Op.CREATE_CONTAINER, Op.CREATE_TTL):
+                MultiHeader(Op.CREATE2, False, 0).write(w)
+                Create2Response(sub.path, sub.stat).write(w)
+                continue
+            if sub.op == Op.CREATE2:
+                MultiHeader(Op.CREATE, False, 0).write(w)
                 CreateResponse(sub.path).write(w)
-            elif sub.op == Op.CREATE2:
+                continue
+            MultiHeader(sub.op, False, 0).write(w)
+            if sub.op == Op.CREATE:
+                CreateResponse(sub.path).write(w)
+            elif sub.op in CREATE2_REPLIES:
                 Create2Response(sub.path, sub.stat).write(w)
             elif sub.op == Op.SET_DATA:
                 SetDataResponse(sub.stat).write(w)

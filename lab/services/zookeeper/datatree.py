@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from .proto import ACL, CONTAINER_OWNER, Err, EventType, Id, Op, Perms, Stat
+from .proto import ACL, CONTAINER_OWNER, Err, EventType, Id, Op, Perms, Stat, ttl_of
 from .txn import (
     CreateTxn,
     MultiTxn,
@@ -67,7 +67,9 @@ class Node:
             # not still present: ZooKeeper's DataNode.copyStat does the same.
             2 * self.cversion - len(self.children),
             self.aversion,
-            self.owner,
+            # DataNode.copyStat shows clients a session's id only: a container's or
+            # TTL node's owner (its mode, kept in logs and snapshots) reads as 0.
+            self.owner if self.owner != CONTAINER_OWNER and not ttl_of(self.owner) else 0,
             len(self.data) if self.data else 0,
             len(self.children),
             self.pzxid,
@@ -150,6 +152,7 @@ class DataTree:
         self.nodes: dict[str, Node] = {"/": Node(b"", OPEN_ACL_UNSAFE)}
         self.ephemerals: dict[int, set[str]] = {}
         self.containers: set[str] = set()
+        self.ttls: set[str] = set()  # TTL nodes, for the container manager's reaping
         self.sessions: dict[int, int] = {}  # committed session id -> timeout (ms)
         self.last_zxid = 0
         self.data_watches = WatchTable()
@@ -221,7 +224,7 @@ class DataTree:
         return self._apply(hdr.type, txn.body, hdr.clientId, hdr.zxid, hdr.time)
 
     def _apply(self, op: int, body, session: int, zxid: int, time: int) -> Result:
-        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
+        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
             return self._create(op, body, zxid, time)
         if op == Op.DELETE:
             return self._delete(body.path, zxid)
@@ -264,6 +267,8 @@ class DataTree:
         parent.pzxid = zxid
         if t.ephemeralOwner == CONTAINER_OWNER:
             self.containers.add(path)
+        elif ttl_of(t.ephemeralOwner):
+            self.ttls.add(path)
         elif t.ephemeralOwner:
             self.ephemerals.setdefault(t.ephemeralOwner, set()).add(path)
         self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid)
@@ -282,6 +287,8 @@ class DataTree:
                 parent.pzxid = zxid
         if node.owner == CONTAINER_OWNER:
             self.containers.discard(path)
+        elif ttl_of(node.owner):
+            self.ttls.discard(path)
         elif node.owner:
             owned = self.ephemerals.get(node.owner)
             if owned is not None:
@@ -338,6 +345,8 @@ class DataTree:
                 parent.children.add(name_of(path))
         if node.owner == CONTAINER_OWNER:
             self.containers.add(path)
+        elif ttl_of(node.owner):
+            self.ttls.add(path)
         elif node.owner:
             self.ephemerals.setdefault(node.owner, set()).add(path)
 

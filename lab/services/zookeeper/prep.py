@@ -20,6 +20,8 @@ from .proto import (
     Op,
     Perms,
     ZKError,
+    ttl_of,
+    ttl_owner,
 )
 from .txn import (
     CheckVersionTxn,
@@ -33,6 +35,7 @@ from .txn import (
 )
 
 MAX_SEQUENCE = 2**31 - 1
+_MODES = frozenset(range(7))  # CreateMode.fromFlag: 0..6
 
 
 def validate_path(path: str | None, sequential: bool = False) -> None:
@@ -97,9 +100,10 @@ def _next_version(current: int, expected: int, path: str) -> int:
 
 
 class Preparer:
-    def __init__(self, tree: DataTree, maxbuffer: int):
+    def __init__(self, tree: DataTree, maxbuffer: int, extended_types: bool = False):
         self.tree = tree
         self.maxbuffer = maxbuffer
+        self.extended_types = extended_types  # zookeeper.extendedTypesEnabled: TTL nodes
         self.pending: dict[str, Change] = {}
         self.order: deque[tuple[int, str]] = deque()
 
@@ -145,7 +149,7 @@ class Preparer:
 
     def prepare(self, op: int, req, session: int, auth: list[Id], zxid: int):
         """Return (txn type, txn body) or raise ZKError."""
-        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
+        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
             return op, self._create(op, req, session, auth, zxid)
         if op == Op.DELETE:
             return op, self._delete(req, auth, zxid)
@@ -163,25 +167,47 @@ class Preparer:
         raise ZKError(Err.UNIMPLEMENTED)
 
     def _create(self, op, req, session, auth, zxid) -> CreateTxn:
+        # As PrepRequestProcessor.pRequest2TxnCreate: the flags name the mode for every
+        # create opcode (an unknown one is BadArguments), a TTL mode needs
+        # zookeeper.extendedTypesEnabled, and a TTL goes with TTL modes only.
         flags = req.flags
-        if op == Op.CREATE_CONTAINER:
-            flags = CreateMode.CONTAINER
-        if flags not in (0, 1, 2, 3, 4):
+        ttl = req.ttl if op == Op.CREATE_TTL else -1
+        if flags not in _MODES:
             raise ZKError(Err.BAD_ARGUMENTS, f"unsupported create flags {flags}")
-        if op != Op.CREATE_CONTAINER and flags == CreateMode.CONTAINER:
-            # Java clients send containers as createContainer; refuse the mismatch as it does.
-            raise ZKError(Err.BAD_ARGUMENTS, "container nodes need createContainer")
-        sequential = flags in (CreateMode.PERSISTENT_SEQUENTIAL, CreateMode.EPHEMERAL_SEQUENTIAL)
+        is_ttl = flags in (
+            CreateMode.PERSISTENT_WITH_TTL,
+            CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL,
+        )
+        if is_ttl and not self.extended_types:
+            raise ZKError(Err.UNIMPLEMENTED)
+        if is_ttl:
+            try:
+                ttl_owner(ttl)
+            except ValueError:
+                raise ZKError(Err.BAD_ARGUMENTS, str(req.path)) from None
+        elif ttl >= 0 or op == Op.CREATE_TTL:
+            # Apache lets createTTL with a negative TTL and another mode through to
+            # the apply step, which then cannot encode it; refused here instead.
+            raise ZKError(Err.BAD_ARGUMENTS, f"ttl not valid for mode {flags}")
+        sequential = flags in (
+            CreateMode.PERSISTENT_SEQUENTIAL,
+            CreateMode.EPHEMERAL_SEQUENTIAL,
+            CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL,
+        )
         ephemeral = flags in (CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL)
         path = req.path
-        validate_path(path, sequential)
+        if path is None:
+            raise ZKError(Err.MARSHALLING_ERROR, "null path")  # Apache's NPE, caught
+        # validatePathForCreate: only a "/" somewhere and no NUL before the sequence
+        # suffix is added; the full path is validated after (so "/p/." sequential
+        # becomes "/p/.0000000001", and "/" sequential a child of the root).
+        i = path.rfind("/")
+        if i < 0 or "\0" in path:
+            raise ZKError(Err.BAD_ARGUMENTS, f"invalid path {path!r}")
+        parent_path = path[:i] if i > 0 else "/"
         if req.data is not None and len(req.data) > self.maxbuffer:
             raise ZKError(Err.BAD_ARGUMENTS, "data exceeds jute.maxbuffer")
         acl = acls.fixup(req.acl, auth)
-        i = path.rfind("/")
-        parent_path = path[:i] if i > 0 else "/"
-        if path == "/":
-            raise ZKError(Err.NODE_EXISTS, path)
         parent = self.record(parent_path)
         acls.check(parent.acl, Perms.CREATE, auth)
         if sequential:
@@ -193,10 +219,18 @@ class Preparer:
         except ZKError as e:
             if e.code != Err.NO_NODE:
                 raise
-        if parent.owner and parent.owner != CONTAINER_OWNER:
+        if parent.owner and parent.owner != CONTAINER_OWNER and not ttl_of(parent.owner):
             raise ZKError(Err.NO_CHILDREN_FOR_EPHEMERALS, path)
         new_cversion = parent.cversion + 1
-        owner = CONTAINER_OWNER if flags == CreateMode.CONTAINER else (session if ephemeral else 0)
+        # The opcode, not the flags, makes the node (Apache's DataTree applies each
+        # txn type so): create and create2 carry only "ephemeral or not", so flags=4
+        # there makes a plain persistent node; createContainer always a container.
+        if op == Op.CREATE_CONTAINER:
+            owner = CONTAINER_OWNER
+        elif op == Op.CREATE_TTL:
+            owner = ttl_owner(ttl)
+        else:
+            owner = session if ephemeral else 0
         p = parent.copy(zxid)
         p.cversion = new_cversion
         p.children += 1
@@ -206,15 +240,12 @@ class Preparer:
 
     def _delete(self, req, auth, zxid) -> DeleteTxn:
         path = req.path
-        if (
-            path is None
-            or path.rfind("/") < 0
-            or "\0" in path
-            or path == "/"
-            or path in SYSTEM_PATHS
-        ):
+        if path is None:
+            raise ZKError(Err.MARSHALLING_ERROR, "null path")  # Apache's NPE, caught
+        # getParentPathAndValidate: a "/" somewhere, no NUL, not a system node; the
+        # rest of the path is not validated (a malformed one is simply not there).
+        if path.rfind("/") < 0 or "\0" in path or path == "/" or path in SYSTEM_PATHS:
             raise ZKError(Err.BAD_ARGUMENTS, str(path))
-        validate_path(path)
         parent_path = parent_of(path)
         parent = self.record(parent_path)
         acls.check(parent.acl, Perms.DELETE, auth)
@@ -227,6 +258,22 @@ class Preparer:
         self._put(parent_path, p)
         self._put(path, Change(zxid, False))
         return DeleteTxn(path)
+
+    def delete_container(self, path: str, zxid: int):
+        """The container manager's delete (Apache's deleteContainer): no ACL check,
+        NotEmpty while it has children, BadVersion for a session's ephemeral. The txn
+        is an ordinary delete, which every server applies alike."""
+        node = self.record(path)
+        if node.children > 0:
+            raise ZKError(Err.NOT_EMPTY, path)
+        if node.owner and node.owner != CONTAINER_OWNER and not ttl_of(node.owner):
+            raise ZKError(Err.BAD_VERSION, path)
+        parent_path = parent_of(path)
+        p = self.record(parent_path).copy(zxid)
+        p.children -= 1
+        self._put(parent_path, p)
+        self._put(path, Change(zxid, False))
+        return Op.DELETE, DeleteTxn(path)
 
     def _set_data(self, req, auth, zxid) -> SetDataTxn:
         validate_path(req.path)

@@ -48,6 +48,7 @@ WRITE_OPS = frozenset(
         Op.CREATE,
         Op.CREATE2,
         Op.CREATE_CONTAINER,
+        Op.CREATE_TTL,
         Op.DELETE,
         Op.SET_DATA,
         Op.SET_ACL,
@@ -128,6 +129,8 @@ class CreateMode:
     PERSISTENT_SEQUENTIAL = 2
     EPHEMERAL_SEQUENTIAL = 3
     CONTAINER = 4
+    PERSISTENT_WITH_TTL = 5
+    PERSISTENT_SEQUENTIAL_WITH_TTL = 6
 
 
 class Perms:
@@ -141,6 +144,29 @@ class Perms:
 
 # EphemeralType.CONTAINER_EPHEMERAL_OWNER: containers are marked by this owner.
 CONTAINER_OWNER = -(1 << 63)
+
+# EphemeralType.TTL: a TTL node's ephemeralOwner is 0xff in the top byte, the feature
+# bits (the next two bytes) zero, and the TTL in ms in the low 40 bits, so the TTL
+# travels in the Stat, the txn log and snapshots without a field of its own.
+_EXTENDED_MASK = 0xFF00000000000000
+_RESERVED_MASK = 0x00FFFF0000000000
+TTL_MAX = (1 << 64) - 1 & ~(_EXTENDED_MASK | _RESERVED_MASK)
+
+
+def ttl_owner(ttl: int) -> int:
+    """The (signed 64-bit) ephemeralOwner of a TTL node; ValueError as Apache's
+    IllegalArgumentException for a TTL out of range."""
+    if ttl <= 0 or ttl > TTL_MAX:
+        raise ValueError(f"ttl must be positive and cannot be larger than: {TTL_MAX}")
+    return (_EXTENDED_MASK | ttl) - (1 << 64)
+
+
+def ttl_of(owner: int) -> int:
+    """The TTL (ms) an ephemeralOwner encodes, 0 if it is not a TTL node's."""
+    u = owner & ((1 << 64) - 1)
+    if u & _EXTENDED_MASK == _EXTENDED_MASK and u & _RESERVED_MASK == 0:
+        return u & TTL_MAX
+    return 0
 
 
 # --- data -------------------------------------------------------------------
@@ -218,6 +244,16 @@ class MultiHeader(Record):
 
 class CreateRequest(Record):
     FIELDS = (("path", ustring), ("data", buffer), ("acl", vector(ACL)), ("flags", int32))
+
+
+class CreateTTLRequest(Record):
+    FIELDS = (
+        ("path", ustring),
+        ("data", buffer),
+        ("acl", vector(ACL)),
+        ("flags", int32),
+        ("ttl", int64),
+    )
 
 
 class DeleteRequest(Record):
@@ -365,6 +401,7 @@ REQUEST_TYPES: dict[int, type[Record]] = {
     Op.CREATE: CreateRequest,
     Op.CREATE2: CreateRequest,
     Op.CREATE_CONTAINER: CreateRequest,
+    Op.CREATE_TTL: CreateTTLRequest,
     Op.DELETE: DeleteRequest,
     Op.EXISTS: ExistsRequest,
     Op.GET_DATA: GetDataRequest,
@@ -384,15 +421,15 @@ REQUEST_TYPES: dict[int, type[Record]] = {
 
 # Opcodes Apache ZooKeeper knows that this server answers with an error instead of
 # running, keeping the connection (as ZooKeeper does with these features disabled):
-# reconfig -> ReconfigDisabled, TTL nodes and SASL -> Unimplemented.
+# reconfig -> ReconfigDisabled, SASL -> Unimplemented. (createTTL is prepared like any
+# create: Unimplemented there only for TTL flags without zookeeper.extendedTypesEnabled.)
 REFUSED_OPS = {
     Op.RECONFIG: Err.RECONFIG_DISABLED,
-    Op.CREATE_TTL: Err.UNIMPLEMENTED,
     Op.SASL: Err.UNIMPLEMENTED,
 }
 
 MULTI_OPS = frozenset(
-    {Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.DELETE, Op.SET_DATA, Op.CHECK}
+    {Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.SET_DATA, Op.CHECK}
 )
 MULTI_READ_OPS = frozenset({Op.GET_DATA, Op.GET_CHILDREN})
 
@@ -427,6 +464,28 @@ def encode_request(op: int, req) -> bytes:
     return req.serialize()
 
 
+def _multi_create_op(op: int, req):
+    """Apache's MultiOperationRecord rebuilds each create from its flags: a container
+    flag makes it a createContainer, and a createTTL without a TTL flag a plain
+    create."""
+    if op not in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
+        return op, req
+    if req.flags not in range(7):
+        return op, req  # refused by the prepare step, as one failing op (BadArguments)
+    if req.flags in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL):
+        if op != Op.CREATE_TTL:
+            # Apache 3.8.0 cannot build a TTL op without a TTL: the whole multi fails
+            raise ZKError(Err.MARSHALLING_ERROR, "TTL flags in a create without a TTL")
+        return op, req
+    if req.flags == CreateMode.CONTAINER:
+        op = Op.CREATE_CONTAINER
+    elif op in (Op.CREATE_TTL, Op.CREATE_CONTAINER):
+        op = Op.CREATE
+    if isinstance(req, CreateTTLRequest):
+        req = CreateRequest(req.path, req.data, req.acl, req.flags)
+    return op, req
+
+
 def decode_request(op: int, r):
     """Parse a request body from a jute Reader (multi included)."""
     from .jute import JuteError
@@ -439,7 +498,7 @@ def decode_request(op: int, r):
                 return ops
             if h.type not in MULTI_OPS:
                 raise JuteError(f"opcode {h.type} in a multi")
-            ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
+            ops.append(_multi_create_op(h.type, REQUEST_TYPES[h.type].read(r)))
     if op == Op.CLOSE_SESSION:
         return None
     rtype = REQUEST_TYPES.get(op)

@@ -166,6 +166,7 @@ class QuorumServer(ZooKeeperServer):
         self._tasks = [
             asyncio.create_task(self._commit_loop(), name="zk-commit"),
             asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
+            asyncio.create_task(self.container_manager().run(), name="zk-containers"),
             asyncio.create_task(self._run(), name="zk-quorum"),
         ]
         log.info(
@@ -503,7 +504,7 @@ class QuorumServer(ZooKeeperServer):
             self.next_zxid = (self.epoch << 32) | 1
             # Our own uncommitted tail of the last epoch is part of the history we
             # just synced to a quorum: it is committed now.
-            self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer)
+            self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types)
             self.sessions = {sid: Session(sid, t) for sid, t in self.tree.sessions.items()}
             established.set()
             for f in self.followers.values():
@@ -755,7 +756,7 @@ class QuorumServer(ZooKeeperServer):
             os.unlink(os.path.join(self.txnlog.dir, name))
         self.txnlog.save_snapshot(blob, zxid)
         self.tree = deserialize_tree(blob)
-        self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer)
+        self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types)
         self.last_logged = zxid
         self.next_zxid = zxid + 1
         self.txnlog.roll(zxid + 1)

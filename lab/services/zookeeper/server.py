@@ -22,6 +22,7 @@ from collections import deque
 
 from .config import Config
 from .connection import ClientConnection
+from .containers import ContainerManager
 from .datatree import DataTree
 from .persistence import TxnLog, deserialize_tree, serialize_tree
 from .prep import Preparer
@@ -78,7 +79,7 @@ class ZooKeeperServer:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.tree = DataTree()
-        self.preparer = Preparer(self.tree, cfg.jute_maxbuffer)
+        self.preparer = Preparer(self.tree, cfg.jute_maxbuffer, cfg.extended_types)
         self.txnlog = TxnLog(cfg.log_dir, cfg.prealloc_kb * 1024, cfg.force_sync)
         self.sessions: dict[int, Session] = {}
         self.session_ids = SessionIds(cfg.myid)
@@ -119,7 +120,7 @@ class ZooKeeperServer:
             self.tree.apply(txn)
         if replay:
             log.info("replayed %d txns up to zxid 0x%x", len(replay), self.tree.last_zxid)
-        self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer)
+        self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types)
         self.last_logged = self.tree.last_zxid
         self.next_zxid = self.tree.last_zxid + 1
         # Sessions that were open when we stopped get a full timeout to reconnect.
@@ -140,6 +141,7 @@ class ZooKeeperServer:
         self._tasks = [
             asyncio.create_task(self._commit_loop(), name="zk-commit"),
             asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
+            asyncio.create_task(self.container_manager().run(), name="zk-containers"),
         ]
         log.info(
             "serving on %s:%d (dataDir %s, zxid 0x%x)",
@@ -234,34 +236,27 @@ class ZooKeeperServer:
 
     async def _expiry_loop(self) -> None:
         interval = max(0.05, self.cfg.tick_time / 2000.0)
-        container_every = self.cfg.container_check_interval / 1000.0
-        next_container_check = time.monotonic() + container_every
         while True:
             await asyncio.sleep(interval)
             self.expire_sessions()
-            if time.monotonic() >= next_container_check:
-                next_container_check = time.monotonic() + container_every
-                self.delete_empty_containers()
 
-    def delete_empty_containers(self) -> None:
-        """ZooKeeper's ContainerManager: a container node that has had children and
-        has none left is deleted (by an ordinary delete txn, so it replicates)."""
-        if not self.may_originate_txns():
-            return
-        from .proto import DeleteRequest, Id
+    def container_manager(self) -> ContainerManager:
+        return ContainerManager(
+            self,
+            self.cfg.container_check_interval,
+            self.cfg.container_max_per_minute,
+            self.cfg.container_max_never_used,
+        )
 
-        for path in sorted(self.tree.containers):
-            node = self.tree.nodes.get(path)
-            if node is None or node.children or node.cversion == 0:
-                continue
-            try:
-                t_op, body = self.preparer.prepare(
-                    Op.DELETE, DeleteRequest(path, -1), 0, [Id("super", "")], self.next_zxid
-                )
-            except ZKError:
-                continue  # a child is on its way, or it is already going
-            self.propose(self.make_txn(t_op, body, 0, 0))
-            log.info("deleting empty container %s", path)
+    def delete_container(self, path: str) -> bool:
+        """Propose the delete of a container or expired TTL node (Apache's
+        deleteContainer request); False if it no longer qualifies."""
+        try:
+            t_op, body = self.preparer.delete_container(path, self.next_zxid)
+        except ZKError:
+            return False  # a child is on its way, or it is already going
+        self.propose(self.make_txn(t_op, body, 0, 0))
+        return True
 
     def may_originate_txns(self) -> bool:
         """Only a standalone server or an ensemble's serving leader starts txns itself."""

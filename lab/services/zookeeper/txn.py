@@ -69,6 +69,7 @@ TXN_TYPES: dict[int, type[Record]] = {
     Op.CREATE: CreateTxn,
     Op.CREATE2: CreateTxn,
     Op.CREATE_CONTAINER: CreateTxn,
+    Op.CREATE_TTL: CreateTxn,
     Op.DELETE: DeleteTxn,
     Op.SET_DATA: SetDataTxn,
     Op.SET_ACL: SetACLTxn,

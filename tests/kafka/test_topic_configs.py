@@ -12,6 +12,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from lab.services.kafka.protocol.errors import Error
 
+from .kafka_harness import poll_until, send_values
+
 
 def _create(admin: KafkaAdminClient, topic: NewTopic) -> tuple[int, str | None]:
     t = admin.create_topics([topic], raise_errors=False)["topics"][0]
@@ -126,3 +128,28 @@ def test_bad_server_properties_are_one_clear_error_at_start(make_broker, overrid
     assert run.returncode == 2
     assert words in run.stderr and "Traceback" not in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_stored_config_the_broker_cannot_use_falls_back_to_the_default(make_broker):
+    """A value written to ZooKeeper by something that did not check it (an older broker,
+    a hand edit) is reported and left to the broker default: produce keeps working."""
+    import json
+
+    from kazoo.client import KazooClient
+
+    b = make_broker(0)
+    send_values(b.bootstrap, "legacy", [b"one"])
+    b.stop()
+    zk = KazooClient(make_broker.zk_connect)
+    zk.start()
+    bad = {"max.message.bytes": "abc", "segment.bytes": "1", "min.insync.replicas": "x"}
+    zk.set("/config/topics/legacy", json.dumps({"version": 1, "config": bad}).encode())
+    zk.stop()
+    b.start()
+    send_values(b.bootstrap, "legacy", [b"two"])
+    c = KafkaConsumer("legacy", bootstrap_servers=b.bootstrap, auto_offset_reset="earliest")
+    got = [r.value for r in poll_until(c, 2, 30)]
+    c.close()
+    assert got == [b"one", b"two"]
+    assert "ignoring max.message.bytes='abc'" in b.log_text()
+    assert "Traceback" not in b.log_text()

@@ -1,17 +1,120 @@
-"""Four-letter words on the client port (ruok, srvr, stat, mntr, conf, cons), answered
-in Apache ZooKeeper's text formats so existing monitoring scripts can read them."""
+"""Four-letter words on the client port (ruok, srvr, stat, mntr, conf, cons, dump,
+wchc, wchp, dirs, crst, srst, gtmk, hash, ...), answered in Apache ZooKeeper 3.8's
+text formats so existing monitoring scripts can read them."""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .server import ZooKeeperServer
 
 FOUR_LETTER_WORDS = {
-    w.encode() for w in ("ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "isro")
+    w.encode()
+    for w in (
+        "ruok",
+        "srvr",
+        "stat",
+        "mntr",
+        "conf",
+        "cons",
+        "envi",
+        "wchs",
+        "isro",
+        "crst",
+        "srst",
+        "dump",
+        "wchc",
+        "wchp",
+        "dirs",
+        "gtmk",
+        "hash",
+    )
 }
+
+# The trace mask Apache starts with (ZooTrace: CLIENT_REQUEST | CLIENT_PING |
+# SERVER_PACKET_TRACE | WARNING ... = 306); racklab has no trace levels to set.
+TRACE_MASK = 306
+
+
+def _java_date(epoch_ms: float) -> str:
+    """java.util.Date.toString, as Apache prints expiry times."""
+    return time.strftime("%a %b %d %H:%M:%S %Z %Y", time.localtime(epoch_ms / 1000.0))
+
+
+def _sid(x: int) -> str:
+    return f"0x{x & (2**64 - 1):x}"
+
+
+def _expiry_sets(items, tick: int) -> list[str]:
+    """ExpiryQueue.dump: entries grouped by expiry rounded up to the next tick."""
+    groups: dict[int, list[str]] = {}
+    for expires_ms, line in items:
+        bucket = (int(expires_ms) // tick + 1) * tick
+        groups.setdefault(bucket, []).append(line)
+    out = [f"Sets ({len(groups)})/({sum(len(v) for v in groups.values())}):"]
+    for t in sorted(groups):
+        out.append(f"{len(groups[t])} expire at {_java_date(t)}:")
+        out.extend(f"\t{line}" for line in groups[t])
+    return out
+
+
+def _dump(s: ZooKeeperServer) -> str:
+    now_wall, now_mono = time.time() * 1000.0, time.monotonic()
+    sessions = [
+        (now_wall + (x.expires - now_mono) * 1000.0, _sid(x.id)) for x in s.sessions.values()
+    ]
+    lines = ["SessionTracker dump:", "Session " + _expiry_sets(sessions, s.cfg.tick_time)[0]]
+    lines += _expiry_sets(sessions, s.cfg.tick_time)[1:]
+    lines.append("ephemeral nodes dump:")
+    lines.append(f"Sessions with Ephemerals ({len(s.tree.ephemerals)}):")
+    for sid, paths in s.tree.ephemerals.items():
+        lines.append(f"{_sid(sid)}:")
+        lines.extend(f"\t{p}" for p in sorted(paths))
+    conns = []
+    # NIOServerCnxnFactory: a connection without a session expires after ten ticks,
+    # one with a session after its timeout; its queue's buckets are ten ticks wide.
+    for c in list(s.connections):
+        host, port = c.peer
+        timeout = c.session.timeout if c.session else 10 * s.cfg.tick_time
+        sid = _sid(c.session.id) if c.session else "0x0"
+        conns.append((now_wall + timeout, f"ip: /{host}:{port} sessionId: {sid}"))
+    lines.append("Connections dump:")
+    sets = _expiry_sets(conns, 10 * s.cfg.tick_time)
+    lines.append("Connections " + sets[0])
+    lines += sets[1:]
+    return "\n".join(lines) + "\n"
+
+
+def _watches_by(s: ZooKeeperServer, by_session: bool) -> str:
+    """wchc / wchp: Apache reports its data-watch manager only."""
+    table = s.tree.data_watches
+    out = []
+    if by_session:
+        for w, paths in table.by_watcher.items():
+            sess = getattr(w, "session", None)
+            out.append(_sid(sess.id if sess else 0))
+            out.extend(f"\t{p}" for p in sorted(paths))
+    else:
+        for path, ws in sorted(table.by_path.items()):
+            out.append(path)
+            for w in ws:
+                sess = getattr(w, "session", None)
+                out.append(f"\t{_sid(sess.id if sess else 0)}")
+    return "".join(line + "\n" for line in out) + "\n"
+
+
+def _dir_size(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
 
 
 def _latency(s: ZooKeeperServer) -> tuple[float, float, float]:
@@ -119,6 +222,31 @@ def respond(s: ZooKeeperServer, word: str) -> str:
         return "\n".join(_conn_line(c) for c in list(s.connections)) + "\n\n"
     if word == "isro":
         return "rw"
+    if word == "crst":
+        for c in list(s.connections):
+            c.received = c.sent = 0
+        return "Connection stats reset.\n"
+    if word == "srst":
+        s.packets_received = s.packets_sent = 0
+        s.latency = [0.0, 0.0, 0]
+        s.latency_total = 0.0
+        return "Server stats reset.\n"
+    if word == "gtmk":
+        return str(TRACE_MASK)
+    if word == "hash":
+        return ""  # Apache lists tree digests here; racklab keeps none
+    if word == "dirs":
+        return (
+            f"datadir_size: {_dir_size(s.cfg.data_dir)}\nlogdir_size: {_dir_size(s.cfg.log_dir)}\n"
+        )
+    if word in ("dump", "wchc", "wchp") and not s.serving:
+        return "This ZooKeeper instance is not currently serving requests\n"
+    if word == "dump":
+        return _dump(s)
+    if word == "wchc":
+        return _watches_by(s, by_session=True)
+    if word == "wchp":
+        return _watches_by(s, by_session=False)
     if word == "wchs":
         n = s.tree.data_watches.count() + s.tree.child_watches.count()
         return f"{len(s.connections)} connections watching {len(s.tree.data_watches.by_path) + len(s.tree.child_watches.by_path)} paths\nTotal watches:{n}\n"

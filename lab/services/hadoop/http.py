@@ -202,6 +202,17 @@ async def serve(
 ) -> asyncio.Server:
     """Serve `handler` on host:port. With `buffer_body`, each request's whole body (at most
     that many bytes, else 413) is read before the handler runs, as `req.body`."""
+    on_connection = connection_handler(handler, buffer_body, idle_timeout)
+    # The stream limit bounds a request head (readuntil) and sets how much body is buffered
+    # per read; 256 KiB keeps both reasonable.
+    return await asyncio.start_server(on_connection, host, port, limit=STREAM_LIMIT, backlog=512)
+
+
+def connection_handler(
+    handler: Handler, buffer_body: int | None = None, idle_timeout: float = IDLE_TIMEOUT
+):
+    """The per-connection loop of `serve`, for servers that accept connections themselves
+    (the NameNode's RPC port, which also speaks Hadoop IPC)."""
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -218,9 +229,7 @@ async def serve(
         finally:
             writer.close()
 
-    # The stream limit bounds a request head (readuntil) and sets how much body is buffered
-    # per read; 256 KiB keeps both reasonable.
-    return await asyncio.start_server(on_connection, host, port, limit=STREAM_LIMIT, backlog=512)
+    return on_connection
 
 
 async def _serve_one(

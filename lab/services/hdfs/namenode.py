@@ -11,8 +11,12 @@ import math
 import pwd
 import time
 
+from ..hadoop import http
 from ..hadoop.conf import split_hostport
 from ..hadoop.http import BadRequest, Request, Response, serve
+from ..hadoop.ipc.protobuf import Schema
+from ..hadoop.ipc.server import IpcServer
+from ..hadoop.ipc.sniff import serve_sniffing
 from . import errors, webhdfs
 from .blockmanager import BlockInfo, BlockManager, DatanodeDescriptor
 from .config import Configuration
@@ -37,6 +41,8 @@ from .namespace import (
     normalize,
     split_path,
 )
+from .nn_clientprotocol import PROTOCOL as CLIENT_PROTOCOL
+from .nn_clientprotocol import ClientNamenodeProtocol
 from .nn_imageservlet import ImageServlet
 from .nn_rpc import NameNodeRpcServer
 from .nn_status import StatusPages
@@ -107,6 +113,14 @@ class NameNode:
         # NameNodeRpcServer and HTTP servlets over one FSNamesystem).
         self.webhdfs = NamenodeWebHdfsMethods(self)
         self.rpc = NameNodeRpcServer(self)
+        # Hadoop IPC for native clients, on the same address as the daemon RPC.
+        self.ipc = IpcServer(
+            Schema.load(),
+            {CLIENT_PROTOCOL: ClientNamenodeProtocol(self)},
+            max_data_length=conf.get_size("ipc.maximum.data.length", 128 * 1024 * 1024),
+            # ipc.Server closes a connection idle for twice the client's limit.
+            idle_timeout=2 * conf.get_seconds("ipc.client.connection.maxidletime", "ms", 10.0),
+        )
         self.image_servlet = ImageServlet(self)
         self.status = StatusPages(self)
 
@@ -164,7 +178,15 @@ class NameNode:
         bind_rpc = self.conf.get("dfs.namenode.rpc-bind-host", rpc_host)
         idle = self.conf.get_seconds("hadoop.http.idle_timeout.ms", "ms")
         http_srv = await serve(host, port, self.handle_http, idle_timeout=idle)
-        rpc_srv = await serve(bind_rpc, rpc_port, self.rpc.handle, idle_timeout=idle)
+        # One port, two protocols: "hrpc" opens Hadoop IPC, anything else is the HTTP of
+        # racklab's daemon RPC (DataNodes, the secondary, the WebHDFS writer).
+        rpc_srv = await serve_sniffing(
+            bind_rpc,
+            rpc_port,
+            {b"hrpc": self.ipc.handle},
+            http.connection_handler(self.rpc.handle, idle_timeout=idle),
+            idle,
+        )
         self.servers = [http_srv, rpc_srv]
         self.http_address = http_srv.sockets[0].getsockname()[:2]
         self.rpc_address = (rpc_host, rpc_srv.sockets[0].getsockname()[1])

@@ -1,0 +1,332 @@
+"""Hadoop IPC on the NameNode's fs.defaultFS address, seen by the unmodified hdfs-native
+client (Rust, PyPI) and, for the calls its Python API does not expose and for hostile
+frames, by a plain socket speaking the protocol byte by byte."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+import pytest
+from hdfs import InsecureClient
+
+from lab.services.hadoop.ipc.protobuf import Schema
+from lab.services.hdfs.minicluster import MiniCluster
+
+hdfs_native = pytest.importorskip("hdfs_native")
+
+BLOCK = 64 * 1024
+S = Schema.load()
+CLIENT_PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
+METHODS = S.services["hadoop.hdfs.ClientNamenodeProtocol"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    # dfs.ls.limit 3: every listing of more than three entries takes several pages.
+    with MiniCluster(
+        tmp_path_factory.mktemp("dfs"),
+        racks={"/rack1": 2, "/rack2": 2},
+        settings={"dfs.blocksize": "64k", "dfs.ls.limit": "3"},
+    ).running() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def url(cluster):
+    return f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}"
+
+
+@pytest.fixture(scope="module")
+def native(url):
+    return hdfs_native.Client(url)
+
+
+def as_user(url, monkeypatch, user):
+    # hdfs-native takes a simple-auth user from HADOOP_USER_NAME when it connects.
+    monkeypatch.setenv("HADOOP_USER_NAME", user)
+    return hdfs_native.Client(url)
+
+
+class RawIpc:
+    """The wire protocol by hand: preamble, connection context, framed calls."""
+
+    def __init__(self, cluster, user: str = "root", preamble: bytes = b"hrpc\x09\x00\x00"):
+        self.sock = socket.create_connection((cluster.nn_ip, cluster.nn_rpc), timeout=10)
+        self.call_id = 0
+        self.sock.sendall(preamble)
+        context = {"userInfo": {"effectiveUser": user}, "protocol": CLIENT_PROTOCOL}
+        self.send_frame(
+            self.header(-3) + S.encode_delimited("hadoop.common.IpcConnectionContextProto", context)
+        )
+
+    def header(self, call_id: int) -> bytes:
+        return S.encode_delimited(
+            "hadoop.common.RpcRequestHeaderProto",
+            {
+                "rpcKind": "RPC_PROTOCOL_BUFFER",
+                "rpcOp": "RPC_FINAL_PACKET",
+                "callId": call_id,
+                "clientId": b"0123456789abcdef",
+            },
+        )
+
+    def send_frame(self, payload: bytes) -> None:
+        self.sock.sendall(struct.pack(">i", len(payload)) + payload)
+
+    def read_frame(self) -> tuple[dict, bytes]:
+        size = struct.unpack(">i", self.recv(4))[0]
+        data = self.recv(size)
+        header, pos = S.decode_delimited("hadoop.common.RpcResponseHeaderProto", data)
+        return header, data[pos:]
+
+    def recv(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed")
+            out += chunk
+        return out
+
+    def call(self, method: str, request: dict, protocol: str = CLIENT_PROTOCOL) -> dict:
+        req_type, resp_type = METHODS.get(method, ("hadoop.hdfs.GetFsStatusRequestProto", ""))
+        self.call_id += 1
+        self.send_frame(
+            self.header(self.call_id)
+            + S.encode_delimited(
+                "hadoop.common.RequestHeaderProto",
+                {
+                    "methodName": method,
+                    "declaringClassProtocolName": protocol,
+                    "clientProtocolVersion": 1,
+                },
+            )
+            + S.encode_delimited(req_type, request)
+        )
+        header, body = self.read_frame()
+        assert header["callId"] == self.call_id
+        if header["status"] != "SUCCESS":
+            return header
+        return S.decode_delimited(resp_type, body)[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- hdfs-native
+def test_mkdirs_status_and_listing(native):
+    native.mkdirs("/n/a/b", permission=0o750, create_parent=True)
+    st = native.get_file_info("/n/a/b")
+    assert st.isdir and st.permission == 0o750 and st.owner == "root"
+    assert st.group == "supergroup"
+    assert [s.path for s in native.list_status("/n")] == ["/n/a"]
+    with pytest.raises(FileNotFoundError):
+        native.get_file_info("/n/missing")
+    with pytest.raises(FileNotFoundError):
+        list(native.list_status("/n/missing"))
+
+
+def test_listing_takes_several_pages(native):
+    names = [f"d{i:02d}" for i in range(10)]
+    for n in names:
+        native.mkdirs(f"/pages/{n}", create_parent=True)
+    # dfs.ls.limit is 3: the client follows remainingEntries/startAfter to the end.
+    assert [s.path for s in native.list_status("/pages")] == [f"/pages/{n}" for n in names]
+    rec = {s.path for s in native.list_status("/pages", recursive=True)}
+    assert len(rec) == 10
+
+
+def test_mkdirs_without_parent(native):
+    with pytest.raises(FileNotFoundError, match="Parent directory doesn't exist"):
+        native.mkdirs("/nopar/x/y", create_parent=False)
+
+
+def test_rename_and_delete(native):
+    native.mkdirs("/r/src/inner", create_parent=True)
+    native.rename("/r/src", "/r/dst")
+    assert native.get_file_info("/r/dst/inner").isdir
+    with pytest.raises(FileNotFoundError):
+        native.get_file_info("/r/src")
+    native.mkdirs("/r/other", create_parent=True)
+    # org.apache.hadoop.fs.FileAlreadyExistsException, which hdfs-native maps to Python's own.
+    with pytest.raises(FileExistsError, match="rename destination /r/other already exists"):
+        native.rename("/r/dst", "/r/other")  # rename2 without OVERWRITE
+    with pytest.raises(FileNotFoundError, match="rename source /r/none is not found"):
+        native.rename("/r/none", "/r/x")
+    with pytest.raises(RuntimeError, match="org.apache.hadoop.fs.PathIsNotEmptyDirectoryException"):
+        native.delete("/r/dst")
+    assert native.delete("/r/dst", recursive=True) is True
+    assert native.delete("/r/dst", recursive=True) is False
+
+
+def test_permissions_owner_and_times(native, url, monkeypatch):
+    native.mkdirs("/p/locked", permission=0o755, create_parent=True)
+    native.set_permission("/p/locked", 0o700)
+    assert native.get_file_info("/p/locked").permission == 0o700
+    native.set_owner("/p", owner="acc", group="staff")
+    st = native.get_file_info("/p")
+    assert (st.owner, st.group) == ("acc", "staff")
+    native.set_times("/p/locked", 1_600_000_000_000, 1_600_000_000_001)
+    assert native.get_file_info("/p/locked").modification_time == 1_600_000_000_000
+    acc = as_user(url, monkeypatch, "acc")
+    with pytest.raises(RuntimeError) as err:
+        acc.mkdirs("/p/locked/inside")
+    assert "org.apache.hadoop.security.AccessControlException" in str(err.value)
+    assert "Permission denied: user=acc" in str(err.value)
+    with pytest.raises(RuntimeError, match="AccessControlException"):
+        acc.set_permission("/", 0o777)
+    acc.mkdirs("/p/mine")  # acc owns /p
+    assert native.get_file_info("/p/mine").owner == "acc"
+
+
+def test_content_summary(native):
+    native.mkdirs("/cs/a/b", create_parent=True)
+    s = native.get_content_summary("/cs")
+    assert (s.directory_count, s.file_count, s.length) == (3, 0, 0)
+
+
+def test_file_written_over_webhdfs_is_seen_over_rpc(cluster, native):
+    data = os.urandom(2 * BLOCK + 10)
+    InsecureClient(cluster.url, user="root").write("/both/f", data, overwrite=True, replication=3)
+    st = native.get_file_info("/both/f")
+    assert not st.isdir and st.length == len(data) and st.replication == 3
+    assert st.blocksize == BLOCK
+    assert [s.path for s in native.list_status("/both")] == ["/both/f"]
+    # Block locations, as a client reading the file would ask for them.
+    raw = RawIpc(cluster)
+    try:
+        resp = raw.call("getBlockLocations", {"src": "/both/f", "offset": 0, "length": len(data)})
+        located = resp["locations"]
+        assert located["fileLength"] == len(data) and not located["underConstruction"]
+        assert [b["offset"] for b in located["blocks"]] == [0, BLOCK, 2 * BLOCK]
+        assert [b["b"]["numBytes"] for b in located["blocks"]] == [BLOCK, BLOCK, 10]
+        for b in located["blocks"]:
+            ips = {d["id"]["ipAddr"] for d in b["locs"]}
+            assert len(ips) == 3 and ips <= set(cluster.dn_racks)
+            assert {d["location"] for d in b["locs"]} == {"/rack1", "/rack2"}
+            assert b["b"]["poolId"].startswith("BP-")
+        # The same listing with locations attached (getListing needLocation).
+        listing = raw.call("getListing", {"src": "/both", "startAfter": b"", "needLocation": True})
+        [entry] = listing["dirList"]["partialListing"]
+        assert entry["path"] == b"f" and len(entry["locations"]["blocks"]) == 3
+        assert native.set_replication("/both/f", 2) is True
+        assert native.get_file_info("/both/f").replication == 2
+        missing = raw.call("getBlockLocations", {"src": "/both/none", "offset": 0, "length": 1})
+        assert missing["exceptionClassName"] == "java.io.FileNotFoundException"
+    finally:
+        raw.close()
+
+
+# ---------------------------------------------------------------- the protocol by hand
+def test_cluster_wide_calls(cluster):
+    raw = RawIpc(cluster)
+    try:
+        defaults = raw.call("getServerDefaults", {})["serverDefaults"]
+        assert defaults["blockSize"] == BLOCK and defaults["bytesPerChecksum"] == 512
+        report = raw.call("getDatanodeReport", {"type": "LIVE"})["di"]
+        assert {d["id"]["ipAddr"] for d in report} == set(cluster.dn_racks)
+        assert all(d["capacity"] > 0 for d in report)
+        stats = raw.call("getFsStats", {})
+        assert stats["capacity"] == sum(d["capacity"] for d in report)
+        assert raw.call("renewLease", {"clientName": "DFSClient_x"}) == {}
+    finally:
+        raw.close()
+
+
+def test_calls_on_one_connection_keep_their_ids(cluster):
+    raw = RawIpc(cluster)
+    try:
+        for _ in range(5):
+            assert raw.call("getFileInfo", {"src": "/"})["fs"]["fileType"] == "IS_DIR"
+        # A ping (call id -4) gets no answer and changes nothing.
+        raw.send_frame(raw.header(-4))
+        assert raw.call("getFileInfo", {"src": "/"})["fs"]["fileType"] == "IS_DIR"
+    finally:
+        raw.close()
+
+
+def test_unknown_method_and_protocol_are_errors_not_hangs(cluster):
+    raw = RawIpc(cluster)
+    try:
+        err = raw.call("noSuchCall", {})
+        assert err["status"] == "ERROR"
+        assert err["exceptionClassName"] == "org.apache.hadoop.ipc.RpcNoSuchMethodException"
+        err = raw.call("getFileInfo", {"src": "/"}, protocol="org.example.Nope")
+        assert err["exceptionClassName"] == "org.apache.hadoop.ipc.RpcNoSuchProtocolException"
+        # The connection is still good after a non-fatal error.
+        assert raw.call("getFileInfo", {"src": "/"})["fs"]["fileType"] == "IS_DIR"
+    finally:
+        raw.close()
+
+
+def test_wrong_version_is_refused(cluster):
+    raw = RawIpc(cluster, preamble=b"hrpc\x07\x00\x00")
+    try:
+        header, _ = raw.read_frame()
+        assert header["status"] == "FATAL"
+        assert header["exceptionClassName"] == "org.apache.hadoop.ipc.RPC$VersionMismatch"
+    finally:
+        raw.close()
+
+
+def test_sasl_negotiation_falls_back_to_simple(cluster):
+    sock = socket.create_connection((cluster.nn_ip, cluster.nn_rpc), timeout=10)
+    raw = RawIpc.__new__(RawIpc)
+    raw.sock, raw.call_id = sock, 0
+    try:
+        sock.sendall(b"hrpc\x09\x00\xdf")
+        raw.send_frame(
+            raw.header(-33)
+            + S.encode_delimited("hadoop.common.RpcSaslProto", {"state": "NEGOTIATE"})
+        )
+        header, body = raw.read_frame()
+        assert S.decode_delimited("hadoop.common.RpcSaslProto", body)[0]["state"] == "SUCCESS"
+        context = {"userInfo": {"effectiveUser": "root"}, "protocol": CLIENT_PROTOCOL}
+        raw.send_frame(
+            raw.header(-3) + S.encode_delimited("hadoop.common.IpcConnectionContextProto", context)
+        )
+        assert raw.call("getFileInfo", {"src": "/"})["fs"]["fileType"] == "IS_DIR"
+    finally:
+        sock.close()
+
+
+GARBAGE = [
+    b"hrpc",  # a preamble cut short
+    b"hrpc\x09\x00\x00" + b"\x00\x00",  # a length cut short
+    b"hrpc\x09\x00\x00" + struct.pack(">i", 1000) + b"\x01\x02",  # a frame cut short
+    b"hrpc\x09\x00\x00" + struct.pack(">i", 0x7FFFFFFF),  # beyond ipc.maximum.data.length
+    b"hrpc\x09\x00\x00" + struct.pack(">i", -5),  # a negative length
+    b"hrpc\x09\x00\x00" + struct.pack(">i", 12) + b"\x0b" + b"\xff" * 11,  # a huge varint
+    b"hrpc\x09\x00\x00" + struct.pack(">i", 3) + b"\x02\x18\x02",  # a call before the context
+    b"hrpc\x09\x00\x07",  # an unknown auth protocol
+    b"\x00\x01\x02\x03" + os.urandom(64),  # neither IPC nor HTTP
+]
+
+
+@pytest.mark.parametrize("data", GARBAGE, ids=range(len(GARBAGE)))
+def test_garbage_and_truncated_frames(cluster, native, data):
+    sock = socket.create_connection((cluster.nn_ip, cluster.nn_rpc), timeout=10)
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := sock.recv(65536):  # answered or closed, never left hanging
+            got += chunk
+            if len(got) > 1 << 20:
+                break
+    except ConnectionResetError:
+        pass
+    finally:
+        sock.close()
+    assert native.get_file_info("/").isdir  # and the server still serves
+
+
+def test_daemon_rpc_still_answers_on_the_same_port(cluster):
+    import requests
+
+    r = requests.post(f"http://{cluster.nn_ip}:{cluster.nn_rpc}/rpc/getTransactionId", timeout=10)
+    assert r.status_code == 200 and r.json()["txid"] > 0
+    r = requests.post(f"http://{cluster.nn_ip}:{cluster.nn_rpc}/rpc/noSuch", timeout=10)
+    assert "UnsupportedOperationException" in r.text

@@ -12,6 +12,7 @@ import pytest
 from hdfs import InsecureClient
 
 from lab.services.hadoop.ipc.protobuf import Schema
+from lab.services.hdfs import datatransfer_hadoop
 from lab.services.hdfs.minicluster import MiniCluster
 
 hdfs_native = pytest.importorskip("hdfs_native")
@@ -217,6 +218,46 @@ def test_file_written_over_webhdfs_is_seen_over_rpc(cluster, native):
         assert missing["exceptionClassName"] == "java.io.FileNotFoundException"
     finally:
         raw.close()
+
+
+def test_file_written_over_webhdfs_is_read_by_the_native_client(cluster, native):
+    # hdfs-native reads through Hadoop's DataTransferProtocol (OP_READ_BLOCK, packets with
+    # CRC32C chunk checksums it verifies itself) from the DataNodes the NameNode names.
+    data = os.urandom(3 * BLOCK + 777)
+    InsecureClient(cluster.url, user="root").write("/both/read", data, overwrite=True)
+    with native.read("/both/read") as r:
+        assert r.read() == data
+    with native.read("/both/read") as r:
+        assert r.read_range(BLOCK - 5, 20) == data[BLOCK - 5 : BLOCK + 15]
+        assert r.read_range(3 * BLOCK + 1, 10) == data[3 * BLOCK + 1 : 3 * BLOCK + 11]
+    # The same bytes through the other door.
+    with InsecureClient(cluster.url, user="root").read("/both/read") as r:
+        assert r.read() == data
+
+
+def test_datanode_refuses_hadoop_reads_it_cannot_serve(cluster):
+    dn_ip = sorted(cluster.dn_racks)[0]
+    raw = RawIpc(cluster)
+    try:
+        report = raw.call("getDatanodeReport", {"type": "LIVE"})["di"]
+    finally:
+        raw.close()
+    port = next(d["id"]["xferPort"] for d in report if d["id"]["ipAddr"] == dn_ip)
+    block = {"poolId": "BP-1", "blockId": 999_999_999, "generationStamp": 1}
+    request = datatransfer_hadoop.request_bytes(
+        S,
+        datatransfer_hadoop.READ_BLOCK,
+        "OpReadBlockProto",
+        {"header": {"baseHeader": {"block": block}, "clientName": "t"}, "offset": 0, "len": 1},
+    )
+    with socket.create_connection((dn_ip, port), timeout=10) as sock:
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    resp, _ = S.decode_delimited("hadoop.hdfs.BlockOpResponseProto", reply)
+    assert resp["status"] == "ERROR"
+    assert resp["message"] == "Replica not found for BP-1:blk_999999999_1"
 
 
 # ---------------------------------------------------------------- the protocol by hand

@@ -14,6 +14,8 @@ import uuid as uuidlib
 from ..hadoop.conf import split_hostport
 from ..hadoop.fields import FieldError
 from ..hadoop.http import BadRequest, Request, Response, serve
+from ..hadoop.ipc.protobuf import Schema
+from ..hadoop.ipc.sniff import serve_sniffing
 from . import errors, webhdfs
 from .blockstore import BlockStore
 from .checksum import CRC_SIZE, ChecksumError
@@ -35,6 +37,8 @@ from .datatransfer import (
     recv_packet,
     send_msg,
 )
+from .datatransfer_hadoop import PREFIXES as HADOOP_PREFIXES
+from .datatransfer_hadoop import HadoopDataTransfer
 from .errors import HdfsException, IllegalArgumentException
 from .localpipeline import LocalPipelineHead
 from .rpc import NameNodeClient
@@ -90,10 +94,19 @@ class DataNode:
     async def start(self) -> None:
         http_host, http_port = split_hostport(self.conf.get("dfs.datanode.http.address"), 9864)
         x_host, x_port = split_hostport(self.conf.get("dfs.datanode.address"), 9866)
-        xfer = await asyncio.start_server(
-            self.handle_xfer, x_host, x_port, limit=1 << 20, backlog=256
-        )
         idle = self.conf.get_seconds("hadoop.http.idle_timeout.ms", "ms")
+        # Hadoop clients' DataTransferProtocol and racklab's own share the port, told
+        # apart by their first bytes.
+        hadoop = HadoopDataTransfer(self, Schema.load())
+        xfer = await serve_sniffing(
+            x_host,
+            x_port,
+            dict.fromkeys(HADOOP_PREFIXES, hadoop.handle),
+            self.handle_xfer,
+            self.read_timeout,
+            limit=1 << 20,
+            backlog=256,
+        )
         http = await serve(http_host, http_port, self.handle_http, idle_timeout=idle)
         self.servers = [xfer, http]
         self.xfer_port = xfer.sockets[0].getsockname()[1]

@@ -15,8 +15,10 @@ STREAM_LIMIT = 256 * 1024
 
 
 class _Sniffer(asyncio.Protocol):
-    def __init__(self, choose: Callable[[bytes], Connection], idle_timeout: float) -> None:
-        self.choose, self.idle_timeout = choose, idle_timeout
+    def __init__(
+        self, choose: Callable[[bytes], Connection], idle_timeout: float, limit: int
+    ) -> None:
+        self.choose, self.idle_timeout, self.limit = choose, idle_timeout, limit
         self.buf = b""
         self.inner: asyncio.StreamReaderProtocol | None = None
         self.timer: asyncio.TimerHandle | None = None
@@ -45,7 +47,7 @@ class _Sniffer(asyncio.Protocol):
     def _hand_over(self) -> None:
         self.timer.cancel()
         callback = self.choose(self.buf[:4])
-        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        reader = asyncio.StreamReader(limit=self.limit)
         self.inner = asyncio.StreamReaderProtocol(reader, callback)
         self.transport.set_protocol(self.inner)
         self.inner.connection_made(self.transport)
@@ -58,12 +60,16 @@ async def serve_sniffing(
     by_prefix: dict[bytes, Connection],
     fallback: Connection,
     idle_timeout: float,
+    limit: int = STREAM_LIMIT,
+    backlog: int = 512,
 ) -> asyncio.Server:
-    """Serve on host:port: connections opening with a key of `by_prefix` (4 bytes) go to
-    its handler, every other connection to `fallback`."""
+    """Serve on host:port: connections opening with a key of `by_prefix` (at most 4
+    bytes) go to its handler, every other connection to `fallback`."""
 
     def choose(first: bytes) -> Connection:
-        return by_prefix.get(first, fallback)
+        return next((h for p, h in by_prefix.items() if first.startswith(p)), fallback)
 
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _Sniffer(choose, idle_timeout), host, port, backlog=512)
+    return await loop.create_server(
+        lambda: _Sniffer(choose, idle_timeout, limit), host, port, backlog=backlog
+    )

@@ -1,0 +1,197 @@
+"""Hadoop's own DataTransferProtocol on dfs.datanode.address, beside racklab's JSON one.
+
+A Hadoop client opens with the protocol version (a big-endian short, 28) and an op byte,
+then a varint-delimited protobuf request (datatransfer.proto). The DataNode answers with
+a varint-delimited BlockOpResponseProto and, for a read, packets:
+
+  u32 payload length (4 + checksums + data)   u16 header length   PacketHeaderProto
+  one CRC32C per chunk of dfs.bytes-per-checksum bytes            the data
+
+and an empty packet with lastPacketInBlock to end the block; the reader then sends a
+ClientReadStatusProto. Served here: OP_READ_BLOCK and OP_BLOCK_CHECKSUM, from the same
+replicas and stored CRCs racklab's own protocol reads."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import struct
+
+from ..hadoop.ipc.protobuf import DecodeError, Schema, encode_varint
+from . import checksum
+
+log = logging.getLogger("hdfs.datanode")
+
+VERSION = 28  # DataTransferProtocol.DATA_TRANSFER_VERSION
+WRITE_BLOCK, READ_BLOCK, BLOCK_CHECKSUM = 80, 81, 85
+# The first bytes of a Hadoop data-transfer request, by which the DataNode's port tells
+# it from racklab's own protocol (a u32 length whose top bytes these would be means a
+# JSON header of 1.8 MB, which racklab never sends).
+PREFIXES = (struct.pack(">HB", VERSION, READ_BLOCK), struct.pack(">HB", VERSION, BLOCK_CHECKSUM))
+MAX_REQUEST = 1024 * 1024
+PACKET_DATA = 64 * 1024  # bytes of data per packet, as dfs.client-write-packet-size
+CRC_SIZE = 4
+SCHEMA = "hadoop.hdfs."
+
+
+class HadoopDataTransfer:
+    """The ops a DataNode serves to Hadoop clients, over the DataNode's block store."""
+
+    def __init__(self, dn, schema: Schema) -> None:
+        self.dn, self.schema = dn, schema
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        dn = self.dn
+        dn.xceivers += 1  # counted and capped with racklab's own transfers
+        try:
+            if dn.xceivers > dn.max_xceivers:
+                log.warning("Xceiver count %d exceeds the limit %d", dn.xceivers, dn.max_xceivers)
+                return
+            async with asyncio.timeout(dn.read_timeout):
+                version, op = struct.unpack(">HB", await reader.readexactly(3))
+                request_type = {
+                    READ_BLOCK: "OpReadBlockProto",
+                    BLOCK_CHECKSUM: "OpBlockChecksumProto",
+                }.get(op)
+                if version != VERSION or request_type is None:
+                    await self._respond(writer, "ERROR_UNSUPPORTED", f"Unsupported op {op}")
+                    return
+                request = await self._read_message(reader, request_type)
+            if op == READ_BLOCK:
+                await self._read_block(request, reader, writer)
+            else:
+                await self._block_checksum(request, writer)
+        except DecodeError as exc:
+            await self._respond(writer, "ERROR", f"Invalid request: {exc}")
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+            log.debug("data transfer connection ended: %r", exc)
+        except Exception:
+            log.exception("data transfer failed")
+        finally:
+            dn.xceivers -= 1
+            writer.close()
+
+    async def _read_message(self, reader: asyncio.StreamReader, type_: str) -> dict:
+        size = shift = 0
+        for _ in range(5):
+            b = (await reader.readexactly(1))[0]
+            size |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        else:
+            raise DecodeError("request length longer than five bytes")
+        if size > MAX_REQUEST:
+            raise DecodeError(f"request of {size} bytes")
+        return self.schema.decode(SCHEMA + type_, await reader.readexactly(size))
+
+    async def _respond(self, writer, status: str, message: str = "", **extra) -> None:
+        msg = {"status": status, **extra}
+        if message:
+            msg["message"] = message
+        writer.write(self.schema.encode_delimited(SCHEMA + "BlockOpResponseProto", msg))
+        await writer.drain()
+
+    def _replica(self, block: dict):
+        """The finalized replica a request names, or None (with Hadoop's wording)."""
+        rep = self.dn.store.get(block["blockId"])
+        if rep is None or rep.state != "finalized" or rep.gen_stamp < block["generationStamp"]:
+            return None
+        return rep
+
+    async def _read_block(self, request: dict, reader, writer) -> None:
+        dn = self.dn
+        block = request["header"]["baseHeader"]["block"]
+        name = f"{block['poolId']}:blk_{block['blockId']}_{block['generationStamp']}"
+        rep = self._replica(block)
+        if rep is None:
+            await self._respond(writer, "ERROR", f"Replica not found for {name}")
+            return
+        offset, length = request["offset"], request["len"]
+        if offset > rep.length or offset + length > rep.length:
+            await self._respond(
+                writer,
+                "ERROR",
+                f"Offset {offset} and length {length} don't match block {name} "
+                f"( blockLen {rep.length} )",
+            )
+            return
+        bpc = dn.bpc
+        start = offset - offset % bpc  # whole chunks, so the client can check each CRC
+        end = min(rep.length, -(-(offset + length) // bpc) * bpc)
+        await self._respond(
+            writer,
+            "SUCCESS",
+            readOpChecksumInfo={
+                "checksum": {"type": "CHECKSUM_CRC32C", "bytesPerChecksum": bpc},
+                "chunkOffset": start,
+            },
+        )
+        pos, seq = start, 0
+        slab = max(bpc, PACKET_DATA - PACKET_DATA % bpc)
+        while pos < end:
+            data, crcs = dn.store.read_raw(rep, pos, min(slab, end - pos))
+            if not data:
+                break
+            writer.writelines(self._packet(pos, seq, data, crcs, last=False))
+            async with asyncio.timeout(dn.write_timeout):
+                await writer.drain()
+            pos += len(data)
+            seq += 1
+        writer.writelines(self._packet(pos, seq, b"", b"", last=True))
+        await writer.drain()
+        # The reader's verdict (CHECKSUM_OK / SUCCESS) closes the exchange; a reader that
+        # hangs up without one has what it wanted too.
+        try:
+            async with asyncio.timeout(dn.read_timeout):
+                await self._read_message(reader, "ClientReadStatusProto")
+        except (TimeoutError, DecodeError, asyncio.IncompleteReadError, OSError):
+            pass
+
+    def _packet(self, offset: int, seq: int, data: bytes, crcs: bytes, last: bool) -> list:
+        header = self.schema.encode(
+            SCHEMA + "PacketHeaderProto",
+            {
+                "offsetInBlock": offset,
+                "seqno": seq,
+                "lastPacketInBlock": last,
+                "dataLen": len(data),
+            },
+        )
+        return [
+            struct.pack(">IH", 4 + len(crcs) + len(data), len(header)),
+            header,
+            crcs,
+            data,
+        ]
+
+    async def _block_checksum(self, request: dict, writer) -> None:
+        """The block's MD5 of its chunk CRCs, as BlockChecksumHelper computes it for
+        MD5MD5CRC32C file checksums."""
+        block = request["header"]["block"]
+        rep = self._replica(block)
+        if rep is None:
+            await self._respond(writer, "ERROR", f"Replica not found for blk_{block['blockId']}")
+            return
+        bpc = self.dn.bpc
+        chunks = -(-rep.length // bpc)
+        with open(rep.meta_path, "rb") as f:
+            f.seek(checksum.HEADER.size)
+            crcs = f.read(chunks * CRC_SIZE)
+        await self._respond(
+            writer,
+            "SUCCESS",
+            checksumResponse={
+                "bytesPerCrc": bpc,
+                "crcPerBlock": chunks,
+                "blockChecksum": hashlib.md5(crcs).digest(),
+                "crcType": "CHECKSUM_CRC32C",
+            },
+        )
+
+
+def request_bytes(schema: Schema, op: int, type_: str, message: dict) -> bytes:
+    """A client's request in Hadoop's framing (for tests and racklab's own tools)."""
+    body = schema.encode(SCHEMA + type_, message)
+    return struct.pack(">HB", VERSION, op) + encode_varint(len(body)) + body

@@ -26,6 +26,7 @@ from lab.services.zookeeper.proto import (
     ACL,
     CONTAINER_OWNER,
     AddWatchRequest,
+    AuthPacket,
     CheckVersionRequest,
     CheckWatchesRequest,
     Create2Response,
@@ -48,6 +49,8 @@ from lab.services.zookeeper.proto import (
     Id,
     MultiHeader,
     Op,
+    SaslRequest,
+    SaslResponse,
     SetACLRequest,
     SetDataRequest,
     Stat,
@@ -76,6 +79,19 @@ DELIBERATE: dict[tuple, str] = {
         "prepare step and fails applying it (the TTL cannot be encoded); racklab "
         "answers BadArguments before anything is logged"
     ),
+    (Op.SASL, "None"): (
+        "a SASL request with a null token: both servers drop the connection, but "
+        "whether Apache then lets the session be reattached varies from run to run, "
+        "so nothing after it could be compared"
+    ),
+    **{
+        (op, "null path"): (
+            "a null path in Apache's watch manager is a NullPointerException or not "
+            "depending on which watches exist (recursive ones make it walk parents), "
+            "so its answer (MarshallingError, NoWatcher or OK) follows no rule to match"
+        )
+        for op in (Op.CHECK_WATCHES, Op.REMOVE_WATCHES, Op.ADD_WATCH)
+    },
     (Op.DELETE_CONTAINER, "any"): (
         "deleteContainer is the container manager's internal request; racklab does "
         "not take it from clients"
@@ -167,10 +183,17 @@ def cases():
         yield "any", Op.DELETE_CONTAINER, _ustring(path)
         for t in (1, 2, 3, 9):
             for op in (Op.CHECK_WATCHES, Op.REMOVE_WATCHES):
-                yield f"{path!r} type={t}", op, CheckWatchesRequest(path, t).serialize()
+                label = "null path" if path is None else f"{path!r} type={t}"
+                yield label, op, CheckWatchesRequest(path, t).serialize()
         for mode in (0, 1, 2):
-            yield f"{path!r} mode={mode}", Op.ADD_WATCH, AddWatchRequest(path, mode).serialize()
+            label = "null path" if path is None else f"{path!r} mode={mode}"
+            yield label, Op.ADD_WATCH, AddWatchRequest(path, mode).serialize()
     yield "", Op.WHO_AM_I, b""
+    # addAuth (sent with xid -4) for each scheme kind, and SASL with no SASL set up
+    for scheme, auth in (("ip", b"10.0.0.1"), ("digest", b"u:p"), ("world", b"anyone"), ("x", b"")):
+        yield scheme, Op.AUTH, AuthPacket(0, scheme, auth).serialize()
+    for token in (b"abc", None):
+        yield repr(token), Op.SASL, SaslRequest(token).serialize()
     # multi: each create mode inside, a failing op in the middle, an empty one
     for flags in FLAGS:
         for op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
@@ -226,6 +249,7 @@ REPLY_TYPES = {
     Op.GET_EPHEMERALS: GetEphemeralsResponse,
     Op.GET_ALL_CHILDREN_NUMBER: GetAllChildrenNumberResponse,
     Op.WHO_AM_I: WhoAmIResponse,
+    Op.SASL: SaslResponse,
 }
 
 
@@ -334,7 +358,7 @@ class Session:
     def send(self, op, body):
         self.xid += 1
         try:
-            h, r = self.c.request(self.xid, op, body)
+            h, r = self.c.request(-4 if op == Op.AUTH else self.xid, op, body)
         except (ConnectionError, OSError):
             self.c.close()
             self.open()

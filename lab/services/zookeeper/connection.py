@@ -45,6 +45,7 @@ from .proto import (
     Op,
     Perms,
     RequestHeader,
+    SaslResponse,
     SetACLResponse,
     SetDataResponse,
     SetWatches,
@@ -344,6 +345,12 @@ class ClientConnection(asyncio.Protocol):
             self.close()
             return
         req = rtype.read(r)
+        if op == Op.SASL and req.token is None:
+            # Apache's SASL handling fails on a null token and drops the connection
+            # (the session stays).
+            log.info("%s: SASL request without a token; closing", self.peer)
+            self.close()
+            return
         if op == Op.SYNC:
             server.submit_sync(self, xid, req)
         elif op in WRITE_OPS:
@@ -366,6 +373,14 @@ class ClientConnection(asyncio.Protocol):
     def _auth(self, xid: int, pkt: AuthPacket) -> None:
         if pkt.scheme == "digest" and pkt.auth is not None:
             ident = Id("digest", acls.digest(pkt.auth.decode("utf-8", "replace")))
+            if ident not in self.auth:
+                self.auth.append(ident)
+            self.send_reply(Xid.AUTH, 0, Err.OK)
+            return
+        if pkt.scheme == "ip":
+            # IPAuthenticationProvider: the identity is the client's address, whatever
+            # the packet says.
+            ident = Id("ip", self.peer[0])
             if ident not in self.auth:
                 self.auth.append(ident)
             self.send_reply(Xid.AUTH, 0, Err.OK)
@@ -428,6 +443,10 @@ class ClientConnection(asyncio.Protocol):
             return GetChildren2Response(children, node.stat()).serialize()
         if op == Op.PING:
             return b""
+        if op == Op.SASL:
+            # No SASL configured: Apache answers an empty (null) token, and the client
+            # goes on unauthenticated.
+            return SaslResponse(None).serialize()
         if op == Op.SYNC:
             return SyncResponse(req.path).serialize()
         if op == Op.GET_ACL:
@@ -463,13 +482,20 @@ class ClientConnection(asyncio.Protocol):
                 raise ZKError(Err.NO_NODE)
             base = "" if req.path in ("/", "") else req.path
             n = sum(1 for p in tree.nodes if p.startswith(base + "/") and p != "/")
+            if req.path == "":
+                # Apache counts the keys under "" + "/", and its root's own key "/"
+                # is one of them
+                n += 1
             return GetAllChildrenNumberResponse(n).serialize()
         if op in REFUSED_OPS:
             raise ZKError(req)
         if op == Op.MULTI_READ:
             return self._multi_read(req, tree)
         if op == Op.ADD_WATCH:
-            # Apache registers the watch on whatever path comes, unvalidated.
+            # Apache registers the watch on whatever path comes, unvalidated (a null
+            # one fails only where a recursive watch walks its parents).
+            if req.path is None and req.mode == 1:
+                raise ZKError(Err.MARSHALLING_ERROR)
             if req.mode not in (0, 1):
                 # AddWatchMode.fromInt throws; Apache answers that as MarshallingError
                 raise ZKError(Err.MARSHALLING_ERROR)

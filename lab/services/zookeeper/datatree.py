@@ -91,8 +91,15 @@ class WatchTable:
     def __init__(self):
         self.by_path: dict[str, set] = {}
         self.by_watcher: dict[object, set[str]] = {}
+        # The other modes of the same watch manager: Apache keeps one mode per
+        # (watcher, path) in a manager, the last one set, so adding a watch here
+        # takes the watcher's watch on that path out of these.
+        self.siblings: tuple[WatchTable, ...] = ()
 
     def add(self, path: str, watcher) -> None:
+        for other in self.siblings:
+            if watcher in other.by_path.get(path, ()):
+                other.remove(path, watcher)
         self.by_path.setdefault(path, set()).add(watcher)
         self.by_watcher.setdefault(watcher, set()).add(path)
 
@@ -164,6 +171,11 @@ class DataTree:
         self.persistent_data = WatchTable()
         self.persistent_child = WatchTable()
         self.recursive_watches = WatchTable()
+        data = (self.data_watches, self.persistent_data, self.recursive_watches)
+        child = (self.child_watches, self.persistent_child)
+        for group in (data, child):
+            for t in group:
+                t.siblings = tuple(x for x in group if x is not t)
         for path in SYSTEM_PATHS:
             self._add_system(path)
 

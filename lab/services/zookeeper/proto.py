@@ -256,6 +256,14 @@ class CreateTTLRequest(Record):
     )
 
 
+class SaslRequest(Record):
+    FIELDS = (("token", buffer),)
+
+
+class SaslResponse(Record):
+    FIELDS = (("token", buffer),)
+
+
 class DeleteRequest(Record):
     FIELDS = (("path", ustring), ("version", int32))
 
@@ -402,6 +410,7 @@ REQUEST_TYPES: dict[int, type[Record]] = {
     Op.CREATE2: CreateRequest,
     Op.CREATE_CONTAINER: CreateRequest,
     Op.CREATE_TTL: CreateTTLRequest,
+    Op.SASL: SaslRequest,
     Op.DELETE: DeleteRequest,
     Op.EXISTS: ExistsRequest,
     Op.GET_DATA: GetDataRequest,
@@ -421,11 +430,10 @@ REQUEST_TYPES: dict[int, type[Record]] = {
 
 # Opcodes Apache ZooKeeper knows that this server answers with an error instead of
 # running, keeping the connection (as ZooKeeper does with these features disabled):
-# reconfig -> ReconfigDisabled, SASL -> Unimplemented. (createTTL is prepared like any
+# reconfig -> ReconfigDisabled. (createTTL is prepared like any
 # create: Unimplemented there only for TTL flags without zookeeper.extendedTypesEnabled.)
 REFUSED_OPS = {
     Op.RECONFIG: Err.RECONFIG_DISABLED,
-    Op.SASL: Err.UNIMPLEMENTED,
 }
 
 MULTI_OPS = frozenset(

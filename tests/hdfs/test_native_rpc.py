@@ -235,6 +235,45 @@ def test_file_written_over_webhdfs_is_read_by_the_native_client(cluster, native)
         assert r.read() == data
 
 
+@pytest.mark.parametrize("replication", [1, 3])
+def test_native_write_through_the_pipeline(cluster, native, replication):
+    # create, addBlock per block, OP_WRITE_BLOCK down a pipeline of `replication`
+    # DataNodes with PacketHeaderProto packets and PipelineAckProto acks, complete.
+    data = os.urandom(3 * BLOCK + 1000)
+    path = f"/written/r{replication}"
+    with native.create(path, hdfs_native.WriteOptions(replication=replication)) as f:
+        f.write(data[:1000])
+        f.write(data[1000:])
+    st = native.get_file_info(path)
+    assert st.length == len(data) and st.replication == replication
+    with native.read(path) as r:
+        assert r.read() == data
+    # Through the other door: the same bytes, every block on `replication` DataNodes.
+    with InsecureClient(cluster.url, user="root").read(path) as r:
+        assert r.read() == data
+    report = cluster.fsck(path)
+    assert report["status"] == "HEALTHY" and report["totals"]["blocks"] == 4
+    assert all(b["live"] == replication for b in report["files"][0]["blocks"])
+    if replication == 3:  # rack-aware placement: both racks hold every block
+        for b in report["files"][0]["blocks"]:
+            assert {loc["rack"] for loc in b["locations"]} == {"/rack1", "/rack2"}
+
+
+def test_native_create_refusals(native, url, monkeypatch):
+    native.mkdirs("/cr", create_parent=True)
+    with native.create("/cr/f") as f:
+        f.write(b"x")
+    with pytest.raises(FileExistsError):
+        native.create("/cr/f")  # no overwrite
+    with native.create("/cr/f", hdfs_native.WriteOptions(overwrite=True)) as f:
+        f.write(b"yy")
+    assert native.get_file_info("/cr/f").length == 2
+    native.set_permission("/cr", 0o755)
+    acc = as_user(url, monkeypatch, "acc")
+    with pytest.raises(RuntimeError, match="org.apache.hadoop.security.AccessControlException"):
+        acc.create("/cr/g")
+
+
 def test_datanode_refuses_hadoop_reads_it_cannot_serve(cluster):
     dn_ip = sorted(cluster.dn_racks)[0]
     raw = RawIpc(cluster)

@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import struct
 
+from ..hadoop.fields import FieldError
 from ..hadoop.ipc.protobuf import DecodeError, Schema, encode_varint
 from . import checksum
+from .datatransfer import ACK, HEADERS, LAST, MSG_LEN, PACKET, STATUS_NAMES
+
+WRITE_HEADER = HEADERS["WRITE_BLOCK"]
 
 log = logging.getLogger("hdfs.datanode")
 
@@ -28,7 +33,17 @@ WRITE_BLOCK, READ_BLOCK, BLOCK_CHECKSUM = 80, 81, 85
 # The first bytes of a Hadoop data-transfer request, by which the DataNode's port tells
 # it from racklab's own protocol (a u32 length whose top bytes these would be means a
 # JSON header of 1.8 MB, which racklab never sends).
-PREFIXES = (struct.pack(">HB", VERSION, READ_BLOCK), struct.pack(">HB", VERSION, BLOCK_CHECKSUM))
+PREFIXES = tuple(
+    struct.pack(">HB", VERSION, op) for op in (WRITE_BLOCK, READ_BLOCK, BLOCK_CHECKSUM)
+)
+# Hadoop's pipeline stages as racklab's WRITE_BLOCK names them.
+STAGES = {
+    "PIPELINE_SETUP_CREATE": "create",
+    "PIPELINE_SETUP_APPEND": "append",
+    "PIPELINE_SETUP_APPEND_RECOVERY": "recovery",
+    "PIPELINE_SETUP_STREAMING_RECOVERY": "recovery",
+}
+MAX_PACKET = 16 * 1024 * 1024  # a packet larger than this is refused (Hadoop: 16 MiB)
 MAX_REQUEST = 1024 * 1024
 PACKET_DATA = 64 * 1024  # bytes of data per packet, as dfs.client-write-packet-size
 CRC_SIZE = 4
@@ -51,6 +66,7 @@ class HadoopDataTransfer:
             async with asyncio.timeout(dn.read_timeout):
                 version, op = struct.unpack(">HB", await reader.readexactly(3))
                 request_type = {
+                    WRITE_BLOCK: "OpWriteBlockProto",
                     READ_BLOCK: "OpReadBlockProto",
                     BLOCK_CHECKSUM: "OpBlockChecksumProto",
                 }.get(op)
@@ -58,7 +74,9 @@ class HadoopDataTransfer:
                     await self._respond(writer, "ERROR_UNSUPPORTED", f"Unsupported op {op}")
                     return
                 request = await self._read_message(reader, request_type)
-            if op == READ_BLOCK:
+            if op == WRITE_BLOCK:
+                await self._write_block(request, reader, writer)
+            elif op == READ_BLOCK:
                 await self._read_block(request, reader, writer)
             else:
                 await self._block_checksum(request, writer)
@@ -190,8 +208,150 @@ class HadoopDataTransfer:
             },
         )
 
+    async def _write_block(self, request: dict, reader, writer) -> None:
+        """The head of a write pipeline for a Hadoop client. The DataNode's own pipeline
+        code does the work (forwarding downstream in racklab's protocol, CRC checks,
+        finalizing, reporting to the NameNode); the client's packets are translated
+        into it and its acknowledgements back out, one for one."""
+        dn = self.dn
+        stage = STAGES.get(request["stage"])
+        checksum_req = request["requestedChecksum"]
+        if stage is None:
+            await self._respond(writer, "ERROR_UNSUPPORTED", f"stage {request['stage']}")
+            return
+        if checksum_req["type"] != "CHECKSUM_CRC32C" or checksum_req["bytesPerChecksum"] != dn.bpc:
+            await self._respond(
+                writer,
+                "ERROR_UNSUPPORTED",
+                f"checksum {checksum_req['type']}/{checksum_req['bytesPerChecksum']}: this "
+                f"DataNode stores CHECKSUM_CRC32C per {dn.bpc} bytes",
+            )
+            return
+        block = request["header"]["baseHeader"]["block"]
+        targets = [
+            {
+                "ip": t["id"]["ipAddr"],
+                "xferPort": t["id"]["xferPort"],
+                "uuid": t["id"]["datanodeUuid"],
+            }
+            for t in request["targets"]
+        ]
+        header = {
+            "op": "WRITE_BLOCK",
+            "block": {
+                "blockId": block["blockId"],
+                "genStamp": block["generationStamp"],
+                "numBytes": block["numBytes"],
+            },
+            "stage": stage,
+            "targets": targets,
+            "client": request["header"]["clientName"],
+        }
+        if stage != "create":
+            header["newGenStamp"] = request["latestGenerationStamp"]
+        try:
+            header = WRITE_HEADER.check(header)
+        except FieldError as exc:
+            await self._respond(writer, "ERROR", f"WRITE_BLOCK: {exc}")
+            return
+        links = {t["uuid"]: f"{t['ip']}:{t['xferPort']}" for t in targets}
+        links[dn.uuid] = f"{dn.ip}:{dn.xfer_port}"
+        await dn._write_block(
+            header, _HadoopPackets(reader, self.schema), _HadoopAcks(self, writer, links)
+        )
+
 
 def request_bytes(schema: Schema, op: int, type_: str, message: dict) -> bytes:
     """A client's request in Hadoop's framing (for tests and racklab's own tools)."""
     body = schema.encode(SCHEMA + type_, message)
     return struct.pack(">HB", VERSION, op) + encode_varint(len(body)) + body
+
+
+class _HadoopPackets:
+    """Reads a Hadoop client's packets and hands them on as racklab's packets to the
+    DataNode's pipeline code, pulling one packet per need (so the client is read no
+    faster than the pipeline takes)."""
+
+    def __init__(self, reader: asyncio.StreamReader, schema: Schema) -> None:
+        self.reader, self.schema, self.buf = reader, schema, bytearray()
+
+    async def readexactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self.buf += await self._next_packet()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    async def _next_packet(self) -> bytes:
+        payload_len, header_len = struct.unpack(">IH", await self.reader.readexactly(6))
+        if payload_len < 4 or payload_len > MAX_PACKET or header_len > 1024:
+            raise ValueError(f"bad packet lengths: payload {payload_len}, header {header_len}")
+        h = self.schema.decode(
+            SCHEMA + "PacketHeaderProto", await self.reader.readexactly(header_len)
+        )
+        data_len = h["dataLen"]
+        crc_len = payload_len - 4 - data_len
+        if data_len < 0 or crc_len < 0 or crc_len % CRC_SIZE:
+            raise ValueError(f"bad packet: payload {payload_len}, data {data_len}")
+        body = await self.reader.readexactly(payload_len - 4)
+        flags = LAST if h["lastPacketInBlock"] else 0
+        return PACKET.pack(h["seqno"], h["offsetInBlock"], data_len, flags) + body
+
+
+class _HadoopAcks:
+    """Takes what the DataNode's pipeline code writes upstream (its JSON reply, then
+    acks) and writes Hadoop's BlockOpResponseProto and PipelineAckProto instead."""
+
+    def __init__(self, dt: HadoopDataTransfer, out: asyncio.StreamWriter, links: dict) -> None:
+        self.dt, self.out, self.links = dt, out, links
+        self.buf = bytearray()
+        self.replied = False
+
+    def write(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            if not self.replied:
+                if len(self.buf) < MSG_LEN.size:
+                    return
+                (n,) = MSG_LEN.unpack_from(self.buf)
+                if len(self.buf) < MSG_LEN.size + n:
+                    return
+                reply = json.loads(bytes(self.buf[MSG_LEN.size : MSG_LEN.size + n]))
+                del self.buf[: MSG_LEN.size + n]
+                self.replied = True
+                msg = {"status": reply.get("status", "ERROR")}
+                if reply.get("message"):
+                    msg["message"] = str(reply["message"])
+                if reply.get("firstBadLink"):
+                    bad = reply["firstBadLink"]
+                    msg["firstBadLink"] = self.links.get(bad, bad)
+                self.out.write(
+                    self.dt.schema.encode_delimited(SCHEMA + "BlockOpResponseProto", msg)
+                )
+                continue
+            if len(self.buf) < ACK.size:
+                return
+            seqno, count = ACK.unpack_from(self.buf)
+            if len(self.buf) < ACK.size + count:
+                return
+            statuses = list(self.buf[ACK.size : ACK.size + count])
+            del self.buf[: ACK.size + count]
+            ack = {
+                "seqno": seqno,
+                "reply": [STATUS_NAMES.get(st, "ERROR") for st in statuses],
+                "flag": [0] * len(statuses),
+            }
+            self.out.write(self.dt.schema.encode_delimited(SCHEMA + "PipelineAckProto", ack))
+
+    def writelines(self, parts) -> None:
+        for p in parts:
+            self.write(p)
+
+    async def drain(self) -> None:
+        await self.out.drain()
+
+    def close(self) -> None:
+        self.out.close()
+
+    def get_extra_info(self, name, default=None):
+        return self.out.get_extra_info(name, default)

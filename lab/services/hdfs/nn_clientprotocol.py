@@ -17,6 +17,7 @@ from .namespace import EXECUTE, READ, WRITE, INode, INodeFile, normalize
 
 PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
 LS_LIMIT = 1000  # dfs.ls.limit: entries per getListing answer
+CREATE_OVERWRITE = 0x02  # CreateFlagProto: CREATE 1, OVERWRITE 2, APPEND 4
 
 
 class ClientNamenodeProtocol:
@@ -79,30 +80,42 @@ class ClientNamenodeProtocol:
             )
         return out
 
+    def extended_block(self, b: dict) -> dict:
+        """ExtendedBlockProto of a block in racklab's JSON form."""
+        return {
+            "poolId": self.nn.version.get("blockpoolID", ""),
+            "blockId": b["blockId"],
+            "generationStamp": b["genStamp"],
+            "numBytes": b["numBytes"],
+        }
+
+    @staticmethod
+    def block_json(b: dict | None) -> dict | None:
+        """racklab's JSON form of an ExtendedBlockProto."""
+        if b is None:
+            return None
+        return {
+            "blockId": b["blockId"],
+            "genStamp": b["generationStamp"],
+            "numBytes": b["numBytes"],
+        }
+
+    def located_block(self, lb: dict) -> dict:
+        locs = lb["locations"]
+        return {
+            "b": self.extended_block(lb["block"]),
+            "offset": lb["offset"],
+            "locs": [self.datanode_info(d) for d in locs],
+            "corrupt": lb.get("corrupt", False),
+            # Security is off: an empty token, as Hadoop sends then.
+            "blockToken": {"identifier": b"", "password": b"", "kind": "", "service": ""},
+            "isCached": [False] * len(locs),
+            "storageTypes": ["DISK"] * len(locs),
+            "storageIDs": [f"DS-{d['uuid']}" for d in locs],
+        }
+
     def located_blocks(self, located: dict) -> dict:
-        pool = self.nn.version.get("blockpoolID", "")
-        blocks = []
-        for lb in located["blocks"]:
-            b = lb["block"]
-            locs = lb["locations"]
-            blocks.append(
-                {
-                    "b": {
-                        "poolId": pool,
-                        "blockId": b["blockId"],
-                        "generationStamp": b["genStamp"],
-                        "numBytes": b["numBytes"],
-                    },
-                    "offset": lb["offset"],
-                    "locs": [self.datanode_info(d) for d in locs],
-                    "corrupt": lb["corrupt"],
-                    # Security is off: an empty token, as Hadoop sends then.
-                    "blockToken": {"identifier": b"", "password": b"", "kind": "", "service": ""},
-                    "isCached": [False] * len(locs),
-                    "storageTypes": ["DISK"] * len(locs),
-                    "storageIDs": [f"DS-{d['uuid']}" for d in locs],
-                }
-            )
+        blocks = [self.located_block(lb) for lb in located["blocks"]]
         last_complete = not located["underConstruction"]
         out = {
             "fileLength": located["fileLength"],
@@ -220,18 +233,22 @@ class ClientNamenodeProtocol:
         return {}
 
     # ------------------------------------------------------------ changes
+    def _require_parent(self, path: str) -> None:
+        """Without createParent, the parent must already be a directory."""
+        parent = self.nn.ns.lookup(posixpath.dirname(path))
+        if parent is None:
+            raise FileNotFoundException(
+                f"Parent directory doesn't exist: {posixpath.dirname(path)}"
+            )
+        if not parent.is_dir:
+            raise errors.ParentNotDirectoryException(
+                f"{posixpath.dirname(path)} (is not a directory)"
+            )
+
     def mkdirs(self, req, ctx: CallContext) -> dict:
         path = normalize(req["src"])
         if not req["createParent"]:
-            parent = self.nn.ns.lookup(posixpath.dirname(path))
-            if parent is None:
-                raise FileNotFoundException(
-                    f"Parent directory doesn't exist: {posixpath.dirname(path)}"
-                )
-            if not parent.is_dir:
-                raise errors.ParentNotDirectoryException(
-                    f"{posixpath.dirname(path)} (is not a directory)"
-                )
+            self._require_parent(path)
         # The client has applied its umask to `masked` already, as Hadoop's clients do.
         mode = req["masked"]["perm"] & 0o7777 if req["masked"] else None
         return {"result": self.nn.mkdirs(path, ctx.user, mode)}
@@ -293,3 +310,41 @@ class ClientNamenodeProtocol:
 
     def setReplication(self, req, ctx: CallContext) -> dict:
         return {"result": self.nn.set_replication(req["src"], req["replication"], ctx.user)}
+
+    # ------------------------------------------------------------ writing files
+    def create(self, req, ctx: CallContext) -> dict:
+        path = normalize(req["src"])
+        if not req["createParent"]:
+            self._require_parent(path)
+        mode = req["masked"]["perm"] & 0o7777 if req["masked"] else None
+        self.nn.create(
+            path,
+            ctx.user,
+            req["clientName"],
+            bool(req["createFlag"] & CREATE_OVERWRITE),
+            req["replication"] or None,
+            req["blockSize"] or None,
+            mode,
+        )
+        return {"fs": self.file_status(self.nn.ns.get(path), b"", ctx, False)}
+
+    def addBlock(self, req, ctx: CallContext) -> dict:
+        exclude = [d["id"]["datanodeUuid"] for d in req["excludeNodes"]]
+        lb = self.nn.add_block(
+            req["src"], req["clientName"], self.block_json(req["previous"]), exclude, ctx.peer_ip
+        )
+        return {"block": self.located_block(lb)}
+
+    def complete(self, req, ctx: CallContext) -> dict:
+        done = self.nn.complete(req["src"], req["clientName"], self.block_json(req["last"]))
+        return {"result": done}
+
+    def abandonBlock(self, req, ctx: CallContext) -> dict:
+        self.nn.abandon_block(req["src"], req["holder"], self.block_json(req["b"]))
+        return {}
+
+    def fsync(self, req, ctx: CallContext) -> dict:
+        # The lease holder's hflush/hsync: racklab's NameNode learns block lengths from
+        # the DataNodes, so all there is to do is check (and renew) the lease.
+        self.nn._uc_file(normalize(req["src"]), req["client"])
+        return {}

@@ -41,8 +41,8 @@ def wait_for(cond, timeout):
 
 
 class Client:
-    def __init__(self, port):
-        self.c = RawClient("127.0.0.1", port)
+    def __init__(self, port, host="127.0.0.1"):
+        self.c = RawClient(host, port)
         self.c.connect()
         self.xid = 0
 
@@ -155,3 +155,45 @@ def test_containers_and_ttl_nodes_are_reaped(tmp_path):
         assert srv.run(lambda: candidates(srv.server.tree, int(time.time() * 1000))) == []
     finally:
         srv.stop()
+
+
+def test_ensemble_reaps_through_the_quorum(tmp_path):
+    """Created through a follower (forwarded to the leader), reaped by the leader's
+    container manager as ordinary deletes: every member ends without them."""
+    from .ensemble import Ensemble
+
+    ens = Ensemble(
+        str(tmp_path),
+        n=3,
+        base=160,
+        extendedTypesEnabled="true",
+        **{"znode.container.checkIntervalMs": 100},
+    )
+    clients = []
+    try:
+        ens.start()
+        leader = ens.wait_leader()
+        for i in ens.servers:
+            ens.wait_serving(i)
+        follower = next(i for i in ens.servers if i != leader)
+        s = ens.servers[follower]
+        c = Client(s.port, s.host)
+        assert c.create(Op.CREATE_CONTAINER, "/box", 4)[0].err == 0
+        assert c.create(Op.CREATE, "/box/item", 0)[0].err == 0
+        assert c.create(Op.CREATE_TTL, "/ttl", 5, 200)[0].err == 0
+        assert c.call(Op.DELETE, DeleteRequest("/box/item", -1).serialize())[0].err == 0
+        for i in ens.servers:
+            zk = ens.client(i)
+            clients.append(zk)
+
+            def gone(zk=zk):
+                zk.sync("/")
+                return zk.exists("/box") is None and zk.exists("/ttl") is None
+
+            assert wait_for(gone, 15), f"server {i} still has them"
+        c.c.close()
+    finally:
+        for zk in clients:
+            zk.stop()
+            zk.close()
+        ens.stop_all()

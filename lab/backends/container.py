@@ -21,13 +21,23 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
+from lab.backends.docker_engine import (
+    IMAGE_PYTHON,
+    LABEL_LAB,
+    LABEL_NODE,
+    LABEL_ROLE,
+    ContainerError,
+    cleanup_lab,
+    container_name,
+    docker_client,
+    docker_errors,
+    limit_kwargs,
+    node_labels,
+    resolve_python,
+    wait_running,
+)
 from lab.cgroups import Cgroup
 
-LABEL_LAB = "racklab.lab"
-LABEL_LABID = "racklab.labid"
-LABEL_NODE = "racklab.node"
-LABEL_ROLE = "racklab.role"  # node | infra | service
-IMAGE_PYTHON = "/usr/bin/python3"
 # Where popen's wrapper records the in-container pid of each command, so a kill
 # reaches the command itself and not only the `docker exec` client on the host.
 EXEC_PID_DIR = "/run/racklab/exec"
@@ -50,82 +60,6 @@ for p in $(others); do kill -TERM "$p" 2>/dev/null; done
 i=0
 while [ -n "$(others)" ] && [ $i -lt $((WAIT * 10)) ]; do sleep 0.1; i=$((i + 1)); done
 """
-
-
-class ContainerError(RuntimeError):
-    pass
-
-
-def docker_client():
-    import docker
-
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as exc:  # the SDK raises several unrelated types for "no engine"
-        raise ContainerError(
-            f"cannot reach the Docker engine ({exc}); `make docker` starts dockerd"
-        ) from exc
-    return client
-
-
-def docker_errors():
-    import docker.errors
-
-    return docker.errors
-
-
-def container_name(lab: str, node: str) -> str:
-    return f"racklab-{lab}-{node}"
-
-
-def resolve_python(argv: list[str]) -> list[str]:
-    """Replace the orchestrator's "{python}" placeholder with the image's interpreter."""
-    return [IMAGE_PYTHON if a == "{python}" else a for a in argv]
-
-
-# ---- limits -------------------------------------------------------------------------
-
-
-def _block_device(path: Path) -> str | None:
-    """The whole-disk device node holding ``path`` (Docker's io limits act on disks)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    sys_dir = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
-    if not sys_dir.exists():
-        return None  # overlay, tmpfs...: no block device to throttle
-    real = sys_dir.resolve()
-    if (real / "partition").exists():
-        real = real.parent
-    dev = Path("/dev") / real.name
-    return str(dev) if dev.exists() else None
-
-
-def limit_kwargs(
-    cpus: float | None,
-    memory: int | None,
-    pids: int | None,
-    io_bps: int | None = None,
-    io_path: Path | None = None,
-) -> dict:
-    """docker SDK keyword arguments for a node's or a service's limits."""
-    kw: dict = {}
-    if cpus:
-        kw["nano_cpus"] = int(cpus * 1e9)
-    if memory:
-        kw["mem_limit"] = int(memory)
-        kw["memswap_limit"] = int(memory)  # no swap: the limit is the limit
-    if pids:
-        kw["pids_limit"] = int(pids)
-    if io_bps:
-        dev = _block_device(io_path or Path("/var/lib/docker"))
-        if dev:
-            rate = [{"Path": dev, "Rate": int(io_bps)}]
-            kw["device_read_bps"] = rate
-            kw["device_write_bps"] = rate
-    return kw
 
 
 def _read(path: Path) -> str | None:
@@ -486,16 +420,6 @@ class ContainerNode(Node):
 # ---- the backend --------------------------------------------------------------------
 
 
-def node_labels(spec: NodeSpec, role: str) -> dict[str, str]:
-    return {
-        LABEL_LAB: spec.lab,
-        LABEL_LABID: spec.labid,
-        LABEL_NODE: spec.name,
-        LABEL_ROLE: role,
-        "racklab.kind": spec.kind,
-    }
-
-
 def _address(addr: str) -> str:
     return addr.split("/", 1)[0]
 
@@ -639,50 +563,3 @@ class ContainerBackend(Backend):
         if not self.engine_answers():
             return []
         return cleanup_lab(self.client, lab)
-
-
-def wait_running(node: ContainerNode, ident: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = node.client.api.inspect_container(ident)["State"]
-        if state.get("Running") and state.get("Pid"):
-            return
-        if state.get("Status") in ("exited", "dead"):
-            logs = node.client.api.logs(ident, tail=5).decode(errors="replace").strip()
-            raise ContainerError(
-                f"node {node.name}: container exited at start (code {state.get('ExitCode')}): {logs}"
-            )
-        time.sleep(0.05)
-    raise ContainerError(f"node {node.name}: container not running after {timeout}s")
-
-
-def cleanup_lab(client, lab: str) -> list[str]:
-    """Remove every container, volume and network labelled with ``lab``.
-
-    Service containers go before the containers whose namespaces they join."""
-    import docker.errors
-
-    removed = []
-    selector = {"label": f"{LABEL_LAB}={lab}"}
-    containers = client.containers.list(all=True, filters=selector)
-    order = {"service": 0, "node": 1, "infra": 2}
-    containers.sort(key=lambda c: order.get(c.labels.get(LABEL_ROLE, "node"), 1))
-    for c in containers:
-        try:
-            c.remove(force=True, v=True)
-            removed.append(f"container {c.name}")
-        except docker.errors.NotFound:
-            pass
-    for v in client.volumes.list(filters=selector):
-        try:
-            v.remove(force=True)
-            removed.append(f"volume {v.name}")
-        except docker.errors.NotFound:
-            pass
-    for n in client.networks.list(filters=selector):
-        try:
-            n.remove()
-            removed.append(f"network {n.name}")
-        except docker.errors.NotFound:
-            pass
-    return removed

@@ -34,13 +34,12 @@ from pathlib import PurePosixPath
 
 from lab import cgroups
 from lab.backends.base import NODE_DATA_DIR, NodeSpec, Stats
-from lab.backends.container import (
+from lab.backends.container import ContainerBackend, ContainerNode
+from lab.backends.docker_engine import (
     LABEL_LAB,
     LABEL_NODE,
     LABEL_ROLE,
-    ContainerBackend,
     ContainerError,
-    ContainerNode,
     container_name,
     limit_kwargs,
     resolve_python,

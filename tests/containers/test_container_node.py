@@ -172,7 +172,7 @@ def _log(node) -> bytes:
 def test_io_limit_reaches_the_data_disk(
     container_backend, lab_name, make_spec, tmp_path, docker_engine
 ):
-    from lab.backends.container import _block_device
+    from lab.backends.docker_engine import _block_device
 
     disk = _block_device(tmp_path)
     if disk is None:

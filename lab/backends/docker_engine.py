@@ -1,0 +1,151 @@
+"""What the container and pod backends share about the Docker engine: the client,
+racklab's labels and names, a node's limits as docker SDK arguments, waiting for a
+container to run, and removing everything of a lab."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lab.backends.base import NodeSpec
+
+if TYPE_CHECKING:
+    from lab.backends.container import ContainerNode
+
+LABEL_LAB = "racklab.lab"
+LABEL_LABID = "racklab.labid"
+LABEL_NODE = "racklab.node"
+LABEL_ROLE = "racklab.role"  # node | infra | service
+IMAGE_PYTHON = "/usr/bin/python3"
+
+
+class ContainerError(RuntimeError):
+    pass
+
+
+def docker_client():
+    import docker
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:  # the SDK raises several unrelated types for "no engine"
+        raise ContainerError(
+            f"cannot reach the Docker engine ({exc}); `make docker` starts dockerd"
+        ) from exc
+    return client
+
+
+def docker_errors():
+    import docker.errors
+
+    return docker.errors
+
+
+def container_name(lab: str, node: str) -> str:
+    return f"racklab-{lab}-{node}"
+
+
+def resolve_python(argv: list[str]) -> list[str]:
+    """Replace the orchestrator's "{python}" placeholder with the image's interpreter."""
+    return [IMAGE_PYTHON if a == "{python}" else a for a in argv]
+
+
+def _block_device(path: Path) -> str | None:
+    """The whole-disk device node holding ``path`` (Docker's io limits act on disks)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    sys_dir = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    if not sys_dir.exists():
+        return None  # overlay, tmpfs...: no block device to throttle
+    real = sys_dir.resolve()
+    if (real / "partition").exists():
+        real = real.parent
+    dev = Path("/dev") / real.name
+    return str(dev) if dev.exists() else None
+
+
+def limit_kwargs(
+    cpus: float | None,
+    memory: int | None,
+    pids: int | None,
+    io_bps: int | None = None,
+    io_path: Path | None = None,
+) -> dict:
+    """docker SDK keyword arguments for a node's or a service's limits."""
+    kw: dict = {}
+    if cpus:
+        kw["nano_cpus"] = int(cpus * 1e9)
+    if memory:
+        kw["mem_limit"] = int(memory)
+        kw["memswap_limit"] = int(memory)  # no swap: the limit is the limit
+    if pids:
+        kw["pids_limit"] = int(pids)
+    if io_bps:
+        dev = _block_device(io_path or Path("/var/lib/docker"))
+        if dev:
+            rate = [{"Path": dev, "Rate": int(io_bps)}]
+            kw["device_read_bps"] = rate
+            kw["device_write_bps"] = rate
+    return kw
+
+
+def node_labels(spec: NodeSpec, role: str) -> dict[str, str]:
+    return {
+        LABEL_LAB: spec.lab,
+        LABEL_LABID: spec.labid,
+        LABEL_NODE: spec.name,
+        LABEL_ROLE: role,
+        "racklab.kind": spec.kind,
+    }
+
+
+def wait_running(node: ContainerNode, ident: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = node.client.api.inspect_container(ident)["State"]
+        if state.get("Running") and state.get("Pid"):
+            return
+        if state.get("Status") in ("exited", "dead"):
+            logs = node.client.api.logs(ident, tail=5).decode(errors="replace").strip()
+            raise ContainerError(
+                f"node {node.name}: container exited at start (code {state.get('ExitCode')}): {logs}"
+            )
+        time.sleep(0.05)
+    raise ContainerError(f"node {node.name}: container not running after {timeout}s")
+
+
+def cleanup_lab(client, lab: str) -> list[str]:
+    """Remove every container, volume and network labelled with ``lab``.
+
+    Service containers go before the containers whose namespaces they join."""
+    import docker.errors
+
+    removed = []
+    selector = {"label": f"{LABEL_LAB}={lab}"}
+    containers = client.containers.list(all=True, filters=selector)
+    order = {"service": 0, "node": 1, "infra": 2}
+    containers.sort(key=lambda c: order.get(c.labels.get(LABEL_ROLE, "node"), 1))
+    for c in containers:
+        try:
+            c.remove(force=True, v=True)
+            removed.append(f"container {c.name}")
+        except docker.errors.NotFound:
+            pass
+    for v in client.volumes.list(filters=selector):
+        try:
+            v.remove(force=True)
+            removed.append(f"volume {v.name}")
+        except docker.errors.NotFound:
+            pass
+    for n in client.networks.list(filters=selector):
+        try:
+            n.remove()
+            removed.append(f"network {n.name}")
+        except docker.errors.NotFound:
+            pass
+    return removed

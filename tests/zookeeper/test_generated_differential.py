@@ -76,8 +76,9 @@ SEED = int(os.environ.get("ZK_DIFF_SEED", "1"))
 DELIBERATE: dict[tuple, str] = {
     (Op.CREATE_TTL, "negative ttl, non-TTL mode"): (
         "Apache lets createTTL with a non-TTL mode and a negative TTL through its "
-        "prepare step and fails applying it (the TTL cannot be encoded); racklab "
-        "answers BadArguments before anything is logged"
+        "prepare step and fails applying it (the TTL cannot be encoded): Debian's "
+        "3.8.0 then stops taking connections at all; racklab answers BadArguments "
+        "before anything is logged"
     ),
     (Op.SASL, "None"): (
         "a SASL request with a null token: both servers drop the connection, but "

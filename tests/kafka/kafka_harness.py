@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -172,3 +173,83 @@ def poll_until(consumer, want: int, timeout: float, max_records: bool = False) -
         for records in consumer.poll(timeout_ms=300, **limit).values():
             got.extend(records)
     return got
+
+
+class PolledGroup:
+    """Members of one group, each polled back to back in a thread of its own, as an
+    application runs its consumers.
+
+    Why not one loop polling each member in turn: kafka-python (3.0.x) sends a fresh
+    JoinGroup when the join it started in an earlier poll() finished while no poll() was
+    running, dropping the finished one's assignment. In a loop over several members a
+    member's join always finishes during another member's poll(), because the
+    coordinator answers only once every member has rejoined. When that member is the
+    group leader its fresh JoinGroup makes the coordinator rebalance again (as Kafka
+    does on a leader's rejoin), so the group can keep rebalancing for as long as the
+    timing keeps lining up that way, which on a loaded machine can be longer than any
+    deadline a test gives it."""
+
+    def __init__(self, consumers: list[KafkaConsumer], poll_ms: int = 100):
+        self.consumers = list(consumers)
+        self.poll_ms = poll_ms
+        self.values: list[list[bytes]] = [[] for _ in self.consumers]
+        self._assigned: list[set] = [set() for _ in self.consumers]
+        self._lock = threading.Lock()
+        self._stops = [threading.Event() for _ in self.consumers]
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True)
+            for i in range(len(self.consumers))
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _run(self, i: int) -> None:
+        c = self.consumers[i]
+        while not self._stops[i].is_set():
+            batch = c.poll(timeout_ms=self.poll_ms)
+            assigned = set(c.assignment())
+            with self._lock:
+                for recs in batch.values():
+                    self.values[i].extend(r.value for r in recs)
+                self._assigned[i] = assigned
+
+    def sizes(self) -> list[int]:
+        """How many partitions each member still polling holds, sorted."""
+        with self._lock:
+            return sorted(len(self._assigned[i]) for i in self.live())
+
+    def union(self) -> set:
+        """Every partition some member still polling holds."""
+        with self._lock:
+            return set().union(*(self._assigned[i] for i in self.live()))
+
+    def live(self) -> list[int]:
+        return [i for i, s in enumerate(self._stops) if not s.is_set()]
+
+    def wait_sizes(self, want: list[int], timeout: float) -> list[int]:
+        """Wait (bounded) until the members' assignment sizes are `want`; the last seen."""
+        deadline = time.monotonic() + timeout
+        while self.sizes() != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.sizes()
+
+    def wait_values(self, count: int, timeout: float) -> list[bytes]:
+        """Wait (bounded) until the members together have `count` values; all of them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                got = [v for vs in self.values for v in vs]
+            if len(got) >= count:
+                break
+            time.sleep(0.05)
+        return got
+
+    def close(self, i: int) -> None:
+        """Stop member i's polling and close it (it leaves the group)."""
+        self._stops[i].set()
+        self._threads[i].join(30)
+        self.consumers[i].close()
+
+    def close_all(self) -> None:
+        for i in self.live():
+            self.close(i)

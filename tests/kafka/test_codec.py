@@ -162,7 +162,7 @@ def test_snappy_reads_a_raw_block_as_librdkafka_may_send():
 
 
 def test_group_partition_uses_javas_string_hash():
-    from lab.services.kafka.broker import java_string_hash, partition_for_group
+    from lab.services.kafka.offsets import java_string_hash, partition_for_group
 
     # values of String.hashCode() in Java
     assert java_string_hash("") == 0

@@ -14,7 +14,7 @@ from kafka.errors import KafkaError
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from lab.services.kafka.broker import partition_for_group
+from lab.services.kafka.offsets import partition_for_group
 
 from .kafka_harness import group_consumer, poll_until
 

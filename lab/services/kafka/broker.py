@@ -1,5 +1,8 @@
 """The broker: its partitions, the cluster view it keeps from ZooKeeper, the
-leader/follower roles it plays per partition, and the TCP server.
+leader/follower roles it plays per partition (ISR changes, high watermarks,
+acks=all waits), and its lifecycle. What Kafka keeps in classes of their own lives
+beside it: the replica fetcher (fetcher.py), committed offsets (offsets.py), topic
+creation (topics.py) and topic-name rules (topicnames.py); the TCP side is server.py.
 
 Everything that changes state runs on one asyncio loop. ZooKeeper watches post
 into it; blocking ZooKeeper writes go to a worker thread and their effect comes
@@ -11,41 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from . import controller
 from . import topicconfig as tc
-from .client import Connection
 from .config import BrokerConfig
-from .group import GroupCoordinator, OffsetAndMetadata
+from .fetcher import ReplicaFetcher
+from .group import GroupCoordinator
 from .log import LogConfig
+from .offsets import OffsetStore
 from .partition import Partition
 from .protocol import records as rec
-from .protocol.api import ApiKey
 from .protocol.errors import Error
+from .server import serve
+from .topicnames import OFFSETS_TOPIC
 from .zk import ZkCluster
 
 log = logging.getLogger("lab.kafka.broker")
 
-OFFSETS_TOPIC = "__consumer_offsets"
-MAX_PARTITIONS_PER_TOPIC = 1000
 CHECKPOINT = "replication-offset-checkpoint"
-
-
-def java_string_hash(s: str) -> int:
-    h = 0
-    for unit in s.encode("utf-16-be").hex(" ", 2).split():
-        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def partition_for_group(group_id: str, n: int) -> int:
-    h = java_string_hash(group_id)
-    return (0 if h == -(1 << 31) else abs(h)) % n
 
 
 class Broker:
@@ -70,7 +59,7 @@ class Broker:
             config.group_min_session_timeout_ms,
             config.group_max_session_timeout_ms,
         )
-        self.loading_offsets: set[int] = set()
+        self.offsets = OffsetStore(self)
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self._progress = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -96,8 +85,6 @@ class Broker:
         loop = asyncio.get_running_loop()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._load_checkpoint()
-        from .server import serve  # the TCP side, kept apart from the state
-
         self.server = await serve(self)
         port = self.server.sockets[0].getsockname()[1]
         adv = self.config.advertised_listener
@@ -110,8 +97,8 @@ class Broker:
         cto = (
             self.config.zookeeper_connection_timeout_ms or self.config.zookeeper_session_timeout_ms
         )
-        await self._in_thread(self.zk.start, cto / 1000)
-        self.cluster_id = await self._in_thread(self.zk.cluster_id)
+        await self.in_thread(self.zk.start, cto / 1000)
+        self.cluster_id = await self.in_thread(self.zk.cluster_id)
         await self._register()
         self.zk.on_new_session(lambda: self.spawn(self._register()))
         self.zk.watch_brokers(self._on_brokers)
@@ -128,7 +115,7 @@ class Broker:
         log.info("broker %d serving on %s:%d", self.id, *self.advertised)
 
     async def _register(self) -> None:
-        await self._in_thread(
+        await self.in_thread(
             self.zk.register_broker,
             self.id,
             self.advertised[0],
@@ -146,7 +133,7 @@ class Broker:
         if self.server:
             self.server.close()
         if self.zk:
-            await self._in_thread(self.zk.stop)
+            await self.in_thread(self.zk.stop)
         self._save_checkpoint()
         for p in self.partitions.values():
             p.close()
@@ -160,7 +147,7 @@ class Broker:
         t.add_done_callback(self._background.discard)
         return t
 
-    async def _in_thread(self, fn, *args):
+    async def in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def in_codec_thread(self, fn, *args):
@@ -212,7 +199,7 @@ class Broker:
             self.spawn(self._elect())
 
     async def _elect(self) -> None:
-        won = await self._in_thread(self.zk.try_become_controller, self.id)
+        won = await self.in_thread(self.zk.try_become_controller, self.id)
         if won:
             log.info("broker %d is the controller", self.id)
             self.is_controller = True
@@ -234,7 +221,7 @@ class Broker:
                 live = set(self.live_brokers)
                 preferred, self._preferred_due = self._preferred_due, False
                 try:
-                    changes = await self._in_thread(
+                    changes = await self.in_thread(
                         controller.reconcile,
                         self.zk,
                         live,
@@ -282,7 +269,7 @@ class Broker:
         self.notify()
 
     async def _load_topic_config(self, topic: str) -> None:
-        raw = await self._in_thread(self.zk.topic_config, topic)
+        raw = await self.in_thread(self.zk.topic_config, topic)
 
         def bad(name, value, why):
             log.warning(
@@ -327,7 +314,7 @@ class Broker:
                 part.log.delete()
             except OSError:  # the replica is gone from this broker either way
                 log.exception("%s-%d: deleting the log failed", *key)
-        self._forget_offsets_of(topic)
+        self.offsets.forget_topic(topic)
         for key in [k for k in self.states if k[0] == topic]:
             del self.states[key]
         for key in [k for k in self._watched_partitions if k[0] == topic]:
@@ -371,12 +358,12 @@ class Broker:
                 if len(part.isr) == 1:
                     part.high_watermark = part.leo
                 if topic == OFFSETS_TOPIC:
-                    self._load_offsets(part)
+                    self.offsets.load(part)
             else:
                 was_leader = part.is_leader
                 part.become_follower()
                 if topic == OFFSETS_TOPIC and was_leader:
-                    self._unload_offsets(p)
+                    self.offsets.unload(p)
                 if new_leader >= 0:
                     # the fetcher first asks the leader where our logs diverge
                     # (OffsetsForLeaderEpoch) and truncates there, then fetches
@@ -484,7 +471,7 @@ class Broker:
 
         async def write():
             try:
-                v = await self._in_thread(
+                v = await self.in_thread(
                     self.zk.set_partition_state, part.topic, part.index, state, part.zk_version
                 )
                 if v is not None and part.is_leader and part.leader_epoch == state["leader_epoch"]:
@@ -549,117 +536,6 @@ class Broker:
                             part.log.log_start_offset,
                         )
 
-    # ---------- topics ----------
-    def assign_replicas(self, partitions: int, rf: int) -> dict[int, list[int]]:
-        """Round-robin from a random start, as Kafka's AdminUtils does (no racks)."""
-        brokers = sorted(self.live_brokers)
-        start = random.randrange(len(brokers))
-        shift = random.randrange(len(brokers))
-        out = {}
-        for p in range(partitions):
-            first = (start + p) % len(brokers)
-            reps = [brokers[first]]
-            for j in range(rf - 1):
-                reps.append(brokers[(first + 1 + (shift + j) % (len(brokers) - 1)) % len(brokers)])
-            out[p] = reps
-        return out
-
-    async def create_topic(
-        self,
-        name: str,
-        partitions: int,
-        rf: int,
-        config: dict[str, str],
-        assignment: dict[int, list[int]] | None = None,
-        validate_only: bool = False,
-    ) -> tuple[Error, str | None]:
-        """Everything is checked before anything is written to ZooKeeper (Kafka's
-        AdminZkClient.validateTopicCreate): the name, the partitions and replicas, and
-        every config against LogConfig's types and ranges."""
-        err = validate_topic_name(name)
-        if err:
-            return Error.INVALID_TOPIC_EXCEPTION, err
-        if name in self.assignments or await self._in_thread(self.zk.topic_exists, name):
-            return Error.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
-        if await self._in_thread(self.zk.delete_pending, name):
-            return Error.TOPIC_ALREADY_EXISTS, f"Topic '{name}' is marked for deletion."
-        if assignment is None:
-            if partitions <= 0:
-                return Error.INVALID_PARTITIONS, "Number of partitions must be larger than 0."
-            if partitions > MAX_PARTITIONS_PER_TOPIC:
-                # Kafka would try and run out of memory assigning 2^31 partitions; a lab
-                # broker refuses what it could not open (two files per partition)
-                return (
-                    Error.INVALID_PARTITIONS,
-                    f"Number of partitions {partitions} is above this broker's limit of "
-                    f"{MAX_PARTITIONS_PER_TOPIC} per topic.",
-                )
-            if rf <= 0:
-                return Error.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0."
-            if rf > len(self.live_brokers):
-                return (
-                    Error.INVALID_REPLICATION_FACTOR,
-                    f"Replication factor: {rf} larger than available brokers: {len(self.live_brokers)}.",
-                )
-        else:
-            if len(assignment) > MAX_PARTITIONS_PER_TOPIC:
-                return (
-                    Error.INVALID_PARTITIONS,
-                    f"Number of partitions {len(assignment)} is above this broker's limit of "
-                    f"{MAX_PARTITIONS_PER_TOPIC} per topic.",
-                )
-            why = self.assignment_error(assignment)
-            if why:
-                return Error.INVALID_REPLICA_ASSIGNMENT, why
-        try:
-            tc.validate(config)
-        except tc.ConfigValueError as e:
-            return Error.INVALID_CONFIG, str(e)
-        if validate_only:
-            return Error.NONE, None
-        if assignment is None:
-            assignment = self.assign_replicas(partitions, rf)
-        ok = await self._in_thread(self.zk.create_topic, name, assignment, config)
-        if not ok:
-            return Error.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
-        log.info("created topic %s %s", name, assignment)
-        return Error.NONE, None
-
-    def assignment_error(self, assignment: dict[int, list[int]]) -> str | None:
-        """A manual assignment that would make a partition with no possible leader, as
-        Kafka's controller refuses it (ReplicationControlManager's messages)."""
-        rf = None
-        for p in sorted(assignment):
-            reps = assignment[p]
-            if not reps:
-                return "The manual partition assignment includes an empty replica list."
-            for bid in sorted(reps):
-                if bid not in self.known_brokers and not any(
-                    bid in r for a in self.assignments.values() for r in a.values()
-                ):
-                    return (
-                        f"The manual partition assignment includes broker {bid}, but no such "
-                        "broker is registered."
-                    )
-            if len(set(reps)) != len(reps):
-                dup = next(r for r in reps if reps.count(r) > 1)
-                return f"The manual partition assignment includes the broker {dup} more than once."
-            if not any(bid in self.live_brokers for bid in reps):
-                return (
-                    f"All brokers specified in the manual partition assignment for partition "
-                    f"{p} are offline, so it could have no leader."
-                )
-            if rf is not None and len(reps) != rf:
-                return (
-                    f"The manual partition assignment includes a partition with {len(reps)} "
-                    "replica(s), but this is not consistent with previous partitions, which "
-                    f"have {rf} replica(s)."
-                )
-            rf = len(reps)
-        if sorted(assignment) != list(range(len(assignment))):
-            return "partitions should be a consecutive 0-based integer sequence"
-        return None
-
     async def wait_topic_ready(self, name: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -669,125 +545,10 @@ class Broker:
             await self.wait_progress(min(0.2, deadline - time.monotonic()))
         return False
 
-    # ---------- group offsets in __consumer_offsets ----------
-    def coordinator_partition(self, group_id: str) -> int:
-        n = len(self.assignments.get(OFFSETS_TOPIC, {})) or self.config.offsets_topic_num_partitions
-        return partition_for_group(group_id, n)
-
-    def coordinator_error(self, group_id: str) -> Error:
-        p = self.coordinator_partition(group_id)
-        part = self.partitions.get((OFFSETS_TOPIC, p))
-        if part is None or not part.is_leader:
-            return Error.NOT_COORDINATOR
-        if p in self.loading_offsets:
-            return Error.COORDINATOR_LOAD_IN_PROGRESS
-        return Error.NONE
-
-    def _load_offsets(self, part: Partition) -> None:
-        self.loading_offsets.add(part.index)
-        try:
-            off = part.log.log_start_offset
-            while off < part.leo:
-                data = part.log.read(off, 1 << 20)
-                if not data:
-                    break
-                for r in rec.read_records(data):
-                    off = r.offset + 1
-                    if r.key is None:
-                        continue
-                    kind, group, topic, p = json.loads(r.key)
-                    if kind != "o":
-                        continue
-                    g = self.groups.group(group)
-                    if r.value is None:
-                        g.offsets.pop((topic, p), None)
-                    else:
-                        v = json.loads(r.value)
-                        g.offsets[(topic, p)] = OffsetAndMetadata(
-                            v["offset"], v["metadata"], v["ts"]
-                        )
-        finally:
-            self.loading_offsets.discard(part.index)
-
-    def _unload_offsets(self, p: int) -> None:
-        n = len(self.assignments.get(OFFSETS_TOPIC, {}))
-        for gid in [g for g in self.groups.groups if n and partition_for_group(g, n) == p]:
-            del self.groups.groups[gid]
-
-    def _forget_offsets_of(self, topic: str) -> None:
-        """Kafka's coordinator drops a deleted topic's committed offsets and writes their
-        tombstones, so a group reading a topic created again under the name starts from
-        its reset policy, not from offsets of the old topic."""
-        n = len(self.assignments.get(OFFSETS_TOPIC, {}))
-        tombstones: dict[int, list[tuple[bytes, None]]] = {}
-        for gid, g in self.groups.groups.items():
-            gone = [k for k in g.offsets if k[0] == topic]
-            if not gone or not n:
-                continue
-            p = partition_for_group(gid, n)
-            part = self.partitions.get((OFFSETS_TOPIC, p))
-            if part is None or not part.is_leader:
-                continue
-            for t, pi in gone:
-                del g.offsets[(t, pi)]
-                tombstones.setdefault(p, []).append((json.dumps(["o", gid, t, pi]).encode(), None))
-        for p, recs in tombstones.items():
-            part = self.partitions[(OFFSETS_TOPIC, p)]
-            batch = rec.build_batch(recs)
-            self.append_as_leader(part, batch, [rec.parse_header(batch)])
-
-    async def commit_offsets(
-        self, group_id: str, entries: list[tuple[str, int, int, str | None]]
-    ) -> Error:
-        """Write the commits to the group's __consumer_offsets partition and wait
-        until they are replicated, then make them visible."""
-        p = self.coordinator_partition(group_id)
-        part = self.partitions.get((OFFSETS_TOPIC, p))
-        if part is None or not part.is_leader:
-            return Error.NOT_COORDINATOR
-        ts = int(time.time() * 1000)
-        recs = [
-            (
-                json.dumps(["o", group_id, t, pi]).encode(),
-                json.dumps({"offset": off, "metadata": md, "ts": ts}).encode(),
-            )
-            for t, pi, off, md in entries
-        ]
-        batch = rec.build_batch(recs, timestamp_ms=ts)
-        if len(part.isr) < self.min_isr(OFFSETS_TOPIC) and len(part.replicas) > 1:
-            return Error.NOT_ENOUGH_REPLICAS
-        first = self.append_as_leader(part, batch, [rec.parse_header(batch)])
-        err = await self.wait_for_hw(
-            part, first + len(recs), self.config.offsets_commit_timeout_ms / 1000
-        )
-        if err not in (Error.NONE, Error.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
-            return (
-                Error.REQUEST_TIMED_OUT if err == Error.REQUEST_TIMED_OUT else Error.NOT_COORDINATOR
-            )
-        for t, pi, off, md in entries:
-            self.groups.store_offset(group_id, t, pi, OffsetAndMetadata(off, md, ts))
-        return Error.NONE
-
-    async def ensure_offsets_topic(self) -> Error:
-        if OFFSETS_TOPIC in self.assignments:
-            return Error.NONE
-        rf = self.config.offsets_topic_replication_factor
-        if len(self.live_brokers) < rf:
-            return Error.COORDINATOR_NOT_AVAILABLE
-        err, _ = await self.create_topic(
-            OFFSETS_TOPIC,
-            self.config.offsets_topic_num_partitions,
-            rf,
-            {"cleanup.policy": "compact"},
-        )
-        if err not in (Error.NONE, Error.TOPIC_ALREADY_EXISTS):
-            return Error.COORDINATOR_NOT_AVAILABLE
-        return Error.NONE
-
     # ---------- producer ids ----------
     async def next_producer_id(self) -> int:
         if self._next_pid > self._pid_block[1]:
-            self._pid_block = await self._in_thread(self.zk.allocate_producer_id_block, self.id)
+            self._pid_block = await self.in_thread(self.zk.allocate_producer_id_block, self.id)
             self._next_pid = self._pid_block[0]
         pid = self._next_pid
         self._next_pid += 1
@@ -799,228 +560,3 @@ class _Never:
 
 
 _NEVER = _Never()
-
-_LEGAL = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-
-def validate_topic_name(name: str) -> str | None:
-    if not name:
-        return "Topic name is illegal, it can't be empty"
-    if name in (".", ".."):
-        return 'Topic name cannot be "." or ".."'
-    if len(name) > 249:
-        return "Topic name is illegal, it can't be longer than 249 characters"
-    if not set(name) <= _LEGAL:
-        return f"Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
-    return None
-
-
-class ReplicaFetcher:
-    """Follower side: one task per leader broker, fetching every partition this
-    broker follows there, appending the leader's batches unchanged."""
-
-    FETCH_VERSION = 11
-
-    def __init__(self, broker: Broker, leader: int):
-        self.broker = broker
-        self.leader = leader
-        self.keys: set[tuple[str, int]] = set()
-        self.task: asyncio.Task | None = None
-        self.conn: Connection | None = None
-        self._wake = asyncio.Event()
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
-
-    def add(self, key) -> None:
-        self.keys.add(key)
-        self._wake.set()
-
-    def remove(self, key) -> None:
-        self.keys.discard(key)
-
-    async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
-        if self.conn:
-            await self.conn.close()
-
-    async def _run(self) -> None:
-        b = self.broker
-        while True:
-            if not self.keys:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            addr = b.broker_address(self.leader)
-            if addr is None:
-                await asyncio.sleep(0.2)
-                continue
-            try:
-                if self.conn is None or (self.conn.host, self.conn.port) != addr:
-                    if self.conn:
-                        await self.conn.close()
-                    self.conn = Connection(addr[0], addr[1], client_id=f"broker-{b.id}-fetcher")
-                    await self.conn.connect()
-                await self._fetch_once()
-            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
-                log.info("fetch from broker %d failed: %s", self.leader, e)
-                if self.conn:
-                    await self.conn.close()
-                self.conn = None
-                await asyncio.sleep(0.3)
-
-    async def _truncate_diverged(self) -> None:
-        """KIP-101: for partitions that just became followers, ask the leader
-        where our latest epoch ended in its log and cut ours there."""
-        b = self.broker
-        pending: dict[str, list] = {}
-        for t, p in sorted(self.keys):
-            part = b.partitions.get((t, p))
-            if part is None or not part.needs_truncation:
-                continue
-            if not part.epochs:
-                part.needs_truncation = False
-                continue
-            pending.setdefault(t, []).append(
-                {
-                    "partition": p,
-                    "current_leader_epoch": part.leader_epoch,
-                    "leader_epoch": part.epochs[-1][0],
-                }
-            )
-        if not pending:
-            return
-        resp = await self.conn.request(
-            ApiKey.OFFSET_FOR_LEADER_EPOCH,
-            3,
-            {
-                "replica_id": b.id,
-                "topics": [{"topic": t, "partitions": ps} for t, ps in pending.items()],
-            },
-        )
-        for tr in resp["topics"]:
-            for pr in tr["partitions"]:
-                part = b.partitions.get((tr["topic"], pr["partition"]))
-                if part is None or pr["error_code"] != Error.NONE or not part.needs_truncation:
-                    continue
-                epoch, end = pr["leader_epoch"], pr["end_offset"]
-                if epoch < 0 or end < 0:
-                    target = part.high_watermark
-                else:
-                    target = min(end, part.end_offset_for(epoch)[1])
-                if target < part.leo:
-                    log.info(
-                        "%s-%d: truncating from %d to %d to match leader %d",
-                        part.topic,
-                        part.index,
-                        part.leo,
-                        target,
-                        self.leader,
-                    )
-                    part.truncate_to(target)
-                part.needs_truncation = False
-
-    async def _fetch_once(self) -> None:
-        b = self.broker
-        await self._truncate_diverged()
-        topics: dict[str, list] = {}
-        for t, p in sorted(self.keys):
-            part = b.partitions.get((t, p))
-            if part is None or part.needs_truncation:
-                continue
-            topics.setdefault(t, []).append(
-                {
-                    "partition": p,
-                    "current_leader_epoch": part.leader_epoch,
-                    "fetch_offset": part.leo,
-                    "log_start_offset": part.log.log_start_offset,
-                    "partition_max_bytes": b.config.replica_fetch_max_bytes,
-                }
-            )
-        if not topics:
-            await asyncio.sleep(0.1)
-            return
-        wait = b.config.replica_fetch_wait_max_ms
-        resp = await self.conn.request(
-            ApiKey.FETCH,
-            self.FETCH_VERSION,
-            {
-                "replica_id": b.id,
-                "max_wait_ms": wait,
-                "min_bytes": 1,
-                "max_bytes": 10 << 20,
-                "isolation_level": 0,
-                "session_id": 0,
-                "session_epoch": -1,
-                "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()],
-                "forgotten_topics_data": [],
-                "rack_id": "",
-            },
-            timeout=wait / 1000 + 30,
-        )
-        backoff = False
-        for tr in resp["responses"]:
-            for pr in tr["partitions"]:
-                key = (tr["topic"], pr["partition_index"])
-                part = b.partitions.get(key)
-                if (
-                    part is None
-                    or part.is_leader
-                    or part.leader != self.leader
-                    or key not in self.keys
-                ):
-                    continue
-                err = pr["error_code"]
-                if err == Error.OFFSET_OUT_OF_RANGE:
-                    if part.leo < pr["log_start_offset"]:
-                        part.truncate_fully_and_start_at(pr["log_start_offset"])
-                    else:
-                        part.truncate_to(min(part.high_watermark, pr["high_watermark"]))
-                    continue
-                if err != Error.NONE:
-                    backoff = True
-                    continue
-                data = pr["records"]
-                if data:
-                    self._append(part, data)
-                part.high_watermark = max(part.high_watermark, min(pr["high_watermark"], part.leo))
-        b.notify()
-        if backoff:
-            await asyncio.sleep(0.2)
-
-    @staticmethod
-    def _append(part: Partition, data: bytes) -> None:
-        batches = []
-        try:
-            for pos, h in rec.iter_batches(data):
-                if h.last_offset < part.leo:
-                    continue
-                if h.base_offset != part.leo and not batches:
-                    log.warning(
-                        "%s-%d: leader sent offset %d, expected %d",
-                        part.topic,
-                        part.index,
-                        h.base_offset,
-                        part.leo,
-                    )
-                    return
-                batches.append((pos, h))
-        except rec.CorruptBatch as e:
-            log.warning("%s-%d: corrupt batch from leader: %s", part.topic, part.index, e)
-        if not batches:
-            return
-        start = batches[0][0]
-        end = batches[-1][0] + batches[-1][1].size
-        for _, h in batches:
-            part.note_epoch(h.partition_leader_epoch, h.base_offset)
-            part.record_batch(h, h.base_offset)
-        part.log.append(
-            bytes(data[start:end]),
-            batches[0][1].base_offset,
-            batches[-1][1].last_offset + 1,
-            max(h.max_timestamp for _, h in batches),
-            sum(h.records_count for _, h in batches),
-        )

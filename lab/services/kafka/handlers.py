@@ -1,5 +1,9 @@
 """One coroutine per API: decoded request dict in, response dict out (the
-generated codec turns them into bytes). Shapes follow the schema files."""
+generated codec turns them into bytes). Shapes follow the schema files.
+
+One concept, the request handlers (Kafka's KafkaApis), kept in one module though it
+is over 600 lines: each handler only reads the request, asks the broker, the group
+coordinator or the offset store, and shapes the response."""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .broker import OFFSETS_TOPIC, validate_topic_name
 from .partition import SequenceError
 from .protocol import records as rec
 from .protocol.api import APIS, ApiKey
 from .protocol.errors import Error
+from .topicnames import OFFSETS_TOPIC, validate_topic_name
+from .topics import create_topic
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -84,7 +89,7 @@ async def metadata(b: Broker, req, h, host):
     for name in names:
         if name not in b.assignments and allow_create and b.config.auto_create_topics:
             rf = b.config.default_replication_factor
-            err, msg = await b.create_topic(name, b.config.num_partitions, rf, {})
+            err, msg = await create_topic(b, name, b.config.num_partitions, rf, {})
             if err == Error.NONE:
                 created.append(name)
             elif err != Error.TOPIC_ALREADY_EXISTS:
@@ -162,8 +167,8 @@ async def create_topics(b: Broker, req, h, host):
             rf = b.config.default_replication_factor
         res.update(num_partitions=n, replication_factor=rf)
         configs = {c["name"]: c["value"] for c in t["configs"]}
-        err, msg = await b.create_topic(
-            t["name"], n, rf, configs, assignment, validate_only=bool(req.get("validate_only"))
+        err, msg = await create_topic(
+            b, t["name"], n, rf, configs, assignment, validate_only=bool(req.get("validate_only"))
         )
         if err == Error.NONE and timeout > 0 and not req.get("validate_only"):
             await b.wait_topic_ready(t["name"], timeout)
@@ -181,7 +186,7 @@ async def delete_topics(b: Broker, req, h, host):
         elif name not in b.assignments:
             out.append({"name": name, "error_code": Error.UNKNOWN_TOPIC_OR_PARTITION})
         else:
-            await b._in_thread(b.zk.request_delete, name)
+            await b.in_thread(b.zk.request_delete, name)
             out.append({"name": name, "error_code": Error.NONE})
     for r in out:
         while r["error_code"] == Error.NONE and r["name"] in b.assignments:
@@ -471,12 +476,12 @@ async def find_coordinator(b: Broker, req, h, host):
     if req.get("key_type", 0) != 0:
         return error(Error.COORDINATOR_NOT_AVAILABLE, "transaction coordinators are not supported")
     fresh = OFFSETS_TOPIC not in b.assignments
-    err = await b.ensure_offsets_topic()
+    err = await b.offsets.ensure_topic()
     if err != Error.NONE:
         return error(err, "the offsets topic cannot be created with the brokers alive now")
     if fresh:
         await b.wait_topic_ready(OFFSETS_TOPIC, 5.0)
-    p = b.coordinator_partition(req["key"])
+    p = b.offsets.coordinator_partition(req["key"])
     st = b.states.get((OFFSETS_TOPIC, p))
     addr = b.broker_address(st["leader"]) if st else None
     if addr is None:
@@ -493,7 +498,7 @@ async def find_coordinator(b: Broker, req, h, host):
 
 @handler(ApiKey.JOIN_GROUP)
 async def join_group(b: Broker, req, h, host):
-    err = b.coordinator_error(req["group_id"])
+    err = b.offsets.coordinator_error(req["group_id"])
     if err != Error.NONE:
         return {
             "error_code": err,
@@ -512,7 +517,7 @@ async def join_group(b: Broker, req, h, host):
 
 @handler(ApiKey.SYNC_GROUP)
 async def sync_group(b: Broker, req, h, host):
-    err = b.coordinator_error(req["group_id"])
+    err = b.offsets.coordinator_error(req["group_id"])
     if err != Error.NONE:
         return {"throttle_time_ms": 0, "error_code": err, "assignment": b""}
     resp = await b.groups.sync(req)
@@ -522,7 +527,7 @@ async def sync_group(b: Broker, req, h, host):
 
 @handler(ApiKey.HEARTBEAT)
 async def heartbeat(b: Broker, req, h, host):
-    err = b.coordinator_error(req["group_id"])
+    err = b.offsets.coordinator_error(req["group_id"])
     if err == Error.NONE:
         err = b.groups.heartbeat(req)
     return {"throttle_time_ms": 0, "error_code": err}
@@ -530,7 +535,7 @@ async def heartbeat(b: Broker, req, h, host):
 
 @handler(ApiKey.LEAVE_GROUP)
 async def leave_group(b: Broker, req, h, host):
-    err = b.coordinator_error(req["group_id"])
+    err = b.offsets.coordinator_error(req["group_id"])
     ids = [m["member_id"] for m in req["members"]] if h.api_version >= 3 else [req["member_id"]]
     if err != Error.NONE:
         return {"throttle_time_ms": 0, "error_code": err, "members": []}
@@ -547,7 +552,7 @@ async def leave_group(b: Broker, req, h, host):
 @handler(ApiKey.OFFSET_COMMIT)
 async def offset_commit(b: Broker, req, h, host):
     gid = req["group_id"]
-    err = b.coordinator_error(gid)
+    err = b.offsets.coordinator_error(gid)
     if err == Error.NONE:
         err = b.groups.check_commit(req)
     entries = [
@@ -556,7 +561,7 @@ async def offset_commit(b: Broker, req, h, host):
         for p in t["partitions"]
     ]
     if err == Error.NONE and entries:
-        err = await b.commit_offsets(gid, entries)
+        err = await b.offsets.commit(gid, entries)
     return {
         "throttle_time_ms": 0,
         "topics": [
@@ -575,7 +580,7 @@ async def offset_commit(b: Broker, req, h, host):
 @handler(ApiKey.OFFSET_FETCH)
 async def offset_fetch(b: Broker, req, h, host):
     gid = req["group_id"]
-    err = b.coordinator_error(gid)
+    err = b.offsets.coordinator_error(gid)
     g = b.groups.group(gid, create=False) if err == Error.NONE else None
     offsets = g.offsets if g else {}
     if req["topics"] is None:
@@ -606,7 +611,7 @@ async def offset_fetch(b: Broker, req, h, host):
 async def describe_groups(b: Broker, req, h, host):
     out = []
     for gid in req["groups"]:
-        err = b.coordinator_error(gid)
+        err = b.offsets.coordinator_error(gid)
         if err != Error.NONE:
             out.append(
                 {
@@ -628,7 +633,7 @@ async def list_groups(b: Broker, req, h, host):
     states = set(req.get("states_filter") or [])
     out = []
     for gid, g in sorted(b.groups.groups.items()):
-        if b.coordinator_error(gid) != Error.NONE:
+        if b.offsets.coordinator_error(gid) != Error.NONE:
             continue
         if states and g.state not in states:
             continue

@@ -1,0 +1,158 @@
+"""Committed offsets, as Kafka's GroupMetadataManager keeps them: records in the
+replicated __consumer_offsets topic, one partition per group (by the group id's Java
+hash), read back into memory when this broker becomes that partition's leader."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from .group import OffsetAndMetadata
+from .protocol import records as rec
+from .protocol.errors import Error
+from .topicnames import OFFSETS_TOPIC
+from .topics import create_topic
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .partition import Partition
+
+log = logging.getLogger("lab.kafka.offsets")
+
+
+def java_string_hash(s: str) -> int:
+    h = 0
+    for unit in s.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_for_group(group_id: str, n: int) -> int:
+    h = java_string_hash(group_id)
+    return (0 if h == -(1 << 31) else abs(h)) % n
+
+
+class OffsetStore:
+    def __init__(self, broker: Broker):
+        self.b = broker
+        # __consumer_offsets partitions being read back: their groups answer
+        # COORDINATOR_LOAD_IN_PROGRESS meanwhile
+        self.loading: set[int] = set()
+
+    def coordinator_partition(self, group_id: str) -> int:
+        n = (
+            len(self.b.assignments.get(OFFSETS_TOPIC, {}))
+            or self.b.config.offsets_topic_num_partitions
+        )
+        return partition_for_group(group_id, n)
+
+    def coordinator_error(self, group_id: str) -> Error:
+        p = self.coordinator_partition(group_id)
+        part = self.b.partitions.get((OFFSETS_TOPIC, p))
+        if part is None or not part.is_leader:
+            return Error.NOT_COORDINATOR
+        if p in self.loading:
+            return Error.COORDINATOR_LOAD_IN_PROGRESS
+        return Error.NONE
+
+    def load(self, part: Partition) -> None:
+        self.loading.add(part.index)
+        try:
+            off = part.log.log_start_offset
+            while off < part.leo:
+                data = part.log.read(off, 1 << 20)
+                if not data:
+                    break
+                for r in rec.read_records(data):
+                    off = r.offset + 1
+                    if r.key is None:
+                        continue
+                    kind, group, topic, p = json.loads(r.key)
+                    if kind != "o":
+                        continue
+                    g = self.b.groups.group(group)
+                    if r.value is None:
+                        g.offsets.pop((topic, p), None)
+                    else:
+                        v = json.loads(r.value)
+                        g.offsets[(topic, p)] = OffsetAndMetadata(
+                            v["offset"], v["metadata"], v["ts"]
+                        )
+        finally:
+            self.loading.discard(part.index)
+
+    def unload(self, p: int) -> None:
+        n = len(self.b.assignments.get(OFFSETS_TOPIC, {}))
+        for gid in [g for g in self.b.groups.groups if n and partition_for_group(g, n) == p]:
+            del self.b.groups.groups[gid]
+
+    def forget_topic(self, topic: str) -> None:
+        """Kafka's coordinator drops a deleted topic's committed offsets and writes their
+        tombstones, so a group reading a topic created again under the name starts from
+        its reset policy, not from offsets of the old topic."""
+        n = len(self.b.assignments.get(OFFSETS_TOPIC, {}))
+        tombstones: dict[int, list[tuple[bytes, None]]] = {}
+        for gid, g in self.b.groups.groups.items():
+            gone = [k for k in g.offsets if k[0] == topic]
+            if not gone or not n:
+                continue
+            p = partition_for_group(gid, n)
+            part = self.b.partitions.get((OFFSETS_TOPIC, p))
+            if part is None or not part.is_leader:
+                continue
+            for t, pi in gone:
+                del g.offsets[(t, pi)]
+                tombstones.setdefault(p, []).append((json.dumps(["o", gid, t, pi]).encode(), None))
+        for p, recs in tombstones.items():
+            part = self.b.partitions[(OFFSETS_TOPIC, p)]
+            batch = rec.build_batch(recs)
+            self.b.append_as_leader(part, batch, [rec.parse_header(batch)])
+
+    async def commit(self, group_id: str, entries: list[tuple[str, int, int, str | None]]) -> Error:
+        """Write the commits to the group's __consumer_offsets partition and wait
+        until they are replicated, then make them visible."""
+        p = self.coordinator_partition(group_id)
+        part = self.b.partitions.get((OFFSETS_TOPIC, p))
+        if part is None or not part.is_leader:
+            return Error.NOT_COORDINATOR
+        ts = int(time.time() * 1000)
+        recs = [
+            (
+                json.dumps(["o", group_id, t, pi]).encode(),
+                json.dumps({"offset": off, "metadata": md, "ts": ts}).encode(),
+            )
+            for t, pi, off, md in entries
+        ]
+        batch = rec.build_batch(recs, timestamp_ms=ts)
+        if len(part.isr) < self.b.min_isr(OFFSETS_TOPIC) and len(part.replicas) > 1:
+            return Error.NOT_ENOUGH_REPLICAS
+        first = self.b.append_as_leader(part, batch, [rec.parse_header(batch)])
+        err = await self.b.wait_for_hw(
+            part, first + len(recs), self.b.config.offsets_commit_timeout_ms / 1000
+        )
+        if err not in (Error.NONE, Error.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
+            return (
+                Error.REQUEST_TIMED_OUT if err == Error.REQUEST_TIMED_OUT else Error.NOT_COORDINATOR
+            )
+        for t, pi, off, md in entries:
+            self.b.groups.store_offset(group_id, t, pi, OffsetAndMetadata(off, md, ts))
+        return Error.NONE
+
+    async def ensure_topic(self) -> Error:
+        if OFFSETS_TOPIC in self.b.assignments:
+            return Error.NONE
+        rf = self.b.config.offsets_topic_replication_factor
+        if len(self.b.live_brokers) < rf:
+            return Error.COORDINATOR_NOT_AVAILABLE
+        err, _ = await create_topic(
+            self.b,
+            OFFSETS_TOPIC,
+            self.b.config.offsets_topic_num_partitions,
+            rf,
+            {"cleanup.policy": "compact"},
+        )
+        if err not in (Error.NONE, Error.TOPIC_ALREADY_EXISTS):
+            return Error.COORDINATOR_NOT_AVAILABLE
+        return Error.NONE

@@ -43,17 +43,28 @@ class UserError(Exception):
 
 
 def _user_errors():
+    """Failures a user can act on — a bad file, a service that did not come up, Docker
+    or libvirtd down, a node or image that would not start or build: one sentence
+    naming what failed and where to look, exit code 2, no traceback."""
     from lab.backends import BackendUnavailable
+    from lab.backends.docker_engine import ContainerError
+    from lab.backends.process import NodeStartError
     from lab.backends.vm import VMError
+    from lab.images.build import BuildError
+    from lab.orchestrator.deploy import DeployError
     from lab.orchestrator.lab import LabError
 
-    return (TopologyError, UserError, LabError, BackendUnavailable, VMError)
-
-
-def _environment_errors():
-    from lab.images.build import BuildError
-
-    return (BuildError,)
+    return (
+        TopologyError,
+        UserError,
+        LabError,
+        BackendUnavailable,
+        VMError,
+        DeployError,
+        ContainerError,
+        NodeStartError,
+        BuildError,
+    )
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -531,15 +542,27 @@ def demo_quickstart(
 
 def main() -> None:
     # Standalone mode: usage errors print Click's message and exit 2 by themselves;
-    # racklab's own user errors arrive here as exceptions and become one sentence.
+    # racklab's own errors arrive here as exceptions and become one sentence. With
+    # --debug (anywhere on the line) or RACKLAB_DEBUG=1 they keep their traceback.
+    debug = os.environ.get("RACKLAB_DEBUG", "") not in ("", "0")
+    if "--debug" in sys.argv[1:]:
+        sys.argv.remove("--debug")
+        debug = True
     try:
         app()
     except _user_errors() as e:
+        if debug:
+            raise
         _fail(str(e))
-    except _environment_errors() as e:  # the machine, not the user: exit 1, one sentence
-        _fail(str(e), code=1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except Exception as e:  # a bug of racklab's: still one sentence, and how to see more
+        if debug:
+            raise
+        _fail(
+            f"{type(e).__name__}: {e} (unexpected; run again with --debug for the traceback)",
+            code=1,
+        )
 
 
 if __name__ == "__main__":

@@ -74,12 +74,27 @@ class _Rollout:
     """One service being brought up: its processes started, then watched until every
     port answers and its deployer calls it ready, or its time runs out."""
 
-    def __init__(self, service: str, dep: ServiceDeployer, procs: list, timeout: float):
+    def __init__(self, service: str, dep: ServiceDeployer, procs: list, timeout: float, nodes):
         self.service, self.dep, self.procs = service, dep, procs
+        self.nodes = nodes
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.ports_ok = False
         self.why: str | None = "not checked yet"
+
+    def _exited(self, p, state) -> None:
+        """A process that is gone will not answer: say so now, with its log, rather
+        than after the whole timeout."""
+        svc = state["services"][p.id]
+        node = self.nodes[p.node]
+        if not service_running(node, svc):
+            # The lab is undone after this, log and all: its last line goes with the error.
+            try:
+                lines = node.get_file(svc["log"]).decode(errors="replace").strip().splitlines()
+                last = lines[-1].strip() if lines else "its log is empty"
+            except OSError:
+                last = "its log could not be read"
+            raise DeployError(f"{p.service} {p.role} on {p.node} exited while starting: {last}")
 
     def ready(self, plan, state) -> bool:
         if not self.ports_ok:
@@ -87,6 +102,7 @@ class _Rollout:
                 addr = plan.nodes[p.node]
                 for port in p.ports:
                     if not port_answers(addr, port, 0.5):
+                        self._exited(p, state)
                         if time.monotonic() > self.deadline:
                             raise DeployError(
                                 f"{p.service} {p.role} on {p.node} did not answer on {addr}:{port} "
@@ -124,7 +140,7 @@ def _start_service(service: str, topo, state, nodes: dict, plan, racks, progress
             **info,
         }
         state.save()
-    return _Rollout(service, dep, procs, timeout)
+    return _Rollout(service, dep, procs, timeout, nodes)
 
 
 def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90) -> None:

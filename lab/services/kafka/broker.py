@@ -227,6 +227,7 @@ class Broker:
                         live,
                         self.config.unclean_leader_election,
                         preferred,
+                        self.id,
                     )
                 except Exception:  # noqa: BLE001 - a ZooKeeper hiccup: the next event retries
                     log.exception("controller pass failed")

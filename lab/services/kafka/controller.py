@@ -20,7 +20,11 @@ log = logging.getLogger("lab.kafka.controller")
 
 
 def reconcile(
-    zk: ZkCluster, live: set[int], unclean_default: bool, preferred: bool = False
+    zk: ZkCluster,
+    live: set[int],
+    unclean_default: bool,
+    preferred: bool = False,
+    controller_id: int = -1,
 ) -> list[str]:
     """One pass over all partitions; returns what it changed (for the log).
     preferred: also hand leadership back to each partition's preferred replica
@@ -90,6 +94,7 @@ def reconcile(
                 log.warning("%s-%d: unclean leader election of %d", topic, p, new_leader)
             else:
                 new_leader, new_isr = -1, isr  # offline until an ISR member returns
+                _election_failed(controller_id, epoch, topic, p, unclean, replicas, isr, live)
             if new_leader == leader:
                 continue
             new = dict(
@@ -102,3 +107,33 @@ def reconcile(
             if zk.set_partition_state(topic, p, new, version) is not None:
                 changes.append(f"{topic}-{p}: leader {leader} -> {new_leader}, isr {new_isr}")
     return changes
+
+
+def _election_failed(
+    cid: int, epoch: int, topic: str, p: int, unclean: bool, replicas, isr, live
+) -> None:
+    """Kafka's state-change log line for an offline partition it cannot elect a leader
+    for (logged on every attempt, as Kafka's controller does on each broker change),
+    and why, in words a user can act on."""
+    alive = [r for r in replicas if r in live]
+    if alive and not unclean:
+        why = (
+            f"no replica in the ISR {isr} is alive; replicas {alive} are alive but not in "
+            "the ISR and unclean.leader.election.enable is false"
+        )
+    else:
+        why = f"no replica of {list(replicas)} is alive"
+    log.error(
+        "Controller %d epoch %d failed to change state for partition %s-%d from "
+        "OfflinePartition to OnlinePartition: kafka.common.StateChangeFailedException: "
+        "Failed to elect leader for partition %s-%d under strategy "
+        "OfflinePartitionLeaderElectionStrategy(%s) (%s)",
+        cid,
+        epoch,
+        topic,
+        p,
+        topic,
+        p,
+        "true" if unclean else "false",
+        why,
+    )

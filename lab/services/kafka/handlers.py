@@ -12,6 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .logthrottle import Throttle
 from .partition import SequenceError
 from .protocol import records as rec
 from .protocol.api import APIS, ApiKey
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("lab.kafka.handlers")
 
 HANDLERS = {}
+
+# stuck-state errors Kafka logs per request, said here once per 10 s per partition
+_said = Throttle()
 
 
 def handler(key: int):
@@ -281,12 +285,20 @@ async def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
             return err, None, None
     part = b.partitions[(topic, index)]
     if acks == -1 and len(part.isr) < b.min_isr(topic):
-        return (
-            Error.NOT_ENOUGH_REPLICAS,
+        msg = (
             f"The size of the current ISR {part.isr} is insufficient to satisfy the "
-            f"min.isr requirement of {b.min_isr(topic)} for partition {topic}-{index}",
-            None,
+            f"min.isr requirement of {b.min_isr(topic)} for partition {topic}-{index}"
         )
+        if _said.due(("min.isr", topic, index)):
+            # what Kafka's ReplicaManager logs for this refusal, exception name included
+            log.error(
+                "Error processing append operation on partition %s-%d: "
+                "org.apache.kafka.common.errors.NotEnoughReplicasException: %s",
+                topic,
+                index,
+                msg,
+            )
+        return Error.NOT_ENOUGH_REPLICAS, msg, None
     try:
         dup = None
         for hd in headers:

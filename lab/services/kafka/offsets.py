@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .group import OffsetAndMetadata
+from .logthrottle import Throttle
 from .protocol import records as rec
 from .protocol.errors import Error
 from .topicnames import OFFSETS_TOPIC
@@ -40,6 +41,7 @@ class OffsetStore:
         # __consumer_offsets partitions being read back: their groups answer
         # COORDINATOR_LOAD_IN_PROGRESS meanwhile
         self.loading: set[int] = set()
+        self._said = Throttle()
 
     def coordinator_partition(self, group_id: str) -> int:
         n = (
@@ -145,6 +147,16 @@ class OffsetStore:
             return Error.NONE
         rf = self.b.config.offsets_topic_replication_factor
         if len(self.b.live_brokers) < rf:
+            if self._said.due("offsets topic replication factor"):
+                # Kafka's words (KafkaApis.createInternalTopic), so a search finds them
+                log.error(
+                    "Number of alive brokers '%d' does not meet the required replication "
+                    "factor '%d' for the offsets topic (configured via "
+                    "'offsets.topic.replication.factor'). This error can be ignored if the "
+                    "cluster is starting up and not all brokers are up yet.",
+                    len(self.b.live_brokers),
+                    rf,
+                )
             return Error.COORDINATOR_NOT_AVAILABLE
         err, _ = await create_topic(
             self.b,

@@ -15,9 +15,10 @@ from lab.net import faults as netfaults
 from lab.orchestrator import deploy
 from lab.orchestrator import lab as orch
 from lab.orchestrator.state import State
+from lab.topology.services import SERVICES, start_order
 
-# services are restarted in this order after a node comes back
-START_ORDER = ["zookeeper", "hdfs", "kafka", "yarn"]
+# services are restarted in dependency order after a node comes back
+START_ORDER = start_order(SERVICES)
 
 
 class ChaosError(orch.LabError):

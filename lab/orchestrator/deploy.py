@@ -1,6 +1,6 @@
 """Deploying the topology's services onto running nodes.
 
-Each service has a deployer module in lab/orchestrator/services/ that renders its
+Each service has a deployer module in lab/orchestrator/deployers/ that renders its
 config files and command lines; this module writes the files into the nodes, starts
 the processes in dependency order and waits until their ports answer.
 """
@@ -12,8 +12,8 @@ import inspect
 import socket
 import time
 
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess
-from lab.topology.services import REQUIRES
+from lab.orchestrator.deployers.base import PYTHON, ServiceDeployer, ServiceProcess
+from lab.topology.services import REQUIRES, start_order
 
 
 class DeployError(RuntimeError):
@@ -22,35 +22,18 @@ class DeployError(RuntimeError):
 
 def deployer_for(service: str) -> ServiceDeployer:
     try:
-        mod = importlib.import_module(f"lab.orchestrator.services.{service}")
+        mod = importlib.import_module(f"lab.orchestrator.deployers.{service}")
     except ModuleNotFoundError as e:
         raise DeployError(f"service {service} cannot be deployed by this racklab yet") from e
     for _, obj in inspect.getmembers(mod, inspect.isclass):
         if issubclass(obj, ServiceDeployer) and obj is not ServiceDeployer:
             return obj()
-    raise DeployError(f"lab.orchestrator.services.{service} has no ServiceDeployer")
+    raise DeployError(f"lab.orchestrator.deployers.{service} has no ServiceDeployer")
 
 
 def _needs(service: str, services: dict) -> list[str]:
     need = REQUIRES.get(service)
     return [need] if need and need in services else []
-
-
-def _order(services: dict) -> list[str]:
-    done: list[str] = []
-
-    def visit(s: str, seen: tuple = ()) -> None:
-        if s in done or s not in services:
-            return
-        if s in seen:
-            raise DeployError(f"services depend on each other in a circle: {seen}")
-        for dep in _needs(s, services):
-            visit(dep, seen + (s,))
-        done.append(s)
-
-    for s in services:
-        visit(s)
-    return done
 
 
 def wait_port(host: str, port: int, timeout: float) -> bool:
@@ -148,7 +131,7 @@ def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90) ->
     then Kafka and YARN as each of theirs is up), and wait for all of them together:
     independent services come up side by side instead of one after the other."""
     racks = {n: nd.rack for n, nd in topo.nodes.items()}
-    order = _order(topo.services)
+    order = start_order(topo.services)
     rollouts: dict[str, _Rollout] = {}
     ready: set[str] = set()
     while len(ready) < len(order):

@@ -4,18 +4,60 @@ settings look like the real system's keys. Rendering configs is the orchestrator
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-# role key -> "one" (a node name) or "many" (a list of node names), and whether required
-ROLES: dict[str, dict[str, tuple[str, bool]]] = {
-    "zookeeper": {"nodes": ("many", True)},
-    "kafka": {"nodes": ("many", True)},
-    "hdfs": {
-        "namenode": ("one", True),
-        "secondarynamenode": ("one", False),
-        "datanodes": ("many", True),
-    },
-    "yarn": {"resourcemanager": ("one", True), "nodemanagers": ("many", True)},
+
+@dataclass(frozen=True)
+class ServiceKind:
+    """One service racklab can deploy, described once: the topology check reads its
+    roles, the deploy order and chaos (which restarts a node's services in order) read
+    what it requires, the orchestrator finds its deployer by its name
+    (lab/orchestrator/deployers/<name>.py), and chaos workloads name it as their
+    `service`."""
+
+    # role key -> "one" (a node name) or "many" (a list of node names), and whether required
+    roles: dict[str, tuple[str, bool]]
+    requires: str | None = None  # a service that must be ready before this one starts
+    master: str | None = None  # the role the others of this service register with
+
+
+SERVICES: dict[str, ServiceKind] = {
+    "zookeeper": ServiceKind({"nodes": ("many", True)}),
+    "kafka": ServiceKind({"nodes": ("many", True)}, requires="zookeeper"),
+    "hdfs": ServiceKind(
+        {
+            "namenode": ("one", True),
+            "secondarynamenode": ("one", False),
+            "datanodes": ("many", True),
+        },
+        master="namenode",
+    ),
+    "yarn": ServiceKind(
+        {"resourcemanager": ("one", True), "nodemanagers": ("many", True)},
+        requires="hdfs",
+        master="resourcemanager",
+    ),
 }
+ROLES = {name: kind.roles for name, kind in SERVICES.items()}
+REQUIRES = {name: kind.requires for name, kind in SERVICES.items() if kind.requires}
+
+
+def start_order(names: Iterable[str]) -> list[str]:
+    """The services among `names` in an order where each comes after what it requires."""
+    wanted, done = set(names), []
+
+    def visit(name: str) -> None:
+        if name in done or name not in wanted:
+            return
+        if SERVICES[name].requires:
+            visit(SERVICES[name].requires)
+        done.append(name)
+
+    for name in SERVICES:
+        visit(name)
+    return done
+
 
 # ZooKeeper's own keys are camelCase without dots; everything else uses dotted keys.
 ZOOKEEPER_KEYS = {
@@ -24,8 +66,6 @@ ZOOKEEPER_KEYS = {
     "autopurge.snapRetainCount", "autopurge.purgeInterval", "jute.maxbuffer",
     "4lw.commands.whitelist", "forceSync", "electionAlg", "leaderServes",
 }  # fmt: skip
-
-REQUIRES = {"kafka": "zookeeper", "yarn": "hdfs"}
 
 _SETTING = re.compile(r"^[a-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$")
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.hdfs import HdfsDeployer
+from lab.orchestrator.deployers.hdfs import HdfsDeployer
 from lab.services.hadoop.conf import parse_rack_table, parse_site_xml
 from lab.services.hdfs.minicluster import free_port
 from lab.services.hdfs.webclient import WebHdfsClient
@@ -58,8 +58,8 @@ def test_unknown_node_is_refused():
 
 
 def test_status_of_a_running_namenode(cluster, monkeypatch):
-    from lab.orchestrator.services import hdfs as deployer_module
-    from lab.orchestrator.services.base import ServiceProcess
+    from lab.orchestrator.deployers import hdfs as deployer_module
+    from lab.orchestrator.deployers.base import ServiceProcess
 
     proc = ServiceProcess("hdfs", "namenode", "n1", [])
     monkeypatch.setattr(

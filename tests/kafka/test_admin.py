@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.orchestrator.services.kafka import KafkaDeployer
+from lab.orchestrator.deployers.kafka import KafkaDeployer
 from lab.services.kafka import admin
 from lab.services.kafka.config import BrokerConfig, parse_properties
 

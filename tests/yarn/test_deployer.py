@@ -2,7 +2,7 @@
 
 import pytest
 
-from lab.orchestrator.services.yarn import YarnDeployer
+from lab.orchestrator.deployers.yarn import YarnDeployer
 from lab.services.hadoop.conf import read_site_xml
 from lab.services.yarn.conf import Configuration
 from lab.services.yarn.rm import build_scheduler

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from lab.orchestrator.services.zookeeper import ZooKeeperDeployer
+from lab.orchestrator.deployers.zookeeper import ZooKeeperDeployer
 from lab.services.zookeeper.config import parse
 
 

@@ -70,7 +70,7 @@ class _ZkWorkload(Workload):
             pass
 
     def leader(self) -> str | None:
-        from lab.orchestrator.services.zookeeper import four_letter
+        from lab.orchestrator.deployers.zookeeper import four_letter
 
         for n in self.nodes():
             try:

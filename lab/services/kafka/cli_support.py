@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-KAFKA_PORT = 9092  # where the orchestrator's brokers listen (lab/orchestrator/services/kafka.py)
+KAFKA_PORT = 9092  # where the orchestrator's brokers listen (lab/orchestrator/deployers/kafka.py)
 
 
 def bootstrap(state: Mapping) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lab.topology.services import SERVICES
+
 # argv[0] placeholder: the node backend replaces it with the node's own Python
 # (the venv's interpreter on process nodes, /usr/bin/python3 in images).
 PYTHON = "{python}"
@@ -24,11 +26,20 @@ class ServiceProcess:
     files: dict[str, str] = field(default_factory=dict)  # path inside the node -> content
     ports: list[int] = field(default_factory=list)  # TCP ports that accept when healthy
     env: dict[str, str] = field(default_factory=dict)
-    start_after: list[str] = field(default_factory=list)  # services that must be healthy first
 
     @property
     def id(self) -> str:
         return f"{self.service}-{self.role}-{self.node}"
+
+    @property
+    def start_after(self) -> list[str]:
+        """What must be up before this process, from the service registry: the service
+        its service requires, and its own service's master role if it is a worker."""
+        kind = SERVICES[self.service]
+        after = [kind.requires] if kind.requires else []
+        if kind.master and self.role != kind.master:
+            after.append(f"{self.service}-{kind.master}")
+        return after
 
 
 def config_value(value: object) -> str:
@@ -40,7 +51,7 @@ def config_value(value: object) -> str:
 
 
 class ServiceDeployer:
-    """Base for one service's deployment logic (lab/orchestrator/services/<name>.py)."""
+    """Base for one service's deployment logic (lab/orchestrator/deployers/<name>.py)."""
 
     name = "?"
 

@@ -10,7 +10,7 @@ the topology through the table file TableMapping reads (net.topology.table.file.
 from __future__ import annotations
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
+from lab.orchestrator.deployers.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 from lab.services.hadoop.conf import render_rack_table, render_site_xml
 from lab.services.hdfs.webclient import WebHdfsClient
 
@@ -69,17 +69,14 @@ class HdfsDeployer(ServiceDeployer):
             f"{conf_dir}/topology.table": render_rack_table(table),
         }
 
-        def proc(role: str, node: str, ports: list[int], after: list[str]) -> ServiceProcess:
+        def proc(role: str, node: str, ports: list[int]) -> ServiceProcess:
             argv = [PYTHON, "-m", "lab.services.hdfs", role, "--config", conf_dir]
-            return ServiceProcess("hdfs", role, node, argv, dict(files), ports, start_after=after)
+            return ServiceProcess("hdfs", role, node, argv, dict(files), ports)
 
-        plan = [proc("namenode", nn, [NAMENODE_HTTP, NAMENODE_RPC], [])]
-        plan += [
-            proc("datanode", n, [DATANODE_HTTP, DATANODE_XFER], ["hdfs-namenode"])
-            for n in datanodes
-        ]
+        plan = [proc("namenode", nn, [NAMENODE_HTTP, NAMENODE_RPC])]
+        plan += [proc("datanode", n, [DATANODE_HTTP, DATANODE_XFER]) for n in datanodes]
         if snn:
-            plan.append(proc("secondarynamenode", snn, [SECONDARY_HTTP], ["hdfs-namenode"]))
+            plan.append(proc("secondarynamenode", snn, [SECONDARY_HTTP]))
         return plan
 
     def unready(self, procs: list[ServiceProcess], addresses: dict[str, str]) -> str | None:

@@ -13,7 +13,7 @@ so the MapReduce AM can place maps beside their blocks.
 from __future__ import annotations
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
+from lab.orchestrator.deployers.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 from lab.services.hadoop.conf import render_site_xml
 
 RM_WEBAPP = 8088
@@ -92,7 +92,6 @@ class YarnDeployer(ServiceDeployer):
                 [PYTHON, "-m", "lab.services.yarn", "resourcemanager", "--config", conf_dir],
                 {**common, f"{conf_dir}/yarn-site.xml": render_site_xml(yarn_site)},
                 [RM_WEBAPP, RM_CLIENT, RM_SCHEDULER, RM_TRACKER],
-                start_after=["hdfs"],
             )
         ]
         for n in nms:
@@ -110,7 +109,6 @@ class YarnDeployer(ServiceDeployer):
                     [PYTHON, "-m", "lab.services.yarn", "nodemanager", "--config", conf_dir],
                     {**common, f"{conf_dir}/yarn-site.xml": render_site_xml(nm_site)},
                     [NM_RPC, NM_WEBAPP, SHUFFLE],
-                    start_after=["hdfs", "yarn-resourcemanager"],
                 )
             )
         return plan

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
+from lab.orchestrator.deployers.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 
 CLIENT_PORT = 2181
 PEER_PORT = 2888

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from lab.backends.base import NODE_DATA_DIR
-from lab.orchestrator.services.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
+from lab.orchestrator.deployers.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 
 KAFKA_PORT = 9092
 ZOOKEEPER_PORT = 2181
@@ -80,7 +80,6 @@ class KafkaDeployer(ServiceDeployer):
                     argv=[PYTHON, "-m", "lab.services.kafka", conf],
                     files={conf: text},
                     ports=[KAFKA_PORT],
-                    start_after=["zookeeper"],
                 )
             )
         return procs

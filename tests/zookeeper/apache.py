@@ -10,6 +10,7 @@ from lab.bench.reference import apache_zk_argv, apache_zk_available, wait_zk_ser
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 available = apache_zk_available
+SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"
 
 
 class ApacheZooKeeper:
@@ -20,6 +21,7 @@ class ApacheZooKeeper:
         host: str = "127.0.0.1",
         tick_time: int = 200,
         extra: dict | None = None,
+        log_binding: bool = False,
     ):
         self.data_dir = data_dir
         self.host = host
@@ -35,6 +37,9 @@ class ApacheZooKeeper:
             # A key zoo.cfg does not know becomes the system property "zookeeper.<key>".
             f.writelines(f"{k}={v}\n" for k, v in (extra or {}).items())
         self.proc = None
+        # Debian's jar finds no SLF4J binding on the reference classpath and logs
+        # nothing; with slf4j-simple, its WARN lines land in apache-zk.log.
+        self.log_binding = log_binding
 
     @property
     def hosts(self) -> str:
@@ -42,7 +47,11 @@ class ApacheZooKeeper:
 
     def start(self, timeout: float = 60.0):
         log = open(os.path.join(self.data_dir, "apache-zk.log"), "ab")
-        self.proc = subprocess.Popen(apache_zk_argv(self.cfg), stdout=log, stderr=subprocess.STDOUT)
+        argv = apache_zk_argv(self.cfg)
+        if self.log_binding:
+            i = argv.index("-cp") + 1
+            argv[i] += ":" + SLF4J_SIMPLE
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:
             wait_zk_serving(self.host, self.port, self.proc, timeout)

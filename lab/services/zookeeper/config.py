@@ -40,6 +40,7 @@ class Config:
     container_max_per_minute: int = 10000  # znode.container.maxPerMinute
     container_max_never_used: int = 0  # ms, znode.container.maxNeverUsedIntervalMs
     extended_types: bool = False  # zookeeper.extendedTypesEnabled (TTL nodes)
+    enforce_quota: bool = False  # zookeeper.enforceQuota: hard quota limits refuse writes
     prealloc_kb: int = 16384  # preAllocSize: log files grow in steps of this many KB
     force_sync: bool = True  # forceSync=no skips the fsync (ZooKeeper's unsafe test knob)
     servers: dict[int, Peer] = field(default_factory=dict)
@@ -140,6 +141,9 @@ def parse(text: str, path: str | None = None) -> Config:
     for key in ("zookeeper.extendedTypesEnabled", "extendedTypesEnabled"):
         if key in raw:
             cfg.extended_types = raw[key].strip().lower() == "true"
+    for key in ("zookeeper.enforceQuota", "enforceQuota"):
+        if key in raw:
+            cfg.enforce_quota = raw[key].strip().lower() == "true"
     if "dataLogDir" in raw:
         cfg.data_log_dir = raw["dataLogDir"]
     myid_path = os.path.join(cfg.data_dir, "myid")

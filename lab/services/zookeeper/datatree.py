@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from .proto import ACL, CONTAINER_OWNER, Err, EventType, Id, Op, Perms, Stat, ttl_of
+from .quotas import Quotas
 from .txn import (
     CreateTxn,
     MultiTxn,
@@ -178,6 +179,7 @@ class DataTree:
                 t.siblings = tuple(x for x in group if x is not t)
         for path in SYSTEM_PATHS:
             self._add_system(path)
+        self.quotas = Quotas(self)
 
     def _add_system(self, path: str) -> None:
         acl = READ_ACL_UNSAFE if path == "/zookeeper/config" else OPEN_ACL_UNSAFE
@@ -283,6 +285,7 @@ class DataTree:
             self.ttls.add(path)
         elif t.ephemeralOwner:
             self.ephemerals.setdefault(t.ephemeralOwner, set()).add(path)
+        self.quotas.created(path, t.data)
         self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid)
         self._fire(self.child_watches, parent_of(path), EventType.NODE_CHILDREN_CHANGED, zxid)
         return Result(op, path=path, stat=node.stat())
@@ -307,6 +310,7 @@ class DataTree:
                 owned.discard(path)
                 if not owned:
                     del self.ephemerals[node.owner]
+        self.quotas.deleted(path, node.data)
         fired = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid)
         self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, suppress=fired)
         self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid)
@@ -316,7 +320,8 @@ class DataTree:
         node = self.nodes.get(t.path)
         if node is None:
             return Result(Op.SET_DATA, Err.NO_NODE)
-        node.data = t.data
+        old, node.data = node.data, t.data
+        self.quotas.data_changed(t.path, old, t.data)
         node.version = t.version
         node.mzxid = zxid
         node.mtime = time

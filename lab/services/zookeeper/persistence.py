@@ -276,4 +276,5 @@ def deserialize_tree(blob: bytes) -> DataTree:
         n.owner = r.long()
         n.pzxid = r.long()
         tree.load_node(path, n)
+    tree.quotas.rebuild()
     return tree

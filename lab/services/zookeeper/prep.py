@@ -100,8 +100,15 @@ def _next_version(current: int, expected: int, path: str) -> int:
 
 
 class Preparer:
-    def __init__(self, tree: DataTree, maxbuffer: int, extended_types: bool = False):
+    def __init__(
+        self,
+        tree: DataTree,
+        maxbuffer: int,
+        extended_types: bool = False,
+        enforce_quota: bool = False,
+    ):
         self.tree = tree
+        self.enforce_quota = enforce_quota  # zookeeper.enforceQuota
         self.maxbuffer = maxbuffer
         self.extended_types = extended_types  # zookeeper.extendedTypesEnabled: TTL nodes
         self.pending: dict[str, Change] = {}
@@ -222,6 +229,8 @@ class Preparer:
         if parent.owner and parent.owner != CONTAINER_OWNER and not ttl_of(parent.owner):
             raise ZKError(Err.NO_CHILDREN_FOR_EPHEMERALS, path)
         new_cversion = parent.cversion + 1
+        if self.enforce_quota:
+            self.tree.quotas.check(path, len(req.data) if req.data else 0, 1)
         # The opcode, not the flags, makes the node (Apache's DataTree applies each
         # txn type so): create and create2 carry only "ephemeral or not", so flags=4
         # there makes a plain persistent node; createContainer always a container.
@@ -281,6 +290,13 @@ class Preparer:
             raise ZKError(Err.BAD_ARGUMENTS, "data exceeds jute.maxbuffer")
         node = self.record(req.path)
         acls.check(node.acl, Perms.WRITE, auth)
+        if self.enforce_quota:
+            # Apache takes the old size from its outstanding change record; the
+            # applied node's is used here (the same unless a write to it is in flight).
+            old = self.tree.get(req.path)
+            old_size = len(old.data) if old is not None and old.data else 0
+            new_size = len(req.data) if req.data else 0
+            self.tree.quotas.check(req.path, new_size - old_size, 0)
         version = _next_version(node.version, req.version, req.path)
         n = node.copy(zxid)
         n.version = version

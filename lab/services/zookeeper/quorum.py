@@ -504,7 +504,9 @@ class QuorumServer(ZooKeeperServer):
             self.next_zxid = (self.epoch << 32) | 1
             # Our own uncommitted tail of the last epoch is part of the history we
             # just synced to a quorum: it is committed now.
-            self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types)
+            self.preparer = Preparer(
+                self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types, self.cfg.enforce_quota
+            )
             self.sessions = {sid: Session(sid, t) for sid, t in self.tree.sessions.items()}
             established.set()
             for f in self.followers.values():
@@ -756,7 +758,9 @@ class QuorumServer(ZooKeeperServer):
             os.unlink(os.path.join(self.txnlog.dir, name))
         self.txnlog.save_snapshot(blob, zxid)
         self.tree = deserialize_tree(blob)
-        self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types)
+        self.preparer = Preparer(
+            self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types, self.cfg.enforce_quota
+        )
         self.last_logged = zxid
         self.next_zxid = zxid + 1
         self.txnlog.roll(zxid + 1)

@@ -79,7 +79,9 @@ class ZooKeeperServer:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.tree = DataTree()
-        self.preparer = Preparer(self.tree, cfg.jute_maxbuffer, cfg.extended_types)
+        self.preparer = Preparer(
+            self.tree, cfg.jute_maxbuffer, cfg.extended_types, cfg.enforce_quota
+        )
         self.txnlog = TxnLog(cfg.log_dir, cfg.prealloc_kb * 1024, cfg.force_sync)
         self.sessions: dict[int, Session] = {}
         self.session_ids = SessionIds(cfg.myid)
@@ -120,7 +122,9 @@ class ZooKeeperServer:
             self.tree.apply(txn)
         if replay:
             log.info("replayed %d txns up to zxid 0x%x", len(replay), self.tree.last_zxid)
-        self.preparer = Preparer(self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types)
+        self.preparer = Preparer(
+            self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types, self.cfg.enforce_quota
+        )
         self.last_logged = self.tree.last_zxid
         self.next_zxid = self.tree.last_zxid + 1
         # Sessions that were open when we stopped get a full timeout to reconnect.

@@ -150,13 +150,26 @@ def clean(
 
 
 @app.command()
-def status(lab: str = LAB, as_json: bool = JSON):
-    """Show a running lab: nodes, addresses, limits, usage, services."""
+def status(
+    node: str = typer.Argument(None, help="One node, shown with every service's details."),
+    lab: str = LAB,
+    wide: bool = typer.Option(False, "--wide", "-w", help="Every service's details inline."),
+    as_json: bool = JSON,
+):
+    """Show a running lab: nodes, addresses, limits, usage, services.
+
+    One line per node that fits 80 columns; `lab status NODE` or `--wide` for each
+    service's facts (a ZooKeeper server's mode and zxid, a NameNode's DataNodes, ...)."""
     from lab.orchestrator import lab as orch
 
     data = orch.status(orch.resolve_lab(lab))
+    if node is not None:
+        match = [n for n in data["nodes"] if n["name"] == node]
+        if not match:
+            raise UserError(f"lab {data['name']} has no node {node}")
+        data = dict(data, nodes=match)
     if not _emit(data, as_json):
-        _print_status(data)
+        _print_status(data, wide=wide or node is not None)
 
 
 def _mib(n) -> str:
@@ -170,26 +183,56 @@ def _service_cell(s: dict) -> str:
     return s["role"] + (f" ({' '.join(facts)})" if facts else "")
 
 
-def _print_status(data: dict) -> None:
+# The short names Hadoop, ZooKeeper and Kafka people use, for the one-line-per-node view.
+SHORT_ROLES = {
+    "server": "zk",
+    "broker": "kafka",
+    "namenode": "nn",
+    "secondarynamenode": "snn",
+    "datanode": "dn",
+    "resourcemanager": "rm",
+    "nodemanager": "nm",
+}
+LEGEND = "zk ZooKeeper, nn/snn/dn NameNode/2nd/DataNode, rm/nm ResourceMgr/NodeMgr"
+
+
+def _service_word(s: dict) -> str:
+    """A service in a compact status line: its short role, marked when it is down."""
+    word = SHORT_ROLES.get(s["role"], s["role"])
+    return word if s["running"] else f"{word}:down"
+
+
+def _print_status(data: dict, wide: bool = False) -> None:
     imp = data.get("inter_rack", {})
     out.print(
-        f"[bold]{data['name']}[/] ({data['phase']}) supernet {data['network']['supernet']}, "
-        f"cgroup v{data['cgroup_version']}, inter-rack impairment: {imp.get('method', 'none')}"
-        + (f", up in {data['up_in']:.2f} s" if data.get("up_in") else ""),
+        f"[bold]{data['name']}[/] ({data['phase']}) {data['network']['supernet']}, "
+        f"cgroup v{data['cgroup_version']}, inter-rack {imp.get('method', 'none')}"
+        + (f", up in {data['up_in']:.1f} s" if data.get("up_in") else ""),
         highlight=False,
     )
-    t = Table(box=None)
-    for col in ("node", "kind", "rack", "address", "state", "memory", "limit", "pids", "services"):
-        t.add_column(col)
+    t = Table(box=None, pad_edge=False)
+    columns = ["node", "kind", "rack", "address", "state", "mem/limit"]
+    columns += ["pids", "services"] if wide else ["services"]
+    for col in columns:
+        t.add_column(col, no_wrap=col != "services", overflow="fold")
     for n in data["nodes"]:
         state = "paused" if n.get("paused") else ("running" if n.get("running") else "stopped")
-        svcs = ", ".join(_service_cell(s) for s in n.get("services", []))
-        t.add_row(
-            n["name"], n["kind"] + (f" ({n['accel']})" if n.get("accel") else ""), n["rack"], n.get("address") or "-", state,
-            _mib(n.get("memory_bytes")), _mib(n.get("memory_max")), str(n.get("pids") or "-"),
-            svcs or "-",
-        )  # fmt: skip
+        services = n.get("services", [])
+        cell = ("\n" if wide else " ").join(
+            (_service_cell if wide else _service_word)(s) for s in services
+        )
+        row = [
+            n["name"], n["kind"] + (f" ({n['accel']})" if n.get("accel") else ""), n["rack"],
+            n.get("address") or "-", state,
+            f"{_mib(n.get('memory_bytes'))}/{_mib(n.get('memory_max'))}",
+        ]  # fmt: skip
+        row += [str(n.get("pids") or "-"), cell or "-"] if wide else [cell or "-"]
+        t.add_row(*row)
     out.print(t)
+    if not wide and any(n.get("services") for n in data["nodes"]):
+        out.print(
+            f"[dim]{LEGEND}\nlab status NODE or --wide: each service's details[/]", highlight=False
+        )
 
 
 @app.command(

@@ -112,6 +112,22 @@ def test_status_json_and_exec_exit_code(quick):
     assert lab_cli("exec", "n9", "--lab", "itest-quick", "--", "true").returncode == 2
 
 
+NODES = {"n1", "n2", "n3", "n4", "n5", "n6"}
+
+
+def test_status_fits_80_columns_and_names_one_node(quick):
+    env = dict(os.environ, COLUMNS="80")
+    res = lab_cli("status", "--lab", "itest-quick", env=env)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert sum(1 for line in lines if line.split()[0] in NODES) == 6  # one line per node
+    one = lab_cli("status", "n4", "--lab", "itest-quick", env=env)
+    assert [line.split()[0] for line in one.stdout.splitlines()[2:]] == ["n4"]
+    missing = lab_cli("status", "n9", "--lab", "itest-quick")
+    assert missing.returncode == 2 and "has no node n9" in missing.stderr
+
+
 def test_down_leaves_nothing_behind(tmp_path):
     f = tmp_path / "lab.yaml"
     f.write_text(LAB.replace("itest-quick", "itest-down"))

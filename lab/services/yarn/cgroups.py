@@ -55,6 +55,15 @@ def detect(mount: str = "/sys/fs/cgroup") -> tuple[str, Path] | None:
     return None
 
 
+def kill_pids(pids: list[int], sig: int = signal.SIGKILL) -> None:
+    """Signal each of pids; one already gone is no error."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 class ContainerCgroup:
     def __init__(self, version: str, dirs: list[Path]):
         self.version = version
@@ -85,11 +94,7 @@ class ContainerCgroup:
         return 0
 
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
-        for pid in self.pids():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        kill_pids(self.pids(), sig)
 
     def remove(self, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout

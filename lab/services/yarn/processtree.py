@@ -7,9 +7,10 @@ Docker node whose cgroupfs is mounted read-only, a host without a memory control
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from pathlib import Path
+
+from .cgroups import kill_pids
 
 log = logging.getLogger("yarn.nm.processtree")
 
@@ -50,11 +51,7 @@ class ProcessTreeContainer:
         return 0  # no cgroup: only the monitor's polling kills
 
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
-        for pid in self.pids():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        kill_pids(self.pids(), sig)
 
     def remove(self, timeout: float = 5.0) -> bool:
         self.kill_all()

@@ -104,6 +104,16 @@ class Target(ABC):
             return False
 
 
+def http_ok(url: str, timeout: float) -> bool:
+    """A GET that answers 2xx within timeout: the health request of HTTP daemons."""
+    import requests
+
+    try:
+        return requests.get(url, timeout=timeout).ok
+    except requests.RequestException:
+        return False
+
+
 def send(probe: Probe, timeout: float) -> str:
     """Deliver one input; -> "reply", "closed" (hung up without a word) or "silent"
     (still waiting for more: a lie about a length is allowed to wait for its bytes)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lab.services.hdfs.minicluster import MiniCluster
 
-from .core import Daemon, Probe, Target
+from .core import Daemon, Probe, Target, http_ok
 from .mutate import (
     EDGE_INTS,
     EDGE_STRINGS,
@@ -128,12 +128,7 @@ class HdfsTarget(Target):
         return out
 
     def alive(self, d: Daemon, timeout: float) -> bool:
-        import requests
-
-        try:
-            return requests.get(f"http://{d.host}:{d.port}/", timeout=timeout).ok
-        except requests.RequestException:
-            return False
+        return http_ok(f"http://{d.host}:{d.port}/", timeout)
 
     def check(self) -> None:
         path = f"/acked/f{len(self.acked)}"

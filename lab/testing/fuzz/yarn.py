@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lab.services.yarn.minicluster import MiniYarnCluster
 
-from .core import Daemon, Probe, Target
+from .core import Daemon, Probe, Target, http_ok
 from .mutate import garbage, http_junk, http_request, json_value, mutate_json
 
 RESOURCES = [
@@ -91,12 +91,7 @@ class YarnTarget(Target):
         ]
 
     def alive(self, d: Daemon, timeout: float) -> bool:
-        import requests
-
-        try:
-            return requests.get(f"{self.cluster.url}/ws/v1/cluster/info", timeout=timeout).ok
-        except requests.RequestException:
-            return False
+        return http_ok(f"{self.cluster.url}/ws/v1/cluster/info", timeout)
 
     def check(self) -> None:
         info = self.rm.cluster_information().data["clusterInfo"]

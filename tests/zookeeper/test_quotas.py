@@ -15,6 +15,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import QuotaExceededError
 
 from lab.bench.reference import free_port
+from lab.services.zookeeper.quotas import RateLogger, StatsTrack
 
 from . import apache
 from .conftest import ThreadedServer
@@ -23,20 +24,36 @@ LIMITS = "/zookeeper/quota/q/zookeeper_limits"
 STATS = "/zookeeper/quota/q/zookeeper_stats"
 
 # One zkCli session, command by command: a soft count quota below the subtree's
-# count (zkCli warns), a hard byte limit that refuses a setData, then delquota.
+# count (zkCli warns), zkCli's own refusals, hard count and byte limits refusing a
+# create and a setData, then delquota.
 SESSION = """create /q a
 create /q/a 12345
 setquota -n 1 /q
 listquota /q
+setquota -n 5 /q/a
+setquota -n 5 /nonexistent
+setquota -n 0 /q
+setquota -b -3 /q
+setquota -n x /q
+setquota -n 5 /zookeeper/quota/q
 create /q/b xy
 setquota -B 8 /q
 set /q/b xyz
 create /q/c
 listquota /q
+listquota /q/a
+create /r
+setquota -N 2 /r
+setquota -B 12 /r
+create /r/x 0123456789
+create /r/y
+set /r/x 0123456789abc
+listquota /r
 delquota -n /q
 listquota /q
 delquota /q
 listquota /q
+delquota /q
 quit
 """
 
@@ -92,13 +109,18 @@ def test_zkcli_quotas_same_as_apache(tmp_path, caplog):
     assert "Quota has exceeded : /q/b" in got
     assert "Output quota for /q count=1,bytes=-1=;byteHardLimit=8;countHardLimit=-1" in got
     assert "Output stat for /q count=4,bytes=8" in got
-    assert got[-1] == "quota for /q does not exist."
+    assert "/q/a has a parent /q which has a quota" in got
+    assert "Quota has exceeded : /r/y" in got and "Quota has exceeded : /r/x" in got
+    assert "Output stat for /r count=2,bytes=10" in got
+    assert "Quota does not exist for /q" in got
     # The server logs, in Apache's words, a soft limit passed and a hard one refused.
     with open(os.path.join(ref.data_dir, "apache-zk.log")) as f:
         apache_log = f.read()
     warnings = [
         "Message:Quota exceeded: /q [current count=3, softCountLimit=1] Value:null",
         "Message:Quota exceeded: /q [current bytes=9, hardByteLimit=8] Value:null",
+        "Message:Quota exceeded: /r [current count=3, hardCountLimit=2] Value:null",
+        "Message:Quota exceeded: /r [current bytes=13, hardByteLimit=12] Value:null",
     ]
     for w in warnings:
         assert w in caplog.text
@@ -230,3 +252,37 @@ def test_ensemble_members_agree_on_stats(tmp_path):
             c.stop()
             c.close()
         ens.stop_all()
+
+
+def test_stats_track_strings():
+    """The 3.6 form, 3.7+'s with hard limits after an extra "=", and back."""
+    old = StatsTrack(b"count=5,bytes=10")
+    assert (old.count, old.bytes, old.get("countHardLimit")) == (5, 10, -1)
+    assert str(old) == "count=5,bytes=10"
+    new = StatsTrack("count=-1,bytes=-1=;byteHardLimit=8;countHardLimit=2")
+    assert (new.count, new.bytes, new.get("byteHardLimit"), new.get("countHardLimit")) == (
+        -1,
+        -1,
+        8,
+        2,
+    )
+    assert str(new) == "count=-1,bytes=-1=;byteHardLimit=8;countHardLimit=2"
+    assert str(StatsTrack(b"")) == "count=-1,bytes=-1"
+
+
+def test_repeated_warnings_are_rate_limited(caplog):
+    """As Apache's RateLogger: the same line again within 100 ms is counted, and the
+    count is logged once the interval has passed (a clock the test steps)."""
+    now = [0.0]
+    rl = RateLogger(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="zookeeper.server"):
+        for _ in range(3):
+            rl.log("Quota exceeded: /q [current count=4, hardCountLimit=3]")
+        now[0] = 0.2
+        rl.log("Quota exceeded: /q [current count=4, hardCountLimit=3]")
+        rl.log("Quota exceeded: /r [current bytes=9, softByteLimit=8]")
+    assert caplog.messages == [
+        "Message:Quota exceeded: /q [current count=4, hardCountLimit=3] Value:null",
+        "[3 times] Message: Quota exceeded: /q [current count=4, hardCountLimit=3]",
+        "Message:Quota exceeded: /r [current bytes=9, softByteLimit=8] Value:null",
+    ]

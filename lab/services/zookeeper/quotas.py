@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 from .proto import Err, ZKError
 
@@ -204,10 +205,48 @@ class Quotas:
                     raise ZKError(Err.QUOTA_EXCEEDED, root)
 
 
+class RateLogger:
+    """Apache's RateLogger (100 ms): a new message is logged at once as
+    "Message:<msg> Value:null"; the same message again within the interval is only
+    counted, and the count comes out as "[N times] Message: <msg>" when the interval
+    has passed or another message arrives. A client retrying a refused write in a
+    loop so fills the log no faster than Apache's does."""
+
+    def __init__(self, interval: float = 0.1, clock=time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self.msg: str | None = None
+        self.stamp = 0.0
+        self.count = 0
+
+    def flush(self) -> None:
+        if self.msg is not None and self.count > 0:
+            times = f"[{self.count} times] " if self.count > 1 else ""
+            log.warning("%sMessage: %s", times, self.msg)
+        self.msg = None
+        self.count = 0
+
+    def log(self, msg: str) -> None:
+        now = self.clock()
+        if msg == self.msg:
+            self.count += 1
+            if now - self.stamp >= self.interval:
+                self.flush()
+                self.msg = msg
+                self.stamp = now
+        else:
+            self.flush()
+            self.msg = msg
+            self.stamp = now
+            log.warning("Message:%s Value:null", msg)
+
+
+# One per process, as Apache's is static in ZooKeeperServer.
+_rate_logger = RateLogger()
+
+
 def _warn(msg: str) -> None:
-    # Apache writes it through its RateLogger, whose first line for a new message is
-    # "Message:<msg> Value:null"; the same line is what a user greps for here.
-    log.warning("Message:%s Value:null", msg)
+    _rate_logger.log(msg)
 
 
-__all__ = ["Quotas", "StatsTrack", "QUOTA_ROOT", "LIMIT_NODE", "STAT_NODE"]
+__all__ = ["Quotas", "RateLogger", "StatsTrack", "QUOTA_ROOT", "LIMIT_NODE", "STAT_NODE"]

@@ -286,3 +286,15 @@ def test_repeated_warnings_are_rate_limited(caplog):
         "[3 times] Message: Quota exceeded: /q [current count=4, hardCountLimit=3]",
         "Message:Quota exceeded: /r [current bytes=9, softByteLimit=8] Value:null",
     ]
+
+
+def test_limits_are_not_checked_without_enforce_quota(zk, caplog):
+    """As 3.8 with zookeeper.enforceQuota off (its default): the stats are kept, but
+    no limit refuses a write and nothing is logged."""
+    zk.create("/q", b"")
+    set_quota(zk, b"count=1,bytes=-1=;byteHardLimit=1;countHardLimit=1")
+    with caplog.at_level(logging.WARNING, logger="zookeeper.server"):
+        zk.create("/q/a", b"1234")
+        zk.set("/q/a", b"123456")
+    assert stats(zk) == "count=2,bytes=6"
+    assert "Quota exceeded" not in caplog.text

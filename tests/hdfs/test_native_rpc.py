@@ -259,6 +259,30 @@ def test_native_write_through_the_pipeline(cluster, native, replication):
             assert {loc["rack"] for loc in b["locations"]} == {"/rack1", "/rack2"}
 
 
+def test_native_append(cluster, native):
+    # append reopens the partial last block under a new generation stamp; the client
+    # first fills the open chunk, then writes whole chunks and more blocks.
+    first, more = os.urandom(BLOCK + 1000), os.urandom(BLOCK + 3333)
+    with native.create("/app/f", hdfs_native.WriteOptions(replication=3)) as f:
+        f.write(first)
+    with native.append("/app/f") as f:
+        f.write(more)
+    with native.read("/app/f") as r:
+        assert r.read() == first + more
+    # A file written over WebHDFS, appended to natively, read back over WebHDFS.
+    web = InsecureClient(cluster.url, user="root")
+    web.write("/app/web", first[:777], overwrite=True)
+    with native.append("/app/web") as f:
+        f.write(b"tail")
+    with web.read("/app/web") as r:
+        assert r.read() == first[:777] + b"tail"
+    report = cluster.fsck("/app/f")
+    assert report["totals"]["blocks"] == 3
+    assert all(b["live"] == 3 for b in report["files"][0]["blocks"])
+    with pytest.raises(FileNotFoundError):
+        native.append("/app/none")
+
+
 def test_native_create_refusals(native, url, monkeypatch):
     native.mkdirs("/cr", create_parent=True)
     with native.create("/cr/f") as f:

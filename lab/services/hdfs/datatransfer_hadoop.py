@@ -248,7 +248,16 @@ class HadoopDataTransfer:
             "client": request["header"]["clientName"],
         }
         if stage != "create":
-            header["newGenStamp"] = request["latestGenerationStamp"]
+            latest = request["latestGenerationStamp"]
+            header["newGenStamp"] = latest
+            rep = dn.store.get(block["blockId"])
+            if block["generationStamp"] == latest and rep is not None and rep.gen_stamp < latest:
+                # A client (hdfs-native) that sends the new stamp as both the block's and
+                # the latest: the replica is reopened from the stamp it has, as Hadoop's
+                # FsDatasetImpl.append checks only that the new one is not older.
+                header["block"]["genStamp"] = rep.gen_stamp
+            if stage == "recovery":  # survivors cut back to what the client had acked
+                header["block"]["numBytes"] = request["minBytesRcvd"]
         try:
             header = WRITE_HEADER.check(header)
         except FieldError as exc:

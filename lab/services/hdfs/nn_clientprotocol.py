@@ -348,3 +348,53 @@ class ClientNamenodeProtocol:
         # the DataNodes, so all there is to do is check (and renew) the lease.
         self.nn._uc_file(normalize(req["src"]), req["client"])
         return {}
+
+    def append(self, req, ctx: CallContext) -> dict:
+        path = normalize(req["src"])
+        result = self.nn.append(path, ctx.user, req["clientName"], ctx.peer_ip)
+        out = {"stat": self.file_status(self.nn.ns.get(path), b"", ctx, False)}
+        last = result["lastBlock"]
+        if last is not None:
+            # The reopened last block under its new generation stamp, which the NameNode
+            # has already allotted (the DataNodes reopen the replica from the old one).
+            block = dict(last["block"], genStamp=last["newGenStamp"])
+            out["block"] = self.located_block(dict(last, block=block))
+        return out
+
+    def updateBlockForPipeline(self, req, ctx: CallContext) -> dict:
+        """The generation stamp a writer's new pipeline uses. After an append it is the one
+        the append allotted; for a pipeline recovery a new one is allotted and logged, so
+        replicas left on a failed DataNode are recognisably stale."""
+        nn = self.nn
+        asked = req["block"]
+        info = nn.bm.blocks.get(asked["blockId"])
+        if info is None:
+            raise IOException(f"blk_{asked['blockId']} does not exist")
+        f = nn._uc_file(info.file.path(), req["clientName"])
+        current = f.blocks[-1] if f.blocks else None
+        if current is None or current.block_id != asked["blockId"]:
+            raise IOException(f"blk_{asked['blockId']} is not the last block of {f.path()}")
+        if current.gen_stamp <= asked["generationStamp"]:
+            blocks = [b.to_json() for b in f.blocks]
+            blocks[-1]["genStamp"] = nn.ns.gen_stamp + 1
+            nn.log_apply({"op": "OP_UPDATE_BLOCKS", "path": f.path(), "blocks": blocks})
+            nn.bm.add_file_blocks(f)
+        block = f.blocks[-1].to_json()
+        block["numBytes"] = asked["numBytes"]
+        return {"block": self.located_block({"block": block, "offset": 0, "locations": []})}
+
+    def updatePipeline(self, req, ctx: CallContext) -> dict:
+        """The recovered pipeline: its DataNodes are the block's expected replicas, and a
+        replica elsewhere (under the old generation stamp) is stale."""
+        nn = self.nn
+        new = req["newBlock"]
+        info = nn.bm.blocks.get(new["blockId"])
+        if info is None:
+            raise IOException(f"blk_{new['blockId']} does not exist")
+        nn._uc_file(info.file.path(), req["clientName"])
+        nodes = [d["datanodeUuid"] for d in req["newNodes"]]
+        info.expected_uc = nodes
+        for uuid in list(info.locations - set(nodes)):
+            nn.bm.replica_deleted(nn.bm.datanodes[uuid], info.block.block_id)
+            nn.bm.datanodes[uuid].invalidate_queue.add(info.block.block_id)
+        return {}

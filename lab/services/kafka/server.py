@@ -5,6 +5,8 @@ Malformed input never takes the broker down: a frame above
 socket.request.max.bytes, an unparsable header or body, or an API we do not
 serve closes that one connection; ApiVersions at a version we do not know gets
 UNSUPPORTED_VERSION with our ranges in a v0 body, so the client can downgrade.
+Produce v0-v2 and Fetch v0-v3 (the old message formats) are answered, at their
+version, with UNSUPPORTED_VERSION for each partition (oldversions.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from . import handlers
+from . import handlers, oldversions
+from .logthrottle import Throttle
 from .protocol.api import ApiKey, encode_response, read_request_header
 from .protocol.errors import Error
 from .protocol.primitives import DecodeError, Reader
@@ -98,6 +101,42 @@ async def handle_connection(broker: Broker, reader, writer) -> None:
 
 CLOSE = object()
 
+# one line per client address and API, not one per request of a retrying old client
+_said = Throttle()
+
+
+def _refuse_old(api, header, r: Reader, host: str):
+    """Produce v0-v2 / Fetch v0-v3: answered at the client's version with
+    UNSUPPORTED_VERSION for each partition (see oldversions)."""
+    try:
+        body = api.request.decode(r, header.api_version)
+    except DecodeError as e:
+        log.warning(
+            "closing connection from %s: malformed %s v%d: %s",
+            host,
+            api.name,
+            header.api_version,
+            e,
+        )
+        return CLOSE
+    if _said.due((host, api.key)):
+        log.warning(
+            "%s v%d from %s (client id %s) refused with UNSUPPORTED_VERSION: this broker "
+            "serves %s v%d-v%d, record batches (message format v2) only; the client must "
+            "use Kafka 0.11's protocol or later",
+            api.name,
+            header.api_version,
+            host,
+            header.client_id,
+            api.name,
+            api.min_version,
+            api.max_version,
+        )
+    resp = oldversions.refusal(api.key, body)
+    if resp is None:
+        return None
+    return encode_response(api, header.api_version, header.correlation_id, resp)
+
 
 async def dispatch(broker: Broker, payload: bytes, host: str):
     r = Reader(payload)
@@ -117,6 +156,8 @@ async def dispatch(broker: Broker, payload: bytes, host: str):
                 header.correlation_id,
                 {"error_code": Error.UNSUPPORTED_VERSION, "api_keys": handlers.api_ranges()},
             )
+        if oldversions.refused(api.key, header.api_version):
+            return _refuse_old(api, header, r, host)
         log.warning(
             "closing connection from %s: %s v%d is not supported (%d-%d)",
             host,

@@ -9,7 +9,7 @@ import socket
 import struct
 
 import pytest
-from hdfs import InsecureClient
+from hdfs import HdfsError, InsecureClient
 
 from lab.services.hadoop.ipc.protobuf import Schema
 from lab.services.hdfs import datatransfer_hadoop
@@ -162,7 +162,7 @@ def test_rename_and_delete(native):
     assert native.delete("/r/dst", recursive=True) is False
 
 
-def test_permissions_owner_and_times(native, url, monkeypatch):
+def test_permissions_owner_and_times(cluster, native, url, monkeypatch):
     native.mkdirs("/p/locked", permission=0o755, create_parent=True)
     native.set_permission("/p/locked", 0o700)
     assert native.get_file_info("/p/locked").permission == 0o700
@@ -175,10 +175,15 @@ def test_permissions_owner_and_times(native, url, monkeypatch):
     with pytest.raises(RuntimeError) as err:
         acc.mkdirs("/p/locked/inside")
     assert "org.apache.hadoop.security.AccessControlException" in str(err.value)
-    assert "Permission denied: user=acc" in str(err.value)
+    # Hadoop's text, FsAction name and all (the same on the WebHDFS door): the walk
+    # into /p/locked (drwx------) is refused first.
+    assert "Permission denied: user=acc, access=EXECUTE, inode=" in str(err.value)
+    assert "/p/locked" in str(err.value) and ":root:supergroup:drwx------" in str(err.value)
     with pytest.raises(RuntimeError, match="AccessControlException"):
         acc.set_permission("/", 0o777)
     acc.mkdirs("/p/mine")  # acc owns /p
+    with pytest.raises(HdfsError, match="Permission denied: user=acc, access=EXECUTE, inode="):
+        InsecureClient(cluster.url, user="acc").makedirs("/p/locked/inside")
     assert native.get_file_info("/p/mine").owner == "acc"
 
 

@@ -23,6 +23,11 @@ from .errors import (
 )
 
 READ, WRITE, EXECUTE = 4, 2, 1  # permission bits, as checks name them
+# Hadoop's FsAction names, which its permission errors use (access=WRITE).
+FS_ACTION = {
+    0: "NONE", 1: "EXECUTE", 2: "WRITE", 3: "WRITE_EXECUTE",
+    4: "READ", 5: "READ_EXECUTE", 6: "READ_WRITE", 7: "ALL",
+}  # fmt: skip
 ROOT_INODE_ID = 16385  # as in Hadoop's INodeId
 FIRST_BLOCK_ID = 1 << 30  # Hadoop's SequentialBlockIdGenerator starts at 2^30 + 1
 FIRST_GENSTAMP = 1000
@@ -230,7 +235,7 @@ class Namespace:
         else:
             granted = node.mode & 7
         if granted & bits != bits:
-            access = "".join(c if bits & b else "-" for c, b in (("r", 4), ("w", 2), ("x", 1)))
+            access = FS_ACTION[bits]
             kind = "d" if isinstance(node, INodeDirectory) else "-"
             raise AccessControlException(
                 f'Permission denied: user={user}, access={access}, inode="{node.path()}":'

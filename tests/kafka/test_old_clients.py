@@ -4,6 +4,7 @@ versions refuses them; the connection stays open and newer clients are unaffecte
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -30,7 +31,7 @@ def test_old_producer_gets_unsupported_version(broker):
     assert "closing connection" not in log
 
 
-def test_old_consumer_gets_unsupported_version(broker):
+def test_old_consumer_gets_unsupported_version(broker, caplog):
     send_values(broker.bootstrap, "oldfetch", [b"stored as a record batch"])
     c = KafkaConsumer(
         bootstrap_servers=broker.bootstrap, api_version=(0, 10, 0), auto_offset_reset="earliest"
@@ -51,6 +52,22 @@ def test_old_consumer_gets_unsupported_version(broker):
         c.close()
     assert raised is not None, "the old consumer was never told its Fetch version is refused"
     assert "Fetch v2 from 127.0.0.1" in broker.log_text()
+    # without a position it first asks for offsets (ListOffsets v0): refused the same
+    # way; kafka-python retries that one and logs why each time
+    c = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap, api_version=(0, 10, 0), auto_offset_reset="earliest"
+    )
+    c.assign([tp])
+    deadline = time.monotonic() + 20
+    try:
+        with caplog.at_level(logging.WARNING, logger="kafka.consumer.fetcher"):
+            while "UnsupportedVersionError" not in caplog.text and time.monotonic() < deadline:
+                assert not c.poll(timeout_ms=300)
+    finally:
+        c.close()
+    assert "failed due to: UnsupportedVersionError" in caplog.text
+    assert "ListOffsets v0 from 127.0.0.1" in broker.log_text()
+    assert "closing connection" not in broker.log_text()
     # a current client still reads the record
     c = KafkaConsumer(
         bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000

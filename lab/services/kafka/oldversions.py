@@ -1,5 +1,5 @@
 """Produce v0-v2 and Fetch v0-v3, the requests that carry the v0/v1 message-set
-formats: refused with UNSUPPORTED_VERSION per partition, as a broker that has dropped
+formats, and ListOffsets v0 that clients of that era send with them: refused with UNSUPPORTED_VERSION per partition, as a broker that has dropped
 them (Kafka 4.0, KIP-896) refuses them, rather than converted as Kafka 2.x did.
 
 Why refuse: this broker stores record batches (message format v2) only, and every
@@ -20,7 +20,7 @@ from .protocol.api import ApiKey
 from .protocol.errors import Error
 
 # the first version served of each API whose older versions are refused here
-SERVED_FROM = {ApiKey.PRODUCE: 3, ApiKey.FETCH: 4}
+SERVED_FROM = {ApiKey.PRODUCE: 3, ApiKey.FETCH: 4, ApiKey.LIST_OFFSETS: 1}
 
 
 def refused(api_key: int, version: int) -> bool:
@@ -54,6 +54,27 @@ def refusal(api_key: int, req: dict) -> dict | None:
                 for td in req["topic_data"]
             ],
             "throttle_time_ms": 0,
+        }
+    if api_key == ApiKey.LIST_OFFSETS:
+        return {
+            "throttle_time_ms": 0,
+            "topics": [
+                {
+                    "name": t["name"],
+                    "partitions": [
+                        {
+                            "partition_index": pr["partition_index"],
+                            "error_code": err,
+                            "old_style_offsets": [],
+                            "timestamp": -1,
+                            "offset": -1,
+                            "leader_epoch": -1,
+                        }
+                        for pr in t["partitions"]
+                    ],
+                }
+                for t in req["topics"]
+            ],
         }
     return {
         "throttle_time_ms": 0,

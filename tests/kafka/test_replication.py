@@ -388,8 +388,13 @@ def test_a_deleted_topic_created_again_starts_empty(cluster):
         admin.delete_topics([topic])
         admin.close()
         wait_for(lambda: not zk.exists(f"/brokers/topics/{topic}"), 30, "the topic znode gone")
-        # the coordinator forgot the deleted topic's committed offsets (Kafka writes tombstones)
-        assert [reader.committed(tp) for tp in tps] == [None, None, None]
+        # the coordinator forgot the deleted topic's committed offsets (Kafka writes tombstones
+        # when it sees the deletion, a moment after the znode goes, as here)
+        wait_for(
+            lambda r=reader, t=tps: [r.committed(tp) for tp in t] == [None, None, None],
+            20,
+            "the deleted topic's committed offsets forgotten",
+        )
         reader.close()
     make_topic(brokers, zk, topic)
     acked = produce_acked(brokers, topic, [b"fresh-0", b"fresh-1", b"fresh-2"])

@@ -16,6 +16,7 @@ from lab.backends.base import NODE_DATA_DIR
 from lab.orchestrator.deployers.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 
 CLIENT_PORT = 2181
+SERVING = ("leader", "follower", "standalone", "observer")
 PEER_PORT = 2888
 ELECTION_PORT = 3888
 DEFAULTS = {"tickTime": 2000, "initLimit": 10, "syncLimit": 5}
@@ -78,6 +79,15 @@ class ZooKeeperDeployer(ServiceDeployer):
                 )
             )
         return procs
+
+    def unready(self, procs: list[ServiceProcess], addresses: dict[str, str]) -> str | None:
+        """Every server serving (leader, follower or standalone): a port that accepts is
+        not yet an ensemble that has elected a leader and can open sessions."""
+        for p in procs:
+            role = self.status(p, addresses[p.node]).get("role")
+            if role not in SERVING:
+                return f"the server on {p.node} is not serving yet ({role or 'no answer'})"
+        return None
 
     def status(self, proc: ServiceProcess, address: str) -> dict:
         """Role and last zxid from the server's `srvr` four-letter word."""

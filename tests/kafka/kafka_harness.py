@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 
 from lab.bench.reference import apache_zk_argv, free_port, wait_port
 
@@ -193,6 +194,7 @@ class PolledGroup:
         self.consumers = list(consumers)
         self.poll_ms = poll_ms
         self.values: list[list[bytes]] = [[] for _ in self.consumers]
+        self.errors: list[Exception] = []
         self._assigned: list[set] = [set() for _ in self.consumers]
         self._lock = threading.Lock()
         self._stops = [threading.Event() for _ in self.consumers]
@@ -206,7 +208,15 @@ class PolledGroup:
     def _run(self, i: int) -> None:
         c = self.consumers[i]
         while not self._stops[i].is_set():
-            batch = c.poll(timeout_ms=self.poll_ms)
+            try:
+                batch = c.poll(timeout_ms=self.poll_ms)
+            except KafkaError as exc:
+                # An application's poll loop goes on after a client error (a dropped
+                # connection, a rebalance that failed a commit); a thread that died here
+                # left its member out of the group for the rest of the test.
+                self.errors.append(exc)
+                time.sleep(0.1)
+                continue
             assigned = set(c.assignment())
             with self._lock:
                 for recs in batch.values():

@@ -229,8 +229,9 @@ class Broker:
                         preferred,
                         self.id,
                     )
-                except Exception:  # noqa: BLE001 - a ZooKeeper hiccup: the next event retries
-                    log.exception("controller pass failed")
+                except Exception as exc:  # noqa: BLE001 - a ZooKeeper hiccup: the next event retries
+                    # Expected around restarts and session moves: one line, not a traceback.
+                    log.warning("controller pass failed (%r); the next event retries", exc)
                     changes = []
                 for c in changes:
                     log.info("controller: %s", c)

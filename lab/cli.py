@@ -47,9 +47,7 @@ def _user_errors():
     or libvirtd down, a node or image that would not start or build: one sentence
     naming what failed and where to look, exit code 2, no traceback."""
     from lab.backends import BackendUnavailable
-    from lab.backends.docker_engine import ContainerError
-    from lab.backends.process import NodeStartError
-    from lab.backends.vm import VMError
+    from lab.backends.base import NodeError
     from lab.images.build import BuildError
     from lab.orchestrator.deploy import DeployError
     from lab.orchestrator.lab import LabError
@@ -59,10 +57,8 @@ def _user_errors():
         UserError,
         LabError,
         BackendUnavailable,
-        VMError,
+        NodeError,
         DeployError,
-        ContainerError,
-        NodeStartError,
         BuildError,
     )
 

@@ -19,6 +19,11 @@ from pathlib import Path
 from lab.cgroups import Cgroup, Stats
 
 
+class NodeError(RuntimeError):
+    """A node that could not be made, started or reached (Docker, libvirt, namespaces):
+    every kind's failure, one sentence for the user; callers catch this, not a kind's."""
+
+
 @dataclass
 class NodeSpec:
     """What a backend needs to make one node (resolved from the topology)."""

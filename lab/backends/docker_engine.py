@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.backends.base import NodeSpec
+from lab.backends.base import NodeError, NodeSpec
 
 if TYPE_CHECKING:
     from lab.backends.container import ContainerNode
@@ -21,7 +21,7 @@ LABEL_ROLE = "racklab.role"  # node | infra | service
 IMAGE_PYTHON = "/usr/bin/python3"
 
 
-class ContainerError(RuntimeError):
+class ContainerError(NodeError):
     pass
 
 

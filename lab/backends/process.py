@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from lab import cgroups
-from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
+from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeError, NodeSpec, Stats
 
 INIT = Path(__file__).resolve().parent.parent / "ns" / "init.py"
 PROJECT = INIT.parents[2]  # the directory holding the lab package
@@ -26,7 +26,7 @@ SHELL_LEAF = "shell"  # leaf cgroup for `lab exec` / `lab shell` commands
 INIT_LEAF = "init"
 
 
-class NodeStartError(RuntimeError):
+class NodeStartError(NodeError):
     pass
 
 

@@ -16,10 +16,12 @@ import uuid
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from lab.backends.base import NodeError
+
 LIBVIRT_URI = "qemu:///system"
 
 
-class VMError(RuntimeError):
+class VMError(NodeError):
     """A VM node cannot be made or reached; the message says why and what to do."""
 
 

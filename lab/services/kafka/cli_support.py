@@ -1,6 +1,6 @@
 """`lab kafka ...`: parses a command line in the spirit of Kafka's own scripts
 (kafka-topics.sh, kafka-console-producer/consumer.sh, kafka-consumer-groups.sh)
-and prints what admin.py returns. lab/cli.py only finds the bootstrap servers
+and prints what admin.py returns. lab/cli only finds the bootstrap servers
 and calls ``kafka_command``.
 
     topics list

@@ -1,6 +1,6 @@
 """What `lab yarn ...` does, shaped after Hadoop's `yarn` command.
 
-lab/cli.py only parses and prints; it calls ``yarn_command(argv, rm, webhdfs)``
+lab/cli only parses and prints; it calls ``yarn_command(argv, rm, webhdfs)``
 with the words after `lab yarn`, or the single functions below:
 
     lab yarn jar wordcount|grep|sort IN[,IN...] OUT [-D key=value ...] [--reduces N] [--queue Q]

@@ -1,0 +1,51 @@
+"""lab bench: overhead and up/down benchmarks that print measured figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lab.cli.common import (
+    JSON,
+    UserError,
+    _emit,
+    _need_root,
+    _progress,
+    bench_app,
+    out,
+)
+
+
+@bench_app.command("overhead")
+def bench_overhead(
+    kinds: str = typer.Option("native,process,container,vm", help="Comma-separated kinds."),
+    runs: int = typer.Option(3, help="Repetitions; medians and spread are reported."),
+    quick: bool = typer.Option(False, help="Tiny sizes: a smoke test, not figures."),
+    output: Path = typer.Option(Path("runs/overhead"), "--out", help="Where JSON and PNG go."),
+    as_json: bool = JSON,
+):
+    """Native vs process vs container vs VM: CPU, memory, disk, network, start, idle memory."""
+    from lab.bench import overhead
+
+    _need_root()
+    s = overhead.Settings.quick() if quick else overhead.Settings()
+    s.runs = runs if not quick else 1
+    try:
+        report = overhead.run(kinds.split(","), s, output, progress=_progress(as_json))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if not _emit(report, as_json):
+        overhead.print_table(
+            report, write=lambda line: out.print(line, highlight=False, soft_wrap=True)
+        )
+        out.print(f"plot: {report['plot']}")
+
+
+@bench_app.command("updown")
+def bench_updown(runs: int = typer.Option(5), files: list[Path] = typer.Argument(None)):
+    """lab up / lab down times for the example labs (or the given files)."""
+    from lab.bench import updown
+
+    _need_root()
+    raise typer.Exit(updown.main(["--runs", str(runs), *map(str, files or [])]))

@@ -1,0 +1,240 @@
+"""Commands on whole labs: validate, up, down, clean, status, exec, shell, graph, logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from lab.cli.common import (
+    JSON,
+    LAB,
+    UserError,
+    _emit,
+    _need_root,
+    _progress,
+    app,
+    out,
+)
+
+
+@app.command()
+def validate(file: Path, as_json: bool = JSON):
+    """Check a topology file without making anything."""
+    from lab.topology import load
+
+    topo = load(file)
+    info = {
+        "name": topo.name,
+        "racks": topo.racks,
+        "nodes": {n: nd.kind for n, nd in topo.nodes.items()},
+        "services": list(topo.services),
+    }
+    if not _emit(info, as_json):
+        out.print(f"{file}: ok: lab {topo.name}, {len(topo.racks)} racks, {len(topo.nodes)} nodes")
+
+
+@app.command()
+def up(file: Path, as_json: bool = JSON):
+    """Bring a lab up from its topology file."""
+    from lab.orchestrator import lab as orch
+    from lab.topology import load
+
+    _need_root()
+    topo = load(file)
+    state = orch.up(topo, progress=_progress(as_json))
+    if not _emit(orch.status(state), as_json):
+        _print_status(orch.status(state))
+
+
+@app.command()
+def down(
+    name: str = typer.Argument(None, help="The lab (default: the only one up)."),
+    as_json: bool = JSON,
+):
+    """Tear a lab down: every node, interface, cgroup and file it made."""
+    from lab.orchestrator import lab as orch
+
+    _need_root()
+    removed = orch.down(name, progress=_progress(as_json))
+    if not _emit({"removed": removed}, as_json):
+        out.print(f"removed {len(removed)} objects")
+
+
+@app.command()
+def clean(
+    name: str = typer.Argument(None, help="The lab (default: every lab found)."),
+    all_labs: bool = typer.Option(False, "--all", help="Every lab, also with several up."),
+    as_json: bool = JSON,
+):
+    """Remove what labs left behind, also after a crash or kill -9 of `lab up`."""
+    from lab.orchestrator import lab as orch
+
+    _need_root()
+    removed = orch.clean(name, all_labs, progress=_progress(as_json))
+    if not _emit({"removed": removed}, as_json):
+        for r in removed:
+            out.print(f"removed {r}")
+        out.print(f"clean: {len(removed)} objects removed")
+
+
+@app.command()
+def status(
+    node: str = typer.Argument(None, help="One node, shown with every service's details."),
+    lab: str = LAB,
+    wide: bool = typer.Option(False, "--wide", "-w", help="Every service's details inline."),
+    as_json: bool = JSON,
+):
+    """Show a running lab: nodes, addresses, limits, usage, services.
+
+    One line per node that fits 80 columns; `lab status NODE` or `--wide` for each
+    service's facts (a ZooKeeper server's mode and zxid, a NameNode's DataNodes, ...)."""
+    from lab.orchestrator import lab as orch
+
+    data = orch.status(orch.resolve_lab(lab))
+    if node is not None:
+        match = [n for n in data["nodes"] if n["name"] == node]
+        if not match:
+            raise UserError(f"lab {data['name']} has no node {node}")
+        data = dict(data, nodes=match)
+    if not _emit(data, as_json):
+        _print_status(data, wide=wide or node is not None)
+
+
+def _mib(n) -> str:
+    return "-" if n is None else f"{n / 2**20:.0f}Mi"
+
+
+def _service_cell(s: dict) -> str:
+    if not s["running"]:
+        return f"{s['role']} (down)"
+    facts = [f"{k}={v}" for k, v in s.items() if k not in ("service", "role", "running", "error")]
+    return s["role"] + (f" ({' '.join(facts)})" if facts else "")
+
+
+# The short names Hadoop, ZooKeeper and Kafka people use, for the one-line-per-node view.
+SHORT_ROLES = {
+    "server": "zk",
+    "broker": "kafka",
+    "namenode": "nn",
+    "secondarynamenode": "snn",
+    "datanode": "dn",
+    "resourcemanager": "rm",
+    "nodemanager": "nm",
+}
+LEGEND = "zk ZooKeeper, nn/snn/dn NameNode/2nd/DataNode, rm/nm ResourceMgr/NodeMgr"
+
+
+def _service_word(s: dict) -> str:
+    """A service in a compact status line: its short role, marked when it is down."""
+    word = SHORT_ROLES.get(s["role"], s["role"])
+    return word if s["running"] else f"{word}:down"
+
+
+def _print_status(data: dict, wide: bool = False) -> None:
+    imp = data.get("inter_rack", {})
+    out.print(
+        f"[bold]{data['name']}[/] ({data['phase']}) {data['network']['supernet']}, "
+        f"cgroup v{data['cgroup_version']}, inter-rack {imp.get('method', 'none')}"
+        + (f", up in {data['up_in']:.1f} s" if data.get("up_in") else ""),
+        highlight=False,
+    )
+    t = Table(box=None, pad_edge=False)
+    columns = ["node", "kind", "rack", "address", "state", "mem/limit"]
+    columns += ["pids", "services"] if wide else ["services"]
+    for col in columns:
+        t.add_column(col, no_wrap=col != "services", overflow="fold")
+    for n in data["nodes"]:
+        state = "paused" if n.get("paused") else ("running" if n.get("running") else "stopped")
+        services = n.get("services", [])
+        cell = ("\n" if wide else " ").join(
+            (_service_cell if wide else _service_word)(s) for s in services
+        )
+        row = [
+            n["name"], n["kind"] + (f" ({n['accel']})" if n.get("accel") else ""), n["rack"],
+            n.get("address") or "-", state,
+            f"{_mib(n.get('memory_bytes'))}/{_mib(n.get('memory_max'))}",
+        ]  # fmt: skip
+        row += [str(n.get("pids") or "-"), cell or "-"] if wide else [cell or "-"]
+        t.add_row(*row)
+    out.print(t)
+    if not wide and any(n.get("services") for n in data["nodes"]):
+        out.print(
+            f"[dim]{LEGEND}\nlab status NODE or --wide: each service's details[/]", highlight=False
+        )
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="The node."),
+    lab: str = LAB,
+):
+    """Run a command inside a node: lab exec NODE -- CMD [ARGS...]."""
+    from lab.orchestrator import lab as orch
+
+    argv = [a for a in ctx.args if a != "--"] if ctx.args[:1] == ["--"] else list(ctx.args)
+    if not argv:
+        raise UserError("give the command after --, e.g. lab exec n1 -- hostname")
+    n = orch.get_node(orch.resolve_lab(lab), node)
+    proc = n.popen(argv)
+    raise typer.Exit(proc.wait())
+
+
+@app.command()
+def shell(node: str = typer.Argument(..., help="The node."), lab: str = LAB):
+    """Open an interactive shell inside a node."""
+    from lab.orchestrator import lab as orch
+
+    n = orch.get_node(orch.resolve_lab(lab), node)
+    n.join_cgroup()
+    os.environ["HOSTNAME"] = n.name
+    os.environ["PS1"] = f"[{n.name}] \\w# "
+    argv = n.command_prefix() + ["bash", "--norc"]
+    os.execvp(argv[0], argv)
+
+
+@app.command()
+def graph(
+    source: str = typer.Argument(None, help="A topology file, or nothing for the running lab."),
+    output: Path = typer.Option(Path("lab-graph.svg"), "--output", "-o", help=".svg or .png"),
+    lab: str = LAB,
+):
+    """Draw racks, nodes and their services (Graphviz)."""
+    from lab.orchestrator import graph as g
+
+    for path in g.render(source, lab, output):
+        out.print(f"wrote {path}")
+
+
+@app.command()
+def logs(
+    node: str = typer.Argument(..., help="The node."),
+    service: str = typer.Argument(None, help="A service on it (e.g. zookeeper-server)."),
+    lab: str = LAB,
+):
+    """A node's own log, or the log of one of its services."""
+    from lab.orchestrator import lab as orch
+
+    state = orch.resolve_lab(lab)
+    n = orch.get_node(state, node)
+    if service is None:
+        sys.stdout.write(n.logs())
+        return
+    found = [
+        s
+        for s in state.get("services", {}).values()
+        if s["node"] == node and service in (s["name"], s["service"])
+    ]
+    if not found:
+        names = [s["name"] for s in state.get("services", {}).values() if s["node"] == node]
+        raise UserError(
+            f"node {node} runs no service {service} (it runs: {', '.join(names) or 'none'})"
+        )
+    sys.stdout.write(n.get_file(found[0]["log"]).decode(errors="replace"))

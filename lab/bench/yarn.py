@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab.services.hadoop.webclient import WebHdfsClient
 from lab.services.yarn.mapreduce import client
-from lab.services.yarn.webhdfs import WebHdfs
 
 
 def generate(path: Path, mb: int, seed: int = 1) -> int:
@@ -122,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             where = (
                 f"loopback: {len(dfs.dn_racks)} DataNodes + NodeManagers, {args.block_mb} MB blocks"
             )
-        fs = WebHdfs(webhdfs)
+        fs = WebHdfsClient(webhdfs, user="root")
         base = f"/bench/yarn-{os.getpid()}-{int(time.time())}"
         log(f"uploading to HDFS {base}/in")
         t = time.perf_counter()
         # The block size is the file's own (WebHDFS CREATE's blocksize), so on a running
         # lab it sets the split size without touching the cluster's dfs.blocksize.
-        fs.write(f"{base}/in/input.txt", data, blocksize=args.block_mb << 20)
+        fs.write(f"{base}/in/input.txt", data, blocksize=args.block_mb << 20, overwrite=True)
         upload_s = time.perf_counter() - t
 
         local_times, yarn_times = [], []

@@ -9,11 +9,11 @@ import struct
 import pytest
 
 from lab.services.hadoop.conf import parse_rack_table, parse_site_xml, render_site_xml
+from lab.services.hadoop.errors import FileAlreadyExistsException, InvalidPathException
 from lab.services.hdfs import checksum
 from lab.services.hdfs.blockstore import BlockStore
 from lab.services.hdfs.checksum import ChecksumError
 from lab.services.hdfs.config import Configuration
-from lab.services.hdfs.errors import FileAlreadyExistsException, InvalidPathException
 from lab.services.hdfs.namespace import Namespace
 from lab.services.hdfs.storage import EditLog, NNStorage
 

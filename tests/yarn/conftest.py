@@ -3,7 +3,7 @@ import random
 import pytest
 import requests
 
-from lab.services.yarn.webhdfs import WebHdfs
+from lab.services.hadoop.webclient import WebHdfsClient
 
 from .cluster import YarnCluster, make_text, start_stack, wait_until
 
@@ -78,15 +78,15 @@ def yarn(yarn_factory):
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("mr")
     dfs, y = start_stack(root)
-    fs = WebHdfs(dfs.url)
+    fs = WebHdfsClient(dfs.url, user="root")
     rnd = random.Random(7)
     texts = {}
     for i in range(3):
         texts[f"/data/in/part{i}.txt"] = make_text(rnd, 2500 + 700 * i)
     texts["/data/in/sub/extra.txt"] = make_text(rnd, 900)
     for path, text in texts.items():
-        fs.write(path, text.encode())
-    fs.write("/data/in/_ignored", b"hidden files are not input\n")
+        fs.write(path, text.encode(), overwrite=True)
+    fs.write("/data/in/_ignored", b"hidden files are not input\n", overwrite=True)
     try:
         yield dfs, y, texts
     finally:

@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
+from lab.services.hadoop.webclient import WebHdfsClient
 from lab.services.yarn.mapreduce import client
-from lab.services.yarn.webhdfs import WebHdfs
 
 from .cluster import make_text, start_stack, wait_until
 
@@ -45,7 +45,7 @@ def test_wordcount_matches_a_local_count_and_reports_locality(stack):
         assert word not in got  # each word in exactly one partition
         got[word] = int(n)
     assert got == expected
-    fs = WebHdfs(dfs.url)
+    fs = WebHdfsClient(dfs.url, user="root")
     names = sorted(s["pathSuffix"] for s in fs.list("/out/wc"))
     assert names == ["_SUCCESS", "part-r-00000", "part-r-00001", "part-r-00002"]
     c = report["counters"]
@@ -99,7 +99,7 @@ def test_sort_with_sampling_partitioner_is_totally_ordered(stack):
     out = client.read_output(dfs.url, "/out/sort")  # part files in order
     assert out.splitlines() == sorted(lines)
     assert len(report["splitPoints"]) == 2  # 3 reducers: 2 cut points from the sample
-    fs = WebHdfs(dfs.url)
+    fs = WebHdfsClient(dfs.url, user="root")
     sizes = [fs.status(f"/out/sort/part-r-0000{i}")["length"] for i in range(3)]
     assert all(s > 0 for s in sizes)  # the sample spreads keys over every reducer
 
@@ -120,7 +120,7 @@ def test_missing_input_fails_the_job_with_a_diagnostic(stack):
 
 def test_existing_output_is_refused(stack):
     dfs, y, _ = stack
-    WebHdfs(dfs.url).mkdirs("/out/taken")
+    WebHdfsClient(dfs.url, user="root").mkdirs("/out/taken")
     with pytest.raises(client.JobError, match="Output directory /out/taken already exists"):
         client.submit_job(y.url, dfs.url, "wordcount", ["/data/in"], "/out/taken")
 
@@ -129,11 +129,11 @@ def test_killing_a_nodemanager_mid_job_still_succeeds(tmp_path):
     # Small NodeManagers (two 192 MB maps at a time each) so the job runs in waves.
     dfs, y = start_stack(tmp_path, nm_memory=640)
     try:
-        fs = WebHdfs(dfs.url)
+        fs = WebHdfsClient(dfs.url, user="root")
         rnd = random.Random(3)
         texts = {f"/in/f{i}.txt": make_text(rnd, 4000) for i in range(4)}
         for p, t in texts.items():
-            fs.write(p, t.encode())
+            fs.write(p, t.encode(), overwrite=True)
         # reducers after the last map: the victim's finished output is then surely still needed
         conf = dict(
             FAST,
@@ -223,14 +223,18 @@ def test_failed_application_master_is_restarted_and_the_job_succeeds(stack):
         )
     }
     assert got == expected
-    assert "_temporary" not in {s["pathSuffix"] for s in WebHdfs(dfs.url).list("/out/am-restart")}
+    assert "_temporary" not in {
+        s["pathSuffix"] for s in WebHdfsClient(dfs.url, user="root").list("/out/am-restart")
+    }
 
 
 def test_map_over_its_memory_is_killed_and_the_job_fails_after_its_attempts(stack):
     dfs, y, _ = stack
     # One 12 MB block of short lines: the sort map holds them all, far past a 64 MB container.
     data = "".join(f"{i % 9973}\n" for i in range(2_500_000)).encode()
-    WebHdfs(dfs.url).write("/data/big/lines.txt", data, blocksize=32 << 20)
+    WebHdfsClient(dfs.url, user="root").write(
+        "/data/big/lines.txt", data, blocksize=32 << 20, overwrite=True
+    )
     conf = dict(
         FAST,
         **{
@@ -281,10 +285,10 @@ def test_bad_job_configuration_is_refused(stack):
 def test_bytes_that_are_not_utf8_survive_the_job(stack):
     dfs, y, _ = stack
     raw = b"b\xff\xfe line\nplain\nnaive \xc3\xa9\na\x80\n"
-    WebHdfs(dfs.url).write("/data/bin/x.txt", raw)
+    WebHdfsClient(dfs.url, user="root").write("/data/bin/x.txt", raw, overwrite=True)
     app, rm_app, _ = run(y, dfs, "sort", ["/data/bin"], "/out/bin", reduces=2)
     assert rm_app["finalStatus"] == "SUCCEEDED", rm_app["diagnostics"]
-    fs = WebHdfs(dfs.url)
-    got = fs.read("/out/bin/part-r-00000") + fs.read("/out/bin/part-r-00001")
+    fs = WebHdfsClient(dfs.url, user="root")
+    got = fs.read_bytes("/out/bin/part-r-00000") + fs.read_bytes("/out/bin/part-r-00001")
     lines = raw.decode("utf-8", "surrogateescape").splitlines()
     assert got == "".join(x + "\n" for x in sorted(lines)).encode("utf-8", "surrogateescape")

@@ -12,7 +12,7 @@ class FakeFs:
     def __init__(self, data: bytes):
         self.data = data
 
-    def read(self, path, offset=0, length=None):
+    def read_bytes(self, path, offset=0, length=None):
         return self.data[offset : offset + length if length is not None else None]
 
 

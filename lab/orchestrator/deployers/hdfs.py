@@ -12,7 +12,7 @@ from __future__ import annotations
 from lab.backends.base import NODE_DATA_DIR
 from lab.orchestrator.deployers.base import PYTHON, ServiceDeployer, ServiceProcess, config_value
 from lab.services.hadoop.conf import render_rack_table, render_site_xml
-from lab.services.hdfs.webclient import WebHdfsClient
+from lab.services.hadoop.webclient import WebHdfsClient
 
 NAMENODE_HTTP = 9870
 NAMENODE_RPC = 8020

@@ -11,7 +11,7 @@ import logging
 import secrets
 import struct
 
-from . import errors
+from ..hadoop import errors
 from .checksum import ChecksumError
 from .datatransfer import PipelineError, PipelineWriter, read_remote_block
 from .rpc import NameNodeClient

@@ -11,12 +11,14 @@ import socket
 import time
 import uuid as uuidlib
 
+from ..hadoop import errors
 from ..hadoop.conf import split_hostport
+from ..hadoop.errors import HadoopException, IllegalArgumentException
 from ..hadoop.fields import FieldError
 from ..hadoop.http import BadRequest, Request, Response, serve
 from ..hadoop.ipc.protobuf import Schema
 from ..hadoop.ipc.sniff import serve_sniffing
-from . import errors, webhdfs
+from . import webhdfs
 from .blockstore import BlockStore
 from .checksum import CRC_SIZE, ChecksumError
 from .client import FileWriter, Reader, file_checksum
@@ -39,7 +41,6 @@ from .datatransfer import (
 )
 from .datatransfer_hadoop import PREFIXES as HADOOP_PREFIXES
 from .datatransfer_hadoop import HadoopDataTransfer
-from .errors import HdfsException, IllegalArgumentException
 from .localpipeline import LocalPipelineHead
 from .rpc import NameNodeClient
 
@@ -196,7 +197,7 @@ class DataNode:
                         pass
             except asyncio.CancelledError:
                 raise
-            except (TimeoutError, OSError, HdfsException) as exc:
+            except (TimeoutError, OSError, HadoopException) as exc:
                 log.warning("NameNode unreachable (%s); retrying in %.1fs", exc, backoff)
                 self.registered.clear()
                 await asyncio.sleep(backoff)
@@ -616,7 +617,7 @@ class DataNode:
                     await file_checksum(self.nn, path, user, self._remote_block_checksum)
                 )
             raise IllegalArgumentException(f"Invalid operation {op} on a DataNode")
-        except HdfsException as exc:
+        except HadoopException as exc:
             return Response.json(exc.to_json(), exc.status)
         except (BadRequest, ConnectionError):
             raise  # the server answers these itself, or the client is gone

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..hadoop.conf import render_rack_table, render_site_xml
-from .webclient import WebHdfsClient
+from ..hadoop.webclient import WebHdfsClient
 
 
 def free_port(ip: str) -> int:

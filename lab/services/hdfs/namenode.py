@@ -11,25 +11,25 @@ import math
 import pwd
 import time
 
-from ..hadoop import http
+from ..hadoop import errors, http
 from ..hadoop.conf import split_hostport
-from ..hadoop.http import BadRequest, Request, Response, serve
-from ..hadoop.ipc.protobuf import Schema
-from ..hadoop.ipc.server import IpcServer
-from ..hadoop.ipc.sniff import serve_sniffing
-from . import errors, webhdfs
-from .blockmanager import BlockInfo, BlockManager, DatanodeDescriptor
-from .config import Configuration
-from .errors import (
+from ..hadoop.errors import (
     AlreadyBeingCreatedException,
     FileAlreadyExistsException,
     FileNotFoundException,
-    HdfsException,
+    HadoopException,
     IllegalArgumentException,
     IOException,
     LeaseExpiredException,
     SafeModeException,
 )
+from ..hadoop.http import BadRequest, Request, Response, serve
+from ..hadoop.ipc.protobuf import Schema
+from ..hadoop.ipc.server import IpcServer
+from ..hadoop.ipc.sniff import serve_sniffing
+from . import webhdfs
+from .blockmanager import BlockInfo, BlockManager, DatanodeDescriptor
+from .config import Configuration
 from .namespace import (
     EXECUTE,
     READ,
@@ -764,7 +764,7 @@ class NameNode:
             if req.path in ("/", "/isActive"):
                 return Response(200, {"Content-Type": "text/plain"}, b"NameNode is running\n")
             raise FileNotFoundException(f"no such resource {req.path}")
-        except HdfsException as exc:
+        except HadoopException as exc:
             return Response.json(exc.to_json(), exc.status)
         except (BadRequest, ConnectionError):
             raise  # the server answers these itself, or the client is gone

@@ -11,8 +11,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from ..hadoop.fields import Any_, FieldError, Int, List, Str, Struct
-from .errors import (
+from ..hadoop.errors import (
     AccessControlException,
     FileAlreadyExistsException,
     FileNotFoundException,
@@ -21,6 +20,7 @@ from .errors import (
     ParentNotDirectoryException,
     PathIsNotEmptyDirectoryException,
 )
+from ..hadoop.fields import Any_, FieldError, Int, List, Str, Struct
 
 READ, WRITE, EXECUTE = 4, 2, 1  # permission bits, as checks name them
 # Hadoop's FsAction names, which its permission errors use (access=WRITE).

@@ -10,9 +10,9 @@ from __future__ import annotations
 import posixpath
 import time
 
+from ..hadoop import errors
+from ..hadoop.errors import FileAlreadyExistsException, FileNotFoundException, IOException
 from ..hadoop.ipc.server import CallContext
-from . import errors
-from .errors import FileAlreadyExistsException, FileNotFoundException, IOException
 from .namespace import EXECUTE, READ, WRITE, INode, INodeFile, normalize
 
 PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"

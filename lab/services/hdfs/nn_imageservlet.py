@@ -8,10 +8,10 @@ import hashlib
 import logging
 import time
 
-from ..hadoop import fields
+from ..hadoop import errors, fields
+from ..hadoop.errors import FileNotFoundException, IllegalArgumentException, IOException
 from ..hadoop.http import Request, Response
-from . import errors, webhdfs
-from .errors import FileNotFoundException, IllegalArgumentException, IOException
+from . import webhdfs
 from .namespace import Namespace
 
 log = logging.getLogger("hdfs.namenode")

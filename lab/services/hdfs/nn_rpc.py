@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from ..hadoop import fields
+from ..hadoop import errors, fields
+from ..hadoop.errors import HadoopException, IllegalArgumentException, IOException
 from ..hadoop.fields import Bool, Checked, Int, List, Str, Struct, args
 from ..hadoop.http import BadRequest, Request, Response
-from . import errors
-from .errors import HdfsException, IllegalArgumentException, IOException
 from .namespace import BLOCK_JSON, INodeFile, normalize
 
 log = logging.getLogger("hdfs.namenode")
@@ -49,7 +48,7 @@ class NameNodeRpcServer:
                 raise IllegalArgumentException(f"{method}: {exc}") from None
             result = fn(req.peer, **params)
             return Response.json(result if isinstance(result, dict) else {"result": result})
-        except HdfsException as exc:
+        except HadoopException as exc:
             return Response.json(exc.to_json(), exc.status)
         except (BadRequest, ConnectionError):
             raise  # the server answers these itself, or the client is gone

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from ..hadoop import errors
+from ..hadoop.errors import FileNotFoundException, IOException
 from ..hadoop.http import Request, Response
-from . import errors, webhdfs
+from . import webhdfs
 from .blockmanager import DatanodeDescriptor
-from .errors import FileNotFoundException, IOException
 from .namespace import EXECUTE, READ, WRITE, INodeFile, normalize
 
 

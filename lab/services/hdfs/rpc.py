@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
+from ..hadoop import errors
 from ..hadoop.http import HttpClient
-from . import errors
 
 
 class NameNodeClient:

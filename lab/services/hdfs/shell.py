@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from . import errors
+from ..hadoop import errors
+from ..hadoop.webclient import WebHdfsClient
 from .namespace import mode_string
-from .webclient import WebHdfsClient
 
 USAGE = """Usage: hdfs [--user NAME] COMMAND
   dfs -ls [-R] PATH... | -mkdir [-p] PATH... | -put [-f] LOCAL... DST | -get SRC... LOCALDST
@@ -127,7 +127,7 @@ class Dfs:
         for path in paths or [f"/user/{self.c.user}"]:
             try:
                 self._ls(path, "-R" in flags, top=True)
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("ls", path, exc)
         return rc
 
@@ -163,7 +163,7 @@ class Dfs:
                         rc = 1
                         continue
                 self.c.mkdirs(path)
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("mkdir", path, exc)
         return rc
 
@@ -190,7 +190,7 @@ class Dfs:
             except FileNotFoundError:
                 self.err.write(f"put: `{src}': No such file or directory\n")
                 rc = 1
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("put", target, exc)
         return rc
 
@@ -212,7 +212,7 @@ class Dfs:
                     for piece in self.c.read(src):
                         f.write(piece)
                 tmp.rename(local)
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 tmp.unlink(missing_ok=True)
                 rc = self._fail("get", src, exc)
         return rc
@@ -229,7 +229,7 @@ class Dfs:
                         self.out.write(piece.decode("utf-8", "replace"))
                 if stream is not None:
                     stream.flush()
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("cat", path, exc)
         return rc
 
@@ -247,7 +247,7 @@ class Dfs:
             except errors.FileNotFoundException as exc:
                 if "-f" not in flags:
                     rc = self._fail("rm", path, exc)
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("rm", path, exc)
         return rc
 
@@ -263,7 +263,7 @@ class Dfs:
                 if not self.c.rename(src, dst):
                     self.err.write(f"mv: `{src}' to `{dst}': Input/output error\n")
                     rc = 1
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("mv", src, exc)
         return rc
 
@@ -278,7 +278,7 @@ class Dfs:
                     continue
                 except errors.FileNotFoundException:
                     self.c.write(path, b"")
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("touchz", path, exc)
         return rc
 
@@ -299,7 +299,7 @@ class Dfs:
         except FileNotFoundError as exc:
             self.err.write(f"appendToFile: `{exc.filename}': No such file or directory\n")
             return 1
-        except errors.HdfsException as exc:
+        except errors.HadoopException as exc:
             return self._fail("appendToFile", dst, exc)
 
     def tail(self, flags: set[str], paths: list[str]) -> int:
@@ -308,7 +308,7 @@ class Dfs:
             data = b"".join(self.c.read(paths[0], offset=max(0, length - 1024)))
             self.out.write(data.decode("utf-8", "replace"))
             return 0
-        except errors.HdfsException as exc:
+        except errors.HadoopException as exc:
             return self._fail("tail", paths[0], exc)
 
     def setrep(self, flags: set[str], paths: list[str]) -> int:
@@ -322,7 +322,7 @@ class Dfs:
                 self.out.write(f"Replication {rep} set: {path}\n")
                 if "-w" in flags:
                     self._wait_replication(path, rep)
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("setrep", path, exc)
         return rc
 
@@ -347,7 +347,7 @@ class Dfs:
         for path in paths[1:]:
             try:
                 self.c.set_permission(path, mode)
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("chmod", path, exc)
         return rc
 
@@ -360,7 +360,7 @@ class Dfs:
         for path in paths[1:]:
             try:
                 self.c.set_owner(path, owner or None, group or None)
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("chown", path, exc)
         return rc
 
@@ -381,7 +381,7 @@ class Dfs:
                     ]
                 for p, cs in items:
                     self.out.write(f"{cs['length']}  {cs['spaceConsumed']}  {p}\n")
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("du", path, exc)
         return rc
 
@@ -393,7 +393,7 @@ class Dfs:
                 self.out.write(
                     f"{cs['directoryCount']:>12} {cs['fileCount']:>12} {cs['length']:>18} {path}\n"
                 )
-            except errors.HdfsException as exc:
+            except errors.HadoopException as exc:
                 rc = self._fail("count", path, exc)
         return rc
 
@@ -419,7 +419,7 @@ def fsck(client: WebHdfsClient, args: list[str], out: TextIO, err: TextIO) -> in
         return 255
     try:
         report = client.fsck(paths[0], as_json=True)
-    except errors.HdfsException as exc:
+    except errors.HadoopException as exc:
         err.write(f"FSCK ended: {exc}\n")
         return 1
     if "-json" in args:

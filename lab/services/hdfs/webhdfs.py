@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import IllegalArgumentException, InvalidPathException
+from ..hadoop.errors import IllegalArgumentException, InvalidPathException
 
 PREFIX = "/webhdfs/v1"
 

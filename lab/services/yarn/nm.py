@@ -27,6 +27,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..hadoop.webclient import WebHdfsClient
 from . import http
 from .cgroups import CgroupManager, ContainerCgroup
 from .conf import Configuration
@@ -38,7 +39,6 @@ from .records import (
     Resource,
     app_of_container,
 )
-from .webhdfs import WebHdfs
 
 log = logging.getLogger("yarn.nm")
 
@@ -324,14 +324,14 @@ class NodeManager:
         target = c.work_dir / name
         u = urllib.parse.urlsplit(url)
         if u.scheme in ("webhdfs", "swebhdfs"):
-            data = WebHdfs(url, user=c.user).read(u.path)
+            data = WebHdfsClient(url, user=c.user).read_bytes(u.path)
         elif u.scheme == "hdfs":
             nn = self.conf.get("dfs.namenode.http-address")
             if not nn:
                 raise ValueError(
                     f"{url}: hdfs:// resources need dfs.namenode.http-address in hdfs-site.xml"
                 )
-            data = WebHdfs(nn, user=c.user).read(u.path)
+            data = WebHdfsClient(nn, user=c.user).read_bytes(u.path)
         elif u.scheme in ("http", "https"):
             with urllib.request.urlopen(url, timeout=60) as r:
                 data = r.read()

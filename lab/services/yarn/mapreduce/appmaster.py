@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ...hadoop.errors import HadoopException
+from ...hadoop.webclient import WebHdfsClient
 from .. import http
 from ..conf import Configuration
 from ..records import ABORTED, KILLED_BY_RESOURCEMANAGER, attempt_number
-from ..webhdfs import WebHdfs, WebHdfsError
 from .jobs import choose_split_points, make_job
 from .splits import InputPathMissing, compute_splits, read_split
 
@@ -87,7 +88,7 @@ class AppMaster:
             yconf = Configuration.load(env.get("HADOOP_CONF_DIR", "."))
             sched = "{}:{}".format(*yconf.get_address("yarn.resourcemanager.scheduler.address"))
         self.rm = f"http://{sched}/rpc/ApplicationMasterProtocol"
-        self.fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
+        self.fs = WebHdfsClient(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
         self.job = None  # made in setup(), where a bad configuration fails the job, not the AM
         self.reduces = int(conf.get("mapreduce.job.reduces", 1))
         self.max_map_attempts = int(conf.get("mapreduce.map.maxattempts", 4))
@@ -245,12 +246,12 @@ class AppMaster:
         inputs = self.conf["mapreduce.input.fileinputformat.inputdir"]
         inputs = inputs.split(",") if isinstance(inputs, str) else inputs
         try:
-            if self.am_attempt == 1 and self.fs.status(self.output) is not None:
+            if self.am_attempt == 1 and self.fs.status(self.output, strict=False) is not None:
                 raise JobFailed(f"Output directory {self.output} already exists")
             splits = compute_splits(self.fs, inputs)
         except InputPathMissing as e:
             raise JobFailed(str(e)) from None
-        except WebHdfsError as e:
+        except HadoopException as e:
             raise JobFailed(f"could not read the input from HDFS: {e}") from None
         if self.job.name == "sort" and self.reduces > 1:
             self.split_points = choose_split_points(self.sample(splits), self.reduces)
@@ -592,7 +593,7 @@ class AppMaster:
             dst = f"{self.output}/part-r-{t.index:05d}"
             if not self.fs.rename(src, dst):
                 raise JobFailed(f"could not commit {src} to {dst}")
-        self.fs.write(f"{self.output}/_SUCCESS", b"")
+        self.fs.write(f"{self.output}/_SUCCESS", b"", overwrite=True)
         self.fs.delete(f"{self.output}/_temporary", recursive=True)
 
     def report(self) -> dict:
@@ -646,9 +647,11 @@ class AppMaster:
         try:
             self.fs.mkdirs(done)
             self.fs.write(
-                f"{done}/{self.job_id}.json", json.dumps(self.report(), indent=1).encode()
+                f"{done}/{self.job_id}.json",
+                json.dumps(self.report(), indent=1).encode(),
+                overwrite=True,  # a second AM attempt writes the report again
             )
-        except WebHdfsError as e:
+        except HadoopException as e:
             log.warning("could not write the job report: %s", e)
 
 

@@ -12,8 +12,8 @@ import json
 import re
 import time
 
+from ...hadoop.webclient import WebHdfsClient
 from .. import http
-from ..webhdfs import WebHdfs
 from .jobs import JOBS, make_job
 
 DONE_DIR = "/tmp/hadoop-yarn/staging/history/done"
@@ -50,13 +50,13 @@ def submit_job(
     rm_url = rm_url.rstrip("/")
     if "://" not in rm_url:
         rm_url = "http://" + rm_url
-    fs = WebHdfs(webhdfs, user=user)
+    fs = WebHdfsClient(webhdfs, user=user)
     if check_paths:
         # What FileInputFormat/FileOutputFormat check at submission in Hadoop.
         for p in inputs:
-            if fs.status(p) is None:
+            if fs.status(p, strict=False) is None:
                 raise JobError(f"Input path does not exist: {p}")
-        if fs.status(output) is not None:
+        if fs.status(output, strict=False) is not None:
             raise JobError(f"Output directory {output} already exists")
     app = http.call(f"{rm_url}/ws/v1/cluster/apps/new-application", {})["application-id"]
     job_id = "job_" + app[len("application_") :]
@@ -69,16 +69,16 @@ def submit_job(
         "mapreduce.job.reduces": reduces,
         "mapreduce.job.queuename": queue,
         "mapreduce.jobhistory.done-dir": DONE_DIR,
-        "fs.webhdfs.address": fs.base,
+        "fs.webhdfs.address": fs.url,
         "user": user,
         "job.id": job_id,
     }
     job_conf.update(conf or {})
     conf_path = f"{staging}/job.json"
-    job_conf["mapreduce.job.conf.uri"] = "webhdfs://" + fs.base.split("://", 1)[1] + conf_path
+    job_conf["mapreduce.job.conf.uri"] = f"webhdfs://{fs.host}:{fs.port}{conf_path}"
     data = json.dumps(job_conf, indent=1).encode()
     fs.mkdirs(staging)
-    fs.write(conf_path, data)
+    fs.write(conf_path, data, overwrite=True)
     body = {
         "application-id": app,
         "application-name": name or f"{kind}",
@@ -129,16 +129,16 @@ def wait_for_job(
 
 def job_report(webhdfs: str, app_id: str, user: str = "root") -> dict | None:
     """The report the AM wrote to the history directory (counters, task attempts)."""
-    fs = WebHdfs(webhdfs, user=user)
+    fs = WebHdfsClient(webhdfs, user=user)
     job_id = "job_" + app_id[len("application_") :]
-    if fs.status(f"{DONE_DIR}/{job_id}.json") is None:
+    if fs.status(f"{DONE_DIR}/{job_id}.json", strict=False) is None:
         return None
-    return json.loads(fs.read(f"{DONE_DIR}/{job_id}.json"))
+    return json.loads(fs.read_bytes(f"{DONE_DIR}/{job_id}.json"))
 
 
 def read_output(webhdfs: str, output: str, user: str = "root") -> str:
-    fs = WebHdfs(webhdfs, user=user)
+    fs = WebHdfsClient(webhdfs, user=user)
     parts = sorted(
         st["pathSuffix"] for st in fs.list(output) if st["pathSuffix"].startswith("part-")
     )
-    return "".join(fs.read(f"{output}/{p}").decode("utf-8", "surrogateescape") for p in parts)
+    return "".join(fs.read_bytes(f"{output}/{p}").decode("utf-8", "surrogateescape") for p in parts)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from ..webhdfs import WebHdfs, WebHdfsError
+from ...hadoop.errors import HadoopException
+from ...hadoop.webclient import WebHdfsClient
 
 log = logging.getLogger("mapreduce.splits")
 
@@ -34,14 +35,14 @@ def _hosts_of(loc: dict) -> tuple[list[str], list[str]]:
     return sorted(set(hosts)), sorted(set(racks))
 
 
-def _located_blocks(fs: WebHdfs, path: str, length: int) -> list[dict]:
+def _located_blocks(fs: WebHdfsClient, path: str, length: int) -> list[dict]:
     """GETFILEBLOCKLOCATIONS (public, Hadoop 3) or GETBLOCKLOCATIONS (LocatedBlocks) as a fallback."""
     try:
         return fs.block_locations(path, 0, length)
-    except WebHdfsError as e:
+    except HadoopException as e:
         first = e
     try:
-        data = fs._json("GET", path, "GETBLOCKLOCATIONS", offset=0, length=length)
+        data = fs.call("GET", path, "GETBLOCKLOCATIONS", offset=0, length=length)
         blocks = (data.get("LocatedBlocks") or {}).get("locatedBlocks") or []
         out = []
         for b in blocks:
@@ -62,15 +63,17 @@ def _located_blocks(fs: WebHdfs, path: str, length: int) -> list[dict]:
                 }
             )
         return out
-    except WebHdfsError:
+    except HadoopException:
         log.warning("no block-location op in this WebHDFS (%s): using OPEN redirects", first)
         return []
 
 
-def compute_splits(fs: WebHdfs, inputs: list[str], block_size_hint: int = 128 << 20) -> list[dict]:
+def compute_splits(
+    fs: WebHdfsClient, inputs: list[str], block_size_hint: int = 128 << 20
+) -> list[dict]:
     splits = []
     for path in inputs:
-        if fs.status(path) is None:
+        if fs.status(path, strict=False) is None:
             raise InputPathMissing(f"Input path does not exist: {path}")
         for file, st in fs.walk_files(path):
             length = int(st.get("length", 0))
@@ -105,7 +108,7 @@ def compute_splits(fs: WebHdfs, inputs: list[str], block_size_hint: int = 128 <<
     return splits
 
 
-def read_split(fs: WebHdfs, split: dict, chunk: int = 4 << 20) -> Iterator[str]:
+def read_split(fs: WebHdfsClient, split: dict, chunk: int = 4 << 20) -> Iterator[str]:
     path, start, length = split["path"], split["offset"], split["length"]
     end = start + length
     buf = b""
@@ -121,7 +124,7 @@ def read_split(fs: WebHdfs, split: dict, chunk: int = 4 << 20) -> Iterator[str]:
         base += i
         buf = buf[i:]
         i = 0
-        data = fs.read(path, base + len(buf), chunk)
+        data = fs.read_bytes(path, base + len(buf), chunk)
         if len(data) < chunk:
             eof = True
         buf += data

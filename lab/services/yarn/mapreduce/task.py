@@ -22,8 +22,8 @@ import traceback
 import urllib.request
 from pathlib import Path
 
+from ...hadoop.webclient import WebHdfsClient
 from ..http import RpcError, call
-from ..webhdfs import WebHdfs
 from .jobs import make_job
 from .splits import read_split
 
@@ -58,13 +58,13 @@ def _sum_adjacent(items):
 
 
 def run_map(
-    task: dict, conf: dict, fs: WebHdfs | None = None, local_dir: str | None = None
+    task: dict, conf: dict, fs: WebHdfsClient | None = None, local_dir: str | None = None
 ) -> dict:
     """Map a split; buffer output per partition, sort and spill it to disk whenever the
     buffer passes mapreduce.task.io.sort.mb, then merge the spills into one sorted file
     per partition (the combiner runs on every spill and on the merge)."""
     job = make_job(conf)
-    fs = fs or WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
+    fs = fs or WebHdfsClient(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
     reduces = int(conf["mapreduce.job.reduces"])
     part = job.partitioner(reduces, task.get("splitPoints"))
     limit = float(conf.get("mapreduce.task.io.sort.mb", 100)) * (1 << 20)
@@ -174,7 +174,7 @@ def run_reduce(task: dict, conf: dict, local_dir: str | None = None) -> dict:
     Then merge the sorted runs as streams, reduce each key group, and stream the
     result to HDFS."""
     job = make_job(conf)
-    fs = WebHdfs(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
+    fs = WebHdfsClient(conf["fs.webhdfs.address"], user=conf.get("user", "root"))
     r = int(task["partition"])
     umbilical = task["umbilical"]
     work = Path(local_dir or os.environ["LOCAL_DIRS"]) / "shuffle" / task["attempt"]

@@ -25,7 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
-from lab.bench.reference import apache_zk_argv, free_port, wait_port
+from lab.bench.reference import apache_zk_argv
+from lab.services.ports import free_port, wait_port
 
 RECORD = 1024
 HOSTS = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]

@@ -8,7 +8,6 @@ log4j configuration, so its log goes wherever the caller sends standard output.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
@@ -39,24 +38,6 @@ def apache_zk_argv(
         main,
         os.fspath(cfg),
     ]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Until host:port accepts a connection; fails early if `proc` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{host}:{port} did not accept within {timeout}s")
 
 
 def wait_zk_serving(host: str, port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import socket
 import time
 
 from lab.orchestrator.deployers.base import PYTHON, ServiceDeployer, ServiceProcess
+from lab.services.ports import port_answers
 from lab.topology.services import REQUIRES, start_order
 
 
@@ -34,23 +34,6 @@ def deployer_for(service: str) -> ServiceDeployer:
 def _needs(service: str, services: dict) -> list[str]:
     need = REQUIRES.get(service)
     return [need] if need and need in services else []
-
-
-def wait_port(host: str, port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_answers(host, port):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 class _Rollout:

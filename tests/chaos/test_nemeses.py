@@ -11,8 +11,8 @@ import pytest
 from lab.chaos import nemesis as nem
 from lab.chaos.labctx import ChaosError, LabContext
 from lab.net import faults as netfaults
-from lab.orchestrator.deploy import wait_port
 from lab.orchestrator.state import State
+from lab.services.ports import port_answers
 
 
 class FakeNode:
@@ -102,7 +102,12 @@ def ctx(module_lab):
 
 
 def zk_answers(ctx, node, timeout=20) -> bool:
-    return wait_port(ctx.addresses[node], 2181, timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_answers(ctx.addresses[node], 2181):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def start(ctx, name, tmp_path):

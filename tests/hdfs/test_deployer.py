@@ -14,7 +14,7 @@ from lab.backends.base import NODE_DATA_DIR
 from lab.orchestrator.deployers.hdfs import HdfsDeployer
 from lab.services.hadoop.conf import parse_rack_table, parse_site_xml
 from lab.services.hadoop.webclient import WebHdfsClient
-from lab.services.hdfs.minicluster import free_port
+from lab.services.ports import free_port
 
 ADDR = {"n1": "10.1.1.2", "n2": "10.1.1.3", "n3": "10.1.2.2", "n4": "10.1.2.3"}
 RACKS = {"n1": "r1", "n2": "r1", "n3": "r2", "n4": "r2"}

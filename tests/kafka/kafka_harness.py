@@ -15,7 +15,8 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
-from lab.bench.reference import apache_zk_argv, free_port, wait_port
+from lab.bench.reference import apache_zk_argv
+from lab.services.ports import free_port, wait_port
 
 
 class ApacheZooKeeper:

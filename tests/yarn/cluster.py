@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,9 @@ import requests
 
 from lab.services.hadoop.conf import render_site_xml
 from lab.services.hdfs.minicluster import MiniCluster
+from lab.services.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def wait_until(pred, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):

@@ -15,7 +15,7 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
-from lab.bench.reference import free_port
+from lab.services.ports import free_port
 from lab.services.zookeeper.config import parse
 from lab.services.zookeeper.server import ZooKeeperServer
 

@@ -10,7 +10,7 @@ import time
 
 from kazoo.client import KazooClient
 
-from lab.bench.reference import free_port
+from lab.services.ports import free_port
 
 from .conftest import ProcessServer
 

@@ -52,7 +52,7 @@ def test_plan_refuses_bad_sections(section, message):
 def test_rendered_plan_runs_as_an_ensemble(tmp_path, process_server):
     """Render for three loopback 'nodes', rewrite only the node-local paths and ports,
     and check the three servers elect a leader that the deployer's status() reports."""
-    from lab.bench.reference import free_port
+    from lab.services.ports import free_port
 
     from .conftest import ProcessServer, wait_port
     from .ensemble import four_letter

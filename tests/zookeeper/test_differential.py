@@ -10,7 +10,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
 
-from lab.bench.reference import free_port
+from lab.services.ports import free_port
 
 from . import apache
 

@@ -10,7 +10,7 @@ import socket
 import pytest
 from kazoo.client import KazooClient
 
-from lab.bench.reference import free_port
+from lab.services.ports import free_port
 
 from . import apache
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from lab.bench.reference import free_port
+from lab.services.ports import free_port
 from lab.services.zookeeper.jute import Reader, Writer
 from lab.services.zookeeper.proto import (
     ACL,

@@ -14,7 +14,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import QuotaExceededError
 
-from lab.bench.reference import free_port
+from lab.services.ports import free_port
 from lab.services.zookeeper.quotas import RateLogger, StatsTrack
 
 from . import apache

@@ -8,7 +8,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,7 @@ from pathlib import Path
 
 from ..hadoop.conf import render_rack_table, render_site_xml
 from ..hadoop.webclient import WebHdfsClient
-
-
-def free_port(ip: str) -> int:
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
+from ..ports import free_port
 
 
 @dataclass

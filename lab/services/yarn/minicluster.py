@@ -3,20 +3,14 @@ addresses, for benchmarks and demos on one host (tests keep their own harness)."
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ..hadoop.conf import render_site_xml
+from ..ports import free_port
 from . import http
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class MiniYarnCluster:

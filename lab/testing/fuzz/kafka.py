@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lab.bench.reference import free_port, wait_port
 from lab.services.kafka.protocol.api import APIS, encode_request
+from lab.services.ports import free_port, wait_port
 
 from .core import Daemon, Probe, Target
 from .mutate import garbage, mutate

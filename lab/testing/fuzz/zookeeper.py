@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kazoo.retry import KazooRetry
 
-from lab.bench.reference import free_port, wait_port
+from lab.services.ports import free_port, wait_port
 
 from .core import Daemon, Probe, Target
 from .mutate import EDGE_INTS, garbage, mutate

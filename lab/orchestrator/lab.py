@@ -337,8 +337,8 @@ def clean(
             if d.is_dir():
                 names |= {p.name for p in d.iterdir() if p.is_dir()}
         home = lab_dir("x").parent
-        if home.is_dir():
-            names |= {p.name for p in home.iterdir() if p.is_dir()}
+        if home.is_dir():  # dot dirs are not labs (simulated hosts keep theirs in one)
+            names |= {p.name for p in home.iterdir() if p.is_dir() and p.name[0] != "."}
         for kind in backend_kinds():  # VMs outlive a lost state dir: libvirt remembers them
             try:
                 names |= get_backend(kind).labs()

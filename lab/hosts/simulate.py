@@ -1,0 +1,397 @@
+"""``lab hosts simulate N``: spare machines on this one, to try a multi-host lab and to
+test it for real.
+
+A simulated host is what racklab meets on a real spare machine, made of namespaces:
+
+    this machine                 switch ns rlh<set>-sw          host ns rlh<set>-<i> (each)
+    rlh<set>-c 10.254.K.1 ====== ctl --+ sw                      own mount, UTS, IPC, PID ns
+                                       +-- h1 ================== eth0 10.254.K.11
+                                       +-- h2 ================== eth0 10.254.K.12
+
+Each host runs Debian's real sshd (from its own root filesystem: racklab's Debian
+rootfs with openssh-server, lab/images/simhost.py, under an overlay of its own, so
+what one host installs the others do not see) as the child of tini, PID 1 of the
+host's own PID namespace; it listens on the host's own address. The switch is a
+namespace of its own for the reason the lab's racks are (lab/net/fabric.py): a Docker
+host's br_netfilter would drop frames bridged in the main namespace.
+
+Each set gets a client key and a known_hosts file holding every host's key (made here,
+a new one per host), and prints the ``hosts:`` section a topology file uses. The set
+is recorded before anything is made, and everything is found again by its names, so
+``--remove`` undoes it also after a crash.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.hosts.keys import known_hosts_line, write_keypair
+from lab.images import simhost
+from lab.net.addressing import host_networks
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")  # names of interfaces must fit 15 characters
+POOL = ipaddress.IPv4Network("10.254.0.0/16")  # outside the /16s labs pick (10.50-10.249)
+FIRST = 11  # host i gets .(10 + i); .1 is this machine
+MAX_HOSTS = 32
+SSH_PORT = 22
+READY_TIMEOUT = 30.0
+
+
+class SimulateError(Exception):
+    """A user mistake or a failure, in one sentence."""
+
+
+def sets_dir() -> Path:
+    # beside the labs' state dirs, under a name no lab can have (lab names start with a letter)
+    return Path(os.environ.get("RACKLAB_HOME", "/var/lib/racklab")) / ".simhosts"
+
+
+def switch_ns(name: str) -> str:
+    return f"rlh{name}-sw"
+
+
+def host_ns(name: str, i: int) -> str:
+    return f"rlh{name}-{i}"
+
+
+def controller_if(name: str) -> str:
+    return f"rlh{name}-c"
+
+
+@dataclass
+class SimHost:
+    name: str  # the host's name in a topology file: <set><i>
+    address: str
+    netns: str
+    dir: Path  # its overlay's upper and work dirs, its sshd log
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise SimulateError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
+    return proc
+
+
+def _sysctl_in(ns: str, key: str, value: str) -> None:
+    _ip("netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise SimulateError(
+            f"simulated hosts' name {name!r} must be a lower-case letter and up to 7 more "
+            "letters or digits (it prefixes interface names)"
+        )
+
+
+def choose_subnet() -> ipaddress.IPv4Network:
+    """The first /24 of the pool that nothing on this machine routes or uses."""
+    taken = host_networks()
+    for net in POOL.subnets(new_prefix=24):
+        if not any(net.overlaps(t) for t in taken):
+            return net
+    raise SimulateError(f"no free /24 left in {POOL} on this machine for simulated hosts")
+
+
+def load(name: str) -> dict | None:
+    try:
+        return json.loads((sets_dir() / name / "set.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _save(data: dict) -> None:
+    d = sets_dir() / data["name"]
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / ".set.json.tmp"
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, d / "set.json")
+
+
+def known_sets() -> list[str]:
+    d = sets_dir()
+    return sorted(p.name for p in d.iterdir() if (p / "set.json").is_file()) if d.is_dir() else []
+
+
+def simulate(count: int, name: str = "sim", progress=lambda msg: None) -> dict:
+    """Make ``count`` simulated hosts named <name>1..<name><count>; returns the set
+    (what ``hosts_section`` prints). Undoes what it made when a step fails."""
+    check_name(name)
+    if not 1 <= count <= MAX_HOSTS:
+        raise SimulateError(f"simulate between 1 and {MAX_HOSTS} hosts, not {count}")
+    if exists(name):
+        raise SimulateError(
+            f"simulated hosts {name!r} exist already; `lab hosts simulate --remove --name "
+            f"{name}` first, or pick another --name"
+        )
+    progress("preparing the hosts' root filesystem")
+    tree = simhost.ensure_simhost_root(lambda line: None)
+    net = choose_subnet()
+    d = sets_dir() / name
+    data = {
+        "name": name,
+        "subnet": str(net),
+        "controller": str(net.network_address + 1),
+        "tree": str(tree),
+        "key": str(d / "id_ed25519"),
+        "known_hosts": str(d / "known_hosts"),
+        "hosts": {
+            f"{name}{i}": {
+                "address": str(net.network_address + FIRST - 1 + i),
+                "netns": host_ns(name, i),
+            }  # fmt: skip
+            for i in range(1, count + 1)
+        },
+    }
+    _save(data)  # before anything is made: --remove finds it all after a crash
+    try:
+        _make(data, progress)
+    except BaseException:
+        remove(name)
+        raise
+    return data
+
+
+def _make(data: dict, progress) -> None:
+    name = data["name"]
+    d = sets_dir() / name
+    tree = Path(data["tree"])
+    (tree.parent / simhost.IN_USE).mkdir(exist_ok=True)
+    (tree.parent / simhost.IN_USE / name).write_text(str(d) + "\n")
+    public = write_keypair(Path(data["key"]), f"racklab-simulated-{name}")
+    prefix = ipaddress.IPv4Network(data["subnet"]).prefixlen
+
+    progress(f"switch {switch_ns(name)} on {data['subnet']}")
+    sw = switch_ns(name)
+    _ip("netns", "add", sw)
+    _ip("-n", sw, "link", "set", "lo", "up")
+    _ip("-n", sw, "link", "add", "name", "sw", "type", "bridge")
+    _ip("-n", sw, "link", "set", "sw", "up")
+    _sysctl_in(sw, "net.ipv6.conf.all.disable_ipv6", "1")
+    ctl = controller_if(name)
+    _ip("link", "add", "name", ctl, "type", "veth", "peer", "name", "ctl", "netns", sw)
+    _ip("-n", sw, "link", "set", "ctl", "master", "sw", "up")
+    _ip("addr", "add", f"{data['controller']}/{prefix}", "dev", ctl)
+    _ip("link", "set", ctl, "up")
+
+    known = []
+    procs = {}
+    for i, (host, h) in enumerate(data["hosts"].items(), start=1):
+        progress(f"host {host} at {h['address']}")
+        ns = h["netns"]
+        _ip("netns", "add", ns)
+        _ip(
+            "-n",
+            sw,
+            "link",
+            "add",
+            "name",
+            f"h{i}",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns,
+        )
+        _ip("-n", sw, "link", "set", f"h{i}", "master", "sw", "up")
+        _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("-n", ns, "addr", "add", f"{h['address']}/{prefix}", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        _sysctl_in(ns, "net.ipv6.conf.all.disable_ipv6", "1")
+        hdir = d / host
+        host_public = _prepare_root(tree, hdir, host, h["address"], public)
+        known.append(known_hosts_line(h["address"], SSH_PORT, host_public))
+        procs[host] = _boot(tree, hdir, host, ns)
+    Path(data["known_hosts"]).write_text("\n".join(known) + "\n")
+    for host, h in data["hosts"].items():
+        _wait_ssh(host, h["address"], procs[host], d / host / "sshd.log")
+
+
+def _mkdirs_like(tree: Path, upper: Path, rel: str) -> Path:
+    """Make ``rel`` in the overlay's upper dir with each part's owner and mode as in the
+    lower tree: an upper dir shadows the lower one's attributes, and sshd refuses a home
+    or .ssh owned by anyone else or writable by others."""
+    path = upper
+    for part in Path(rel).parts:
+        path = path / part
+        lower = tree / path.relative_to(upper)
+        if not path.is_dir():
+            path.mkdir()
+            if lower.is_dir():
+                st = lower.stat()
+                os.chown(path, st.st_uid, st.st_gid)
+                os.chmod(path, stat.S_IMODE(st.st_mode))
+    return path
+
+
+def _owner_of(tree: Path, user: str) -> tuple[int, int]:
+    for line in (tree / "etc" / "passwd").read_text().splitlines():
+        f = line.split(":")
+        if f[0] == user:
+            return int(f[2]), int(f[3])
+    raise SimulateError(f"the simulated hosts' root filesystem has no user {user}")
+
+
+def _prepare_root(tree: Path, hdir: Path, host: str, address: str, client_public: str) -> str:
+    """The host's own files, written into its overlay before it boots: hostname, hosts,
+    a host key of its own, the set's key for root and the other logins. -> host key line"""
+    upper, work = hdir / "upper", hdir / "work"
+    for p in (upper, work, hdir / "root"):
+        p.mkdir(parents=True, exist_ok=True)
+    etc = _mkdirs_like(tree, upper, "etc")
+    (etc / "hostname").write_text(host + "\n")
+    (etc / "hosts").write_text(f"127.0.0.1 localhost\n{address} {host}\n")
+    ssh = _mkdirs_like(tree, upper, "etc/ssh")
+    host_public = write_keypair(ssh / "ssh_host_ed25519_key", f"root@{host}")
+    for user, home in [("root", "root")] + [(u, f"home/{u}") for u in simhost.users()]:
+        uid, gid = _owner_of(tree, user)
+        home_dir = _mkdirs_like(tree, upper, home)
+        dot = home_dir / ".ssh"
+        dot.mkdir(mode=0o700, exist_ok=True)
+        (dot / "authorized_keys").write_text(client_public + "\n")
+        for p in (dot, dot / "authorized_keys"):
+            os.chown(p, uid, gid)
+        os.chmod(dot / "authorized_keys", 0o600)
+    return host_public
+
+
+# Runs in the host's network namespace, after unshare made its mount, UTS, IPC and PID
+# namespaces (this shell is PID 1 there until it execs tini): mount the host's own root,
+# give it /proc, /sys (this namespace's network devices), the cgroup trees and /dev,
+# fresh /run and /tmp, then pivot into it so nothing of this machine's tree stays
+# reachable, and exec sshd under tini (which reaps what the host's sessions orphan).
+_BOOT = r"""
+set -e
+lower=$1; upper=$2; work=$3; R=$4; name=$5
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$R"
+mount -t proc proc "$R/proc"
+mount -t sysfs sysfs "$R/sys"
+mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup"
+mount --rbind /dev "$R/dev"
+mount -t tmpfs -o mode=0755,size=64m tmpfs "$R/run"
+mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+mkdir -p "$R/run/sshd" "$R/.oldroot"
+hostname "$name"
+cd "$R"
+pivot_root . .oldroot
+umount -l /.oldroot
+rmdir /.oldroot
+exec /usr/bin/tini -- /usr/sbin/sshd -D -e
+"""
+
+
+def _boot(tree: Path, hdir: Path, host: str, ns: str) -> subprocess.Popen:
+    log = open(hdir / "sshd.log", "ab")
+    argv = [
+        "nsenter", f"--net=/run/netns/{ns}", "--",
+        "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--propagation", "private",
+        "--", "/bin/sh", "-c", _BOOT, "sh",
+        str(tree), str(hdir / "upper"), str(hdir / "work"), str(hdir / "root"), host,
+    ]  # fmt: skip
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # outlives this command: `--remove` ends it
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+        )
+    finally:
+        log.close()
+
+
+def _wait_ssh(host: str, address: str, proc: subprocess.Popen, log: Path) -> None:
+    """Until the host's sshd greets on its address (an OpenSSH banner, not just a port)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with socket.create_connection((address, SSH_PORT), timeout=2) as s:
+                s.settimeout(2)
+                if s.recv(64).startswith(b"SSH-2.0-OpenSSH"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    why = lines[-1] if lines else "no output"
+    raise SimulateError(f"simulated host {host}'s sshd did not answer on {address}: {why}")
+
+
+def _netns_pids(ns: str) -> list[int]:
+    proc = _ip("netns", "pids", ns, check=False)
+    return [int(p) for p in proc.stdout.split() if p.isdigit()]
+
+
+def _ours(name: str) -> list[str]:
+    """Every namespace of the set, by name (also without its state)."""
+    listed = _ip("netns", "list", check=False).stdout.split("\n")
+    names = [line.split()[0] for line in listed if line.strip()]
+    mine = re.compile(rf"^rlh{re.escape(name)}-(sw|\d+)$")
+    return [n for n in names if mine.match(n)]
+
+
+def exists(name: str) -> bool:
+    """Whether anything of the set is on this machine (its state or a namespace)."""
+    return load(name) is not None or bool(_ours(name))
+
+
+def remove(name: str) -> list[str]:
+    """Undo ``simulate``: every process, namespace, interface and file of the set."""
+    check_name(name)
+    data = load(name) or {}
+    removed = []
+    namespaces = _ours(name)
+    hosts = [n for n in namespaces if not n.endswith("-sw")]
+    # Killing every process of a host's network namespace kills its PID 1 (tini), and
+    # with it the kernel ends the rest of the host's PID namespace.
+    for ns in hosts:
+        for pid in _netns_pids(ns):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 10
+    while any(_netns_pids(ns) for ns in hosts) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for ns in namespaces:
+        _ip("netns", "del", ns, check=False)
+        removed.append(f"netns {ns}")
+    if _ip("link", "show", controller_if(name), check=False).returncode == 0:
+        _ip("link", "del", controller_if(name), check=False)
+        removed.append(f"interface {controller_if(name)}")
+    tree = data.get("tree")
+    if tree:
+        (Path(tree).parent / simhost.IN_USE / name).unlink(missing_ok=True)
+    d = sets_dir() / name
+    if d.exists():
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(f"state {d}")
+    return removed
+
+
+def hosts_section(data: dict) -> str:
+    """The ``hosts:`` section of a topology file for this set."""
+    lines = ["hosts:"]
+    for host, h in data["hosts"].items():
+        lines.append(
+            f"  {host}: {{address: {h['address']}, user: root, key: {data['key']}, "
+            f"known_hosts: {data['known_hosts']}}}"
+        )
+    return "\n".join(lines) + "\n"

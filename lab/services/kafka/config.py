@@ -103,6 +103,43 @@ _KNOWN = {
 }
 
 
+# Kafka's ConfigDef types and ranges (KafkaConfig 2.8) of the broker settings racklab
+# reads: (key, type, attribute when not the key with _ for ., check)
+BROKER_SETTINGS = (
+    ("broker.id", tc.INT, None, None),
+    ("zookeeper.connect", tc.STRING, None, None),
+    ("zookeeper.session.timeout.ms", tc.INT, None, tc.at_least(1)),
+    ("zookeeper.connection.timeout.ms", tc.INT, None, tc.at_least(1)),
+    ("num.partitions", tc.INT, None, tc.at_least(1)),
+    ("default.replication.factor", tc.INT, None, tc.at_least(1)),
+    ("min.insync.replicas", tc.INT, None, tc.at_least(1)),
+    ("auto.create.topics.enable", tc.BOOLEAN, "auto_create_topics", None),
+    ("delete.topic.enable", tc.BOOLEAN, None, None),
+    ("log.retention.check.interval.ms", tc.LONG, "retention_check_interval_ms", tc.at_least(1)),
+    ("socket.request.max.bytes", tc.INT, None, tc.at_least(1)),
+    ("message.max.bytes", tc.INT, None, tc.at_least(0)),
+    ("replica.lag.time.max.ms", tc.LONG, None, tc.at_least(1)),
+    ("replica.fetch.wait.max.ms", tc.INT, None, tc.at_least(0)),
+    ("replica.fetch.max.bytes", tc.INT, None, tc.at_least(0)),
+    ("unclean.leader.election.enable", tc.BOOLEAN, "unclean_leader_election", None),
+    ("auto.leader.rebalance.enable", tc.BOOLEAN, "auto_leader_rebalance", None),
+    (
+        "leader.imbalance.check.interval.seconds",
+        tc.LONG,
+        "leader_imbalance_check_interval_s",
+        tc.at_least(1),
+    ),
+    ("offsets.topic.num.partitions", tc.INT, None, tc.at_least(1)),
+    ("offsets.topic.replication.factor", tc.SHORT, None, tc.at_least(1)),
+    ("offsets.commit.timeout.ms", tc.INT, None, tc.at_least(1)),
+    ("group.initial.rebalance.delay.ms", tc.INT, None, tc.at_least(0)),
+    ("group.min.session.timeout.ms", tc.INT, None, tc.at_least(0)),
+    ("group.max.session.timeout.ms", tc.INT, None, tc.at_least(0)),
+    ("connections.max.idle.ms", tc.LONG, None, tc.at_least(1)),
+    ("broker.rack", tc.STRING, "rack", None),
+)
+
+
 @dataclass
 class BrokerConfig:
     broker_id: int = 0
@@ -156,46 +193,9 @@ class BrokerConfig:
                 raise ConfigError(str(e)) from None
             return val
 
-        def get(key, conv, attr=None, check=None):
+        for key, conv, attr, check in BROKER_SETTINGS:
             if key in props:
                 setattr(c, attr or key.replace(".", "_"), typed(key, conv, check))
-
-        get("broker.id", tc.INT)
-        get("zookeeper.connect", tc.STRING)
-        get("zookeeper.session.timeout.ms", tc.INT, check=tc.at_least(1))
-        get("zookeeper.connection.timeout.ms", tc.INT, check=tc.at_least(1))
-        get("num.partitions", tc.INT, check=tc.at_least(1))
-        get("default.replication.factor", tc.INT, check=tc.at_least(1))
-        get("min.insync.replicas", tc.INT, check=tc.at_least(1))
-        get("auto.create.topics.enable", tc.BOOLEAN, "auto_create_topics")
-        get("delete.topic.enable", tc.BOOLEAN)
-        get(
-            "log.retention.check.interval.ms",
-            tc.LONG,
-            "retention_check_interval_ms",
-            tc.at_least(1),
-        )
-        get("socket.request.max.bytes", tc.INT, check=tc.at_least(1))
-        get("message.max.bytes", tc.INT, check=tc.at_least(0))
-        get("replica.lag.time.max.ms", tc.LONG, check=tc.at_least(1))
-        get("replica.fetch.wait.max.ms", tc.INT, check=tc.at_least(0))
-        get("replica.fetch.max.bytes", tc.INT, check=tc.at_least(0))
-        get("unclean.leader.election.enable", tc.BOOLEAN, "unclean_leader_election")
-        get("auto.leader.rebalance.enable", tc.BOOLEAN, "auto_leader_rebalance")
-        get(
-            "leader.imbalance.check.interval.seconds",
-            tc.LONG,
-            "leader_imbalance_check_interval_s",
-            tc.at_least(1),
-        )
-        get("offsets.topic.num.partitions", tc.INT, check=tc.at_least(1))
-        get("offsets.topic.replication.factor", tc.SHORT, check=tc.at_least(1))
-        get("offsets.commit.timeout.ms", tc.INT, check=tc.at_least(1))
-        get("group.initial.rebalance.delay.ms", tc.INT, check=tc.at_least(0))
-        get("group.min.session.timeout.ms", tc.INT, check=tc.at_least(0))
-        get("group.max.session.timeout.ms", tc.INT, check=tc.at_least(0))
-        get("connections.max.idle.ms", tc.LONG, check=tc.at_least(1))
-        get("broker.rack", tc.STRING, "rack")
         if "listeners" in props:
             c.listener = parse_listener(props["listeners"])
         if "advertised.listeners" in props:

@@ -91,12 +91,7 @@ class Segment:
 
     def seal(self) -> None:
         """No longer the active segment: its files close; reads reopen it on demand."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.index_fd >= 0:
-            os.close(self.index_fd)
-            self.index_fd = -1
+        self._close_fds()
 
     def _writable(self) -> None:
         if self.fd < 0:
@@ -207,8 +202,11 @@ class Segment:
             os.fsync(self.index_fd)
 
     def close(self) -> None:
-        # Idempotent: closing a number twice could close a file opened since under it.
         READ_FDS.drop(self)
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        # Idempotent: closing a number twice could close a file opened since under it.
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -105,11 +105,11 @@ CLOSE = object()
 _said = Throttle()
 
 
-def _refuse_old(api, header, r: Reader, host: str):
-    """Produce v0-v2 / Fetch v0-v3: answered at the client's version with
-    UNSUPPORTED_VERSION for each partition (see oldversions)."""
+def _decode_body(api, header, r: Reader, host: str):
+    """The request body, or CLOSE for one that does not decode (as Kafka, which closes
+    the connection on a malformed request)."""
     try:
-        body = api.request.decode(r, header.api_version)
+        return api.request.decode(r, header.api_version)
     except DecodeError as e:
         log.warning(
             "closing connection from %s: malformed %s v%d: %s",
@@ -118,6 +118,14 @@ def _refuse_old(api, header, r: Reader, host: str):
             header.api_version,
             e,
         )
+        return CLOSE
+
+
+def _refuse_old(api, header, r: Reader, host: str):
+    """Produce v0-v2 / Fetch v0-v3: answered at the client's version with
+    UNSUPPORTED_VERSION for each partition (see oldversions)."""
+    body = _decode_body(api, header, r, host)
+    if body is CLOSE:
         return CLOSE
     if _said.due((host, api.key)):
         log.warning(
@@ -167,16 +175,8 @@ async def dispatch(broker: Broker, payload: bytes, host: str):
             api.max_version,
         )
         return CLOSE
-    try:
-        body = api.request.decode(r, header.api_version)
-    except DecodeError as e:
-        log.warning(
-            "closing connection from %s: malformed %s v%d: %s",
-            host,
-            api.name,
-            header.api_version,
-            e,
-        )
+    body = _decode_body(api, header, r, host)
+    if body is CLOSE:
         return CLOSE
     resp = await handlers.HANDLERS[api.key](broker, body, header, host)
     if resp is None:  # acks=0 produce: no response at all

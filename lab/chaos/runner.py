@@ -247,8 +247,17 @@ def run(
     except Exception as e:  # noqa: BLE001 - a verdict without a report still stands
         (run_dir / "report-error.txt").write_text(f"{type(e).__name__}: {e}\n")
     if interrupted is not None:
-        raise KeyboardInterrupt(interrupted)
+        stop = KeyboardInterrupt(interrupted)
+        stop.run_dir = run_dir  # the caller still says where the (unknown) verdict is
+        raise stop
     return run_dir
+
+
+def verdict_word(valid) -> str:
+    """A verdict as people say it: True -> valid, False -> invalid, else unknown."""
+    return {True: "valid", False: "invalid"}.get(
+        valid, "unknown" if valid != "incomplete" else valid
+    )
 
 
 def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
@@ -279,6 +288,7 @@ def list_runs(runs_dir: str | Path | None = None) -> list[dict]:
                 "seed": meta.get("seed"),
                 "time_s": meta.get("time_s"),
                 "valid": valid,
+                "verdict": verdict_word(valid),
                 "anomalies": anomalies,
             }
         )
@@ -320,7 +330,7 @@ def summary(run: str | Path | None = None, runs_dir: str | Path | None = None) -
     verdict = json.loads((d / "verdict.json").read_text())
     lines = []
     for c in verdict.get("checkers", []):
-        lines.append(f"{c['checker']}: {c['valid']} - {c.get('reason', '')}")
+        lines.append(f"{c['checker']}: {verdict_word(c['valid'])} - {c.get('reason', '')}")
         lines += [f"  {a['type']}: {a.get('message', '')}" for a in c.get("anomalies", [])[:5]]
     if verdict.get("reason"):
         lines.append(verdict["reason"])
@@ -330,6 +340,7 @@ def summary(run: str | Path | None = None, runs_dir: str | Path | None = None) -
         "run_dir": str(d),
         "report": str(d / "report.html"),
         "valid": verdict.get("valid"),
+        "verdict_word": verdict_word(verdict.get("valid")),
         "lines": lines,
         "verdict": verdict,
     }

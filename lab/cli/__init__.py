@@ -9,12 +9,14 @@ its order).
 import importlib
 import pkgutil
 
-from lab.cli.common import app, main
+from lab.cli.common import app, main, plain_help
 
 CORE = ("labs", "services", "chaos", "images", "bench", "demo")
 for _name in CORE + tuple(
     sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in CORE + ("common",))
 ):
     importlib.import_module(f"{__name__}.{_name}")
+
+plain_help(app)  # groups made by modules that did not use common.group()
 
 __all__ = ["app", "main"]

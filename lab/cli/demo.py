@@ -19,7 +19,12 @@ from lab.cli.labs import _print_status
 
 @demo_app.command("namespaces")
 def demo_namespaces(as_json: bool = JSON):
-    """For each namespace type, the host's view beside a node's view."""
+    """For each namespace type, the host's view beside a node's view.
+
+    \b
+    Example:
+      lab demo namespaces
+    """
     from lab.demos import namespaces
 
     _need_root()
@@ -30,7 +35,12 @@ def demo_namespaces(as_json: bool = JSON):
 
 @demo_app.command("cgroups")
 def demo_cgroups(as_json: bool = JSON):
-    """Each limit set, exercised and measured: configured beside measured."""
+    """Each limit set, exercised and measured: configured beside measured.
+
+    \b
+    Example:
+      lab demo cgroups
+    """
     from lab.demos import cgroups as demo
 
     _need_root()
@@ -43,7 +53,12 @@ def demo_cgroups(as_json: bool = JSON):
 def demo_quickstart(
     file: Path = typer.Option(Path("examples/quickstart.yaml"), help="The lab to bring up."),
 ):
-    """Bring up the quickstart lab, show it, run the trial and both demos, tear down."""
+    """Bring up the quickstart lab, show it, run the trial and both demos, tear down.
+
+    \b
+    Example:
+      lab demo quickstart --file examples/quickstart.yaml
+    """
     from lab.demos import quickstart
 
     _need_root()

@@ -20,7 +20,13 @@ def images_build(
     force: bool = typer.Option(False, help="Rebuild every step even when cached."),
     as_json: bool = JSON,
 ):
-    """Build the container image (and with --vm the VM image) from a debootstrap rootfs."""
+    """Build the container image (and with --vm the VM image) from a debootstrap rootfs.
+
+    \b
+    Examples:
+      lab images build
+      lab images build --vm
+    """
     from lab.images import build
 
     _need_root()
@@ -41,7 +47,12 @@ def images_build(
 
 @images_app.command("ls")
 def images_ls(as_json: bool = JSON):
-    """racklab's images in the Docker engine."""
+    """racklab's images in the Docker engine.
+
+    \b
+    Example:
+      lab images ls
+    """
     from lab.images import build
 
     images = build.list_images()
@@ -56,7 +67,13 @@ def images_rm(
     cache: bool = typer.Option(False, "--cache", help="Also the rootfs tarballs and wheels."),
     as_json: bool = JSON,
 ):
-    """Remove racklab's images (images still used by a container stay)."""
+    """Remove racklab's images (images still used by a container stay).
+
+    \b
+    Examples:
+      lab images rm
+      lab images rm --cache
+    """
     from lab.images import build
 
     _need_root()

@@ -17,34 +17,58 @@ from lab.cli.common import (
     _need_root,
     _progress,
     app,
+    err,
     out,
+    which_lab,
 )
 
 
 @app.command()
 def validate(file: Path, as_json: bool = JSON):
-    """Check a topology file without making anything."""
-    from lab.topology import load
+    """Check a topology file without making anything.
+
+    Runs every check `lab up` runs before it makes anything, the host's routes against
+    the supernet included, and warns about settings that cannot work (more HDFS replicas
+    than DataNodes, min.insync.replicas above the brokers).
+
+    \b
+    Example:
+      lab validate examples/quickstart.yaml
+    """
+    from lab.orchestrator import lab as orch
+    from lab.topology import advice, load
 
     topo = load(file)
+    orch.plan_addresses(topo)  # a supernet the host already routes is refused here too
+    warnings = advice.warnings(topo)
     info = {
         "name": topo.name,
         "racks": topo.racks,
         "nodes": {n: nd.kind for n, nd in topo.nodes.items()},
         "services": list(topo.services),
+        "warnings": warnings,
     }
     if not _emit(info, as_json):
+        for w in warnings:
+            err.print(f"warning: {w}", highlight=False, soft_wrap=True, markup=False)
         out.print(f"{file}: ok: lab {topo.name}, {len(topo.racks)} racks, {len(topo.nodes)} nodes")
 
 
 @app.command()
 def up(file: Path, as_json: bool = JSON):
-    """Bring a lab up from its topology file."""
+    """Bring a lab up from its topology file.
+
+    \b
+    Example:
+      lab up examples/quickstart.yaml
+    """
     from lab.orchestrator import lab as orch
-    from lab.topology import load
+    from lab.topology import advice, load
 
     _need_root()
     topo = load(file)
+    for w in advice.warnings(topo):
+        err.print(f"warning: {w}", highlight=False, soft_wrap=True, markup=False)
     state = orch.up(topo, progress=_progress(as_json))
     if not _emit(orch.status(state), as_json):
         _print_status(orch.status(state))
@@ -53,13 +77,19 @@ def up(file: Path, as_json: bool = JSON):
 @app.command()
 def down(
     name: str = typer.Argument(None, help="The lab (default: the only one up)."),
+    lab: str = LAB,
     as_json: bool = JSON,
 ):
-    """Tear a lab down: every node, interface, cgroup and file it made."""
+    """Tear a lab down: every node, interface, cgroup and file it made.
+
+    \b
+    Example:
+      lab down quickstart        (or: lab down --lab quickstart)
+    """
     from lab.orchestrator import lab as orch
 
     _need_root()
-    removed = orch.down(name, progress=_progress(as_json))
+    removed = orch.down(which_lab(name, lab), progress=_progress(as_json))
     if not _emit({"removed": removed}, as_json):
         out.print(f"removed {len(removed)} objects")
 
@@ -67,14 +97,20 @@ def down(
 @app.command()
 def clean(
     name: str = typer.Argument(None, help="The lab (default: every lab found)."),
+    lab: str = LAB,
     all_labs: bool = typer.Option(False, "--all", help="Every lab, also with several up."),
     as_json: bool = JSON,
 ):
-    """Remove what labs left behind, also after a crash or kill -9 of `lab up`."""
+    """Remove what a lab left behind, also after a crash or kill -9 of `lab up`.
+
+    \b
+    Example:
+      lab clean quickstart       (or: lab clean --lab quickstart)
+    """
     from lab.orchestrator import lab as orch
 
     _need_root()
-    removed = orch.clean(name, all_labs, progress=_progress(as_json))
+    removed = orch.clean(which_lab(name, lab), all_labs, progress=_progress(as_json))
     if not _emit({"removed": removed}, as_json):
         for r in removed:
             out.print(f"removed {r}")
@@ -91,7 +127,14 @@ def status(
     """Show a running lab: nodes, addresses, limits, usage, services.
 
     One line per node that fits 80 columns; `lab status NODE` or `--wide` for each
-    service's facts (a ZooKeeper server's mode and zxid, a NameNode's DataNodes, ...)."""
+    service's facts (a ZooKeeper server's mode and zxid, a NameNode's DataNodes, ...).
+
+    \b
+    Examples:
+      lab status
+      lab status n1 --lab quickstart
+      lab status --json
+    """
     from lab.orchestrator import lab as orch
 
     data = orch.status(orch.resolve_lab(lab))
@@ -176,7 +219,14 @@ def exec_(
     node: str = typer.Argument(..., help="The node."),
     lab: str = LAB,
 ):
-    """Run a command inside a node: lab exec NODE -- CMD [ARGS...]."""
+    """Run a command inside a node: lab exec NODE -- CMD [ARGS...].
+
+    The exit code is the command's.
+
+    \b
+    Example:
+      lab exec n1 -- ping -c1 n5
+    """
     from lab.orchestrator import lab as orch
 
     argv = [a for a in ctx.args if a != "--"] if ctx.args[:1] == ["--"] else list(ctx.args)
@@ -189,7 +239,12 @@ def exec_(
 
 @app.command()
 def shell(node: str = typer.Argument(..., help="The node."), lab: str = LAB):
-    """Open an interactive shell inside a node."""
+    """Open an interactive shell inside a node.
+
+    \b
+    Example:
+      lab shell n4
+    """
     from lab.orchestrator import lab as orch
 
     n = orch.get_node(orch.resolve_lab(lab), node)
@@ -203,14 +258,25 @@ def shell(node: str = typer.Argument(..., help="The node."), lab: str = LAB):
 @app.command()
 def graph(
     source: str = typer.Argument(None, help="A topology file, or nothing for the running lab."),
-    output: Path = typer.Option(Path("lab-graph.svg"), "--output", "-o", help=".svg or .png"),
+    output: Path = typer.Option(
+        Path("lab-graph.svg"), "--output", "-o", help="The file: .svg, .png or .pdf."
+    ),
     lab: str = LAB,
+    as_json: bool = JSON,
 ):
-    """Draw racks, nodes and their services (Graphviz)."""
+    """Draw racks, nodes and their services (Graphviz).
+
+    \b
+    Examples:
+      lab graph -o lab.svg
+      lab graph examples/three-racks.yaml -o racks.png
+    """
     from lab.orchestrator import graph as g
 
-    for path in g.render(source, lab, output):
-        out.print(f"wrote {path}")
+    written = g.render(source, lab, output)
+    if not _emit({"written": [str(p) for p in written]}, as_json):
+        for path in written:
+            out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -219,7 +285,13 @@ def logs(
     service: str = typer.Argument(None, help="A service on it (e.g. zookeeper-server)."),
     lab: str = LAB,
 ):
-    """A node's own log, or the log of one of its services."""
+    """A node's own log, or the log of one of its services.
+
+    \b
+    Examples:
+      lab logs n1
+      lab logs n1 zookeeper
+    """
     from lab.orchestrator import lab as orch
 
     state = orch.resolve_lab(lab)

@@ -8,7 +8,7 @@ import graphviz
 
 from lab.topology import Topology, load
 
-from .lab import resolve_lab, topology_of
+from .lab import LabError, resolve_lab, topology_of
 
 KIND_SHAPE = {"process": "box", "container": "box3d", "pod": "folder", "vm": "component"}
 SERVICE_COLOR = {
@@ -48,18 +48,24 @@ def build(topo: Topology, addresses: dict[str, str] | None = None) -> graphviz.G
     return g
 
 
+FORMATS = ("svg", "png", "pdf")
+
+
 def render(source: str | None, lab: str | None, output: Path) -> list[Path]:
-    """Write the picture as SVG and PNG next to each other; returns the paths."""
+    """Write the picture in the format the output's suffix names (.svg, .png, .pdf), or
+    as SVG and PNG side by side when it names none; returns the paths."""
+    output = Path(output)
+    fmt = output.suffix.lstrip(".").lower()
+    if fmt and fmt not in FORMATS:
+        raise LabError(f"{output}: lab graph writes {', '.join(f'.{f}' for f in FORMATS)}")
     if source:
         topo, addresses = load(source), None
     else:
         state = resolve_lab(lab)
         topo, addresses = topology_of(state), state["network"]["nodes"]
     g = build(topo, addresses)
-    output = Path(output)
     stem = output.with_suffix("")
-    written = []
-    for fmt in ("svg", "png"):
-        path = Path(g.render(outfile=str(stem) + f".{fmt}", format=fmt, cleanup=True))
-        written.append(path)
-    return written
+    return [
+        Path(g.render(outfile=f"{stem}.{f}", format=f, cleanup=True))
+        for f in ([fmt] if fmt else ["svg", "png"])
+    ]

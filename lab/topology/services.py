@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .suggest import did_you_mean
+
 
 @dataclass(frozen=True)
 class ServiceKind:
@@ -74,7 +76,10 @@ def check_services(services: dict, node_names: set[str], error) -> None:
     """error(path, message) builds the exception to raise (with the file's line)."""
     for svc, section in services.items():
         if svc not in ROLES:
-            raise error(("services", svc), f"unknown service (known: {', '.join(ROLES)})")
+            raise error(
+                ("services", svc),
+                f"unknown service (known: {', '.join(ROLES)})" + did_you_mean(svc, ROLES),
+            )
         if not isinstance(section, dict):
             raise error(("services", svc), "must be a mapping of roles and settings")
         need = REQUIRES.get(svc)
@@ -106,7 +111,8 @@ def check_services(services: dict, node_names: set[str], error) -> None:
                 raise error(
                     ("services", svc, key),
                     f"unknown field (roles: {', '.join(roles)}; settings use the real "
-                    f"system's key names, like {_example(svc)})",
+                    f"system's key names, like {_example(svc)})"
+                    + did_you_mean(key, [*roles, *(ZOOKEEPER_KEYS if svc == "zookeeper" else ())]),
                 )
             if isinstance(value, dict | list):
                 raise error(("services", svc, key), "a setting must be a single value")

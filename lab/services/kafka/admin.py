@@ -242,6 +242,12 @@ async def produce(
         await asyncio.sleep(0.3)
         md = await cl.metadata([topic], auto_create=True)
     n = len(leaders)
+    if partition is not None and partition not in leaders:
+        # the words of Kafka's own producer for a partition the topic does not have
+        raise AdminError(
+            f"Partition {partition} of topic {topic} with partition count {n} "
+            "is not present in metadata"
+        )
     keys = keys or [None] * len(values)
     rr = itertools.count()
     by_part: dict[int, list[tuple[int, bytes | None, bytes]]] = {}

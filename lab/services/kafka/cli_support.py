@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 
 from . import admin
 
+USAGE = __doc__.split("\n\n")[1].strip("\n")
+
 
 class KafkaCliError(Exception):
     """A user mistake or a refusal from the cluster: one sentence for the user."""
@@ -68,6 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args: list[str]) -> argparse.Namespace:
+    """The command line parsed and checked, before any broker is asked."""
+    ns = _parser().parse_args(args)
+    if getattr(ns, "max_messages", 1) < 1:
+        raise KafkaCliError("lab kafka consume: --max-messages must be 1 or more")
+    if getattr(ns, "timeout", 1) <= 0:
+        raise KafkaCliError("lab kafka consume: --timeout must be a positive number of seconds")
+    if getattr(ns, "partition", None) is not None and ns.partition < 0:
+        raise KafkaCliError("lab kafka produce: --partition must be 0 or more")
+    return ns
+
+
 KAFKA_PORT = 9092  # where the orchestrator's brokers listen (lab/orchestrator/deployers/kafka.py)
 
 
@@ -91,7 +105,7 @@ def kafka_command(
     write: Callable[[str], None] = print,
     stdin=None,
 ) -> int:
-    ns = _parser().parse_args(args)
+    ns = check_args(args)
     try:
         data, text = _run(ns, bootstrap, stdin or sys.stdin)
     except admin.AdminError as e:

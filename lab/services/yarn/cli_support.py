@@ -280,7 +280,7 @@ def format_logs(items: list[dict]) -> str:
 
 
 # -- the `yarn` grammar ----------------------------------------------------------------
-USAGE = __doc__.split("\n\n")[1].strip()
+USAGE = __doc__.split("\n\n")[2].strip()  # the command lines of the docstring
 
 
 def yarn_command(

@@ -34,6 +34,17 @@ STAT_LINES = (
 )
 
 
+USAGE = __doc__.split("\n\n", 2)[2].strip()
+COMMANDS = {"ls", "get", "set", "create", "delete", "deleteall", "stat", "sync", "getAcl",
+            "help", "?", "quit", "exit"}  # fmt: skip
+NOT_FOUND = 127  # zkCli.sh's exit code for a command it does not know
+
+
+def not_found(cmd: str) -> str:
+    """zkCli.sh's own words for a command it does not know."""
+    return f"Command not found: Command not found {cmd}"
+
+
 def format_stat(stat) -> str:
     out = []
     for label, attr, kind in STAT_LINES:
@@ -97,10 +108,10 @@ def run_command(zk: KazooClient, argv: list[str], out: TextIO) -> int:
                     file=out,
                 )
         elif cmd in ("help", "?"):
-            print(__doc__.split("\n\n", 2)[2].strip(), file=out)
+            print(USAGE, file=out)
         else:
-            print(f"unknown command {cmd!r}; try help", file=out)
-            return 1
+            print(not_found(cmd), file=sys.stderr)
+            return NOT_FOUND
     except IndexError:
         print(f"{cmd}: missing argument; try help", file=out)
         return 1

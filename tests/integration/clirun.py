@@ -1,0 +1,54 @@
+"""Run the real `lab` command as a user would, and walk its command tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def lab(*args: str, env: dict | None = None, timeout: float = 120, **kw):
+    """`lab ARGS...` on an 80-column terminal; returns the CompletedProcess."""
+    e = {**os.environ, "COLUMNS": "80", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=e,
+        **kw,
+    )
+
+
+def one_error(res) -> str:
+    """The one sentence on stderr of a failed command (asserting there is just one)."""
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith("error: "), res.stderr
+    return lines[0]
+
+
+def json_of(res):
+    try:
+        return json.loads(res.stdout)
+    except ValueError as e:
+        raise AssertionError(f"not JSON: {e}\nstdout: {res.stdout!r}\nstderr: {res.stderr}") from e
+
+
+def command_tree() -> list[tuple[list[str], bool]]:
+    """Every command path under `lab` (groups too) and whether it is a group, read from
+    the app itself, so that a command added later is walked too."""
+    import typer
+
+    from lab.cli import app
+
+    out = []
+
+    def walk(cmd, path):
+        out.append((path, hasattr(cmd, "commands")))
+        for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return out

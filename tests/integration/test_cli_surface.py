@@ -1,0 +1,265 @@
+"""The command line as a new user meets it, with no lab up: help on every command,
+--version, usage errors as one sentence, --json anywhere with errors as JSON, the
+service commands' own help, validate as strict as up, chaos run folders by full name.
+
+Every check runs the real `lab` command and reads what it prints."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.test_report import make_run
+
+from .clirun import command_tree, json_of, lab, one_error
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TREE = command_tree()
+LEAVES = [path for path, is_group in TREE if not is_group]
+
+
+@pytest.fixture(scope="module")
+def helps(tmp_path_factory):
+    """`lab ... --help` for every command, with no lab up (a home of its own)."""
+    env = {"RACKLAB_HOME": str(tmp_path_factory.mktemp("home"))}
+    with ThreadPoolExecutor(4) as pool:
+        results = pool.map(lambda p: lab(*p, "--help", env=env), [p for p, _ in TREE])
+    return {" ".join(p): r for (p, _), r in zip(TREE, results, strict=True)}
+
+
+def test_the_tree_has_the_commands_a_user_reads_about():
+    names = {" ".join(p) for p, _ in TREE}
+    for must in ("up", "down", "status", "kafka", "hdfs", "yarn", "zk", "chaos run"):
+        assert must in names
+
+
+def test_every_command_answers_help_with_usage_and_an_example(helps):
+    for path, _ in TREE:
+        r = helps[" ".join(path)]
+        where = " ".join(["lab", *path])
+        assert r.returncode == 0, (where, r.stderr)
+        assert r.stdout.startswith(f"Usage: {where} "), (where, r.stdout[:200])
+        assert "<bool>" not in r.stdout, where  # flags are flags, not "<bool>" values
+        assert [line for line in r.stdout.splitlines() if len(line) > 80] == [], where
+
+
+def test_every_command_shows_an_example(helps):
+    missing = [p for p in LEAVES if "Example" not in helps[" ".join(p)].stdout]
+    assert missing == [], "--help shows no example"
+
+
+def test_help_keeps_square_brackets(helps):
+    # rich markup used to eat "[--lab L] [ls|get|...]" and print "zk ... [--lab L] ."
+    assert "Usage: lab zk [--lab NAME] [COMMAND [ARGS...]]" in helps["zk"].stdout
+    assert "lab exec NODE -- CMD [ARGS...]" in helps["exec"].stdout
+
+
+def test_the_four_service_commands_show_their_own_help_with_no_lab(helps):
+    assert "dfs -put [-f] LOCAL... DST" in helps["hdfs"].stdout
+    assert "fsck PATH" in helps["hdfs"].stdout
+    assert "create [-e] [-s] path [data]" in helps["zk"].stdout
+    assert "produce TOPIC [--key K] [--partition P]" in helps["kafka"].stdout
+    assert "application -list" in helps["yarn"].stdout
+    for name in ("hdfs", "zk", "kafka", "yarn"):
+        assert "no lab is up" not in helps[name].stdout + helps[name].stderr
+        assert "python -m" not in helps[name].stdout and "cli_support" not in helps[name].stdout
+
+
+def test_version():
+    r = lab("--version")
+    assert (
+        r.returncode == 0 and r.stdout.startswith("racklab ") and r.stdout.split()[1][0].isdigit()
+    )
+
+
+def test_completion_is_offered():
+    r = lab("--show-completion", env={"SHELL": "/bin/bash"})
+    assert r.returncode == 0 and "complete" in r.stdout
+
+
+def test_a_usage_mistake_is_one_sentence_with_exit_code_2():
+    r = lab("status", "--frob")
+    assert r.returncode == 2
+    assert one_error(r) == "error: lab status: no such option: --frob (see `lab status --help`)"
+
+
+def test_every_command_with_json_gives_its_errors_as_json(helps, tmp_path):
+    # an option no command has: the command is refused before it does anything, so this
+    # is safe for `images rm`, `clean` and the benchmarks too
+    takes_json = [p for p in LEAVES if "--json" in helps[" ".join(p)].stdout]
+    assert ["status"] in takes_json and ["kafka"] in takes_json and ["chaos", "run"] in takes_json
+    env = {"RACKLAB_HOME": str(tmp_path)}
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda p: lab(*p, "--json", "--no-such-option", env=env), takes_json)
+        )
+    for path, r in zip(takes_json, results, strict=True):
+        assert r.returncode == 2, (path, r.stdout, r.stderr)
+        data = json_of(r)
+        assert data["exit_code"] == 2 and data["error"], (path, data)
+
+
+def test_json_before_the_command_works_as_after_it(tmp_path):
+    env = {"RACKLAB_HOME": str(tmp_path)}
+    before, after = lab("--json", "status", env=env), lab("status", "--json", env=env)
+    assert before.returncode == after.returncode == 2
+    assert (
+        json_of(before)
+        == json_of(after)
+        == {
+            "error": "no lab is up: start one with `lab up FILE`",
+            "exit_code": 2,
+        }
+    )
+
+
+def test_a_lab_is_named_with_lab_where_it_was_positional(tmp_path):
+    env = {"RACKLAB_HOME": str(tmp_path)}
+    for cmd in (["down"], ["chaos", "heal"]):
+        r = lab(*cmd, "--lab", "cli-none", env=env)
+        assert r.returncode == 2
+        assert one_error(r) == "error: no lab named cli-none is up (labs: none)", cmd
+    r = lab("down", "cli-a", "--lab", "cli-b", env=env)
+    assert r.returncode == 2 and "two labs named" in one_error(r)
+
+
+def test_zk_refuses_an_unknown_command_as_zkcli_does():
+    r = lab("zk", "srvr")
+    assert r.returncode == 127  # zkCli.sh's code
+    assert one_error(r).startswith("error: Command not found: Command not found srvr")
+
+
+def test_kafka_checks_its_arguments_before_looking_for_a_lab(tmp_path):
+    env = {"RACKLAB_HOME": str(tmp_path)}
+    r = lab("kafka", "produce", "demo", "x", "--partition", "-1", env=env)
+    assert r.returncode == 2
+    assert one_error(r) == "error: lab kafka produce: --partition must be 0 or more"
+    r = lab("kafka", "frob", env=env)
+    assert r.returncode == 2 and "invalid choice: 'frob'" in one_error(r)
+
+
+def test_the_shells_without_json_say_so():
+    r = lab("hdfs", "dfs", "-ls", "/", "--json")
+    assert r.returncode == 2
+    assert (
+        json_of(r)["error"] == "lab hdfs prints what the real tool prints and has no --json output"
+    )
+
+
+def test_bench_refuses_zero_runs():
+    r = lab("bench", "overhead", "--runs", "0")
+    assert r.returncode == 2 and "--runs" in one_error(r)
+
+
+def test_graph_writes_the_format_its_output_names(tmp_path):
+    out = tmp_path / "lab.pdf"
+    r = lab("graph", str(EXAMPLES / "quickstart.yaml"), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:4] == b"%PDF"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.pdf"]
+    r = lab("graph", str(EXAMPLES / "quickstart.yaml"), "-o", str(tmp_path / "lab.gif"))
+    assert r.returncode == 2 and "writes .svg, .png, .pdf" in one_error(r)
+
+
+# validate as strict as up
+
+BASE = """name: cli-v
+racks:
+  r1: {nodes: [n1, n2]}
+"""
+
+
+def test_validate_suggests_the_key_meant(tmp_path):
+    f = tmp_path / "lab.yaml"
+    f.write_text("name: cli-v\ndefaults: {cpu: 1}\nracks:\n  r1: {nodes: [n1]}\n")
+    r = lab("validate", str(f))
+    assert r.returncode == 2
+    assert one_error(r) == f"error: {f}:2: defaults.cpu: unknown field; did you mean cpus?"
+    f.write_text(BASE + "services:\n  zookeper: {nodes: [n1]}\n")
+    r = lab("validate", str(f))
+    assert r.returncode == 2 and one_error(r).endswith("did you mean zookeeper?")
+
+
+def test_validate_warns_about_settings_that_cannot_work(tmp_path):
+    f = tmp_path / "lab.yaml"
+    f.write_text(BASE + "services:\n  zookeeper: {nodes: [n1]}\n"
+                 "  kafka: {nodes: [n1], min.insync.replicas: 2}\n"
+                 "  hdfs: {namenode: n1, datanodes: [n2], dfs.replication: 3}\n")  # fmt: skip
+    r = lab("validate", str(f))
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {f}:7: services.hdfs.dfs.replication: 3 replicas cannot be placed on 1 "
+        "DataNode: every block would stay under-replicated",
+        f"warning: {f}:6: services.kafka.min.insync.replicas: 2 in-sync replicas need 2 "
+        "brokers and the lab has 1: every write with acks=all would be refused",
+    ]
+    assert len(json_of(lab("validate", str(f), "--json"))["warnings"]) == 2
+
+
+def test_validate_refuses_a_supernet_the_host_routes(tmp_path):
+    import ipaddress
+    import subprocess
+
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    nets = [ipaddress.ip_network(w.split()[0]) for w in routes.splitlines()
+            if w.split()[0][0].isdigit() and "/" in w.split()[0]]  # fmt: skip
+    nets = [n for n in nets if 16 <= n.prefixlen <= 24]
+    if not nets:
+        pytest.skip("the host routes no /16../24 network")
+    net = nets[0].supernet(new_prefix=16)
+    f = tmp_path / "lab.yaml"
+    f.write_text(BASE + f"network: {{supernet: {net}}}\n")
+    r = lab("validate", str(f))
+    assert r.returncode == 2
+    assert one_error(r).startswith(f"error: {f}:4: network.supernet: {net} overlaps")
+
+
+def test_three_racks_example_has_the_ensemble_its_comment_promises():
+    text = (EXAMPLES / "three-racks.yaml").read_text()
+    assert "ZooKeeper ensemble spread over the racks" in " ".join(text.replace("#", "").split())
+    data = json_of(lab("validate", str(EXAMPLES / "three-racks.yaml"), "--json"))
+    assert data["services"] == ["zookeeper"] and data["warnings"] == []
+
+
+# chaos run folders
+
+
+@pytest.fixture
+def runs(tmp_path):
+    bad = make_run(tmp_path, "20260101T000100-demo-zk-register-kill-s2", stale=True)
+    good = make_run(tmp_path, "20260101T000000-demo-zk-register-kill-s1", stale=False)
+    return {"RACKLAB_RUNS": str(tmp_path)}, good, bad
+
+
+def test_chaos_runs_names_runs_whole_with_the_verdict_in_words(runs):
+    env, good, bad = runs
+    r = lab("chaos", "runs", env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["verdict", "anomalies", "run"]
+    assert [line.split()[0] for line in lines[1:]] == ["invalid", "valid"]
+    names = [line.split()[-1] for line in lines[1:]]
+    assert names == [bad.name, good.name]  # whole, on an 80-column terminal
+    # what the user copies from the list is what `lab chaos report` takes
+    r = lab("chaos", "report", names[1], env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"{good / 'report.html'}\n"  # one line, however long
+    data = json_of(lab("chaos", "runs", "--json", env=env))
+    assert [(d["name"], d["verdict"]) for d in data] == [
+        (bad.name, "invalid"),
+        (good.name, "valid"),
+    ]
+
+
+def test_a_nemesis_list_that_cannot_all_fire_is_refused():
+    # every listed nemesis gets scheduled, or the run is refused before a lab is looked at
+    r = lab("chaos", "run", "--workload", "kafka-queue", "--nemesis", "kill,delay,pause",
+            "--time", "60")  # fmt: skip
+    assert r.returncode == 2
+    assert one_error(r) == (
+        "error: a 60 s run fits 2 faults with --interval 10, so pause would never fire: "
+        "give --time 75 or more, or a shorter --interval"
+    )

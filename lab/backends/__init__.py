@@ -12,6 +12,8 @@ _BACKENDS = {
     "container": ("lab.backends.container", "ContainerBackend"),
     "pod": ("lab.backends.pod", "PodBackend"),
     "vm": ("lab.backends.vm", "VMBackend"),
+    # vm nodes that terraform made (a file with `terraform: DIR`): found, not made
+    "vm-terraform": ("lab.backends.vm.terraform", "TerraformVMBackend"),
 }
 
 

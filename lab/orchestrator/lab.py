@@ -94,6 +94,10 @@ def check_backends(topo: Topology) -> dict:
 
 
 def up(topo: Topology, progress: Progress = _quiet) -> State:
+    from . import terraform
+
+    if terraform.declared(topo):  # its VM nodes exist already: terraform made them
+        return terraform.up(topo, progress)
     existing = State.load(topo.name)
     if existing is not None:
         raise LabError(
@@ -201,7 +205,8 @@ def attach_nodes(state: State) -> dict:
     specs = node_specs(topo, plan)
     out = {}
     for name, saved in state["nodes"].items():
-        out[name] = get_backend(saved["kind"]).attach(specs[name], saved)
+        # "backend": nodes of a kind made another way (vm nodes terraform made)
+        out[name] = get_backend(saved.get("backend", saved["kind"])).attach(specs[name], saved)
     return out
 
 
@@ -289,6 +294,10 @@ def teardown(name: str, state: State | None, progress: Progress = _quiet) -> lis
     """Remove every kernel object, process, container and file the lab made."""
     labid = state.get("labid") if state else labid_of(name)
     removed: list[str] = []
+    if state and state.get("terraform"):
+        from . import terraform
+
+        removed += terraform.release(state, progress)
     # Without state (a crash before it was written, or a lost state dir) any kind may
     # have been started: ask every backend; each finds its own by the lab's name.
     kinds = {"process"} if state else set(backend_kinds())

@@ -11,7 +11,15 @@ from pathlib import Path
 
 from lab.backends.base import Backend, NodeSpec
 
-from .domain import domain_metadata, domain_name, domain_xml, hosts_file, kernel_ip_arg, mkfs_dir
+from .domain import (
+    BOOT_CMDLINE,
+    domain_metadata,
+    domain_name,
+    domain_xml,
+    hosts_file,
+    kernel_ip_arg,
+    mkfs_dir,
+)
 from .libvirt import VMError, accelerator, connect
 from .node import VMNode
 from .ssh import ensure_lab_key, write_ed25519
@@ -98,11 +106,7 @@ class VMBackend(Backend):
         made_dir = not node.dir.exists()
         try:
             self._make_files(node, image)
-            cmdline = " ".join(filter(None, [
-                "root=/dev/vda rw rootfstype=ext4 console=ttyS0 net.ifnames=0",
-                "init=/usr/sbin/racklab-init panic=-1 quiet mitigations=off",
-                kernel_ip_arg(spec),
-            ]))  # fmt: skip
+            cmdline = " ".join(filter(None, [BOOT_CMDLINE, kernel_ip_arg(spec)]))
             xml = domain_xml(node, image, vcpus, memory, accel, cmdline)
             (node.dir / "domain.xml").write_text(xml)
             try:

@@ -41,7 +41,8 @@ def three_zone_datanodes() -> list[dict]:
 
 
 def write_all(k8s: Path) -> list[Path]:
-    written = write_dir(objects(base_layout()), k8s / "base", HOW)
+    layout = base_layout()
+    written = write_dir(objects(layout), k8s / "base", HOW, layout.namespace)
     overlay = k8s / "overlays" / "three-zones"
     overlay.mkdir(parents=True, exist_ok=True)
     *sets, table = three_zone_datanodes()

@@ -26,9 +26,10 @@ def dump_all(objs: list[dict]) -> str:
     return yaml.dump_all(objs, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
-def write_dir(groups: dict[str, list[dict]], out: Path, how: str) -> list[Path]:
+def write_dir(groups: dict[str, list[dict]], out: Path, how: str, namespace: str) -> list[Path]:
     """One file per group (namespace.yaml, zookeeper.yaml, ...) and a
-    kustomization.yaml listing them; returns the files written."""
+    kustomization.yaml listing them, which puts every object in ``namespace``;
+    returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for stem, objs in groups.items():
@@ -38,6 +39,7 @@ def write_dir(groups: dict[str, list[dict]], out: Path, how: str) -> list[Path]:
     kust = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
+        "namespace": namespace,
         "resources": [p.name for p in written],
     }
     path = out / "kustomization.yaml"

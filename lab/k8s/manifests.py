@@ -70,9 +70,12 @@ class Group:
 
     name: str
     replicas: int
-    rack: str | None = None
-    cpus: float | None = None
+    rack: str | None = None  # the topology's rack: broker.rack, HDFS's and YARN's racks
+    cpus: float | None = None  # limits
     memory: int | None = None  # bytes
+    zone: str | None = None  # the value of the layout's rack label it pins to (default: rack)
+    request_cpus: float | None = None  # requests (default: the limits)
+    request_memory: int | None = None
 
 
 @dataclass
@@ -223,15 +226,17 @@ def _quantity_mem(memory: int) -> str:
     return f"{mi}Mi"
 
 
-def resources(cpus: float | None, memory: int | None) -> dict:
-    """A node's limits as Kubernetes resources: the limit is the node's, the request
-    is the same (a lab node gets what its topology says, no overcommit)."""
-    limits = {}
-    if cpus:
-        limits["cpu"] = _quantity_cpu(cpus)
-    if memory:
-        limits["memory"] = _quantity_mem(memory)
-    return {"requests": dict(limits), "limits": limits} if limits else {}
+def resources(group: Group) -> dict:
+    """The group's limits and requests as Kubernetes resources (requests default to
+    the limits: a lab node gets what its topology says)."""
+    limits, requests = {}, {}
+    if group.cpus:
+        limits["cpu"] = _quantity_cpu(group.cpus)
+        requests["cpu"] = _quantity_cpu(group.request_cpus or group.cpus)
+    if group.memory:
+        limits["memory"] = _quantity_mem(group.memory)
+        requests["memory"] = _quantity_mem(group.request_memory or group.memory)
+    return {"requests": requests, "limits": limits} if limits else {}
 
 
 def _env(group: Group, peers: list[str], layout: Layout, headless: str) -> list[dict]:
@@ -273,7 +278,11 @@ def _placement(group: Group, layout: Layout, component: str) -> dict:
                     "nodeSelectorTerms": [
                         {
                             "matchExpressions": [
-                                {"key": layout.rack_label, "operator": "In", "values": [group.rack]}
+                                {
+                                    "key": layout.rack_label,
+                                    "operator": "In",
+                                    "values": [group.zone or group.rack],
+                                }
                             ]
                         }
                     ]
@@ -320,7 +329,7 @@ def statefulset(
             {"name": "start", "mountPath": "/opt/racklab"},
         ],
     }
-    res = resources(group.cpus, group.memory)
+    res = resources(group)
     if res:
         container["resources"] = res
     volumes = [
@@ -402,11 +411,13 @@ def _configmap(name: str, component: str, data: dict[str, str]) -> dict:
     }
 
 
-def rbac() -> list[dict]:
+def rbac(namespace: str) -> list[dict]:
     """Pods read their node's labels (the zone) as Strimzi's init container does: a
-    ServiceAccount with get on nodes, nothing else."""
+    ServiceAccount with get on nodes, nothing else. The ClusterRole is the same for
+    every lab; each namespace binds it for its own ServiceAccount."""
     meta = _meta("racklab", "rbac")
     reader = _meta("racklab-node-reader", "rbac")
+    binding = _meta(f"racklab-node-reader-{namespace}", "rbac")
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {
@@ -418,13 +429,13 @@ def rbac() -> list[dict]:
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": reader,
+            "metadata": binding,
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "ClusterRole",
                 "name": "racklab-node-reader",
             },
-            "subjects": [{"kind": "ServiceAccount", "name": "racklab", "namespace": "racklab"}],
+            "subjects": [{"kind": "ServiceAccount", "name": "racklab", "namespace": namespace}],
         },
     ]
 
@@ -440,12 +451,9 @@ def objects(layout: Layout) -> dict[str, list[dict]]:
         "namespace": [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": layout.namespace}}
         ],
-        "rbac": rbac(),
+        "rbac": rbac(layout.namespace),
         "start": [_configmap("racklab-start", "start", {"start.py": start_script()})],
     }
-    for b in out["rbac"]:
-        for subject in b.get("subjects", []):
-            subject["namespace"] = layout.namespace
     zk_pods = pods_of(layout.zookeeper)
     if layout.zookeeper:
         cm = "zookeeper-config"

@@ -1,0 +1,63 @@
+"""lab k8s: a topology file as Kubernetes manifests (the logic is lab/k8s/render.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lab.cli.common import JSON, UserError, _emit, app, out
+
+k8s_app = typer.Typer(no_args_is_help=True, help="Kubernetes: manifests for a lab's services.")
+app.add_typer(k8s_app, name="k8s")
+
+
+def _zones(pairs: list[str]) -> dict[str, str]:
+    zones = {}
+    for pair in pairs:
+        rack, sep, zone = pair.partition("=")
+        if not sep or not rack or not zone:
+            raise UserError(f"--zone {pair!r}: write RACK=ZONE, e.g. --zone r1=eu-west-1a")
+        zones[rack] = zone
+    return zones
+
+
+@k8s_app.command("render")
+def render(
+    file: Path = typer.Argument(..., help="The topology file."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory to write into."),
+    rack_label: str = typer.Option(
+        "topology.kubernetes.io/zone",
+        "--rack-label",
+        help="Node label racks pin to (e.g. racklab.io/rack where the cluster has no zones).",
+    ),
+    zone: list[str] = typer.Option(
+        [], "--zone", help="RACK=VALUE: the label value a rack pins to (default: its name)."
+    ),
+    namespace: str = typer.Option(None, "--namespace", help="Default: the lab's name."),
+    image: str = typer.Option(
+        "racklab/node:latest", "--image", help="The node image as the cluster pulls it."
+    ),
+    as_json: bool = JSON,
+):
+    """Write a lab's services as Kubernetes manifests (kubectl apply -k DIR)."""
+    from lab.k8s.render import RenderError
+    from lab.k8s.render import render as do_render
+    from lab.topology import load
+
+    topo = load(file)
+    try:
+        written = do_render(
+            topo,
+            output,
+            rack_label=rack_label,
+            zones=_zones(zone),
+            namespace=namespace,
+            image=image,
+        )
+    except RenderError as e:
+        raise UserError(str(e)) from None
+    if not _emit({"files": [str(p) for p in written]}, as_json):
+        for p in written:
+            out.print(str(p), highlight=False)
+        out.print(f"apply with: kubectl apply -k {output}", highlight=False)

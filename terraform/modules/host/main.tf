@@ -13,6 +13,9 @@ resource "libvirt_network" "rack" {
   autostart = true
   bridge    = { name = each.value.bridge }
   forward   = { mode = "route" }
+  # no DNS (nor DHCP): nodes find each other in /etc/hosts and take their address from
+  # their seed, so libvirt starts no dnsmasq on the rack (and needs none installed)
+  dns = { enable = "no" }
   ips = [{
     address = each.value.gateway
     prefix  = tonumber(split("/", each.value.cidr)[1])

@@ -51,7 +51,9 @@ async def create_topic(
     err = validate_topic_name(name)
     if err:
         return Error.INVALID_TOPIC_EXCEPTION, err
-    if name in b.assignments or await b.in_thread(b.zk.topic_exists, name):
+    # ZooKeeper decides, not this broker's cache: right after a deletion the cache may
+    # still hold the old topic for a moment (Kafka's AdminZkClient asks ZooKeeper too)
+    if await b.in_thread(b.zk.topic_exists, name):
         return Error.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
     if await b.in_thread(b.zk.delete_pending, name):
         return Error.TOPIC_ALREADY_EXISTS, f"Topic '{name}' is marked for deletion."

@@ -39,6 +39,8 @@ images_app = group("Node images, built offline.")
 app.add_typer(images_app, name="images")
 chaos_app = group("Break a running lab on purpose and check.")
 app.add_typer(chaos_app, name="chaos")
+service_app = group("Stop, start or restart one service of a running lab.")
+app.add_typer(service_app, name="service")
 
 
 def _version(value: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from lab.cli.common import (
     app,
     err,
     out,
+    service_app,
     which_lab,
 )
 
@@ -122,29 +124,57 @@ def status(
     node: str = typer.Argument(None, help="One node, shown with every service's details."),
     lab: str = LAB,
     wide: bool = typer.Option(False, "--wide", "-w", help="Every service's details inline."),
+    watch: float = typer.Option(
+        None, "--watch", min=0.5, metavar="SECONDS", help="Refresh every SECONDS until Ctrl-C."
+    ),
     as_json: bool = JSON,
 ):
     """Show a running lab: nodes, addresses, limits, usage, services.
 
     One line per node that fits 80 columns; `lab status NODE` or `--wide` for each
     service's facts (a ZooKeeper server's mode and zxid, a NameNode's DataNodes, ...).
+    With --watch the view is redrawn (with --json: one JSON line per refresh).
 
     \b
     Examples:
       lab status
       lab status n1 --lab quickstart
+      lab status --watch 2
       lab status --json
     """
+    import time
+
     from lab.orchestrator import lab as orch
 
-    data = orch.status(orch.resolve_lab(lab))
-    if node is not None:
-        match = [n for n in data["nodes"] if n["name"] == node]
-        if not match:
-            raise UserError(f"lab {data['name']} has no node {node}")
-        data = dict(data, nodes=match)
-    if not _emit(data, as_json):
-        _print_status(data, wide=wide or node is not None)
+    state = orch.resolve_lab(lab)
+
+    def snapshot() -> dict:
+        data = orch.status(state)
+        if node is not None:
+            match = [n for n in data["nodes"] if n["name"] == node]
+            if not match:
+                raise UserError(f"lab {data['name']} has no node {node}")
+            data = dict(data, nodes=match)
+        return data
+
+    if watch is None:
+        data = snapshot()
+        if not _emit(data, as_json):
+            _print_status(data, wide=wide or node is not None)
+        return
+    try:
+        while True:
+            data = snapshot()
+            if as_json:  # JSON Lines: one document per refresh, for a script to follow
+                sys.stdout.write(json.dumps(data, default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                out.clear()
+                out.print(f"[dim]every {watch:g} s, Ctrl-C to stop[/]", highlight=False)
+                _print_status(data, wide=wide or node is not None)
+            time.sleep(watch)
+    except KeyboardInterrupt:  # the way out of --watch
+        raise typer.Exit(0) from None
 
 
 def _mib(n) -> str:
@@ -282,31 +312,63 @@ def graph(
 @app.command()
 def logs(
     node: str = typer.Argument(..., help="The node."),
-    service: str = typer.Argument(None, help="A service on it (e.g. zookeeper-server)."),
+    service: str = typer.Argument(None, help="One of its services (e.g. zookeeper-server)."),
     lab: str = LAB,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing what is added."),
+    tail: int = typer.Option(None, "--tail", "-n", min=0, help="Only the last N lines of each."),
 ):
-    """A node's own log, or the log of one of its services.
+    """A node's services' logs (and its own, if it writes one), or one service's log.
+
+    With several logs each starts with a `==> name <==` line, as `tail` prints them.
 
     \b
     Examples:
       lab logs n1
-      lab logs n1 zookeeper
+      lab logs n1 zookeeper --tail 20
+      lab logs n1 kafka -f
     """
     from lab.orchestrator import lab as orch
+    from lab.orchestrator import logs as logs_
 
-    state = orch.resolve_lab(lab)
-    n = orch.get_node(state, node)
-    if service is None:
-        sys.stdout.write(n.logs())
-        return
-    found = [
-        s
-        for s in state.get("services", {}).values()
-        if s["node"] == node and service in (s["name"], s["service"])
-    ]
+    def write(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    found = logs_.sources(orch.resolve_lab(lab), node, service)
     if not found:
-        names = [s["name"] for s in state.get("services", {}).values() if s["node"] == node]
-        raise UserError(
-            f"node {node} runs no service {service} (it runs: {', '.join(names) or 'none'})"
-        )
-    sys.stdout.write(n.get_file(found[0]["log"]).decode(errors="replace"))
+        raise UserError(f"node {node} runs no service and writes no log of its own")
+    try:
+        logs_.show(found, write, tail=tail, follow=follow)
+    except KeyboardInterrupt:  # the way out of --follow, as with tail -f
+        raise typer.Exit(0) from None
+
+
+def _service_command(action: str, example: str):
+    def command(
+        node: str = typer.Argument(..., help="The node."),
+        service: str = typer.Argument(..., help="Its service: zookeeper, kafka-broker, ..."),
+        lab: str = LAB,
+        as_json: bool = JSON,
+    ):
+        from lab.orchestrator import control
+        from lab.orchestrator import lab as orch
+
+        _need_root()
+        done = getattr(control, action)(orch.resolve_lab(lab), node, service)
+        done = done if isinstance(done, list) else [done]
+        if not _emit({"done": done}, as_json):
+            for line in done:
+                out.print(line, highlight=False)
+
+    command.__doc__ = f"""{action.capitalize()} one service on one node of a running lab.
+
+    \\b
+    Example:
+      {example}
+    """
+    service_app.command(action)(command)
+
+
+_service_command("stop", "lab service stop n1 zookeeper")
+_service_command("start", "lab service start n1 zookeeper")
+_service_command("restart", "lab service restart n2 kafka --lab quickstart")

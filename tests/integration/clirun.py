@@ -36,9 +36,11 @@ def json_of(res):
         raise AssertionError(f"not JSON: {e}\nstdout: {res.stdout!r}\nstderr: {res.stderr}") from e
 
 
-def command_tree() -> list[tuple[list[str], bool]]:
+def command_tree(own_words_only: bool = False) -> list[tuple[list[str], bool]]:
     """Every command path under `lab` (groups too) and whether it is a group, read from
-    the app itself, so that a command added later is walked too."""
+    the app itself, so that a command added later is walked too. With `own_words_only`,
+    only the commands that parse their own words (lab kafka ...): Click answers --help
+    of every other one while parsing, before the command can look for a lab."""
     import typer
 
     from lab.cli import app
@@ -46,7 +48,8 @@ def command_tree() -> list[tuple[list[str], bool]]:
     out = []
 
     def walk(cmd, path):
-        out.append((path, hasattr(cmd, "commands")))
+        if not own_words_only or (cmd.context_settings or {}).get("ignore_unknown_options"):
+            out.append((path, hasattr(cmd, "commands")))
         for name, sub in sorted(getattr(cmd, "commands", {}).items()):
             walk(sub, [*path, name])
 

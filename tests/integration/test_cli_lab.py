@@ -6,6 +6,7 @@ Every check runs the real `lab` command and reads what it prints."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -35,7 +36,10 @@ def up(module_lab):
 
 
 def test_help_answers_everywhere_with_a_lab_up(up):
-    paths = [p for p, _ in command_tree()]
+    # test_cli_surface walks every command with no lab; a lab up can only change what
+    # the commands that read their own words do (the service shells, lab exec)
+    paths = [p for p, _ in command_tree(own_words_only=True)] + [["status"], ["chaos", "run"]]
+    assert {"kafka", "hdfs", "yarn", "zk", "exec"} <= {p[0] for p in paths}
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda p: lab(*p, "--help"), paths))
     for path, r in zip(paths, results, strict=True):
@@ -112,3 +116,81 @@ def test_ctrl_c_of_a_chaos_run_exits_3_and_leaves_an_unknown_verdict(up, tmp_pat
     assert last.startswith("error: interrupted: every fault was healed; the verdict is unknown")
     r = lab("chaos", "runs", env={"RACKLAB_RUNS": str(tmp_path)})
     assert r.stdout.splitlines()[1].split()[0] == "unknown", r.stdout
+
+
+def _until_interrupted(args: list[str], seconds: float):
+    """Run `lab ARGS`, Ctrl-C it after `seconds`; returns (exit code, stdout)."""
+    import os
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab", *args], env={**os.environ, "COLUMNS": "80"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    return proc.returncode, stdout
+
+
+def test_logs_of_a_node_its_tail_and_follow(up):
+    r = lab("logs", "n1")
+    assert r.returncode == 0, r.stderr
+    headers = [line for line in r.stdout.splitlines() if line.startswith("==> ")]
+    assert headers == ["==> hdfs-namenode <==", "==> kafka-broker <==", "==> zookeeper-server <=="]
+    r = lab("logs", "n1", "zookeeper", "--tail", "1")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1, r.stdout
+    r = lab("logs", "n1", "yarn")
+    assert r.returncode == 2 and "runs no service yarn (it runs: " in one_error(r)
+
+    # what a service writes while `lab logs -f` runs is printed as it comes
+    import os
+    import queue
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab", "logs", "n1", "kafka", "-f", "--tail", "1"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "80"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    try:
+        lines.get(timeout=60)  # the last line already there: it is following now
+        assert lab("kafka", "topics", "create", "cli-follow").returncode == 0
+        deadline = time.monotonic() + 60
+        while "created topic cli-follow" not in lines.get(timeout=60):
+            assert time.monotonic() < deadline
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0  # Ctrl-C is the way out of -f, as with tail -f
+
+
+def test_service_stop_start_restart_by_hand(up):
+    def kafka_word():
+        line = [n for n in lab("status").stdout.splitlines() if n.startswith("n1 ")][0]
+        return [w for w in line.split() if w.startswith("kafka")][0]
+
+    r = lab("service", "stop", "n1", "kafka", "--json")
+    assert r.returncode == 0 and json_of(r) == {"done": ["stopped kafka-broker on n1"]}
+    assert kafka_word() == "kafka:down"
+    r = lab("service", "restart", "n1", "kafka-broker")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "kafka-broker on n1 was not running",
+        "started kafka-broker on n1",
+    ]
+    assert kafka_word() == "kafka"
+    r = lab("service", "start", "n2", "kafka")
+    assert (
+        r.returncode == 2
+        and one_error(r) == "error: node n2 runs no service kafka (it runs: hdfs-datanode)"
+    )
+
+
+def test_status_watch_refreshes_until_ctrl_c(up):
+    code, stdout = _until_interrupted(["status", "--watch", "1", "--json"], 4)
+    assert code == 0
+    docs = [json.loads(line) for line in stdout.splitlines()]  # one JSON line per refresh
+    assert len(docs) >= 2 and {d["name"] for d in docs} == {up.name}

@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 # Debian packages the lab and its tests use (iproute2 and util-linux are on every machine).
 APT_PACKAGES := iproute2 iputils-ping iptables nftables graphviz psmisc procps \
 	zookeeper kcat debootstrap fio sysbench iperf3 stress-ng docker.io
+# k8s nodes without a cluster: podman kube play (its pause image is built from catatonit;
+# runc, since crun refuses hybrid cgroup v1/v2 hosts)
+APT_PACKAGES += podman catatonit runc
 # libvirt-python (a racklab dependency) builds from source against these
 APT_PACKAGES += libvirt-dev pkg-config gcc
 PYTEST_ARGS ?=

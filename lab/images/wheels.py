@@ -21,8 +21,9 @@ from lab.images.cache import cache_dir, digest, project_root, source_digest
 
 # Requirements only racklab's host side uses, left out of node images: the VM backend
 # talks to libvirtd on the host, and libvirt-python builds only against the host's
-# libvirt C library (no wheels), which images do not carry.
-HOST_ONLY = {"libvirt-python"}
+# libvirt C library (no wheels), which images do not carry. The kubernetes client is the
+# k8s backend's, on the host; nothing in a node talks to an API server with it.
+HOST_ONLY = {"libvirt-python", "kubernetes"}
 
 
 def _name(requirement: str) -> str:

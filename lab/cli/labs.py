@@ -98,25 +98,47 @@ def down(
 
 @app.command()
 def clean(
-    name: str = typer.Argument(None, help="The lab (default: every lab found)."),
+    name: str = typer.Argument(None, help="The lab (default: leftovers of labs not running)."),
     lab: str = LAB,
-    all_labs: bool = typer.Option(False, "--all", help="Every lab, also with several up."),
+    all_labs: bool = typer.Option(False, "--all", help="Every lab, running ones too."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would go; remove nothing."),
     as_json: bool = JSON,
 ):
     """Remove what a lab left behind, also after a crash or kill -9 of `lab up`.
 
+    A named lab goes whatever its state. With no name, only what labs that are not
+    running left behind (a lab that may be in use stays: name it, or give --all).
+
     \b
-    Example:
+    Examples:
       lab clean quickstart       (or: lab clean --lab quickstart)
+      lab clean --dry-run
     """
     from lab.orchestrator import lab as orch
 
     _need_root()
-    removed = orch.clean(which_lab(name, lab), all_labs, progress=_progress(as_json))
-    if not _emit({"removed": removed}, as_json):
+    name = which_lab(name, lab)
+    if dry_run:
+        plan = orch.clean_plan(name, all_labs)
+        if not _emit(plan, as_json):
+            for n in plan["labs"]:
+                out.print(f"would remove lab {n} (its nodes, network, cgroups and state)")
+            for labid, what in plan["kernel"].items():
+                out.print(f"would remove {', '.join(what)} (lab id {labid})", soft_wrap=True)
+            for n in plan["running"]:
+                out.print(f"would keep lab {n}: it may be in use (name it, or --all)")
+        return
+    running = [] if name or all_labs else orch.clean_plan()["running"]
+    removed = orch.clean(name, all_labs, progress=_progress(as_json))
+    if not _emit({"removed": removed, "kept_running": running}, as_json):
         for r in removed:
-            out.print(f"removed {r}")
+            out.print(f"removed {r}", highlight=False, soft_wrap=True)
         out.print(f"clean: {len(removed)} objects removed")
+        if running:
+            out.print(
+                f"kept {', '.join(running)}: may be in use (name a lab, or --all, to remove it)",
+                highlight=False,
+            )
 
 
 @app.command()

@@ -7,6 +7,7 @@ half-way undoes everything the lab made (the same code path as `lab down`).
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -117,6 +118,7 @@ def up(topo: Topology, progress: Progress = _quiet) -> State:
             "topology": text,
             "phase": "creating",
             "started": time.time(),
+            "up_pid": os.getpid(),  # `lab clean` leaves a lab alone while this runs
             "network": plan.to_json(),
             "nodes": {},
             "services": {},
@@ -332,34 +334,75 @@ def teardown(name: str, state: State | None, progress: Progress = _quiet) -> lis
     return removed
 
 
-def clean(
-    name: str | None = None, everything: bool = False, progress: Progress = _quiet
-) -> list[str]:
-    """Like down, but also for labs whose state is gone or broken (after a crash)."""
-    names = set()
+def _process_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def is_running(name: str, has_nodes_elsewhere: bool = False) -> bool:
+    """Whether a lab may be in use: its state says up and a node of it is alive, or the
+    `lab up` making it is still running. Without state here it may be a lab of another
+    RACKLAB_HOME, whose state this one cannot see: in use if processes live in its
+    cgroup, or if Docker or libvirt still hold nodes of it (``has_nodes_elsewhere``)."""
+    st = State.load(name)
+    if st is None:
+        return has_nodes_elsewhere or bool(cgroups.lab_cgroup(name).pids())
+    if st.get("phase") == "creating":
+        return _process_alive(st.get("up_pid"))
+    try:
+        return any(n.alive() for n in attach_nodes(st).values())
+    except Exception:  # noqa: BLE001 - a state that cannot be attached is a leftover
+        return False
+
+
+def clean_plan(name: str | None = None, everything: bool = False) -> dict:
+    """What `lab clean` would remove: {"labs": [...], "kernel": {labid: [what]},
+    "running": [...] kept}. A named lab is removed whatever its state; with no name only
+    the leftovers of labs that are not running; `everything` takes running labs too."""
+    names, by_backend = set(), set()
     if name:
         names.add(name)
-    elif everything or len(known_labs()) <= 1:
+    else:
         names |= set(known_labs())
         root = cgroups.Cgroup(cgroups.LAB_PARENT)
         for d in root.dirs():
             if d.is_dir():
                 names |= {p.name for p in d.iterdir() if p.is_dir()}
         home = lab_dir("x").parent
-        if home.is_dir():  # dot dirs are not labs (simulated hosts keep theirs in one)
-            names |= {p.name for p in home.iterdir() if p.is_dir() and p.name[0] != "."}
+        if home.is_dir():
+            names |= {p.name for p in home.iterdir() if p.is_dir()}
         for kind in backend_kinds():  # VMs outlive a lost state dir: libvirt remembers them
             try:
-                names |= get_backend(kind).labs()
+                by_backend |= get_backend(kind).labs()
             except BackendUnavailable:
                 pass
-    else:
-        raise LabError(f"several labs are up ({', '.join(known_labs())}): name one, or use --all")
+        names |= by_backend
+    running = (
+        [] if name or everything else sorted(n for n in names if is_running(n, n in by_backend))
+    )
+    labs = sorted(names - set(running))
+    kernel = {}
+    if not name:
+        # kernel objects of labs nothing else remembers (their state dir is gone too),
+        # except those of a lab in use
+        keep = {labid_of(n) for n in running}
+        kernel = {k: v for k, v in fabric.leftovers().items() if k not in keep}
+    return {"labs": labs, "kernel": kernel, "running": running}
+
+
+def clean(
+    name: str | None = None, everything: bool = False, progress: Progress = _quiet
+) -> list[str]:
+    """Like down, but also for labs whose state is gone or broken (after a crash)."""
+    plan = clean_plan(name, everything)
+    names = plan["labs"]
     removed: list[str] = []
     for n in sorted(names):
         removed += teardown(n, State.load(n), progress)
-    if everything or not name:
-        # kernel objects of labs nothing else remembers (their state dir is gone too)
-        for labid in fabric.leftovers():
+    for labid in plan["kernel"]:
+        if labid not in {labid_of(n) for n in names}:  # torn down with its lab above
             removed += fabric.destroy(labid)
     return removed

@@ -194,3 +194,16 @@ def test_status_watch_refreshes_until_ctrl_c(up):
     assert code == 0
     docs = [json.loads(line) for line in stdout.splitlines()]  # one JSON line per refresh
     assert len(docs) >= 2 and {d["name"] for d in docs} == {up.name}
+
+
+def test_clean_without_a_name_keeps_a_running_lab(up):
+    # only --dry-run here: a real `lab clean` without a name would take other labs'
+    # leftovers on this machine too, which are not this test's to remove
+    r = lab("clean", "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json_of(r)
+    assert up.name in plan["running"] and up.name not in plan["labs"]
+    r = lab("clean", "--dry-run")
+    assert f"would keep lab {up.name}: it may be in use (name it, or --all)" in r.stdout
+    r = lab("clean", up.name, "--dry-run", "--json")
+    assert json_of(r) == {"labs": [up.name], "kernel": {}, "running": []}

@@ -280,28 +280,46 @@ def machine(results: list[KindResult]) -> dict:
     }
 
 
+# what each metric is called where a person reads it (tables, plots)
+LABELS = {
+    "start_s": "start to ready",
+    "cpu_events_s": "CPU (sysbench)",
+    "mem_mib_s": "memory bandwidth",
+    "disk_randread_iops": "disk random read",
+    "disk_randwrite_iops": "disk random write",
+    "disk_seqread_mib_s": "disk sequential read",
+    "disk_seqwrite_mib_s": "disk sequential write",
+    "net_gbit_s": "network throughput",
+    "net_rtt_ms": "network round trip",
+    "idle_memory_mib": "host memory per idle node",
+}
+
+
+def number(v: float) -> str:
+    """Three significant digits, with k and M for large numbers: 28674 -> 28.7k."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
 def print_table(report: dict, write=print) -> None:
+    """One block per metric, one line per kind: median, [min .. max] over the runs,
+    and the ratio to native; every line fits 80 columns."""
     m = report["machine"]
-    write(f"# {m['host']}: {m['cpus']} CPUs, {m['memory_gib']} GiB, kernel {m['kernel']}, "
-          f"cgroup {m['cgroup']}, VM accelerator {m['vm_accelerator']}; "
-          f"{report['settings']['runs']} runs, median [min..max] (x native)")  # fmt: skip
-    kinds = list(report["kinds"])
-    write(f"{'metric':<22}" + "".join(f"{k:>30}" for k in kinds))
+    write(f"# {m['host']}: {m['cpus']} CPUs, {m['memory_gib']} GiB, kernel {m['kernel']}")
+    write(f"# cgroup {m['cgroup']}, VM accelerator {m['vm_accelerator']}; "
+          f"{report['settings']['runs']} runs: median [min .. max], x native")  # fmt: skip
     for metric, (unit, higher) in METRICS.items():
-        cells = []
-        for k in kinds:
-            c = report["kinds"][k]["metrics"][metric]
+        write(f"{LABELS.get(metric, metric)}, {unit} ({'higher' if higher else 'lower'} is better)")
+        for k, row in report["kinds"].items():
+            c = row["metrics"][metric]
             if "median" not in c:
-                cells.append(f"{'(' + c['why'][:26] + ')':>30}")
+                write(f"  {k:<10} {'-':>8}   {c['why'][:56]}")
                 continue
-            ratio = f" x{c['ratio_to_native']:.2f}" if "ratio_to_native" in c else ""
-            cells.append(f"{c['median']:>10.4g} [{c['min']:.3g}..{c['max']:.3g}]{ratio}".rjust(30))
-        arrow = "higher better" if higher else "lower better"
-        write(f"{metric + ' (' + unit + ')':<22}" + "".join(cells) + f"   {arrow}")
-    for k in kinds:
-        for metric, c in report["kinds"][k]["metrics"].items():
-            if "why" in c and k != "native":
-                write(f"  {k} {metric}: {c['why']}")
+            spread = f"[{number(c['min'])} .. {number(c['max'])}]"
+            ratio = f"x{c['ratio_to_native']:.2f}" if "ratio_to_native" in c else ""
+            write(f"  {k:<10} {number(c['median']):>8}   {spread:<22} {ratio}".rstrip())
 
 
 def plot(report: dict, path: Path) -> Path:
@@ -315,13 +333,18 @@ def plot(report: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4.5))
     width = 0.8 / max(1, len(kinds))
     for i, k in enumerate(kinds):
-        ys = [report["kinds"][k]["metrics"][m].get("ratio_to_native", 0) for m in metrics]
+        # one direction for every bar: the ratio is turned round for lower-is-better
+        # metrics, so that below 1 always means slower or bigger than native
+        ys = []
+        for m in metrics:
+            r = report["kinds"][k]["metrics"][m].get("ratio_to_native", 0)
+            ys.append(r if METRICS[m][1] or not r else 1 / r)
         ax.bar([j + i * width for j in range(len(metrics))], ys, width, label=k)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")  # start-up ratios run to thousands, the rest sit near 1
     ax.set_xticks([j + width * (len(kinds) - 1) / 2 for j in range(len(metrics))])
-    ax.set_xticklabels(metrics, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("ratio to native")
+    ax.set_xticklabels([LABELS.get(m, m) for m in metrics], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("performance relative to native\n(1 = native, higher is better)")
     m = report["machine"]
     ax.set_title(f"racklab overhead: {m['kernel']}, cgroup {m['cgroup']}, "
                  f"VM accelerator {m['vm_accelerator']}", fontsize=9)  # fmt: skip

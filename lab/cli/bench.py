@@ -49,9 +49,10 @@ def bench_overhead(
         raise UserError(str(e)) from None
     if not _emit(report, as_json):
         overhead.print_table(
-            report, write=lambda line: out.print(line, highlight=False, soft_wrap=True)
+            report,
+            write=lambda line: out.print(line, highlight=False, soft_wrap=True, markup=False),
         )
-        out.print(f"plot: {report['plot']}")
+        out.print(f"plot: {report['plot']}", highlight=False, soft_wrap=True)
 
 
 @bench_app.command("updown")

@@ -263,3 +263,16 @@ def test_a_nemesis_list_that_cannot_all_fire_is_refused():
         "error: a 60 s run fits 2 faults with --interval 10, so pause would never fire: "
         "give --time 75 or more, or a shorter --interval"
     )
+
+
+@pytest.mark.slow  # a real (quick) benchmark run: about half a minute
+def test_bench_overhead_table_fits_80_columns_and_says_which_way_is_better(tmp_path):
+    r = lab("bench", "overhead", "--kinds", "native,process", "--quick",
+            env={"RACKLAB_RUNS": str(tmp_path)}, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert [line for line in lines[:-1] if len(line) > 80] == []  # the last: the plot's path
+    assert "memory bandwidth, MiB/s (higher is better)" in lines
+    assert "network round trip, ms (lower is better)" in lines
+    assert "mem_mib_s" not in r.stdout and "e+0" not in r.stdout  # words, plain numbers
+    assert lines[-1] == f"plot: {tmp_path / 'overhead' / 'overhead.png'}"  # not ./runs

@@ -207,3 +207,20 @@ def test_clean_without_a_name_keeps_a_running_lab(up):
     assert f"would keep lab {up.name}: it may be in use (name it, or --all)" in r.stdout
     r = lab("clean", up.name, "--dry-run", "--json")
     assert json_of(r) == {"labs": [up.name], "kernel": {}, "running": []}
+
+
+def test_hdfs_dfs_takes_globs_as_hadoop_does(up):
+    assert lab("hdfs", "dfs", "-mkdir", "-p", "/g").returncode == 0
+    r = lab("hdfs", "dfs", "-touchz", "/g/a.txt", "/g/b.txt", "/g/c.log")
+    assert r.returncode == 0, r.stderr
+
+    def names(res):
+        return [line.split()[-1] for line in res.stdout.splitlines() if line.startswith("-")]
+
+    assert names(lab("hdfs", "dfs", "-ls", "/g/*.txt")) == ["/g/a.txt", "/g/b.txt"]
+    assert names(lab("hdfs", "dfs", "-ls", "/g/{a,c}.*")) == ["/g/a.txt", "/g/c.log"]
+    r = lab("hdfs", "dfs", "-ls", "/g/*.nope")
+    assert r.returncode == 1 and r.stderr == "ls: `/g/*.nope': No such file or directory\n"
+    r = lab("hdfs", "dfs", "-rm", "/g/[^c]*")
+    assert r.returncode == 0 and r.stdout.splitlines() == ["Deleted /g/a.txt", "Deleted /g/b.txt"]
+    assert names(lab("hdfs", "dfs", "-ls", "/g")) == ["/g/c.log"]

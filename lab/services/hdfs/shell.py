@@ -8,9 +8,11 @@ Also runnable alone: python -m lab.services.hdfs.shell --namenode HOST:9870 dfs 
 
 from __future__ import annotations
 
+import fnmatch
 import http.client
 import json
 import posixpath
+import re
 import sys
 import time
 from pathlib import Path
@@ -61,6 +63,21 @@ def run(
         client.close()
 
 
+_GLOB = re.compile(r"[*?\[{]")
+
+
+def _braces(pattern: str) -> list[str]:
+    """{a,b} alternatives spelled out (not nested): /x/{a,b}.txt -> /x/a.txt, /x/b.txt."""
+    m = re.search(r"\{([^{}]*)\}", pattern)
+    if not m:
+        return [pattern]
+    return [
+        x
+        for alt in m.group(1).split(",")
+        for x in _braces(pattern[: m.start()] + alt + pattern[m.end() :])
+    ]
+
+
 def _default_user() -> str:
     import getpass
 
@@ -104,7 +121,61 @@ class Dfs:
         if not paths and cmd not in ("-ls",):
             self.err.write(f"{cmd}: Not enough arguments\n")
             return 255
-        return handler(flags, paths)
+        paths, missing, matched = self._globbed(cmd, paths)
+        if missing and not matched:  # every glob matched nothing: said so, nothing to do
+            return 1
+        return handler(flags, paths) or (1 if missing else 0)
+
+    # Which arguments FsShell reads as HDFS globs: (leading words that are not paths,
+    # trailing ones that are a destination); commands not listed take no globs.
+    GLOBS = {"-ls": (0, 0), "-cat": (0, 0), "-rm": (0, 0), "-du": (0, 0), "-count": (0, 0),
+             "-tail": (0, 0), "-test": (0, 0), "-setrep": (1, 0), "-chmod": (1, 0),
+             "-chown": (1, 0), "-get": (0, 1), "-copyToLocal": (0, 1), "-mv": (0, 1)}  # fmt: skip
+
+    def _globbed(self, cmd: str, paths: list[str]) -> tuple[list[str], list[str], list[str]]:
+        """Paths with each glob replaced by what it matches, as Hadoop's shell does
+        (*, ?, [abc], [^abc], {a,b}); a glob matching nothing is reported like a
+        missing file. Returns (paths, the globs that matched nothing, the paths left)."""
+        if cmd not in self.GLOBS:
+            return paths, [], paths
+        head, tail = self.GLOBS[cmd]
+        body = paths[head : len(paths) - tail]
+        out, missing = [], []
+        for p in body:
+            if not _GLOB.search(p):
+                out.append(p)
+                continue
+            hits = self._expand(p)
+            if not hits:
+                self.err.write(f"{cmd[1:]}: `{p}': No such file or directory\n")
+                missing.append(p)
+            out += hits
+        return paths[:head] + out + paths[len(paths) - tail :], missing, out
+
+    def _expand(self, pattern: str) -> list[str]:
+        hits: list[str] = []
+        for alt in _braces(pattern):
+            absolute = alt.startswith("/")
+            base = "/" if absolute else f"/user/{self.c.user}"
+            found = [base]
+            for part in [x for x in alt.split("/") if x]:
+                if not _GLOB.search(part):
+                    found = [posixpath.join(b, part) for b in found]
+                    continue
+                nxt = []
+                for b in found:
+                    try:
+                        items = self.c.list(b)
+                    except errors.HadoopException:
+                        continue
+                    nxt += [posixpath.join(b, i["pathSuffix"]) for i in items
+                            if i["pathSuffix"] and fnmatch.fnmatchcase(
+                                i["pathSuffix"], part.replace("[^", "[!"))]  # fmt: skip
+                found = nxt
+            for f in sorted(found):
+                if _GLOB.search(alt) and f not in hits:
+                    hits.append(f if absolute else posixpath.relpath(f, base))
+        return hits
 
     def _fail(self, cmd: str, path: str, exc: Exception) -> int:
         msg = str(exc).splitlines()[0]

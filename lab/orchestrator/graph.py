@@ -22,17 +22,23 @@ SERVICE_COLOR = {
 }
 
 
+PER_COLUMN = 5  # nodes stacked in one column of a rack: 30 nodes stay a readable page
+
+
 def build(topo: Topology, addresses: dict[str, str] | None = None) -> graphviz.Graph:
+    """The router on the left, the racks stacked beside it, each rack's nodes in columns
+    of PER_COLUMN, and a legend of the shapes (node kinds) and colours (services)."""
     g = graphviz.Graph(topo.name, graph_attr={"label": f"lab {topo.name}", "labelloc": "t",
-                                              "fontname": "Helvetica", "compound": "true"})  # fmt: skip
+                                              "fontname": "Helvetica", "compound": "true",
+                                              "rankdir": "LR", "nodesep": "0.15",
+                                              "ranksep": "0.3"})  # fmt: skip
     g.attr("node", fontname="Helvetica", fontsize="10", style="filled", fillcolor="white")
     delay = topo.inter_rack_delay * 1000
     g.node("router", f"router\n(inter-rack {delay:g} ms)", shape="diamond", fillcolor="#eeeeee")
     placed = topo.service_nodes()
     for rack, members in topo.racks.items():
         with g.subgraph(name=f"cluster_{rack}") as c:
-            c.attr(label=f"rack {rack}", style="rounded", color="#888888")
-            c.node(f"br-{rack}", f"br-{rack}", shape="point", width="0.15")
+            c.attr(label=f"rack {rack} (bridge br-{rack})", style="rounded", color="#888888")
             for n in members:
                 nd = topo.nodes[n]
                 svcs = placed.get(n, [])
@@ -43,9 +49,24 @@ def build(topo: Topology, addresses: dict[str, str] | None = None) -> graphviz.G
                     label += "\n" + "\n".join(svcs)
                 color = SERVICE_COLOR.get(svcs[0], "white") if svcs else "white"
                 c.node(n, label, shape=KIND_SHAPE.get(nd.kind, "box"), fillcolor=color)
-                c.edge(f"br-{rack}", n)
-        g.edge("router", f"br-{rack}")
+            # columns: each node sits right of the one PER_COLUMN before it (edges
+            # drawn invisibly: they only place the nodes)
+            for k in range(PER_COLUMN, len(members)):
+                c.edge(members[k - PER_COLUMN], members[k], style="invis")
+        g.edge("router", members[0], lhead=f"cluster_{rack}")
+    _legend(g, topo, placed)
     return g
+
+
+def _legend(g: graphviz.Graph, topo: Topology, placed: dict[str, list[str]]) -> None:
+    kinds = sorted({nd.kind for nd in topo.nodes.values()})
+    roles = sorted({r for rs in placed.values() for r in rs}, key=list(SERVICE_COLOR).index)
+    with g.subgraph(name="cluster_legend") as c:
+        c.attr(label="legend", style="dashed", color="#bbbbbb", fontsize="9")
+        for k in kinds:
+            c.node(f"legend-kind-{k}", k, shape=KIND_SHAPE.get(k, "box"), fontsize="9")
+        for r in roles:
+            c.node(f"legend-role-{r}", r, shape="box", fillcolor=SERVICE_COLOR[r], fontsize="9")
 
 
 FORMATS = ("svg", "png", "pdf")

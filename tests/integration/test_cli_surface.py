@@ -276,3 +276,17 @@ def test_bench_overhead_table_fits_80_columns_and_says_which_way_is_better(tmp_p
     assert "network round trip, ms (lower is better)" in lines
     assert "mem_mib_s" not in r.stdout and "e+0" not in r.stdout  # words, plain numbers
     assert lines[-1] == f"plot: {tmp_path / 'overhead' / 'overhead.png'}"  # not ./runs
+
+
+def test_graph_of_thirty_nodes_stays_a_readable_page_with_a_legend(tmp_path):
+    import re
+
+    out = tmp_path / "racks.svg"
+    r = lab("graph", str(EXAMPLES / "three-racks.yaml"), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    svg = out.read_text()
+    width, height = (
+        float(x) for x in re.search(r'width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups()
+    )
+    assert width < 1000 and height < 1600, (width, height)  # was a 2925 x 305 strip
+    assert ">legend<" in svg and ">zookeeper<" in svg and ">rack rb (bridge br&#45;rb)<" in svg

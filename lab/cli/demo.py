@@ -52,6 +52,9 @@ def demo_cgroups(as_json: bool = JSON):
 @demo_app.command("quickstart")
 def demo_quickstart(
     file: Path = typer.Option(Path("examples/quickstart.yaml"), help="The lab to bring up."),
+    output: Path = typer.Option(
+        None, "--out", help="Where the lab's graph goes (default: demo/ beside the chaos runs)."
+    ),
 ):
     """Bring up the quickstart lab, show it, run the trial and both demos, tear down.
 
@@ -62,5 +65,9 @@ def demo_quickstart(
     from lab.demos import quickstart
 
     _need_root()
-    ok = quickstart.run(file, out, _progress(False), _print_status)
+    if output is None:  # never the directory the user happens to stand in
+        from lab.chaos.runner import runs_root
+
+        output = runs_root() / "demo"
+    ok = quickstart.run(file, out, _progress(False), _print_status, output)
     raise typer.Exit(0 if ok else 1)

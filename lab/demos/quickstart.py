@@ -44,15 +44,16 @@ def summarize(state, matrix) -> dict:
     }
 
 
-def run(file: Path, out: Console, progress, show_status) -> bool:
-    """show_status(status_dict): how the caller prints `lab status` (the CLI's table)."""
+def run(file: Path, out: Console, progress, show_status, outdir: Path = Path("runs")) -> bool:
+    """show_status(status_dict): how the caller prints `lab status` (the CLI's table);
+    the lab's graph goes to ``outdir``."""
     topo = load(file)
     ok = False
     try:
         state = orch.up(topo, progress=progress)
         show_status(orch.status(state))
-        Path("runs").mkdir(exist_ok=True)
-        for p in render(None, topo.name, Path("runs") / f"{topo.name}-graph.svg"):
+        outdir.mkdir(parents=True, exist_ok=True)
+        for p in render(None, topo.name, outdir / f"{topo.name}-graph.svg"):
             out.print(f"graph: {p}")
         progress("trial: every node pings every other by name")
         s = summarize(state, ping_matrix(state))

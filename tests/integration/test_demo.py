@@ -17,7 +17,8 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml
 def test_quickstart_demo_passes_and_cleans_up(tmp_path):
     f = tmp_path / "quickstart.yaml"
     f.write_text(QUICKSTART.read_text().replace("name: quickstart", "name: itest-demo"))
-    res = subprocess.run([sys.executable, "-m", "lab", "demo", "quickstart", "--file", str(f)],
+    res = subprocess.run([sys.executable, "-m", "lab", "demo", "quickstart", "--file", str(f),
+                          "--out", str(tmp_path / "runs")],
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "PASS: quickstart trial" in res.stdout

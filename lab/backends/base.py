@@ -197,9 +197,53 @@ class Node(abc.ABC):
         spec = self.spec
         fabric.plug(spec.labid, self.name, spec.rack, self.netns(), spec.address, spec.gateway)
 
+    def net_exec(self, argv: list[str], timeout: float = 30) -> ExecResult:
+        """Run a networking tool (ip, iptables, tc) on the node's own network stack:
+        the host's tool entered into ``netns()`` (so an image needs none of them), or
+        the guest's own where the stack is inside a VM. Chaos partitions and packet
+        faults act through this."""
+        argv = ["nsenter", f"--net={self.netns()}", "--", *argv]
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return ExecResult(argv, 124, "", f"timed out after {timeout}s")
+        return ExecResult(argv, r.returncode, r.stdout, r.stderr)
+
     @abc.abstractmethod
     def cgroup(self) -> str:
         """The node's cgroup, relative to the hierarchy root (e.g. racklab/quick/n1)."""
+
+    # what chaos does to a running node besides its network: crash a service, squeeze
+    # the node's CPU and memory. Defaults work on the node's cgroup on the host.
+    def kill_service(self, name: str, info: dict) -> str:
+        """SIGKILL the service at once, as a crash would, and leave it down until
+        ``start_service`` (no runtime restarts it). Returns how, for the history."""
+        cg = self.service_cgroup(name)
+        if cg is not None:
+            cg.kill_all()
+            return "SIGKILL"
+        self.stop_service(name, info)
+        return "stopped"
+
+    def memory_used(self) -> int | None:
+        """Bytes of memory the node uses now, as its memory limit counts them."""
+        return Cgroup(self.cgroup()).stats().get("memory_bytes")
+
+    def set_limits(self, cpus: float | None = None, memory: int | None = None) -> None:
+        """Change the running node's CPU quota (in CPUs) and memory limit (bytes); an
+        argument left None stays as it is. ``restore_limits`` puts the spec's back."""
+        cg = Cgroup(self.cgroup())
+        if cpus is not None:
+            cg.set_cpus(cpus)
+        if memory is not None:
+            cg.set_memory(memory)
+
+    def restore_limits(self) -> None:
+        """The CPU quota and memory limit of the node's spec again (none: unlimited)."""
+        cg = Cgroup(self.cgroup())
+        if cg.rel and cg.exists():
+            cg.set_cpus(self.spec.cpus)
+            cg.set_memory(self.spec.memory)  # raising memory+swap first where v1 has it
 
     @abc.abstractmethod
     def stats(self) -> Stats: ...

@@ -301,6 +301,17 @@ class ContainerNode(Node):
         if self.service_running(name, info):
             os.kill(pid, _signal.SIGKILL)
 
+    def kill_service(self, name: str, info: dict) -> str:
+        """SIGKILL the service's process from the host (an exec has no restart policy:
+        it stays down until start_service)."""
+        pid = info.get("pid")
+        if pid and self.service_running(name, info):
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return "SIGKILL"
+
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         import docker.errors
 

@@ -41,6 +41,7 @@ from lab.backends.docker_engine import (
     LABEL_ROLE,
     ContainerError,
     container_name,
+    docker_errors,
     limit_kwargs,
     resolve_python,
     wait_running,
@@ -252,7 +253,19 @@ class PodNode(ContainerNode):
     def services(self) -> dict[str, PodService]:
         return {s.name: s for s in (self._describe_service(c) for c in self._service_containers())}
 
-    def kill_service(self, name: str, sig: int = _signal.SIGKILL) -> None:
+    def kill_service(self, name: str, info: dict | None = None) -> str:
+        """SIGKILL the service's container through Docker: a manual kill, so its
+        restart policy leaves it down until start_service (chaos's kill)."""
+        try:
+            self._service(name).kill()
+        except KeyError:
+            pass
+        except docker_errors().APIError:
+            if self.service_running(name):
+                raise
+        return "SIGKILL"
+
+    def crash_service(self, name: str, sig: int = _signal.SIGKILL) -> None:
         """Signal the service's process from the host, as a crash would: Docker's
         restart policy then applies (a `docker kill` would count as a manual stop)."""
         svc = self._describe_service(self._service(name))

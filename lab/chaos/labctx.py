@@ -5,7 +5,6 @@ heal everything the nemeses can break (also for a run that died half-way).
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 
@@ -86,14 +85,7 @@ class LabContext:
     def kill_service(self, sid: str) -> str:
         """Kill the service at once; returns how (for the history)."""
         node, svc = self._svc(sid)
-        cg = node.service_cgroup(svc["name"])
-        if cg is not None:
-            cg.kill_all()
-            return "SIGKILL"
-        # kinds without a cgroup per service stop it through their own runtime
-        # (docker, libvirt/ssh)
-        node.stop_service(svc["name"], svc)
-        return "stopped"
+        return node.kill_service(svc["name"], svc)
 
     def start_service(self, sid: str) -> None:
         node, svc = self._svc(sid)
@@ -152,16 +144,16 @@ class LabContext:
                 if s["service"] == service:
                     self.start_service(sid)
 
-    # cgroup limits
+    # the node's network stack (a netns from the host, a VM's guest), and its limits
+    def net(self, node: str):
+        """What lab.net.faults runs its tools with on ``node`` (see Node.net_exec)."""
+        return self.nodes[node].net_exec
+
     def node_cgroup(self, name: str) -> Cgroup:
         return Cgroup(self.nodes[name].cgroup())
 
     def restore_limits(self, name: str) -> None:
-        cg = self.node_cgroup(name)
-        spec = self.nodes[name].spec
-        if cg.exists():
-            cg.set_cpus(spec.cpus)
-            _raise_memory(cg, spec.memory)
+        self.nodes[name].restore_limits()
 
     # healing
     def heal_everything(self) -> list[str]:
@@ -173,40 +165,19 @@ class LabContext:
             if not node.alive():
                 self.start_node(name)
                 done.append(f"restarted node {name}")
-            netns = node.netns()
-            if os.path.exists(netns) and netfaults.blocked(netns):
-                netfaults.unblock(netns)
+            node.resume()
+            net = node.net_exec
+            if netfaults.blocked(net):
                 done.append(f"partition rules removed on {name}")
-            netfaults.unblock(netns)
-            if netfaults.undo_line(router, name, _mac(netns)):
+            netfaults.unblock(net)
+            if netfaults.undo_line(router, name, netfaults.mac_of(net)):
                 done.append(f"packet faults removed from {name}")
             if netfaults.have_netem():
-                netfaults.heal_packet_fault({"method": "netem", "netns": netns})
+                netfaults.heal_packet_fault({"method": "netem"}, net)
             self.restore_limits(name)
-            node.resume()
         for sid in self.services():
             self.resume_service(sid)
             if not self.service_running(sid):
                 self.start_service(sid)
                 done.append(f"restarted {sid}")
         return done
-
-
-def _raise_memory(cg: Cgroup, limit: int | None) -> None:
-    """Set a memory limit that may be higher than the current one. On v1, memory+swap
-    may never be below memory, so when raising, memsw has to go up first."""
-    if cg.version == 1:
-        memsw = cg._file("memory", "memory.memsw.limit_in_bytes")
-        if memsw.exists():
-            memsw.write_text(str(limit) if limit else "-1")
-    cg.set_memory(limit)
-
-
-def _mac(netns: str) -> str:
-    import json
-
-    try:
-        out = netfaults.in_netns(netns, ["ip", "-j", "link", "show", "eth0"]).stdout
-        return json.loads(out)[0]["address"]
-    except (netfaults.FaultError, ValueError, IndexError, KeyError):
-        return "00:00:00:00:00:00"

@@ -21,6 +21,7 @@ lab's traffic. The host reaches the lab through its own veth and one route.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -47,6 +48,12 @@ def host_ifname(labid: str) -> str:
 
 def bridge_name(rack: str) -> str:
     return f"br-{rack}"
+
+
+def bridge_mac(labid: str, rack: str) -> str:
+    """A locally administered unicast MAC, the same for a rack each time the lab is made."""
+    digest = hashlib.sha256(f"{labid}/{rack}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 
 @dataclass
@@ -92,7 +99,10 @@ def create_router(labid: str, plan, inter_rack: Impairment) -> None:
             _sysctl("net.ipv4.ip_forward", "1")
             for rack, net in plan.racks.items():
                 br = bridge_name(rack)
-                ipr.link("add", ifname=br, kind="bridge")
+                # a MAC of its own: a bridge without one takes its lowest port's, and
+                # changes it when ports come and go (a node booted again, a fault
+                # line's tap), stranding every node's ARP entry for its gateway
+                ipr.link("add", ifname=br, kind="bridge", address=bridge_mac(labid, rack))
                 idx = _up(ipr, br)
                 ipr.addr("add", index=idx, address=plan.gateways[rack], prefixlen=net.prefixlen)
                 # no IPv6 chatter (router solicitations, DAD) on lab links

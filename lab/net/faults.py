@@ -1,7 +1,7 @@
 """Network faults for chaos runs: partitions and packet faults, always healable.
 
-Partitions are packet-filter rules inside each node's own network namespace, in a
-chain of racklab's own (RACKLAB-CHAOS, jumped to from INPUT), so healing is "flush
+Partitions are packet-filter rules on each node's own network stack (its network
+namespace, or a VM's guest kernel, reached over SSH), in a chain of racklab's own (RACKLAB-CHAOS, jumped to from INPUT), so healing is "flush
 and remove our chain" and never touches anything else. A grudge says, per node,
 which nodes it no longer hears from; a two-way partition is a symmetric grudge, a
 one-way partition a lopsided one (A hears nothing from B, B still hears A).
@@ -18,9 +18,12 @@ fault line takes its place, in the router namespace:
                                                                   v reorder
     rack bridge <--------------- frames written back into the tap (a bridge port)
 
-The tap is a port of the rack bridge with learning off and both it and the node's
-port isolated (so a frame the node sent is never echoed back to it); the node's MAC
-is pinned to its own port so replies go straight to the node, unimpaired.
+The tap is a port of the rack bridge with learning off and isolated; the node's MAC is
+pinned to its own port so replies go straight to the node, unimpaired, and a filter on
+that port's way out (a bridge-family nftables table of the line's own) drops frames
+from the node's own MAC (a broadcast it sent, handed back to the bridge through the
+tap, would otherwise be flooded back to it). The node's port itself is not isolated:
+two impaired nodes of one rack still reach each other.
 
     python -m lab.net.faults line --router rl<id>-router --port n1 --delay 0.05 ...
 """
@@ -40,6 +43,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 CHAIN = "RACKLAB-CHAOS"
@@ -64,35 +68,66 @@ def in_netns(netns: str, argv: list[str], check: bool = True) -> subprocess.Comp
     return _run(["nsenter", f"--net={netns}", "--", *argv], check)
 
 
+# Where a node's network stack is: a network namespace's path, or a callable running
+# a tool there and returning what subprocess.run would (a node's ``net_exec``, which
+# reaches a VM's guest over SSH). Every function below takes either.
+Where = str | Callable[[list[str]], object]
+
+
+def _at(where: Where, argv: list[str], check: bool = True):
+    if isinstance(where, str):
+        return in_netns(where, argv, check)
+    r = where(argv)
+    if check and r.returncode != 0:
+        raise FaultError(f"{' '.join(argv)}: {(r.stderr or '').strip() or r.returncode}")
+    return r
+
+
+def _gone(where: Where) -> bool:
+    """A namespace that no longer exists (its node was killed): nothing left to undo."""
+    return isinstance(where, str) and not os.path.exists(where)
+
+
+def mac_of(where: Where) -> str:
+    """The MAC address of the node's eth0 (all zeros when it cannot be read)."""
+    try:
+        out = _at(where, ["ip", "-j", "link", "show", "eth0"]).stdout
+        return json.loads(out)[0]["address"]
+    except (FaultError, ValueError, IndexError, KeyError):
+        return "00:00:00:00:00:00"
+
+
 # partitions
 
 
-def _ipt(netns: str, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
-    return in_netns(netns, ["iptables", "-w", "5", *args], check)
+def _ipt(where: Where, args: list[str], check: bool = True):
+    return _at(where, ["iptables", "-w", "5", *args], check)
 
 
-def block_from(netns: str, sources: list[str]) -> None:
-    """The node at ``netns`` stops hearing from the IPv4 ``sources``."""
+def block_from(where: Where, sources: list[str]) -> None:
+    """The node (its netns path or runner) stops hearing from the IPv4 ``sources``."""
     if not sources:
         return
-    if _ipt(netns, ["-N", CHAIN], check=False).returncode == 0:
-        _ipt(netns, ["-I", "INPUT", "1", "-j", CHAIN])
+    if _ipt(where, ["-N", CHAIN], check=False).returncode == 0:
+        _ipt(where, ["-I", "INPUT", "1", "-j", CHAIN])
     for src in sources:
-        _ipt(netns, ["-A", CHAIN, "-s", src, "-j", "DROP"])
+        _ipt(where, ["-A", CHAIN, "-s", src, "-j", "DROP"])
 
 
-def unblock(netns: str) -> None:
+def unblock(where: Where) -> None:
     """Remove racklab's partition rules from one node; idempotent."""
-    if not os.path.exists(netns):
+    if _gone(where):
         return
-    _ipt(netns, ["-D", "INPUT", "-j", CHAIN], check=False)
-    _ipt(netns, ["-F", CHAIN], check=False)
-    _ipt(netns, ["-X", CHAIN], check=False)
+    _ipt(where, ["-D", "INPUT", "-j", CHAIN], check=False)
+    _ipt(where, ["-F", CHAIN], check=False)
+    _ipt(where, ["-X", CHAIN], check=False)
 
 
-def blocked(netns: str) -> list[str]:
-    """Sources the node at ``netns`` currently drops (for tests and status)."""
-    r = _ipt(netns, ["-S", CHAIN], check=False)
+def blocked(where: Where) -> list[str]:
+    """Sources the node currently drops (for tests and status)."""
+    if _gone(where):
+        return []
+    r = _ipt(where, ["-S", CHAIN], check=False)
     out = []
     for line in r.stdout.splitlines():
         parts = line.split()
@@ -101,10 +136,11 @@ def blocked(netns: str) -> list[str]:
     return out
 
 
-def apply_grudge(netns: dict[str, str], addresses: dict[str, str], grudge: dict) -> None:
-    """grudge: node -> nodes it must not hear from. netns/addresses: node -> path/IPv4."""
+def apply_grudge(where: dict, addresses: dict[str, str], grudge: dict) -> None:
+    """grudge: node -> nodes it must not hear from. where/addresses: node -> netns path
+    or runner / IPv4."""
     for node, enemies in grudge.items():
-        block_from(netns[node], [addresses[e] for e in sorted(enemies)])
+        block_from(where[node], [addresses[e] for e in sorted(enemies)])
 
 
 # packet faults
@@ -171,17 +207,16 @@ def tap_name(port: str) -> str:
 
 
 def start_packet_fault(
-    router: str, port: str, node_netns: str, fault: PacketFault, seed: int, log_path: str
+    router: str, port: str, where: Where, fault: PacketFault, seed: int, log_path: str
 ) -> dict:
     """Impair what one node sends. router: the router namespace's name; port: the
-    node's veth in it (named after the node). Returns what heal_packet_fault needs."""
+    node's port in it (its veth, or a VM's tap, named after the node); where: the
+    node's netns path or runner. Returns what heal_packet_fault needs."""
     if have_netem():
-        in_netns(node_netns, ["tc", "qdisc", "replace", "dev", "eth0", "root", "netem",
-                              *fault.netem_args()])  # fmt: skip
-        return {"method": "netem", "netns": node_netns}
-    mac = json.loads(in_netns(node_netns, ["ip", "-j", "link", "show", "eth0"]).stdout)[0][
-        "address"
-    ]
+        _at(where, ["tc", "qdisc", "replace", "dev", "eth0", "root", "netem",
+                    *fault.netem_args()])  # fmt: skip
+        return {"method": "netem", **({"netns": where} if isinstance(where, str) else {})}
+    mac = json.loads(_at(where, ["ip", "-j", "link", "show", "eth0"]).stdout)[0]["address"]
     argv = [
         "ip", "netns", "exec", router, sys.executable, "-m", "lab.net.faults", "line",
         "--port", port, "--mac", mac, "--seed", str(seed), "--fault", json.dumps(asdict(fault)),
@@ -204,10 +239,13 @@ def start_packet_fault(
     return info
 
 
-def heal_packet_fault(info: dict) -> None:
+def heal_packet_fault(info: dict, where: Where | None = None) -> None:
+    """Undo start_packet_fault; ``where`` (the node's netns path or runner) is needed
+    for netem when ``info`` does not name a netns."""
     if info["method"] == "netem":
-        if os.path.exists(info["netns"]):
-            in_netns(info["netns"], ["tc", "qdisc", "del", "dev", "eth0", "root"], check=False)
+        where = info.get("netns", where)
+        if where is not None and not _gone(where):
+            _at(where, ["tc", "qdisc", "del", "dev", "eth0", "root"], check=False)
         return
     proc = info.get("proc")
     if info.get("pid", 0) > 0:
@@ -232,6 +270,8 @@ def undo_line(router: str, port: str, mac: str) -> bool:
     if not os.path.exists(f"/run/netns/{router}"):
         return False
     r = _run(["tc", "-n", router, "qdisc", "del", "dev", port, "clsact"], check=False)
+    _run(["ip", "netns", "exec", router, "nft", "delete", "table", "bridge", _echo_table(port)],
+         check=False)  # fmt: skip
     _run(["bridge", "-n", router, "link", "set", "dev", port, "isolated", "off"], check=False)
     _run(["bridge", "-n", router, "fdb", "del", mac, "dev", port, "master"], check=False)
     _run(["ip", "-n", router, "link", "del", tap_name(port)], check=False)
@@ -251,16 +291,28 @@ def _plumb(port: str, tap: str, mac: str) -> None:
     master = json.loads(_run(["ip", "-j", "link", "show", port]).stdout)[0]["master"]
     _run(["ip", "link", "set", tap, "master", master, "up"])
     _run(["bridge", "link", "set", "dev", tap, "learning", "off", "flood", "off", "isolated", "on"])
-    _run(["bridge", "link", "set", "dev", port, "isolated", "on"])
     _run(["bridge", "fdb", "replace", mac, "dev", port, "master", "static"])
     _run(["tc", "qdisc", "replace", "dev", port, "clsact"])
     # u32 matching everything: kernels without cls_matchall still have u32
     _run(["tc", "filter", "add", "dev", port, "ingress", "protocol", "all", "u32",
           "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", tap])  # fmt: skip
+    # never back to the node what it sent itself (kernels without tc's drop action,
+    # like these, have nftables' bridge family)
+    table = _echo_table(port)
+    _run(["nft", "add", "table", "bridge", table])
+    _run(["nft", "add", "chain", "bridge", table, "out",
+          "{ type filter hook forward priority 0; }"])  # fmt: skip
+    _run(["nft", "add", "rule", "bridge", table, "out", "oifname", port, "ether", "saddr", mac,
+          "drop"])  # fmt: skip
+
+
+def _echo_table(port: str) -> str:
+    return f"racklab-fx-{port}"
 
 
 def _unplumb(port: str, tap: str, mac: str) -> None:
     _run(["tc", "qdisc", "del", "dev", port, "clsact"], check=False)
+    _run(["nft", "delete", "table", "bridge", _echo_table(port)], check=False)
     _run(["bridge", "link", "set", "dev", port, "isolated", "off"], check=False)
     _run(["bridge", "fdb", "del", mac, "dev", port, "master"], check=False)
 

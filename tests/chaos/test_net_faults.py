@@ -108,3 +108,26 @@ def test_a_killed_fault_line_is_still_healed(rack, tmp_path):
     info["proc"].wait()
     faults.heal_packet_fault(info)
     assert ping(rack["ns_a"], "10.251.0.2", 3)["received"] == 3
+
+
+def test_two_impaired_nodes_of_one_rack_still_reach_each_other(rack, tmp_path):
+    # each line hands its node's frames back to the bridge through its own tap: neither
+    # node's port may be closed to the other's tap, and neither node gets its own back
+    lines = [
+        faults.start_packet_fault(
+            rack["router"], port, rack[n], faults.PacketFault(delay=0.02), 1, str(tmp_path / port)
+        )  # fmt: skip
+        for port, n in (("pa", "a"), ("pb", "b"))
+    ]
+    try:
+        there = ping(rack["ns_a"], "10.251.0.2", 5)
+        back = ping(rack["ns_b"], "10.251.0.1", 5)
+        assert there["received"] == 5 and back["received"] == 5
+        assert there["duplicates"] == 0 and back["duplicates"] == 0
+        if lines[0]["method"] == "faultline":  # both ways delayed: at least twice 20 ms
+            assert there["avg_ms"] >= 40 and back["avg_ms"] >= 40
+    finally:
+        for info in lines:
+            faults.heal_packet_fault(info)
+    assert "racklab-fx" not in sh("ip", "netns", "exec", rack["router"], "nft", "list",
+                                  "tables").stdout  # fmt: skip

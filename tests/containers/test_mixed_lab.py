@@ -145,7 +145,7 @@ def test_zookeeper_ensemble_across_kinds_and_a_pod_restart(zk_lab):
         pod = nodes["z3"]
         (name,) = pod.services()
         before = pod.services()[name]
-        pod.kill_service(name)
+        pod.crash_service(name)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             svc = pod.services()[name]

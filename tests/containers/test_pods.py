@@ -98,7 +98,7 @@ def test_killing_one_service_restarts_it_only(pod):
     infra_before = pod.describe()["pid"]
     before = pod.services()
     beta_inner = _pid_in_pod(before["beta"].pid)
-    pod.kill_service("alpha")
+    pod.crash_service("alpha")
     alpha = _wait_restarted(pod, "alpha")
     after = pod.services()
     assert alpha.pid != before["alpha"].pid

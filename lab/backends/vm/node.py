@@ -16,9 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from lab.backends.base import NODE_DATA_DIR, Node, NodeSpec, Stats
+from lab.backends.base import NODE_DATA_DIR, ExecResult, Node, NodeSpec, Stats
 from lab.cgroups import Cgroup, pid_paths
 
+from . import guestcgroup
 from .domain import domain_name, tap_name
 from .libvirt import VMError, connect
 from .ssh import EXEC_DIR, SSHProcess, lab_ssh_dir
@@ -398,10 +399,11 @@ class VMNode(Node):
         argv = [GUEST_PYTHON if a == "{python}" else str(a) for a in argv]
         if env:
             argv = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
-        inner = 'p="$0"; l="$1"; shift; echo $$ > "$p"; exec "$@" >>"$l" 2>&1 </dev/null'
+        inner = (guestcgroup.join(name) +
+                 'p="$0"; l="$1"; shift; echo $$ > "$p"; exec "$@" >>"$l" 2>&1 </dev/null')  # fmt: skip
         script = (
             f"mkdir -p {NODE_DATA_DIR}/logs {SVC_DIR} && cd {NODE_DATA_DIR} && "
-            f"rm -f {pidfile} || exit 1; "
+            f"rm -f {pidfile} || exit 1; {guestcgroup.prepare(name)}"
             f"setsid sh -c {shlex.quote(inner)} {pidfile} {log} {shlex.join(argv)} "
             ">/dev/null 2>&1 </dev/null & "
             f"for i in $(seq 50); do [ -s {pidfile} ] && break; sleep 0.1; done; cat {pidfile}"
@@ -438,7 +440,24 @@ class VMNode(Node):
             timeout=timeout + 10,
         )
 
+    def kill_service(self, name: str, info: dict) -> str:
+        """SIGKILL the service's process group and its cgroup in the guest, over SSH."""
+        if not self.service_running(name, info):
+            return "SIGKILL"
+        status, out = self._run_quiet(guestcgroup.kill(name, int(info["pid"])))
+        if status != 0:
+            raise VMError(f"node {self.name}: could not kill service {name}: {out.strip()}")
+        return "SIGKILL"
+
     # where other layers plug in
+    def net_exec(self, argv: list[str], timeout: float = 30) -> ExecResult:
+        """The guest's own ip, iptables and tc, over SSH: the VM's network stack is in
+        its kernel. A VM that is not running has no rules to see or undo (a boot
+        starts with none): that answers 255, as ssh(1) does when it cannot connect."""
+        if not self.running() or self.paused():
+            return ExecResult(list(argv), 255, "", f"node {self.name} is not running")
+        return self.exec(list(argv), timeout=timeout)
+
     def netns(self) -> str:
         raise VMError(
             f"node {self.name} is a VM: its network stack is in the guest, and the lab "
@@ -450,6 +469,38 @@ class VMNode(Node):
         pid = self.qemu_pid()
         cg = Cgroup.of_pid(pid) if pid else None
         return cg.rel if cg is not None else ""
+
+    # chaos's CPU and memory pressure: CPU as libvirt caps the vCPUs (the whole
+    # machine slows, as a namespace node's whole cgroup does), memory as a limit on the
+    # guest cgroup holding the services (the guest's OOM killer picks among them, as
+    # the host's does in a namespace node's cgroup); the VM's RAM itself stays
+    def _vcpu_quota(self, cpus: float | None) -> int:
+        vcpus = self.domain().info()[3]
+        return int(cpus / vcpus * 100000) if cpus and cpus < vcpus else -1
+
+    def set_limits(self, cpus: float | None = None, memory: int | None = None) -> None:
+        if cpus is not None:
+            self.domain().setSchedulerParameters(
+                {"vcpu_period": 100000, "vcpu_quota": max(1000, self._vcpu_quota(cpus))}
+            )
+        if memory is not None:
+            status, out = self._run_quiet(guestcgroup.set_memory_max(memory))
+            if status != 0:
+                raise VMError(f"node {self.name}: could not limit memory: {out.strip()}")
+
+    def restore_limits(self) -> None:
+        if not self.running():
+            return  # booted again from its domain XML, with the spec's limits
+        self.domain().setSchedulerParameters(
+            {"vcpu_period": 100000, "vcpu_quota": self._vcpu_quota(self.spec.cpus)}
+        )
+        if not self.paused():
+            self._run_quiet(guestcgroup.set_memory_max(None))
+
+    def memory_used(self) -> int | None:
+        status, out = self._run_quiet(guestcgroup.memory_current())
+        text = out.strip()
+        return int(text) if status == 0 and text.isdigit() and int(text) > 0 else None
 
     def stats(self) -> Stats:
         """The host-side cost of the VM: memory and disk I/O from qemu's cgroup (libvirt

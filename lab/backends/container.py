@@ -20,15 +20,18 @@ import time
 import uuid
 from pathlib import Path, PurePosixPath
 
+from lab import cgroups
 from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
 from lab.backends.docker_engine import (
     IMAGE_PYTHON,
     LABEL_LAB,
     LABEL_NODE,
+    LABEL_NODE_CGROUP,
     LABEL_ROLE,
     ContainerError,
     cleanup_lab,
     container_name,
+    delegated_cgroup_kwargs,
     docker_client,
     docker_errors,
     limit_kwargs,
@@ -140,11 +143,23 @@ class ContainerNode(Node):
     kind = "container"
     python = IMAGE_PYTHON
 
-    def __init__(self, spec: NodeSpec, client, container_id: str, volume: str | None = None):
+    def __init__(
+        self,
+        spec: NodeSpec,
+        client,
+        container_id: str,
+        volume: str | None = None,
+        node_cgroup: str | None = None,
+    ):
         super().__init__(spec)
         self.client = client
         self.container_id = container_id
         self.volume = volume
+        # The node's own cgroup (relative path): parent of its containers' cgroups and
+        # holder of the node's limits, made by racklab, delegated to the node (see
+        # delegated_cgroup_kwargs). None where Docker cannot nest containers under a
+        # cgroup of ours (the systemd driver): the container's own cgroup is the node's.
+        self.node_cgroup = node_cgroup
 
     # docker objects
     def container(self, ident: str | None = None):
@@ -382,11 +397,17 @@ class ContainerNode(Node):
         return Cgroup.of_pid(pid) if pid else None
 
     def cgroup(self) -> str:
+        if self.node_cgroup:
+            return self.node_cgroup
         cg = self._cgroup()
         return cg.rel if cg is not None else ""
 
     def stats(self) -> Stats:
+        # the node's cgroup, when it has one, also counts what the node's services
+        # made under it (YARN containers); while the container runs
         cg = self._cgroup()
+        if cg is not None and self.node_cgroup and Cgroup(self.node_cgroup).exists():
+            cg = Cgroup(self.node_cgroup)
         if cg is not None:
             return cg.summary()
         # Not running: the cgroup is gone, but Docker remembers an OOM kill.
@@ -425,6 +446,7 @@ class ContainerNode(Node):
             else int(bool(state.get("OOMKilled"))),
             "exit_code": state.get("ExitCode"),
             "volume": self.volume,
+            "node_cgroup": self.node_cgroup,
         }
 
 
@@ -521,6 +543,24 @@ class ContainerBackend(Backend):
         )
         return kw, volume
 
+    def _nests_cgroups(self) -> bool:
+        """Docker's cgroupfs driver puts a container under any cgroup_parent path we
+        name; the systemd driver only under systemd slices, which we do not make."""
+        if not hasattr(self, "_driver"):
+            self._driver = self.client.info().get("CgroupDriver", "")
+        return self._driver == "cgroupfs"
+
+    def _make_node_cgroup(self, spec: NodeSpec) -> str | None:
+        """The node's own cgroup with its limits, which its containers go under (as
+        Kubernetes makes one per pod); None with the systemd driver."""
+        if not self._nests_cgroups():
+            return None
+        cg = cgroups.node_cgroup(spec.lab, spec.name).create()
+        cg.set_cpus(spec.cpus)
+        cg.set_memory(spec.memory)
+        cg.set_pids(spec.pids)
+        return cg.rel
+
     def remove_stale(self, spec: NodeSpec) -> None:
         """Remove what an earlier incarnation of this node left (a crash before `lab
         down`): its name would clash, and its data volume must not leak into the new
@@ -546,20 +586,33 @@ class ContainerBackend(Backend):
 
         self.remove_stale(spec)
         kw, volume = self.run_kwargs(spec, "node")
+        node_cgroup = self._make_node_cgroup(spec)
+        if node_cgroup:
+            # the container keeps Docker's limits too; the node's cgroup holds them for
+            # the container and what the node's services make beside it
+            kw["cgroup_parent"] = "/" + node_cgroup
+            kw["labels"][LABEL_NODE_CGROUP] = node_cgroup
+            delegated = delegated_cgroup_kwargs(node_cgroup)
+            kw["volumes"] = {**kw["volumes"], **delegated.pop("volumes")}
+            kw.update(delegated)
         try:
             container = self.client.containers.run(**kw)
         except docker.errors.APIError as exc:
             if volume:
                 self.client.volumes.get(volume).remove(force=True)
+            if node_cgroup:
+                Cgroup(node_cgroup).remove()
             raise ContainerError(
                 f"node {spec.name}: docker could not start the container: {exc.explanation or exc}"
             ) from exc
-        node = ContainerNode(spec, self.client, container.id, volume)
+        node = ContainerNode(spec, self.client, container.id, volume, node_cgroup)
         wait_running(node, container.id)
         return node
 
     def attach(self, spec: NodeSpec, saved: dict) -> ContainerNode:
-        return ContainerNode(spec, self.client, saved["container"], saved.get("volume"))
+        return ContainerNode(
+            spec, self.client, saved["container"], saved.get("volume"), saved.get("node_cgroup")
+        )
 
     def engine_answers(self) -> bool:
         try:
@@ -573,4 +626,23 @@ class ContainerBackend(Backend):
         lab can exist in one), so `lab clean NAME` may always try this kind."""
         if not self.engine_answers():
             return []
-        return cleanup_lab(self.client, lab)
+        # the nodes' cgroups are named on the containers: read them before removing those
+        selector = {"label": [f"{LABEL_LAB}={lab}", LABEL_NODE_CGROUP]}
+        node_cgroups = {
+            c.labels[LABEL_NODE_CGROUP]
+            for c in self.client.containers.list(all=True, filters=selector)
+        }
+        removed = cleanup_lab(self.client, lab)
+        for rel in sorted(node_cgroups):
+            cg = Cgroup(rel)
+            if cg.exists():
+                cg.remove()  # with whatever the node's services made under it
+                removed.append(f"cgroup {rel}")
+        lab_cg = cgroups.lab_cgroup(lab)
+        if (
+            node_cgroups
+            and lab_cg.exists()
+            and not any(p.is_dir() for d in lab_cg.dirs() for p in d.iterdir())
+        ):
+            lab_cg.remove()  # made for these nodes alone (namespace nodes live in it too)
+        return removed

@@ -18,6 +18,9 @@ LABEL_LAB = "racklab.lab"
 LABEL_LABID = "racklab.labid"
 LABEL_NODE = "racklab.node"
 LABEL_ROLE = "racklab.role"  # node | infra | service
+# the node's own cgroup, made by racklab, that a node's containers sit in (first made
+# for pods, hence the name, which stays so that older labs are still cleaned up)
+LABEL_NODE_CGROUP = "racklab.pod-cgroup"
 IMAGE_PYTHON = "/usr/bin/python3"
 
 
@@ -92,6 +95,35 @@ def limit_kwargs(
             kw["device_read_bps"] = rate
             kw["device_write_bps"] = rate
     return kw
+
+
+def delegated_cgroup_kwargs(rel: str) -> dict:
+    """docker SDK arguments (volumes, cgroupns) giving a container a writable view of
+    the node's own cgroup ``rel`` where programs look for cgroups, so that a service
+    in the node (YARN's NodeManager) can make child cgroups of its own, counted and
+    limited with the node. Docker mounts cgroupfs read-only; the node's cgroup is
+    made host-side (it holds the node's limits), then bound over that view:
+
+    - cgroup v1: the node's directory in the memory and cpu hierarchies, over the
+      container's /sys/fs/cgroup/<hierarchy> (what Hadoop's CGroupsHandler uses);
+    - cgroup v2: the node's directory over /sys/fs/cgroup, with the host's cgroup
+      namespace: in a private one, moving a process into a cgroup outside the
+      container's own (the node's YARN cgroups are its siblings) is refused.
+    """
+    from lab.cgroups import Cgroup, mounts
+
+    cg = Cgroup(rel)
+    if cg.version == 2:
+        return {
+            "volumes": {str(cg.dirs()[0]): {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+            "cgroupns": "host",
+        }
+    volumes = {}
+    for controller in ("memory", "cpu"):
+        mount = mounts().get(controller)
+        if mount is not None and (mount / cg.rel).is_dir():
+            volumes[str(mount / cg.rel)] = {"bind": f"/sys/fs/cgroup/{mount.name}", "mode": "rw"}
+    return {"volumes": volumes}
 
 
 def node_labels(spec: NodeSpec, role: str) -> dict[str, str]:

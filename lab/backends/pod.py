@@ -38,9 +38,11 @@ from lab.backends.container import ContainerBackend, ContainerNode
 from lab.backends.docker_engine import (
     LABEL_LAB,
     LABEL_NODE,
+    LABEL_NODE_CGROUP,
     LABEL_ROLE,
     ContainerError,
     container_name,
+    delegated_cgroup_kwargs,
     docker_errors,
     limit_kwargs,
     resolve_python,
@@ -48,7 +50,6 @@ from lab.backends.docker_engine import (
 )
 
 LABEL_SERVICE = "racklab.service"
-LABEL_POD_CGROUP = "racklab.pod-cgroup"
 LABEL_RESTART = "racklab.restart"  # the policy to put back when a stopped pod starts again
 RESTART_POLICIES = ("always", "on-failure", "unless-stopped", "no")
 
@@ -99,12 +100,14 @@ class PodNode(ContainerNode):
         volume: str | None = None,
         pod_cgroup: str | None = None,
     ):
-        super().__init__(spec, client, container_id, volume)
+        # the pod's own cgroup is the node's (ContainerNode.node_cgroup), as Kubernetes
+        # makes one per pod
+        super().__init__(spec, client, container_id, volume, pod_cgroup)
         self._files: dict[str, tuple[bytes, int]] = {}  # put_file'd paths, for later services
-        # The pod's own cgroup (relative path), parent of its containers' cgroups and
-        # holder of the node's limits, as Kubernetes makes one per pod. None where Docker
-        # cannot nest containers under a cgroup of ours (the systemd driver).
-        self.pod_cgroup = pod_cgroup
+
+    @property
+    def pod_cgroup(self) -> str | None:
+        return self.node_cgroup
 
     # the infra container is the node's container: exec, netns and the data mount
     # all go through it; services are looked up by label.
@@ -168,7 +171,13 @@ class PodNode(ContainerNode):
             cpus = cpus if cpus is not None else self.spec.cpus
             memory = memory if memory is not None else self.spec.memory
             pids = pids if pids is not None else self.spec.pids
-        extra = {"cgroup_parent": "/" + self.pod_cgroup} if self.pod_cgroup else {}
+        extra, delegated = {}, {}
+        if self.pod_cgroup:
+            # each service sits in the pod's cgroup and may make cgroups under it
+            delegated = delegated_cgroup_kwargs(self.pod_cgroup)
+            extra = {"cgroup_parent": "/" + self.pod_cgroup}
+            if "cgroupns" in delegated:
+                extra["cgroupns"] = delegated["cgroupns"]
         policy = {"Name": restart}
         if restart == "on-failure" and max_retries:
             policy["MaximumRetryCount"] = max_retries
@@ -192,12 +201,15 @@ class PodNode(ContainerNode):
                 ipc_mode=f"container:{infra}",
                 pid_mode=f"container:{infra}",
                 volumes={
-                    m["Source"] if m["Type"] == "bind" else m["Name"]: {
-                        "bind": m["Destination"],
-                        "mode": "rw",
-                    }
-                    for m in info["Mounts"]
-                    if m["Destination"] == NODE_DATA_DIR
+                    **{
+                        m["Source"] if m["Type"] == "bind" else m["Name"]: {
+                            "bind": m["Destination"],
+                            "mode": "rw",
+                        }
+                        for m in info["Mounts"]
+                        if m["Destination"] == NODE_DATA_DIR
+                    },
+                    **delegated.get("volumes", {}),
                 },
                 working_dir=NODE_DATA_DIR,
                 labels=labels,
@@ -400,13 +412,6 @@ class PodNode(ContainerNode):
 class PodBackend(ContainerBackend):
     kind = "pod"
 
-    def _nests_cgroups(self) -> bool:
-        """Docker's cgroupfs driver puts a container under any cgroup_parent path we
-        name; the systemd driver only under systemd slices, which we do not make."""
-        if not hasattr(self, "_driver"):
-            self._driver = self.client.info().get("CgroupDriver", "")
-        return self._driver == "cgroupfs"
-
     def run_kwargs(self, spec: NodeSpec, role: str) -> tuple[dict, str | None]:
         kw, volume = super().run_kwargs(spec, role)
         # The node's limits belong to the pod cgroup (or, without one, are each
@@ -417,24 +422,15 @@ class PodBackend(ContainerBackend):
         kw["name"] = container_name(spec.lab, spec.name)
         return kw, volume
 
-    def _make_pod_cgroup(self, spec: NodeSpec) -> str | None:
-        if not self._nests_cgroups():
-            return None
-        cg = cgroups.node_cgroup(spec.lab, spec.name).create()
-        cg.set_cpus(spec.cpus)
-        cg.set_memory(spec.memory)
-        cg.set_pids(spec.pids)
-        return cg.rel
-
     def create(self, spec: NodeSpec) -> PodNode:
         import docker.errors
 
         self.remove_stale(spec)
         kw, volume = self.run_kwargs(spec, "infra")
-        pod_cgroup = self._make_pod_cgroup(spec)
+        pod_cgroup = self._make_node_cgroup(spec)
         if pod_cgroup:
             kw["cgroup_parent"] = "/" + pod_cgroup
-            kw["labels"][LABEL_POD_CGROUP] = pod_cgroup
+            kw["labels"][LABEL_NODE_CGROUP] = pod_cgroup
         try:
             container = self.client.containers.run(**kw)
         except docker.errors.APIError as exc:
@@ -453,27 +449,3 @@ class PodBackend(ContainerBackend):
         return PodNode(
             spec, self.client, saved["container"], saved.get("volume"), saved.get("pod_cgroup")
         )
-
-    def cleanup(self, lab: str, labid: str) -> list[str]:
-        if not self.engine_answers():
-            return []
-        # the pod cgroups are named on the containers: read them before removing those
-        selector = {"label": [f"{LABEL_LAB}={lab}", LABEL_POD_CGROUP]}
-        pod_cgroups = {
-            c.labels[LABEL_POD_CGROUP]
-            for c in self.client.containers.list(all=True, filters=selector)
-        }
-        removed = super().cleanup(lab, labid)
-        for rel in sorted(pod_cgroups):
-            cg = cgroups.Cgroup(rel)
-            if cg.exists():
-                cg.remove()
-                removed.append(f"cgroup {rel}")
-        lab_cg = cgroups.lab_cgroup(lab)
-        if (
-            pod_cgroups
-            and lab_cg.exists()
-            and not any(p.is_dir() for d in lab_cg.dirs() for p in d.iterdir())
-        ):
-            lab_cg.remove()  # made for the pods alone (namespace nodes would live in it too)
-        return removed

@@ -140,7 +140,9 @@ def test_cleanup_leaves_nothing_labelled(
         "/sys/fs/cgroup/memory/" + a.cgroup() if os.path.isdir("/sys/fs/cgroup/memory") else None
     )
     removed = container_backend.cleanup(lab_name, lab_name[-6:])
-    assert len(removed) == 4
+    # two containers and two volumes, and each node's own cgroup where Docker nests
+    # containers under cgroups of racklab's (its cgroupfs driver)
+    assert len([r for r in removed if not r.startswith("cgroup ")]) == 4, removed
     assert labelled(docker_engine, lab_name) == {"containers": [], "volumes": [], "networks": []}
     if cgroup:
         assert not os.path.exists(cgroup)

@@ -5,6 +5,15 @@ Like Hadoop's CGroupsHandler: one hierarchy directory per NodeManager
 container holding its memory limit and CPU weight. v1 hosts get a directory in
 each of the memory and cpu controllers; v2 hosts get one directory in the unified
 tree, with the controllers enabled on the way down.
+
+Where the node is a container or pod, racklab hands the node its own cgroup, writable,
+where this code looks (/sys/fs/cgroup/<controller>, or /sys/fs/cgroup on v2), so the
+same code makes its containers' cgroups under the node's. No racklab import here: a
+service package runs alone and imports nothing above lab/services (DESIGN.md), and
+lab/cgroups sits above it. What the two would share is small (finding the mounts,
+writing a file); this file is Hadoop's CGroupsHandler, part of the service's lesson,
+while lab/cgroups is racklab's own (node limits, stats, freezing). So the little
+overlap is kept on purpose rather than moved into a package both would import.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -269,8 +270,8 @@ def _prepare_root(tree: Path, hdir: Path, host: str, address: str, client_public
     return host_public
 
 
-# Runs in the host's network namespace, after unshare made its mount, UTS, IPC and PID
-# namespaces (this shell is PID 1 there until it execs tini): mount the host's own root,
+# Runs in the host's network namespace, after unshare made its mount, UTS, IPC, PID and
+# cgroup namespaces (this shell is PID 1 there until it execs tini): mount the host's own root,
 # give it /proc, /sys (this namespace's network devices), the cgroup trees and /dev,
 # fresh /run and /tmp, then pivot into it so nothing of this machine's tree stays
 # reachable, and exec sshd under tini (which reaps what the host's sessions orphan).
@@ -280,7 +281,9 @@ lower=$1; upper=$2; work=$3; R=$4; name=$5
 mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$R"
 mount -t proc proc "$R/proc"
 mount -t sysfs sysfs "$R/sys"
-mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup"
+# each cgroup tree of this machine: only the host's own subtree, as its root ($6: a
+# script of mount and ln lines made by _cgroup_script), and this shell in it
+eval "$6"
 mount --rbind /dev "$R/dev"
 mount -t tmpfs -o mode=0755,size=64m tmpfs "$R/run"
 mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
@@ -296,11 +299,17 @@ exec /usr/bin/tini -- /usr/sbin/sshd -D -e
 
 def _boot(tree: Path, hdir: Path, host: str, ns: str) -> subprocess.Popen:
     log = open(hdir / "sshd.log", "ab")
+    subtrees = cgroup_subtrees(ns)
+    # Into the host's own cgroups first, so that the cgroup namespace unshare makes is
+    # rooted there: the host's racklab sees its subtree as /, as on a machine of its own.
+    enter = "; ".join(f"echo $$ > {shlex.quote(path + '/cgroup.procs')}" for path, _ in subtrees)
     argv = [
-        "nsenter", f"--net=/run/netns/{ns}", "--",
-        "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--propagation", "private",
+        "nsenter", f"--net=/run/netns/{ns}", "--", "/bin/sh", "-c", enter + '; exec "$@"', "sh",
+        "unshare", "--mount", "--uts", "--ipc", "--pid", "--cgroup", "--fork",
+        "--propagation", "private",
         "--", "/bin/sh", "-c", _BOOT, "sh",
         str(tree), str(hdir / "upper"), str(hdir / "work"), str(hdir / "root"), host,
+        _cgroup_script(subtrees),
     ]  # fmt: skip
     try:
         return subprocess.Popen(
@@ -313,6 +322,91 @@ def _boot(tree: Path, hdir: Path, host: str, ns: str) -> subprocess.Popen:
         )
     finally:
         log.close()
+
+
+CGROUP_TOP = "racklab-simhosts"  # every simulated host's cgroups, in each tree
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _cgroup_mounts() -> list[tuple[str, str]]:
+    """(mount point, type) of this machine's cgroup trees: /sys/fs/cgroup itself on a
+    v2-only machine, its subfolders on a v1 or hybrid one."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        point, fstype = left.split()[4], right.split()[0]
+        if fstype in ("cgroup", "cgroup2") and (
+            point == CGROUP_ROOT or point.startswith(CGROUP_ROOT + "/")
+        ):
+            found.append((point, fstype))
+    return found
+
+
+def cgroup_subtrees(ns: str) -> list[tuple[str, str]]:
+    """Make the host's own cgroup in every tree (<tree>/racklab-simhosts/<host ns>) and
+    return (its path, where the host sees it). What the host's racklab makes stays
+    there, apart from this machine's labs and from the other simulated hosts, as on
+    separate machines; the host's processes sit in its ``sim`` leaf."""
+    out = []
+    for point, fstype in _cgroup_mounts():
+        top = Path(point)
+        path = top
+        for part in (CGROUP_TOP, ns, "sim"):
+            parent, path = path, path / part
+            if fstype == "cgroup2" and part != "sim":
+                # let the controllers reach the host's subtree (v2 passes them down
+                # explicitly); a leaf holding processes enables none itself
+                ctrls = (parent / "cgroup.controllers").read_text().split()
+                want = " ".join(f"+{c}" for c in ctrls if c in ("cpu", "memory", "pids", "io"))
+                if want:
+                    try:
+                        (parent / "cgroup.subtree_control").write_text(want)
+                    except OSError:
+                        pass  # a controller busy at this level: the host does without it
+            path.mkdir(exist_ok=True)
+            if (path / "cpuset.cpus").exists() and not (path / "cpuset.cpus").read_text().strip():
+                # v1 cpuset: a new cgroup has no CPUs or memory nodes until given its parent's
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    (path / f).write_text((parent / f).read_text())
+        inside = "/sys/fs/cgroup" + point[len(CGROUP_ROOT) :]
+        out.append((str(path.parent), inside))
+    return out
+
+
+def _cgroup_script(subtrees: list[tuple[str, str]]) -> str:
+    q = shlex.quote
+    lines = []
+    if not any(inside == CGROUP_ROOT for _, inside in subtrees):
+        lines.append('mount -t tmpfs -o mode=0755 cgroup-trees "$R/sys/fs/cgroup"')
+    for path, inside in subtrees:
+        lines.append(f'mkdir -p "$R"{q(inside)}')
+        lines.append(f'mount --bind {q(path)} "$R"{q(inside)}')
+        lines.append(f"echo $$ > {q(path + '/sim/cgroup.procs')}")
+    for entry in Path(CGROUP_ROOT).iterdir():  # cpu -> cpu,cpuacct and the like
+        if entry.is_symlink():
+            lines.append(f'ln -s {q(os.readlink(entry))} "$R"{q(str(entry))}')
+    return "\n".join(lines)
+
+
+def _remove_cgroups(ns: str) -> list[str]:
+    """The host's cgroups, deepest first (its processes are gone by now)."""
+    removed = []
+    for point, _ in _cgroup_mounts():
+        top = Path(point) / CGROUP_TOP / ns
+        if not top.is_dir():
+            continue
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        try:
+            top.rmdir()
+            removed.append(f"cgroup {top}")
+            top.parent.rmdir()  # the last simulated host's: racklab-simhosts goes too
+        except OSError:
+            pass
+    return removed
 
 
 def _wait_ssh(host: str, address: str, proc: subprocess.Popen, log: Path) -> None:
@@ -352,6 +446,15 @@ def exists(name: str) -> bool:
     return load(name) is not None or bool(_ours(name))
 
 
+def _cgroup_leftovers() -> set[str]:
+    found = set()
+    for point, _ in _cgroup_mounts():
+        top = Path(point) / CGROUP_TOP
+        if top.is_dir():
+            found |= {p.name for p in top.iterdir() if p.is_dir()}
+    return found
+
+
 def remove(name: str) -> list[str]:
     """Undo ``simulate``: every process, namespace, interface and file of the set."""
     check_name(name)
@@ -373,6 +476,8 @@ def remove(name: str) -> list[str]:
     for ns in namespaces:
         _ip("netns", "del", ns, check=False)
         removed.append(f"netns {ns}")
+    for ns in hosts + [n for n in _cgroup_leftovers() if n.startswith(f"rlh{name}-")]:
+        removed += _remove_cgroups(ns)
     if _ip("link", "show", controller_if(name), check=False).returncode == 0:
         _ip("link", "del", controller_if(name), check=False)
         removed.append(f"interface {controller_if(name)}")

@@ -69,6 +69,12 @@ def test_root_logs_in_over_real_ssh_and_sees_its_own_host(sim):
             assert (code, uid, name) == (0, "0", host)
             assert f"inet {h['address']}/" in addr
             assert init == "tini"  # PID 1 of the host's own PID namespace, not this machine's
+            # its own cgroup tree: what its racklab makes there stays apart from this
+            # machine's labs and the other hosts', as on separate machines
+            tree = "pids/" if Path("/sys/fs/cgroup/pids").is_dir() else ""  # v1 or v2-only
+            code, out, _ = run(c, f"cat /proc/self/cgroup; mkdir /sys/fs/cgroup/{tree}mine")
+            assert code == 0 and set(line.split(":")[2] for line in out.splitlines()) == {"/sim"}
+            assert Path(f"/sys/fs/cgroup/{tree}racklab-simhosts/{h['netns']}/mine").is_dir()
 
 
 def test_each_host_has_its_own_root_filesystem(sim):
@@ -129,5 +135,6 @@ def test_cli_prints_a_hosts_section_and_remove_leaves_nothing():
     gone = lab_cli("hosts", "simulate", "--remove", "--name", name)
     assert gone.returncode == 0, gone.stderr
     assert kernel_objects(name) == []
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/racklab-simhosts/rlh{name}-*"))
     assert not Path(section[f"{name}1"]["key"]).exists()
     assert lab_cli("hosts", "simulate", "--remove", "--name", name).returncode == 2

@@ -11,16 +11,14 @@ import struct
 import pytest
 from hdfs import HdfsError, InsecureClient
 
-from lab.services.hadoop.ipc.protobuf import Schema
 from lab.services.hdfs import datatransfer_hadoop
 from lab.services.hdfs.minicluster import MiniCluster
+
+from .rawipc import CLIENT_PROTOCOL, RawIpc, S
 
 hdfs_native = pytest.importorskip("hdfs_native")
 
 BLOCK = 64 * 1024
-S = Schema.load()
-CLIENT_PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
-METHODS = S.services["hadoop.hdfs.ClientNamenodeProtocol"]
 
 
 @pytest.fixture(scope="module")
@@ -48,72 +46,6 @@ def as_user(url, monkeypatch, user):
     # hdfs-native takes a simple-auth user from HADOOP_USER_NAME when it connects.
     monkeypatch.setenv("HADOOP_USER_NAME", user)
     return hdfs_native.Client(url)
-
-
-class RawIpc:
-    """The wire protocol by hand: preamble, connection context, framed calls."""
-
-    def __init__(self, cluster, user: str = "root", preamble: bytes = b"hrpc\x09\x00\x00"):
-        self.sock = socket.create_connection((cluster.nn_ip, cluster.nn_rpc), timeout=10)
-        self.call_id = 0
-        self.sock.sendall(preamble)
-        context = {"userInfo": {"effectiveUser": user}, "protocol": CLIENT_PROTOCOL}
-        self.send_frame(
-            self.header(-3) + S.encode_delimited("hadoop.common.IpcConnectionContextProto", context)
-        )
-
-    def header(self, call_id: int) -> bytes:
-        return S.encode_delimited(
-            "hadoop.common.RpcRequestHeaderProto",
-            {
-                "rpcKind": "RPC_PROTOCOL_BUFFER",
-                "rpcOp": "RPC_FINAL_PACKET",
-                "callId": call_id,
-                "clientId": b"0123456789abcdef",
-            },
-        )
-
-    def send_frame(self, payload: bytes) -> None:
-        self.sock.sendall(struct.pack(">i", len(payload)) + payload)
-
-    def read_frame(self) -> tuple[dict, bytes]:
-        size = struct.unpack(">i", self.recv(4))[0]
-        data = self.recv(size)
-        header, pos = S.decode_delimited("hadoop.common.RpcResponseHeaderProto", data)
-        return header, data[pos:]
-
-    def recv(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed")
-            out += chunk
-        return out
-
-    def call(self, method: str, request: dict, protocol: str = CLIENT_PROTOCOL) -> dict:
-        req_type, resp_type = METHODS.get(method, ("hadoop.hdfs.GetFsStatusRequestProto", ""))
-        self.call_id += 1
-        self.send_frame(
-            self.header(self.call_id)
-            + S.encode_delimited(
-                "hadoop.common.RequestHeaderProto",
-                {
-                    "methodName": method,
-                    "declaringClassProtocolName": protocol,
-                    "clientProtocolVersion": 1,
-                },
-            )
-            + S.encode_delimited(req_type, request)
-        )
-        header, body = self.read_frame()
-        assert header["callId"] == self.call_id
-        if header["status"] != "SUCCESS":
-            return header
-        return S.decode_delimited(resp_type, body)[0]
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 # ---------------------------------------------------------------- hdfs-native

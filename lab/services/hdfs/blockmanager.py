@@ -127,6 +127,21 @@ class BlockManager:
             shuffled, key=lambda d: (self.is_stale(d, now), self.distance(client_ip, rack, d))
         )
 
+    def pipeline_order(
+        self, writer: DatanodeDescriptor | None, nodes: list[DatanodeDescriptor]
+    ) -> list[DatanodeDescriptor]:
+        """BlockPlacementPolicyDefault.getPipeline: from the writer (or the first node),
+        each next node is the one nearest the previous."""
+        rest = list(nodes)
+        out: list[DatanodeDescriptor] = []
+        ref = writer if writer is not None else (rest[0] if rest else None)
+        while rest:
+            nearest = min(rest, key=lambda d: self.distance(ref.ip, ref.rack, d))
+            rest.remove(nearest)
+            out.append(nearest)
+            ref = nearest
+        return out
+
     # ------------------------------------------------------------ registration and heartbeats
     def register(self, info: dict) -> DatanodeDescriptor:
         rack = self.resolve_rack(info["ip"])

@@ -240,6 +240,9 @@ class ReplicaWriter:
         self.store, self.rep = store, rep
         self.bpc = store.bpc
         self.before_append: tuple[int, int, int] | None = None
+        # Bytes every node downstream has acknowledged (the DataNode's responder moves it):
+        # what Hadoop calls the replica's visible length while it is being written.
+        self.acked = rep.length
         self.closed = False
         self.last_crc = last_crc
         self.data = open(rep.data_path, "r+b", buffering=0)

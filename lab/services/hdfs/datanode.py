@@ -243,34 +243,75 @@ class DataNode:
         rep = self.store.get(blk["blockId"])
         if rep is None or rep.state != "finalized":
             return
-        pipe = PipelineWriter(
-            targets,
-            {
-                "block": {
-                    "blockId": rep.block_id,
-                    "genStamp": rep.gen_stamp,
-                    "numBytes": rep.length,
-                },
-                "stage": "transfer",
-            },
-            self.bpc,
-            self.packet_size,
-        )
         try:
-            await pipe.open()
-            for piece in self.store.read_verified(rep, 0, rep.length):
-                await pipe.write(piece)
-            await pipe.close()
+            await self._copy_replica(rep, rep.length, targets, "transfer")
             log.info("replicated blk_%d to %s", rep.block_id, [t["ip"] for t in targets])
         except ChecksumError as exc:
-            pipe.abort()
             log.warning("local replica blk_%d is corrupt (%s), reporting it", rep.block_id, exc)
             await self._report_bad(rep.block_id)
         except (TimeoutError, OSError, PipelineError, asyncio.IncompleteReadError) as exc:
-            pipe.abort()
             log.warning(
                 "replicating blk_%d to %s failed: %s", rep.block_id, [t["ip"] for t in targets], exc
             )
+
+    async def transfer_for_recovery(
+        self, block_id: int, gen_stamp: int, targets: list[dict], client: str
+    ) -> int:
+        """DataNode.transferReplicaForPipelineRecovery: a writer whose pipeline lost a node
+        and got a new one from the NameNode (getAdditionalDatanode) has this DataNode copy
+        what it holds of the block to the new node, which keeps it unfinished for the
+        writer's recovery pipeline. What is copied is the replica's visible length (the
+        bytes acknowledged downstream), never more than the writer saw acknowledged by
+        anybody. -> the bytes copied; raises OSError with Hadoop's wording."""
+        rep = self.store.get(block_id)
+        name = f"blk_{block_id}_{gen_stamp}"
+        if rep is None:
+            raise OSError(f"{name} not found in datanode.")
+        if rep.gen_stamp < gen_stamp:
+            raise OSError(f"{rep.gen_stamp} = storedGS < b.getGenerationStamp(), b={name}")
+        writer = self.writers.get(block_id)
+        visible = writer.acked if rep.state != "finalized" and writer is not None else rep.length
+        await self._copy_replica(rep, visible, targets, "transfer_rbw", client)
+        log.info(
+            "transferred %d bytes of blk_%d_%d to %s for %s's pipeline recovery",
+            visible,
+            block_id,
+            rep.gen_stamp,
+            [t["ip"] for t in targets],
+            client,
+        )
+        return visible
+
+    async def _copy_replica(
+        self, rep, length: int, targets: list[dict], stage: str, client: str | None = None
+    ) -> None:
+        header = {
+            "block": {"blockId": rep.block_id, "genStamp": rep.gen_stamp, "numBytes": length},
+            "stage": stage,
+        }
+        if client:
+            header["client"] = client
+        pipe = PipelineWriter(targets, header, self.bpc, self.packet_size)
+        try:
+            await pipe.open()
+            for piece in self._visible_pieces(rep, length):
+                await pipe.write(piece)
+            await pipe.close()
+        finally:
+            pipe.abort()
+
+    def _visible_pieces(self, rep, length: int):
+        """The first `length` bytes of a replica, whole chunks checked against their stored
+        CRCs. A replica still being written may already hold more of its last partial
+        chunk than `length`, so that piece is sent as it is (the receiver computes its CRC
+        from the packet), as Hadoop's BlockSender does with the last chunk of an RBW."""
+        aligned = length - length % self.bpc
+        yield from self.store.read_verified(rep, 0, aligned)
+        if length > aligned:
+            data, _ = self.store.read_raw(rep, aligned, length - aligned)
+            if len(data) != length - aligned:
+                raise OSError(f"blk_{rep.block_id} is shorter than its visible length {length}")
+            yield data
 
     async def _report_bad(self, block_id: int) -> None:
         try:
@@ -483,7 +524,7 @@ class DataNode:
         acks: asyncio.Queue = asyncio.Queue()
         state = {"mirror_ok": down_writer is not None}
         responder = asyncio.create_task(
-            self._respond(acks, down_reader, up_writer, len(targets), state)
+            self._respond(acks, down_reader, up_writer, len(targets), state, replica)
         )
         outcome = "broken"
         try:
@@ -517,13 +558,18 @@ class DataNode:
                             status = ERROR_CHECKSUM
                 last = bool(flags & LAST)
                 if last and status == SUCCESS:
-                    rep = await asyncio.to_thread(replica.finalize)
-                    outcome = "finalized"
-                    self.notify_received(rep.to_report())
-                await acks.put((seqno, status, last))
+                    if header["stage"] == "transfer_rbw":
+                        # A copy for a writer's pipeline recovery stays unfinished: the
+                        # recovery pipeline reopens it (Hadoop's TRANSFER_RBW).
+                        outcome = "kept"
+                    else:
+                        rep = await asyncio.to_thread(replica.finalize)
+                        outcome = "finalized"
+                        self.notify_received(rep.to_report())
+                await acks.put((seqno, status, last, replica.rep.length))
                 if last or status != SUCCESS:
                     break
-            if outcome == "finalized":
+            if outcome in ("finalized", "kept"):
                 await responder
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             log.warning("pipeline for blk_%d broke: %r", bid, exc)
@@ -536,7 +582,9 @@ class DataNode:
                 self._release(replica)
             elif outcome == "finalized":
                 self._release(replica)
-            elif header["stage"] == "transfer" or self._untouched_reopen(replica):
+            elif outcome == "kept":
+                self._suspend(replica)  # waits for the writer's recovery pipeline
+            elif header["stage"] in ("transfer", "transfer_rbw") or self._untouched_reopen(replica):
                 # Nobody recovers a copy for re-replication: drop the partial one now. A
                 # reopened finished replica that received nothing goes straight back to
                 # what it was, readable, rather than waiting for a recovery: there is
@@ -575,25 +623,40 @@ class DataNode:
                     log.info("no recovery came for blk_%d: replica rolled back", bid)
 
     async def _respond(
-        self, acks: asyncio.Queue, down_reader, up_writer, downstream: int, state: dict
+        self,
+        acks: asyncio.Queue,
+        down_reader,
+        up_writer,
+        downstream: int,
+        state: dict,
+        replica,
     ) -> None:
+        """PacketResponder. The ack's statuses are Hadoop's: this node's own, then those
+        downstream; when the downstream node cannot be heard (mirrorError) just this
+        node's and one ERROR for the next node, and when this node itself failed only
+        its own, so the first failure in the list is always the node to blame."""
         while True:
-            seqno, status, last = await acks.get()
+            seqno, status, last, end = await acks.get()
             if status != SUCCESS:
-                dstatuses = [ERROR] * downstream
+                statuses = [status]
             elif downstream and state["mirror_ok"]:
                 try:
                     dseq, dstatuses = await asyncio.wait_for(recv_ack(down_reader), 60)
                     if dseq != seqno:
-                        dstatuses = [ERROR] * downstream
+                        raise OSError(f"ack for packet {dseq} where {seqno} was expected")
+                    statuses = [status] + dstatuses
                 except (TimeoutError, OSError, asyncio.IncompleteReadError):
                     state["mirror_ok"] = False
-                    dstatuses = [ERROR] * downstream
+                    statuses = [status, ERROR]
+            elif downstream:
+                statuses = [status, ERROR]
             else:
-                dstatuses = [ERROR] * downstream
-            up_writer.write(encode_ack(seqno, [status] + dstatuses))
+                statuses = [status]
+            up_writer.write(encode_ack(seqno, statuses))
             await up_writer.drain()
-            if last or status != SUCCESS or any(s != SUCCESS for s in dstatuses):
+            if all(s == SUCCESS for s in statuses):
+                replica.acked = end  # the visible length a recovery transfer copies
+            if last or any(s != SUCCESS for s in statuses):
                 return
 
     # ------------------------------------------------------------ WebHDFS (data side)

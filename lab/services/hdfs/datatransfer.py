@@ -13,7 +13,8 @@ packets downstream before writing them, and sends an ack upstream only after its
 write and the downstream ack, so the writer's ack for a packet means every replica has it.
 
 Stages: "create" (new replica), "append" (reopen a finalized one), "transfer" (copy for
-re-replication) and "recovery": after a DataNode of the pipeline failed, the writer opens
+re-replication), "transfer_rbw" (a copy of an unfinished replica for a writer's recovery
+pipeline, kept unfinished) and "recovery": after a DataNode of the pipeline failed, the writer opens
 a new pipeline of the survivors with a new generation stamp, they cut their replica back
 to the acknowledged length, and the writer resends what was not acknowledged. A writer
 that gives up sends an abort packet, and every replica goes back to where it was.
@@ -36,7 +37,7 @@ SUCCESS, ERROR, ERROR_CHECKSUM = 0, 1, 2
 LAST, ABORT = 1, 2
 STATUS_NAMES = {SUCCESS: "SUCCESS", ERROR: "ERROR", ERROR_CHECKSUM: "ERROR_CHECKSUM"}
 MAX_MSG = 16 * 1024 * 1024
-STAGES = ("create", "append", "transfer", "recovery")
+STAGES = ("create", "append", "transfer", "transfer_rbw", "recovery")
 
 # What each op's header may carry; a header is checked against its op before the
 # DataNode touches a replica (Hadoop's protobuf headers are typed the same way).

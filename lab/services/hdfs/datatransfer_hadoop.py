@@ -8,8 +8,10 @@ a varint-delimited BlockOpResponseProto and, for a read, packets:
   one CRC32C per chunk of dfs.bytes-per-checksum bytes            the data
 
 and an empty packet with lastPacketInBlock to end the block; the reader then sends a
-ClientReadStatusProto. Served here: OP_READ_BLOCK and OP_BLOCK_CHECKSUM, from the same
-replicas and stored CRCs racklab's own protocol reads."""
+ClientReadStatusProto. Served here: OP_WRITE_BLOCK (through the DataNode's own pipeline
+code), OP_READ_BLOCK and OP_BLOCK_CHECKSUM from the same replicas and stored CRCs
+racklab's own protocol reads, and OP_TRANSFER_BLOCK, a writer's request during pipeline
+recovery to copy the block to the DataNode the NameNode added."""
 
 from __future__ import annotations
 
@@ -22,20 +24,24 @@ import struct
 from ..hadoop.fields import FieldError
 from ..hadoop.ipc.protobuf import DecodeError, Schema, encode_varint
 from . import checksum
-from .datatransfer import ACK, HEADERS, LAST, MSG_LEN, PACKET, STATUS_NAMES
+from .datatransfer import ACK, HEADERS, LAST, MSG_LEN, PACKET, STATUS_NAMES, PipelineError
 
 WRITE_HEADER = HEADERS["WRITE_BLOCK"]
 
 log = logging.getLogger("hdfs.datanode")
 
 VERSION = 28  # DataTransferProtocol.DATA_TRANSFER_VERSION
-WRITE_BLOCK, READ_BLOCK, BLOCK_CHECKSUM = 80, 81, 85
+WRITE_BLOCK, READ_BLOCK, TRANSFER_BLOCK, BLOCK_CHECKSUM = 80, 81, 86, 85
+REQUESTS = {
+    WRITE_BLOCK: "OpWriteBlockProto",
+    READ_BLOCK: "OpReadBlockProto",
+    TRANSFER_BLOCK: "OpTransferBlockProto",
+    BLOCK_CHECKSUM: "OpBlockChecksumProto",
+}
 # The first bytes of a Hadoop data-transfer request, by which the DataNode's port tells
 # it from racklab's own protocol (a u32 length whose top bytes these would be means a
 # JSON header of 1.8 MB, which racklab never sends).
-PREFIXES = tuple(
-    struct.pack(">HB", VERSION, op) for op in (WRITE_BLOCK, READ_BLOCK, BLOCK_CHECKSUM)
-)
+PREFIXES = tuple(struct.pack(">HB", VERSION, op) for op in REQUESTS)
 # Hadoop's pipeline stages as racklab's WRITE_BLOCK names them.
 STAGES = {
     "PIPELINE_SETUP_CREATE": "create",
@@ -65,11 +71,7 @@ class HadoopDataTransfer:
                 return
             async with asyncio.timeout(dn.read_timeout):
                 version, op = struct.unpack(">HB", await reader.readexactly(3))
-                request_type = {
-                    WRITE_BLOCK: "OpWriteBlockProto",
-                    READ_BLOCK: "OpReadBlockProto",
-                    BLOCK_CHECKSUM: "OpBlockChecksumProto",
-                }.get(op)
+                request_type = REQUESTS.get(op)
                 if version != VERSION or request_type is None:
                     await self._respond(writer, "ERROR_UNSUPPORTED", f"Unsupported op {op}")
                     return
@@ -78,6 +80,8 @@ class HadoopDataTransfer:
                 await self._write_block(request, reader, writer)
             elif op == READ_BLOCK:
                 await self._read_block(request, reader, writer)
+            elif op == TRANSFER_BLOCK:
+                await self._transfer_block(request, writer)
             else:
                 await self._block_checksum(request, writer)
         except DecodeError as exc:
@@ -208,6 +212,34 @@ class HadoopDataTransfer:
             },
         )
 
+    async def _transfer_block(self, request: dict, writer) -> None:
+        """DataXceiver.transferBlock: copy this DataNode's replica to the targets and answer
+        SUCCESS once they have it. A failure gets no answer: Hadoop's DataNode logs it and
+        closes the connection, and the client gives up on the replacement node."""
+        header = request["header"]
+        block = header["baseHeader"]["block"]
+        targets = [_target(t) for t in request["targets"]]
+        try:
+            await self.dn.transfer_for_recovery(
+                block["blockId"], block["generationStamp"], targets, header["clientName"]
+            )
+        except (
+            OSError,
+            ValueError,
+            PipelineError,
+            checksum.ChecksumError,
+            asyncio.IncompleteReadError,
+        ) as exc:
+            log.info(
+                "transferBlock %s:blk_%d_%d received exception %s",
+                block["poolId"],
+                block["blockId"],
+                block["generationStamp"],
+                exc,
+            )
+            return
+        await self._respond(writer, "SUCCESS")
+
     async def _write_block(self, request: dict, reader, writer) -> None:
         """The head of a write pipeline for a Hadoop client. The DataNode's own pipeline
         code does the work (forwarding downstream in racklab's protocol, CRC checks,
@@ -228,14 +260,7 @@ class HadoopDataTransfer:
             )
             return
         block = request["header"]["baseHeader"]["block"]
-        targets = [
-            {
-                "ip": t["id"]["ipAddr"],
-                "xferPort": t["id"]["xferPort"],
-                "uuid": t["id"]["datanodeUuid"],
-            }
-            for t in request["targets"]
-        ]
+        targets = [_target(t) for t in request["targets"]]
         header = {
             "op": "WRITE_BLOCK",
             "block": {
@@ -268,6 +293,15 @@ class HadoopDataTransfer:
         await dn._write_block(
             header, _HadoopPackets(reader, self.schema), _HadoopAcks(self, writer, links)
         )
+
+
+def _target(info: dict) -> dict:
+    """racklab's pipeline target of a DatanodeInfoProto."""
+    return {
+        "ip": info["id"]["ipAddr"],
+        "xferPort": info["id"]["xferPort"],
+        "uuid": info["id"]["datanodeUuid"],
+    }
 
 
 def request_bytes(schema: Schema, op: int, type_: str, message: dict) -> bytes:

@@ -677,12 +677,21 @@ class NameNode:
                     for u in (info.corrupt if info else [])
                     if u in self.bm.datanodes and self.bm.datanodes[u].alive
                 ]
+                nodes = self.bm.sort_by_distance(client_ip, nodes)
+                if not nodes and info is not None and not info.complete:
+                    # A block being written is where its pipeline is (the expected
+                    # locations of Hadoop's BlockUnderConstructionFeature), in pipeline order.
+                    nodes = [
+                        self.bm.datanodes[u]
+                        for u in info.expected_uc
+                        if u in self.bm.datanodes and self.bm.datanodes[u].alive
+                    ]
                 out.append(
                     {
                         "block": b.to_json(),
                         "offset": pos,
                         "corrupt": corrupt,
-                        "locations": [d.info() for d in self.bm.sort_by_distance(client_ip, nodes)],
+                        "locations": [d.info() for d in nodes],
                     }
                 )
             pos = b_end

@@ -7,6 +7,7 @@ which the IPC server reports by their Java class names."""
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import time
 
@@ -14,6 +15,8 @@ from ..hadoop import errors
 from ..hadoop.errors import FileAlreadyExistsException, FileNotFoundException, IOException
 from ..hadoop.ipc.server import CallContext
 from .namespace import EXECUTE, READ, WRITE, INode, INodeFile, normalize
+
+log = logging.getLogger("hdfs.namenode")
 
 PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
 LS_LIMIT = 1000  # dfs.ls.limit: entries per getListing answer
@@ -104,7 +107,7 @@ class ClientNamenodeProtocol:
         locs = lb["locations"]
         return {
             "b": self.extended_block(lb["block"]),
-            "offset": lb["offset"],
+            "offset": lb["offset"] % (1 << 64),  # uint64: Java's -1 is 2^64 - 1
             "locs": [self.datanode_info(d) for d in locs],
             "corrupt": lb.get("corrupt", False),
             # Security is off: an empty token, as Hadoop sends then.
@@ -382,6 +385,52 @@ class ClientNamenodeProtocol:
         block = f.blocks[-1].to_json()
         block["numBytes"] = asked["numBytes"]
         return {"block": self.located_block({"block": block, "offset": 0, "locations": []})}
+
+    def getAdditionalDatanode(self, req, ctx: CallContext) -> dict:
+        """FSNamesystem.getAdditionalDatanode: a writer whose pipeline lost a node asks for
+        a replacement (its policy decides when). Placement is the block's own, given the
+        surviving nodes; the answer is survivors and new nodes in pipeline order, and fewer
+        new nodes than asked when no more are good (the client decides what then, as
+        Hadoop's chooseTarget4AdditionalDatanode leaves it to the client)."""
+        nn = self.nn
+        path = normalize(req["src"])
+        blk = req["blk"]
+        nn.check_not_safemode(f"Cannot add datanode; src={path}, blk={blk['blockId']}")
+        f = nn._uc_file(path, req["clientName"])
+        bm = nn.bm
+        existing = []
+        for d in req["existings"]:
+            desc = bm.datanodes.get(d["id"]["datanodeUuid"])
+            if desc is None:
+                raise IOException(
+                    f"Datanode {d['id']['ipAddr']}:{d['id']['xferPort']} is not found: "
+                    f"src={path}, blk={blk['blockId']}, clientName={req['clientName']}"
+                )
+            existing.append(desc)
+        excluded = {d["id"]["datanodeUuid"] for d in req["excludes"]}
+        writer = bm.node_by_ip(ctx.peer_ip)
+        new = bm.choose_target(
+            req["numAdditionalNodes"],
+            writer,
+            existing,
+            excluded,
+            new_block=False,
+            block_size=f.block_size,
+        )
+        if len(new) < req["numAdditionalNodes"]:
+            log.warning(
+                "Failed to place enough replicas for %s: %d of %d additional DataNodes",
+                path,
+                len(new),
+                req["numAdditionalNodes"],
+            )
+        nodes = bm.pipeline_order(writer, existing + new)
+        lb = {
+            "block": self.block_json(blk),
+            "offset": -1,  # as BlockManager.newLocatedBlock(blk, targets, -1, false)
+            "locations": [d.info() for d in nodes],
+        }
+        return {"block": self.located_block(lb)}
 
     def updatePipeline(self, req, ctx: CallContext) -> dict:
         """The recovered pipeline: its DataNodes are the block's expected replicas, and a

@@ -1,0 +1,90 @@
+"""Hadoop IPC by hand for the HDFS tests: preamble, connection context, framed calls, for
+the calls hdfs-native's Python API does not expose and for frames no client would send."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from lab.services.hadoop.ipc.protobuf import Schema
+
+S = Schema.load()
+CLIENT_PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
+METHODS = S.services["hadoop.hdfs.ClientNamenodeProtocol"]
+
+
+class RawIpc:
+    """The wire protocol by hand: preamble, connection context, framed calls."""
+
+    def __init__(self, cluster, user: str = "root", preamble: bytes = b"hrpc\x09\x00\x00"):
+        self.sock = socket.create_connection((cluster.nn_ip, cluster.nn_rpc), timeout=10)
+        self.call_id = 0
+        self.sock.sendall(preamble)
+        context = {"userInfo": {"effectiveUser": user}, "protocol": CLIENT_PROTOCOL}
+        self.send_frame(
+            self.header(-3) + S.encode_delimited("hadoop.common.IpcConnectionContextProto", context)
+        )
+
+    def header(self, call_id: int) -> bytes:
+        return S.encode_delimited(
+            "hadoop.common.RpcRequestHeaderProto",
+            {
+                "rpcKind": "RPC_PROTOCOL_BUFFER",
+                "rpcOp": "RPC_FINAL_PACKET",
+                "callId": call_id,
+                "clientId": b"0123456789abcdef",
+            },
+        )
+
+    def send_frame(self, payload: bytes) -> None:
+        self.sock.sendall(struct.pack(">i", len(payload)) + payload)
+
+    def read_frame(self) -> tuple[dict, bytes]:
+        size = struct.unpack(">i", self.recv(4))[0]
+        data = self.recv(size)
+        header, pos = S.decode_delimited("hadoop.common.RpcResponseHeaderProto", data)
+        return header, data[pos:]
+
+    def recv(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed")
+            out += chunk
+        return out
+
+    def call(self, method: str, request: dict, protocol: str = CLIENT_PROTOCOL) -> dict:
+        req_type, resp_type = METHODS.get(method, ("hadoop.hdfs.GetFsStatusRequestProto", ""))
+        self.call_id += 1
+        self.send_frame(
+            self.header(self.call_id)
+            + S.encode_delimited(
+                "hadoop.common.RequestHeaderProto",
+                {
+                    "methodName": method,
+                    "declaringClassProtocolName": protocol,
+                    "clientProtocolVersion": 1,
+                },
+            )
+            + S.encode_delimited(req_type, request)
+        )
+        header, body = self.read_frame()
+        assert header["callId"] == self.call_id
+        if header["status"] != "SUCCESS":
+            return header
+        return S.decode_delimited(resp_type, body)[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def located_blocks(cluster, path: str) -> dict:
+    """getBlockLocations of a whole file: LocatedBlocksProto as a dict."""
+    raw = RawIpc(cluster)
+    try:
+        return raw.call("getBlockLocations", {"src": path, "offset": 0, "length": 1 << 62})[
+            "locations"
+        ]
+    finally:
+        raw.close()

@@ -1,0 +1,135 @@
+"""Each kind of failure a user meets at `lab up`, sent through the CLI: Docker down,
+libvirtd down, an image that is not there, a node Docker will not start, a port
+already taken in a node, and (slow: it waits out the deploy timeout) a service that
+never answers. Each must reach the user as one line (after the progress lines),
+naming what failed, with exit code 2, no traceback, and nothing left behind.
+
+Docker and libvirtd are never stopped (other labs use them): the CLI is pointed at a
+socket where nothing listens, as a user whose daemon is down would be."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from .leftovers import leftovers
+
+DEAD_DOCKER = "unix:///nonexistent/racklab-test/docker.sock"
+DEAD_LIBVIRT = "qemu:///system?socket=/nonexistent/racklab-test/libvirt-sock"
+
+CASES = {
+    "docker-down": (
+        """
+racks: {r1: {nodes: [n1, n2]}}
+nodes: {n2: {kind: container}}
+services: {zookeeper: {nodes: [n1]}}
+""",
+        {"DOCKER_HOST": DEAD_DOCKER},
+        ["docker", "is dockerd running?"],
+    ),
+    "libvirt-down": (
+        """
+racks: {r1: {nodes: [n1, v1]}}
+nodes: {v1: {kind: vm}}
+services: {zookeeper: {nodes: [n1]}}
+""",
+        {"RACKLAB_LIBVIRT_URI": DEAD_LIBVIRT},
+        ["cannot reach the libvirt daemon", "libvirtd"],
+    ),
+    "image-missing": (
+        """
+racks: {r1: {nodes: [n1, n2]}}
+nodes: {n2: {kind: container, image: "racklab/no-such-image:1"}}
+services: {zookeeper: {nodes: [n1]}}
+""",
+        {},
+        ["node n2: image 'racklab/no-such-image:1' is not in the Docker engine"],
+    ),
+    "node-will-not-start": (
+        """
+racks: {r1: {nodes: [n1, n2]}}
+nodes: {n2: {kind: container, memory: 1Mi}}
+services: {zookeeper: {nodes: [n1]}}
+""",
+        {},
+        ["node n2: docker could not start the container", "memory"],
+    ),
+    "port-taken": (
+        """
+racks: {r1: {nodes: [n1]}}
+services:
+  zookeeper: {nodes: [n1]}
+  hdfs: {namenode: n1, datanodes: [n1], dfs.replication: 1,
+         dfs.datanode.http.address: "0.0.0.0:2181"}
+""",
+        {},
+        ["hdfs datanode on n1 exited while starting", "2181", "address already in use"],
+    ),
+}
+
+
+def _needs(case: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("racklab labs need root")
+    if case in ("image-missing", "node-will-not-start"):
+        r = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+        if r.returncode != 0:
+            pytest.skip("no Docker engine answers; `make docker` starts one")
+
+
+def lab_up(text: str, tmp_path, env: dict[str, str]) -> tuple[str, subprocess.CompletedProcess]:
+    name = "kf" + uuid.uuid4().hex[:8]
+    f = tmp_path / "lab.yaml"
+    f.write_text(f"name: {name}\n{text}")
+    r = subprocess.run([sys.executable, "-m", "lab", "up", str(f)], capture_output=True,
+                       text=True, timeout=600, env={**os.environ, **env})  # fmt: skip
+    return name, r
+
+
+def assert_one_sentence_and_nothing_left(name: str, r, words: list[str]) -> None:
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    # what the user reads after the progress lines ("· ..."): one line
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("· ")]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert leftovers(name) == []
+    docker = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=racklab.lab={name}"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert docker.stdout.strip() == ""
+    virsh = subprocess.run(["virsh", "-q", "list", "--all", "--name"], capture_output=True,
+                           text=True)  # fmt: skip
+    assert f"racklab-{name}-" not in virsh.stdout
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_failure_is_one_sentence_exit_2_and_undone(case, tmp_path):
+    _needs(case)
+    text, env, words = CASES[case]
+    name, r = lab_up(text, tmp_path, env)
+    assert_one_sentence_and_nothing_left(name, r, words)
+
+
+@pytest.mark.slow
+def test_a_service_that_never_answers_times_out_in_one_sentence(tmp_path):
+    _needs("timeout")
+    # the NameNode listens where the file says (port 1 of its own node), not where
+    # racklab waits for it: nothing answers there until the deploy timeout (90 s)
+    name, r = lab_up(
+        """
+racks: {r1: {nodes: [n1, n2]}}
+services:
+  hdfs: {namenode: n1, datanodes: [n2], dfs.replication: 1, fs.defaultFS: "hdfs://n1:1"}
+""",
+        tmp_path,
+        {},
+    )
+    assert_one_sentence_and_nothing_left(
+        name, r, ["hdfs namenode on n1 did not answer", "within 90s", "see its log"]
+    )

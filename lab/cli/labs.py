@@ -281,7 +281,10 @@ def exec_(
     """
     from lab.orchestrator import lab as orch
 
-    argv = [a for a in ctx.args if a != "--"] if ctx.args[:1] == ["--"] else list(ctx.args)
+    # Click drops the first `--`; one left in front was the user's second
+    argv = ctx.args[1:] if ctx.args[:1] == ["--"] else list(ctx.args)
+    if argv[:1] == ["--json"]:  # racklab's --json, given before the command
+        raise UserError("lab exec prints what the command prints and has no --json output")
     if not argv:
         raise UserError("give the command after --, e.g. lab exec n1 -- hostname")
     n = orch.get_node(orch.resolve_lab(lab), node)

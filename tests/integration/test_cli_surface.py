@@ -154,6 +154,9 @@ def test_the_shells_without_json_say_so():
     assert (
         json_of(r)["error"] == "lab hdfs prints what the real tool prints and has no --json output"
     )
+    r = lab("exec", "n1", "--json", "--", "hostname")
+    assert r.returncode == 2
+    assert json_of(r)["error"].startswith("lab exec prints what the command prints")
 
 
 def test_bench_refuses_zero_runs():

@@ -5,6 +5,8 @@ what `lab validate` and `lab up` are there to say before anything is made."""
 from __future__ import annotations
 
 from .model import Topology
+from .services import SERVICES
+from .suggest import did_you_mean
 
 
 def _int(value) -> int | None:
@@ -52,4 +54,38 @@ def warnings(topo: Topology) -> list[str]:
             f"{isr} is above the default replication factor {rf}: topics made with "
             "it would refuse every write with acks=all",
         )
+    out += _misspelt_settings(topo)
+    return out
+
+
+def _known_settings(service: str) -> set[str]:
+    """The keys racklab's own server for ``service`` reads (its defaults)."""
+    if service == "hdfs":
+        from lab.services.hdfs.config import DEFAULTS
+
+        return set(DEFAULTS)
+    if service == "yarn":
+        from lab.services.yarn.conf import Configuration
+
+        return set(Configuration.DEFAULTS)
+    if service == "kafka":
+        from lab.services.kafka import config, topicconfig
+
+        return set(config.KNOWN_KEYS) | set(topicconfig.TOPIC_CONFIGS)
+    return set()  # zookeeper: its keys are checked as errors (services.ZOOKEEPER_KEYS)
+
+
+def _misspelt_settings(topo: Topology) -> list[str]:
+    """A setting no server reads but close to one it does: most likely a typo (a key
+    nobody reads is passed on as the real systems do, so this is a warning)."""
+    out = []
+    for svc, section in topo.services.items():
+        roles = SERVICES[svc].roles if svc in SERVICES else {}
+        known = _known_settings(svc)
+        for key in section:
+            if key in roles or key in known or not known:
+                continue
+            hint = did_you_mean(key, known)
+            if hint:
+                out.append(str(topo.error(("services", svc, key), f"not a key {svc} reads{hint}")))
     return out

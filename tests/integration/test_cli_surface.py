@@ -301,3 +301,15 @@ def test_graph_of_thirty_nodes_stays_a_readable_page_with_a_legend(tmp_path):
     )
     assert width < 1000 and height < 1600, (width, height)  # was a 2925 x 305 strip
     assert ">legend<" in svg and ">zookeeper<" in svg and ">rack rb (bridge br&#45;rb)<" in svg
+
+
+def test_validate_warns_about_a_misspelt_setting(tmp_path):
+    f = tmp_path / "lab.yaml"
+    f.write_text(BASE + "services:\n  hdfs: {namenode: n1, datanodes: [n2], dfs.replicaton: 1,"
+                 " my.own.key: 1}\n")  # fmt: skip
+    r = lab("validate", str(f))
+    assert r.returncode == 0, r.stderr  # a key nobody reads is passed on, as Hadoop does
+    assert [line for line in r.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: {f}:5: services.hdfs.dfs.replicaton: not a key hdfs reads; "
+        "did you mean dfs.replication?"
+    ]

@@ -101,6 +101,7 @@ _KNOWN = {
     "leader.imbalance.check.interval.seconds",
     "connections.max.idle.ms",
 }
+KNOWN_KEYS = frozenset(_KNOWN)  # for a 'did you mean' in racklab's topology check
 
 
 # Kafka's ConfigDef types and ranges (KafkaConfig 2.8) of the broker settings racklab

@@ -45,7 +45,8 @@ def once(file: Path) -> tuple[float, float, float]:
 
 
 def fmt(xs: list[float]) -> str:
-    return f"{statistics.median(xs):6.2f} s  [{min(xs):.2f} .. {max(xs):.2f}]"
+    """'  1.06 [0.91..1.48]': median and spread in seconds, 19 wide (fits 80 columns)."""
+    return f"{statistics.median(xs):6.2f} [{min(xs):.2f}..{max(xs):.2f}]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,9 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     print(f"# {platform.node()}: {platform.machine()}, kernel {platform.release()}, "
           f"cgroup v{cgroups.version()}, Python {platform.python_version()}, {a.runs} runs each")  # fmt: skip
-    print(
-        f"{'lab':<14} {'nodes':>5}  {'lab up (command)':<26} {'up (in process)':<26} {'lab down':<26}"
-    )
+    print("# seconds: median [min..max] over the runs")
+    print(f"{'lab':<12} {'nodes':>5}  {'up (command)':<19} {'up (in process)':<19} {'down':<19}")
     for f in a.files:
         nodes = len(load(f).nodes)
         ups, inner, downs = [], [], []
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             ups.append(u)
             inner.append(i)
             downs.append(d)
-        print(f"{load(f).name:<14} {nodes:>5}  {fmt(ups):<26} {fmt(inner):<26} {fmt(downs):<26}")
+        name = load(f).name
+        print(f"{name:<12} {nodes:>5}  {fmt(ups):<19} {fmt(inner):<19} {fmt(downs):<19}".rstrip())
     return 0
 
 

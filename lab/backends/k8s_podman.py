@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from lab.backends.base import NodeError
@@ -114,6 +115,11 @@ def remove_pod(name: str) -> None:
     podman("pod", "rm", "--force", "--ignore", "--time", "5", name, check=False)
 
 
+def remove_volume(name: str) -> bool:
+    """Remove a volume (a pod's emptyDir); True when there was one."""
+    return podman("volume", "rm", "--force", name, check=False).returncode == 0
+
+
 def pods(label: str) -> list[str]:
     """Names of the pods carrying ``label`` (key=value)."""
     proc = podman("pod", "ps", "--filter", f"label={label}", "--format", "{{.Name}}", check=False)
@@ -128,7 +134,11 @@ def volumes(label: str) -> list[str]:
 def inspect(name: str) -> dict | None:
     import json
 
-    proc = podman("container", "inspect", name, check=False)
+    for _ in range(5):  # podman's own locks can fail a call under load; "no such" is final
+        proc = podman("container", "inspect", name, check=False)
+        if proc.returncode == 0 or "no such" in proc.stderr.lower():
+            break
+        time.sleep(0.2)
     if proc.returncode != 0:
         return None
     data = json.loads(proc.stdout)

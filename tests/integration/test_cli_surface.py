@@ -15,7 +15,8 @@ from tests.chaos.test_report import make_run
 
 from .clirun import command_tree, json_of, lab, one_error
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
 TREE = command_tree()
 LEAVES = [path for path, is_group in TREE if not is_group]
 
@@ -313,3 +314,14 @@ def test_validate_warns_about_a_misspelt_setting(tmp_path):
         f"warning: {f}:5: services.hdfs.dfs.replicaton: not a key hdfs reads; "
         "did you mean dfs.replication?"
     ]
+
+
+def test_help_topics_and_commands():
+    r = lab("help")
+    assert r.returncode == 0 and "  chaos " in r.stdout and "  topology " in r.stdout
+    assert [line for line in r.stdout.splitlines() if len(line) > 80] == []
+    r = lab("help", "chaos")
+    assert r.returncode == 0 and r.stdout == (ROOT / "docs" / "CHAOS.md").read_text()
+    assert lab("help", "chaos", "run").stdout == lab("chaos", "run", "--help").stdout
+    r = lab("help", "frob")
+    assert r.returncode == 2 and "no such command 'frob'" in one_error(r)

@@ -10,6 +10,8 @@ APT_PACKAGES := iproute2 iputils-ping iptables nftables graphviz psmisc procps \
 # k8s nodes without a cluster: podman kube play (its pause image is built from catatonit;
 # runc, since crun refuses hybrid cgroup v1/v2 hosts)
 APT_PACKAGES += podman catatonit runc
+# `lab images push` is tested against a registry of its own on loopback (Distribution)
+APT_PACKAGES += docker-registry
 # libvirt-python (a racklab dependency) builds from source against these
 APT_PACKAGES += libvirt-dev pkg-config gcc
 PYTEST_ARGS ?=

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lab.cli.common import JSON, UserError, _emit, app, out
+from lab.cli.common import JSON, UserError, _emit, app, err, images_app, out
 
 k8s_app = typer.Typer(no_args_is_help=True, help="Kubernetes: manifests for a lab's services.")
 app.add_typer(k8s_app, name="k8s")
@@ -61,3 +61,24 @@ def render(
         for p in written:
             out.print(str(p), highlight=False)
         out.print(f"apply with: kubectl apply -k {output}", highlight=False)
+
+
+@images_app.command("push")
+def images_push(
+    registry: str = typer.Argument(
+        ..., help="HOST, HOST:PORT or HOST:PORT/PATH of a registry you can push to."
+    ),
+    as_json: bool = JSON,
+):
+    """Push racklab's node image to a registry, for clusters that cannot see this
+    machine's engine (then: lab k8s render --image REGISTRY/racklab/node:TAG)."""
+    from lab.images.push import push_node_image
+
+    try:
+        pushed = push_node_image(
+            registry, log=lambda line: err.print(f"[dim]{line}", highlight=False)
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if not _emit(pushed, as_json):
+        out.print(f"pushed {pushed['image']} (and {pushed['latest']})", highlight=False)

@@ -40,7 +40,17 @@ def render(
     ),
     as_json: bool = JSON,
 ):
-    """Write a lab's services as Kubernetes manifests (kubectl apply -k DIR)."""
+    """Write a lab's services as Kubernetes manifests (kubectl apply -k DIR).
+
+    Racks become StatefulSets pinned to zones, node limits requests and limits,
+    service settings ConfigMaps (docs/KUBERNETES.md).
+
+    \b
+    Examples:
+      lab k8s render examples/quickstart.yaml -o quickstart-k8s
+      lab k8s render lab.yaml -o out --zone r1=eu-west-1a --zone r2=eu-west-1b
+      lab k8s render lab.yaml -o out --rack-label racklab.io/rack
+    """
     from lab.k8s.render import RenderError
     from lab.k8s.render import render as do_render
     from lab.topology import load
@@ -71,7 +81,13 @@ def images_push(
     as_json: bool = JSON,
 ):
     """Push racklab's node image to a registry, for clusters that cannot see this
-    machine's engine (then: lab k8s render --image REGISTRY/racklab/node:TAG)."""
+    machine's engine (then: lab k8s render --image REGISTRY/racklab/node:TAG).
+
+    \b
+    Examples:
+      lab images push registry.local:5000
+      lab images push registry.local:5000/labs --json
+    """
     from lab.images.push import push_node_image
 
     try:

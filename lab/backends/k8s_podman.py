@@ -102,7 +102,20 @@ def ensure_image(tag: str) -> str:
         save.wait()
     if load.returncode != 0 or save.returncode != 0:
         raise PodmanError(f"could not load {tag} into podman: {load.stderr.decode()[-300:]}")
+    _prune(tag, want)
     return tag
+
+
+def _prune(tag: str, keep_id: str) -> None:
+    """Remove podman's older images of the same repository: each racklab source change
+    makes a new node image, and podman keeps a full copy of every one it loaded.
+    An image a pod still uses stays (podman refuses)."""
+    repo = tag.rsplit(":", 1)[0]
+    listed = podman("images", "--format", "{{.ID}} {{.Repository}}", check=False).stdout
+    for line in listed.splitlines():
+        image_id, _, name = line.partition(" ")
+        if name.endswith(repo) and not keep_id.startswith(image_id):
+            podman("rmi", image_id, check=False)
 
 
 def play(yaml_text: str, network: str = "none") -> None:

@@ -107,9 +107,10 @@ def _run_probe(container: str, probe: dict) -> bool:
 def played():
     _engines_or_skip()
     from lab.backends import k8s_podman
-    from lab.images import NODE_LATEST
+    from lab.images import ensure_node_image
 
-    image = k8s_podman.ensure_image(NODE_LATEST)
+    # racklab's image, built in Docker (or found cached), then loaded into podman
+    image = k8s_podman.ensure_image(ensure_node_image(progress=False))
     objs = kustomize(K8S / "overlays/one-node")
     name = "k8sm" + uuid.uuid4().hex[:6]
     docs, probes = one_pod(objs, name, image)

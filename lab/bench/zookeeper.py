@@ -28,9 +28,9 @@ from lab.bench.reference import (
     APACHE_ZK_QUORUM,
     apache_zk_argv,
     apache_zk_available,
-    free_port,
     wait_zk_serving,
 )
+from lab.services.ports import free_port
 
 
 def _write_cfg(path: str, lines: dict) -> None:

@@ -95,7 +95,6 @@ class ClientConnection(asyncio.Protocol):
         self.refused = False
         self.out: list[bytes] = []
         self.out_bytes = 0
-        self.flush_scheduled = False
 
     # --- asyncio plumbing ----------------------------------------------------------
 
@@ -179,6 +178,9 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data):
         self.buf += data
         self._process_buffer()
+        # Replies to what this read brought (and any proposal or forward it caused)
+        # leave now, together, rather than at a later turn of the loop.
+        self.server.outbox.flush()
 
     def _process_buffer(self):
         buf = self.buf
@@ -220,12 +222,14 @@ class ClientConnection(asyncio.Protocol):
     # --- sending -------------------------------------------------------------------
 
     def _send(self, payload: bytes) -> None:
-        # Replies produced in one turn of the event loop (a pipelined burst, a commit
-        # batch) leave in one write: one system call instead of one per reply.
+        # Replies produced by one piece of work (a pipelined burst, a commit batch)
+        # leave in one write when it ends (server.outbox): one system call, not one
+        # per reply.
         if self.state == CLOSED or self.transport is None:
             return
-        self.out.append(_LEN.pack(len(payload)))
-        self.out.append(payload)
+        if not self.out:
+            self.server.outbox.mark(self)
+        self.out.append(_LEN.pack(len(payload)) + payload)
         self.out_bytes += len(payload) + 4
         self.sent += 1
         self.server.packets_sent += 1
@@ -233,17 +237,14 @@ class ClientConnection(asyncio.Protocol):
             # Big replies go at once, so transport flow control (pause_writing)
             # still stops us reading from a client that does not read.
             self.flush()
-        elif not self.flush_scheduled:
-            self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        self.flush_scheduled = False
-        if self.out and self.transport is not None and not self.transport.is_closing():
-            data = b"".join(self.out)
+        if self.out:
+            data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
             self.out.clear()
             self.out_bytes = 0
-            self.transport.write(data)
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(data)
 
     def send_reply(self, xid: int, zxid: int, err: int, body: bytes = b"") -> None:
         self.last_zxid = zxid

@@ -8,6 +8,7 @@ few lines that read like the .jute files of Apache ZooKeeper.
 
 from __future__ import annotations
 
+import keyword
 import struct
 from typing import Any, ClassVar
 
@@ -30,15 +31,23 @@ class Reader:
         if n < 0 or self.pos + n > len(self.buf):
             raise JuteError(f"truncated record: need {n} bytes at {self.pos} of {len(self.buf)}")
 
+    # The hot paths let struct check the length (no exception costs nothing) and turn
+    # its error into a JuteError.
     def int(self) -> int:
-        self._need(4)
-        (v,) = _INT.unpack_from(self.buf, self.pos)
+        try:
+            (v,) = _INT.unpack_from(self.buf, self.pos)
+        except struct.error:
+            self._need(4)
+            raise
         self.pos += 4
         return v
 
     def long(self) -> int:
-        self._need(8)
-        (v,) = _LONG.unpack_from(self.buf, self.pos)
+        try:
+            (v,) = _LONG.unpack_from(self.buf, self.pos)
+        except struct.error:
+            self._need(8)
+            raise
         self.pos += 8
         return v
 
@@ -52,9 +61,12 @@ class Reader:
         n = self.int()
         if n < 0:
             return None
-        self._need(n)
-        v = bytes(self.buf[self.pos : self.pos + n])
-        self.pos += n
+        pos = self.pos
+        end = pos + n
+        if end > len(self.buf):
+            self._need(n)
+        v = bytes(self.buf[pos:end])
+        self.pos = end
         return v
 
     def ustring(self) -> str | None:
@@ -161,6 +173,7 @@ class Record:
             cls._STRUCT = struct.Struct(">" + "".join(fmt[c] for c in codecs))
         else:
             cls._STRUCT = None
+        _specialise(cls)
 
     def __init__(self, *args: Any, **kwargs: Any):
         names = [n for n, _ in self.FIELDS]
@@ -213,3 +226,40 @@ class Record:
     def __repr__(self):
         inner = ", ".join(f"{n}={getattr(self, n)!r}" for n, _ in self.FIELDS)
         return f"{type(self).__name__}({inner})"
+
+
+def _specialise(cls: type[Record]) -> None:
+    """Give a record class its own __init__, read and write, compiled from FIELDS:
+    the generic ones above loop over the fields and look each codec up, which is most
+    of the cost of a small record, and every request, txn and reply is several."""
+    names = [n for n, _ in cls.FIELDS]
+    if any(not n.isidentifier() or keyword.iskeyword(n) for n in names):
+        return  # keep the generic methods
+    env: dict[str, Any] = {"_need": Reader._need}
+    for i, (_, codec) in enumerate(cls.FIELDS):
+        env[f"_d{i}"] = codec.default
+        env[f"_r{i}"] = codec.read
+        env[f"_w{i}"] = codec.write
+    params = ", ".join(f"{n}=_d{i}" for i, n in enumerate(names))
+    init = [f"def __init__(self, {params}):"] if names else ["def __init__(self):"]
+    init += [f"    self.{n} = {n}" for n in names] or ["    pass"]
+    read = ["def read(cls, r):", "    obj = cls.__new__(cls)"]
+    write = ["def write(self, w):"]
+    st = cls._STRUCT
+    if st is not None:
+        env["_st"] = st
+        targets = ", ".join(f"obj.{n}" for n in names)
+        read += [
+            f"    _need(r, {st.size})",
+            f"    {targets}, = _st.unpack_from(r.buf, r.pos)",
+            f"    r.pos += {st.size}",
+        ]
+        write += [f"    w.buf += _st.pack({', '.join(f'self.{n}' for n in names)})"]
+    else:
+        read += [f"    obj.{n} = _r{i}(r)" for i, n in enumerate(names)]
+        write += [f"    _w{i}(w, self.{n})" for i, n in enumerate(names)] or ["    pass"]
+    read.append("    return obj")
+    exec("\n".join(init + read + write), env)  # noqa: S102 - code built from FIELDS only
+    cls.__init__ = env["__init__"]
+    cls.read = classmethod(env["read"])
+    cls.write = env["write"]

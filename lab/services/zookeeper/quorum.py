@@ -10,6 +10,11 @@ replies to its clients when their txn commits.
 
 Any trouble (leader silent for syncLimit ticks, quorum lost) sends the member back
 to LOOKING: it drops its clients, reloads its state from its own disk and elects.
+
+The broadcast path runs in data_received callbacks (framelink.FrameLink): a
+follower logs every proposal one read brought with one fsync and acks the last; the
+leader logs what a turn of the loop proposed with one fsync (server.log_now), and
+what each piece of work sends to a peer leaves in one write (outbox.Outbox).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 from .config import Config
 from .connection import ClientConnection
 from .election import Election
+from .framelink import FrameLink
 from .jute import JuteError, Reader
 from .peerwire import (
     ACK,
@@ -45,7 +51,6 @@ from .peerwire import (
     UPTODATE,
     frame,
     pack,
-    read_frame,
 )
 from .persistence import deserialize_tree, serialize_tree
 from .prep import Preparer
@@ -57,6 +62,11 @@ from .txn import CloseSessionTxn, CreateSessionTxn, ErrorTxn, Txn
 log = logging.getLogger("zookeeper.quorum")
 
 HISTORY_LIMIT = 100_000  # committed txns the leader keeps for DIFFs
+# How long a COMMIT to a follower that does not wait for it (none of its clients
+# asked for that write) may wait for the next frame to that follower. Its readers
+# see the write this much later at most: ZooKeeper promises followers' clients an
+# up-to-date view only after sync(), whose reply follows every queued commit.
+LAZY_COMMIT_S = 0.005
 
 
 class StepDown(Exception):
@@ -64,33 +74,35 @@ class StepDown(Exception):
 
 
 class Proposal:
-    __slots__ = ("txn", "acks", "data")
+    __slots__ = ("txn", "acks", "data", "origin")
 
-    def __init__(self, txn: Txn):
+    def __init__(self, txn: Txn, origin: int | None = None):
         self.txn = txn
         self.acks: set[int] = set()
         self.data = txn.encode()
+        self.origin = origin  # the follower whose client asked for it, if any
 
 
 class FollowerHandle:
     """The leader's side of one connected follower."""
 
-    def __init__(self, sid, reader, writer):
+    def __init__(self, sid, link: FrameLink):
         self.sid = sid
-        self.reader = reader
-        self.writer = writer
-        self.last_heard = time.monotonic()
+        self.link = link
         self.synced = False  # acked NEWLEADER
         self.forwarding = False  # receives proposals and commits
         self.accepted_epoch = -1
         self.last_zxid = 0
 
+    @property
+    def last_heard(self) -> float:
+        return self.link.last_heard
+
     def send(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
+        self.link.send(data)
 
     def close(self):
-        self.writer.close()
+        self.link.close()
 
 
 class QuorumServer(ZooKeeperServer):
@@ -112,9 +124,10 @@ class QuorumServer(ZooKeeperServer):
         self.history: list[Txn] = []
         self.history_base = 0
         self.pending_syncs: list[tuple[int, object]] = []
+        self._after_log: list[FrameLink] = []  # proposals held until our fsync
         self.epoch = 0
         # follower state
-        self.leader_writer: asyncio.StreamWriter | None = None
+        self.leader_link: FrameLink | None = None
         self.proposed: dict[int, Txn] = {}
         self.revalidating: dict[int, list] = {}  # session id -> connections waiting
 
@@ -151,7 +164,6 @@ class QuorumServer(ZooKeeperServer):
     async def start(self) -> None:
         self.recover()
         loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         me = self.cfg.servers[self.myid]
         host = me.client_host or self.cfg.client_port_address
         port = me.client_port or self.cfg.client_port
@@ -164,7 +176,6 @@ class QuorumServer(ZooKeeperServer):
         )
         await self.election.start()
         self._tasks = [
-            asyncio.create_task(self._commit_loop(), name="zk-commit"),
             asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
             asyncio.create_task(self.container_manager().run(), name="zk-containers"),
             asyncio.create_task(self._run(), name="zk-quorum"),
@@ -195,6 +206,7 @@ class QuorumServer(ZooKeeperServer):
         self.to_log = []
         self.outstanding.clear()
         self.pending_syncs.clear()
+        self._after_log = []
         self.proposed.clear()
         self.revalidating.clear()
         for f in self.followers.values():
@@ -347,20 +359,32 @@ class QuorumServer(ZooKeeperServer):
         self._send_leader(frame(REQUEST, pack(*fields)))
 
     def _send_leader(self, data: bytes) -> None:
-        if self.leader_writer is not None and not self.leader_writer.is_closing():
-            self.leader_writer.write(data)
+        if self.leader_link is not None:
+            self.leader_link.send(data)
 
-    def propose(self, txn: Txn) -> None:
+    def propose(self, txn: Txn, origin: int | None = None) -> None:
         if self.state != LEADING:
             raise ZKError(Err.CONNECTION_LOSS)
-        p = Proposal(txn)
+        p = Proposal(txn, origin)
         self.outstanding[txn.zxid] = p
         data = frame(PROPOSAL, p.data)
-        for f in self.followers.values():
-            if f.forwarding:
-                f.send(data)
+        # The follower whose client waits gets it at once, and our own fsync
+        # follows right after (_leader_end_of_read): with ours, its ack makes the
+        # quorum. The others get it after our fsync, so that theirs do not compete
+        # with these two for the disk; their acks count if the first is slow.
+        first = self.followers.get(origin) if origin is not None else None
+        if first is not None and first.forwarding:
+            first.send(data)
+            for f in self.followers.values():
+                if f.forwarding and f is not first:
+                    f.link.send_later(data, LAZY_COMMIT_S)
+                    self._after_log.append(f.link)
+        else:
+            for f in self.followers.values():
+                if f.forwarding:
+                    f.send(data)
         self.to_log.append(txn)
-        self._wake.set()
+        self.log_soon()
 
     def on_durable(self, batch: list[Txn]) -> None:
         last = batch[-1].zxid
@@ -387,8 +411,12 @@ class QuorumServer(ZooKeeperServer):
             del self.outstanding[z]
             data = frame(COMMIT, pack(("long", z)))
             for f in self.followers.values():
-                if f.forwarding:
+                if not f.forwarding:
+                    continue
+                if f.sid == p.origin:
                     f.send(data)
+                else:
+                    f.link.send_later(data, LAZY_COMMIT_S)
             self.commit(p.txn)
             self._remember(p.txn)
             committed = True
@@ -429,13 +457,13 @@ class QuorumServer(ZooKeeperServer):
         established = asyncio.Event()
         self.epoch = 0
 
-        async def on_follower(reader, writer):
+        async def on_follower(link: FrameLink):
             f = None
             try:
-                t, r = await read_frame(reader, self.cfg.init_limit * self.tick)
+                t, r = await link.next_frame(self.cfg.init_limit * self.tick)
                 if t != FOLLOWERINFO:
                     return
-                f = FollowerHandle(r.int(), reader, writer)
+                f = FollowerHandle(r.int(), link)
                 f.accepted_epoch, f.last_zxid = r.long(), r.long()
                 if f.sid not in self.cfg.servers or f.sid == self.myid:
                     # Only configured members count towards a quorum.
@@ -455,7 +483,7 @@ class QuorumServer(ZooKeeperServer):
                         f"follower {f.sid} accepted epoch {f.accepted_epoch} > {self.epoch}"
                     )
                 f.send(frame(LEADERINFO, pack(("long", self.epoch))))
-                t, r = await read_frame(reader, self.cfg.init_limit * self.tick)
+                t, r = await link.next_frame(self.cfg.init_limit * self.tick)
                 if t != ACKEPOCH:
                     return
                 r.long()
@@ -478,10 +506,20 @@ class QuorumServer(ZooKeeperServer):
             finally:
                 if f is not None and self.followers.get(f.sid) is f:
                     del self.followers[f.sid]
-                writer.close()
+                link.close()
+                links.discard(link)
 
-        peer_server = await asyncio.start_server(
-            on_follower, me.host, me.peer_port, reuse_address=True
+        links: set[FrameLink] = set()
+        handshakes: set[asyncio.Task] = set()
+
+        def accepted(link: FrameLink) -> None:
+            links.add(link)
+            task = asyncio.create_task(on_follower(link))
+            handshakes.add(task)
+            task.add_done_callback(handshakes.discard)
+
+        peer_server = await asyncio.get_running_loop().create_server(
+            lambda: FrameLink(self.outbox, accepted), me.host, me.peer_port, reuse_address=True
         )
         try:
             # Phase 1: a quorum reports its accepted epoch; the new one is above all of them.
@@ -541,6 +579,8 @@ class QuorumServer(ZooKeeperServer):
             peer_server.close()
             for f in list(self.followers.values()):
                 f.close()
+            for link in list(links):
+                link.close()
 
     def _sync_follower(self, f: FollowerHandle) -> int:
         """Bring f up to our committed state, then queue our outstanding proposals to
@@ -581,10 +621,7 @@ class QuorumServer(ZooKeeperServer):
     async def _serve_follower(
         self, f: FollowerHandle, newleader_zxid: int, established: asyncio.Event
     ) -> None:
-        limit = max(self.cfg.sync_limit, self.cfg.init_limit) * self.tick
-        while True:
-            t, r = await read_frame(f.reader, limit)
-            f.last_heard = time.monotonic()
+        def on_frame(t: int, r: Reader) -> None:
             if t == ACK:
                 z = r.long()
                 if not f.synced and z >= newleader_zxid:
@@ -613,6 +650,21 @@ class QuorumServer(ZooKeeperServer):
                     frame(REVALIDATE, pack(("long", sid), ("int", sess.timeout if valid else 0)))
                 )
 
+        f.link.dispatch(on_frame, self._leader_end_of_read)
+        await f.link.watch(max(self.cfg.sync_limit, self.cfg.init_limit) * self.tick)
+
+    def _leader_end_of_read(self) -> None:
+        """After the frames one read from a follower brought: its proposals (and any
+        commits and replies) go out, then our fsync of them, then the proposals to
+        the other followers."""
+        self.outbox.flush()
+        if self.to_log:
+            self.log_now()
+        if self._after_log:
+            links, self._after_log = self._after_log, []
+            for link in links:
+                link.flush()
+
     def _leader_request(self, f: FollowerHandle, r: Reader) -> None:
         session, cxid, op, body = r.long(), r.int(), r.int(), r.buffer() or b""
         auth = [Id(r.ustring(), r.ustring()) for _ in range(r.int())]
@@ -621,13 +673,15 @@ class QuorumServer(ZooKeeperServer):
         if op == Op.CREATE_SESSION:
             timeout = Reader(body).int()
             self.sessions[session] = Session(session, timeout)
-            self.propose(self.make_txn(Op.CREATE_SESSION, CreateSessionTxn(timeout), session, cxid))
+            self.propose(
+                self.make_txn(Op.CREATE_SESSION, CreateSessionTxn(timeout), session, cxid), f.sid
+            )
             return
         if op == Op.CLOSE_SESSION:
             s = self.sessions.get(session)
             if s is not None:
                 s.closing = True
-            self.propose(self.make_txn(Op.CLOSE_SESSION, CloseSessionTxn(), session, cxid))
+            self.propose(self.make_txn(Op.CLOSE_SESSION, CloseSessionTxn(), session, cxid), f.sid)
             return
         s = self.sessions.get(session)
         if s is not None:
@@ -641,7 +695,7 @@ class QuorumServer(ZooKeeperServer):
             t_op, txn_body = Op.ERROR, ErrorTxn(e.code)
         except JuteError:
             t_op, txn_body = Op.ERROR, ErrorTxn(Err.MARSHALLING_ERROR)
-        self.propose(self.make_txn(t_op, txn_body, session, cxid))
+        self.propose(self.make_txn(t_op, txn_body, session, cxid), f.sid)
 
     # --- follower -----------------------------------------------------------------------------
 
@@ -649,19 +703,23 @@ class QuorumServer(ZooKeeperServer):
         peer = self.cfg.servers[leader]
         limit = self.cfg.init_limit * self.tick
         deadline = time.monotonic() + limit
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(peer.host, peer.peer_port), 1.0
+                _, link = await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: FrameLink(self.outbox), peer.host, peer.peer_port
+                    ),
+                    1.0,
                 )
                 break
             except (TimeoutError, OSError):
                 if time.monotonic() > deadline:
                     raise StepDown(f"leader {leader} not reachable") from None
                 await asyncio.sleep(0.1)
-        self.leader_writer = writer
+        self.leader_link = link
         try:
-            writer.write(
+            link.send(
                 frame(
                     FOLLOWERINFO,
                     pack(
@@ -671,7 +729,8 @@ class QuorumServer(ZooKeeperServer):
                     ),
                 )
             )
-            t, r = await read_frame(reader, limit)
+            link.flush()
+            t, r = await link.next_frame(limit)
             if t != LEADERINFO:
                 raise StepDown(f"expected LEADERINFO, got {t}")
             epoch = r.long()
@@ -679,10 +738,11 @@ class QuorumServer(ZooKeeperServer):
                 raise StepDown(f"leader epoch {epoch} below our accepted {self.accepted_epoch}")
             self.accepted_epoch = epoch
             self._write_epoch("acceptedEpoch", epoch)
-            writer.write(
+            link.send(
                 frame(ACKEPOCH, pack(("long", self.current_epoch), ("long", self.last_logged)))
             )
-            await self._follower_sync(reader, writer, epoch, limit)
+            link.flush()
+            await self._follower_sync(link, epoch, limit)
             log.info(
                 "server %d follows %d in epoch %d at zxid 0x%x",
                 self.myid,
@@ -690,14 +750,14 @@ class QuorumServer(ZooKeeperServer):
                 epoch,
                 self.tree.last_zxid,
             )
-            await self._follower_loop(reader, writer)
+            await self._follower_loop(link)
         finally:
-            self.leader_writer = None
-            writer.close()
+            self.leader_link = None
+            link.close()
 
-    async def _follower_sync(self, reader, writer, epoch: int, limit: float) -> None:
+    async def _follower_sync(self, link: FrameLink, epoch: int, limit: float) -> None:
         while True:
-            t, r = await read_frame(reader, limit)
+            t, r = await link.next_frame(limit)
             if t == DIFF:
                 txns = [Txn.decode(r.buffer()) for _ in range(r.int())]
                 txns = [x for x in txns if x.zxid > self.tree.last_zxid]
@@ -723,19 +783,22 @@ class QuorumServer(ZooKeeperServer):
                 await self.sync_log()
                 # Proposals can keep coming between NEWLEADER and UPTODATE; they need
                 # our ack like any other (the quorum may depend on us).
-                writer.write(frame(ACK, pack(("long", txn.zxid))))
+                link.send(frame(ACK, pack(("long", txn.zxid))))
+                link.flush()
             elif t == COMMIT:
                 self._follower_commit(r.long())
             elif t == NEWLEADER:
                 z = r.long()
                 self.current_epoch = epoch
                 self._write_epoch("currentEpoch", epoch)
-                writer.write(frame(ACK, pack(("long", z))))
+                link.send(frame(ACK, pack(("long", z))))
+                link.flush()
             elif t == UPTODATE:
                 self.serving = True
                 return
             elif t == PING:
-                self._ping_leader(writer)
+                self._ping_leader(link)
+                link.flush()
 
     def _truncate(self, point: int) -> None:
         self.txnlog.truncate_after(point)
@@ -773,29 +836,25 @@ class QuorumServer(ZooKeeperServer):
         self.commit(txn)
         self.drain()
 
-    def _ping_leader(self, writer) -> None:
+    def _ping_leader(self, link: FrameLink) -> None:
         # Only sessions whose clients spoke within their timeout: a connected but
         # silent client must still expire, as it would on a standalone server.
         now = time.monotonic()
         touched = [s.id for s in self.sessions.values() if s.conn is not None and s.expires > now]
-        writer.write(frame(PING, pack(("int", len(touched)), *[("long", sid) for sid in touched])))
+        link.send(frame(PING, pack(("int", len(touched)), *[("long", sid) for sid in touched])))
 
-    async def _follower_loop(self, reader, writer) -> None:
-        limit = self.cfg.sync_limit * self.tick
-        while True:
-            t, r = await read_frame(reader, limit)
+    async def _follower_loop(self, link: FrameLink) -> None:
+        def on_frame(t: int, r: Reader) -> None:
             if t == PROPOSAL:
                 txn = Txn.decode(bytes(r.buf[r.pos :]))
                 self.proposed[txn.zxid] = txn
                 self.to_log.append(txn)
-                self._wake.set()
             elif t == COMMIT:
-                z = r.long()
-                # A commit can overtake our own fsync of its proposal (the quorum did not
-                # need us); apply in order anyway: the proposal is in memory.
-                self._follower_commit(z)
+                # A commit can overtake our own fsync of its proposal (the quorum did
+                # not need us); apply in order anyway: the proposal is in memory.
+                self._follower_commit(r.long())
             elif t == PING:
-                self._ping_leader(writer)
+                self._ping_leader(link)
             elif t == SYNC:
                 session, cxid = r.long(), r.int()
                 entry = self.claim_waiting((session, cxid))
@@ -806,6 +865,16 @@ class QuorumServer(ZooKeeperServer):
                 sid, timeout = r.long(), r.int()
                 for conn in self.revalidating.pop(sid, ()):
                     self._resume(conn, sid, timeout)
+
+        def end_of_read() -> None:
+            # Replies to what was committed go first, then every proposal this read
+            # brought is logged with one fsync and acked (group commit).
+            self.outbox.flush()
+            if self.to_log:
+                self.log_now()
+
+        link.dispatch(on_frame, end_of_read)
+        await link.watch(self.cfg.sync_limit * self.tick)
 
     # --- facts for four-letter words and lab status -------------------------------------------
 

@@ -4,11 +4,15 @@ transaction log and the sessions.
 Pipeline (ZooKeeper's Prep -> Sync -> Final processors, in one thread):
   * a write is validated at once against the tree plus outstanding changes and
     becomes a txn with the next zxid; it joins the ordered queue and the log batch;
-  * the commit task writes the batch, fsyncs it, then drains the queue in order:
-    applies each txn, fires its watches, sends its reply. Requests that arrive
-    during the fsync join the next batch (group commit);
+  * at the next turn of the event loop the batch is written and fsynced (one fsync
+    for every txn that arrived meanwhile: group commit, as Apache's
+    SyncRequestProcessor), then the queue drains in order: each txn is applied, its
+    watches fire, its reply is sent. Requests that arrive during an fsync join the
+    next batch;
   * a read runs immediately unless its own connection still has requests in the
-    queue, in which case it waits there behind them (replies in request order).
+    queue, in which case it waits there behind them (replies in request order);
+  * replies leave through the Outbox: what one piece of work produced for a
+    connection goes in one write, at the end of that work.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .config import Config
 from .connection import ClientConnection
 from .containers import ContainerManager
 from .datatree import DataTree
+from .outbox import Outbox
 from .persistence import TxnLog, deserialize_tree, serialize_tree
 from .prep import Preparer
 from .proto import ConnectRequest, Err, Op, ZKError
@@ -88,6 +93,10 @@ class ZooKeeperServer:
         self.queue: deque[Entry] = deque()
         self.waiting: dict[tuple[int, int], list[Entry]] = {}
         self.to_log: list[Txn] = []
+        self._log_handle: asyncio.Handle | None = None
+        self._syncing = False  # an fsync is running in the worker thread
+        self._snapshotting = False
+        self.outbox = Outbox()
         self.next_zxid = 1
         self.connections: set[ClientConnection] = set()
         self.connections_per_ip: dict[str, int] = {}
@@ -99,7 +108,6 @@ class ZooKeeperServer:
         self.sync_seconds = 0.0  # moving average of the log's fsync
         self.snap_threshold = self._next_snap_threshold()
         self.started = time.time()
-        self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._server: asyncio.AbstractServer | None = None
         self.mode = "standalone"
@@ -134,7 +142,6 @@ class ZooKeeperServer:
     async def start(self) -> None:
         self.recover()
         loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         self._server = await loop.create_server(
             lambda: ClientConnection(self),
             self.cfg.client_port_address,
@@ -143,7 +150,6 @@ class ZooKeeperServer:
             backlog=1024,
         )
         self._tasks = [
-            asyncio.create_task(self._commit_loop(), name="zk-commit"),
             asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
             asyncio.create_task(self.container_manager().run(), name="zk-containers"),
         ]
@@ -164,6 +170,8 @@ class ZooKeeperServer:
             self._server.close()
         for c in list(self.connections):
             c.close()
+        if self._log_handle is not None:
+            self._log_handle.cancel()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -331,7 +339,7 @@ class ZooKeeperServer:
     def propose(self, txn: Txn) -> None:
         """Standalone: the txn commits once it is in the log on disk."""
         self.to_log.append(txn)
-        self._wake.set()
+        self.log_soon()
 
     def _reply_error(self, conn, xid, op, code) -> None:
         # The error may come from a change still in flight (NodeExists for a create
@@ -348,39 +356,78 @@ class ZooKeeperServer:
         conn.track(1)
         self.queue.append(Entry(conn, xid, op, req))
 
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self.to_log:
-                batch, self.to_log = self.to_log, []
-                generation = self.generation
-                try:
-                    self.txnlog.write(batch)
-                    self.last_logged = batch[-1].zxid
-                    await self.sync_log()
-                except (OSError, ValueError) as e:
-                    if generation == self.generation:
-                        # The log cannot be written: acknowledging anything more
-                        # would be a lie. Exit, as ZooKeeper's critical threads do,
-                        # so the ensemble (or the operator) notices at once.
-                        log.critical("transaction log write failed: %s; exiting", e)
-                        os._exit(1)
-                    continue  # the log was closed under us by a reload: batch is void
-                if generation != self.generation:
-                    continue  # state was reloaded from disk meanwhile; nothing to ack
-                self.txns_since_snapshot += len(batch)
-                self.on_durable(batch)
-            if self.txns_since_snapshot >= self.snap_threshold:
-                await self.snapshot()
+    # --- the log: group commit ------------------------------------------------------------
+
+    def log_soon(self) -> None:
+        """Log what is queued at the next turn of the loop: every txn proposed in this
+        turn (from any connection) shares one write and one fsync."""
+        if self._log_handle is None:
+            self._log_handle = asyncio.get_running_loop().call_soon(self.log_now)
+
+    def log_now(self) -> None:
+        """Write and fsync everything queued, then acknowledge it (on_durable). A
+        batch queued while a slow fsync runs in the worker thread goes when it ends."""
+        if self._log_handle is not None:
+            self._log_handle.cancel()
+            self._log_handle = None
+        if self._syncing or not self.to_log:
+            return
+        batch, self.to_log = self.to_log, []
+        generation = self.generation
+        try:
+            self.txnlog.write(batch)
+            self.last_logged = batch[-1].zxid
+            if self.sync_seconds >= INLINE_SYNC_S:
+                self._syncing = True
+                fut = asyncio.get_running_loop().run_in_executor(None, self._timed_sync)
+                fut.add_done_callback(lambda f: self._synced(f, batch, generation))
+                return
+            self._timed_sync()
+        except (OSError, ValueError) as e:
+            self._log_failed(e, generation)
+            return
+        self._durable(batch, generation)
+
+    def _timed_sync(self) -> None:
+        t = time.perf_counter()
+        self.txnlog.sync()
+        self.sync_seconds = 0.8 * self.sync_seconds + 0.2 * (time.perf_counter() - t)
+
+    def _synced(self, fut: asyncio.Future, batch: list[Txn], generation: int) -> None:
+        self._syncing = False
+        e = fut.exception()
+        if e is not None:
+            self._log_failed(e, generation)
+            return
+        self._durable(batch, generation)
+        if self.to_log:
+            self.log_now()
+
+    def _log_failed(self, e: Exception, generation: int) -> None:
+        if generation != self.generation:
+            return  # the log was closed under us by a reload: the batch is void
+        # The log cannot be written: acknowledging anything more would be a lie.
+        # Exit, as ZooKeeper's critical threads do, so the ensemble (or the
+        # operator) notices at once.
+        log.critical("transaction log write failed: %s; exiting", e)
+        os._exit(1)
+
+    def _durable(self, batch: list[Txn], generation: int) -> None:
+        if generation != self.generation:
+            return  # state was reloaded from disk meanwhile; nothing to ack
+        self.txns_since_snapshot += len(batch)
+        self.on_durable(batch)
+        self.outbox.flush()
+        if self.txns_since_snapshot >= self.snap_threshold and not self._snapshotting:
+            self.snapshot()
 
     async def sync_log(self) -> None:
-        t = time.perf_counter()
+        """fsync what has been written, off the loop if the disk is slow (used where
+        the caller must wait for it, as a follower taking a DIFF)."""
         if self.sync_seconds < INLINE_SYNC_S:
-            self.txnlog.sync()
+            self._timed_sync()
         else:
-            await asyncio.to_thread(self.txnlog.sync)
-        self.sync_seconds = 0.8 * self.sync_seconds + 0.2 * (time.perf_counter() - t)
+            await asyncio.to_thread(self._timed_sync)
 
     def on_durable(self, batch: list[Txn]) -> None:
         for txn in batch:
@@ -460,17 +507,31 @@ class ZooKeeperServer:
         half = max(1, self.cfg.snap_count // 2)
         return half + random.randint(0, half)
 
-    async def snapshot(self) -> None:
+    def snapshot(self) -> None:
+        """Take the tree's state now and roll the log; the file is written by a task.
+        Called only between fsyncs (never while one runs in the worker thread), as
+        rolling closes the log file."""
+        self._snapshotting = True
         zxid = self.tree.last_zxid
         blob = serialize_tree(self.tree)
         # The next log starts after everything already logged, which in an ensemble
-        # can run ahead of the tree (proposals logged, not yet committed).
+        # can run ahead of the tree (proposals logged, not yet committed). Writes go
+        # on while the snapshot is saved: they land in the new log.
         self.txnlog.roll(max(zxid, self.last_logged) + 1)
         self.txns_since_snapshot = 0
         self.snap_threshold = self._next_snap_threshold()
-        path = await asyncio.to_thread(self.txnlog.save_snapshot, blob, zxid)
-        log.info("snapshot at zxid 0x%x: %s (%d bytes)", zxid, os.path.basename(path), len(blob))
-        await asyncio.to_thread(self.txnlog.purge, self.cfg.snap_retain_count)
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(self._save_snapshot(blob, zxid), name="zk-snap"))
+
+    async def _save_snapshot(self, blob: bytes, zxid: int) -> None:
+        try:
+            path = await asyncio.to_thread(self.txnlog.save_snapshot, blob, zxid)
+            log.info(
+                "snapshot at zxid 0x%x: %s (%d bytes)", zxid, os.path.basename(path), len(blob)
+            )
+            await asyncio.to_thread(self.txnlog.purge, self.cfg.snap_retain_count)
+        finally:
+            self._snapshotting = False
 
     # --- facts for four-letter words and status -------------------------------------------
 

@@ -82,26 +82,36 @@ TXN_TYPES: dict[int, type[Record]] = {
 
 
 class Txn:
-    """A header plus its body record; encodes to header bytes followed by body bytes."""
+    """A header plus its body record; encodes to header bytes followed by body bytes.
 
-    __slots__ = ("hdr", "body")
+    A txn is never changed once made, so its bytes are kept: the leader encodes each
+    one once for the proposal, the log and later DIFFs, and a follower logs the very
+    bytes it received."""
 
-    def __init__(self, hdr: TxnHeader, body: Record):
+    __slots__ = ("hdr", "body", "raw")
+
+    def __init__(self, hdr: TxnHeader, body: Record, raw: bytes | None = None):
         self.hdr = hdr
         self.body = body
+        self.raw = raw
 
     def encode(self) -> bytes:
-        w = Writer()
-        self.hdr.write(w)
-        self.body.write(w)
-        return w.getvalue()
+        raw = self.raw
+        if raw is None:
+            w = Writer()
+            self.hdr.write(w)
+            self.body.write(w)
+            raw = self.raw = w.getvalue()
+        return raw
 
     @classmethod
     def decode(cls, data: bytes) -> Txn:
         r = Reader(data)
         hdr = TxnHeader.read(r)
         body = TXN_TYPES[hdr.type].read(r)
-        return cls(hdr, body)
+        if r.pos != len(data):
+            data = data[: r.pos]  # keep only the txn's own bytes
+        return cls(hdr, body, bytes(data))
 
     @property
     def zxid(self) -> int:

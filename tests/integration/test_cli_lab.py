@@ -199,12 +199,10 @@ def test_status_watch_refreshes_until_ctrl_c(up):
 def test_clean_without_a_name_keeps_a_running_lab(up):
     # only --dry-run here: a real `lab clean` without a name would take other labs'
     # leftovers on this machine too, which are not this test's to remove
-    r = lab("clean", "--dry-run", "--json")
-    assert r.returncode == 0, r.stderr
-    plan = json_of(r)
-    assert up.name in plan["running"] and up.name not in plan["labs"]
     r = lab("clean", "--dry-run")
+    assert r.returncode == 0, r.stderr
     assert f"would keep lab {up.name}: it may be in use (name it, or --all)" in r.stdout
+    assert f"would remove lab {up.name} " not in r.stdout
     r = lab("clean", up.name, "--dry-run", "--json")
     assert json_of(r) == {"labs": [up.name], "kernel": {}, "running": []}
 

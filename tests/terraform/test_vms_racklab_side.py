@@ -129,7 +129,11 @@ def test_lab_up_on_vms_declared_as_the_module_declares_them(tmp_path):
             net = out["racks"][node["rack"]]["network"]
             xml = _domain_xml(node, dtype, image, disk, seed, net, tmp_path / f"{name}.log",
                               BOOT_CMDLINE)  # fmt: skip
-            doms.append(conn.createXML(xml, 0))
+            # persistent, as the provider defines them: a kill (libvirt's destroy)
+            # stops the domain and keeps it, for chaos to boot it again
+            dom = conn.defineXML(xml)
+            doms.append(dom)
+            dom.create()
 
         up = subprocess.run([*lab, "up", str(tmp_path / "lab.yaml"), "--json"],
                             capture_output=True, text=True, timeout=1500)  # fmt: skip
@@ -155,18 +159,48 @@ def test_lab_up_on_vms_declared_as_the_module_declares_them(tmp_path):
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert host.stdout.strip() == "t1"
 
+        # chaos on them: the whole VM killed through libvirt and booted again
+        chaos = subprocess.run([*lab, "chaos", "run", "--lab", "tfvm", "--workload",
+                                "zk-register", "--nemesis", "kill-node", "--time", "30",
+                                "--interval", "10", "--rate", "5", "--seed", "1"],
+                               capture_output=True, text=True, timeout=1200)  # fmt: skip
+        assert chaos.returncode == 0, chaos.stdout[-3000:] + chaos.stderr[-3000:]
+        assert "verdict: valid" in chaos.stdout
+        run_dir = Path(chaos.stdout.split("report: ")[1].split()[0]).parent
+        history = [json.loads(line) for line in (run_dir / "history.jsonl").open()]
+        assert any(h.get("process") == "nemesis" and h.get("f") == "start"
+                   and (h.get("extra") or {}).get("description") == "killed node t1"
+                   for h in history)  # fmt: skip
+
         down = subprocess.run([*lab, "down", "tfvm"], capture_output=True, text=True,
                               timeout=600)  # fmt: skip
         assert down.returncode == 0, down.stderr
         assert "the VMs stay: terraform made them" in " ".join(down.stderr.split())
         assert all(d.isActive() for d in doms)  # left to terraform
+        # ... without racklab's services or their data in them
+        from lab.backends.base import NodeSpec
+        from lab.backends.vm.terraform import TerraformVMNode
+
+        t1 = out["nodes"]["t1"]
+        probe = TerraformVMNode(
+            NodeSpec(name="t1", lab="tfvm", labid=topo.labid, kind="vm", rack="r1",
+                     address=f"{t1['address']}/24", state_dir=tmp_path / "probe"),
+            saved={"terraform": {"uri": t1["uri"], "domain": t1["domain"], "dir": str(applied),
+                                 "key": str(applied / "keys/id_ed25519"),
+                                 "host_key": str(applied / "keys/hosts/t1")}},
+        )  # fmt: skip
+        left = probe.exec(
+            ["sh", "-c", "ls -A /srv/node /run/racklab/svc; pgrep -f '[l]ab[.]services'"]
+        )
+        assert left.stdout.split() == ["/run/racklab/svc:", "/srv/node:"], left.stdout
     finally:
         subprocess.run([*lab, "down", "tfvm"], capture_output=True, timeout=600)
         for d in doms:
-            try:
-                d.destroy()
-            except libvirt.libvirtError:
-                pass
+            for step in (d.destroy, d.undefine):
+                try:
+                    step()
+                except libvirt.libvirtError:
+                    pass
         for n in nets:
             try:
                 n.destroy()

@@ -150,3 +150,30 @@ def applied_node(applied: Path, name: str) -> dict:
     from .conftest import tf
 
     return json.loads(tf(applied, "output", "-json").stdout)["racklab"]["value"]["nodes"][name]
+
+
+def test_a_hosts_section_becomes_one_qemu_ssh_provider_per_host(tmp_path):
+    """The spare-machines `hosts:` section: each host a libvirt URI over SSH with its
+    user, port, key and known_hosts; each rack on its host."""
+    from lab.topology import Topology, loads
+
+    if "hosts" not in Topology.__dataclass_fields__:
+        pytest.skip("this racklab's topology files have no hosts section yet")
+    text = (
+        "name: tfhosts\ndefaults: {kind: vm}\n"
+        "hosts:\n"
+        "  h1: {address: 192.0.2.10, user: lab, key: id_test, known_hosts: kh}\n"
+        "  h2: {address: spare2.example.net, port: 2222}\n"
+        "racks:\n  r1: {host: h1, nodes: [a1]}\n  r2: {host: h2, nodes: [a2]}\n"
+    )
+    topo = loads(text, str(tmp_path / "lab.yaml"))
+    r = render(topo, tmp_path / "tf", image=dict(IMAGE))
+    assert r.placement == {"r1": "h1", "r2": "h2"}
+    known = Path("~/.ssh/known_hosts").expanduser()
+    assert r.hosts == {
+        "h1": f"qemu+ssh://lab@192.0.2.10/system?keyfile={tmp_path}/id_test"
+        f"&knownhosts={tmp_path}/kh",
+        "h2": f"qemu+ssh://root@spare2.example.net:2222/system?knownhosts={known}",
+    }
+    providers = providerschema.load(r.dir / "hosts.tf")["provider"]
+    assert {p["libvirt"]["alias"]: p["libvirt"]["uri"] for p in providers} == r.hosts

@@ -75,11 +75,20 @@ def test_render_apply_up_trial_down_destroy(tmp_path):
     (tmp_path / "lab.yaml").write_text(TOPOLOGY)
     topo = load(tmp_path / "lab.yaml")
     tf = tmp_path / "tf"
-    render(topo, tf, domain_type="kvm" if accel == "kvm" else "qemu")
+    # a storage pool of the test's own for the lab's volumes (a fresh libvirt has none)
+    (tmp_path / "pool").mkdir()
+    pool = conn.storagePoolCreateXML(
+        f"<pool type='dir'><name>tfprov-pool</name><target><path>{tmp_path / 'pool'}</path>"
+        "</target></pool>", 0)  # fmt: skip
+    render(topo, tf, domain_type="kvm" if accel == "kvm" else "qemu", pool="tfprov-pool")
     run("terraform", f"-chdir={tf}", "init", "-input=false", f"-plugin-dir={cache}")
     try:
         run("terraform", f"-chdir={tf}", "validate")
         run("terraform", f"-chdir={tf}", "apply", "-auto-approve", "-input=false")
+        # what was made reads back as declared: a second plan has nothing to do
+        again = subprocess.run(["terraform", f"-chdir={tf}", "plan", "-detailed-exitcode",
+                                "-input=false", "-no-color"], capture_output=True, text=True)  # fmt: skip
+        assert again.returncode == 0, f"drift after apply:\n{again.stdout[-3000:]}"
         state = orch.up(topo)
         try:
             from kazoo.client import KazooClient
@@ -101,7 +110,10 @@ def test_render_apply_up_trial_down_destroy(tmp_path):
         for name in ("tfprov-v1", "tfprov-v2"):
             assert conn.lookupByName(name).isActive()  # lab down left them to terraform
     finally:
-        run("terraform", f"-chdir={tf}", "destroy", "-auto-approve", "-input=false")
+        try:
+            run("terraform", f"-chdir={tf}", "destroy", "-auto-approve", "-input=false")
+        finally:
+            pool.destroy()
     import libvirt
 
     for name in ("tfprov-v1", "tfprov-v2"):

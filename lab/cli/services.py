@@ -188,6 +188,7 @@ def yarn(ctx: typer.Context):
     from lab.orchestrator import lab as orch
 
     try:
+        y.check_args(args)  # a mistake in the words is told before any lab is looked at
         rm, nn = y.endpoints(orch.resolve_lab(lab).data)
         code = y.yarn_command(args, rm, nn, as_json=as_json, write=_plain)
     except y.YarnCliError as e:

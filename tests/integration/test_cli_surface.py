@@ -149,6 +149,14 @@ def test_kafka_checks_its_arguments_before_looking_for_a_lab(tmp_path):
     assert r.returncode == 2 and "invalid choice: 'frob'" in one_error(r)
 
 
+def test_yarn_refuses_an_unknown_command_in_one_sentence(tmp_path):
+    r = lab("yarn", "frob", env={"RACKLAB_HOME": str(tmp_path)})  # no lab needed to say so
+    assert r.returncode == 2
+    assert one_error(r) == (
+        "error: unknown yarn command 'frob': use jar, application, node or logs (lab yarn --help)"
+    )
+
+
 def test_the_shells_without_json_say_so():
     r = lab("hdfs", "dfs", "-ls", "/", "--json")
     assert r.returncode == 2

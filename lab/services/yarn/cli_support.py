@@ -283,6 +283,22 @@ def format_logs(items: list[dict]) -> str:
 USAGE = __doc__.split("\n\n")[2].strip()  # the command lines of the docstring
 
 
+COMMANDS = ("jar", "application", "node", "logs")
+
+
+def check_args(argv: list[str]) -> None:
+    """The command word checked before any daemon is asked (and before a lab is looked
+    for): a mistake is one sentence, whatever state the lab is in."""
+    if not argv:
+        raise YarnCliError(
+            "lab yarn needs a command: jar, application, node or logs (lab yarn --help)"
+        )
+    if argv[0] not in COMMANDS:
+        raise YarnCliError(
+            f"unknown yarn command {argv[0]!r}: use jar, application, node or logs (lab yarn --help)"
+        )
+
+
 def yarn_command(
     argv: list[str],
     rm: str,
@@ -305,7 +321,9 @@ def yarn_command(
         write(json.dumps(data, indent=1) if as_json else text)
 
     if not argv:
-        raise YarnCliError(f"usage:\n{USAGE}")
+        raise YarnCliError(
+            "lab yarn needs a command: jar, application, node or logs (lab yarn --help)"
+        )
     cmd, args = argv[0], argv[1:]
     if cmd == "jar":
         conf: dict = {}
@@ -322,7 +340,10 @@ def yarn_command(
                 k, v = a[2:].split("=", 1)
                 conf[k] = v
             elif a in ("--reduces", "-r"):
-                reduces = int(next(it, "1"))
+                n = next(it, "")
+                if not n.isdigit() or int(n) < 1:
+                    raise YarnCliError(f"{a} needs a number of reduce tasks, 1 or more, got {n!r}")
+                reduces = int(n)
             elif a in ("--queue", "-queue"):
                 queue = next(it, "default")
             else:
@@ -399,4 +420,6 @@ def yarn_command(
         items = logs(rm, aid, cid)
         emit(items, format_logs(items))
         return 0
-    raise YarnCliError(f"unknown yarn command {cmd!r}; usage:\n{USAGE}")
+    raise YarnCliError(
+        f"unknown yarn command {cmd!r}: use jar, application, node or logs (lab yarn --help)"
+    )

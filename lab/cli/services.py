@@ -106,6 +106,10 @@ def hdfs(ctx: typer.Context):
         "0 done, 1 an operation failed, 255 bad usage (as Hadoop's shell); 2 no such lab.",
     )
     lab, _, args = _own_options(ctx.args, "hdfs", help_text, json_ok=False)
+    words = args[2:] if args[:1] == ["--user"] else args
+    if words and words[0] not in ("dfs", "fsck", "dfsadmin"):  # before any lab is looked at
+        sys.stderr.write(f"{words[0]}: Unknown command\n{shell.USAGE}")  # Hadoop's words
+        raise typer.Exit(255)
     from lab.orchestrator import lab as orch
 
     nn = orch.service_addresses(orch.resolve_lab(lab), "hdfs", "namenode")[0]

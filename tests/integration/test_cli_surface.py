@@ -157,6 +157,12 @@ def test_yarn_refuses_an_unknown_command_in_one_sentence(tmp_path):
     )
 
 
+def test_hdfs_refuses_an_unknown_command_as_hadoop_does(tmp_path):
+    r = lab("hdfs", "frob", env={"RACKLAB_HOME": str(tmp_path)})  # no lab needed to say so
+    assert r.returncode == 255  # Hadoop's shell's code for bad usage
+    assert r.stderr.startswith("frob: Unknown command\nUsage: hdfs ")
+
+
 def test_the_shells_without_json_say_so():
     r = lab("hdfs", "dfs", "-ls", "/", "--json")
     assert r.returncode == 2

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from . import yamlsource
 from .errors import TopologyError
+from .hosts import HostDef, check_hosts
 from .schema import NODE_KINDS, NodeSettings, TopologyFile
 from .services import check_services
 
@@ -45,6 +46,8 @@ class Topology:
     inter_rack_loss: float  # percent
     services: dict[str, dict] = field(default_factory=dict)
     source: yamlsource.Source | None = None
+    hosts: dict[str, HostDef] = field(default_factory=dict)  # empty: a local lab
+    rack_host: dict[str, str] = field(default_factory=dict)  # rack -> its host
 
     @property
     def labid(self) -> str:
@@ -128,6 +131,8 @@ def from_source(src: yamlsource.Source) -> Topology:
             rack_of[n] = rack
         racks[rack] = list(rdef.nodes)
 
+    hosts, rack_host = check_hosts(parsed, src)
+
     for n in parsed.nodes:
         if n not in rack_of:
             raise src.error(("nodes", n), f"node {n} is not in any rack")
@@ -184,6 +189,8 @@ def from_source(src: yamlsource.Source) -> Topology:
         inter_rack_loss=imp.loss,
         services=parsed.services,
         source=src,
+        hosts=hosts,
+        rack_host=rack_host,
     )
 
 

@@ -42,7 +42,18 @@ class Network(_Strict):
     inter_rack: Impairment = Impairment()
 
 
+class Host(_Strict):
+    """A machine the lab spreads over, reached over SSH (see hosts.py)."""
+
+    address: str
+    user: str = "root"
+    port: int = Field(default=22, ge=1, le=65535)
+    key: str | None = None
+    known_hosts: str | None = None
+
+
 class Rack(_Strict):
+    host: str | None = None  # a name in hosts; none: this machine
     nodes: list[str]
 
 
@@ -50,6 +61,7 @@ class TopologyFile(_Strict):
     name: str
     defaults: NodeSettings = NodeSettings()
     network: Network = Network()
+    hosts: dict[str, Host | None] = {}
     racks: dict[str, Rack]
     nodes: dict[str, NodeSettings | None] = {}
     services: dict[str, dict[str, Any]] = {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import typer
 
 from lab.cli.common import JSON, UserError, _emit, _need_root, _progress, app, out
@@ -42,3 +45,91 @@ def hosts_simulate(
         raise UserError(str(e)) from None
     if not _emit(data, as_json):
         out.print(simulate.hosts_section(data), end="", highlight=False, soft_wrap=True)
+
+
+def _hosts_of(file: Path):
+    from lab.topology import load
+
+    topo = load(file)
+    if not topo.hosts:
+        raise UserError(f"{file} has no hosts section: its lab runs on this machine")
+    return topo
+
+
+@contextlib.contextmanager
+def _one_sentence():
+    """A host racklab cannot use is a user's problem to fix: one sentence, exit 2."""
+    from lab.hosts.ssh import HostError
+
+    try:
+        yield
+    except HostError as e:
+        raise UserError(str(e)) from None
+
+
+@hosts_app.command("trust")
+def hosts_trust(file: Path, as_json: bool = JSON):
+    """Record the SSH host key of every host in FILE in its known_hosts (printing each
+    fingerprint to compare); a key that differs from the recorded one is refused."""
+    from lab.hosts.trust import trust
+
+    topo = _hosts_of(file)
+    with _one_sentence():
+        done = [trust(h) for h in topo.hosts.values()]
+    if not _emit([t.as_dict() for t in done], as_json):
+        for t in done:
+            out.print(f"{t.host}: {t.key_type} {t.fingerprint} {t.status} in {t.known_hosts}")
+
+
+@hosts_app.command("check")
+def hosts_check(file: Path, as_json: bool = JSON):
+    """Check every host in FILE as `lab up` does first; changes nothing anywhere."""
+    from lab.hosts import preflight
+    from lab.hosts.ssh import Hosts
+
+    topo = _hosts_of(file)
+    with _one_sentence(), Hosts(topo.hosts.values()) as hosts:
+        facts = preflight.check(list(hosts), topo.labid)
+    if not _emit({n: f.as_dict() for n, f in facts.items()}, as_json):
+        port = preflight.vxlan_port(topo.labid)
+        for f in facts.values():
+            out.print(
+                f"{f.host}: ok ({f.user} via {f.root}, Python {f.python}, cgroup {f.cgroup}, "
+                f"kernel {f.kernel}, clock {f.skew:+.3f} s, ssh round trip {f.rtt_ms} ms)"
+            )
+        if len(facts) > 1:
+            out.print(f"UDP {port} (the lab's VXLAN port) open between every pair of hosts")
+
+
+@hosts_app.command("install")
+def hosts_install(file: Path, as_json: bool = JSON):
+    """Check every host in FILE, then install the racklab agent on each (reused when
+    the host has this version already)."""
+    from lab.hosts import agent, preflight
+    from lab.hosts.ssh import Hosts, each
+
+    topo = _hosts_of(file)
+    progress = _progress(as_json)
+    with _one_sentence(), Hosts(topo.hosts.values()) as hosts:
+        facts = preflight.check(list(hosts), topo.labid)
+        progress("hosts checked; installing the agent")
+        wheels = agent.plan({n: f.target() for n, f in facts.items()})
+        done = each(hosts, lambda h: agent.install(h, *wheels[h.name]))
+    if not _emit({n: d.as_dict() for n, d in done.items()}, as_json):
+        for d in done.values():
+            what = "reused" if d.reused else f"installed ({d.sent_bytes / 2**20:.0f} MiB sent)"
+            out.print(f"{d.host}: agent {d.tag} {what} in {d.seconds:.1f} s")
+
+
+@hosts_app.command("purge")
+def hosts_purge(file: Path, as_json: bool = JSON):
+    """Remove the racklab agent from every host in FILE."""
+    from lab.hosts import agent
+    from lab.hosts.ssh import Hosts, each
+
+    topo = _hosts_of(file)
+    with _one_sentence(), Hosts(topo.hosts.values()) as hosts:
+        had = each(hosts, agent.purge)
+    if not _emit({"removed": [n for n, h in had.items() if h]}, as_json):
+        for n, h in had.items():
+            out.print(f"{n}: {'agent removed' if h else 'no agent'}")

@@ -1,6 +1,10 @@
-"""A lab over several machines: SSH control of the hosts, and simulated hosts to try it.
+"""A lab over several machines: SSH control of the hosts, the racklab agent on each,
+and simulated hosts to try it on one machine.
 
-simulate.py  ``lab hosts simulate``: hosts made of namespaces on this machine, each with
-             its own root filesystem and Debian's real sshd
-keys.py      SSH keys and known_hosts lines racklab writes itself
+ssh.py        one paramiko connection per host per command, host keys checked
+trust.py      `lab hosts trust`: record the hosts' keys on purpose
+preflight.py  every check of every host before anything is made
+agent.py      racklab installed on a host from racklab's own wheels, reused, purged
+simulate.py   `lab hosts simulate`: hosts made of namespaces, own root fs, real sshd
+keys.py       SSH keys and known_hosts lines racklab writes itself
 """

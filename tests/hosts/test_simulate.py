@@ -3,40 +3,24 @@ Debian root filesystem, reached over real SSH with paramiko; `--remove` leaves n
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import paramiko
 import pytest
 import yaml
 
+from .conftest import SET, lab_cli
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-SET = "mht"  # this module's simulated hosts: mht1, mht2
-
-
-def lab_cli(*args):
-    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True)
 
 
 def kernel_objects(name: str) -> list[str]:
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     return [w for w in (netns + links).split() if w.rstrip(":").startswith(f"rlh{name}-")]
-
-
-@pytest.fixture(scope="module")
-def sim():
-    lab_cli("hosts", "simulate", "--remove", "--name", SET)  # a crashed earlier run's
-    proc = lab_cli("hosts", "simulate", "2", "--name", SET, "--json")
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
-    yield data
-    lab_cli("hosts", "simulate", "--remove", "--name", SET)
 
 
 def connect(sim, host: str, user: str = "root", known_hosts: str | None = None):

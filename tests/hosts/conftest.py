@@ -1,0 +1,31 @@
+"""One set of simulated hosts for every multi-host test of the run (three hosts: mht1,
+mht2, mht3), made once and removed at the end: each set costs a root filesystem per
+host and, once an agent is on them, an install."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SET = "mht"
+
+
+def lab_cli(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def sim():
+    if os.geteuid() != 0:
+        pytest.skip("simulated hosts need root")
+    lab_cli("hosts", "simulate", "--remove", "--name", SET)  # a crashed earlier run's
+    proc = lab_cli("hosts", "simulate", "3", "--name", SET, "--json")
+    assert proc.returncode == 0, proc.stderr
+    yield json.loads(proc.stdout)
+    lab_cli("hosts", "simulate", "--remove", "--name", SET)

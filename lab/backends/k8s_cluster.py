@@ -274,7 +274,7 @@ class ClusterNode(Node):
 
     def logs(self) -> str:
         return self.exec(
-            ["/bin/sh", "-c", f'for f in {NODE_DATA_DIR}/logs/*.log; do [ -f "$f" ] && '
+            ["/bin/sh", "-c", f'for f in {NODE_DATA_DIR}/logs/*.log; do [ -f "$f" ] || continue; '
              'n=${f##*/}; sed "s/^/${n%.log} | /" "$f"; done; true']
         ).stdout  # fmt: skip
 

@@ -48,6 +48,14 @@ _SERVICE = (
     ' && log="$1" && shift && exec "$@" >>"$log" 2>&1 </dev/null'
 )
 
+# SIGTERM to each service by its pid file, then wait for all of them ($0 tenths of a s)
+_TERM_SERVICES = (
+    f'pids=$(cat {SERVICE_PID_DIR}/*.pid 2>/dev/null); [ -n "$pids" ] || exit 0; '
+    "kill -TERM $pids 2>/dev/null; i=0; "
+    'while [ $i -lt "$0" ]; do alive=""; for p in $pids; do [ -d /proc/$p ] && alive=1; done; '
+    '[ -n "$alive" ] || exit 0; sleep 0.1; i=$((i+1)); done'
+)
+
 
 def _resolve_python(argv: list[str]) -> list[str]:
     return [IMAGE_PYTHON if a == "{python}" else a for a in argv]
@@ -119,8 +127,13 @@ class PodmanNode(Node):
             self._write_hosts()
 
     def stop(self, timeout: float = 10) -> None:
+        """SIGTERM to every service first: they are not the init's children, and when
+        the pod stops the kernel would only SIGKILL them."""
         if self._state().get("Running"):
             self.resume()
+            self.exec(
+                ["/bin/sh", "-c", _TERM_SERVICES, str(int(timeout * 10))], timeout=timeout + 30
+            )
             podman("pod", "stop", "--time", str(int(timeout)), self.pod, timeout=timeout + 60)
 
     def kill(self, sig: int = _signal.SIGKILL) -> None:
@@ -194,7 +207,7 @@ class PodmanNode(Node):
 
     def logs(self) -> str:
         res = self.exec(
-            ["/bin/sh", "-c", f'for f in {NODE_DATA_DIR}/logs/*.log; do [ -f "$f" ] && '
+            ["/bin/sh", "-c", f'for f in {NODE_DATA_DIR}/logs/*.log; do [ -f "$f" ] || continue; '
              'n=${f##*/}; sed "s/^/${n%.log} | /" "$f"; done; true']
         )  # fmt: skip
         return res.stdout

@@ -23,6 +23,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import signal as _signal
 import subprocess
@@ -366,8 +367,12 @@ class ClusterBackend(Backend):
             if exc.status != 409:  # 409: it exists already
                 raise ClusterError(f"cannot make namespace {namespace}: {exc.reason}") from exc
         except Exception as exc:  # no answer from the API server
+            host = core.api_client.configuration.host
+            found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+            why = found.group(1) if found else str(exc)[:200]
             raise ClusterError(
-                f"the cluster in {self.conf['kubeconfig']} does not answer: {exc}"
+                f"the cluster at {host} (kubeconfig {self.conf['kubeconfig']}) "
+                f"does not answer: {why}"
             ) from exc
         where = lab_dir(lab)
         where.mkdir(parents=True, exist_ok=True)

@@ -93,3 +93,14 @@ def test_lab_up_reads_terraform_output_and_says_when_the_vms_are_missing(applied
     assert f"run `terraform -chdir={applied} apply` first" in text
     assert "the VMs stay: terraform made them" in text
     assert lab("status", "--lab", "tfunit").returncode != 0  # no state left behind
+
+
+def test_the_example_validates_and_renders_formatted(terraform, tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples/terraform.yaml"
+    assert lab("validate", str(example)).returncode == 0
+    r = lab("terraform", "render", str(example), "-o", str(tmp_path / "tf"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["racks"] == {"r1": "local", "r2": "local"}
+    fmt = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(tmp_path / "tf")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert fmt.returncode == 0, fmt.stdout

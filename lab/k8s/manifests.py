@@ -270,23 +270,36 @@ def _placement(group: Group, layout: Layout, component: str) -> dict:
             "labelSelector": selector,
         }
     ]
-    spec: dict = {"topologySpreadConstraints": spread}
+    # two members of a quorum (or two replicas of a block) on one machine is one
+    # failure taking both: the ZooKeeper tutorial's anti-affinity, preferred so that a
+    # one-node cluster still runs the lab
+    spec: dict = {
+        "topologySpreadConstraints": spread,
+        "affinity": {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {"labelSelector": selector, "topologyKey": HOST_LABEL},
+                    }
+                ]
+            }
+        },
+    }
     if group.rack:
-        spec["affinity"] = {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {
-                                    "key": layout.rack_label,
-                                    "operator": "In",
-                                    "values": [group.zone or group.rack],
-                                }
-                            ]
-                        }
-                    ]
-                }
+        spec["affinity"]["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": layout.rack_label,
+                                "operator": "In",
+                                "values": [group.zone or group.rack],
+                            }
+                        ]
+                    }
+                ]
             }
         }
     else:

@@ -90,6 +90,9 @@ def test_zookeeper_as_in_the_statefulset_tutorial(built):
     env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RACKLAB_PEERS"]["value"] == "zookeeper-0,zookeeper-1,zookeeper-2"
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
     zoo = _by(objs, "ConfigMap", "zookeeper-config")["data"]["zoo.cfg"]
     assert "tickTime=2000" in zoo and "dataDir=/srv/node/zookeeper" in zoo
 

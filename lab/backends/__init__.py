@@ -12,6 +12,8 @@ _BACKENDS = {
     "container": ("lab.backends.container", "ContainerBackend"),
     "pod": ("lab.backends.pod", "PodBackend"),
     "vm": ("lab.backends.vm", "VMBackend"),
+    # nodes on another host of the lab, reached through its agent (lab/hosts)
+    "remote": ("lab.backends.remote", "RemoteBackend"),
     # vm nodes that terraform made (a file with `terraform: DIR`): found, not made
     "vm-terraform": ("lab.backends.vm.terraform", "TerraformVMBackend"),
 }

@@ -5,6 +5,9 @@ ssh.py        one paramiko connection per host per command, host keys checked
 trust.py      `lab hosts trust`: record the hosts' keys on purpose
 preflight.py  every check of every host before anything is made
 agent.py      racklab installed on a host from racklab's own wheels, reused, purged
+agentd.py     the agent's side: node contract calls on the host, one JSON line each
+client.py     this machine's side of that conversation
+relay.py      a command in a node on another host, as a local process (lab exec)
 simulate.py   `lab hosts simulate`: hosts made of namespaces, own root fs, real sshd
 keys.py       SSH keys and known_hosts lines racklab writes itself
 """

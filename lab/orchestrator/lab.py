@@ -99,6 +99,10 @@ def up(topo: Topology, progress: Progress = _quiet) -> State:
 
     if terraform.declared(topo):  # its VM nodes exist already: terraform made them
         return terraform.up(topo, progress)
+    if topo.hosts:  # racks on other machines: lab/orchestrator/multihost.py
+        from . import multihost
+
+        return multihost.up(topo, progress)
     existing = State.load(topo.name)
     if existing is not None:
         raise LabError(
@@ -296,6 +300,10 @@ def teardown(name: str, state: State | None, progress: Progress = _quiet) -> lis
     """Remove every kernel object, process, container and file the lab made."""
     labid = state.get("labid") if state else labid_of(name)
     removed: list[str] = []
+    if state and state.get("hosts"):  # every host's part first, through its agent
+        from . import multihost
+
+        removed += multihost.teardown_hosts(name, state, progress)
     if state and state.get("terraform"):
         from . import terraform
 

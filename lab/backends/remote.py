@@ -1,0 +1,185 @@
+"""Nodes on another host: the node contract carried to the racklab agent over SSH.
+
+A node of any kind on a lab's host is made there by that host's own backend (the
+agent, lab/hosts/agentd.py); here it is a RemoteNode, whose every call goes to the
+agent as one request and comes back as the host's node answered it. Callers see the
+same contract as for a local node: racks, services and chaos are one code path.
+
+What a node saves (``describe``) is the host's own description of it, plus where it
+is: the host (as in the topology file) and the agent's Python there.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import signal as _signal
+import subprocess
+import sys
+
+from lab.backends.base import Backend, ExecResult, Node, NodeError, NodeSpec, Stats
+
+
+def _spec_json(spec: NodeSpec) -> dict:
+    d = dataclasses.asdict(spec)
+    d["state_dir"] = str(spec.state_dir)
+    return d
+
+
+class RemoteNode(Node):
+    def __init__(self, spec: NodeSpec, saved: dict):
+        super().__init__(spec)
+        self.saved = dict(saved)
+        self.remote = self.saved["remote"]  # the host's own description of the node
+        self.kind = self.remote.get("kind", spec.kind)
+
+    def _agent(self):
+        from lab.hosts.client import agent
+
+        return agent(self.saved["host"], self.saved["agent_python"])
+
+    def _call(self, method: str, *args, **kwargs):
+        return self._agent().call(
+            "node",
+            spec=_spec_json(self.spec),
+            saved=self.remote,
+            method=method,
+            args=list(args),
+            kwargs=kwargs,
+        )
+
+    @property
+    def host(self) -> str:
+        return self.saved["host"]["name"]
+
+    # lifecycle
+    def start(self) -> None:
+        self._call("start")
+
+    def stop(self) -> None:
+        self._call("stop")
+
+    def kill(self, sig: int = _signal.SIGKILL) -> None:
+        self._call("kill", int(sig))
+
+    def pause(self) -> None:
+        self._call("pause")
+
+    def resume(self) -> None:
+        self._call("resume")
+
+    def destroy(self) -> None:
+        self._call("destroy")
+
+    def alive(self) -> bool:
+        return bool(self._call("alive"))
+
+    # commands and files
+    def _relay(self) -> list[str]:
+        """A local command that runs what follows it inside this node (lab/hosts/relay.py)."""
+        blob = {"host": self.saved["host"], "python": self.saved["agent_python"],
+                "spec": _spec_json(self.spec), "saved": self.remote}  # fmt: skip
+        encoded = base64.b64encode(json.dumps(blob).encode()).decode()
+        return [sys.executable, "-m", "lab.hosts.relay", encoded, "--"]
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        kwargs.pop("cgroup_leaf", None)  # the host's node puts it in its own shell leaf
+        return subprocess.Popen([*self._relay(), *argv], **kwargs)
+
+    def exec(
+        self,
+        argv: list[str],
+        *,
+        input: str | None = None,
+        timeout: float | None = 60,
+        env: dict[str, str] | None = None,
+    ) -> ExecResult:
+        r = self._call("exec", list(argv), input=input, timeout=timeout, env=env)
+        return ExecResult(**r["fields"])
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        self._call("put_file", path, data, mode)
+
+    def get_file(self, path: str) -> bytes:
+        try:
+            return self._call("get_file", path)
+        except NodeError as e:
+            if "FileNotFoundError" in str(e) or "No such file" in str(e):
+                raise FileNotFoundError(path) from None
+            raise
+
+    def logs(self) -> str:
+        return self._call("logs")
+
+    def command_prefix(self) -> list[str]:
+        # no terminal is carried yet: a shell there reads and answers line by line
+        return self._relay()
+
+    # services
+    def start_service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> dict:
+        return self._call("start_service", name, argv, env)
+
+    def stop_service(self, name: str, info: dict) -> None:
+        self._call("stop_service", name, info)
+
+    def service_running(self, name: str, info: dict) -> bool:
+        return bool(self._call("service_running", name, info))
+
+    def remove_service(self, name: str) -> None:
+        self._call("remove_service", name)
+
+    def kill_service(self, name: str, info: dict) -> str:
+        return self._call("kill_service", name, info)
+
+    @property
+    def python(self) -> str:
+        cached = self.saved.get("python")
+        if cached is None:
+            cached = self.saved["python"] = self._call("python")
+        return cached
+
+    # where other layers plug in: on the host, through the agent
+    def netns(self) -> str:
+        return self._call("netns")
+
+    def attach_network(self) -> None:
+        self._call("attach_network")
+
+    def net_exec(self, argv: list[str], timeout: float = 30) -> ExecResult:
+        r = self._call("net_exec", list(argv), timeout)
+        return ExecResult(**r["fields"])
+
+    def cgroup(self) -> str:
+        return self._call("cgroup")
+
+    def memory_used(self) -> int | None:
+        return self._call("memory_used")
+
+    def set_limits(self, cpus: float | None = None, memory: int | None = None) -> None:
+        self._call("set_limits", cpus, memory)
+
+    def restore_limits(self) -> None:
+        self._call("restore_limits")
+
+    def stats(self) -> Stats:
+        r = self._call("stats")
+        return Stats(**r["fields"])
+
+    def describe(self) -> dict:
+        return {**self.remote, "backend": "remote", "host": self.saved["host"],
+                "agent_python": self.saved["agent_python"], "remote": self.remote}  # fmt: skip
+
+
+class RemoteBackend(Backend):
+    """Finds nodes on other hosts again (they are made by the orchestrator through the
+    agents, several at once per host: lab/orchestrator/multihost.py)."""
+
+    def create(self, spec: NodeSpec) -> Node:
+        raise NodeError("nodes on other hosts are made by the hosts' agents")
+
+    def attach(self, spec: NodeSpec, saved: dict) -> RemoteNode:
+        return RemoteNode(spec, saved)
+
+    def cleanup(self, lab: str, labid: str) -> list[str]:
+        return []  # each host's agent removes its own (lab/orchestrator/multihost.py)

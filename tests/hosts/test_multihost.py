@@ -1,0 +1,204 @@
+"""examples/multihost.yaml on three simulated hosts (real sshd, own root filesystems,
+the agent installed over SFTP): the four services used from this machine with the
+unmodified clients, round trips across hosts and inside a rack, `lab exec` on any
+host, and nothing left on any host after `lab down`, nor after a kill -9 of `lab up`
+half-way and `lab clean`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from lab.topology import labid_of
+
+from .conftest import lab_cli
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multihost.yaml"
+LAB = "mhlab"
+DELAY_MS = 2.0  # the example's inter-rack delay
+
+
+def lab_text(sim) -> str:
+    """The example with the simulated hosts in place of its placeholders."""
+    text = EXAMPLE.read_text().replace("name: multihost", f"name: {LAB}")
+    for i, h in enumerate(sim["hosts"].values(), start=1):
+        text = re.sub(
+            rf"^  h{i}: \{{.*\}}$",
+            f"  h{i}: {{address: {h['address']}, user: root, key: {sim['key']}, "
+            f"known_hosts: {sim['known_hosts']}}}",
+            text,
+            flags=re.M,
+        )
+    assert "example.net" not in text
+    return text
+
+
+def ssh(sim, i: int, cmd: str) -> str:
+    h = list(sim["hosts"].values())[i - 1]
+    c = paramiko.SSHClient()
+    c.load_host_keys(sim["known_hosts"])
+    c.set_missing_host_key_policy(paramiko.RejectPolicy())
+    c.connect(h["address"], username="root", key_filename=sim["key"],
+              look_for_keys=False, allow_agent=False, timeout=10)  # fmt: skip
+    with c:
+        _, out, _ = c.exec_command(cmd, timeout=30)
+        return out.read().decode()
+
+
+def lab_leftovers(sim) -> list[str]:
+    """What of the lab is on this machine and on each host (checked over SSH)."""
+    labid = labid_of(LAB)
+    found = []
+    here = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    here += subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"here: {w}" for w in here.split() if w.startswith(f"rl{labid}-")]
+    look = (
+        f"ip netns list | grep -o 'rl{labid}-[a-z]*'; ip -o link | grep -o 'rl{labid}-[a-z]*'; "
+        f"ls -d /sys/fs/cgroup/*/racklab/{LAB} /var/lib/racklab/{LAB} 2>/dev/null; "
+        "ps -eo args | grep -c '[l]ab.services' | grep -v '^0$'"
+    )
+    for i in (1, 2, 3):
+        found += [f"host {i}: {w}" for w in ssh(sim, i, look).split()]
+    return found
+
+
+@pytest.fixture(scope="module")
+def lab(sim, tmp_path_factory):
+    f = tmp_path_factory.mktemp("mh") / "multihost.yaml"
+    f.write_text(lab_text(sim))
+    lab_cli("clean", LAB)
+    proc = lab_cli("up", str(f), "--json")
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads((Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").read_text())
+    yield {"file": f, "status": json.loads(proc.stdout), "agents": state["agents"]}
+    lab_cli("clean", LAB)
+
+
+def test_the_agent_was_installed_on_every_host(lab, sim):
+    agents = lab["agents"]
+    assert set(agents) == {"h1", "h2", "h3"} and len({a["tag"] for a in agents.values()}) == 1
+    for i, a in enumerate(agents.values(), start=1):
+        if not a["reused"]:  # fresh simulated hosts: unless an earlier test installed it
+            assert a["sent_bytes"] > 1 << 20
+        # racklab itself runs on the host, from the agent's venv on the host's own disk
+        where = ssh(sim, i, f"{a['python']} -c 'import lab; print(lab.__file__)'")
+        assert where.startswith(f"/var/lib/racklab-agent/{a['tag']}/venv/")
+
+
+def address(lab, node: str) -> str:
+    return lab["status"]["network"]["nodes"][node]
+
+
+def test_the_four_services_from_this_machine(lab):
+    from hdfs import InsecureClient
+    from kafka import KafkaConsumer, KafkaProducer
+    from kazoo.client import KazooClient
+    from yarn_api_client.resource_manager import ResourceManager
+
+    zk = KazooClient(hosts=",".join(f"{address(lab, n)}:2181" for n in ("n1", "n3", "n5")))
+    zk.start(timeout=30)
+    try:
+        zk.create("/across", b"three hosts", makepath=True)
+        assert zk.get("/across")[0] == b"three hosts"
+    finally:
+        zk.stop()
+
+    producer = KafkaProducer(bootstrap_servers=f"{address(lab, 'n1')}:9092", acks="all")
+    for i in range(10):
+        producer.send("across", f"m{i}".encode())
+    producer.flush(timeout=60)
+    producer.close()
+    consumer = KafkaConsumer("across", bootstrap_servers=f"{address(lab, 'n5')}:9092",
+                             auto_offset_reset="earliest", consumer_timeout_ms=15000)  # fmt: skip
+    got = sorted(m.value for m in consumer)
+    consumer.close()
+    assert got == sorted(f"m{i}".encode() for i in range(10))
+
+    fs = InsecureClient(f"http://{address(lab, 'n1')}:9870", user="root")
+    data = os.urandom(3 << 20)  # three blocks of 1 MiB, each on three hosts' DataNodes
+    fs.write("/across.bin", data=data, overwrite=True)
+    with fs.read("/across.bin") as r:
+        assert r.read() == data
+
+    rm = ResourceManager(service_endpoints=[f"http://{address(lab, 'n3')}:8088"])
+    assert rm.cluster_metrics().data["clusterMetrics"]["activeNodes"] == 3
+
+
+def rtt_ms(src: str, dst: str) -> tuple[float, float]:
+    proc = lab_cli("exec", src, "--lab", LAB, "--", "ping", "-c", "5", "-i", "0.2", "-W", "2", dst)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lo, avg = re.search(r"= ([\d.]+)/([\d.]+)/", proc.stdout).groups()
+    return float(lo), float(avg)
+
+
+def test_round_trips_across_hosts_and_inside_a_rack(lab):
+    across, _ = rtt_ms("n1", "n3")  # rack r1 on host 1 to rack r2 on host 2
+    assert across >= 2 * DELAY_MS
+    _, inside = rtt_ms("n1", "n2")  # both in r1
+    assert inside < 2 * DELAY_MS
+
+
+def test_exec_on_every_host_and_its_exit_status(lab, sim):
+    for node, host in (("n2", 1), ("n4", 2), ("n6", 3)):
+        proc = lab_cli("exec", node, "--lab", LAB, "--", "sh", "-c", "hostname; exit 7")
+        assert (proc.returncode, proc.stdout) == (7, f"{node}\n")
+        # the node is a process of that host, in that host's own cgroups
+        assert node in ssh(sim, host, f"ls /sys/fs/cgroup/pids/racklab/{LAB}/")
+
+
+def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):
+    proc = lab_cli("down", LAB)
+    assert proc.returncode == 0, proc.stderr
+    assert lab_leftovers(sim) == []
+
+    # again, killed while the hosts make their nodes
+    up = subprocess.Popen([sys.executable, "-m", "lab", "up", str(lab["file"])],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)  # fmt: skip
+    seen = []
+    deadline = time.monotonic() + 240
+    for line in up.stderr:
+        seen.append(line)
+        if "starting 6 nodes" in line or time.monotonic() > deadline:
+            break
+    state = json.loads((Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").read_text())
+    os.killpg(up.pid, signal.SIGKILL)
+    up.wait()
+    assert any("starting 6 nodes" in line for line in seen), seen
+    # the second up found the agents it needed: nothing was installed again (unless
+    # racklab's source changed in between, in a checkout others are editing: the tag
+    # hashes it, and a new version is installed)
+    for host, a in state["agents"].items():
+        same = a["tag"] == lab["agents"][host]["tag"]
+        assert a["reused"] is same and (a["sent_bytes"] == 0) is same
+    assert set(state["hosts"]) == {"h1", "h2", "h3"}  # recorded before any host was touched
+
+    proc = lab_cli("clean", LAB)
+    assert proc.returncode == 0, proc.stderr
+    assert lab_leftovers(sim) == []
+
+
+def test_purge_removes_the_agent_from_every_host(lab, sim):
+    purged = lab_cli("hosts", "purge", str(lab["file"]), "--json")
+    assert json.loads(purged.stdout) == {"removed": ["h1", "h2", "h3"]}
+    for i in (1, 2, 3):
+        assert (
+            ssh(
+                sim, i, "ls -d /var/lib/racklab-agent /tmp/racklab-agent.* 2>&1 >/dev/null | wc -l"
+            ).strip()
+            == "2"
+        )
+    assert json.loads(lab_cli("hosts", "purge", str(lab["file"]), "--json").stdout) == {
+        "removed": []
+    }

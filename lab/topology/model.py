@@ -15,6 +15,7 @@ from .errors import TopologyError
 from .hosts import HostDef, check_hosts
 from .schema import NODE_KINDS, NodeSettings, TopologyFile
 from .services import check_services
+from .suggest import did_you_mean, model_fields
 
 LAB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 # Node names become host names and interface names in the router (15 chars max).
@@ -100,7 +101,10 @@ def from_source(src: yamlsource.Source) -> Topology:
         loc = tuple(err["loc"])
         # pydantic names the union member in the path (nodes.n4.NodeSettings.memory); drop it
         loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper()))
-        raise src.error(loc, _message(err)) from None
+        message = _message(err)
+        if err["type"] == "extra_forbidden" and loc:
+            message += did_you_mean(loc[-1], model_fields(TopologyFile))
+        raise src.error(loc, message) from None
 
     if not LAB_NAME.match(parsed.name):
         raise src.error(("name",), "use lower-case letters, digits and '-' (at most 32)")

@@ -22,6 +22,7 @@ from lab import cgroups
 from lab.topology import load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEFAULT_FILES = [EXAMPLES / "quickstart.yaml", EXAMPLES / "three-racks.yaml"]
 
 
 def once(file: Path) -> tuple[float, float, float]:
@@ -49,26 +50,54 @@ def fmt(xs: list[float]) -> str:
     return f"{statistics.median(xs):6.2f} [{min(xs):.2f}..{max(xs):.2f}]"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lab.bench.updown")
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("files", nargs="*", type=Path,
-                   default=[EXAMPLES / "quickstart.yaml", EXAMPLES / "three-racks.yaml"])  # fmt: skip
-    a = p.parse_args(argv)
-    print(f"# {platform.node()}: {platform.machine()}, kernel {platform.release()}, "
-          f"cgroup v{cgroups.version()}, Python {platform.python_version()}, {a.runs} runs each")  # fmt: skip
-    print("# seconds: median [min..max] over the runs")
-    print(f"{'lab':<12} {'nodes':>5}  {'up (command)':<19} {'up (in process)':<19} {'down':<19}")
-    for f in a.files:
-        nodes = len(load(f).nodes)
+def measure(files: list[Path], runs: int) -> dict:
+    """Every lab's up (outside and in process) and down times, in seconds, per run."""
+    labs = []
+    for f in files:
         ups, inner, downs = [], [], []
-        for _ in range(a.runs):
+        for _ in range(runs):
             u, i, d = once(f)
             ups.append(u)
             inner.append(i)
             downs.append(d)
-        name = load(f).name
-        print(f"{name:<12} {nodes:>5}  {fmt(ups):<19} {fmt(inner):<19} {fmt(downs):<19}".rstrip())
+        topo = load(f)
+        labs.append({"lab": topo.name, "nodes": len(topo.nodes), "up_s": ups,
+                     "up_in_process_s": inner, "down_s": downs})  # fmt: skip
+    return {
+        "machine": {
+            "host": platform.node(),
+            "arch": platform.machine(),
+            "kernel": platform.release(),
+            "cgroup": f"v{cgroups.version()}",
+            "python": platform.python_version(),
+        },  # fmt: skip
+        "runs": runs,
+        "labs": labs,
+    }
+
+
+def print_table(report: dict, write=print) -> None:
+    m = report["machine"]
+    write(f"# {m['host']}: {m['arch']}, kernel {m['kernel']}, cgroup {m['cgroup']}, "
+          f"Python {m['python']}, {report['runs']} runs each")  # fmt: skip
+    write("# seconds: median [min..max] over the runs")
+    write(f"{'lab':<12} {'nodes':>5}  {'up (command)':<19} {'up (in process)':<19} {'down':<19}")
+    for r in report["labs"]:
+        write(f"{r['lab']:<12} {r['nodes']:>5}  {fmt(r['up_s']):<19} "
+              f"{fmt(r['up_in_process_s']):<19} {fmt(r['down_s']):<19}".rstrip())  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lab.bench.updown")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="the figures as JSON")
+    p.add_argument("files", nargs="*", type=Path, default=DEFAULT_FILES)
+    a = p.parse_args(argv)
+    report = measure(a.files, a.runs)
+    if a.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_table(report)
     return 0
 
 

@@ -59,6 +59,7 @@ def bench_overhead(
 def bench_updown(
     runs: int = typer.Option(5, min=1, help="Repetitions of each lab's up and down."),
     files: list[Path] = typer.Argument(None, help="Topology files (default: the examples)."),
+    as_json: bool = JSON,
 ):
     """lab up / lab down times for the example labs (or the given files).
 
@@ -69,4 +70,8 @@ def bench_updown(
     from lab.bench import updown
 
     _need_root()
-    raise typer.Exit(updown.main(["--runs", str(runs), *map(str, files or [])]))
+    report = updown.measure(files or updown.DEFAULT_FILES, runs)
+    if not _emit(report, as_json):
+        updown.print_table(
+            report, write=lambda line: out.print(line, highlight=False, markup=False)
+        )

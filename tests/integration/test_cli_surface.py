@@ -339,3 +339,14 @@ def test_help_topics_and_commands():
     assert lab("help", "chaos", "run").stdout == lab("chaos", "run", "--help").stdout
     r = lab("help", "frob")
     assert r.returncode == 2 and "no such command 'frob'" in one_error(r)
+
+
+def test_bench_updown_table_fits_80_columns(tmp_path):
+    f = tmp_path / "lab.yaml"
+    f.write_text("name: cli-u\nracks:\n  r1: {nodes: [n1]}\n")  # one node: seconds
+    r = lab("bench", "updown", "--runs", "1", str(f), env={"RACKLAB_HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [line for line in lines if len(line) > 80] == []
+    assert lines[2].split()[:4] == ["lab", "nodes", "up", "(command)"]
+    assert lines[3].split()[:2] == ["cli-u", "1"]

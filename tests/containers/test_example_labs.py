@@ -1,5 +1,6 @@
-"""The example labs of other kinds, as a new user runs them: examples/containers.yaml
-and examples/pods.yaml brought up with `lab up`, all four services used from the host
+"""The example labs of other kinds, as a new user runs them: examples/containers.yaml,
+examples/pods.yaml and examples/mixed.yaml without its VM (the full mixed.yaml and
+vms.yaml boot VMs: tests/vm/test_example_vm_labs.py, slow) brought up with `lab up`, all four services used from the host
 with the unmodified clients (kazoo across servers, kafka-python acks=all and a group,
 the `hdfs` package, a YARN wordcount equal to a local count), YARN containers in
 cgroups of their own under the node's cgroup with a container over its memory killed
@@ -15,6 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 import requests
+import yaml
 
 from lab import cgroups
 from lab.demos import trial
@@ -107,3 +109,44 @@ def test_example_lab_runs_every_service(example):
     assert leftovers(example) == []
     client = docker.from_env()
     assert client.containers.list(all=True, filters={"label": f"racklab.lab={example}"}) == []
+
+
+def without_vms(text: str) -> tuple[str, list[str]]:
+    """The lab file with its VM nodes dropped from racks, nodes and the services' node
+    lists (mixed.yaml gives its VM only roles that several nodes share)."""
+    topo = yaml.safe_load(text)
+    defaults = topo.get("defaults", {}).get("kind", "process")
+    vms = [n for n, s in topo.get("nodes", {}).items() if s.get("kind", defaults) == "vm"]
+    for rack in topo["racks"].values():
+        rack["nodes"] = [n for n in rack["nodes"] if n not in vms]
+    for n in vms:
+        del topo["nodes"][n]
+    for section in topo["services"].values():
+        for key, value in section.items():
+            if isinstance(value, list):
+                section[key] = [n for n in value if n not in vms]
+            assert value not in vms, f"{key} is a VM's alone"
+    return yaml.safe_dump(topo, sort_keys=False), vms
+
+
+def test_mixed_lab_without_its_vm_runs_every_service(tmp_path):
+    text, vms = without_vms((EXAMPLES / "mixed.yaml").read_text())
+    assert vms == ["v1"]
+    f = tmp_path / "mixed.yaml"
+    f.write_text(text)
+    up = lab_cli("up", str(f))
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        state = State.load("mixed")
+        kinds = {n["kind"] for n in state["nodes"].values()}
+        assert kinds == {"process", "container", "pod"}
+        results = trial.run(state)
+        assert [r["service"] for r in results] == ["zookeeper", "kafka", "hdfs", "yarn"]
+        failed = [r for r in results if not r["ok"]]
+        assert not failed, failed
+    finally:
+        down = lab_cli("down", "mixed")
+    assert down.returncode == 0, down.stderr
+    assert leftovers("mixed") == []
+    client = docker.from_env()
+    assert client.containers.list(all=True, filters={"label": "racklab.lab=mixed"}) == []

@@ -159,6 +159,15 @@ def test_lab_up_on_vms_declared_as_the_module_declares_them(tmp_path):
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert host.stdout.strip() == "t1"
 
+        status = subprocess.run([*lab, "status", "--lab", "tfvm", "--json"],
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        shown = {n["name"]: n for n in json.loads(status.stdout)["nodes"]}
+        assert {n: (v["kind"], v["backend"], v["address"], v["running"])
+                for n, v in shown.items()} == {
+            n: ("vm", "vm-terraform", node["address"], True) for n, node in out["nodes"].items()
+        }  # fmt: skip
+
         # chaos on them: the whole VM killed through libvirt and booted again
         chaos = subprocess.run([*lab, "chaos", "run", "--lab", "tfvm", "--workload",
                                 "zk-register", "--nemesis", "kill-node", "--time", "30",

@@ -12,6 +12,7 @@ _BACKENDS = {
     "container": ("lab.backends.container", "ContainerBackend"),
     "pod": ("lab.backends.pod", "PodBackend"),
     "vm": ("lab.backends.vm", "VMBackend"),
+    "k8s": ("lab.backends.k8s", "K8sBackend"),
     # nodes on another host of the lab, reached through its agent (lab/hosts)
     "remote": ("lab.backends.remote", "RemoteBackend"),
     # vm nodes that terraform made (a file with `terraform: DIR`): found, not made

@@ -1,16 +1,20 @@
 """Side-by-side benchmark: kazoo against Debian's Apache ZooKeeper and against
 racklab's, in one run, same machine, same client code.
 
-    python -m lab.bench.zookeeper [--ops 2000] [--pipeline 2000] [--ensemble]
+    python -m lab.bench.zookeeper [--rounds 3] [--ops 2000] [--pipeline 2000] [--ensemble]
+                                  [--reference apache|racklab]
 
 Workloads (all bounded in count and in time):
   sync create / sync get / sync set   one request at a time (kazoo's blocking API)
   pipelined get                       --pipeline get_async calls in flight, then wait
 For 3 servers the client is connected to a follower.
 
-Both servers of a setup run at once; each workload runs in alternating rounds
-(Apache, racklab, Apache, ...) and the median round is reported, so that load from
-elsewhere on a shared machine falls on both alike. Prints ops/s and the ratio.
+Both servers of a setup run at once. Each round of a workload gives each server --ops
+requests (or 3 pipelined batches) in short slices taken in turns (Apache, racklab,
+racklab, Apache, ...), so that load from elsewhere on a shared machine falls on both
+alike even when it comes and goes within seconds. A round's figure is requests over
+the time the server took; the median round is reported with the lowest and highest,
+and the ratio is racklab's median over Apache's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -127,6 +132,8 @@ class Subject:
                 time.sleep(0.5)
         self.created = 0
         self.round = 0
+        self.done = 0
+        self.seconds = 0.0
 
     def close(self) -> None:
         try:
@@ -136,73 +143,128 @@ class Subject:
             for s in self.servers:
                 s.stop()
 
-    def run(self, workload: str, ops: int, pipeline: int, time_limit: float) -> float:
+    def warm_up(self, pipeline: int, n: int = 1000) -> None:
+        """Every workload's path once before the figures, so the JVM has compiled them
+        (its JIT otherwise compiles in the background during the other server's turns)."""
         zk = self.zk
+        zk.ensure_path("/warm")
+        for i in range(n):
+            zk.create(f"/warm/n{i}", VALUE)
+        for i in range(n):
+            zk.get(f"/warm/n{i}")
+            zk.set(f"/warm/n{i}", VALUE)
+        for res in [zk.get_async(f"/warm/n{i % n}") for i in range(pipeline)]:
+            res.get(timeout=60)
+
+    def begin_round(self) -> None:
         self.round += 1
+        self.done = 0
+        self.seconds = 0.0
+
+    def slice(self, workload: str, count: int, pipeline: int) -> None:
+        """`count` more requests of the round (one batch for the pipelined get)."""
+        zk = self.zk
         r = self.round
-        if workload == "sync create":
-            fn = lambda i: zk.create(f"/bench/r{r}-n{i}", VALUE)  # noqa: E731
-        elif workload == "sync get":
-            fn = lambda i: zk.get(f"/bench/r1-n{i % self.created}")  # noqa: E731
-        elif workload == "sync set":
-            fn = lambda i: zk.set(f"/bench/r1-n{i % self.created}", VALUE)  # noqa: E731
-        else:
-            t0 = time.perf_counter()
-            total = 0
-            while total < pipeline * 3 and time.perf_counter() - t0 < time_limit:
-                batch = [zk.get_async(f"/bench/r1-n{i % self.created}") for i in range(pipeline)]
-                for res in batch:
-                    res.get(timeout=60)
-                total += len(batch)
-            return total / (time.perf_counter() - t0)
+        start = self.done
         t0 = time.perf_counter()
-        done = 0
-        for i in range(ops):
-            fn(i)
-            done += 1
-            if time.perf_counter() - t0 > time_limit:
-                break
+        if workload == "sync create":
+            for i in range(start, start + count):
+                zk.create(f"/bench/r{r}-n{i}", VALUE)
+        elif workload == "sync get":
+            for i in range(start, start + count):
+                zk.get(f"/bench/r1-n{i % self.created}")
+        elif workload == "sync set":
+            for i in range(start, start + count):
+                zk.set(f"/bench/r1-n{i % self.created}", VALUE)
+        else:
+            batch = [zk.get_async(f"/bench/r1-n{i % self.created}") for i in range(pipeline)]
+            for res in batch:
+                res.get(timeout=60)
+            count = pipeline
+        self.seconds += time.perf_counter() - t0
+        self.done += count
         if workload == "sync create" and r == 1:
-            self.created = done
-        return done / (time.perf_counter() - t0)
+            self.created = self.done
 
 
-def compare(subjects: list[Subject], args) -> dict[tuple[str, str], float]:
-    """Each workload in `rounds` rounds, alternating servers within a round, so load
-    from elsewhere on a shared machine hits both alike; the median round counts."""
-    for s in subjects:  # warm up (the JVM's JIT, Python's caches) outside the figures
-        for i in range(200):
-            s.zk.exists(f"/bench/warm{i}")
-    out = {}
+SLICE = 100  # synchronous requests per turn
+
+
+def compare(subjects: list[Subject], args) -> dict[tuple[str, str], list[float]]:
+    """Every round of every workload in turns of SLICE requests (one pipelined batch),
+    alternating the order (A B B A ...), so both servers see the same load; each
+    server's rounds in ops/s."""
+    for s in subjects:
+        s.warm_up(args.pipeline)
+    out: dict[tuple[str, str], list[float]] = {}
     for w in WORKLOADS:
-        samples: dict[str, list[float]] = {s.kind: [] for s in subjects}
+        pipelined = w == "pipelined get"
+        total = 3 * args.pipeline if pipelined else args.ops
+        step = args.pipeline if pipelined else SLICE
         for _ in range(args.rounds):
             for s in subjects:
-                samples[s.kind].append(s.run(w, args.ops, args.pipeline, args.time_limit))
-        for kind, xs in samples.items():
-            out[(kind, w)] = statistics.median(xs)
+                s.begin_round()
+            turn = 0
+
+            def active(s: Subject, total: int = total) -> bool:
+                return s.done < total and s.seconds < args.time_limit
+
+            while any(active(s) for s in subjects):
+                order = subjects if turn % 2 == 0 else subjects[::-1]
+                turn += 1
+                for s in order:
+                    if active(s):
+                        s.slice(w, min(step, total - s.done), args.pipeline)
+            for s in subjects:
+                out.setdefault((s.kind, w), []).append(s.done / s.seconds)
     return out
 
 
-def standalone(kind: str, root: str) -> Subject:
-    srv = Server(kind, os.path.join(root, f"{kind}-standalone"), free_port()).start()
-    return Subject(kind, srv.hosts, [srv])
+def standalone(kind: str, root: str, label: str | None = None) -> Subject:
+    label = label or kind
+    srv = Server(kind, os.path.join(root, f"{label}-standalone"), free_port()).start()
+    return Subject(label, srv.hosts, [srv])
 
 
-def ensemble(kind: str, root: str, base: int) -> Subject:
+def ensemble(kind: str, root: str, base: int, label: str | None = None) -> Subject:
     hosts = [f"127.0.0.{base + i}" for i in range(3)]
     specs = {i: f"{h}:{free_port(h)}:{free_port(h)}" for i, h in enumerate(hosts, 1)}
+    label = label or kind
     servers = [
-        Server(kind, os.path.join(root, f"{kind}-ens{i}"), free_port(h), h, specs, i)
+        Server(kind, os.path.join(root, f"{label}-ens{i}"), free_port(h), h, specs, i)
         for i, h in enumerate(hosts, 1)
     ]
     for s in servers:
         s.start(wait=False)
     for s in servers:
         wait_zk_serving(s.host, s.port, s.proc)
-    # The client talks to server 1, a follower in both implementations (the highest
-    # id wins the first election), so writes take the forwarding path.
-    return Subject(kind, servers[0].hosts, servers)
+    # The client talks to a follower, so writes take the forwarding path in both.
+    return Subject(label, _follower(servers).hosts, servers)
+
+
+def _follower(servers: list[Server], timeout: float = 60.0) -> Server:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        modes = {s: _mode(s) for s in servers}
+        if list(modes.values()).count("leader") == 1:
+            followers = [s for s, m in modes.items() if m == "follower"]
+            if followers:
+                return followers[0]
+        time.sleep(0.2)
+    raise TimeoutError("the ensemble has no leader with a follower")
+
+
+def _mode(s: Server) -> str:
+    try:
+        with socket.create_connection((s.host, s.port), timeout=2) as c:
+            c.sendall(b"srvr")
+            text = c.recv(4096).decode(errors="replace")
+    except OSError:
+        return "down"
+    for line in text.splitlines():
+        if line.startswith("Mode: "):
+            return line[6:].strip()
+    return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,38 +276,56 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ops", type=int, default=2000, help="requests per synchronous workload")
     ap.add_argument("--pipeline", type=int, default=2000, help="async gets in flight per batch")
     ap.add_argument(
-        "--time-limit", type=float, default=10.0, help="seconds per workload round, at most"
+        "--time-limit", type=float, default=10.0, help="seconds per server and round, at most"
     )
-    ap.add_argument(
-        "--rounds", type=int, default=3, help="alternating rounds per workload (median reported)"
-    )
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per workload (median reported)")
     ap.add_argument("--ensemble", action="store_true", help="also 3-server ensembles on 127.0.0.x")
+    ap.add_argument(
+        "--reference",
+        choices=("apache", "racklab"),
+        default="apache",
+        help="what racklab is compared with; racklab against itself (an A/A run) shows "
+        "how far apart two identical servers measure on this machine now",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # kazoo warns on every server we stop
-    if not apache_zk_available():
+    if args.reference == "apache" and not apache_zk_available():
         print("Apache ZooKeeper not found (Debian package `zookeeper`)", file=sys.stderr)
         return 2
-    rows: list[tuple[str, str, float, float]] = []
+    rows: list[tuple[str, str, list[float], list[float]]] = []
     with tempfile.TemporaryDirectory(prefix="zkbench-") as root:
-        setups = [("standalone", lambda k: standalone(k, root))]
+        ref = args.reference
+        setups = [("standalone", lambda k, label: standalone(k, root, label))]
         if args.ensemble:
-            setups.append(("3 servers", lambda k: ensemble(k, root, 20 if k == "apache" else 30)))
+            setups.append(
+                (
+                    "3 servers",
+                    lambda k, label: ensemble(k, root, 20 if label == "ref" else 30, label),
+                )
+            )
         for setup, make in setups:
             subjects = []
             try:
-                subjects = [make("apache"), make("racklab")]
+                subjects = [make(ref, "ref"), make("racklab", "racklab")]
                 res = compare(subjects, args)
             finally:
                 for s in subjects:
                     s.close()
             for w in WORKLOADS:
-                rows.append((setup, w, res[("apache", w)], res[("racklab", w)]))
+                rows.append((setup, w, res[("ref", w)], res[("racklab", w)]))
+    ref_name = "Apache ZK" if args.reference == "apache" else "racklab A/A"
     print(
-        f"{'setup':<11} {'workload':<14} {'Apache ZK ops/s':>16} {'racklab ops/s':>14} {'ratio':>6}"
+        f"{'setup':<11} {'workload':<14} {ref_name + ' ops/s (low-high)':>29}"
+        f" {'racklab ops/s (low-high)':>25} {'ratio':>6}"
     )
     for setup, name, a, o in rows:
-        print(f"{setup:<11} {name:<14} {a:>16.0f} {o:>14.0f} {o / a:>5.2f}x")
+        am, om = statistics.median(a), statistics.median(o)
+        print(f"{setup:<11} {name:<14} {_fig(a):>29} {_fig(o):>25} {om / am:>5.2f}x")
     return 0
+
+
+def _fig(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.0f} ({min(xs):.0f}-{max(xs):.0f})"
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@ the calls hdfs-native's Python API does not expose and for frames no client woul
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 
 from lab.services.hadoop.ipc.protobuf import Schema
+from lab.services.hdfs import datatransfer_hadoop
 
 S = Schema.load()
 CLIENT_PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
@@ -88,3 +90,38 @@ def located_blocks(cluster, path: str) -> dict:
         ]
     finally:
         raw.close()
+
+
+def native_file_checksum(located: dict) -> dict:
+    """DFSClient.getFileChecksum by hand, the native door's way: OP_BLOCK_CHECKSUM to a
+    DataNode of each block (Hadoop's data-transfer framing), then the MD5 of the blocks'
+    MD5s, with crcPerBlock from the first block when there are several. Returned in
+    WebHDFS's FileChecksum shape so the two doors compare directly."""
+    md5s, bpc, crc_per_block = b"", 0, 0
+    for i, lb in enumerate(located["blocks"]):
+        loc = lb["locs"][0]["id"]
+        request = datatransfer_hadoop.request_bytes(
+            S,
+            datatransfer_hadoop.BLOCK_CHECKSUM,
+            "OpBlockChecksumProto",
+            {"header": {"block": lb["b"]}},
+        )
+        with socket.create_connection((loc["ipAddr"], loc["xferPort"]), timeout=10) as sock:
+            sock.sendall(request)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        resp, _ = S.decode_delimited("hadoop.hdfs.BlockOpResponseProto", reply)
+        assert resp["status"] == "SUCCESS", resp
+        answer = resp["checksumResponse"]
+        assert answer["crcType"] == "CHECKSUM_CRC32C"
+        md5s += answer["blockChecksum"]
+        bpc = answer["bytesPerCrc"]
+        if i == 0 and len(located["blocks"]) > 1:
+            crc_per_block = answer["crcPerBlock"]
+    data = struct.pack(">iq", bpc, crc_per_block) + hashlib.md5(md5s).digest()
+    return {
+        "algorithm": f"MD5-of-{crc_per_block}MD5-of-{bpc}CRC32C",
+        "bytes": data.hex(),
+        "length": len(data),
+    }

@@ -8,13 +8,17 @@ packets sent again, updatePipeline) and the file is complete, as with WebHDFS
 from __future__ import annotations
 
 import os
+import random
+import subprocess
+import sys
+import time
 
 import pytest
 from hdfs import InsecureClient
 
 from lab.services.hdfs.minicluster import MiniCluster
 
-from .rawipc import located_blocks
+from .rawipc import RawIpc, located_blocks
 
 hdfs_native = pytest.importorskip("hdfs_native")
 
@@ -44,6 +48,21 @@ def pipeline_of_last_block(cluster, path: str) -> tuple[list[str], int]:
     shows a block under construction at its expected locations), and its generation stamp."""
     last = located_blocks(cluster, path)["blocks"][-1]
     return [d["id"]["ipAddr"] for d in last["locs"]], last["b"]["generationStamp"]
+
+
+def wait_registered(cluster, d) -> None:
+    """Until the NameNode knows a restarted DataNode at its new port (it listens on a new
+    one, and a read sent to the old one would be refused)."""
+
+    def registered():
+        raw = RawIpc(cluster)
+        try:
+            live = raw.call("getDatanodeReport", {"type": "LIVE"})["di"]
+        finally:
+            raw.close()
+        return (d.ip, d.ready["xfer"]) in {(n["id"]["ipAddr"], n["id"]["xferPort"]) for n in live}
+
+    cluster.wait(registered, 30, f"DataNode {d.ip} to register again")
 
 
 # Head, middle and tail of the pipeline: the client learns of the head's death from its
@@ -90,7 +109,90 @@ def test_write_survives_a_datanode_killed_mid_block(cluster, position, policy):
         assert report["files"][0]["blocks"][-1]["live"] == len(holders)
     finally:
         cluster.restart(victim)
-        cluster.wait_active()
+        wait_registered(cluster, victim)
     # Through the other door, once the node is back (its stale replica is not served).
     with InsecureClient(cluster.url, user="root").read(path) as r:
         assert r.read() == data
+
+
+# A writer in its own process, killed after an hsync: what it synced is acknowledged.
+WRITER = """
+import random, sys, time
+import hdfs_native
+data = random.Random(7).randbytes(int(sys.argv[3]))
+f = hdfs_native.Client(sys.argv[1]).create(sys.argv[2], hdfs_native.WriteOptions(replication=3))
+f.write(data[: int(sys.argv[4])])
+f.hsync()
+print("synced", flush=True)
+f.write(data[int(sys.argv[4]) :])
+time.sleep(600)
+"""
+
+
+def recover(client, path: str) -> int:
+    """recoverLease until it answers true, as a client takes over a file; -> calls made."""
+    for calls in range(1, 200):
+        if client.recover_lease(path):
+            return calls
+        time.sleep(0.1)
+    raise AssertionError(f"the lease of {path} was not recovered")
+
+
+def test_recover_lease_of_a_dead_writer_keeps_what_it_synced(cluster):
+    url = f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}"
+    path, size, synced = "/lease/dead", BLOCK + 400_000, BLOCK + 300_000
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, url, path, str(size), str(synced)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert writer.stdout.readline() == b"synced\n"
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+    client = hdfs_native.Client(url)
+    # The last block's replicas are still open: false first (block recovery started),
+    # then true once the file is closed with them.
+    assert recover(client, path) > 1
+    data = random.Random(7).randbytes(size)
+    st = client.get_file_info(path)
+    assert synced <= st.length <= size
+    with client.read(path) as r:
+        assert r.read() == data[: st.length]
+    located = located_blocks(cluster, path)
+    assert not located["underConstruction"]
+    assert [len(b["locs"]) for b in located["blocks"]] == [3, 3]
+    assert client.recover_lease(path) is True  # a closed file: true at once
+    # And the file is an ordinary file again: appended to, read through the other door.
+    with client.append(path) as f:
+        f.write(b"more")
+    with InsecureClient(cluster.url, user="root").read(path) as r:
+        assert r.read() == data[: st.length] + b"more"
+
+
+def test_recover_lease_fences_the_old_writer(cluster):
+    url = f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}"
+    path = "/lease/fenced"
+    old = hdfs_native.Client(url)
+    f = old.create(path, hdfs_native.WriteOptions(replication=3))
+    f.write(os.urandom(3 * PIECE))  # whole packets sent down the pipeline
+    recover(hdfs_native.Client(url), path)
+    # The old writer lost its lease (and its DataNodes stopped its pipeline): closing is
+    # refused, and nothing it sends now lands in the file.
+    with pytest.raises((RuntimeError, OSError)):
+        f.write(os.urandom(PIECE))
+        f.close()
+    st = hdfs_native.Client(url).get_file_info(path)
+    assert st.length <= 3 * PIECE
+    with hdfs_native.Client(url).read(path) as r:
+        assert len(r.read()) == st.length
+
+
+def test_recover_lease_refusals(cluster):
+    client = hdfs_native.Client(f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}")
+    with pytest.raises(FileNotFoundError, match="File does not exist: /lease/none"):
+        client.recover_lease("/lease/none")
+    client.mkdirs("/lease/dir", create_parent=True)
+    with pytest.raises(FileNotFoundError, match="Path is not a file: /lease/dir"):
+        client.recover_lease("/lease/dir")

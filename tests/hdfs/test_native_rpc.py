@@ -9,12 +9,13 @@ import socket
 import struct
 
 import pytest
+import requests
 from hdfs import HdfsError, InsecureClient
 
 from lab.services.hdfs import datatransfer_hadoop
 from lab.services.hdfs.minicluster import MiniCluster
 
-from .rawipc import CLIENT_PROTOCOL, RawIpc, S
+from .rawipc import CLIENT_PROTOCOL, RawIpc, S, located_blocks, native_file_checksum
 
 hdfs_native = pytest.importorskip("hdfs_native")
 
@@ -196,6 +197,62 @@ def test_native_write_through_the_pipeline(cluster, native, replication):
             assert {loc["rack"] for loc in b["locations"]} == {"/rack1", "/rack2"}
 
 
+@pytest.mark.parametrize("door", ["webhdfs", "native"])
+def test_one_file_through_both_doors(cluster, native, door):
+    # Written through one door, seen through the other: the same bytes, status, file
+    # checksum (WebHDFS GETFILECHECKSUM against OP_BLOCK_CHECKSUM per block over Hadoop's
+    # data transfer) and block locations.
+    data = os.urandom(2 * BLOCK + 4321)
+    path = f"/doors/{door}"
+    web = InsecureClient(cluster.url, user="root")
+    if door == "webhdfs":
+        web.write(path, data, overwrite=True, replication=3)
+    else:
+        with native.create(path, hdfs_native.WriteOptions(replication=3)) as f:
+            f.write(data)
+    with native.read(path) as r:
+        assert r.read() == data
+    with web.read(path) as r:
+        assert r.read() == data
+    st, ws = native.get_file_info(path), web.status(path)
+    assert (
+        st.length,
+        st.owner,
+        st.group,
+        st.permission,
+        st.replication,
+        st.blocksize,
+        st.modification_time,
+        st.access_time,
+    ) == (
+        ws["length"],
+        ws["owner"],
+        ws["group"],
+        int(ws["permission"], 8),
+        ws["replication"],
+        ws["blockSize"],
+        ws["modificationTime"],
+        ws["accessTime"],
+    )
+    located = located_blocks(cluster, path)
+    assert native_file_checksum(located) == web.checksum(path)
+    web_blocks = requests.get(
+        f"{cluster.url}/webhdfs/v1{path}",
+        params={"op": "GETFILEBLOCKLOCATIONS", "user.name": "root"},
+        timeout=10,
+    ).json()["BlockLocations"]["BlockLocation"]
+    native_blocks = [
+        (
+            b["offset"],
+            b["b"]["numBytes"],
+            sorted(f"{d['id']['ipAddr']}:{d['id']['xferPort']}" for d in b["locs"]),
+        )
+        for b in located["blocks"]
+    ]
+    assert native_blocks == [(b["offset"], b["length"], sorted(b["names"])) for b in web_blocks]
+    assert [n for _, n, locs in native_blocks if len(locs) == 3] == [BLOCK, BLOCK, 4321]
+
+
 def test_native_append(cluster, native):
     # append reopens the partial last block under a new generation stamp; the client
     # first fills the open chunk, then writes whole chunks and more blocks.
@@ -365,8 +422,6 @@ def test_garbage_and_truncated_frames(cluster, native, data):
 
 
 def test_daemon_rpc_still_answers_on_the_same_port(cluster):
-    import requests
-
     r = requests.post(f"http://{cluster.nn_ip}:{cluster.nn_rpc}/rpc/getTransactionId", timeout=10)
     assert r.status_code == 200 and r.json()["txid"] > 0
     r = requests.post(f"http://{cluster.nn_ip}:{cluster.nn_rpc}/rpc/noSuch", timeout=10)

@@ -73,6 +73,7 @@ class DataNode:
         # Replicas whose pipeline broke: block id -> (when, writer), kept for a recovery.
         self.stalled: dict[int, tuple[float, object]] = {}
         self.writers: dict[int, object] = {}
+        self.recovering: dict[int, int] = {}  # block id -> lease recovery id under way
         self.transfers: set[asyncio.Task] = set()  # block id -> the ReplicaWriter that owns it now
         self.recovery_wait = conf.get_seconds("dfs.client.socket-timeout", "ms")
         # A peer that stops sending (or reading) is cut off after these, as Hadoop's
@@ -368,6 +369,13 @@ class DataNode:
                 await self._write_block(header, reader, writer)
             elif op == "READ_BLOCK":
                 await self._read_block(header, writer)
+            elif op == "INIT_REPLICA_RECOVERY":
+                await send_msg(writer, self._init_replica_recovery(header))
+            elif op == "UPDATE_REPLICA_UNDER_RECOVERY":
+                reply, rep = await asyncio.to_thread(self._update_replica_under_recovery, header)
+                if rep is not None:
+                    self.notify_received(rep.to_report())
+                await send_msg(writer, reply)
             else:
                 await send_msg(writer, self._block_checksum(header["block"]))
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -377,6 +385,61 @@ class DataNode:
         finally:
             self.xceivers -= 1
             writer.close()
+
+    # ------------------------------------------------------------ lease recovery
+    def _init_replica_recovery(self, header: dict) -> dict:
+        """FsDatasetImpl.initReplicaRecovery: stop the replica's writer and say what it
+        holds. The recovery id must be newer than the replica's stamp."""
+        blk, rid = header["block"], header["recoveryId"]
+        bid = blk["blockId"]
+        rep = self.store.get(bid)
+        if rep is None:
+            return {"status": "ERROR", "message": f"Replica not found for blk_{bid}"}
+        if rep.gen_stamp < blk["genStamp"]:
+            return {
+                "status": "ERROR",
+                "message": f"replica.getGenerationStamp() < block.getGenerationStamp(), "
+                f"block=blk_{bid}_{blk['genStamp']}, replica=blk_{bid}_{rep.gen_stamp}",
+            }
+        if rep.gen_stamp >= rid:
+            return {
+                "status": "ERROR",
+                "message": f"replica.getGenerationStamp() >= recoveryId = {rid}, "
+                f"block=blk_{bid}_{blk['genStamp']}, replica=blk_{bid}_{rep.gen_stamp}",
+            }
+        writer = self.writers.pop(bid, None)
+        self.stalled.pop(bid, None)
+        if writer is not None:
+            writer.close_files()  # the old pipeline's next write fails: it is fenced off
+        self.recovering[bid] = rid
+        return {
+            "status": "SUCCESS",
+            "length": rep.length,
+            "genStamp": rep.gen_stamp,
+            "state": rep.state,
+        }
+
+    def _update_replica_under_recovery(self, header: dict) -> tuple[dict, object]:
+        """FsDatasetImpl.updateReplicaUnderRecovery: cut the replica to the length the
+        recovery chose, give it the recovery id as its stamp, finalize and report it.
+        Only after this node's initReplicaRecovery for the same id."""
+        blk, rid, length = header["block"], header["recoveryId"], header["newLength"]
+        bid = blk["blockId"]
+        if self.recovering.get(bid) != rid:
+            return {"status": "ERROR", "message": f"blk_{bid} is not under recovery {rid}"}, None
+        rep = self.store.get(bid)
+        if rep is None:
+            return {"status": "ERROR", "message": f"Replica not found for blk_{bid}"}, None
+        try:
+            # A finalized replica is only re-stamped (its length must be the one chosen);
+            # an unfinished one is cut back, its last chunk's CRC recomputed.
+            writer = self.store.recover(bid, rid, length)
+            rep = writer.finalize()
+        except (OSError, ValueError) as exc:
+            return {"status": "ERROR", "message": str(exc)}, None
+        del self.recovering[bid]
+        log.info("blk_%d recovered: length %d, generation stamp %d", bid, rep.length, rid)
+        return {"status": "SUCCESS", "length": rep.length}, rep
 
     def _block_checksum(self, blk: dict) -> dict:
         rep = self.store.get(int(blk["blockId"]))
@@ -524,7 +587,9 @@ class DataNode:
         acks: asyncio.Queue = asyncio.Queue()
         state = {"mirror_ok": down_writer is not None}
         responder = asyncio.create_task(
-            self._respond(acks, down_reader, up_writer, len(targets), state, replica)
+            self._respond(
+                acks, down_reader, up_writer, len(targets), state, replica, header["stage"]
+            )
         )
         outcome = "broken"
         try:
@@ -557,20 +622,17 @@ class DataNode:
                         except ChecksumError:
                             status = ERROR_CHECKSUM
                 last = bool(flags & LAST)
-                if last and status == SUCCESS:
-                    if header["stage"] == "transfer_rbw":
-                        # A copy for a writer's pipeline recovery stays unfinished: the
-                        # recovery pipeline reopens it (Hadoop's TRANSFER_RBW).
-                        outcome = "kept"
-                    else:
-                        rep = await asyncio.to_thread(replica.finalize)
-                        outcome = "finalized"
-                        self.notify_received(rep.to_report())
                 await acks.put((seqno, status, last, replica.rep.length))
+                if last and status == SUCCESS:
+                    # The responder finishes the replica once the nodes downstream have
+                    # acknowledged the last packet; a pipeline broken anywhere leaves it
+                    # unfinished for the writer's recovery.
+                    try:
+                        await responder
+                    finally:
+                        outcome = state.get("outcome", outcome)
                 if last or status != SUCCESS:
                     break
-            if outcome in ("finalized", "kept"):
-                await responder
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             log.warning("pipeline for blk_%d broke: %r", bid, exc)
         finally:
@@ -630,6 +692,7 @@ class DataNode:
         downstream: int,
         state: dict,
         replica,
+        stage: str,
     ) -> None:
         """PacketResponder. The ack's statuses are Hadoop's: this node's own, then those
         downstream; when the downstream node cannot be heard (mirrorError) just this
@@ -652,11 +715,21 @@ class DataNode:
                 statuses = [status, ERROR]
             else:
                 statuses = [status]
+            good = all(s == SUCCESS for s in statuses)
+            if last and good:
+                if stage == "transfer_rbw":
+                    # A copy for a writer's pipeline recovery stays unfinished: the
+                    # recovery pipeline reopens it (Hadoop's TRANSFER_RBW).
+                    state["outcome"] = "kept"
+                else:
+                    rep = await asyncio.to_thread(replica.finalize)
+                    state["outcome"] = "finalized"
+                    self.notify_received(rep.to_report())
             up_writer.write(encode_ack(seqno, statuses))
             await up_writer.drain()
-            if all(s == SUCCESS for s in statuses):
+            if good:
                 replica.acked = end  # the visible length a recovery transfer copies
-            if last or any(s != SUCCESS for s in statuses):
+            if last or not good:
                 return
 
     # ------------------------------------------------------------ WebHDFS (data side)

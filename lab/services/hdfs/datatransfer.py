@@ -53,6 +53,11 @@ HEADERS = {
     ),
     "READ_BLOCK": Struct(op=Str(), block=BLOCK, offset=Int(0), length=Int(0)),
     "BLOCK_CHECKSUM": Struct(op=Str(), block=BLOCK),
+    # Lease recovery (InterDatanodeProtocol's two calls in Hadoop), from the NameNode.
+    "INIT_REPLICA_RECOVERY": Struct(op=Str(), block=BLOCK, recoveryId=Int(1)),
+    "UPDATE_REPLICA_UNDER_RECOVERY": Struct(
+        op=Str(), block=BLOCK, recoveryId=Int(1), newLength=Int(0)
+    ),
 }
 
 

@@ -30,6 +30,7 @@ from ..hadoop.ipc.sniff import serve_sniffing
 from . import webhdfs
 from .blockmanager import BlockInfo, BlockManager, DatanodeDescriptor
 from .config import Configuration
+from .leaserecovery import LeaseRecovery
 from .namespace import (
     EXECUTE,
     READ,
@@ -106,6 +107,7 @@ class NameNode:
         self.rpc_address = ("", 0)
         self.last_checkpoint_time = time.time()
         self.leases: dict[int, dict] = {}  # inode id of a file under construction -> lease
+        self.lease_recovery = LeaseRecovery(self)
         # Hadoop 3.4's dfs.namenode.lease-hard-limit-sec (20 min): a writer silent that long
         # loses the file, which is closed with what it had acknowledged.
         self.lease_hard_limit = float(conf.get("dfs.namenode.lease-hard-limit-sec", "1200"))
@@ -568,6 +570,29 @@ class NameNode:
             info.complete = True
             self.bm.update_needed(info)
         log.warning("closed %s for its lost writer (%s), length now %d", f.path(), reason, f.length)
+
+    def close_file(self, f: INodeFile, last: dict | None, drop_last: bool = False) -> None:
+        """Close a file under construction for whoever holds it: its last block as `last`
+        says (lease recovery's commitBlockSynchronization), or dropped."""
+        if drop_last and f.blocks:
+            self.bm.remove_blocks([f.blocks.pop()])
+        blocks = [b.to_json() for b in f.blocks]
+        if last is not None and blocks and blocks[-1]["blockId"] == last["blockId"]:
+            blocks[-1] = dict(last)
+        self.log_apply(
+            {
+                "op": "OP_CLOSE",
+                "path": f.path(),
+                "blocks": blocks,
+                "mtime": now_ms(),
+                "atime": now_ms(),
+            }
+        )
+        self.leases.pop(f.inode_id, None)
+        self.bm.add_file_blocks(f)
+        for info in self._infos(f):
+            info.complete = True
+            self.bm.update_needed(info)
 
     def check_leases(self) -> None:
         now = time.monotonic()

@@ -404,6 +404,13 @@ class Namespace:
             f.blocks[-1].gen_stamp = op["newGenStamp"]
             self.gen_stamp = max(self.gen_stamp, op["newGenStamp"])
 
+    def _op_set_genstamp_v2(self, op: dict) -> None:
+        self.gen_stamp = max(self.gen_stamp, op["genStamp"])
+
+    def _op_reassign_lease(self, op: dict) -> None:
+        f = self.get_file(op["path"])
+        f.client_name = op["newHolder"]
+
     def _op_rename_old(self, op: dict) -> None:
         node = self.get(op["src"])
         checked = self.check_rename(op["src"], op["dst"])

@@ -386,6 +386,12 @@ class ClientNamenodeProtocol:
         block["numBytes"] = asked["numBytes"]
         return {"block": self.located_block({"block": block, "offset": 0, "locations": []})}
 
+    def recoverLease(self, req, ctx: CallContext) -> dict:
+        """True once the file is closed; false while its last block is being recovered
+        (the caller asks again), as DistributedFileSystem.recoverLease returns it."""
+        done = self.nn.lease_recovery.recover_lease(req["src"], req["clientName"], ctx.user)
+        return {"result": done}
+
     def getAdditionalDatanode(self, req, ctx: CallContext) -> dict:
         """FSNamesystem.getAdditionalDatanode: a writer whose pipeline lost a node asks for
         a replacement (its policy decides when). Placement is the block's own, given the

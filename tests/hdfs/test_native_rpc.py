@@ -120,6 +120,26 @@ def test_permissions_owner_and_times(cluster, native, url, monkeypatch):
     assert native.get_file_info("/p/mine").owner == "acc"
 
 
+def test_permission_denied_is_hadoops_text_on_both_doors(cluster, url, monkeypatch):
+    want = 'Permission denied: user=acc, access=WRITE, inode="/":root:supergroup:drwxr-xr-x'
+    acc = as_user(url, monkeypatch, "acc")
+    with pytest.raises(RuntimeError, match="org.apache.hadoop.security.AccessControlException"):
+        acc.mkdirs("/by-acc")
+    # The message as it is on the wire (hdfs-native quotes it when it raises).
+    raw = RawIpc(cluster, user="acc")
+    try:
+        request = {"src": "/by-acc", "masked": {"perm": 0o755}, "createParent": True}
+        header = raw.call("mkdirs", request)
+    finally:
+        raw.close()
+    assert header["exceptionClassName"] == "org.apache.hadoop.security.AccessControlException"
+    assert header["errorMsg"] == want
+    with pytest.raises(HdfsError) as err:
+        InsecureClient(cluster.url, user="acc").makedirs("/by-acc")
+    assert err.value.exception == "AccessControlException"
+    assert str(err.value) == want
+
+
 def test_content_summary(native):
     native.mkdirs("/cs/a/b", create_parent=True)
     s = native.get_content_summary("/cs")

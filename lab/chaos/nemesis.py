@@ -28,6 +28,7 @@ Names (``--nemesis``, several joined with commas):
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import dataclass, field
@@ -455,10 +456,13 @@ def schedule(
     out: list[Event] = []
     t = interval
     i = 0
+    deck: list[str] = []  # random mode deals every nemesis once before any comes again
     while True:
         if mode == "random":
             quiet, length = (rng.uniform(0.5, 1.5) * interval for _ in range(2))
-            name = rng.choice(nemeses)
+            if not deck:
+                deck = rng.sample(nemeses, len(nemeses))
+            name = deck.pop()
             t = (out[-1].end + quiet) if out else quiet
         else:
             length, name = interval, nemeses[i % len(nemeses)]
@@ -467,6 +471,15 @@ def schedule(
             break
         out.append(Event(round(t, 3), round(t + length, 3), name))
         i += 1
+    missing = [n for n in nemeses if n not in {e.nemesis for e in out}]
+    if missing:  # a title naming a nemesis that never fired would mislead the reader
+        span = (2 if mode == "fixed" else 3) * interval * len(nemeses)  # 3: any seed fits
+        need = math.ceil(max(span + interval, span / 0.8))
+        raise ChaosError(
+            f"a {time_s:g} s run fits {len(out)} fault{'s' * (len(out) != 1)} with --interval "
+            f"{interval:g}, so {', '.join(missing)} would never fire: give --time {need} "
+            "or more, or a shorter --interval"
+        )
     return out
 
 

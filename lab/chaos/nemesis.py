@@ -12,7 +12,9 @@ Names (``--nemesis``, several joined with commas):
     none                     no faults (a baseline)
     kill                     SIGKILL the service on one target, restart it on heal
     kill-leader              the same, on the node the workload says leads
-    pause                    freeze the service on one target (freezer cgroup), thaw on heal
+    pause                    freeze the service on one target (freezer cgroup; a node
+                             without a cgroup per service is paused whole: a VM by
+                             libvirt's suspend), thaw on heal
     kill-node                kill a whole target node (every process), boot it on heal
     partition-one            cut one target node off from every other node
     partition-leader         the same, for the node the workload says leads
@@ -181,17 +183,17 @@ class Partition(Nemesis):
         grudge, desc = self.grudge(ctx, rng)
         grudge = {n: set(e) for n, e in grudge.items() if e}
         involved = sorted(grudge)
-        netns = {n: ctx.netns(n) for n in ctx.nodes}
+        net = {n: ctx.net(n) for n in ctx.nodes}
         try:
-            netfaults.apply_grudge(netns, ctx.addresses, grudge)
+            netfaults.apply_grudge(net, ctx.addresses, grudge)
         except BaseException:
             for n in involved:
-                netfaults.unblock(netns[n])
+                netfaults.unblock(net[n])
             raise
 
         def heal():
             for n in involved:
-                netfaults.unblock(ctx.netns(n))
+                netfaults.unblock(ctx.net(n))
 
         return Fault(self.name, desc, involved, heal,
                      {"grudge": {n: sorted(e) for n, e in grudge.items()}})  # fmt: skip
@@ -326,27 +328,28 @@ class Packets(Nemesis):
 
     def start(self, ctx, rng):
         router = fabric.router_ns(ctx.labid)
-        infos = []
+        infos = []  # (info, the node's runner)
         nodes = self.targets(ctx)
         try:
             for n in nodes:
                 log = f"{self.log_dir}/faultline-{n}.log"
                 seed = rng.randrange(2**31)
+                net = ctx.net(n)
                 infos.append(
-                    netfaults.start_packet_fault(router, n, ctx.netns(n), self.fault, seed, log)
+                    (netfaults.start_packet_fault(router, n, net, self.fault, seed, log), net)
                 )
         except BaseException:
-            for i in infos:
-                netfaults.heal_packet_fault(i)
+            for i, net in infos:
+                netfaults.heal_packet_fault(i, net)
             raise
 
         def heal():
-            for i in infos:
-                netfaults.heal_packet_fault(i)
+            for i, net in infos:
+                netfaults.heal_packet_fault(i, net)
 
-        pids = [i["pid"] for i in infos if "pid" in i]
+        pids = [i["pid"] for i, _ in infos if "pid" in i]
         return Fault(self.name, f"{self.fault.describe()} on what {', '.join(nodes)} send",
-                     nodes, heal, {"method": infos[0]["method"] if infos else "", "pids": pids})  # fmt: skip
+                     nodes, heal, {"method": infos[0][0]["method"] if infos else "", "pids": pids})  # fmt: skip
 
 
 # resources
@@ -357,7 +360,7 @@ class Cpu(Nemesis):
 
     def start(self, ctx, rng):
         node = rng.choice(self.targets(ctx))
-        ctx.node_cgroup(node).set_cpus(0.05)
+        ctx.nodes[node].set_limits(cpus=0.05)
         return Fault(self.name, f"CPU quota of {node} cut to 5% of a core", [node],
                      lambda: ctx.restore_limits(node))  # fmt: skip
 
@@ -367,10 +370,9 @@ class Memory(Nemesis):
 
     def start(self, ctx, rng):
         node = rng.choice(self.targets(ctx))
-        cg = ctx.node_cgroup(node)
-        used = cg.stats().get("memory_bytes") or 64 << 20
+        used = ctx.nodes[node].memory_used() or 64 << 20
         limit = used + (8 << 20)
-        cg.set_memory(limit)
+        ctx.nodes[node].set_limits(memory=limit)
 
         def heal():
             ctx.restore_limits(node)

@@ -329,9 +329,21 @@ class VMNode(Node):
                   f"rm -f {EXEC_DIR}/{token}; exit $rc")  # fmt: skip
         return "sh -c " + shlex.quote(script) + " sh " + shlex.join(argv)
 
+    def _open_session(self):
+        """A new channel; once more on a new connection if the kept one was reset (a
+        guest's sshd drops connections when many arrive at once: chaos runs attach
+        the lab from several processes). Nothing has run yet, so a retry is safe."""
+        import paramiko
+
+        try:
+            return self._transport().open_session()
+        except (paramiko.SSHException, OSError, EOFError):
+            self._drop_connection()
+            return self._transport().open_session()
+
     def _run_quiet(self, script: str, timeout: float = 30) -> tuple[int, str]:
         """A shell snippet over its own channel: (status, output)."""
-        chan = self._transport().open_session()
+        chan = self._open_session()
         chan.set_combine_stderr(True)
         chan.settimeout(timeout)
         chan.exec_command(script)

@@ -120,7 +120,7 @@ class SSHProcess:
         self._errors = errors or "strict"
         self._threads: list[threading.Thread] = []
         self._comm: dict | None = None
-        chan = node._transport().open_session()
+        chan = node._open_session()
         self._chan = chan
         if stderr == subprocess.STDOUT:
             chan.set_combine_stderr(True)

@@ -55,3 +55,23 @@ def command_tree(own_words_only: bool = False) -> list[tuple[list[str], bool]]:
 
     walk(typer.main.get_command(app), [])
     return out
+
+
+def command_modules() -> dict[str, str]:
+    """'chaos run' -> the module that defines the command (lab.cli.chaos)."""
+    import typer
+
+    from lab.cli import app
+
+    out = {}
+
+    def walk(cmd, path):
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+        elif getattr(cmd, "callback", None) is not None:
+            fn = getattr(cmd.callback, "__wrapped__", cmd.callback)
+            out[" ".join(path)] = fn.__module__
+
+    walk(typer.main.get_command(app), [])
+    return out

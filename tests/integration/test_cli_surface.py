@@ -13,7 +13,7 @@ import pytest
 
 from tests.chaos.test_report import make_run
 
-from .clirun import command_tree, json_of, lab, one_error
+from .clirun import command_modules, command_tree, json_of, lab, one_error
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -46,16 +46,18 @@ def test_every_command_answers_help_with_usage_and_an_example(helps):
         assert [line for line in r.stdout.splitlines() if len(line) > 80] == [], where
 
 
-# Groups whose commands came in after issue 20 without examples in their help; their
+# Modules whose commands came in after issue 20 without examples in their help; their
 # owners add them (the test then passes and pytest reports it as XPASS).
-NO_EXAMPLES_YET = {"hosts", "k8s", "terraform"}
+NO_EXAMPLES_YET = {"lab.cli.hosts", "lab.cli.terraform"}
+MODULES = command_modules()
 
 
-@pytest.mark.parametrize("top", sorted({p[0] for p in LEAVES}))
-def test_every_command_shows_an_example(helps, top, request):
-    if top in NO_EXAMPLES_YET:
-        request.applymarker(pytest.mark.xfail(reason=f"lab {top}: no examples yet (issue 20)"))
-    missing = [p for p in LEAVES if p[0] == top and "Example" not in helps[" ".join(p)].stdout]
+@pytest.mark.parametrize("module", sorted(set(MODULES.values())))
+def test_every_command_shows_an_example(helps, module, request):
+    if module in NO_EXAMPLES_YET:
+        request.applymarker(pytest.mark.xfail(reason=f"{module}: no examples yet (issue 20)"))
+    mine = [p for p, m in MODULES.items() if m == module]
+    missing = [p for p in mine if "Example" not in helps[p].stdout]
     assert missing == [], "--help shows no example"
 
 

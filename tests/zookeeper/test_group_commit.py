@@ -62,10 +62,12 @@ class Writer(threading.Thread):
                     res.rawlink(self._set(counter))
                     batch.append(res)
             for res in batch:
-                try:
-                    res.get(timeout=10)
-                except Exception:
-                    return  # the servers are gone: stop writing
+                while not res.ready():
+                    if self.stop.is_set():
+                        return  # the servers are gone (kazoo would retry forever)
+                    res.wait(0.2)
+                if not res.successful():
+                    return
 
     def acked(self) -> tuple[dict[str, bytes], int]:
         with self.lock:

@@ -166,7 +166,8 @@ def main() -> None:
     global _json_errors
     debug = os.environ.get("RACKLAB_DEBUG", "") not in ("", "0")
     argv = sys.argv[1:]
-    if "--debug" in argv:
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" in argv[:end]:  # after `--` it belongs to the command (lab exec)
         argv.remove("--debug")
         debug = True
     argv, _json_errors = _json_to_end(argv)

@@ -222,3 +222,8 @@ def test_hdfs_dfs_takes_globs_as_hadoop_does(up):
     r = lab("hdfs", "dfs", "-rm", "/g/[^c]*")
     assert r.returncode == 0 and r.stdout.splitlines() == ["Deleted /g/a.txt", "Deleted /g/b.txt"]
     assert names(lab("hdfs", "dfs", "-ls", "/g")) == ["/g/c.log"]
+
+
+def test_racklab_options_after_the_double_dash_belong_to_the_command(up):
+    r = lab("exec", "n1", "--", "echo", "--debug", "--json", "--lab", "x")
+    assert r.returncode == 0 and r.stdout == "--debug --json --lab x\n", r.stderr

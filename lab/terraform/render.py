@@ -8,6 +8,7 @@ racklab's VM image:
                   `racklab` that `lab up` reads: provider-free, applies offline
     hosts.tf      one provider alias per libvirt host and one module "host_<name>" each
     modules/      copies of terraform/modules (plan, host), so DIR stands alone
+    .gitignore    keys/ and terraform's state, which hold private keys
     keys/         the lab's SSH key pair and each node's SSH host key pair, made once
                   and kept when DIR is rendered again (running VMs hold them)
 
@@ -216,6 +217,8 @@ def render(
             *_hosts(topo, hosts, image, pool, domain_type, BOOT_CMDLINE), header=header
         ),
     }
+    # keys and terraform's state hold private keys (the seeds carry the host keys)
+    files[".gitignore"] = "keys/\n*.tfstate\n*.tfstate.*\n.terraform/\n"
     written = []
     for name, text in files.items():
         (out / name).write_text(text)

@@ -31,7 +31,10 @@ def test_render_writes_a_root_module_and_says_what_next(tmp_path):
     info = json.loads(r.stdout)
     assert info["racks"] == {"r1": "a", "r2": "b"}
     assert info["supernet"] == "10.93.0.0/16"
-    assert sorted(Path(p).name for p in info["files"]) == ["hosts.tf", "plan.tf", "versions.tf"]
+    names = sorted(Path(p).name for p in info["files"])
+    assert names == [".gitignore", "hosts.tf", "plan.tf", "versions.tf"]
+    # the private keys and terraform's state (the seeds hold host keys) stay out of git
+    assert {"keys/", "*.tfstate"} <= set((tmp_path / "tf/.gitignore").read_text().split())
     assert (tmp_path / "tf/modules/plan/main.tf").is_file()
     assert (tmp_path / "tf/modules/host/main.tf").is_file()
 

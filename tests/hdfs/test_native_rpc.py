@@ -140,6 +140,19 @@ def test_permission_denied_is_hadoops_text_on_both_doors(cluster, url, monkeypat
     assert str(err.value) == want
 
 
+def test_a_user_name_no_user_database_holds(cluster):
+    # Found by the fuzz campaign: a NUL in the connection context's user threw in the
+    # group lookup. Such a user has no groups, like any unknown one.
+    raw = RawIpc(cluster, user="a\x00b")
+    try:
+        assert raw.call("getFileInfo", {"src": "/"})["fs"]["fileType"] == "IS_DIR"
+        request = {"src": "/nul-user", "masked": {"perm": 0o755}, "createParent": True}
+        err = raw.call("mkdirs", request)
+        assert err["exceptionClassName"] == "org.apache.hadoop.security.AccessControlException"
+    finally:
+        raw.close()
+
+
 def test_content_summary(native):
     native.mkdirs("/cs/a/b", create_parent=True)
     s = native.get_content_summary("/cs")
@@ -335,6 +348,73 @@ def test_datanode_refuses_hadoop_reads_it_cannot_serve(cluster):
     resp, _ = S.decode_delimited("hadoop.hdfs.BlockOpResponseProto", reply)
     assert resp["status"] == "ERROR"
     assert resp["message"] == "Replica not found for BP-1:blk_999999999_1"
+
+
+def hadoop_xfer(address: tuple[str, int], *pieces: bytes) -> bytes:
+    """Send Hadoop data-transfer bytes to a DataNode; -> all it answers until it closes."""
+    with socket.create_connection(address, timeout=10) as sock:
+        for piece in pieces:
+            sock.sendall(piece)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_datanode_answers_bad_transfers_as_hadoop_does(cluster, native):
+    # Found by the fuzz campaign; each was a traceback in the DataNode's log.
+    data = os.urandom(1000)
+    with native.create("/xfer/f", hdfs_native.WriteOptions(replication=1)) as f:
+        f.write(data)
+    [block] = located_blocks(cluster, "/xfer/f")["blocks"]
+    loc = block["locs"][0]["id"]
+    address = (loc["ipAddr"], loc["xferPort"])
+    dn = next(d for d in cluster.datanodes if d.ip == loc["ipAddr"])
+    header = {"baseHeader": {"block": block["b"]}, "clientName": "t"}
+    # OP_TRANSFER_BLOCK with no targets: nothing to copy, SUCCESS (DataXceiver.transferBlock).
+    request = datatransfer_hadoop.request_bytes(
+        S, datatransfer_hadoop.TRANSFER_BLOCK, "OpTransferBlockProto", {"header": header}
+    )
+    resp, _ = S.decode_delimited("hadoop.hdfs.BlockOpResponseProto", hadoop_xfer(address, request))
+    assert resp["status"] == "SUCCESS"
+    # A request missing required fields: refused as protobuf-java refuses to parse it.
+    request = datatransfer_hadoop.request_bytes(
+        S,
+        datatransfer_hadoop.READ_BLOCK,
+        "OpReadBlockProto",
+        {"header": header, "offset": 0, "len": 1},
+    )
+    body = S.encode("hadoop.hdfs.OpReadBlockProto", {"header": header, "offset": 0, "len": 1})
+    partial = body[: len(body) - 2]  # without its last field, len
+    request = request[:3] + bytes([len(partial)]) + partial
+    resp, _ = S.decode_delimited("hadoop.hdfs.BlockOpResponseProto", hadoop_xfer(address, request))
+    assert resp["status"] == "ERROR" and "missing required fields: len" in resp["message"]
+    # A packet whose payload length lies after an OP_WRITE_BLOCK: the pipeline ends.
+    new_block = {
+        "poolId": block["b"]["poolId"],
+        "blockId": 2**40 + 7,
+        "generationStamp": 1,
+        "numBytes": 0,
+    }
+    write = {
+        "header": {"baseHeader": {"block": new_block}, "clientName": "t"},
+        "stage": "PIPELINE_SETUP_CREATE",
+        "pipelineSize": 1,
+        "minBytesRcvd": 0,
+        "maxBytesRcvd": 0,
+        "latestGenerationStamp": 1,
+        "requestedChecksum": {"type": "CHECKSUM_CRC32C", "bytesPerChecksum": 512},
+    }
+    request = datatransfer_hadoop.request_bytes(
+        S, datatransfer_hadoop.WRITE_BLOCK, "OpWriteBlockProto", write
+    )
+    reply = hadoop_xfer(address, request, struct.pack(">IH", 2**32 - 1, 4) + b"\x00" * 4)
+    resp, _ = S.decode_delimited("hadoop.hdfs.BlockOpResponseProto", reply)
+    assert resp["status"] == "SUCCESS"  # the setup; then the connection closes
+    with native.read("/xfer/f") as r:  # and the DataNode keeps serving
+        assert r.read() == data
+    assert "Traceback" not in dn.log_path.read_text(errors="replace")
 
 
 # ---------------------------------------------------------------- the protocol by hand

@@ -48,8 +48,16 @@ def test_missing_fields_get_defaults_and_presence_is_recorded():
     assert msg["rpcKind"] == "RPC_BUILTIN"  # an enum's first value
     assert msg["traceInfo"] is None
     assert msg.present == {"callId", "clientId"}
-    listing = S.decode("hadoop.hdfs.DirectoryListingProto", b"")
+    listing = S.decode("hadoop.hdfs.DirectoryListingProto", b"\x10\x00")  # remainingEntries 0
     assert listing["partialListing"] == []
+
+
+def test_a_message_without_its_required_fields_is_refused():
+    # As protobuf-java's parseFrom refuses it (Hadoop's servers never see such a request).
+    with pytest.raises(DecodeError, match="Message missing required fields: remainingEntries"):
+        S.decode("hadoop.hdfs.DirectoryListingProto", b"")
+    with pytest.raises(DecodeError, match="missing required fields: callId, clientId"):
+        S.decode(HEADER, b"")
 
 
 def test_nested_and_repeated_messages_round_trip():
@@ -80,8 +88,8 @@ def test_packed_and_unpacked_repeated_scalars_both_decode():
     assert field.packed
     packed = encode_varint(field.n << 3 | 2) + b"\x03\x01\x00\x01"
     unpacked = b"".join(encode_varint(field.n << 3) + bytes([v]) for v in (1, 0, 1))
-    for data in (packed, unpacked):
-        assert S.decode(t, data)["isCached"] == [True, False, True]
+    for data in (packed, unpacked):  # a fragment: parsed partially, as parsePartialFrom does
+        assert S.decode(t, data, partial=True)["isCached"] == [True, False, True]
 
 
 def test_unknown_fields_are_skipped():

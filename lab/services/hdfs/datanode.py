@@ -272,6 +272,8 @@ class DataNode:
             raise OSError(f"{rep.gen_stamp} = storedGS < b.getGenerationStamp(), b={name}")
         writer = self.writers.get(block_id)
         visible = writer.acked if rep.state != "finalized" and writer is not None else rep.length
+        if not targets:  # nothing to copy to: answered as done, as Hadoop's DataNode does
+            return visible
         await self._copy_replica(rep, visible, targets, "transfer_rbw", client)
         log.info(
             "transferred %d bytes of blk_%d_%d to %s for %s's pipeline recovery",

@@ -327,18 +327,28 @@ class _HadoopPackets:
 
     async def _next_packet(self) -> bytes:
         payload_len, header_len = struct.unpack(">IH", await self.reader.readexactly(6))
-        if payload_len < 4 or payload_len > MAX_PACKET or header_len > 1024:
-            raise ValueError(f"bad packet lengths: payload {payload_len}, header {header_len}")
-        h = self.schema.decode(
-            SCHEMA + "PacketHeaderProto", await self.reader.readexactly(header_len)
-        )
+        if payload_len < 4 or payload_len > MAX_PACKET:
+            raise PacketError(f"Incorrect value for packet payload size: {payload_len}")
+        if header_len > 1024:
+            raise PacketError(f"Incorrect value for packet header size: {header_len}")
+        try:
+            h = self.schema.decode(
+                SCHEMA + "PacketHeaderProto", await self.reader.readexactly(header_len)
+            )
+        except DecodeError as exc:
+            raise PacketError(f"Invalid packet header: {exc}") from exc
         data_len = h["dataLen"]
         crc_len = payload_len - 4 - data_len
         if data_len < 0 or crc_len < 0 or crc_len % CRC_SIZE:
-            raise ValueError(f"bad packet: payload {payload_len}, data {data_len}")
+            raise PacketError(f"Invalid packet: payload {payload_len}, data {data_len}")
         body = await self.reader.readexactly(payload_len - 4)
         flags = LAST if h["lastPacketInBlock"] else 0
         return PACKET.pack(h["seqno"], h["offsetInBlock"], data_len, flags) + body
+
+
+class PacketError(OSError):
+    """A packet that cannot be read (Hadoop's PacketReceiver throws an IOException and the
+    DataNode closes the connection): for the pipeline code, a broken upstream."""
 
 
 class _HadoopAcks:

@@ -63,11 +63,13 @@ _groups_cache: dict[str, list[str]] = {}
 def user_groups(user: str) -> list[str]:
     """ShellBasedUnixGroupsMapping, read from the NameNode host's user database."""
     if user not in _groups_cache:
+        if len(_groups_cache) > 4096:  # a bounded cache, as Hadoop's Groups expires entries
+            _groups_cache.clear()
         groups = []
         try:
             pw = pwd.getpwnam(user)
             groups.append(grp.getgrgid(pw.pw_gid).gr_name)
-        except KeyError:
+        except (KeyError, ValueError):  # no such user, or a name no user database holds (NUL)
             pass
         groups += [
             g.gr_name for g in grp.getgrall() if user in g.gr_mem and g.gr_name not in groups

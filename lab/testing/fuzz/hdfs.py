@@ -1,7 +1,12 @@
 """HDFS under fuzz: WebHDFS on the NameNode and a DataNode, the NameNode's RPC, image
 transfer, and the DataNodes' data-transfer protocol — including forged WRITE_BLOCK
-headers aimed at real replicas of acknowledged files — with the `hdfs` package (HdfsCLI)
-writing and reading back every acknowledged file between batches."""
+headers aimed at real replicas of acknowledged files — and the native doors: Hadoop IPC
+on the NameNode's RPC port (preambles, connection contexts and ClientNamenodeProtocol
+calls, whole or mutated; lying frame lengths, huge varints, unknown methods and
+protocols) and Hadoop's DataTransferProtocol on the DataNodes' (every op, real and bogus
+blocks, forged OP_WRITE_BLOCKs and OP_TRANSFER_BLOCKs at real replicas, lying lengths).
+Between batches the `hdfs` package (HdfsCLI) writes a file and reads back every
+acknowledged one, and hdfs-native reads the newest through the native doors."""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+from lab.services.hadoop.ipc.protobuf import Schema, encode_varint
+from lab.services.hdfs import datatransfer_hadoop as dth
 from lab.services.hdfs.minicluster import MiniCluster
 
 from .core import Daemon, Probe, Target, http_ok
@@ -77,6 +84,59 @@ RPC_ADMIN = {
 }  # fmt: skip
 
 
+# Hadoop IPC: the ClientNamenodeProtocol calls sent whole or mutated. Reads go anywhere;
+# calls that change something name /fuzz only (a mutation that cuts a path to "/" gets
+# Hadoop's refusals: the root cannot be deleted or renamed).
+CLIENT_PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
+PREAMBLE = b"hrpc\x09\x00\x00"
+EXT_BLOCK = {"poolId": "BP-1", "blockId": 1073741825, "generationStamp": 1001, "numBytes": 0}
+IPC_CALLS = {
+    "getFileInfo": {"src": "/"},
+    "getListing": {"src": "/", "startAfter": b"", "needLocation": True},
+    "getBlockLocations": {"src": "/acked/f0", "offset": 0, "length": 1 << 20},
+    "getContentSummary": {"path": "/"},
+    "getServerDefaults": {},
+    "getFsStats": {},
+    "getDatanodeReport": {"type": "ALL"},
+    "renewLease": {"clientName": "fuzz"},
+    "mkdirs": {"src": "/fuzz/n", "masked": {"perm": 0o755}, "createParent": True},
+    "create": {
+        "src": "/fuzz/nf",
+        "masked": {"perm": 0o644},
+        "clientName": "fuzz",
+        "createFlag": 3,
+        "createParent": True,
+        "replication": 1,
+        "blockSize": 65536,
+    },
+    "addBlock": {"src": "/fuzz/nf", "clientName": "fuzz"},
+    "complete": {"src": "/fuzz/nf", "clientName": "fuzz"},
+    "append": {"src": "/fuzz/nf", "clientName": "fuzz"},
+    "recoverLease": {"src": "/fuzz/nf", "clientName": "fuzz2"},
+    "delete": {"src": "/fuzz/n", "recursive": True},
+    "rename": {"src": "/fuzz/n", "dst": "/fuzz/m"},
+    "setPermission": {"src": "/fuzz", "permission": {"perm": 0o777}},
+    "setReplication": {"src": "/fuzz/nf", "replication": 2},
+    "setTimes": {"src": "/fuzz", "mtime": 2**64 - 1, "atime": 0},
+    "getAdditionalDatanode": {
+        "src": "/fuzz/nf",
+        "blk": EXT_BLOCK,
+        "numAdditionalNodes": 1,
+        "clientName": "fuzz",
+    },
+    "updateBlockForPipeline": {"block": EXT_BLOCK, "clientName": "fuzz"},
+}
+HADOOP_STAGES = [
+    "PIPELINE_SETUP_CREATE",
+    "PIPELINE_SETUP_APPEND",
+    "PIPELINE_SETUP_STREAMING_RECOVERY",
+    "PIPELINE_SETUP_APPEND_RECOVERY",
+    "PIPELINE_CLOSE",
+    "TRANSFER_RBW",
+]
+HUGE_VARINT = b"\xff" * 9 + b"\x01"
+
+
 def wrong_type(rng: random.Random, template: dict) -> dict:
     """The template with one field replaced by a value of another JSON type."""
     out = dict(template)
@@ -113,6 +173,15 @@ class HdfsTarget(Target):
         from hdfs import InsecureClient  # a test dependency: the real client
 
         self.client = InsecureClient(self.cluster.url, user="root", timeout=60)
+        self.schema = Schema.load()
+        self.methods = self.schema.services["hadoop.hdfs.ClientNamenodeProtocol"]
+        try:
+            import hdfs_native  # the native doors' real client, where it is installed
+
+            url = f"hdfs://{self.cluster.nn_ip}:{self.cluster.nn_rpc}"
+            self.native = hdfs_native.Client(url)
+        except ImportError:
+            self.native = None
         self.acked: dict[str, bytes] = {}
         self.blocks: list[dict] = []
         self.check()
@@ -144,6 +213,10 @@ class HdfsTarget(Target):
             assert got == self.acked[p], (
                 f"{p} reads back {len(got)} bytes, not its {len(self.acked[p])}"
             )
+        if self.native is not None:  # the native doors serve the same bytes
+            assert self.native.get_file_info("/").isdir
+            with self.native.read(path) as r:
+                assert r.read() == data, f"{path} reads back otherwise through hdfs-native"
         import requests
 
         url = f"{self.cluster.url}/webhdfs/v1{path}?op=GETBLOCKLOCATIONS&user.name=root"
@@ -159,6 +232,9 @@ class HdfsTarget(Target):
             (self._forged, 2),
             (self._http_junk, 2),
             (self._imagetransfer, 1),
+            (self._ipc, 4),
+            (self._hadoop_xfer, 3),
+            (self._hadoop_forged, 2),
         ]
         makers = [m for m, w in kinds for _ in range(w)]
         while True:
@@ -287,3 +363,207 @@ class HdfsTarget(Target):
             c.nn_http,
             [http_request(method, "/imagetransfer?" + q, body=body)],
         )
+
+    # ------------------------------------------------------------ the native doors
+    def _ipc_frame(self, *parts: bytes) -> bytes:
+        payload = b"".join(parts)
+        return struct.pack(">i", len(payload)) + payload
+
+    def _rpc_header(self, call_id: int) -> bytes:
+        return self.schema.encode_delimited(
+            "hadoop.common.RpcRequestHeaderProto",
+            {
+                "rpcKind": "RPC_PROTOCOL_BUFFER",
+                "rpcOp": "RPC_FINAL_PACKET",
+                "callId": call_id,
+                "clientId": b"fuzz-client-id16",
+            },
+        )
+
+    def _context(self, user: str = "root") -> bytes:
+        context = self.schema.encode_delimited(
+            "hadoop.common.IpcConnectionContextProto",
+            {"userInfo": {"effectiveUser": user}, "protocol": CLIENT_PROTOCOL},
+        )
+        return self._ipc_frame(self._rpc_header(-3), context)
+
+    def _call(self, call_id: int, method: str, body: bytes, protocol: str = CLIENT_PROTOCOL):
+        header = self.schema.encode_delimited(
+            "hadoop.common.RequestHeaderProto",
+            {
+                "methodName": method,
+                "declaringClassProtocolName": protocol,
+                "clientProtocolVersion": 1,
+            },
+        )
+        return self._ipc_frame(self._rpc_header(call_id), header, encode_varint(len(body)), body)
+
+    def _request(self, rng: random.Random) -> tuple[str, bytes]:
+        method = rng.choice(list(IPC_CALLS))
+        body = self.schema.encode(self.methods[method][0], IPC_CALLS[method])
+        return method, mutate(rng, body) if rng.random() < 0.6 else body
+
+    def _ipc(self, rng: random.Random) -> Probe:
+        """Hadoop IPC on the NameNode's RPC port."""
+        c = self.cluster
+        user = rng.choice(["root", "root", "acc", "", "x" * 300])
+        what = rng.randrange(8)
+        if what == 0:  # a session of calls, some mutated
+            pieces = [PREAMBLE, self._context(user)]
+            for i in range(rng.randint(1, 4)):
+                pieces.append(self._call(i + 1, *self._request(rng)))
+        elif what == 1:  # a wrong preamble (version, service class, auth, magic)
+            bad = rng.choice(
+                [
+                    b"hrpc" + bytes([rng.randrange(256), rng.randrange(256), rng.randrange(256)]),
+                    b"HRPC\x09\x00\x00",
+                    b"hrpc\x09\x00\xdf",  # SASL, then no negotiation
+                    mutate(rng, PREAMBLE),
+                ]
+            )
+            pieces = [bad, self._context(user), self._call(1, *self._request(rng))]
+        elif what == 2:  # random bytes after the preamble, or after the context
+            pieces = [PREAMBLE] + ([self._context(user)] if rng.random() < 0.5 else [])
+            pieces.append(garbage(rng, big=rng.random() < 0.05))
+        elif what == 3:  # a frame whose length lies
+            frame_ = self._call(1, *self._request(rng))
+            length = rng.choice(
+                [-1, 0, 1, 2**31 - 1, 128 * 2**20 + 1, len(frame_) + 100, len(frame_) - 10]
+            )
+            pieces = [PREAMBLE, self._context(user), struct.pack(">i", length) + frame_[4:]]
+        elif what == 4:  # unknown methods and protocols
+            method = rng.choice(["nope", "", "getFileInfo\x00", "__init__", "a" * 1000])
+            protocol = rng.choice(
+                [CLIENT_PROTOCOL, "org.example.Nope", "", "org.apache.hadoop.ha.HAServiceProtocol"]
+            )
+            body = self.schema.encode("hadoop.hdfs.GetFileInfoRequestProto", {"src": "/"})
+            pieces = [PREAMBLE, self._context(user), self._call(1, method, body, protocol)]
+        elif what == 5:  # huge varints where a message length belongs
+            where = rng.randrange(3)
+            if where == 0:  # the request header's length
+                pieces = [PREAMBLE, self._context(user), self._ipc_frame(HUGE_VARINT, b"\x08\x02")]
+            elif where == 1:  # the request's length
+                call = self._call(1, "getFileInfo", b"")
+                pieces = [PREAMBLE, self._context(user), call[:-1] + HUGE_VARINT]
+            else:  # a varint field inside the request
+                body = b"\x0a\x01/" + b"\x10" + HUGE_VARINT
+                pieces = [PREAMBLE, self._context(user), self._call(1, "getListing", body)]
+        elif what == 6:  # a call before the connection context, or a call id out of place
+            pieces = [
+                PREAMBLE,
+                self._call(rng.choice([1, -3, -4, -33, 2**31 - 1]), *self._request(rng)),
+            ]
+        else:  # a whole session mutated
+            session = PREAMBLE + self._context(user) + self._call(1, *self._request(rng))
+            pieces = [mutate(rng, session)]
+        return Probe("ipc", c.nn_ip, c.nn_rpc, pieces)
+
+    def _ext_block(self, rng: random.Random) -> dict:
+        if self.blocks and rng.random() < 0.7:
+            b = rng.choice(self.blocks)
+            return {
+                "poolId": b.get("blockPoolId") or "BP-1",
+                "blockId": b["blockId"],
+                "generationStamp": b["generationStamp"] + rng.choice([0, 0, -1, 1]),
+                "numBytes": b["numBytes"],
+            }
+        return dict(EXT_BLOCK, blockId=rng.choice([1, 1073741825, 2**63 - 1]))
+
+    def _dn_info(self, rng: random.Random) -> dict:
+        d = rng.choice(self.cluster.datanodes)
+        return {
+            "id": {
+                "ipAddr": d.ip,
+                "hostName": d.ip,
+                "datanodeUuid": d.ready["uuid"],
+                "xferPort": d.ready["xfer"],
+                "infoPort": d.ready["http"],
+                "ipcPort": 0,
+            }
+        }
+
+    def _hadoop_request(self, rng: random.Random, op: int) -> bytes:
+        block = self._ext_block(rng)
+        base = {"block": block}
+        client = {"baseHeader": base, "clientName": "fuzz"}
+        if op == dth.READ_BLOCK:
+            msg = {
+                "header": client,
+                "offset": rng.choice(EDGE_INTS) % 2**64,
+                "len": rng.choice([0, 1, 512, 2**20, 2**64 - 1]),
+            }
+        elif op == dth.BLOCK_CHECKSUM:
+            msg = {"header": base}
+        elif op == dth.TRANSFER_BLOCK:
+            msg = {
+                "header": client,
+                "targets": [self._dn_info(rng) for _ in range(rng.randint(0, 2))],
+            }
+        else:
+            msg = self._write_request(rng, client, block)
+        return dth.request_bytes(self.schema, op, dth.REQUESTS[op], msg)
+
+    def _write_request(self, rng: random.Random, client: dict, block: dict) -> dict:
+        gs = block["generationStamp"]
+        return {
+            "header": client,
+            "targets": [self._dn_info(rng) for _ in range(rng.randint(0, 2))],
+            "stage": rng.choice(HADOOP_STAGES),
+            "pipelineSize": rng.randint(0, 3),
+            "minBytesRcvd": rng.choice([0, block["numBytes"], block["numBytes"] + 1]),
+            "maxBytesRcvd": rng.choice([0, block["numBytes"], 2**63]),
+            "latestGenerationStamp": gs + rng.choice([-1, 0, 1, 7]),
+            "requestedChecksum": {
+                "type": rng.choice(["CHECKSUM_CRC32C", "CHECKSUM_CRC32", "CHECKSUM_NULL"]),
+                "bytesPerChecksum": rng.choice([512, 0, 1, 2**31]),
+            },
+        }  # fmt: skip
+
+    def _hadoop_xfer(self, rng: random.Random) -> Probe:
+        """Hadoop's DataTransferProtocol on a DataNode's port: every op, mutated, with
+        lying lengths, huge varints, an unknown op or version."""
+        host, port = self._dn(rng)
+        op = rng.choice(list(dth.REQUESTS))
+        request = self._hadoop_request(rng, op)
+        what = rng.randrange(6)
+        if what == 0:
+            pieces = [request]
+        elif what == 1:
+            pieces = [mutate(rng, request)]
+        elif what == 2:  # a huge varint, or a length longer than what follows
+            head = struct.pack(">HB", dth.VERSION, op)
+            pieces = [head + rng.choice([HUGE_VARINT, encode_varint(2**20), b"\x80" * 5 + b"\x01"])]
+        elif what == 3:  # unknown op, wrong version
+            pieces = [
+                struct.pack(
+                    ">HB",
+                    rng.choice([dth.VERSION, 27, 0, 0xFFFF]),
+                    rng.choice([0, 79, 82, 84, 87, 255]),
+                )
+                + request[3:]
+            ]
+        elif what == 4:  # a good prefix and random bytes
+            pieces = [request[:3] + garbage(rng)]
+        else:
+            pieces = [request, garbage(rng)]
+        return Probe("hadoop-xfer", host, port, pieces)
+
+    def _hadoop_forged(self, rng: random.Random) -> Probe:
+        """OP_WRITE_BLOCK or OP_TRANSFER_BLOCK in Hadoop's format aimed at a real replica
+        of an acknowledged file, then packets whose lengths lie, garbage, or nothing."""
+        host, port = self._dn(rng)
+        op = rng.choice([dth.WRITE_BLOCK, dth.WRITE_BLOCK, dth.TRANSFER_BLOCK])
+        pieces = [self._hadoop_request(rng, op)]
+        tail = rng.randrange(4)
+        if tail == 1:  # a packet: payload length, header length, PacketHeaderProto, data
+            header = self.schema.encode(
+                "hadoop.hdfs.PacketHeaderProto",
+                {"offsetInBlock": rng.choice([0, 512, 2**40]), "seqno": 0, "lastPacketInBlock": rng.random() < 0.5, "dataLen": rng.choice([0, 512, 2**31 - 1])},
+            )  # fmt: skip
+            payload = rng.choice([4, 4 + 4 + 512, 2**31, 2**32 - 1, 0])
+            pieces.append(struct.pack(">IH", payload % 2**32, len(header)) + header + garbage(rng))
+        elif tail == 2:
+            pieces.append(struct.pack(">IH", rng.randrange(2**32), rng.randrange(2**16)))
+        elif tail == 3:
+            pieces.append(garbage(rng))
+        return Probe("hadoop-forged", host, port, pieces)

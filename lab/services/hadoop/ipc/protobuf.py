@@ -169,7 +169,9 @@ class Schema:
             out += encode_varint(int(v))
 
     # ------------------------------------------------------------ decoding
-    def decode(self, type_: str, data, depth: int = 0) -> Message:
+    def decode(self, type_: str, data, depth: int = 0, partial: bool = False) -> Message:
+        """A message from its bytes; without every required field only when `partial`
+        (protobuf-java's parsePartialFrom), else DecodeError as parseFrom throws."""
         if depth > MAX_DEPTH:
             raise DecodeError(f"messages nested deeper than {MAX_DEPTH}")
         fields = self.by_number[type_]
@@ -191,20 +193,27 @@ class Schema:
                 p = 0
                 items = msg.setdefault(f.name, [])
                 while p < size:
-                    v, p = self._read(chunk, p, f, depth)
+                    v, p = self._read(chunk, p, f, depth, partial)
                     items.append(v)
             elif wire != f.wire:
                 raise DecodeError(f"{type_}.{f.name}: wire type {wire}, expected {f.wire}")
             else:
-                v, pos = self._read(data, pos, f, depth)
+                v, pos = self._read(data, pos, f, depth, partial)
                 if f.label == "repeated":
                     msg.setdefault(f.name, []).append(v)
                 else:
                     msg[f.name] = v
             msg.present.add(f.name)
+        missing = []
         for f in self.messages[type_]:
             if f.name not in msg:
                 msg[f.name] = [] if f.label == "repeated" else f.default
+                if f.label == "required":
+                    missing.append(f.name)
+        if missing and not partial:
+            # protobuf-java's parseFrom refuses such a message (InvalidProtocolBufferException),
+            # so Hadoop's servers never see it; neither do racklab's.
+            raise DecodeError(f"Message missing required fields: {', '.join(missing)}")
         return msg
 
     def decode_delimited(self, type_: str, data, pos: int = 0) -> tuple[Message, int]:
@@ -231,7 +240,7 @@ class Schema:
             raise DecodeError("truncated fixed-width field")
         return pos + width
 
-    def _read(self, data, pos: int, f: Field, depth: int):
+    def _read(self, data, pos: int, f: Field, depth: int, partial: bool):
         k = f.kind
         if k in FIXED:
             width = struct.calcsize(FIXED[k])
@@ -243,7 +252,7 @@ class Schema:
             raw = data[pos : pos + size]
             pos += size
             if k == "message":
-                return self.decode(f.type, raw, depth + 1), pos
+                return self.decode(f.type, raw, depth + 1, partial), pos
             if k == "string":
                 return bytes(raw).decode("utf-8", "replace"), pos
             return bytes(raw), pos

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lab.cli.common import JSON, UserError, _emit, _need_root, _progress, app, out
+from lab.cli.common import JSON, UserError, _emit, _need_root, _progress, app, bench_app, out
 
 hosts_app = typer.Typer(no_args_is_help=True, help="Hosts a lab spreads over (SSH).")
 app.add_typer(hosts_app, name="hosts")
@@ -133,3 +133,17 @@ def hosts_purge(file: Path, as_json: bool = JSON):
     if not _emit({"removed": [n for n, h in had.items() if h]}, as_json):
         for n, h in had.items():
             out.print(f"{n}: {'agent removed' if h else 'no agent'}")
+
+
+@bench_app.command("multihost")
+def bench_multihost(file: Path, as_json: bool = JSON):
+    """FILE's lab across its hosts (the agent installed, then reused) beside the same lab
+    on this machine: lab up times and round trips across racks and within one."""
+    from lab.bench import multihost
+
+    _need_root()
+    topo = _hosts_of(file)
+    with _one_sentence():
+        result = multihost.run(topo, progress=_progress(as_json))
+    if not _emit(result, as_json):
+        out.print(multihost.table(result), highlight=False, soft_wrap=True)

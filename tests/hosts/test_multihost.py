@@ -157,6 +157,40 @@ def test_exec_on_every_host_and_its_exit_status(lab, sim):
         assert node in ssh(sim, host, f"ls /sys/fs/cgroup/pids/racklab/{LAB}/")
 
 
+def test_zookeeper_under_a_partition_between_hosts_is_judged(lab):
+    # one rack per host: a rack cut off is a host cut off from the others
+    proc = lab_cli("chaos", "run", "--lab", LAB, "--workload", "zk-register", "--nemesis",
+                   "partition-rack", "--time", "12", "--interval", "4", "--seed", "15",
+                   "--json")  # fmt: skip
+    summary = json.loads(proc.stdout)
+    assert proc.returncode == 0 and summary["valid"] is True, summary["lines"]
+    assert summary["verdict"]["nemesis_errors"] == []
+    events = [json.loads(line) for line in open(Path(summary["run_dir"]) / "history.jsonl")]
+    cut = [e for e in events if e["process"] == "nemesis" and e["f"] == "start"]
+    assert cut and all("cut off" in e["extra"]["description"] for e in cut)
+    # the partition was real: operations failed or went unanswered while it held
+    assert any(e["type"] in ("fail", "info") for e in events if e["process"] != "nemesis")
+
+
+def test_a_bad_host_stops_up_before_anything_is_made(lab, sim, tmp_path):
+    f = tmp_path / "guarded.yaml"
+    f.write_text(lab["file"].read_text().replace(f"name: {LAB}", "name: mhguard")
+                 .replace("user: root", "user: guard"))  # fmt: skip
+    proc = lab_cli("up", str(f))
+    assert proc.returncode == 2
+    # progress lines (·) come first; the failure is one sentence
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("·")] == [
+        "error: host h1 (" + list(sim["hosts"].values())[0]["address"] + "): guard has no "
+        "passwordless sudo (a password is required); racklab needs root or sudo without a "
+        "password (NOPASSWD)"
+    ]
+    labid = labid_of("mhguard")
+    for i in (1, 2, 3):
+        look = f"ip netns list | grep rl{labid}; ls -d /var/lib/racklab/mhguard 2>/dev/null"
+        assert ssh(sim, i, look).strip() == ""
+    assert not (Path(os.environ["RACKLAB_HOME"]) / "mhguard").exists()
+
+
 def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):
     proc = lab_cli("down", LAB)
     assert proc.returncode == 0, proc.stderr

@@ -62,3 +62,11 @@ class K8sBackend(Backend):
         from lab.backends.k8s_local import PodmanBackend
 
         return PodmanBackend().cleanup(lab, labid) + cleanup_lab(lab)
+
+    def labs(self) -> set[str]:
+        """Labs with pods in podman (they outlive a lost state dir), for `lab clean --all`."""
+        from lab.backends import k8s_podman
+
+        if k8s_podman.available():
+            return set()
+        return k8s_podman.pod_labels(k8s_podman.LABEL_LAB)

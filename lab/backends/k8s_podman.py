@@ -139,6 +139,18 @@ def pods(label: str) -> list[str]:
     return [line for line in proc.stdout.split() if line]
 
 
+def pod_labels(key: str) -> set[str]:
+    """The values of label ``key`` over every pod that has it."""
+    import json
+
+    proc = podman("pod", "ps", "--filter", f"label={key}", "--format", "json", check=False)
+    try:
+        listed = json.loads(proc.stdout or "[]") or []
+    except ValueError:
+        return set()
+    return {(p.get("Labels") or {}).get(key) for p in listed} - {None}
+
+
 def volumes(label: str) -> list[str]:
     proc = podman("volume", "ls", "--filter", f"label={label}", "--format", "{{.Name}}")
     return [line for line in proc.stdout.split() if line]

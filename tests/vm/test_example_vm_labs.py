@@ -3,7 +3,7 @@ QEMU emulates where KVM cannot boot a stock kernel): examples/vms.yaml and the f
 examples/mixed.yaml brought up with `lab up`, all four services used from the host
 with the unmodified clients (the quickstart trial: kazoo across servers, kafka-python
 acks=all and a group, the `hdfs` package, a YARN wordcount equal to a local count),
-and `lab down` leaving nothing: no domain, container, cgroup, interface or process."""
+every NodeManager with YARN containers in cgroups, and `lab down` leaving nothing: no domain, container, cgroup, interface or process."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from lab.demos import trial
 from lab.orchestrator.state import State
@@ -42,6 +43,14 @@ def test_example_lab_with_vms_runs_every_service(example, libvirt_conn, vm_image
         assert [r["service"] for r in results] == ["zookeeper", "kafka", "hdfs", "yarn"]
         failed = [r for r in results if not r["ok"]]
         assert not failed, failed
+        # every NodeManager, the VM's too (cgroup v2 in its guest), runs its YARN
+        # containers in cgroups of their own, not in the session fallback
+        addresses = state["network"]["nodes"]
+        for svc in state["services"].values():
+            if svc["role"] == "nodemanager":
+                url = f"http://{addresses[svc['node']]}:8042/ws/v1/node/info"
+                info = requests.get(url, timeout=30).json()["nodeInfo"]
+                assert info["cgroupVersion"] in ("v1", "v2"), (svc["node"], info)
     finally:
         down = lab_cli("down", example)
     assert down.returncode == 0, down.stderr

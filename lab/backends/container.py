@@ -402,6 +402,33 @@ class ContainerNode(Node):
         cg = self._cgroup()
         return cg.rel if cg is not None else ""
 
+    def _limit_cgroups(self) -> list[Cgroup]:
+        """The cgroups holding the node's limits, innermost first: Docker's own for
+        the container and, where racklab nests it, the node's cgroup above it."""
+        inner = self._cgroup()
+        outer = Cgroup(self.node_cgroup) if self.node_cgroup else None
+        return [cg for cg in (inner, outer) if cg is not None and cg.exists()]
+
+    def set_limits(self, cpus: float | None = None, memory: int | None = None) -> None:
+        cgs = self._limit_cgroups()
+        if cpus is not None and cgs:
+            # cgroup v1 refuses a parent's CFS quota below a child's: going down, the
+            # container's goes first; going up, the node's
+            now = cgs[-1].limits()["cpus"]
+            down = now is None or (cpus > 0 and cpus < now)
+            for cg in cgs if down else reversed(cgs):
+                cg.set_cpus(cpus)
+        if memory is not None:
+            for cg in cgs:
+                cg.set_memory(memory)
+
+    def restore_limits(self) -> None:
+        cgs = self._limit_cgroups()
+        for cg in reversed(cgs):  # up again: the node's first
+            cg.set_cpus(self.spec.cpus)
+        for cg in cgs:
+            cg.set_memory(self.spec.memory)
+
     def stats(self) -> Stats:
         # the node's cgroup, when it has one, also counts what the node's services
         # made under it (YARN containers); while the container runs

@@ -377,6 +377,12 @@ class PodNode(ContainerNode):
     def cgroup(self) -> str:
         return self.pod_cgroup or super().cgroup()
 
+    def _limit_cgroups(self) -> list[cgroups.Cgroup]:
+        """The pod's cgroup alone: its containers have no limits of their own (without
+        one, the infra container's cgroup, as for any node)."""
+        cg = cgroups.Cgroup(self.cgroup()) if self.cgroup() else None
+        return [cg] if cg is not None and cg.exists() else []
+
     def stats(self) -> Stats:
         """The pod's total: its cgroup's (which counts every container in it), or the
         sum over the infra and every running service container."""

@@ -256,6 +256,11 @@ def _print_status(data: dict, wide: bool = False) -> None:
         row += [str(n.get("pids") or "-"), cell or "-"] if wide else [cell or "-"]
         t.add_row(*row)
     out.print(t)
+    for host, h in data.get("hosts", {}).items():  # a lab across hosts (docs/MULTIHOST.md)
+        rtt = ", ".join(f"{o} {ms:.2f} ms" if ms is not None else f"{o} -"
+                        for o, ms in h.get("rtt_ms", {}).items())  # fmt: skip
+        out.print(f"host {host} ({h['address']}): racks {', '.join(h['racks']) or '-'}"
+                  + (f"; round trip to {rtt}" if rtt else ""), highlight=False)  # fmt: skip
     if not wide and any(n.get("services") for n in data["nodes"]):
         out.print(
             f"[dim]{LEGEND}\nlab status NODE or --wide: each service's details[/]", highlight=False

@@ -9,6 +9,7 @@ stdin closes (the SSH channel with it). A request names an operation:
     router  lab labid racks backbone impairment
                                   the host's router namespace, its rack bridges, the
                                   VXLAN backbone and the inter-rack impairment
+    rtt     labid peers           round trips from the host's router over the backbone
     create  specs                 nodes of any kind by the host's own backends, plugged
                                   into their racks
     node    spec saved method args kwargs
@@ -111,6 +112,23 @@ def op_router(lab: str, labid: str, racks: dict, backbone: dict, impairment: dic
     return fabric.impair_inter_rack(labid, plan, imp, router_cg, str(d / "delayline.log"))
 
 
+def op_rtt(labid: str, peers: dict[str, str]) -> dict[str, float | None]:
+    """The round trip from this host's router to each peer's backbone address (ms, the
+    minimum of three pings; None: no answer)."""
+    import re
+    import subprocess
+
+    from lab.net import fabric
+
+    out: dict[str, float | None] = {}
+    for name, ip in peers.items():
+        r = subprocess.run(["ip", "netns", "exec", fabric.router_ns(labid), "ping", "-c", "3",
+                            "-i", "0.2", "-W", "1", ip], capture_output=True, text=True)  # fmt: skip
+        times = [float(t) for t in re.findall(r"time=([\d.]+) ms", r.stdout)]
+        out[name] = min(times) if times else None
+    return out
+
+
 def op_create(specs: list[dict]) -> list[dict]:
     from lab.backends import get_backend
 
@@ -166,8 +184,8 @@ def op_down(lab: str, labid: str, kinds: list[str]) -> list[str]:
     return removed
 
 
-OPS = {"hello": op_hello, "router": op_router, "create": op_create, "node": op_node,
-       "down": op_down}  # fmt: skip
+OPS = {"hello": op_hello, "router": op_router, "rtt": op_rtt, "create": op_create,
+       "node": op_node, "down": op_down}  # fmt: skip
 
 
 def _answer(line: bytes) -> dict:

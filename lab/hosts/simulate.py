@@ -388,24 +388,33 @@ def _cgroup_script(subtrees: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _remove_cgroups(ns: str) -> list[str]:
-    """The host's cgroups, deepest first (its processes are gone by now)."""
+def _remove_cgroups(ns: str, timeout: float = 10.0) -> list[str]:
+    """The host's cgroups, deepest first. Its processes have been killed, but a cgroup
+    stays busy until the last of them is reaped: each is tried again for a while."""
     removed = []
+    deadline = time.monotonic() + timeout
     for point, _ in _cgroup_mounts():
         top = Path(point) / CGROUP_TOP / ns
         if not top.is_dir():
             continue
-        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for d in [*dirs, top]:
+            while True:
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+        if not top.exists():
+            removed.append(f"cgroup {top}")
             try:
-                d.rmdir()
+                top.parent.rmdir()  # the last simulated host's: racklab-simhosts goes too
             except OSError:
                 pass
-        try:
-            top.rmdir()
-            removed.append(f"cgroup {top}")
-            top.parent.rmdir()  # the last simulated host's: racklab-simhosts goes too
-        except OSError:
-            pass
     return removed
 
 

@@ -38,7 +38,8 @@ def build(topo: Topology, addresses: dict[str, str] | None = None) -> graphviz.G
     placed = topo.service_nodes()
     for rack, members in topo.racks.items():
         with g.subgraph(name=f"cluster_{rack}") as c:
-            c.attr(label=f"rack {rack} (bridge br-{rack})", style="rounded", color="#888888")
+            on = f" on host {topo.rack_host[rack]}" if rack in topo.rack_host else ""
+            c.attr(label=f"rack {rack}{on} (bridge br-{rack})", style="rounded", color="#888888")
             for n in members:
                 nd = topo.nodes[n]
                 svcs = placed.get(n, [])

@@ -275,7 +275,7 @@ def status(state: State) -> dict:
             if svc["node"] == name
         ]
         out_nodes.append(d)
-    return {
+    data = {
         "name": state.name,
         "labid": state["labid"],
         "phase": state["phase"],
@@ -286,6 +286,11 @@ def status(state: State) -> dict:
         "cgroup_version": cgroups.version(),
         "nodes": out_nodes,
     }
+    if state.get("hosts"):  # racks on other machines: where, and the round trips between
+        from . import multihost
+
+        data["hosts"] = multihost.status_hosts(state)
+    return data
 
 
 # down and clean

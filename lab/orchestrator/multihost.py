@@ -158,6 +158,14 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
     state["impairment"] = {"method": method, "hosts": per_host}
     state.save()
 
+    def rtt(host: str) -> dict:
+        peers = {n: ip for n, ip in bb["ips"].items() if n != host}
+        return agents[host].call("rtt", labid=topo.labid, peers=peers)
+
+    with ThreadPoolExecutor(max_workers=len(topo.hosts)) as pool:
+        state["host_rtt"] = dict(zip(topo.hosts, pool.map(rtt, topo.hosts), strict=True))
+    state.save()
+
     def create(host: str) -> list[dict]:
         mine = [s for s in specs.values() if topo.rack_host[s.rack] == host]
         if not mine:
@@ -185,6 +193,20 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
     state["up_in"] = round(time.monotonic() - t0, 3)
     state.save()
     progress(f"lab {topo.name} is up on {len(topo.hosts)} hosts ({state['up_in']:.2f} s)")
+
+
+def status_hosts(state: State) -> dict:
+    """For `lab status`: each host's address, racks and round trips over the backbone
+    (measured at `lab up`, from its router to the others' and to this machine's)."""
+    rtt = state.get("host_rtt", {})
+    return {
+        name: {
+            "address": h["address"],
+            "racks": [r for r, on in state.get("rack_host", {}).items() if on == name],
+            "rtt_ms": rtt.get(name, {}),
+        }
+        for name, h in state.get("hosts", {}).items()
+    }
 
 
 def _resolve(address: str) -> str:

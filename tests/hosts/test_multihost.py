@@ -157,6 +157,20 @@ def test_exec_on_every_host_and_its_exit_status(lab, sim):
         assert node in ssh(sim, host, f"ls /sys/fs/cgroup/pids/racklab/{LAB}/")
 
 
+def test_status_and_graph_say_where_each_rack_runs(lab, tmp_path):
+    hosts = json.loads(lab_cli("status", "--lab", LAB, "--json").stdout)["hosts"]
+    assert {h: v["racks"] for h, v in hosts.items()} == {"h1": ["r1"], "h2": ["r2"], "h3": ["r3"]}
+    for name, h in hosts.items():
+        # round trips measured over the backbone: to this machine and to the other hosts
+        assert set(h["rtt_ms"]) == {"controller", "h1", "h2", "h3"} - {name}
+        assert all(ms is not None and ms > 0 for ms in h["rtt_ms"].values())
+    text = lab_cli("status", "--lab", LAB).stdout
+    assert "host h2 (" in text and "racks r2; round trip to controller" in text
+    svg = tmp_path / "lab.svg"
+    assert lab_cli("graph", "--lab", LAB, "-o", str(svg)).returncode == 0
+    assert all(f"rack r{i} on host h{i}" in svg.read_text() for i in (1, 2, 3))
+
+
 def test_zookeeper_under_a_partition_between_hosts_is_judged(lab):
     # one rack per host: a rack cut off is a host cut off from the others
     proc = lab_cli("chaos", "run", "--lab", LAB, "--workload", "zk-register", "--nemesis",

@@ -1,6 +1,7 @@
-"""WebHDFS throughput beside the disk's own bandwidth, measured in one run.
+"""HDFS throughput through both doors, WebHDFS and the native protocols (hdfs-native over
+Hadoop IPC and DataTransferProtocol), beside the disk's own bandwidth, in one run.
 
-    python -m lab.bench.hdfs [--size-mb 128] [--rounds 3] [--dir /var/tmp] [--json]
+    python -m lab.bench.hdfs [--size-mb 128] [--rounds 3] [--dir /var/tmp] [--no-native] [--json]
 
 Each round, in this order, on the directory the DataNodes store blocks in:
 1. fio: sequential 1 MiB writes ending in an fsync (HDFS also fsyncs each finalized
@@ -10,6 +11,12 @@ Each round, in this order, on the directory the DataNodes store blocks in:
    Content-Length, write pipeline) at replication 1 and at replication 3, then read back
    after dropping its block files from the page cache (posix_fadvise DONTNEED). The timed
    read only receives the bytes, as fio's does; a second, untimed read checks every byte.
+3. The same through the native doors with the unmodified hdfs-native client (PyPI):
+   create/addBlock/complete over IPC, OP_WRITE_BLOCK packets down the pipeline, and
+   OP_READ_BLOCK from the DataNodes, whose CRC32C chunk checksums the client verifies.
+   The client writes from outside the cluster (its address is no DataNode's), so its
+   first replica is on a DataNode chosen at random, over loopback TCP; WebHDFS's upload
+   lands on a DataNode that keeps the first replica itself.
 Figures are medians over the rounds; each ratio is the median of the rounds' HDFS/fio
 ratios. The three replicas of replication 3 all land on this one disk, so its write
 figure carries three times the disk traffic, and no network.
@@ -32,6 +39,7 @@ from pathlib import Path
 from lab.services.hdfs.minicluster import MiniCluster
 
 MiB = 1 << 20
+DOORS = {"": "WebHDFS", "native_": "hdfs-native"}  # sample key prefix -> row name
 
 
 def fio(directory: Path, size_mb: int) -> dict:
@@ -75,7 +83,10 @@ def fio(directory: Path, size_mb: int) -> dict:
 
 def drop_block_cache(root: Path) -> None:
     for path in root.glob("data-*/current/finalized/blk_*"):
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # a deleted file's block, removed meanwhile
+            continue
         try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
@@ -125,6 +136,45 @@ def hdfs_run(c: MiniCluster, size_mb: int) -> dict:
     return results
 
 
+def native_run(c: MiniCluster, size_mb: int) -> dict:
+    """Write and read one file per replication through the native doors (hdfs-native)."""
+    import hdfs_native
+
+    payload = os.urandom(8 * MiB)
+    doubled = payload + payload
+    pieces = size_mb // 8
+    client = hdfs_native.Client(f"hdfs://{c.nn_ip}:{c.nn_rpc}")
+    results = {}
+    for rep in (1, 3):
+        path = f"/bench/native-r{rep}"
+        os.sync()
+        t0 = time.perf_counter()
+        options = hdfs_native.WriteOptions(replication=rep, overwrite=True)
+        with client.create(path, options) as f:
+            for _ in range(pieces):
+                f.write(payload)
+        wt = time.perf_counter() - t0
+        os.sync()
+        drop_block_cache(c.root)
+        t0 = time.perf_counter()
+        n = 0
+        with client.read(path) as r:
+            while piece := r.read(8 * MiB):  # bytes arrive (and their CRCs are checked)
+                n += len(piece)
+        rt = time.perf_counter() - t0
+        ok, pos = True, 0
+        with client.read(path) as r:
+            while piece := r.read(8 * MiB):
+                off = pos % len(payload)
+                ok &= piece == doubled[off : off + len(piece)]
+                pos += len(piece)
+        if n != pieces * len(payload) or pos != n or not ok:
+            raise SystemExit(f"read back {n} bytes of {path}, content {'ok' if ok else 'WRONG'}")
+        results[rep] = {"write_MBps": size_mb / wt, "read_MBps": size_mb / rt}
+        client.delete(path)
+    return results
+
+
 def median_spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -140,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         "--dir", default=None, help="where fio and the DataNodes write (default: a temp dir)"
     )
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--no-native", action="store_true", help="WebHDFS only (without hdfs-native installed)"
+    )
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     size = max(8, a.size_mb - a.size_mb % 8)
@@ -165,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
                 for rep, v in hdfs_run(c, size).items():
                     add(f"r{rep}_write", v["write_MBps"])
                     add(f"r{rep}_read", v["read_MBps"])
+                if not a.no_native:
+                    for rep, v in native_run(c, size).items():
+                        add(f"native_r{rep}_write", v["write_MBps"])
+                        add(f"native_r{rep}_read", v["read_MBps"])
     finally:
         shutil.rmtree(root, ignore_errors=True)
     stats = {k: median_spread(v) for k, v in samples.items()}
@@ -176,17 +233,19 @@ def main(argv: list[str] | None = None) -> int:
         # Each round's HDFS figure over the same round's fio figure, then the median: the
         # pairs saw the same moment of a shared machine, so their ratio is steadier.
         "ratios": {
-            f"replication_{r}": {
+            f"{door}replication_{r}": {
                 kind: median_spread(
                     [
                         h / d
                         for h, d in zip(
-                            samples[f"r{r}_{kind}"], samples[f"fio_{kind}"], strict=True
+                            samples[f"{door}r{r}_{kind}"], samples[f"fio_{kind}"], strict=True
                         )
                     ]
                 )
                 for kind in ("write", "read")
             }
+            for door in DOORS
+            if f"{door}r1_write" in samples
             for r in (1, 3)
         },
     }
@@ -203,12 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         return f"{st['median']:.0f} [{st['min']:.0f}-{st['max']:.0f}]".rjust(20)
 
     print(f"{'fio (disk, 1 MiB seq)':24}{cell('fio_write')}{cell('fio_read')}")
-    for r in (1, 3):
-        ratio = {k: v["median"] for k, v in out["ratios"][f"replication_{r}"].items()}
-        print(
-            f"{f'WebHDFS replication {r}':24}{cell(f'r{r}_write')}{cell(f'r{r}_read')}"
-            f"{ratio['write']:11.2f}{ratio['read']:10.2f}"
-        )
+    for door, name in DOORS.items():
+        for r in (1, 3):
+            if f"{door}replication_{r}" not in out["ratios"]:
+                continue
+            ratio = {k: v["median"] for k, v in out["ratios"][f"{door}replication_{r}"].items()}
+            print(
+                f"{f'{name} replication {r}':24}{cell(f'{door}r{r}_write')}"
+                f"{cell(f'{door}r{r}_read')}{ratio['write']:11.2f}{ratio['read']:10.2f}"
+            )
     return 0
 
 

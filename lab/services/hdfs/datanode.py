@@ -594,11 +594,14 @@ class DataNode:
             )
         )
         outcome = "broken"
+        # A Hadoop client's packets come through its own reader (datatransfer_hadoop).
+        recv = getattr(up_reader, "recv_packet", None)
         try:
             while True:
-                seqno, offset, flags, raw, crcs, data = await asyncio.wait_for(
-                    recv_packet(up_reader, self.bpc), self.read_timeout
-                )
+                # asyncio.timeout rather than wait_for: no task made per packet.
+                async with asyncio.timeout(self.read_timeout):
+                    packet = await (recv(self.bpc) if recv else recv_packet(up_reader, self.bpc))
+                seqno, offset, flags, raw, crcs, data = packet
                 if flags & ABORT:
                     outcome = "aborted"
                     if state["mirror_ok"]:
@@ -727,6 +730,13 @@ class DataNode:
                     rep = await asyncio.to_thread(replica.finalize)
                     state["outcome"] = "finalized"
                     self.notify_received(rep.to_report())
+                    try:
+                        # Tell the NameNode before the writer hears the last ack: its
+                        # complete() comes next and needs this replica known, else it
+                        # waits and asks again (hdfs-native after 500 ms).
+                        await self._flush_incremental()
+                    except Exception:  # the service loop sends it later; complete() retries
+                        pass
             up_writer.write(encode_ack(seqno, statuses))
             await up_writer.drain()
             if good:

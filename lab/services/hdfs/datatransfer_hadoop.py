@@ -22,7 +22,7 @@ import logging
 import struct
 
 from ..hadoop.fields import FieldError
-from ..hadoop.ipc.protobuf import DecodeError, Schema, encode_varint
+from ..hadoop.ipc.protobuf import DecodeError, Schema, encode_varint, zigzag
 from . import checksum
 from .datatransfer import ACK, HEADERS, LAST, MSG_LEN, PACKET, STATUS_NAMES, PipelineError
 
@@ -51,7 +51,9 @@ STAGES = {
 }
 MAX_PACKET = 16 * 1024 * 1024  # a packet larger than this is refused (Hadoop: 16 MiB)
 MAX_REQUEST = 1024 * 1024
-PACKET_DATA = 64 * 1024  # bytes of data per packet, as dfs.client-write-packet-size
+# Bytes of data per packet sent to a reader. Hadoop's BlockSender sends 64 KiB; a reader
+# takes packets up to 16 MiB, and fewer, larger packets cost a Python DataNode less.
+READ_PACKET_DATA = 512 * 1024
 CRC_SIZE = 4
 SCHEMA = "hadoop.hdfs."
 
@@ -151,16 +153,35 @@ class HadoopDataTransfer:
             },
         )
         pos, seq = start, 0
-        slab = max(bpc, PACKET_DATA - PACKET_DATA % bpc)
-        while pos < end:
-            data, crcs = dn.store.read_raw(rep, pos, min(slab, end - pos))
-            if not data:
-                break
-            writer.writelines(self._packet(pos, seq, data, crcs, last=False))
-            async with asyncio.timeout(dn.write_timeout):
-                await writer.drain()
-            pos += len(data)
-            seq += 1
+        slab = max(bpc, READ_PACKET_DATA - READ_PACKET_DATA % bpc)
+        # The replica's files are opened once and read in order, a packet at a time, in a
+        # worker thread one packet ahead of the socket, so the disk and the network overlap.
+        with open(rep.data_path, "rb") as df, open(rep.meta_path, "rb") as mf:
+            df.seek(start)
+            mf.seek(checksum.HEADER.size + start // bpc * CRC_SIZE)
+
+            def read(n: int) -> tuple[bytes, bytes]:
+                data = df.read(n)
+                return data, mf.read(-(-len(data) // bpc) * CRC_SIZE)
+
+            loop = asyncio.get_running_loop()
+            pending = loop.run_in_executor(None, read, min(slab, end - pos)) if pos < end else None
+            try:
+                while pending is not None:
+                    data, crcs = await pending
+                    pending = None
+                    if not data:
+                        break
+                    if pos + len(data) < end:
+                        pending = loop.run_in_executor(None, read, min(slab, end - pos - len(data)))
+                    writer.writelines(self._packet(pos, seq, data, crcs, last=False))
+                    async with asyncio.timeout(dn.write_timeout):
+                        await writer.drain()
+                    pos += len(data)
+                    seq += 1
+            finally:
+                if pending is not None:  # the files close only once no read is under way
+                    await asyncio.wait([pending])
         writer.writelines(self._packet(pos, seq, b"", b"", last=True))
         await writer.drain()
         # The reader's verdict (CHECKSUM_OK / SUCCESS) closes the exchange; a reader that
@@ -311,39 +332,45 @@ def request_bytes(schema: Schema, op: int, type_: str, message: dict) -> bytes:
 
 
 class _HadoopPackets:
-    """Reads a Hadoop client's packets and hands them on as racklab's packets to the
-    DataNode's pipeline code, pulling one packet per need (so the client is read no
-    faster than the pipeline takes)."""
+    """Reads a Hadoop client's packets for the DataNode's pipeline code, one packet per
+    call of recv_packet (so the client is read no faster than the pipeline takes), in the
+    shape racklab's own recv_packet returns: seqno, offset, flags, racklab's packet header
+    (what is forwarded downstream), the CRCs and the data, without copying the data."""
 
     def __init__(self, reader: asyncio.StreamReader, schema: Schema) -> None:
-        self.reader, self.schema, self.buf = reader, schema, bytearray()
+        self.reader, self.schema = reader, schema
 
-    async def readexactly(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            self.buf += await self._next_packet()
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
-    async def _next_packet(self) -> bytes:
+    async def recv_packet(self, bpc: int) -> tuple[int, int, int, bytes, memoryview, memoryview]:
         payload_len, header_len = struct.unpack(">IH", await self.reader.readexactly(6))
         if payload_len < 4 or payload_len > MAX_PACKET:
             raise PacketError(f"Incorrect value for packet payload size: {payload_len}")
         if header_len > 1024:
             raise PacketError(f"Incorrect value for packet header size: {header_len}")
+        offset, seqno, last, data_len = self._header(await self.reader.readexactly(header_len))
+        crc_len = payload_len - 4 - data_len
+        if data_len < 0 or crc_len != checksum.piece_count(offset, data_len, bpc) * CRC_SIZE:
+            raise PacketError(f"Invalid packet: payload {payload_len}, data {data_len}")
+        body = memoryview(await self.reader.readexactly(payload_len - 4))
+        flags = LAST if last else 0
+        raw = PACKET.pack(seqno, offset, data_len, flags)
+        return seqno, offset, flags, raw, body[:crc_len], body[crc_len:]
+
+    def _header(self, data: bytes) -> tuple[int, int, bool, int]:
+        """PacketHeaderProto -> offsetInBlock, seqno, lastPacketInBlock, dataLen. Clients
+        write its fixed-width fields in order (25 or 27 bytes): read those directly, and
+        anything else with the schema."""
+        if len(data) in (25, 27) and data[0:1] == b"\x09" and data[9:10] == b"\x11":
+            if data[18:19] == b"\x18" and data[20:21] == b"\x25":
+                (offset,) = struct.unpack_from("<q", data, 1)
+                (seqno,) = struct.unpack_from("<q", data, 10)
+                (data_len,) = struct.unpack_from("<i", data, 21)
+                if len(data) == 25 or data[25:26] == b"\x28":
+                    return offset, seqno, data[19] != 0, data_len
         try:
-            h = self.schema.decode(
-                SCHEMA + "PacketHeaderProto", await self.reader.readexactly(header_len)
-            )
+            h = self.schema.decode(SCHEMA + "PacketHeaderProto", data)
         except DecodeError as exc:
             raise PacketError(f"Invalid packet header: {exc}") from exc
-        data_len = h["dataLen"]
-        crc_len = payload_len - 4 - data_len
-        if data_len < 0 or crc_len < 0 or crc_len % CRC_SIZE:
-            raise PacketError(f"Invalid packet: payload {payload_len}, data {data_len}")
-        body = await self.reader.readexactly(payload_len - 4)
-        flags = LAST if h["lastPacketInBlock"] else 0
-        return PACKET.pack(h["seqno"], h["offsetInBlock"], data_len, flags) + body
+        return h["offsetInBlock"], h["seqno"], h["lastPacketInBlock"], h["dataLen"]
 
 
 class PacketError(OSError):
@@ -359,6 +386,7 @@ class _HadoopAcks:
         self.dt, self.out, self.links = dt, out, links
         self.buf = bytearray()
         self.replied = False
+        self.tails: dict[bytes, bytes] = {}
 
     def write(self, data: bytes) -> None:
         self.buf += data
@@ -387,14 +415,24 @@ class _HadoopAcks:
             seqno, count = ACK.unpack_from(self.buf)
             if len(self.buf) < ACK.size + count:
                 return
-            statuses = list(self.buf[ACK.size : ACK.size + count])
+            statuses = bytes(self.buf[ACK.size : ACK.size + count])
             del self.buf[: ACK.size + count]
+            self.out.write(self._ack(seqno, statuses))
+
+    def _ack(self, seqno: int, statuses: bytes) -> bytes:
+        """PipelineAckProto, delimited. Its fields after the seqno depend only on the
+        statuses: encoded once per set of statuses, the seqno put in front each time."""
+        tail = self.tails.get(statuses)
+        if tail is None:
             ack = {
-                "seqno": seqno,
+                "seqno": 0,
                 "reply": [STATUS_NAMES.get(st, "ERROR") for st in statuses],
                 "flag": [0] * len(statuses),
             }
-            self.out.write(self.dt.schema.encode_delimited(SCHEMA + "PipelineAckProto", ack))
+            tail = self.dt.schema.encode(SCHEMA + "PipelineAckProto", ack)[2:]  # after seqno 0
+            self.tails[statuses] = tail
+        body = b"\x08" + encode_varint(zigzag(seqno)) + tail  # field 1, sint64
+        return encode_varint(len(body)) + body
 
     def writelines(self, parts) -> None:
         for p in parts:

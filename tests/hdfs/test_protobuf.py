@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import pytest
 
@@ -190,3 +191,56 @@ def test_the_shipped_schemas_cover_the_client_protocol():
     for name in ("getFileInfo", "getListing", "mkdirs", "create", "addBlock", "complete"):
         req, resp = methods[name]
         assert req in S.messages and resp in S.messages
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"offsetInBlock": 0, "seqno": 0, "lastPacketInBlock": False, "dataLen": 65536},
+        {"offsetInBlock": 2**40 + 3, "seqno": 12345, "lastPacketInBlock": True, "dataLen": 0},
+        {"offsetInBlock": 512, "seqno": -1, "lastPacketInBlock": False, "dataLen": 0},
+        {
+            "offsetInBlock": 7,
+            "seqno": 1,
+            "lastPacketInBlock": False,
+            "dataLen": 5,
+            "syncBlock": True,
+        },
+    ],
+)
+def test_packet_headers_read_as_the_schema_reads_them(header):
+    # The DataNode reads the fixed-width PacketHeaderProto clients send without the
+    # generic decoder; whatever the layout, it must read what the schema reads.
+    import asyncio
+
+    from lab.services.hdfs.datatransfer_hadoop import _HadoopPackets
+
+    packets = _HadoopPackets(None, S)
+    canonical = S.encode("hadoop.hdfs.PacketHeaderProto", header)
+    # The same fields in another order (legal protobuf), which takes the general path.
+    fields = [canonical[0:9], canonical[9:18], canonical[18:20], canonical[20:25], canonical[25:]]
+    shuffled = b"".join([fields[2], fields[0], fields[3], fields[1], fields[4]])
+    want = (
+        header["offsetInBlock"],
+        header["seqno"],
+        header["lastPacketInBlock"],
+        header["dataLen"],
+    )
+    for data in (canonical, shuffled):
+        assert packets._header(data) == want
+
+    async def one_packet():
+        reader = asyncio.StreamReader()
+        crcs = b"\x00" * 4 * (1 if header["dataLen"] else 0)
+        body = crcs + b"x" * header["dataLen"]
+        reader.feed_data(struct.pack(">IH", 4 + len(body), len(canonical)) + canonical + body)
+        return await _HadoopPackets(reader, S).recv_packet(512)
+
+    if header["dataLen"] <= 512 and header["offsetInBlock"] % 512 + header["dataLen"] <= 512:
+        seqno, offset, flags, _, crcs, data = asyncio.run(one_packet())
+        assert (seqno, offset, bool(flags), len(data)) == (
+            header["seqno"],
+            header["offsetInBlock"],
+            header["lastPacketInBlock"],
+            header["dataLen"],
+        )

@@ -11,7 +11,14 @@ that runs and true once the file is closed; the client asks again until then.
 
 Hadoop gives the recovery to a primary DataNode (DNA_RECOVERBLOCK) which talks to the
 others over InterDatanodeProtocol; here the NameNode drives the same two calls itself,
-over the DataNodes' own data-transfer protocol. What a client sees is the same."""
+over the DataNodes' own data-transfer protocol. What a client sees is the same.
+
+Not yet as Hadoop: the NameNode's own expiry of a lease (its hard limit) still closes the
+file without an unfinished last block (NameNode.abandon_file) instead of recovering it,
+and a DataNode rolls back an unfinished replica whose writer is gone after
+dfs.client.socket-timeout (racklab's rule; Hadoop's DataNodes keep it for the NameNode to
+recover). So bytes a writer hsync'ed and then died are kept only if a client calls
+recoverLease before that timeout."""
 
 from __future__ import annotations
 

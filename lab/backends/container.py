@@ -240,6 +240,8 @@ class ContainerNode(Node):
                 self.client.volumes.get(self.volume).remove(force=True)
             except docker.errors.NotFound:
                 pass
+        if self.node_cgroup:
+            _remove_node_cgroup(self.spec.lab, self.node_cgroup)
 
     # commands and files
     def popen(self, argv: list[str], **kwargs) -> ContainerProcess:
@@ -477,6 +479,17 @@ class ContainerNode(Node):
         }
 
 
+def _remove_node_cgroup(lab: str, rel: str) -> None:
+    """A node's own cgroup, with what its services made under it, and the lab's when
+    that leaves it empty (racklab made it for the lab's nodes)."""
+    cg = Cgroup(rel)
+    if cg.exists():
+        cg.remove()
+    lab_cg = cgroups.lab_cgroup(lab)
+    if lab_cg.exists() and not any(p.is_dir() for d in lab_cg.dirs() for p in d.iterdir()):
+        lab_cg.remove()
+
+
 # ---- the backend --------------------------------------------------------------------
 
 
@@ -660,12 +673,22 @@ class ContainerBackend(Backend):
             for c in self.client.containers.list(all=True, filters=selector)
         }
         removed = cleanup_lab(self.client, lab)
+        lab_cg = cgroups.lab_cgroup(lab)
+        if lab_cg.exists():
+            # a node whose container went behind racklab's back left no label to find
+            # its cgroup by: the lab's node cgroups that hold no process go too (the
+            # lab is being removed; a live namespace node's cgroup holds its init)
+            for d in lab_cg.dirs()[:1]:
+                node_cgroups |= {
+                    lab_cg.child(p.name).rel
+                    for p in d.iterdir()
+                    if p.is_dir() and not lab_cg.child(p.name).pids()
+                }
         for rel in sorted(node_cgroups):
             cg = Cgroup(rel)
             if cg.exists():
                 cg.remove()  # with whatever the node's services made under it
                 removed.append(f"cgroup {rel}")
-        lab_cg = cgroups.lab_cgroup(lab)
         if (
             node_cgroups
             and lab_cg.exists()

@@ -113,7 +113,7 @@ class RemoteNode(Node):
         return self._call("logs")
 
     def command_prefix(self) -> list[str]:
-        # no terminal is carried yet: a shell there reads and answers line by line
+        # the relay carries the terminal too (a pty on the host when this is a terminal)
         return self._relay()
 
     # services

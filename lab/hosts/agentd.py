@@ -238,7 +238,8 @@ def run(blob: str, argv: list[str]) -> int:
     d = json.loads(base64.b64decode(blob))
     saved = d["saved"]
     node = get_backend(saved.get("backend", saved["kind"])).attach(_spec(d["spec"]), saved)
-    return node.popen(argv).wait()
+    env = {**os.environ, **d.get("env", {})} if d.get("env") else None
+    return node.popen(argv, env=env).wait()
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import shlex
+import shutil
 import sys
 import threading
 
@@ -31,11 +32,22 @@ def main(argv: list[str]) -> int:
     except HostError as e:
         print(f"error: {e}", file=sys.stderr)
         return 255
-    inner = base64.b64encode(json.dumps({"spec": d["spec"], "saved": d["saved"]}).encode())
+    # what `lab shell` sets for the shell (sshd takes no environment from us)
+    env = {k: os.environ[k] for k in ("PS1", "HOSTNAME", "TERM") if k in os.environ}
+    inner = base64.b64encode(
+        json.dumps({"spec": d["spec"], "saved": d["saved"], "env": env}).encode()
+    )
     cmd = shlex.join([d["python"], "-m", "lab.hosts.agentd", "run", inner.decode(), "--", *command])
     if not host.is_root:
         cmd = "sudo -n -- " + cmd
     chan = host.client.get_transport().open_session()
+    if os.isatty(0) and os.isatty(1):  # a terminal here: one there too (lab shell)
+        cols, rows = shutil.get_terminal_size()
+        chan.get_pty(term=os.environ.get("TERM", "xterm"), width=cols, height=rows)
+        chan.exec_command(cmd)
+        code = _interactive(chan)
+        host.close()
+        return code
     chan.exec_command(cmd)
 
     def feed() -> None:
@@ -65,6 +77,33 @@ def main(argv: list[str]) -> int:
     code = chan.recv_exit_status()
     host.close()
     return code
+
+
+def _interactive(chan) -> int:
+    """Raw terminal here, bytes both ways until the remote side ends; its exit status."""
+    import select
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(0)
+    tty.setraw(0)
+    try:
+        while True:
+            ready, _, _ = select.select([chan, 0], [], [])
+            if chan in ready:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 4096)
+                if not data:
+                    chan.shutdown_write()
+                else:
+                    chan.sendall(data)
+    finally:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+    return chan.recv_exit_status()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,14 @@ def sim():
     assert proc.returncode == 0, proc.stderr
     yield json.loads(proc.stdout)
     lab_cli("hosts", "simulate", "--remove", "--name", SET)
+
+
+def sshd_tails(sim, lines: int = 5) -> str:
+    """The last lines of each simulated host's sshd log: what a failure message needs
+    when a host stopped answering."""
+    out = []
+    for host in sim["hosts"]:
+        log = Path(sim["key"]).parent / host / "sshd.log"
+        text = log.read_text(errors="replace").splitlines()[-lines:] if log.is_file() else []
+        out.append(f"--- {host} sshd:\n" + "\n".join(text))
+    return "\n" + "\n".join(out)

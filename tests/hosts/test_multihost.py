@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import pytest
 
 from lab.topology import labid_of
 
-from .conftest import lab_cli
+from .conftest import lab_cli, sshd_tails
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -79,7 +81,7 @@ def lab(sim, tmp_path_factory):
     f.write_text(lab_text(sim))
     lab_cli("clean", LAB)
     proc = lab_cli("up", str(f), "--json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr + sshd_tails(sim)
     state = json.loads((Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").read_text())
     yield {"file": f, "status": json.loads(proc.stdout), "agents": state["agents"]}
     lab_cli("clean", LAB)
@@ -155,6 +157,32 @@ def test_exec_on_every_host_and_its_exit_status(lab, sim):
         assert (proc.returncode, proc.stdout) == (7, f"{node}\n")
         # the node is a process of that host, in that host's own cgroups
         assert node in ssh(sim, host, f"ls /sys/fs/cgroup/pids/racklab/{LAB}/")
+
+
+def test_a_shell_with_a_terminal_on_a_node_of_another_host(lab):
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `lab shell` on a terminal, as a user types it
+        os.execvp(sys.executable, [sys.executable, "-m", "lab", "shell", "n4", "--lab", LAB])
+    seen = b""
+
+    def read_until(word: bytes, seconds: float = 30) -> None:
+        nonlocal seen
+        end = time.monotonic() + seconds
+        while word not in seen and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    return
+
+    read_until(b"[n4]")
+    os.write(fd, b"echo on-$(hostname) $(tty)\n")
+    read_until(b"on-n4 /dev/pts/")
+    os.write(fd, b"exit 4\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"on-n4 /dev/pts/" in seen, seen  # a terminal on the host, inside the node
+    assert os.waitstatus_to_exitcode(status) == 4
 
 
 def test_status_and_graph_say_where_each_rack_runs(lab, tmp_path):

@@ -202,6 +202,12 @@ class Broker:
         won = await self.in_thread(self.zk.try_become_controller, self.id)
         if won:
             log.info("broker %d is the controller", self.id)
+            # Its first pass must count the brokers registered now, itself included:
+            # the brokers watch may not have reported yet (right after a restart it
+            # has not), and with none live every partition would look offline.
+            brokers = await self.in_thread(self.zk.live_brokers)
+            self.live_brokers = brokers
+            self.known_brokers.update(brokers)
             self.is_controller = True
             self.controller_id = self.id
             self._trigger_reconcile()

@@ -131,16 +131,24 @@ class ZkCluster:
                     ) from None
                 time.sleep(0.5)
 
+    def _brokers(self, children) -> dict[int, dict]:
+        brokers = {}
+        for c in children:
+            try:
+                data, _ = self.zk.get(f"/brokers/ids/{c}")
+                brokers[int(c)] = json.loads(data)
+            except NoNodeError:
+                continue
+        return brokers
+
+    def live_brokers(self) -> dict[int, dict]:
+        """The registered brokers now (what a new controller starts from, as Kafka's
+        reads /brokers/ids on failover rather than wait for a watch)."""
+        return self._brokers(self.zk.get_children("/brokers/ids"))
+
     def watch_brokers(self, cb: Callable[[dict[int, dict]], None]) -> None:
         def on_children(children):
-            brokers = {}
-            for c in children:
-                try:
-                    data, _ = self.zk.get(f"/brokers/ids/{c}")
-                    brokers[int(c)] = json.loads(data)
-                except NoNodeError:
-                    continue
-            self.loop.call_soon_threadsafe(cb, brokers)
+            self.loop.call_soon_threadsafe(cb, self._brokers(children))
 
         self.zk.ChildrenWatch("/brokers/ids", on_children)
 

@@ -519,6 +519,7 @@ class ContainerBackend(Backend):
         return self._client
 
     def prepare(self, specs: list[NodeSpec], progress=lambda msg: None) -> None:
+        self.client  # noqa: B018 - an engine that does not answer says so first, in its words
         if self._image is None and any(s.image is None for s in specs):
             progress("node image (built once, then cached)")
             self._node_image(progress=False)

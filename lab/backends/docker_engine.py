@@ -35,10 +35,26 @@ def docker_client():
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as exc:  # the SDK raises several unrelated types for "no engine"
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         raise ContainerError(
-            f"cannot reach the Docker engine ({exc}); `make docker` starts dockerd"
+            f"cannot reach the Docker engine at {where} ({_why(exc)}); `make docker` starts dockerd"
         ) from exc
     return client
+
+
+def _why(exc: BaseException) -> str:
+    """The system's reason under the SDK's wrappings (requests and urllib3 nest the
+    OSError in their exceptions' arguments), else the exception's own words."""
+    todo: list = [exc]
+    while todo:
+        e = todo.pop(0)
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror.lower()
+        if isinstance(e, BaseException):
+            todo += [*e.args, e.__cause__, e.__context__]
+        elif isinstance(e, tuple):
+            todo += list(e)
+    return str(exc)
 
 
 def docker_errors():

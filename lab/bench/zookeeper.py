@@ -14,7 +14,9 @@ requests (or 3 pipelined batches) in short slices taken in turns (Apache, rackla
 racklab, Apache, ...), so that load from elsewhere on a shared machine falls on both
 alike even when it comes and goes within seconds. A round's figure is requests over
 the time the server took; the median round is reported with the lowest and highest,
-and the ratio is racklab's median over Apache's.
+and the ratio is racklab's median over Apache's. For the synchronous workloads the
+median time of one request (median of the rounds' medians) is shown too: bursts of
+load from elsewhere move it much less than they move a mean.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class Subject:
         self.round = 0
         self.done = 0
         self.seconds = 0.0
+        self.latencies: list[float] = []
 
     def close(self) -> None:
         try:
@@ -160,28 +163,37 @@ class Subject:
         self.round += 1
         self.done = 0
         self.seconds = 0.0
+        self.latencies = []
 
     def slice(self, workload: str, count: int, pipeline: int) -> None:
         """`count` more requests of the round (one batch for the pipelined get)."""
         zk = self.zk
         r = self.round
         start = self.done
-        t0 = time.perf_counter()
+        clock = time.perf_counter
+        lat = self.latencies
+        t0 = clock()
         if workload == "sync create":
             for i in range(start, start + count):
+                t = clock()
                 zk.create(f"/bench/r{r}-n{i}", VALUE)
+                lat.append(clock() - t)
         elif workload == "sync get":
             for i in range(start, start + count):
+                t = clock()
                 zk.get(f"/bench/r1-n{i % self.created}")
+                lat.append(clock() - t)
         elif workload == "sync set":
             for i in range(start, start + count):
+                t = clock()
                 zk.set(f"/bench/r1-n{i % self.created}", VALUE)
+                lat.append(clock() - t)
         else:
             batch = [zk.get_async(f"/bench/r1-n{i % self.created}") for i in range(pipeline)]
             for res in batch:
                 res.get(timeout=60)
             count = pipeline
-        self.seconds += time.perf_counter() - t0
+        self.seconds += clock() - t0
         self.done += count
         if workload == "sync create" and r == 1:
             self.created = self.done
@@ -190,10 +202,19 @@ class Subject:
 SLICE = 100  # synchronous requests per turn
 
 
-def compare(subjects: list[Subject], args) -> dict[tuple[str, str], list[float]]:
+class Figures:
+    """One server's rounds of one workload: ops/s, and the median request time."""
+
+    def __init__(self):
+        self.ops: list[float] = []
+        self.p50: list[float] = []
+
+
+def compare(subjects: list[Subject], args) -> dict[tuple[str, str], Figures]:
     """Every round of every workload in turns of SLICE requests (one pipelined batch),
     alternating the order (A B B A ...), so both servers see the same load; each
-    server's rounds in ops/s."""
+    server's rounds in ops/s, and for the synchronous workloads the median time one
+    request took in each round."""
     for s in subjects:
         s.warm_up(args.pipeline)
     out: dict[tuple[str, str], list[float]] = {}
@@ -216,7 +237,10 @@ def compare(subjects: list[Subject], args) -> dict[tuple[str, str], list[float]]
                     if active(s):
                         s.slice(w, min(step, total - s.done), args.pipeline)
             for s in subjects:
-                out.setdefault((s.kind, w), []).append(s.done / s.seconds)
+                fig = out.setdefault((s.kind, w), Figures())
+                fig.ops.append(s.done / s.seconds)
+                if s.latencies:
+                    fig.p50.append(statistics.median(s.latencies))
     return out
 
 
@@ -292,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference == "apache" and not apache_zk_available():
         print("Apache ZooKeeper not found (Debian package `zookeeper`)", file=sys.stderr)
         return 2
-    rows: list[tuple[str, str, list[float], list[float]]] = []
+    rows: list[tuple[str, str, Figures, Figures]] = []
     with tempfile.TemporaryDirectory(prefix="zkbench-") as root:
         ref = args.reference
         setups = [("standalone", lambda k, label: standalone(k, root, label))]
@@ -316,11 +340,15 @@ def main(argv: list[str] | None = None) -> int:
     ref_name = "Apache ZK" if args.reference == "apache" else "racklab A/A"
     print(
         f"{'setup':<11} {'workload':<14} {ref_name + ' ops/s (low-high)':>29}"
-        f" {'racklab ops/s (low-high)':>25} {'ratio':>6}"
+        f" {'racklab ops/s (low-high)':>25} {'ratio':>6}   {'median request ms':>17} {'ratio':>6}"
     )
     for setup, name, a, o in rows:
-        am, om = statistics.median(a), statistics.median(o)
-        print(f"{setup:<11} {name:<14} {_fig(a):>29} {_fig(o):>25} {om / am:>5.2f}x")
+        ratio = statistics.median(o.ops) / statistics.median(a.ops)
+        line = f"{setup:<11} {name:<14} {_fig(a.ops):>29} {_fig(o.ops):>25} {ratio:>5.2f}x"
+        if a.p50 and o.p50:
+            ap, op = statistics.median(a.p50) * 1e3, statistics.median(o.p50) * 1e3
+            line += f"   {ap:>8.3f} {op:>8.3f} {ap / op:>5.2f}x"
+        print(line)
     return 0
 
 

@@ -223,7 +223,7 @@ def teardown_hosts(name: str, state: State, progress) -> list[str]:
     from lab.hosts.ssh import HostError
     from lab.topology.hosts import HostDef
 
-    from .lab import labid_of
+    from .lab import LabError, labid_of
 
     labid = state.get("labid") or labid_of(name)
     hosts = {n: HostDef(**h) for n, h in state.get("hosts", {}).items()}
@@ -244,16 +244,23 @@ def teardown_hosts(name: str, state: State, progress) -> list[str]:
         try:
             done = agent_of(spec, python).call("down", lab=name, labid=labid, kinds=kinds)
         except HostError as e:
-            progress(str(e))
-            return [f"host {host}: not reached ({e})"]
+            unreached.append(e)
+            return []
         return [f"host {host}: {what}" for what in done]
 
     removed: list[str] = []
+    unreached: list[HostError] = []
     if hosts:
         progress(f"removing the lab from {len(hosts)} hosts")
         with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
             for part in pool.map(one, hosts):
                 removed += part
+    if unreached:
+        # The lab's state stays (and this machine's part with it): the next `lab clean`
+        # reaches the host again, and nothing the lab made anywhere is lost track of.
+        raise LabError(
+            f"{unreached[0]}; the lab's part there stays until `lab clean {name}` reaches it"
+        )
     return removed
 
 

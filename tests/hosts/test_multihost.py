@@ -22,7 +22,7 @@ import pytest
 
 from lab.topology import labid_of
 
-from .conftest import lab_cli, sshd_tails
+from .conftest import SET, lab_cli, sshd_tails
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -234,7 +234,19 @@ def test_a_bad_host_stops_up_before_anything_is_made(lab, sim, tmp_path):
 
 
 def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):
-    proc = lab_cli("down", LAB)
+    # host 2 unreachable (its cable pulled on the set's switch): down says so, and
+    # keeps the lab's state, so that nothing it made there is lost track of
+    cable = ["ip", "-n", f"rlh{SET}-sw", "link", "set", "h2"]
+    subprocess.run([*cable, "down"], check=True)
+    try:
+        proc = lab_cli("down", LAB)
+    finally:
+        subprocess.run([*cable, "up"], check=True)
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("·")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert errors[0].startswith("error: host h2 (") and f"lab clean {LAB}" in errors[0]
+    assert (Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").exists()
+    proc = lab_cli("down", LAB)  # the host is back
     assert proc.returncode == 0, proc.stderr
     assert lab_leftovers(sim) == []
 

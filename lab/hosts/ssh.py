@@ -18,7 +18,8 @@ import paramiko
 
 from lab.topology.hosts import HostDef
 
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 10.0  # TCP: an unreachable host is said to be so within this
+SSHD_TIMEOUT = 60.0
 
 
 class HostError(Exception):
@@ -136,8 +137,10 @@ def connect(spec: HostDef, timeout: float = CONNECT_TIMEOUT) -> Host:
             look_for_keys=spec.key is None,
             allow_agent=spec.key is None,
             timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
+            # a host that answers TCP is there: its sshd gets longer to greet and log in
+            # (a busy machine forks and execs sshd for every connection)
+            banner_timeout=SSHD_TIMEOUT,
+            auth_timeout=SSHD_TIMEOUT,
         )
     except paramiko.BadHostKeyException:
         client.close()

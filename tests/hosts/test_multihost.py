@@ -52,7 +52,7 @@ def ssh(sim, i: int, cmd: str) -> str:
     c.load_host_keys(sim["known_hosts"])
     c.set_missing_host_key_policy(paramiko.RejectPolicy())
     c.connect(h["address"], username="root", key_filename=sim["key"],
-              look_for_keys=False, allow_agent=False, timeout=10)  # fmt: skip
+              look_for_keys=False, allow_agent=False, timeout=10, banner_timeout=60)  # fmt: skip
     with c:
         _, out, _ = c.exec_command(cmd, timeout=30)
         return out.read().decode()

@@ -34,6 +34,7 @@ def connect(sim, host: str, user: str = "root", known_hosts: str | None = None):
         look_for_keys=False,
         allow_agent=False,
         timeout=10,
+        banner_timeout=60,  # a loaded machine may take a while to start sshd's child
     )
     return c
 

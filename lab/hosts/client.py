@@ -57,10 +57,10 @@ class _Channel:
 class Agent:
     """The agent on one host."""
 
-    def __init__(self, spec: HostDef, python: str):
+    def __init__(self, spec: HostDef, python: str, host: Host | None = None):
         self.spec = spec
         self.python = python
-        self.host = connect(spec)
+        self.host = host or connect(spec)
         self._idle: list[_Channel] = []
         self._all: list[_Channel] = []
         self._lock = threading.Lock()
@@ -93,14 +93,15 @@ _agents: dict[str, Agent] = {}
 _agents_lock = threading.Lock()
 
 
-def agent(spec: HostDef | dict, python: str) -> Agent:
-    """The agent of this host for this command (connected once, on first use)."""
+def agent(spec: HostDef | dict, python: str, host: Host | None = None) -> Agent:
+    """The agent of this host for this command: connected once, on first use, or over
+    ``host``, a connection the command has already made (lab up's preflight)."""
     if isinstance(spec, dict):
         spec = HostDef(**spec)
     with _agents_lock:
         a = _agents.get(spec.name)
         if a is None or a.python != python:
-            a = _agents[spec.name] = Agent(spec, python)
+            a = _agents[spec.name] = Agent(spec, python, host)
         return a
 
 

@@ -102,22 +102,30 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
 
     t0 = time.monotonic()
     progress(f"checking {len(topo.hosts)} hosts")
+    # One connection per host for the whole command: made here for the checks, then
+    # handed to the hosts' agents (lab/hosts/client.py closes them at exit).
     try:
-        with Hosts(topo.hosts.values()) as hosts:
-            facts = preflight.check(list(hosts), topo.labid)
-            progress("racklab agent on every host")
-            wheels = agentmod.plan({n: f.target() for n, f in facts.items()})
-            installed = each(hosts, lambda h: agentmod.install(h, *wheels[h.name]))
-            # this machine's address as each host sees it: where its VXLAN sends to us
-            seen = each(hosts, lambda h: h.run("echo $SSH_CONNECTION", root=False).out.split())
+        hosts = Hosts(topo.hosts.values()).__enter__()
     except HostError as e:
         raise LabError(str(e)) from None
+    try:
+        facts = preflight.check(list(hosts), topo.labid)
+        progress("racklab agent on every host")
+        wheels = agentmod.plan({n: f.target() for n, f in facts.items()})
+        installed = each(hosts, lambda h: agentmod.install(h, *wheels[h.name]))
+        # this machine's address as each host sees it: where its VXLAN sends to us
+        seen = each(hosts, lambda h: h.run("echo $SSH_CONNECTION", root=False).out.split())
+    except BaseException as e:
+        hosts.close()
+        if isinstance(e, HostError):
+            raise LabError(str(e)) from None
+        raise
     state["agents"] = {n: i.as_dict() for n, i in installed.items()}
     state["host_facts"] = {n: f.as_dict() for n, f in facts.items()}
     state.save()
     underlay = {n: _resolve(h.address) for n, h in topo.hosts.items()}
     controller_at = {n: words[0] for n, words in seen.items()}
-    agents = {n: agent_of(topo.hosts[n], installed[n].python) for n in topo.hosts}
+    agents = {n: agent_of(topo.hosts[n], installed[n].python, hosts[n]) for n in topo.hosts}
 
     imp = _impairment(topo)
     prefix = ipaddress.IPv4Network(bb["net"]).prefixlen

@@ -58,6 +58,14 @@ def ssh(sim, i: int, cmd: str) -> str:
         return out.read().decode()
 
 
+def sshd_logins(sim) -> list[int]:
+    """How many logins each simulated host's sshd has accepted so far."""
+    return [
+        (Path(sim["key"]).parent / host / "sshd.log").read_text().count("Accepted publickey")
+        for host in sim["hosts"]
+    ]
+
+
 def lab_leftovers(sim) -> list[str]:
     """What of the lab is on this machine and on each host (checked over SSH)."""
     labid = labid_of(LAB)
@@ -251,6 +259,7 @@ def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):
     assert lab_leftovers(sim) == []
 
     # again, killed while the hosts make their nodes
+    logins = sshd_logins(sim)
     up = subprocess.Popen([sys.executable, "-m", "lab", "up", str(lab["file"])],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           start_new_session=True)  # fmt: skip
@@ -264,6 +273,8 @@ def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):
     os.killpg(up.pid, signal.SIGKILL)
     up.wait()
     assert any("starting 6 nodes" in line for line in seen), seen
+    # one SSH connection per host for the whole command: checks, agent, routers, nodes
+    assert [b - a for a, b in zip(logins, sshd_logins(sim), strict=True)] == [1, 1, 1]
     # the second up found the agents it needed: nothing was installed again (unless
     # racklab's source changed in between, in a checkout others are editing: the tag
     # hashes it, and a new version is installed)

@@ -451,8 +451,10 @@ def _ours(name: str) -> list[str]:
 
 
 def exists(name: str) -> bool:
-    """Whether anything of the set is on this machine (its state or a namespace)."""
-    return load(name) is not None or bool(_ours(name))
+    """Whether anything of the set is on this machine (its state, a namespace, or the
+    cgroups of a host whose processes outlived an earlier removal)."""
+    stale = any(n.startswith(f"rlh{name}-") for n in _cgroup_leftovers())
+    return load(name) is not None or bool(_ours(name)) or stale
 
 
 def _cgroup_leftovers() -> set[str]:

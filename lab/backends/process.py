@@ -85,8 +85,22 @@ class ProcessNode(Node):
         cg.set_cpus(self.spec.cpus)
         cg.set_memory(self.spec.memory)
         cg.set_pids(self.spec.pids)
-        self._leaf(INIT_LEAF)
-        self._leaf(SHELL_LEAF)
+        if cgroups.version() == 2:
+            # v2 lets no process into a cgroup that hands controllers down, and the init
+            # must sit in the node's cgroup to root its cgroup namespace there: the
+            # leaves are made bare now and get their controllers once the init has moved
+            # into its leaf (wait_ready)
+            for leaf in (INIT_LEAF, SHELL_LEAF):
+                for d in cg.child(leaf).dirs():
+                    d.mkdir(parents=True, exist_ok=True)
+            # a node started again: its cgroup handed them down the first time
+            ctl = cg.dirs()[0] / "cgroup.subtree_control"
+            enabled = ctl.read_text().split() if ctl.exists() else []
+            if enabled:
+                ctl.write_text(" ".join(f"-{c}" for c in enabled))
+        else:
+            self._leaf(INIT_LEAF)
+            self._leaf(SHELL_LEAF)
         cfg = {
             "hostname": self.spec.name,
             "init_cgroup_procs": cg.child(INIT_LEAF).procs_files(),
@@ -144,6 +158,9 @@ class ProcessNode(Node):
             raise NodeStartError(f"node {self.name}: init failed: {why}")
         self.pid = int(line)
         self.starttime = _starttime(self.pid)
+        if cgroups.version() == 2:  # the init is in its leaf now: the leaves get their limits
+            self._leaf(INIT_LEAF)
+            self._leaf(SHELL_LEAF)
 
     # lifecycle
     def start(self) -> None:

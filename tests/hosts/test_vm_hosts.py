@@ -1,0 +1,97 @@
+"""Two libvirt VMs as a lab's hosts: real separate kernels (cgroup v2 guests), reached
+over SSH like spare machines. The VMs are the nodes of a first lab on this machine;
+a second lab spreads its racks over them. Slow: two VM boots and the agent's install
+under emulation."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from lab.topology import labid_of
+
+from .conftest import lab_cli
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),  # VM boots and an install under emulation: minutes
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+]
+
+VMS = "mhvms"  # the lab whose VM nodes are the hosts
+LAB = "mhonvms"  # the lab spread over them
+DELAY_MS = 2.0
+
+
+@pytest.fixture(scope="module")
+def vm_hosts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vmhosts")
+    f = d / "vms.yaml"
+    f.write_text(
+        f"name: {VMS}\ndefaults: {{kind: vm, cpus: 1, memory: 1Gi}}\n"
+        "racks:\n  r1: {nodes: [vh1, vh2]}\n"
+    )
+    lab_cli("clean", VMS)
+    proc = lab_cli("up", str(f), "--json", timeout=900)
+    if proc.returncode != 0:
+        pytest.skip(f"VM nodes are not available here: {proc.stderr.strip()[-300:]}")
+    addrs = json.loads(proc.stdout)["network"]["nodes"]
+    key = Path(os.environ["RACKLAB_HOME"]) / VMS / "ssh" / "id_ed25519"
+    yield {"addrs": addrs, "key": str(key), "dir": d}
+    lab_cli("clean", LAB)
+    lab_cli("clean", VMS)
+
+
+def ssh(vm_hosts, node: str, cmd: str) -> str:
+    c = paramiko.SSHClient()
+    c.load_host_keys(str(vm_hosts["dir"] / "known_hosts"))
+    c.set_missing_host_key_policy(paramiko.RejectPolicy())
+    c.connect(vm_hosts["addrs"][node], username="root", key_filename=vm_hosts["key"],
+              look_for_keys=False, allow_agent=False, timeout=10, banner_timeout=60)  # fmt: skip
+    with c:
+        _, out, _ = c.exec_command(cmd, timeout=60)
+        return out.read().decode()
+
+
+def test_a_lab_across_two_vms(vm_hosts):
+    d = vm_hosts["dir"]
+    f = d / "spread.yaml"
+    a = vm_hosts["addrs"]
+    f.write_text(
+        f"name: {LAB}\nnetwork:\n  inter_rack: {{delay: {DELAY_MS}ms}}\nhosts:\n"
+        f"  v1: {{address: {a['vh1']}, key: {vm_hosts['key']}, known_hosts: {d / 'known_hosts'}}}\n"
+        f"  v2: {{address: {a['vh2']}, key: {vm_hosts['key']}, known_hosts: {d / 'known_hosts'}}}\n"
+        "racks:\n  r1: {host: v1, nodes: [a1]}\n  r2: {host: v2, nodes: [a2]}\n"
+    )
+    # unknown keys first: refused, then recorded on purpose
+    proc = lab_cli("up", str(f))
+    assert proc.returncode == 2 and "lab hosts trust" in proc.stderr
+    assert lab_cli("hosts", "trust", str(f)).returncode == 0
+
+    checked = json.loads(lab_cli("hosts", "check", str(f), "--json").stdout)
+    kernels = {h["kernel"] for h in checked.values()}
+    assert os.uname().release not in kernels  # the hosts run kernels of their own
+
+    proc = lab_cli("up", str(f), "--json", timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert {h: v["racks"] for h, v in status["hosts"].items()} == {"v1": ["r1"], "v2": ["r2"]}
+
+    ping = lab_cli("exec", "a1", "--lab", LAB, "--", "ping", "-c", "5", "-i", "0.2", "a2")
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    lo = float(re.search(r"= ([\d.]+)/", ping.stdout).group(1))
+    assert lo >= 2 * DELAY_MS
+    proc = lab_cli("exec", "a2", "--lab", LAB, "--", "cat", "/proc/sys/kernel/hostname")
+    assert (proc.returncode, proc.stdout) == (0, "a2\n")
+
+    assert lab_cli("down", LAB).returncode == 0
+    labid = labid_of(LAB)
+    for vm in ("vh1", "vh2"):
+        left = ssh(vm_hosts, vm, f"ip netns list | grep rl{labid}; ls -d "
+                                 f"/sys/fs/cgroup/racklab/{LAB} /var/lib/racklab/{LAB} 2>/dev/null")  # fmt: skip
+        assert left.strip() == ""

@@ -1,5 +1,5 @@
-"""One set of simulated hosts for every multi-host test of the run (three hosts: mht1,
-mht2, mht3), made once and removed at the end: each set costs a root filesystem per
+"""One set of simulated hosts for every multi-host test of the run (three hosts: SET1,
+SET2, SET3), made once and removed at the end: each set costs a root filesystem per
 host and, once an agent is on them, an install."""
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-SET = "mht"
+# Names of this run's own: two test runs on one machine (two sessions' `make test`) must
+# not remove each other's hosts or meet each other's lab (kernel objects are named
+# after it). RUN is 4 hex digits of the process id; a set's name is at most 8 characters.
+RUN = f"{os.getpid() & 0xFFFF:04x}"
+SET = f"mt{RUN}"
 
 
 def lab_cli(*args, timeout=600):
@@ -25,7 +29,6 @@ def lab_cli(*args, timeout=600):
 def sim():
     if os.geteuid() != 0:
         pytest.skip("simulated hosts need root")
-    lab_cli("hosts", "simulate", "--remove", "--name", SET)  # a crashed earlier run's
     proc = lab_cli("hosts", "simulate", "3", "--name", SET, "--json")
     assert proc.returncode == 0, proc.stderr
     yield json.loads(proc.stdout)

@@ -22,12 +22,12 @@ import pytest
 
 from lab.topology import labid_of
 
-from .conftest import SET, lab_cli, sshd_tails
+from .conftest import RUN, SET, lab_cli, sshd_tails
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multihost.yaml"
-LAB = "mhlab"
+LAB = f"mhlab{RUN}"
 DELAY_MS = 2.0  # the example's inter-rack delay
 
 
@@ -224,7 +224,7 @@ def test_zookeeper_under_a_partition_between_hosts_is_judged(lab):
 
 def test_a_bad_host_stops_up_before_anything_is_made(lab, sim, tmp_path):
     f = tmp_path / "guarded.yaml"
-    f.write_text(lab["file"].read_text().replace(f"name: {LAB}", "name: mhguard")
+    f.write_text(lab["file"].read_text().replace(f"name: {LAB}", f"name: mhguard{RUN}")
                  .replace("user: root", "user: guard"))  # fmt: skip
     proc = lab_cli("up", str(f))
     assert proc.returncode == 2
@@ -234,11 +234,11 @@ def test_a_bad_host_stops_up_before_anything_is_made(lab, sim, tmp_path):
         "passwordless sudo (a password is required); racklab needs root or sudo without a "
         "password (NOPASSWD)"
     ]
-    labid = labid_of("mhguard")
+    labid = labid_of(f"mhguard{RUN}")
     for i in (1, 2, 3):
-        look = f"ip netns list | grep rl{labid}; ls -d /var/lib/racklab/mhguard 2>/dev/null"
+        look = f"ip netns list | grep rl{labid}; ls -d /var/lib/racklab/mhguard{RUN} 2>/dev/null"
         assert ssh(sim, i, look).strip() == ""
-    assert not (Path(os.environ["RACKLAB_HOME"]) / "mhguard").exists()
+    assert not (Path(os.environ["RACKLAB_HOME"]) / f"mhguard{RUN}").exists()
 
 
 def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):

@@ -12,7 +12,7 @@ import paramiko
 import pytest
 import yaml
 
-from .conftest import SET, lab_cli
+from .conftest import RUN, SET, lab_cli
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -106,7 +106,7 @@ def test_logins_besides_root_and_their_sudo(sim):
 
 
 def test_cli_prints_a_hosts_section_and_remove_leaves_nothing():
-    name = "mhtrm"
+    name = f"mr{RUN}"
     lab_cli("hosts", "simulate", "--remove", "--name", name)
     made = lab_cli("hosts", "simulate", "1", "--name", name)
     assert made.returncode == 0, made.stderr

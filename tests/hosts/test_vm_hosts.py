@@ -15,7 +15,7 @@ import pytest
 
 from lab.topology import labid_of
 
-from .conftest import lab_cli
+from .conftest import RUN, lab_cli
 
 pytestmark = [
     pytest.mark.slow,
@@ -23,8 +23,8 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
 ]
 
-VMS = "mhvms"  # the lab whose VM nodes are the hosts
-LAB = "mhonvms"  # the lab spread over them
+VMS = f"mhvms{RUN}"  # the lab whose VM nodes are the hosts
+LAB = f"mhonvms{RUN}"  # the lab spread over them
 DELAY_MS = 2.0
 
 

@@ -23,7 +23,13 @@ def hosts_simulate(
     as_json: bool = JSON,
 ):
     """Make COUNT local hosts (own namespaces, own Debian root filesystem, real sshd) and
-    print the hosts section to paste into a topology file."""
+    print the hosts section to paste into a topology file.
+
+    \b
+    Example:
+      lab hosts simulate 3 --name try
+      lab hosts simulate --remove --name try
+    """
     from lab.hosts import simulate
 
     _need_root()
@@ -70,7 +76,12 @@ def _one_sentence():
 @hosts_app.command("trust")
 def hosts_trust(file: Path, as_json: bool = JSON):
     """Record the SSH host key of every host in FILE in its known_hosts (printing each
-    fingerprint to compare); a key that differs from the recorded one is refused."""
+    fingerprint to compare); a key that differs from the recorded one is refused.
+
+    \b
+    Example:
+      lab hosts trust examples/multihost.yaml
+    """
     from lab.hosts.trust import trust
 
     topo = _hosts_of(file)
@@ -83,7 +94,12 @@ def hosts_trust(file: Path, as_json: bool = JSON):
 
 @hosts_app.command("check")
 def hosts_check(file: Path, as_json: bool = JSON):
-    """Check every host in FILE as `lab up` does first; changes nothing anywhere."""
+    """Check every host in FILE as `lab up` does first; changes nothing anywhere.
+
+    \b
+    Example:
+      lab hosts check examples/multihost.yaml
+    """
     from lab.hosts import preflight
     from lab.hosts.ssh import Hosts
 
@@ -104,7 +120,12 @@ def hosts_check(file: Path, as_json: bool = JSON):
 @hosts_app.command("install")
 def hosts_install(file: Path, as_json: bool = JSON):
     """Check every host in FILE, then install the racklab agent on each (reused when
-    the host has this version already)."""
+    the host has this version already).
+
+    \b
+    Example:
+      lab hosts install examples/multihost.yaml
+    """
     from lab.hosts import agent, preflight
     from lab.hosts.ssh import Hosts, each
 
@@ -123,7 +144,12 @@ def hosts_install(file: Path, as_json: bool = JSON):
 
 @hosts_app.command("purge")
 def hosts_purge(file: Path, as_json: bool = JSON):
-    """Remove the racklab agent from every host in FILE."""
+    """Remove the racklab agent from every host in FILE.
+
+    \b
+    Example:
+      lab hosts purge examples/multihost.yaml
+    """
     from lab.hosts import agent
     from lab.hosts.ssh import Hosts, each
 
@@ -138,7 +164,12 @@ def hosts_purge(file: Path, as_json: bool = JSON):
 @bench_app.command("multihost")
 def bench_multihost(file: Path, as_json: bool = JSON):
     """FILE's lab across its hosts (the agent installed, then reused) beside the same lab
-    on this machine: lab up times and round trips across racks and within one."""
+    on this machine: lab up times and round trips across racks and within one.
+
+    \b
+    Example:
+      lab bench multihost examples/multihost.yaml
+    """
     from lab.bench import multihost
 
     _need_root()

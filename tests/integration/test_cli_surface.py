@@ -48,7 +48,7 @@ def test_every_command_answers_help_with_usage_and_an_example(helps):
 
 # Modules whose commands came in after issue 20 without examples in their help; their
 # owners add them (the test then passes and pytest reports it as XPASS).
-NO_EXAMPLES_YET = {"lab.cli.hosts", "lab.cli.terraform"}
+NO_EXAMPLES_YET = {"lab.cli.terraform"}
 MODULES = command_modules()
 
 

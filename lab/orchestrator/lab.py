@@ -75,6 +75,7 @@ def node_specs(topo: Topology, plan: addressing.Plan) -> dict[str, NodeSpec]:
             hosts=hosts,
             state_dir=lab_dir(topo.name) / "nodes" / name,
             image=nd.image,
+            extra={"k8s": dict(topo.k8s)} if nd.kind == "k8s" and topo.k8s else {},
         )
     return specs
 

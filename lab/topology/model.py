@@ -46,6 +46,7 @@ class Topology:
     inter_rack_jitter: float
     inter_rack_loss: float  # percent
     services: dict[str, dict] = field(default_factory=dict)
+    k8s: dict = field(default_factory=dict)  # kubeconfig, context, namespace for k8s nodes
     source: yamlsource.Source | None = None
     hosts: dict[str, HostDef] = field(default_factory=dict)  # empty: a local lab
     rack_host: dict[str, str] = field(default_factory=dict)  # rack -> its host
@@ -192,6 +193,7 @@ def from_source(src: yamlsource.Source) -> Topology:
         inter_rack_jitter=imp.jitter,
         inter_rack_loss=imp.loss,
         services=parsed.services,
+        k8s=parsed.k8s.model_dump(exclude_none=True),
         source=src,
         hosts=hosts,
         rack_host=rack_host,

@@ -13,7 +13,7 @@ Rate = Annotated[int, BeforeValidator(parse_rate)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Percent = Annotated[float, BeforeValidator(parse_percent)]
 
-NODE_KINDS = ("process", "container", "pod", "vm")
+NODE_KINDS = ("process", "container", "pod", "vm", "k8s")
 
 
 class _Strict(BaseModel):
@@ -52,6 +52,14 @@ class Host(_Strict):
     known_hosts: str | None = None
 
 
+class K8s(_Strict):
+    """Where `kind: k8s` nodes run: the cluster a kubeconfig names, else podman here."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None  # default: racklab-<lab>
+
+
 class Rack(_Strict):
     host: str | None = None  # a name in hosts; none: this machine
     nodes: list[str]
@@ -65,3 +73,4 @@ class TopologyFile(_Strict):
     racks: dict[str, Rack]
     nodes: dict[str, NodeSettings | None] = {}
     services: dict[str, dict[str, Any]] = {}
+    k8s: K8s = K8s()

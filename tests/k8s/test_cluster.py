@@ -80,3 +80,74 @@ def test_cluster_pod_is_a_node(cluster_node):
     assert not node.alive()
     node.start()
     assert node.alive() and node.exec(["true"]).ok
+
+
+KUBECONFIG_NOWHERE = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: nowhere
+  cluster: {{server: "https://127.0.0.1:{port}"}}
+contexts:
+- name: nowhere
+  context: {{cluster: nowhere, user: nobody}}
+current-context: nowhere
+users:
+- name: nobody
+  user: {{token: "none"}}
+"""
+
+
+@pytest.mark.parametrize("given", ["file", "env"])
+def test_a_cluster_that_does_not_answer_is_one_sentence(tmp_path, given):
+    """A kubeconfig (in the file's k8s section, or RACKLAB_KUBECONFIG) naming a port
+    nothing listens on (loopback, refused at once): `lab up` says so in one sentence,
+    exit 2, and leaves nothing behind."""
+    import socket
+    import subprocess
+    import sys
+
+    from lab.orchestrator.state import lab_dir
+    from lab.topology import labid_of
+
+    if os.geteuid() != 0:
+        pytest.skip("lab up needs root")
+    with socket.socket() as s:  # a free port: bound here, closed before the lab tries it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "kubeconfig"
+    conf.write_text(KUBECONFIG_NOWHERE.format(port=port))
+    name = "k8sn" + uuid.uuid4().hex[:6]
+    lab_file = tmp_path / "lab.yaml"
+    text = f"name: {name}\ndefaults: {{kind: k8s}}\nracks:\n  r1: {{nodes: [n1]}}\n"
+    env = {k: v for k, v in os.environ.items() if k != "RACKLAB_KUBECONFIG"}
+    if given == "file":
+        text += f"k8s: {{kubeconfig: {conf}, namespace: {name}-ns}}\n"
+    else:
+        env["RACKLAB_KUBECONFIG"] = str(conf)
+    lab_file.write_text(text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab", "up", str(lab_file)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: the cluster at https://127.0.0.1:{port} (kubeconfig {conf}) does not answer: "
+        "Connection refused"
+    )
+    assert not lab_dir(name).exists()
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert f"rl{labid_of(name)}" not in links
+
+
+def test_the_k8s_section_is_checked(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "lab.yaml"
+    bad.write_text("name: k8sbad\nracks:\n  r1: {nodes: [n1]}\nk8s: {kubeconfg: x}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab", "validate", str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert f"{bad}:4: k8s.kubeconfg: unknown field" in proc.stderr

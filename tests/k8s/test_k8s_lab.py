@@ -1,0 +1,172 @@
+"""A lab of `k8s` nodes with no kubeconfig: each node's Pod object played by `podman kube
+play` on this machine, plugged into the rack network like every kind. All four
+services are used from the host with the unmodified clients, a chaos run with a
+partition and a node kill is judged by its checker, and `lab down` leaves no pod,
+container, volume or interface."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+LAB = """
+name: {name}
+defaults: {{kind: k8s, cpus: 0.5, memory: 768Mi}}
+racks:
+  r1: {{nodes: [n1, n2]}}
+  r2: {{nodes: [n3]}}
+services:
+  zookeeper: {{nodes: [n1, n2, n3], tickTime: 500}}
+  kafka: {{nodes: [n1, n3], default.replication.factor: 2}}
+  hdfs: {{namenode: n1, datanodes: [n2, n3], dfs.replication: 2}}
+  yarn: {{resourcemanager: n2, nodemanagers: [n3]}}
+"""
+
+
+def _podman(*args: str) -> str:
+    from lab.backends.k8s_podman import env
+
+    return subprocess.run(
+        ["podman", *args], capture_output=True, text=True, env=env(), timeout=120
+    ).stdout
+
+
+def leftovers(name: str, labid: str) -> list[str]:
+    from lab.orchestrator.state import lab_dir
+
+    found = [f"pod {p}" for p in _podman("pod", "ps", "--format", "{{.Name}}").split() if name in p]
+    found += [
+        f"container {c}"
+        for c in _podman("ps", "-a", "--format", "{{.Names}}").split()
+        if f"racklab-{name}-" in c
+    ]
+    found += [
+        f"volume {v}"
+        for v in _podman("volume", "ls", "--format", "{{.Name}}").split()
+        if v.startswith(f"racklab-{name}-")
+    ]
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    found += [
+        f"interface {ln.split()[0]}" for ln in links.splitlines() if ln.startswith(f"rl{labid}")
+    ]
+    if lab_dir(name).exists():
+        found.append(f"state dir {lab_dir(name)}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def lab():
+    from lab.backends import k8s_podman
+
+    if os.geteuid() != 0:
+        pytest.skip("racklab labs need root")
+    why = k8s_podman.available()
+    if why:
+        pytest.skip(why)
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "info"], capture_output=True).returncode
+    ):
+        pytest.skip("no Docker engine answers (racklab's image is built there); `make docker`")
+    from lab.testing.plugin import LabFactory
+
+    name = "k8s" + uuid.uuid4().hex[:6]
+    factory = LabFactory()
+    # this is the no-cluster path, even where a cluster is configured for other tests
+    kubeconfig = os.environ.pop("RACKLAB_KUBECONFIG", None)
+    try:
+        state = factory(LAB.format(name=name))
+        yield factory, state
+    finally:
+        factory.teardown()
+        if kubeconfig is not None:
+            os.environ["RACKLAB_KUBECONFIG"] = kubeconfig
+
+
+def _addr(state, node: str) -> str:
+    return state["network"]["nodes"][node].split("/")[0]
+
+
+def test_nodes_are_podman_pods_in_their_racks(lab):
+    factory, state = lab
+    nodes = factory.nodes(state)
+    assert {n: d["engine"] for n, d in state["nodes"].items()} == dict.fromkeys(nodes, "podman")
+    n3 = nodes["n3"]
+    assert n3.exec(["hostname"]).stdout.strip() == "n3"
+    # every node by name, and across racks through the lab's router
+    assert n3.exec(["/bin/ping", "-c1", "-W5", "n1"]).ok
+    # the topology's limits are the pod's
+    assert n3.stats().memory_max == 768 * 2**20
+    n3.put_file("/srv/node/hello.txt", b"from the host\n")
+    assert n3.get_file("/srv/node/hello.txt") == b"from the host\n"
+
+
+def test_four_services_with_unmodified_clients(lab):
+    from hdfs import InsecureClient
+    from kafka import KafkaConsumer, KafkaProducer
+    from kazoo.client import KazooClient
+    from yarn_api_client import ResourceManager
+
+    _, state = lab
+    zk = KazooClient(",".join(f"{_addr(state, n)}:2181" for n in ("n1", "n2", "n3")))
+    zk.start(timeout=20)
+    try:
+        zk.create("/k8s", b"pods")
+        assert zk.get("/k8s")[0] == b"pods"
+    finally:
+        zk.stop()
+
+    bootstrap = [f"{_addr(state, n)}:9092" for n in ("n1", "n3")]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for i in range(5):
+        producer.send("pods", f"m{i}".encode()).get(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(
+        "pods", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=15000
+    )
+    assert [m.value for m in consumer][:5] == [f"m{i}".encode() for i in range(5)]
+    consumer.close()
+
+    client = InsecureClient(f"http://{_addr(state, 'n1')}:9870", user="root")
+    client.write("/k8s/file.txt", data=b"on pods" * 1000)
+    with client.read("/k8s/file.txt") as reader:
+        assert reader.read() == b"on pods" * 1000
+    assert client.status("/k8s/file.txt")["replication"] == 2
+
+    rm = ResourceManager(service_endpoints=[f"http://{_addr(state, 'n2')}:8088"])
+    deadline = time.monotonic() + 30
+    while rm.cluster_metrics().data["clusterMetrics"]["activeNodes"] < 1:
+        assert time.monotonic() < deadline, "the NodeManager never registered"
+        time.sleep(1)
+
+
+def test_chaos_partition_and_kill_on_pods(lab, chaos_run):
+    from lab.chaos.labctx import LabContext
+    from lab.net import faults as netfaults
+
+    _, state = lab
+    result = chaos_run(
+        state.name, "zk-register", "partition-majority,kill-node",
+        time_s=20, rate=10, seed=1, interval=4,
+    )  # fmt: skip
+    assert result.valid is True, result.anomalies
+    history = (result.run_dir / "history.jsonl").read_text()
+    assert "killed node" in history and "majority" in history
+    assert result.verdict["nemesis_errors"] == []
+    ctx = LabContext.attach(state.name)
+    assert all(ctx.nodes[n].alive() for n in ctx.nodes)
+    assert all(netfaults.blocked(ctx.netns(n)) == [] for n in ctx.nodes)
+
+
+def test_lab_down_leaves_nothing(lab):
+    from lab.orchestrator import lab as orch
+
+    factory, state = lab
+    name, labid = state.name, state["labid"]
+    orch.down(name)
+    assert leftovers(name, labid) == []

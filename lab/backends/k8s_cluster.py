@@ -316,8 +316,25 @@ class ClusterNode(Node):
             "this machine); without a kubeconfig they run in podman here, where they do"
         )
 
+    def net_exec(self, argv: list[str], timeout: float = 30) -> ExecResult:
+        """tc and iptables inside the pod's network namespace, by exec with the pod's
+        NET_ADMIN, as Chaos Mesh does it (the namespace is on a cluster node)."""
+        return self.exec(argv, timeout=timeout)
+
     def cgroup(self) -> str:
         return ""
+
+    # the pod's cgroup is on a cluster node: pressure through limits is not built
+    def set_limits(self, cpus: float | None = None, memory: int | None = None) -> None:
+        raise ClusterError(
+            f"node {self.name}: CPU and memory pressure on cluster pods is not built yet"
+        )
+
+    def restore_limits(self) -> None:
+        return  # set_limits never changed them
+
+    def memory_used(self) -> int | None:
+        return self.stats().memory_bytes
 
     def stats(self) -> Stats:
         """Memory as the pod's own cgroup counts it (v2 or v1), read from inside."""

@@ -284,6 +284,12 @@ class PodmanNode(Node):
         cg = self._cgroup()
         return cg.rel if cg is not None else ""
 
+    def set_limits(self, cpus: float | None = None, memory: int | None = None) -> None:
+        # never the hierarchy's root, which an empty path would name
+        if not self.cgroup():
+            raise PodmanError(f"node {self.name} is not running: no cgroup to limit")
+        super().set_limits(cpus, memory)
+
     def stats(self) -> Stats:
         cg = self._cgroup()
         return cg.summary() if cg is not None else Stats(pids=0)

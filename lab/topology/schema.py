@@ -74,3 +74,4 @@ class TopologyFile(_Strict):
     nodes: dict[str, NodeSettings | None] = {}
     services: dict[str, dict[str, Any]] = {}
     k8s: K8s = K8s()
+    terraform: str | None = None  # a rendered DIR whose VMs are this lab's (docs/TERRAFORM.md)

@@ -151,3 +151,13 @@ def service_status(node, svc: dict, address: str) -> dict:
             facts = {}
         out.update({k: v for k, v in facts.items() if k != "role"})
     return out
+
+
+def finish_up(topo, state, nodes: dict, plan, progress, t0: float) -> None:
+    """The last step of every `lab up`: the services deployed on the nodes made and
+    wired, and the lab marked up with the time it took."""
+    if topo.services:
+        deploy_all(topo, state, nodes, plan, progress)
+    state["phase"] = "up"
+    state["up_in"] = round(time.monotonic() - t0, 3)
+    state.save()

@@ -12,7 +12,6 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from lab import cgroups
 from lab.backends import BackendUnavailable, NodeSpec, get_backend
@@ -22,6 +21,7 @@ from lab.topology import Topology, labid_of
 from lab.topology import loads as load_topology_text
 
 from . import deploy
+from . import state as state_mod
 from .state import State, known_labs, lab_dir
 
 Progress = Callable[[str], None]
@@ -113,23 +113,7 @@ def up(topo: Topology, progress: Progress = _quiet) -> State:
     progress("planning addresses")
     plan = plan_addresses(topo)
     specs = node_specs(topo, plan)
-    text = topo.source.text if topo.source is not None else ""
-    state = State(
-        topo.name,
-        {
-            "name": topo.name,
-            "labid": topo.labid,
-            "file": str(Path(topo.file).resolve()) if Path(topo.file).exists() else topo.file,
-            "topology": text,
-            "phase": "creating",
-            "started": time.time(),
-            "up_pid": os.getpid(),  # `lab clean` leaves a lab alone while this runs
-            "network": plan.to_json(),
-            "nodes": {},
-            "services": {},
-        },
-    )
-    state.save()
+    state = state_mod.begin(topo, plan)
     try:
         _build(topo, state, plan, specs, backends, progress)
     except BaseException:
@@ -165,11 +149,7 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     state["wired_in"] = round(time.monotonic() - t0, 3)
     state.save()
 
-    if topo.services:
-        deploy.deploy_all(topo, state, nodes, plan, progress)
-    state["phase"] = "up"
-    state["up_in"] = round(time.monotonic() - t0, 3)
-    state.save()
+    deploy.finish_up(topo, state, nodes, plan, progress, t0)
     progress(f"lab {topo.name} is up ({state['up_in']:.2f} s)")
 
 

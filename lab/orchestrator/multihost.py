@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from lab.backends.remote import RemoteNode, _spec_json
 from lab.net import addressing, backbone, fabric
 from lab.topology import Topology
 
 from . import deploy
+from . import state as state_mod
 from .state import State
 
 
@@ -62,27 +61,15 @@ def up(topo: Topology, progress) -> State:
     bb = backbone_plan(topo, plan)
     specs = node_specs(topo, plan)
     port = preflight.vxlan_port(topo.labid)
-    state = State(
-        topo.name,
-        {
-            "name": topo.name,
-            "labid": topo.labid,
-            "file": str(Path(topo.file).resolve()) if Path(topo.file).exists() else topo.file,
-            "topology": topo.source.text if topo.source is not None else "",
-            "phase": "creating",
-            "started": time.time(),
-            "up_pid": os.getpid(),
-            "network": plan.to_json(),
-            # before any host is touched: down and clean reach every one from here
-            "hosts": {n: h.as_dict() for n, h in topo.hosts.items()},
-            "rack_host": topo.rack_host,
-            "backbone": {**bb, "port": port, "vni": backbone.vni(topo.labid)},
-            "agents": {},
-            "nodes": {},
-            "services": {},
-        },
+    state = state_mod.begin(
+        topo,
+        plan,
+        # before any host is touched: down and clean reach every one from here
+        hosts={n: h.as_dict() for n, h in topo.hosts.items()},
+        rack_host=topo.rack_host,
+        backbone={**bb, "port": port, "vni": backbone.vni(topo.labid)},
+        agents={},
     )
-    state.save()
     try:
         _build(topo, state, plan, bb, specs, port, progress)
     except BaseException:
@@ -195,11 +182,7 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
     state["wired_in"] = round(time.monotonic() - t0, 3)
     state.save()
 
-    if topo.services:
-        deploy.deploy_all(topo, state, nodes, plan, progress)
-    state["phase"] = "up"
-    state["up_in"] = round(time.monotonic() - t0, 3)
-    state.save()
+    deploy.finish_up(topo, state, nodes, plan, progress, t0)
     progress(f"lab {topo.name} is up on {len(topo.hosts)} hosts ({state['up_in']:.2f} s)")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -64,3 +65,27 @@ def known_labs() -> list[str]:
     if not h.is_dir():
         return []
     return sorted(p.name for p in h.iterdir() if (p / "state.json").exists())
+
+
+def begin(topo, plan, **extra) -> State:
+    """The state of a lab about to be made, saved before anything is made: what `lab
+    down` and `lab clean` need to find everything later (`extra`: what a kind of lab
+    adds, such as the hosts it spans)."""
+    state = State(
+        topo.name,
+        {
+            "name": topo.name,
+            "labid": topo.labid,
+            "file": str(Path(topo.file).resolve()) if Path(topo.file).exists() else topo.file,
+            "topology": topo.source.text if topo.source is not None else "",
+            "phase": "creating",
+            "started": time.time(),
+            "up_pid": os.getpid(),  # `lab clean` leaves a lab alone while this runs
+            "network": plan.to_json(),
+            **extra,
+            "nodes": {},
+            "services": {},
+        },
+    )
+    state.save()
+    return state

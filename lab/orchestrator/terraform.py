@@ -18,6 +18,7 @@ from lab.backends import get_backend
 from lab.terraform import outputs
 from lab.topology import Topology
 
+from . import state as state_mod
 from .state import State
 
 BACKEND = "vm-terraform"
@@ -77,22 +78,7 @@ def up(topo: Topology, progress) -> State:
             "key": str(tlab.keys / "id_ed25519"),
             "host_key": str(tlab.keys / "hosts" / name),
         }
-    state = State(
-        topo.name,
-        {
-            "name": topo.name,
-            "labid": topo.labid,
-            "file": str(Path(topo.file).resolve()) if Path(topo.file).exists() else topo.file,
-            "topology": topo.source.text if topo.source is not None else "",
-            "phase": "creating",
-            "started": time.time(),
-            "network": plan.to_json(),
-            "terraform": str(tdir),
-            "nodes": {},
-            "services": {},
-        },
-    )
-    state.save()
+    state = state_mod.begin(topo, plan, terraform=str(tdir))
     t0 = time.monotonic()
     try:
         backend = get_backend(BACKEND)
@@ -102,11 +88,7 @@ def up(topo: Topology, progress) -> State:
             state["nodes"][name] = node.describe()
         state["wired_in"] = round(time.monotonic() - t0, 3)
         state.save()
-        if topo.services:
-            deploy.deploy_all(topo, state, nodes, plan, progress)
-        state["phase"] = "up"
-        state["up_in"] = round(time.monotonic() - t0, 3)
-        state.save()
+        deploy.finish_up(topo, state, nodes, plan, progress, t0)
     except BaseException:
         progress("failed: undoing what racklab did in the VMs (they stay: terraform's)")
         teardown(topo.name, state, progress)

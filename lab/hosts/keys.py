@@ -3,36 +3,11 @@ known_hosts lines, without needing ssh-keygen on the machine running racklab."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+# One key writer for the VMs' keys, terraform's and the hosts': ``path`` (0600) and
+# ``path``.pub, the public key line returned.
+from lab.backends.vm.ssh import write_ed25519 as write_keypair
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-
-def new_keypair(comment: str) -> tuple[bytes, str]:
-    """-> (private key file content, public key line), both as ssh-keygen writes them."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return private, f"{public.decode()} {comment}"
-
-
-def write_keypair(path: Path, comment: str) -> str:
-    """Write ``path`` (0600) and ``path``.pub; returns the public key line."""
-    private, public = new_keypair(comment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(private)
-    path.with_name(path.name + ".pub").write_text(public + "\n")
-    return public
+__all__ = ["known_hosts_line", "write_keypair"]
 
 
 def known_hosts_line(address: str, port: int, public_line: str) -> str:

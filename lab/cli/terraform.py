@@ -42,7 +42,14 @@ def render(
     pool: str = typer.Option("default", "--pool", help="The libvirt storage pool."),
     as_json: bool = JSON,
 ):
-    """Write a terraform root module declaring FILE's VM nodes (then terraform init/apply)."""
+    """Write a terraform root module declaring FILE's VM nodes (then terraform init/apply).
+
+    \b
+    Examples:
+      lab terraform render examples/terraform.yaml -o tf
+      lab terraform render lab.yaml -o tf --rack r1=h1 --rack r2=h2 \\
+          --host h1=qemu+ssh://root@spare1/system --host h2=qemu:///system
+    """
     from lab.terraform.render import RenderError
     from lab.terraform.render import render as do_render
     from lab.topology import load

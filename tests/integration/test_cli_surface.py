@@ -46,16 +46,11 @@ def test_every_command_answers_help_with_usage_and_an_example(helps):
         assert [line for line in r.stdout.splitlines() if len(line) > 80] == [], where
 
 
-# Modules whose commands came in after issue 20 without examples in their help; their
-# owners add them (the test then passes and pytest reports it as XPASS).
-NO_EXAMPLES_YET = {"lab.cli.terraform"}
 MODULES = command_modules()
 
 
 @pytest.mark.parametrize("module", sorted(set(MODULES.values())))
-def test_every_command_shows_an_example(helps, module, request):
-    if module in NO_EXAMPLES_YET:
-        request.applymarker(pytest.mark.xfail(reason=f"{module}: no examples yet (issue 20)"))
+def test_every_command_shows_an_example(helps, module):
     mine = [p for p, m in MODULES.items() if m == module]
     missing = [p for p in mine if "Example" not in helps[p].stdout]
     assert missing == [], "--help shows no example"

@@ -21,7 +21,7 @@ import sys
 from lab.backends.base import Backend, ExecResult, Node, NodeError, NodeSpec, Stats
 
 
-def _spec_json(spec: NodeSpec) -> dict:
+def spec_json(spec: NodeSpec) -> dict:
     d = dataclasses.asdict(spec)
     d["state_dir"] = str(spec.state_dir)
     return d
@@ -42,7 +42,7 @@ class RemoteNode(Node):
     def _call(self, method: str, *args, **kwargs):
         return self._agent().call(
             "node",
-            spec=_spec_json(self.spec),
+            spec=spec_json(self.spec),
             saved=self.remote,
             method=method,
             args=list(args),
@@ -79,7 +79,7 @@ class RemoteNode(Node):
     def _relay(self) -> list[str]:
         """A local command that runs what follows it inside this node (lab/hosts/relay.py)."""
         blob = {"host": self.saved["host"], "python": self.saved["agent_python"],
-                "spec": _spec_json(self.spec), "saved": self.remote}  # fmt: skip
+                "spec": spec_json(self.spec), "saved": self.remote}  # fmt: skip
         encoded = base64.b64encode(json.dumps(blob).encode()).decode()
         return [sys.executable, "-m", "lab.hosts.relay", encoded, "--"]
 

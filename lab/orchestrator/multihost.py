@@ -23,7 +23,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from lab.backends.remote import RemoteNode, _spec_json
+from lab.backends.remote import RemoteNode, spec_json
 from lab.net import addressing, backbone, fabric
 from lab.topology import Topology
 
@@ -165,7 +165,7 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
         mine = [s for s in specs.values() if topo.rack_host[s.rack] == host]
         if not mine:
             return []
-        return agents[host].call("create", specs=[_spec_json(s) for s in mine])
+        return agents[host].call("create", specs=[spec_json(s) for s in mine])
 
     progress(f"starting {len(specs)} nodes on {len(topo.hosts)} hosts")
     with ThreadPoolExecutor(max_workers=len(topo.hosts)) as pool:

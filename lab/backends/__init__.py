@@ -24,7 +24,9 @@ class BackendUnavailable(RuntimeError):
     pass
 
 
-def get_backend(kind: str) -> Backend:
+def get_backend(kind: str, **options) -> Backend:
+    """The backend of ``kind``; ``options`` go to its constructor (e.g. ``image=`` for
+    container and pod nodes, the host and agent for remote ones)."""
     module, cls = _BACKENDS[kind]
     try:
         mod = importlib.import_module(module)
@@ -34,7 +36,7 @@ def get_backend(kind: str) -> Backend:
                 f"node kind {kind!r} is not available in this racklab yet"
             ) from None
         raise
-    return getattr(mod, cls)()
+    return getattr(mod, cls)(**options)
 
 
 def kinds() -> list[str]:

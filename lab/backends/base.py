@@ -270,6 +270,12 @@ class Backend(abc.ABC):
         so that `lab up` can show it as a step of its own."""
         return  # a default, not a stub
 
+    def facts(self) -> dict:
+        """What a report should say about the machinery under this kind on this
+        machine (the engine's version, a VM's accelerator), for benchmarks' headers;
+        raises NodeError when that machinery does not answer."""
+        return {}
+
     @abc.abstractmethod
     def create(self, spec: NodeSpec) -> Node: ...
 

@@ -524,6 +524,12 @@ class ContainerBackend(Backend):
             progress("node image (built once, then cached)")
             self._node_image(progress=False)
 
+    def facts(self) -> dict:
+        return {
+            "docker": self.client.version()["Version"],
+            "image": self._image or _ensured_image,
+        }
+
     def _node_image(self, progress: bool = True) -> str:
         """racklab's node image, ensured once per process: the orchestrator creates
         nodes from several threads, and container and pod nodes of one lab must run

@@ -172,11 +172,40 @@ class RemoteNode(Node):
 
 
 class RemoteBackend(Backend):
-    """Finds nodes on other hosts again (they are made by the orchestrator through the
-    agents, several at once per host: lab/orchestrator/multihost.py)."""
+    """Makes nodes on one other host through its agent, all of a host's nodes in one
+    request (the host's own backend starts them in parallel there), and finds nodes on
+    other hosts again from saved state.
+
+    ``host`` is the host's entry of the topology (as a dict) and ``agent_python`` the
+    agent's Python there; both are needed only to make nodes (attach reads them from
+    what each node saved)."""
+
+    def __init__(self, host: dict | None = None, agent_python: str | None = None):
+        self.host = host
+        self.agent_python = agent_python
 
     def create(self, spec: NodeSpec) -> Node:
-        raise NodeError("nodes on other hosts are made by the hosts' agents")
+        return self.create_many([spec])[0]
+
+    def create_many(self, specs: list[NodeSpec]) -> list[Node]:
+        if self.host is None or self.agent_python is None:
+            raise NodeError("nodes on other hosts are made through a host's agent")
+        if not specs:
+            return []
+        from lab.hosts.client import agent
+
+        made = agent(self.host, self.agent_python).call(
+            "create", specs=[spec_json(s) for s in specs]
+        )
+        by_name = {s.name: s for s in specs}
+        nodes = {
+            r["name"]: RemoteNode(
+                by_name[r["name"]],
+                {"host": self.host, "remote": r, "agent_python": self.agent_python},
+            )
+            for r in made
+        }
+        return [nodes[s.name] for s in specs]
 
     def attach(self, spec: NodeSpec, saved: dict) -> RemoteNode:
         return RemoteNode(spec, saved)

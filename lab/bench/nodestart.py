@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from lab.backends.base import NodeSpec
+from lab.backends import NodeSpec, get_backend
 
 KINDS = ("process", "container", "pod")
 
@@ -45,22 +45,8 @@ def _spec(kind: str, lab: str, name: str, state_root: Path) -> NodeSpec:
     )
 
 
-def _backend(kind: str, image: str):
-    if kind == "process":
-        from lab.backends.process import ProcessBackend
-
-        return ProcessBackend()
-    if kind == "container":
-        from lab.backends.container import ContainerBackend
-
-        return ContainerBackend(image=image)
-    from lab.backends.pod import PodBackend
-
-    return PodBackend(image=image)
-
-
-def start_to_ready(kind: str, image: str, lab: str, i: int, state_root: Path) -> float:
-    backend = _backend(kind, image)
+def start_to_ready(kind: str, lab: str, i: int, state_root: Path) -> float:
+    backend = get_backend(kind)
     spec = _spec(kind, lab, f"{kind[:3]}{i}", state_root)
     t0 = time.perf_counter()
     node = backend.create(spec)
@@ -121,15 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         raise SystemExit("needs root (namespaces, cgroups, Docker)")
     kinds = [k for k in a.kinds.split(",") if k]
-    from lab.backends.container import docker_client
-    from lab.images import ensure_node_image
-
-    image = ensure_node_image(progress=not a.json) if set(kinds) & {"container", "pod"} else ""
-    client = docker_client() if image else None
-    if image:
-        from lab.backends import container
-
-        container._ensured_image = image  # `lab up` below must not rebuild mid-run
+    engine = {}
+    if set(kinds) & {"container", "pod"}:
+        # the node image, ensured once for this process: every backend made below and
+        # `lab up` use it, so nothing is rebuilt mid-run
+        docker = get_backend("container")
+        docker.prepare(
+            [_spec("container", "bench", "probe", Path())],
+            progress=lambda msg: print(msg, file=sys.stderr),
+        )
+        engine = docker.facts()
     from lab import cgroups
 
     machine = {
@@ -138,15 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "cgroup": cgroups.version(),
         "python": platform.python_version(),
-        "docker": client.version()["Version"] if client else None,
-        "image": image,
+        "docker": engine.get("docker"),
+        "image": engine.get("image", ""),
     }
     times: dict[str, list[float]] = {k: [] for k in kinds}
     lab = "bn" + uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="racklab-bench-") as tmp:
         for i in range(a.runs):
             for kind in kinds:
-                times[kind].append(start_to_ready(kind, image, lab, i, Path(tmp)))
+                times[kind].append(start_to_ready(kind, lab, i, Path(tmp)))
     result = {"machine": machine, "start_to_ready": {k: summary(v) for k, v in times.items()}}
     if a.lab_nodes:
         ups: dict[str, list[float]] = {k: [] for k in kinds}

@@ -263,11 +263,12 @@ def summarize(results: list[KindResult]) -> dict:
 def machine(results: list[KindResult]) -> dict:
     accel = next((r.facts["accelerator"] for r in results if r.facts.get("accelerator")), None)
     if accel is None:
-        try:
-            from lab.backends.vm import accelerator, connect
+        from lab.backends import BackendUnavailable, get_backend
+        from lab.backends.base import NodeError
 
-            accel = accelerator(connect())[0]
-        except Exception:  # noqa: BLE001 - no libvirt here: say so
+        try:
+            accel = get_backend("vm").facts()["accelerator"]
+        except (BackendUnavailable, NodeError):  # no libvirt here: say so
             accel = "n/a (no libvirt)"
     return {
         "host": platform.node(),

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.runs < 1:
         p.error("--runs must be at least 1")
 
-    from lab.backends.vm import VMError
+    from lab.backends.base import NodeError
     from lab.images.vm import build_vm_image
     from lab.orchestrator import lab as orch
     from lab.topology import loads
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     topo = loads(TOPOLOGY.format(name=name, cpus=a.cpus, memory=a.memory), "vmboot.yaml")
     try:
         state = orch.up(topo)
-    except VMError as e:
+    except NodeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:

@@ -148,11 +148,16 @@ def _signal_name(returncode: int | None) -> str | None:
 # --- the exercises ---------------------------------------------------------------------
 
 
+def _cg(node) -> cgroups.Cgroup:
+    """The node's cgroup, where the exercises make their leaves and read the counters."""
+    return cgroups.Cgroup(node.cgroup())
+
+
 def exercise_memory(node) -> dict:
-    leaf = node.cg.child("memhog").create()
-    limit = node.cg.limits()["memory"]
+    leaf = _cg(node).child("memhog").create()
+    limit = _cg(node).limits()["memory"]
     cap = 4 * MEMORY // MiB  # if the limit fails, the hog stops by itself at 4x
-    before = _counters(node.cg, "oom_kills")
+    before = _counters(_cg(node), "oom_kills")
     proc = node.popen(
         _python(node, MEMORY_HOG, cap),
         cgroup_leaf="memhog",
@@ -166,10 +171,10 @@ def exercise_memory(node) -> dict:
         out, _err = proc.communicate()
     finally:
         timer.cancel()
-    kills, where = _delta(before, _counters(node.cg, "oom_kills"))
+    kills, where = _delta(before, _counters(_cg(node), "oom_kills"))
     counts = [int(x) for x in out.split() if x.isdigit()]
     allocated = counts[-1] if counts else 0
-    stats = node.cg.stats()
+    stats = _cg(node).stats()
     killed_by = _signal_name(proc.returncode)
     held = kills >= 1 and killed_by == "SIGKILL" and allocated < cap
     return {
@@ -196,9 +201,9 @@ def exercise_memory(node) -> dict:
 
 
 def exercise_cpu(node) -> dict:
-    leaf = node.cg.child("cpuhog").create()
-    quota = node.cg.limits()["cpus"]
-    s0, t0 = node.cg.stats(), time.monotonic()
+    leaf = _cg(node).child("cpuhog").create()
+    quota = _cg(node).limits()["cpus"]
+    s0, t0 = _cg(node).stats(), time.monotonic()
     proc = node.popen(
         _python(node, CPU_SPINNER, CPU_WORKERS, CPU_SECONDS),
         cgroup_leaf="cpuhog",
@@ -212,7 +217,7 @@ def exercise_cpu(node) -> dict:
         _out, err = proc.communicate()
     finally:
         timer.cancel()
-    s1, t1 = node.cg.stats(), time.monotonic()
+    s1, t1 = _cg(node).stats(), time.monotonic()
     wall = t1 - t0
     used = (s1["cpu_usec"] - s0["cpu_usec"]) / 1e6
     share = used / wall
@@ -243,10 +248,10 @@ def exercise_cpu(node) -> dict:
 
 
 def exercise_pids(node) -> dict:
-    leaf = node.cg.child("forker").create()
-    limit = node.cg.limits()["pids"]
+    leaf = _cg(node).child("forker").create()
+    limit = _cg(node).limits()["pids"]
     cap = 10 * PIDS  # if the limit fails, the forker stops by itself
-    before = _counters(node.cg, "pids_max_hits")
+    before = _counters(_cg(node), "pids_max_hits")
     proc = node.popen(
         _python(node, FORKER, cap),
         cgroup_leaf="forker",
@@ -258,8 +263,8 @@ def exercise_pids(node) -> dict:
     timer = _watchdog(30, leaf)
     try:
         line = proc.stdout.readline()
-        current = node.cg.stats().get("pids")  # while the forker's children are all alive
-        hits, where = _delta(before, _counters(node.cg, "pids_max_hits"))
+        current = _cg(node).stats().get("pids")  # while the forker's children are all alive
+        hits, where = _delta(before, _counters(_cg(node), "pids_max_hits"))
         _out, err = proc.communicate(input="\n")
     finally:
         timer.cancel()
@@ -324,7 +329,7 @@ def _io_limit_file(cg: Cgroup, device: str) -> str | None:
 
 
 def _dd(node, leaf: str) -> dict:
-    cg = node.cg.child(leaf).create()
+    cg = _cg(node).child(leaf).create()
     before = cg.stats().get("io_write_bytes") or 0
     target = "/srv/node/io-demo"
     t0 = time.monotonic()
@@ -373,9 +378,9 @@ def exercise_io(node, device: str) -> list[dict]:
     )
     rows = []
     m = _dd(node, "shell")
-    rows.append(_io_row(node.cg, device, m, "the node's cgroup (as racklab sets it)", note))
+    rows.append(_io_row(_cg(node), device, m, "the node's cgroup (as racklab sets it)", note))
     if cgroups.version() == 1 and not rows[-1]["held"] and "error" not in m:
-        writer = node.cg.child("iowriter").create()
+        writer = _cg(node).child("iowriter").create()
         writer.set_io(IO_BPS, device)
         m2 = _dd(node, "iowriter")
         rows.append(
@@ -427,7 +432,7 @@ def run(progress=lambda msg: None) -> dict:
     t0 = time.monotonic()
     progress(f"making a node with cpus={CPUS}, memory={MEMORY // MiB}Mi, pids={PIDS}")
     with demo_node("demo-cg", "cgdemo", **limits) as node:
-        info = {"name": node.name, "host_pid": node.pid, "cgroup": node.cgroup()}
+        info = {"name": node.name, "host_pid": node.describe()["pid"], "cgroup": node.cgroup()}
         steps = [
             ("memory", f"memory: allocating past {MEMORY // MiB} MiB", exercise_memory),
             ("cpu", f"cpu: {CPU_WORKERS} spinners for {CPU_SECONDS:g} s", exercise_cpu),

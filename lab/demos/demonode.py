@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lab import cgroups
-from lab.backends.base import NodeSpec
-from lab.backends.process import ProcessBackend, ProcessNode
+from lab.backends import Node, NodeSpec, get_backend
 
 
 def _pid_alive(pid: int) -> bool:
@@ -67,7 +66,7 @@ def scratch_dir() -> Path:
 
 
 @contextmanager
-def demo_node(prefix: str, name: str, **limits) -> Iterator[ProcessNode]:
+def demo_node(prefix: str, name: str, **limits) -> Iterator[Node]:
     """A running process node with ``limits`` (cpus, memory, pids, io_bps)."""
     remove_stale(prefix)
     lab = f"{prefix}-{os.getpid()}"
@@ -84,7 +83,7 @@ def demo_node(prefix: str, name: str, **limits) -> Iterator[ProcessNode]:
             **limits,
         )
         # If create() fails half-way, removing the lab's cgroup below kills what it started.
-        node = ProcessBackend().create(spec)
+        node = get_backend("process").create(spec)
         yield node
     finally:
         try:

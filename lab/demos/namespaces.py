@@ -445,16 +445,17 @@ def run() -> dict:
     python = [sys.executable, "-E", "-s", "-S"]
     ipc_key = 0x524C0000 | random.randrange(1, 0xFFFF)  # "RL" and a random tail
     with demo_node("demo-ns", "nsdemo") as node:
+        host_pid = node.describe()["pid"]  # the node's init, as the host numbers it
         # the node first: it makes the IPC objects the host then looks for
         inside = _run_probe(python, 1, ipc_key, lambda argv: node.exec(argv, timeout=30))
         outside = _run_probe(
             python,
-            node.pid,
+            host_pid,
             None,
             lambda argv: subprocess.run(argv, capture_output=True, text=True, timeout=30),
         )
         rows = compare(outside, inside, ipc_key)
-        info = {"name": node.name, "host_pid": node.pid, "cgroup": node.cgroup()}
+        info = {"name": node.name, "host_pid": host_pid, "cgroup": node.cgroup()}
     return {
         "node": info,
         "kernel": os.uname().release,

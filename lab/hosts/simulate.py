@@ -37,9 +37,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.hosts.keys import known_hosts_line, write_keypair
 from lab.images import simhost
 from lab.net.addressing import host_networks
+from lab.sshkeys import known_hosts_line, write_ed25519
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")  # names of interfaces must fit 15 characters
 POOL = ipaddress.IPv4Network("10.254.0.0/16")  # outside the /16s labs pick (10.50-10.249)
@@ -171,7 +171,7 @@ def _make(data: dict, progress) -> None:
     tree = Path(data["tree"])
     (tree.parent / simhost.IN_USE).mkdir(exist_ok=True)
     (tree.parent / simhost.IN_USE / name).write_text(str(d) + "\n")
-    public = write_keypair(Path(data["key"]), f"racklab-simulated-{name}")
+    public = write_ed25519(Path(data["key"]), f"racklab-simulated-{name}")
     prefix = ipaddress.IPv4Network(data["subnet"]).prefixlen
 
     progress(f"switch {switch_ns(name)} on {data['subnet']}")
@@ -220,6 +220,8 @@ def _make(data: dict, progress) -> None:
     Path(data["known_hosts"]).write_text("\n".join(known) + "\n")
     for host, h in data["hosts"].items():
         _wait_ssh(host, h["address"], procs[host], d / host / "sshd.log")
+        if (tree / "usr" / "sbin" / "dockerd").exists():
+            _wait_docker(host, h["netns"], d / host / "docker.log")
 
 
 def _mkdirs_like(tree: Path, upper: Path, rel: str) -> Path:
@@ -257,7 +259,7 @@ def _prepare_root(tree: Path, hdir: Path, host: str, address: str, client_public
     (etc / "hostname").write_text(host + "\n")
     (etc / "hosts").write_text(f"127.0.0.1 localhost\n{address} {host}\n")
     ssh = _mkdirs_like(tree, upper, "etc/ssh")
-    host_public = write_keypair(ssh / "ssh_host_ed25519_key", f"root@{host}")
+    host_public = write_ed25519(ssh / "ssh_host_ed25519_key", f"root@{host}")
     for user, home in [("root", "root")] + [(u, f"home/{u}") for u in simhost.users()]:
         uid, gid = _owner_of(tree, user)
         home_dir = _mkdirs_like(tree, upper, home)
@@ -288,11 +290,28 @@ mount --rbind /dev "$R/dev"
 mount -t tmpfs -o mode=0755,size=64m tmpfs "$R/run"
 mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
 mkdir -p "$R/run/sshd" "$R/.oldroot"
+# Docker's engine where the tree has one: its data on this machine's disk ($7), since
+# overlay2 cannot stack its layers on the host's overlay root; its log ($7.log) open
+# before the pivot hides this machine's tree
+docker=
+if [ -x "$R/usr/sbin/dockerd" ]; then
+  mkdir -p "$7" "$R/var/lib/docker"
+  mount --bind "$7" "$R/var/lib/docker"
+  exec 3>>"$7.log"
+  docker=1
+fi
 hostname "$name"
 cd "$R"
 pivot_root . .oldroot
 umount -l /.oldroot
 rmdir /.oldroot
+if [ -n "$docker" ]; then
+  # no bridge, NAT or forwarding: racklab's nodes start with no network and are
+  # plugged into their racks by racklab
+  /usr/sbin/dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
+    --ip-masq=false --storage-driver=overlay2 --log-level=warn </dev/null >&3 2>&3 &
+  exec 3>&-
+fi
 exec /usr/bin/tini -- /usr/sbin/sshd -D -e
 """
 
@@ -309,7 +328,7 @@ def _boot(tree: Path, hdir: Path, host: str, ns: str) -> subprocess.Popen:
         "--propagation", "private",
         "--", "/bin/sh", "-c", _BOOT, "sh",
         str(tree), str(hdir / "upper"), str(hdir / "work"), str(hdir / "root"), host,
-        _cgroup_script(subtrees),
+        _cgroup_script(subtrees), str(hdir / "docker"),
     ]  # fmt: skip
     try:
         return subprocess.Popen(
@@ -435,6 +454,30 @@ def _wait_ssh(host: str, address: str, proc: subprocess.Popen, log: Path) -> Non
     lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
     why = lines[-1] if lines else "no output"
     raise SimulateError(f"simulated host {host}'s sshd did not answer on {address}: {why}")
+
+
+def _wait_docker(host: str, ns: str, log: Path) -> None:
+    """Until the host's dockerd answers its ping on the host's own socket (reached from
+    here through its PID 1's root: the socket is in the host's /run)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        for pid in _netns_pids(ns):
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(2)
+                    s.connect(f"/proc/{pid}/root/run/docker.sock")
+                    s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                    reply = b""
+                    while chunk := s.recv(4096):  # HTTP/1.0: the engine closes after it
+                        reply += chunk
+                    if reply.startswith(b"HTTP/1.") and reply.endswith(b"OK"):
+                        return
+            except OSError:
+                continue
+        time.sleep(0.2)
+    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    why = lines[-1] if lines else "no output"
+    raise SimulateError(f"simulated host {host}'s Docker engine did not answer: {why}")
 
 
 def _netns_pids(ns: str) -> list[int]:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import paramiko
 
-from lab.hosts.keys import known_hosts_line
 from lab.hosts.ssh import CONNECT_TIMEOUT, HostError
+from lab.sshkeys import known_hosts_line
 from lab.topology.hosts import HostDef
 
 

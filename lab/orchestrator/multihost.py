@@ -23,7 +23,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from lab.backends.remote import RemoteNode, spec_json
+from lab.backends import Node, get_backend
 from lab.net import addressing, backbone, fabric
 from lab.topology import Topology
 
@@ -161,21 +161,17 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
         state["host_rtt"] = dict(zip(topo.hosts, pool.map(rtt, topo.hosts), strict=True))
     state.save()
 
-    def create(host: str) -> list[dict]:
+    def create(host: str) -> list[Node]:
         mine = [s for s in specs.values() if topo.rack_host[s.rack] == host]
-        if not mine:
-            return []
-        return agents[host].call("create", specs=[spec_json(s) for s in mine])
+        backend = get_backend(
+            "remote", host=topo.hosts[host].as_dict(), agent_python=installed[host].python
+        )
+        return backend.create_many(mine)
 
     progress(f"starting {len(specs)} nodes on {len(topo.hosts)} hosts")
     with ThreadPoolExecutor(max_workers=len(topo.hosts)) as pool:
-        made = dict(zip(topo.hosts, pool.map(create, topo.hosts), strict=True))
-    nodes = {}
-    for host, described in made.items():
-        for remote in described:
-            saved = {"host": topo.hosts[host].as_dict(), "remote": remote,
-                     "agent_python": installed[host].python}  # fmt: skip
-            nodes[remote["name"]] = RemoteNode(specs[remote["name"]], saved)
+        made = [n for ns in pool.map(create, topo.hosts) for n in ns]
+    nodes = {n.name: n for n in made}
     nodes = {n: nodes[n] for n in specs}
     for name, node in nodes.items():
         state["nodes"][name] = node.describe()

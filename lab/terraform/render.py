@@ -165,7 +165,7 @@ def image_facts() -> tuple[dict, list[str]]:
 def ensure_keys(keys: Path, lab: str, nodes: list[str]) -> None:
     """The lab's key pair and a host key pair per node, made once: rendering again keeps
     them, since the VMs terraform already made hold them."""
-    from lab.backends.vm.ssh import write_ed25519
+    from lab.sshkeys import write_ed25519
 
     (keys / "hosts").mkdir(parents=True, exist_ok=True)
     keys.chmod(0o700)

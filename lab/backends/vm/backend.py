@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from lab.backends.base import Backend, NodeSpec
+from lab.sshkeys import write_ed25519
 
 from .domain import (
     BOOT_CMDLINE,
@@ -22,7 +23,7 @@ from .domain import (
 )
 from .libvirt import VMError, accelerator, connect
 from .node import VMNode
-from .ssh import ensure_lab_key, write_ed25519
+from .ssh import ensure_lab_key
 
 DEFAULT_MEMORY = 512 << 20
 DEFAULT_VCPUS = 1
@@ -53,6 +54,10 @@ class VMBackend(Backend):
         if self._conn is None:
             self._conn = connect()
         return self._conn
+
+    def facts(self) -> dict:
+        accel, why = accelerator(self.conn)
+        return {"accelerator": accel, "accelerator_reason": why}
 
     def _resolve_image(self, spec: NodeSpec):
         from lab.images import vm as vmimage

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.backends.base import NodeSpec
+from lab.sshkeys import write_ed25519
 
 from .libvirt import VMError
 
@@ -32,30 +33,6 @@ def lab_ssh_dir(spec: NodeSpec) -> Path:
 
 
 _key_lock = threading.Lock()
-
-
-def write_ed25519(path: Path, comment: str) -> str:
-    """An Ed25519 key pair in OpenSSH's formats, as ssh-keygen writes them (without
-    needing it): ``path`` (0600) and ``path``.pub; returns the public key line."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(private)
-    line = f"{public.decode()} {comment}"
-    path.with_name(path.name + ".pub").write_text(line + "\n")
-    return line
 
 
 def ensure_lab_key(spec: NodeSpec) -> Path:

@@ -24,86 +24,24 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-from lab.bench.reference import (
-    APACHE_ZK_QUORUM,
-    apache_zk_argv,
-    apache_zk_available,
-    wait_zk_serving,
-)
-from lab.services.ports import free_port
+from lab.bench.reference import apache_zk_argv, apache_zk_available, wait_zk_serving
+from lab.services.zookeeper.minicluster import Ensemble, ServerProcess, standalone
+from lab.testing.apache_zookeeper import APACHE_DEFAULTS, quorum_argv
+
+TICK_MS = 2000  # ZooKeeper's default tickTime, on both servers
 
 
-def _write_cfg(path: str, lines: dict) -> None:
-    with open(path, "w") as f:
-        f.write("".join(f"{k}={v}\n" for k, v in lines.items()))
+def racklab_argv(cfg: str) -> list[str]:
+    return [sys.executable, "-m", "lab.services.zookeeper", cfg, "--log-level", "WARNING"]
 
 
-class Server:
-    """A ZooKeeper server process (Apache's or racklab's) on loopback."""
-
-    def __init__(
-        self, kind: str, data_dir: str, port: int, host: str = "127.0.0.1", servers=None, myid=None
-    ):
-        self.kind = kind
-        self.data_dir = data_dir
-        self.host = host
-        self.port = port
-        self.proc: subprocess.Popen | None = None
-        os.makedirs(data_dir, exist_ok=True)
-        cfg = {
-            "tickTime": 2000,
-            "initLimit": 10,
-            "syncLimit": 5,
-            "dataDir": data_dir,
-            "clientPort": port,
-            "clientPortAddress": host,
-        }
-        if kind == "apache":
-            cfg["admin.enableServer"] = "false"
-            cfg["4lw.commands.whitelist"] = "*"
-        for sid, spec in (servers or {}).items():
-            cfg[f"server.{sid}"] = spec
-        if myid is not None:
-            with open(os.path.join(data_dir, "myid"), "w") as f:
-                f.write(f"{myid}\n")
-        self.cfg_path = os.path.join(data_dir, "zoo.cfg")
-        _write_cfg(self.cfg_path, cfg)
-
-    @property
-    def hosts(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def argv(self) -> list[str]:
-        if self.kind == "apache":
-            return apache_zk_argv(self.cfg_path, APACHE_ZK_QUORUM, heap="512m")
-        return [
-            sys.executable,
-            "-m",
-            "lab.services.zookeeper",
-            self.cfg_path,
-            "--log-level",
-            "WARNING",
-        ]
-
-    def start(self, wait: bool = True) -> Server:
-        log = open(os.path.join(self.data_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        if wait:
-            wait_zk_serving(self.host, self.port, self.proc)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+def apache_argv(cfg: str) -> list[str]:
+    return apache_zk_argv(cfg, heap="512m")
 
 
 # --- workloads ---------------------------------------------------------------------
@@ -115,7 +53,7 @@ VALUE = b"v" * 100
 class Subject:
     """One server setup under test, with its kazoo client."""
 
-    def __init__(self, kind: str, hosts: str, servers: list[Server]):
+    def __init__(self, kind: str, hosts: str, servers: list[ServerProcess]):
         from kazoo.client import KazooClient
 
         self.kind = kind
@@ -144,7 +82,7 @@ class Subject:
             self.zk.close()
         finally:
             for s in self.servers:
-                s.stop()
+                s.kill()
 
     def warm_up(self, pipeline: int, n: int = 1000) -> None:
         """Every workload's path once before the figures, so the JVM has compiled them
@@ -244,51 +182,38 @@ def compare(subjects: list[Subject], args) -> dict[tuple[str, str], Figures]:
     return out
 
 
-def standalone(kind: str, root: str, label: str | None = None) -> Subject:
-    label = label or kind
-    srv = Server(kind, os.path.join(root, f"{label}-standalone"), free_port()).start()
+def one_server(kind: str, root: str, label: str) -> Subject:
+    if kind == "apache":
+        srv = standalone(
+            os.path.join(root, f"{label}-standalone"),
+            tick_time=TICK_MS,
+            argv=apache_argv,
+            **APACHE_DEFAULTS,
+        )
+    else:
+        srv = standalone(
+            os.path.join(root, f"{label}-standalone"), tick_time=TICK_MS, argv=racklab_argv
+        )
+    srv.start(wait=False)
+    wait_zk_serving(srv.host, srv.port, srv.proc)
     return Subject(label, srv.hosts, [srv])
 
 
-def ensemble(kind: str, root: str, base: int, label: str | None = None) -> Subject:
-    hosts = [f"127.0.0.{base + i}" for i in range(3)]
-    specs = {i: f"{h}:{free_port(h)}:{free_port(h)}" for i, h in enumerate(hosts, 1)}
-    label = label or kind
-    servers = [
-        Server(kind, os.path.join(root, f"{label}-ens{i}"), free_port(h), h, specs, i)
-        for i, h in enumerate(hosts, 1)
-    ]
+def three_servers(kind: str, root: str, base: int, label: str) -> Subject:
+    where = os.path.join(root, f"{label}-ens")
+    if kind == "apache":
+        ens = Ensemble(
+            where, 3, base, TICK_MS, lambda cfg: quorum_argv(cfg, "512m"), **APACHE_DEFAULTS
+        )
+    else:
+        ens = Ensemble(where, 3, base, TICK_MS, racklab_argv)
+    servers = list(ens.servers.values())
     for s in servers:
         s.start(wait=False)
     for s in servers:
-        wait_zk_serving(s.host, s.port, s.proc)
+        wait_zk_serving(s.host, s.port, s.proc, 60)
     # The client talks to a follower, so writes take the forwarding path in both.
-    return Subject(label, _follower(servers).hosts, servers)
-
-
-def _follower(servers: list[Server], timeout: float = 60.0) -> Server:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        modes = {s: _mode(s) for s in servers}
-        if list(modes.values()).count("leader") == 1:
-            followers = [s for s, m in modes.items() if m == "follower"]
-            if followers:
-                return followers[0]
-        time.sleep(0.2)
-    raise TimeoutError("the ensemble has no leader with a follower")
-
-
-def _mode(s: Server) -> str:
-    try:
-        with socket.create_connection((s.host, s.port), timeout=2) as c:
-            c.sendall(b"srvr")
-            text = c.recv(4096).decode(errors="replace")
-    except OSError:
-        return "down"
-    for line in text.splitlines():
-        if line.startswith("Mode: "):
-            return line[6:].strip()
-    return "unknown"
+    return Subject(label, ens.servers[ens.follower(60)].hosts, servers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,12 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, Figures, Figures]] = []
     with tempfile.TemporaryDirectory(prefix="zkbench-") as root:
         ref = args.reference
-        setups = [("standalone", lambda k, label: standalone(k, root, label))]
+        setups = [("standalone", lambda k, label: one_server(k, root, label))]
         if args.ensemble:
             setups.append(
                 (
                     "3 servers",
-                    lambda k, label: ensemble(k, root, 20 if label == "ref" else 30, label),
+                    lambda k, label: three_servers(k, root, 20 if label == "ref" else 30, label),
                 )
             )
         for setup, make in setups:

@@ -9,6 +9,7 @@ import time
 from lab.services.zookeeper.containers import candidates
 from lab.services.zookeeper.datatree import OPEN_ACL_UNSAFE
 from lab.services.zookeeper.jute import Writer
+from lab.services.zookeeper.minicluster import ThreadedServer
 from lab.services.zookeeper.proto import (
     Create2Response,
     CreateRequest,
@@ -25,7 +26,6 @@ from lab.services.zookeeper.proto import (
     ttl_owner,
 )
 
-from .conftest import ThreadedServer
 from .rawclient import RawClient
 
 ACL = list(OPEN_ACL_UNSAFE)
@@ -160,7 +160,7 @@ def test_containers_and_ttl_nodes_are_reaped(tmp_path):
 def test_ensemble_reaps_through_the_quorum(tmp_path):
     """Created through a follower (forwarded to the leader), reaped by the leader's
     container manager as ordinary deletes: every member ends without them."""
-    from .ensemble import Ensemble
+    from lab.services.zookeeper.minicluster import Ensemble
 
     ens = Ensemble(
         str(tmp_path),

@@ -53,9 +53,7 @@ def test_rendered_plan_runs_as_an_ensemble(tmp_path, process_server):
     """Render for three loopback 'nodes', rewrite only the node-local paths and ports,
     and check the three servers elect a leader that the deployer's status() reports."""
     from lab.services.ports import free_port
-
-    from .conftest import ProcessServer, wait_port
-    from .ensemble import four_letter
+    from lab.services.zookeeper.minicluster import ServerProcess, four_letter, wait_ruok
 
     hosts = {"a": "127.0.0.91", "b": "127.0.0.92", "c": "127.0.0.93"}
     procs = ZooKeeperDeployer().plan({"nodes": list(hosts), "tickTime": 200}, hosts, {})
@@ -73,13 +71,13 @@ def test_rendered_plan_runs_as_an_ensemble(tmp_path, process_server):
         (d / "zoo.cfg").write_text(text)
         (d / "myid").write_text(next(v for k, v in p.files.items() if k.endswith("myid")))
         assert parse(text).servers[1].host == "127.0.0.91"
-        s = ProcessServer(
+        s = ServerProcess(
             str(d / "zoo.cfg"), hosts[p.node], ports[p.node]["client"], str(d / "log")
         )
         servers.append(s.start(wait=False))
     try:
         for s in servers:
-            wait_port(s.host, s.port, proc=s.proc)
+            wait_ruok(s.host, s.port, proc=s.proc)
         import time
 
         deadline = time.monotonic() + 30

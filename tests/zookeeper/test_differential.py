@@ -11,8 +11,7 @@ from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
 
 from lab.services.ports import free_port
-
-from . import apache
+from lab.testing import apache_zookeeper as apache
 
 pytestmark = pytest.mark.skipif(
     not apache.available(), reason="Debian's zookeeper package is not installed"
@@ -385,7 +384,7 @@ def test_raw_requests_same_as_apache_zookeeper(apache_zk, zk_server):
 def test_ensemble_follower_same_replies_as_apache_zookeeper(tmp_path):
     """The same scenario through a follower of a 3-server racklab ensemble, where
     every write is forwarded, proposed and committed: still field-for-field equal."""
-    from .ensemble import Ensemble
+    from lab.services.zookeeper.minicluster import Ensemble
 
     apache_zk = apache.ApacheZooKeeper(str(tmp_path / "apache"), free_port()).start()
     ens = Ensemble(str(tmp_path), n=3, base=210)

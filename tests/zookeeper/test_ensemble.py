@@ -11,7 +11,7 @@ import pytest
 from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from .ensemble import Ensemble
+from lab.services.zookeeper.minicluster import Ensemble
 
 
 @pytest.fixture

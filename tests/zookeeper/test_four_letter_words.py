@@ -11,8 +11,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from lab.services.ports import free_port
-
-from . import apache
+from lab.testing import apache_zookeeper as apache
 
 pytestmark = pytest.mark.skipif(
     not apache.available(), reason="Debian's zookeeper package is not installed"

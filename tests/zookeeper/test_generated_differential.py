@@ -22,6 +22,7 @@ import pytest
 
 from lab.services.ports import free_port
 from lab.services.zookeeper.jute import Reader, Writer
+from lab.services.zookeeper.minicluster import ThreadedServer
 from lab.services.zookeeper.proto import (
     ACL,
     CONTAINER_OWNER,
@@ -59,9 +60,8 @@ from lab.services.zookeeper.proto import (
     WhoAmIResponse,
     ttl_of,
 )
+from lab.testing import apache_zookeeper as apache
 
-from . import apache
-from .conftest import ThreadedServer
 from .rawclient import RawClient
 
 pytestmark = pytest.mark.skipif(

@@ -12,7 +12,7 @@ import time
 
 from kazoo.client import KazooClient
 
-from .ensemble import Ensemble
+from lab.services.zookeeper.minicluster import Ensemble
 
 IN_FLIGHT = 100  # async writes per client between two waits: a pipelined burst
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from . import apache
+from lab.testing import apache_zookeeper as apache
 
 pytestmark = pytest.mark.skipif(
     not (apache.available() and os.path.exists(apache.ZKCLI)),

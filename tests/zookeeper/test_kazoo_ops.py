@@ -323,9 +323,9 @@ def test_container_deleted_once_emptied(tmp_path):
     """createContainer (kazoo has no API for it, so raw frames); the container goes
     once its last child is gone, as ZooKeeper's ContainerManager does."""
     from lab.services.zookeeper.datatree import OPEN_ACL_UNSAFE
+    from lab.services.zookeeper.minicluster import ThreadedServer
     from lab.services.zookeeper.proto import CreateRequest, Op
 
-    from .conftest import ThreadedServer
     from .rawclient import RawClient
 
     srv = ThreadedServer(str(tmp_path / "c"), **{"znode.container.checkIntervalMs": 100})

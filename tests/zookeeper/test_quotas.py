@@ -15,10 +15,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import QuotaExceededError
 
 from lab.services.ports import free_port
+from lab.services.zookeeper.minicluster import ThreadedServer
 from lab.services.zookeeper.quotas import RateLogger, StatsTrack
-
-from . import apache
-from .conftest import ThreadedServer
+from lab.testing import apache_zookeeper as apache
 
 LIMITS = "/zookeeper/quota/q/zookeeper_limits"
 STATS = "/zookeeper/quota/q/zookeeper_stats"
@@ -213,7 +212,7 @@ def test_quota_stats_survive_restart(tmp_path):
 
 
 def test_ensemble_members_agree_on_stats(tmp_path):
-    from .ensemble import Ensemble
+    from lab.services.zookeeper.minicluster import Ensemble
 
     ens = Ensemble(str(tmp_path), n=3, base=190, enforceQuota="true")
     clients = []

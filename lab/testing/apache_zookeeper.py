@@ -1,16 +1,27 @@
-"""Debian's Apache ZooKeeper 3.8 (the `zookeeper` package), started on loopback as
-the reference for differential tests."""
+"""Debian's Apache ZooKeeper 3.8 (the `zookeeper` package) on loopback, the reference
+racklab's ZooKeeper is tested and measured against: a standalone server, and an
+ensemble through racklab's own minicluster with Apache's command line."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 
-from lab.bench.reference import apache_zk_argv, apache_zk_available, wait_zk_serving
+from lab.bench.reference import (
+    APACHE_ZK_QUORUM,
+    apache_zk_argv,
+    apache_zk_available,
+    wait_zk_serving,
+)
+from lab.services.zookeeper.minicluster import Ensemble
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
-available = apache_zk_available
 SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"
+available = apache_zk_available
+
+# Apache serves no admin HTTP port and answers every four-letter word here, as the
+# tests and the benchmark ask them of both servers.
+APACHE_DEFAULTS = {"admin.enableServer": "false", "4lw.commands.whitelist": "*"}
 
 
 class ApacheZooKeeper:
@@ -31,9 +42,9 @@ class ApacheZooKeeper:
         with open(self.cfg, "w") as f:
             f.write(
                 f"tickTime={tick_time}\ndataDir={data_dir}\nclientPort={port}\n"
-                f"clientPortAddress={host}\nadmin.enableServer=false\n"
-                "4lw.commands.whitelist=*\n"
+                f"clientPortAddress={host}\n"
             )
+            f.writelines(f"{k}={v}\n" for k, v in APACHE_DEFAULTS.items())
             # A key zoo.cfg does not know becomes the system property "zookeeper.<key>".
             f.writelines(f"{k}={v}\n" for k, v in (extra or {}).items())
         self.proc = None
@@ -64,3 +75,15 @@ class ApacheZooKeeper:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def quorum_argv(cfg: str, heap: str = "256m") -> list[str]:
+    """An Apache ensemble member's command line."""
+    return apache_zk_argv(cfg, APACHE_ZK_QUORUM, heap=heap)
+
+
+def apache_ensemble(root: str, n: int = 3, base: int = 40, heap: str = "256m", **extra) -> Ensemble:
+    """An ensemble of n Apache servers on 127.0.0.<base+i> (not started)."""
+    return Ensemble(
+        root, n, base, argv=lambda cfg: quorum_argv(cfg, heap), **APACHE_DEFAULTS, **extra
+    )

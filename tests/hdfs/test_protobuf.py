@@ -9,6 +9,7 @@ import pytest
 
 from lab.services.hadoop.ipc import protogen
 from lab.services.hadoop.ipc.protobuf import DecodeError, Schema, decode_varint, encode_varint
+from lab.services.hdfs.datatransfer import LAST, SYNC
 
 S = Schema.load()
 PERM = "hadoop.hdfs.FsPermissionProto"
@@ -225,6 +226,7 @@ def test_packet_headers_read_as_the_schema_reads_them(header):
         header["seqno"],
         header["lastPacketInBlock"],
         header["dataLen"],
+        header.get("syncBlock", False),  # a writer's hsync: the DataNode syncs before its ack
     )
     for data in (canonical, shuffled):
         assert packets._header(data) == want
@@ -238,9 +240,10 @@ def test_packet_headers_read_as_the_schema_reads_them(header):
 
     if header["dataLen"] <= 512 and header["offsetInBlock"] % 512 + header["dataLen"] <= 512:
         seqno, offset, flags, _, crcs, data = asyncio.run(one_packet())
-        assert (seqno, offset, bool(flags), len(data)) == (
+        assert (seqno, offset, bool(flags & LAST), bool(flags & SYNC), len(data)) == (
             header["seqno"],
             header["offsetInBlock"],
             header["lastPacketInBlock"],
+            header.get("syncBlock", False),
             header["dataLen"],
         )

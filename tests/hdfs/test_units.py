@@ -125,15 +125,34 @@ def test_corruption_is_detected_on_read_and_in_packets(tmp_path):
         w.write(b"x" * 600, checksum.piece_crcs(b"y" * 600, 0, BPC), verify=True)
 
 
-def test_restart_recovers_rbw_replicas_to_whole_chunks(tmp_path):
+def test_restart_keeps_rbw_replicas_waiting_to_be_recovered(tmp_path):
     store = BlockStore(tmp_path, BPC)
     data = os.urandom(2000)
     w = write_replica(store, 12, 1001, data)
     w.close_files()  # the DataNode dies here
     store2 = BlockStore(tmp_path, BPC)
     rep = store2.get(12)
-    assert rep.state == "finalized" and rep.length == 2000
-    assert b"".join(store2.read_verified(rep, 0, rep.length)) == data
+    # Hadoop's RWR: still unfinished, every byte whose CRC holds kept, reported with its state.
+    assert rep.state == "rwr" and rep.length == 2000
+    assert rep.data_path.parent.name == "rbw"
+    assert store2.report() == [[12, 1001, 2000, 2]]
+    # The NameNode's block recovery cuts it to the length chosen and finalizes it.
+    done = store2.recover(12, 1002, 1500).finalize()
+    assert (done.state, done.length, done.gen_stamp) == ("finalized", 1500, 1002)
+    assert b"".join(store2.read_verified(done, 0, 1500)) == data[:1500]
+    assert store2.report() == [[12, 1002, 1500]]
+
+
+def test_restart_drops_a_last_chunk_whose_crc_was_not_written(tmp_path):
+    store = BlockStore(tmp_path, BPC)
+    data = os.urandom(2 * BPC + 100)
+    w = write_replica(store, 13, 1001, data)
+    w.close_files()
+    with open(w.rep.data_path, "ab") as f:  # died between a chunk's data and its CRC
+        f.write(b"x" * 50)
+    rep = BlockStore(tmp_path, BPC).get(13)
+    assert (rep.state, rep.length) == ("rwr", 2 * BPC)
+    assert rep.data_path.stat().st_size == 2 * BPC
 
 
 def test_namespace_rules():

@@ -222,7 +222,9 @@ class BlockManager:
             info = self.blocks.pop(b.block_id, None)
             if info is None:
                 continue
-            for uuid in info.locations | info.corrupt:
+            # An unfinished block's pipeline nodes may hold replicas never reported
+            # finished: they go too, rather than wait for a full block report.
+            for uuid in info.locations | info.corrupt | set(info.expected_uc):
                 d = self.datanodes.get(uuid)
                 if d is not None:
                     d.blocks.discard(b.block_id)
@@ -239,12 +241,15 @@ class BlockManager:
         ]
 
     def replica_received(self, d: DatanodeDescriptor, rep: list[int]) -> str:
-        """One replica reported by a DataNode. -> "ok", "invalidate" (unknown or stale
-        block: the node must delete it) or "corrupt"."""
-        bid, gs, length = rep
+        """One replica reported by a DataNode: [blockId, genStamp, numBytes] and, for one
+        not finalized, its ReplicaState (1 RBW, 2 RWR). -> "ok", "invalidate" (unknown or
+        stale block: the node must delete it) or "corrupt"."""
+        bid, gs, length = rep[:3]
         info = self.blocks.get(bid)
         if info is None:
             return "invalidate"
+        if len(rep) > 3 and rep[3] != 0:
+            return self._unfinished_received(d, info, gs, rep[3])
         if gs < info.block.gen_stamp or (
             info.complete and gs == info.block.gen_stamp and length != info.block.num_bytes
         ):
@@ -269,6 +274,25 @@ class BlockManager:
         if info.complete:
             self.update_needed(info)
         return "ok"
+
+    def _unfinished_received(self, d: DatanodeDescriptor, info: BlockInfo, gs: int, state: int):
+        """BlockManager.checkReplicaCorrupt and addStoredBlockUnderConstruction for an RBW
+        or RWR replica. Of a block under construction it is one more replica the block's
+        recovery asks (an expected location); of a complete block it is stale, except an
+        RBW of the same stamp, whose FINALIZED report is on its way (HDFS-2791)."""
+        bid = info.block.block_id
+        if not info.complete and gs >= info.block.gen_stamp:
+            if d.uuid not in info.expected_uc:
+                info.expected_uc.append(d.uuid)
+            d.blocks.add(bid)
+            return "ok"
+        if info.complete and gs == info.block.gen_stamp and state == 1:
+            return "ok"
+        info.corrupt.add(d.uuid)
+        info.locations.discard(d.uuid)
+        d.blocks.add(bid)
+        self.update_needed(info)
+        return "corrupt"
 
     def replica_deleted(self, d: DatanodeDescriptor, bid: int) -> None:
         d.blocks.discard(bid)

@@ -1,5 +1,10 @@
 """A DataNode's replicas on disk, in Hadoop's layout: current/finalized/blk_<id> with
-blk_<id>_<genstamp>.meta beside it, and current/rbw/ for replicas being written."""
+blk_<id>_<genstamp>.meta beside it, and current/rbw/ for replicas being written.
+
+A replica's state is Hadoop's ReplicaState: "finalized"; "rbw" (being written, or left
+unfinished by a writer that went away: kept for the NameNode's block recovery, never
+dropped by the DataNode on its own); "rwr" (waiting to be recovered: an unfinished replica
+found on disk at start-up, cut to the bytes whose checksums hold)."""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from .checksum import CRC_SIZE, ChecksumError
 
 _META = re.compile(r"blk_(\d+)_(\d+)\.meta$")
 READ_SLAB = 4 << 20
+# ReplicaState's values as Hadoop's block reports carry them.
+STATE_CODES = {"finalized": 0, "rbw": 1, "rwr": 2}
+STATES = {code: name for name, code in STATE_CODES.items()}
 
 
 @dataclass
@@ -22,12 +30,16 @@ class Replica:
     block_id: int
     gen_stamp: int
     length: int
-    state: str  # "finalized" or "rbw"
+    state: str  # "finalized", "rbw" or "rwr"
     data_path: Path
     meta_path: Path
 
     def to_report(self) -> list[int]:
-        return [self.block_id, self.gen_stamp, self.length]
+        """[blockId, genStamp, numBytes], and the state's code when not finalized."""
+        report = [self.block_id, self.gen_stamp, self.length]
+        if self.state != "finalized":
+            report.append(STATE_CODES[self.state])
+        return report
 
 
 class BlockStore:
@@ -42,9 +54,9 @@ class BlockStore:
         self._load()
 
     def _load(self) -> None:
-        # A replica left in rbw/ by a crash holds whatever chunks reached the disk whole:
-        # trim it to those and keep it finalized, the NameNode judges it by its length and
-        # generation stamp in the next block report.
+        # A replica left in rbw/ by a crash or a writer that went away is kept as Hadoop's
+        # DataNode keeps it: waiting to be recovered (RWR), cut to the bytes its checksums
+        # vouch for, reported as such; the NameNode's block recovery decides its length.
         for state, folder in (("finalized", self.finalized), ("rbw", self.rbw)):
             for meta in folder.glob("blk_*_*.meta"):
                 m = _META.match(meta.name)
@@ -56,20 +68,30 @@ class BlockStore:
                     int(m.group(1)), int(m.group(2)), data.stat().st_size, state, data, meta
                 )
                 if state == "rbw":
-                    rep = self._recover_rbw(rep)
-                    if rep is None:
-                        continue
+                    self._validate_rbw(rep)
                 self.replicas[rep.block_id] = rep
 
-    def _recover_rbw(self, rep: Replica) -> Replica | None:
+    def _validate_rbw(self, rep: Replica) -> None:
+        """BlockPoolSlice.validateIntegrityAndSetLength: the chunks both files hold, the
+        last one kept only if its CRC matches its bytes (the process may have died between
+        writing a chunk's data and its CRC); the files cut to that, the replica RWR."""
         crcs = max(0, (rep.meta_path.stat().st_size - checksum.HEADER.size) // CRC_SIZE)
-        length = min(rep.length, crcs * self.bpc)
+        chunks = min(crcs, -(-rep.length // self.bpc))
+        length = 0
+        if chunks:
+            start = (chunks - 1) * self.bpc
+            with open(rep.data_path, "rb") as df, open(rep.meta_path, "rb") as mf:
+                df.seek(start)
+                last = df.read(min(self.bpc, rep.length - start))
+                mf.seek(checksum.HEADER.size + (chunks - 1) * CRC_SIZE)
+                stored = mf.read(CRC_SIZE)
+            good = checksum.piece_crcs(last, start, self.bpc) == stored
+            length = start + len(last) if good else start
         with open(rep.data_path, "r+b") as f:
             f.truncate(length)
         with open(rep.meta_path, "r+b") as f:
             f.truncate(checksum.HEADER.size + -(-length // self.bpc) * CRC_SIZE)
-        rep.length = length
-        return self._finalize_paths(rep)
+        rep.length, rep.state = length, "rwr"
 
     def _finalize_paths(self, rep: Replica) -> Replica:
         data = self.finalized / rep.data_path.name
@@ -142,6 +164,7 @@ class BlockStore:
                 f.seek(length - length % self.bpc)
                 last_crc = checksum.crc_continue(f.read(length % self.bpc), 0)
         self.cut(rep, length, last_crc, new_gs)
+        rep.state = "rbw"  # a replica waiting to be recovered is being written again
         return ReplicaWriter(self, rep, last_crc)
 
     def cut(self, rep, length: int, last_crc: int, gen_stamp: int) -> None:
@@ -222,7 +245,8 @@ class BlockStore:
             return False
 
     def report(self) -> list[list[int]]:
-        return [r.to_report() for r in self.replicas.values() if r.state == "finalized"]
+        """Every replica, unfinished ones with their state (BlockListAsLongs)."""
+        return [r.to_report() for r in self.replicas.values()]
 
     def used_bytes(self) -> int:
         return sum(r.length for r in self.replicas.values())
@@ -276,9 +300,13 @@ class ReplicaWriter:
         else:
             self.last_crc = 0
 
-    def finalize(self) -> Replica:
+    def sync(self) -> None:
+        """A packet with syncBlock (a writer's hsync): on disk before it is acknowledged."""
         os.fsync(self.data.fileno())
         os.fsync(self.meta.fileno())
+
+    def finalize(self) -> Replica:
+        self.sync()
         self.data.close()
         self.meta.close()
         return self.store._finalize_paths(self.rep)

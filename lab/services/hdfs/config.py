@@ -51,6 +51,7 @@ DEFAULTS: dict[str, str] = {
     "dfs.permissions.superusergroup": "supergroup",
     "dfs.datanode.du.reserved": "0",
     "dfs.client.socket-timeout": "60000",
+    "dfs.namenode.lease-hard-limit-sec": "1200",
     "dfs.datanode.socket.write.timeout": "480000",
     "dfs.datanode.max.transfer.threads": "4096",
 }

@@ -30,6 +30,7 @@ from .datatransfer import (
     HEADERS,
     LAST,
     SUCCESS,
+    SYNC,
     PipelineError,
     PipelineWriter,
     encode_ack,
@@ -70,15 +71,16 @@ class DataNode:
         self.report_event = asyncio.Event()
         self.registered = asyncio.Event()
         self.xceivers = 0
-        # Replicas whose pipeline broke: block id -> (when, writer), kept for a recovery.
+        # Replicas whose pipeline broke: block id -> (when, writer). Kept as Hadoop keeps
+        # an RBW replica whose writer went away: until the writer's pipeline recovery or
+        # the NameNode's block recovery takes it, or the NameNode has it deleted.
         self.stalled: dict[int, tuple[float, object]] = {}
         self.writers: dict[int, object] = {}
         self.recovering: dict[int, int] = {}  # block id -> lease recovery id under way
         self.transfers: set[asyncio.Task] = set()  # block id -> the ReplicaWriter that owns it now
-        self.recovery_wait = conf.get_seconds("dfs.client.socket-timeout", "ms")
         # A peer that stops sending (or reading) is cut off after these, as Hadoop's
         # DataXceiver does, so half-open transfers cannot pile up descriptors.
-        self.read_timeout = self.recovery_wait
+        self.read_timeout = conf.get_seconds("dfs.client.socket-timeout", "ms")
         self.write_timeout = conf.get_seconds("dfs.datanode.socket.write.timeout", "ms")
         self.max_xceivers = conf.get_int("dfs.datanode.max.transfer.threads")
         self.ip = ""
@@ -118,7 +120,6 @@ class DataNode:
         self.tasks = [
             asyncio.create_task(self._service_loop(), name="dn-bpservice"),
             asyncio.create_task(self._scanner(), name="dn-scanner"),
-            asyncio.create_task(self._janitor(), name="dn-janitor"),
         ]
         log.info(
             "DataNode %s up: data %s:%d http %s:%d, %d replicas",
@@ -229,6 +230,7 @@ class DataNode:
                 self.registered.clear()
             elif action == "DNA_INVALIDATE":
                 for bid in cmd["blocks"]:
+                    self._forget_writer(bid)
                     if self.store.delete(bid):
                         log.info("deleted blk_%d on the NameNode's command", bid)
                     self.deleted.append(bid)
@@ -321,11 +323,6 @@ class DataNode:
             await self.nn.call("reportBadBlocks", blocks=[{"blockId": block_id, "uuid": self.uuid}])
         except Exception as exc:
             log.warning("could not report bad blk_%d: %s", block_id, exc)
-
-    async def _janitor(self) -> None:
-        while True:
-            await asyncio.sleep(max(0.5, min(5.0, self.recovery_wait / 4)))
-            self._expire_stalled()
 
     async def _scanner(self) -> None:
         """VolumeScanner: verify every replica once per dfs.datanode.scan.period.hours."""
@@ -626,6 +623,10 @@ class DataNode:
                             replica.write(data, crcs, verify=down_writer is None)
                         except ChecksumError:
                             status = ERROR_CHECKSUM
+                if flags & SYNC and status == SUCCESS:
+                    # BlockReceiver's syncBlock: this node's copy is on disk before its ack
+                    # (which the responder sends once downstream has synced too).
+                    await asyncio.to_thread(replica.sync)
                 last = bool(flags & LAST)
                 await acks.put((seqno, status, last, replica.rep.length))
                 if last and status == SUCCESS:
@@ -669,7 +670,8 @@ class DataNode:
         return replica.before_append is not None and replica.rep.length == replica.before_append[0]
 
     def _suspend(self, replica) -> None:
-        """A broken pipeline: keep the replica for a recovery, roll it back if none comes."""
+        """A broken pipeline: keep the replica (RBW) for the writer's pipeline recovery or
+        the NameNode's block recovery, however long that takes."""
         replica.close_files()
         bid = replica.rep.block_id
         if self.writers.get(bid) is replica:
@@ -680,14 +682,12 @@ class DataNode:
         if self.writers.get(bid) is replica:
             del self.writers[bid]
 
-    def _expire_stalled(self) -> None:
-        for bid, (since, replica) in list(self.stalled.items()):
-            if time.monotonic() - since > self.recovery_wait:
-                del self.stalled[bid]
-                if self.writers.get(bid) is replica:
-                    del self.writers[bid]
-                    replica.abort()
-                    log.info("no recovery came for blk_%d: replica rolled back", bid)
+    def _forget_writer(self, bid: int) -> None:
+        """The replica is going (the NameNode invalidated it): its writer, if any, stops."""
+        self.stalled.pop(bid, None)
+        writer = self.writers.pop(bid, None)
+        if writer is not None and not writer.closed:
+            writer.close_files()
 
     async def _respond(
         self,

@@ -4,7 +4,8 @@ Hadoop's DataTransferProtocol shape, with JSON op headers instead of protobuf:
 
   request   u32 length + JSON {"op": "WRITE_BLOCK" | "READ_BLOCK" | "BLOCK_CHECKSUM", ...}
   reply     u32 length + JSON {"status": "SUCCESS" | "ERROR" | "ERROR_CHECKSUM", ...}
-  packet    header (seqno i64, offsetInBlock i64, dataLen u32, flags u8: 1 last, 2 abort),
+  packet    header (seqno i64, offsetInBlock i64, dataLen u32, flags u8: 1 last, 2 abort,
+            4 sync: on disk before acknowledged, a writer's hsync),
             the CRC32C of each chunk piece it carries, then the data
   ack       seqno i64, count u8, one status byte per DataNode from here to the pipeline's end
 
@@ -34,7 +35,7 @@ MSG_LEN = struct.Struct(">I")
 PACKET = struct.Struct(">qqIB")
 ACK = struct.Struct(">qB")
 SUCCESS, ERROR, ERROR_CHECKSUM = 0, 1, 2
-LAST, ABORT = 1, 2
+LAST, ABORT, SYNC = 1, 2, 4
 STATUS_NAMES = {SUCCESS: "SUCCESS", ERROR: "ERROR", ERROR_CHECKSUM: "ERROR_CHECKSUM"}
 MAX_MSG = 16 * 1024 * 1024
 STAGES = ("create", "append", "transfer", "transfer_rbw", "recovery")

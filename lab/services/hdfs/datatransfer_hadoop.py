@@ -24,7 +24,7 @@ import struct
 from ..hadoop.fields import FieldError
 from ..hadoop.ipc.protobuf import DecodeError, Schema, encode_varint, zigzag
 from . import checksum
-from .datatransfer import ACK, HEADERS, LAST, MSG_LEN, PACKET, STATUS_NAMES, PipelineError
+from .datatransfer import ACK, HEADERS, LAST, MSG_LEN, PACKET, STATUS_NAMES, SYNC, PipelineError
 
 WRITE_HEADER = HEADERS["WRITE_BLOCK"]
 
@@ -346,31 +346,36 @@ class _HadoopPackets:
             raise PacketError(f"Incorrect value for packet payload size: {payload_len}")
         if header_len > 1024:
             raise PacketError(f"Incorrect value for packet header size: {header_len}")
-        offset, seqno, last, data_len = self._header(await self.reader.readexactly(header_len))
+        offset, seqno, last, data_len, sync = self._header(
+            await self.reader.readexactly(header_len)
+        )
         crc_len = payload_len - 4 - data_len
         if data_len < 0 or crc_len != checksum.piece_count(offset, data_len, bpc) * CRC_SIZE:
             raise PacketError(f"Invalid packet: payload {payload_len}, data {data_len}")
         body = memoryview(await self.reader.readexactly(payload_len - 4))
-        flags = LAST if last else 0
+        flags = (LAST if last else 0) | (SYNC if sync else 0)
         raw = PACKET.pack(seqno, offset, data_len, flags)
         return seqno, offset, flags, raw, body[:crc_len], body[crc_len:]
 
-    def _header(self, data: bytes) -> tuple[int, int, bool, int]:
-        """PacketHeaderProto -> offsetInBlock, seqno, lastPacketInBlock, dataLen. Clients
-        write its fixed-width fields in order (25 or 27 bytes): read those directly, and
-        anything else with the schema."""
+    def _header(self, data: bytes) -> tuple[int, int, bool, int, bool]:
+        """PacketHeaderProto -> offsetInBlock, seqno, lastPacketInBlock, dataLen, syncBlock.
+        Clients write its fixed-width fields in order (25 bytes, 27 with syncBlock): read
+        those directly, and anything else with the schema."""
         if len(data) in (25, 27) and data[0:1] == b"\x09" and data[9:10] == b"\x11":
             if data[18:19] == b"\x18" and data[20:21] == b"\x25":
                 (offset,) = struct.unpack_from("<q", data, 1)
                 (seqno,) = struct.unpack_from("<q", data, 10)
                 (data_len,) = struct.unpack_from("<i", data, 21)
-                if len(data) == 25 or data[25:26] == b"\x28":
-                    return offset, seqno, data[19] != 0, data_len
+                if len(data) == 25:
+                    return offset, seqno, data[19] != 0, data_len, False
+                if data[25:26] == b"\x28" and data[26] < 0x80:
+                    return offset, seqno, data[19] != 0, data_len, data[26] != 0
         try:
             h = self.schema.decode(SCHEMA + "PacketHeaderProto", data)
         except DecodeError as exc:
             raise PacketError(f"Invalid packet header: {exc}") from exc
-        return h["offsetInBlock"], h["seqno"], h["lastPacketInBlock"], h["dataLen"]
+        sync = bool(h.get("syncBlock"))
+        return h["offsetInBlock"], h["seqno"], h["lastPacketInBlock"], h["dataLen"], sync
 
 
 class PacketError(OSError):

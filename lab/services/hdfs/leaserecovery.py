@@ -1,24 +1,26 @@
-"""Lease recovery (recoverLease): another client takes a file whose writer is gone.
+"""Lease recovery: a file whose writer is gone is closed with what its replicas hold —
+when another client asks (recoverLease), or when the writer's lease passes its hard limit
+(dfs.namenode.lease-hard-limit-sec; the NameNode's LeaseManager.Monitor), whichever first.
 
 Hadoop's FSNamesystem.internalReleaseLease: a file whose blocks are all complete is closed
 at once; an empty last block nobody was writing is dropped and the file closed; otherwise
 the last block is recovered — a new generation stamp (the recovery id), the lease
 reassigned to the NameNode so the old writer is fenced off, every replica asked what it
 holds (initReplicaRecovery, which stops its writer), all cut to the length they share
-(updateReplicaUnderRecovery: finalized replicas win, else the shortest), and the file
-closed with that block (commitBlockSynchronization). recoverLease answers false while
-that runs and true once the file is closed; the client asks again until then.
+(updateReplicaUnderRecovery: finalized replicas win, else the shortest RBW, else the
+shortest RWR), and the file closed with that block (commitBlockSynchronization).
+recoverLease answers false while that runs and true once the file is closed; the client
+asks again until then. The DataNodes keep an unfinished replica however long its writer
+has been gone, and across their own restarts (as RWR, reported in their block reports),
+so bytes a writer's hsync had acknowledged are in the file once it is closed.
 
 Hadoop gives the recovery to a primary DataNode (DNA_RECOVERBLOCK) which talks to the
 others over InterDatanodeProtocol; here the NameNode drives the same two calls itself,
 over the DataNodes' own data-transfer protocol. What a client sees is the same.
 
-Not yet as Hadoop: the NameNode's own expiry of a lease (its hard limit) still closes the
-file without an unfinished last block (NameNode.abandon_file) instead of recovering it,
-and a DataNode rolls back an unfinished replica whose writer is gone after
-dfs.client.socket-timeout (racklab's rule; Hadoop's DataNodes keep it for the NameNode to
-recover). So bytes a writer hsync'ed and then died are kept only if a client calls
-recoverLease before that timeout."""
+Not as Hadoop: the soft limit (another writer's create or append taking over a lease
+silent for 60 s) is not implemented; such a writer is refused until the hard limit or a
+recoverLease closes the file. Zero-length replicas are not dropped from a recovery."""
 
 from __future__ import annotations
 
@@ -120,15 +122,7 @@ class LeaseRecovery:
         if not replicas:
             log.warning("no replica of blk_%d could be recovered", blk["blockId"])
             return
-        # BlockRecoveryWorker.syncBlock: replicas in the best state take part; finalized
-        # ones keep their length, unfinished ones are cut to the shortest among them.
-        final = [(d, r) for d, r in replicas if r["state"] == "finalized"]
-        if final:
-            length = final[0][1]["length"]
-            chosen = [(d, r) for d, r in final if r["length"] == length]
-        else:
-            length = min(r["length"] for _, r in replicas)
-            chosen = replicas
+        length, chosen = sync_length(replicas)
         synced = []
         for d, _ in chosen:
             res = await self._call(
@@ -185,3 +179,23 @@ class LeaseRecovery:
             return {"status": "ERROR", "message": repr(exc)}
         finally:
             writer.close()
+
+
+def sync_length(replicas: list[tuple]) -> tuple[int, list[tuple]]:
+    """BlockRecoveryWorker.syncBlock: the replicas in the best state take part (FINALIZED,
+    then RBW, then RWR: a replica found on disk after its DataNode restarted may hold
+    bytes nobody acknowledged, or miss some). Finalized replicas keep their length, and RBW
+    ones of that same length join them; unfinished ones are cut to the shortest among
+    them, which still holds every byte the whole pipeline acknowledged.
+    -> (length, [(node, replica info), ...] taking part)."""
+    final = [(d, r) for d, r in replicas if r["state"] == "finalized"]
+    if final:
+        length = final[0][1]["length"]
+        return length, [
+            (d, r)
+            for d, r in replicas
+            if r["length"] == length and r["state"] in ("finalized", "rbw")
+        ]
+    best = "rbw" if any(r["state"] == "rbw" for _, r in replicas) else "rwr"
+    chosen = [(d, r) for d, r in replicas if r["state"] == best]
+    return min(r["length"] for _, r in chosen), chosen

@@ -104,7 +104,7 @@ class LocalPipelineHead:
         if self.down is not None:
             self.down.abort()
         if self.replica is not None and not self.finalized:
-            self.dn._suspend(self.replica)  # kept for a recovery, rolled back if none comes
+            self.dn._suspend(self.replica)  # kept for a recovery (the writer's or the NameNode's)
 
     async def cancel(self) -> None:
         if self.down is not None:

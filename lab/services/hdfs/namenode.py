@@ -110,9 +110,10 @@ class NameNode:
         self.last_checkpoint_time = time.time()
         self.leases: dict[int, dict] = {}  # inode id of a file under construction -> lease
         self.lease_recovery = LeaseRecovery(self)
-        # Hadoop 3.4's dfs.namenode.lease-hard-limit-sec (20 min): a writer silent that long
-        # loses the file, which is closed with what it had acknowledged.
-        self.lease_hard_limit = float(conf.get("dfs.namenode.lease-hard-limit-sec", "1200"))
+        # dfs.namenode.lease-hard-limit-sec (Hadoop 3.3+, 20 min; a fixed hour before): a
+        # writer silent that long loses the file, which lease recovery closes with what its
+        # replicas hold.
+        self.lease_hard_limit = conf.get_seconds("dfs.namenode.lease-hard-limit-sec", "s")
         # The front doors, each over this namespace (as Hadoop's NameNode holds its
         # NameNodeRpcServer and HTTP servlets over one FSNamesystem).
         self.webhdfs = NamenodeWebHdfsMethods(self)
@@ -540,9 +541,11 @@ class NameNode:
         return result
 
     def abandon_file(self, f: INodeFile, last: dict | None, reason: str) -> None:
-        """Lease recovery, simplified: keep every block the writer saw acknowledged, drop an
-        unfinished new last block, and put back a last block reopened by a failed append
-        (the DataNodes roll their replicas back the same way). Then close the file."""
+        """A WebHDFS upload that failed, given back by the DataNode that wrote it (racklab's
+        abandonFile, after its abort packet rolled the replicas back): keep every block the
+        writer saw acknowledged, drop an unfinished new last block, and put back a last
+        block reopened by the failed append. Then close the file. (A writer that is simply
+        gone is lease recovery's: check_leases.)"""
         lease = self.leases.pop(f.inode_id, {})
         before = lease.get("beforeAppend")
         if last is not None and f.blocks and int(last["blockId"]) == f.blocks[-1].block_id:
@@ -597,13 +600,23 @@ class NameNode:
             self.bm.update_needed(info)
 
     def check_leases(self) -> None:
+        """LeaseManager.Monitor: a lease past its hard limit is released as recoverLease
+        releases it (internalReleaseLease: closed now, or its last block recovered and then
+        closed). The lease counts as renewed then, so a recovery that cannot finish (its
+        DataNodes down) is tried again one hard limit later, as Hadoop's reassigned lease is."""
         now = time.monotonic()
         for inode_id, lease in list(self.leases.items()):
             f = self.ns.inodes.get(inode_id)
             if not isinstance(f, INodeFile) or f.client_name is None:
                 self.leases.pop(inode_id, None)
             elif now - lease["renewed"] > self.lease_hard_limit:
-                self.abandon_file(f, None, f"lease of {f.client_name} expired")
+                log.info(
+                    "Lease [Holder: %s] has expired hard limit; recovering %s",
+                    f.client_name,
+                    f.path(),
+                )
+                lease["renewed"] = now
+                self.lease_recovery.release(f)
 
     def _infos(self, f: INodeFile) -> list[BlockInfo]:
         return [self.bm.blocks[b.block_id] for b in f.blocks if b.block_id in self.bm.blocks]

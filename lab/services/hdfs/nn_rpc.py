@@ -20,8 +20,15 @@ PATH = Str(8000, empty=False)
 USER = Str(255, empty=False)
 CLIENT = Str(255, empty=False)
 HOST = Str(255, default=None)
-REPORTED = Checked(  # a replica in a block report: [blockId, genStamp, numBytes]
-    List(Int(0), 3), lambda v: None if len(v) == 3 else "expected [blockId, genStamp, numBytes]"
+# A replica in a block report: [blockId, genStamp, numBytes], and its ReplicaState when it is
+# not finalized (1 RBW, 2 RWR).
+REPORTED = Checked(
+    List(Int(0), 4),
+    lambda v: (
+        None
+        if len(v) == 3 or (len(v) == 4 and v[3] in (1, 2))
+        else "expected [blockId, genStamp, numBytes] or [blockId, genStamp, numBytes, state 1|2]"
+    ),
 )
 
 

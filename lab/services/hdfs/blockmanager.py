@@ -253,11 +253,7 @@ class BlockManager:
         if gs < info.block.gen_stamp or (
             info.complete and gs == info.block.gen_stamp and length != info.block.num_bytes
         ):
-            info.corrupt.add(d.uuid)
-            info.locations.discard(d.uuid)
-            d.blocks.add(bid)
-            self.update_needed(info)
-            return "corrupt"
+            return self._corrupt_received(d, info, gs)
         if gs > info.block.gen_stamp and info.complete:
             info.corrupt.add(d.uuid)
             d.blocks.add(bid)
@@ -288,9 +284,18 @@ class BlockManager:
             return "ok"
         if info.complete and gs == info.block.gen_stamp and state == 1:
             return "ok"
+        return self._corrupt_received(d, info, gs)
+
+    def _corrupt_received(self, d: DatanodeDescriptor, info: BlockInfo, gs: int) -> str:
+        """markBlockAsCorrupt. A replica older than its block (a write or a recovery moved
+        on without it: corruptedDuringWrite) is deleted at once while the block has its
+        minimum of good replicas, so that its node can take a good copy again."""
+        bid = info.block.block_id
         info.corrupt.add(d.uuid)
         info.locations.discard(d.uuid)
         d.blocks.add(bid)
+        if gs < info.block.gen_stamp and len(self.live_replicas(info)) >= self.min_replication:
+            d.invalidate_queue.add(bid)
         self.update_needed(info)
         return "corrupt"
 

@@ -154,10 +154,14 @@ class LeaseRecovery:
         info = nn.bm.blocks.get(bid)
         if info is not None:
             keep = {d.uuid for d in synced}
+            # Replicas left at an older stamp (their node did not answer, or its replica
+            # was not in the best state) go, so those nodes can take a good copy.
+            stale = (info.locations | set(info.expected_uc)) - keep
             info.expected_uc = list(keep)
-            for uuid in list(info.locations - keep):  # replicas left at an older stamp
-                nn.bm.replica_deleted(nn.bm.datanodes[uuid], bid)
-                nn.bm.datanodes[uuid].invalidate_queue.add(bid)
+            for uuid in stale:
+                if uuid in nn.bm.datanodes:
+                    nn.bm.replica_deleted(nn.bm.datanodes[uuid], bid)
+                    nn.bm.datanodes[uuid].invalidate_queue.add(bid)
         log.info(
             "commitBlockSynchronization: blk_%d_%d length %d on %s, %s closed",
             bid,

@@ -383,21 +383,21 @@ def test_raw_requests_same_as_apache_zookeeper(apache_zk, zk_server):
 
 def test_ensemble_follower_same_replies_as_apache_zookeeper(tmp_path):
     """The same scenario through a follower of a 3-server racklab ensemble, where
-    every write is forwarded, proposed and committed: still field-for-field equal."""
+    every write is forwarded, proposed and committed, and through a follower of a
+    3-server Apache ensemble: still field-for-field equal (/zookeeper/config shows
+    the membership in both; addresses of the same length, ports of five digits)."""
     from lab.services.zookeeper.minicluster import Ensemble
 
-    apache_zk = apache.ApacheZooKeeper(str(tmp_path / "apache"), free_port()).start()
-    ens = Ensemble(str(tmp_path), n=3, base=210)
+    theirs_ens = apache.apache_ensemble(str(tmp_path / "apache"), n=3, base=200)
+    ens = Ensemble(str(tmp_path / "racklab"), n=3, base=210)
     try:
+        theirs_ens.start(timeout=60)
         ens.start()
-        leader = ens.wait_leader()
-        follower = next(i for i in ens.servers if i != leader)
-        ens.wait_serving(follower)
-        theirs = scenario(apache_zk.hosts)
-        ours = scenario(ens.servers[follower].hosts)
+        theirs = scenario(theirs_ens.servers[theirs_ens.follower(60)].hosts)
+        ours = scenario(ens.servers[ens.follower()].hosts)
     finally:
         ens.stop_all()
-        apache_zk.stop()
+        theirs_ens.stop_all()
     diffs = [
         f"{t[0]}: apache={t[1]!r}\n{'':>{len(t[0])}}  racklab={o[1]!r}"
         for t, o in zip(theirs, ours, strict=True)

@@ -43,6 +43,9 @@ class Config:
     enforce_quota: bool = False  # zookeeper.enforceQuota: hard quota limits refuse writes
     prealloc_kb: int = 16384  # preAllocSize: log files grow in steps of this many KB
     force_sync: bool = True  # forceSync=no skips the fsync (ZooKeeper's unsafe test knob)
+    reconfig_enabled: bool = False  # reconfigEnabled: clients may change the membership
+    config_version: int = 0  # the membership's version (a dynamic file's name holds it)
+    super_digest: str | None = None  # DigestAuthenticationProvider.superDigest (user:hash)
     servers: dict[int, Peer] = field(default_factory=dict)
     myid: int = 0
     raw: dict[str, str] = field(default_factory=dict)
@@ -94,6 +97,15 @@ def _peer(sid: int, value: str, lineno: int) -> Peer:
     return peer
 
 
+def _read_servers(text: str, servers: dict[int, Peer]) -> None:
+    """server.N lines of a dynamic config file (everything else in it is ignored)."""
+    for lineno, line in enumerate(text.splitlines(), 1):
+        key, eq, value = (s.strip() for s in line.partition("="))
+        if eq and key.startswith("server."):
+            sid = _int(key, key[len("server.") :], lineno)
+            servers[sid] = _peer(sid, value, lineno)
+
+
 def parse(text: str, path: str | None = None) -> Config:
     raw: dict[str, str] = {}
     where: dict[str, int] = {}  # key -> line number, for messages
@@ -112,7 +124,20 @@ def parse(text: str, path: str | None = None) -> Config:
         where[key] = lineno
     if "dataDir" not in raw:
         raise ConfigError("dataDir is required")
-    cfg = Config(data_dir=raw["dataDir"], raw=raw, servers=servers, path=path)
+    version = 0
+    dynamic = raw.get("dynamicConfigFile")
+    if dynamic:
+        # zoo.cfg.dynamic.<version>, as a reconfig-enabled ensemble writes it
+        try:
+            with open(dynamic) as f:
+                _read_servers(f.read(), servers)
+        except OSError as e:
+            raise ConfigError(f"dynamicConfigFile {dynamic}: {e.strerror}") from None
+        suffix = dynamic.rsplit(".", 1)[-1]
+        version = int(suffix, 16) if all(c in "0123456789abcdef" for c in suffix) else 0
+    cfg = Config(
+        data_dir=raw["dataDir"], raw=raw, servers=servers, path=path, config_version=version
+    )
     ints = {
         "tickTime": "tick_time",
         "initLimit": "init_limit",
@@ -144,6 +169,13 @@ def parse(text: str, path: str | None = None) -> Config:
     for key in ("zookeeper.enforceQuota", "enforceQuota"):
         if key in raw:
             cfg.enforce_quota = raw[key].strip().lower() == "true"
+    cfg.reconfig_enabled = raw.get("reconfigEnabled", "false").strip().lower() == "true"
+    for key in (
+        "zookeeper.DigestAuthenticationProvider.superDigest",
+        "DigestAuthenticationProvider.superDigest",
+    ):
+        if key in raw:
+            cfg.super_digest = raw[key].strip()
     if "dataLogDir" in raw:
         cfg.data_log_dir = raw["dataLogDir"]
     myid_path = os.path.join(cfg.data_dir, "myid")

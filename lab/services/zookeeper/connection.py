@@ -20,7 +20,6 @@ from .fourletter import FOUR_LETTER_WORDS
 from .jute import JuteError, Reader, Writer
 from .proto import (
     ACL,
-    REFUSED_OPS,
     REQUEST_TYPES,
     WRITE_OPS,
     AuthPacket,
@@ -336,9 +335,6 @@ class ClientConnection(asyncio.Protocol):
         if op == Op.MULTI_READ:
             self.ordered(xid, op, decode_multi_read(r))
             return
-        if op in REFUSED_OPS:
-            self.ordered(xid, op, REFUSED_OPS[op])
-            return
         rtype = REQUEST_TYPES.get(op)
         if rtype is None:
             log.warning("%s: unknown opcode %d; replying Unimplemented and closing", self.peer, op)
@@ -376,6 +372,10 @@ class ClientConnection(asyncio.Protocol):
             ident = Id("digest", acls.digest(pkt.auth.decode("utf-8", "replace")))
             if ident not in self.auth:
                 self.auth.append(ident)
+            # the operator's superDigest makes this client the super user, as Apache's
+            # DigestAuthenticationProvider does
+            if self.server.cfg.super_digest == ident.id and Id("super", "") not in self.auth:
+                self.auth.append(Id("super", ""))
             self.send_reply(Xid.AUTH, 0, Err.OK)
             return
         if pkt.scheme == "ip":
@@ -488,8 +488,6 @@ class ClientConnection(asyncio.Protocol):
                 # is one of them
                 n += 1
             return GetAllChildrenNumberResponse(n).serialize()
-        if op in REFUSED_OPS:
-            raise ZKError(req)
         if op == Op.MULTI_READ:
             return self._multi_read(req, tree)
         if op == Op.ADD_WATCH:
@@ -636,6 +634,8 @@ def _write_body(op: int, result) -> bytes:
         return Create2Response(result.path, result.stat).serialize()
     if op == Op.SET_DATA:
         return SetDataResponse(result.stat).serialize()
+    if op == Op.RECONFIG:
+        return GetDataResponse(result.data, result.stat).serialize()
     if op == Op.SET_ACL:
         return SetACLResponse(result.stat).serialize()
     if op == Op.MULTI:

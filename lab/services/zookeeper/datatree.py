@@ -145,14 +145,15 @@ class WatchTable:
 class Result:
     """What applying one (sub-)transaction produced, for the reply."""
 
-    __slots__ = ("op", "err", "path", "stat", "subs")
+    __slots__ = ("op", "err", "path", "stat", "subs", "data")
 
-    def __init__(self, op, err=0, path=None, stat=None, subs=None):
+    def __init__(self, op, err=0, path=None, stat=None, subs=None, data=None):
         self.op = op
         self.err = err
         self.path = path
         self.stat = stat
         self.subs = subs
+        self.data = data
 
 
 class DataTree:
@@ -244,6 +245,10 @@ class DataTree:
             return self._delete(body.path, zxid)
         if op == Op.SET_DATA:
             return self._set_data(body, zxid, time)
+        if op == Op.RECONFIG:
+            result = self._set_data(body, zxid, time)
+            result.op, result.data = op, body.data
+            return result
         if op == Op.SET_ACL:
             node = self.nodes.get(body.path)
             if node is None:

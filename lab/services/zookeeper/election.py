@@ -71,7 +71,7 @@ class Election:
         self.server = server
         cfg = server.cfg
         self.myid = cfg.myid
-        self.quorum = len(cfg.servers) // 2 + 1
+        self.quorum = sum(1 for p in cfg.servers.values() if p.role == "participant") // 2 + 1
         self.links = {
             sid: PeerLink(self.myid, p.host, p.election_port)
             for sid, p in cfg.servers.items()
@@ -82,6 +82,20 @@ class Election:
         self.state = LOOKING
         self.vote = Vote(0, 0, self.myid)
         self._server = None
+
+    def update(self, servers: dict) -> None:
+        """A new membership (a committed reconfig): links to new members, none to
+        those gone, and the quorum of its voters."""
+        self.quorum = sum(1 for p in servers.values() if p.role == "participant") // 2 + 1
+        for sid, p in servers.items():
+            if sid != self.myid and sid not in self.links:
+                link = self.links[sid] = PeerLink(self.myid, p.host, p.election_port)
+                if self._server is not None:
+                    link.task = asyncio.create_task(link.run())
+        for sid in [sid for sid in self.links if sid not in servers]:
+            link = self.links.pop(sid)
+            if link.task is not None:
+                link.task.cancel()
 
     async def start(self) -> None:
         me = self.server.cfg.servers[self.myid]

@@ -27,6 +27,10 @@ TRUNC = 14
 SNAP = 15
 LEADERINFO = 17
 ACKEPOCH = 18
+# racklab's own: "a quorum without you has logged up to this zxid; once you have
+# too, it is committed" (quorum.py, the leader's hint to the follower whose client
+# waits; not in ZooKeeper).
+LOGGED = 40
 # election port
 HELLO = 100
 NOTIFICATION = 101

@@ -55,6 +55,7 @@ WRITE_OPS = frozenset(
         Op.CHECK,
         Op.MULTI,
         Op.CLOSE_SESSION,
+        Op.RECONFIG,
     }
 )
 
@@ -300,6 +301,15 @@ class CheckVersionRequest(Record):
     FIELDS = (("path", ustring), ("version", int32))
 
 
+class ReconfigRequest(Record):
+    FIELDS = (
+        ("joiningServers", ustring),
+        ("leavingServers", ustring),
+        ("newMembers", ustring),
+        ("curConfigId", int64),
+    )
+
+
 class SetWatches(Record):
     FIELDS = (
         ("relativeZxid", int64),
@@ -426,14 +436,7 @@ REQUEST_TYPES: dict[int, type[Record]] = {
     Op.CHECK_WATCHES: CheckWatchesRequest,
     Op.REMOVE_WATCHES: CheckWatchesRequest,
     Op.ADD_WATCH: AddWatchRequest,
-}
-
-# Opcodes Apache ZooKeeper knows that this server answers with an error instead of
-# running, keeping the connection (as ZooKeeper does with these features disabled):
-# reconfig -> ReconfigDisabled. (createTTL is prepared like any
-# create: Unimplemented there only for TTL flags without zookeeper.extendedTypesEnabled.)
-REFUSED_OPS = {
-    Op.RECONFIG: Err.RECONFIG_DISABLED,
+    Op.RECONFIG: ReconfigRequest,
 }
 
 MULTI_OPS = frozenset(

@@ -23,7 +23,9 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 
+from . import reconfig
 from .config import Config
 from .connection import ClientConnection
 from .election import Election
@@ -38,6 +40,7 @@ from .peerwire import (
     FOLLOWING,
     LEADERINFO,
     LEADING,
+    LOGGED,
     LOOKING,
     NEWLEADER,
     PING,
@@ -55,9 +58,10 @@ from .peerwire import (
 from .persistence import deserialize_tree, serialize_tree
 from .prep import Preparer
 from .proto import Err, Id, Op, ZKError, decode_request, encode_request
-from .server import Entry, ZooKeeperServer
+from .reconfig import CONFIG_NODE
+from .server import Entry, ZooKeeperServer, now_ms
 from .sessions import Session, password_for
-from .txn import CloseSessionTxn, CreateSessionTxn, ErrorTxn, Txn
+from .txn import CloseSessionTxn, CreateSessionTxn, ErrorTxn, SetDataTxn, Txn
 
 log = logging.getLogger("zookeeper.quorum")
 
@@ -74,13 +78,16 @@ class StepDown(Exception):
 
 
 class Proposal:
-    __slots__ = ("txn", "acks", "data", "origin")
+    __slots__ = ("txn", "acks", "data", "origin", "hinted", "new_voters")
 
     def __init__(self, txn: Txn, origin: int | None = None):
         self.txn = txn
         self.acks: set[int] = set()
         self.data = txn.encode()
         self.origin = origin  # the follower whose client asked for it, if any
+        self.hinted = False  # the origin was told LOGGED for it
+        # a reconfig commits once a quorum of the old voters and of the new have it
+        self.new_voters: set[int] | None = None
 
 
 class FollowerHandle:
@@ -109,7 +116,10 @@ class QuorumServer(ZooKeeperServer):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         self.myid = cfg.myid
-        self.quorum = len(cfg.servers) // 2 + 1
+        self.voters = reconfig.voters(cfg.servers)
+        self.quorum = len(self.voters) // 2 + 1
+        self.reconfig_pending = False  # a reconfig is proposed and not committed yet
+        self.leaving: str | None = None  # why a committed reconfig ends our role
         self.tick = cfg.tick_time / 1000.0
         self.election = Election(self)
         self.state = LOOKING
@@ -121,6 +131,7 @@ class QuorumServer(ZooKeeperServer):
         # leader state
         self.followers: dict[int, FollowerHandle] = {}
         self.outstanding: dict[int, Proposal] = {}
+        self.unhinted: deque[Proposal] = deque()  # not yet looked at by _hint_origins
         self.history: list[Txn] = []
         self.history_base = 0
         self.pending_syncs: list[tuple[int, object]] = []
@@ -128,6 +139,8 @@ class QuorumServer(ZooKeeperServer):
         # follower state
         self.leader_link: FrameLink | None = None
         self.proposed: dict[int, Txn] = {}
+        self.durable_zxid = 0  # the highest zxid our own fsync covers
+        self.logged_hint = 0  # the highest LOGGED the leader sent us
         self.revalidating: dict[int, list] = {}  # session id -> connections waiting
 
     # --- epochs on disk (ZooKeeper's acceptedEpoch / currentEpoch files) ---------------
@@ -153,6 +166,7 @@ class QuorumServer(ZooKeeperServer):
 
     def recover(self) -> None:
         super().recover()
+        self._membership_after_recovery()
         # The txns replayed from the log are the history a leader can DIFF from.
         snap = self.txnlog.load_snapshot()
         self.history_base = snap[1] if snap else 0
@@ -196,6 +210,8 @@ class QuorumServer(ZooKeeperServer):
     def reload(self) -> None:
         """Forget everything in memory and start again from our own disk."""
         self.serving = False
+        self.reconfig_pending = False
+        self.leaving = None
         self.generation += 1
         for c in list(self.connections):
             c.close()
@@ -204,8 +220,10 @@ class QuorumServer(ZooKeeperServer):
         self.waiting.clear()
         self.to_log = []
         self.outstanding.clear()
+        self.unhinted.clear()
         self.pending_syncs.clear()
         self.proposed.clear()
+        self.durable_zxid = self.logged_hint = 0
         self.revalidating.clear()
         for f in self.followers.values():
             f.close()
@@ -223,6 +241,8 @@ class QuorumServer(ZooKeeperServer):
             self.leader_id = None
             vote = await self.election.look(self.current_epoch, self.last_logged)
             try:
+                if vote.leader == self.myid and self.myid not in self.voters:
+                    raise StepDown("elected, but not a voting member of the ensemble")
                 if vote.leader == self.myid:
                     self.state = LEADING
                     self.mode = "leader"
@@ -364,7 +384,10 @@ class QuorumServer(ZooKeeperServer):
         if self.state != LEADING:
             raise ZKError(Err.CONNECTION_LOSS)
         p = Proposal(txn, origin)
+        if txn.hdr.type == Op.RECONFIG:
+            p.new_voters = reconfig.voters(reconfig.parse(txn.body.data)[0])
         self.outstanding[txn.zxid] = p
+        self.unhinted.append(p)
         data = frame(PROPOSAL, p.data)
         # The follower whose client waits gets it first (its reply needs the commit
         # soonest), then the others, when the piece of work that proposed ends; our
@@ -388,6 +411,80 @@ class QuorumServer(ZooKeeperServer):
             self.ack(self.myid, last)
         elif self.state == FOLLOWING:
             self._send_leader(frame(ACK, pack(("long", last))))
+            self.durable_zxid = last
+            self._apply_logged()
+
+    # --- membership (reconfig) -------------------------------------------------------------
+
+    def prepare_reconfig(self, req, auth) -> SetDataTxn:
+        """The leader's checks of a reconfig, in Apache's order, and its txn: the new
+        /zookeeper/config, whose version is the txn's own zxid."""
+        self.check_reconfig_allowed(auth)
+        if self.reconfig_pending:
+            raise ZKError(Err.RECONFIG_IN_PROGRESS)
+        if req.curConfigId not in (-1, self.cfg.config_version):
+            raise ZKError(Err.BAD_VERSION)
+        nxt = reconfig.next_membership(
+            self.cfg.servers, req.joiningServers, req.leavingServers, req.newMembers
+        )
+        # A quorum of the new voters must be with us now, or the change could never
+        # commit (Leader.isQuorumSynced).
+        new_voters = reconfig.voters(nxt)
+        synced = {self.myid} | {sid for sid, f in self.followers.items() if f.synced}
+        if len(new_voters & synced) <= len(new_voters) // 2:
+            raise ZKError(Err.NEW_CONFIG_NO_QUORUM)
+        self.reconfig_pending = True
+        return SetDataTxn(CONFIG_NODE, reconfig.render(nxt, self.next_zxid), -1)
+
+    def commit(self, txn: Txn):
+        result = super().commit(txn)
+        if txn.hdr.type == Op.RECONFIG and not result.err:
+            # A follower no longer in the membership goes on following without a vote
+            # (srvr still says follower, as Apache's); a leader left out steps down.
+            self.reconfig_pending = False
+            self.adopt_membership(*reconfig.parse(txn.body.data))
+            if self.state == LEADING and self.myid not in self.voters:
+                self.leaving = "removed from the ensemble by reconfig"
+        return result
+
+    def adopt_membership(self, servers: dict, version: int) -> None:
+        changed = version != self.cfg.config_version
+        self.cfg.servers = servers
+        self.cfg.config_version = version
+        self.voters = reconfig.voters(servers)
+        self.quorum = len(self.voters) // 2 + 1
+        self.election.update(servers)
+        if changed and self.cfg.reconfig_enabled:
+            reconfig.write_dynamic_file(self.cfg.path, servers, version)
+
+    def _membership_after_recovery(self) -> None:
+        """The newest membership we know: a reconfig in our log or snapshot, else
+        zoo.cfg's (or its dynamic file's), which /zookeeper/config then shows."""
+        node = self.tree.get(CONFIG_NODE)
+        servers, version = reconfig.parse(node.data) if node.data else ({}, -1)
+        if servers and version >= self.cfg.config_version:
+            self.adopt_membership(servers, version)
+            return
+        self._show_config(self.cfg.config_version)
+
+    def _stamp_first_version(self, epoch: int) -> None:
+        """With reconfigEnabled, the zoo.cfg membership (version 0) becomes version
+        epoch<<32 once an epoch is established, on the leader and on each follower
+        alike (Apache's leader does so at NEWLEADER)."""
+        if self.cfg.reconfig_enabled and self.cfg.config_version == 0:
+            self.adopt_membership(self.cfg.servers, epoch << 32)
+            self._show_config(epoch << 32)
+
+    def _show_config(self, version: int) -> None:
+        node = self.tree.get(CONFIG_NODE)
+        node.data = reconfig.render(self.cfg.servers, version)
+        node.version = -1  # Apache's setData(..., -1, ...) of the config node
+        node.mzxid = version
+        node.mtime = now_ms()
+
+    def _synced_voters(self) -> int:
+        mine = 1 if self.myid in self.voters else 0
+        return mine + sum(1 for f in self.followers.values() if f.synced and f.sid in self.voters)
 
     # --- leader ---------------------------------------------------------------------------
 
@@ -402,14 +499,16 @@ class QuorumServer(ZooKeeperServer):
         committed = False
         while self.outstanding:
             z, p = next(iter(self.outstanding.items()))
-            if len(p.acks) < self.quorum:
+            if len(p.acks & self.voters) < self.quorum:
+                break
+            if p.new_voters is not None and len(p.acks & p.new_voters) <= len(p.new_voters) // 2:
                 break
             del self.outstanding[z]
             data = frame(COMMIT, pack(("long", z)))
             for f in self.followers.values():
                 if not f.forwarding:
                     continue
-                if f.sid == p.origin:
+                if f.sid == p.origin and not p.hinted:
                     f.send(data)
                 else:
                     f.link.send_later(data, LAZY_COMMIT_S)
@@ -419,6 +518,33 @@ class QuorumServer(ZooKeeperServer):
             self._fire_syncs(z)
         if committed:
             self.drain()
+        self._hint_origins()
+
+    def _hint_origins(self) -> None:
+        """Tell the follower whose client waits for a proposal that a quorum without it
+        has logged it (LOGGED): once its own fsync covers the proposal too, a quorum
+        has it on disk, so it is committed and the follower applies and replies then,
+        without waiting for its ACK to reach us and our COMMIT to come back. Acks
+        cover every earlier proposal, so everything up to that zxid is in the same
+        state. The COMMIT still follows, lazily."""
+        hints: dict[int, int] = {}
+        # Acks cover every earlier proposal, so acks only shrink along `unhinted`:
+        # each proposal is looked at once, when a quorum less one has logged it.
+        todo = self.unhinted
+        while todo and len(todo[0].acks & self.voters) >= self.quorum - 1:
+            p = todo.popleft()
+            if (
+                p.origin in self.voters
+                and p.origin not in p.acks
+                and p.new_voters is None
+                and p.txn.zxid in self.outstanding
+            ):
+                p.hinted = True
+                hints[p.origin] = p.txn.zxid
+        for sid, z in hints.items():
+            f = self.followers.get(sid)
+            if f is not None and f.forwarding and f.synced:
+                f.send(frame(LOGGED, pack(("long", z))))
 
     def _remember(self, txn: Txn) -> None:
         self.history.append(txn)
@@ -461,16 +587,18 @@ class QuorumServer(ZooKeeperServer):
                     return
                 f = FollowerHandle(r.int(), link)
                 f.accepted_epoch, f.last_zxid = r.long(), r.long()
-                if f.sid not in self.cfg.servers or f.sid == self.myid:
-                    # Only configured members count towards a quorum.
-                    log.warning("leader %d: refusing peer claiming id %d", self.myid, f.sid)
+                if f.sid == self.myid:
+                    log.warning("leader %d: refusing peer claiming our own id", self.myid)
                     f = None
                     return
+                # A server outside the membership (joining, or removed by a reconfig)
+                # follows without a vote: its acks and its being in sync count for
+                # nothing (self.voters), as Apache's non-voting learners.
                 old = self.followers.get(f.sid)
                 if old is not None:
                     old.close()
                 infos[f.sid] = f
-                if len(infos) + 1 >= self.quorum:
+                if len(infos.keys() & self.voters) + 1 >= self.quorum:
                     infos_quorum.set()
                 await epoch_ready.wait()
                 if f.accepted_epoch > self.epoch:
@@ -529,12 +657,13 @@ class QuorumServer(ZooKeeperServer):
             epoch_ready.set()
             # Phase 2: wait for a quorum to be in sync (NEWLEADER acked).
             deadline = time.monotonic() + self.cfg.init_limit * self.tick
-            while sum(1 for f in self.followers.values() if f.synced) + 1 < self.quorum:
+            while self._synced_voters() < self.quorum:
                 if time.monotonic() > deadline:
                     raise StepDown("quorum did not sync within initLimit")
                 await asyncio.sleep(0.01)
             self.current_epoch = self.epoch
             self._write_epoch("currentEpoch", self.epoch)
+            self._stamp_first_version(self.epoch)
             self.next_zxid = (self.epoch << 32) | 1
             # Our own uncommitted tail of the last epoch is part of the history we
             # just synced to a quorum: it is committed now.
@@ -553,6 +682,8 @@ class QuorumServer(ZooKeeperServer):
             # Phase 3: broadcast. Ping followers; step down without a live quorum.
             while True:
                 await asyncio.sleep(self.tick / 2)
+                if self.leaving:
+                    raise StepDown(self.leaving)
                 ping = frame(PING)
                 now = time.monotonic()
                 limit = self.cfg.sync_limit * self.tick
@@ -568,7 +699,7 @@ class QuorumServer(ZooKeeperServer):
                         self.followers.pop(f.sid, None)
                     else:
                         f.send(ping)
-                live = sum(1 for f in self.followers.values() if f.synced) + 1
+                live = self._synced_voters()
                 if live < self.quorum:
                     raise StepDown(f"only {live} of {len(self.cfg.servers)} servers in sync")
         finally:
@@ -674,7 +805,7 @@ class QuorumServer(ZooKeeperServer):
             if s is None or s.closing:
                 raise ZKError(Err.SESSION_EXPIRED)
             req = decode_request(op, Reader(body))
-            t_op, txn_body = self.preparer.prepare(op, req, session, auth, self.next_zxid)
+            t_op, txn_body = self.prepare(op, req, session, auth)
         except ZKError as e:
             t_op, txn_body = Op.ERROR, ErrorTxn(e.code)
         except JuteError:
@@ -775,6 +906,7 @@ class QuorumServer(ZooKeeperServer):
                 z = r.long()
                 self.current_epoch = epoch
                 self._write_epoch("currentEpoch", epoch)
+                self._stamp_first_version(epoch)
                 link.send(frame(ACK, pack(("long", z))))
                 link.flush()
             elif t == UPTODATE:
@@ -805,6 +937,7 @@ class QuorumServer(ZooKeeperServer):
             os.unlink(os.path.join(self.txnlog.dir, name))
         self.txnlog.save_snapshot(blob, zxid)
         self.tree = deserialize_tree(blob)
+        self._membership_after_recovery()
         self.preparer = Preparer(
             self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types, self.cfg.enforce_quota
         )
@@ -813,12 +946,28 @@ class QuorumServer(ZooKeeperServer):
         self.txnlog.roll(zxid + 1)
 
     def _follower_commit(self, zxid: int) -> None:
+        if zxid <= self.tree.last_zxid and zxid not in self.proposed:
+            return  # applied already, on a LOGGED hint
         txn = self.proposed.pop(zxid, None)
         if txn is None:
             log.warning("server %d: COMMIT of unknown zxid 0x%x", self.myid, zxid)
             raise StepDown("commit for a proposal we do not have")
         self.commit(txn)
         self.drain()
+
+    def _apply_logged(self) -> None:
+        """Apply, in order, what both the leader's LOGGED hint and our own fsync cover
+        (see _hint_origins): a quorum has logged it."""
+        upto = min(self.logged_hint, self.durable_zxid)
+        applied = False
+        while self.proposed:
+            z = next(iter(self.proposed))
+            if z > upto:
+                break
+            self.commit(self.proposed.pop(z))
+            applied = True
+        if applied:
+            self.drain()
 
     def _ping_leader(self, link: FrameLink) -> None:
         # Only sessions whose clients spoke within their timeout: a connected but
@@ -837,6 +986,9 @@ class QuorumServer(ZooKeeperServer):
                 # A commit can overtake our own fsync of its proposal (the quorum did
                 # not need us); apply in order anyway: the proposal is in memory.
                 self._follower_commit(r.long())
+            elif t == LOGGED:
+                self.logged_hint = max(self.logged_hint, r.long())
+                self._apply_logged()
             elif t == PING:
                 self._ping_leader(link)
             elif t == SYNC:
@@ -857,6 +1009,8 @@ class QuorumServer(ZooKeeperServer):
             if self.to_log:
                 self.log_now()
 
+        # Everything logged while syncing was fsynced before we acked NEWLEADER.
+        self.durable_zxid = self.last_logged
         link.dispatch(on_frame, end_of_read)
         await link.watch(self.cfg.sync_limit * self.tick)
 

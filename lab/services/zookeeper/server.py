@@ -24,6 +24,7 @@ import random
 import time
 from collections import deque
 
+from . import acl as acls
 from .config import Config
 from .connection import ClientConnection
 from .containers import ContainerManager
@@ -31,7 +32,8 @@ from .datatree import DataTree
 from .outbox import Outbox
 from .persistence import TxnLog, deserialize_tree, serialize_tree
 from .prep import Preparer
-from .proto import ConnectRequest, Err, Op, ZKError
+from .proto import ConnectRequest, Err, Op, Perms, ZKError
+from .reconfig import CONFIG_NODE
 from .sessions import Session, SessionIds, password_for
 from .txn import CloseSessionTxn, CreateSessionTxn, Txn, TxnHeader
 
@@ -334,12 +336,29 @@ class ZooKeeperServer:
             self._reply_error(conn, xid, op, Err.SESSION_EXPIRED)
             return
         try:
-            t_op, body = self.preparer.prepare(op, req, session.id, conn.auth, self.next_zxid)
+            t_op, body = self.prepare(op, req, session.id, conn.auth)
         except ZKError as e:
             self._reply_error(conn, xid, op, e.code)
             return
         self.wait_for_commit(session.id, xid, Entry(conn, xid, op, req, pending=True))
         self.propose(self.make_txn(t_op, body, session.id, xid))
+
+    def prepare(self, op: int, req, session_id: int, auth) -> tuple[int, object]:
+        """A write request as (txn type, txn body), or ZKError."""
+        if op == Op.RECONFIG:
+            return op, self.prepare_reconfig(req, auth)
+        return self.preparer.prepare(op, req, session_id, auth, self.next_zxid)
+
+    def prepare_reconfig(self, req, auth):
+        # Apache's order: disabled, then the ACL of /zookeeper/config, then a
+        # standalone server cannot change its membership.
+        self.check_reconfig_allowed(auth)
+        raise ZKError(Err.UNIMPLEMENTED)
+
+    def check_reconfig_allowed(self, auth) -> None:
+        if not self.cfg.reconfig_enabled:
+            raise ZKError(Err.RECONFIG_DISABLED)
+        acls.check(self.tree.get(CONFIG_NODE).acl, Perms.WRITE, auth)
 
     def submit_sync(self, conn: ClientConnection, xid: int, req) -> None:
         # Standalone: everything acknowledged is applied, so sync is an ordered read.

@@ -72,6 +72,7 @@ TXN_TYPES: dict[int, type[Record]] = {
     Op.CREATE_TTL: CreateTxn,
     Op.DELETE: DeleteTxn,
     Op.SET_DATA: SetDataTxn,
+    Op.RECONFIG: SetDataTxn,  # /zookeeper/config's new text, as Apache's reconfig txn
     Op.SET_ACL: SetACLTxn,
     Op.CHECK: CheckVersionTxn,
     Op.ERROR: ErrorTxn,

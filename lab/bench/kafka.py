@@ -26,82 +26,21 @@ import uuid
 from pathlib import Path
 
 from lab.bench.reference import apache_zk_argv
-from lab.services.ports import free_port, wait_port
+from lab.services.kafka.minicluster import KafkaMiniCluster, StandaloneZooKeeper, racklab_zk_argv
 
 RECORD = 1024
 HOSTS = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
 
 
-class Procs:
-    """Every process this benchmark starts, stopped on the way out."""
-
-    def __init__(self):
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, argv, log: Path) -> subprocess.Popen:
-        p = subprocess.Popen(
-            argv,
-            stdout=open(log, "wb"),
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-        self.procs.append(p)
-        return p
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-def start_zookeeper(procs: Procs, work: Path, kind: str) -> str:
-    port = free_port("127.0.0.1")
-    (work / "zk").mkdir()
-    cfg = work / "zk" / "zoo.cfg"
-    cfg.write_text(
-        f"tickTime=500\ndataDir={work / 'zk'}\nclientPort={port}\n"
-        "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
-    )
-    if kind == "apache":
-        argv = apache_zk_argv(cfg)
-    else:
-        argv = [sys.executable, "-m", "lab.services.zookeeper", str(cfg)]
-    p = procs.start(argv, work / "zk" / "zk.log")
-    wait_port("127.0.0.1", port, 30, p)
-    return f"127.0.0.1:{port}/bench-{uuid.uuid4().hex[:6]}"
-
-
-def start_brokers(procs: Procs, work: Path, zk: str) -> list[str]:
-    boots = []
-    for i, host in enumerate(HOSTS, start=1):
-        port = free_port(host)
-        d = work / f"broker-{i}"
-        d.mkdir()
-        (d / "server.properties").write_text(
-            f"broker.id={i}\nlisteners=PLAINTEXT://{host}:{port}\nlog.dirs={d / 'logs'}\n"
-            f"zookeeper.connect={zk}\nzookeeper.session.timeout.ms=6000\n"
-            "offsets.topic.replication.factor=1\noffsets.topic.num.partitions=3\n"
-            "group.initial.rebalance.delay.ms=0\nmin.insync.replicas=1\n"
-            "log.segment.bytes=268435456\n"
-        )
-        p = procs.start(
-            [sys.executable, "-m", "lab.services.kafka", str(d / "server.properties")],
-            d / "broker.log",
-        )
-        wait_port(host, port, 30, p)
-        deadline = time.monotonic() + 40
-        while b"listening on" not in (d / "broker.log").read_bytes():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"broker {i} did not register")
-            time.sleep(0.1)
-        boots.append(f"{host}:{port}")
-    return boots
+# the broker settings this benchmark has always used, over the minicluster's quick ones
+# (Kafka's own replica.lag.time.max.ms: the ISR is not what is measured here)
+BROKER_PROPS = {
+    "zookeeper_session_timeout_ms": 6000,
+    "offsets_topic_num_partitions": 3,
+    "replica_lag_time_max_ms": 30000,
+    "min_insync_replicas": 1,
+    "log_segment_bytes": 268435456,
+}
 
 
 def fio_seq_write(directory: Path, seconds: int) -> float:
@@ -328,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="racklab-kafka-bench-", dir=args.dir or "/var/tmp"))
-    procs = Procs()
+    servers: list = []
     results = {
         "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "record_bytes": RECORD,
@@ -339,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         fio_dir = work / "fio"
         fio_dir.mkdir()
         results["fio_seq_write_mb_s"] = fio_seq_write(fio_dir, 5)
-        zk = start_zookeeper(procs, work, args.zookeeper)
-        boots = start_brokers(procs, work, zk)
-        bootstrap = ",".join(boots)
+        zk_argv = apache_zk_argv if args.zookeeper == "apache" else racklab_zk_argv
+        zk = StandaloneZooKeeper(work / "zk", argv=zk_argv)
+        kafka = KafkaMiniCluster(work, zk.connect, **BROKER_PROPS)
+        servers += [kafka, zk]  # brokers stop before their ZooKeeper
+        zk.start()
+        bootstrap = kafka.start(HOSTS).bootstrap
         for client in args.clients.split(","):
             for rf in (1, 3):
                 topic = f"bench-{client}-rf{rf}"
@@ -354,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.json:
                     print(_row(r), flush=True)
     finally:
-        procs.stop()
+        for server in servers:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -1,26 +1,25 @@
 from __future__ import annotations
 
+import functools
+
 import pytest
 
-from lab.bench.reference import apache_zk_available
-
-from .kafka_harness import ApacheZooKeeper, BrokerProcess, RacklabZooKeeper, chroot
+from lab.bench.reference import apache_zk_argv, apache_zk_available
+from lab.services.kafka.minicluster import KafkaMiniCluster, StandaloneZooKeeper
 
 
 @pytest.fixture(scope="session")
 def apache_zk(tmp_path_factory):
     if not apache_zk_available():
         pytest.skip("Debian's zookeeper package (Java) is not installed")
-    zk = ApacheZooKeeper(tmp_path_factory.mktemp("zk"))
-    zk.start()
+    zk = StandaloneZooKeeper(tmp_path_factory.mktemp("zk"), argv=apache_zk_argv).start()
     yield zk
     zk.stop()
 
 
 @pytest.fixture(scope="session")
 def racklab_zk(tmp_path_factory):
-    zk = RacklabZooKeeper(tmp_path_factory.mktemp("rzk"))
-    zk.start()
+    zk = StandaloneZooKeeper(tmp_path_factory.mktemp("rzk")).start()
     yield zk
     zk.stop()
 
@@ -36,20 +35,11 @@ def zk_server(request):
 def make_broker(tmp_path, zk_server):
     """Factory: make_broker(id, host=..., **props) -> started BrokerProcess; all
     brokers of one test share a ZooKeeper chroot and are killed afterwards."""
-    made = []
-    root = chroot(zk_server)
-
-    def make(broker_id: int = 0, host: str = "127.0.0.1", start: bool = True, **props):
-        b = BrokerProcess(tmp_path, broker_id, root, host, **props)
-        made.append(b)
-        if start:
-            b.start()
-        return b
-
-    make.zk_connect = root
+    cluster = KafkaMiniCluster(tmp_path, zk_server.connect)
+    make = functools.partial(cluster.add_broker)
+    make.zk_connect = cluster.zk_connect
     yield make
-    for b in made:
-        b.stop()
+    cluster.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from lab.orchestrator.deployers.kafka import KafkaDeployer
 from lab.services.kafka import admin
 from lab.services.kafka.config import BrokerConfig, parse_properties
 
-from .kafka_harness import group_consumer, poll_until
+from .clients import group_consumer, poll_until
 
 
 def test_topics_produce_consume_and_group_lag(broker):

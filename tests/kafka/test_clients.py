@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from .kafka_harness import PolledGroup, group_consumer, poll_until, send_values
+from .clients import PolledGroup, group_consumer, poll_until, send_values
 
 
 def _topic(prefix: str) -> str:

@@ -12,7 +12,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 from kazoo.client import KazooClient
 
-from .kafka_harness import BrokerProcess
+from lab.services.kafka.minicluster import BrokerProcess
 
 
 def wait_for_log(broker: BrokerProcess, text: str, timeout: float) -> str:

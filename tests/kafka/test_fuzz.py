@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from lab.services.kafka.protocol import records as rec
 from lab.services.kafka.protocol.api import APIS, encode_request
 
-from .kafka_harness import poll_until
+from .clients import poll_until
 
 BATCHES = 4
 FRAMES_PER_BATCH = 150

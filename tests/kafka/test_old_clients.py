@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import UnsupportedVersionError
 
-from .kafka_harness import send_values
+from .clients import send_values
 
 
 def test_old_producer_gets_unsupported_version(broker):

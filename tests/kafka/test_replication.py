@@ -16,7 +16,7 @@ from kazoo.exceptions import NoNodeError
 
 from lab.services.kafka.offsets import partition_for_group
 
-from .kafka_harness import group_consumer, poll_until
+from .clients import group_consumer, poll_until
 
 HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 CLUSTER_PROPS = {

@@ -24,7 +24,7 @@ from lab.services.kafka.protocol.api import APIS, ApiKey, decode_response, encod
 from lab.services.kafka.protocol.errors import Error
 from lab.services.kafka.protocol.primitives import varint_bytes
 
-from .kafka_harness import poll_until, send_values
+from .clients import poll_until, send_values
 
 
 def _status(pid: int, field: str) -> int:

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from lab.services.kafka.log import LogConfig, PartitionLog
 from lab.services.kafka.protocol import records as rec
 
-from .kafka_harness import group_consumer, poll_until, send_values
+from .clients import group_consumer, poll_until, send_values
 
 
 def _append(log: PartitionLog, n: int, size: int = 100, ts: int | None = None) -> None:

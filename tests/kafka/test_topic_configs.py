@@ -12,7 +12,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from lab.services.kafka.protocol.errors import Error
 
-from .kafka_harness import poll_until, send_values
+from .clients import poll_until, send_values
 
 
 def _create(admin: KafkaAdminClient, topic: NewTopic) -> tuple[int, str | None]:

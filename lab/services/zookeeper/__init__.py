@@ -8,8 +8,10 @@ server.N lines and dataDir/myid make it an ensemble member).
 
 Modules: jute (codec), proto (opcodes, errors, records), txn (transactions),
 datatree (znodes, sessions, watches), acl, prep (requests -> txns), persistence
-(log, snapshots), connection (one client), server (standalone pipeline), quorum +
-election + peerwire (the ensemble), fourletter, config, shell (`lab zk`).
+(log, snapshots), connection (one client), server (standalone pipeline), quorum
+(an ensemble member) with leader, follower and reconfig (dynamic membership),
+election + peerwire + framelink (between members), fourletter, config, shell
+(`lab zk`), minicluster (servers and ensembles for tests, benchmarks and demos).
 """
 
 from .config import Config, load, parse

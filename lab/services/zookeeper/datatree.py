@@ -24,7 +24,8 @@ OPEN_ACL_UNSAFE = (ACL(Perms.ALL, Id("world", "anyone")),)
 READ_ACL_UNSAFE = (ACL(Perms.READ, Id("world", "anyone")),)
 
 # Nodes every ZooKeeper has; they can be neither deleted nor created.
-SYSTEM_PATHS = ("/zookeeper", "/zookeeper/quota", "/zookeeper/config")
+CONFIG_NODE = "/zookeeper/config"  # the ensemble's membership (reconfig.py)
+SYSTEM_PATHS = ("/zookeeper", "/zookeeper/quota", CONFIG_NODE)
 
 
 class Watcher(Protocol):

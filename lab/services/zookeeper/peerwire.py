@@ -36,6 +36,12 @@ HELLO = 100
 NOTIFICATION = 101
 
 LOOKING, FOLLOWING, LEADING = 0, 1, 2
+
+
+class StepDown(Exception):
+    """Leave the current role (leader or follower) and go back to LOOKING."""
+
+
 STATE_NAMES = {LOOKING: "looking", FOLLOWING: "follower", LEADING: "leader"}
 
 

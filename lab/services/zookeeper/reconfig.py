@@ -18,9 +18,11 @@ from __future__ import annotations
 import os
 
 from .config import ConfigError, Peer, _peer
-from .proto import Err, ZKError
-
-CONFIG_NODE = "/zookeeper/config"
+from .datatree import CONFIG_NODE
+from .peerwire import LEADING
+from .proto import Err, Op, ZKError
+from .server import now_ms
+from .txn import SetDataTxn, Txn
 
 
 def peer_line(p: Peer) -> str:
@@ -142,3 +144,78 @@ def _replace(path: str, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)
+
+
+class Membership:
+    """QuorumServer's side of reconfig (a mixin sharing its state): the leader's
+    checks, and every member adopting the membership a committed reconfig names."""
+
+    def prepare_reconfig(self, req, auth) -> SetDataTxn:
+        """The leader's checks of a reconfig, in Apache's order, and its txn: the new
+        /zookeeper/config, whose version is the txn's own zxid."""
+        self.check_reconfig_allowed(auth)
+        if self.reconfig_pending:
+            raise ZKError(Err.RECONFIG_IN_PROGRESS)
+        if req.curConfigId not in (-1, self.cfg.config_version):
+            raise ZKError(Err.BAD_VERSION)
+        nxt = next_membership(
+            self.cfg.servers, req.joiningServers, req.leavingServers, req.newMembers
+        )
+        # A quorum of the new voters must be with us now, or the change could never
+        # commit (Leader.isQuorumSynced).
+        new_voters = voters(nxt)
+        synced = {self.myid} | {sid for sid, f in self.followers.items() if f.synced}
+        if len(new_voters & synced) <= len(new_voters) // 2:
+            raise ZKError(Err.NEW_CONFIG_NO_QUORUM)
+        self.reconfig_pending = True
+        return SetDataTxn(CONFIG_NODE, render(nxt, self.next_zxid), -1)
+
+    def commit(self, txn: Txn):
+        result = super().commit(txn)
+        if txn.hdr.type == Op.RECONFIG and not result.err:
+            # A follower no longer in the membership goes on following without a vote
+            # (srvr still says follower, as Apache's); a leader left out steps down.
+            self.reconfig_pending = False
+            self.adopt_membership(*parse(txn.body.data))
+            if self.state == LEADING and self.myid not in self.voters:
+                self.leaving = "removed from the ensemble by reconfig"
+        return result
+
+    def adopt_membership(self, servers: dict, version: int) -> None:
+        changed = version != self.cfg.config_version
+        self.cfg.servers = servers
+        self.cfg.config_version = version
+        self.voters = voters(servers)
+        self.quorum = len(self.voters) // 2 + 1
+        self.election.update(servers)
+        if changed and self.cfg.reconfig_enabled:
+            write_dynamic_file(self.cfg.path, servers, version)
+
+    def _membership_after_recovery(self) -> None:
+        """The newest membership we know: a reconfig in our log or snapshot, else
+        zoo.cfg's (or its dynamic file's), which /zookeeper/config then shows."""
+        node = self.tree.get(CONFIG_NODE)
+        servers, version = parse(node.data) if node.data else ({}, -1)
+        if servers and version >= self.cfg.config_version:
+            self.adopt_membership(servers, version)
+            return
+        self._show_config(self.cfg.config_version)
+
+    def _stamp_first_version(self, epoch: int) -> None:
+        """With reconfigEnabled, the zoo.cfg membership (version 0) becomes version
+        epoch<<32 once an epoch is established, on the leader and on each follower
+        alike (Apache's leader does so at NEWLEADER)."""
+        if self.cfg.reconfig_enabled and self.cfg.config_version == 0:
+            self.adopt_membership(self.cfg.servers, epoch << 32)
+            self._show_config(epoch << 32)
+
+    def _show_config(self, version: int) -> None:
+        node = self.tree.get(CONFIG_NODE)
+        node.data = render(self.cfg.servers, version)
+        node.version = -1  # Apache's setData(..., -1, ...) of the config node
+        node.mzxid = version
+        node.mtime = now_ms()
+
+    def _synced_voters(self) -> int:
+        mine = 1 if self.myid in self.voters else 0
+        return mine + sum(1 for f in self.followers.values() if f.synced and f.sid in self.voters)

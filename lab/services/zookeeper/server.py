@@ -28,12 +28,11 @@ from . import acl as acls
 from .config import Config
 from .connection import ClientConnection
 from .containers import ContainerManager
-from .datatree import DataTree
+from .datatree import CONFIG_NODE, DataTree
 from .outbox import Outbox
 from .persistence import TxnLog, deserialize_tree, serialize_tree
 from .prep import Preparer
 from .proto import ConnectRequest, Err, Op, Perms, ZKError
-from .reconfig import CONFIG_NODE
 from .sessions import Session, SessionIds, password_for
 from .txn import CloseSessionTxn, CreateSessionTxn, Txn, TxnHeader
 

@@ -87,3 +87,14 @@ def apache_ensemble(root: str, n: int = 3, base: int = 40, heap: str = "256m", *
     return Ensemble(
         root, n, base, argv=lambda cfg: quorum_argv(cfg, heap), **APACHE_DEFAULTS, **extra
     )
+
+
+def differences(theirs: list[tuple], ours: list[tuple]) -> list[str]:
+    """The steps of a scenario, (label, what was seen...) each, whose results differ
+    between Apache's run and racklab's, one message per step."""
+    out = []
+    for t, o in zip(theirs, ours, strict=True):
+        if t != o:
+            a, b = (t[1], o[1]) if len(t) == 2 else (t[1:], o[1:])
+            out.append(f"{t[0]}: apache={a!r}\n{'':>{len(t[0])}}  racklab={b!r}")
+    return out

@@ -243,11 +243,7 @@ def scenario(hosts: str) -> list:
 def test_same_replies_as_apache_zookeeper(apache_zk, zk_server):
     theirs = scenario(apache_zk.hosts)
     ours = scenario(zk_server.hosts)
-    diffs = [
-        f"{t[0]}: apache={t[1]!r}\n{'':>{len(t[0])}}  racklab={o[1]!r}"
-        for t, o in zip(theirs, ours, strict=True)
-        if t != o
-    ]
+    diffs = apache.differences(theirs, ours)
     assert not diffs, "\n".join(diffs)
 
 
@@ -398,9 +394,5 @@ def test_ensemble_follower_same_replies_as_apache_zookeeper(tmp_path):
     finally:
         ens.stop_all()
         theirs_ens.stop_all()
-    diffs = [
-        f"{t[0]}: apache={t[1]!r}\n{'':>{len(t[0])}}  racklab={o[1]!r}"
-        for t, o in zip(theirs, ours, strict=True)
-        if t != o
-    ]
+    diffs = apache.differences(theirs, ours)
     assert not diffs, "\n".join(diffs)

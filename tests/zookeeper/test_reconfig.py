@@ -152,11 +152,7 @@ def test_reconfig_same_as_apache_zookeeper(tmp_path):
     finally:
         ours_ens.stop_all()
         theirs_ens.stop_all()
-    diffs = [
-        f"{t[0]}: apache={t[1:]!r}\n{'':>{len(t[0])}}  racklab={o[1:]!r}"
-        for t, o in zip(theirs, ours, strict=True)
-        if t != o
-    ]
+    diffs = apache.differences(theirs, ours)
     assert not diffs, "\n".join(diffs)
     # the sequence did change the membership: the last one has an observer
     last = dict((t[0], t[1]) for t in theirs)["config at the end"]

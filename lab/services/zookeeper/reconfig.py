@@ -196,7 +196,7 @@ class Membership:
         zoo.cfg's (or its dynamic file's), which /zookeeper/config then shows."""
         node = self.tree.get(CONFIG_NODE)
         servers, version = parse(node.data) if node.data else ({}, -1)
-        if servers and version >= self.cfg.config_version:
+        if servers and version > self.cfg.config_version:
             self.adopt_membership(servers, version)
             return
         self._show_config(self.cfg.config_version)

@@ -37,6 +37,12 @@ from lab.images.build import BuildError, StepResult, _Steps, base_rootfs_steps, 
 from lab.images.cache import cache_dir, digest, recipes_dir, source_digest, tree_digest
 from lab.images.sources import apt_proxy_env
 
+# The kernel command line every racklab VM boots its image with: the image's root disk
+# and its init. The address comes after it, as ip=, for VMs racklab makes; VMs terraform
+# makes read theirs from their NoCloud seed.
+BOOT_CMDLINE = ("root=/dev/vda rw rootfstype=ext4 console=ttyS0 net.ifnames=0 "
+                "init=/usr/sbin/racklab-init panic=-1 quiet mitigations=off")  # fmt: skip
+
 VM_DIR = "vm"
 LATEST = "latest"  # symlink to the newest build: what nodes use when they name no image
 DISK, KERNEL, INITRD, MANIFEST = "disk.qcow2", "vmlinuz", "initrd.img", "manifest.json"

@@ -189,7 +189,7 @@ def render(
     """Write the root module for ``topo`` into ``out``. ``hosts`` (name -> URI) and
     ``racks`` (rack -> host) override the file's hosts section; ``image`` the facts
     of racklab's VM image (default: this machine's build)."""
-    from lab.backends.vm.domain import BOOT_CMDLINE
+    from lab.images.vm import BOOT_CMDLINE
 
     check_vm_only(topo)
     if domain_type not in ("kvm", "qemu"):

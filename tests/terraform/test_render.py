@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lab.backends.vm import VMBackend, VMNode
-from lab.backends.vm.domain import BOOT_CMDLINE, domain_xml
-from lab.images.vm import VMImage
+from lab.backends.vm.domain import domain_xml
+from lab.images.vm import BOOT_CMDLINE, VMImage
 from lab.net import addressing
 from lab.orchestrator.lab import node_specs
 from lab.terraform.render import PROVIDER_VERSION, RenderError, render

@@ -86,8 +86,8 @@ def test_lab_up_on_vms_declared_as_the_module_declares_them(tmp_path):
     import libvirt
 
     from lab.backends.vm import VMError, accelerator, connect
-    from lab.backends.vm.domain import BOOT_CMDLINE
     from lab.images import vm as vmimage
+    from lab.images.vm import BOOT_CMDLINE
     from lab.net import addressing
     from lab.terraform.render import image_facts, render
     from lab.topology import labid_of, load

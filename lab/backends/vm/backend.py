@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 
 from lab.backends.base import Backend, NodeSpec
+from lab.images.vm import BOOT_CMDLINE
 from lab.sshkeys import write_ed25519
 
 from .domain import (
-    BOOT_CMDLINE,
     domain_metadata,
     domain_name,
     domain_xml,

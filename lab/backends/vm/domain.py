@@ -24,10 +24,6 @@ if TYPE_CHECKING:
     from .node import VMNode
 
 METADATA_NS = "https://racklab.dev/vm/1"
-# The kernel command line of every racklab VM (the address comes after it, as ip=, for
-# VMs racklab makes; VMs terraform makes read theirs from their NoCloud seed)
-BOOT_CMDLINE = ("root=/dev/vda rw rootfstype=ext4 console=ttyS0 net.ifnames=0 "
-                "init=/usr/sbin/racklab-init panic=-1 quiet mitigations=off")  # fmt: skip
 
 
 def domain_name(lab: str, node: str) -> str:

@@ -381,7 +381,7 @@ class RestApi:
         }
 
     def _web(self) -> str:
-        host, port = self.rm._advertised("yarn.resourcemanager.webapp.address", "")
+        host, port = self.rm.advertised("yarn.resourcemanager.webapp.address", "")
         return f"{host}:{port}"
 
     def _filters(self, q: dict[str, str]):

@@ -1,12 +1,16 @@
-"""The ResourceManager: applications manager, node liveness, and the servers.
+"""The ResourceManager: the applications manager (accept, attempts and their retries,
+finish, recovery from the state store), node and AM liveness, and the servers.
 
 One asyncio process holds all state, so no locks: REST calls, NodeManager
 heartbeats and ApplicationMaster allocate calls are all handled on the loop.
 
 Endpoints (all on every configured RM address; Hadoop splits them by port):
 - webapp (8088): Hadoop's RM REST API under /ws/v1/cluster, see rest.py
-- resource tracker (8031): /rpc/ResourceTracker/{registerNodeManager,nodeHeartbeat}
-- scheduler (8030): /rpc/ApplicationMasterProtocol/{registerApplicationMaster,allocate,finishApplicationMaster}
+- resource tracker (8031): /rpc/ResourceTracker/{registerNodeManager,nodeHeartbeat},
+  see resourcetracker.py
+- scheduler (8030): /rpc/ApplicationMasterProtocol/{registerApplicationMaster,allocate,
+  finishApplicationMaster}, see amservice.py
+The scheduler comes from capacityconf.py, AM containers are started by amlauncher.py.
 """
 
 from __future__ import annotations
@@ -17,104 +21,20 @@ import time
 
 from ..hadoop import fields
 from . import http, submission
+from .amlauncher import ApplicationMasterLauncher
+from .amservice import ApplicationMasterService
+from .capacityconf import build_scheduler
 from .conf import Configuration
-from .records import (
-    ABORTED,
-    KILLED_BY_APPMASTER,
-    KILLED_BY_RESOURCEMANAGER,
-    RELEASED_CONTAINER,
-    Resource,
-    app_id,
-    app_of_attempt,
-    attempt_id,
-    parse_app_id,
-)
+from .records import ABORTED, KILLED_BY_RESOURCEMANAGER, app_id, attempt_id, parse_app_id
+from .resourcetracker import ResourceTrackerService
 from .rm_protocols import RPC_ARGS
 from .rmapp import FINAL_STATES, RMApp, RMAttempt, RMNode, now_ms
-from .scheduler import (
-    Container,
-    FifoScheduler,
-    ParentQueue,
-    Queue,
-    Scheduler,
-    SchedulerError,
-    SchedulerNode,
-)
+from .scheduler import Container, SchedulerError
+from .statestore import FileStateStore, app_record
 
 log = logging.getLogger("yarn.rm")
 
-
-def build_scheduler(conf: Configuration) -> Scheduler:
-    kw = dict(
-        minimum=Resource(
-            conf.get_int("yarn.scheduler.minimum-allocation-mb"),
-            conf.get_int("yarn.scheduler.minimum-allocation-vcores"),
-        ),
-        maximum=Resource(
-            conf.get_int("yarn.scheduler.maximum-allocation-mb"),
-            conf.get_int("yarn.scheduler.maximum-allocation-vcores"),
-        ),
-        node_locality_delay=conf.get_int("yarn.scheduler.capacity.node-locality-delay"),
-        rack_locality_additional_delay=conf.get_int(
-            "yarn.scheduler.capacity.rack-locality-additional-delay"
-        ),
-        memory_only=not (conf.get("yarn.scheduler.capacity.resource-calculator") or "").endswith(
-            "DominantResourceCalculator"
-        ),
-    )
-    cls = conf.get("yarn.resourcemanager.scheduler.class") or ""
-    if cls.endswith("FifoScheduler"):
-        return FifoScheduler(**kw)
-    if not cls.endswith("CapacityScheduler"):
-        raise ValueError(
-            f"yarn.resourcemanager.scheduler.class={cls!r}: only the Capacity and FIFO schedulers exist here"
-        )
-    default_am = conf.get_float("yarn.scheduler.capacity.maximum-am-resource-percent")
-    leaves: list[Queue] = []
-
-    def children(path: str, abs_cap: float, abs_max: float, ancestors: list[ParentQueue]) -> None:
-        names = [
-            n.strip()
-            for n in (conf.get(f"yarn.scheduler.capacity.{path}.queues") or "").split(",")
-            if n.strip()
-        ]
-        if not names:
-            raise ValueError(f"yarn.scheduler.capacity.{path}.queues names no queue")
-        total = 0.0
-        for name in names:
-            qpath = f"{path}.{name}"
-            prefix = f"yarn.scheduler.capacity.{qpath}."
-            cap = conf.get_float(prefix + "capacity", 100.0 if len(names) == 1 else 0.0)
-            maxcap = conf.get_float(prefix + "maximum-capacity", 100.0)
-            if maxcap == -1:
-                maxcap = 100.0
-            if maxcap < cap:
-                raise ValueError(
-                    f"queue {qpath}: maximum-capacity {maxcap} is below capacity {cap}"
-                )
-            total += cap
-            q_abs, q_max = abs_cap * cap / 100, abs_max * maxcap / 100
-            if conf.get(prefix + "queues"):
-                parent = ParentQueue(qpath, q_abs, q_max, cap, maxcap)
-                before = len(leaves)
-                children(qpath, q_abs, q_max, [*ancestors, parent])
-                parent.leaves = leaves[before:]
-                continue
-            if any(q.name == name for q in leaves):
-                raise ValueError(f"queue {qpath}: a leaf queue named {name} exists twice")
-            leaves.append(
-                Queue(
-                    name, q_abs, q_max,
-                    conf.get_float(prefix + "maximum-am-resource-percent", default_am),
-                    state=(conf.get(prefix + "state") or "RUNNING").upper(),
-                    path=qpath, rel_capacity=cap, rel_max_capacity=maxcap, ancestors=list(ancestors),
-                )
-            )  # fmt: skip
-        if abs(total - 100.0) > 1e-6:
-            raise ValueError(f"capacities of the queues under {path} add up to {total}, not 100")
-
-    children("root", 100.0, 100.0, [])
-    return Scheduler(leaves, **kw)
+__all__ = ["ResourceManager", "build_scheduler"]  # build_scheduler: where callers found it
 
 
 class ResourceManager:
@@ -139,8 +59,6 @@ class ResourceManager:
         self.max_completed = conf.get_int("yarn.resourcemanager.max-completed-applications")
         self.store = None
         if conf.get_bool("yarn.resourcemanager.recovery.enabled"):
-            from .statestore import FileStateStore
-
             self.store = FileStateStore(conf.get("yarn.resourcemanager.fs.state-store.uri") or "")
         self.servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task] = []
@@ -148,6 +66,9 @@ class ResourceManager:
         from .rest import RestApi
 
         self.rest = RestApi(self)
+        self.tracker = ResourceTrackerService(self)
+        self.am_service = ApplicationMasterService(self)
+        self.am_launcher = ApplicationMasterLauncher(self)
 
     def _account(self, c: Container) -> None:
         # Aggregate resource usage (memorySeconds / vcoreSeconds in the app report).
@@ -289,35 +210,20 @@ class ResourceManager:
         unmanaged = bool(ctx.get("unmanaged-AM", False))
         if not commands and not unmanaged:
             raise ValueError("am-container-spec.commands must hold at least one command")
-        res = Resource.from_json(ctx.get("resource") or {"memory": 1024, "vCores": 1}, "resource")
+        res = submission.am_resource(ctx)
         try:
             max_attempts = int(ctx.get("max-app-attempts") or self.max_attempts)
-            priority = int(ctx.get("priority") or 0)
+            int(ctx.get("priority") or 0)  # checked here, so a bad one is this 400
         except (TypeError, ValueError):
             raise ValueError("max-app-attempts and priority must be integers") from None
         if max_attempts <= 0 or max_attempts > self.max_attempts:
             max_attempts = self.max_attempts  # Hadoop caps at the global limit
-        tags = submission.tags(ctx)
-        app = RMApp(
-            id=aid,
-            name=str(ctx.get("application-name") or "N/A"),
-            user=user,
-            queue=str(ctx.get("queue") or "default"),
-            app_type=str(ctx.get("application-type") or "YARN"),
-            tags=tags,
-            priority=priority,
-            am_spec=spec,
-            am_resource=res,
-            max_attempts=max_attempts,
-            unmanaged=unmanaged,
-            started=now_ms(),
-        )
+        app = submission.app_from(ctx, user, max_attempts, now_ms())
         try:
             self.scheduler.normalize(res)
         except SchedulerError as e:
             raise ValueError(str(e)) from None
         self.issued.discard(aid)
-        app.ctx = ctx
         self.apps[aid] = app
         self.persist(app)
         self._admit(app)
@@ -358,22 +264,7 @@ class ResourceManager:
     def persist(self, app: RMApp) -> None:
         if self.store is None:
             return
-        self.store.save(
-            app.id,
-            {
-                "ctx": app.ctx,
-                "user": app.user,
-                "started": app.started,
-                "launch_time": app.launch_time,
-                "attempts": len(app.attempts),
-                "max_attempts": app.max_attempts,
-                "state": app.state,
-                "final_status": app.final_status,
-                "diagnostics": app.diagnostics,
-                "finished": app.finished,
-                "progress": app.progress,
-            },
-        )
+        self.store.save(app.id, app_record(app))
 
     def recover(self) -> None:
         records = self.store.load()
@@ -392,14 +283,7 @@ class ResourceManager:
     def submit_record(self, ctx: dict, rec: dict) -> RMApp:
         """Rebuild an application from its stored record (the RM restarted)."""
         aid = ctx["application-id"]
-        app = RMApp(
-            id=aid, name=str(ctx.get("application-name") or "N/A"), user=rec["user"],
-            queue=str(ctx.get("queue") or "default"), app_type=str(ctx.get("application-type") or "YARN"),
-            tags=submission.tags(ctx), priority=int(ctx.get("priority") or 0), am_spec=ctx.get("am-container-spec") or {},
-            am_resource=Resource.from_json(ctx.get("resource") or {"memory": 1024, "vCores": 1}),
-            max_attempts=int(rec["max_attempts"]), unmanaged=bool(ctx.get("unmanaged-AM", False)),
-            started=int(rec["started"]), ctx=ctx,
-        )  # fmt: skip
+        app = submission.app_from(ctx, rec["user"], int(rec["max_attempts"]), int(rec["started"]))
         self.issued.discard(aid)
         lost = int(rec["attempts"])
         for n in range(1, lost + 1):
@@ -428,17 +312,13 @@ class ResourceManager:
         app.attempts.append(att)
         app.state = "ACCEPTED"
         self.persist(app)
-        if app.unmanaged:
-            # An unmanaged AM runs outside the cluster: nothing to launch.
-            self.scheduler.add_attempt(
-                app.id, att.id, app.queue, app.user, app.am_resource, app.priority
-            )
-            self.scheduler.apps[att.id].asks.clear()
-            att.state = "LAUNCHED"
-            return
         self.scheduler.add_attempt(
             app.id, att.id, app.queue, app.user, app.am_resource, app.priority
         )
+        if app.unmanaged:
+            # An unmanaged AM runs outside the cluster: nothing to launch.
+            self.scheduler.apps[att.id].asks.clear()
+            att.state = "LAUNCHED"
 
     def attempt_failed(self, app: RMApp, why: str, exit_status: int) -> None:
         att = app.current
@@ -508,57 +388,7 @@ class ResourceManager:
     def kill(self, app: RMApp) -> None:
         self.finish_app(app, "KILLED", "KILLED", "Application killed by user.")
 
-    async def launch_am(self, app: RMApp, c: Container) -> None:
-        """ApplicationMasterLauncher: ask the AM container's NodeManager to start it."""
-        att = app.current
-        node = self.nodes.get(c.node_id)
-        if att is None or att.id != c.attempt_id or node is None:
-            return
-        att.am_container = c
-        att.state = "ALLOCATED"
-        env = submission.environment(app.am_spec)
-        env.update(
-            {
-                "CONTAINER_ID": c.id,
-                "APPLICATION_ATTEMPT_ID": att.id,
-                "APP_SUBMIT_TIME_ENV": str(app.started),
-                "MAX_APP_ATTEMPTS": str(app.max_attempts),
-                "YARN_RM_SCHEDULER_ADDRESS": "{}:{}".format(
-                    *self._advertised("yarn.resourcemanager.scheduler.address", node.host)
-                ),
-            }
-        )
-        request = {
-            "containerId": c.id,
-            "appId": app.id,
-            "user": app.user,
-            "resource": c.resource.json(),
-            "launchContext": {
-                "commands": submission.commands(app.am_spec),
-                "environment": env,
-                "localResources": submission.local_resources(app.am_spec),
-            },
-        }
-        try:
-            reply = await asyncio.to_thread(
-                http.call,
-                f"http://{node.node_id}/rpc/ContainerManagementProtocol/startContainers",
-                {"requests": [request]},
-            )
-            failed = reply.get("failed") or []
-            if failed:
-                raise http.RpcError("YarnException", failed[0].get("exception", "start failed"))
-        except http.RpcError as e:
-            if app.current is att and app.state not in FINAL_STATES:
-                self.attempt_failed(app, f"Error launching {att.id}. Got exception: {e}", ABORTED)
-            return
-        if app.current is att and att.state == "ALLOCATED":
-            att.state = "LAUNCHED"
-            att.last_heartbeat = time.monotonic()
-            app.launch_time = app.launch_time or now_ms()
-            app.am_host = node.host
-
-    def _advertised(self, key: str, peer_host: str) -> tuple[str, int]:
+    def advertised(self, key: str, peer_host: str) -> tuple[str, int]:
         host, port = self.addresses[key]
         if host in ("0.0.0.0", "::", ""):
             host = self.conf.get("yarn.resourcemanager.hostname") or "127.0.0.1"
@@ -573,13 +403,13 @@ class ResourceManager:
         body = req.json()
         name = req.path.rstrip("/").rsplit("/", 1)[-1]
         handler = {
-            "registerNodeManager": self.rpc_register_node,
-            "nodeHeartbeat": self.rpc_node_heartbeat,
-            "registerApplicationMaster": self.rpc_register_am,
-            "allocate": self.rpc_allocate,
-            "finishApplicationMaster": self.rpc_finish_am,
+            "registerNodeManager": self.tracker.register_node,
+            "nodeHeartbeat": self.tracker.node_heartbeat,
+            "unRegisterNodeManager": self.tracker.unregister_node,
+            "registerApplicationMaster": self.am_service.register,
+            "allocate": self.am_service.allocate,
+            "finishApplicationMaster": self.am_service.finish,
             "getApplicationReport": self.rpc_app_report,
-            "unRegisterNodeManager": self.rpc_unregister_node,
         }.get(name)
         if handler is None:
             raise http.not_found(f"no RPC named {name}")
@@ -590,74 +420,6 @@ class ResourceManager:
         except fields.FieldError as e:
             raise http.bad_request(f"{name}: {e}") from None
         return http.Response(200, handler(body))
-
-    def rpc_register_node(self, body: dict) -> dict:
-        try:
-            node_id = str(body["nodeId"])
-            host, _, port = node_id.rpartition(":")
-            int(port)
-            cap = Resource.from_json(body.get("resource"), "resource")
-        except (KeyError, ValueError) as e:
-            raise http.bad_request(f"malformed registerNodeManager: {e}") from None
-        old = self.nodes.get(node_id)
-        if old and old.state == "RUNNING":
-            self.node_lost(old, "REBOOTED")  # a restarted NM lost its containers
-        rack = self.racks.get(host, self.racks.get(node_id, "/default-rack"))
-        node = RMNode(node_id, host, rack, str(body.get("httpAddress", "")), cap)
-        node.last_heartbeat = time.monotonic()
-        node.last_health_update = now_ms()
-        self.nodes[node_id] = node
-        self.scheduler.add_node(SchedulerNode(node_id, host, rack, cap, node.http_address))
-        log.info(
-            "registered node %s (%s) in rack %s with %s", node_id, node.http_address, rack, cap
-        )
-        return {
-            "nodeAction": "NORMAL",
-            "rmIdentifier": self.cluster_ts,
-            "nextHeartBeatInterval": self.hb_interval,
-        }
-
-    def rpc_unregister_node(self, body: dict) -> dict:
-        """A NodeManager shutting down cleanly: SHUTDOWN at once, no expiry wait."""
-        node = self.nodes.get(str(body.get("nodeId")))
-        if node is not None and node.state == "RUNNING":
-            log.info("node %s shut down", node.node_id)
-            self.node_lost(node, "SHUTDOWN")
-        return {}
-
-    def rpc_node_heartbeat(self, body: dict) -> dict:
-        node = self.nodes.get(str(body.get("nodeId")))
-        if node is None or node.state != "RUNNING":
-            return {"nodeAction": "RESYNC", "responseId": 0}
-        node.last_heartbeat = time.monotonic()
-        node.last_health_update = now_ms()
-        node.response_id += 1
-        for st in body.get("containersStatuses") or []:
-            cid = st.get("containerId")
-            c = self.scheduler.find_container(cid)
-            if c is None:
-                if st.get("state") != "COMPLETE":
-                    node.to_cleanup.append(cid)  # a container the RM no longer knows: kill it
-                continue
-            if st.get("state") == "COMPLETE":
-                self.container_finished(
-                    c, int(st.get("exitStatus", -1000)), str(st.get("diagnostics", ""))
-                )
-            elif c.state in ("ALLOCATED", "ACQUIRED"):
-                c.state = "RUNNING"
-        for c in self.scheduler.node_update(node.node_id):
-            app = self.apps.get(c.app_id)
-            if c.is_am and app:
-                asyncio.get_running_loop().create_task(self.launch_am(app, c))
-        reply = {
-            "responseId": node.response_id,
-            "nodeAction": "NORMAL",
-            "containersToCleanup": node.to_cleanup,
-            "applicationsToCleanup": node.apps_to_cleanup,
-            "nextHeartBeatInterval": self.hb_interval,
-        }
-        node.to_cleanup, node.apps_to_cleanup = [], []
-        return reply
 
     def container_finished(self, c: Container, exit_status: int, diagnostics: str) -> None:
         self.scheduler.container_completed(c.id, exit_status, diagnostics)
@@ -672,110 +434,6 @@ class ResourceManager:
                 f"Failing this attempt.Diagnostics: {diagnostics}",
                 exit_status,
             )
-
-    def _attempt_for(self, body: dict) -> tuple[RMApp, RMAttempt]:
-        att_id = str(body.get("attemptId", ""))
-        try:
-            app = self.apps.get(app_of_attempt(att_id))
-        except ValueError as e:
-            raise http.HttpError(400, "InvalidApplicationMasterRequestException", str(e)) from None
-        if app is None or app.current is None:
-            raise http.HttpError(
-                404,
-                "ApplicationAttemptNotFoundException",
-                f"Application attempt {att_id} doesn't exist in ApplicationMasterService cache.",
-            )
-        if app.current.id != att_id or app.state in FINAL_STATES:
-            raise http.HttpError(
-                404,
-                "ApplicationAttemptNotFoundException",
-                f"Application attempt {att_id} is not the current attempt of a running application (state {app.state}).",
-            )
-        return app, app.current
-
-    def rpc_register_am(self, body: dict) -> dict:
-        app, att = self._attempt_for(body)
-        if att.registered:
-            raise http.HttpError(
-                400,
-                "InvalidApplicationMasterRequestException",
-                f"Application Master is already registered : {app.id}",
-            )
-        att.registered = True
-        att.state = "RUNNING"
-        att.last_heartbeat = time.monotonic()
-        app.state = "RUNNING"
-        app.launch_time = app.launch_time or now_ms()
-        app.tracking_url = str(body.get("trackingUrl") or "")
-        app.am_host = str(body.get("host") or app.am_host)
-        app.rpc_port = int(body.get("rpcPort") or -1)
-        return {
-            "maximumResourceCapability": self.scheduler.maximum.json(),
-            "queue": app.queue,
-            "containersFromPreviousAttempts": [],
-            "clusterTimestamp": self.cluster_ts,
-        }
-
-    def rpc_allocate(self, body: dict) -> dict:
-        app, att = self._attempt_for(body)
-        if not att.registered:
-            raise http.HttpError(
-                400,
-                "ApplicationMasterNotRegisteredException",
-                f"AM is not registered for known application attempt: {att.id} or RM had restarted after AM registered. AM should re-register.",
-            )
-        att.last_heartbeat = time.monotonic()
-        try:
-            if body["progress"] is not None:
-                app.progress = min(1.0, max(0.0, body["progress"]))
-            asks = [submission.parse_ask(a) for a in body.get("ask") or []]
-            self.scheduler.update_asks(att.id, asks)
-        except (ValueError, TypeError, SchedulerError) as e:
-            raise http.HttpError(400, "InvalidResourceRequestException", str(e)) from None
-        sapp = self.scheduler.apps[att.id]
-        bl = body.get("blacklistRequest") or {}
-        sapp.blacklist |= set(bl.get("blacklistAdditions") or [])
-        sapp.blacklist -= set(bl.get("blacklistRemovals") or [])
-        for c in self.scheduler.release(
-            att.id, list(body.get("release") or []), RELEASED_CONTAINER, KILLED_BY_APPMASTER
-        ):
-            node = self.nodes.get(c.node_id)
-            if node:
-                node.to_cleanup.append(c.id)
-        allocated = []
-        for c in sapp.new_containers:
-            c.state = "ACQUIRED"
-            node = self.scheduler.nodes.get(c.node_id)
-            allocated.append(c.json(node))
-        sapp.new_containers = []
-        completed, sapp.completed = sapp.completed, []
-        updated, att.updated_nodes = att.updated_nodes, []
-        att.response_id += 1
-        avail = self.scheduler.cluster - self.scheduler.used
-        return {
-            "responseId": att.response_id,
-            "allocatedContainers": allocated,
-            "completedContainersStatuses": completed,
-            "updatedNodes": updated,
-            "availableResources": avail.json(),
-            "numClusterNodes": len(self.scheduler.nodes),
-            "nodes": {n.host: n.rack for n in self.scheduler.nodes.values()},
-        }
-
-    def rpc_finish_am(self, body: dict) -> dict:
-        app, att = self._attempt_for(body)
-        status = str(body.get("finalApplicationStatus", "UNDEFINED")).upper()
-        if status not in ("SUCCEEDED", "FAILED", "KILLED", "UNDEFINED", "ENDED"):
-            raise http.HttpError(
-                400,
-                "InvalidApplicationMasterRequestException",
-                f"unknown finalApplicationStatus {status}",
-            )
-        if body.get("trackingUrl"):
-            app.tracking_url = str(body["trackingUrl"])
-        app.progress = 1.0 if status == "SUCCEEDED" else app.progress
-        self.finish_app(app, "FINISHED", status, str(body.get("diagnostics") or ""))
-        return {"isUnregistered": True}
 
     def rpc_app_report(self, body: dict) -> dict:
         app = self.apps.get(str(body.get("applicationId")))

@@ -15,6 +15,8 @@ import logging
 import os
 from pathlib import Path
 
+from .rmapp import RMApp
+
 log = logging.getLogger("yarn.rm.store")
 
 
@@ -43,3 +45,20 @@ class FileStateStore:
             except ValueError as e:
                 log.warning("unreadable application record %s skipped: %s", p, e)
         return out
+
+
+def app_record(app: RMApp) -> dict:
+    """What the store keeps of an application: its submission and where it got to."""
+    return {
+        "ctx": app.ctx,
+        "user": app.user,
+        "started": app.started,
+        "launch_time": app.launch_time,
+        "attempts": len(app.attempts),
+        "max_attempts": app.max_attempts,
+        "state": app.state,
+        "final_status": app.final_status,
+        "diagnostics": app.diagnostics,
+        "finished": app.finished,
+        "progress": app.progress,
+    }

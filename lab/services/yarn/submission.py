@@ -5,6 +5,7 @@ so a bad field is a 400 naming it."""
 from __future__ import annotations
 
 from .records import Resource
+from .rmapp import RMApp
 from .scheduler import Ask
 
 # yarn.resourcemanager's fixed limits on application tags (YarnConfiguration
@@ -107,3 +108,28 @@ def validate_submission(ctx: dict) -> None:
     environment(spec)
     local_resources(spec)
     tags(ctx)
+
+
+def am_resource(ctx: dict) -> Resource:
+    """What the AM container asks for (1 GiB and one vcore unless told)."""
+    return Resource.from_json(ctx.get("resource") or {"memory": 1024, "vCores": 1}, "resource")
+
+
+def app_from(ctx: dict, user: str, max_attempts: int, started: int) -> RMApp:
+    """The RM's record of submission `ctx` (already checked), as accepted or as read back
+    from the state store."""
+    return RMApp(
+        id=ctx["application-id"],
+        name=str(ctx.get("application-name") or "N/A"),
+        user=user,
+        queue=str(ctx.get("queue") or "default"),
+        app_type=str(ctx.get("application-type") or "YARN"),
+        tags=tags(ctx),
+        priority=int(ctx.get("priority") or 0),
+        am_spec=ctx.get("am-container-spec") or {},
+        am_resource=am_resource(ctx),
+        max_attempts=max_attempts,
+        unmanaged=bool(ctx.get("unmanaged-AM", False)),
+        started=started,
+        ctx=ctx,
+    )

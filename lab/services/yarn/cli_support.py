@@ -98,6 +98,15 @@ def jar(
     }
 
 
+def _aligned(cols: list[str], rows: list[list]) -> list[str]:
+    """Header and rows in left-aligned tab-separated columns, as the yarn CLI prints them."""
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=False)]
+    return [
+        "\t" + "\t".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False)).rstrip()
+        for r in [cols, *rows]
+    ]
+
+
 def format_jar(result: dict) -> str:
     c = result["counters"]
     lines = [
@@ -172,12 +181,7 @@ def format_application_list(apps: list[dict], states: list[str] | None = None) -
         ]
         for a in apps
     ]
-    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=False)]
-    for r in [cols, *rows]:
-        lines.append(
-            "\t" + "\t".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False)).rstrip()
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + _aligned(cols, rows))
 
 
 def application_status(rm: str, app_id: str) -> dict:
@@ -226,12 +230,7 @@ def format_node_list(nodes: list[dict]) -> str:
         ]
         for n in nodes
     ]
-    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows, strict=False)]
-    for r in [cols, *rows]:
-        lines.append(
-            "\t" + "\t".join(str(x).ljust(w) for x, w in zip(r, widths, strict=False)).rstrip()
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + _aligned(cols, rows))
 
 
 # -- logs ---------------------------------------------------------------------------------

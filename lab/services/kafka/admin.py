@@ -156,6 +156,18 @@ async def describe_topics(bootstrap: str, topics: list[str] | None = None) -> li
     return out
 
 
+async def _to_controller(bootstrap: str, api: int, version: int, body: dict, timeout_ms: int):
+    """One admin request to the controller (any broker while there is none), given
+    ten seconds beyond the broker's own `timeout_ms`."""
+    cl = Cluster(bootstrap)
+    await cl.metadata([])
+    c = await cl.conn(cl.controller if cl.controller >= 0 else next(iter(cl.brokers)))
+    try:
+        return await c.request(api, version, body, timeout_ms / 1000 + 10)
+    finally:
+        await cl.close()
+
+
 async def create_topic(
     bootstrap: str,
     name: str,
@@ -164,30 +176,25 @@ async def create_topic(
     config: dict[str, str] | None = None,
     timeout_ms: int = 30000,
 ) -> dict:
-    cl = Cluster(bootstrap)
-    await cl.metadata([])
-    c = await cl.conn(cl.controller if cl.controller >= 0 else next(iter(cl.brokers)))
-    try:
-        resp = await c.request(
-            ApiKey.CREATE_TOPICS,
-            V_CREATE,
-            {
-                "topics": [
-                    {
-                        "name": name,
-                        "num_partitions": partitions,
-                        "replication_factor": replication_factor,
-                        "assignments": [],
-                        "configs": [{"name": k, "value": v} for k, v in (config or {}).items()],
-                    }
-                ],
-                "timeout_ms": timeout_ms,
-                "validate_only": False,
-            },
-            timeout_ms / 1000 + 10,
-        )
-    finally:
-        await cl.close()
+    resp = await _to_controller(
+        bootstrap,
+        ApiKey.CREATE_TOPICS,
+        V_CREATE,
+        {
+            "topics": [
+                {
+                    "name": name,
+                    "num_partitions": partitions,
+                    "replication_factor": replication_factor,
+                    "assignments": [],
+                    "configs": [{"name": k, "value": v} for k, v in (config or {}).items()],
+                }
+            ],
+            "timeout_ms": timeout_ms,
+            "validate_only": False,
+        },
+        timeout_ms,
+    )
     t = resp["topics"][0]
     if t["error_code"]:
         raise _err(t["error_code"], f"cannot create topic {name}", t["error_message"])
@@ -199,18 +206,13 @@ async def create_topic(
 
 
 async def delete_topic(bootstrap: str, name: str, timeout_ms: int = 30000) -> None:
-    cl = Cluster(bootstrap)
-    await cl.metadata([])
-    c = await cl.conn(cl.controller if cl.controller >= 0 else next(iter(cl.brokers)))
-    try:
-        resp = await c.request(
-            ApiKey.DELETE_TOPICS,
-            V_DELETE,
-            {"topic_names": [name], "timeout_ms": timeout_ms},
-            timeout_ms / 1000 + 10,
-        )
-    finally:
-        await cl.close()
+    resp = await _to_controller(
+        bootstrap,
+        ApiKey.DELETE_TOPICS,
+        V_DELETE,
+        {"topic_names": [name], "timeout_ms": timeout_ms},
+        timeout_ms,
+    )
     r = resp["responses"][0]
     if r["error_code"]:
         raise _err(r["error_code"], f"cannot delete topic {name}")

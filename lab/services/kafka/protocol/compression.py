@@ -42,12 +42,12 @@ def _cramjam():
     return cramjam
 
 
-def _snappy_decompress(data: bytes) -> bytes:
-    snappy = _cramjam().snappy
+def _snappy_blocks(data: bytes) -> list[bytes]:
+    """The raw snappy blocks of a payload: itself, or the length-prefixed blocks after
+    a xerial header (what the Java clients write)."""
     if not data.startswith(XERIAL_MAGIC):
-        return bytes(snappy.decompress_raw(data))
-    out = []
-    pos = len(_XERIAL_HEADER)
+        return [data]
+    blocks, pos = [], len(_XERIAL_HEADER)
     while pos < len(data):
         if pos + 4 > len(data):
             raise CodecError("truncated xerial-snappy block length")
@@ -55,9 +55,14 @@ def _snappy_decompress(data: bytes) -> bytes:
         pos += 4
         if n < 0 or pos + n > len(data):
             raise CodecError("xerial-snappy block runs past the payload")
-        out.append(bytes(snappy.decompress_raw(data[pos : pos + n])))
+        blocks.append(data[pos : pos + n])
         pos += n
-    return b"".join(out)
+    return blocks
+
+
+def _snappy_decompress(data: bytes) -> bytes:
+    snappy = _cramjam().snappy
+    return b"".join(bytes(snappy.decompress_raw(block)) for block in _snappy_blocks(data))
 
 
 def _snappy_compress(data: bytes) -> bytes:
@@ -161,21 +166,8 @@ def _snappy_chunks(data: bytes, cap: int) -> Iterator[bytes]:
     # a raw snappy block states its decompressed length up front: checked before the
     # block is inflated
     snappy = _cramjam().snappy
-    if not data.startswith(XERIAL_MAGIC):
-        blocks = [data]
-    else:
-        blocks, pos = [], len(_XERIAL_HEADER)
-        while pos < len(data):
-            if pos + 4 > len(data):
-                raise CodecError("truncated xerial-snappy block length")
-            (n,) = struct.unpack_from(">i", data, pos)
-            pos += 4
-            if n < 0 or pos + n > len(data):
-                raise CodecError("xerial-snappy block runs past the payload")
-            blocks.append(data[pos : pos + n])
-            pos += n
     total = 0
-    for block in blocks:
+    for block in _snappy_blocks(data):
         total += int(snappy.decompress_raw_len(block))
         if total > cap:
             raise TooLarge(f"snappy payload decompresses to more than {cap} bytes")

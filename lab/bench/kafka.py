@@ -121,11 +121,14 @@ def ck_case(bootstrap: str, topic: str, seconds: float, max_records: int) -> dic
     first = None
     deadline = time.monotonic() + 60
     while got < sent and time.monotonic() < deadline:
+        # the clock starts with the call that brought the first records (timed from their
+        # arrival, a topic that came in one call read at "millions of MB/s")
+        called = time.perf_counter()
         msgs = c.consume(10000, 0.5)
         for m in msgs:
             if m.error() is None:
                 if first is None:
-                    first = time.perf_counter()
+                    first = called
                 got += 1
     t_cons = time.perf_counter() - (first or time.perf_counter())
     c.close()
@@ -196,9 +199,10 @@ def kp_case(bootstrap: str, topic: str, seconds: float, max_records: int) -> dic
     first = None
     deadline = time.monotonic() + 120
     while got < sent and time.monotonic() < deadline:
+        called = time.perf_counter()  # as in ck_case: from the call that brought the first
         for recs in c.poll(timeout_ms=500, max_records=20000).values():
             if first is None:
-                first = time.perf_counter()
+                first = called
             got += len(recs)
     t_cons = time.perf_counter() - (first or time.perf_counter())
     c.close()

@@ -33,7 +33,7 @@ class K8sBackend(Backend):
 
     def _engine(self, spec: NodeSpec) -> Backend:
         conf = settings(spec)
-        key = "cluster" if conf.get("kubeconfig") else "podman"
+        key = "cluster" if conf.get("kubeconfig") else conf.get("network") or "host"
         if key not in self._engines:
             if key == "cluster":
                 from lab.backends.k8s_cluster import ClusterBackend
@@ -42,8 +42,18 @@ class K8sBackend(Backend):
             else:
                 from lab.backends.k8s_local import PodmanBackend
 
-                self._engines[key] = PodmanBackend()
+                self._engines[key] = PodmanBackend(network=key)
         return self._engines[key]
+
+    def rack_network(self, specs: list[NodeSpec]):
+        """The rack network as an overlay the pods carry (k8s_overlay.Overlay), where
+        racklab's bridges cannot reach them (a cluster) or the file asks for it; None:
+        the pods are plugged into racklab's router on this machine like every kind."""
+        engines = {id(self._engine(s)): self._engine(s) for s in specs}
+        if len(engines) != 1:
+            return None
+        engine = next(iter(engines.values()))
+        return getattr(engine, "rack_network", lambda specs: None)(specs)
 
     def prepare(self, specs: list[NodeSpec], progress=lambda msg: None) -> None:
         for engine in {id(self._engine(s)): self._engine(s) for s in specs}.values():

@@ -8,13 +8,13 @@ with other calls); files as tar over exec; a killed node is a deleted pod, boote
 again by creating it anew. `lab down` deletes the namespace and waits until it is
 gone.
 
-What is not built yet: the rack network. Pods of a cluster live on the cluster's
-own pod network, which racklab's bridges and router cannot reach, so
-``attach_network`` refuses with one sentence and a lab of cluster pods cannot come
-up with its services yet (docs/KUBERNETES.md says what would be needed).
-This module was not run against a cluster on the machines it was written on: none
-can be reached or started there. tests/k8s/test_cluster.py runs it when
-RACKLAB_KUBECONFIG names one.
+The rack network: racklab's bridges cannot reach a cluster's pods, so the pods carry
+it themselves (lab/backends/k8s_overlay.py): a router pod per lab, VXLAN from each
+node pod to it over the cluster's pod network, and this machine's way in through the
+API server's port-forward to the router pod. The same wiring runs in podman here
+(`k8s: {network: overlay}`); this module's API calls were not run against a cluster
+on the machines it was written on: none can be reached or started there.
+tests/k8s/test_cluster.py runs it when RACKLAB_KUBECONFIG names one.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
+from lab.backends import k8s_overlay
 from lab.backends.base import NODE_DATA_DIR, Backend, ExecResult, Node, NodeError, NodeSpec, Stats
-from lab.backends.k8s_pod import CONTAINER, LABEL_LAB, pod_name, pod_object
+from lab.backends.k8s_pod import CONTAINER, KILL_SERVICE, LABEL_LAB, pod_name, pod_object
 
 SERVICE_PID_DIR = "/run/racklab/services"
 _SERVICE = (
@@ -133,12 +134,13 @@ class ClusterNode(Node):
     kind = "k8s"
     python = "/usr/bin/python3"
 
-    def __init__(self, spec: NodeSpec, conf: dict, namespace: str):
+    def __init__(self, spec: NodeSpec, conf: dict, namespace: str, supernet: str | None = None):
         super().__init__(spec)
         self.conf = conf
         self.namespace = namespace
         self.pod = pod_name(spec)
         self.core = _core(conf)
+        self.supernet = supernet  # the lab's, for the route on the node's lab0
 
     # facts
     def _read(self):
@@ -303,6 +305,10 @@ class ClusterNode(Node):
         )
         self.exec(["/bin/sh", "-c", script, self._svc_pid(name, info), str(int(timeout * 10))])
 
+    def kill_service(self, name: str, info: dict) -> str:
+        self.exec(["/bin/sh", "-c", KILL_SERVICE, self._svc_pid(name, info)])
+        return "SIGKILL"
+
     # where other layers plug in
     def netns(self) -> str:
         raise ClusterError(
@@ -311,10 +317,11 @@ class ClusterNode(Node):
         )
 
     def attach_network(self) -> None:
-        raise ClusterError(
-            "k8s nodes on a cluster cannot join racklab's rack network yet (it lives on "
-            "this machine); without a kubeconfig they run in podman here, where they do"
-        )
+        """The node's segment to the lab's router pod (lab/backends/k8s_overlay.py)."""
+        if not self.supernet:
+            raise ClusterError(f"node {self.name}: the lab's rack network was not made")
+        router = k8s_overlay.router_spec(self.spec)
+        k8s_overlay.attach(ClusterNode(router, self.conf, self.namespace), self, self.supernet)
 
     def net_exec(self, argv: list[str], timeout: float = 30) -> ExecResult:
         """tc and iptables inside the pod's network namespace, by exec with the pod's
@@ -356,6 +363,7 @@ class ClusterNode(Node):
             "k8s_node": pod.spec.node_name if pod else None,
             "status": pod.status.phase if pod else "missing",
             "running": bool(pod and pod.status.phase == "Running"),
+            "supernet": self.supernet,
         }
 
 
@@ -395,13 +403,31 @@ class ClusterBackend(Backend):
         where.mkdir(parents=True, exist_ok=True)
         (where / SETTINGS_FILE).write_text(json.dumps({**self.conf, "namespace": namespace}))
 
-    def make_pod(self, spec: NodeSpec, namespace: str) -> None:
+    supernet: str | None = None  # set by the overlay (k8s_overlay.Overlay.build)
+
+    def rack_network(self, specs: list[NodeSpec]):
+        return k8s_overlay.Overlay(self, specs)
+
+    def create_router(self, spec: NodeSpec) -> ClusterNode:
+        namespace = namespace_of(self.conf, spec.lab)
+        self.make_pod(spec, namespace, privileged=True)
+        return ClusterNode(spec, self.conf, namespace)
+
+    def relay_route(self, router: ClusterNode, router_ip: str) -> list[str]:
+        """The API server's port-forward to the router pod's relay: this machine need
+        not reach the cluster's pod IPs."""
+        how = ["--pod", f"{router.namespace}/{router.pod}", "--port", str(k8s_overlay.RELAY_PORT),
+               "--kubeconfig", os.path.expanduser(self.conf["kubeconfig"])]  # fmt: skip
+        return how + (["--context", self.conf["context"]] if self.conf.get("context") else [])
+
+    def make_pod(self, spec: NodeSpec, namespace: str, privileged: bool = False) -> None:
         from kubernetes.client.rest import ApiException
 
         from lab.images import NODE_LATEST
 
         core = _core(self.conf)
-        body = pod_object(spec, spec.image or self.conf.get("image") or NODE_LATEST)
+        image = spec.image or self.conf.get("image") or NODE_LATEST
+        body = pod_object(spec, image, privileged=privileged)
         try:
             core.create_namespaced_pod(namespace, body)
         except ApiException as exc:
@@ -413,12 +439,11 @@ class ClusterBackend(Backend):
     def create(self, spec: NodeSpec) -> ClusterNode:
         namespace = namespace_of(self.conf, spec.lab)
         self.make_pod(spec, namespace)
-        return ClusterNode(spec, self.conf, namespace)
+        return ClusterNode(spec, self.conf, namespace, self.supernet)
 
     def attach(self, spec: NodeSpec, saved: dict) -> ClusterNode:
-        return ClusterNode(
-            spec, self.conf, saved.get("namespace") or namespace_of(self.conf, spec.lab)
-        )
+        namespace = saved.get("namespace") or namespace_of(self.conf, spec.lab)
+        return ClusterNode(spec, self.conf, namespace, saved.get("supernet"))
 
 
 def delete_namespace(conf: dict, timeout: float = 300) -> str | None:

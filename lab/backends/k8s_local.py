@@ -4,6 +4,10 @@ play` on this machine.
 The pod starts with podman's network "none"; the rack network plugs it in through
 ``netns()`` (the pod's shared network namespace) exactly as it plugs every other
 kind, so addresses, names, the inter-rack delay and chaos are one code path.
+With `k8s: {network: overlay}` the pods instead join a podman network of the lab's
+own and carry the rack network themselves, with the code a cluster's pods use
+(lab/backends/k8s_overlay.py): a router pod, VXLAN over the podman network, and
+chaos with the pod's own ip, tc and iptables.
 Commands run with `podman exec`; services run detached in the node container with a
 pid file, so they can be found, signalled and checked again from a later command.
 """
@@ -21,10 +25,11 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from lab.backends import k8s_podman
-from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
+from lab.backends import k8s_overlay, k8s_podman
+from lab.backends.base import NODE_DATA_DIR, Backend, ExecResult, Node, NodeSpec, Stats
 from lab.backends.k8s_pod import (
     CONTAINER,
+    KILL_SERVICE,
     LABEL_LAB,
     hosts_file,
     pod_name,
@@ -80,10 +85,11 @@ class PodmanNode(Node):
     kind = "k8s"
     python = IMAGE_PYTHON
 
-    def __init__(self, spec: NodeSpec, pod: str):
+    def __init__(self, spec: NodeSpec, pod: str, supernet: str | None = None):
         super().__init__(spec)
         self.pod = pod
         self.container = f"{pod}-{CONTAINER}"  # podman's name for a played container
+        self.supernet = supernet  # set: the pods carry the rack network (overlay)
 
     # podman facts
     def _state(self) -> dict:
@@ -269,7 +275,24 @@ class PodmanNode(Node):
         if self.service_running(name, info):
             self.exec(["kill", "-KILL", str(pid)])
 
+    def kill_service(self, name: str, info: dict) -> str:
+        pidfile = info.get("pidfile") or f"{SERVICE_PID_DIR}/{name}.pid"
+        self.exec(["/bin/sh", "-c", KILL_SERVICE, pidfile])
+        return "SIGKILL"
+
     # where other layers plug in
+    def attach_network(self) -> None:
+        if self.supernet is None:
+            return super().attach_network()
+        router = k8s_overlay.router_spec(self.spec)
+        k8s_overlay.attach(PodmanNode(router, pod_name(router)), self, self.supernet)
+
+    def net_exec(self, argv: list[str], timeout: float = 30) -> ExecResult:
+        if self.supernet is None:
+            return super().net_exec(argv, timeout)
+        # as on a cluster: the pod's own tools, inside it (its NET_ADMIN)
+        return self.exec(argv, timeout=timeout)
+
     def netns(self) -> str:
         pid = self._pid()
         if not pid:
@@ -305,6 +328,7 @@ class PodmanNode(Node):
             "status": state.get("Status", "missing"),
             "running": bool(state.get("Running")),
             "paused": bool(state.get("Paused")),
+            **({"supernet": self.supernet} if self.supernet else {}),
         }
 
     def _write_hosts(self) -> None:
@@ -316,8 +340,10 @@ class PodmanNode(Node):
 class PodmanBackend(Backend):
     kind = "k8s"
 
-    def __init__(self, image: str | None = None):
+    def __init__(self, image: str | None = None, network: str = "host"):
         self._image = image
+        self.network = network  # "host": a veth from racklab's router; "overlay"
+        self.supernet: str | None = None  # the overlay's, once it is built
 
     def prepare(self, specs: list[NodeSpec], progress=lambda msg: None) -> None:
         why = k8s_podman.available()
@@ -325,6 +351,32 @@ class PodmanBackend(Backend):
             raise PodmanError(f"k8s nodes without a kubeconfig run in podman, but {why}")
         progress("node image for podman (built once, loaded once)")
         self.image()
+        if self.network == "overlay" and specs:
+            progress("podman network for the pods")
+            k8s_podman.make_network(network_name(specs[0].labid), list(specs[0].hosts.values()))
+
+    def rack_network(self, specs: list[NodeSpec]):
+        return k8s_overlay.Overlay(self, specs) if self.network == "overlay" else None
+
+    def _play(self, spec: NodeSpec, **kwargs) -> PodmanNode:
+        image = spec.image or self.image()
+        name = pod_name(spec)
+        k8s_podman.remove_pod(name)  # an earlier incarnation left by a crash, and its data
+        k8s_podman.remove_volume(volume_name(spec))
+        net = network_name(spec.labid) if self.network == "overlay" else "none"
+        try:
+            k8s_podman.play(yaml.safe_dump(pod_object(spec, image, **kwargs)), network=net)
+        except PodmanError as e:
+            k8s_podman.remove_pod(name)
+            raise PodmanError(f"node {spec.name}: {e}") from None
+        return PodmanNode(spec, name, self.supernet)
+
+    def create_router(self, spec: NodeSpec) -> PodmanNode:
+        return self._play(spec, privileged=True)
+
+    def relay_route(self, router: PodmanNode, router_ip: str) -> list[str]:
+        # this machine reaches podman's pods on their network's bridge
+        return ["--tcp", f"{router_ip}:{k8s_overlay.RELAY_PORT}"]
 
     def image(self) -> str:
         if self._image is None:
@@ -335,21 +387,12 @@ class PodmanBackend(Backend):
         return self._image
 
     def create(self, spec: NodeSpec) -> PodmanNode:
-        image = spec.image or self.image()
-        name = pod_name(spec)
-        k8s_podman.remove_pod(name)  # an earlier incarnation left by a crash, and its data
-        k8s_podman.remove_volume(volume_name(spec))
-        try:
-            k8s_podman.play(yaml.safe_dump(pod_object(spec, image)))
-        except PodmanError as e:
-            k8s_podman.remove_pod(name)
-            raise PodmanError(f"node {spec.name}: {e}") from None
-        node = PodmanNode(spec, name)
+        node = self._play(spec)
         node._write_hosts()
         return node
 
     def attach(self, spec: NodeSpec, saved: dict) -> PodmanNode:
-        return PodmanNode(spec, saved.get("pod") or pod_name(spec))
+        return PodmanNode(spec, saved.get("pod") or pod_name(spec), saved.get("supernet"))
 
     def cleanup(self, lab: str, labid: str) -> list[str]:
         if k8s_podman.available():
@@ -360,4 +403,11 @@ class PodmanBackend(Backend):
             removed.append(f"pod {pod}")
             if k8s_podman.remove_volume(f"{pod}-data"):
                 removed.append(f"volume {pod}-data")
+        if k8s_podman.remove_network(network_name(labid)):
+            removed.append(f"podman network {network_name(labid)}")
         return removed
+
+
+def network_name(labid: str) -> str:
+    """The podman network of a lab whose pods carry the rack network."""
+    return f"racklab-{labid}"

@@ -20,6 +20,11 @@ LABEL_NODE = "racklab.node"
 LABEL_RACK = "racklab.rack"
 
 
+# chaos's crash of one service in a pod (both engines): SIGKILL by its pid file, from
+# inside the pod; nothing restarts it until racklab starts it again
+KILL_SERVICE = 'p=$(cat "$0") && kill -KILL "$p"'
+
+
 def pod_name(spec: NodeSpec) -> str:
     """Unique on a machine (podman's pods share one namespace) and a DNS label."""
     return f"racklab-{spec.lab}-{spec.name}"
@@ -39,7 +44,11 @@ def _mem(memory: int) -> str:
     return f"{-(-memory // 2**20)}Mi"
 
 
-def pod_object(spec: NodeSpec, image: str, host_aliases: bool = True) -> dict:
+def pod_object(
+    spec: NodeSpec, image: str, host_aliases: bool = True, privileged: bool = False
+) -> dict:
+    """``privileged``: the lab's router pod when the pods carry the rack network
+    (lab/backends/k8s_overlay.py): IP forwarding and /dev/net/tun."""
     limits = {}
     if spec.cpus:
         limits["cpu"] = _cpu(spec.cpus)
@@ -53,7 +62,11 @@ def pod_object(spec: NodeSpec, image: str, host_aliases: bool = True) -> dict:
         "args": ["/bin/sleep", "infinity"],
         "workingDir": NODE_DATA_DIR,
         "env": [{"name": "PATH", "value": PATH}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
-        "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+        "securityContext": (
+            {"privileged": True}
+            if privileged
+            else {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}}
+        ),
         "volumeMounts": [{"name": volume_name(spec), "mountPath": NODE_DATA_DIR}],
     }
     if limits:

@@ -124,6 +124,30 @@ def play(yaml_text: str, network: str = "none") -> None:
     podman("kube", "play", f"--network={network}", "-", input=yaml_text, timeout=300)
 
 
+def make_network(name: str, lab_addresses: list[str]) -> None:
+    """A podman network of the lab's own (podman picks its subnet), refused when that
+    subnet holds one of the lab's addresses."""
+    import ipaddress
+    import json
+
+    if podman("network", "exists", name, check=False).returncode != 0:
+        podman("network", "create", "--label", "racklab=1", name)
+    info = json.loads(podman("network", "inspect", name).stdout)[0]
+    for sub in info.get("subnets") or []:
+        net = ipaddress.ip_network(sub["subnet"])
+        for addr in lab_addresses:
+            if addr and ipaddress.ip_address(addr.split("/")[0]) in net:
+                remove_network(name)
+                raise PodmanError(
+                    f"podman gave the lab's network {net}, which holds the lab's address "
+                    f"{addr}; set network.supernet to another range"
+                )
+
+
+def remove_network(name: str) -> bool:
+    return podman("network", "rm", "--force", name, check=False).returncode == 0
+
+
 def remove_pod(name: str) -> None:
     podman("pod", "rm", "--force", "--ignore", "--time", "5", name, check=False)
 

@@ -308,7 +308,13 @@ def _placement(group: Group, layout: Layout, component: str) -> dict:
 
 
 def statefulset(
-    service: str, role: str, group: Group, peers: list[str], layout: Layout, config: str
+    service: str,
+    role: str,
+    group: Group,
+    peers: list[str],
+    layout: Layout,
+    config: str,
+    extra_env: list[dict] | None = None,
 ) -> dict:
     headless, ports = HEADLESS[(service, role)]
     component = f"{service}-{role}" if service in ("hdfs", "yarn") else service
@@ -327,7 +333,7 @@ def statefulset(
         "imagePullPolicy": "IfNotPresent",
         "command": ["/usr/bin/tini", "--", PYTHON, START],
         "args": ["run", service, role],
-        "env": _env(group, peers, layout, headless),
+        "env": _env(group, peers, layout, headless) + (extra_env or []),
         "ports": [{"name": n, "containerPort": p} for n, p in ports.items()],
         "readinessProbe": {**ready, "periodSeconds": 5, "timeoutSeconds": 5},
         "livenessProbe": {
@@ -426,11 +432,18 @@ def _configmap(name: str, component: str, data: dict[str, str]) -> dict:
 
 def rbac(namespace: str) -> list[dict]:
     """Pods read their node's labels (the zone) as Strimzi's init container does: a
-    ServiceAccount with get on nodes, nothing else. The ClusterRole is the same for
-    every lab; each namespace binds it for its own ServiceAccount."""
+    ServiceAccount with get on nodes. The ClusterRole is the same for every lab; each
+    namespace binds it for its own ServiceAccount. In the namespace, a Role to get
+    pods and StatefulSets: the NameNode finds where its DataNodes landed (their
+    nodes' zones are their racks)."""
     meta = _meta("racklab", "rbac")
     reader = _meta("racklab-node-reader", "rbac")
     binding = _meta(f"racklab-node-reader-{namespace}", "rbac")
+    subjects = [{"kind": "ServiceAccount", "name": "racklab", "namespace": namespace}]
+    pods = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]},
+    ]
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {
@@ -448,7 +461,24 @@ def rbac(namespace: str) -> list[dict]:
                 "kind": "ClusterRole",
                 "name": "racklab-node-reader",
             },
-            "subjects": [{"kind": "ServiceAccount", "name": "racklab", "namespace": namespace}],
+            "subjects": subjects,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta("racklab-pod-reader", "rbac"),
+            "rules": pods,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta("racklab-pod-reader", "rbac"),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "racklab-pod-reader",
+            },
+            "subjects": subjects,
         },
     ]
 
@@ -496,13 +526,25 @@ def objects(layout: Layout) -> dict[str, list[dict]]:
         racks = rack_map(layout.datanode)
         hs = s.get("hdfs", {})
         objs = []
+        # DataNodes pinned to no rack: the NameNode's start.py gives each the zone of
+        # the node it landed on, read from the API before the NameNode starts
+        unpinned = ",".join(g.name for g in layout.datanode if not g.rack)
+        zones = [{"name": "RACKLAB_RACK_SETS", "value": unpinned}] if unpinned else []
         for role, groups in (("namenode", layout.namenode), ("datanode", layout.datanode)):
             comp = f"hdfs-{role}"
             name, ports = HEADLESS[("hdfs", role)]
             objs.append(_configmap(f"{comp}-config", comp, hdfs_config(hs, role, nn, racks)))
             objs.append(_service(name, comp, ports, True, True))
             objs += [
-                statefulset("hdfs", role, g, pods_of(groups), layout, f"{comp}-config")
+                statefulset(
+                    "hdfs",
+                    role,
+                    g,
+                    pods_of(groups),
+                    layout,
+                    f"{comp}-config",
+                    zones if role == "namenode" else None,
+                )  # fmt: skip
                 for g in groups
             ]
         objs.append(_service("hdfs", "hdfs-namenode", {"http": 9870, "rpc": 8020}, False))

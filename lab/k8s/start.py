@@ -17,6 +17,12 @@ what the orchestrator does for a lab's nodes, with the pod's own facts:
   else the zone label of the Kubernetes node the pod landed on, read from the
   API with the pod's service account (what Strimzi's init container does for
   broker.rack); empty when neither is known.
+- the NameNode's rack table: for the DataNodes of the StatefulSets named in
+  RACKLAB_RACK_SETS (those pinned to no rack), the zone of the node each landed
+  on, found before the NameNode starts (it reads its table once, as Hadoop's
+  TableMapping does): the StatefulSet's replicas, each pod's spec.nodeName, that
+  node's zone label. A DataNode not scheduled within RACKLAB_RACK_WAIT seconds
+  (default 120) stays in the default rack, and says so in the log.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import os
 import socket
 import ssl
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,25 +56,74 @@ def pod_id(pod: str, peers: list[str]) -> int:
     return int(tail) + 1
 
 
-def node_zone(node: str, label: str = ZONE_LABEL) -> str:
-    """The zone label of Kubernetes node ``node``, asked of the API server with the
-    pod's service account token; empty when it cannot be read."""
+def api_get(path: str) -> dict | None:
+    """GET ``path`` from the API server with the pod's service account; None when
+    there is no API server, or it answers 404."""
     host = os.environ.get("KUBERNETES_SERVICE_HOST")
-    if not (node and host and (SA / "token").exists()):
-        return ""
+    if not (host and (SA / "token").exists()):
+        return None
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
     req = urllib.request.Request(
-        f"https://{host}:{port}/api/v1/nodes/{node}",
+        f"https://{host}:{port}{path}",
         headers={"Authorization": "Bearer " + (SA / "token").read_text().strip()},
     )
     ctx = ssl.create_default_context(cafile=str(SA / "ca.crt"))
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-            labels = json.load(resp)["metadata"].get("labels", {})
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def node_zone(node: str, label: str = ZONE_LABEL) -> str:
+    """The zone label of Kubernetes node ``node``, asked of the API server with the
+    pod's service account token; empty when it cannot be read."""
+    if not node:
+        return ""
+    try:
+        found = api_get(f"/api/v1/nodes/{node}")
+        labels = found["metadata"].get("labels", {}) if found else {}
     except (OSError, ValueError, KeyError) as exc:
         print(f"start.py: cannot read node {node}'s labels ({exc}); no rack", file=sys.stderr)
         return ""
     return labels.get(label, "")
+
+
+def zone_racks(sets: list[str], namespace: str, label: str, wait: float) -> dict[str, str]:
+    """pod -> zone of its node, for every pod of the StatefulSets ``sets``, waiting
+    up to ``wait`` seconds for pods to be scheduled; empty without an API server."""
+    pending: list[str] = []
+    for name in sets:
+        try:
+            found = api_get(f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}")
+        except (OSError, ValueError) as exc:
+            print(f"start.py: cannot read StatefulSet {name} ({exc})", file=sys.stderr)
+            continue
+        if found:
+            replicas = found.get("spec", {}).get("replicas", 1)
+            pending += [f"{name}-{i}" for i in range(replicas)]
+    racks: dict[str, str] = {}
+    deadline = time.monotonic() + wait
+    while pending:
+        for pod in list(pending):
+            try:
+                found = api_get(f"/api/v1/namespaces/{namespace}/pods/{pod}")
+            except (OSError, ValueError):
+                found = None
+            node = (found or {}).get("spec", {}).get("nodeName")
+            if node:
+                pending.remove(pod)
+                zone = node_zone(node, label)
+                if zone:
+                    racks[pod] = zone
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    for pod in pending:
+        print(f"start.py: {pod} not scheduled within {wait:.0f} s: default rack", file=sys.stderr)
+    return racks
 
 
 def facts() -> dict[str, str]:
@@ -132,6 +189,13 @@ def write_config(service: str, values: dict[str, str]) -> Path:
             f.write(zookeeper_servers(values))
         (DATA / "zookeeper").mkdir(parents=True, exist_ok=True)
         (DATA / "zookeeper" / "myid").write_text(values["ID"] + "\n")
+    sets = [n for n in os.environ.get("RACKLAB_RACK_SETS", "").split(",") if n]
+    if service == "hdfs" and sets:
+        label = os.environ.get("RACKLAB_ZONE_LABEL", ZONE_LABEL)
+        wait = float(os.environ.get("RACKLAB_RACK_WAIT", "120"))
+        found = zone_racks(sets, values["POD_NAMESPACE"], label, wait)
+        with open(conf / "topology.table", "a") as f:
+            f.writelines(f"{pod} /{zone.lstrip('/')}\n" for pod, zone in sorted(found.items()))
     if service == "kafka" and values["RACK"]:
         with open(conf / "server.properties", "a") as f:
             f.write(f"broker.rack={values['RACK']}\n")

@@ -126,17 +126,26 @@ def up(topo: Topology, progress: Progress = _quiet) -> State:
 def _build(topo, state, plan, specs, backends, progress) -> None:
     t0 = time.monotonic()
     lab_cg = cgroups.lab_cgroup(topo.name).create()
-    progress(f"router and {len(topo.racks)} rack bridges")
-    fabric.create_router(topo.labid, plan, _impairment(topo))
-    router_cg = lab_cg.child("router").create()
-    state["impairment"] = fabric.impair_inter_rack(
-        topo.labid, plan, _impairment(topo), router_cg,
-        str(lab_dir(topo.name) / "delayline.log"),
-    )  # fmt: skip
-    state.save()
+    overlay = _overlay(specs, backends)
+    if overlay is None:
+        progress(f"router and {len(topo.racks)} rack bridges")
+        fabric.create_router(topo.labid, plan, _impairment(topo))
+        router_cg = lab_cg.child("router").create()
+        state["impairment"] = fabric.impair_inter_rack(
+            topo.labid, plan, _impairment(topo), router_cg,
+            str(lab_dir(topo.name) / "delayline.log"),
+        )  # fmt: skip
+        state.save()
 
     for kind, backend in backends.items():
         backend.prepare([s for s in specs.values() if s.kind == kind], progress)
+    if overlay is not None:
+        progress(f"router pod and {len(topo.racks)} rack bridges, carried by the pods")
+        state["impairment"] = overlay.build(
+            plan, _impairment(topo), lab_cg.child("router").create(),
+            str(lab_dir(topo.name) / "relay.log"),
+        )  # fmt: skip
+        state.save()
     progress(f"starting {len(specs)} nodes")
     nodes = _create_nodes(specs, backends)
     for name, node in nodes.items():
@@ -151,6 +160,22 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
 
     deploy.finish_up(topo, state, nodes, plan, progress, t0)
     progress(f"lab {topo.name} is up ({state['up_in']:.2f} s)")
+
+
+def _overlay(specs: dict[str, NodeSpec], backends: dict):
+    """The rack network of a kind whose nodes must carry it themselves (k8s pods on a
+    cluster: racklab's bridges cannot reach them), else None (racklab's router here)."""
+    for kind, backend in backends.items():
+        rack_network = getattr(backend, "rack_network", None)
+        overlay = rack_network and rack_network([s for s in specs.values() if s.kind == kind])
+        if overlay is not None:
+            if len(backends) > 1:
+                raise LabError(
+                    f"{kind} nodes that carry their own rack network (a cluster's pods) "
+                    f"cannot share a lab with {', '.join(sorted(set(backends) - {kind}))} nodes"
+                )
+            return overlay
+    return None
 
 
 def _create_nodes(specs: dict[str, NodeSpec], backends: dict) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -58,6 +58,9 @@ class K8s(_Strict):
     kubeconfig: str | None = None
     context: str | None = None
     namespace: str | None = None  # default: racklab-<lab>
+    # host: podman's pods plugged into racklab's router here; overlay: the pods carry
+    # the rack network themselves (router pod, VXLAN), as they always do on a cluster
+    network: Literal["host", "overlay"] | None = None
 
 
 class Rack(_Strict):

@@ -1,0 +1,208 @@
+"""A lab of `k8s` nodes whose pods carry the rack network themselves, as pods on a
+cluster must (lab/backends/k8s_overlay.py): here podman's pods on a podman network of
+the lab's own, a privileged router pod with the rack bridges and the inter-rack
+delay, VXLAN from each node pod to it, and this machine's way in over the relay's
+TCP stream. The same wiring code a cluster's pods run; only the engine's API calls
+differ (tests/k8s/test_cluster.py, with a cluster). All four services are used from
+this machine with the unmodified clients, chaos partitions run with the pods' own
+iptables (racklab's image has it now) and kills through the node contract, and `lab
+down` leaves nothing."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.k8s.test_k8s_lab import leftovers
+
+# about 2.5 min (a lab of four pods with four services, a 30 s chaos run): the default
+# suite is at its budget, and tests/k8s/test_k8s_lab.py already brings up a podman lab
+pytestmark = pytest.mark.slow
+
+DELAY_MS = 5
+LAB = """
+name: {name}
+defaults: {{kind: k8s, cpus: 0.5, memory: 768Mi}}
+network: {{inter_rack: {{delay: {delay}ms}}}}
+k8s: {{network: overlay}}
+racks:
+  r1: {{nodes: [n1, n2]}}
+  r2: {{nodes: [n3]}}
+services:
+  zookeeper: {{nodes: [n1, n2, n3], tickTime: 500}}
+  kafka: {{nodes: [n1, n3], default.replication.factor: 2}}
+  hdfs: {{namenode: n1, datanodes: [n2, n3], dfs.replication: 2}}
+  yarn: {{resourcemanager: n2, nodemanagers: [n3]}}
+"""
+
+
+def _podman(*args: str) -> str:
+    from lab.backends.k8s_podman import env
+
+    return subprocess.run(
+        ["podman", *args], capture_output=True, text=True, env=env(), timeout=120
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def lab():
+    from lab.backends import k8s_podman
+
+    if os.geteuid() != 0:
+        pytest.skip("racklab labs need root")
+    why = k8s_podman.available()
+    if why:
+        pytest.skip(why)
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "info"], capture_output=True).returncode
+    ):
+        pytest.skip("no Docker engine answers (racklab's image is built there); `make docker`")
+    from lab.testing.plugin import LabFactory
+
+    name = "kov" + uuid.uuid4().hex[:6]
+    factory = LabFactory()
+    kubeconfig = os.environ.pop("RACKLAB_KUBECONFIG", None)  # podman's engine, here
+    try:
+        state = factory(LAB.format(name=name, delay=DELAY_MS))
+        yield factory, state
+    finally:
+        factory.teardown()
+        if kubeconfig is not None:
+            os.environ["RACKLAB_KUBECONFIG"] = kubeconfig
+
+
+def _addr(state, node: str) -> str:
+    return state["network"]["nodes"][node].split("/")[0]
+
+
+def _rtt_ms(node, target: str) -> float:
+    out = node.exec(["/bin/ping", "-c5", "-i0.2", "-W5", target], timeout=30)
+    assert out.ok, out.stderr
+    return float(re.search(r"= [\d.]+/([\d.]+)/", out.stdout).group(1))
+
+
+def test_the_pods_carry_the_rack_network(lab):
+    factory, state = lab
+    nodes = factory.nodes(state)
+    router = state["impairment"]
+    # a router pod of the lab's own, on the podman network, holds the racks
+    assert router["router_pod"] == f"racklab-{state.name}-router"
+    assert f"racklab-{state.name}-router" in _podman("pod", "ps", "--format", "{{.Name}}")
+    assert router["method"] in ("netem", "delayline")
+    n1, n3 = nodes["n1"], nodes["n3"]
+    link = n1.exec(["ip", "-d", "-o", "link", "show", "lab0"]).stdout
+    assert f"vxlan id {sorted(nodes).index('n1') + 1} remote {router['router_ip']}" in link
+    assert n1.exec(["ip", "-4", "-o", "addr", "show", "lab0"]).stdout.split()[3] == (
+        state["network"]["nodes"]["n1"] + "/24"
+    )
+    # names, and the inter-rack delay only between racks (both ways: 2x the delay)
+    assert _rtt_ms(n1, "n3") >= 2 * DELAY_MS
+    assert _rtt_ms(n1, "n2") < DELAY_MS
+    # this machine reaches every node through the relay to the router pod
+    for n in nodes:
+        ping = subprocess.run(["ping", "-c1", "-W5", _addr(state, n)], capture_output=True)
+        assert ping.returncode == 0, n
+    this_machine = str(ipaddress.ip_network(state["network"]["host_link"])[2])
+    assert n3.exec(["/bin/ping", "-c1", "-W5", this_machine]).ok
+
+
+def test_partitions_use_the_pods_own_iptables(lab):
+    """Packet filter rules go into the pod's own network stack with its own iptables
+    (racklab's image has it), as on a cluster, where racklab cannot enter it."""
+    from lab.net import faults as netfaults
+
+    factory, state = lab
+    nodes = factory.nodes(state)
+    n2, n3 = nodes["n2"], nodes["n3"]
+    assert n2.exec(["iptables", "-V"]).stdout.startswith("iptables v1.8")
+    netfaults.block_from(n2.net_exec, [_addr(state, "n3")])
+    try:
+        assert netfaults.blocked(n2.net_exec) == [_addr(state, "n3")]
+        assert not n3.exec(["/bin/ping", "-c1", "-W1", "n2"]).ok
+        assert n3.exec(["/bin/ping", "-c1", "-W5", "n1"]).ok
+    finally:
+        netfaults.unblock(n2.net_exec)
+    assert n3.exec(["/bin/ping", "-c1", "-W5", "n2"]).ok
+
+
+def test_four_services_with_unmodified_clients(lab):
+    from hdfs import InsecureClient
+    from kafka import KafkaConsumer, KafkaProducer
+    from kazoo.client import KazooClient
+    from yarn_api_client import ResourceManager
+
+    _, state = lab
+    zk = KazooClient(",".join(f"{_addr(state, n)}:2181" for n in ("n1", "n2", "n3")))
+    zk.start(timeout=20)
+    try:
+        zk.create("/overlay", b"pods")
+        assert zk.get("/overlay")[0] == b"pods"
+    finally:
+        zk.stop()
+
+    bootstrap = [f"{_addr(state, n)}:9092" for n in ("n1", "n3")]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for i in range(5):
+        producer.send("overlay", f"m{i}".encode()).get(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(
+        "overlay",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=15000,
+    )
+    assert [m.value for m in consumer][:5] == [f"m{i}".encode() for i in range(5)]
+    consumer.close()
+
+    # WebHDFS's redirect sends the client to a DataNode, across the overlay
+    client = InsecureClient(f"http://{_addr(state, 'n1')}:9870", user="root")
+    client.write("/overlay/file.txt", data=b"carried" * 20000)
+    with client.read("/overlay/file.txt") as reader:
+        assert reader.read() == b"carried" * 20000
+    assert client.status("/overlay/file.txt")["replication"] == 2
+
+    rm = ResourceManager(service_endpoints=[f"http://{_addr(state, 'n2')}:8088"])
+    deadline = time.monotonic() + 30
+    while rm.cluster_metrics().data["clusterMetrics"]["activeNodes"] < 1:
+        assert time.monotonic() < deadline, "the NodeManager never registered"
+        time.sleep(1)
+
+
+def test_chaos_partition_kill_and_node_kill(lab, chaos_run):
+    from lab.chaos.labctx import LabContext
+    from lab.net import faults as netfaults
+
+    _, state = lab
+    result = chaos_run(
+        state.name, "zk-register", "partition-majority,kill,kill-node",
+        time_s=30, rate=10, seed=3, interval=4,
+    )  # fmt: skip
+    assert result.valid is True, result.anomalies
+    history = (result.run_dir / "history.jsonl").read_text()
+    assert "majority" in history and "killed node" in history
+    assert "(SIGKILL)" in history  # kill_service: SIGKILL inside the pod
+    assert result.verdict["nemesis_errors"] == []
+    ctx = LabContext.attach(state.name)
+    assert all(ctx.nodes[n].alive() for n in ctx.nodes)
+    assert all(netfaults.blocked(ctx.net(n)) == [] for n in ctx.nodes)
+    # a node killed and booted again (a new pod address) is back on its rack
+    assert ctx.nodes["n3"].exec(["/bin/ping", "-c1", "-W5", "n1"]).ok
+
+
+def test_lab_down_leaves_nothing(lab):
+    from lab.backends.k8s_local import network_name
+    from lab.orchestrator import lab as orch
+
+    factory, state = lab
+    name, labid = state.name, state["labid"]
+    orch.down(name)
+    assert leftovers(name, labid) == []
+    assert network_name(labid) not in _podman("network", "ls", "--format", "{{.Name}}").split()

@@ -349,11 +349,11 @@ async def fetch(b: Broker, req, h, host):
         await b.wait_progress(deadline - time.monotonic())
 
 
-def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass):
-    p = pr["partition"]
-    res = {
+def empty_fetch_partition(p: int, err: Error = Error.NONE) -> dict:
+    """A Fetch response's partition with no records (yet)."""
+    return {
         "partition_index": p,
-        "error_code": Error.NONE,
+        "error_code": err,
         "high_watermark": -1,
         "last_stable_offset": -1,
         "log_start_offset": -1,
@@ -361,6 +361,11 @@ def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass):
         "preferred_read_replica": -1,
         "records": b"",
     }
+
+
+def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass):
+    p = pr["partition"]
+    res = empty_fetch_partition(p)
     err = b.partition_error(topic, p)
     if err != Error.NONE:
         res["error_code"] = err

@@ -16,6 +16,7 @@ picks a newer one."""
 
 from __future__ import annotations
 
+from .handlers import empty_fetch_partition
 from .protocol.api import ApiKey
 from .protocol.errors import Error
 
@@ -84,17 +85,7 @@ def refusal(api_key: int, req: dict) -> dict | None:
             {
                 "topic": t["topic"],
                 "partitions": [
-                    {
-                        "partition_index": pr["partition"],
-                        "error_code": err,
-                        "high_watermark": -1,
-                        "last_stable_offset": -1,
-                        "log_start_offset": -1,
-                        "aborted_transactions": None,
-                        "preferred_read_replica": -1,
-                        "records": b"",
-                    }
-                    for pr in t["partitions"]
+                    empty_fetch_partition(pr["partition"], err) for pr in t["partitions"]
                 ],
             }
             for t in req["topics"]

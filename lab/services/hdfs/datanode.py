@@ -702,7 +702,9 @@ class DataNode:
         """PacketResponder. The ack's statuses are Hadoop's: this node's own, then those
         downstream; when the downstream node cannot be heard (mirrorError) just this
         node's and one ERROR for the next node, and when this node itself failed only
-        its own, so the first failure in the list is always the node to blame."""
+        its own, so the first failure in the list is always the node to blame. Acks of
+        packets that arrived together leave together, in one write."""
+        out: list[bytes] = []
         while True:
             seqno, status, last, end = await acks.get()
             if status != SUCCESS:
@@ -737,10 +739,13 @@ class DataNode:
                         await self._flush_incremental()
                     except Exception:  # the service loop sends it later; complete() retries
                         pass
-            up_writer.write(encode_ack(seqno, statuses))
-            await up_writer.drain()
-            if good:
-                replica.acked = end  # the visible length a recovery transfer copies
+            out.append(encode_ack(seqno, statuses))
+            if last or not good or acks.empty():
+                up_writer.write(b"".join(out) if len(out) > 1 else out[0])
+                out.clear()
+                await up_writer.drain()
+                if good:
+                    replica.acked = end  # the visible length a recovery transfer copies
             if last or not good:
                 return
 

@@ -399,6 +399,14 @@ class _HadoopAcks:
 
     def write(self, data: bytes) -> None:
         self.buf += data
+        acks: list[bytes] = []
+        try:
+            self._translate(acks)
+        finally:
+            if acks:  # the acks that came in one write leave in one write
+                self.out.write(b"".join(acks))
+
+    def _translate(self, acks: list[bytes]) -> None:
         while True:
             if not self.replied:
                 if len(self.buf) < MSG_LEN.size:
@@ -426,7 +434,7 @@ class _HadoopAcks:
                 return
             statuses = bytes(self.buf[ACK.size : ACK.size + count])
             del self.buf[: ACK.size + count]
-            self.out.write(self._ack(seqno, statuses))
+            acks.append(self._ack(seqno, statuses))
 
     def _ack(self, seqno: int, statuses: bytes) -> bytes:
         """PipelineAckProto, delimited. Its fields after the seqno depend only on the

@@ -3,10 +3,15 @@ cluster must (lab/backends/k8s_overlay.py): here podman's pods on a podman netwo
 the lab's own, a privileged router pod with the rack bridges and the inter-rack
 delay, VXLAN from each node pod to it, and this machine's way in over the relay's
 TCP stream. The same wiring code a cluster's pods run; only the engine's API calls
-differ (tests/k8s/test_cluster.py, with a cluster). All four services are used from
-this machine with the unmodified clients, chaos partitions run with the pods' own
-iptables (racklab's image has it now) and kills through the node contract, and `lab
-down` leaves nothing."""
+differ. All four services are used from this machine with the unmodified clients,
+chaos partitions run with the pods' own iptables (racklab's image has it now) and
+kills through the node contract, and `lab down` leaves nothing.
+
+The same tests run against a real cluster (the "cluster" parameter) where
+RACKLAB_KUBECONFIG names one and RACKLAB_K8S_IMAGE racklab's image in a registry it
+pulls from; this machine then reaches the lab through the API server's
+port-forward. Without them that half is skipped and says why: no cluster was
+reachable where this was written."""
 
 from __future__ import annotations
 
@@ -27,11 +32,13 @@ from tests.k8s.test_k8s_lab import leftovers
 pytestmark = pytest.mark.slow
 
 DELAY_MS = 5
+KUBECONFIG = os.environ.get("RACKLAB_KUBECONFIG")
+IMAGE = os.environ.get("RACKLAB_K8S_IMAGE")
 LAB = """
 name: {name}
-defaults: {{kind: k8s, cpus: 0.5, memory: 768Mi}}
+defaults: {{kind: k8s, cpus: 0.5, memory: 768Mi{image}}}
 network: {{inter_rack: {{delay: {delay}ms}}}}
-k8s: {{network: overlay}}
+k8s: {k8s}
 racks:
   r1: {{nodes: [n1, n2]}}
   r2: {{nodes: [n3]}}
@@ -51,12 +58,18 @@ def _podman(*args: str) -> str:
     ).stdout
 
 
-@pytest.fixture(scope="module")
-def lab():
-    from lab.backends import k8s_podman
-
+def _skip_unless_engine(engine: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("racklab labs need root")
+    if engine == "cluster":
+        if not (KUBECONFIG and IMAGE):
+            pytest.skip(
+                "no cluster: set RACKLAB_KUBECONFIG to a kubeconfig and RACKLAB_K8S_IMAGE to "
+                "racklab's node image in a registry the cluster pulls from to run this"
+            )
+        return
+    from lab.backends import k8s_podman
+
     why = k8s_podman.available()
     if why:
         pytest.skip(why)
@@ -65,13 +78,24 @@ def lab():
         or subprocess.run(["docker", "info"], capture_output=True).returncode
     ):
         pytest.skip("no Docker engine answers (racklab's image is built there); `make docker`")
+
+
+@pytest.fixture(scope="module", params=["podman", "cluster"])
+def lab(request):
     from lab.testing.plugin import LabFactory
 
+    engine = request.param
+    _skip_unless_engine(engine)
     name = "kov" + uuid.uuid4().hex[:6]
+    if engine == "cluster":
+        k8s, image = f"{{kubeconfig: {KUBECONFIG}}}", f", image: {IMAGE}"
+    else:
+        k8s, image = "{network: overlay}", ""
     factory = LabFactory()
-    kubeconfig = os.environ.pop("RACKLAB_KUBECONFIG", None)  # podman's engine, here
+    kubeconfig = os.environ.pop("RACKLAB_KUBECONFIG", None)  # the file says which engine
     try:
-        state = factory(LAB.format(name=name, delay=DELAY_MS))
+        state = factory(LAB.format(name=name, delay=DELAY_MS, k8s=k8s, image=image))
+        state.engine = engine
         yield factory, state
     finally:
         factory.teardown()
@@ -95,7 +119,8 @@ def test_the_pods_carry_the_rack_network(lab):
     router = state["impairment"]
     # a router pod of the lab's own, on the podman network, holds the racks
     assert router["router_pod"] == f"racklab-{state.name}-router"
-    assert f"racklab-{state.name}-router" in _podman("pod", "ps", "--format", "{{.Name}}")
+    if state.engine == "podman":
+        assert router["router_pod"] in _podman("pod", "ps", "--format", "{{.Name}}")
     assert router["method"] in ("netem", "delayline")
     n1, n3 = nodes["n1"], nodes["n3"]
     link = n1.exec(["ip", "-d", "-o", "link", "show", "lab0"]).stdout
@@ -203,6 +228,11 @@ def test_lab_down_leaves_nothing(lab):
 
     factory, state = lab
     name, labid = state.name, state["labid"]
-    orch.down(name)
+    removed = orch.down(name)
+    if state.engine == "cluster":  # the namespace, waited for until it was gone
+        assert f"namespace racklab-{name}" in removed
+        links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+        assert f"rl{labid}" not in links
+        return
     assert leftovers(name, labid) == []
     assert network_name(labid) not in _podman("network", "ls", "--format", "{{.Name}}").split()

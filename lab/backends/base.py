@@ -209,6 +209,38 @@ class Node(abc.ABC):
             return ExecResult(argv, 124, "", f"timed out after {timeout}s")
         return ExecResult(argv, r.returncode, r.stdout, r.stderr)
 
+    # packet faults on what the node sends (chaos): netem on its eth0 where the kernel
+    # has it, else racklab's fault line beside its rack's router (lab/net/faults.py)
+    def start_packet_fault(self, fault, seed: int, log_path: str | None = None) -> dict:
+        """Impair what the node sends (``fault``: a PacketFault, or its fields as a
+        dict); returns what ``heal_packet_fault`` needs. The fault line's log goes to
+        ``log_path``, or beside the node's state."""
+        from lab.net import fabric, faults
+
+        if isinstance(fault, dict):  # as it comes over an agent's JSON
+            fault = faults.PacketFault(**fault)
+        if log_path is None:
+            Path(self.spec.state_dir).mkdir(parents=True, exist_ok=True)
+            log_path = str(Path(self.spec.state_dir) / "faultline.log")
+        router = fabric.router_ns(self.spec.labid)
+        return faults.start_packet_fault(router, self.name, self.net_exec, fault, seed, log_path)
+
+    def heal_packet_fault(self, info: dict) -> None:
+        from lab.net import faults
+
+        faults.heal_packet_fault(info, self.net_exec)
+
+    def clear_packet_faults(self) -> bool:
+        """Remove any packet fault from the node, also one a crashed run left behind;
+        whether a fault line was found."""
+        from lab.net import fabric, faults
+
+        router = fabric.router_ns(self.spec.labid)
+        found = faults.undo_line(router, self.name, faults.mac_of(self.net_exec))
+        if faults.have_netem():
+            faults.heal_packet_fault({"method": "netem"}, self.net_exec)
+        return found
+
     @abc.abstractmethod
     def cgroup(self) -> str:
         """The node's cgroup, relative to the hierarchy root (e.g. racklab/quick/n1)."""

@@ -132,6 +132,12 @@ class RemoteNode(Node):
     def kill_service(self, name: str, info: dict) -> str:
         return self._call("kill_service", name, info)
 
+    def service_cgroup(self, name: str) -> _HostCgroup | None:
+        # a handle on the host's cgroup of the service, where the host's node has one
+        if self._call("service_cgroup", name, "exists") is None:
+            return None
+        return _HostCgroup(self, name)
+
     @property
     def python(self) -> str:
         cached = self.saved.get("python")
@@ -149,6 +155,21 @@ class RemoteNode(Node):
     def net_exec(self, argv: list[str], timeout: float = 30) -> ExecResult:
         r = self._call("net_exec", list(argv), timeout)
         return ExecResult(**r["fields"])
+
+    # the fault line runs on the node's host, beside its rack's router (netem there
+    # where the host's kernel has it), and keeps its log there
+    def start_packet_fault(self, fault, seed: int, log_path: str | None = None) -> dict:
+        fields = fault if isinstance(fault, dict) else dataclasses.asdict(fault)
+        info = self._call("start_packet_fault", fields, seed)
+        # the host's process id only under "remote": a crashed run's cleanup here
+        # must not take it for one of this machine's fault lines
+        return {"method": info["method"], "remote": info}
+
+    def heal_packet_fault(self, info: dict) -> None:
+        self._call("heal_packet_fault", info["remote"])
+
+    def clear_packet_faults(self) -> bool:
+        return bool(self._call("clear_packet_faults"))
 
     def cgroup(self) -> str:
         return self._call("cgroup")
@@ -169,6 +190,27 @@ class RemoteNode(Node):
     def describe(self) -> dict:
         return {**self.remote, "backend": "remote", "host": self.saved["host"],
                 "agent_python": self.saved["agent_python"], "remote": self.remote}  # fmt: skip
+
+
+class _HostCgroup:
+    """A service's cgroup on the node's host, as chaos uses one (freeze and thaw it):
+    each call goes to the host's agent (lab/hosts/agentd.py)."""
+
+    def __init__(self, node: RemoteNode, service: str):
+        self.node = node
+        self.service = service
+
+    def _do(self, op: str, *args):
+        return self.node._call("service_cgroup", self.service, op, *args)
+
+    def exists(self) -> bool:
+        return bool(self._do("exists"))
+
+    def freeze(self, frozen: bool = True, timeout: float = 5.0) -> bool:
+        return bool(self._do("freeze", frozen, timeout))
+
+    def frozen(self) -> bool:
+        return bool(self._do("frozen"))
 
 
 class RemoteBackend(Backend):

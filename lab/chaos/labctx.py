@@ -9,7 +9,6 @@ import threading
 from dataclasses import dataclass, field
 
 from lab.cgroups import Cgroup
-from lab.net import fabric
 from lab.net import faults as netfaults
 from lab.orchestrator import deploy
 from lab.orchestrator import lab as orch
@@ -160,7 +159,6 @@ class LabContext:
         """Undo every fault a nemesis can leave: partitions, fault lines, frozen
         services, squeezed limits, killed services and nodes. Idempotent."""
         done = []
-        router = fabric.router_ns(self.labid)
         for name, node in self.nodes.items():
             if not node.alive():
                 self.start_node(name)
@@ -170,10 +168,8 @@ class LabContext:
             if netfaults.blocked(net):
                 done.append(f"partition rules removed on {name}")
             netfaults.unblock(net)
-            if netfaults.undo_line(router, name, netfaults.mac_of(net)):
+            if node.clear_packet_faults():
                 done.append(f"packet faults removed from {name}")
-            if netfaults.have_netem():
-                netfaults.heal_packet_fault({"method": "netem"}, net)
             self.restore_limits(name)
         for sid in self.services():
             self.resume_service(sid)

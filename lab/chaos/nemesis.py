@@ -35,7 +35,6 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-from lab.net import fabric
 from lab.net import faults as netfaults
 
 from .labctx import ChaosError, LabContext
@@ -327,25 +326,22 @@ class Packets(Nemesis):
         self.fault = PACKET_FAULTS[name]
 
     def start(self, ctx, rng):
-        router = fabric.router_ns(ctx.labid)
-        infos = []  # (info, the node's runner)
+        infos = []  # (info, the node)
         nodes = self.targets(ctx)
         try:
             for n in nodes:
                 log = f"{self.log_dir}/faultline-{n}.log"
                 seed = rng.randrange(2**31)
-                net = ctx.net(n)
-                infos.append(
-                    (netfaults.start_packet_fault(router, n, net, self.fault, seed, log), net)
-                )
+                node = ctx.nodes[n]
+                infos.append((node.start_packet_fault(self.fault, seed, log), node))
         except BaseException:
-            for i, net in infos:
-                netfaults.heal_packet_fault(i, net)
+            for i, node in infos:
+                node.heal_packet_fault(i)
             raise
 
         def heal():
-            for i, net in infos:
-                netfaults.heal_packet_fault(i, net)
+            for i, node in infos:
+                node.heal_packet_fault(i)
 
         pids = [i["pid"] for i, _ in infos if "pid" in i]
         return Fault(self.name, f"{self.fault.describe()} on what {', '.join(nodes)} send",

@@ -8,6 +8,6 @@ agent.py      racklab installed on a host from racklab's own wheels, reused, pur
 agentd.py     the agent's side: node contract calls on the host, one JSON line each
 client.py     this machine's side of that conversation
 relay.py      a command in a node on another host, as a local process (lab exec)
+images.py     racklab's node image sent into a host's Docker engine
 simulate.py   `lab hosts simulate`: hosts made of namespaces, own root fs, real sshd
-keys.py       SSH keys and known_hosts lines racklab writes itself
 """

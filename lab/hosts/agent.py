@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.hosts.ssh import Host
+from lab.hosts.ssh import Host, HostError
 from lab.images import wheels
 from lab.images.cache import digest
 
@@ -101,9 +101,14 @@ def install(host: Host, own: Path, deps: list[Path]) -> Installed:
                 "set -e",
                 f"rm -rf {q(home)}",
                 f"mkdir -p {q(home)}",
-                f"python3 -m venv --without-pip {q(home)}/venv",
+                # the host's own libvirt binding (Debian's python3-libvirt) stays
+                # visible to the agent: libvirt-python builds only against the host's
+                # libvirt, so VM nodes there use the one its packages installed; every
+                # requirement still goes into the venv (--ignore-installed)
+                f"python3 -m venv --without-pip --system-site-packages {q(home)}/venv",
                 f"python3 -m pip --disable-pip-version-check --python {q(python)} install -q "
-                f"--no-index --find-links {q(up)} " + " ".join(q(r) for r in agent_requirements()),
+                f"--no-index --ignore-installed --find-links {q(up)} "
+                + " ".join(q(r) for r in agent_requirements()),
                 f"python3 -m pip --disable-pip-version-check --python {q(python)} install -q "
                 f"--no-index --no-deps {q(up)}/{q(own.name)}",
                 f"{q(python)} -c 'import lab.hosts, kazoo, pyroute2, paramiko'",
@@ -120,11 +125,28 @@ def install(host: Host, own: Path, deps: list[Path]) -> Installed:
     return Installed(host.name, tag, python, False, time.monotonic() - started, sent)
 
 
+def check_libvirt(host: Host, python: str) -> None:
+    """A host of VM nodes: the agent there drives the host's libvirtd through the host's
+    own binding (its venv sees the system's packages); HostError when it cannot."""
+    probe = "import libvirt; libvirt.open('qemu:///system').close()"
+    r = host.run([python, "-c", probe])
+    if r.code != 0:
+        raise HostError(
+            host.spec,
+            f"its VM nodes need libvirt there ({r.last_error}); install libvirt-daemon-system, "
+            "qemu-system-x86 and python3-libvirt, and start libvirtd",
+        )
+
+
 def purge(host: Host) -> bool:
-    """Remove every agent from the host; whether there was one."""
+    """Remove every agent from the host, and the node images racklab sent to its Docker
+    engine (lab/hosts/images.py); whether there was an agent."""
+    from lab.hosts import images
+
     had = host.run(["test", "-e", AGENT_ROOT]).code == 0
     if had:
         host.check(["rm", "-rf", AGENT_ROOT], "removing the racklab agent")
+    images.remove(host)
     return had
 
 

@@ -14,7 +14,9 @@ stdin closes (the SSH channel with it). A request names an operation:
                                   into their racks
     node    spec saved method args kwargs
                                   one call of the node contract (lab/backends/base.py)
-                                  on a node of this host
+                                  on a node of this host; "service_cgroup" with
+                                  args [service, op, ...] freezes, thaws or asks about
+                                  the service's cgroup there (chaos's pause)
     down    lab labid kinds       everything the lab made on this host
 
 ``agentd run BLOB -- ARGV`` instead runs one command in a node with its input and
@@ -31,6 +33,7 @@ import base64
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,7 +43,10 @@ NODE_METHODS = {
     "get_file", "logs", "start_service", "stop_service", "service_running",
     "remove_service", "kill_service", "stats", "describe", "memory_used", "set_limits",
     "restore_limits", "net_exec", "attach_network", "cgroup", "netns",
+    "start_packet_fault", "heal_packet_fault", "clear_packet_faults",
 }  # fmt: skip
+# what may be asked of a service's cgroup (pause and resume, as lab/chaos does)
+CGROUP_OPS = {"exists", "freeze", "frozen"}
 
 
 def encode(value):
@@ -129,15 +135,24 @@ def op_rtt(labid: str, peers: dict[str, str]) -> dict[str, float | None]:
     return out
 
 
-def op_create(specs: list[dict]) -> list[dict]:
+def _backend(kind: str):
     from lab.backends import get_backend
+    from lab.hosts.images import IMAGE_KINDS
 
+    if kind in IMAGE_KINDS:
+        # a host builds no image: its container and pod nodes run the node image the
+        # controller sent (lab/hosts/images.py)
+        return get_backend(kind, build_missing=False)
+    return get_backend(kind)
+
+
+def op_create(specs: list[dict]) -> list[dict]:
     by_kind: dict[str, list] = {}
     for d in specs:
         by_kind.setdefault(d["kind"], []).append(_spec(d))
     made = []
     for kind, group in by_kind.items():
-        backend = get_backend(kind)
+        backend = _backend(kind)
         backend.prepare(group)
         made += backend.create_many(group)
     for node in made:
@@ -146,14 +161,23 @@ def op_create(specs: list[dict]) -> list[dict]:
 
 
 def op_node(spec: dict, saved: dict, method: str, args: list, kwargs: dict):
-    from lab.backends import get_backend
-
-    if method not in NODE_METHODS | {"python"}:
+    if method not in NODE_METHODS | {"python", "service_cgroup"}:
         raise ValueError(f"the agent does not do {method!r} on nodes")
-    node = get_backend(saved.get("backend", saved["kind"])).attach(_spec(spec), saved)
+    node = _backend(saved.get("backend", saved["kind"])).attach(_spec(spec), saved)
     if method == "python":  # a property of the contract
         return node.python
-    return getattr(node, method)(*args, **kwargs)
+    if method == "service_cgroup":  # what chaos does with it: None where there is none
+        name, op, *rest = args
+        cg = node.service_cgroup(name)
+        if cg is None or op not in CGROUP_OPS:
+            return None
+        return getattr(cg, op)(*rest)
+    result = getattr(node, method)(*args, **kwargs)
+    if isinstance(result, dict):
+        # a handle of a process started here (a fault line) stays here: it is found
+        # again by its pid, which goes back with the rest
+        result = {k: v for k, v in result.items() if not isinstance(v, subprocess.Popen)}
+    return result
 
 
 def op_down(lab: str, labid: str, kinds: list[str]) -> list[str]:
@@ -162,14 +186,13 @@ def op_down(lab: str, labid: str, kinds: list[str]) -> list[str]:
     import shutil
 
     from lab import cgroups
-    from lab.backends import get_backend
     from lab.net import fabric
     from lab.orchestrator.state import lab_dir
 
     removed = []
     for kind in sorted(set(kinds) | {"process"}):
         try:
-            removed += get_backend(kind).cleanup(lab, labid)
+            removed += _backend(kind).cleanup(lab, labid)
         except Exception as e:  # noqa: BLE001 - one kind failing must not stop the rest
             removed.append(f"could not clean {kind} nodes: {e}")
     removed += fabric.destroy(labid)
@@ -233,11 +256,9 @@ def run(blob: str, argv: list[str]) -> int:
     """``agentd run BLOB -- ARGV``: ARGV inside a node of this host, its input, output
     and exit status those of this process (the SSH channel): `lab exec` and the shell.
     BLOB is base64 JSON {"spec": ..., "saved": ...}."""
-    from lab.backends import get_backend
-
     d = json.loads(base64.b64decode(blob))
     saved = d["saved"]
-    node = get_backend(saved.get("backend", saved["kind"])).attach(_spec(d["spec"]), saved)
+    node = _backend(saved.get("backend", saved["kind"])).attach(_spec(d["spec"]), saved)
     env = {**os.environ, **d.get("env", {})} if d.get("env") else None
     return node.popen(argv, env=env).wait()
 

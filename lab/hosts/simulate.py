@@ -451,9 +451,14 @@ def _wait_ssh(host: str, address: str, proc: subprocess.Popen, log: Path) -> Non
         except OSError:
             pass
         time.sleep(0.1)
-    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
-    why = lines[-1] if lines else "no output"
+    why = _last_line(log)
     raise SimulateError(f"simulated host {host}'s sshd did not answer on {address}: {why}")
+
+
+def _last_line(log: Path) -> str:
+    """What a daemon said last, for the sentence saying it did not answer."""
+    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    return lines[-1] if lines else "no output"
 
 
 def _wait_docker(host: str, ns: str, log: Path) -> None:
@@ -475,9 +480,7 @@ def _wait_docker(host: str, ns: str, log: Path) -> None:
             except OSError:
                 continue
         time.sleep(0.2)
-    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
-    why = lines[-1] if lines else "no output"
-    raise SimulateError(f"simulated host {host}'s Docker engine did not answer: {why}")
+    raise SimulateError(f"simulated host {host}'s Docker engine did not answer: {_last_line(log)}")
 
 
 def _netns_pids(ns: str) -> list[int]:

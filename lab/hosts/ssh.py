@@ -65,17 +65,21 @@ class Host:
         cmd: str | Iterable[str],
         *,
         root: bool = True,
-        input: bytes | str | None = None,
+        input: bytes | str | Iterable[bytes] | None = None,
         timeout: float = 120.0,
     ) -> Result:
-        """Run a shell command (a string) or an argv; as root unless ``root=False``."""
+        """Run a shell command (a string) or an argv; as root unless ``root=False``.
+        ``input`` may be chunks of bytes, streamed as they come (an image's tarball)."""
         text = cmd if isinstance(cmd, str) else shlex.join(cmd)
         if root and not self.is_root:
             text = "sudo -n -- /bin/sh -c " + shlex.quote(text)
         try:
             stdin, stdout, stderr = self.client.exec_command(text, timeout=timeout)
-            if input is not None:
+            if isinstance(input, bytes | str):
                 stdin.write(input)
+            elif input is not None:
+                for chunk in input:
+                    stdin.channel.sendall(chunk)
             stdin.channel.shutdown_write()
             out = stdout.read().decode(errors="replace")
             err = stderr.read().decode(errors="replace")

@@ -81,7 +81,7 @@ def up(topo: Topology, progress) -> State:
 
 def _build(topo, state, plan, bb, specs, port, progress) -> None:
     from lab.hosts import agent as agentmod
-    from lab.hosts import preflight
+    from lab.hosts import images, preflight
     from lab.hosts.client import agent as agent_of
     from lab.hosts.ssh import HostError, Hosts, each
 
@@ -97,9 +97,19 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
         raise LabError(str(e)) from None
     try:
         facts = preflight.check(list(hosts), topo.labid)
+        # hosts with container or pod nodes: a Docker engine there, racklab's image sent
+        imaged = [h for h in hosts if images.needed(_on(topo, specs, h.name))]
+        each(imaged, images.engine_version)
         progress("racklab agent on every host")
         wheels = agentmod.plan({n: f.target() for n, f in facts.items()})
         installed = each(hosts, lambda h: agentmod.install(h, *wheels[h.name]))
+        vm_hosts = [h for h in hosts if any(s.kind == "vm" for s in _on(topo, specs, h.name))]
+        each(vm_hosts, lambda h: agentmod.check_libvirt(h, installed[h.name].python))
+        if imaged:
+            tag, image_id = images.local_node_image(progress)
+            progress(f"node image to {', '.join(h.name for h in imaged)}")
+            sent = each(imaged, lambda h: images.send(h, tag, image_id))
+            state["images"] = {n: i.as_dict() for n, i in sent.items()}
         # this machine's address as each host sees it: where its VXLAN sends to us
         seen = each(hosts, lambda h: h.run("echo $SSH_CONNECTION", root=False).out.split())
     except BaseException as e:
@@ -180,6 +190,11 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
 
     deploy.finish_up(topo, state, nodes, plan, progress, t0)
     progress(f"lab {topo.name} is up on {len(topo.hosts)} hosts ({state['up_in']:.2f} s)")
+
+
+def _on(topo: Topology, specs: dict, host: str) -> list:
+    """The specs of the nodes that run on ``host``."""
+    return [s for s in specs.values() if topo.rack_host[s.rack] == host]
 
 
 def status_hosts(state: State) -> dict:

@@ -44,3 +44,17 @@ def sshd_tails(sim, lines: int = 5) -> str:
         text = log.read_text(errors="replace").splitlines()[-lines:] if log.is_file() else []
         out.append(f"--- {host} sshd:\n" + "\n".join(text))
     return "\n" + "\n".join(out)
+
+
+def zk_round_trip(addresses: list[str], path: str, data: bytes, timeout: float = 30) -> None:
+    """Create ``path`` with ``data`` through kazoo on the lab's ZooKeeper servers at
+    ``addresses`` and read it back: the ensemble serves a client from this machine."""
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=",".join(f"{a}:2181" for a in addresses))
+    zk.start(timeout=timeout)
+    try:
+        zk.create(path, data, makepath=True)
+        assert zk.get(path)[0] == data
+    finally:
+        zk.stop()

@@ -22,7 +22,7 @@ import pytest
 
 from lab.topology import labid_of
 
-from .conftest import RUN, SET, lab_cli, sshd_tails
+from .conftest import RUN, SET, lab_cli, sshd_tails, zk_round_trip
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -104,6 +104,9 @@ def test_the_agent_was_installed_on_every_host(lab, sim):
         # racklab itself runs on the host, from the agent's venv on the host's own disk
         where = ssh(sim, i, f"{a['python']} -c 'import lab; print(lab.__file__)'")
         assert where.startswith(f"/var/lib/racklab-agent/{a['tag']}/venv/")
+        # the host's own libvirt binding (Debian's python3-libvirt), for VM nodes there
+        where = ssh(sim, i, f"{a['python']} -c 'import libvirt; print(libvirt.__file__)'")
+        assert where.startswith("/usr/lib/python3/dist-packages/")
 
 
 def address(lab, node: str) -> str:
@@ -113,16 +116,9 @@ def address(lab, node: str) -> str:
 def test_the_four_services_from_this_machine(lab):
     from hdfs import InsecureClient
     from kafka import KafkaConsumer, KafkaProducer
-    from kazoo.client import KazooClient
     from yarn_api_client.resource_manager import ResourceManager
 
-    zk = KazooClient(hosts=",".join(f"{address(lab, n)}:2181" for n in ("n1", "n3", "n5")))
-    zk.start(timeout=30)
-    try:
-        zk.create("/across", b"three hosts", makepath=True)
-        assert zk.get("/across")[0] == b"three hosts"
-    finally:
-        zk.stop()
+    zk_round_trip([address(lab, n) for n in ("n1", "n3", "n5")], "/across", b"three hosts")
 
     producer = KafkaProducer(bootstrap_servers=f"{address(lab, 'n1')}:9092", acks="all")
     for i in range(10):
@@ -207,19 +203,80 @@ def test_status_and_graph_say_where_each_rack_runs(lab, tmp_path):
     assert all(f"rack r{i} on host h{i}" in svg.read_text() for i in (1, 2, 3))
 
 
-def test_zookeeper_under_a_partition_between_hosts_is_judged(lab):
+def test_zookeeper_under_a_partition_a_kill_and_a_pause_on_other_hosts_is_judged(lab):
     # one rack per host: a rack cut off is a host cut off from the others
     proc = lab_cli("chaos", "run", "--lab", LAB, "--workload", "zk-register", "--nemesis",
-                   "partition-rack", "--time", "12", "--interval", "4", "--seed", "15",
-                   "--json")  # fmt: skip
+                   "partition-rack,kill,pause", "--time", "30", "--interval", "4", "--seed",
+                   "15", "--json")  # fmt: skip
     summary = json.loads(proc.stdout)
-    assert proc.returncode == 0 and summary["valid"] is True, summary["lines"]
+    assert proc.returncode == 0 and summary["valid"] is True, summary.get("lines", summary)
     assert summary["verdict"]["nemesis_errors"] == []
     events = [json.loads(line) for line in open(Path(summary["run_dir"]) / "history.jsonl")]
-    cut = [e for e in events if e["process"] == "nemesis" and e["f"] == "start"]
-    assert cut and all("cut off" in e["extra"]["description"] for e in cut)
-    # the partition was real: operations failed or went unanswered while it held
+    faults = {e["value"]: e["extra"]["description"] for e in events
+              if e["process"] == "nemesis" and e["f"] == "start"}  # fmt: skip
+    assert set(faults) == {"partition-rack", "kill", "pause"}, faults
+    assert "cut off" in faults["partition-rack"]
+    assert faults["kill"].endswith("(SIGKILL)")  # the host's own kill of the service
+    # the service's own cgroup on its host was frozen, not its whole node
+    assert faults["pause"].endswith("(freezer)")
+    # the faults were real: operations failed or went unanswered while they held
     assert any(e["type"] in ("fail", "info") for e in events if e["process"] != "nemesis")
+    # and every service is back: healed through the hosts' agents
+    nodes = json.loads(lab_cli("status", "--lab", LAB, "--json").stdout)["nodes"]
+    services = [(n["name"], s["role"], s["running"]) for n in nodes for s in n["services"]]
+    assert services and all(running for _, _, running in services), services
+
+
+def test_packet_faults_on_a_node_of_another_host(lab):
+    from lab.chaos.labctx import LabContext
+    from lab.hosts.client import close_all
+    from lab.net.faults import PacketFault
+
+    ctx = LabContext.attach(LAB)
+    node = ctx.nodes["n3"]  # on host 2; the pings come from n1, on host 1
+    try:
+        info = node.start_packet_fault(PacketFault(delay=0.05), seed=1)
+        try:
+            slow, _ = rtt_ms("n1", "n3")
+        finally:
+            node.heal_packet_fault(info)
+        assert slow >= 50 + 2 * DELAY_MS  # what n3 sends waits 50 ms more
+        assert rtt_ms("n1", "n3")[0] < 50
+
+        info = node.start_packet_fault(PacketFault(loss=100), seed=2)
+        lost = lab_cli("exec", "n1", "--lab", LAB, "--", "ping", "-c", "3", "-i", "0.2",
+                       "-W", "1", "n3")  # fmt: skip
+        assert lost.returncode == 1 and "100% packet loss" in lost.stdout
+        # a run that died with the fault in place: healing finds it on the host
+        assert "packet faults removed from n3" in ctx.heal_everything()
+        assert rtt_ms("n1", "n3")[0] < 50
+    finally:
+        close_all()
+
+
+def test_logs_of_nodes_on_other_hosts(lab):
+    proc = lab_cli("logs", "n5", "zookeeper-server", "--lab", LAB, "-n", "3")
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and len(lines) == 3 and all("zookeeper" in x for x in lines)
+    # -f follows the log on its host: a line added there shows up here
+    follow = subprocess.Popen([sys.executable, "-m", "lab", "logs", "n4", "hdfs-datanode",
+                               "--lab", LAB, "-f", "-n", "0"], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        mark = f"racklab-test-mark-{os.getpid()}"
+        state = json.loads((Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").read_text())
+        path = state["services"]["hdfs-datanode-n4"]["log"]
+        time.sleep(1)  # -n 0: what is there when it starts is not shown
+        lab_cli("exec", "n4", "--lab", LAB, "--", "sh", "-c", f"echo {mark} >> {path}")
+        seen = ""
+        deadline = time.monotonic() + 30
+        while mark not in seen and time.monotonic() < deadline:
+            if select.select([follow.stdout], [], [], 0.5)[0]:
+                seen += follow.stdout.readline()
+        assert mark in seen
+    finally:
+        follow.terminate()
+        follow.wait()
 
 
 def test_a_bad_host_stops_up_before_anything_is_made(lab, sim, tmp_path):
@@ -239,6 +296,23 @@ def test_a_bad_host_stops_up_before_anything_is_made(lab, sim, tmp_path):
         look = f"ip netns list | grep rl{labid}; ls -d /var/lib/racklab/mhguard{RUN} 2>/dev/null"
         assert ssh(sim, i, look).strip() == ""
     assert not (Path(os.environ["RACKLAB_HOME"]) / f"mhguard{RUN}").exists()
+
+
+def test_vm_nodes_on_a_host_without_libvirt_are_refused_in_one_sentence(lab, sim, tmp_path):
+    f = tmp_path / "vm.yaml"
+    f.write_text(lab["file"].read_text().replace(f"name: {LAB}", f"name: mhvm{RUN}")
+                 + "nodes:\n  n2: {kind: vm, memory: 1Gi}\n")  # fmt: skip
+    proc = lab_cli("up", str(f))
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("·")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    h1 = list(sim["hosts"].values())[0]["address"]
+    # the simulated hosts have libvirt's binding but run no libvirtd
+    assert errors[0].startswith(f"error: host h1 ({h1}): its VM nodes need libvirt there (")
+    assert errors[0].endswith("install libvirt-daemon-system, qemu-system-x86 and "
+                              "python3-libvirt, and start libvirtd")  # fmt: skip
+    labid = labid_of(f"mhvm{RUN}")
+    for i in (1, 2, 3):
+        assert ssh(sim, i, f"ip netns list | grep rl{labid}; ip -o link | grep rl{labid}") == ""
 
 
 def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):

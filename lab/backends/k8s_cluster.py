@@ -331,6 +331,17 @@ class ClusterNode(Node):
     def cgroup(self) -> str:
         return ""
 
+    # packet faults: netem on the node's lab0, inside the pod
+    def start_packet_fault(self, fault, seed: int, log_path: str | None = None) -> dict:
+        return k8s_overlay.start_packet_fault(self, fault)
+
+    def heal_packet_fault(self, info: dict) -> None:
+        k8s_overlay.heal_packet_fault(self)
+
+    def clear_packet_faults(self) -> bool:
+        k8s_overlay.heal_packet_fault(self)
+        return False  # no fault line: only netem, which holds nothing to find
+
     # the pod's cgroup is on a cluster node: pressure through limits is not built
     def set_limits(self, cpus: float | None = None, memory: int | None = None) -> None:
         raise ClusterError(
@@ -412,6 +423,8 @@ class ClusterBackend(Backend):
         namespace = namespace_of(self.conf, spec.lab)
         self.make_pod(spec, namespace, privileged=True)
         return ClusterNode(spec, self.conf, namespace)
+
+    relay_listen = "127.0.0.1"  # the port-forward connects inside the pod: only it
 
     def relay_route(self, router: ClusterNode, router_ip: str) -> list[str]:
         """The API server's port-forward to the router pod's relay: this machine need

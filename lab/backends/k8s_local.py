@@ -293,6 +293,23 @@ class PodmanNode(Node):
         # as on a cluster: the pod's own tools, inside it (its NET_ADMIN)
         return self.exec(argv, timeout=timeout)
 
+    # packet faults: on a node that carries its rack network, netem inside the pod
+    def start_packet_fault(self, fault, seed: int, log_path: str | None = None) -> dict:
+        if self.supernet is None:
+            return super().start_packet_fault(fault, seed, log_path)
+        return k8s_overlay.start_packet_fault(self, fault)
+
+    def heal_packet_fault(self, info: dict) -> None:
+        if self.supernet is None:
+            return super().heal_packet_fault(info)
+        k8s_overlay.heal_packet_fault(self)
+
+    def clear_packet_faults(self) -> bool:
+        if self.supernet is None:
+            return super().clear_packet_faults()
+        k8s_overlay.heal_packet_fault(self)
+        return False  # no fault line: only netem, which holds nothing to find
+
     def netns(self) -> str:
         pid = self._pid()
         if not pid:
@@ -373,6 +390,8 @@ class PodmanBackend(Backend):
 
     def create_router(self, spec: NodeSpec) -> PodmanNode:
         return self._play(spec, privileged=True)
+
+    relay_listen = "0.0.0.0"  # this machine connects to the router pod's own address
 
     def relay_route(self, router: PodmanNode, router_ip: str) -> list[str]:
         # this machine reaches podman's pods on their network's bridge

@@ -140,13 +140,13 @@ def _running(node: Node, name: str, argv: list[str]) -> dict:
     raise OverlayError(f"the router pod's {name} did not start within 30 s")
 
 
-def build_router(router: Node, plan, imp: Impairment) -> dict:
+def build_router(router: Node, plan, imp: Impairment, listen: str) -> dict:
     """Make the router pod the lab's router: the relay's TAP, the rack bridges, and the
     inter-rack delay. Returns what was done, for the lab's state."""
     ip, pod_mtu = pod_facts(router)
     mtu = pod_mtu - OVERHEAD
     relay = ["{python}", "-m", "lab.backends.k8s_relay", "serve", "--tap", CTL_IF]
-    _running(router, "relay", [*relay, "--port", str(RELAY_PORT)])
+    _running(router, "relay", [*relay, "--port", str(RELAY_PORT), "--listen", listen])
     racks = [
         f"{bridge_name(r)},{bridge_mac(router.spec.labid, r)},{plan.gateways[r]}/{net.prefixlen}"
         for r, net in plan.racks.items()
@@ -213,6 +213,8 @@ class Overlay:
     (``create_router``) and says how this machine reaches its relay (``relay_route``)."""
 
     def __init__(self, engine, specs: list[NodeSpec]):
+        # engine: create_router(spec), relay_route(router, ip) -> the relay's
+        # connect arguments, relay_listen (the address the relay serves on)
         self.engine = engine
         self.spec = router_spec(specs[0])
         if any(s.name == ROUTER for s in specs):
@@ -223,8 +225,31 @@ class Overlay:
 
     def build(self, plan, imp: Impairment, cgroup, log_path: str) -> dict:
         router = self.engine.create_router(self.spec)
-        done = build_router(router, plan, imp)
+        done = build_router(router, plan, imp, self.engine.relay_listen)
         how = self.engine.relay_route(router, done["router_ip"])
         pid = connect_host(self.spec.labid, plan, done["mtu"], how, cgroup, log_path)
         self.engine.supernet = str(plan.supernet)
         return {**done, "relay_pid": pid}
+
+
+# Packet faults on a node that carries its rack network: netem on its lab0, inside the
+# pod (racklab's fault line, for kernels without netem, lives in a router namespace
+# on this machine, which such labs do not have).
+def start_packet_fault(node: Node, fault) -> dict:
+    from lab.net import faults
+
+    if isinstance(fault, dict):
+        fault = faults.PacketFault(**fault)
+    netem = ["tc", "qdisc", "replace", "dev", NODE_IF, "root", "netem", *fault.netem_args()]
+    res = node.net_exec(netem)
+    if not res.ok:
+        raise OverlayError(
+            f"node {node.name}: packet faults on pods need netem in the kernel, and this "
+            f"one has none ({(res.stderr or '').strip()[-120:]})"
+        )
+    return {"method": "netem"}
+
+
+def heal_packet_fault(node: Node) -> bool:
+    """Remove a packet fault from the node's lab0; whether there was one."""
+    return node.net_exec(["tc", "qdisc", "del", "dev", NODE_IF, "root"]).ok

@@ -16,7 +16,7 @@ Each frame is sent as a two-byte length and the frame. A TAP without a vnet head
 gets whole frames with their checksums done (the kernel segments large packets
 before handing them to it), so frames cross as they are.
 
-    python -m lab.backends.k8s_relay serve --tap ctl --port 7946
+    python -m lab.backends.k8s_relay serve --tap ctl --port 7946 [--listen 0.0.0.0]
     python -m lab.backends.k8s_relay connect --tap rl1a2b-t --address 10.X.0.2/24 \\
         --route 10.X.0.0/16=10.X.0.1 --mtu 1400 (--tcp IP:PORT | --pod NS/NAME --port P ...)
 """
@@ -83,12 +83,14 @@ def pump(tap: int, sock) -> None:
                     pass  # the interface is down or full: a lost frame, as on a wire
 
 
-def serve(tap_name: str, port: int) -> None:
+def serve(tap_name: str, port: int, listen: str = "127.0.0.1") -> None:
     """In the router pod: one client at a time; a new one replaces the old (a
-    reconnecting `lab` after its port-forward broke)."""
+    reconnecting `lab` after its port-forward broke). ``listen``: loopback where the
+    port-forward is the way in (it connects inside the pod, and nothing else on the
+    cluster can then send frames into the lab), the pod's addresses where this
+    machine connects directly."""
     tap = open_tap(tap_name)
-    listener = socket.create_server(("0.0.0.0", port), reuse_port=False)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener = socket.create_server((listen, port))
     print("ready", flush=True)
     while True:
         conn, _ = listener.accept()
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="in the router pod")
     s.add_argument("--tap", default="ctl")
     s.add_argument("--port", type=int, default=PORT)
+    s.add_argument("--listen", default="127.0.0.1")
     c = sub.add_parser("connect", help="on the machine running lab")
     c.add_argument("--tap", required=True)
     c.add_argument("--address", required=True, help="this machine's address, CIDR")
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         if a.cmd == "serve":
-            serve(a.tap, a.port)
+            serve(a.tap, a.port, a.listen)
         else:
             connect(a)
     except KeyboardInterrupt:

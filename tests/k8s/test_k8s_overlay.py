@@ -158,6 +158,30 @@ def test_partitions_use_the_pods_own_iptables(lab):
     assert n3.exec(["/bin/ping", "-c1", "-W5", "n2"]).ok
 
 
+def test_packet_faults_are_netem_inside_the_pod(lab):
+    """A packet fault is netem on the node's lab0, inside the pod; a kernel without
+    netem (this machine's) gets one sentence: racklab's userspace fault line lives in
+    a router namespace on this machine, which such labs do not have."""
+    from lab.backends.base import NodeError
+    from lab.net import faults as netfaults
+
+    factory, state = lab
+    nodes = factory.nodes(state)
+    n1, n3 = nodes["n1"], nodes["n3"]
+    fault = netfaults.PacketFault(delay=0.05)
+    if not netfaults.have_netem():
+        with pytest.raises(NodeError, match="packet faults on pods need netem in the kernel"):
+            n3.start_packet_fault(fault, seed=1)
+        return
+    before = _rtt_ms(n1, "n3")
+    info = n3.start_packet_fault(fault, seed=1)
+    try:
+        assert _rtt_ms(n1, "n3") >= before + 40
+    finally:
+        n3.heal_packet_fault(info)
+    assert _rtt_ms(n1, "n3") < before + 40
+
+
 def test_four_services_with_unmodified_clients(lab):
     from hdfs import InsecureClient
     from kafka import KafkaConsumer, KafkaProducer

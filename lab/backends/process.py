@@ -296,12 +296,12 @@ class ProcessNode(Node):
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        while leaf.pids() and time.monotonic() < deadline:
+        while leaf.populated() and time.monotonic() < deadline:
             time.sleep(0.05)
         leaf.kill_all()
 
     def service_running(self, name: str, info: dict) -> bool:
-        return bool(self.service_cgroup(name).pids())
+        return self.service_cgroup(name).populated()
 
     def service_cgroup(self, name: str) -> cgroups.Cgroup:
         return self.cg.child(f"svc-{name}")

@@ -273,6 +273,16 @@ class Cgroup:
 
         return join
 
+    def populated(self) -> bool:
+        """Whether any process is in this cgroup or below it: the first one found
+        answers, so a running service costs one file read, not every hierarchy's tree
+        (`lab up` asks this of every starting service several times a second)."""
+        for d in self.dirs():
+            for sub, _dirs, files in os.walk(d):
+                if "cgroup.procs" in files and _read(Path(sub) / "cgroup.procs").strip():
+                    return True
+        return False
+
     def pids(self) -> list[int]:
         out: set[int] = set()
         for d in self.dirs():

@@ -138,13 +138,41 @@ def create_router(labid: str, plan, inter_rack: Impairment) -> None:
 def impair_inter_rack(labid: str, plan, imp: Impairment, cgroup, log_path: str) -> dict:
     """Delay (jitter, loss) traffic between racks: netem where the kernel has it, else
     racklab's userspace delay line (see delayline.py). Returns what was done, for status."""
+    return start_impairment(labid, plan, imp, cgroup, log_path).result()
+
+
+class Impairing:
+    """The inter-rack impairment being put in place: ``result()`` waits until it is
+    (the delay line's Python start-up can overlap the making of the nodes) and returns
+    what was done, for status."""
+
+    def __init__(self, done: dict | None = None, proc=None, log_path: str = ""):
+        self.done, self.proc, self.log_path = done, proc, log_path
+
+    def result(self) -> dict:
+        if self.done is None:
+            line = self.proc.stdout.readline().decode().strip()
+            self.proc.stdout.close()
+            if line != "ready":
+                self.proc.kill()
+                err = open(self.log_path, errors="replace").read().strip().splitlines()
+                raise RuntimeError(
+                    f"the delay line did not start: {err[-1] if err else 'no output'}"
+                )
+            self.done = {"method": "delayline", "pid": self.proc.pid}
+        return self.done
+
+
+def start_impairment(labid: str, plan, imp: Impairment, cgroup, log_path: str) -> Impairing:
+    """Begin ``impair_inter_rack``: netem is in place at once; the delay line is
+    started and answers ``ready`` later."""
     if not imp:
-        return {"method": "none"}
+        return Impairing({"method": "none"})
     bridges = [bridge_name(r) for r in plan.racks]
     try:
         for br in bridges:
             tc_router(labid, ["qdisc", "replace", "dev", br, "root", "netem", *imp.netem_args()])
-        return {"method": "netem"}
+        return Impairing({"method": "netem"})
     except subprocess.CalledProcessError as e:
         if b"unknown" not in (e.stderr or b""):
             raise
@@ -165,13 +193,7 @@ def impair_inter_rack(labid: str, plan, imp: Impairment, cgroup, log_path: str) 
             preexec_fn=cgroup.joiner(),  # the lab's cgroup: `lab clean` finds it there
             start_new_session=True,
         )
-    line = proc.stdout.readline().decode().strip()
-    proc.stdout.close()
-    if line != "ready":
-        proc.kill()
-        err = open(log_path, errors="replace").read().strip().splitlines()
-        raise RuntimeError(f"the delay line did not start: {err[-1] if err else 'no output'}")
-    return {"method": "delayline", "pid": proc.pid}
+    return Impairing(proc=proc, log_path=log_path)
 
 
 def tc_router(labid: str, args: list[str]) -> None:

@@ -36,6 +36,9 @@ def _needs(service: str, services: dict) -> list[str]:
     return [need] if need and need in services else []
 
 
+EXIT_CHECK = 0.5  # seconds between looks at whether a starting process still runs
+
+
 class _Rollout:
     """One service being brought up: its processes started, then watched until every
     port answers and its deployer calls it ready, or its time runs out."""
@@ -47,10 +50,16 @@ class _Rollout:
         self.deadline = time.monotonic() + timeout
         self.ports_ok = False
         self.why: str | None = "not checked yet"
+        self.checked: dict[str, float] = {}  # process id -> when it was last seen alive
 
     def _exited(self, p, state) -> None:
         """A process that is gone will not answer: say so now, with its log, rather
-        than after the whole timeout."""
+        than after the whole timeout. Asked at most every EXIT_CHECK seconds per
+        process: the port is polled far more often, and a crash is not a race."""
+        now = time.monotonic()
+        if now - self.checked.get(p.id, 0.0) < EXIT_CHECK:
+            return
+        self.checked[p.id] = now
         svc = state["services"][p.id]
         node = self.nodes[p.node]
         if not service_running(node, svc):

@@ -127,15 +127,16 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     t0 = time.monotonic()
     lab_cg = cgroups.lab_cgroup(topo.name).create()
     overlay = _overlay(specs, backends)
+    impairing = None
     if overlay is None:
         progress(f"router and {len(topo.racks)} rack bridges")
         fabric.create_router(topo.labid, plan, _impairment(topo))
         router_cg = lab_cg.child("router").create()
-        state["impairment"] = fabric.impair_inter_rack(
+        # the delay line starts beside the nodes; it is waited for before wiring
+        impairing = fabric.start_impairment(
             topo.labid, plan, _impairment(topo), router_cg,
             str(lab_dir(topo.name) / "delayline.log"),
         )  # fmt: skip
-        state.save()
 
     for kind, backend in backends.items():
         backend.prepare([s for s in specs.values() if s.kind == kind], progress)
@@ -152,6 +153,9 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
         state["nodes"][name] = node.describe()
     state.save()
 
+    if impairing is not None:
+        state["impairment"] = impairing.result()
+        state.save()
     progress("wiring nodes into their racks")
     for node in nodes.values():
         node.attach_network()
@@ -368,7 +372,7 @@ def is_running(name: str, has_nodes_elsewhere: bool = False) -> bool:
     cgroup, or if Docker or libvirt still hold nodes of it (``has_nodes_elsewhere``)."""
     st = State.load(name)
     if st is None:
-        return has_nodes_elsewhere or bool(cgroups.lab_cgroup(name).pids())
+        return has_nodes_elsewhere or cgroups.lab_cgroup(name).populated()
     if st.get("phase") == "creating":
         return _process_alive(st.get("up_pid"))
     try:

@@ -7,7 +7,6 @@ import asyncio
 import getpass
 import grp
 import logging
-import math
 import pwd
 import time
 
@@ -20,41 +19,38 @@ from ..hadoop.errors import (
     HadoopException,
     IllegalArgumentException,
     IOException,
-    LeaseExpiredException,
-    SafeModeException,
 )
 from ..hadoop.http import BadRequest, Request, Response, serve
 from ..hadoop.ipc.protobuf import Schema
 from ..hadoop.ipc.server import IpcServer
 from ..hadoop.ipc.sniff import serve_sniffing
 from . import webhdfs
-from .blockmanager import BlockInfo, BlockManager, DatanodeDescriptor
+from .blockmanager import BlockInfo, BlockManager
 from .config import Configuration
+from .leasemanager import LeaseManager
 from .leaserecovery import LeaseRecovery
 from .namespace import (
     EXECUTE,
     READ,
     WRITE,
     Block,
-    INodeDirectory,
     INodeFile,
     Namespace,
     normalize,
+    now_ms,
     split_path,
 )
 from .nn_clientprotocol import PROTOCOL as CLIENT_PROTOCOL
 from .nn_clientprotocol import ClientNamenodeProtocol
 from .nn_imageservlet import ImageServlet
+from .nn_reads import NamespaceReads
 from .nn_rpc import NameNodeRpcServer
 from .nn_status import StatusPages
 from .nn_webhdfs import NamenodeWebHdfsMethods
+from .safemode import SafeMode
 from .storage import EditLog, NNStorage
 
 log = logging.getLogger("hdfs.namenode")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 _groups_cache: dict[str, list[str]] = {}
@@ -78,7 +74,11 @@ def user_groups(user: str) -> list[str]:
     return _groups_cache[user]
 
 
-class NameNode:
+class NameNode(SafeMode, LeaseManager, NamespaceReads):
+    """The namespace and its logged changes, start-up from the image and edits, the
+    monitor, and the front doors over them; safe mode (safemode.py), leases
+    (leasemanager.py) and reads (nn_reads.py) are its mixins."""
+
     def __init__(self, conf: Configuration) -> None:
         self.conf = conf
         self.superuser = getpass.getuser()
@@ -231,66 +231,6 @@ class NameNode:
             except Exception:
                 log.exception("monitor pass failed")
 
-    # ------------------------------------------------------------ safe mode
-    def safe_blocks(self) -> tuple[int, int]:
-        total = safe = 0
-        for info in self.bm.blocks.values():
-            if info.complete:
-                total += 1
-                if len(self.bm.live_replicas(info)) >= self.bm.min_replication:
-                    safe += 1
-        return safe, total
-
-    def _check_safemode(self) -> None:
-        if self.safemode_manual:
-            return  # entered by an administrator: only an explicit leave ends it
-        safe, total = self.safe_blocks()
-        threshold = math.ceil(total * self.safemode_pct) if total else 0
-        met = safe >= threshold and len(self.bm.live_nodes()) >= self.safemode_min_dn
-        if not met:
-            self.safemode_reached = None
-            return
-        if total > 0 and self.safemode_extension > 0:
-            if self.safemode_reached is None:
-                self.safemode_reached = time.monotonic()
-                log.info("safe mode thresholds reached, extension %.1fs", self.safemode_extension)
-                return
-            if time.monotonic() - self.safemode_reached < self.safemode_extension:
-                return
-        self.safemode_on = False
-        self.bm.recheck_all()
-        log.info(
-            "leaving safe mode after %.1fs: %d of %d blocks reported",
-            time.monotonic() - self.started,
-            safe,
-            total,
-        )
-
-    def safemode_tip(self) -> str:
-        if not self.safemode_on:
-            return ""
-        if self.safemode_manual:
-            return (
-                'Safe mode is ON. It was turned on manually. Use "hdfs dfsadmin -safemode leave" '
-                "to turn safe mode off."
-            )
-        safe, total = self.safe_blocks()
-        threshold = math.ceil(total * self.safemode_pct) if total else 0
-        if safe < threshold:
-            return (
-                f"Safe mode is ON. The reported blocks {safe} needs additional {threshold - safe} blocks to reach "
-                f"the threshold {self.safemode_pct:.4f} of total blocks {total}."
-            )
-        return (
-            f"Safe mode is ON. The reported blocks {safe} has reached the threshold {self.safemode_pct:.4f} of "
-            f"total blocks {total}. The number of live datanodes {len(self.bm.live_nodes())} has reached the "
-            f"minimum number {self.safemode_min_dn}. Safe mode will be turned off automatically soon."
-        )
-
-    def check_not_safemode(self, what: str) -> None:
-        if self.safemode_on:
-            raise SafeModeException(f"{what}. Name node is in safe mode.\n{self.safemode_tip()}")
-
     # ------------------------------------------------------------ logged changes
     def log_apply(self, op: dict):
         self.editlog.log(op)
@@ -397,22 +337,6 @@ class NameNode:
                 f"Requested replication factor of {replication} exceeds maximum of "
                 f"{self.max_replication} for {path}"
             )
-
-    def _renew(self, f: INodeFile, before_append: dict | None = None) -> None:
-        lease = self.leases.setdefault(f.inode_id, {"beforeAppend": before_append})
-        lease["renewed"] = time.monotonic()
-
-    def _uc_file(self, path: str, client: str) -> INodeFile:
-        node = self.ns.lookup(path)
-        if isinstance(node, INodeFile) and node.client_name == client:
-            self._renew(node)
-        if not isinstance(node, INodeFile) or node.client_name != client:
-            holder = node.client_name if isinstance(node, INodeFile) else None
-            raise LeaseExpiredException(
-                f"No lease on {path}: File is not open for writing. "
-                f"Holder {client} does not have any open files (lease holder: {holder})."
-            )
-        return node
 
     def _commit(self, f: INodeFile, last: dict | None) -> None:
         if last is None or not f.blocks:
@@ -540,84 +464,6 @@ class NameNode:
         self._renew(node)
         return result
 
-    def abandon_file(self, f: INodeFile, last: dict | None, reason: str) -> None:
-        """A WebHDFS upload that failed, given back by the DataNode that wrote it (racklab's
-        abandonFile, after its abort packet rolled the replicas back): keep every block the
-        writer saw acknowledged, drop an unfinished new last block, and put back a last
-        block reopened by the failed append. Then close the file. (A writer that is simply
-        gone is lease recovery's: check_leases.)"""
-        lease = self.leases.pop(f.inode_id, {})
-        before = lease.get("beforeAppend")
-        if last is not None and f.blocks and int(last["blockId"]) == f.blocks[-1].block_id:
-            self._commit(f, last)
-            before = None
-        elif f.blocks:
-            info = self.bm.blocks.get(f.blocks[-1].block_id)
-            if info is not None and not info.complete:
-                if before is not None and before["blockId"] == f.blocks[-1].block_id:
-                    f.blocks[-1].gen_stamp, f.blocks[-1].num_bytes = (
-                        before["genStamp"],
-                        before["numBytes"],
-                    )
-                else:
-                    self.bm.remove_blocks([f.blocks.pop()])
-        self.log_apply(
-            {
-                "op": "OP_CLOSE",
-                "path": f.path(),
-                "blocks": [b.to_json() for b in f.blocks],
-                "mtime": now_ms(),
-                "atime": now_ms(),
-            }
-        )
-        self.bm.add_file_blocks(f)
-        for info in self._infos(f):
-            info.complete = True
-            self.bm.update_needed(info)
-        log.warning("closed %s for its lost writer (%s), length now %d", f.path(), reason, f.length)
-
-    def close_file(self, f: INodeFile, last: dict | None, drop_last: bool = False) -> None:
-        """Close a file under construction for whoever holds it: its last block as `last`
-        says (lease recovery's commitBlockSynchronization), or dropped."""
-        if drop_last and f.blocks:
-            self.bm.remove_blocks([f.blocks.pop()])
-        blocks = [b.to_json() for b in f.blocks]
-        if last is not None and blocks and blocks[-1]["blockId"] == last["blockId"]:
-            blocks[-1] = dict(last)
-        self.log_apply(
-            {
-                "op": "OP_CLOSE",
-                "path": f.path(),
-                "blocks": blocks,
-                "mtime": now_ms(),
-                "atime": now_ms(),
-            }
-        )
-        self.leases.pop(f.inode_id, None)
-        self.bm.add_file_blocks(f)
-        for info in self._infos(f):
-            info.complete = True
-            self.bm.update_needed(info)
-
-    def check_leases(self) -> None:
-        """LeaseManager.Monitor: a lease past its hard limit is released as recoverLease
-        releases it (internalReleaseLease: closed now, or its last block recovered and then
-        closed). The lease counts as renewed then, so a recovery that cannot finish (its
-        DataNodes down) is tried again one hard limit later, as Hadoop's reassigned lease is."""
-        now = time.monotonic()
-        for inode_id, lease in list(self.leases.items()):
-            f = self.ns.inodes.get(inode_id)
-            if not isinstance(f, INodeFile) or f.client_name is None:
-                self.leases.pop(inode_id, None)
-            elif now - lease["renewed"] > self.lease_hard_limit:
-                log.info(
-                    "Lease [Holder: %s] has expired hard limit; recovering %s",
-                    f.client_name,
-                    f.path(),
-                )
-                lease["renewed"] = now
-                self.lease_recovery.release(f)
-
     def _infos(self, f: INodeFile) -> list[BlockInfo]:
         return [self.bm.blocks[b.block_id] for b in f.blocks if b.block_id in self.bm.blocks]
 
@@ -692,112 +538,6 @@ class NameNode:
         self.ns.get(path)
         self.perm(path, user, target=WRITE)
         self.log_apply({"op": "OP_TIMES", "path": path, "mtime": mtime, "atime": atime})
-
-    # ------------------------------------------------------------ reads
-    def located_blocks(
-        self, path: str, user: str, offset: int, length: int, client_ip: str
-    ) -> dict:
-        path = normalize(path)
-        self.perm(path, user, target=READ)
-        f = self.ns.get(path)
-        if not isinstance(f, INodeFile):
-            raise FileNotFoundException(f"Path is not a file: {path}")
-        if offset > f.length:
-            raise IOException(f"Offset: {offset} exceeds file length: {f.length}")
-        out, pos = [], 0
-        end = offset + length
-        for b in f.blocks:
-            b_end = pos + b.num_bytes
-            if b_end > offset and pos < end:
-                info = self.bm.blocks.get(b.block_id)
-                live = self.bm.live_replicas(info) if info else []
-                corrupt = not live and bool(info and info.corrupt)
-                nodes = live or [
-                    self.bm.datanodes[u]
-                    for u in (info.corrupt if info else [])
-                    if u in self.bm.datanodes and self.bm.datanodes[u].alive
-                ]
-                nodes = self.bm.sort_by_distance(client_ip, nodes)
-                if not nodes and info is not None and not info.complete:
-                    # A block being written is where its pipeline is (the expected
-                    # locations of Hadoop's BlockUnderConstructionFeature), in pipeline order.
-                    nodes = [
-                        self.bm.datanodes[u]
-                        for u in info.expected_uc
-                        if u in self.bm.datanodes and self.bm.datanodes[u].alive
-                    ]
-                out.append(
-                    {
-                        "block": b.to_json(),
-                        "offset": pos,
-                        "corrupt": corrupt,
-                        "locations": [d.info() for d in nodes],
-                    }
-                )
-            pos = b_end
-        return {
-            "fileLength": f.length,
-            "blockSize": f.block_size,
-            "blocks": out,
-            "underConstruction": f.client_name is not None,
-        }
-
-    def content_summary(self, path: str, user: str) -> dict:
-        node = self.ns.get(normalize(path))
-        self.perm(normalize(path), user, subtree=READ | EXECUTE if node.is_dir else 0)
-        dirs = files = length = consumed = 0
-        stack = [node]
-        while stack:
-            n = stack.pop()
-            if isinstance(n, INodeDirectory):
-                dirs += 1
-                stack.extend(n.children.values())
-            else:
-                files += 1
-                length += n.length
-                consumed += n.length * n.replication
-        return {
-            "ContentSummary": {
-                "directoryCount": dirs,
-                "fileCount": files,
-                "length": length,
-                "quota": -1,
-                "spaceConsumed": consumed,
-                "spaceQuota": -1,
-                "typeQuota": {},
-            }
-        }
-
-    # ------------------------------------------------------------ DataNode selection for redirects
-    def choose_datanode(
-        self, op: str, path: str, client_ip: str, offset: int = 0
-    ) -> DatanodeDescriptor:
-        live = [d for d in self.bm.live_nodes()]
-        if not live:
-            raise IOException(
-                "Failed to find datanode, suggest to check cluster health. excludeDatanodes=null"
-            )
-        if op == "CREATE":
-            client = self.bm.node_by_ip(client_ip)
-            if client is not None:
-                targets = self.bm.choose_target(1, client, [], set())
-                if targets:
-                    return targets[0]
-        elif op in ("OPEN", "GETFILECHECKSUM", "APPEND"):
-            f = self.ns.lookup(normalize(path))
-            if isinstance(f, INodeFile) and f.blocks:
-                pos, chosen = 0, f.blocks[0]
-                target_off = offset if op == "OPEN" else (f.length - 1 if op == "APPEND" else 0)
-                for b in f.blocks:
-                    if pos <= target_off < pos + b.num_bytes:
-                        chosen = b
-                        break
-                    pos += b.num_bytes
-                info = self.bm.blocks.get(chosen.block_id)
-                nodes = self.bm.live_replicas(info) if info else []
-                if nodes:
-                    return self.bm.sort_by_distance(client_ip, nodes)[0]
-        return self.bm.rng.choice(live)
 
     # ------------------------------------------------------------ HTTP front door
     async def handle_http(self, req: Request) -> Response:

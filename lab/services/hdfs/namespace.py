@@ -9,6 +9,7 @@ and raise the Hadoop exception a real NameNode would, `apply` performs a logged 
 from __future__ import annotations
 
 import posixpath
+import time
 from dataclasses import dataclass, field
 
 from ..hadoop.errors import (
@@ -31,6 +32,11 @@ FS_ACTION = {
 ROOT_INODE_ID = 16385  # as in Hadoop's INodeId
 FIRST_BLOCK_ID = 1 << 30  # Hadoop's SequentialBlockIdGenerator starts at 2^30 + 1
 FIRST_GENSTAMP = 1000
+
+
+def now_ms() -> int:
+    """The clock of inode times (mtime, atime), in milliseconds as Hadoop's."""
+    return int(time.time() * 1000)
 
 
 @dataclass

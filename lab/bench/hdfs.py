@@ -18,7 +18,9 @@ Each round, in this order, on the directory the DataNodes store blocks in:
    first replica is on a DataNode chosen at random, over loopback TCP; WebHDFS's upload
    lands on a DataNode that keeps the first replica itself.
 Figures are medians over the rounds; each ratio is the median of the rounds' HDFS/fio
-ratios. The three replicas of replication 3 all land on this one disk, so its write
+ratios. For the native doors the CPU seconds each side spent are shown too (the
+DataNodes' processes from /proc, the client's from getrusage: hdfs-native's Rust threads
+run inside it), a steadier figure than throughput on a shared machine. The three replicas of replication 3 all land on this one disk, so its write
 figure carries three times the disk traffic, and no network.
 """
 
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -136,6 +139,21 @@ def hdfs_run(c: MiniCluster, size_mb: int) -> dict:
     return results
 
 
+def datanodes_cpu(c: MiniCluster) -> float:
+    """CPU seconds the cluster's DataNode processes have used so far."""
+    total = 0.0
+    for d in c.datanodes:
+        with open(f"/proc/{d.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def native_run(c: MiniCluster, size_mb: int) -> dict:
     """Write and read one file per replication through the native doors (hdfs-native)."""
     import hdfs_native
@@ -148,20 +166,24 @@ def native_run(c: MiniCluster, size_mb: int) -> dict:
     for rep in (1, 3):
         path = f"/bench/native-r{rep}"
         os.sync()
+        dn0, me0 = datanodes_cpu(c), own_cpu()
         t0 = time.perf_counter()
         options = hdfs_native.WriteOptions(replication=rep, overwrite=True)
         with client.create(path, options) as f:
             for _ in range(pieces):
                 f.write(payload)
         wt = time.perf_counter() - t0
+        dn1, me1 = datanodes_cpu(c), own_cpu()
         os.sync()
         drop_block_cache(c.root)
+        dn2, me2 = datanodes_cpu(c), own_cpu()
         t0 = time.perf_counter()
         n = 0
         with client.read(path) as r:
             while piece := r.read(8 * MiB):  # bytes arrive (and their CRCs are checked)
                 n += len(piece)
         rt = time.perf_counter() - t0
+        dn3, me3 = datanodes_cpu(c), own_cpu()
         ok, pos = True, 0
         with client.read(path) as r:
             while piece := r.read(8 * MiB):
@@ -170,7 +192,14 @@ def native_run(c: MiniCluster, size_mb: int) -> dict:
                 pos += len(piece)
         if n != pieces * len(payload) or pos != n or not ok:
             raise SystemExit(f"read back {n} bytes of {path}, content {'ok' if ok else 'WRONG'}")
-        results[rep] = {"write_MBps": size_mb / wt, "read_MBps": size_mb / rt}
+        results[rep] = {
+            "write_MBps": size_mb / wt,
+            "read_MBps": size_mb / rt,
+            "write_dn_cpu": dn1 - dn0,
+            "write_client_cpu": me1 - me0,
+            "read_dn_cpu": dn3 - dn2,
+            "read_client_cpu": me3 - me2,
+        }
         client.delete(path)
     return results
 
@@ -222,14 +251,21 @@ def main(argv: list[str] | None = None) -> int:
                     for rep, v in native_run(c, size).items():
                         add(f"native_r{rep}_write", v["write_MBps"])
                         add(f"native_r{rep}_read", v["read_MBps"])
+                        for kind in ("write", "read"):
+                            for side in ("dn", "client"):
+                                cpu = v[f"{kind}_{side}_cpu"]
+                                add(f"cpu_native_r{rep}_{kind}_{side}", cpu)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    stats = {k: median_spread(v) for k, v in samples.items()}
+    cpu = {k[4:]: median_spread(v) for k, v in samples.items() if k.startswith("cpu_")}
+    stats = {k: median_spread(v) for k, v in samples.items() if not k.startswith("cpu_")}
     out = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, kernel {platform.release()}",
         "size_MiB": size,
         "rounds": a.rounds,
         "MBps": stats,
+        "cpu_seconds": cpu,
+        "load_average": os.getloadavg(),
         # Each round's HDFS figure over the same round's fio figure, then the median: the
         # pairs saw the same moment of a shared machine, so their ratio is steadier.
         "ratios": {
@@ -271,6 +307,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"{f'{name} replication {r}':24}{cell(f'{door}r{r}_write')}"
                 f"{cell(f'{door}r{r}_read')}{ratio['write']:11.2f}{ratio['read']:10.2f}"
             )
+    if cpu:
+        print(f"CPU seconds per {size} MiB, median [min-max]:")
+        print(f"{'':24}{'DataNodes':>20}{'client':>20}")
+
+        def cpu_cell(key: str) -> str:
+            st = cpu[key]
+            return f"{st['median']:.2f} [{st['min']:.2f}-{st['max']:.2f}]".rjust(20)
+
+        for r in (1, 3):
+            for kind in ("write", "read"):
+                key = f"native_r{r}_{kind}"
+                print(
+                    f"{f'hdfs-native r{r} {kind}':24}{cpu_cell(key + '_dn')}"
+                    f"{cpu_cell(key + '_client')}"
+                )
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in out['load_average'])}")
     return 0
 
 

@@ -629,8 +629,6 @@ class ContainerBackend(Backend):
                 pass
 
     def create(self, spec: NodeSpec) -> ContainerNode:
-        import docker.errors
-
         self.remove_stale(spec)
         kw, volume = self.run_kwargs(spec, "node")
         node_cgroup = self._make_node_cgroup(spec)
@@ -642,6 +640,13 @@ class ContainerBackend(Backend):
             delegated = delegated_cgroup_kwargs(node_cgroup)
             kw["volumes"] = {**kw["volumes"], **delegated.pop("volumes")}
             kw.update(delegated)
+        return self._run(spec, kw, volume, node_cgroup, f"node {spec.name}", "the container")
+
+    def _run(self, spec: NodeSpec, kw: dict, volume, node_cgroup, who: str, what: str):
+        """Run the node's (or pod's infra) container and wait until it runs; if Docker
+        refuses, remove its volume and cgroup again and say why."""
+        import docker.errors
+
         try:
             container = self.client.containers.run(**kw)
         except docker.errors.APIError as exc:
@@ -650,9 +655,9 @@ class ContainerBackend(Backend):
             if node_cgroup:
                 Cgroup(node_cgroup).remove()
             raise ContainerError(
-                f"node {spec.name}: docker could not start the container: {exc.explanation or exc}"
+                f"{who}: docker could not start {what}: {exc.explanation or exc}"
             ) from exc
-        node = ContainerNode(spec, self.client, container.id, volume, node_cgroup)
+        node = self.node_class(spec, self.client, container.id, volume, node_cgroup)
         wait_running(node, container.id)
         return node
 

@@ -417,6 +417,7 @@ class PodNode(ContainerNode):
 
 class PodBackend(ContainerBackend):
     kind = "pod"
+    node_class = PodNode
 
     def run_kwargs(self, spec: NodeSpec, role: str) -> tuple[dict, str | None]:
         kw, volume = super().run_kwargs(spec, role)
@@ -429,27 +430,13 @@ class PodBackend(ContainerBackend):
         return kw, volume
 
     def create(self, spec: NodeSpec) -> PodNode:
-        import docker.errors
-
         self.remove_stale(spec)
         kw, volume = self.run_kwargs(spec, "infra")
         pod_cgroup = self._make_node_cgroup(spec)
         if pod_cgroup:
             kw["cgroup_parent"] = "/" + pod_cgroup
             kw["labels"][LABEL_NODE_CGROUP] = pod_cgroup
-        try:
-            container = self.client.containers.run(**kw)
-        except docker.errors.APIError as exc:
-            if volume:
-                self.client.volumes.get(volume).remove(force=True)
-            if pod_cgroup:
-                cgroups.Cgroup(pod_cgroup).remove()
-            raise ContainerError(
-                f"pod {spec.name}: docker could not start the infra container: {exc.explanation or exc}"
-            ) from exc
-        node = PodNode(spec, self.client, container.id, volume, pod_cgroup)
-        wait_running(node, container.id)
-        return node
+        return self._run(spec, kw, volume, pod_cgroup, f"pod {spec.name}", "the infra container")
 
     def attach(self, spec: NodeSpec, saved: dict) -> PodNode:
         return PodNode(

@@ -103,3 +103,24 @@ def _run(argv: list[str], env: dict | None, log) -> None:
         tail = (tail + [line])[-15:]
     if proc.wait() != 0:
         raise subprocess.CalledProcessError(proc.returncode, argv, "\n".join(tail))
+
+
+def chroot_run(tree: Path, inside: str, log) -> None:
+    """Run ``inside`` in a chroot of the tree, in a private mount namespace: /proc, /sys
+    and /dev mounted for the package scripts vanish with it, even if the build is killed."""
+    script = (
+        'set -e; R="$1"; '
+        'mount -t proc proc "$R/proc"; mount -t sysfs sysfs "$R/sys"; '
+        'mount --rbind /dev "$R/dev"; '
+        'exec chroot "$R" /bin/sh -c "$2"'
+    )
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "DEBIAN_FRONTEND": "noninteractive",
+        **apt_proxy_env(),
+    }
+    argv = ["unshare", "--mount", "--propagation", "private", "--",
+            "/bin/sh", "-c", script, "sh", str(tree), inside]  # fmt: skip
+    _run(argv, env, log)

@@ -23,7 +23,6 @@ from pathlib import Path
 from lab.images import rootfs
 from lab.images.build import _Steps, base_rootfs_steps
 from lab.images.cache import cache_dir, digest, recipes_dir, tree_digest
-from lab.images.sources import apt_proxy_env
 
 READY = ".racklab-simhost"  # written last: a tree without it is an interrupted build
 IN_USE = "in-use"  # one file per simulated set mounting the tree
@@ -95,7 +94,7 @@ def _build(tarball: Path, out: Path, log) -> None:
         policy = tree / "usr" / "sbin" / "policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")  # no package starts a daemon in the build
         policy.chmod(0o755)
-        _chroot(tree, _install_script(), log)
+        rootfs.chroot_run(tree, _install_script(), log)
         _finish(tree)
         (work / READY).write_text(out.name + "\n")
         if out.exists():
@@ -129,27 +128,6 @@ def _install_script() -> str:
     )
     lines.append("chmod 0440 /etc/sudoers.d/racklab")
     return "; ".join(lines)
-
-
-def _chroot(tree: Path, inside: str, log) -> None:
-    """Run ``inside`` in a chroot of the tree, in a private mount namespace: /proc, /sys
-    and /dev mounted for the package scripts vanish with it, even if the build is killed."""
-    script = (
-        'set -e; R="$1"; '
-        'mount -t proc proc "$R/proc"; mount -t sysfs sysfs "$R/sys"; '
-        'mount --rbind /dev "$R/dev"; '
-        'exec chroot "$R" /bin/sh -c "$2"'
-    )
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        "DEBIAN_FRONTEND": "noninteractive",
-        **apt_proxy_env(),
-    }
-    argv = ["unshare", "--mount", "--propagation", "private", "--",
-            "/bin/sh", "-c", script, "sh", str(tree), inside]  # fmt: skip
-    rootfs._run(argv, env, log)
 
 
 def _finish(tree: Path) -> None:

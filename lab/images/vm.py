@@ -35,7 +35,6 @@ from pathlib import Path
 from lab.images import rootfs, wheels
 from lab.images.build import BuildError, StepResult, _Steps, base_rootfs_steps, progress_bar
 from lab.images.cache import cache_dir, digest, recipes_dir, source_digest, tree_digest
-from lab.images.sources import apt_proxy_env
 
 # The kernel command line every racklab VM boots its image with: the image's root disk
 # and its init. The address comes after it, as ip=, for VMs racklab makes; VMs terraform
@@ -357,8 +356,7 @@ def _guest_python_minor(tree: Path) -> str:
 
 
 def _chroot_install(tree: Path, log) -> None:
-    """apt-get and pip inside the tree, in a private mount namespace: /proc, /sys and
-    /dev mounted for the package scripts vanish with it, even if the build is killed."""
+    """apt-get and pip inside the tree (rootfs.chroot_run)."""
     pkgs = " ".join(vm_packages())
     inside = (
         "set -e; apt-get update -q; "
@@ -367,22 +365,7 @@ def _chroot_install(tree: Path, log) -> None:
         "/tmp/racklab-wheels/*.whl; "
         'python3 -c "import kazoo, crc32c, paramiko"'
     )
-    script = (
-        'set -e; R="$1"; '
-        'mount -t proc proc "$R/proc"; mount -t sysfs sysfs "$R/sys"; '
-        'mount --rbind /dev "$R/dev"; '
-        'exec chroot "$R" /bin/sh -c "$2"'
-    )
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        "DEBIAN_FRONTEND": "noninteractive",
-        **apt_proxy_env(),
-    }
-    argv = ["unshare", "--mount", "--propagation", "private", "--",
-            "/bin/sh", "-c", script, "sh", str(tree), inside]  # fmt: skip
-    _run(argv, log, env)
+    rootfs.chroot_run(tree, inside, log)
 
 
 def _finish_tree(tree: Path, work: Path) -> str:

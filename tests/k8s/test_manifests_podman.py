@@ -188,3 +188,19 @@ def test_services_answer_real_clients(played):
         "mkdirs": True,
         "nodemanagers": 1,
     }
+
+
+def test_the_image_has_the_tools_chaos_uses_inside_pods(played):
+    """On a cluster racklab cannot enter a pod's network namespace from outside: a
+    partition is the pod's own iptables, a packet fault its own tc, the rack network
+    its own ip (lab/backends/k8s_overlay.py). racklab's image must have them."""
+    from lab.backends.k8s_podman import podman
+
+    name, _ = played
+    for argv, says in (
+        (["/usr/sbin/iptables", "-V"], "iptables v1.8"),
+        (["/sbin/tc", "-V"], "tc utility"),
+        (["/sbin/ip", "-V"], "ip utility"),
+    ):
+        proc = podman("exec", f"{name}-zookeeper", *argv, check=False)
+        assert proc.returncode == 0 and says in proc.stdout, (argv, proc.stderr)

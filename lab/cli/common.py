@@ -118,6 +118,18 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def pairs(values: list[str], option: str, form: str = "NAME=VALUE") -> dict[str, str]:
+    """Repeated NAME=VALUE options as a dict; a malformed one is the user's mistake,
+    said with the form it should take (``form``, e.g. "RACK=ZONE, e.g. r1=eu-west-1a")."""
+    out = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name or not value:
+            raise UserError(f"{option} {v!r}: write it as {form}")
+        out[name] = value
+    return out
+
+
 def _emit(data, as_json: bool) -> bool:
     if as_json:
         sys.stdout.write(json.dumps(data, indent=1, default=str) + "\n")

@@ -6,20 +6,10 @@ from pathlib import Path
 
 import typer
 
-from lab.cli.common import JSON, UserError, _emit, app, err, images_app, out
+from lab.cli.common import JSON, UserError, _emit, app, err, images_app, out, pairs
 
 k8s_app = typer.Typer(no_args_is_help=True, help="Kubernetes: manifests for a lab's services.")
 app.add_typer(k8s_app, name="k8s")
-
-
-def _zones(pairs: list[str]) -> dict[str, str]:
-    zones = {}
-    for pair in pairs:
-        rack, sep, zone = pair.partition("=")
-        if not sep or not rack or not zone:
-            raise UserError(f"--zone {pair!r}: write RACK=ZONE, e.g. --zone r1=eu-west-1a")
-        zones[rack] = zone
-    return zones
 
 
 @k8s_app.command("render")
@@ -61,7 +51,7 @@ def render(
             topo,
             output,
             rack_label=rack_label,
-            zones=_zones(zone),
+            zones=pairs(zone, "--zone", "RACK=ZONE, e.g. --zone r1=eu-west-1a"),
             namespace=namespace,
             image=image,
         )

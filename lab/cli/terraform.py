@@ -6,23 +6,13 @@ from pathlib import Path
 
 import typer
 
-from lab.cli.common import JSON, UserError, _emit, app, out
+from lab.cli.common import JSON, UserError, _emit, app, out, pairs
 
 terraform_app = typer.Typer(
     no_args_is_help=True,
     help="VM racks on libvirt hosts, declared with terraform (docs/TERRAFORM.md).",
 )
 app.add_typer(terraform_app, name="terraform")
-
-
-def _pairs(values: list[str], what: str) -> dict[str, str]:
-    pairs = {}
-    for v in values:
-        name, sep, rest = v.partition("=")
-        if not sep or not name or not rest:
-            raise UserError(f"{what} {v!r}: write it as NAME=VALUE")
-        pairs[name] = rest
-    return pairs
 
 
 @terraform_app.command("render")
@@ -59,8 +49,8 @@ def render(
         result = do_render(
             topo,
             output,
-            hosts=_pairs(host, "--host") or None,
-            racks=_pairs(rack, "--rack") or None,
+            hosts=pairs(host, "--host") or None,
+            racks=pairs(rack, "--rack", "RACK=HOST") or None,
             domain_type=domain_type,
             pool=pool,
         )

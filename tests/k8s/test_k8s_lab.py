@@ -7,12 +7,13 @@ container, volume or interface."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 import uuid
 
 import pytest
+
+from tests.k8s.test_manifests_podman import _engines_or_skip as engines_or_skip
 
 LAB = """
 name: {name}
@@ -61,18 +62,7 @@ def leftovers(name: str, labid: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab():
-    from lab.backends import k8s_podman
-
-    if os.geteuid() != 0:
-        pytest.skip("racklab labs need root")
-    why = k8s_podman.available()
-    if why:
-        pytest.skip(why)
-    if (
-        shutil.which("docker") is None
-        or subprocess.run(["docker", "info"], capture_output=True).returncode
-    ):
-        pytest.skip("no Docker engine answers (racklab's image is built there); `make docker`")
+    engines_or_skip()
     from lab.testing.plugin import LabFactory
 
     name = "k8s" + uuid.uuid4().hex[:6]
@@ -106,13 +96,15 @@ def test_nodes_are_podman_pods_in_their_racks(lab):
     assert n3.get_file("/srv/node/hello.txt") == b"from the host\n"
 
 
-def test_four_services_with_unmodified_clients(lab):
+def four_services_answer(state, size: int = 1000) -> None:
+    """The lab's four services (the layout of LAB) used from this machine with the
+    unmodified clients: kazoo, kafka-python, the `hdfs` client (WebHDFS's redirect
+    to a DataNode), yarn-api-client. Shared by the k8s lab modules."""
     from hdfs import InsecureClient
     from kafka import KafkaConsumer, KafkaProducer
     from kazoo.client import KazooClient
     from yarn_api_client import ResourceManager
 
-    _, state = lab
     zk = KazooClient(",".join(f"{_addr(state, n)}:2181" for n in ("n1", "n2", "n3")))
     zk.start(timeout=20)
     try:
@@ -133,9 +125,9 @@ def test_four_services_with_unmodified_clients(lab):
     consumer.close()
 
     client = InsecureClient(f"http://{_addr(state, 'n1')}:9870", user="root")
-    client.write("/k8s/file.txt", data=b"on pods" * 1000)
+    client.write("/k8s/file.txt", data=b"on pods" * size)
     with client.read("/k8s/file.txt") as reader:
-        assert reader.read() == b"on pods" * 1000
+        assert reader.read() == b"on pods" * size
     assert client.status("/k8s/file.txt")["replication"] == 2
 
     rm = ResourceManager(service_endpoints=[f"http://{_addr(state, 'n2')}:8088"])
@@ -143,6 +135,11 @@ def test_four_services_with_unmodified_clients(lab):
     while rm.cluster_metrics().data["clusterMetrics"]["activeNodes"] < 1:
         assert time.monotonic() < deadline, "the NodeManager never registered"
         time.sleep(1)
+
+
+def test_four_services_with_unmodified_clients(lab):
+    _, state = lab
+    four_services_answer(state)
 
 
 def test_chaos_partition_and_kill_on_pods(lab, chaos_run):

@@ -18,14 +18,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import shutil
 import subprocess
-import time
 import uuid
 
 import pytest
 
-from tests.k8s.test_k8s_lab import leftovers
+from tests.k8s.test_k8s_lab import engines_or_skip, four_services_answer, leftovers
 
 # about 2.5 min (a lab of four pods with four services, a 30 s chaos run): the default
 # suite is at its budget, and tests/k8s/test_k8s_lab.py already brings up a podman lab
@@ -68,16 +66,7 @@ def _skip_unless_engine(engine: str) -> None:
                 "racklab's node image in a registry the cluster pulls from to run this"
             )
         return
-    from lab.backends import k8s_podman
-
-    why = k8s_podman.available()
-    if why:
-        pytest.skip(why)
-    if (
-        shutil.which("docker") is None
-        or subprocess.run(["docker", "info"], capture_output=True).returncode
-    ):
-        pytest.skip("no Docker engine answers (racklab's image is built there); `make docker`")
+    engines_or_skip()
 
 
 @pytest.fixture(scope="module", params=["podman", "cluster"])
@@ -183,46 +172,9 @@ def test_packet_faults_are_netem_inside_the_pod(lab):
 
 
 def test_four_services_with_unmodified_clients(lab):
-    from hdfs import InsecureClient
-    from kafka import KafkaConsumer, KafkaProducer
-    from kazoo.client import KazooClient
-    from yarn_api_client import ResourceManager
-
-    _, state = lab
-    zk = KazooClient(",".join(f"{_addr(state, n)}:2181" for n in ("n1", "n2", "n3")))
-    zk.start(timeout=20)
-    try:
-        zk.create("/overlay", b"pods")
-        assert zk.get("/overlay")[0] == b"pods"
-    finally:
-        zk.stop()
-
-    bootstrap = [f"{_addr(state, n)}:9092" for n in ("n1", "n3")]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    for i in range(5):
-        producer.send("overlay", f"m{i}".encode()).get(timeout=30)
-    producer.close()
-    consumer = KafkaConsumer(
-        "overlay",
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=15000,
-    )
-    assert [m.value for m in consumer][:5] == [f"m{i}".encode() for i in range(5)]
-    consumer.close()
-
-    # WebHDFS's redirect sends the client to a DataNode, across the overlay
-    client = InsecureClient(f"http://{_addr(state, 'n1')}:9870", user="root")
-    client.write("/overlay/file.txt", data=b"carried" * 20000)
-    with client.read("/overlay/file.txt") as reader:
-        assert reader.read() == b"carried" * 20000
-    assert client.status("/overlay/file.txt")["replication"] == 2
-
-    rm = ResourceManager(service_endpoints=[f"http://{_addr(state, 'n2')}:8088"])
-    deadline = time.monotonic() + 30
-    while rm.cluster_metrics().data["clusterMetrics"]["activeNodes"] < 1:
-        assert time.monotonic() < deadline, "the NodeManager never registered"
-        time.sleep(1)
+    # a larger file than on racklab's veths: WebHDFS's redirect and the write
+    # pipeline both cross the overlay
+    four_services_answer(lab[1], size=20000)
 
 
 def test_chaos_partition_kill_and_node_kill(lab, chaos_run):

@@ -25,8 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
-from lab.bench.reference import apache_zk_argv
-from lab.services.kafka.minicluster import KafkaMiniCluster, StandaloneZooKeeper, racklab_zk_argv
+from lab.services.kafka.minicluster import KafkaMiniCluster
+from lab.services.ports import free_port
+from lab.services.zookeeper.minicluster import standalone
+from lab.testing.apache_zookeeper import ApacheZooKeeper
 
 RECORD = 1024
 HOSTS = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
@@ -282,9 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         fio_dir = work / "fio"
         fio_dir.mkdir()
         results["fio_seq_write_mb_s"] = fio_seq_write(fio_dir, 5)
-        zk_argv = apache_zk_argv if args.zookeeper == "apache" else racklab_zk_argv
-        zk = StandaloneZooKeeper(work / "zk", argv=zk_argv)
-        kafka = KafkaMiniCluster(work, zk.connect, **BROKER_PROPS)
+        if args.zookeeper == "apache":
+            zk = ApacheZooKeeper(str(work / "zk"), free_port(), tick_time=500)
+        else:
+            zk = standalone(str(work / "zk"), tick_time=500)
+        kafka = KafkaMiniCluster(work, zk.hosts, **BROKER_PROPS)
         servers += [kafka, zk]  # brokers stop before their ZooKeeper
         zk.start()
         bootstrap = kafka.start(HOSTS).bootstrap

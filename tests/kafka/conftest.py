@@ -4,23 +4,31 @@ import functools
 
 import pytest
 
-from lab.bench.reference import apache_zk_argv, apache_zk_available
-from lab.services.kafka.minicluster import KafkaMiniCluster, StandaloneZooKeeper
+from lab.services.kafka.minicluster import KafkaMiniCluster
+from lab.services.ports import free_port
+from lab.services.zookeeper.minicluster import standalone
+from lab.testing.apache_zookeeper import ApacheZooKeeper, available
+
+# What the brokers' ZooKeeper is told, Apache's and racklab's alike.
+ZK_TICK = 500
+ZK_SETTINGS = {"minSessionTimeout": 1000, "maxSessionTimeout": 60000}
 
 
 @pytest.fixture(scope="session")
 def apache_zk(tmp_path_factory):
-    if not apache_zk_available():
+    if not available():
         pytest.skip("Debian's zookeeper package (Java) is not installed")
-    zk = StandaloneZooKeeper(tmp_path_factory.mktemp("zk"), argv=apache_zk_argv).start()
+    zk = ApacheZooKeeper(
+        str(tmp_path_factory.mktemp("zk")), free_port(), tick_time=ZK_TICK, extra=ZK_SETTINGS
+    ).start()
     yield zk
     zk.stop()
 
 
 @pytest.fixture(scope="session")
 def racklab_zk(tmp_path_factory):
-    zk = StandaloneZooKeeper(tmp_path_factory.mktemp("rzk")).start()
-    yield zk
+    zk = standalone(str(tmp_path_factory.mktemp("rzk")), tick_time=ZK_TICK, **ZK_SETTINGS)
+    yield zk.start()
     zk.stop()
 
 
@@ -35,7 +43,7 @@ def zk_server(request):
 def make_broker(tmp_path, zk_server):
     """Factory: make_broker(id, host=..., **props) -> started BrokerProcess; all
     brokers of one test share a ZooKeeper chroot and are killed afterwards."""
-    cluster = KafkaMiniCluster(tmp_path, zk_server.connect)
+    cluster = KafkaMiniCluster(tmp_path, zk_server.hosts)
     make = functools.partial(cluster.add_broker)
     make.zk_connect = cluster.zk_connect
     yield make

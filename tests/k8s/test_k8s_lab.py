@@ -15,9 +15,11 @@ import pytest
 
 from tests.k8s.test_manifests_podman import _engines_or_skip as engines_or_skip
 
+# {defaults}: more node defaults; {more}: more top-level sections (other modules)
 LAB = """
 name: {name}
-defaults: {{kind: k8s, cpus: 0.5, memory: 768Mi}}
+defaults: {{kind: k8s, cpus: 0.5, memory: 768Mi{defaults}}}
+{more}
 racks:
   r1: {{nodes: [n1, n2]}}
   r2: {{nodes: [n3]}}
@@ -29,7 +31,7 @@ services:
 """
 
 
-def _podman(*args: str) -> str:
+def podman_out(*args: str) -> str:
     from lab.backends.k8s_podman import env
 
     return subprocess.run(
@@ -40,15 +42,17 @@ def _podman(*args: str) -> str:
 def leftovers(name: str, labid: str) -> list[str]:
     from lab.orchestrator.state import lab_dir
 
-    found = [f"pod {p}" for p in _podman("pod", "ps", "--format", "{{.Name}}").split() if name in p]
+    found = [
+        f"pod {p}" for p in podman_out("pod", "ps", "--format", "{{.Name}}").split() if name in p
+    ]
     found += [
         f"container {c}"
-        for c in _podman("ps", "-a", "--format", "{{.Names}}").split()
+        for c in podman_out("ps", "-a", "--format", "{{.Names}}").split()
         if f"racklab-{name}-" in c
     ]
     found += [
         f"volume {v}"
-        for v in _podman("volume", "ls", "--format", "{{.Name}}").split()
+        for v in podman_out("volume", "ls", "--format", "{{.Name}}").split()
         if v.startswith(f"racklab-{name}-")
     ]
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
@@ -70,7 +74,7 @@ def lab():
     # this is the no-cluster path, even where a cluster is configured for other tests
     kubeconfig = os.environ.pop("RACKLAB_KUBECONFIG", None)
     try:
-        state = factory(LAB.format(name=name))
+        state = factory(LAB.format(name=name, defaults="", more=""))
         yield factory, state
     finally:
         factory.teardown()

@@ -23,7 +23,13 @@ import uuid
 
 import pytest
 
-from tests.k8s.test_k8s_lab import engines_or_skip, four_services_answer, leftovers
+from tests.k8s.test_k8s_lab import (
+    LAB,
+    engines_or_skip,
+    four_services_answer,
+    leftovers,
+    podman_out,
+)
 
 # about 2.5 min (a lab of four pods with four services, a 30 s chaos run): the default
 # suite is at its budget, and tests/k8s/test_k8s_lab.py already brings up a podman lab
@@ -32,28 +38,6 @@ pytestmark = pytest.mark.slow
 DELAY_MS = 5
 KUBECONFIG = os.environ.get("RACKLAB_KUBECONFIG")
 IMAGE = os.environ.get("RACKLAB_K8S_IMAGE")
-LAB = """
-name: {name}
-defaults: {{kind: k8s, cpus: 0.5, memory: 768Mi{image}}}
-network: {{inter_rack: {{delay: {delay}ms}}}}
-k8s: {k8s}
-racks:
-  r1: {{nodes: [n1, n2]}}
-  r2: {{nodes: [n3]}}
-services:
-  zookeeper: {{nodes: [n1, n2, n3], tickTime: 500}}
-  kafka: {{nodes: [n1, n3], default.replication.factor: 2}}
-  hdfs: {{namenode: n1, datanodes: [n2, n3], dfs.replication: 2}}
-  yarn: {{resourcemanager: n2, nodemanagers: [n3]}}
-"""
-
-
-def _podman(*args: str) -> str:
-    from lab.backends.k8s_podman import env
-
-    return subprocess.run(
-        ["podman", *args], capture_output=True, text=True, env=env(), timeout=120
-    ).stdout
 
 
 def _skip_unless_engine(engine: str) -> None:
@@ -80,10 +64,11 @@ def lab(request):
         k8s, image = f"{{kubeconfig: {KUBECONFIG}}}", f", image: {IMAGE}"
     else:
         k8s, image = "{network: overlay}", ""
+    more = f"network: {{inter_rack: {{delay: {DELAY_MS}ms}}}}\nk8s: {k8s}"
     factory = LabFactory()
     kubeconfig = os.environ.pop("RACKLAB_KUBECONFIG", None)  # the file says which engine
     try:
-        state = factory(LAB.format(name=name, delay=DELAY_MS, k8s=k8s, image=image))
+        state = factory(LAB.format(name=name, defaults=image, more=more))
         state.engine = engine
         yield factory, state
     finally:
@@ -109,7 +94,7 @@ def test_the_pods_carry_the_rack_network(lab):
     # a router pod of the lab's own, on the podman network, holds the racks
     assert router["router_pod"] == f"racklab-{state.name}-router"
     if state.engine == "podman":
-        assert router["router_pod"] in _podman("pod", "ps", "--format", "{{.Name}}")
+        assert router["router_pod"] in podman_out("pod", "ps", "--format", "{{.Name}}")
     assert router["method"] in ("netem", "delayline")
     n1, n3 = nodes["n1"], nodes["n3"]
     link = n1.exec(["ip", "-d", "-o", "link", "show", "lab0"]).stdout
@@ -211,4 +196,4 @@ def test_lab_down_leaves_nothing(lab):
         assert f"rl{labid}" not in links
         return
     assert leftovers(name, labid) == []
-    assert network_name(labid) not in _podman("network", "ls", "--format", "{{.Name}}").split()
+    assert network_name(labid) not in podman_out("network", "ls", "--format", "{{.Name}}").split()

@@ -6,6 +6,7 @@ container, volume or interface."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -64,22 +65,28 @@ def leftovers(name: str, labid: str) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def lab():
-    engines_or_skip()
+@contextlib.contextmanager
+def lab_from(text: str):
+    """(factory, state) of a lab made from ``text``, torn down after; the file alone
+    says which engine (RACKLAB_KUBECONFIG, set for other tests, is put aside)."""
     from lab.testing.plugin import LabFactory
 
-    name = "k8s" + uuid.uuid4().hex[:6]
     factory = LabFactory()
-    # this is the no-cluster path, even where a cluster is configured for other tests
     kubeconfig = os.environ.pop("RACKLAB_KUBECONFIG", None)
     try:
-        state = factory(LAB.format(name=name, defaults="", more=""))
-        yield factory, state
+        yield factory, factory(text)
     finally:
         factory.teardown()
         if kubeconfig is not None:
             os.environ["RACKLAB_KUBECONFIG"] = kubeconfig
+
+
+@pytest.fixture(scope="module")
+def lab():
+    engines_or_skip()
+    # this is the no-cluster path, even where a cluster is configured for other tests
+    with lab_from(LAB.format(name="k8s" + uuid.uuid4().hex[:6], defaults="", more="")) as made:
+        yield made
 
 
 def _addr(state, node: str) -> str:
@@ -146,22 +153,28 @@ def test_four_services_with_unmodified_clients(lab):
     four_services_answer(state)
 
 
-def test_chaos_partition_and_kill_on_pods(lab, chaos_run):
+def chaos_judged_valid(chaos_run, state, nemesis: str, time_s: int, seed: int):
+    """A zk-register run under ``nemesis`` judged linearizable, every nemesis fired
+    without error, and every node alive and unpartitioned after; returns the history
+    text and the lab's context. Shared by the k8s lab modules."""
     from lab.chaos.labctx import LabContext
     from lab.net import faults as netfaults
 
-    _, state = lab
     result = chaos_run(
-        state.name, "zk-register", "partition-majority,kill-node",
-        time_s=20, rate=10, seed=1, interval=4,
-    )  # fmt: skip
+        state.name, "zk-register", nemesis, time_s=time_s, rate=10, seed=seed, interval=4
+    )
     assert result.valid is True, result.anomalies
-    history = (result.run_dir / "history.jsonl").read_text()
-    assert "killed node" in history and "majority" in history
     assert result.verdict["nemesis_errors"] == []
     ctx = LabContext.attach(state.name)
     assert all(ctx.nodes[n].alive() for n in ctx.nodes)
-    assert all(netfaults.blocked(ctx.netns(n)) == [] for n in ctx.nodes)
+    assert all(netfaults.blocked(ctx.net(n)) == [] for n in ctx.nodes)
+    return (result.run_dir / "history.jsonl").read_text(), ctx
+
+
+def test_chaos_partition_and_kill_on_pods(lab, chaos_run):
+    _, state = lab
+    history, _ = chaos_judged_valid(chaos_run, state, "partition-majority,kill-node", 20, 1)
+    assert "killed node" in history and "majority" in history
 
 
 def test_lab_down_leaves_nothing(lab):

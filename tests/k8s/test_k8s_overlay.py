@@ -25,8 +25,10 @@ import pytest
 
 from tests.k8s.test_k8s_lab import (
     LAB,
+    chaos_judged_valid,
     engines_or_skip,
     four_services_answer,
+    lab_from,
     leftovers,
     podman_out,
 )
@@ -55,7 +57,6 @@ def _skip_unless_engine(engine: str) -> None:
 
 @pytest.fixture(scope="module", params=["podman", "cluster"])
 def lab(request):
-    from lab.testing.plugin import LabFactory
 
     engine = request.param
     _skip_unless_engine(engine)
@@ -65,16 +66,9 @@ def lab(request):
     else:
         k8s, image = "{network: overlay}", ""
     more = f"network: {{inter_rack: {{delay: {DELAY_MS}ms}}}}\nk8s: {k8s}"
-    factory = LabFactory()
-    kubeconfig = os.environ.pop("RACKLAB_KUBECONFIG", None)  # the file says which engine
-    try:
-        state = factory(LAB.format(name=name, defaults=image, more=more))
+    with lab_from(LAB.format(name=name, defaults=image, more=more)) as (factory, state):
         state.engine = engine
         yield factory, state
-    finally:
-        factory.teardown()
-        if kubeconfig is not None:
-            os.environ["RACKLAB_KUBECONFIG"] = kubeconfig
 
 
 def _addr(state, node: str) -> str:
@@ -163,22 +157,11 @@ def test_four_services_with_unmodified_clients(lab):
 
 
 def test_chaos_partition_kill_and_node_kill(lab, chaos_run):
-    from lab.chaos.labctx import LabContext
-    from lab.net import faults as netfaults
-
     _, state = lab
-    result = chaos_run(
-        state.name, "zk-register", "partition-majority,kill,kill-node",
-        time_s=30, rate=10, seed=3, interval=4,
-    )  # fmt: skip
-    assert result.valid is True, result.anomalies
-    history = (result.run_dir / "history.jsonl").read_text()
+    nemesis = "partition-majority,kill,kill-node"
+    history, ctx = chaos_judged_valid(chaos_run, state, nemesis, 30, 3)
     assert "majority" in history and "killed node" in history
     assert "(SIGKILL)" in history  # kill_service: SIGKILL inside the pod
-    assert result.verdict["nemesis_errors"] == []
-    ctx = LabContext.attach(state.name)
-    assert all(ctx.nodes[n].alive() for n in ctx.nodes)
-    assert all(netfaults.blocked(ctx.net(n)) == [] for n in ctx.nodes)
     # a node killed and booted again (a new pod address) is back on its rack
     assert ctx.nodes["n3"].exec(["/bin/ping", "-c1", "-W5", "n1"]).ok
 

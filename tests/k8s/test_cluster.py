@@ -41,6 +41,19 @@ def test_the_node_pod_object_passes_strict_validation():
     ]
 
 
+def test_the_router_pod_object_passes_strict_validation():
+    """The lab's router pod (lab/backends/k8s_overlay.py) is privileged, with no
+    limits: forwarding, /dev/net/tun, the delay line."""
+    from lab.backends.k8s_overlay import router_spec
+
+    pod = pod_object(router_spec(_spec("k8sval")), "racklab/node:latest", privileged=True)
+    assert strict_errors([pod]) == []
+    assert pod["metadata"]["name"] == "racklab-k8sval-router"
+    container = pod["spec"]["containers"][0]
+    assert container["securityContext"] == {"privileged": True}
+    assert "resources" not in container and "hostAliases" not in pod["spec"]
+
+
 @pytest.fixture
 def cluster_node():
     if not KUBECONFIG:

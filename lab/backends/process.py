@@ -214,10 +214,16 @@ class ProcessNode(Node):
             raise NodeStartError(f"node {self.name} is not running")
         env = dict(kwargs.pop("env", None) or os.environ)
         env["HOSTNAME"] = self.name
-        cmd = ["nsenter", "-t", str(self.pid), "-a", "--", *argv]
-        return subprocess.Popen(
-            cmd, preexec_fn=self.cg.child(cgroup_leaf).joiner(), env=env, **kwargs
-        )
+        cmd = [
+            *self.cg.child(cgroup_leaf).join_prefix(),
+            "nsenter",
+            "-t",
+            str(self.pid),
+            "-a",
+            "--",
+            *argv,
+        ]
+        return subprocess.Popen(cmd, env=env, **kwargs)
 
     def command_prefix(self) -> list[str]:
         """What `lab shell` execs after joining the cgroup (see ``join_cgroup``)."""
@@ -286,6 +292,10 @@ class ProcessNode(Node):
                 start_new_session=True,
                 cwd=str(self.dir / "data"),
             )
+        # the service is in its cgroup once the join prefix ran: callers may look for
+        # it there at once (is it running? stop it)
+        while proc.poll() is None and not self.service_cgroup(name).populated():
+            time.sleep(0.001)
         return {"pid": proc.pid, "log": f"{NODE_DATA_DIR}/logs/{name}.log", "cgroup": leaf}
 
     def stop_service(self, name: str, info: dict) -> None:

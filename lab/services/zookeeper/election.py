@@ -32,10 +32,11 @@ class PeerLink:
     """Outgoing connection to one peer's election port; reconnects forever, keeps
     only the last few unsent messages (a newer notification supersedes older ones)."""
 
-    def __init__(self, myid: int, host: str, port: int):
+    def __init__(self, myid: int, host: str, port: int, hello: bytes):
         self.myid = myid
         self.host = host
         self.port = port
+        self.hello = hello
         self.pending: collections.deque[bytes] = collections.deque(maxlen=8)
         self.event = asyncio.Event()
         self.task: asyncio.Task | None = None
@@ -51,7 +52,7 @@ class PeerLink:
                 _, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port), 1.0
                 )
-                writer.write(frame(HELLO, pack(("int", self.myid))))
+                writer.write(self.hello)
                 while True:
                     while self.pending:
                         writer.write(self.pending.popleft())
@@ -71,12 +72,16 @@ class Election:
         self.server = server
         cfg = server.cfg
         self.myid = cfg.myid
-        self.quorum = sum(1 for p in cfg.servers.values() if p.role == "participant") // 2 + 1
-        self.links = {
-            sid: PeerLink(self.myid, p.host, p.election_port)
-            for sid, p in cfg.servers.items()
-            if sid != self.myid
-        }
+        me = cfg.servers[self.myid]
+        # Our id and where we listen: a server outside the membership (removed by a
+        # reconfig) is answered there, so that it can find the leader again.
+        self.hello = frame(
+            HELLO, pack(("int", self.myid), ("ustring", me.host), ("int", me.election_port))
+        )
+        self.voters: set[int] = set()
+        self.links: dict[int, PeerLink] = {}
+        self.strangers: dict[int, PeerLink] = {}  # servers outside the membership
+        self.update(cfg.servers)
         self.inbox: asyncio.Queue[Notification] = asyncio.Queue()
         self.round = 0
         self.state = LOOKING
@@ -86,16 +91,25 @@ class Election:
     def update(self, servers: dict) -> None:
         """A new membership (a committed reconfig): links to new members, none to
         those gone, and the quorum of its voters."""
-        self.quorum = sum(1 for p in servers.values() if p.role == "participant") // 2 + 1
+        self.voters = {sid for sid, p in servers.items() if p.role == "participant"}
+        self.quorum = len(self.voters) // 2 + 1
         for sid, p in servers.items():
             if sid != self.myid and sid not in self.links:
-                link = self.links[sid] = PeerLink(self.myid, p.host, p.election_port)
-                if self._server is not None:
-                    link.task = asyncio.create_task(link.run())
+                self._stop_link(self.strangers.pop(sid, None))
+                self.links[sid] = self._link(p.host, p.election_port)
         for sid in [sid for sid in self.links if sid not in servers]:
-            link = self.links.pop(sid)
-            if link.task is not None:
-                link.task.cancel()
+            self._stop_link(self.links.pop(sid))
+
+    def _link(self, host: str, port: int) -> PeerLink:
+        link = PeerLink(self.myid, host, port, self.hello)
+        if getattr(self, "_server", None) is not None:
+            link.task = asyncio.create_task(link.run())
+        return link
+
+    @staticmethod
+    def _stop_link(link: PeerLink | None) -> None:
+        if link is not None and link.task is not None:
+            link.task.cancel()
 
     async def start(self) -> None:
         me = self.server.cfg.servers[self.myid]
@@ -108,7 +122,7 @@ class Election:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for link in self.links.values():
+        for link in [*self.links.values(), *self.strangers.values()]:
             if link.task:
                 link.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -119,18 +133,27 @@ class Election:
             t, r = await read_frame(reader)
             if t != HELLO:
                 return
-            r.int()
+            r.int()  # the peer's id (each notification carries it too)
+            where = (r.ustring(), r.int()) if r.pos < len(r.buf) else None
             while True:
                 t, r = await read_frame(reader)
                 if t == NOTIFICATION:
-                    self._received(Notification.decode(r))
+                    self._received(Notification.decode(r), where)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
             pass
         finally:
             writer.close()
 
-    def _received(self, n: Notification) -> None:
+    def _received(self, n: Notification, where: tuple[str, int] | None = None) -> None:
         if n.sid not in self.server.cfg.servers:
+            # Outside the membership: no say in elections, but told who leads, so it
+            # can follow without a vote (Apache's non-voting learner).
+            if self.state != LOOKING and n.state == LOOKING and where is not None:
+                link = self.strangers.get(n.sid)
+                if link is None or (link.host, link.port) != where:
+                    self._stop_link(link)
+                    link = self.strangers[n.sid] = self._link(*where)
+                link.send(self.notification().encode())
             return
         if self.state == LOOKING:
             self.inbox.put_nowait(n)
@@ -187,14 +210,19 @@ class Election:
                     self.broadcast()
                 votes[n.sid] = n.vote
                 votes[self.myid] = self.vote
-                if sum(1 for v in votes.values() if v == self.vote) >= self.quorum:
+                backing = sum(1 for s, v in votes.items() if v == self.vote and s in self.voters)
+                if backing >= self.quorum:
                     if await self._nothing_better():
                         log.info("elected %s in round %d", tuple(self.vote), self.round)
                         return self.vote
             else:
                 established[n.sid] = (n.vote, n.state)
                 leader = n.vote.leader
-                backers = sum(1 for v, _ in established.values() if v.leader == leader)
+                backers = sum(
+                    1
+                    for s, (v, _) in established.items()
+                    if v.leader == leader and s in self.voters
+                )
                 leading = established.get(leader, (None, None))[1] == LEADING
                 if backers >= self.quorum and leading:
                     self.round = max(self.round, n.round)

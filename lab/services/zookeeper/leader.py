@@ -12,6 +12,7 @@ A mixin of QuorumServer (quorum.py), whose state it shares.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -310,7 +311,9 @@ class Leader:
             )
             # Phase 3: broadcast. Ping followers; step down without a live quorum.
             while True:
-                await asyncio.sleep(self.tick / 2)
+                # a reconfig that leaves us out ends our leadership at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.role_over.wait(), self.tick / 2)
                 if self.leaving:
                     raise StepDown(self.leaving)
                 ping = frame(PING)

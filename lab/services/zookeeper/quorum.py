@@ -62,6 +62,7 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
         self.quorum = len(self.voters) // 2 + 1
         self.reconfig_pending = False  # a reconfig is proposed and not committed yet
         self.leaving: str | None = None  # why a committed reconfig ends our role
+        self.role_over = asyncio.Event()  # set with `leaving`
         self.tick = cfg.tick_time / 1000.0
         self.election = Election(self)
         self.state = LOOKING
@@ -154,6 +155,7 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
         self.serving = False
         self.reconfig_pending = False
         self.leaving = None
+        self.role_over.clear()
         self.generation += 1
         for c in list(self.connections):
             c.close()

@@ -179,6 +179,7 @@ class Membership:
             self.adopt_membership(*parse(txn.body.data))
             if self.state == LEADING and self.myid not in self.voters:
                 self.leaving = "removed from the ensemble by reconfig"
+                self.role_over.set()
         return result
 
     def adopt_membership(self, servers: dict, version: int) -> None:

@@ -117,6 +117,40 @@ def pod_facts(node: Node) -> tuple[str, int]:
     return lines[0], int(lines[1])
 
 
+# what the pod network uses, as a pod sees it: its routes, its address, its DNS server
+# (a Service address, from the cluster's service range)
+_POD_NETWORKS = "ip -4 -o route show; ip -4 -o addr show; grep '^nameserver' /etc/resolv.conf"
+
+
+def clash(supernet: str, seen: str) -> str | None:
+    """The first network or address in ``seen`` (the output of _POD_NETWORKS) that
+    overlaps the lab's ``supernet``, else None. A lab whose addresses overlap the pod
+    network, or the cluster's Service range its DNS server is in, would send the
+    pods' own cluster traffic into the lab."""
+    import ipaddress
+
+    lab = ipaddress.ip_network(supernet)
+    for word in seen.split():
+        if word.startswith(("127.", "default")) or not word[:1].isdigit():
+            continue
+        try:
+            net = ipaddress.ip_network(word, strict=False)
+        except ValueError:
+            continue
+        if net.version == 4 and net.prefixlen > 0 and net.overlaps(lab):
+            return str(net)
+    return None
+
+
+def _refuse_clash(router: Node, supernet: str) -> None:
+    found = clash(supernet, router.exec(["/bin/sh", "-c", _POD_NETWORKS]).stdout)
+    if found:
+        raise OverlayError(
+            f"the lab's addresses {supernet} overlap {found}, which the pods' own network "
+            "uses; set network.supernet to a range the cluster does not use"
+        )
+
+
 def _sh(node: Node, script: str, *args: str) -> None:
     res = node.exec(["/bin/sh", "-c", script, *args], timeout=60)
     if not res.ok:
@@ -144,6 +178,7 @@ def build_router(router: Node, plan, imp: Impairment, listen: str) -> dict:
     """Make the router pod the lab's router: the relay's TAP, the rack bridges, and the
     inter-rack delay. Returns what was done, for the lab's state."""
     ip, pod_mtu = pod_facts(router)
+    _refuse_clash(router, str(plan.supernet))
     mtu = pod_mtu - OVERHEAD
     relay = ["{python}", "-m", "lab.backends.k8s_relay", "serve", "--tap", CTL_IF]
     _running(router, "relay", [*relay, "--port", str(RELAY_PORT), "--listen", listen])

@@ -21,6 +21,7 @@ from hdfs import InsecureClient
 from lab.services.hdfs.minicluster import MiniCluster
 
 from .rawipc import located_blocks
+from .test_native_recovery import WRITER
 
 hdfs_native = pytest.importorskip("hdfs_native")
 
@@ -43,25 +44,12 @@ def cluster(tmp_path_factory):
         yield c
 
 
-# The writer in its own process: the first `synced` bytes hsynced, the rest written after.
-WRITER = """
-import random, sys, time
-import hdfs_native
-data = random.Random(int(sys.argv[5])).randbytes(int(sys.argv[3]))
-f = hdfs_native.Client(sys.argv[1]).create(sys.argv[2], hdfs_native.WriteOptions(replication=3))
-f.write(data[: int(sys.argv[4])])
-f.hsync()
-print("synced", flush=True)
-f.write(data[int(sys.argv[4]) :])
-time.sleep(600)
-"""
-
-
-def write_sync_and_die(cluster, path: str, size: int, synced: int, seed: int) -> bytes:
-    """Run the writer until its hsync is acknowledged, then kill -9 it. -> the data."""
+def write_sync_and_die(cluster, path: str, size: int, synced: int) -> bytes:
+    """Run the writer (its first `synced` bytes hsynced, the rest written after) until its
+    hsync is acknowledged, then kill -9 it. -> the data it was writing."""
     url = f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}"
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, url, path, str(size), str(synced), str(seed)],
+        [sys.executable, "-c", WRITER, url, path, str(size), str(synced)],
         stdout=subprocess.PIPE,
     )
     try:
@@ -71,7 +59,7 @@ def write_sync_and_die(cluster, path: str, size: int, synced: int, seed: int) ->
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         writer.stdout.close()
-    return random.Random(seed).randbytes(size)
+    return random.Random(7).randbytes(size)  # the writer's data
 
 
 def wait_closed(cluster, path: str, timeout: float = 90) -> dict:
@@ -109,7 +97,7 @@ def check_closed_with_synced_bytes(cluster, path: str, data: bytes, synced: int)
 
 def test_the_hard_limit_keeps_what_a_dead_writer_synced(cluster):
     path, size, synced = "/expiry/plain", BLOCK + 400_000, BLOCK + 300_000
-    data = write_sync_and_die(cluster, path, size, synced, seed=11)
+    data = write_sync_and_die(cluster, path, size, synced)
     # Past the DataNodes' socket timeout with the writer gone: the replicas are kept.
     time.sleep(SOCKET_TIMEOUT_MS / 1000 + 1)
     check_closed_with_synced_bytes(cluster, path, data, synced)
@@ -117,7 +105,7 @@ def test_the_hard_limit_keeps_what_a_dead_writer_synced(cluster):
 
 def test_the_hard_limit_keeps_synced_bytes_across_datanode_restarts(cluster):
     path, size, synced = "/expiry/restarted", BLOCK + 500_000, BLOCK + 200_000
-    data = write_sync_and_die(cluster, path, size, synced, seed=12)
+    data = write_sync_and_die(cluster, path, size, synced)
     # Every DataNode of the last block's pipeline dies and comes back: each finds its
     # unfinished replica on disk (RWR) and reports it; the recovery can only use those (a
     # recovery tried while they are all down finds nothing and is tried again later).
@@ -133,7 +121,7 @@ def test_the_hard_limit_keeps_synced_bytes_across_datanode_restarts(cluster):
 
 def test_the_hard_limit_keeps_synced_bytes_across_a_namenode_restart(cluster):
     path, size, synced = "/expiry/nn-restarted", BLOCK + 300_000, BLOCK + 100_000
-    data = write_sync_and_die(cluster, path, size, synced, seed=13)
+    data = write_sync_and_die(cluster, path, size, synced)
     # The NameNode forgets where the unfinished block was being written; the DataNodes'
     # block reports (their RBW replicas) tell it again, and its recovery finds them.
     cluster.kill(cluster.namenode)

@@ -256,6 +256,7 @@ class BlockReceiving:
         its own, so the first failure in the list is always the node to blame. Acks of
         packets that arrived together leave together, in one write."""
         out: list[bytes] = []
+        acked = replica.acked
         while True:
             seqno, status, last, end = await acks.get()
             if status != SUCCESS:
@@ -291,11 +292,14 @@ class BlockReceiving:
                     except Exception:  # the service loop sends it later; complete() retries
                         pass
             out.append(encode_ack(seqno, statuses))
+            if good:
+                acked = end
             if last or not good or acks.empty():
                 up_writer.write(b"".join(out) if len(out) > 1 else out[0])
                 out.clear()
                 await up_writer.drain()
-                if good:
-                    replica.acked = end  # the visible length a recovery transfer copies
+                # The visible length a recovery transfer copies: what the good acks just
+                # sent upstream cover (a failed one may end the batch that holds them).
+                replica.acked = acked
             if last or not good:
                 return

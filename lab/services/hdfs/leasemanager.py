@@ -53,24 +53,13 @@ class LeaseManager:
                     )
                 else:
                     self.bm.remove_blocks([f.blocks.pop()])
-        self.log_apply(
-            {
-                "op": "OP_CLOSE",
-                "path": f.path(),
-                "blocks": [b.to_json() for b in f.blocks],
-                "mtime": now_ms(),
-                "atime": now_ms(),
-            }
-        )
-        self.bm.add_file_blocks(f)
-        for info in self._infos(f):
-            info.complete = True
-            self.bm.update_needed(info)
+        self.close_file(f, None)
         log.warning("closed %s for its lost writer (%s), length now %d", f.path(), reason, f.length)
 
     def close_file(self, f: INodeFile, last: dict | None, drop_last: bool = False) -> None:
         """Close a file under construction for whoever holds it: its last block as `last`
-        says (lease recovery's commitBlockSynchronization), or dropped."""
+        says (lease recovery's commitBlockSynchronization), or dropped, or as it is (its
+        writer's complete)."""
         if drop_last and f.blocks:
             self.bm.remove_blocks([f.blocks.pop()])
         blocks = [b.to_json() for b in f.blocks]

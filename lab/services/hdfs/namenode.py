@@ -402,20 +402,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
         infos = self._infos(f)
         if infos and len(self.bm.live_replicas(infos[-1])) < self.bm.min_replication:
             return False  # DataNodes have not reported the last block yet: the client retries
-        self.log_apply(
-            {
-                "op": "OP_CLOSE",
-                "path": path,
-                "blocks": [b.to_json() for b in f.blocks],
-                "mtime": now_ms(),
-                "atime": now_ms(),
-            }
-        )
-        self.leases.pop(f.inode_id, None)
-        self.bm.add_file_blocks(f)
-        for info in self._infos(f):
-            info.complete = True
-            self.bm.update_needed(info)
+        self.close_file(f, None)
         return True
 
     def append(self, path: str, user: str, client: str, client_ip: str) -> dict:

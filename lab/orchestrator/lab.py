@@ -175,8 +175,9 @@ def _overlay(specs: dict[str, NodeSpec], backends: dict):
         if overlay is not None:
             if len(backends) > 1:
                 raise LabError(
-                    f"{kind} nodes that carry their own rack network (a cluster's pods) "
-                    f"cannot share a lab with {', '.join(sorted(set(backends) - {kind}))} nodes"
+                    f"{kind} nodes that carry their own rack network (on a cluster, or with "
+                    "network: overlay) cannot share a lab with "
+                    f"{', '.join(sorted(set(backends) - {kind}))} nodes"
                 )
             return overlay
     return None

@@ -85,10 +85,8 @@ class YarnTarget(Target):
         self.cluster.stop()
 
     def daemons(self) -> list[Daemon]:
-        rm = self.cluster.procs[0]
-        return [
-            Daemon("resourcemanager", rm.pid, self.host, self.port, self.cluster.root / "rm.log")
-        ]
+        rm = self.cluster.rm
+        return [Daemon("resourcemanager", rm.pid, self.host, self.port, rm.log)]
 
     def alive(self, d: Daemon, timeout: float) -> bool:
         return http_ok(f"{self.cluster.url}/ws/v1/cluster/info", timeout)

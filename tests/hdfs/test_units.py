@@ -266,3 +266,24 @@ def test_bad_setting_stops_the_daemon_with_one_line(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().endswith("dfs.blocksize: cannot read 'lots' as a size")
     assert "Traceback" not in res.stderr
+
+
+def test_block_recovery_takes_the_replicas_in_the_best_state():
+    from lab.services.hdfs.leaserecovery import sync_length
+
+    def r(state, length):
+        return {"state": state, "length": length}
+
+    # Finalized replicas keep their length; an RBW of that same length joins them.
+    length, chosen = sync_length(
+        [("a", r("rbw", 900)), ("b", r("finalized", 1000)), ("c", r("rbw", 1000))]
+    )
+    assert length == 1000 and [d for d, _ in chosen] == ["b", "c"]
+    # Unfinished ones: the shortest RBW, and an RWR (found on disk after a restart) is
+    # left out while any RBW takes part, however long it is.
+    length, chosen = sync_length(
+        [("a", r("rwr", 5000)), ("b", r("rbw", 1200)), ("c", r("rbw", 1100))]
+    )
+    assert length == 1100 and [d for d, _ in chosen] == ["b", "c"]
+    length, chosen = sync_length([("a", r("rwr", 700)), ("b", r("rwr", 650))])
+    assert length == 650 and [d for d, _ in chosen] == ["a", "b"]

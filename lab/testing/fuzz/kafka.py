@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import random
 import struct
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from lab.services.kafka.minicluster import KafkaMiniCluster
 from lab.services.kafka.protocol.api import APIS, encode_request
-from lab.services.ports import free_port, wait_port
+from lab.services.zookeeper.minicluster import standalone
 
 from .core import Daemon, Probe, Target
 from .mutate import garbage, mutate
@@ -31,53 +29,29 @@ class KafkaTarget(Target):
     service = "kafka"
 
     def start(self, workdir: Path) -> None:
-        self.procs: list[subprocess.Popen] = []
-        zk_port = free_port("127.0.0.1")
-        (workdir / "zk").mkdir()
-        (workdir / "zk" / "zoo.cfg").write_text(
-            f"tickTime=500\ndataDir={workdir / 'zk'}\nclientPort={zk_port}\nclientPortAddress=127.0.0.1\n"
+        self.zk = standalone(str(workdir / "zk"), tick_time=500).start()
+        self.cluster = KafkaMiniCluster(
+            workdir,
+            self.zk.hosts,
+            zookeeper_session_timeout_ms=6000,
+            offsets_topic_num_partitions=2,
+            num_partitions=1,
         )
-        self.zk = self._spawn([sys.executable, "-m", "lab.services.zookeeper", str(workdir / "zk" / "zoo.cfg")], workdir / "zk.log")  # fmt: skip
-        wait_port("127.0.0.1", zk_port, 30, self.zk)
-        self.port = free_port("127.0.0.1")
-        props = workdir / "server.properties"
-        props.write_text(
-            f"broker.id=1\nlisteners=PLAINTEXT://127.0.0.1:{self.port}\nlog.dirs={workdir / 'logs'}\n"
-            f"zookeeper.connect=127.0.0.1:{zk_port}/fuzz\nzookeeper.session.timeout.ms=6000\n"
-            "offsets.topic.replication.factor=1\noffsets.topic.num.partitions=2\n"
-            "group.initial.rebalance.delay.ms=0\nnum.partitions=1\n"
-        )
-        self.log = workdir / "broker.log"
-        self.broker = self._spawn(
-            [sys.executable, "-m", "lab.services.kafka", str(props)], self.log
-        )
-        wait_port("127.0.0.1", self.port, 30, self.broker)
-        deadline = time.monotonic() + 40
-        while b"listening on" not in self.log.read_bytes():
-            if time.monotonic() > deadline or self.broker.poll() is not None:
-                raise RuntimeError("broker did not register:\n" + self.log.read_text()[-2000:])
-            time.sleep(0.1)
-        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.broker = self.cluster.add_broker(1)
+        self.port = self.broker.port
+        self.bootstrap = self.broker.bootstrap
         self.acked: list[bytes] = []
         self.check()
 
-    def _spawn(self, argv, log: Path) -> subprocess.Popen:
-        p = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        self.procs.append(p)
-        return p
-
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in reversed(self.procs):
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        try:
+            self.cluster.stop()
+        finally:
+            self.zk.stop()
 
     def daemons(self) -> list[Daemon]:
-        return [Daemon("broker", self.broker.pid, "127.0.0.1", self.port, self.log)]
+        b = self.broker
+        return [Daemon("broker", b.proc.pid, b.host, b.port, b.log_path)]
 
     def alive(self, d: Daemon, timeout: float) -> bool:
         import socket

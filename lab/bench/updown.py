@@ -5,13 +5,20 @@
 Each run is the real command (`python -m lab up FILE --json`, then `lab down`), timed
 from the outside, so the figures include Python's start-up as a user sees it; the
 in-process time `up_in` that the lab records is shown beside it.
+
+Beside the times, the CPU the up took: the command's own (with the tools it waited
+for) and the lab's (its cgroup: node inits, the delay line, every service until it
+was ready). Their sum over the machine's cores is a floor no scheduling can beat, and
+unlike the times it hardly moves with other load on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,13 +32,22 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEFAULT_FILES = [EXAMPLES / "quickstart.yaml", EXAMPLES / "three-racks.yaml"]
 
 
-def once(file: Path) -> tuple[float, float, float]:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def once(file: Path) -> tuple[float, float, float, float, float]:
+    """(up, up in process, down, the command's CPU, the lab's CPU), in seconds."""
     name = load(file).name
     subprocess.run([sys.executable, "-m", "lab", "clean", name], capture_output=True)
+    c0 = _children_cpu()
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "lab", "up", str(file), "--json"],
                          capture_output=True, text=True)  # fmt: skip
     t1 = time.perf_counter()
+    command_cpu = _children_cpu() - c0
+    lab_cpu = (cgroups.lab_cgroup(name).summary().cpu_usec or 0) / 1e6
     if res.returncode != 0:
         raise SystemExit(f"lab up {file} failed: {res.stderr.strip()}")
     up_in = json.loads(res.stdout)["up_in"]
@@ -42,7 +58,7 @@ def once(file: Path) -> tuple[float, float, float]:
     t3 = time.perf_counter()
     if res.returncode != 0:
         raise SystemExit(f"lab down {name} failed: {res.stderr.strip()}")
-    return t1 - t0, up_in, t3 - t2
+    return t1 - t0, up_in, t3 - t2, command_cpu, lab_cpu
 
 
 def fmt(xs: list[float]) -> str:
@@ -54,15 +70,18 @@ def measure(files: list[Path], runs: int) -> dict:
     """Every lab's up (outside and in process) and down times, in seconds, per run."""
     labs = []
     for f in files:
-        ups, inner, downs = [], [], []
+        ups, inner, downs, cmd_cpu, lab_cpu = [], [], [], [], []
         for _ in range(runs):
-            u, i, d = once(f)
+            u, i, d, cc, lc = once(f)
             ups.append(u)
             inner.append(i)
             downs.append(d)
+            cmd_cpu.append(cc)
+            lab_cpu.append(lc)
         topo = load(f)
         labs.append({"lab": topo.name, "nodes": len(topo.nodes), "up_s": ups,
-                     "up_in_process_s": inner, "down_s": downs})  # fmt: skip
+                     "up_in_process_s": inner, "down_s": downs,
+                     "command_cpu_s": cmd_cpu, "lab_cpu_s": lab_cpu})  # fmt: skip
     return {
         "machine": {
             "host": platform.node(),
@@ -70,6 +89,8 @@ def measure(files: list[Path], runs: int) -> dict:
             "kernel": platform.release(),
             "cgroup": f"v{cgroups.version()}",
             "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load": os.getloadavg()[0],
         },  # fmt: skip
         "runs": runs,
         "labs": labs,
@@ -78,13 +99,22 @@ def measure(files: list[Path], runs: int) -> dict:
 
 def print_table(report: dict, write=print) -> None:
     m = report["machine"]
-    write(f"# {m['host']}: {m['arch']}, kernel {m['kernel']}, cgroup {m['cgroup']}, "
-          f"Python {m['python']}, {report['runs']} runs each")  # fmt: skip
+    write(f"# {m['host']}: {m['arch']}, {m['cpus']} CPUs, kernel {m['kernel']}, "
+          f"cgroup {m['cgroup']}, Python {m['python']}")  # fmt: skip
+    write(f"# {report['runs']} runs each, load average {m['load']:.1f} at the start")
     write("# seconds: median [min..max] over the runs")
     write(f"{'lab':<12} {'nodes':>5}  {'up (command)':<19} {'up (in process)':<19} {'down':<19}")
     for r in report["labs"]:
         write(f"{r['lab']:<12} {r['nodes']:>5}  {fmt(r['up_s']):<19} "
               f"{fmt(r['up_in_process_s']):<19} {fmt(r['down_s']):<19}".rstrip())  # fmt: skip
+    write("# CPU seconds of lab up: the command's, the lab's (inits, services until")
+    write("# ready), and their sum over the cores: the floor of up (command)")
+    write(f"{'lab':<12} {'command':<19} {'lab':<19} {'floor':<8}")
+    for r in report["labs"]:
+        total = [c + lab for c, lab in zip(r["command_cpu_s"], r["lab_cpu_s"], strict=True)]
+        floor = statistics.median(total) / (m["cpus"] or 1)
+        write(f"{r['lab']:<12} {fmt(r['command_cpu_s']):<19} {fmt(r['lab_cpu_s']):<19} "
+              f"{floor:5.2f} s")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

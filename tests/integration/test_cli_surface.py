@@ -345,5 +345,7 @@ def test_bench_updown_table_fits_80_columns(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert [line for line in lines if len(line) > 80] == []
-    assert lines[2].split()[:4] == ["lab", "nodes", "up", "(command)"]
-    assert lines[3].split()[:2] == ["cli-u", "1"]
+    assert lines[3].split()[:4] == ["lab", "nodes", "up", "(command)"]
+    assert lines[4].split()[:2] == ["cli-u", "1"]
+    cpu = lines[lines.index(next(x for x in lines if x.startswith("lab") and "floor" in x)) + 1]
+    assert cpu.split()[0] == "cli-u" and cpu.endswith(" s")  # the CPU the up took

@@ -28,6 +28,7 @@ from .peerwire import (
     NEWLEADER,
     PING,
     PROPOSAL,
+    PROPOSAL_ELSEWHERE,
     REVALIDATE,
     SNAP,
     SYNC,
@@ -121,7 +122,7 @@ class Follower:
                 zxid = r.long()
                 blob = r.buffer()
                 self._install_snapshot(blob, zxid)
-            elif t == PROPOSAL:
+            elif t == PROPOSAL or t == PROPOSAL_ELSEWHERE:
                 txn = Txn.decode(bytes(r.buf[r.pos :]))
                 self.proposed[txn.zxid] = txn
                 self.txnlog.write([txn])
@@ -209,10 +210,12 @@ class Follower:
 
     async def _follower_loop(self, link: FrameLink) -> None:
         def on_frame(t: int, r: Reader) -> None:
-            if t == PROPOSAL:
+            if t == PROPOSAL or t == PROPOSAL_ELSEWHERE:
                 txn = Txn.decode(bytes(r.buf[r.pos :]))
                 self.proposed[txn.zxid] = txn
                 self.to_log.append(txn)
+                if t == PROPOSAL:
+                    self.eager_zxid = txn.zxid
             elif t == COMMIT:
                 # A commit can overtake our own fsync of its proposal (the quorum did
                 # not need us); apply in order anyway: the proposal is in memory.

@@ -31,6 +31,9 @@ ACKEPOCH = 18
 # too, it is committed" (quorum.py, the leader's hint to the follower whose client
 # waits; not in ZooKeeper).
 LOGGED = 40
+# racklab's own: a PROPOSAL another follower's client waits for; its ack may wait for
+# the next frame to the leader (quorum.py, on_durable).
+PROPOSAL_ELSEWHERE = 41
 # election port
 HELLO = 100
 NOTIFICATION = 101

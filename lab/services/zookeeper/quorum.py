@@ -31,7 +31,7 @@ from .election import Election
 from .follower import Follower
 from .framelink import FrameLink
 from .jute import JuteError
-from .leader import HISTORY_LIMIT, FollowerHandle, Leader, Proposal
+from .leader import HISTORY_LIMIT, LAZY_S, FollowerHandle, Leader, Proposal
 from .peerwire import (
     ACK,
     FOLLOWING,
@@ -83,6 +83,7 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
         self.leader_link: FrameLink | None = None
         self.proposed: dict[int, Txn] = {}
         self.durable_zxid = 0  # the highest zxid our own fsync covers
+        self.eager_zxid = 0  # the last proposal whose ack someone waits for (PROPOSAL)
         self.logged_hint = 0  # the highest LOGGED the leader sent us
         self.revalidating: dict[int, list] = {}  # session id -> connections waiting
 
@@ -167,7 +168,7 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
         self.unhinted.clear()
         self.pending_syncs.clear()
         self.proposed.clear()
-        self.durable_zxid = self.logged_hint = 0
+        self.durable_zxid = self.logged_hint = self.eager_zxid = 0
         self.revalidating.clear()
         for f in self.followers.values():
             f.close()
@@ -329,7 +330,12 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
         if self.state == LEADING:
             self.ack(self.myid, last)
         elif self.state == FOLLOWING:
-            self._send_leader(frame(ACK, pack(("long", last))))
+            ack = frame(ACK, pack(("long", last)))
+            if batch[0].zxid > self.eager_zxid and self.leader_link is not None:
+                # every proposal of the batch is another follower's: ack at leisure
+                self.leader_link.send_later(ack, LAZY_S)
+            else:
+                self._send_leader(ack)
             self.durable_zxid = last
             self._apply_logged()
 

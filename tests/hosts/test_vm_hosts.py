@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import paramiko
@@ -15,7 +18,7 @@ import pytest
 
 from lab.topology import labid_of
 
-from .conftest import RUN, lab_cli
+from .conftest import RUN, lab_cli, zk_round_trip
 
 pytestmark = [
     pytest.mark.slow,
@@ -58,6 +61,15 @@ def ssh(vm_hosts, node: str, cmd: str) -> str:
         return out.read().decode()
 
 
+def leftovers(vm_hosts, lab: str) -> str:
+    """What of ``lab`` is on either VM (checked over SSH), as text; empty when nothing."""
+    labid = labid_of(lab)
+    look = (f"ip netns list | grep rl{labid}; ip -o link | grep -o 'rl{labid}-[a-z]*'; "
+            f"ls -d /sys/fs/cgroup/racklab/{lab} /var/lib/racklab/{lab} 2>/dev/null; "
+            "ps -eo args | grep '[l]ab.services'")  # fmt: skip
+    return "".join(ssh(vm_hosts, vm, look) for vm in ("vh1", "vh2")).strip()
+
+
 def test_a_lab_across_two_vms(vm_hosts):
     d = vm_hosts["dir"]
     f = d / "spread.yaml"
@@ -66,7 +78,8 @@ def test_a_lab_across_two_vms(vm_hosts):
         f"name: {LAB}\nnetwork:\n  inter_rack: {{delay: {DELAY_MS}ms}}\nhosts:\n"
         f"  v1: {{address: {a['vh1']}, key: {vm_hosts['key']}, known_hosts: {d / 'known_hosts'}}}\n"
         f"  v2: {{address: {a['vh2']}, key: {vm_hosts['key']}, known_hosts: {d / 'known_hosts'}}}\n"
-        "racks:\n  r1: {host: v1, nodes: [a1]}\n  r2: {host: v2, nodes: [a2]}\n"
+        "racks:\n  r1: {host: v1, nodes: [a1, b1]}\n  r2: {host: v2, nodes: [a2]}\n"
+        "services:\n  zookeeper: {nodes: [a1, b1, a2]}\n"
     )
     # unknown keys first: refused, then recorded on purpose
     proc = lab_cli("up", str(f))
@@ -81,17 +94,64 @@ def test_a_lab_across_two_vms(vm_hosts):
     assert proc.returncode == 0, proc.stderr
     status = json.loads(proc.stdout)
     assert {h: v["racks"] for h, v in status["hosts"].items()} == {"v1": ["r1"], "v2": ["r2"]}
+    agents = json.loads((Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").read_text())[
+        "agents"
+    ]
+    assert not any(x["reused"] for x in agents.values())  # fresh VMs: installed
+
+    # ZooKeeper across the two kernels, used from this machine with kazoo
+    addr = status["network"]["nodes"]
+    zk_round_trip([addr[n] for n in ("a1", "b1", "a2")], "/vms", b"two kernels", timeout=60)
 
     ping = lab_cli("exec", "a1", "--lab", LAB, "--", "ping", "-c", "5", "-i", "0.2", "a2")
     assert ping.returncode == 0, ping.stdout + ping.stderr
     lo = float(re.search(r"= ([\d.]+)/", ping.stdout).group(1))
     assert lo >= 2 * DELAY_MS
-    proc = lab_cli("exec", "a2", "--lab", LAB, "--", "cat", "/proc/sys/kernel/hostname")
-    assert (proc.returncode, proc.stdout) == (0, "a2\n")
+    _, inside = re.search(
+        r"= ([\d.]+)/([\d.]+)/",
+        lab_cli("exec", "a1", "--lab", LAB, "--", "ping", "-c", "5", "-i", "0.2", "b1").stdout,
+    ).groups()
+    assert float(inside) < 2 * DELAY_MS  # within a rack: no inter-rack delay
+    proc = lab_cli(
+        "exec", "a2", "--lab", LAB, "--", "sh", "-c", "cat /proc/sys/kernel/hostname; exit 5"
+    )
+    assert (proc.returncode, proc.stdout) == (5, "a2\n")
+    logs = lab_cli("logs", "a2", "zookeeper-server", "--lab", LAB, "-n", "2")
+    assert logs.returncode == 0 and "zookeeper" in logs.stdout
+
+    # a chaos run across the two VMs: the rack on one cut off from the other, a kill
+    proc = lab_cli("chaos", "run", "--lab", LAB, "--workload", "zk-register", "--nemesis",
+                   "partition-rack,kill", "--time", "30", "--interval", "5", "--seed", "7",
+                   "--json", timeout=600)  # fmt: skip
+    summary = json.loads(proc.stdout)
+    assert proc.returncode == 0 and summary["valid"] is True, summary.get("lines", summary)
+    assert summary["verdict"]["nemesis_errors"] == []
 
     assert lab_cli("down", LAB).returncode == 0
-    labid = labid_of(LAB)
+    assert leftovers(vm_hosts, LAB) == ""
+
+    # again: the agents are reused; kill -9 of that up while the hosts make their
+    # nodes, then `lab clean` leaves nothing on either VM
+    up = subprocess.Popen([sys.executable, "-m", "lab", "up", str(f)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    seen = []
+    for line in up.stderr:
+        seen.append(line)
+        if "starting 3 nodes" in line:
+            break
+    state = json.loads((Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").read_text())
+    os.killpg(up.pid, signal.SIGKILL)
+    up.wait()
+    assert any("starting 3 nodes" in line for line in seen), seen
+    # nothing installed again (unless racklab's source changed in between, in a
+    # checkout others are editing: the agent's tag hashes it)
+    for host, x in state["agents"].items():
+        same = x["tag"] == agents[host]["tag"]
+        assert x["reused"] is same and (x["sent_bytes"] == 0) is same
+    assert lab_cli("clean", LAB).returncode == 0
+    assert leftovers(vm_hosts, LAB) == ""
+
+    purged = json.loads(lab_cli("hosts", "purge", str(f), "--json").stdout)
+    assert purged == {"removed": ["v1", "v2"]}
     for vm in ("vh1", "vh2"):
-        left = ssh(vm_hosts, vm, f"ip netns list | grep rl{labid}; ls -d "
-                                 f"/sys/fs/cgroup/racklab/{LAB} /var/lib/racklab/{LAB} 2>/dev/null")  # fmt: skip
-        assert left.strip() == ""
+        assert ssh(vm_hosts, vm, "ls /var/lib/racklab-agent 2>/dev/null | wc -l").strip() == "0"

@@ -93,9 +93,19 @@ def lab_up(text: str, tmp_path, env: dict[str, str]) -> tuple[str, subprocess.Co
     name = "kf" + uuid.uuid4().hex[:8]
     f = tmp_path / "lab.yaml"
     f.write_text(f"name: {name}\n{text}")
-    r = subprocess.run([sys.executable, "-m", "lab", "up", str(f)], capture_output=True,
-                       text=True, timeout=600, env={**os.environ, **env})  # fmt: skip
-    return name, r
+    argv = [sys.executable, "-m", "lab", "up", str(f)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env})  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        # a test stopped meanwhile (its timeout, Ctrl-C) must not leave a lab up that
+        # the next tests would find beside theirs
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            subprocess.run([sys.executable, "-m", "lab", "clean", name], capture_output=True)
+    return name, subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def assert_one_sentence_and_nothing_left(name: str, r, words: list[str]) -> None:

@@ -14,7 +14,8 @@ APT_PACKAGES += podman catatonit runc
 APT_PACKAGES += docker-registry
 # libvirt-python (a racklab dependency) builds from source against these
 APT_PACKAGES += libvirt-dev pkg-config gcc
-PYTEST_ARGS ?=
+# the slowest tests listed at the end of every run: the suite must stay under 25 minutes
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: setup apt venv docker libvirt test test-all demo lint format clean-labs
 

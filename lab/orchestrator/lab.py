@@ -109,6 +109,15 @@ def up(topo: Topology, progress: Progress = _quiet) -> State:
         raise LabError(
             f"lab {topo.name} is already up (or was left half-made): run `lab down {topo.name}` first"
         )
+    if os.path.exists(fabric.router_path(topo.labid)):
+        # The kernel objects are named after the lab, not its state directory: they
+        # belong to a lab of this name that another RACKLAB_HOME holds (or a crash
+        # left), and undoing a failed up here would remove that lab's network.
+        raise LabError(
+            f"network namespace {fabric.router_ns(topo.labid)} exists already: a lab "
+            f"named {topo.name} is up under another RACKLAB_HOME, or a crash left it "
+            f"(`lab clean {topo.name}` removes it); name this lab differently"
+        )
     backends = check_backends(topo)
     progress("planning addresses")
     plan = plan_addresses(topo)

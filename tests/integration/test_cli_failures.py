@@ -151,3 +151,29 @@ services:
     assert_one_sentence_and_nothing_left(
         name, r, ["hdfs namenode on n1 did not answer", "within 90s", "see its log"]
     )
+
+
+def test_a_lab_of_the_same_name_under_another_home_is_refused_and_left_alone(tmp_path):
+    _needs("same-name")
+    text = "racks: {r1: {nodes: [n1]}}\n"
+    first = {"RACKLAB_HOME": str(tmp_path / "home-a")}
+    name, r = lab_up(text, tmp_path, first)
+    try:
+        assert r.returncode == 0, r.stderr
+        f = tmp_path / "again.yaml"
+        f.write_text(f"name: {name}\n{text}")
+        second = subprocess.run([sys.executable, "-m", "lab", "up", str(f)], capture_output=True,
+                                text=True, timeout=300,
+                                env={**os.environ, "RACKLAB_HOME": str(tmp_path / "home-b")})  # fmt: skip
+        lines = [x for x in second.stderr.splitlines() if x.strip() and not x.startswith("· ")]
+        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        assert "exists already" in lines[0] and "another RACKLAB_HOME" in lines[0], lines[0]
+        # the first lab was not undone by the second one's failure
+        ping = subprocess.run([sys.executable, "-m", "lab", "exec", "n1", "--lab", name, "--",
+                               "true"], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **first})  # fmt: skip
+        assert ping.returncode == 0, ping.stderr
+    finally:
+        subprocess.run([sys.executable, "-m", "lab", "down", name], capture_output=True,
+                       env={**os.environ, **first}, timeout=120)  # fmt: skip
+    assert leftovers(name) == []

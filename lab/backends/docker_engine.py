@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.backends.base import NodeError, NodeSpec
+from lab.images import engine
 
 if TYPE_CHECKING:
     from lab.backends.container import ContainerNode
@@ -29,32 +30,10 @@ class ContainerError(NodeError):
 
 
 def docker_client():
-    import docker
-
     try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as exc:  # the SDK raises several unrelated types for "no engine"
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        raise ContainerError(
-            f"cannot reach the Docker engine at {where} ({_why(exc)}); `make docker` starts dockerd"
-        ) from exc
-    return client
-
-
-def _why(exc: BaseException) -> str:
-    """The system's reason under the SDK's wrappings (requests and urllib3 nest the
-    OSError in their exceptions' arguments), else the exception's own words."""
-    todo: list = [exc]
-    while todo:
-        e = todo.pop(0)
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror.lower()
-        if isinstance(e, BaseException):
-            todo += [*e.args, e.__cause__, e.__context__]
-        elif isinstance(e, tuple):
-            todo += list(e)
-    return str(exc)
+        return engine.connect(timeout=120)
+    except engine.EngineUnreachable as e:
+        raise ContainerError(str(e)) from e.__cause__
 
 
 def docker_errors():

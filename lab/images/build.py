@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column
 
-from lab.images import rootfs, wheels
+from lab.images import engine, rootfs, wheels
 from lab.images.cache import cache_dir, digest, recipes_dir, source_digest, tree_digest
 from lab.images.sources import host_mirror
 
@@ -65,16 +65,10 @@ class BuildResult:
 
 
 def docker_client():
-    import docker
-
     try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except Exception as exc:  # docker raises several unrelated types here
-        raise BuildError(
-            "connect to docker", f"{exc} (is dockerd running? `make docker` starts it)"
-        ) from exc
-    return client
+        return engine.connect(timeout=600)
+    except engine.EngineUnreachable as e:
+        raise BuildError("connect to docker", str(e)) from e.__cause__
 
 
 def _image_exists(client, tag: str) -> bool:

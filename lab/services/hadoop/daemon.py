@@ -2,8 +2,9 @@
 --config DIR`, `python -m lab.services.yarn ROLE --config DIR`): read the site files,
 build the daemon, serve until SIGTERM or SIGINT, stop it cleanly.
 
-A bad setting or a port already taken is the user's to fix: one sentence naming the
-role on stderr and exit code 2, before or instead of serving, never a traceback.
+A bad setting or a port already taken is the user's to fix: one sentence on stderr
+(naming the configuration directory, or the role when it fails to start) and exit
+code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def main(
     ready = (lambda daemon: on_ready(args.role, daemon)) if on_ready else None
     try:
         daemon = make(args.role, args.config)
+    except (OSError, ValueError, KeyError) as exc:  # the files: named by their directory
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 2
+    try:
         asyncio.run(serve(daemon, ready))
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError) as exc:  # starting (a port taken): the role
         print(f"{args.role}: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -6,6 +6,10 @@ nodes, so addresses, names, delay and chaos are one code path for every kind.
 Limits (cpus, memory, pids, io) are Docker's own; stats are read from the
 container's cgroup. Everything created carries the label ``racklab.lab=<lab>`` so
 ``cleanup`` finds it again after a crash.
+
+One concept, the container kind (its node and its backend, as process.py holds the
+process kind's), in one module of a little over 600 lines; what Docker engines share
+with pods is in docker_engine.py, `docker exec` as a Popen in docker_exec.py.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ on a lost node are killed, not failed, and do not count); completed maps whose
 output lived on a lost node, or that reducers could not fetch, run again. When
 all reducers are done their outputs are committed (renamed out of _temporary),
 _SUCCESS is written, and a job report with the counters goes to HDFS.
+
+One concept, MRAppMaster's job, in one module of a little over 600 lines: the task
+attempts' life and the AM's umbilical are what it is.
 """
 
 from __future__ import annotations

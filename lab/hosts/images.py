@@ -40,8 +40,8 @@ def needed(specs) -> bool:
 
 def local_node_image(progress=lambda msg: None) -> tuple[str, str]:
     """The node image on this machine, built when missing: (tag, image id)."""
-    from lab.backends.docker_engine import docker_client
     from lab.images import ensure_node_image
+    from lab.images.build import docker_client
 
     progress("node image for container and pod nodes (built once, then cached)")
     tag = ensure_node_image(progress=False)
@@ -62,8 +62,8 @@ def engine_version(host: Host) -> str:
 
 def send(host: Host, tag: str, image_id: str) -> Sent:
     """Make ``tag`` (with this machine's ``image_id``) the host's node image."""
-    from lab.backends.docker_engine import docker_client
     from lab.images import NODE_LATEST
+    from lab.images.build import docker_client
 
     started = time.monotonic()
     engine_version(host)

@@ -302,6 +302,12 @@ class Backend(abc.ABC):
         so that `lab up` can show it as a step of its own."""
         return  # a default, not a stub
 
+    def rack_network(self, specs: list[NodeSpec]):
+        """The rack network as an overlay these nodes carry themselves (pods of a
+        cluster that racklab's bridges cannot reach: lab/backends/k8s_overlay.py), or
+        None: the nodes are plugged into racklab's router on this machine."""
+        return None
+
     def facts(self) -> dict:
         """What a report should say about the machinery under this kind on this
         machine (the engine's version, a VM's accelerator), for benchmarks' headers;

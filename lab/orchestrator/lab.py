@@ -75,7 +75,9 @@ def node_specs(topo: Topology, plan: addressing.Plan) -> dict[str, NodeSpec]:
             hosts=hosts,
             state_dir=lab_dir(topo.name) / "nodes" / name,
             image=nd.image,
-            extra={"k8s": dict(topo.k8s)} if nd.kind == "k8s" and topo.k8s else {},
+            # the file's settings of a kind's engine (its k8s section): every node
+            # carries them, the backend that has such an engine reads them
+            extra={"k8s": dict(topo.k8s)} if topo.k8s else {},
         )
     return specs
 
@@ -179,8 +181,7 @@ def _overlay(specs: dict[str, NodeSpec], backends: dict):
     """The rack network of a kind whose nodes must carry it themselves (k8s pods on a
     cluster: racklab's bridges cannot reach them), else None (racklab's router here)."""
     for kind, backend in backends.items():
-        rack_network = getattr(backend, "rack_network", None)
-        overlay = rack_network and rack_network([s for s in specs.values() if s.kind == kind])
+        overlay = backend.rack_network([s for s in specs.values() if s.kind == kind])
         if overlay is not None:
             if len(backends) > 1:
                 raise LabError(

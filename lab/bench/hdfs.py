@@ -1,11 +1,13 @@
 """HDFS throughput through both doors, WebHDFS and the native protocols (hdfs-native over
 Hadoop IPC and DataTransferProtocol), beside the disk's own bandwidth, in one run.
 
-    python -m lab.bench.hdfs [--size-mb 128] [--rounds 3] [--dir /var/tmp] [--no-native] [--json]
+    python -m lab.bench.hdfs [--size-mb 128] [--rounds 3] [--dir /var/tmp] [--no-native] [--aa] [--json]
 
 Each round, in this order, on the directory the DataNodes store blocks in:
-1. fio: sequential 1 MiB writes ending in an fsync (HDFS also fsyncs each finalized
-   block), then sequential reads with the file's page cache dropped first (invalidate=1).
+1. fio: sequential 1 MiB writes ending in an fsync, then sequential reads with the
+   file's page cache dropped first (invalidate=1). Like with like: the DataNodes run with
+   dfs.datanode.synconclose=true, so they too fsync each block when it is finished
+   (Hadoop's default, and racklab's, is not to).
 2. WebHDFS through a MiniCluster (NameNode + 3 DataNodes on loopback addresses, 128 MiB
    blocks): one file of the same size written (307 to a DataNode, upload with a
    Content-Length, write pipeline) at replication 1 and at replication 3, then read back
@@ -18,7 +20,9 @@ Each round, in this order, on the directory the DataNodes store blocks in:
    first replica is on a DataNode chosen at random, over loopback TCP; WebHDFS's upload
    lands on a DataNode that keeps the first replica itself.
 Figures are medians over the rounds; each ratio is the median of the rounds' HDFS/fio
-ratios. For the native doors the CPU seconds each side spent are shown too (the
+ratios. With --aa each round runs fio a second time after HDFS, and the second fio over
+the first (an A/A ratio: the disk against itself) says how far apart two measurements of
+the same thing land at this moment of the machine. For the native doors the CPU seconds each side spent are shown too (the
 DataNodes' processes from /proc, the client's from getrusage: hdfs-native's Rust threads
 run inside it), a steadier figure than throughput on a shared machine. The three replicas of replication 3 all land on this one disk, so its write
 figure carries three times the disk traffic, and no network.
@@ -222,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-native", action="store_true", help="WebHDFS only (without hdfs-native installed)"
     )
+    p.add_argument(
+        "--aa", action="store_true", help="fio again after HDFS each round: the A/A noise ratio"
+    )
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     size = max(8, a.size_mb - a.size_mb % 8)
@@ -235,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         with MiniCluster(
             root / "dfs",
             racks={"/rack1": 2, "/rack2": 1},
-            settings={"dfs.blocksize": "128m", "dfs.heartbeat.interval": "3s"},
+            settings={
+                "dfs.blocksize": "128m",
+                "dfs.heartbeat.interval": "3s",
+                # fio's write ends in an fsync: the DataNodes fsync each finished block too.
+                "dfs.datanode.synconclose": "true",
+            },
         ) as c:
             c.start()
             c.wait_active()
@@ -255,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                             for side in ("dn", "client"):
                                 cpu = v[f"{kind}_{side}_cpu"]
                                 add(f"cpu_native_r{rep}_{kind}_{side}", cpu)
+                if a.aa:
+                    again = fio(root, size)
+                    add("fio_again_write", again["write_MBps"])
+                    add("fio_again_read", again["read_MBps"])
     finally:
         shutil.rmtree(root, ignore_errors=True)
     cpu = {k[4:]: median_spread(v) for k, v in samples.items() if k.startswith("cpu_")}
@@ -285,6 +301,18 @@ def main(argv: list[str] | None = None) -> int:
             for r in (1, 3)
         },
     }
+    if a.aa:
+        out["ratios"]["fio_again"] = {
+            kind: median_spread(
+                [
+                    b / f
+                    for b, f in zip(
+                        samples[f"fio_again_{kind}"], samples[f"fio_{kind}"], strict=True
+                    )
+                ]
+            )
+            for kind in ("write", "read")
+        }
     if a.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -307,6 +335,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{f'{name} replication {r}':24}{cell(f'{door}r{r}_write')}"
                 f"{cell(f'{door}r{r}_read')}{ratio['write']:11.2f}{ratio['read']:10.2f}"
             )
+    if a.aa:
+        aa = out["ratios"]["fio_again"]
+        print(
+            f"{'fio again (A/A)':24}{cell('fio_again_write')}{cell('fio_again_read')}"
+            f"{aa['write']['median']:11.2f}{aa['read']['median']:10.2f}"
+        )
+        print(
+            "A/A: fio again / fio, per round [min-max]: write "
+            f"{aa['write']['min']:.2f}-{aa['write']['max']:.2f}, "
+            f"read {aa['read']['min']:.2f}-{aa['read']['max']:.2f}"
+        )
     if cpu:
         print(f"CPU seconds per {size} MiB, median [min-max]:")
         print(f"{'':24}{'DataNodes':>20}{'client':>20}")

@@ -75,6 +75,23 @@ def test_block_store_meta_file_is_hadoop_layout(tmp_path):
     assert b"".join(store.read_verified(rep, 1234, 10)) == data[1234:1244]
 
 
+def test_finalize_fsyncs_only_when_asked(tmp_path, monkeypatch):
+    """Hadoop's DataNode fsyncs a finished block only with dfs.datanode.synconclose (off by
+    default); the replica is finalized either way."""
+    from lab.services.hdfs import blockstore
+    from lab.services.hdfs.config import DEFAULTS
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(blockstore.os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    store = BlockStore(tmp_path, BPC)
+    rep = write_replica(store, 8, 1001, os.urandom(700)).finalize(sync=False)
+    assert synced == [] and rep.state == "finalized"
+    rep = write_replica(store, 9, 1001, os.urandom(700)).finalize(sync=True)
+    assert len(synced) == 2 and rep.state == "finalized"  # the data and its CRCs
+    assert DEFAULTS["dfs.datanode.synconclose"] == "false"
+
+
 def test_append_partial_chunk_and_rollback(tmp_path):
     store = BlockStore(tmp_path, BPC)
     data = os.urandom(1000)
@@ -248,6 +265,31 @@ def test_piece_crcs_match_piece_bounds_at_any_offset():
                 for a, b in checksum.piece_bounds(offset, length, BPC)
             ]
             assert checksum.piece_crcs(part, offset, BPC) == struct.pack(f">{len(want)}I", *want)
+
+
+def test_pieces_match_agrees_with_per_chunk_crcs_and_finds_any_flipped_bit():
+    """The batched check (CRC32C's linearity) answers exactly what comparing one CRC per
+    chunk answers: true for the sender's CRCs at any offset and length, false for any one
+    flipped bit in the data or the CRCs, or a CRC missing."""
+    import random
+
+    rnd = random.Random(18)
+    for bpc in (BPC, 16, 3):
+        for _ in range(300):
+            offset, length = rnd.randrange(3 * bpc), rnd.randrange(20 * bpc)
+            data = rnd.randbytes(length)
+            crcs = checksum.piece_crcs(data, offset, bpc)
+            assert checksum.pieces_match(data, offset, bpc, crcs)
+            assert checksum.pieces_match(memoryview(data), offset, bpc, memoryview(crcs))
+            if not length:
+                continue
+            bad = bytearray(data)
+            bad[rnd.randrange(length)] ^= 1 << rnd.randrange(8)
+            assert not checksum.pieces_match(bytes(bad), offset, bpc, crcs)
+            bad = bytearray(crcs)
+            bad[rnd.randrange(len(crcs))] ^= 1 << rnd.randrange(8)
+            assert not checksum.pieces_match(data, offset, bpc, bytes(bad))
+            assert not checksum.pieces_match(data, offset, bpc, crcs[:-4])
 
 
 def test_bad_setting_stops_the_daemon_with_one_line(tmp_path):

@@ -281,7 +281,7 @@ class BlockReceiving:
                     # recovery pipeline reopens it (Hadoop's TRANSFER_RBW).
                     state["outcome"] = "kept"
                 else:
-                    rep = await asyncio.to_thread(replica.finalize)
+                    rep = await asyncio.to_thread(replica.finalize, self.sync_on_close)
                     state["outcome"] = "finalized"
                     self.notify_received(rep.to_report())
                     try:

@@ -228,7 +228,7 @@ class BlockStore:
                 if len(data) != want:
                     raise ChecksumError(f"blk_{rep.block_id} is shorter than its length", pos)
                 stored = mf.read(-(-len(data) // self.bpc) * CRC_SIZE)
-                if checksum.piece_crcs(data, pos, self.bpc) != stored:
+                if not checksum.pieces_match(data, pos, self.bpc, stored):
                     raise ChecksumError(f"Checksum error: blk_{rep.block_id} at offset {pos}", pos)
                 lo, hi = max(0, offset - pos), min(len(data), end - pos)
                 yield data[lo:hi] if lo or hi < len(data) else data
@@ -282,7 +282,7 @@ class ReplicaWriter:
         if self.closed:
             raise OSError(f"blk_{self.rep.block_id}: this writer was superseded")
         offset = self.rep.length
-        if verify and checksum.piece_crcs(data, offset, self.bpc) != bytes(crcs):
+        if verify and not checksum.pieces_match(data, offset, self.bpc, crcs):
             raise ChecksumError(
                 f"Checksum error in packet for blk_{self.rep.block_id} at {offset}", offset
             )
@@ -305,8 +305,11 @@ class ReplicaWriter:
         os.fsync(self.data.fileno())
         os.fsync(self.meta.fileno())
 
-    def finalize(self) -> Replica:
-        self.sync()
+    def finalize(self, sync: bool = True) -> Replica:
+        """The replica finished: moved to finalized/, fsynced first if `sync` (Hadoop's
+        dfs.datanode.synconclose; without it the page cache writes it back in its time)."""
+        if sync:
+            self.sync()
         self.data.close()
         self.meta.close()
         return self.store._finalize_paths(self.rep)

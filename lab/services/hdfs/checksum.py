@@ -11,6 +11,8 @@ META_VERSION = 1
 CRC32C_TYPE = 2
 HEADER = struct.Struct(">HBI")
 CRC_SIZE = 4
+# crc32c(data, value) resumes from the register value ^ 0xFFFFFFFF: this one starts at zero.
+_ZERO_REGISTER = 0xFFFFFFFF
 
 
 class ChecksumError(Exception):
@@ -56,6 +58,44 @@ def piece_crcs(data: bytes | memoryview, offset: int, bpc: int) -> bytes:
     crcs = [crc(mv[:head])] if head else []
     crcs += [crc(mv[i : i + bpc]) for i in range(head, n, bpc)]
     return struct.pack(f">{len(crcs)}I", *crcs)
+
+
+def pieces_match(data: bytes | memoryview, offset: int, bpc: int, crcs: bytes) -> bool:
+    """Whether `crcs` (big-endian, one per piece as piece_crcs lays them out) are the CRCs
+    of `data` starting at block offset `offset`: what piece_crcs(...) == crcs answers, in
+    a few C-level calls rather than one per 512-byte chunk (a 64 KiB packet: 8 us, not 42).
+
+    The whole chunks' CRCs are checked together by CRC32C's linearity: the CRC of the
+    chunks' concatenation is sum_k A^(n-1-k)(crc_k) over GF(2), A being the register's
+    advance over one chunk of zero bytes. Laying each crc_k (little-endian, the register's
+    order) at the end of its own zero-filled chunk and taking the CRC of that from a zero
+    register gives the same sum advanced by 4 more bytes: equal to the CRC, from a zero
+    register, of the data's CRC's 4 bytes. One wrong chunk always changes the sum (A is
+    invertible); two could cancel out with chance 2^-32, a single CRC32C's own odds."""
+    crcs = bytes(crcs)
+    if bpc < CRC_SIZE:  # no room for a CRC at a chunk's end: one call per chunk
+        return piece_crcs(data, offset, bpc) == crcs
+    mv = memoryview(data)
+    n = len(mv)
+    if len(crcs) != piece_count(offset, n, bpc) * CRC_SIZE:
+        return False
+    head = min(n, (bpc - offset % bpc) % bpc)
+    full = (n - head) // bpc
+    tail = n - head - full * bpc
+    crc = crc32c.crc32c
+    if head and struct.pack(">I", crc(mv[:head])) != crcs[:CRC_SIZE]:
+        return False
+    if tail and struct.pack(">I", crc(mv[n - tail :])) != crcs[-CRC_SIZE:]:
+        return False
+    if not full:
+        return True
+    first = CRC_SIZE if head else 0
+    body = crcs[first : first + full * CRC_SIZE]
+    spread = bytearray(full * bpc)  # zero-filled; each chunk's last 4 bytes set below
+    for i in range(CRC_SIZE):  # big-endian in the file, little-endian into the register
+        spread[bpc - CRC_SIZE + i :: bpc] = body[CRC_SIZE - 1 - i :: CRC_SIZE]
+    whole = crc(mv[head : head + full * bpc])
+    return crc(spread, _ZERO_REGISTER) == crc(struct.pack("<I", whole), _ZERO_REGISTER)
 
 
 def crc_continue(data: bytes | memoryview, previous: int) -> int:

@@ -54,6 +54,9 @@ DEFAULTS: dict[str, str] = {
     "dfs.namenode.lease-hard-limit-sec": "1200",
     "dfs.datanode.socket.write.timeout": "480000",
     "dfs.datanode.max.transfer.threads": "4096",
+    # Hadoop's DataNode fsyncs a finished block only with this set; an hsync'd packet is
+    # fsynced whatever it says.
+    "dfs.datanode.synconclose": "false",
 }
 
 

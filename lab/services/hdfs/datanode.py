@@ -72,6 +72,7 @@ class DataNode(BlockReceiving, DatanodeWebHdfs):
         self.read_timeout = conf.get_seconds("dfs.client.socket-timeout", "ms")
         self.write_timeout = conf.get_seconds("dfs.datanode.socket.write.timeout", "ms")
         self.max_xceivers = conf.get_int("dfs.datanode.max.transfer.threads")
+        self.sync_on_close = conf.get_bool("dfs.datanode.synconclose")
         self.ip = ""
 
     def _load_uuid(self) -> str:

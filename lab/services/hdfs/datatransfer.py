@@ -305,7 +305,7 @@ async def read_remote_block(
             )
             if flags & LAST:
                 break
-            if checksum.piece_crcs(data, pos, bpc) != crcs:
+            if not checksum.pieces_match(data, pos, bpc, crcs):
                 raise checksum.ChecksumError(
                     f"Checksum error: blk_{block['blockId']} from {target['ip']} at offset {pos}",
                     pos,

@@ -79,7 +79,7 @@ class LocalPipelineHead:
             except PipelineError as exc:
                 raise self._shift(exc) from exc
         try:
-            rep = await asyncio.to_thread(self.replica.finalize)
+            rep = await asyncio.to_thread(self.replica.finalize, self.dn.sync_on_close)
         except OSError as exc:
             self.failure = PipelineError(f"local finalize failed: {exc}", 0)
             raise self.failure from exc

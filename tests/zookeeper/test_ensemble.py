@@ -4,6 +4,7 @@ up, whole-ensemble restarts, sessions moving between servers."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -241,13 +242,19 @@ def test_unacked_txn_of_a_dead_leader_is_truncated(ensemble):
     followers = [i for i in ensemble.servers if i != leader]
     c = connect(ensemble, leader)
     c.create("/base", b"acked")
+    # The followers are stopped, not killed: a killed follower's link closes at once
+    # and the leader steps down at its next ping round (every tickTime/2), which may
+    # come before the write below reaches it; then nothing is logged and nothing is
+    # truncated. A stopped follower's link stays open for syncLimit ticks, so the
+    # leader logs the proposal; the proposal reaches only the stopped followers'
+    # socket buffers, which die unread with them.
+    for f in followers:
+        ensemble.servers[f].proc.send_signal(signal.SIGSTOP)
+    c.create_async("/lost", b"never acknowledged")
+    _wait_logged(ensemble, leader, b"never acknowledged")
+    ensemble.kill(leader)
     for f in followers:
         ensemble.kill(f)
-    # The leader still leads for syncLimit ticks: it logs this proposal, which no one
-    # else can receive, and cannot commit it.
-    c.create_async("/lost", b"never acknowledged")
-    time.sleep(0.3)
-    ensemble.kill(leader)
     ensemble.start(*followers)
     new_leader = ensemble.wait_leader(among=followers)
     c2 = connect(ensemble, *followers)
@@ -261,6 +268,20 @@ def test_unacked_txn_of_a_dead_leader_is_truncated(ensemble):
     assert old.exists("/epoch2") is not None and old.get("/base")[0] == b"acked"
     log = open(ensemble.servers[new_leader].log_path).read()
     assert f"syncing follower {leader} from" in log and "TRUNC" in log
+
+
+def _wait_logged(ens, i: int, data: bytes, timeout: float = 10.0) -> None:
+    """Until server i's transaction log holds `data`."""
+    where = os.path.join(os.path.dirname(ens.servers[i].conf_path), "racklab-v1")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name in os.listdir(where):
+            if name.startswith("log."):
+                with open(os.path.join(where, name), "rb") as f:
+                    if data in f.read():
+                        return
+        time.sleep(0.02)
+    raise TimeoutError(f"server {i} did not log {data!r}")
 
 
 def test_five_servers_survive_two_failures(tmp_path):

@@ -105,25 +105,49 @@ class Leader:
         self.outstanding[txn.zxid] = p
         self.unhinted.append(p)
         data = frame(PROPOSAL, p.data)
-        # The follower whose client waits gets it first (its reply needs the commit
-        # soonest), then the others, when the piece of work that proposed ends; our
-        # own fsync comes at the next turn of the loop, with everything else proposed
-        # in this one. (Measured: holding the others back until after our fsync, so
-        # that theirs would not compete with these two for the disk, was slower, as
-        # the quorum forms with whichever follower acks first; fsyncing at the end
-        # of each follower's read instead of the turn made no difference.)
         first = self.followers.get(origin) if origin is not None else None
-        if first is not None and first.forwarding:
-            first.send(data)
-            # The others may ack it at leisure (PROPOSAL_ELSEWHERE): one send and one
-            # wake-up fewer per write on each (measured: 15 to 25% less CPU per
-            # 3-server set and create, over the three servers).
-            data = frame(PROPOSAL_ELSEWHERE, p.data)
-        for f in self.followers.values():
-            if f.forwarding and f is not first:
-                f.send(data)
+        if (
+            first is None
+            or not first.forwarding
+            or first.sid not in self.voters
+            or p.new_voters is not None
+        ):
+            # Nobody in particular waits (our own client's write, a reconfig): the
+            # quorum forms with whichever followers ack first.
+            for f in self.followers.values():
+                if f.forwarding:
+                    f.send(data)
+        else:
+            self._propose_for(first, p, data)
         self.to_log.append(txn)
         self.log_soon()
+
+    def _propose_for(self, first: FollowerHandle, p: Proposal, data: bytes) -> None:
+        """Send a proposal that `first`'s client waits for. It goes at once to `first`
+        and to as few other voters as make a quorum with us and it; the rest get it
+        as PROPOSAL_ELSEWHERE with their next frame or within LAZY_S, and ack it at
+        leisure. Our own fsync starts as soon as what this read proposed has been
+        sent to those (at the end of the read, not at the next turn of the loop).
+
+        Measured with a throwaway tracer (timestamps in the three processes of a
+        3-server set): the leader's fsync started 400 us after the follower's
+        request came in, 200 us of it the send to the second follower and the turn
+        of the loop, and the reply waited for the LOGGED that follows it; the median
+        set went from 1.3 ms to 0.9 ms without them. The second follower also fsyncs
+        once per LAZY_S rather than per write, off the disk the other two share
+        here. (Holding our proposal to `first` back until our own fsync, sending it
+        together with the LOGGED, was slower: 1.0 to 1.1 ms.)"""
+        first.send(data)
+        eager = self.quorum - 2  # voters besides us and `first` a quorum needs
+        lazy = frame(PROPOSAL_ELSEWHERE, p.data)
+        for f in self.followers.values():
+            if not f.forwarding or f is first:
+                continue
+            if eager > 0 and f.sid in self.voters and f.synced:
+                eager -= 1
+                f.send(data)
+            else:
+                f.link.send_later(lazy, LAZY_S)
 
     def ack(self, sid: int, zxid: int) -> None:
         for z, p in self.outstanding.items():
@@ -416,7 +440,13 @@ class Leader:
                     frame(REVALIDATE, pack(("long", sid), ("int", sess.timeout if valid else 0)))
                 )
 
-        f.link.dispatch(on_frame, self.outbox.flush)
+        def end_of_read() -> None:
+            # What this read proposed has been sent: log it now (see _propose_for).
+            self.outbox.flush()
+            if self.to_log:
+                self.log_now()
+
+        f.link.dispatch(on_frame, end_of_read)
         await f.link.watch(max(self.cfg.sync_limit, self.cfg.init_limit) * self.tick)
 
     def _leader_request(self, f: FollowerHandle, r: Reader) -> None:

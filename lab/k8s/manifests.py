@@ -180,7 +180,11 @@ def yarn_config(settings: dict, role: str, rm_pod: str, racks: dict[str, str]) -
         values.update(
             {
                 "yarn.resourcemanager.hostname": rm,
-                "yarn.nodemanager.hostname": "${POD_IP}",
+                # the NodeId's host: the pod's stable name (its IP changes when the pod
+                # is made again), by which the RM's rack table and AMs know it
+                "yarn.nodemanager.hostname": _fqdn(
+                    "${POD_NAME}", HEADLESS[("yarn", "nodemanager")][0]
+                ),
                 "yarn.nodemanager.address": f"${{POD_IP}}:{yarn_dep.NM_RPC}",
                 "yarn.nodemanager.webapp.address": f"0.0.0.0:{yarn_dep.NM_WEBAPP}",
                 "yarn.nodemanager.linux-container-executor.cgroups.hierarchy": (
@@ -201,7 +205,12 @@ def yarn_config(settings: dict, role: str, rm_pod: str, racks: dict[str, str]) -
     capacity = {k: v for k, v in values.items() if k.startswith("yarn.scheduler.capacity.")}
     mapred = {k: v for k, v in values.items() if k.startswith("mapreduce.")}
     site = {k: v for k, v in values.items() if k not in capacity and k not in mapred}
-    table = {pod: _loc(rack) for pod, rack in racks.items()} if role == "resourcemanager" else {}
+    nms = HEADLESS[("yarn", "nodemanager")][0]
+    table = (
+        {_fqdn(pod, nms): _loc(rack) for pod, rack in racks.items()}
+        if role == "resourcemanager"
+        else {}
+    )
     return {
         "yarn-site.xml": render_site_xml(site),
         "capacity-scheduler.xml": render_site_xml(capacity),
@@ -555,6 +564,13 @@ def objects(layout: Layout) -> dict[str, list[dict]]:
         racks = rack_map(layout.nodemanager)
         ys = s.get("yarn", {})
         objs = []
+        # NodeManagers pinned to no rack: as the DataNodes, by the ResourceManager's
+        # start.py; the table names them by their NodeId's host (their DNS name)
+        unpinned = ",".join(g.name for g in layout.nodemanager if not g.rack)
+        zones = [
+            {"name": "RACKLAB_RACK_SETS", "value": unpinned},
+            {"name": "RACKLAB_RACK_SERVICE", "value": HEADLESS[("yarn", "nodemanager")][0]},
+        ] if unpinned else []  # fmt: skip
         for role, groups in (
             ("resourcemanager", layout.resourcemanager),
             ("nodemanager", layout.nodemanager),
@@ -564,7 +580,15 @@ def objects(layout: Layout) -> dict[str, list[dict]]:
             objs.append(_configmap(f"{comp}-config", comp, yarn_config(ys, role, rm, racks)))
             objs.append(_service(name, comp, ports, True, True))
             objs += [
-                statefulset("yarn", role, g, pods_of(groups), layout, f"{comp}-config")
+                statefulset(
+                    "yarn",
+                    role,
+                    g,
+                    pods_of(groups),
+                    layout,
+                    f"{comp}-config",
+                    zones if role == "resourcemanager" else None,
+                )  # fmt: skip
                 for g in groups
             ]
         objs.append(_service("yarn", "yarn-resourcemanager", {"webapp": 8088}, False))

@@ -17,12 +17,15 @@ what the orchestrator does for a lab's nodes, with the pod's own facts:
   else the zone label of the Kubernetes node the pod landed on, read from the
   API with the pod's service account (what Strimzi's init container does for
   broker.rack); empty when neither is known.
-- the NameNode's rack table: for the DataNodes of the StatefulSets named in
-  RACKLAB_RACK_SETS (those pinned to no rack), the zone of the node each landed
-  on, found before the NameNode starts (it reads its table once, as Hadoop's
-  TableMapping does): the StatefulSet's replicas, each pod's spec.nodeName, that
-  node's zone label. A DataNode not scheduled within RACKLAB_RACK_WAIT seconds
-  (default 120) stays in the default rack, and says so in the log.
+- the NameNode's and the ResourceManager's rack tables: for the DataNodes or
+  NodeManagers of the StatefulSets named in RACKLAB_RACK_SETS (those pinned to no
+  rack), the zone of the node each landed on, found before the daemon starts (it
+  reads its table once, as Hadoop's TableMapping does): the StatefulSet's replicas,
+  each pod's spec.nodeName, that node's zone label. A pod not scheduled within
+  RACKLAB_RACK_WAIT seconds (default 120) stays in the default rack, and says so in
+  the log. The table names each pod as it registers: DataNodes by their host name
+  (the pod's), NodeManagers by their stable DNS name through their headless Service
+  (RACKLAB_RACK_SERVICE), which is their NodeId's host.
 """
 
 from __future__ import annotations
@@ -190,12 +193,18 @@ def write_config(service: str, values: dict[str, str]) -> Path:
         (DATA / "zookeeper").mkdir(parents=True, exist_ok=True)
         (DATA / "zookeeper" / "myid").write_text(values["ID"] + "\n")
     sets = [n for n in os.environ.get("RACKLAB_RACK_SETS", "").split(",") if n]
-    if service == "hdfs" and sets:
+    if service in ("hdfs", "yarn") and sets:
         label = os.environ.get("RACKLAB_ZONE_LABEL", ZONE_LABEL)
         wait = float(os.environ.get("RACKLAB_RACK_WAIT", "120"))
-        found = zone_racks(sets, values["POD_NAMESPACE"], label, wait)
+        ns = values["POD_NAMESPACE"]
+        found = zone_racks(sets, ns, label, wait)
+        domain = os.environ.get("RACKLAB_RACK_SERVICE")
         with open(conf / "topology.table", "a") as f:
-            f.writelines(f"{pod} /{zone.lstrip('/')}\n" for pod, zone in sorted(found.items()))
+            f.writelines(
+                f"{pod}.{domain}.{ns}.svc /{zone.lstrip('/')}\n" if domain else
+                f"{pod} /{zone.lstrip('/')}\n"
+                for pod, zone in sorted(found.items())
+            )  # fmt: skip
     if service == "kafka" and values["RACK"]:
         with open(conf / "server.properties", "a") as f:
             f.write(f"broker.rack={values['RACK']}\n")

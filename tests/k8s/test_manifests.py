@@ -128,3 +128,18 @@ def test_overlays_change_what_they_say(built):
     zk = _by(three, "StatefulSet", "zookeeper")["spec"]["template"]["spec"]
     zone = [c for c in zk["topologySpreadConstraints"] if "zone" in c["topologyKey"]]
     assert zone[0]["whenUnsatisfiable"] == "DoNotSchedule"
+
+
+def test_unpinned_nodemanagers_get_their_zone_from_the_resourcemanager(built):
+    """The base's NodeManagers are pinned to no rack: the RM's start.py writes their
+    zones, by the DNS names they register with (their NodeId's host)."""
+    base = built["base"]
+    rm = _by(base, "StatefulSet", "yarn-resourcemanager")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in rm["containers"][0]["env"]}
+    assert env["RACKLAB_RACK_SETS"] == "yarn-nodemanager"
+    assert env["RACKLAB_RACK_SERVICE"] == "yarn-nodemanager"
+    nm = _by(base, "StatefulSet", "yarn-nodemanager")["spec"]["template"]["spec"]
+    nm_env = {e["name"] for e in nm["containers"][0]["env"]}
+    assert "RACKLAB_RACK_SETS" not in nm_env
+    site = _by(base, "ConfigMap", "yarn-nodemanager-config")["data"]["yarn-site.xml"]
+    assert "${POD_NAME}.yarn-nodemanager.${POD_NAMESPACE}.svc" in site

@@ -74,6 +74,17 @@ def test_racks_become_zone_pinned_statefulsets(quickstart):
     assert zk_env["RACKLAB_PEERS"] == "zookeeper-r1-0,zookeeper-r2-0,zookeeper-r2-1"
     table = _get(quickstart, "ConfigMap", "hdfs-namenode-config")["data"]["topology.table"]
     assert "hdfs-datanode-r1-0 /r1" in table and "hdfs-datanode-r2-1 /r2" in table
+    # NodeManagers register by their DNS name (their NodeId's host), and the RM's
+    # table names them so: a table of pod names or pod IPs would match none of them
+    nm_sts = [n for n in sets if n.startswith("yarn-nodemanager")]
+    assert nm_sts
+    nm_site = _get(quickstart, "ConfigMap", "yarn-nodemanager-config")["data"]["yarn-site.xml"]
+    assert "${POD_NAME}.yarn-nodemanager.${POD_NAMESPACE}.svc" in nm_site
+    rm_table = _get(quickstart, "ConfigMap", "yarn-resourcemanager-config")["data"]
+    rows = rm_table["topology.table"].split("\n")
+    for name in nm_sts:
+        rack = name.rsplit("-", 1)[-1]
+        assert f"{name}-0.yarn-nodemanager.${{POD_NAMESPACE}}.svc /{rack}" in rows
 
 
 def test_node_limits_become_requests_and_limits(quickstart):

@@ -74,3 +74,25 @@ def test_without_an_api_server_nothing_is_asked(monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert start.api_get("/api/v1/nodes/w1") is None
     assert start.zone_racks(["hdfs-datanode"], "lab", start.ZONE_LABEL, wait=30) == {}
+
+
+def test_the_resourcemanagers_table_names_nodemanagers_by_their_dns_names(
+    api, tmp_path, monkeypatch
+):
+    # NodeManagers register as <pod>.<headless Service>.<namespace>.svc (their
+    # yarn.nodemanager.hostname): the table must name them the same way
+    templates = tmp_path / "etc" / "yarn"
+    templates.mkdir(parents=True)
+    (templates / "topology.table").write_text("")
+    monkeypatch.setattr(start, "TEMPLATES", tmp_path / "etc")
+    monkeypatch.setattr(start, "DATA", tmp_path / "data")
+    monkeypatch.setenv("RACKLAB_RACK_SETS", "hdfs-datanode")  # the fixture's StatefulSet
+    monkeypatch.setenv("RACKLAB_RACK_SERVICE", "nms")
+    values = {"POD_NAME": "yarn-resourcemanager-0", "POD_IP": "10.0.0.6",
+              "POD_NAMESPACE": "lab", "ID": "1", "RACK": "", "PEERS": ""}  # fmt: skip
+    conf = start.write_config("yarn", values)
+    assert parse_rack_table((conf / "topology.table").read_text()) == {
+        "hdfs-datanode-0.nms.lab.svc": "/eu-1a",
+        "hdfs-datanode-1.nms.lab.svc": "/eu-1b",
+        "hdfs-datanode-2.nms.lab.svc": "/eu-1a",
+    }

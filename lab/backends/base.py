@@ -302,6 +302,18 @@ class Backend(abc.ABC):
         so that `lab up` can show it as a step of its own."""
         return  # a default, not a stub
 
+    def preload(self, specs: list[NodeSpec], modules: list[str]) -> None:
+        """Told at the start of `lab up`, while the nodes are made: the Python modules
+        (``python -m MODULE``) the lab's services will run on these nodes. A kind may
+        load them ahead so that each service starts without a Python start-up and its
+        imports (the process kind forks them from one pre-imported parent); until
+        ``preload_done`` its nodes' ``start_service`` may use what it loaded."""
+        return  # a default, not a stub
+
+    def preload_done(self) -> None:
+        """`lab up` has started its services: release what ``preload`` holds."""
+        return  # a default, not a stub
+
     def rack_network(self, specs: list[NodeSpec]):
         """The rack network as an overlay these nodes carry themselves (pods of a
         cluster that racklab's bridges cannot reach: lab/backends/k8s_overlay.py), or

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lab import cgroups
 from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeError, NodeSpec, Stats
+from lab.backends.process_zygote import Zygote, ZygoteGone
 
 INIT = Path(__file__).resolve().parent.parent / "ns" / "init.py"
 PROJECT = INIT.parents[2]  # the directory holding the lab package
@@ -65,6 +66,7 @@ class ProcessNode(Node):
         self.pid = pid
         self.starttime = starttime
         self.cg = cgroups.node_cgroup(spec.lab, spec.name)
+        self.zygote: Zygote | None = None  # set during `lab up` (ProcessBackend.preload)
 
     # paths on the host
     @property
@@ -281,6 +283,11 @@ class ProcessNode(Node):
         log.parent.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
         full_env.update(env or {})
+        full_env["HOSTNAME"] = self.name
+        info = {"log": f"{NODE_DATA_DIR}/logs/{name}.log", "cgroup": leaf}
+        pid = self._fork_service(leaf, argv, full_env, log)
+        if pid is not None:
+            return {"pid": pid, **info}
         with open(log, "ab") as out:
             proc = self.popen(
                 argv,
@@ -296,7 +303,22 @@ class ProcessNode(Node):
         # it there at once (is it running? stop it)
         while proc.poll() is None and not self.service_cgroup(name).populated():
             time.sleep(0.001)
-        return {"pid": proc.pid, "log": f"{NODE_DATA_DIR}/logs/{name}.log", "cgroup": leaf}
+        return {"pid": proc.pid, **info}
+
+    def _fork_service(self, leaf: str, argv: list[str], env: dict, log: Path) -> int | None:
+        """``python -m MODULE ...`` forked by the lab's zygote, in the service's cgroup
+        when this returns; None where the ordinary path must start it (no zygote: after
+        `lab up`, or it is gone; another program)."""
+        if self.zygote is None or len(argv) < 3 or argv[:2] != [self.python, "-m"]:
+            return None
+        if not self.alive():
+            raise NodeStartError(f"node {self.name} is not running")
+        try:
+            return self.zygote.spawn(argv[2], argv[3:], env=env, init_pid=self.pid,
+                                     cgroup_procs=self.cg.child(leaf).procs_files(),
+                                     log=str(log))  # fmt: skip
+        except ZygoteGone:
+            return None
 
     def stop_service(self, name: str, info: dict) -> None:
         leaf = self.service_cgroup(name)
@@ -320,9 +342,28 @@ class ProcessNode(Node):
 class ProcessBackend(Backend):
     kind = "process"
 
+    def __init__(self):
+        self.zygote: Zygote | None = None
+
+    def preload(self, specs: list[NodeSpec], modules: list[str]) -> None:
+        """One zygote for the lab (lab/backends/process_zygote.py), in a cgroup of the
+        lab's own beside the router: its imports are the lab's CPU, not a node's."""
+        if not specs or not modules or self.zygote is not None:
+            return
+        lab_dir = Path(specs[0].state_dir).parents[1]
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        cg = cgroups.lab_cgroup(specs[0].lab).child("zygote").create()
+        self.zygote = Zygote(modules, cg.join_prefix(), lab_dir / "zygote.log")
+
+    def preload_done(self) -> None:
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
+
     def create(self, spec: NodeSpec) -> ProcessNode:
         node = ProcessNode(spec)
         node.start()
+        node.zygote = self.zygote
         return node
 
     def create_many(self, specs: list[NodeSpec]) -> list[ProcessNode]:
@@ -331,10 +372,13 @@ class ProcessBackend(Backend):
         pending = [(node, node.spawn()) for node in map(ProcessNode, specs)]
         for node, proc in pending:
             node.wait_ready(proc)
+            node.zygote = self.zygote
         return [node for node, _ in pending]
 
     def attach(self, spec: NodeSpec, saved: dict) -> ProcessNode:
-        return ProcessNode(spec, saved.get("pid"), saved.get("starttime"))
+        node = ProcessNode(spec, saved.get("pid"), saved.get("starttime"))
+        node.zygote = self.zygote
+        return node
 
     def cleanup(self, lab: str, labid: str) -> list[str]:
         cg = cgroups.lab_cgroup(lab)

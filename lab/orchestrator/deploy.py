@@ -36,6 +36,12 @@ def _needs(service: str, services: dict) -> list[str]:
     return [need] if need and need in services else []
 
 
+def _chain(service: str) -> list[str]:
+    """What ``service`` waits for before it starts, transitively."""
+    need = REQUIRES.get(service)
+    return [need, *_chain(need)] if need else []
+
+
 EXIT_CHECK = 0.5  # seconds between looks at whether a starting process still runs
 
 
@@ -138,6 +144,21 @@ def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90) ->
                 ready.add(service)
         if len(ready) == before:
             time.sleep(0.05)
+
+
+def python_modules(topo, plan) -> dict[str, list[str]]:
+    """For each node kind, the Python modules (``python -m MODULE``) the lab's services
+    will run on nodes of that kind, in the order they start (those that need nothing
+    first): what its backend may load ahead."""
+    racks = {n: nd.rack for n, nd in topo.nodes.items()}
+    out: dict[str, list[str]] = {}
+    for service in sorted(start_order(topo.services), key=lambda s: len(_chain(s))):
+        for p in deployer_for(service).plan_for_lab(topo.services, dict(plan.nodes), racks):
+            if len(p.argv) > 2 and p.argv[:2] == [PYTHON, "-m"]:
+                modules = out.setdefault(topo.nodes[p.node].kind, [])
+                if p.argv[2] not in modules:
+                    modules.append(p.argv[2])
+    return out
 
 
 def service_running(node, svc: dict) -> bool:

@@ -158,6 +158,18 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
             str(lab_dir(topo.name) / "relay.log"),
         )  # fmt: skip
         state.save()
+    # the services' modules are loaded while the nodes are made (Backend.preload)
+    modules = deploy.python_modules(topo, plan) if topo.services else {}
+    for kind, backend in backends.items():
+        backend.preload([s for s in specs.values() if s.kind == kind], modules.get(kind, []))
+    try:
+        _nodes_and_services(topo, state, plan, specs, backends, impairing, progress, t0)
+    finally:
+        for backend in backends.values():
+            backend.preload_done()
+
+
+def _nodes_and_services(topo, state, plan, specs, backends, impairing, progress, t0) -> None:
     progress(f"starting {len(specs)} nodes")
     nodes = _create_nodes(specs, backends)
     for name, node in nodes.items():

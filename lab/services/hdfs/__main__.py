@@ -8,6 +8,10 @@ import sys
 from ..hadoop import daemon
 from .config import Configuration
 
+# What each role imports when it starts, for a parent that loads them before forking
+# its daemons (racklab's process nodes: lab/backends/process_zygote.py).
+PRELOAD = (".namenode", ".datanode")
+
 
 def _make(role: str, config_dir: str):
     # settings are read when the daemon is built: a bad value is one sentence, exit 2

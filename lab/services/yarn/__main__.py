@@ -7,6 +7,10 @@ import sys
 from ..hadoop import daemon
 from .conf import Configuration
 
+# What each role imports when it starts, for a parent that loads them before forking
+# its daemons (racklab's process nodes: lab/backends/process_zygote.py).
+PRELOAD = (".rm", ".nm", ".rest")
+
 
 def _make(role: str, config_dir: str):
     conf = Configuration.load(config_dir)

@@ -10,6 +10,11 @@ import sys
 
 from .config import ConfigError, load
 
+# What a server imports when it starts (and at its first four-letter word), for a
+# parent that loads them before forking its servers (racklab's process nodes:
+# lab/backends/process_zygote.py).
+PRELOAD = (".quorum", ".server", ".fourletter")
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.services.zookeeper", description=__doc__)

@@ -1,10 +1,11 @@
 """reconfig with reconfigEnabled=true, differentially: the same kazoo `reconfig` calls
-(incremental leave and join, a no-op leave, bad specs, a version that is not the
-current one, non-incremental, a new config without a quorum, an observer) through a
-follower of a 3-server Apache ZooKeeper ensemble and of a racklab one, comparing
-replies, errors, /zookeeper/config and its Stat, which servers serve, and the
-dynamic config files both write. Addresses differ, so each ensemble's are replaced
-by the server's number before comparing (same digit counts, so same lengths)."""
+(incremental leave and join, a member's client port moved without a restart, a no-op
+leave, bad specs, a version that is not the current one, non-incremental, a new
+config without a quorum, an observer) through a follower of a 3-server Apache
+ZooKeeper ensemble and of a racklab one, comparing replies, errors, /zookeeper/config
+and its Stat, which servers serve and on which client ports, and the dynamic config
+files both write. Addresses differ, so each ensemble's are replaced by the server's
+number before comparing (same digit counts, so same lengths)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.retry import KazooRetry
 
+from lab.services.ports import free_port, port_answers
 from lab.services.zookeeper.acl import digest
 from lab.services.zookeeper.config import load
 from lab.services.zookeeper.minicluster import Ensemble, ThreadedServer
@@ -108,6 +110,26 @@ def scenario(ens: Ensemble) -> list:
     def spec(i: int) -> str:
         return f"server.{i}={ens.peers[i]};{ens.servers[i].hosts}"
 
+    hosts = {i: s.host for i, s in ens.servers.items()}
+
+    def move_client_port(i: int):
+        def move():
+            new = free_port(hosts[i])
+            result = zk.reconfig(f"server.{i}={ens.peers[i]};{hosts[i]}:{new}", None, None)
+            ens.servers[i].port = new  # so names.text and spec() know it
+            return result
+
+        return move
+
+    def new_client_get(i: int):
+        c = KazooClient(ens.servers[i].hosts, timeout=10)
+        c.start(30)  # retries until the member listens there
+        try:
+            return c.get("/zookeeper/config")
+        finally:
+            c.stop()
+            c.close()
+
     def modes(label):
         # a removed or re-added member settles within a few ticks
         deadline = time.monotonic() + 20
@@ -130,6 +152,19 @@ def scenario(ens: Ensemble) -> list:
         modes("modes after leave")
         step("join", reconfig(joining=spec(other)))
         modes("modes after join")
+        # A member's client address moves without a restart: it listens on the new
+        # one at once, no longer on the old, and keeps the clients it had.
+        before = KazooClient(ens.servers[other].hosts, timeout=10)
+        before.start(30)
+        try:
+            old_port = ens.servers[other].port
+            step("move a client port", move_client_port(other))
+            step("a new client on the new port", lambda: new_client_get(other))
+            out.append(("the old port takes clients", port_answers(hosts[other], old_port)))
+            step("a client from before the move", lambda: before.get("/zookeeper/config"))
+        finally:
+            before.stop()
+            before.close()
         step("leave everyone", reconfig(leaving=",".join(map(str, ens.servers))))
         step("leave unknown id", reconfig(leaving="9"))
         step("join without ports", reconfig(joining="server.4=bad"))
@@ -211,7 +246,12 @@ def test_reconfig_same_as_apache_zookeeper(tmp_path):
     diffs = apache.differences(theirs, ours)
     assert not diffs, "\n".join(diffs)
     # the sequence did change the membership: the last one has an observer
-    last = dict((t[0], t[1]) for t in theirs)["config at the end"]
+    seen = dict((t[0], t[1]) for t in theirs)
+    last = seen["config at the end"]
+    # and the moved member took clients on its new port only, and kept its old ones
+    assert seen["a new client on the new port"][0] == "ok"
+    assert seen["the old port takes clients"] is False
+    assert seen["a client from before the move"][0] == "ok"
     assert f"server.4={UNREACHABLE}:observer;0.0.0.0:2181" in last[1]
     assert restarted.servers[4].role == "observer"
     assert restarted.config_version == int(

@@ -26,7 +26,6 @@ from collections import deque
 
 from . import reconfig
 from .config import Config
-from .connection import ClientConnection
 from .election import Election
 from .follower import Follower
 from .framelink import FrameLink
@@ -120,17 +119,9 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
 
     async def start(self) -> None:
         self.recover()
-        loop = asyncio.get_running_loop()
+        host, port = self.client_address()
+        await self.listen(host, port)
         me = self.cfg.servers[self.myid]
-        host = me.client_host or self.cfg.client_port_address
-        port = me.client_port or self.cfg.client_port
-        self._server = await loop.create_server(
-            lambda: ClientConnection(self),
-            host,
-            port,
-            reuse_address=True,
-            backlog=1024,
-        )
         await self.election.start()
         self._tasks = [
             asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
@@ -146,6 +137,39 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
             me.peer_port,
             me.election_port,
         )
+
+    def client_address(self) -> tuple[str, int]:
+        """Our member line's client address (`;host:port`), else zoo.cfg's."""
+        me = self.cfg.servers.get(self.myid)
+        host, port = super().client_address()
+        if me is not None and me.client_port is not None:
+            return me.client_host or host, me.client_port
+        return host, port
+
+    def move_client_address(self) -> None:
+        """After a committed reconfig that gives this member another client address
+        (Apache's cnxnFactory.reconfigure): stop listening on the old one, listen on
+        the new one; clients already connected stay connected. Where the new address
+        cannot be bound, we take no new clients and say so, as Apache. A member left
+        out of the membership keeps its address (Apache looks only at its own line)."""
+        me = self.cfg.servers.get(self.myid)
+        if me is None or me.client_port is None or self._server is None:
+            return
+        addr = self.client_address()
+        if addr == self.listening:
+            return
+        self._server.close()
+        self._server = None
+        self.listening = None
+
+        async def rebind() -> None:
+            try:
+                await self.listen(*addr)
+                log.info("server %d: clients now on %s:%d", self.myid, *addr)
+            except OSError as e:
+                log.error("server %d: cannot take clients on %s:%d: %s", self.myid, *addr, e)
+
+        self._tasks.append(asyncio.create_task(rebind(), name="zk-client-address"))
 
     async def stop(self) -> None:
         await self.election.stop()

@@ -191,6 +191,8 @@ class Membership:
         self.election.update(servers)
         if changed and self.cfg.reconfig_enabled:
             write_dynamic_file(self.cfg.path, servers, version)
+        if changed:
+            self.move_client_address()
 
     def _membership_after_recovery(self) -> None:
         """The newest membership we know: a reconfig in our log or snapshot, else

@@ -120,6 +120,7 @@ class ZooKeeperServer:
         self.started = time.time()
         self._tasks: list[asyncio.Task] = []
         self._server: asyncio.AbstractServer | None = None
+        self.listening: tuple[str, int] | None = None  # the client address, as configured
         self.mode = "standalone"
         self.serving = True
         self.last_logged = 0
@@ -151,14 +152,7 @@ class ZooKeeperServer:
 
     async def start(self) -> None:
         self.recover()
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: ClientConnection(self),
-            self.cfg.client_port_address,
-            self.cfg.client_port,
-            reuse_address=True,
-            backlog=1024,
-        )
+        await self.listen(*self.client_address())
         self._tasks = [
             asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
             asyncio.create_task(self.container_manager().run(), name="zk-containers"),
@@ -170,6 +164,16 @@ class ZooKeeperServer:
             self.cfg.data_dir,
             self.tree.last_zxid,
         )
+
+    def client_address(self) -> tuple[str, int]:
+        """Where this server takes clients (zoo.cfg's clientPortAddress:clientPort)."""
+        return self.cfg.client_port_address, self.cfg.client_port
+
+    async def listen(self, host: str, port: int) -> None:
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: ClientConnection(self), host, port, reuse_address=True, backlog=1024
+        )
+        self.listening = (host, port)
 
     @property
     def port(self) -> int:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from lab.ns import syscalls as sc
 
+ZYGOTE_CGROUP = "zygote"  # the zygote's cgroup, under the lab's
 ROOM = "RACKLAB_ZYGOTE_ROOM"  # a variable of the zygote's environment: see _show_as
 
 

@@ -112,3 +112,17 @@ def test_refused_unclean_leader_election_is_logged(make_broker):
     finally:
         zk.stop()
         zk.close()
+
+
+def test_a_transactional_producer_finds_the_reason_in_the_log(make_broker):
+    """racklab's Kafka has no transaction coordinator: the producer waits until its
+    timeout (as with a Kafka whose coordinator is unavailable), and the broker's log
+    says why, naming the transactional id."""
+    from confluent_kafka import KafkaException, Producer
+
+    broker = make_broker(0)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "tx-diag"})
+    with pytest.raises(KafkaException):
+        p.init_transactions(3)
+    line = wait_for_log(broker, "transactional id tx-diag", 5)
+    assert "does not implement transactions" in line and "WARN" in line

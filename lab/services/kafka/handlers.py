@@ -491,6 +491,18 @@ async def find_coordinator(b: Broker, req, h, host):
         }
 
     if req.get("key_type", 0) != 0:
+        # As a Kafka whose transaction coordinator is not available: clients retry until
+        # their timeout (no error code makes librdkafka or the Java client give up at
+        # once), so the log says why, once per transactional id and interval.
+        if _said.due(("txn", req.get("key"))):
+            log.warning(
+                "FindCoordinator for transactional id %s from %s (client %s): this broker "
+                "has no transaction coordinator (racklab's Kafka does not implement "
+                "transactions); the producer will wait until its transaction timeout",
+                req.get("key"),
+                host,
+                h.client_id,
+            )
         return error(Error.COORDINATOR_NOT_AVAILABLE, "transaction coordinators are not supported")
     fresh = OFFSETS_TOPIC not in b.assignments
     err = await b.offsets.ensure_topic()

@@ -30,6 +30,7 @@ import importlib.util
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -175,20 +176,51 @@ def serve(modules: list[str], inp: int = 0, out: int = 1) -> dict | None:
         if req["module"] not in loaded:
             preload(req["module"])
             loaded.add(req["module"])
-        answer_r, answer_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child that enters the node; returns only in the service
-            os.close(answer_r)
-            try:
-                if _enter(req, answer_w):
-                    return req
-            except BaseException:  # noqa: BLE001 - said on the service's log already
-                os._exit(127)
+        answer = _fork(req)
+        if _forked_service:
+            return req
+        os.write(out, json.dumps(answer).encode() + b"\n")
+
+
+_forked_service = False  # set in the service process, where serve() must return
+
+
+def _fork(req: dict) -> dict:
+    """Fork the child that enters the node, and move it into the service's cgroup
+    before it may go on (it waits on a pipe): from the answer on, the service is in
+    its cgroup, as the ordinary path's is once its join prefix ran. Returns the answer:
+    the child's PID (it forks the service and exits: the ordinary path's is nsenter's)."""
+    global _forked_service
+    try:
+        # opened on the host's side: inside, the node's own /tmp may hide the state dir
+        log = os.open(req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        return {"error": str(e)}
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.read(go_r, 1)  # until the zygote closes its end: we are in the cgroup
+        os.close(go_r)
+        try:
+            _forked_service = _enter(req, log)
+        except BaseException:  # noqa: BLE001 - said on the service's log already
+            os._exit(127)
+        if not _forked_service:
             os._exit(0)
-        os.close(answer_w)
-        with os.fdopen(answer_r, "rb") as answers:
-            answer = answers.readline() or b'{"error": "the starting process died"}\n'
-        os.write(out, answer)
+        return {}
+    os.close(go_r)
+    os.close(log)
+    try:
+        for path in req["cgroup_procs"]:
+            with open(path, "w") as f:
+                f.write(str(pid))
+    except OSError as e:
+        os.kill(pid, signal.SIGKILL)
+        return {"error": str(e)}
+    finally:
+        os.close(go_w)
+    return {"pid": pid}
 
 
 def _reap() -> None:
@@ -202,24 +234,11 @@ def _reap() -> None:
             return
 
 
-def _enter(req: dict, answer_w: int) -> bool:
-    """In a child of the zygote: join the service's cgroup, answer with our PID (the
-    service is in its cgroup from now on, as the ordinary path's nsenter is once its
-    join prefix ran), then join the node's namespaces and fork the service. True in
-    the service; False in this child, which then exits (the service lives on, adopted
-    by the host's init as nsenter's child is when nsenter exits). What fails after
-    the answer goes to the service's log, as nsenter's errors do."""
-    try:
-        # opened on the host's side: inside, the node's own /tmp may hide the state dir
-        log = os.open(req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        for path in req["cgroup_procs"]:
-            with open(path, "w") as f:
-                f.write("0")  # "0": the writer
-    except OSError as e:
-        os.write(answer_w, json.dumps({"error": str(e)}).encode() + b"\n")
-        raise
-    os.write(answer_w, json.dumps({"pid": os.getpid()}).encode() + b"\n")
-    os.close(answer_w)
+def _enter(req: dict, log: int) -> bool:
+    """In a child of the zygote, in the service's cgroup: join the node's namespaces and
+    fork the service. True in the service; False in this child, which then exits (the
+    service lives on, adopted by the host's init as nsenter's child is when nsenter
+    exits). What fails goes to the service's log, as nsenter's errors do."""
     try:
         init = req["init_pid"]
         fds = []

@@ -354,14 +354,16 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
         if self.state == LEADING:
             self.ack(self.myid, last)
         elif self.state == FOLLOWING:
+            # Replies to what this fsync lets us apply (the leader said LOGGED) are
+            # queued first, so they leave before the ack in the flush that follows.
+            self.durable_zxid = last
+            self._apply_logged()
             ack = frame(ACK, pack(("long", last)))
             if batch[0].zxid > self.eager_zxid and self.leader_link is not None:
                 # every proposal of the batch is another follower's: ack at leisure
                 self.leader_link.send_later(ack, LAZY_S)
             else:
                 self._send_leader(ack)
-            self.durable_zxid = last
-            self._apply_logged()
 
     # --- facts for four-letter words and lab status -------------------------------------------
 

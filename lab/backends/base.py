@@ -296,6 +296,11 @@ class Backend(abc.ABC):
     """Makes nodes of one kind and finds them again from saved state."""
 
     kind: str = "?"
+    # What a machine needs for this kind's nodes, for `lab hosts install` to prepare a
+    # host: Debian's packages, and the daemons to start where none runs, each as
+    # (systemd unit, process name, command that starts it where no systemd runs)
+    host_packages: tuple[str, ...] = ()
+    host_daemons: tuple[tuple[str, str, str], ...] = ()
 
     def prepare(self, specs: list[NodeSpec], progress=lambda msg: None) -> None:
         """Slow one-time work before any node of this kind is made (an image build),

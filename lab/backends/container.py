@@ -431,6 +431,8 @@ _ensured_image: str | None = None
 class ContainerBackend(Backend):
     kind = "container"
     node_class = ContainerNode
+    host_packages = ("docker.io",)
+    host_daemons = (("docker", "dockerd", "dockerd"),)
 
     def __init__(self, client=None, image: str | None = None, build_missing: bool = True):
         """image: the node image to use when a node names none (default: the image

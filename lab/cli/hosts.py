@@ -94,52 +94,86 @@ def hosts_trust(file: Path, as_json: bool = JSON):
 
 @hosts_app.command("check")
 def hosts_check(file: Path, as_json: bool = JSON):
-    """Check every host in FILE as `lab up` does first; changes nothing anywhere.
+    """Check every host in FILE as `lab up` does first, and what its node kinds need
+    there (Docker's engine, libvirt) as `lab up` does, through an agent already on the
+    host; changes nothing anywhere.
 
     \b
     Example:
       lab hosts check examples/multihost.yaml
     """
-    from lab.hosts import preflight
-    from lab.hosts.ssh import Hosts
+    from lab.hosts import machinery, preflight
+    from lab.hosts.agent import agent_python, installed_tags
+    from lab.hosts.client import agent
+    from lab.hosts.ssh import Hosts, each
 
     topo = _hosts_of(file)
+    kinds = machinery.kinds_on(topo)
+
+    def kinds_there(h) -> dict | None:
+        # an agent of any version answers for the machinery: none there, none asked
+        tags = installed_tags(h)
+        if not tags:
+            return None
+        return machinery.check(h, agent(h.spec, agent_python(tags[0]), h), kinds[h.name])
+
     with _one_sentence(), Hosts(topo.hosts.values()) as hosts:
         facts = preflight.check(list(hosts), topo.labid)
-    if not _emit({n: f.as_dict() for n, f in facts.items()}, as_json):
+        found = each(hosts, kinds_there)
+    result = {n: {**f.as_dict(), "kinds": found[n]} for n, f in facts.items()}
+    if not _emit(result, as_json):
         port = preflight.vxlan_port(topo.labid)
         for f in facts.values():
             out.print(
                 f"{f.host}: ok ({f.user} via {f.root}, Python {f.python}, cgroup {f.cgroup}, "
                 f"kernel {f.kernel}, clock {f.skew:+.3f} s, ssh round trip {f.rtt_ms} ms)"
             )
+            if found[f.host] is None:
+                out.print(f"{f.host}: its node kinds not checked: no racklab agent there yet "
+                          f"(`lab hosts install {file}` installs it and checks them)")  # fmt: skip
+            else:
+                for kind, kf in found[f.host].items():
+                    said = ", ".join(f"{k} {v}" for k, v in kf.items() if v) or "ready"
+                    out.print(f"{f.host}: {kind} nodes ok ({said})")
         if len(facts) > 1:
             out.print(f"UDP {port} (the lab's VXLAN port) open between every pair of hosts")
 
 
 @hosts_app.command("install")
 def hosts_install(file: Path, as_json: bool = JSON):
-    """Check every host in FILE, then install the racklab agent on each (reused when
-    the host has this version already).
+    """Check every host in FILE, install the racklab agent on each (reused when the host
+    has this version already), and what the host's node kinds need there from its
+    Debian repositories (Docker's engine for container and pod nodes; libvirt, QEMU and
+    python3-libvirt for vm nodes), starting their daemons; then check them as `lab up`.
 
     \b
     Example:
       lab hosts install examples/multihost.yaml
     """
-    from lab.hosts import agent, preflight
+    from lab.hosts import agent, machinery, preflight
+    from lab.hosts.client import agent as agent_of
     from lab.hosts.ssh import Hosts, each
 
     topo = _hosts_of(file)
+    kinds = machinery.kinds_on(topo)
     progress = _progress(as_json)
     with _one_sentence(), Hosts(topo.hosts.values()) as hosts:
         facts = preflight.check(list(hosts), topo.labid)
-        progress("hosts checked; installing the agent")
+        progress("hosts checked; installing the agent and what the nodes need")
         wheels = agent.plan({n: f.target() for n, f in facts.items()})
         done = each(hosts, lambda h: agent.install(h, *wheels[h.name]))
-    if not _emit({n: d.as_dict() for n, d in done.items()}, as_json):
+        added = each(hosts, lambda h: machinery.install(h, kinds[h.name]))
+        found = each(hosts, lambda h: machinery.check(
+            h, agent_of(h.spec, done[h.name].python, h), kinds[h.name]))  # fmt: skip
+    result = {n: {**d.as_dict(), "added": added[n], "kinds": found[n]} for n, d in done.items()}
+    if not _emit(result, as_json):
         for d in done.values():
             what = "reused" if d.reused else f"installed ({d.sent_bytes / 2**20:.0f} MiB sent)"
             out.print(f"{d.host}: agent {d.tag} {what} in {d.seconds:.1f} s")
+            for phrase in added[d.host]:
+                out.print(f"{d.host}: {phrase}")
+            if found[d.host]:
+                out.print(f"{d.host}: ready for {', '.join(sorted(found[d.host]))} nodes")
 
 
 @hosts_app.command("purge")
@@ -178,3 +212,27 @@ def bench_multihost(file: Path, as_json: bool = JSON):
         result = multihost.run(topo, progress=_progress(as_json))
     if not _emit(result, as_json):
         out.print(multihost.table(result), highlight=False, soft_wrap=True)
+
+
+@bench_app.command("hostimages")
+def bench_hostimages(
+    file: Path,
+    runs: int = typer.Option(3, "--runs", help="How many times to measure."),
+    as_json: bool = JSON,
+):
+    """What sending racklab's images to FILE's first host costs: the node image whole,
+    then only a new top layer (twice: an A/A pair), then reused; the VM image, then
+    reused. The host needs the agent (`lab hosts install FILE`).
+
+    \b
+    Example:
+      lab bench hostimages examples/multihost.yaml --runs 3
+    """
+    from lab.bench import hostimages
+
+    _need_root()
+    topo = _hosts_of(file)
+    with _one_sentence():
+        result = hostimages.run(topo, runs, progress=_progress(as_json))
+    if not _emit(result, as_json):
+        out.print(hostimages.table(result), highlight=False, soft_wrap=True)

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.hosts.ssh import Host, HostError
+from lab.hosts.ssh import Host
 from lab.images import wheels
 from lab.images.cache import digest
 
@@ -125,28 +125,17 @@ def install(host: Host, own: Path, deps: list[Path]) -> Installed:
     return Installed(host.name, tag, python, False, time.monotonic() - started, sent)
 
 
-def check_libvirt(host: Host, python: str) -> None:
-    """A host of VM nodes: the agent there drives the host's libvirtd through the host's
-    own binding (its venv sees the system's packages); HostError when it cannot."""
-    probe = "import libvirt; libvirt.open('qemu:///system').close()"
-    r = host.run([python, "-c", probe])
-    if r.code != 0:
-        raise HostError(
-            host.spec,
-            f"its VM nodes need libvirt there ({r.last_error}); install libvirt-daemon-system, "
-            "qemu-system-x86 and python3-libvirt, and start libvirtd",
-        )
-
-
 def purge(host: Host) -> bool:
-    """Remove every agent from the host, and the node images racklab sent to its Docker
-    engine (lab/hosts/images.py); whether there was an agent."""
-    from lab.hosts import images
+    """Remove every agent from the host, the node images racklab sent to its Docker
+    engine (lab/hosts/images.py) and the VM images it sent (vmimages.py); whether
+    there was an agent."""
+    from lab.hosts import images, vmimages
 
     had = host.run(["test", "-e", AGENT_ROOT]).code == 0
     if had:
         host.check(["rm", "-rf", AGENT_ROOT], "removing the racklab agent")
     images.remove(host)
+    vmimages.remove(host)
     return had
 
 

@@ -10,6 +10,8 @@ stdin closes (the SSH channel with it). A request names an operation:
                                   the host's router namespace, its rack bridges, the
                                   VXLAN backbone and the inter-rack impairment
     rtt     labid peers           round trips from the host's router over the backbone
+    machinery kinds               each kind's Backend.facts() here, or the one sentence
+                                  saying its machinery does not answer
     create  specs                 nodes of any kind by the host's own backends, plugged
                                   into their racks
     node    spec saved method args kwargs
@@ -138,12 +140,31 @@ def op_rtt(labid: str, peers: dict[str, str]) -> dict[str, float | None]:
 def _backend(kind: str):
     from lab.backends import get_backend
     from lab.hosts.images import IMAGE_KINDS
+    from lab.hosts.vmimages import sent_image
 
     if kind in IMAGE_KINDS:
         # a host builds no image: its container and pod nodes run the node image the
         # controller sent (lab/hosts/images.py)
         return get_backend(kind, build_missing=False)
+    if kind == "vm":
+        # nor a VM image: its VM nodes boot the one sent for this agent (the venv's
+        # folder holds the record, lab/hosts/vmimages.py)
+        image = sent_image(Path(sys.prefix).parent)
+        if image is not None:
+            return get_backend(kind, image=image)
     return get_backend(kind)
+
+
+def op_machinery(kinds: list[str]) -> dict[str, dict]:
+    """Each kind's facts on this host (Backend.facts), or {"error": its backend's one
+    sentence} when the machinery under it does not answer (lab/hosts/machinery.py)."""
+    out = {}
+    for kind in kinds:
+        try:
+            out[kind] = _backend(kind).facts()
+        except Exception as e:  # noqa: BLE001 - each kind's answer, whatever it raised
+            out[kind] = {"error": str(e) or type(e).__name__}
+    return out
 
 
 def op_create(specs: list[dict]) -> list[dict]:
@@ -207,8 +228,8 @@ def op_down(lab: str, labid: str, kinds: list[str]) -> list[str]:
     return removed
 
 
-OPS = {"hello": op_hello, "router": op_router, "rtt": op_rtt, "create": op_create,
-       "node": op_node, "down": op_down}  # fmt: skip
+OPS = {"hello": op_hello, "router": op_router, "rtt": op_rtt, "machinery": op_machinery,
+       "create": op_create, "node": op_node, "down": op_down}  # fmt: skip
 
 
 def _answer(line: bytes) -> dict:

@@ -300,6 +300,14 @@ if [ -x "$R/usr/sbin/dockerd" ]; then
   exec 3>>"$7.log"
   docker=1
 fi
+# libvirt's daemons where the tree has them, as on a spare machine prepared for VM
+# nodes (QEMU emulates: the host's own /dev/kvm may not boot stock kernels); their
+# log (libvirtd.log beside $7) opened before the pivot too
+libvirt=
+if [ -x "$R/usr/sbin/libvirtd" ]; then
+  exec 4>>"${7%/*}/libvirtd.log"
+  libvirt=1
+fi
 hostname "$name"
 cd "$R"
 pivot_root . .oldroot
@@ -311,6 +319,12 @@ if [ -n "$docker" ]; then
   /usr/sbin/dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
     --ip-masq=false --storage-driver=overlay2 --log-level=warn </dev/null >&3 2>&3 &
   exec 3>&-
+fi
+if [ -n "$libvirt" ]; then
+  mkdir -p /run/libvirt
+  /usr/sbin/virtlogd </dev/null >&4 2>&4 &
+  /usr/sbin/libvirtd </dev/null >&4 2>&4 &
+  exec 4>&-
 fi
 exec /usr/bin/tini -- /usr/sbin/sshd -D -e
 """

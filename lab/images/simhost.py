@@ -136,6 +136,11 @@ def _finish(tree: Path) -> None:
     shutil.copy2(recipe_dir() / "sshd_config", tree / "etc" / "ssh" / "sshd_config")
     (tree / "usr" / "sbin" / "policy-rc.d").unlink()
     (tree / "etc" / "resolv.conf").write_text("")  # a simulated host has no DNS
+    # libvirt's NAT network would send the host's traffic out: racklab's VMs use taps
+    # on its own rack bridges, never a libvirt network
+    (tree / "etc" / "libvirt" / "qemu" / "networks" / "autostart" / "default.xml").unlink(
+        missing_ok=True
+    )
     for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for entry in (tree / sub).glob("*"):
             if entry.is_file():

@@ -81,8 +81,9 @@ def up(topo: Topology, progress) -> State:
 
 def _build(topo, state, plan, bb, specs, port, progress) -> None:
     from lab.hosts import agent as agentmod
-    from lab.hosts import images, preflight
+    from lab.hosts import images, machinery, preflight
     from lab.hosts.client import agent as agent_of
+    from lab.hosts.client import close_all as close_agents
     from lab.hosts.ssh import HostError, Hosts, each
 
     from .lab import LabError, _impairment
@@ -97,32 +98,31 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
         raise LabError(str(e)) from None
     try:
         facts = preflight.check(list(hosts), topo.labid)
-        # hosts with container or pod nodes: a Docker engine there, racklab's image sent
-        imaged = [h for h in hosts if images.needed(_on(topo, specs, h.name))]
-        each(imaged, images.engine_version)
         progress("racklab agent on every host")
         wheels = agentmod.plan({n: f.target() for n, f in facts.items()})
         installed = each(hosts, lambda h: agentmod.install(h, *wheels[h.name]))
-        vm_hosts = [h for h in hosts if any(s.kind == "vm" for s in _on(topo, specs, h.name))]
-        each(vm_hosts, lambda h: agentmod.check_libvirt(h, installed[h.name].python))
-        if imaged:
-            tag, image_id = images.local_node_image(progress)
-            progress(f"node image to {', '.join(h.name for h in imaged)}")
-            sent = each(imaged, lambda h: images.send(h, tag, image_id))
-            state["images"] = {n: i.as_dict() for n, i in sent.items()}
+        agents = {n: agent_of(topo.hosts[n], installed[n].python, hosts[n]) for n in topo.hosts}
+        # what each host's node kinds need there, as its agent finds it (lab/hosts/machinery.py)
+        kinds = machinery.kinds_on(topo)
+        found = each(hosts, lambda h: machinery.check(h, agents[h.name], kinds[h.name]))
+        # the images those nodes boot or run, sent where missing (lab/hosts/images.py)
+        sent = images.send_all(hosts, {h.name: _on(topo, specs, h.name) for h in hosts},
+                               {n: i.tag for n, i in installed.items()}, progress)  # fmt: skip
+        for what, per_host in sent.items():
+            state[what] = per_host
         # this machine's address as each host sees it: where its VXLAN sends to us
         seen = each(hosts, lambda h: h.run("echo $SSH_CONNECTION", root=False).out.split())
     except BaseException as e:
+        close_agents()  # the undo connects again: no agent may keep a closed connection
         hosts.close()
         if isinstance(e, HostError):
             raise LabError(str(e)) from None
         raise
     state["agents"] = {n: i.as_dict() for n, i in installed.items()}
-    state["host_facts"] = {n: f.as_dict() for n, f in facts.items()}
+    state["host_facts"] = {n: {**f.as_dict(), "kinds": found[n]} for n, f in facts.items()}
     state.save()
     underlay = {n: _resolve(h.address) for n, h in topo.hosts.items()}
     controller_at = {n: words[0] for n, words in seen.items()}
-    agents = {n: agent_of(topo.hosts[n], installed[n].python, hosts[n]) for n in topo.hosts}
 
     imp = _impairment(topo)
     prefix = ipaddress.IPv4Network(bb["net"]).prefixlen

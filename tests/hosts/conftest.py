@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,9 @@ import pytest
 # after it). RUN is 4 hex digits of the process id; a set's name is at most 8 characters.
 RUN = f"{os.getpid() & 0xFFFF:04x}"
 SET = f"mt{RUN}"
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def lab_cli(*args, timeout=600):
@@ -58,3 +62,26 @@ def zk_round_trip(addresses: list[str], path: str, data: bytes, timeout: float =
         assert zk.get(path)[0] == data
     finally:
         zk.stop()
+
+
+def example_on_sim(sim, example: str, lab: str) -> str:
+    """examples/<example>.yaml as the lab ``lab``, its placeholder hosts h1, h2, ...
+    replaced by the simulated hosts, in order."""
+    text = (
+        (EXAMPLES / f"{example}.yaml").read_text().replace(f"name: {example}\n", f"name: {lab}\n")
+    )
+    for i, h in enumerate(sim["hosts"].values(), start=1):
+        text = re.sub(
+            rf"^  h{i}: \{{.*\}}$",
+            f"  h{i}: {{address: {h['address']}, user: root, key: {sim['key']}, "
+            f"known_hosts: {sim['known_hosts']}}}",
+            text,
+            flags=re.M,
+        )
+    assert "example.net" not in text
+    return text
+
+
+def lab_state(lab: str) -> dict:
+    """The lab's state file on this machine."""
+    return json.loads((Path(os.environ["RACKLAB_HOME"]) / lab / "state.json").read_text())

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
 
-from .conftest import RUN, lab_cli, zk_round_trip
+from .conftest import RUN, example_on_sim, lab_cli, lab_state, zk_round_trip
 from .test_multihost import ssh
 
 pytestmark = [
@@ -23,17 +22,12 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
 ]
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multihost-kinds.yaml"
 LAB = f"mhkinds{RUN}"
 
 
 @pytest.fixture(scope="module")
 def kinds_lab(sim, tmp_path_factory):
-    text = EXAMPLE.read_text().replace("name: multihost-kinds", f"name: {LAB}")
-    for i, h in enumerate(list(sim["hosts"].values())[:2], start=1):
-        text = re.sub(rf"^  h{i}: \{{.*\}}$", f"  h{i}: {{address: {h['address']}, user: root, "
-                      f"key: {sim['key']}, known_hosts: {sim['known_hosts']}}}", text,
-                      flags=re.M)  # fmt: skip
+    text = example_on_sim(sim, "multihost-kinds", LAB)
     f = tmp_path_factory.mktemp("kinds") / "kinds.yaml"
     f.write_text(text)
     lab_cli("clean", LAB)
@@ -44,7 +38,7 @@ def kinds_lab(sim, tmp_path_factory):
 
 
 def state() -> dict:
-    return json.loads((Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").read_text())
+    return lab_state(LAB)
 
 
 def engine_names(sim, i: int) -> list[str]:

@@ -22,28 +22,17 @@ import pytest
 
 from lab.topology import labid_of
 
-from .conftest import RUN, SET, lab_cli, sshd_tails, zk_round_trip
+from .conftest import RUN, SET, example_on_sim, lab_cli, sshd_tails, zk_round_trip
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multihost.yaml"
 LAB = f"mhlab{RUN}"
 DELAY_MS = 2.0  # the example's inter-rack delay
 
 
 def lab_text(sim) -> str:
     """The example with the simulated hosts in place of its placeholders."""
-    text = EXAMPLE.read_text().replace("name: multihost", f"name: {LAB}")
-    for i, h in enumerate(sim["hosts"].values(), start=1):
-        text = re.sub(
-            rf"^  h{i}: \{{.*\}}$",
-            f"  h{i}: {{address: {h['address']}, user: root, key: {sim['key']}, "
-            f"known_hosts: {sim['known_hosts']}}}",
-            text,
-            flags=re.M,
-        )
-    assert "example.net" not in text
-    return text
+    return example_on_sim(sim, "multihost", LAB)
 
 
 def ssh(sim, i: int, cmd: str) -> str:
@@ -298,21 +287,45 @@ def test_a_bad_host_stops_up_before_anything_is_made(lab, sim, tmp_path):
     assert not (Path(os.environ["RACKLAB_HOME"]) / f"mhguard{RUN}").exists()
 
 
-def test_vm_nodes_on_a_host_without_libvirt_are_refused_in_one_sentence(lab, sim, tmp_path):
+def test_what_vm_nodes_need_is_checked_by_the_agent_and_installed(lab, sim, tmp_path):
     f = tmp_path / "vm.yaml"
     f.write_text(lab["file"].read_text().replace(f"name: {LAB}", f"name: mhvm{RUN}")
                  + "nodes:\n  n2: {kind: vm, memory: 1Gi}\n")  # fmt: skip
-    proc = lab_cli("up", str(f))
-    errors = [line for line in proc.stderr.splitlines() if not line.startswith("·")]
-    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
     h1 = list(sim["hosts"].values())[0]["address"]
-    # the simulated hosts have libvirt's binding but run no libvirtd
-    assert errors[0].startswith(f"error: host h1 ({h1}): its VM nodes need libvirt there (")
-    assert errors[0].endswith("install libvirt-daemon-system, qemu-system-x86 and "
-                              "python3-libvirt, and start libvirtd")  # fmt: skip
+    # host 1's libvirtd stopped: the simulated hosts run one, as a prepared spare machine
+    ssh(
+        sim,
+        1,
+        "kill $(cat /run/libvirtd.pid); "
+        "for i in $(seq 100); do [ -e /run/libvirtd.pid ] || break; sleep 0.1; done",
+    )
+    try:
+        refusals = [lab_cli("up", str(f)), lab_cli("hosts", "check", str(f))]
+    finally:
+        installed = lab_cli("hosts", "install", str(f), "--json")
+    # lab up and lab hosts check: the same sentence, from the agent's own answer
+    for proc in refusals:
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("·")]
+        assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+        assert errors[0].startswith(f"error: host h1 ({h1}): its vm nodes cannot run there: "
+                                    "cannot reach the libvirt daemon at qemu:///system (")  # fmt: skip
+        assert errors[0].endswith("`lab hosts install FILE` installs and starts what they need "
+                                  "(libvirt-daemon-system, qemu-system-x86, qemu-utils, "
+                                  "python3-libvirt, virtlogd, libvirtd)")  # fmt: skip
     labid = labid_of(f"mhvm{RUN}")
     for i in (1, 2, 3):
         assert ssh(sim, i, f"ip netns list | grep rl{labid}; ip -o link | grep rl{labid}") == ""
+    # install: the packages are there already, libvirtd was started again, and only on
+    # the host whose nodes need it; then the agent finds the accelerator there
+    assert installed.returncode == 0, installed.stderr
+    done = json.loads(installed.stdout)
+    assert {h: d["added"] for h, d in done.items()} == {
+        "h1": ["started libvirtd"], "h2": [], "h3": []}  # fmt: skip
+    assert done["h1"]["kinds"]["vm"]["accelerator"] in ("kvm", "tcg")
+    checked = lab_cli("hosts", "check", str(f), "--json")
+    assert checked.returncode == 0, checked.stderr
+    kinds = {h: sorted(c["kinds"]) for h, c in json.loads(checked.stdout).items()}
+    assert kinds == {"h1": ["process", "vm"], "h2": ["process"], "h3": ["process"]}
 
 
 def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):

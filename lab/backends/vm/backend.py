@@ -42,6 +42,13 @@ def _gib(n: int) -> str:
 
 class VMBackend(Backend):
     kind = "vm"
+    # python3-libvirt: the binding the agent's venv sees (libvirt-python builds only
+    # against the host's own libvirt)
+    host_packages = ("libvirt-daemon-system", "qemu-system-x86", "qemu-utils", "python3-libvirt")
+    host_daemons = (
+        ("virtlogd", "virtlogd", "virtlogd -d"),
+        ("libvirtd", "libvirtd", "libvirtd -d"),
+    )
 
     def __init__(self, conn=None, image=None):
         """image: a lab.images.vm.VMImage to boot (default: the current build, made

@@ -156,5 +156,8 @@ def accelerator(conn, kernel: Path | None = None) -> tuple[str, str]:
     global _accel
     with _accel_lock:
         if _accel is None:
-            _accel = probe_accelerator(conn, kernel)
+            verdict = probe_accelerator(conn, kernel)
+            if kernel is None and verdict[0] == "kvm":
+                return verdict  # unprobed (facts for a report): the first boot probes
+            _accel = verdict
         return _accel

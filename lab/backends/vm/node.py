@@ -268,6 +268,7 @@ class VMNode(Node):
                 client.connect(
                     self.address, username="root", pkey=key, timeout=10, banner_timeout=30,
                     auth_timeout=30, look_for_keys=False, allow_agent=False,
+                    sock=self._ssh_socket(),
                 )  # fmt: skip
                 client.get_transport().set_keepalive(15)
                 return client
@@ -279,6 +280,24 @@ class VMNode(Node):
                 time.sleep(0.5)
         raise VMError(f"node {self.name}: no SSH at {self.address} within {timeout:.0f}s "
                       f"({last})")  # fmt: skip
+
+    def _ssh_socket(self):
+        """A TCP connection to the guest's sshd. A host of a lab spread over machines
+        has no route into the lab (lab/net/backbone.py): there the connection is made
+        in the lab's router namespace, beside the guest's rack."""
+        import socket
+
+        from lab.net.fabric import router_ns
+        from lab.ns.syscalls import run_in_netns
+
+        where = (self.address, 22)
+        try:
+            return socket.create_connection(where, timeout=10)
+        except OSError as e:
+            if e.errno != errno.ENETUNREACH:
+                raise
+        return run_in_netns(f"/run/netns/{router_ns(self.spec.labid)}",
+                            socket.create_connection, where, 10)  # fmt: skip
 
     def _client(self):
         with self._lock:

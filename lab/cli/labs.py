@@ -72,8 +72,9 @@ def up(file: Path, as_json: bool = JSON):
     for w in advice.warnings(topo):
         err.print(f"warning: {w}", highlight=False, soft_wrap=True, markup=False)
     state = orch.up(topo, progress=_progress(as_json))
-    if not _emit(orch.status(state), as_json):
-        _print_status(orch.status(state))
+    data = orch.status(state)  # once: it asks every service how it is
+    if not _emit(data, as_json):
+        _print_status(data)
 
 
 @app.command()

@@ -120,7 +120,9 @@ def _start_service(service: str, topo, state, nodes: dict, plan, racks, progress
             "ports": p.ports,
             **info,
         }
-        state.save()
+    # once per service, not per process: a crash in between loses nothing `lab clean`
+    # needs (it finds every process in the lab's cgroups or the kind's engine)
+    state.save()
     return _Rollout(service, dep, procs, timeout, nodes)
 
 

@@ -2,7 +2,7 @@
 racklab's, in one run, same machine, same client code.
 
     python -m lab.bench.zookeeper [--rounds 3] [--ops 2000] [--pipeline 2000] [--ensemble]
-                                  [--reference apache|racklab]
+                                  [--reference apache|racklab [--reference-source DIR]]
 
 Workloads (all bounded in count and in time):
   sync create / sync get / sync set   one request at a time (kazoo's blocking API)
@@ -36,8 +36,16 @@ from lab.testing.apache_zookeeper import APACHE_DEFAULTS, quorum_argv
 TICK_MS = 2000  # ZooKeeper's default tickTime, on both servers
 
 
-def racklab_argv(cfg: str) -> list[str]:
-    return [sys.executable, "-m", "lab.services.zookeeper", cfg, "--log-level", "WARNING"]
+def racklab_argv(cfg: str, source: str | None = None) -> list[str]:
+    """A racklab server's command line; from another source tree (the `lab` package
+    in `source`) when given, to compare two versions of racklab side by side."""
+    if source is None:
+        return [sys.executable, "-m", "lab.services.zookeeper", cfg, "--log-level", "WARNING"]
+    run = (
+        "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+        "runpy.run_module('lab.services.zookeeper', run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", run, os.path.abspath(source), cfg, "--log-level", "WARNING"]
 
 
 def apache_argv(cfg: str) -> list[str]:
@@ -182,7 +190,11 @@ def compare(subjects: list[Subject], args) -> dict[tuple[str, str], Figures]:
     return out
 
 
-def one_server(kind: str, root: str, label: str) -> Subject:
+def _racklab(source: str | None):
+    return lambda cfg: racklab_argv(cfg, source)
+
+
+def one_server(kind: str, root: str, label: str, source: str | None = None) -> Subject:
     if kind == "apache":
         srv = standalone(
             os.path.join(root, f"{label}-standalone"),
@@ -192,21 +204,23 @@ def one_server(kind: str, root: str, label: str) -> Subject:
         )
     else:
         srv = standalone(
-            os.path.join(root, f"{label}-standalone"), tick_time=TICK_MS, argv=racklab_argv
+            os.path.join(root, f"{label}-standalone"), tick_time=TICK_MS, argv=_racklab(source)
         )
     srv.start(wait=False)
     wait_zk_serving(srv.host, srv.port, srv.proc)
     return Subject(label, srv.hosts, [srv])
 
 
-def three_servers(kind: str, root: str, base: int, label: str) -> Subject:
+def three_servers(
+    kind: str, root: str, base: int, label: str, source: str | None = None
+) -> Subject:
     where = os.path.join(root, f"{label}-ens")
     if kind == "apache":
         ens = Ensemble(
             where, 3, base, TICK_MS, lambda cfg: quorum_argv(cfg, "512m"), **APACHE_DEFAULTS
         )
     else:
-        ens = Ensemble(where, 3, base, TICK_MS, racklab_argv)
+        ens = Ensemble(where, 3, base, TICK_MS, _racklab(source))
     servers = list(ens.servers.values())
     for s in servers:
         s.start(wait=False)
@@ -236,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         help="what racklab is compared with; racklab against itself (an A/A run) shows "
         "how far apart two identical servers measure on this machine now",
     )
+    ap.add_argument(
+        "--reference-source",
+        metavar="DIR",
+        help="with --reference racklab: run the reference from the `lab` package in DIR "
+        "(another version, e.g. `git worktree add DIR COMMIT`), to measure a change "
+        "side by side with the code before it",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # kazoo warns on every server we stop
     if args.reference == "apache" and not apache_zk_available():
@@ -244,12 +265,20 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, Figures, Figures]] = []
     with tempfile.TemporaryDirectory(prefix="zkbench-") as root:
         ref = args.reference
-        setups = [("standalone", lambda k, label: one_server(k, root, label))]
+        if args.reference_source and ref != "racklab":
+            ap.error("--reference-source goes with --reference racklab")
+
+        def source(label: str) -> str | None:
+            return args.reference_source if label == "ref" else None
+
+        setups = [("standalone", lambda k, label: one_server(k, root, label, source(label)))]
         if args.ensemble:
             setups.append(
                 (
                     "3 servers",
-                    lambda k, label: three_servers(k, root, 20 if label == "ref" else 30, label),
+                    lambda k, label: three_servers(
+                        k, root, 20 if label == "ref" else 30, label, source(label)
+                    ),
                 )
             )
         for setup, make in setups:
@@ -263,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             for w in WORKLOADS:
                 rows.append((setup, w, res[("ref", w)], res[("racklab", w)]))
     ref_name = "Apache ZK" if args.reference == "apache" else "racklab A/A"
+    if args.reference_source:
+        ref_name = "racklab before"
     print(
         f"{'setup':<11} {'workload':<14} {ref_name + ' ops/s (low-high)':>29}"
         f" {'racklab ops/s (low-high)':>25} {'ratio':>6}   {'median request ms':>17} {'ratio':>6}"

@@ -143,3 +143,30 @@ def test_a_service_that_fails_says_why_in_its_log_as_it_would_otherwise(fork_lab
         log = node.get_file(f"/srv/node/logs/{name}.log").decode()
         assert words in log, log
         node.stop_service(name, {})
+
+
+def test_the_modules_loaded_ahead_are_each_kinds_own_those_needing_nothing_first():
+    from lab.orchestrator import deploy
+    from lab.topology import loads
+
+    topo = loads(
+        """
+name: itest-mods
+defaults: {kind: process}
+racks:
+  r1: {nodes: [n1, n2, n3]}
+nodes:
+  n3: {kind: container}
+services:
+  zookeeper: {nodes: [n1]}
+  kafka: {nodes: [n1]}
+  hdfs: {namenode: n2, datanodes: [n2, n3]}
+  yarn: {resourcemanager: n3, nodemanagers: [n3]}
+""",
+        "<test>",
+    )
+    modules = deploy.python_modules(topo, orch.plan_addresses(topo))
+    assert modules == {
+        "process": ["lab.services.zookeeper", "lab.services.hdfs", "lab.services.kafka"],
+        "container": ["lab.services.hdfs", "lab.services.yarn"],
+    }

@@ -158,8 +158,11 @@ def serve(modules: list[str], inp: int = 0, out: int = 1) -> dict | None:
     todo, loaded = list(modules), set()
     lines = _Lines(inp)
     grace = 0.0
+    # The children that enter nodes are reaped by the kernel, not waited for: their
+    # CPU (most of it in the nodes' cgroups) is not also added to ours, nor to that of
+    # `lab up`, which waits for us.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     while True:
-        _reap()
         # the next process of a service follows its answer at once: an import begun
         # in between would hold it up, and a ZooKeeper ensemble elects sooner when
         # its servers start together
@@ -223,17 +226,6 @@ def _fork(req: dict) -> dict:
     return {"pid": pid}
 
 
-def _reap() -> None:
-    """Collect the children that entered nodes and left (their services live on)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def _enter(req: dict, log: int) -> bool:
     """In a child of the zygote, in the service's cgroup: join the node's namespaces and
     fork the service. True in the service; False in this child, which then exits (the
@@ -263,6 +255,7 @@ def _enter(req: dict, log: int) -> bool:
         os.dup2(log, 2)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         os.chdir("/")  # joining the mount namespace put us at its root, as nsenter leaves us
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a fresh process's: see serve()
         os.environ.clear()
         os.environ.update(req["env"])
     except BaseException as e:

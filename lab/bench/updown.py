@@ -7,9 +7,11 @@ from the outside, so the figures include Python's start-up as a user sees it; th
 in-process time `up_in` that the lab records is shown beside it.
 
 Beside the times, the CPU the up took: the command's own (with the tools it waited
-for) and the lab's (its cgroup: node inits, the delay line, every service until it
-was ready). Their sum over the machine's cores is a floor no scheduling can beat, and
-unlike the times it hardly moves with other load on the machine.
+for) and the lab's (its cgroup: node inits, the delay line, the zygote, every service
+until it was ready). Their sum over the machine's cores is a floor no scheduling can
+beat, and unlike the times it hardly moves with other load on the machine. Each run
+also says how many CPUs the rest of the machine kept busy while it ran: the times
+are comparable only between runs that competed with about the same.
 """
 
 from __future__ import annotations
@@ -38,15 +40,26 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def once(file: Path) -> tuple[float, float, float, float, float]:
-    """(up, up in process, down, the command's CPU, the lab's CPU), in seconds."""
+def _machine_busy() -> float:
+    """CPU seconds every core of the machine has been busy since boot (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def once(file: Path) -> tuple[float, float, float, float, float, float]:
+    """(up, up in process, down, the command's CPU, the lab's CPU), in seconds, and the
+    CPUs the rest of the machine kept busy meanwhile (the load this run competed with:
+    a load average lags by a minute and counts waiting tasks, this does not)."""
     name = load(file).name
     subprocess.run([sys.executable, "-m", "lab", "clean", name], capture_output=True)
     c0 = _children_cpu()
+    b0 = _machine_busy()
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "lab", "up", str(file), "--json"],
                          capture_output=True, text=True)  # fmt: skip
     t1 = time.perf_counter()
+    busy = _machine_busy() - b0
     lab_cg = cgroups.lab_cgroup(name)
     lab_cpu = (lab_cg.summary().cpu_usec or 0) / 1e6
     # the zygote that forks the services is a child the command waits for, but it
@@ -64,7 +77,8 @@ def once(file: Path) -> tuple[float, float, float, float, float]:
     t3 = time.perf_counter()
     if res.returncode != 0:
         raise SystemExit(f"lab down {name} failed: {res.stderr.strip()}")
-    return t1 - t0, up_in, t3 - t2, command_cpu, lab_cpu
+    others = max(0.0, busy - command_cpu - lab_cpu) / (t1 - t0)
+    return t1 - t0, up_in, t3 - t2, command_cpu, lab_cpu, others
 
 
 def fmt(xs: list[float]) -> str:
@@ -76,18 +90,20 @@ def measure(files: list[Path], runs: int) -> dict:
     """Every lab's up (outside and in process) and down times, in seconds, per run."""
     labs = []
     for f in files:
-        ups, inner, downs, cmd_cpu, lab_cpu = [], [], [], [], []
+        ups, inner, downs, cmd_cpu, lab_cpu, others = [], [], [], [], [], []
         for _ in range(runs):
-            u, i, d, cc, lc = once(f)
+            u, i, d, cc, lc, o = once(f)
             ups.append(u)
             inner.append(i)
             downs.append(d)
             cmd_cpu.append(cc)
             lab_cpu.append(lc)
+            others.append(o)
         topo = load(f)
         labs.append({"lab": topo.name, "nodes": len(topo.nodes), "up_s": ups,
                      "up_in_process_s": inner, "down_s": downs,
-                     "command_cpu_s": cmd_cpu, "lab_cpu_s": lab_cpu})  # fmt: skip
+                     "command_cpu_s": cmd_cpu, "lab_cpu_s": lab_cpu,
+                     "others_cpus": others})  # fmt: skip
     return {
         "machine": {
             "host": platform.node(),
@@ -121,6 +137,12 @@ def print_table(report: dict, write=print) -> None:
         floor = statistics.median(total) / (m["cpus"] or 1)
         write(f"{r['lab']:<12} {fmt(r['command_cpu_s']):<19} {fmt(r['lab_cpu_s']):<19} "
               f"{floor:5.2f} s")  # fmt: skip
+    write("# each run: up (command) in seconds / CPUs the rest of the machine kept busy")
+    write("# meanwhile (the other work this run competed with for the cores)")
+    for r in report["labs"]:
+        runs = [f"{u:.2f}/{o:.1f}" for u, o in zip(r["up_s"], r["others_cpus"], strict=True)]
+        for i in range(0, len(runs), 6):  # 80 columns
+            write(f"{r['lab'] if i == 0 else '':<12} {'  '.join(runs[i : i + 6])}")
 
 
 def main(argv: list[str] | None = None) -> int:

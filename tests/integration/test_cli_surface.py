@@ -349,3 +349,6 @@ def test_bench_updown_table_fits_80_columns(tmp_path):
     assert lines[4].split()[:2] == ["cli-u", "1"]
     cpu = lines[lines.index(next(x for x in lines if x.startswith("lab") and "floor" in x)) + 1]
     assert cpu.split()[0] == "cli-u" and cpu.endswith(" s")  # the CPU the up took
+    # the run's time beside the CPUs the rest of the machine kept busy meanwhile
+    up, others = lines[-1].split()[1].split("/")
+    assert lines[-1].split()[0] == "cli-u" and float(up) > 0 and float(others) >= 0

@@ -1,6 +1,6 @@
 """Benchmark of `lab up` and `lab down` for the example labs (issue 2).
 
-    python -m lab.bench.updown [--runs 5] [FILE ...]
+    python -m lab.bench.updown [--runs 5] [--against CHECKOUT] [FILE ...]
 
 Each run is the real command (`python -m lab up FILE --json`, then `lab down`), timed
 from the outside, so the figures include Python's start-up as a user sees it; the
@@ -11,7 +11,10 @@ for) and the lab's (its cgroup: node inits, the delay line, the zygote, every se
 until it was ready). Their sum over the machine's cores is a floor no scheduling can
 beat, and unlike the times it hardly moves with other load on the machine. Each run
 also says how many CPUs the rest of the machine kept busy while it ran: the times
-are comparable only between runs that competed with about the same.
+are comparable only between runs that competed with about the same; ``--against``
+another checkout of racklab (e.g. `git worktree add /tmp/before COMMIT`) alternates
+its runs with this one's, so that both compete with the same (and ``--against`` this
+very checkout gives the noise of the comparison).
 """
 
 from __future__ import annotations
@@ -47,17 +50,19 @@ def _machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def once(file: Path) -> tuple[float, float, float, float, float, float]:
+def once(file: Path, against: Path | None = None) -> tuple[float, ...]:
     """(up, up in process, down, the command's CPU, the lab's CPU), in seconds, and the
     CPUs the rest of the machine kept busy meanwhile (the load this run competed with:
-    a load average lags by a minute and counts waiting tasks, this does not)."""
+    a load average lags by a minute and counts waiting tasks, this does not).
+    ``against``: a checkout of racklab whose `lab` runs instead of this one."""
     name = load(file).name
-    subprocess.run([sys.executable, "-m", "lab", "clean", name], capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(against)} if against else None
+    subprocess.run([sys.executable, "-m", "lab", "clean", name], capture_output=True, env=env)
     c0 = _children_cpu()
     b0 = _machine_busy()
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "lab", "up", str(file), "--json"],
-                         capture_output=True, text=True)  # fmt: skip
+                         capture_output=True, text=True, env=env)  # fmt: skip
     t1 = time.perf_counter()
     busy = _machine_busy() - b0
     lab_cg = cgroups.lab_cgroup(name)
@@ -72,7 +77,7 @@ def once(file: Path) -> tuple[float, float, float, float, float, float]:
     up_in = json.loads(res.stdout)["up_in"]
     t2 = time.perf_counter()
     res = subprocess.run(
-        [sys.executable, "-m", "lab", "down", name], capture_output=True, text=True
+        [sys.executable, "-m", "lab", "down", name], capture_output=True, text=True, env=env
     )
     t3 = time.perf_counter()
     if res.returncode != 0:
@@ -86,24 +91,24 @@ def fmt(xs: list[float]) -> str:
     return f"{statistics.median(xs):6.2f} [{min(xs):.2f}..{max(xs):.2f}]"
 
 
-def measure(files: list[Path], runs: int) -> dict:
-    """Every lab's up (outside and in process) and down times, in seconds, per run."""
+KEYS = ("up_s", "up_in_process_s", "down_s", "command_cpu_s", "lab_cpu_s", "others_cpus")
+
+
+def measure(files: list[Path], runs: int, against: Path | None = None) -> dict:
+    """Every lab's up (outside and in process) and down times, in seconds, per run;
+    with ``against`` (another checkout), its runs alternate with this one's, so both
+    compete with the same other work, and each lab has a second row, marked "*"."""
     labs = []
     for f in files:
-        ups, inner, downs, cmd_cpu, lab_cpu, others = [], [], [], [], [], []
-        for _ in range(runs):
-            u, i, d, cc, lc, o = once(f)
-            ups.append(u)
-            inner.append(i)
-            downs.append(d)
-            cmd_cpu.append(cc)
-            lab_cpu.append(lc)
-            others.append(o)
         topo = load(f)
-        labs.append({"lab": topo.name, "nodes": len(topo.nodes), "up_s": ups,
-                     "up_in_process_s": inner, "down_s": downs,
-                     "command_cpu_s": cmd_cpu, "lab_cpu_s": lab_cpu,
-                     "others_cpus": others})  # fmt: skip
+        rows = [{"lab": topo.name, "nodes": len(topo.nodes), **{k: [] for k in KEYS}}]
+        if against:
+            rows.append({**rows[0], "lab": f"{topo.name}*", **{k: [] for k in KEYS}})
+        for _ in range(runs):
+            for row, where in zip(rows, (None, against)[: len(rows)], strict=True):
+                for key, value in zip(KEYS, once(f, where), strict=True):
+                    row[key].append(value)
+        labs += rows
     return {
         "machine": {
             "host": platform.node(),
@@ -115,6 +120,7 @@ def measure(files: list[Path], runs: int) -> dict:
             "load": os.getloadavg()[0],
         },  # fmt: skip
         "runs": runs,
+        "against": str(against) if against else None,
         "labs": labs,
     }
 
@@ -124,11 +130,19 @@ def print_table(report: dict, write=print) -> None:
     write(f"# {m['host']}: {m['arch']}, {m['cpus']} CPUs, kernel {m['kernel']}, "
           f"cgroup {m['cgroup']}, Python {m['python']}")  # fmt: skip
     write(f"# {report['runs']} runs each, load average {m['load']:.1f} at the start")
+    if report.get("against"):
+        write(f"# *: racklab of {report['against']}, its runs alternating with these")
     write("# seconds: median [min..max] over the runs")
     write(f"{'lab':<12} {'nodes':>5}  {'up (command)':<19} {'up (in process)':<19} {'down':<19}")
     for r in report["labs"]:
         write(f"{r['lab']:<12} {r['nodes']:>5}  {fmt(r['up_s']):<19} "
               f"{fmt(r['up_in_process_s']):<19} {fmt(r['down_s']):<19}".rstrip())  # fmt: skip
+    by_name = {r["lab"]: r for r in report["labs"]}
+    for r in report["labs"]:
+        other = by_name.get(f"{r['lab']}*")
+        if other:
+            ratio = statistics.median(r["up_s"]) / statistics.median(other["up_s"])
+            write(f"# {r['lab']}: up (command) {ratio:.2f}x of {r['lab']}*'s (medians)")
     write("# CPU seconds of lab up: the command's, the lab's (inits, services until")
     write("# ready), and their sum over the cores: the floor of up (command)")
     write(f"{'lab':<12} {'command':<19} {'lab':<19} {'floor':<8}")
@@ -149,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lab.bench.updown")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--json", action="store_true", help="the figures as JSON")
+    p.add_argument("--against", type=Path, help="another racklab checkout to compare with")
     p.add_argument("files", nargs="*", type=Path, default=DEFAULT_FILES)
     a = p.parse_args(argv)
-    report = measure(a.files, a.runs)
+    report = measure(a.files, a.runs, a.against)
     if a.json:
         print(json.dumps(report, indent=1))
     else:

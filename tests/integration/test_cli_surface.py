@@ -6,11 +6,16 @@ Every check runs the real `lab` command and reads what it prints."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from lab.bench import updown
 from tests.chaos.test_report import make_run
 
 from .clirun import command_modules, command_tree, json_of, lab, one_error
@@ -352,3 +357,20 @@ def test_bench_updown_table_fits_80_columns(tmp_path):
     # the run's time beside the CPUs the rest of the machine kept busy meanwhile
     up, others = lines[-1].split()[1].split("/")
     assert lines[-1].split()[0] == "cli-u" and float(up) > 0 and float(others) >= 0
+
+
+def test_bench_updown_against_another_checkout_alternates_and_gives_the_ratio(tmp_path):
+    f = tmp_path / "lab.yaml"
+    f.write_text("name: cli-v\nracks:\n  r1: {nodes: [n1]}\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "lab.bench.updown", "--runs", "1", "--against", str(ROOT),
+         "--json", str(f)],
+        capture_output=True, text=True, env={**os.environ, "RACKLAB_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [row["lab"] for row in report["labs"]] == ["cli-v", "cli-v*"]
+    assert all(len(row["up_s"]) == 1 for row in report["labs"])
+    lines = []
+    updown.print_table(report, write=lines.append)
+    assert any(line.startswith("# cli-v: up (command) ") for line in lines), lines

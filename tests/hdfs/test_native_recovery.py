@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import time
 
 import pytest
 from hdfs import InsecureClient
+from hdfs.util import HdfsError
 
 from lab.services.hdfs.minicluster import MiniCluster
 
-from .rawipc import RawIpc, located_blocks
+from .rawipc import RawIpc, located_blocks, read_block
 
 hdfs_native = pytest.importorskip("hdfs_native")
 
@@ -31,6 +33,7 @@ PIECE = 64 * 1024
 SIZE = 2 * BLOCK - 1000
 KILL_AT = BLOCK + 4 * PIECE
 POLICY = "dfs.client.block.write.replace-datanode-on-failure.policy"
+SOFT_LIMIT = 3  # seconds (Hadoop's is 60)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ def cluster(tmp_path_factory):
     with MiniCluster(
         tmp_path_factory.mktemp("dfs"),
         racks={"/rack1": 3, "/rack2": 2},
-        settings={"dfs.blocksize": "1m"},
+        settings={"dfs.blocksize": "1m", "racklab.namenode.lease-soft-limit-sec": str(SOFT_LIMIT)},
     ).running() as c:
         yield c
 
@@ -196,3 +199,121 @@ def test_recover_lease_refusals(cluster):
     client.mkdirs("/lease/dir", create_parent=True)
     with pytest.raises(FileNotFoundError, match="Path is not a file: /lease/dir"):
         client.recover_lease("/lease/dir")
+
+
+def test_a_writer_silent_past_the_soft_limit_loses_its_file_to_another(cluster):
+    """FSNamesystem.recoverLeaseInternal: while the writer renews its lease, another
+    client's append or create is refused with Hadoop's AlreadyBeingCreatedException and
+    words, through either door; once the writer has been silent past the soft limit, the
+    next one starts lease recovery (RecoveryInProgressException meanwhile) and then gets
+    the file, with every byte the writer had flushed."""
+    url = f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}"
+    path = "/soft/taken"
+    data = os.urandom(BLOCK + 3 * PIECE)  # the second block still under construction
+    writer = hdfs_native.Client(url).create(path, hdfs_native.WriteOptions(replication=3))
+    writer.write(data)
+    writer.hsync()  # acknowledged by the pipeline; and an fsync call renews the lease
+    other = hdfs_native.Client(url)
+    web = InsecureClient(cluster.url, user="root")
+    # The writer's lease: hdfs-native's client name, on the address it connected from.
+    owned = r"because this file lease is currently owned by hdfs_native_client-\S+ on 127\.0\.0\.1$"
+    writer.hsync()  # each refusal right after a renewal: well within the soft limit
+    # hdfs-native raises AlreadyBeingCreatedException as FileExistsError.
+    with pytest.raises(FileExistsError) as native:
+        other.append(path)
+    assert re.match(
+        rf"Failed to APPEND_FILE {path} for hdfs_native_client-\S+ on 127\.0\.0\.1 {owned}",
+        str(native.value),
+    )
+    for append in (True, False):  # WebHDFS append, then create without overwrite
+        writer.hsync()
+        with pytest.raises(HdfsError) as refused:
+            web.write(path, b"x", append=append) if append else web.write(path, b"x")
+        op = "APPEND_FILE" if append else "CREATE_FILE"
+        assert refused.value.exception == "AlreadyBeingCreatedException", refused.value
+        # WebHDFS's writer is the DFSClient a DataNode runs for it, on that DataNode.
+        assert re.match(
+            rf"Failed to {op} {path} for DFSClient_\S+ on {cluster.net}\.\d+ {owned}",
+            str(refused.value),
+        )
+    # The writer goes silent (hdfs-native renews every 30 s). Past the soft limit the next
+    # append recovers the lease: refused while the last block is recovered, then granted.
+    refusals = []
+
+    def taken_over():
+        try:
+            return other.append(path)
+        except Exception as exc:  # noqa: BLE001 - hdfs-native raises its own classes
+            refusals.append(str(exc))
+            time.sleep(0.2)
+            return None
+
+    started = time.monotonic()
+    taker = cluster.wait(taken_over, 60, f"another client to take {path} over")
+    assert time.monotonic() - started >= SOFT_LIMIT - 1  # not before the soft limit
+    assert any(
+        "RecoveryInProgressException" in r
+        and "lease recovery is in progress. Try again later." in r
+        for r in refusals
+    ), refusals
+    taker.write(b"more")
+    taker.close()
+    with web.read(path) as r:
+        assert r.read() == data + b"more"
+    with pytest.raises((RuntimeError, OSError)):  # the old writer was fenced off
+        writer.write(os.urandom(PIECE))
+        writer.close()
+
+
+def test_a_block_being_written_is_read_up_to_what_its_datanodes_acknowledged(cluster):
+    """A file open for writing, as Hadoop shows it: getBlockLocations gives the last block
+    under construction at its pipeline, with the length the writer's hsync told the
+    NameNode, and a LocatedBlocks length without it (so hdfs-native, which reads that far,
+    reads the complete blocks, as against Hadoop); each DataNode of the pipeline serves the
+    block up to the bytes it has acknowledged, later packets' included (what a Java reader
+    gets after asking the DataNodes for the visible length), and no further; WebHDFS reads
+    the hsync'd length."""
+    url = f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}"
+    path = "/uc/open"
+    data = os.urandom(BLOCK + 6 * PIECE)
+    synced = BLOCK + 2 * PIECE + 100  # ends inside a chunk: its CRC is cut to fit
+    writer = hdfs_native.Client(url).create(path, hdfs_native.WriteOptions(replication=3))
+    writer.write(data[:synced])
+    writer.hsync()  # fsync(lastBlockLength): the NameNode learns the last block's length
+    located = located_blocks(cluster, path)
+    assert located["underConstruction"] and not located["isLastBlockComplete"]
+    assert located["fileLength"] == BLOCK
+    last = located["blocks"][-1]
+    assert last["offset"] == BLOCK and last["b"]["numBytes"] == synced - BLOCK
+    assert len(last["locs"]) == 3
+    reader = hdfs_native.Client(url)
+    assert reader.get_file_info(path).length == synced
+    with reader.read(path) as r:
+        assert r.read() == data[:BLOCK]
+    # WebHDFS's reader (the DataNode's DFSClient) reads as far as the NameNode knows.
+    with InsecureClient(cluster.url, user="root").read(path) as r:
+        assert r.read() == data[:synced]
+    for loc in last["locs"]:
+        resp, got = read_block(loc, last["b"], 0, synced - BLOCK)
+        assert resp["status"] == "SUCCESS", resp
+        assert got == data[BLOCK:synced]
+        resp, got = read_block(loc, last["b"], PIECE + 7, synced - BLOCK - PIECE - 7)
+        assert got == data[BLOCK + PIECE + 7 : synced]
+    # More packets, acknowledged down the pipeline but never told to the NameNode: each
+    # DataNode serves them as soon as it has acknowledged them.
+    writer.write(data[synced:])
+    more = synced - BLOCK + 2 * PIECE
+    for loc in last["locs"]:
+        cluster.wait(
+            lambda loc=loc: read_block(loc, last["b"], 0, more)[1] == data[BLOCK : BLOCK + more],
+            20,
+            f"{loc['id']['ipAddr']} to serve the acknowledged bytes",
+            interval=0.1,
+        )
+    resp, _ = read_block(last["locs"][0], last["b"], 0, len(data) - BLOCK + 1)
+    assert resp["status"] == "ERROR"
+    assert f"don't match block {last['b']['poolId']}:blk_" in resp["message"], resp
+    assert int(re.search(r"\( blockLen (\d+) \)", resp["message"]).group(1)) >= more
+    writer.close()
+    with reader.read(path) as r:
+        assert r.read() == data

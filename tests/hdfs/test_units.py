@@ -160,6 +160,33 @@ def test_restart_keeps_rbw_replicas_waiting_to_be_recovered(tmp_path):
     assert store2.report() == [[12, 1002, 1500]]
 
 
+def test_a_copy_being_received_is_temporary_and_gone_after_a_restart(tmp_path):
+    """Hadoop's TEMPORARY replica (a copy another DataNode sends for re-replication or for
+    a writer's pipeline recovery): in tmp/, in no block report, deleted at start-up; once
+    complete, finalized (re-replication) or made RBW for the recovery pipeline."""
+    store = BlockStore(tmp_path, BPC)
+    data = os.urandom(1300)
+    w = store.create_rbw(20, 1001, temporary=True)
+    w.write(data, checksum.piece_crcs(data, 0, BPC), verify=True)
+    assert (w.rep.state, w.rep.data_path.parent.name) == ("temporary", "tmp")
+    assert store.report() == []
+    done = write_replica(store, 21, 1001, data)  # an ordinary one beside it
+    done.close_files()
+    copy = store.create_rbw(22, 1001, temporary=True)
+    copy.write(data, checksum.piece_crcs(data, 0, BPC), verify=True)
+    store.temporary_to_rbw(copy.rep)  # a complete TRANSFER_RBW copy
+    assert (copy.rep.state, copy.rep.data_path.parent.name) == ("rbw", "rbw")
+    w.close_files()  # the DataNode dies while block 20's copy arrives
+    store2 = BlockStore(tmp_path, BPC)
+    assert store2.get(20) is None and list((tmp_path / "current" / "tmp").iterdir()) == []
+    assert sorted(store2.report()) == [[21, 1001, 1300, 2], [22, 1001, 1300, 2]]
+    finished = store2.create_rbw(23, 1001, temporary=True)
+    finished.write(data, checksum.piece_crcs(data, 0, BPC), verify=True)
+    rep = finished.finalize(sync=False)  # a complete re-replication copy
+    assert (rep.state, rep.data_path.parent.name) == ("finalized", "finalized")
+    assert [23, 1001, 1300] in store2.report()
+
+
 def test_restart_drops_a_last_chunk_whose_crc_was_not_written(tmp_path):
     store = BlockStore(tmp_path, BPC)
     data = os.urandom(2 * BPC + 100)

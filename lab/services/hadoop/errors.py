@@ -57,6 +57,10 @@ class AlreadyBeingCreatedException(HadoopException):
     java = "org.apache.hadoop.hdfs.protocol.AlreadyBeingCreatedException"
 
 
+class RecoveryInProgressException(HadoopException):
+    java = "org.apache.hadoop.hdfs.protocol.RecoveryInProgressException"
+
+
 class LeaseExpiredException(HadoopException):
     java = "org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException"
 

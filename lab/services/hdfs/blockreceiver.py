@@ -91,7 +91,9 @@ class BlockReceiving:
                 f"Block blk_{bid}_{gs} already exists in state "
                 f"{'FINALIZED' if old.state == 'finalized' else 'RBW'} and thus cannot be created."
             )
-        return self.store.create_rbw(bid, gs)
+        # A copy from another DataNode is TEMPORARY until it is complete (BlockReceiver's
+        # createTemporary for TRANSFER_RBW and TRANSFER_FINALIZED): a restart removes it.
+        return self.store.create_rbw(bid, gs, temporary=stage in ("transfer", "transfer_rbw"))
 
     async def _write_block(self, header: dict, up_reader, up_writer) -> None:
         """BlockReceiver + PacketResponder for one pipeline stage."""
@@ -279,6 +281,7 @@ class BlockReceiving:
                 if stage == "transfer_rbw":
                     # A copy for a writer's pipeline recovery stays unfinished: the
                     # recovery pipeline reopens it (Hadoop's TRANSFER_RBW).
+                    self.store.temporary_to_rbw(replica.rep)
                     state["outcome"] = "kept"
                 else:
                     rep = await asyncio.to_thread(replica.finalize, self.sync_on_close)

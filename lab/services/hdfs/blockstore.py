@@ -1,10 +1,14 @@
 """A DataNode's replicas on disk, in Hadoop's layout: current/finalized/blk_<id> with
-blk_<id>_<genstamp>.meta beside it, and current/rbw/ for replicas being written.
+blk_<id>_<genstamp>.meta beside it, current/rbw/ for replicas being written, and
+current/tmp/ for copies another DataNode is sending (re-replication, or a writer's
+pipeline recovery), which a restart deletes.
 
 A replica's state is Hadoop's ReplicaState: "finalized"; "rbw" (being written, or left
 unfinished by a writer that went away: kept for the NameNode's block recovery, never
 dropped by the DataNode on its own); "rwr" (waiting to be recovered: an unfinished replica
-found on disk at start-up, cut to the bytes whose checksums hold)."""
+found on disk at start-up, cut to the bytes whose checksums hold); "temporary" (a copy
+being received from another DataNode: Hadoop's TEMPORARY, in no block report, removed at
+start-up — nobody recovers it, the NameNode asks for another copy)."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from .checksum import CRC_SIZE, ChecksumError
 _META = re.compile(r"blk_(\d+)_(\d+)\.meta$")
 READ_SLAB = 4 << 20
 # ReplicaState's values as Hadoop's block reports carry them.
-STATE_CODES = {"finalized": 0, "rbw": 1, "rwr": 2}
+STATE_CODES = {"finalized": 0, "rbw": 1, "rwr": 2, "temporary": 4}
 STATES = {code: name for name, code in STATE_CODES.items()}
 
 
@@ -48,12 +52,17 @@ class BlockStore:
         self.bpc = bytes_per_checksum
         self.finalized = self.root / "current" / "finalized"
         self.rbw = self.root / "current" / "rbw"
-        self.finalized.mkdir(parents=True, exist_ok=True)
-        self.rbw.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.root / "current" / "tmp"
+        for folder in (self.finalized, self.rbw, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
         self.replicas: dict[int, Replica] = {}
         self._load()
 
     def _load(self) -> None:
+        # A copy that was still arriving when the DataNode stopped is dropped, as Hadoop's
+        # DataNode deletes its tmp/ folder at start-up.
+        for leftover in self.tmp.iterdir():
+            leftover.unlink()
         # A replica left in rbw/ by a crash or a writer that went away is kept as Hadoop's
         # DataNode keeps it: waiting to be recovered (RWR), cut to the bytes its checksums
         # vouch for, reported as such; the NameNode's block recovery decides its length.
@@ -93,6 +102,16 @@ class BlockStore:
             f.truncate(checksum.HEADER.size + -(-length // self.bpc) * CRC_SIZE)
         rep.length, rep.state = length, "rwr"
 
+    def temporary_to_rbw(self, rep: Replica) -> None:
+        """FsDatasetImpl.convertTemporaryToRbw: a copy for a writer's pipeline recovery,
+        complete, becomes a replica being written, which the recovery pipeline reopens."""
+        if rep.state != "temporary":
+            return
+        data, meta = self.rbw / rep.data_path.name, self.rbw / rep.meta_path.name
+        os.replace(rep.meta_path, meta)
+        os.replace(rep.data_path, data)
+        rep.data_path, rep.meta_path, rep.state = data, meta, "rbw"
+
     def _finalize_paths(self, rep: Replica) -> Replica:
         data = self.finalized / rep.data_path.name
         meta = self.finalized / rep.meta_path.name
@@ -102,16 +121,19 @@ class BlockStore:
         return rep
 
     # ------------------------------------------------------------ writing
-    def create_rbw(self, block_id: int, gen_stamp: int) -> ReplicaWriter:
+    def create_rbw(self, block_id: int, gen_stamp: int, temporary: bool = False) -> ReplicaWriter:
+        """A new replica being written (a writer's pipeline), or with `temporary` a copy
+        another DataNode sends (FsDatasetImpl.createTemporary), in tmp/."""
         old = self.replicas.get(block_id)
         if old is not None:  # the caller decides whether an old replica may go, and removes it
             raise FileExistsError(f"replica blk_{block_id}_{old.gen_stamp} already exists")
-        data = self.rbw / f"blk_{block_id}"
-        meta = self.rbw / f"blk_{block_id}_{gen_stamp}.meta"
+        folder = self.tmp if temporary else self.rbw
+        data = folder / f"blk_{block_id}"
+        meta = folder / f"blk_{block_id}_{gen_stamp}.meta"
         with open(meta, "wb") as f:
             f.write(checksum.meta_header(self.bpc))
         open(data, "wb").close()
-        rep = Replica(block_id, gen_stamp, 0, "rbw", data, meta)
+        rep = Replica(block_id, gen_stamp, 0, "temporary" if temporary else "rbw", data, meta)
         self.replicas[block_id] = rep
         return ReplicaWriter(self, rep, last_crc=0)
 
@@ -196,9 +218,12 @@ class BlockStore:
     def get(self, block_id: int) -> Replica | None:
         return self.replicas.get(block_id)
 
-    def read_raw(self, rep: Replica, start: int, length: int) -> tuple[bytes, bytes]:
+    def read_raw(
+        self, rep: Replica, start: int, length: int, visible: int | None = None
+    ) -> tuple[bytes, bytes]:
         """Data [start, start+length) and the stored CRCs of its chunks; start must be
-        chunk aligned. Used to ship checksummed data to a remote reader."""
+        chunk aligned. Used to ship checksummed data to a remote reader. `visible`: where
+        the readable bytes of a replica still being written end."""
         with open(rep.data_path, "rb") as f:
             f.seek(start)
             data = f.read(length)
@@ -206,7 +231,26 @@ class BlockStore:
         with open(rep.meta_path, "rb") as f:
             f.seek(checksum.HEADER.size + first * CRC_SIZE)
             crcs = f.read(n * CRC_SIZE)
-        return data, crcs
+        return data, self.visible_crcs(rep, data, start, crcs, visible)
+
+    def visible_crcs(
+        self, rep: Replica, data: bytes | None, start: int, crcs: bytes, visible: int | None
+    ) -> bytes:
+        """`crcs` of the chunks from `start` (aligned) to `visible`, with the last one made
+        right for a replica still being written whose visible end cuts a chunk: the stored
+        CRC of that chunk may already cover bytes written after it (Hadoop's BlockSender
+        sends the last partial chunk's checksum as of the visible length too). `data`: the
+        bytes from `start` when the caller has them, else read here."""
+        if rep.state == "finalized" or visible is None or not visible % self.bpc or not crcs:
+            return crcs
+        tail_start = visible - visible % self.bpc
+        if data is not None:
+            tail = data[tail_start - start : visible - start]
+        else:
+            with open(rep.data_path, "rb") as f:
+                f.seek(tail_start)
+                tail = f.read(visible - tail_start)
+        return crcs[:-CRC_SIZE] + checksum.piece_crcs(tail, tail_start, self.bpc)
 
     def read_verified(self, rep: Replica, offset: int, length: int):
         """Yield the bytes [offset, offset+length) of a finalized replica, each slab
@@ -245,8 +289,9 @@ class BlockStore:
             return False
 
     def report(self) -> list[list[int]]:
-        """Every replica, unfinished ones with their state (BlockListAsLongs)."""
-        return [r.to_report() for r in self.replicas.values()]
+        """Every replica, unfinished ones with their state (BlockListAsLongs); copies still
+        arriving (temporary) are in none."""
+        return [r.to_report() for r in self.replicas.values() if r.state != "temporary"]
 
     def used_bytes(self) -> int:
         return sum(r.length for r in self.replicas.values())

@@ -66,6 +66,7 @@ class FileWriter:
             replication=replication,
             blockSize=block_size,
             permission=permission,
+            clientMachine=self.client_ip,
         )
         status = await self.nn.call(
             "getBlockLocations", src=self.path, user=self.user, offset=0, length=0

@@ -52,6 +52,9 @@ DEFAULTS: dict[str, str] = {
     "dfs.datanode.du.reserved": "0",
     "dfs.client.socket-timeout": "60000",
     "dfs.namenode.lease-hard-limit-sec": "1200",
+    # Hadoop's soft limit is a constant (HdfsConstants.LEASE_SOFTLIMIT_PERIOD, 60 s) that
+    # only its tests change (NameNodeAdapter.setLeasePeriod): racklab's own key, for tests.
+    "racklab.namenode.lease-soft-limit-sec": "60",
     "dfs.datanode.socket.write.timeout": "480000",
     "dfs.datanode.max.transfer.threads": "4096",
     # Hadoop's DataNode fsyncs a finished block only with this set; an hsync'd packet is

@@ -448,23 +448,38 @@ class DataNode(BlockReceiving, DatanodeWebHdfs):
             "crcPerBlock": crc_per_block,
         }
 
+    def readable_replica(self, block_id: int, gen_stamp: int) -> tuple[object, int]:
+        """The replica a read names and its visible length (BlockSender's checks): a
+        finalized one whole, one being written up to the bytes acknowledged downstream
+        (ReplicaBeingWritten.getVisibleLength), one waiting to be recovered not at all.
+        Raises OSError with Hadoop's words."""
+        rep = self.store.get(block_id)
+        if rep is None or rep.gen_stamp < gen_stamp:
+            raise OSError(f"Replica not found for blk_{block_id}_{gen_stamp}")
+        if rep.state == "finalized":
+            return rep, rep.length
+        writer = self.writers.get(block_id)
+        if rep.state != "rbw" or writer is None:
+            raise OSError(
+                f"Replica is not readable, block=blk_{block_id}_{gen_stamp}, replica={rep.state.upper()}"
+            )
+        return rep, min(writer.acked, rep.length)
+
     async def _read_block(self, header: dict, writer: asyncio.StreamWriter) -> None:
         blk = header["block"]
-        rep = self.store.get(int(blk["blockId"]))
-        if rep is None or rep.state != "finalized" or rep.gen_stamp < int(blk["genStamp"]):
-            await send_msg(
-                writer,
-                {"status": "ERROR", "message": f"Replica not found for blk_{blk['blockId']}"},
-            )
+        try:
+            rep, visible = self.readable_replica(int(blk["blockId"]), int(blk["genStamp"]))
+        except OSError as exc:
+            await send_msg(writer, {"status": "ERROR", "message": str(exc)})
             return
         offset, length = int(header["offset"]), int(header["length"])
-        end = min(rep.length, -(-(offset + length) // self.bpc) * self.bpc)
+        end = min(visible, -(-(offset + length) // self.bpc) * self.bpc)
         await send_msg(writer, {"status": "SUCCESS"})
         # Ship stored CRCs with the data, aligned to chunks: the reader checks them itself.
         pos, seq, slab = offset - offset % self.bpc, 0, 64 * self.bpc
         while pos < end:
             n = min(slab, end - pos)
-            data, crcs = self.store.read_raw(rep, pos, n)
+            data, crcs = self.store.read_raw(rep, pos, n, visible=end)
             hdr = encode_packet(seq, pos, data, False, self.bpc)[0]
             writer.writelines([hdr, crcs, data])
             await asyncio.wait_for(writer.drain(), self.write_timeout)

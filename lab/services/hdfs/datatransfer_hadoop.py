@@ -120,7 +120,7 @@ class HadoopDataTransfer:
         await writer.drain()
 
     def _replica(self, block: dict):
-        """The finalized replica a request names, or None (with Hadoop's wording)."""
+        """The finalized replica a request names, or None (the caller words the error)."""
         rep = self.dn.store.get(block["blockId"])
         if rep is None or rep.state != "finalized" or rep.gen_stamp < block["generationStamp"]:
             return None
@@ -130,26 +130,32 @@ class HadoopDataTransfer:
         dn = self.dn
         block = request["header"]["baseHeader"]["block"]
         name = f"{block['poolId']}:blk_{block['blockId']}_{block['generationStamp']}"
-        rep = self._replica(block)
-        if rep is None:
-            await self._respond(writer, "ERROR", f"Replica not found for {name}")
+        try:
+            # A replica still being written is read up to its visible length (a writer's
+            # hflush'd or hsync'd bytes), as Hadoop's BlockSender reads an RBW.
+            rep, visible = dn.readable_replica(block["blockId"], block["generationStamp"])
+        except OSError as exc:
+            await self._respond(
+                writer, "ERROR", f"{exc}".replace("blk_", f"{block['poolId']}:blk_", 1)
+            )
             return
         offset, length = request["offset"], request["len"]
-        if offset > rep.length or offset + length > rep.length:
+        if offset > visible or offset + length > visible:
             await self._respond(
                 writer,
                 "ERROR",
                 f"Offset {offset} and length {length} don't match block {name} "
-                f"( blockLen {rep.length} )",
+                f"( blockLen {visible} )",
             )
             return
         bpc = dn.bpc
         start = offset - offset % bpc  # whole chunks, so the client can check each CRC
-        end = min(rep.length, -(-(offset + length) // bpc) * bpc)
+        end = min(visible, -(-(offset + length) // bpc) * bpc)
         loop = asyncio.get_running_loop()
         with open(rep.data_path, "rb") as df, open(rep.meta_path, "rb") as mf:
             try:
                 crcs = await loop.run_in_executor(None, _prepare_read, df, mf, start, end, bpc)
+                crcs = dn.store.visible_crcs(rep, None, start, crcs, end)
             except OSError as exc:
                 await self._respond(writer, "ERROR", f"{name}: {exc}")
                 return

@@ -18,9 +18,14 @@ Hadoop gives the recovery to a primary DataNode (DNA_RECOVERBLOCK) which talks t
 others over InterDatanodeProtocol; here the NameNode drives the same two calls itself,
 over the DataNodes' own data-transfer protocol. What a client sees is the same.
 
-Not as Hadoop: the soft limit (another writer's create or append taking over a lease
-silent for 60 s) is not implemented; such a writer is refused until the hard limit or a
-recoverLease closes the file. Zero-length replicas are not dropped from a recovery."""
+The soft limit (FSNamesystem.recoverLeaseInternal): another client's create (without
+overwrite) or append of a file whose writer has been silent longer than it (60 s,
+racklab.namenode.lease-soft-limit-sec) starts the same recovery, and goes on once the file
+is closed; until then it is refused with Hadoop's AlreadyBeingCreatedException or
+RecoveryInProgressException and their words. recoverLease does not wait for it.
+
+Not as Hadoop: zero-length replicas are not dropped from a recovery; the writer's address
+in a refusal is not kept across a NameNode restart."""
 
 from __future__ import annotations
 
@@ -28,7 +33,11 @@ import asyncio
 import logging
 import time
 
-from ..hadoop.errors import FileNotFoundException
+from ..hadoop.errors import (
+    AlreadyBeingCreatedException,
+    FileNotFoundException,
+    RecoveryInProgressException,
+)
 from .blockmanager import BlockInfo, DatanodeDescriptor
 from .datatransfer import recv_msg, send_msg
 from .namespace import WRITE, INodeFile, normalize
@@ -43,7 +52,7 @@ class LeaseRecovery:
         self.nn = nn
         self.running: dict[int, tuple[float, asyncio.Task]] = {}  # block id -> started, task
 
-    def recover_lease(self, path: str, holder: str, user: str) -> bool:
+    def recover_lease(self, path: str, holder: str, user: str, machine: str = "") -> bool:
         nn = self.nn
         path = normalize(path)
         node = nn.ns.lookup(path)
@@ -55,8 +64,57 @@ class LeaseRecovery:
             return True
         nn.check_not_safemode(f"Cannot recover the lease of {path}")
         nn.perm(path, user, target=WRITE)
-        log.info("recoverLease: holder %s, src=%s from client %s", node.client_name, path, holder)
-        return self.release(node)
+        return self.recover_lease_internal("RECOVER_LEASE", node, path, holder, machine, True)
+
+    def recover_lease_internal(
+        self, op: str, f: INodeFile, path: str, holder: str, machine: str, force: bool
+    ) -> bool:
+        """FSNamesystem.recoverLeaseInternal for `op` (CREATE_FILE, APPEND_FILE,
+        RECOVER_LEASE) by `holder` on `machine`: True when the file is not (or no longer)
+        under construction. recoverLease forces a release; a create or an append releases
+        only a lease past its soft limit, and raises Hadoop's exception otherwise."""
+        if f.client_name is None:
+            return True
+
+        def refusal(reason: str) -> str:
+            return f"Failed to {op} {path} for {holder} on {machine} because {reason}"
+
+        nn = self.nn
+        if not force and f.client_name == holder:
+            raise AlreadyBeingCreatedException(
+                refusal(f"{holder} is already the current lease holder.")
+            )
+        lease = nn.leases.get(f.inode_id)
+        if lease is None:
+            raise AlreadyBeingCreatedException(
+                refusal("the file is under construction but no leases found.")
+            )
+        if force:
+            log.info("recoverLease: holder %s, src=%s from client %s", f.client_name, path, holder)
+            return self.release(f)
+        if time.monotonic() - lease["renewed"] > nn.lease_soft_limit:
+            log.info(
+                "startFile: recover lease of %s, src=%s client %s", f.client_name, path, holder
+            )
+            if self.release(f):
+                return True
+            raise RecoveryInProgressException(
+                refusal("lease recovery is in progress. Try again later.")
+            )
+        owner = f"{f.client_name} on {lease.get('machine', '')}"
+        infos = nn._infos(f)
+        if infos and self._recovering(infos[-1].block.block_id):
+            raise RecoveryInProgressException(
+                refusal(f"another recovery is in progress by {owner}")
+            )
+        raise AlreadyBeingCreatedException(
+            refusal(f"this file lease is currently owned by {owner}")
+        )
+
+    def _recovering(self, block_id: int) -> bool:
+        """Whether the block is UNDER_RECOVERY: a recovery of it started and not finished."""
+        started = self.running.get(block_id)
+        return started is not None and not started[1].done()
 
     def release(self, f: INodeFile) -> bool:
         """-> True when the file is closed now, False while its last block is recovered."""
@@ -87,6 +145,9 @@ class LeaseRecovery:
                 "newHolder": f"HDFS_NameNode-{int(time.time() * 1000)}",
             }
         )
+        # The reassigned lease starts afresh (LeaseManager.reassignLease): a soft limit is
+        # counted from here, and another client is told a recovery is in progress.
+        nn._renew(f)
         task = asyncio.get_running_loop().create_task(
             self._recover_block(f.inode_id, last, recovery_id, nodes)
         )

@@ -13,7 +13,6 @@ import time
 from ..hadoop import errors, http
 from ..hadoop.conf import split_hostport
 from ..hadoop.errors import (
-    AlreadyBeingCreatedException,
     FileAlreadyExistsException,
     FileNotFoundException,
     HadoopException,
@@ -114,6 +113,9 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
         # writer silent that long loses the file, which lease recovery closes with what its
         # replicas hold.
         self.lease_hard_limit = conf.get_seconds("dfs.namenode.lease-hard-limit-sec", "s")
+        # A writer silent past the soft limit loses the file to another client's create or
+        # append, which recovers the lease first (leaserecovery.recover_lease_internal).
+        self.lease_soft_limit = conf.get_seconds("racklab.namenode.lease-soft-limit-sec", "s")
         # The front doors, each over this namespace (as Hadoop's NameNode holds its
         # NameNodeRpcServer and HTTP servlets over one FSNamesystem).
         self.webhdfs = NamenodeWebHdfsMethods(self)
@@ -274,6 +276,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
         replication: int | None,
         block_size: int | None,
         mode: int | None,
+        client_machine: str = "",
     ) -> dict:
         path = normalize(path)
         self.check_not_safemode(f"Cannot create file{path}")
@@ -290,18 +293,17 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
                 f"io.bytes.per.checksum({self.bpc}) and blockSize({block_size}) do not match. "
                 "blockSize should be a multiple of io.bytes.per.checksum"
             )
-        existing = self.ns.check_create(path, overwrite)
+        existing = self.ns.check_create(path, True)
         self.perm(path, user, ancestor=WRITE, target=WRITE if existing else 0)
-        if (
-            isinstance(existing, INodeFile)
-            and existing.client_name
-            and existing.client_name != client
-            and not overwrite
-        ):
-            raise AlreadyBeingCreatedException(
-                f"failed to create file {path} for {client} because "
-                f"current leaseholder is trying to recreate file."
+        if existing is not None and not overwrite:
+            # FSDirWriteFileOp.startFile: a file still being written whose writer went
+            # silent past the soft limit is recovered first (or the caller is told why
+            # not), and the create is refused either way. With overwrite it is replaced,
+            # whoever writes it, as Hadoop 3 deletes it.
+            self.lease_recovery.recover_lease_internal(
+                "CREATE_FILE", existing, path, client, client_machine, force=False
             )
+            self.ns.check_create(path, overwrite, client_machine)
         parent, missing = self.ns.parent_for_create(path)
         if len(missing) > 1:
             ppath = "/" + "/".join(split_path(path)[:-1])
@@ -323,7 +325,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
             }
         )
         self.bm.remove_blocks(removed or [])
-        self._renew(self.ns.lookup(path))
+        self._renew(self.ns.lookup(path), machine=client_machine)
         return {"fileId": self.ns.last_inode_id}
 
     def verify_replication(self, path: str, replication: int) -> None:
@@ -382,6 +384,18 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
             "locations": [t.info() for t in targets],
         }
 
+    def fsync(self, path: str, client: str, last_block_length: int) -> None:
+        """FSNamesystem.fsync (a writer's hsync): the lease checked and renewed, and, when
+        the writer says how long its last block now is, that length recorded and logged
+        (persistBlocks), so getFileInfo and getBlockLocations show readers those bytes
+        while the block is still being written."""
+        f = self._uc_file(path, client)
+        if last_block_length > 0 and f.blocks:
+            blocks = [b.to_json() for b in f.blocks]
+            blocks[-1]["numBytes"] = last_block_length
+            self.log_apply({"op": "OP_UPDATE_BLOCKS", "path": f.path(), "blocks": blocks})
+            self.bm.add_file_blocks(f)
+
     def abandon_block(self, path: str, client: str, block: dict) -> None:
         f = self._uc_file(normalize(path), client)
         if f.blocks and f.blocks[-1].block_id == int(block["blockId"]):
@@ -416,11 +430,12 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
         if node.is_dir:
             raise FileNotFoundException(f"Path is not a file: {path}")
         self.perm(path, user, target=WRITE)
-        if node.client_name:
-            raise AlreadyBeingCreatedException(
-                f"Failed to APPEND_FILE {path} for {client} on {client_ip} because this file lease is currently "
-                f"owned by {node.client_name}"
-            )
+        # FSDirAppendOp.appendFile: a file still being written is taken over only from a
+        # writer silent past the soft limit, once its lease is recovered (at once when its
+        # blocks are complete); otherwise the caller is told who holds it.
+        self.lease_recovery.recover_lease_internal(
+            "APPEND_FILE", node, path, client, client_ip, force=False
+        )
         last = node.blocks[-1] if node.blocks else None
         result = {
             "blockSize": node.block_size,
@@ -437,7 +452,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
                 op["newGenStamp"] = self.ns.gen_stamp + 1
                 self.log_apply(op)
                 self.leases.pop(node.inode_id, None)
-                self._renew(node, before_append=old)
+                self._renew(node, before_append=old, machine=client_ip)
                 info.complete = False
                 result["lastBlock"] = {
                     "block": old,
@@ -448,7 +463,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
                 return result
         self.log_apply(op)
         self.leases.pop(node.inode_id, None)
-        self._renew(node)
+        self._renew(node, machine=client_ip)
         return result
 
     def _infos(self, f: INodeFile) -> list[BlockInfo]:

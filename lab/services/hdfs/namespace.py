@@ -273,8 +273,9 @@ class Namespace:
             node = child
         return node, parts[-1:] if parts else []
 
-    def check_create(self, path: str, overwrite: bool) -> INodeFile | None:
-        """-> the existing file this create would replace, if any."""
+    def check_create(self, path: str, overwrite: bool, machine: str = "") -> INodeFile | None:
+        """-> the existing file this create would replace, if any. `machine`: the client's
+        address, which Hadoop's refusal names."""
         if not split_path(path):
             raise FileAlreadyExistsException("/ already exists as a directory")
         self.parent_for_create(path)
@@ -282,7 +283,7 @@ class Namespace:
         if isinstance(node, INodeDirectory):
             raise FileAlreadyExistsException(f"{path} already exists as a directory")
         if node is not None and not overwrite:
-            raise FileAlreadyExistsException(f"{path} for client already exists")
+            raise FileAlreadyExistsException(f"{path} for client {machine} already exists")
         return node
 
     def check_rename(self, src: str, dst: str) -> tuple[INode, INodeDirectory, str] | None:

@@ -121,7 +121,9 @@ class ClientNamenodeProtocol:
         blocks = [self.located_block(lb) for lb in located["blocks"]]
         last_complete = not located["underConstruction"]
         out = {
-            "fileLength": located["fileLength"],
+            # Hadoop's LocatedBlocks length leaves out a last block still being written
+            # (its client asks the DataNodes how much of it is readable).
+            "fileLength": located["lengthNotIncludingLastUcBlock"],
             "blocks": blocks,
             "underConstruction": located["underConstruction"],
             "isLastBlockComplete": last_complete,
@@ -328,6 +330,7 @@ class ClientNamenodeProtocol:
             req["replication"] or None,
             req["blockSize"] or None,
             mode,
+            ctx.peer_ip,
         )
         return {"fs": self.file_status(self.nn.ns.get(path), b"", ctx, False)}
 
@@ -347,9 +350,9 @@ class ClientNamenodeProtocol:
         return {}
 
     def fsync(self, req, ctx: CallContext) -> dict:
-        # The lease holder's hflush/hsync: racklab's NameNode learns block lengths from
-        # the DataNodes, so all there is to do is check (and renew) the lease.
-        self.nn._uc_file(normalize(req["src"]), req["client"])
+        # The lease holder's hsync (hflush does not call it): the lease checked and renewed,
+        # and the last block's length as the writer tells it, which readers then see.
+        self.nn.fsync(normalize(req["src"]), req["client"], req["lastBlockLength"])
         return {}
 
     def append(self, req, ctx: CallContext) -> dict:
@@ -389,7 +392,9 @@ class ClientNamenodeProtocol:
     def recoverLease(self, req, ctx: CallContext) -> dict:
         """True once the file is closed; false while its last block is being recovered
         (the caller asks again), as DistributedFileSystem.recoverLease returns it."""
-        done = self.nn.lease_recovery.recover_lease(req["src"], req["clientName"], ctx.user)
+        done = self.nn.lease_recovery.recover_lease(
+            req["src"], req["clientName"], ctx.user, ctx.peer_ip
+        )
         return {"result": done}
 
     def getAdditionalDatanode(self, req, ctx: CallContext) -> dict:

@@ -52,8 +52,11 @@ class NamespaceReads:
                     }
                 )
             pos = b_end
+        uc = f.client_name is not None
         return {
             "fileLength": f.length,
+            "lengthNotIncludingLastUcBlock": f.length
+            - (f.blocks[-1].num_bytes if uc and f.blocks else 0),
             "blockSize": f.block_size,
             "blocks": out,
             "underConstruction": f.client_name is not None,

@@ -72,6 +72,7 @@ class NameNodeRpcServer:
         replication=Int(1, 32767, default=None),
         blockSize=Int(1, default=None),
         permission=Int(0, 0o1777, default=None),
+        clientMachine=HOST,
     )
     def rpc_create(
         self,
@@ -83,8 +84,18 @@ class NameNodeRpcServer:
         replication=None,
         blockSize=None,
         permission=None,
+        clientMachine=None,
     ):
-        return self.nn.create(src, user, clientName, overwrite, replication, blockSize, permission)
+        return self.nn.create(
+            src,
+            user,
+            clientName,
+            overwrite,
+            replication,
+            blockSize,
+            permission,
+            clientMachine or peer,
+        )
 
     @args(
         src=PATH,

@@ -137,7 +137,11 @@ class NamenodeWebHdfsMethods:
         }
         # Check what the DataNode's create would refuse now, so the client hears it first.
         nn.check_not_safemode(f"Cannot create file{path}")
-        existing = nn.ns.check_create(path, overwrite)
+        existing = nn.ns.check_create(path, True)
+        if existing is not None and not overwrite and not existing.client_name:
+            nn.ns.check_create(path, overwrite, req.peer)  # refused now
+        # A file still being written is left to the DataNode's create, which the NameNode
+        # refuses or lets take the file over (the writer's soft limit), as Hadoop's does.
         nn.perm(path, user, ancestor=WRITE, target=WRITE if existing else 0)
         return self.redirect(req, nn.choose_datanode(op, path, req.peer), op, path, params)
 

@@ -44,11 +44,16 @@ def derived_image(base: str, tag: str, marker: bytes):
 
 def _one(host, tag: str, image_id: str, newer, newer_tag: str, agent_tag: str) -> dict:
     from lab.hosts import images, vmimages
+    from lab.images import NODE_LATEST
 
+    # nothing of either image left in the host's engine: no image holds their layers
+    host.run(["docker", "image", "rm", newer_tag])
     images.remove(host)
     whole = images.send(host, tag, image_id)
     tops = []
     for _ in range(2):
+        # the newer image gone again, layer and all (send made it the host's latest)
+        host.run(["docker", "tag", tag, NODE_LATEST])
         host.run(["docker", "image", "rm", newer_tag])
         tops.append(images.send(host, newer_tag, newer.id))
     reuse = images.send(host, newer_tag, newer.id)

@@ -120,6 +120,9 @@ def _build(topo, state, plan, bb, specs, port, progress) -> None:
         raise
     state["agents"] = {n: i.as_dict() for n, i in installed.items()}
     state["host_facts"] = {n: {**f.as_dict(), "kinds": found[n]} for n, f in facts.items()}
+    # before any node is made: a kill -9 while a host makes them, and `lab clean` still
+    # asks that host's agent to remove nodes of every kind it was to have
+    state["host_kinds"] = {n: sorted(k) for n, k in kinds.items()}
     state.save()
     underlay = {n: _resolve(h.address) for n, h in topo.hosts.items()}
     controller_at = {n: words[0] for n, words in seen.items()}
@@ -242,7 +245,8 @@ def teardown_hosts(name: str, state: State, progress) -> list[str]:
             python = _find_agent(spec)
         if python is None:
             return []  # no agent there: nothing of the lab's either
-        kinds = sorted(kinds_on.get(host, set()) | {"process"})
+        planned = set(state.get("host_kinds", {}).get(host, []))
+        kinds = sorted(kinds_on.get(host, set()) | planned | {"process"})
         try:
             done = agent_of(spec, python).call("down", lab=name, labid=labid, kinds=kinds)
         except HostError as e:

@@ -4,6 +4,7 @@ host and, once an agent is on them, an install."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -85,3 +86,18 @@ def example_on_sim(sim, example: str, lab: str) -> str:
 def lab_state(lab: str) -> dict:
     """The lab's state file on this machine."""
     return json.loads((Path(os.environ["RACKLAB_HOME"]) / lab / "state.json").read_text())
+
+
+@contextlib.contextmanager
+def example_lab(sim, example: str, lab: str, tmp_path_factory):
+    """examples/<example>.yaml up on the simulated hosts as ``lab`` (example_on_sim):
+    (its file, the status `lab up` printed); the lab cleaned away afterwards."""
+    f = tmp_path_factory.mktemp(lab) / f"{example}.yaml"
+    f.write_text(example_on_sim(sim, example, lab))
+    lab_cli("clean", lab)
+    proc = lab_cli("up", str(f), "--json", timeout=1500)
+    assert proc.returncode == 0, proc.stderr + sshd_tails(sim)
+    try:
+        yield f, json.loads(proc.stdout)
+    finally:
+        lab_cli("clean", lab)

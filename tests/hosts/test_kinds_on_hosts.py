@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import RUN, example_on_sim, lab_cli, lab_state, zk_round_trip
+from .conftest import RUN, example_lab, lab_cli, lab_state, zk_round_trip
 from .test_multihost import ssh
 
 pytestmark = [
@@ -27,14 +27,8 @@ LAB = f"mhkinds{RUN}"
 
 @pytest.fixture(scope="module")
 def kinds_lab(sim, tmp_path_factory):
-    text = example_on_sim(sim, "multihost-kinds", LAB)
-    f = tmp_path_factory.mktemp("kinds") / "kinds.yaml"
-    f.write_text(text)
-    lab_cli("clean", LAB)
-    proc = lab_cli("up", str(f), "--json", timeout=1500)
-    assert proc.returncode == 0, proc.stderr
-    yield {"file": f, "status": json.loads(proc.stdout), "images": state()["images"]}
-    lab_cli("clean", LAB)
+    with example_lab(sim, "multihost-kinds", LAB, tmp_path_factory) as (f, status):
+        yield {"file": f, "status": status, "images": state()["images"]}
 
 
 def state() -> dict:

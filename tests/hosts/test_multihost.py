@@ -22,17 +22,13 @@ import pytest
 
 from lab.topology import labid_of
 
-from .conftest import RUN, SET, example_on_sim, lab_cli, sshd_tails, zk_round_trip
+from .conftest import RUN, SET, example_lab, lab_cli, lab_state, zk_round_trip
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 LAB = f"mhlab{RUN}"
 DELAY_MS = 2.0  # the example's inter-rack delay
-
-
-def lab_text(sim) -> str:
-    """The example with the simulated hosts in place of its placeholders."""
-    return example_on_sim(sim, "multihost", LAB)
+JITTER_MS = 0.2  # and its jitter: each way is delayed DELAY_MS +/- JITTER_MS
 
 
 def ssh(sim, i: int, cmd: str) -> str:
@@ -74,14 +70,8 @@ def lab_leftovers(sim) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab(sim, tmp_path_factory):
-    f = tmp_path_factory.mktemp("mh") / "multihost.yaml"
-    f.write_text(lab_text(sim))
-    lab_cli("clean", LAB)
-    proc = lab_cli("up", str(f), "--json")
-    assert proc.returncode == 0, proc.stderr + sshd_tails(sim)
-    state = json.loads((Path(os.environ["RACKLAB_HOME"]) / LAB / "state.json").read_text())
-    yield {"file": f, "status": json.loads(proc.stdout), "agents": state["agents"]}
-    lab_cli("clean", LAB)
+    with example_lab(sim, "multihost", LAB, tmp_path_factory) as (f, status):
+        yield {"file": f, "status": status, "agents": lab_state(LAB)["agents"]}
 
 
 def test_the_agent_was_installed_on_every_host(lab, sim):
@@ -139,7 +129,7 @@ def rtt_ms(src: str, dst: str) -> tuple[float, float]:
 
 def test_round_trips_across_hosts_and_inside_a_rack(lab):
     across, _ = rtt_ms("n1", "n3")  # rack r1 on host 1 to rack r2 on host 2
-    assert across >= 2 * DELAY_MS
+    assert across >= 2 * (DELAY_MS - JITTER_MS)
     _, inside = rtt_ms("n1", "n2")  # both in r1
     assert inside < 2 * DELAY_MS
 
@@ -229,7 +219,7 @@ def test_packet_faults_on_a_node_of_another_host(lab):
             slow, _ = rtt_ms("n1", "n3")
         finally:
             node.heal_packet_fault(info)
-        assert slow >= 50 + 2 * DELAY_MS  # what n3 sends waits 50 ms more
+        assert slow >= 50 + 2 * (DELAY_MS - JITTER_MS)  # what n3 sends waits 50 ms more
         assert rtt_ms("n1", "n3")[0] < 50
 
         info = node.start_packet_fault(PacketFault(loss=100), seed=2)
@@ -366,8 +356,10 @@ def test_down_then_kill_9_of_up_and_clean_leave_nothing_on_any_host(lab, sim):
     # racklab's source changed in between, in a checkout others are editing: the tag
     # hashes it, and a new version is installed)
     for host, a in state["agents"].items():
-        same = a["tag"] == lab["agents"][host]["tag"]
-        assert a["reused"] is same and (a["sent_bytes"] == 0) is same
+        # (another command of this run may have installed that new version already)
+        if a["tag"] == lab["agents"][host]["tag"]:
+            assert a["reused"]
+        assert (a["sent_bytes"] == 0) is a["reused"]
     assert set(state["hosts"]) == {"h1", "h2", "h3"}  # recorded before any host was touched
 
     proc = lab_cli("clean", LAB)

@@ -6,14 +6,13 @@ the lab left on the host after `lab down`. Slow: a VM boot under emulation, twic
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
 from lab.topology import labid_of
 
-from .conftest import RUN, example_on_sim, lab_cli, lab_state
+from .conftest import RUN, example_lab, lab_cli, lab_state
 from .test_multihost import ssh
 
 pytestmark = [
@@ -27,14 +26,8 @@ LAB = f"mhvmon{RUN}"
 
 @pytest.fixture(scope="module")
 def vm_lab(sim, tmp_path_factory):
-    text = example_on_sim(sim, "multihost-vm", LAB)
-    f = tmp_path_factory.mktemp("vmon") / "vm.yaml"
-    f.write_text(text)
-    lab_cli("clean", LAB)
-    proc = lab_cli("up", str(f), "--json", timeout=1500)
-    assert proc.returncode == 0, proc.stderr
-    yield {"file": f, "status": json.loads(proc.stdout), "sent": state()["vm_images"]}
-    lab_cli("clean", LAB)
+    with example_lab(sim, "multihost-vm", LAB, tmp_path_factory) as (f, status):
+        yield {"file": f, "status": status, "sent": state()["vm_images"]}
 
 
 def state() -> dict:

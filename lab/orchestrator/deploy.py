@@ -104,14 +104,15 @@ def _start_service(service: str, topo, state, nodes: dict, plan, racks, progress
     dep = deployer_for(service)
     procs: list[ServiceProcess] = dep.plan_for_lab(topo.services, dict(plan.nodes), racks)
     progress(f"starting {service} ({len(procs)} processes)")
-    for p in procs:
+    started = {}
+    for p in dep.start_order(procs):
         node = nodes[p.node]
         for path, content in p.files.items():
             node.put_file(path, content.encode())
         argv = [node.python if a == PYTHON else a for a in p.argv]
         name = f"{p.service}-{p.role}"
         info = node.start_service(name, argv, p.env)
-        state["services"][p.id] = {
+        started[p.id] = {
             "service": p.service,
             "role": p.role,
             "node": p.node,
@@ -120,8 +121,10 @@ def _start_service(service: str, topo, state, nodes: dict, plan, racks, progress
             "ports": p.ports,
             **info,
         }
-    # once per service, not per process: a crash in between loses nothing `lab clean`
-    # needs (it finds every process in the lab's cgroups or the kind's engine)
+    # recorded in the plan's order, whatever order they started in; saved once per
+    # service, not per process: a crash in between loses nothing `lab clean` needs (it
+    # finds every process in the lab's cgroups or the kind's engine)
+    state["services"].update((p.id, started[p.id]) for p in procs)
     state.save()
     return _Rollout(service, dep, procs, timeout, nodes)
 

@@ -13,6 +13,7 @@ import pytest
 
 from lab import cgroups
 from lab.backends import get_backend
+from lab.orchestrator import deploy
 from lab.orchestrator import lab as orch
 from lab.services.ports import port_answers
 
@@ -146,7 +147,6 @@ def test_a_service_that_fails_says_why_in_its_log_as_it_would_otherwise(fork_lab
 
 
 def test_the_modules_loaded_ahead_are_each_kinds_own_those_needing_nothing_first():
-    from lab.orchestrator import deploy
     from lab.topology import loads
 
     topo = loads(
@@ -170,3 +170,14 @@ services:
         "process": ["lab.services.zookeeper", "lab.services.hdfs", "lab.services.kafka"],
         "container": ["lab.services.hdfs", "lab.services.yarn"],
     }
+
+
+def test_a_zookeeper_ensemble_starts_its_highest_myid_first():
+    """The server the others will elect is up before them: they hear it from their
+    first round rather than agree on a lower id it then overrides."""
+    dep = deploy.deployer_for("zookeeper")
+    addresses = {"n1": "10.9.1.10/24", "n2": "10.9.1.11/24", "n3": "10.9.2.10/24"}
+    procs = dep.plan({"nodes": ["n1", "n2", "n3"]}, addresses, {})
+    myids = [int(next(v for k, v in p.files.items() if k.endswith("/myid"))) for p in procs]
+    assert myids == [1, 2, 3]
+    assert [p.node for p in dep.start_order(procs)] == ["n3", "n2", "n1"]

@@ -69,6 +69,10 @@ class ServiceDeployer:
         Kafka needing ZooKeeper, overrides this to find it); by default its own section."""
         return self.plan(services[self.name], addresses, racks)
 
+    def start_order(self, procs: list[ServiceProcess]) -> list[ServiceProcess]:
+        """The order to start the processes ``plan`` made in (by default the same)."""
+        return procs
+
     def unready(self, procs: list[ServiceProcess], addresses: dict[str, str]) -> str | None:
         """After every port answers: what still keeps the service from being usable
         (e.g. "2 of 4 DataNodes registered"), or None when it is ready. Must not raise."""

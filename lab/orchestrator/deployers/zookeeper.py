@@ -80,6 +80,15 @@ class ZooKeeperDeployer(ServiceDeployer):
             )
         return procs
 
+    def start_order(self, procs: list[ServiceProcess]) -> list[ServiceProcess]:
+        """The highest myid first. FastLeaderElection settles on the best vote it hears
+        before finalizeWait runs out, and with equal zxids that is the highest id: when
+        that server starts last and late (a loaded machine), the first ones may agree on
+        a lower id that it then overrides, and a server left following a leader that
+        never leads waits initLimit x tickTime (20 s by default) before it looks again.
+        Started first, it is heard by the others from their first round."""
+        return list(reversed(procs))
+
     def unready(self, procs: list[ServiceProcess], addresses: dict[str, str]) -> str | None:
         """Every server serving (leader, follower or standalone): a port that accepts is
         not yet an ensemble that has elected a leader and can open sessions."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -317,3 +318,41 @@ def test_a_block_being_written_is_read_up_to_what_its_datanodes_acknowledged(clu
     writer.close()
     with reader.read(path) as r:
         assert r.read() == data
+
+
+def test_a_copy_still_arriving_is_gone_after_the_datanode_restarts(cluster):
+    """A replica another DataNode is sending (re-replication: racklab's TRANSFER stage) is
+    TEMPORARY, in tmp/, as Hadoop's BlockReceiver makes it: a DataNode restarted while it
+    arrives deletes it instead of keeping it as a replica waiting to be recovered (RWR),
+    which nobody would recover."""
+    import json
+    import socket
+
+    from lab.services.hdfs.datatransfer import MSG_LEN, encode_packet
+
+    victim = cluster.datanodes[-1]
+    current = cluster.root / f"data-{victim.ip}" / "current"
+    block_id = 2**40 + 18
+    header = {
+        "op": "WRITE_BLOCK",
+        "block": {"blockId": block_id, "genStamp": 1001, "numBytes": 0},
+        "stage": "transfer",
+        "targets": [],
+    }
+    body = json.dumps(header).encode()
+    # A blocking socket kept open across the restart: the copy's sender never hangs up.
+    with socket.create_connection((victim.ip, victim.ready["xfer"]), timeout=10) as sock:
+        sock.sendall(MSG_LEN.pack(len(body)) + body)
+        (n,) = MSG_LEN.unpack(sock.recv(MSG_LEN.size, socket.MSG_WAITALL))
+        assert json.loads(sock.recv(n, socket.MSG_WAITALL))["status"] == "SUCCESS"
+        sock.sendall(b"".join(encode_packet(0, 0, os.urandom(3 * 512 + 100), False, 512)))
+        cluster.wait(
+            lambda: any(p.stat().st_size for p in current.glob(f"*/blk_{block_id}")),
+            10,
+            "the copy's first bytes on disk",
+        )
+        assert [p.parent.name for p in current.glob(f"*/blk_{block_id}")] == ["tmp"]
+        cluster.restart(victim, sig=signal.SIGKILL)  # the DataNode dies mid-copy
+    leftovers = [p.name for p in current.rglob(f"blk_{block_id}*")]
+    assert leftovers == [], leftovers
+    wait_registered(cluster, victim)

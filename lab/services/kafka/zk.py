@@ -61,18 +61,20 @@ class ZkCluster:
     # ---- connection ----
     def start(self, timeout: float = 30) -> None:
         self.zk.start(timeout=timeout)
-        for p in (
-            "/brokers/ids",
-            "/brokers/topics",
-            "/config/topics",
-            "/admin/delete_topics",
-            "/cluster",
-        ):
-            self.zk.ensure_path(p)
-        try:
-            self.zk.create("/cluster/id", _j({"version": "1", "id": uuid.uuid4().hex[:22]}))
-        except NodeExistsError:
-            pass
+        # Kafka's top-level paths (KafkaZkClient.createTopLevelPaths), asked for all at
+        # once: the requests share round trips and the ensemble's log syncs, where one
+        # after another they were a quorum write each before the broker could serve
+        cluster_id = _j({"version": "1", "id": uuid.uuid4().hex[:22]})
+        pending = [
+            self.zk.create_async(p, makepath=True)
+            for p in ("/brokers/ids", "/brokers/topics", "/config/topics", "/admin/delete_topics")
+        ]
+        pending.append(self.zk.create_async("/cluster/id", cluster_id, makepath=True))
+        for result in pending:
+            try:
+                result.get(timeout=timeout)
+            except NodeExistsError:
+                pass  # made by another broker, or an earlier run
 
     def stop(self) -> None:
         try:

@@ -129,14 +129,17 @@ class Leader:
         leisure. Our own fsync starts as soon as what this read proposed has been
         sent to those (at the end of the read, not at the next turn of the loop).
 
-        Measured with a throwaway tracer (timestamps in the three processes of a
-        3-server set): the leader's fsync started 400 us after the follower's
-        request came in, 200 us of it the send to the second follower and the turn
-        of the loop, and the reply waited for the LOGGED that follows it; the median
-        set went from 1.3 ms to 0.9 ms without them. The second follower also fsyncs
-        once per LAZY_S rather than per write, off the disk the other two share
-        here. (Holding our proposal to `first` back until our own fsync, sending it
-        together with the LOGGED, was slower: 1.0 to 1.1 ms.)"""
+        Why (`python -m lab.bench.zookeeper_trace`, stamps in the three processes):
+        the leader's fsync began only after its sends to both followers and a turn
+        of its loop, and the follower's reply waits for the LOGGED that follows that
+        fsync; the second follower's fsync also competed for the disk the other two
+        share here. How much this saves depends on how dear a loopback send is at
+        the moment (14 us to 200 us each in traces on this 2-core machine): set
+        median 1.3 ms -> 0.9 ms in the first traces at load 1, 0.94x to 1.13x in
+        `lab.bench.zookeeper --reference-source` runs at load 4 to 9
+        (docs/BENCHMARKS.md). Holding the proposal to `first` back until our fsync
+        and sending it with the LOGGED, and starting our fsync in a worker thread
+        before the sends, were both slower."""
         first.send(data)
         eager = self.quorum - 2  # voters besides us and `first` a quorum needs
         lazy = frame(PROPOSAL_ELSEWHERE, p.data)

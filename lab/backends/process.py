@@ -135,12 +135,13 @@ class ProcessNode(Node):
         cfg = self._prepare()
         log = open(self.dir / "init.log", "ab")
         try:
+            # the join prefix puts it in the node's cgroup before Python starts, with no
+            # preexec_fn: subprocess may vfork rather than copy `lab up` (tens of ms each)
             return subprocess.Popen(
-                [sys.executable, "-E", "-s", "-S", str(INIT), str(cfg)],
+                [*self.cg.join_prefix(), sys.executable, "-E", "-s", "-S", str(INIT), str(cfg)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                preexec_fn=self.cg.joiner(),
                 start_new_session=True,  # Ctrl-C on `lab up` must not reach the node
                 close_fds=True,
             )

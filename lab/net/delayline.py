@@ -42,21 +42,21 @@ def open_tun(name: str) -> int:
 
 
 def route_through(name: str, bridges: list[str], supernet: str, exempt: list[str]) -> None:
-    from pyroute2 import IPRoute
+    # One `ip -batch` rather than pyroute2: importing pyroute2 is 0.2 s of CPU, and
+    # `lab up` waits for this line to be ready before it wires the nodes.
+    import subprocess
 
-    net, _, plen = supernet.partition("/")
     for key in ("all", "default", name):
         with open(f"/proc/sys/net/ipv4/conf/{key}/rp_filter", "w") as f:
             f.write("0")  # packets come back in on the tun with rack sources
-    with IPRoute() as ipr:
-        idx = ipr.link_lookup(ifname=name)[0]
-        ipr.link("set", index=idx, state="up", mtu=1500)
-        ipr.route("add", dst=net, dst_len=int(plen), oif=idx, table=TABLE)
-        for cidr in exempt:  # e.g. the host link: "throw" falls back to the main table
-            dst, _, dlen = cidr.partition("/")
-            ipr.route("add", dst=dst, dst_len=int(dlen), table=TABLE, type="throw")
-        for br in bridges:
-            ipr.rule("add", iifname=br, table=TABLE, priority=1000)
+    batch = [f"link set dev {name} up mtu 1500", f"route add {supernet} dev {name} table {TABLE}"]
+    # e.g. the host link: "throw" falls back to the main table
+    batch += [f"route add throw {cidr} table {TABLE}" for cidr in exempt]
+    batch += [f"rule add iif {br} table {TABLE} priority 1000" for br in bridges]
+    res = subprocess.run(["ip", "-batch", "-"], input="\n".join(batch) + "\n",
+                         capture_output=True, text=True)  # fmt: skip
+    if res.returncode != 0:
+        raise RuntimeError(f"ip -batch: {res.stderr.strip()}")
 
 
 def run(fd: int, delay: float, jitter: float, loss: float, rng: random.Random) -> None:

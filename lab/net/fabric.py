@@ -177,6 +177,7 @@ def start_impairment(labid: str, plan, imp: Impairment, cgroup, log_path: str) -
         if b"unknown" not in (e.stderr or b""):
             raise
     argv = [
+        *cgroup.join_prefix(),  # the lab's cgroup (`lab clean` finds it there), no fork
         "nsenter", f"--net={router_path(labid)}", "--",
         sys.executable, "-m", "lab.net.delayline",
         "--delay", str(imp.delay), "--jitter", str(imp.jitter), "--loss", str(imp.loss),
@@ -190,7 +191,6 @@ def start_impairment(labid: str, plan, imp: Impairment, cgroup, log_path: str) -
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
-            preexec_fn=cgroup.joiner(),  # the lab's cgroup: `lab clean` finds it there
             start_new_session=True,
         )
     return Impairing(proc=proc, log_path=log_path)

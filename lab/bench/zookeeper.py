@@ -1,13 +1,14 @@
 """Side-by-side benchmark: kazoo against Debian's Apache ZooKeeper and against
 racklab's, in one run, same machine, same client code.
 
-    python -m lab.bench.zookeeper [--rounds 3] [--ops 2000] [--pipeline 2000] [--ensemble]
+    python -m lab.bench.zookeeper [--rounds 3] [--ops 2000] [--pipeline 2000]
+                                  [--ensemble [--servers 3|5]]
                                   [--reference apache|racklab [--reference-source DIR]]
 
 Workloads (all bounded in count and in time):
   sync create / sync get / sync set   one request at a time (kazoo's blocking API)
   pipelined get                       --pipeline get_async calls in flight, then wait
-For 3 servers the client is connected to a follower.
+For an ensemble (3 servers, or --servers 5) the client is connected to a follower.
 
 Both servers of a setup run at once. Each round of a workload gives each server --ops
 requests (or 3 pipelined batches) in short slices taken in turns (Apache, racklab,
@@ -211,16 +212,16 @@ def one_server(kind: str, root: str, label: str, source: str | None = None) -> S
     return Subject(label, srv.hosts, [srv])
 
 
-def three_servers(
-    kind: str, root: str, base: int, label: str, source: str | None = None
+def ensemble(
+    kind: str, root: str, n: int, base: int, label: str, source: str | None = None
 ) -> Subject:
     where = os.path.join(root, f"{label}-ens")
     if kind == "apache":
         ens = Ensemble(
-            where, 3, base, TICK_MS, lambda cfg: quorum_argv(cfg, "512m"), **APACHE_DEFAULTS
+            where, n, base, TICK_MS, lambda cfg: quorum_argv(cfg, "512m"), **APACHE_DEFAULTS
         )
     else:
-        ens = Ensemble(where, 3, base, TICK_MS, _racklab(source))
+        ens = Ensemble(where, n, base, TICK_MS, _racklab(source))
     servers = list(ens.servers.values())
     for s in servers:
         s.start(wait=False)
@@ -242,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         "--time-limit", type=float, default=10.0, help="seconds per server and round, at most"
     )
     ap.add_argument("--rounds", type=int, default=3, help="rounds per workload (median reported)")
-    ap.add_argument("--ensemble", action="store_true", help="also 3-server ensembles on 127.0.0.x")
+    ap.add_argument("--ensemble", action="store_true", help="also ensembles on 127.0.0.x")
+    ap.add_argument("--servers", type=int, choices=(3, 5), default=3, help="servers of an ensemble")
     ap.add_argument(
         "--reference",
         choices=("apache", "racklab"),
@@ -275,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.ensemble:
             setups.append(
                 (
-                    "3 servers",
-                    lambda k, label: three_servers(
-                        k, root, 20 if label == "ref" else 30, label, source(label)
+                    f"{args.servers} servers",
+                    lambda k, label: ensemble(
+                        k, root, args.servers, 20 if label == "ref" else 30, label, source(label)
                     ),
                 )
             )

@@ -20,7 +20,7 @@ from kazoo.retry import KazooRetry
 from lab.services.ports import free_port, port_answers
 from lab.services.zookeeper.acl import digest
 from lab.services.zookeeper.config import load
-from lab.services.zookeeper.minicluster import Ensemble, ThreadedServer
+from lab.services.zookeeper.minicluster import Ensemble, ThreadedServer, four_letter
 from lab.testing import apache_zookeeper as apache
 
 pytestmark = pytest.mark.skipif(not apache.available(), reason="Apache ZooKeeper not installed")
@@ -161,6 +161,8 @@ def scenario(ens: Ensemble) -> list:
             step("move a client port", move_client_port(other))
             step("a new client on the new port", lambda: new_client_get(other))
             out.append(("the old port takes clients", port_answers(hosts[other], old_port)))
+            conf = four_letter(hosts[other], ens.servers[other].port, "conf")
+            out.append(("conf names the new port", f"clientPort={ens.servers[other].port}" in conf))
             step("a client from before the move", lambda: before.get("/zookeeper/config"))
         finally:
             before.stop()
@@ -252,6 +254,7 @@ def test_reconfig_same_as_apache_zookeeper(tmp_path):
     assert seen["a new client on the new port"][0] == "ok"
     assert seen["the old port takes clients"] is False
     assert seen["a client from before the move"][0] == "ok"
+    assert seen["conf names the new port"] is True
     assert f"server.4={UNREACHABLE}:observer;0.0.0.0:2181" in last[1]
     assert restarted.servers[4].role == "observer"
     assert restarted.config_version == int(

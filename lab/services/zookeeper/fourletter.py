@@ -187,9 +187,12 @@ def _mntr(s: ZooKeeperServer) -> str:
 
 def _conf(s: ZooKeeperServer) -> str:
     c = s.cfg
+    # where clients are taken now, as Apache's (its connection factory's address):
+    # a reconfig may have moved it from zoo.cfg's
+    host, port = s.listening or (c.client_port_address, c.client_port)
     lines = [
-        f"clientPort={c.client_port}",
-        f"clientPortAddress={c.client_port_address}",
+        f"clientPort={s.port if s.listening else port}",
+        f"clientPortAddress={host}",
         f"dataDir={c.data_dir}",
         f"dataLogDir={c.log_dir}",
         f"tickTime={c.tick_time}",

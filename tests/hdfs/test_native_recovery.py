@@ -207,13 +207,23 @@ def test_a_writer_silent_past_the_soft_limit_loses_its_file_to_another(cluster):
     client's append or create is refused with Hadoop's AlreadyBeingCreatedException and
     words, through either door; once the writer has been silent past the soft limit, the
     next one starts lease recovery (RecoveryInProgressException meanwhile) and then gets
-    the file, with every byte the writer had flushed."""
+    the file, with every byte the writer had flushed. A file with no block to recover is
+    handed over at once; the holder itself asking again is refused whatever the time."""
     url = f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}"
     path = "/soft/taken"
     data = os.urandom(BLOCK + 3 * PIECE)  # the second block still under construction
-    writer = hdfs_native.Client(url).create(path, hdfs_native.WriteOptions(replication=3))
+    silent = hdfs_native.Client(url).create("/soft/empty")  # created, never written to
+    owner = hdfs_native.Client(url)
+    writer = owner.create(path, hdfs_native.WriteOptions(replication=3))
     writer.write(data)
     writer.hsync()  # acknowledged by the pipeline; and an fsync call renews the lease
+    with pytest.raises(FileExistsError) as again:
+        owner.append(path)
+    assert re.match(
+        rf"Failed to APPEND_FILE {path} for (hdfs_native_client-\S+) on 127\.0\.0\.1 because "
+        r"\1 is already the current lease holder\.$",
+        str(again.value),
+    ), again.value
     other = hdfs_native.Client(url)
     web = InsecureClient(cluster.url, user="root")
     # The writer's lease: hdfs-native's client name, on the address it connected from.
@@ -261,6 +271,11 @@ def test_a_writer_silent_past_the_soft_limit_loses_its_file_to_another(cluster):
     taker.close()
     with web.read(path) as r:
         assert r.read() == data + b"more"
+    # The empty file's writer has been silent longer still: WebHDFS appends at once.
+    web.write("/soft/empty", b"web", append=True)
+    with web.read("/soft/empty") as r:
+        assert r.read() == b"web"
+    del silent
     with pytest.raises((RuntimeError, OSError)):  # the old writer was fenced off
         writer.write(os.urandom(PIECE))
         writer.close()

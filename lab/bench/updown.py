@@ -20,6 +20,7 @@ very checkout gives the noise of the comparison).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 from lab import cgroups
+from lab.backends.process_zygote import ZYGOTE_CGROUP
 from lab.topology import load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -43,22 +45,46 @@ def _machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu(cg: cgroups.Cgroup) -> float:
+    return (cg.summary().cpu_usec or 0) / 1e6 if cg.exists() else 0.0
+
+
+def lab_parts(name: str, nodes: list[str]) -> dict[str, float]:
+    """The lab's CPU by what spent it: the services (their own cgroups in the nodes),
+    the rest of the nodes (their inits), the zygote, and the router (the delay line)."""
+    lab = cgroups.lab_cgroup(name)
+    services = inits = 0.0
+    for n in nodes:
+        node = cgroups.node_cgroup(name, n)
+        dirs = [d for d in node.dirs() if d.is_dir()]
+        leaves = [p.name for p in dirs[0].iterdir() if p.name.startswith("svc-")] if dirs else []
+        mine = sum(_cpu(node.child(leaf)) for leaf in leaves)
+        services += mine
+        inits += _cpu(node) - mine
+    return {"services": services, "nodes": inits, "zygote": _cpu(lab.child(ZYGOTE_CGROUP)),
+            "router": _cpu(lab.child("router"))}  # fmt: skip
+
+
 def once(file: Path, against: Path | None = None) -> tuple[float, ...]:
     """(up, up in process, down, the command's CPU, the lab's CPU), in seconds, and the
     CPUs the rest of the machine kept busy meanwhile (the load this run competed with:
     a load average lags by a minute and counts waiting tasks, this does not).
     ``against``: a checkout of racklab whose `lab` runs instead of this one."""
-    name = load(file).name
-    env = {**os.environ, "PYTHONPATH": str(against)} if against else None
-    subprocess.run([sys.executable, "-m", "lab", "clean", name], capture_output=True, env=env)
+    topo = load(file)
+    name = topo.name
+    file = file.resolve()
+    # `python -m` puts its working directory first on the path: run in the checkout
+    cwd = against.resolve() if against else None
+    env = {**os.environ, "PYTHONPATH": str(cwd)} if cwd else None
+    run = functools.partial(subprocess.run, capture_output=True, text=True, env=env, cwd=cwd)
+    run([sys.executable, "-m", "lab", "clean", name])
     # The command runs in a cgroup of this benchmark's: what it does there is its CPU,
     # what its children do once they moved into the lab's cgroups (node inits, the
     # zygote, services) is the lab's; none is counted twice.
     own = cgroups.Cgroup(f"racklab-bench/{os.getpid()}").create()
     b0 = _machine_busy()
     t0 = time.perf_counter()
-    res = subprocess.run([*own.join_prefix(), sys.executable, "-m", "lab", "up", str(file),
-                          "--json"], capture_output=True, text=True, env=env)  # fmt: skip
+    res = run([*own.join_prefix(), sys.executable, "-m", "lab", "up", str(file), "--json"])
     t1 = time.perf_counter()
     busy = _machine_busy() - b0
     command_cpu = (own.summary().cpu_usec or 0) / 1e6
@@ -68,19 +94,18 @@ def once(file: Path, against: Path | None = None) -> tuple[float, ...]:
             d.rmdir()  # only when empty: another benchmark may be running
         except OSError:
             pass
-    lab_cpu = (cgroups.lab_cgroup(name).summary().cpu_usec or 0) / 1e6
+    lab_cpu = _cpu(cgroups.lab_cgroup(name))
+    parts = lab_parts(name, list(topo.nodes))
     if res.returncode != 0:
         raise SystemExit(f"lab up {file} failed: {res.stderr.strip()}")
     up_in = json.loads(res.stdout)["up_in"]
     t2 = time.perf_counter()
-    res = subprocess.run(
-        [sys.executable, "-m", "lab", "down", name], capture_output=True, text=True, env=env
-    )
+    res = run([sys.executable, "-m", "lab", "down", name])
     t3 = time.perf_counter()
     if res.returncode != 0:
         raise SystemExit(f"lab down {name} failed: {res.stderr.strip()}")
     others = max(0.0, busy - command_cpu - lab_cpu) / (t1 - t0)
-    return t1 - t0, up_in, t3 - t2, command_cpu, lab_cpu, others
+    return t1 - t0, up_in, t3 - t2, command_cpu, lab_cpu, others, parts
 
 
 def fmt(xs: list[float]) -> str:
@@ -88,7 +113,8 @@ def fmt(xs: list[float]) -> str:
     return f"{statistics.median(xs):6.2f} [{min(xs):.2f}..{max(xs):.2f}]"
 
 
-KEYS = ("up_s", "up_in_process_s", "down_s", "command_cpu_s", "lab_cpu_s", "others_cpus")
+KEYS = ("up_s", "up_in_process_s", "down_s", "command_cpu_s", "lab_cpu_s", "others_cpus",
+        "lab_cpu_parts")  # fmt: skip
 
 
 def measure(files: list[Path], runs: int, against: Path | None = None) -> dict:
@@ -117,7 +143,7 @@ def measure(files: list[Path], runs: int, against: Path | None = None) -> dict:
             "load": os.getloadavg()[0],
         },  # fmt: skip
         "runs": runs,
-        "against": str(against) if against else None,
+        "against": str(against.resolve()) if against else None,
         "labs": labs,
     }
 
@@ -148,6 +174,12 @@ def print_table(report: dict, write=print) -> None:
         floor = statistics.median(total) / (m["cpus"] or 1)
         write(f"{r['lab']:<12} {fmt(r['command_cpu_s']):<19} {fmt(r['lab_cpu_s']):<19} "
               f"{floor:5.2f} s")  # fmt: skip
+    write("# the lab's CPU seconds by what spent them (medians): the services, the rest")
+    write("# of the nodes (inits), the zygote that forks the services, the delay line")
+    for r in report["labs"]:
+        parts = {k: statistics.median(p[k] for p in r["lab_cpu_parts"])
+                 for k in ("services", "nodes", "zygote", "router")}  # fmt: skip
+        write(f"{r['lab']:<12} " + "  ".join(f"{k} {v:.2f}" for k, v in parts.items()))
     write("# each run: up (command) in seconds / CPUs the rest of the machine kept busy")
     write("# meanwhile (the other work this run competed with for the cores)")
     for r in report["labs"]:

@@ -326,6 +326,8 @@ def test_a_block_being_written_is_read_up_to_what_its_datanodes_acknowledged(clu
             f"{loc['id']['ipAddr']} to serve the acknowledged bytes",
             interval=0.1,
         )
+    with InsecureClient(cluster.url, user="root").read(path) as r:  # still the hsync'd length
+        assert r.read() == data[:synced]
     resp, _ = read_block(last["locs"][0], last["b"], 0, len(data) - BLOCK + 1)
     assert resp["status"] == "ERROR"
     assert f"don't match block {last['b']['poolId']}:blk_" in resp["message"], resp

@@ -187,6 +187,23 @@ def test_a_copy_being_received_is_temporary_and_gone_after_a_restart(tmp_path):
     assert [23, 1001, 1300] in store2.report()
 
 
+def test_a_replica_being_written_is_read_up_to_its_visible_length(tmp_path):
+    """read_raw of an RBW replica, slab by slab up to a visible length that cuts a chunk:
+    every chunk's CRC matches the bytes sent, the cut one's as of the visible end although
+    the replica already holds more of that chunk."""
+    store = BlockStore(tmp_path, BPC)
+    data = os.urandom(5000)
+    w = write_replica(store, 30, 1001, data)  # 5000 bytes on disk, still being written
+    visible = 3 * BPC + 100
+    got = b""
+    for pos in range(0, visible, 2 * BPC):  # slabs of two chunks, as a reader is served
+        piece, crcs = store.read_raw(w.rep, pos, min(2 * BPC, visible - pos), visible=visible)
+        assert checksum.pieces_match(piece, pos, BPC, crcs)
+        got += piece
+    assert got == data[:visible]
+    w.close_files()
+
+
 def test_restart_drops_a_last_chunk_whose_crc_was_not_written(tmp_path):
     store = BlockStore(tmp_path, BPC)
     data = os.urandom(2 * BPC + 100)

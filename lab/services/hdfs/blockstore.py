@@ -244,6 +244,8 @@ class BlockStore:
         if rep.state == "finalized" or visible is None or not visible % self.bpc or not crcs:
             return crcs
         tail_start = visible - visible % self.bpc
+        if tail_start != start + (len(crcs) // CRC_SIZE - 1) * self.bpc:
+            return crcs  # the chunk the visible end cuts is not the last of these
         if data is not None:
             tail = data[tail_start - start : visible - start]
         else:

@@ -296,8 +296,10 @@ class Reader:
                 )
 
     async def _read_replica(self, loc: dict, blk: dict, offset: int, length: int):
-        if loc["uuid"] == self.my_uuid:
-            rep = self.local.get(blk["blockId"])
+        rep = self.local.get(blk["blockId"]) if loc["uuid"] == self.my_uuid else None
+        if loc["uuid"] == self.my_uuid and (rep is None or rep.state == "finalized"):
+            # (A local replica still being written is read through this DataNode's own
+            # READ_BLOCK below, which serves its visible length only.)
             if rep is None or rep.gen_stamp < blk["genStamp"]:
                 raise OSError(f"local replica of blk_{blk['blockId']} is gone")
             # Disk reads and CRC checks run in a worker thread one slab ahead of the socket,

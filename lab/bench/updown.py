@@ -98,14 +98,16 @@ def once(file: Path, against: Path | None = None) -> tuple[float, ...]:
     parts = lab_parts(name, list(topo.nodes))
     if res.returncode != 0:
         raise SystemExit(f"lab up {file} failed: {res.stderr.strip()}")
-    up_in = json.loads(res.stdout)["up_in"]
+    status = json.loads(res.stdout)
+    up_in = status["up_in"]
+    ready_in = status.get("ready_in") or {}  # when each service was ready (older labs: none)
     t2 = time.perf_counter()
     res = run([sys.executable, "-m", "lab", "down", name])
     t3 = time.perf_counter()
     if res.returncode != 0:
         raise SystemExit(f"lab down {name} failed: {res.stderr.strip()}")
     others = max(0.0, busy - command_cpu - lab_cpu) / (t1 - t0)
-    return t1 - t0, up_in, t3 - t2, command_cpu, lab_cpu, others, parts
+    return t1 - t0, up_in, t3 - t2, command_cpu, lab_cpu, others, parts, ready_in
 
 
 def fmt(xs: list[float]) -> str:
@@ -114,7 +116,7 @@ def fmt(xs: list[float]) -> str:
 
 
 KEYS = ("up_s", "up_in_process_s", "down_s", "command_cpu_s", "lab_cpu_s", "others_cpus",
-        "lab_cpu_parts")  # fmt: skip
+        "lab_cpu_parts", "ready_in")  # fmt: skip
 
 
 def measure(files: list[Path], runs: int, against: Path | None = None) -> dict:
@@ -180,6 +182,13 @@ def print_table(report: dict, write=print) -> None:
         parts = {k: statistics.median(p[k] for p in r["lab_cpu_parts"])
                  for k in ("services", "nodes", "zygote", "router")}  # fmt: skip
         write(f"{r['lab']:<12} " + "  ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    if any(any(r["ready_in"]) for r in report["labs"]):
+        write("# each service ready, seconds into the up (in process): median/max")
+        for r in report["labs"]:
+            names = [n for n in r["ready_in"][0]] if r["ready_in"] else []
+            cells = [f"{n} {statistics.median(x[n] for x in r['ready_in']):.2f}/"
+                     f"{max(x[n] for x in r['ready_in']):.2f}" for n in names]  # fmt: skip
+            write(f"{r['lab']:<12} {'  '.join(cells)}".rstrip())
     write("# each run: up (command) in seconds / CPUs the rest of the machine kept busy")
     write("# meanwhile (the other work this run competed with for the cores)")
     for r in report["labs"]:

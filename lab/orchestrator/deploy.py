@@ -129,10 +129,15 @@ def _start_service(service: str, topo, state, nodes: dict, plan, racks, progress
     return _Rollout(service, dep, procs, timeout, nodes)
 
 
-def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90) -> None:
+def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90,
+               t0: float | None = None) -> None:  # fmt: skip
     """Start every service as soon as what it needs is ready (ZooKeeper and HDFS at once,
     then Kafka and YARN as each of theirs is up), and wait for all of them together:
-    independent services come up side by side instead of one after the other."""
+    independent services come up side by side instead of one after the other. When
+    each was ready, in seconds since ``t0`` (the start of `lab up`), goes in the
+    state's ``ready_in``: what a slow up waited for."""
+    t0 = time.monotonic() if t0 is None else t0
+    state["ready_in"] = {}
     racks = {n: nd.rack for n, nd in topo.nodes.items()}
     order = start_order(topo.services)
     rollouts: dict[str, _Rollout] = {}
@@ -147,6 +152,7 @@ def deploy_all(topo, state, nodes: dict, plan, progress, timeout: float = 90) ->
         for service, rollout in rollouts.items():
             if service not in ready and rollout.ready(plan, state):
                 ready.add(service)
+                state["ready_in"][service] = round(time.monotonic() - t0, 3)
         if len(ready) == before:
             time.sleep(0.05)
 
@@ -192,7 +198,7 @@ def finish_up(topo, state, nodes: dict, plan, progress, t0: float) -> None:
     """The last step of every `lab up`: the services deployed on the nodes made and
     wired, and the lab marked up with the time it took."""
     if topo.services:
-        deploy_all(topo, state, nodes, plan, progress)
+        deploy_all(topo, state, nodes, plan, progress, t0=t0)
     state["phase"] = "up"
     state["up_in"] = round(time.monotonic() - t0, 3)
     state.save()

@@ -314,6 +314,7 @@ def status(state: State) -> dict:
         "phase": state["phase"],
         "file": state["file"],
         "up_in": state.get("up_in"),
+        "ready_in": state.get("ready_in", {}),  # each service, seconds into the up
         "network": state["network"],
         "inter_rack": state.get("impairment", {}),
         "cgroup_version": cgroups.version(),

@@ -5,16 +5,18 @@ Started the ordinary way, a service is ``nsenter -t INIT -a -- python -m MODULE 
 behind the cgroup join prefix: a Python start and 0.13-0.19 s of CPU of imports each,
 charged to a node capped at half a CPU and paid sixteen times by the quickstart. The
 zygote imports each service's modules once (its ``__main__`` and what that module
-names in ``PRELOAD``), then for each request forks a child that does what the
-ordinary path does: it joins the service's cgroup and the node's namespaces (cgroup,
-ipc, uts, net, pid, mount, time, in nsenter's order), forks once more so that the
-service is inside the node's PID namespace (its parent exits, the node's init adopts
-it, as nsenter's child is adopted once nsenter dies), starts a session, points
-stdin at /dev/null and stdout/stderr at the service's log, takes the service's
-environment and the node's root as its directory, and runs ``python -m MODULE ARGS``
-in that process (runpy), its command line over the zygote's, so ps shows it. What manages services
-afterwards (their cgroup, kill, pause, `lab logs`, `lab down`) cannot tell the two
-paths apart; a service started later (chaos restarts it) takes the ordinary path.
+names in ``PRELOAD``), then for each request forks a child, moves it into the
+service's cgroup and answers; the child does what nsenter does: it joins the node's
+namespaces (cgroup, ipc, uts, net, pid, mount, time, in nsenter's order), leads a new
+session and forks the service, which is then inside the node's PID namespace, and
+exits (the host's init adopts the service, as it adopts nsenter's child once nsenter
+exits). The service points stdin at /dev/null and stdout/stderr at its log, takes its
+environment and the node's root as its directory, writes its command line and
+environment over the zygote's (what ps shows), and runs ``python -m MODULE ARGS`` in
+that process (runpy). What manages services afterwards (their cgroup, kill, pause,
+`lab logs`, `lab down`) cannot tell the two paths apart
+(tests/integration/test_service_start.py); a service started later (chaos restarts
+it) takes the ordinary path.
 
 The zygote lives for the `lab up` that started it: requests are JSON lines on its
 stdin, answers JSON lines on its stdout; end of input ends it. Run as

@@ -145,7 +145,7 @@ def measure(files: list[Path], runs: int, against: Path | None = None) -> dict:
             "load": os.getloadavg()[0],
         },  # fmt: skip
         "runs": runs,
-        "against": str(against.resolve()) if against else None,
+        "against": str(against) if against else None,  # as given: no machine's paths
         "labs": labs,
     }
 

@@ -38,6 +38,7 @@ import sys
 import threading
 from pathlib import Path
 
+from lab.backends.base import NodeError
 from lab.ns import syscalls as sc
 
 ZYGOTE_CGROUP = "zygote"  # the zygote's cgroup, under the lab's
@@ -90,8 +91,8 @@ class Zygote:
         if not line:
             raise ZygoteGone(f"exited with {self.proc.poll()}")
         answer = json.loads(line)
-        if "error" in answer:
-            raise OSError(f"could not start python -m {module}: {answer['error']}")
+        if "error" in answer:  # its log or its cgroup could not be opened
+            raise NodeError(f"could not start python -m {module}: {answer['error']}")
         return int(answer["pid"])
 
     def close(self, timeout: float = 5) -> None:

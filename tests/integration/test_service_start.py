@@ -83,6 +83,8 @@ def test_a_forked_service_cannot_be_told_from_one_started_the_ordinary_way(fork_
     state, nodes = fork_lab
     n1 = nodes["n1"]
     svc = state["services"]["zookeeper-server-n1"]
+    # forked by the zygote: the service alone in its cgroup, no nsenter waiting beside it
+    assert n1.service_cgroup(svc["name"]).pids() == [service_pid(n1, svc["name"])]
     forked = facts(service_pid(n1, svc["name"]), n1.pid)
     assert forked["same namespaces as the node's init"] == list(NAMESPACES)
     assert forked["PID namespace levels"] == 2
@@ -107,6 +109,7 @@ def test_a_forked_service_cannot_be_told_from_one_started_the_ordinary_way(fork_
         time.sleep(0.1)
     ordinary = facts(service_pid(n1, svc["name"]), n1.pid)
     assert ordinary == forked
+    assert len(n1.service_cgroup(svc["name"]).pids()) == 2  # nsenter, and the service
 
 
 def test_the_zygote_is_gone_once_up_returns_and_said_nothing(fork_lab):

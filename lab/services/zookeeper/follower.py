@@ -44,6 +44,9 @@ from .txn import Txn
 
 log = logging.getLogger("zookeeper.quorum")
 
+CONNECT_TRIES = 5  # Apache's Learner: tries per connectToLeader
+CONNECT_DELAY = 0.1  # seconds between them: Apache's leaderConnectDelayDuringRetryMs
+
 
 class Follower:
     async def follow(self, leader: int) -> None:
@@ -51,19 +54,26 @@ class Follower:
         limit = self.cfg.init_limit * self.tick
         deadline = time.monotonic() + limit
         loop = asyncio.get_running_loop()
-        while True:
+        # As Apache's Learner.connectToLeader: at most CONNECT_TRIES attempts, 100 ms
+        # apart (leaderConnectDelayDuringRetryMs), within initLimit ticks; then back to
+        # looking. Trying for all of initLimit (20 s with tickTime 2000) kept a server
+        # following a leader that never led (elected by a stale vote) that long.
+        for tries in range(CONNECT_TRIES):
+            remaining = deadline - time.monotonic()
             try:
+                if remaining <= 0:
+                    raise TimeoutError
                 _, link = await asyncio.wait_for(
                     loop.create_connection(
                         lambda: FrameLink(self.outbox), peer.host, peer.peer_port
                     ),
-                    1.0,
+                    remaining,
                 )
                 break
             except (TimeoutError, OSError):
-                if time.monotonic() > deadline:
+                if tries == CONNECT_TRIES - 1 or deadline - time.monotonic() <= CONNECT_DELAY:
                     raise StepDown(f"leader {leader} not reachable") from None
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(CONNECT_DELAY)
         self.leader_link = link
         try:
             link.send(

@@ -39,6 +39,13 @@ def get_backend(kind: str, **options) -> Backend:
     return getattr(mod, cls)(**options)
 
 
+def backend_class(kind: str) -> type[Backend]:
+    """The class of ``kind``'s backend, for what it declares (host_image, host_packages)
+    without making one."""
+    module, cls = _BACKENDS[kind]
+    return getattr(importlib.import_module(module), cls)
+
+
 def kinds() -> list[str]:
     return list(_BACKENDS)
 

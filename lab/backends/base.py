@@ -301,6 +301,17 @@ class Backend(abc.ABC):
     # (systemd unit, process name, command that starts it where no systemd runs)
     host_packages: tuple[str, ...] = ()
     host_daemons: tuple[tuple[str, str, str], ...] = ()
+    # Which of racklab's images this kind's nodes run when they name none, for a lab
+    # spread over hosts to send it there (lab/hosts): "node" (the node image, in the
+    # host's Docker engine), "vm" (the VM image), or None (nothing to send). A host's
+    # agent then makes its backend with what was sent (Backend.with_sent_image).
+    host_image: str | None = None
+
+    @classmethod
+    def with_sent_image(cls, sent=None) -> Backend:
+        """This kind's backend on a host that builds no image: its nodes run what the
+        controller sent (``sent``: what lab/hosts recorded for ``host_image``)."""
+        return cls()
 
     def prepare(self, specs: list[NodeSpec], progress=lambda msg: None) -> None:
         """Slow one-time work before any node of this kind is made (an image build),

@@ -433,6 +433,12 @@ class ContainerBackend(Backend):
     node_class = ContainerNode
     host_packages = ("docker.io",)
     host_daemons = (("docker", "dockerd", "dockerd"),)
+    host_image = "node"
+
+    @classmethod
+    def with_sent_image(cls, sent=None) -> Backend:
+        # the controller streamed the node image into the host's engine: never build
+        return cls(build_missing=False)
 
     def __init__(self, client=None, image: str | None = None, build_missing: bool = True):
         """image: the node image to use when a node names none (default: the image

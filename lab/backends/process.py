@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lab import cgroups
 from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeError, NodeSpec, Stats
-from lab.backends.process_zygote import ZYGOTE_CGROUP, Zygote, ZygoteGone
+from lab.backends.process_zygote import Zygote, ZygoteGone
 
 INIT = Path(__file__).resolve().parent.parent / "ns" / "init.py"
 PROJECT = INIT.parents[2]  # the directory holding the lab package
@@ -353,7 +353,7 @@ class ProcessBackend(Backend):
             return
         lab_dir = Path(specs[0].state_dir).parents[1]
         lab_dir.mkdir(parents=True, exist_ok=True)
-        cg = cgroups.lab_cgroup(specs[0].lab).child(ZYGOTE_CGROUP).create()
+        cg = cgroups.lab_cgroup(specs[0].lab).child(cgroups.ZYGOTE_CGROUP).create()
         self.zygote = Zygote(modules, cg.join_prefix(), lab_dir / "zygote.log")
 
     def preload_done(self) -> None:

@@ -41,7 +41,6 @@ from pathlib import Path
 from lab.backends.base import NodeError
 from lab.ns import syscalls as sc
 
-ZYGOTE_CGROUP = "zygote"  # the zygote's cgroup, under the lab's
 ROOM = "RACKLAB_ZYGOTE_ROOM"  # a variable of the zygote's environment: see _show_as
 
 

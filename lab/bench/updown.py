@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 from lab import cgroups
-from lab.backends.process_zygote import ZYGOTE_CGROUP
 from lab.topology import load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -61,8 +60,8 @@ def lab_parts(name: str, nodes: list[str]) -> dict[str, float]:
         mine = sum(_cpu(node.child(leaf)) for leaf in leaves)
         services += mine
         inits += _cpu(node) - mine
-    return {"services": services, "nodes": inits, "zygote": _cpu(lab.child(ZYGOTE_CGROUP)),
-            "router": _cpu(lab.child("router"))}  # fmt: skip
+    return {"services": services, "nodes": inits, "zygote": _cpu(lab.child(cgroups.ZYGOTE_CGROUP)),
+            "router": _cpu(lab.child(cgroups.ROUTER_CGROUP))}  # fmt: skip
 
 
 def once(file: Path, against: Path | None = None) -> tuple[float, ...]:

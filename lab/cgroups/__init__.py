@@ -37,6 +37,10 @@ V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "blkio", "freezer")
 V2_CONTROLLERS = ("cpu", "memory", "pids", "io")
 CPU_PERIOD_US = 100_000
 LAB_PARENT = "racklab"
+# a lab's cgroups beside its nodes': the router (its delay line) and the process kind's
+# zygote, which forks services at lab up (lab/backends/process_zygote.py)
+ROUTER_CGROUP = "router"
+ZYGOTE_CGROUP = "zygote"
 
 
 @functools.cache

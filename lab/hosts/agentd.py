@@ -116,7 +116,7 @@ def op_router(lab: str, labid: str, racks: dict, backbone: dict, impairment: dic
     )
     d = lab_dir(lab)
     d.mkdir(parents=True, exist_ok=True)
-    router_cg = cgroups.lab_cgroup(lab).create().child("router").create()
+    router_cg = cgroups.lab_cgroup(lab).create().child(cgroups.ROUTER_CGROUP).create()
     return fabric.impair_inter_rack(labid, plan, imp, router_cg, str(d / "delayline.log"))
 
 
@@ -138,21 +138,16 @@ def op_rtt(labid: str, peers: dict[str, str]) -> dict[str, float | None]:
 
 
 def _backend(kind: str):
-    from lab.backends import get_backend
-    from lab.hosts.images import IMAGE_KINDS
+    """A host builds no image: each kind's nodes run what the controller sent for its
+    ``host_image`` (the node image in the host's engine, lab/hosts/images.py; the VM
+    image recorded in this agent's folder, lab/hosts/vmimages.py)."""
+    from lab.backends import backend_class
     from lab.hosts.vmimages import sent_image
 
-    if kind in IMAGE_KINDS:
-        # a host builds no image: its container and pod nodes run the node image the
-        # controller sent (lab/hosts/images.py)
-        return get_backend(kind, build_missing=False)
-    if kind == "vm":
-        # nor a VM image: its VM nodes boot the one sent for this agent (the venv's
-        # folder holds the record, lab/hosts/vmimages.py)
-        image = sent_image(Path(sys.prefix).parent)
-        if image is not None:
-            return get_backend(kind, image=image)
-    return get_backend(kind)
+    cls = backend_class(kind)
+    if cls.host_image == "vm":
+        return cls.with_sent_image(sent_image(Path(sys.prefix).parent))
+    return cls.with_sent_image()
 
 
 def op_machinery(kinds: list[str]) -> dict[str, dict]:

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 from lab.hosts.ssh import Host, HostError
 
-# the node kinds that run racklab's image in the host's Docker engine
-IMAGE_KINDS = {"container", "pod"}
 CHUNK = 1 << 20
 
 
@@ -40,7 +38,9 @@ class Sent:
 
 def needed(specs) -> bool:
     """Whether any of these node specs runs racklab's own image."""
-    return any(s.kind in IMAGE_KINDS and s.image is None for s in specs)
+    from lab.backends import backend_class
+
+    return any(s.image is None and backend_class(s.kind).host_image == "node" for s in specs)
 
 
 def local_node_image(progress=lambda msg: None) -> tuple[str, str]:

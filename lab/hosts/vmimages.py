@@ -46,7 +46,9 @@ class SentVM:
 
 def needed(specs) -> bool:
     """Whether any of these node specs boots racklab's VM image."""
-    return any(s.kind == "vm" and s.image is None for s in specs)
+    from lab.backends import backend_class
+
+    return any(s.image is None and backend_class(s.kind).host_image == "vm" for s in specs)
 
 
 def local_vm_image(progress=lambda msg: None):

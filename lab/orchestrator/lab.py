@@ -142,7 +142,7 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     if overlay is None:
         progress(f"router and {len(topo.racks)} rack bridges")
         fabric.create_router(topo.labid, plan, _impairment(topo))
-        router_cg = lab_cg.child("router").create()
+        router_cg = lab_cg.child(cgroups.ROUTER_CGROUP).create()
         # the delay line starts beside the nodes; it is waited for before wiring
         impairing = fabric.start_impairment(
             topo.labid, plan, _impairment(topo), router_cg,
@@ -154,7 +154,7 @@ def _build(topo, state, plan, specs, backends, progress) -> None:
     if overlay is not None:
         progress(f"router pod and {len(topo.racks)} rack bridges, carried by the pods")
         state["impairment"] = overlay.build(
-            plan, _impairment(topo), lab_cg.child("router").create(),
+            plan, _impairment(topo), lab_cg.child(cgroups.ROUTER_CGROUP).create(),
             str(lab_dir(topo.name) / "relay.log"),
         )  # fmt: skip
         state.save()

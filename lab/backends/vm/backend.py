@@ -49,6 +49,12 @@ class VMBackend(Backend):
         ("virtlogd", "virtlogd", "virtlogd -d"),
         ("libvirtd", "libvirtd", "libvirtd -d"),
     )
+    host_image = "vm"
+
+    @classmethod
+    def with_sent_image(cls, sent=None) -> Backend:
+        # sent: the VM image the controller sent for this host's agent, if any
+        return cls(image=sent) if sent is not None else cls()
 
     def __init__(self, conn=None, image=None):
         """image: a lab.images.vm.VMImage to boot (default: the current build, made

@@ -209,27 +209,27 @@ class ReadRequests:
         changed after the last zxid it saw (ZooKeeper's DataTree.setWatches)."""
         rel = req.relativeZxid
         zxid = tree.last_zxid
-        for path in req.dataWatches or ():
-            node = tree.nodes.get(path)
-            if node is None:
-                self.send_event(EventType.NODE_DELETED, path, zxid)
-            elif node.mzxid > rel:
-                self.send_event(EventType.NODE_DATA_CHANGED, path, zxid)
-            else:
-                tree.data_watches.add(path, self)
+
+        def rearm(paths, changed, event, table) -> None:
+            # a watched node gone or changed since `rel` fires now; else it is watched again
+            for path in paths or ():
+                node = tree.nodes.get(path)
+                if node is None:
+                    self.send_event(EventType.NODE_DELETED, path, zxid)
+                elif changed(node) > rel:
+                    self.send_event(event, path, zxid)
+                else:
+                    table.add(path, self)
+
+        rearm(req.dataWatches, lambda n: n.mzxid, EventType.NODE_DATA_CHANGED, tree.data_watches)
         for path in req.existWatches or ():
             if path in tree.nodes:
                 self.send_event(EventType.NODE_CREATED, path, zxid)
             else:
                 tree.data_watches.add(path, self)
-        for path in req.childWatches or ():
-            node = tree.nodes.get(path)
-            if node is None:
-                self.send_event(EventType.NODE_DELETED, path, zxid)
-            elif node.pzxid > rel:
-                self.send_event(EventType.NODE_CHILDREN_CHANGED, path, zxid)
-            else:
-                tree.child_watches.add(path, self)
+        rearm(
+            req.childWatches, lambda n: n.pzxid, EventType.NODE_CHILDREN_CHANGED, tree.child_watches
+        )
         # setWatches2: persistent watches come back as they were, without events.
         for path in getattr(req, "persistentWatches", None) or ():
             tree.persistent_data.add(path, self)

@@ -99,37 +99,30 @@ def test_point_to_point_vs_publish_subscribe(broker):
             for _ in range(n)
         ]
 
-    # one group of two members, both assigned before anything is produced
-    shared = members(_topic("shared"), 2)
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        for c in shared:
-            c.poll(timeout_ms=200)
-        if sorted(len(c.assignment()) for c in shared) == [2, 2]:
-            break
-    assert sorted(len(c.assignment()) for c in shared) == [2, 2]
-    # two more groups of one member each
-    subscribers = [members(_topic("sub"), 1)[0] for _ in range(2)]
-    for c in subscribers:
-        deadline = time.monotonic() + 30
-        while not c.assignment() and time.monotonic() < deadline:
-            c.poll(timeout_ms=200)
+    # one group of two members, both assigned before anything is produced; each member
+    # polled by a thread of its own (see PolledGroup: one loop over both members can
+    # keep the group rebalancing past any deadline on a loaded machine)
+    shared = PolledGroup(members(_topic("shared"), 2))
+    try:
+        assert shared.wait_sizes([2, 2], 40) == [2, 2]
+        # two more groups of one member each
+        subscribers = [members(_topic("sub"), 1)[0] for _ in range(2)]
+        for c in subscribers:
+            deadline = time.monotonic() + 30
+            while not c.assignment() and time.monotonic() < deadline:
+                c.poll(timeout_ms=200)
 
-    p = KafkaProducer(bootstrap_servers=broker.bootstrap)
-    for i in range(40):
-        p.send(topic, f"m{i}".encode(), partition=i % 4)
-    p.flush(30)
-    p.close()
+        p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        for i in range(40):
+            p.send(topic, f"m{i}".encode(), partition=i % 4)
+        p.flush(30)
+        p.close()
 
-    # point-to-point: each message reaches exactly one member of the shared group
-    per_member: list[list[bytes]] = [[], []]
-    deadline = time.monotonic() + 40
-    while sum(map(len, per_member)) < 40 and time.monotonic() < deadline:
-        for i, c in enumerate(shared):
-            for recs in c.poll(timeout_ms=300).values():
-                per_member[i].extend(r.value for r in recs)
-    for c in shared:
-        c.close()
+        # point-to-point: each message reaches exactly one member of the shared group
+        shared.wait_values(40, 40)
+    finally:
+        shared.close_all()
+    per_member = shared.values
     assert sorted(per_member[0] + per_member[1]) == everything
     assert len(per_member[0]) == len(per_member[1]) == 20
     assert not set(per_member[0]) & set(per_member[1])

@@ -156,6 +156,7 @@ def kafka(ctx: typer.Context):
             "lab kafka produce demo hello world",
             "lab kafka consume demo --from-beginning",
             "lab kafka topics describe demo --json",
+            "lab kafka topics --describe --topic demo   # kafka-topics.sh's flags",
         ],  # fmt: skip
         "0 done, 2 a mistake in the command or a refusal from the brokers.",
     )

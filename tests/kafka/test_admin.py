@@ -119,6 +119,27 @@ def test_cli_grammar(broker):
         kafka_command(["topics", "create", "cli"], bs)
     with pytest.raises(KafkaCliError):
         kafka_command(["topics", "frobnicate"], bs)
+    # kafka-topics.sh's and the console scripts' spellings, as their users type them
+    kafka_command(
+        ["topics", "--create", "--topic", "cli2", "--partitions", "3"], bs, write=out.append
+    )
+    kafka_command(["topics", "--describe", "--topic", "cli2"], bs, write=out.append)
+    assert (
+        "Partition: 2\tLeader: 0" in out[-1]
+        and "cli2" in out[-1]
+        and "\tTopic: cli\t" not in out[-1]
+    )
+    kafka_command(["topics", "--list"], bs, write=out.append)
+    assert {"cli", "cli2"} <= set(out[-1].split())
+    kafka_command(["produce", "--topic", "cli2", "x", "--partition", "1"], bs, write=out.append)
+    assert out[-1] == "cli2-1@0"
+    kafka_command(["topics", "--delete", "--topic", "cli2"], bs, write=out.append)
+    kafka_command(["topics", "list"], bs, write=out.append)
+    assert "cli2" not in out[-1].split()
+    with pytest.raises(KafkaCliError, match="--bootstrap-server is not taken"):
+        kafka_command(["topics", "--list", "--bootstrap-server", "localhost:9092"], bs)
+    with pytest.raises(KafkaCliError, match="only one of --create, --delete"):
+        kafka_command(["topics", "--create", "--delete", "--topic", "x"], bs)
 
 
 STOCK_SERVER_PROPERTIES = r"""

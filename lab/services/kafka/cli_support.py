@@ -11,6 +11,12 @@ and calls ``kafka_command``.
     consume TOPIC [--from-beginning] [--max-messages N] [--timeout SECONDS]
     groups list
     groups describe GROUP          (committed offset, log end and lag per partition)
+
+Kafka's own spellings work too, as a user of its scripts types them: `topics --create
+--topic NAME --partitions 3`, `topics --list`, `topics --describe [--topic NAME]`,
+`topics --delete --topic NAME`, `produce --topic T`, `consume --topic T`, `groups --list`,
+`groups --describe --group G` (`--bootstrap-server` is the lab's brokers, so it is
+not taken).
 """
 
 from __future__ import annotations
@@ -23,6 +29,19 @@ from collections.abc import Callable, Mapping
 from . import admin
 
 USAGE = __doc__.split("\n\n")[1].strip("\n")
+
+# kafka-topics.sh's and kafka-consumer-groups.sh's action flags, as this grammar's words
+_ACTION_FLAGS = {
+    "topics": {
+        "--list": "list",
+        "--create": "create",
+        "--describe": "describe",
+        "--delete": "delete",
+    },
+    "groups": {"--list": "list", "--describe": "describe"},
+}
+# the flag Kafka's scripts name the object with, per command
+_NAME_FLAGS = {"topics": "--topic", "produce": "--topic", "consume": "--topic", "groups": "--group"}
 
 
 class KafkaCliError(Exception):
@@ -70,9 +89,39 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _from_kafka_scripts(args: list[str]) -> list[str]:
+    """``topics --create --topic t --partitions 3`` (kafka-topics.sh's way) as ``topics
+    create t --partitions 3``; a command line already in this grammar is returned as is."""
+    if not args:
+        return args
+    cmd, rest = args[0], list(args[1:])
+    if "--bootstrap-server" in rest:
+        raise KafkaCliError(
+            "lab kafka: --bootstrap-server is not taken: the lab's brokers are used "
+            "(choose the lab with --lab NAME)"
+        )
+    actions = [a for a in rest if a in _ACTION_FLAGS.get(cmd, {})]
+    if len(actions) > 1:
+        raise KafkaCliError(f"lab kafka {cmd}: only one of {', '.join(actions)}")
+    names: list[str] = []
+    flag = _NAME_FLAGS.get(cmd)
+    while flag in rest:
+        i = rest.index(flag)
+        if i + 1 >= len(rest):
+            raise KafkaCliError(f"lab kafka {cmd}: {flag} needs a name")
+        names.append(rest[i + 1])
+        del rest[i : i + 2]
+    if actions:
+        rest.remove(actions[0])
+        return [cmd, _ACTION_FLAGS[cmd][actions[0]], *names, *rest]
+    if cmd in _ACTION_FLAGS and rest:  # `topics describe --topic t`: the word stays first
+        return [cmd, rest[0], *names, *rest[1:]]
+    return [cmd, *names, *rest]
+
+
 def check_args(args: list[str]) -> argparse.Namespace:
     """The command line parsed and checked, before any broker is asked."""
-    ns = _parser().parse_args(args)
+    ns = _parser().parse_args(_from_kafka_scripts(list(args)))
     if getattr(ns, "max_messages", 1) < 1:
         raise KafkaCliError("lab kafka consume: --max-messages must be 1 or more")
     if getattr(ns, "timeout", 1) <= 0:

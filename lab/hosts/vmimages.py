@@ -45,10 +45,11 @@ class SentVM:
 
 
 def needed(specs) -> bool:
-    """Whether any of these node specs boots racklab's VM image."""
+    """Whether any of these node specs is a VM node: each boots with racklab's disk,
+    also one naming its own image directory on the host (lab/backends/vm/backend.py)."""
     from lab.backends import backend_class
 
-    return any(s.image is None and backend_class(s.kind).host_image == "vm" for s in specs)
+    return any(backend_class(s.kind).host_image == "vm" for s in specs)
 
 
 def local_vm_image(progress=lambda msg: None):

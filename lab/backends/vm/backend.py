@@ -75,8 +75,12 @@ class VMBackend(Backend):
     def _resolve_image(self, spec: NodeSpec):
         from lab.images import vm as vmimage
 
-        if self._image is not None:
-            image = self._image
+        if self._image is not None and spec.image is None:
+            image = self._image  # the image the controller sent to this host
+        elif self._image is not None:
+            # a node's own image directory on this host, with the racklab disk sent
+            # here (a host has no racklab source to build one from)
+            image = vmimage.VMImage(Path(spec.image), self._image.racklab_disk)
         else:
             image = vmimage.ensure_vm_image(spec.image)
         missing = image.missing()

@@ -17,6 +17,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from lab.hosts.ssh import Host, HostError
 
@@ -127,6 +128,9 @@ def _left_out(host: Host, tag: str, image_id: str) -> tuple[int, set[str]]:
     return sum(1 for d in mine if d in have), {f for f, d in files.items() if d in have}
 
 
+KEEP_LAYER_RECORDS = 8
+
+
 def _layer_files(tag: str, image_id: str) -> dict[str, str]:
     """Which file of ``docker save``'s archive holds which layer, for this image: found
     by one pass over the archive, then kept in the cache."""
@@ -144,7 +148,21 @@ def _layer_files(tag: str, image_id: str) -> dict[str, str]:
     tmp = record.with_suffix(".tmp")
     tmp.write_text(json.dumps(found))
     tmp.replace(record)
+    # one record per racklab version built here: the newest few are all a send can use
+    _prune(record.parent, KEEP_LAYER_RECORDS)
     return found
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """All but the ``keep`` newest records of ``folder`` removed."""
+    aged = []
+    for p in folder.glob("*.json"):
+        try:
+            aged.append((p.stat().st_mtime, p))
+        except OSError:
+            pass  # removed meanwhile by another `lab`
+    for _, p in sorted(aged)[:-keep]:
+        p.unlink(missing_ok=True)
 
 
 def remove(host: Host) -> list[str]:

@@ -86,3 +86,33 @@ def test_a_layer_is_left_out_only_when_the_host_has_its_whole_chain():
 def test_the_hosts_layer_lists_are_read_from_docker_inspect_lines():
     out = '["sha256:a","sha256:b"]\n\nnull\n["sha256:a"]\nError: something\n'
     assert layers.parse_layer_lists(out) == [["sha256:a", "sha256:b"], ["sha256:a"]]
+
+
+def test_layer_records_keep_only_the_newest(tmp_path, monkeypatch):
+    """The record of which archive file holds which layer, one per image built here:
+    writing one removes all but the newest few."""
+    import os
+
+    from lab.hosts import images, layers
+    from lab.images import cache
+
+    folder = tmp_path / "node-image-layers"
+    folder.mkdir()
+    for i in range(images.KEEP_LAYER_RECORDS + 3):
+        old = folder / f"old{i:02d}.json"
+        old.write_text("{}")
+        os.utime(old, (1000 + i, 1000 + i))
+    monkeypatch.setattr(cache, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(layers, "layer_files", lambda chunks: {"a/layer.tar": "sha256:1"})
+    monkeypatch.setattr("lab.images.build.docker_client", lambda: _NoEngine())
+    assert images._layer_files("racklab/node:t", "sha256:new") == {"a/layer.tar": "sha256:1"}
+    left = sorted(p.name for p in folder.glob("*.json"))
+    assert len(left) == images.KEEP_LAYER_RECORDS and "new.json" in left
+    assert "old00.json" not in left and f"old{images.KEEP_LAYER_RECORDS + 2:02d}.json" in left
+
+
+class _NoEngine:
+    class api:
+        @staticmethod
+        def get_image(tag, chunk_size):
+            return iter(())

@@ -92,9 +92,14 @@ def down(
     from lab.orchestrator import lab as orch
 
     _need_root()
-    removed = orch.down(which_lab(name, lab), progress=_progress(as_json))
+    name = orch.resolve_lab(which_lab(name, lab)).name
+    removed = orch.down(name, progress=_progress(as_json))
     if not _emit({"removed": removed}, as_json):
-        out.print(f"removed {len(removed)} objects")
+        # what went, as `lab clean` says it: one kind of node's cleanup can be one
+        # line ("cgroup racklab/q (23 processes killed)"), so a bare count said little
+        for r in removed:
+            out.print(f"removed {r}", highlight=False, soft_wrap=True)
+        out.print(f"lab {name} is down")
 
 
 @app.command()

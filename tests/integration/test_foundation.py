@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -139,6 +140,9 @@ def test_down_leaves_nothing_behind(tmp_path):
     res = lab_cli("down", "itest-down")
     assert res.returncode == 0, res.stderr
     assert leftovers("itest-down") == []
+    # says what went, the killed processes included, and that the lab is down
+    assert re.search(r"removed cgroup \S+ \(\d+ processes killed\)", res.stdout), res.stdout
+    assert res.stdout.rstrip().endswith("lab itest-down is down")
 
 
 @pytest.mark.parametrize("after", [0.3, 1.0])

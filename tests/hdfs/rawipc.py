@@ -12,17 +12,35 @@ from lab.services.hdfs import checksum, datatransfer_hadoop
 
 S = Schema.load()
 CLIENT_PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
+DATANODE_PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientDatanodeProtocol"
 METHODS = S.services["hadoop.hdfs.ClientNamenodeProtocol"]
+# Each protocol's methods: (request type, response type) by name.
+SERVICES = {
+    CLIENT_PROTOCOL: METHODS,
+    DATANODE_PROTOCOL: S.services["hadoop.hdfs.ClientDatanodeProtocolService"],
+}
 
 
 class RawIpc:
-    """The wire protocol by hand: preamble, connection context, framed calls."""
+    """The wire protocol by hand: preamble, connection context, framed calls. To the
+    NameNode's RPC address, or with `address` and `protocol` to another IPC server (a
+    DataNode's ClientDatanodeProtocol)."""
 
-    def __init__(self, cluster, user: str = "root", preamble: bytes = b"hrpc\x09\x00\x00"):
-        self.sock = socket.create_connection((cluster.nn_ip, cluster.nn_rpc), timeout=10)
-        self.call_id = 0
+    protocol = CLIENT_PROTOCOL
+
+    def __init__(
+        self,
+        cluster,
+        user: str = "root",
+        preamble: bytes = b"hrpc\x09\x00\x00",
+        address: tuple[str, int] | None = None,
+        protocol: str = CLIENT_PROTOCOL,
+    ):
+        address = address or (cluster.nn_ip, cluster.nn_rpc)
+        self.sock = socket.create_connection(address, timeout=10)
+        self.call_id, self.protocol = 0, protocol
         self.sock.sendall(preamble)
-        context = {"userInfo": {"effectiveUser": user}, "protocol": CLIENT_PROTOCOL}
+        context = {"userInfo": {"effectiveUser": user}, "protocol": protocol}
         self.send_frame(
             self.header(-3) + S.encode_delimited("hadoop.common.IpcConnectionContextProto", context)
         )
@@ -56,8 +74,10 @@ class RawIpc:
             out += chunk
         return out
 
-    def call(self, method: str, request: dict, protocol: str = CLIENT_PROTOCOL) -> dict:
-        req_type, resp_type = METHODS.get(method, ("hadoop.hdfs.GetFsStatusRequestProto", ""))
+    def call(self, method: str, request: dict, protocol: str | None = None) -> dict:
+        protocol = protocol or self.protocol
+        methods = SERVICES.get(self.protocol, METHODS)
+        req_type, resp_type = methods.get(method, ("hadoop.hdfs.GetFsStatusRequestProto", ""))
         self.call_id += 1
         self.send_frame(
             self.header(self.call_id)
@@ -79,6 +99,23 @@ class RawIpc:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def datanode_ipc(loc: dict, user: str = "root") -> RawIpc:
+    """A Hadoop IPC connection to the DataNode of a DatanodeInfoProto (ClientDatanodeProtocol,
+    at the ipcPort it advertises)."""
+    address = (loc["id"]["ipAddr"], loc["id"]["ipcPort"])
+    return RawIpc(None, user=user, address=address, protocol=DATANODE_PROTOCOL)
+
+
+def visible_length(loc: dict, block: dict) -> int:
+    """getReplicaVisibleLength of `block` on that DataNode, as Java's DFSInputStream asks
+    for a file's last block under construction."""
+    raw = datanode_ipc(loc)
+    try:
+        return raw.call("getReplicaVisibleLength", {"block": block})["length"]
+    finally:
+        raw.close()
 
 
 def located_blocks(cluster, path: str) -> dict:

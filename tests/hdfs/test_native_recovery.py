@@ -21,7 +21,7 @@ from hdfs.util import HdfsError
 
 from lab.services.hdfs.minicluster import MiniCluster
 
-from .rawipc import RawIpc, located_blocks, read_block
+from .rawipc import RawIpc, located_blocks, read_block, visible_length
 
 hdfs_native = pytest.importorskip("hdfs_native")
 
@@ -281,6 +281,44 @@ def test_a_writer_silent_past_the_soft_limit_loses_its_file_to_another(cluster):
         writer.close()
 
 
+def test_the_writers_machine_is_kept_across_a_namenode_restart(cluster):
+    """Hadoop's edit log keeps the writer's clientName and clientMachine with OP_ADD (and
+    OP_APPEND), so after a NameNode restart a refusal still names where the lease holder
+    writes from, not just who it is."""
+    path, holder = "/soft/restarted", "DFSClient_NONMAPREDUCE_kept_1"
+    writer = RawIpc(cluster)  # connects from 127.0.0.1
+    try:
+        created = writer.call(
+            "create",
+            {
+                "src": path,
+                "masked": {"perm": 0o644},
+                "clientName": holder,
+                "createFlag": 1,  # CREATE
+                "createParent": True,
+                "replication": 3,
+                "blockSize": BLOCK,
+            },
+        )
+        assert created["fs"]["fileType"] == "IS_FILE", created
+    finally:
+        writer.close()
+    cluster.restart_namenode()
+    cluster.wait_active()
+    raw = RawIpc(cluster)
+    try:
+        raw.call("renewLease", {"clientName": holder})  # well within the soft limit now
+        refused = raw.call("append", {"src": path, "clientName": "DFSClient_other"})
+        assert refused["exceptionClassName"].endswith("AlreadyBeingCreatedException"), refused
+        assert refused["errorMsg"] == (
+            f"Failed to APPEND_FILE {path} for DFSClient_other on 127.0.0.1 because this file "
+            f"lease is currently owned by {holder} on 127.0.0.1"
+        )
+        assert raw.call("complete", {"src": path, "clientName": holder})["result"]
+    finally:
+        raw.close()
+
+
 def test_a_block_being_written_is_read_up_to_what_its_datanodes_acknowledged(cluster):
     """A file open for writing, as Hadoop shows it: getBlockLocations gives the last block
     under construction at its pipeline, with the length the writer's hsync told the
@@ -310,6 +348,8 @@ def test_a_block_being_written_is_read_up_to_what_its_datanodes_acknowledged(clu
     with InsecureClient(cluster.url, user="root").read(path) as r:
         assert r.read() == data[:synced]
     for loc in last["locs"]:
+        # What a Java reader asks each DataNode before reading the last block.
+        assert visible_length(loc, last["b"]) == synced - BLOCK
         resp, got = read_block(loc, last["b"], 0, synced - BLOCK)
         assert resp["status"] == "SUCCESS", resp
         assert got == data[BLOCK:synced]
@@ -326,6 +366,7 @@ def test_a_block_being_written_is_read_up_to_what_its_datanodes_acknowledged(clu
             f"{loc['id']['ipAddr']} to serve the acknowledged bytes",
             interval=0.1,
         )
+        assert visible_length(loc, last["b"]) >= more
     with InsecureClient(cluster.url, user="root").read(path) as r:  # still the hsync'd length
         assert r.read() == data[:synced]
     resp, _ = read_block(last["locs"][0], last["b"], 0, len(data) - BLOCK + 1)

@@ -15,7 +15,14 @@ from hdfs import HdfsError, InsecureClient
 from lab.services.hdfs import datatransfer_hadoop
 from lab.services.hdfs.minicluster import MiniCluster
 
-from .rawipc import CLIENT_PROTOCOL, RawIpc, S, located_blocks, native_file_checksum
+from .rawipc import (
+    CLIENT_PROTOCOL,
+    RawIpc,
+    S,
+    datanode_ipc,
+    located_blocks,
+    native_file_checksum,
+)
 
 hdfs_native = pytest.importorskip("hdfs_native")
 
@@ -519,6 +526,98 @@ def test_garbage_and_truncated_frames(cluster, native, data):
     finally:
         sock.close()
     assert native.get_file_info("/").isdir  # and the server still serves
+
+
+# ---------------------------------------------------------------- ClientDatanodeProtocol
+NO_TOKEN = {"identifier": b"", "password": b"", "kind": "", "service": ""}
+
+
+def test_datanodes_serve_client_datanode_protocol(cluster, native):
+    """What a Java client asks a DataNode itself: a replica's visible length (finalized
+    here: its length), and the legacy short-circuit path, refused as Hadoop refuses it
+    with dfs.block.local-path-access.user empty; errors carry Hadoop's classes and words."""
+    path = "/cdp/file"
+    data = os.urandom(BLOCK + 1000)
+    with native.create(path, hdfs_native.WriteOptions(replication=3)) as f:
+        f.write(data)
+    located = located_blocks(cluster, path)
+    report = RawIpc(cluster).call("getDatanodeReport", {"type": "LIVE"})["di"]
+    ports = {d["id"]["ipAddr"]: d["id"]["ipcPort"] for d in report}
+    assert all(ports.values()) and len(ports) == len(cluster.dn_racks), ports
+    for lb in located["blocks"]:
+        block = lb["b"]
+        for loc in lb["locs"]:
+            assert loc["id"]["ipcPort"] == ports[loc["id"]["ipAddr"]]
+            raw = datanode_ipc(loc)
+            try:
+                got = raw.call("getReplicaVisibleLength", {"block": block})
+                assert got == {"length": block["numBytes"]}
+                refused = raw.call("getBlockLocalPathInfo", {"block": block, "token": NO_TOKEN})
+                assert refused["status"] == "ERROR"
+                assert (
+                    refused["exceptionClassName"]
+                    == "org.apache.hadoop.security.AccessControlException"
+                )
+                assert refused["errorMsg"] == (
+                    "Can't continue with getBlockLocalPathInfo() authorization. The user root "
+                    "is not configured in dfs.block.local-path-access.user"
+                )
+                unknown = dict(block, blockId=block["blockId"] + 1_000_000)
+                missing = raw.call("getReplicaVisibleLength", {"block": unknown})
+                assert missing["exceptionClassName"] == (
+                    "org.apache.hadoop.hdfs.server.datanode.ReplicaNotFoundException"
+                )
+                assert missing["errorMsg"] == (
+                    f"Replica does not exist {block['poolId']}:{unknown['blockId']}"
+                )
+                newer = dict(block, generationStamp=block["generationStamp"] + 1)
+                stale = raw.call("getReplicaVisibleLength", {"block": newer})
+                assert stale["exceptionClassName"] == "java.io.IOException"
+                assert stale["errorMsg"].startswith(
+                    "replica.getGenerationStamp() < block.getGenerationStamp()"
+                )
+                info = raw.call("getDatanodeInfo", {})["localInfo"]
+                assert info["softwareVersion"].startswith("3.") and info["uptime"] >= 0
+                # Still answering on the same connection after the errors.
+                assert raw.call("getReplicaVisibleLength", {"block": block}) == got
+            finally:
+                raw.close()
+    # WebHDFS's block locations advertise the same port.
+    r = requests.get(
+        f"{cluster.url}/webhdfs/v1{path}?op=GETBLOCKLOCATIONS&user.name=root", timeout=10
+    ).json()["LocatedBlocks"]["locatedBlocks"][0]["locations"]
+    assert all(d["ipcPort"] == ports[d["ipAddr"]] for d in r)
+
+
+def test_datanode_ipc_survives_malformed_frames(cluster, native):
+    """Random bytes, a wrong preamble, lying lengths, huge varints, a call before the
+    connection context: each answered or closed, and the DataNode keeps serving."""
+    with native.create("/cdp/small") as f:
+        f.write(b"abc")
+    lb = located_blocks(cluster, "/cdp/small")["blocks"][0]
+    loc = lb["locs"][0]
+    address = (loc["id"]["ipAddr"], loc["id"]["ipcPort"])
+    for data in GARBAGE + [b"GET / HTTP/1.1\r\n\r\n"]:
+        sock = socket.create_connection(address, timeout=10)
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(65536):  # answered or closed, never left hanging
+                pass
+        except ConnectionResetError:
+            pass
+        finally:
+            sock.close()
+    raw = datanode_ipc(loc)
+    try:
+        assert raw.call("getReplicaVisibleLength", {"block": lb["b"]}) == {"length": 3}
+        # A method of the service racklab does not serve, and one of no service.
+        err = raw.call("refreshNamenodes", {})
+        assert err["exceptionClassName"] == "org.apache.hadoop.ipc.RpcNoSuchMethodException"
+        err = raw.call("getReplicaVisibleLength", {"block": lb["b"]}, protocol=CLIENT_PROTOCOL)
+        assert err["exceptionClassName"] == "org.apache.hadoop.ipc.RpcNoSuchProtocolException"
+    finally:
+        raw.close()
 
 
 def test_daemon_rpc_still_answers_on_the_same_port(cluster):

@@ -291,6 +291,36 @@ def test_edit_log_replay_rebuilds_namespace(tmp_path):
     assert fresh.get_file("/g").length == 77 and fresh.last_block_id == 1073741825
 
 
+def test_the_writers_machine_is_kept_in_the_edit_log_and_the_image():
+    """FileUnderConstructionFeature's clientName and clientMachine: set by OP_ADD and
+    OP_APPEND, kept by the fsimage, gone with OP_CLOSE; an OP_ADD logged before the field
+    existed still loads."""
+    ns = Namespace("hdfs", "supergroup")
+    add = {
+        "op": "OP_ADD",
+        "inodeId": 16386,
+        "owner": "u",
+        "group": "g",
+        "mode": 0o644,
+        "mtime": 1,
+        "replication": 3,
+        "blockSize": 1024,
+    }
+    ns.apply(dict(add, path="/open", clientName="c1", clientMachine="10.0.0.7"))
+    ns.apply(dict(add, path="/old", inodeId=16387, clientName="c2"))
+    fresh = Namespace("hdfs", "supergroup")
+    fresh.load_image(dict(ns.to_image(), txid=2))
+    assert (fresh.get_file("/open").client_name, fresh.get_file("/open").client_machine) == (
+        "c1",
+        "10.0.0.7",
+    )
+    assert fresh.get_file("/old").client_machine is None
+    fresh.apply({"op": "OP_CLOSE", "path": "/open", "blocks": [], "mtime": 2})
+    assert fresh.get_file("/open").client_machine is None
+    fresh.apply({"op": "OP_APPEND", "path": "/open", "clientName": "c3", "clientMachine": "m3"})
+    assert fresh.get_file("/open").client_machine == "m3"
+
+
 def test_piece_count_matches_piece_bounds():
     for offset in (0, 1, 511, 512, 513, 1000):
         for length in (0, 1, 11, 512, 513, 1024, 5000):

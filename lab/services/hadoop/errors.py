@@ -57,6 +57,10 @@ class AlreadyBeingCreatedException(HadoopException):
     java = "org.apache.hadoop.hdfs.protocol.AlreadyBeingCreatedException"
 
 
+class ReplicaNotFoundException(HadoopException):
+    java = "org.apache.hadoop.hdfs.server.datanode.ReplicaNotFoundException"
+
+
 class RecoveryInProgressException(HadoopException):
     java = "org.apache.hadoop.hdfs.protocol.RecoveryInProgressException"
 

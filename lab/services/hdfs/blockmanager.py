@@ -28,6 +28,7 @@ class DatanodeDescriptor:
     xfer_port: int
     info_port: int
     rack: str
+    ipc_port: int = 0  # ClientDatanodeProtocol's (dfs.datanode.ipc.address)
     capacity: int = 0
     dfs_used: int = 0
     remaining: int = 0
@@ -47,6 +48,7 @@ class DatanodeDescriptor:
             "hostName": self.host_name,
             "xferPort": self.xfer_port,
             "infoPort": self.info_port,
+            "ipcPort": self.ipc_port,
             "rack": self.rack,
         }
 
@@ -162,6 +164,7 @@ class BlockManager:
             int(info["xferPort"]),
             int(info["infoPort"]),
             rack,
+            int(info.get("ipcPort", 0)),
         )
         self.datanodes[d.uuid] = d
         return d

@@ -16,6 +16,7 @@ from ..hadoop.errors import HadoopException
 from ..hadoop.fields import FieldError
 from ..hadoop.http import serve
 from ..hadoop.ipc.protobuf import Schema
+from ..hadoop.ipc.server import IpcServer
 from ..hadoop.ipc.sniff import serve_sniffing
 from .blockreceiver import BlockReceiving
 from .blockstore import BlockStore
@@ -32,6 +33,8 @@ from .datatransfer import (
 )
 from .datatransfer_hadoop import PREFIXES as HADOOP_PREFIXES
 from .datatransfer_hadoop import HadoopDataTransfer
+from .dn_clientprotocol import PROTOCOL as CLIENT_DATANODE_PROTOCOL
+from .dn_clientprotocol import ClientDatanodeProtocol
 from .dn_webhdfs import DatanodeWebHdfs
 from .rpc import NameNodeClient
 
@@ -102,9 +105,19 @@ class DataNode(BlockReceiving, DatanodeWebHdfs):
             backlog=256,
         )
         http = await serve(http_host, http_port, self.handle_http, idle_timeout=idle)
-        self.servers = [xfer, http]
+        # ClientDatanodeProtocol over Hadoop IPC, on its own port as in Hadoop. Unset, it
+        # listens where the data-transfer server does (Hadoop's 0.0.0.0:9867 in a lab), so
+        # DataNodes sharing one machine on their own loopback addresses never collide.
+        ipc_addr = self.conf.get("dfs.datanode.ipc.address") or f"{x_host}:9867"
+        ipc_host, ipc_port = split_hostport(ipc_addr, 9867)
+        ipc = IpcServer.configured(
+            self.conf, {CLIENT_DATANODE_PROTOCOL: ClientDatanodeProtocol(self)}
+        )
+        ipc_srv = await asyncio.start_server(ipc.handle, ipc_host, ipc_port, backlog=128)
+        self.servers = [xfer, http, ipc_srv]
         self.xfer_port = xfer.sockets[0].getsockname()[1]
         self.http_port = http.sockets[0].getsockname()[1]
+        self.ipc_port = ipc_srv.sockets[0].getsockname()[1]
         self.ip = x_host if x_host not in ("0.0.0.0", "") else self._route_ip()
         self.reader = Reader(self.nn, self.store, self.bpc, self.uuid)
         self.tasks = [
@@ -112,12 +125,14 @@ class DataNode(BlockReceiving, DatanodeWebHdfs):
             asyncio.create_task(self._scanner(), name="dn-scanner"),
         ]
         log.info(
-            "DataNode %s up: data %s:%d http %s:%d, %d replicas",
+            "DataNode %s up: data %s:%d http %s:%d ipc %s:%d, %d replicas",
             self.uuid,
             self.ip,
             self.xfer_port,
             self.ip,
             self.http_port,
+            self.ip,
+            self.ipc_port,
             len(self.store.replicas),
         )
 
@@ -142,6 +157,7 @@ class DataNode(BlockReceiving, DatanodeWebHdfs):
             "hostName": self.conf.get("dfs.datanode.hostname", "") or socket.gethostname(),
             "xferPort": self.xfer_port,
             "infoPort": self.http_port,
+            "ipcPort": self.ipc_port,
         }
 
     def stats(self) -> dict:

@@ -16,13 +16,9 @@ log = logging.getLogger("hdfs.namenode")
 
 
 class LeaseManager:
-    def _renew(
-        self, f: INodeFile, before_append: dict | None = None, machine: str | None = None
-    ) -> None:
+    def _renew(self, f: INodeFile, before_append: dict | None = None) -> None:
         lease = self.leases.setdefault(f.inode_id, {"beforeAppend": before_append})
         lease["renewed"] = time.monotonic()
-        if machine is not None:  # the writer's address, for Hadoop's "owned by X on M"
-            lease["machine"] = machine
 
     def _uc_file(self, path: str, client: str) -> INodeFile:
         node = self.ns.lookup(path)

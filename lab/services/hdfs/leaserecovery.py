@@ -101,7 +101,7 @@ class LeaseRecovery:
             raise RecoveryInProgressException(
                 refusal("lease recovery is in progress. Try again later.")
             )
-        owner = f"{f.client_name} on {lease.get('machine', '')}"
+        owner = f"{f.client_name} on {f.client_machine or ''}"
         infos = nn._infos(f)
         if infos and self._recovering(infos[-1].block.block_id):
             raise RecoveryInProgressException(

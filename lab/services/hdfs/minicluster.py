@@ -110,6 +110,7 @@ class MiniCluster:
                 "dfs.datanode.data.dir": str(self.root / f"data-{ip}"),
                 "dfs.datanode.address": f"{ip}:0",
                 "dfs.datanode.http.address": f"{ip}:0",
+                "dfs.datanode.ipc.address": f"{ip}:0",
                 # One host runs them all: name each DataNode by its address, as distinct
                 # machines would be by their host names.
                 "dfs.datanode.hostname": ip,

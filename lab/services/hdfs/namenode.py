@@ -20,7 +20,6 @@ from ..hadoop.errors import (
     IOException,
 )
 from ..hadoop.http import BadRequest, Request, Response, serve
-from ..hadoop.ipc.protobuf import Schema
 from ..hadoop.ipc.server import IpcServer
 from ..hadoop.ipc.sniff import serve_sniffing
 from . import webhdfs
@@ -121,13 +120,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
         self.webhdfs = NamenodeWebHdfsMethods(self)
         self.rpc = NameNodeRpcServer(self)
         # Hadoop IPC for native clients, on the same address as the daemon RPC.
-        self.ipc = IpcServer(
-            Schema.load(),
-            {CLIENT_PROTOCOL: ClientNamenodeProtocol(self)},
-            max_data_length=conf.get_size("ipc.maximum.data.length", 128 * 1024 * 1024),
-            # ipc.Server closes a connection idle for twice the client's limit.
-            idle_timeout=2 * conf.get_seconds("ipc.client.connection.maxidletime", "ms", 10.0),
-        )
+        self.ipc = IpcServer.configured(conf, {CLIENT_PROTOCOL: ClientNamenodeProtocol(self)})
         self.image_servlet = ImageServlet(self)
         self.status = StatusPages(self)
 
@@ -322,10 +315,11 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
                 "replication": replication,
                 "blockSize": block_size,
                 "clientName": client,
+                "clientMachine": client_machine,
             }
         )
         self.bm.remove_blocks(removed or [])
-        self._renew(self.ns.lookup(path), machine=client_machine)
+        self._renew(self.ns.lookup(path))
         return {"fileId": self.ns.last_inode_id}
 
     def verify_replication(self, path: str, replication: int) -> None:
@@ -443,7 +437,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
             "replication": node.replication,
             "lastBlock": None,
         }
-        op = {"op": "OP_APPEND", "path": path, "clientName": client}
+        op = {"op": "OP_APPEND", "path": path, "clientName": client, "clientMachine": client_ip}
         if last is not None and last.num_bytes < node.block_size:
             info = self.bm.blocks.get(last.block_id)
             live = self.bm.sort_by_distance(client_ip, self.bm.live_replicas(info)) if info else []
@@ -452,7 +446,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
                 op["newGenStamp"] = self.ns.gen_stamp + 1
                 self.log_apply(op)
                 self.leases.pop(node.inode_id, None)
-                self._renew(node, before_append=old, machine=client_ip)
+                self._renew(node, before_append=old)
                 info.complete = False
                 result["lastBlock"] = {
                     "block": old,
@@ -463,7 +457,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
                 return result
         self.log_apply(op)
         self.leases.pop(node.inode_id, None)
-        self._renew(node, machine=client_ip)
+        self._renew(node)
         return result
 
     def _infos(self, f: INodeFile) -> list[BlockInfo]:

@@ -77,6 +77,7 @@ IMAGE_RECORDS = {
         blockSize=Int(1),
         blocks=List(BLOCK_JSON, max_len=10**7),
         clientName=Str(default=None),
+        clientMachine=Str(default=None),
         **_INODE_FIELDS,
     ),
 }
@@ -121,6 +122,10 @@ class INodeFile(INode):
     block_size: int = 134217728
     blocks: list[Block] = field(default_factory=list)
     client_name: str | None = None  # set while under construction (the lease holder)
+    # The writer's address while under construction, kept with the holder as Hadoop's
+    # FileUnderConstructionFeature keeps it (OP_ADD, OP_APPEND, the fsimage), so a refusal
+    # after a restart still says "owned by <holder> on <machine>".
+    client_machine: str | None = None
     is_dir = False
 
     @property
@@ -378,6 +383,7 @@ class Namespace:
             replication=op["replication"],
             block_size=op["blockSize"],
             client_name=op["clientName"],
+            client_machine=op.get("clientMachine"),  # absent from logs written before it was
         )
         parent.children[f.name] = f
         parent.mtime = op["mtime"]
@@ -402,11 +408,11 @@ class Namespace:
         f = self.get_file(op["path"])
         f.blocks = [Block.from_json(b) for b in op["blocks"]]
         f.mtime, f.atime = op["mtime"], op.get("atime", f.atime)
-        f.client_name = None
+        f.client_name = f.client_machine = None
 
     def _op_append(self, op: dict) -> None:
         f = self.get_file(op["path"])
-        f.client_name = op["clientName"]
+        f.client_name, f.client_machine = op["clientName"], op.get("clientMachine")
         if op.get("newGenStamp") and f.blocks:
             f.blocks[-1].gen_stamp = op["newGenStamp"]
             self.gen_stamp = max(self.gen_stamp, op["newGenStamp"])
@@ -497,6 +503,7 @@ class Namespace:
                     blockSize=n.block_size,
                     blocks=[b.to_json() for b in n.blocks],
                     clientName=n.client_name,
+                    clientMachine=n.client_machine,
                 )
             else:
                 rec["type"] = "DIRECTORY"
@@ -534,6 +541,7 @@ class Namespace:
                     rec["blockSize"],
                     [Block.from_json(b) for b in rec["blocks"]],
                     rec.get("clientName"),
+                    rec.get("clientMachine"),
                 )
             else:
                 n = INodeDirectory(

@@ -65,7 +65,7 @@ class ClientNamenodeProtocol:
                 "datanodeUuid": info["uuid"],
                 "xferPort": info["xferPort"],
                 "infoPort": info["infoPort"],
-                "ipcPort": 0,  # racklab's DataNodes serve no ClientDatanodeProtocol yet
+                "ipcPort": info.get("ipcPort", 0),
             },
             "location": info["rack"],
             "adminState": "NORMAL",

@@ -179,6 +179,7 @@ class NameNodeRpcServer:
         hostName=Str(255, default=""),
         xferPort=Int(1, 65535),
         infoPort=Int(1, 65535),
+        ipcPort=Int(0, 65535, default=0),
     )
     def rpc_registerDatanode(self, peer, **info):
         d = self.nn.bm.register(info)

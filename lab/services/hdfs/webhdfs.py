@@ -237,6 +237,7 @@ def block_locations(located: dict, op: str, pool: str | None) -> dict:
                         "ipAddr": d["ip"],
                         "xferPort": d["xferPort"],
                         "infoPort": d["infoPort"],
+                        "ipcPort": d.get("ipcPort", 0),
                         "networkLocation": d["rack"],
                         "datanodeUuid": d["uuid"],
                         "adminState": "NORMAL",

@@ -76,6 +76,18 @@ class IpcServer:
         self.max_data_length = max_data_length
         self.idle_timeout = idle_timeout
 
+    @classmethod
+    def configured(cls, conf, handlers: dict[str, object]) -> IpcServer:
+        """A server bounded by a daemon's configuration, as Hadoop's ipc.Server reads it:
+        ipc.maximum.data.length, and a connection idle for twice the client's
+        ipc.client.connection.maxidletime closed."""
+        return cls(
+            Schema.load(),
+            handlers,
+            max_data_length=conf.get_size("ipc.maximum.data.length", MAX_DATA_LENGTH),
+            idle_timeout=2 * conf.get_seconds("ipc.client.connection.maxidletime", "ms", 10.0),
+        )
+
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer_ip = peer[0] if peer else "?"

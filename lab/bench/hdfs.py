@@ -1,7 +1,8 @@
 """HDFS throughput through both doors, WebHDFS and the native protocols (hdfs-native over
 Hadoop IPC and DataTransferProtocol), beside the disk's own bandwidth, in one run.
 
-    python -m lab.bench.hdfs [--size-mb 128] [--rounds 3] [--dir /var/tmp] [--no-native] [--aa] [--json]
+    python -m lab.bench.hdfs [--size-mb 128] [--rounds 3] [--dir /var/tmp] [--no-native] [--aa]
+                             [--reference-source DIR] [--json]
 
 Each round, in this order, on the directory the DataNodes store blocks in:
 1. fio: sequential 1 MiB writes ending in an fsync, then sequential reads with the
@@ -26,11 +27,19 @@ the same thing land at this moment of the machine. For the native doors the CPU 
 DataNodes' processes from /proc, the client's from getrusage: hdfs-native's Rust threads
 run inside it), a steadier figure than throughput on a shared machine. The three replicas of replication 3 all land on this one disk, so its write
 figure carries three times the disk traffic, and no network.
+
+With --reference-source DIR a second MiniCluster runs the daemons of the `lab` package
+in DIR (another version: `git archive COMMIT lab | tar -x -C DIR`), and each round
+writes and reads the native doors' files on both clusters, in turns (which goes first
+alternates between rounds): a change measured side by side with the code before it, as
+`hdfs-native before` rows and the per-round ratios new/before. `--reference-source .`
+runs this checkout against itself: the comparison's own noise (A/A).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -46,7 +55,14 @@ from pathlib import Path
 from lab.services.hdfs.minicluster import MiniCluster
 
 MiB = 1 << 20
-DOORS = {"": "WebHDFS", "native_": "hdfs-native"}  # sample key prefix -> row name
+# sample key prefix -> row name
+DOORS = {"": "WebHDFS", "native_": "hdfs-native", "before_native_": "hdfs-native before"}
+SETTINGS = {
+    "dfs.blocksize": "128m",
+    "dfs.heartbeat.interval": "3s",
+    # fio's write ends in an fsync: the DataNodes fsync each finished block too.
+    "dfs.datanode.synconclose": "true",
+}
 
 
 def fio(directory: Path, size_mb: int) -> dict:
@@ -229,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--aa", action="store_true", help="fio again after HDFS each round: the A/A noise ratio"
     )
+    p.add_argument(
+        "--reference-source",
+        metavar="DIR",
+        help="also run the native doors on a MiniCluster of the `lab` package in DIR "
+        "(the code before a change), side by side with this one",
+    )
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     size = max(8, a.size_mb - a.size_mb % 8)
@@ -239,40 +261,53 @@ def main(argv: list[str] | None = None) -> int:
         samples.setdefault(key, []).append(value)
 
     try:
-        with MiniCluster(
-            root / "dfs",
-            racks={"/rack1": 2, "/rack2": 1},
-            settings={
-                "dfs.blocksize": "128m",
-                "dfs.heartbeat.interval": "3s",
-                # fio's write ends in an fsync: the DataNodes fsync each finished block too.
-                "dfs.datanode.synconclose": "true",
-            },
-        ) as c:
+        with contextlib.ExitStack() as stack:
+            c = stack.enter_context(
+                MiniCluster(root / "dfs", racks={"/rack1": 2, "/rack2": 1}, settings=SETTINGS)
+            )
             c.start()
-            c.wait_active()
+            natives = [("native_", c)]
+            if a.reference_source:
+                ref = stack.enter_context(
+                    MiniCluster(root / "ref", racks={"/rack1": 2, "/rack2": 1}, settings=SETTINGS)
+                )
+                # `python -m lab.services.hdfs` finds `lab` in its working directory first.
+                with contextlib.chdir(a.reference_source):
+                    ref.start()
+                natives.append(("before_native_", ref))
+            for _, cluster in natives:
+                cluster.wait_active()
             # Rounds alternate fio and HDFS so that both see the same moments of a shared machine.
-            for _ in range(a.rounds):
+            for i in range(a.rounds):
                 disk = fio(root, size)
                 add("fio_write", disk["write_MBps"])
                 add("fio_read", disk["read_MBps"])
                 for rep, v in hdfs_run(c, size).items():
                     add(f"r{rep}_write", v["write_MBps"])
                     add(f"r{rep}_read", v["read_MBps"])
-                if not a.no_native:
-                    for rep, v in native_run(c, size).items():
-                        add(f"native_r{rep}_write", v["write_MBps"])
-                        add(f"native_r{rep}_read", v["read_MBps"])
+                # Both clusters' turns alternate: neither is always the one after fio.
+                turns = [] if a.no_native else natives[::-1] if i % 2 else natives
+                for prefix, cluster in turns:
+                    for rep, v in native_run(cluster, size).items():
+                        add(f"{prefix}r{rep}_write", v["write_MBps"])
+                        add(f"{prefix}r{rep}_read", v["read_MBps"])
                         for kind in ("write", "read"):
                             for side in ("dn", "client"):
                                 cpu = v[f"{kind}_{side}_cpu"]
-                                add(f"cpu_native_r{rep}_{kind}_{side}", cpu)
+                                add(f"cpu_{prefix}r{rep}_{kind}_{side}", cpu)
                 if a.aa:
                     again = fio(root, size)
                     add("fio_again_write", again["write_MBps"])
                     add("fio_again_read", again["read_MBps"])
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+    def per_round(top: str, bottom: str) -> dict:
+        """Each round's `top` over the same round's `bottom`, then the median: the pairs
+        saw the same moment of a shared machine, so their ratio is steadier."""
+        pairs = zip(samples[top], samples[bottom], strict=True)
+        return median_spread([t / b if b else float("nan") for t, b in pairs])
+
     cpu = {k[4:]: median_spread(v) for k, v in samples.items() if k.startswith("cpu_")}
     stats = {k: median_spread(v) for k, v in samples.items() if not k.startswith("cpu_")}
     out = {
@@ -282,19 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         "MBps": stats,
         "cpu_seconds": cpu,
         "load_average": os.getloadavg(),
-        # Each round's HDFS figure over the same round's fio figure, then the median: the
-        # pairs saw the same moment of a shared machine, so their ratio is steadier.
         "ratios": {
             f"{door}replication_{r}": {
-                kind: median_spread(
-                    [
-                        h / d
-                        for h, d in zip(
-                            samples[f"{door}r{r}_{kind}"], samples[f"fio_{kind}"], strict=True
-                        )
-                    ]
-                )
-                for kind in ("write", "read")
+                kind: per_round(f"{door}r{r}_{kind}", f"fio_{kind}") for kind in ("write", "read")
             }
             for door in DOORS
             if f"{door}r1_write" in samples
@@ -303,15 +328,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     if a.aa:
         out["ratios"]["fio_again"] = {
-            kind: median_spread(
-                [
-                    b / f
-                    for b, f in zip(
-                        samples[f"fio_again_{kind}"], samples[f"fio_{kind}"], strict=True
-                    )
-                ]
-            )
+            kind: per_round(f"fio_again_{kind}", f"fio_{kind}") for kind in ("write", "read")
+        }
+    if "before_native_r1_write" in samples:
+        # This code over the code before it, round by round (MB/s; CPU: below 1 is less).
+        out["ratios"]["native_over_before"] = {
+            f"r{r}_{kind}": per_round(f"native_r{r}_{kind}", f"before_native_r{r}_{kind}")
+            for r in (1, 3)
             for kind in ("write", "read")
+        } | {
+            f"cpu_r{r}_{kind}_{side}": per_round(
+                f"cpu_native_r{r}_{kind}_{side}", f"cpu_before_native_r{r}_{kind}_{side}"
+            )
+            for r in (1, 3)
+            for kind in ("write", "read")
+            for side in ("dn", "client")
         }
     if a.json:
         print(json.dumps(out, indent=2))
@@ -319,26 +350,26 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{out['machine']}; {size} MiB per measurement, median of {a.rounds} rounds [min-max]; ratios: median of per-round ratios"
     )
-    print(f"{'':24}{'write MB/s':>20}{'read MB/s':>20}{'write/fio':>11}{'read/fio':>10}")
+    print(f"{'':34}{'write MB/s':>20}{'read MB/s':>20}{'write/fio':>11}{'read/fio':>10}")
 
     def cell(key: str) -> str:
         st = stats[key]
         return f"{st['median']:.0f} [{st['min']:.0f}-{st['max']:.0f}]".rjust(20)
 
-    print(f"{'fio (disk, 1 MiB seq)':24}{cell('fio_write')}{cell('fio_read')}")
+    print(f"{'fio (disk, 1 MiB seq)':34}{cell('fio_write')}{cell('fio_read')}")
     for door, name in DOORS.items():
         for r in (1, 3):
             if f"{door}replication_{r}" not in out["ratios"]:
                 continue
             ratio = {k: v["median"] for k, v in out["ratios"][f"{door}replication_{r}"].items()}
             print(
-                f"{f'{name} replication {r}':24}{cell(f'{door}r{r}_write')}"
+                f"{f'{name} replication {r}':34}{cell(f'{door}r{r}_write')}"
                 f"{cell(f'{door}r{r}_read')}{ratio['write']:11.2f}{ratio['read']:10.2f}"
             )
     if a.aa:
         aa = out["ratios"]["fio_again"]
         print(
-            f"{'fio again (A/A)':24}{cell('fio_again_write')}{cell('fio_again_read')}"
+            f"{'fio again (A/A)':34}{cell('fio_again_write')}{cell('fio_again_read')}"
             f"{aa['write']['median']:11.2f}{aa['read']['median']:10.2f}"
         )
         print(
@@ -354,12 +385,29 @@ def main(argv: list[str] | None = None) -> int:
             st = cpu[key]
             return f"{st['median']:.2f} [{st['min']:.2f}-{st['max']:.2f}]".rjust(20)
 
+        for prefix, name in (("native_", "hdfs-native"), ("before_native_", "before")):
+            for r in (1, 3):
+                for kind in ("write", "read"):
+                    key = f"{prefix}r{r}_{kind}"
+                    if key + "_dn" in cpu:
+                        print(
+                            f"{f'{name} r{r} {kind}':24}{cpu_cell(key + '_dn')}"
+                            f"{cpu_cell(key + '_client')}"
+                        )
+    if "native_over_before" in out["ratios"]:
+        nb = out["ratios"]["native_over_before"]
+        print("hdfs-native, this code / the code before, per round: median [min-max]")
+        print(f"{'':24}{'MB/s':>20}{'DataNode CPU':>20}{'client CPU':>20}")
+
+        def ratio_cell(key: str) -> str:
+            st = nb[key]
+            return f"{st['median']:.2f} [{st['min']:.2f}-{st['max']:.2f}]".rjust(20)
+
         for r in (1, 3):
             for kind in ("write", "read"):
-                key = f"native_r{r}_{kind}"
                 print(
-                    f"{f'hdfs-native r{r} {kind}':24}{cpu_cell(key + '_dn')}"
-                    f"{cpu_cell(key + '_client')}"
+                    f"{f'r{r} {kind}':24}{ratio_cell(f'r{r}_{kind}')}"
+                    f"{ratio_cell(f'cpu_r{r}_{kind}_dn')}{ratio_cell(f'cpu_r{r}_{kind}_client')}"
                 )
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in out['load_average'])}")
     return 0

@@ -11,12 +11,13 @@ import asyncio
 import logging
 import time
 
-from .checksum import ChecksumError
+from .checksum import CRC_SIZE, ChecksumError, piece_count
 from .datatransfer import (
     ABORT,
     ERROR,
     ERROR_CHECKSUM,
     LAST,
+    PACKET,
     SUCCESS,
     SYNC,
     encode_ack,
@@ -25,6 +26,7 @@ from .datatransfer import (
     recv_packet,
     send_msg,
 )
+from .receivebuffer import ReceiveBuffer
 
 log = logging.getLogger("hdfs.datanode")
 
@@ -144,13 +146,18 @@ class BlockReceiving:
             )
         )
         outcome = "broken"
-        # A Hadoop client's packets come through its own reader (datatransfer_hadoop).
+        # A Hadoop client's packets come through its own reader (datatransfer_hadoop);
+        # racklab's own, from a connection, through a ReceiveBuffer.
         recv = getattr(up_reader, "recv_packet", None)
+        if recv is None and isinstance(up_reader, asyncio.StreamReader):
+            recv = _Packets(up_reader, up_writer.transport).recv_packet
         try:
             while True:
-                # asyncio.timeout rather than wait_for: no task made per packet.
-                async with asyncio.timeout(self.read_timeout):
-                    packet = await (recv(self.bpc) if recv else recv_packet(up_reader, self.bpc))
+                if recv:  # it times out only when it has to wait for the client
+                    packet = await recv(self.bpc, self.read_timeout)
+                else:  # asyncio.timeout rather than wait_for: no task made per packet
+                    async with asyncio.timeout(self.read_timeout):
+                        packet = await recv_packet(up_reader, self.bpc)
                 seqno, offset, flags, raw, crcs, data = packet
                 if flags & ABORT:
                     outcome = "aborted"
@@ -306,3 +313,22 @@ class BlockReceiving:
                 replica.acked = acked
             if last or not good:
                 return
+
+
+class _Packets:
+    """racklab's packets (datatransfer.recv_packet's framing) read through a
+    ReceiveBuffer once the WRITE_BLOCK header is read: the CRCs and the data are views
+    into it, and packets already received are returned without waiting for the loop."""
+
+    def __init__(self, reader: asyncio.StreamReader, transport) -> None:
+        self.reader, self.transport = reader, transport
+        self.buffer: ReceiveBuffer | None = None
+
+    async def recv_packet(self, bpc: int, timeout: float | None = None) -> tuple:
+        if self.buffer is None:  # taken over at the first packet: the header was read
+            self.buffer = ReceiveBuffer(self.reader, self.transport)
+        header = await self.buffer.read(PACKET.size, timeout)
+        seqno, offset, length, flags = PACKET.unpack(header)
+        crc_len = piece_count(offset, length, bpc) * CRC_SIZE
+        body = await self.buffer.read(crc_len + length, timeout)
+        return seqno, offset, flags, header, body[:crc_len], body[crc_len:]

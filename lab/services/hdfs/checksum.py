@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import struct
+import threading
 
 import crc32c
 
@@ -91,11 +92,29 @@ def pieces_match(data: bytes | memoryview, offset: int, bpc: int, crcs: bytes) -
         return True
     first = CRC_SIZE if head else 0
     body = crcs[first : first + full * CRC_SIZE]
-    spread = bytearray(full * bpc)  # zero-filled; each chunk's last 4 bytes set below
+    spread = _spread(full, bpc)  # zero-filled; each chunk's last 4 bytes set below
     for i in range(CRC_SIZE):  # big-endian in the file, little-endian into the register
         spread[bpc - CRC_SIZE + i :: bpc] = body[CRC_SIZE - 1 - i :: CRC_SIZE]
     whole = crc(mv[head : head + full * bpc])
     return crc(spread, _ZERO_REGISTER) == crc(struct.pack("<I", whole), _ZERO_REGISTER)
+
+
+def _spread(full: int, bpc: int) -> bytearray:
+    """A zero-filled buffer of `full` chunks whose last CRC_SIZE bytes each are the
+    caller's to set: kept per thread and size, as only those bytes ever change (a new
+    64 KiB buffer per packet was an allocation and a memset per packet)."""
+    cache = getattr(_spreads, "by_size", None)
+    if cache is None:
+        cache = _spreads.by_size = {}
+    buf = cache.get((full, bpc))
+    if buf is None:
+        if len(cache) >= 8:
+            cache.clear()
+        buf = cache[(full, bpc)] = bytearray(full * bpc)
+    return buf
+
+
+_spreads = threading.local()
 
 
 def crc_continue(data: bytes | memoryview, previous: int) -> int:

@@ -26,6 +26,7 @@ from ..hadoop.fields import FieldError
 from ..hadoop.ipc.protobuf import DecodeError, Schema, encode_varint, zigzag
 from . import checksum
 from .datatransfer import ACK, HEADERS, LAST, MSG_LEN, PACKET, STATUS_NAMES, SYNC, PipelineError
+from .receivebuffer import ReceiveBuffer
 
 WRITE_HEADER = HEADERS["WRITE_BLOCK"]
 
@@ -309,7 +310,9 @@ class HadoopDataTransfer:
         links = {t["uuid"]: f"{t['ip']}:{t['xferPort']}" for t in targets}
         links[dn.uuid] = f"{dn.ip}:{dn.xfer_port}"
         await dn._write_block(
-            header, _HadoopPackets(reader, self.schema), _HadoopAcks(self, writer, links)
+            header,
+            _HadoopPackets(reader, writer.transport, self.schema),
+            _HadoopAcks(self, writer, links),
         )
 
 
@@ -345,29 +348,35 @@ class _HadoopPackets:
     """Reads a Hadoop client's packets for the DataNode's pipeline code, one packet per
     call of recv_packet (so the client is read no faster than the pipeline takes), in the
     shape racklab's own recv_packet returns: seqno, offset, flags, racklab's packet header
-    (what is forwarded downstream), the CRCs and the data, without copying the data."""
+    (what is forwarded downstream), the CRCs and the data. The connection is read into a
+    ReceiveBuffer once the request is read: the CRCs and the data are views into it, not
+    copies, and packets already received are returned without waiting for the loop."""
 
-    def __init__(self, reader: asyncio.StreamReader, schema: Schema) -> None:
-        self.reader, self.schema = reader, schema
+    def __init__(self, reader: asyncio.StreamReader, transport, schema: Schema) -> None:
+        self.reader, self.transport, self.schema = reader, transport, schema
+        self.buffer: ReceiveBuffer | None = None
 
-    async def recv_packet(self, bpc: int) -> tuple[int, int, int, bytes, memoryview, memoryview]:
-        payload_len, header_len = struct.unpack(">IH", await self.reader.readexactly(6))
+    async def recv_packet(
+        self, bpc: int, timeout: float | None = None
+    ) -> tuple[int, int, int, bytes, memoryview, memoryview]:
+        if self.buffer is None:  # the first packet: the request's reader is done
+            self.buffer = ReceiveBuffer(self.reader, self.transport)
+        read = self.buffer.read
+        payload_len, header_len = struct.unpack(">IH", await read(6, timeout))
         if payload_len < 4 or payload_len > MAX_PACKET:
             raise PacketError(f"Incorrect value for packet payload size: {payload_len}")
         if header_len > 1024:
             raise PacketError(f"Incorrect value for packet header size: {header_len}")
-        offset, seqno, last, data_len, sync = self._header(
-            await self.reader.readexactly(header_len)
-        )
+        offset, seqno, last, data_len, sync = self._header(await read(header_len, timeout))
         crc_len = payload_len - 4 - data_len
         if data_len < 0 or crc_len != checksum.piece_count(offset, data_len, bpc) * CRC_SIZE:
             raise PacketError(f"Invalid packet: payload {payload_len}, data {data_len}")
-        body = memoryview(await self.reader.readexactly(payload_len - 4))
+        body = await read(payload_len - 4, timeout)
         flags = (LAST if last else 0) | (SYNC if sync else 0)
         raw = PACKET.pack(seqno, offset, data_len, flags)
         return seqno, offset, flags, raw, body[:crc_len], body[crc_len:]
 
-    def _header(self, data: bytes) -> tuple[int, int, bool, int, bool]:
+    def _header(self, data: memoryview) -> tuple[int, int, bool, int, bool]:
         """PacketHeaderProto -> offsetInBlock, seqno, lastPacketInBlock, dataLen, syncBlock.
         Clients write its fixed-width fields in order (25 bytes, 27 with syncBlock): read
         those directly, and anything else with the schema."""
@@ -381,7 +390,7 @@ class _HadoopPackets:
                 if data[25:26] == b"\x28" and data[26] < 0x80:
                     return offset, seqno, data[19] != 0, data_len, data[26] != 0
         try:
-            h = self.schema.decode(SCHEMA + "PacketHeaderProto", data)
+            h = self.schema.decode(SCHEMA + "PacketHeaderProto", bytes(data))
         except DecodeError as exc:
             raise PacketError(f"Invalid packet header: {exc}") from exc
         sync = bool(h.get("syncBlock"))

@@ -16,6 +16,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+from .. import eventloop
+
 
 async def serve(daemon, on_ready: Callable[[object], None] | None = None) -> None:
     """Start ``daemon``, tell ``on_ready``, wait for SIGTERM/SIGINT, stop it."""
@@ -57,7 +59,9 @@ def main(
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(daemon, ready))
+        # asyncio's own loop: a DataNode's zero-copy reads need loop.sendfile, which
+        # uvloop lacks
+        eventloop.run(serve(daemon, ready), need_sendfile=True)
     except (OSError, ValueError, KeyError) as exc:  # starting (a port taken): the role
         print(f"{args.role}: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 
+from .. import eventloop
 from .broker import Broker
 from .config import BrokerConfig, ConfigError
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ConfigError) as e:
         print(f"error: {args.config}: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(config))
+    return eventloop.run(_run(config))
 
 
 async def _run(config: BrokerConfig) -> int:

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 
+from .. import eventloop
 from .config import ConfigError, load
 
 # What a server imports when it starts (and at its first four-letter word), for a
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ConfigError) as e:
         print(f"zookeeper: {args.config}: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(cfg))
+    return eventloop.run(_run(cfg))
 
 
 async def _run(cfg) -> int:

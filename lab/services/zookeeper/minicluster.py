@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import eventloop
 from ..ports import free_port
 from .config import parse
 from .server import ZooKeeperServer
@@ -87,7 +88,7 @@ class ThreadedServer:
         }
         lines.update(extra)
         self.cfg = parse("".join(f"{k}={v}\n" for k, v in lines.items()))
-        self.loop = asyncio.new_event_loop()
+        self.loop = eventloop.new_loop()
         self.server = ZooKeeperServer(self.cfg)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import collections
+import gc
 import os
 import statistics
 import sys
@@ -70,6 +71,11 @@ def serve(source: str | None, cfg: str) -> int:
     stamp(connection.ClientConnection, "data_received", "client_read")
     stamp(connection.ClientConnection, "flush", "client_write")
     stamp(persistence.TxnLog, "sync", "fsync")
+
+    def collected(phase: str, info: dict) -> None:  # Python's cyclic GC, by generation
+        out.write(f"{clock()} gc{'>' if phase == 'start' else '<'} {info['generation']}\n")
+
+    gc.callbacks.append(collected)
     return zk_main([cfg, "--log-level", "WARNING"])
 
 
@@ -99,7 +105,32 @@ def timelines(events: list[tuple[int, str, str, str]]) -> list[list[tuple[int, s
     return out
 
 
-def report(requests: list[list[tuple[int, str, str, str]]]) -> str:
+def gc_report(events: list[tuple[int, str, str, str]], requests) -> list[str]:
+    """What Python's cyclic GC cost each member over the whole run (its collections by
+    generation and their time), and the requests that had a collection in them."""
+    lines, started = [], {}
+    per_role: dict[str, dict[str, list[float]]] = {}
+    for t, role, event, gen in sorted(events):
+        if event == "gc>":
+            started[role] = t
+        elif event == "gc<" and role in started:
+            per_role.setdefault(role, {}).setdefault(gen, []).append((t - started.pop(role)) / 1000)
+    for role in sorted(per_role):
+        gens = per_role[role]
+        lines.append(
+            f"GC in {role}: "
+            + ", ".join(
+                f"gen{g} {len(d)} x, {sum(d) / 1000:.1f} ms (max {max(d):.0f} us)"
+                for g, d in sorted(gens.items())
+            )
+        )
+    hit = [r for r in requests if any(e[2] == "gc>" for e in r)]
+    if requests:
+        lines.append(f"requests with a collection in a member: {len(hit)} of {len(requests)}")
+    return lines
+
+
+def report(requests: list[list[tuple[int, str, str, str]]], events=()) -> str:
     if not requests:
         return "no request was traced\n"
     shapes = collections.Counter(tuple(e[1:] for e in r) for r in requests)
@@ -120,6 +151,7 @@ def report(requests: list[list[tuple[int, str, str, str]]]) -> str:
         f"request in the servers: p10 {spans[n // 10]:.0f} us, median {spans[n // 2]:.0f} us,"
         f" p90 {spans[9 * n // 10]:.0f} us"
     )
+    lines += gc_report(list(events), requests)
     return "\n".join(lines) + "\n"
 
 
@@ -159,7 +191,7 @@ def run(op: str, ops: int, source: str | None) -> str:
             path = os.path.join(os.path.dirname(s.conf_path), TRACE_FILE)
             events += read_events(path, roles.get(i, "O"))
         # the requests before the workload (the 200 creates) warm up the path
-        return report(timelines(events)[-ops:])
+        return report(timelines(events)[-ops:], events)
 
 
 def main(argv: list[str] | None = None) -> int:

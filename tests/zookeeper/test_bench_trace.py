@@ -35,3 +35,16 @@ def test_the_report_gives_each_event_its_median_offset_and_the_spread():
     assert "   400.0 us  L fsync< " in text  # 200 + the median fsync, 200 us
     assert "median 500 us" in text
     assert report([]) == "no request was traced\n"
+
+
+def test_the_report_says_what_the_cyclic_gc_cost_each_member_and_which_requests_it_hit():
+    us = 1000
+    hit = _request(10**9, 100)
+    hit.insert(2, (10**9 + 60 * us, "L", "gc>", "0"))
+    hit.insert(3, (10**9 + 100 * us, "L", "gc<", "0"))
+    events = hit + _request(2 * 10**9, 100)
+    events += [(3 * 10**9, "F", "gc>", "2"), (3 * 10**9 + 5000 * us, "F", "gc<", "2")]
+    text = report(timelines(events), events)
+    assert "GC in F: gen2 1 x, 5.0 ms (max 5000 us)" in text
+    assert "GC in L: gen0 1 x, 0.0 ms (max 40 us)" in text
+    assert "requests with a collection in a member: 1 of 2" in text

@@ -55,6 +55,13 @@ def test_the_environment_can_ask_for_asyncios_loop(monkeypatch):
     monkeypatch.delenv(eventloop.ENV)
     assert eventloop.choose()[0] is uvloop.new_event_loop
     assert eventloop.choose(need_sendfile=True)[0] is None  # uvloop has no loop.sendfile
+    # a service measured faster on asyncio's loop (Kafka's broker) runs there, says why,
+    # and can be put on uvloop to measure it again
+    factory, why = eventloop.choose(asyncio_because="measured faster on it")
+    assert factory is None and why == "asyncio's default event loop (measured faster on it)"
+    monkeypatch.setenv(eventloop.ENV, "uvloop")
+    assert eventloop.choose(asyncio_because="measured faster on it")[0] is uvloop.new_event_loop
+    assert eventloop.choose(need_sendfile=True)[0] is None
 
 
 def test_a_forked_service_runs_on_a_new_loop_not_its_parents():

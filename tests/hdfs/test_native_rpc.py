@@ -4,9 +4,11 @@ frames, by a plain socket speaking the protocol byte by byte."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import struct
+import weakref
 
 import pytest
 import requests
@@ -625,3 +627,26 @@ def test_daemon_rpc_still_answers_on_the_same_port(cluster):
     assert r.status_code == 200 and r.json()["txid"] > 0
     r = requests.post(f"http://{cluster.nn_ip}:{cluster.nn_rpc}/rpc/noSuch", timeout=10)
     assert "UnsupportedOperationException" in r.text
+
+
+def test_a_writer_left_open_is_finalized_while_its_cluster_answers(tmp_path):
+    """hdfs-native's FileWriter is an io.RawIOBase, whose finalizer calls close(): a writer
+    a test leaves open in a reference cycle, finalized only after its cluster stopped,
+    retries the absent NameNode for about three minutes in whatever later test the cyclic
+    collector runs (the 180 s stalls seen in tests/hdfs/test_webhdfs_clients.py). The
+    MiniCluster finalizes such garbage before it stops its daemons."""
+    gc.disable()  # no automatic collection: only the MiniCluster's own may free the cycle
+    try:
+        with MiniCluster(
+            tmp_path, racks={"/rack1": 1}, settings={"dfs.replication": "1"}
+        ).running() as c:
+            writer = hdfs_native.Client(f"hdfs://{c.nn_ip}:{c.nn_rpc}").create("/left/open")
+            writer.write(b"never closed")
+            holder = {"writer": writer}
+            holder["self"] = holder  # only the cyclic collector can free it
+            gone = weakref.ref(writer)
+            del writer, holder
+            assert gone() is not None
+        assert gone() is None  # finalized before the daemons stopped, not in a later test
+    finally:
+        gc.enable()

@@ -18,10 +18,10 @@ import asyncio
 import sys
 
 FIRST = 256 << 10  # the first buffer: a small block's whole write fits
-CHUNK = 2 << 20  # bytes per buffer after it (a larger one for a larger message)
-LIMIT = 1 << 20  # the socket is not read while this much waits unread...
+CHUNK = 1 << 20  # bytes per buffer after it (a larger one for a larger message)
+LIMIT = 512 << 10  # the socket is not read while this much waits unread...
 MIN_FREE = 64 << 10  # ...and a buffer with less room than this left is swapped
-SPARES = 2  # idle buffers kept for reuse
+SPARES = 1  # idle buffers kept for reuse
 
 
 class ReceiveBuffer(asyncio.BufferedProtocol):

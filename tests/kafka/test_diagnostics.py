@@ -115,14 +115,15 @@ def test_refused_unclean_leader_election_is_logged(make_broker):
 
 
 def test_a_transactional_producer_finds_the_reason_in_the_log(make_broker):
-    """racklab's Kafka has no transaction coordinator: the producer waits until its
-    timeout (as with a Kafka whose coordinator is unavailable), and the broker's log
-    says why, naming the transactional id."""
+    """One broker alone cannot hold a transaction state topic of replication factor 3
+    (Kafka's default): the producer waits until its timeout, and the broker's log says
+    why in Kafka's words."""
     from confluent_kafka import KafkaException, Producer
 
-    broker = make_broker(0)
+    broker = make_broker(0, **{"transaction.state.log.replication.factor": 3})
     p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "tx-diag"})
     with pytest.raises(KafkaException):
         p.init_transactions(3)
-    line = wait_for_log(broker, "transactional id tx-diag", 5)
-    assert "does not implement transactions" in line and "WARN" in line
+    line = wait_for_log(broker, "for the transactions state topic", 5)
+    assert "Number of alive brokers '1' does not meet the required replication factor '3'" in line
+    assert "'transaction.state.log.replication.factor'" in line and "ERROR" in line

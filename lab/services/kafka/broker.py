@@ -29,7 +29,8 @@ from .partition import Partition
 from .protocol import records as rec
 from .protocol.errors import Error
 from .server import serve
-from .topicnames import OFFSETS_TOPIC
+from .topicnames import OFFSETS_TOPIC, TXN_TOPIC
+from .txncoordinator import TxnCoordinator
 from .zk import ZkCluster
 
 log = logging.getLogger("lab.kafka.broker")
@@ -60,6 +61,7 @@ class Broker:
             config.group_max_session_timeout_ms,
         )
         self.offsets = OffsetStore(self)
+        self.txn = TxnCoordinator(self)
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self._progress = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -109,6 +111,7 @@ class Broker:
             self._isr_shrink_loop(),
             self._housekeeping_loop(),
             self._leader_balance_loop(),
+            self.txn.abort_timed_out_loop(),
         ):
             self._tasks.append(asyncio.create_task(coro))
         await self.server.start_serving()
@@ -130,6 +133,7 @@ class Broker:
             t.cancel()
         for f in list(self.fetchers.values()):
             await f.stop()
+        await self.txn.markers.close()
         if self.server:
             self.server.close()
         if self.zk:
@@ -367,11 +371,15 @@ class Broker:
                     part.high_watermark = part.leo
                 if topic == OFFSETS_TOPIC:
                     self.offsets.load(part)
+                elif topic == TXN_TOPIC:
+                    self.txn.load(part)
             else:
                 was_leader = part.is_leader
                 part.become_follower()
                 if topic == OFFSETS_TOPIC and was_leader:
                     self.offsets.unload(p)
+                elif topic == TXN_TOPIC and was_leader:
+                    self.txn.unload(p)
                 if new_leader >= 0:
                     # the fetcher first asks the leader where our logs diverge
                     # (OffsetsForLeaderEpoch) and truncates there, then fetches
@@ -421,7 +429,7 @@ class Broker:
         pos = 0
         for h in headers:
             rec.stamp(buf, pos, off, part.leader_epoch)
-            part.record_batch(h, off)
+            part.record_batch(h, off, buf, pos)
             pos += h.size
             off += h.last_offset_delta + 1
             max_ts = max(max_ts, h.max_timestamp)

@@ -92,6 +92,11 @@ _KNOWN = {
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "offsets.commit.timeout.ms",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.max.timeout.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
@@ -133,6 +138,21 @@ BROKER_SETTINGS = (
     ("offsets.topic.num.partitions", tc.INT, None, tc.at_least(1)),
     ("offsets.topic.replication.factor", tc.SHORT, None, tc.at_least(1)),
     ("offsets.commit.timeout.ms", tc.INT, None, tc.at_least(1)),
+    ("transaction.state.log.num.partitions", tc.INT, "txn_topic_num_partitions", tc.at_least(1)),
+    (
+        "transaction.state.log.replication.factor",
+        tc.SHORT,
+        "txn_topic_replication_factor",
+        tc.at_least(1),
+    ),
+    ("transaction.state.log.min.isr", tc.INT, "txn_topic_min_isr", tc.at_least(1)),
+    ("transaction.max.timeout.ms", tc.INT, "txn_max_timeout_ms", tc.at_least(1)),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        tc.INT,
+        "txn_abort_interval_ms",
+        tc.at_least(1),
+    ),
     ("group.initial.rebalance.delay.ms", tc.INT, None, tc.at_least(0)),
     ("group.min.session.timeout.ms", tc.INT, None, tc.at_least(0)),
     ("group.max.session.timeout.ms", tc.INT, None, tc.at_least(0)),
@@ -169,6 +189,12 @@ class BrokerConfig:
     offsets_topic_num_partitions: int = 50
     offsets_topic_replication_factor: int = 3
     offsets_commit_timeout_ms: int = 5000
+    # the transaction coordinator's log (Kafka's TransactionLog/TransactionStateManager)
+    txn_topic_num_partitions: int = 50
+    txn_topic_replication_factor: int = 3
+    txn_topic_min_isr: int = 2
+    txn_max_timeout_ms: int = 900000
+    txn_abort_interval_ms: int = 10000
     group_initial_rebalance_delay_ms: int = 3000
     group_min_session_timeout_ms: int = 6000
     group_max_session_timeout_ms: int = 1800000

@@ -220,9 +220,9 @@ class ReplicaFetcher:
             return
         start = batches[0][0]
         end = batches[-1][0] + batches[-1][1].size
-        for _, h in batches:
+        for pos, h in batches:
             part.note_epoch(h.partition_leader_epoch, h.base_offset)
-            part.record_batch(h, h.base_offset)
+            part.record_batch(h, h.base_offset, data, pos)
         part.log.append(
             bytes(data[start:end]),
             batches[0][1].base_offset,

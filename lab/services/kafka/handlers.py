@@ -12,6 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from . import txnhandlers as txn
 from .logthrottle import Throttle
 from .partition import SequenceError
 from .protocol import records as rec
@@ -243,8 +244,6 @@ async def produce(b: Broker, req, h, host):
 
 
 async def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
-    if req.get("transactional_id") is not None:
-        return Error.INVALID_REQUEST, "transactions are not supported by this broker", None
     if acks not in (0, 1, -1):
         return Error.INVALID_REQUIRED_ACKS, None, None
     err = b.partition_error(topic, index)
@@ -258,6 +257,9 @@ async def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
         log.warning("produce to %s-%d refused: %s", topic, index, e)
         return Error.CORRUPT_MESSAGE, str(e), None
     headers = [hd for _, hd in batches]
+    if any(hd.is_control for hd in headers):
+        # markers come from the transaction coordinator only (WriteTxnMarkers)
+        return Error.INVALID_RECORD, "Client producer cannot write control records", None
     # Kafka's limit is per batch: message.max.bytes, or the topic's max.message.bytes
     limit = b.max_message_bytes(topic)
     for hd in headers:
@@ -324,6 +326,8 @@ async def fetch(b: Broker, req, h, host):
     deadline = time.monotonic() + max(req["max_wait_ms"], 0) / 1000
     min_bytes = req["min_bytes"]
     max_bytes = req.get("max_bytes", 0x7FFFFFFF)
+    # READ_COMMITTED: up to the last stable offset, with the aborted transactions
+    committed = req.get("isolation_level", 0) == 1 and replica < 0
     first_pass = True
     while True:
         total = 0
@@ -332,7 +336,7 @@ async def fetch(b: Broker, req, h, host):
             parts = []
             for pr in t["partitions"]:
                 res, n = _fetch_partition(
-                    b, t["topic"], pr, replica, max_bytes - total, total == 0, first_pass
+                    b, t["topic"], pr, replica, max_bytes - total, total == 0, first_pass, committed
                 )
                 total += n
                 parts.append(res)
@@ -363,7 +367,7 @@ def empty_fetch_partition(p: int, err: Error = Error.NONE) -> dict:
     }
 
 
-def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass):
+def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass, committed):
     p = pr["partition"]
     res = empty_fetch_partition(p)
     err = b.partition_error(topic, p)
@@ -379,17 +383,23 @@ def _fetch_partition(b: Broker, topic, pr, replica, budget, first, first_pass):
         return res, 0
     if replica >= 0 and first_pass:
         b.on_follower_fetch(part, replica, offset)
-    res["high_watermark"] = res["last_stable_offset"] = part.high_watermark
+    res["high_watermark"] = part.high_watermark
+    res["last_stable_offset"] = lso = part.last_stable_offset
     res["log_start_offset"] = part.log.log_start_offset
     if offset > part.leo or offset < part.log.log_start_offset:
         res["error_code"] = Error.OFFSET_OUT_OF_RANGE
         return res, 0
-    upto = part.leo if replica >= 0 else part.high_watermark
+    upto = part.leo if replica >= 0 else lso if committed else part.high_watermark
     limit = min(pr["partition_max_bytes"], budget) if not first else pr["partition_max_bytes"]
     if limit <= 0:
         return res, 0
     data = part.log.read(offset, limit, upto)
     res["records"] = data
+    if committed:
+        res["aborted_transactions"] = [
+            {"producer_id": a.producer_id, "first_offset": a.first_offset}
+            for a in part.txns.aborted_between(offset, upto)
+        ]
     return res, len(data)
 
 
@@ -417,7 +427,9 @@ async def list_offsets(b: Broker, req, h, host):
                 if ts == -2:
                     res["offset"] = part.log.log_start_offset
                 elif ts in (-1, -3):
-                    res["offset"] = part.high_watermark
+                    # read_committed consumers start from the last stable offset
+                    committed = req.get("isolation_level", 0) == 1
+                    res["offset"] = part.last_stable_offset if committed else part.high_watermark
                 else:
                     found = part.log.offset_for_timestamp(ts)
                     if found and found[0] < part.high_watermark:
@@ -460,12 +472,7 @@ async def offset_for_leader_epoch(b: Broker, req, h, host):
 @handler(ApiKey.INIT_PRODUCER_ID)
 async def init_producer_id(b: Broker, req, h, host):
     if req["transactional_id"] is not None:
-        return {
-            "throttle_time_ms": 0,
-            "error_code": Error.INVALID_REQUEST,
-            "producer_id": -1,
-            "producer_epoch": -1,
-        }
+        return await txn.init_transactional_producer_id(b, req, h)
     pid = await b.next_producer_id()
     return {
         "throttle_time_ms": 0,
@@ -490,20 +497,21 @@ async def find_coordinator(b: Broker, req, h, host):
             "port": -1,
         }
 
+    if req.get("key_type", 0) == 1:
+        err, leader = await txn.find_txn_coordinator(b, req["key"])
+        if err != Error.NONE:
+            return error(err, "the transaction state partition has no leader yet")
+        host_, port = b.broker_address(leader)
+        return {
+            "throttle_time_ms": 0,
+            "error_code": Error.NONE,
+            "error_message": None,
+            "node_id": leader,
+            "host": host_,
+            "port": port,
+        }
     if req.get("key_type", 0) != 0:
-        # As a Kafka whose transaction coordinator is not available: clients retry until
-        # their timeout (no error code makes librdkafka or the Java client give up at
-        # once), so the log says why, once per transactional id and interval.
-        if _said.due(("txn", req.get("key"))):
-            log.warning(
-                "FindCoordinator for transactional id %s from %s (client %s): this broker "
-                "has no transaction coordinator (racklab's Kafka does not implement "
-                "transactions); the producer will wait until its transaction timeout",
-                req.get("key"),
-                host,
-                h.client_id,
-            )
-        return error(Error.COORDINATOR_NOT_AVAILABLE, "transaction coordinators are not supported")
+        return error(Error.INVALID_REQUEST, f"unknown coordinator key type {req['key_type']}")
     fresh = OFFSETS_TOPIC not in b.assignments
     err = await b.offsets.ensure_topic()
     if err != Error.NONE:
@@ -612,6 +620,7 @@ async def offset_fetch(b: Broker, req, h, host):
     err = b.offsets.coordinator_error(gid)
     g = b.groups.group(gid, create=False) if err == Error.NONE else None
     offsets = g.offsets if g else {}
+    stable = req.get("require_stable", False) and err == Error.NONE
     if req["topics"] is None:
         wanted: dict[str, list[int]] = {}
         for t, p in sorted(offsets):
@@ -623,13 +632,17 @@ async def offset_fetch(b: Broker, req, h, host):
         parts = []
         for p in ps:
             om = offsets.get((t, p))
+            perr = err if h.api_version < 2 else Error.NONE
+            if stable and b.offsets.is_pending(gid, t, p):
+                # a transaction's offsets await its marker: the client asks again
+                perr = Error.UNSTABLE_OFFSET_COMMIT
             parts.append(
                 {
                     "partition_index": p,
                     "committed_offset": om.offset if om else -1,
                     "committed_leader_epoch": -1,
                     "metadata": (om.metadata if om else "") or "",
-                    "error_code": err if h.api_version < 2 else Error.NONE,
+                    "error_code": perr,
                 }
             )
         topics.append({"name": t, "partitions": parts})
@@ -670,3 +683,6 @@ async def list_groups(b: Broker, req, h, host):
             {"group_id": gid, "protocol_type": g.protocol_type or "", "group_state": g.state}
         )
     return {"throttle_time_ms": 0, "error_code": Error.NONE, "groups": out}
+
+
+HANDLERS.update(txn.TXN_HANDLERS)

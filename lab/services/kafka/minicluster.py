@@ -26,6 +26,9 @@ MINI_DEFAULTS = {
     "zookeeper.session.timeout.ms": 4000,
     "offsets.topic.replication.factor": 1,
     "offsets.topic.num.partitions": 4,
+    "transaction.state.log.replication.factor": 1,
+    "transaction.state.log.min.isr": 1,
+    "transaction.state.log.num.partitions": 4,
     "group.initial.rebalance.delay.ms": 0,
     "replica.lag.time.max.ms": 3000,
 }

@@ -14,7 +14,7 @@ from .logthrottle import Throttle
 from .protocol import records as rec
 from .protocol.errors import Error
 from .topicnames import OFFSETS_TOPIC
-from .topics import create_topic
+from .topics import ensure_internal_topic
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -41,6 +41,9 @@ class OffsetStore:
         # __consumer_offsets partitions being read back: their groups answer
         # COORDINATOR_LOAD_IN_PROGRESS meanwhile
         self.loading: set[int] = set()
+        # TxnOffsetCommit: producer id -> {(group, topic, partition): offset}, visible
+        # only once the transaction's COMMIT marker is written
+        self.pending: dict[int, dict[tuple[str, str, int], OffsetAndMetadata | None]] = {}
         self._said = Throttle()
 
     def coordinator_partition(self, group_id: str) -> int:
@@ -62,28 +65,48 @@ class OffsetStore:
     def load(self, part: Partition) -> None:
         self.loading.add(part.index)
         try:
-            off = part.log.log_start_offset
-            while off < part.leo:
-                data = part.log.read(off, 1 << 20)
-                if not data:
-                    break
-                for r in rec.read_records(data):
-                    off = r.offset + 1
+            for h, recs in part.batches_from_start():
+                if h.is_control:
+                    # a transaction's marker: its offsets commit or vanish with it
+                    commit = rec.marker_is_commit(recs)
+                    self._resolve(self.pending.pop(h.producer_id, {}), commit)
+                    continue
+                for r in recs:
                     if r.key is None:
                         continue
                     kind, group, topic, p = json.loads(r.key)
                     if kind != "o":
                         continue
+                    om = None
+                    if r.value is not None:
+                        v = json.loads(r.value)
+                        om = OffsetAndMetadata(v["offset"], v["metadata"], v["ts"])
+                    if h.is_transactional:
+                        self.pending.setdefault(h.producer_id, {})[(group, topic, p)] = om
+                        continue
                     g = self.b.groups.group(group)
-                    if r.value is None:
+                    if om is None:
                         g.offsets.pop((topic, p), None)
                     else:
-                        v = json.loads(r.value)
-                        g.offsets[(topic, p)] = OffsetAndMetadata(
-                            v["offset"], v["metadata"], v["ts"]
-                        )
+                        g.offsets[(topic, p)] = om
         finally:
             self.loading.discard(part.index)
+
+    def _resolve(self, pending: dict, commit: bool) -> None:
+        if not commit:
+            return
+        for (group, topic, p), om in pending.items():
+            if om is not None:
+                self.b.groups.store_offset(group, topic, p, om)
+
+    def is_pending(self, group_id: str, topic: str, p: int) -> bool:
+        return any((group_id, topic, p) in offs for offs in self.pending.values())
+
+    def complete_txn(self, producer_id: int, commit: bool) -> None:
+        """A marker written here: the producer's transactional commits become the
+        group's offsets (COMMIT) or are dropped (ABORT), as GroupMetadataManager's
+        handleTxnCompletion."""
+        self._resolve(self.pending.pop(producer_id, {}), commit)
 
     def unload(self, p: int) -> None:
         n = len(self.b.assignments.get(OFFSETS_TOPIC, {}))
@@ -112,9 +135,16 @@ class OffsetStore:
             batch = rec.build_batch(recs)
             self.b.append_as_leader(part, batch, [rec.parse_header(batch)])
 
-    async def commit(self, group_id: str, entries: list[tuple[str, int, int, str | None]]) -> Error:
+    async def commit(
+        self,
+        group_id: str,
+        entries: list[tuple[str, int, int, str | None]],
+        producer: tuple[int, int] | None = None,
+    ) -> Error:
         """Write the commits to the group's __consumer_offsets partition and wait
-        until they are replicated, then make them visible."""
+        until they are replicated, then make them visible. With ``producer`` (id,
+        epoch: TxnOffsetCommit) they are a transactional batch, kept pending until
+        the transaction's marker."""
         p = self.coordinator_partition(group_id)
         part = self.b.partitions.get((OFFSETS_TOPIC, p))
         if part is None or not part.is_leader:
@@ -127,7 +157,16 @@ class OffsetStore:
             )
             for t, pi, off, md in entries
         ]
-        batch = rec.build_batch(recs, timestamp_ms=ts)
+        pid, epoch = producer or (-1, -1)
+        batch = rec.build_batch(
+            recs,
+            timestamp_ms=ts,
+            producer_id=pid,
+            producer_epoch=epoch,
+            attributes=rec.ATTR_TRANSACTIONAL if producer else 0,
+        )
+        if producer and part.marker_epoch_error(pid, epoch) != Error.NONE:
+            return Error.PRODUCER_FENCED
         if len(part.isr) < self.b.min_isr(OFFSETS_TOPIC) and len(part.replicas) > 1:
             return Error.NOT_ENOUGH_REPLICAS
         first = self.b.append_as_leader(part, batch, [rec.parse_header(batch)])
@@ -139,32 +178,21 @@ class OffsetStore:
                 Error.REQUEST_TIMED_OUT if err == Error.REQUEST_TIMED_OUT else Error.NOT_COORDINATOR
             )
         for t, pi, off, md in entries:
-            self.b.groups.store_offset(group_id, t, pi, OffsetAndMetadata(off, md, ts))
+            om = OffsetAndMetadata(off, md, ts)
+            if producer:
+                self.pending.setdefault(pid, {})[(group_id, t, pi)] = om
+            else:
+                self.b.groups.store_offset(group_id, t, pi, om)
         return Error.NONE
 
     async def ensure_topic(self) -> Error:
-        if OFFSETS_TOPIC in self.b.assignments:
-            return Error.NONE
-        rf = self.b.config.offsets_topic_replication_factor
-        if len(self.b.live_brokers) < rf:
-            if self._said.due("offsets topic replication factor"):
-                # Kafka's words (KafkaApis.createInternalTopic), so a search finds them
-                log.error(
-                    "Number of alive brokers '%d' does not meet the required replication "
-                    "factor '%d' for the offsets topic (configured via "
-                    "'offsets.topic.replication.factor'). This error can be ignored if the "
-                    "cluster is starting up and not all brokers are up yet.",
-                    len(self.b.live_brokers),
-                    rf,
-                )
-            return Error.COORDINATOR_NOT_AVAILABLE
-        err, _ = await create_topic(
+        c = self.b.config
+        return await ensure_internal_topic(
             self.b,
             OFFSETS_TOPIC,
-            self.b.config.offsets_topic_num_partitions,
-            rf,
+            c.offsets_topic_num_partitions,
+            c.offsets_topic_replication_factor,
+            "the offsets topic (configured via 'offsets.topic.replication.factor')",
             {"cleanup.policy": "compact"},
+            self._said,
         )
-        if err not in (Error.NONE, Error.TOPIC_ALREADY_EXISTS):
-            return Error.COORDINATOR_NOT_AVAILABLE
-        return Error.NONE

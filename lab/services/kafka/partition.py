@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .log import LogConfig, PartitionLog
+from .protocol import records as rec
 from .protocol.errors import Error
 from .protocol.records import BatchHeader
+from .txnindex import PartitionTxns
 
 # Kafka keeps the last five batches per producer to answer retries of any of
 # the (at most five) in-flight requests with their original offsets.
@@ -53,9 +55,12 @@ class Partition:
         # (leader epoch, first offset written in it), ascending: lets a follower
         # find where its log diverges from a new leader's (KIP-101)
         self.epochs: list[tuple[int, int]] = []
+        # open transactions and the aborted index (txnindex.py): the LSO, read_committed
+        self.txns = PartitionTxns()
         self.log = PartitionLog(
             log_dir / f"{topic}-{index}", config, self._rebuild_producer, topic_id
         )
+        self.txns.open_index(self.log.dir, self.leo)
         self.high_watermark = 0
         # from ZooKeeper
         self.replicas: list[int] = []
@@ -71,6 +76,8 @@ class Partition:
     # ---- producer state ----
     def _rebuild_producer(self, h: BatchHeader) -> None:
         self.note_epoch(h.partition_leader_epoch, h.base_offset)
+        self.txns.on_batch(h, h.base_offset, None, h.base_offset)
+        self._note_marker_epoch(h)
         if h.producer_id < 0 or h.base_sequence < 0:
             return
         st = self.producers.get(h.producer_id)
@@ -113,7 +120,14 @@ class Partition:
             )
         return None
 
-    def record_batch(self, h: BatchHeader, first_offset: int) -> None:
+    def record_batch(
+        self, h: BatchHeader, first_offset: int, buf: bytes | None = None, pos: int = 0
+    ) -> None:
+        """A batch appended at ``first_offset`` (as leader or follower); ``buf`` and
+        ``pos`` locate it so a transaction marker's type can be read."""
+        control = rec.control_type(buf, pos, h) if h.is_control and buf is not None else None
+        self.txns.on_batch(h, first_offset, control, self.high_watermark)
+        self._note_marker_epoch(h)
         if h.producer_id < 0 or h.base_sequence < 0:
             return
         st = self.producers.get(h.producer_id)
@@ -123,6 +137,36 @@ class Partition:
             (h.base_sequence, h.last_sequence, first_offset, first_offset + h.last_offset_delta)
         )
         del st.batches[:-PRODUCER_BATCH_CACHE]
+
+    def _note_marker_epoch(self, h: BatchHeader) -> None:
+        # a marker written with a bumped epoch (a fenced or timed-out transaction)
+        # fences the producer's older epoch here too; its next epoch starts at sequence 0
+        if h.is_control and h.producer_id >= 0:
+            st = self.producers.get(h.producer_id)
+            if st is None or h.producer_epoch > st.epoch:
+                self.producers[h.producer_id] = ProducerState(h.producer_epoch)
+
+    def marker_epoch_error(self, producer_id: int, epoch: int) -> Error:
+        """A marker from an epoch older than the producer's here is a stale coordinator's."""
+        st = self.producers.get(producer_id)
+        if st is not None and epoch < st.epoch:
+            return Error.INVALID_PRODUCER_EPOCH
+        return Error.NONE
+
+    def batches_from_start(self):
+        """Every batch of the log with its records (an internal topic read back)."""
+        off = self.log.log_start_offset
+        while off < self.leo:
+            data = self.log.read(off, 1 << 20)
+            if not data:
+                return
+            for h, recs in rec.read_batches(data):
+                off = h.last_offset + 1
+                yield h, recs
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.txns.lso(self.high_watermark)
 
     # ---- leader epochs ----
     def note_epoch(self, epoch: int, start_offset: int) -> None:
@@ -144,11 +188,13 @@ class Partition:
 
     def truncate_to(self, offset: int) -> None:
         self.log.truncate_to(offset)
+        self.txns.truncate_to(self.leo)
         self.epochs = [(e, o) for e, o in self.epochs if o < self.leo]
         self.high_watermark = min(self.high_watermark, self.leo)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         self.log.truncate_fully_and_start_at(offset)
+        self.txns.clear()
         self.epochs = []
         self.high_watermark = offset
 

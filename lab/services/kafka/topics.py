@@ -134,3 +134,29 @@ def assignment_error(b: Broker, assignment: dict[int, list[int]]) -> str | None:
     if sorted(assignment) != list(range(len(assignment))):
         return "partitions should be a consecutive 0-based integer sequence"
     return None
+
+
+async def ensure_internal_topic(
+    b: Broker, name: str, partitions: int, rf: int, what: str, config: dict, said
+) -> Error:
+    """An internal topic (__consumer_offsets, __transaction_state) made on first use,
+    as KafkaApis.createInternalTopic does: COORDINATOR_NOT_AVAILABLE while too few
+    brokers are alive for its replication factor, and Kafka's log line saying so."""
+    if name in b.assignments:
+        return Error.NONE
+    if len(b.live_brokers) < rf:
+        if said.due(("internal topic replication factor", name)):
+            # Kafka's words, so a search finds them
+            log.error(
+                "Number of alive brokers '%d' does not meet the required replication "
+                "factor '%d' for %s. This error can be ignored if the cluster is starting "
+                "up and not all brokers are up yet.",
+                len(b.live_brokers),
+                rf,
+                what,
+            )
+        return Error.COORDINATOR_NOT_AVAILABLE
+    err, _ = await create_topic(b, name, partitions, rf, config)
+    if err not in (Error.NONE, Error.TOPIC_ALREADY_EXISTS):
+        return Error.COORDINATOR_NOT_AVAILABLE
+    return Error.NONE

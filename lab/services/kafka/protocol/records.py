@@ -390,22 +390,68 @@ def decode_records(payload: bytes, count: int) -> list[tuple]:
     return out
 
 
-def read_records(buf: bytes) -> list[Record]:
-    """Every record of every whole batch in ``buf`` (skips control batches)."""
+def read_batches(buf: bytes) -> list[tuple[BatchHeader, list[Record]]]:
+    """Every whole batch in ``buf`` with its records, control batches included."""
     out = []
     for pos, h in iter_batches(buf):
-        if h.is_control:
-            continue
         try:
             payload = codecs.decompress(h.compression, bytes(buf[pos + HEADER_SIZE : pos + h.size]))
             recs = decode_records(payload, h.records_count)
         except (codecs.CodecError, DecodeError) as e:
             raise CorruptBatch(str(e)) from None
-        for off_delta, ts_delta, key, value, headers in recs:
-            out.append(
-                Record(h.base_offset + off_delta, h.base_timestamp + ts_delta, key, value, headers)
+        out.append(
+            (
+                h,
+                [
+                    Record(h.base_offset + od, h.base_timestamp + td, key, value, headers)
+                    for od, td, key, value, headers in recs
+                ],
             )
+        )
     return out
+
+
+def read_records(buf: bytes) -> list[Record]:
+    """Every record of every whole batch in ``buf`` (skips control batches)."""
+    return [r for h, recs in read_batches(buf) if not h.is_control for r in recs]
+
+
+# ---- transaction markers: control batches (KIP-98's EndTransactionMarker) ----
+
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
+CONTROL_ABORT, CONTROL_COMMIT = 0, 1
+
+
+def build_control_batch(
+    producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int
+) -> bytes:
+    """One COMMIT or ABORT marker record: key (version 0, type), value (version 0,
+    coordinator epoch), in a transactional control batch without a sequence."""
+    key = struct.pack(">hh", 0, CONTROL_COMMIT if commit else CONTROL_ABORT)
+    value = struct.pack(">hi", 0, coordinator_epoch)
+    return build_batch(
+        [(key, value)],
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        attributes=ATTR_TRANSACTIONAL | ATTR_CONTROL,
+    )
+
+
+def marker_is_commit(recs: list[Record]) -> bool:
+    """Whether a control batch's records (from read_batches) are a COMMIT marker."""
+    key = recs[0].key if recs else None
+    return key is not None and len(key) >= 4 and struct.unpack_from(">h", key, 2)[0] == 1
+
+
+def control_type(buf: bytes | memoryview, pos: int, h: BatchHeader) -> int:
+    """The marker type (CONTROL_ABORT / CONTROL_COMMIT) of the control batch at ``pos``."""
+    payload = bytes(buf[pos + HEADER_SIZE : pos + h.size])
+    recs = decode_records(payload, 1)
+    key = recs[0][2]
+    if key is None or len(key) < 4:
+        raise CorruptBatch("control record without a type")
+    return struct.unpack_from(">h", key, 2)[0]
 
 
 def _encode_record(i: int, ts_delta: int, key, value, headers) -> bytes:
@@ -434,8 +480,10 @@ def build_batch(
     producer_epoch: int = -1,
     base_sequence: int = -1,
     headers: list[tuple[str, bytes | None]] | None = None,
+    attributes: int = 0,
 ) -> bytes:
-    """A v2 batch of (key, value) records with a correct CRC-32C."""
+    """A v2 batch of (key, value) records with a correct CRC-32C; ``attributes``
+    adds the transactional and control bits to the compression's."""
     if not records:
         raise ValueError("a batch needs at least one record")
     ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
@@ -446,7 +494,15 @@ def build_batch(
     n = len(records)
     after_crc = (
         struct.pack(
-            ">hiqqqhii", compression, n - 1, ts, ts, producer_id, producer_epoch, base_sequence, n
+            ">hiqqqhii",
+            compression | attributes,
+            n - 1,
+            ts,
+            ts,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            n,
         )
         + payload
     )

@@ -113,7 +113,8 @@ def hdfs(ctx: typer.Context):
     from lab.orchestrator import lab as orch
 
     nn = orch.service_addresses(orch.resolve_lab(lab), "hdfs", "namenode")[0]
-    raise typer.Exit(shell.run(f"{nn}:9870", args))
+    # Metadata over Hadoop IPC on fs.defaultFS, as `hdfs dfs` sends it; data over WebHDFS.
+    raise typer.Exit(shell.run(f"{nn}:9870", args, rpc=f"{nn}:8020"))
 
 
 @app.command(context_settings=PASSTHROUGH, add_help_option=False)

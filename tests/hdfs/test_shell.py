@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 
+from lab.services.hadoop.webclient import WebHdfsClient
 from lab.services.hdfs.shell import run
 
 
@@ -101,3 +102,76 @@ def test_more_fs_shell_commands(cluster, tmp_path):
     assert out.endswith(" done\n")
     assert sh(cluster, "dfs", "-du", "-s", "/more")[1] == "8  16  /more\n"  # 8 bytes, twice
     assert sh(cluster, "dfs", "-count", "/more")[1].split() == ["1", "2", "8", "/more"]
+
+
+def sh_native(cluster, *argv):
+    """The shell with the NameNode's RPC address: metadata over Hadoop IPC."""
+    out, err = io.StringIO(), io.StringIO()
+    rpc = f"{cluster.nn_ip}:{cluster.nn_rpc}"
+    rc = run(cluster.url, list(argv), out, err, user="root", rpc=rpc)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
+    """With the NameNode's fs.defaultFS address the shell sends its metadata calls over
+    Hadoop IPC, as Hadoop's `hdfs dfs` does; its output, errors and exit codes are the
+    same as through WebHDFS."""
+    local = tmp_path / "f.txt"
+    local.write_text("native door\n" * 100)
+    assert sh(cluster, "dfs", "-mkdir", "-p", "/door/a/b")[0] == 0
+    assert sh(cluster, "dfs", "-put", str(local), "/door/a/f.txt")[0] == 0
+    reads = [
+        ("-ls", "/door"),
+        ("-ls", "-R", "/door"),
+        ("-du", "/door"),
+        ("-du", "-s", "/door"),
+        ("-count", "/door"),
+        ("-test", "-d", "/door/a"),
+        ("-test", "-e", "/door/nope"),
+        ("-cat", "/door/a/f.txt"),
+        ("-ls", "/door/nope"),
+        ("-rm", "/door/a"),
+        ("-mkdir", "/door/x/y"),
+        ("-chmod", "755", "/door/nope"),
+        ("-mv", "/door/nope", "/door/z"),
+    ]
+    for argv in reads:
+        web, native = sh(cluster, "dfs", *argv), sh_native(cluster, "dfs", *argv)
+        assert native == web, argv
+    assert sh_native(cluster, "dfs", "-ls", "/door/nope")[0] == 1  # an error, not a pass
+    # Changes: each door on its own tree, the same words (the tree's name aside).
+    changes = [
+        ("-mkdir", "-p", "{p}/d"),
+        ("-put", str(local), "{p}/d/f"),
+        ("-chmod", "600", "{p}/d/f"),
+        ("-chown", "alice:staff", "{p}/d/f"),
+        ("-setrep", "2", "{p}/d/f"),
+        ("-mv", "{p}/d/f", "{p}/d/g"),
+        ("-touchz", "{p}/d/e"),
+        ("-mkdir", "{p}/d"),
+    ]
+    said = {}
+    for prefix, shell in (("/web", sh), ("/native", sh_native)):
+        said[prefix] = [
+            tuple(
+                x.replace(prefix, "{p}") if isinstance(x, str) else x
+                for x in shell(cluster, "dfs", *(a.format(p=prefix) for a in argv))
+            )
+            for argv in changes
+        ]
+    assert said["/native"] == said["/web"]
+    assert said["/native"][-1][0] == 1  # mkdir of an existing directory is refused
+    client = WebHdfsClient(cluster.url, user="root")
+    try:
+        for prefix in ("/web", "/native"):
+            st = client.status(f"{prefix}/d/g")
+            assert (st["permission"], st["owner"], st["group"], st["replication"]) == (
+                "600",
+                "alice",
+                "staff",
+                2,
+            )
+            assert client.status(f"{prefix}/d/e")["length"] == 0
+    finally:
+        client.close()
+    assert sh_native(cluster, "dfs", "-rm", "-r", "/native")[1] == "Deleted /native\n"

@@ -1,9 +1,12 @@
 """`lab hdfs dfs|fsck|dfsadmin`: Hadoop's FsShell, fsck and dfsadmin -report over WebHDFS,
-/fsck and /jmx, with Hadoop's output layout and error messages.
+/fsck and /jmx, with Hadoop's output layout and error messages. Given the NameNode's RPC
+address, FsShell's metadata calls go over Hadoop IPC instead (nativeclient.py), as
+Hadoop's own shell sends them; what it prints is the same.
 
 Call `run(namenode_url, argv, out, err)` with argv as Hadoop's `hdfs` command takes it,
 e.g. ["dfs", "-ls", "/"], ["fsck", "/", "-files", "-blocks"], ["dfsadmin", "-report"].
-Also runnable alone: python -m lab.services.hdfs.shell --namenode HOST:9870 dfs -ls /
+Also runnable alone: python -m lab.services.hdfs.shell --namenode HOST:9870 [--rpc HOST:8020]
+dfs -ls /
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TextIO
 from ..hadoop import errors
 from ..hadoop.webclient import WebHdfsClient
 from .namespace import mode_string
+from .nativeclient import NativeClient
 
 USAGE = """Usage: hdfs [--user NAME] COMMAND
   dfs -ls [-R] PATH... | -mkdir [-p] PATH... | -put [-f] LOCAL... DST | -get SRC... LOCALDST
@@ -38,12 +42,17 @@ def run(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     user: str | None = None,
+    rpc: str | None = None,
 ) -> int:
-    """-> exit status: 0 done, 1 an operation failed, 255 bad usage (as Hadoop's shell)."""
+    """-> exit status: 0 done, 1 an operation failed, 255 bad usage (as Hadoop's shell).
+    With `rpc` (the NameNode's fs.defaultFS address), metadata goes over Hadoop IPC as
+    Hadoop's shell sends it; file data and fsck/dfsadmin stay on HTTP."""
     if argv and argv[0] == "--user" and len(argv) > 1:
         user, argv = argv[1], argv[2:]
     client = WebHdfsClient(namenode, user=user or _default_user())
     try:
+        if rpc is not None:
+            client = NativeClient(rpc, client)
         if not argv:
             err.write(USAGE)
             return 255
@@ -57,7 +66,7 @@ def run(
         err.write(f"{cmd}: Unknown command\n{USAGE}")
         return 255
     except OSError as exc:
-        err.write(f"Call to NameNode {namenode} failed: {exc}\n")
+        err.write(f"Call to NameNode {rpc or namenode} failed: {exc}\n")
         return 1
     finally:
         client.close()
@@ -580,10 +589,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m lab.services.hdfs.shell")
     p.add_argument("--namenode", required=True, help="NameNode HTTP address, host:9870")
+    p.add_argument("--rpc", help="NameNode fs.defaultFS address (host:8020): metadata over IPC")
     p.add_argument("--user")
     p.add_argument("command", nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
-    return run(a.namenode, a.command, user=a.user)
+    return run(a.namenode, a.command, user=a.user, rpc=a.rpc)
 
 
 if __name__ == "__main__":

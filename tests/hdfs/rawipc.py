@@ -8,7 +8,7 @@ import socket
 import struct
 
 from lab.services.hadoop.ipc.protobuf import Schema
-from lab.services.hdfs import checksum, datatransfer_hadoop
+from lab.services.hdfs import blockreader, datatransfer_hadoop
 
 S = Schema.load()
 CLIENT_PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
@@ -165,44 +165,17 @@ def native_file_checksum(located: dict) -> dict:
 
 
 def read_block(loc: dict, block: dict, offset: int, length: int) -> tuple[dict, bytes]:
-    """OP_READ_BLOCK by hand, as DFSClient's BlockReaderRemote sends it, to the DataNode of
-    a LocatedBlock's location: -> its BlockOpResponseProto and the bytes [offset,
+    """OP_READ_BLOCK as DFSClient's BlockReaderRemote sends it, to the DataNode of a
+    LocatedBlock's location: -> its BlockOpResponseProto and the bytes [offset,
     offset+length) of the block, each packet's chunk CRCs checked on the way."""
-    request = datatransfer_hadoop.request_bytes(
-        S,
-        datatransfer_hadoop.READ_BLOCK,
-        "OpReadBlockProto",
-        {
-            "header": {"baseHeader": {"block": block}, "clientName": "raw"},
-            "offset": offset,
-            "len": length,
-        },
-    )
-    with socket.create_connection((loc["id"]["ipAddr"], loc["id"]["xferPort"]), timeout=10) as s:
-        s.sendall(request)
-        f = s.makefile("rb")
-        size = shift = 0
-        while True:  # the response's varint length
-            b = f.read(1)[0]
-            size |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        resp = S.decode("hadoop.hdfs.BlockOpResponseProto", f.read(size))
-        if resp["status"] != "SUCCESS":
-            return resp, b""
-        bpc = resp["readOpChecksumInfo"]["checksum"]["bytesPerChecksum"]
-        out = b""
-        while True:
-            payload_len, header_len = struct.unpack(">IH", f.read(6))
-            header = S.decode("hadoop.hdfs.PacketHeaderProto", f.read(header_len))
-            body = f.read(payload_len - 4)
-            data = body[len(body) - header["dataLen"] :]
-            crcs = body[: len(body) - header["dataLen"]]
-            if header["lastPacketInBlock"]:
-                break
-            if not checksum.pieces_match(data, header["offsetInBlock"], bpc, crcs):
-                raise AssertionError(f"CRC mismatch in the packet at {header['offsetInBlock']}")
-            out += data
-    start = resp["readOpChecksumInfo"]["chunkOffset"]
-    return resp, out[offset - start : offset - start + length]
+    answers = []
+    address = (loc["id"]["ipAddr"], loc["id"]["xferPort"])
+    try:
+        data = b"".join(
+            blockreader.read_block(
+                S, address, block, offset, length, "raw", 10, on_response=answers.append
+            )
+        )
+        return answers[0], data
+    except blockreader.BlockOpError as exc:
+        return exc.response, b""

@@ -117,7 +117,7 @@ def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
     Hadoop IPC, as Hadoop's `hdfs dfs` does; its output, errors and exit codes are the
     same as through WebHDFS."""
     local = tmp_path / "f.txt"
-    local.write_text("native door\n" * 100)
+    local.write_text("".join(f"native door {i}\n" for i in range(12_000)))  # 4 blocks
     assert sh(cluster, "dfs", "-mkdir", "-p", "/door/a/b")[0] == 0
     assert sh(cluster, "dfs", "-put", str(local), "/door/a/f.txt")[0] == 0
     reads = [
@@ -129,6 +129,8 @@ def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
         ("-test", "-d", "/door/a"),
         ("-test", "-e", "/door/nope"),
         ("-cat", "/door/a/f.txt"),
+        ("-tail", "/door/a/f.txt"),
+        ("-cat", "/door/a/nope"),
         ("-ls", "/door/nope"),
         ("-rm", "/door/a"),
         ("-mkdir", "/door/x/y"),
@@ -139,6 +141,10 @@ def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
         web, native = sh(cluster, "dfs", *argv), sh_native(cluster, "dfs", *argv)
         assert native == web, argv
     assert sh_native(cluster, "dfs", "-ls", "/door/nope")[0] == 1  # an error, not a pass
+    # Contents come from the DataNodes over OP_READ_BLOCK, byte for byte.
+    got = tmp_path / "got.txt"
+    assert sh_native(cluster, "dfs", "-get", "/door/a/f.txt", str(got))[0] == 0
+    assert got.read_bytes() == local.read_bytes()
     # Changes: each door on its own tree, the same words (the tree's name aside).
     changes = [
         ("-mkdir", "-p", "{p}/d"),

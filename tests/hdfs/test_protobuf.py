@@ -216,7 +216,7 @@ def test_packet_headers_read_as_the_schema_reads_them(header):
 
     from lab.services.hdfs.datatransfer_hadoop import _HadoopPackets
 
-    packets = _HadoopPackets(None, S)
+    packets = _HadoopPackets(None, None, S)
     canonical = S.encode("hadoop.hdfs.PacketHeaderProto", header)
     # The same fields in another order (legal protobuf), which takes the general path.
     fields = [canonical[0:9], canonical[9:18], canonical[18:20], canonical[20:25], canonical[25:]]
@@ -232,11 +232,19 @@ def test_packet_headers_read_as_the_schema_reads_them(header):
         assert packets._header(data) == want
 
     async def one_packet():
-        reader = asyncio.StreamReader()
-        crcs = b"\x00" * 4 * (1 if header["dataLen"] else 0)
-        body = crcs + b"x" * header["dataLen"]
-        reader.feed_data(struct.pack(">IH", 4 + len(body), len(canonical)) + canonical + body)
-        return await _HadoopPackets(reader, S).recv_packet(512)
+        # Over a real connection: the packet reader takes it over from its StreamReader.
+        import socket
+
+        ours, theirs = socket.socketpair()
+        with theirs:
+            reader, writer = await asyncio.open_connection(sock=ours)
+            crcs = b"\x00" * 4 * (1 if header["dataLen"] else 0)
+            body = crcs + b"x" * header["dataLen"]
+            theirs.sendall(struct.pack(">IH", 4 + len(body), len(canonical)) + canonical + body)
+            try:
+                return await _HadoopPackets(reader, writer.transport, S).recv_packet(512, 10)
+            finally:
+                writer.close()
 
     if header["dataLen"] <= 512 and header["offsetInBlock"] % 512 + header["dataLen"] <= 512:
         seqno, offset, flags, _, crcs, data = asyncio.run(one_packet())

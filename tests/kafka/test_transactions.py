@@ -271,6 +271,32 @@ def test_aiokafka_transactional_producer(cluster):
     assert asyncio.run(run()) == [b"kept"]
 
 
+def test_kafka_python_admin_lists_and_describes_transactions(cluster):
+    from kafka.admin import KafkaAdminClient
+
+    bs, topic, tid = cluster.bootstrap, _name("described"), _name("tid")
+    p = txn_producer(bs, tid)
+    p.begin_transaction()
+    p.produce(topic, b"x")
+    p.flush(30)
+    admin = KafkaAdminClient(bootstrap_servers=bs)
+    try:
+        listed = [
+            t for ts in admin.list_transactions(state_filters=["Ongoing"]).values() for t in ts
+        ]
+        assert tid in [t.transactional_id for t in listed]
+        d = admin.describe_transactions([tid])[tid]
+        assert str(d.state.value) == "Ongoing" and d.producer_epoch >= 0
+        assert {(tp.topic, tp.partition) for tp in d.topic_partitions} == {(topic, 0)}
+        p.commit_transaction(60)
+        deadline = time.monotonic() + 20
+        while admin.describe_transactions([tid])[tid].state.value != "CompleteCommit":
+            assert time.monotonic() < deadline, "the commit never completed"
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
 def test_a_transaction_survives_its_coordinators_restart(cluster):
     bs, topic, tid = cluster.bootstrap, _name("failover"), _name("tid")
     p = txn_producer(bs, tid)

@@ -592,13 +592,26 @@ async def offset_commit(b: Broker, req, h, host):
     err = b.offsets.coordinator_error(gid)
     if err == Error.NONE:
         err = b.groups.check_commit(req)
+    return await _commit(b, req, err)
+
+
+@handler(ApiKey.TXN_OFFSET_COMMIT)
+async def txn_offset_commit(b: Broker, req, h, host):
+    """A transaction's offsets: written as a transactional batch, pending until the
+    transaction's marker (offsets.py)."""
+    err = b.offsets.coordinator_error(req["group_id"])
+    producer = (req["producer_id"], req["producer_epoch"])
+    return await _commit(b, req, err, producer, lambda e: txn.fenced(e, h.api_version, 3))
+
+
+async def _commit(b: Broker, req, err, producer=None, answer=lambda e: e) -> dict:
     entries = [
         (t["name"], p["partition_index"], p["committed_offset"], p["committed_metadata"])
         for t in req["topics"]
         for p in t["partitions"]
     ]
     if err == Error.NONE and entries:
-        err = await b.offsets.commit(gid, entries)
+        err = answer(await b.offsets.commit(req["group_id"], entries, producer))
     return {
         "throttle_time_ms": 0,
         "topics": [

@@ -33,6 +33,8 @@ class ApiKey:
     END_TXN = 26
     WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
 
 
 _NAMES = {
@@ -59,6 +61,8 @@ _NAMES = {
     26: "EndTxn",
     27: "WriteTxnMarkers",
     28: "TxnOffsetCommit",
+    65: "DescribeTransactions",
+    66: "ListTransactions",
 }
 
 

@@ -113,8 +113,9 @@ def sh_native(cluster, *argv):
 
 
 def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
-    """With the NameNode's fs.defaultFS address the shell sends its metadata calls over
-    Hadoop IPC, as Hadoop's `hdfs dfs` does; its output, errors and exit codes are the
+    """With the NameNode's fs.defaultFS address the shell works as Hadoop's `hdfs dfs`
+    does: metadata over Hadoop IPC, new files written down DataNode pipelines with
+    OP_WRITE_BLOCK and read with OP_READ_BLOCK; its output, errors and exit codes are the
     same as through WebHDFS."""
     local = tmp_path / "f.txt"
     local.write_text("".join(f"native door {i}\n" for i in range(12_000)))  # 4 blocks
@@ -153,6 +154,8 @@ def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
         ("-chown", "alice:staff", "{p}/d/f"),
         ("-setrep", "2", "{p}/d/f"),
         ("-mv", "{p}/d/f", "{p}/d/g"),
+        ("-put", str(local), "{p}/d/g"),  # refused: it exists
+        ("-cat", "{p}/d/g"),
         ("-touchz", "{p}/d/e"),
         ("-mkdir", "{p}/d"),
     ]
@@ -167,6 +170,8 @@ def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
         ]
     assert said["/native"] == said["/web"]
     assert said["/native"][-1][0] == 1  # mkdir of an existing directory is refused
+    cat = changes.index(("-cat", "{p}/d/g"))
+    assert said["/native"][cat][1] == local.read_text()  # written and read back natively
     client = WebHdfsClient(cluster.url, user="root")
     try:
         for prefix in ("/web", "/native"):

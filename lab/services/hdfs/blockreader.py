@@ -47,6 +47,11 @@ def _read_exactly(f, n: int) -> bytes:
     return data
 
 
+def read_delimited(f) -> bytes:
+    """One varint-delimited message's bytes from a socket file."""
+    return _read_exactly(f, _read_varint(f))
+
+
 def read_block(
     schema: Schema,
     address: tuple[str, int],
@@ -74,7 +79,7 @@ def read_block(
     with socket.create_connection(address, timeout=timeout) as s:
         s.sendall(request)
         f = s.makefile("rb")
-        resp = schema.decode(SCHEMA + "BlockOpResponseProto", _read_exactly(f, _read_varint(f)))
+        resp = schema.decode(SCHEMA + "BlockOpResponseProto", read_delimited(f))
         if on_response is not None:
             on_response(resp)
         if resp["status"] != "SUCCESS":

@@ -12,15 +12,21 @@ fails, chunk checksums verified."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from ..hadoop import errors
 from ..hadoop.conf import split_hostport
 from ..hadoop.ipc.client import IpcClient, RemoteError
 from ..hadoop.webclient import WebHdfsClient
 from .blockreader import read_block
+from .blockwriter import BlockWriter
 
 PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
+CREATE, OVERWRITE = 0x01, 0x02  # CreateFlagProto
+FILE_MODE = 0o644  # what `hdfs dfs -put` asks for: 666 under the client's umask 022
 SERVICE = "hadoop.hdfs.ClientNamenodeProtocol"
 DIR_MODE = 0o755  # what `hdfs dfs -mkdir` asks for: 777 under the client's umask 022
 
@@ -143,6 +149,79 @@ class NativeClient:
                     f"{blk['generationStamp']} file={path} No live nodes contain current "
                     f"block; tried {tried}"
                 )
+
+    def write(
+        self,
+        path: str,
+        data: bytes | Iterable[bytes] | Path,
+        overwrite: bool = False,
+        replication: int | None = None,
+        blocksize: int | None = None,
+        append: bool = False,
+        length: int | None = None,
+    ) -> None:
+        """A new file written as DFSOutputStream writes it: create, then for each block
+        addBlock and OP_WRITE_BLOCK down its pipeline, then complete. Appends go through
+        WebHDFS (this client has no pipeline recovery, which reopening a block needs)."""
+        if append:
+            return self.web.write(path, data, append=True, length=length)
+        defaults = self._call("getServerDefaults")["serverDefaults"]
+        block_size = blocksize or defaults["blockSize"]
+        client = f"DFSClient_NONMAPREDUCE_{os.getpid()}_{os.urandom(4).hex()}"
+        fs = self._call(
+            "create",
+            src=path,
+            masked={"perm": FILE_MODE},
+            clientName=client,
+            createFlag=CREATE | (OVERWRITE if overwrite else 0),
+            createParent=True,
+            replication=replication or defaults["replication"],
+            blockSize=block_size,
+        )["fs"]
+        if isinstance(data, Path):
+            with open(data, "rb") as f:
+                return self._write_blocks(
+                    path,
+                    client,
+                    fs["fileId"],
+                    iter(lambda: f.read(1 << 20), b""),
+                    block_size,
+                    defaults,
+                )
+        pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        return self._write_blocks(path, client, fs["fileId"], pieces, block_size, defaults)
+
+    def _write_blocks(self, path, client, file_id, pieces, block_size, defaults) -> None:
+        writer, last = None, None
+        for piece in pieces:
+            view = memoryview(piece)
+            while len(view):
+                if writer is None:
+                    lb = self._call(
+                        "addBlock", src=path, clientName=client, previous=last, fileId=file_id
+                    )["block"]
+                    writer = BlockWriter(
+                        self.ipc.schema,
+                        lb,
+                        client,
+                        defaults["bytesPerChecksum"],
+                        defaults["writePacketSize"],
+                    )
+                room = block_size - (writer.offset + len(writer.pending))
+                writer.write(view[:room])
+                view = view[room:]
+                if writer.offset + len(writer.pending) >= block_size:
+                    last, writer = writer.close(), None
+        if writer is not None:
+            last = writer.close()
+        # complete answers false until the last block has its minimum replicas reported.
+        for attempt in range(20):
+            if self._call("complete", src=path, clientName=client, last=last, fileId=file_id)[
+                "result"
+            ]:
+                return None
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+        raise errors.IOException(f"Unable to close file {path}: the last block never completed")
 
     def close(self) -> None:
         if self.ipc is not None:

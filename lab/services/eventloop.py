@@ -5,7 +5,8 @@ a follower is mostly one process waking another across loopback (docs/BENCHMARKS
 and uvloop's reads, writes and wake-ups cost less Python than the selector loop's.
 A node without it (an image built before racklab depended on it, a Python it has no
 wheel for) runs asyncio's own loop and says so in the service's log.
-A service measured faster on asyncio's loop (Kafka's broker) says so and runs there.
+A service that measured no faster on uvloop (Kafka's broker) says so and runs on
+asyncio's.
 ``RACKLAB_EVENT_LOOP=asyncio`` (or ``uvloop``) puts every service that can run on that
 loop on it, to compare the two.
 
@@ -37,8 +38,9 @@ def choose(
     need_sendfile: bool = False, asyncio_because: str = ""
 ) -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
     """The loop factory for a new service (None: asyncio's default) and why, in words
-    for its log. ``asyncio_because``: the service was measured faster on asyncio's
-    loop (``RACKLAB_EVENT_LOOP=uvloop`` still puts it on uvloop, to measure again)."""
+    for its log. ``asyncio_because``: why the service runs on asyncio's loop though
+    uvloop would serve (``RACKLAB_EVENT_LOOP=uvloop`` still puts it on uvloop, to
+    measure again)."""
     wanted = os.environ.get(ENV, "")
     if wanted == "asyncio":
         return None, f"asyncio's default event loop ({ENV}=asyncio)"

@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ConfigError) as e:
         print(f"error: {args.config}: {e}", file=sys.stderr)
         return 2
-    # Measured slower on uvloop (produce and consume throughput, docs/BENCHMARKS.md),
-    # unlike ZooKeeper, whose small requests gain from its cheaper wake-ups
-    return eventloop.run(_run(config), asyncio_because="the broker was measured faster on it")
+    # uvloop measured no faster for the broker (produce and consume throughput,
+    # docs/BENCHMARKS.md), unlike ZooKeeper, whose small requests gain from it
+    return eventloop.run(_run(config), asyncio_because="uvloop measured no faster for the broker")
 
 
 async def _run(config: BrokerConfig) -> int:

@@ -114,9 +114,9 @@ def sh_native(cluster, *argv):
 
 def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
     """With the NameNode's fs.defaultFS address the shell works as Hadoop's `hdfs dfs`
-    does: metadata over Hadoop IPC, new files written down DataNode pipelines with
-    OP_WRITE_BLOCK and read with OP_READ_BLOCK; its output, errors and exit codes are the
-    same as through WebHDFS."""
+    does: metadata over Hadoop IPC, files written (and appended to) down DataNode
+    pipelines with OP_WRITE_BLOCK and read with OP_READ_BLOCK; its output, errors and
+    exit codes are the same as through WebHDFS."""
     local = tmp_path / "f.txt"
     local.write_text("".join(f"native door {i}\n" for i in range(12_000)))  # 4 blocks
     assert sh(cluster, "dfs", "-mkdir", "-p", "/door/a/b")[0] == 0
@@ -156,6 +156,8 @@ def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
         ("-mv", "{p}/d/f", "{p}/d/g"),
         ("-put", str(local), "{p}/d/g"),  # refused: it exists
         ("-cat", "{p}/d/g"),
+        ("-appendToFile", str(local), "{p}/d/g"),  # into its last block's partial chunk
+        ("-tail", "{p}/d/g"),
         ("-touchz", "{p}/d/e"),
         ("-mkdir", "{p}/d"),
     ]
@@ -172,6 +174,9 @@ def test_native_door_prints_what_webhdfs_prints(cluster, tmp_path):
     assert said["/native"][-1][0] == 1  # mkdir of an existing directory is refused
     cat = changes.index(("-cat", "{p}/d/g"))
     assert said["/native"][cat][1] == local.read_text()  # written and read back natively
+    got = tmp_path / "appended.txt"
+    assert sh_native(cluster, "dfs", "-get", "/native/d/g", str(got))[0] == 0
+    assert got.read_text() == local.read_text() * 2
     client = WebHdfsClient(cluster.url, user="root")
     try:
         for prefix in ("/web", "/native"):

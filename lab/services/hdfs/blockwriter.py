@@ -2,7 +2,8 @@
 block down a pipeline the NameNode chose: the request (PIPELINE_SETUP_CREATE, the rest of
 the pipeline as targets, CRC32C per bytes-per-checksum), the first DataNode's
 BlockOpResponseProto, packets of PacketHeaderProto, chunk CRCs and data, an empty last
-packet, and a PipelineAckProto for every packet with every DataNode's status. No pipeline
+packet, and a PipelineAckProto for every packet with every DataNode's status; or, for an
+append, PIPELINE_SETUP_APPEND of the file's reopened last block. No pipeline
 recovery: a failed DataNode fails the write (Hadoop's client would rebuild the pipeline).
 For racklab's own tools (`lab hdfs`); the DataNode's side is datatransfer_hadoop.py."""
 
@@ -30,7 +31,10 @@ class BlockWriter:
         bpc: int,
         packet_size: int,
         timeout: float = 60.0,
+        append: bool = False,
     ) -> None:
+        """`append`: the block is the last one of a file reopened by append, under the
+        generation stamp the NameNode allotted; writing resumes at its length."""
         self.schema, self.block, self.bpc = schema, dict(located["b"]), bpc
         # Whole chunks per packet, as DFSOutputStream sizes them.
         self.packet_data = max(bpc, (packet_size // (bpc + checksum.CRC_SIZE)) * bpc)
@@ -46,10 +50,10 @@ class BlockWriter:
                 {
                     "header": {"baseHeader": {"block": self.block}, "clientName": client},
                     "targets": targets[1:],
-                    "stage": "PIPELINE_SETUP_CREATE",
+                    "stage": "PIPELINE_SETUP_APPEND" if append else "PIPELINE_SETUP_CREATE",
                     "pipelineSize": len(targets),
-                    "minBytesRcvd": 0,
-                    "maxBytesRcvd": 0,
+                    "minBytesRcvd": self.block["numBytes"] if append else 0,
+                    "maxBytesRcvd": self.block["numBytes"] if append else 0,
                     "latestGenerationStamp": self.block["generationStamp"],
                     "requestedChecksum": {"type": "CHECKSUM_CRC32C", "bytesPerChecksum": bpc},
                 },
@@ -59,14 +63,19 @@ class BlockWriter:
         if resp["status"] != "SUCCESS":
             self.sock.close()
             raise BlockOpError(resp)
-        self.offset = self.seqno = 0
+        self.offset, self.seqno = self.block["numBytes"] if append else 0, 0
         self.pending = bytearray()
 
     def write(self, data: bytes | memoryview) -> None:
         self.pending += data
-        while len(self.pending) >= self.packet_data:
-            self._packet(bytes(self.pending[: self.packet_data]))
-            del self.pending[: self.packet_data]
+        while True:
+            # A packet ends on a chunk boundary: after an append into a partial chunk,
+            # the first one only completes that chunk's worth of whole chunks.
+            size = self.packet_data - self.offset % self.bpc
+            if len(self.pending) < size:
+                return
+            self._packet(bytes(self.pending[:size]))
+            del self.pending[:size]
 
     def close(self) -> dict:
         """The last packets, then every acknowledgement: -> the block as written."""

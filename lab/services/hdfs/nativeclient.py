@@ -161,23 +161,39 @@ class NativeClient:
         length: int | None = None,
     ) -> None:
         """A new file written as DFSOutputStream writes it: create, then for each block
-        addBlock and OP_WRITE_BLOCK down its pipeline, then complete. Appends go through
-        WebHDFS (this client has no pipeline recovery, which reopening a block needs)."""
-        if append:
-            return self.web.write(path, data, append=True, length=length)
+        addBlock and OP_WRITE_BLOCK down its pipeline, then complete; an append first
+        writes on in the file's last block if it has room. No pipeline recovery: a
+        DataNode failing mid-write fails the call, as a client without it would."""
         defaults = self._call("getServerDefaults")["serverDefaults"]
         block_size = blocksize or defaults["blockSize"]
         client = f"DFSClient_NONMAPREDUCE_{os.getpid()}_{os.urandom(4).hex()}"
-        fs = self._call(
-            "create",
-            src=path,
-            masked={"perm": FILE_MODE},
-            clientName=client,
-            createFlag=CREATE | (OVERWRITE if overwrite else 0),
-            createParent=True,
-            replication=replication or defaults["replication"],
-            blockSize=block_size,
-        )["fs"]
+        writer = None
+        if append:
+            # DFSClient.append: the last block, if it has room, is reopened under a new
+            # generation stamp and written on from its length down its own pipeline.
+            opened = self._call("append", src=path, clientName=client)
+            fs, lb = opened["stat"], opened.get("block")
+            block_size = fs["blocksize"]
+            if lb and lb["b"]["numBytes"] < block_size:
+                writer = BlockWriter(
+                    self.ipc.schema,
+                    lb,
+                    client,
+                    defaults["bytesPerChecksum"],
+                    defaults["writePacketSize"],
+                    append=True,
+                )
+        else:
+            fs = self._call(
+                "create",
+                src=path,
+                masked={"perm": FILE_MODE},
+                clientName=client,
+                createFlag=CREATE | (OVERWRITE if overwrite else 0),
+                createParent=True,
+                replication=replication or defaults["replication"],
+                blockSize=block_size,
+            )["fs"]
         if isinstance(data, Path):
             with open(data, "rb") as f:
                 return self._write_blocks(
@@ -187,12 +203,13 @@ class NativeClient:
                     iter(lambda: f.read(1 << 20), b""),
                     block_size,
                     defaults,
+                    writer,
                 )
         pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
-        return self._write_blocks(path, client, fs["fileId"], pieces, block_size, defaults)
+        return self._write_blocks(path, client, fs["fileId"], pieces, block_size, defaults, writer)
 
-    def _write_blocks(self, path, client, file_id, pieces, block_size, defaults) -> None:
-        writer, last = None, None
+    def _write_blocks(self, path, client, file_id, pieces, block_size, defaults, writer) -> None:
+        last = None
         for piece in pieces:
             view = memoryview(piece)
             while len(view):

@@ -320,6 +320,22 @@ def test_a_writer_that_stops_mid_packet_is_cut_off(hc):
     assert "Traceback" not in d.log_path.read_text()
 
 
+def test_a_packet_claiming_gigabytes_is_refused_before_any_memory_is_taken(hc):
+    """A DataNode reads a packet into a buffer made for its stated length: a packet head
+    of racklab's framing saying 4 GiB ends the connection instead (Hadoop's framing is
+    held to 16 MiB as Hadoop's PacketReceiver holds it)."""
+    d = hc.datanodes[0]
+    header = json.dumps(
+        {"op": "WRITE_BLOCK", "stage": "create", "block": {"blockId": 8, "genStamp": 1}}
+    ).encode()
+    lying = struct.pack(">I", len(header)) + header + struct.pack(">qqIB", 0, 0, 2**32 - 1, 0)
+    assert seconds_until_closed(d.ip, d.ready["xfer"], lying + b"0123", IDLE + 15) < IDLE + 15
+    with open(f"/proc/{d.proc.pid}/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    assert peak < 1 << 20  # KiB: the DataNode never held a GiB
+    assert "Traceback" not in d.log_path.read_text()
+
+
 def test_a_reopened_replica_cannot_be_replaced_and_goes_back_at_once(hc, victim):
     """Found by the fuzz campaign: a WRITE_BLOCK that reopens a finalized replica the way a
     writer's recovery would, then hangs up, left it unfinished for a minute; a transfer

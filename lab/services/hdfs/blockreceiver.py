@@ -17,6 +17,7 @@ from .datatransfer import (
     ERROR,
     ERROR_CHECKSUM,
     LAST,
+    MAX_MSG,
     PACKET,
     SUCCESS,
     SYNC,
@@ -329,6 +330,8 @@ class _Packets:
             self.buffer = ReceiveBuffer(self.reader, self.transport)
         header = await self.buffer.read(PACKET.size, timeout)
         seqno, offset, length, flags = PACKET.unpack(header)
+        if length > MAX_MSG:  # the buffer would be made that large before the bytes came
+            raise OSError(f"packet of {length} bytes is larger than {MAX_MSG}")
         crc_len = piece_count(offset, length, bpc) * CRC_SIZE
         body = await self.buffer.read(crc_len + length, timeout)
         return seqno, offset, flags, header, body[:crc_len], body[crc_len:]

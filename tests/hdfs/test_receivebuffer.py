@@ -81,12 +81,16 @@ def test_reads_on_from_the_stream_reader_and_held_views_keep_their_bytes():
     assert asyncio.run(main()) > 0
 
 
-def test_a_read_times_out_when_nothing_comes():
+def test_a_read_times_out_when_nothing_comes_and_a_stated_length_takes_no_memory():
     async def server(reader, writer):
         buf = ReceiveBuffer(reader, writer.transport)
         assert await buf.read(2, timeout=5) == b"ab"
         with pytest.raises(TimeoutError):
             await buf.read(1, timeout=0.2)
+        # A message said to be 16 MiB long gets room as its bytes come, not before.
+        with pytest.raises(TimeoutError):
+            await buf.read(16 << 20, timeout=0.2)
+        assert len(buf.chunk) <= 2 * receivebuffer.CHUNK
 
     async def main():
         srv, _reader, writer, done = await _pair(server)

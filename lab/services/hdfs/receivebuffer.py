@@ -74,9 +74,11 @@ class ReceiveBuffer(asyncio.BufferedProtocol):
 
     def _swap(self, need: int) -> None:
         """Move the unread bytes to the front of a buffer with room for `need` bytes from
-        there: a spare that nobody holds a view of, or a new one."""
+        there, or, for a message larger than a buffer, for twice the bytes it has sent so
+        far (room grows as its bytes come, not as its stated length says): a spare that
+        nobody holds a view of, or a new one."""
         unread = self.end - self.start
-        size = max(CHUNK, need + MIN_FREE, unread + MIN_FREE)
+        size = max(CHUNK, min(need, 2 * unread) + MIN_FREE, unread + MIN_FREE)
         old = self.chunk
         new = None
         for i in range(len(self.spares)):

@@ -113,7 +113,7 @@ def hdfs(ctx: typer.Context):
     from lab.orchestrator import lab as orch
 
     nn = orch.service_addresses(orch.resolve_lab(lab), "hdfs", "namenode")[0]
-    # Metadata over Hadoop IPC on fs.defaultFS, as `hdfs dfs` sends it; data over WebHDFS.
+    # dfs over Hadoop IPC on fs.defaultFS and the DataNodes' data transfer, as `hdfs dfs`.
     raise typer.Exit(shell.run(f"{nn}:9870", args, rpc=f"{nn}:8020"))
 
 

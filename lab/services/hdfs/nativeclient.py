@@ -1,14 +1,14 @@
-"""The NameNode's metadata over ClientNamenodeProtocol (Hadoop IPC on fs.defaultFS), the
-way Hadoop's `hdfs dfs` reaches it, behind the interface of WebHdfsClient so the shell
-prints the same either way: status, listings (paged), mkdirs, delete, rename, replication,
-permission, owner and content summary answer in WebHDFS's JSON shapes and raise the same
-Hadoop exceptions with the NameNode's own words. File data (read, write) and the HTTP
-pages (fsck, jmx) are the WebHDFS client's: `hdfs fsck` and `dfsadmin -report` are HTTP
-in Hadoop too.
+"""An HDFS client for racklab's tools that talks as Hadoop's `hdfs dfs` does, behind the
+interface of WebHdfsClient so the shell prints the same either way: metadata over
+ClientNamenodeProtocol (Hadoop IPC on fs.defaultFS) in WebHDFS's JSON shapes, raising the
+same Hadoop exceptions with the NameNode's own words; file contents from and to the
+DataNodes over DataTransferProtocol (blockreader.py, blockwriter.py). The HTTP pages
+(fsck, jmx) stay the WebHDFS client's: `hdfs fsck` and `dfsadmin -report` are HTTP in
+Hadoop too.
 
-Reads go to the DataNodes as Hadoop's client reads: getBlockLocations, then OP_READ_BLOCK
-from each block's nearest replica (the NameNode sorts them), the next one when a replica
-fails, chunk checksums verified."""
+Reads: getBlockLocations, then OP_READ_BLOCK from each block's first listed replica (the
+NameNode sorts them by distance), the next one from where a failed one stopped. Writes:
+create or append, then addBlock and a pipeline per block, then complete."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from .blockreader import read_block
 from .blockwriter import BlockWriter
 
 PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
+SERVICE = "hadoop.hdfs.ClientNamenodeProtocol"
 CREATE, OVERWRITE = 0x01, 0x02  # CreateFlagProto
 FILE_MODE = 0o644  # what `hdfs dfs -put` asks for: 666 under the client's umask 022
-SERVICE = "hadoop.hdfs.ClientNamenodeProtocol"
 DIR_MODE = 0o755  # what `hdfs dfs -mkdir` asks for: 777 under the client's umask 022
 
 
@@ -175,14 +175,7 @@ class NativeClient:
             fs, lb = opened["stat"], opened.get("block")
             block_size = fs["blocksize"]
             if lb and lb["b"]["numBytes"] < block_size:
-                writer = BlockWriter(
-                    self.ipc.schema,
-                    lb,
-                    client,
-                    defaults["bytesPerChecksum"],
-                    defaults["writePacketSize"],
-                    append=True,
-                )
+                writer = self._pipeline(lb, client, defaults, append=True)
         else:
             fs = self._call(
                 "create",
@@ -208,6 +201,16 @@ class NativeClient:
         pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
         return self._write_blocks(path, client, fs["fileId"], pieces, block_size, defaults, writer)
 
+    def _pipeline(self, lb: dict, client: str, defaults: dict, append: bool = False):
+        return BlockWriter(
+            self.ipc.schema,
+            lb,
+            client,
+            defaults["bytesPerChecksum"],
+            defaults["writePacketSize"],
+            append=append,
+        )
+
     def _write_blocks(self, path, client, file_id, pieces, block_size, defaults, writer) -> None:
         last = None
         for piece in pieces:
@@ -217,13 +220,7 @@ class NativeClient:
                     lb = self._call(
                         "addBlock", src=path, clientName=client, previous=last, fileId=file_id
                     )["block"]
-                    writer = BlockWriter(
-                        self.ipc.schema,
-                        lb,
-                        client,
-                        defaults["bytesPerChecksum"],
-                        defaults["writePacketSize"],
-                    )
+                    writer = self._pipeline(lb, client, defaults)
                 room = block_size - (writer.offset + len(writer.pending))
                 writer.write(view[:room])
                 view = view[room:]

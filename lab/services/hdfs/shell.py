@@ -1,7 +1,7 @@
 """`lab hdfs dfs|fsck|dfsadmin`: Hadoop's FsShell, fsck and dfsadmin -report over WebHDFS,
 /fsck and /jmx, with Hadoop's output layout and error messages. Given the NameNode's RPC
-address, FsShell's metadata calls go over Hadoop IPC instead (nativeclient.py), as
-Hadoop's own shell sends them; what it prints is the same.
+address, FsShell talks as Hadoop's own shell does instead (nativeclient.py: metadata over
+Hadoop IPC, file contents over DataTransferProtocol); what it prints is the same.
 
 Call `run(namenode_url, argv, out, err)` with argv as Hadoop's `hdfs` command takes it,
 e.g. ["dfs", "-ls", "/"], ["fsck", "/", "-files", "-blocks"], ["dfsadmin", "-report"].
@@ -45,8 +45,9 @@ def run(
     rpc: str | None = None,
 ) -> int:
     """-> exit status: 0 done, 1 an operation failed, 255 bad usage (as Hadoop's shell).
-    With `rpc` (the NameNode's fs.defaultFS address), metadata goes over Hadoop IPC as
-    Hadoop's shell sends it; file data and fsck/dfsadmin stay on HTTP."""
+    With `rpc` (the NameNode's fs.defaultFS address), dfs goes over Hadoop IPC and the
+    DataNodes' data-transfer protocol as Hadoop's shell does; fsck and dfsadmin stay on
+    HTTP, as Hadoop's do."""
     if argv and argv[0] == "--user" and len(argv) > 1:
         user, argv = argv[1], argv[2:]
     client = WebHdfsClient(namenode, user=user or _default_user())

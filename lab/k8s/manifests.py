@@ -38,7 +38,7 @@ HEADLESS = {
     ("zookeeper", "server"): ("zookeeper-hs", {"client": 2181, "peer": 2888, "election": 3888}),
     ("kafka", "broker"): ("kafka-hs", {"kafka": 9092}),
     ("hdfs", "namenode"): ("hdfs-namenode", {"http": 9870, "rpc": 8020}),
-    ("hdfs", "datanode"): ("hdfs-datanode", {"http": 9864, "xfer": 9866}),
+    ("hdfs", "datanode"): ("hdfs-datanode", {"http": 9864, "xfer": 9866, "ipc": 9867}),
     ("yarn", "resourcemanager"): (
         "yarn-resourcemanager",
         {"webapp": 8088, "client": 8032, "scheduler": 8030, "tracker": 8031},

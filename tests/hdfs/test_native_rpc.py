@@ -359,6 +359,36 @@ def test_datanode_refuses_hadoop_reads_it_cannot_serve(cluster):
     assert resp["message"] == "Replica not found for BP-1:blk_999999999_1"
 
 
+def test_a_read_without_checksums_gets_the_data_alone(cluster, native):
+    """OpReadBlockProto.sendChecksums false: BlockSender answers checksum type NULL in
+    512-byte chunks and sends packets of data without CRCs."""
+    from lab.services.hdfs import blockreader
+
+    data = os.urandom(3000)
+    with native.create("/nocrc/f", hdfs_native.WriteOptions(replication=1)) as f:
+        f.write(data)
+    [block] = located_blocks(cluster, "/nocrc/f")["blocks"]
+    loc = block["locs"][0]["id"]
+    answers: list[dict] = []
+    got = b"".join(
+        blockreader.read_block(S, (loc["ipAddr"], loc["xferPort"]), block["b"], 700, 1500,
+                               "t", 10, on_response=answers.append, send_checksums=False)
+    )  # fmt: skip
+    assert got == data[700:2200]
+    info = answers[0]["readOpChecksumInfo"]
+    assert info["checksum"] == {"type": "CHECKSUM_NULL", "bytesPerChecksum": 512}
+    assert info["chunkOffset"] == 512
+    # the same read with checksums still gets CRC32C, and the DataNode kept serving
+    answers.clear()
+    again = b"".join(
+        blockreader.read_block(S, (loc["ipAddr"], loc["xferPort"]), block["b"], 700, 1500,
+                               "t", 10, on_response=answers.append)
+    )  # fmt: skip
+    assert (
+        again == got and answers[0]["readOpChecksumInfo"]["checksum"]["type"] == "CHECKSUM_CRC32C"
+    )
+
+
 def hadoop_xfer(address: tuple[str, int], *pieces: bytes) -> bytes:
     """Send Hadoop data-transfer bytes to a DataNode; -> all it answers until it closes."""
     with socket.create_connection(address, timeout=10) as sock:

@@ -61,11 +61,13 @@ def read_block(
     client: str = "racklab",
     timeout: float = 60.0,
     on_response=None,
+    send_checksums: bool = True,
 ) -> Iterator[bytes]:
     """The bytes [offset, offset+length) of `block` (an ExtendedBlockProto) from the
     DataNode at `address`, in pieces. Raises BlockOpError when the DataNode refuses,
     ChecksumMismatch when a packet's data does not match its CRCs. `on_response` is
-    given the BlockOpResponseProto first."""
+    given the BlockOpResponseProto first. ``send_checksums`` False asks for the data
+    alone (OpReadBlockProto.sendChecksums), which is then not checked."""
     request = request_bytes(
         schema,
         READ_BLOCK,
@@ -74,6 +76,7 @@ def read_block(
             "header": {"baseHeader": {"block": block}, "clientName": client},
             "offset": offset,
             "len": length,
+            "sendChecksums": send_checksums,
         },
     )
     with socket.create_connection(address, timeout=timeout) as s:
@@ -86,6 +89,7 @@ def read_block(
             raise BlockOpError(resp)
         info = resp["readOpChecksumInfo"]
         bpc, pos = info["checksum"]["bytesPerChecksum"], info["chunkOffset"]
+        checked = info["checksum"]["type"] != "CHECKSUM_NULL"
         skip, left = offset - pos, length
         while True:
             payload_len, header_len = struct.unpack(">IH", _read_exactly(f, 6))
@@ -95,7 +99,7 @@ def read_block(
                 break
             n = header["dataLen"]
             crcs, data = body[: len(body) - n], body[len(body) - n :]
-            if not checksum.pieces_match(data, header["offsetInBlock"], bpc, crcs):
+            if checked and not checksum.pieces_match(data, header["offsetInBlock"], bpc, crcs):
                 raise ChecksumMismatch(
                     f"Checksum error at offset {header['offsetInBlock']} of "
                     f"blk_{block['blockId']}_{block['generationStamp']} from {address[0]}"
@@ -105,5 +109,7 @@ def read_block(
             left -= len(piece)
             if piece:
                 yield piece
-        status = schema.encode(SCHEMA + "ClientReadStatusProto", {"status": "CHECKSUM_OK"})
+        # BlockReaderRemote's verdict: CHECKSUM_OK for checked data, SUCCESS otherwise
+        verdict = "CHECKSUM_OK" if checked else "SUCCESS"
+        status = schema.encode(SCHEMA + "ClientReadStatusProto", {"status": verdict})
         s.sendall(encode_varint(len(status)) + status)

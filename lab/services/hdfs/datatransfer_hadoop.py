@@ -58,6 +58,7 @@ MAX_REQUEST = 1024 * 1024
 # is one sendfile).
 READ_PACKET_DATA = 512 * 1024
 CRC_SIZE = 4
+NULL_CHUNK = 512  # BlockSender's chunk for a read sent without checksums
 SCHEMA = "hadoop.hdfs."
 
 
@@ -149,14 +150,22 @@ class HadoopDataTransfer:
                 f"( blockLen {visible} )",
             )
             return
-        bpc = dn.bpc
+        # A client that asked for no checksums (sendChecksums false) gets none, in
+        # packets aligned to 512-byte chunks of checksum type NULL, as BlockSender sends
+        # when neither sending nor verifying them.
+        send_crcs = request.get("sendChecksums") is not False
+        bpc = dn.bpc if send_crcs else NULL_CHUNK
+        kind = "CHECKSUM_CRC32C" if send_crcs else "CHECKSUM_NULL"
         start = offset - offset % bpc  # whole chunks, so the client can check each CRC
         end = min(visible, -(-(offset + length) // bpc) * bpc)
         loop = asyncio.get_running_loop()
         with open(rep.data_path, "rb") as df, open(rep.meta_path, "rb") as mf:
             try:
-                crcs = await loop.run_in_executor(None, _prepare_read, df, mf, start, end, bpc)
-                crcs = dn.store.visible_crcs(rep, None, start, crcs, end)
+                crcs = await loop.run_in_executor(
+                    None, _prepare_read, df, mf, start, end, bpc, send_crcs
+                )
+                if send_crcs:
+                    crcs = dn.store.visible_crcs(rep, None, start, crcs, end)
             except OSError as exc:
                 await self._respond(writer, "ERROR", f"{name}: {exc}")
                 return
@@ -164,17 +173,18 @@ class HadoopDataTransfer:
                 writer,
                 "SUCCESS",
                 readOpChecksumInfo={
-                    "checksum": {"type": "CHECKSUM_CRC32C", "bytesPerChecksum": bpc},
+                    "checksum": {"type": kind, "bytesPerChecksum": bpc},
                     "chunkOffset": start,
                 },
             )
+            crc_size = CRC_SIZE if send_crcs else 0
             slab = max(bpc, READ_PACKET_DATA - READ_PACKET_DATA % bpc)
             pos, seq = start, 0
             while pos < end:
                 n = min(slab, end - pos)
-                first = (pos - start) // bpc * CRC_SIZE
+                first = (pos - start) // bpc * crc_size
                 writer.writelines(
-                    self._packet(pos, seq, n, crcs[first : first + -(-n // bpc) * CRC_SIZE], False)
+                    self._packet(pos, seq, n, crcs[first : first + -(-n // bpc) * crc_size], False)
                 )
                 # The data goes from the page cache to the socket (sendfile): no copy
                 # through Python, and BlockSender's transferTo does the same.
@@ -331,11 +341,13 @@ def request_bytes(schema: Schema, op: int, type_: str, message: dict) -> bytes:
     return struct.pack(">HB", VERSION, op) + encode_varint(len(body)) + body
 
 
-def _prepare_read(df, mf, start: int, end: int, bpc: int) -> bytes:
+def _prepare_read(df, mf, start: int, end: int, bpc: int, with_crcs: bool = True) -> bytes:
     """Before a read's first packet: the kernel asked to read [start, end) of the block
     ahead (the packets then find it in the page cache), and the stored CRCs of those
     chunks, read at once (4 bytes per 512: 1 MiB for a whole 128 MiB block)."""
     os.posix_fadvise(df.fileno(), start, end - start, os.POSIX_FADV_WILLNEED)
+    if not with_crcs:
+        return b""
     mf.seek(checksum.HEADER.size + start // bpc * CRC_SIZE)
     want = -(-(end - start) // bpc) * CRC_SIZE
     crcs = mf.read(want)

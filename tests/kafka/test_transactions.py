@@ -71,7 +71,7 @@ def read_all(bootstrap: str, topic: str, isolation: str, want: int, timeout: flo
         if m is not None and not m.error():
             got.append(m.value())
     # nothing more after what was wanted (an aborted record would come next)
-    end = time.monotonic() + 1.5
+    end = time.monotonic() + 1.0
     while time.monotonic() < end:
         m = c.poll(0.3)
         if m is not None and not m.error():

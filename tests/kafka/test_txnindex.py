@@ -48,6 +48,11 @@ def test_open_transactions_bound_the_lso_and_aborts_are_indexed_across_a_restart
     assert part.marker_epoch_error(7, 0) == Error.NONE
     _append(part, rec.build_control_batch(7, 1, commit=False, coordinator_epoch=3))
     assert part.marker_epoch_error(7, 0) == Error.INVALID_PRODUCER_EPOCH
+    # ... and a coordinator older than the one that wrote the last marker is fenced
+    assert part.marker_epoch_error(7, 1, coordinator_epoch=2) == (
+        Error.TRANSACTION_COORDINATOR_FENCED
+    )
+    assert part.marker_epoch_error(7, 1, coordinator_epoch=3) == Error.NONE
     part.close()
 
     again = Partition("t", 0, tmp_path, LogConfig())
@@ -70,7 +75,22 @@ def test_control_batches_are_not_records_to_a_reader(tmp_path):
     batch = rec.build_control_batch(5, 2, commit=True, coordinator_epoch=9)
     h = rec.parse_header(batch)
     assert h.is_control and h.is_transactional and h.producer_id == 5
-    assert rec.control_type(batch, 0, h) == rec.CONTROL_COMMIT
+    assert rec.control_marker(batch, 0, h) == (rec.CONTROL_COMMIT, 9)
     assert rec.read_records(batch) == []
     [(hh, recs)] = rec.read_batches(batch)
     assert rec.marker_is_commit(recs)
+
+
+def test_retention_drops_the_aborts_of_deleted_segments(tmp_path):
+    part = Partition("t", 0, tmp_path, LogConfig())
+    _append(part, _txn(1, b"a"))
+    end = _append(part, rec.build_control_batch(1, 0, commit=False, coordinator_epoch=0))
+    _append(part, _txn(2, b"b"))
+    _append(part, rec.build_control_batch(2, 0, commit=False, coordinator_epoch=0))
+    assert len(part.txns.aborted) == 2
+    part.txns.drop_before(end + 1)
+    assert [a.producer_id for a in part.txns.aborted] == [2]
+    part.close()
+    again = Partition("t", 0, tmp_path, LogConfig())
+    assert [a.producer_id for a in again.txns.aborted] == [2]
+    again.close()

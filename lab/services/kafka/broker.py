@@ -545,6 +545,7 @@ class Broker:
                 last_retention = time.monotonic()
                 for part in self.partitions.values():
                     if part.log.apply_retention():
+                        part.txns.drop_before(part.log.log_start_offset)
                         log.info(
                             "%s-%d: retention moved log start to %d",
                             part.topic,

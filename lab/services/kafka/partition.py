@@ -22,6 +22,8 @@ PRODUCER_BATCH_CACHE = 5
 @dataclass
 class ProducerState:
     epoch: int
+    # the coordinator epoch of the last marker: an older coordinator's markers are refused
+    coordinator_epoch: int = -1
     batches: list[tuple[int, int, int, int]] = field(default_factory=list)
     # (first seq, last seq, first offset, last offset)
 
@@ -125,9 +127,11 @@ class Partition:
     ) -> None:
         """A batch appended at ``first_offset`` (as leader or follower); ``buf`` and
         ``pos`` locate it so a transaction marker's type can be read."""
-        control = rec.control_type(buf, pos, h) if h.is_control and buf is not None else None
+        control, coordinator_epoch = None, -1
+        if h.is_control and buf is not None:
+            control, coordinator_epoch = rec.control_marker(buf, pos, h)
         self.txns.on_batch(h, first_offset, control, self.high_watermark)
-        self._note_marker_epoch(h)
+        self._note_marker_epoch(h, coordinator_epoch)
         if h.producer_id < 0 or h.base_sequence < 0:
             return
         st = self.producers.get(h.producer_id)
@@ -138,19 +142,27 @@ class Partition:
         )
         del st.batches[:-PRODUCER_BATCH_CACHE]
 
-    def _note_marker_epoch(self, h: BatchHeader) -> None:
+    def _note_marker_epoch(self, h: BatchHeader, coordinator_epoch: int = -1) -> None:
         # a marker written with a bumped epoch (a fenced or timed-out transaction)
         # fences the producer's older epoch here too; its next epoch starts at sequence 0
         if h.is_control and h.producer_id >= 0:
             st = self.producers.get(h.producer_id)
             if st is None or h.producer_epoch > st.epoch:
-                self.producers[h.producer_id] = ProducerState(h.producer_epoch)
+                st = self.producers[h.producer_id] = ProducerState(h.producer_epoch)
+            st.coordinator_epoch = max(st.coordinator_epoch, coordinator_epoch)
 
-    def marker_epoch_error(self, producer_id: int, epoch: int) -> Error:
-        """A marker from an epoch older than the producer's here is a stale coordinator's."""
+    def marker_epoch_error(
+        self, producer_id: int, epoch: int, coordinator_epoch: int = -1
+    ) -> Error:
+        """A marker from an epoch older than the producer's here, or from a coordinator
+        older than the last one that wrote a marker for it, is a stale coordinator's."""
         st = self.producers.get(producer_id)
-        if st is not None and epoch < st.epoch:
+        if st is None:
+            return Error.NONE
+        if epoch < st.epoch:
             return Error.INVALID_PRODUCER_EPOCH
+        if 0 <= coordinator_epoch < st.coordinator_epoch:
+            return Error.TRANSACTION_COORDINATOR_FENCED
         return Error.NONE
 
     def batches_from_start(self):

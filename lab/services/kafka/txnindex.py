@@ -87,7 +87,14 @@ class PartitionTxns:
 
     def truncate_to(self, offset: int) -> None:
         self.ongoing = {p: o for p, o in self.ongoing.items() if o < offset}
-        kept = [a for a in self.aborted if a.last_offset < offset]
+        self._keep(lambda a: a.last_offset < offset)
+
+    def drop_before(self, log_start: int) -> None:
+        """Retention deleted the segments below ``log_start``: so go their aborts."""
+        self._keep(lambda a: a.last_offset >= log_start)
+
+    def _keep(self, wanted) -> None:
+        kept = [a for a in self.aborted if wanted(a)]
         if len(kept) != len(self.aborted):
             self.aborted = kept
             self._rewrite()

@@ -32,7 +32,7 @@ async def write_marker(
     if err != Error.NONE:
         return err
     part = b.partitions[(topic, p)]
-    err = part.marker_epoch_error(pid, epoch)
+    err = part.marker_epoch_error(pid, epoch, coordinator_epoch)
     if err != Error.NONE:
         return err
     batch = rec.build_control_batch(pid, epoch, commit, coordinator_epoch)

@@ -124,7 +124,12 @@ class ZkCluster:
                 self.zk.create(f"/brokers/ids/{broker_id}", data, ephemeral=True)
                 return
             except NodeExistsError:
-                _, stat = self.zk.get(f"/brokers/ids/{broker_id}")
+                try:
+                    _, stat = self.zk.get(f"/brokers/ids/{broker_id}")
+                except NoNodeError:
+                    # the previous run's session expired between the two calls: the id
+                    # is free now, so create again (was: "cannot start: NoNodeError")
+                    continue
                 if stat.ephemeralOwner == self.zk.client_id[0]:
                     return
                 if time.monotonic() > deadline:

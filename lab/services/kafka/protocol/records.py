@@ -444,14 +444,16 @@ def marker_is_commit(recs: list[Record]) -> bool:
     return key is not None and len(key) >= 4 and struct.unpack_from(">h", key, 2)[0] == 1
 
 
-def control_type(buf: bytes | memoryview, pos: int, h: BatchHeader) -> int:
-    """The marker type (CONTROL_ABORT / CONTROL_COMMIT) of the control batch at ``pos``."""
+def control_marker(buf: bytes | memoryview, pos: int, h: BatchHeader) -> tuple[int, int]:
+    """(marker type: CONTROL_ABORT / CONTROL_COMMIT, coordinator epoch) of the control
+    batch at ``pos``."""
     payload = bytes(buf[pos + HEADER_SIZE : pos + h.size])
     recs = decode_records(payload, 1)
-    key = recs[0][2]
+    key, value = recs[0][2], recs[0][3]
     if key is None or len(key) < 4:
         raise CorruptBatch("control record without a type")
-    return struct.unpack_from(">h", key, 2)[0]
+    coordinator_epoch = struct.unpack_from(">i", value, 2)[0] if value and len(value) >= 6 else -1
+    return struct.unpack_from(">h", key, 2)[0], coordinator_epoch
 
 
 def _encode_record(i: int, ts_delta: int, key, value, headers) -> bytes:

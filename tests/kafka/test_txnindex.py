@@ -94,3 +94,19 @@ def test_retention_drops_the_aborts_of_deleted_segments(tmp_path):
     again = Partition("t", 0, tmp_path, LogConfig())
     assert [a.producer_id for a in again.txns.aborted] == [2]
     again.close()
+
+
+def test_a_marker_truncated_away_reopens_its_transaction(tmp_path):
+    part = Partition("t", 0, tmp_path, LogConfig())
+    _append(part, _txn(4, b"x"))  # offset 0
+    part.high_watermark = 1  # the marker below is not yet on every ISR replica
+    buf = bytearray(rec.build_control_batch(4, 0, commit=True, coordinator_epoch=0))
+    h = rec.parse_header(buf)
+    rec.stamp(buf, 0, 1, 0)
+    part.record_batch(h, 1, buf, 0)
+    part.log.append(bytes(buf), 1, 2, h.max_timestamp, 1)
+    assert part.txns.ongoing == {}
+    part.truncate_to(1)  # a new leader never had the marker
+    assert part.txns.ongoing == {4: 0}
+    assert part.last_stable_offset == 0
+    part.close()

@@ -78,7 +78,7 @@ class Partition:
     # ---- producer state ----
     def _rebuild_producer(self, h: BatchHeader) -> None:
         self.note_epoch(h.partition_leader_epoch, h.base_offset)
-        self.txns.on_batch(h, h.base_offset, None, h.base_offset)
+        self.txns.on_batch(h, h.base_offset, None, -1)  # -1: keep what truncation needs
         self._note_marker_epoch(h)
         if h.producer_id < 0 or h.base_sequence < 0:
             return

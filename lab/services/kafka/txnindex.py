@@ -33,6 +33,10 @@ class PartitionTxns:
     def __init__(self) -> None:
         self.ongoing: dict[int, int] = {}  # producer id -> first offset of its open txn
         self.aborted: list[AbortedTxn] = []
+        # (marker offset, producer id, first offset) of transactions closed by markers
+        # not yet below the high watermark: a follower truncating such a marker away
+        # (KIP-101) has that transaction open again
+        self.closed: list[tuple[int, int, int]] = []
         self.path: Path | None = None
 
     def open_index(self, directory: Path, log_end: int) -> None:
@@ -66,6 +70,9 @@ class PartitionTxns:
             self.ongoing.setdefault(h.producer_id, first_offset)
             return
         first = self.ongoing.pop(h.producer_id, None)
+        if first is not None:
+            self.closed = [c for c in self.closed if c[0] >= hw]
+            self.closed.append((first_offset, h.producer_id, first))
         if control == CONTROL_ABORT and first is not None:
             entry = AbortedTxn(h.producer_id, first, first_offset, self.lso(hw))
             self.aborted.append(entry)
@@ -87,6 +94,10 @@ class PartitionTxns:
 
     def truncate_to(self, offset: int) -> None:
         self.ongoing = {p: o for p, o in self.ongoing.items() if o < offset}
+        for marker, pid, first in self.closed:
+            if marker >= offset and first < offset:
+                self.ongoing[pid] = first
+        self.closed = [c for c in self.closed if c[0] < offset]
         self._keep(lambda a: a.last_offset < offset)
 
     def drop_before(self, log_start: int) -> None:
@@ -101,6 +112,7 @@ class PartitionTxns:
 
     def clear(self) -> None:
         self.ongoing = {}
+        self.closed = []
         self.aborted = []
         self._rewrite()
 

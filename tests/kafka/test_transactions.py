@@ -51,6 +51,15 @@ def txn_producer(bootstrap: str, txn_id: str, **extra) -> Producer:
     return p
 
 
+def open_txn(bootstrap: str, txn_id: str, topic: str, value: bytes) -> Producer:
+    """A transactional producer with a transaction open and one record in it, sent."""
+    p = txn_producer(bootstrap, txn_id)
+    p.begin_transaction()
+    p.produce(topic, value)
+    p.flush(30)
+    return p
+
+
 def read_all(bootstrap: str, topic: str, isolation: str, want: int, timeout: float = 20):
     """Values read from the start of `topic` by a consumer of that isolation level:
     until `want` came, or for `timeout` seconds (so a test also sees what never comes)."""
@@ -103,10 +112,7 @@ def test_open_transaction_holds_read_committed_at_the_last_stable_offset(cluster
     plain = Producer({"bootstrap.servers": bs})
     plain.produce(topic, b"before")
     plain.flush(30)
-    p = txn_producer(bs, _name("tid"))
-    p.begin_transaction()
-    p.produce(topic, b"open")
-    p.flush(30)
+    p = open_txn(bs, _name("tid"), topic, b"open")
     plain.produce(topic, b"after")  # not transactional, but behind the open one
     plain.flush(30)
     assert read_all(bs, topic, "read_committed", 3, timeout=3) == [b"before"]
@@ -164,10 +170,7 @@ def test_consume_transform_produce_commits_offsets_only_with_the_transaction(clu
 
 def test_a_zombie_producer_is_fenced_by_a_new_one_with_its_id(cluster):
     bs, topic, tid = cluster.bootstrap, _name("zombie"), _name("tid")
-    old = txn_producer(bs, tid)
-    old.begin_transaction()
-    old.produce(topic, b"zombie")
-    old.flush(30)
+    old = open_txn(bs, tid, topic, b"zombie")
     new = txn_producer(bs, tid)  # aborts the old one's transaction, bumps the epoch
     with pytest.raises(KafkaException) as e:
         old.commit_transaction(30)
@@ -275,10 +278,7 @@ def test_kafka_python_admin_lists_and_describes_transactions(cluster):
     from kafka.admin import KafkaAdminClient
 
     bs, topic, tid = cluster.bootstrap, _name("described"), _name("tid")
-    p = txn_producer(bs, tid)
-    p.begin_transaction()
-    p.produce(topic, b"x")
-    p.flush(30)
+    p = open_txn(bs, tid, topic, b"x")
     admin = KafkaAdminClient(bootstrap_servers=bs)
     try:
         listed = [
@@ -299,10 +299,7 @@ def test_kafka_python_admin_lists_and_describes_transactions(cluster):
 
 def test_a_transaction_survives_its_coordinators_restart(cluster):
     bs, topic, tid = cluster.bootstrap, _name("failover"), _name("tid")
-    p = txn_producer(bs, tid)
-    p.begin_transaction()
-    p.produce(topic, b"across")
-    p.flush(30)
+    p = open_txn(bs, tid, topic, b"across")
     md = AdminClient({"bootstrap.servers": bs}).list_topics(timeout=30)
     tp = md.topics["__transaction_state"].partitions[partition_for_group(tid, TXN_PARTITIONS)]
     coordinator = next(b for b in cluster.brokers if int(b.props["broker.id"]) == tp.leader)

@@ -130,3 +130,19 @@ class PolledGroup:
     def close_all(self) -> None:
         for i in self.live():
             self.close(i)
+
+
+def group_story(broker, group: str, members: PolledGroup | None = None) -> str:
+    """What the broker logged about a group, and what each member last saw: said when
+    a group test fails, so a failure in CI shows how the group got there."""
+    lines = [ln for ln in broker.log_text().splitlines() if f"group {group}" in ln]
+    out = ["broker log of the group:", *lines[-40:]]
+    if members is not None:
+        with members._lock:
+            for i, c in enumerate(members.consumers):
+                out.append(
+                    f"member {i}: assigned {sorted(tp.partition for tp in members._assigned[i])}"
+                    f", generation {getattr(c._coordinator, '_generation', None)}"
+                )
+        out.append(f"client errors: {members.errors[-10:]}")
+    return "\n".join(out)

@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from .clients import PolledGroup, group_consumer, poll_until, send_values
+from .clients import PolledGroup, group_consumer, group_story, poll_until, send_values
 
 
 def _topic(prefix: str) -> str:
@@ -64,10 +64,12 @@ def test_group_of_three_over_six_partitions_rebalances_when_one_leaves(broker):
     # each member polled by a thread of its own, as applications run them (see PolledGroup)
     members = PolledGroup(consumers)
     try:
-        assert members.wait_sizes([2, 2, 2], 40) == [2, 2, 2]
+        sizes = members.wait_sizes([2, 2, 2], 40)
+        assert sizes == [2, 2, 2], group_story(broker, group, members)
         assert {tp.partition for tp in members.union()} == set(range(6))
         members.close(2)
-        assert members.wait_sizes([3, 3], 40) == [3, 3]
+        sizes = members.wait_sizes([3, 3], 40)
+        assert sizes == [3, 3], group_story(broker, group, members)
         assert {tp.partition for tp in members.union()} == set(range(6))
         # the survivors consume everything produced now
         p = KafkaProducer(bootstrap_servers=broker.bootstrap)
@@ -102,9 +104,11 @@ def test_point_to_point_vs_publish_subscribe(broker):
     # one group of two members, both assigned before anything is produced; each member
     # polled by a thread of its own (see PolledGroup: one loop over both members can
     # keep the group rebalancing past any deadline on a loaded machine)
-    shared = PolledGroup(members(_topic("shared"), 2))
+    shared_group = _topic("shared")
+    shared = PolledGroup(members(shared_group, 2))
     try:
-        assert shared.wait_sizes([2, 2], 40) == [2, 2]
+        sizes = shared.wait_sizes([2, 2], 40)
+        assert sizes == [2, 2], group_story(broker, shared_group, shared)
         # two more groups of one member each
         subscribers = [members(_topic("sub"), 1)[0] for _ in range(2)]
         for c in subscribers:

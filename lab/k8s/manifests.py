@@ -132,6 +132,10 @@ def kafka_config(settings: dict, brokers: int, zk_pods: list[str]) -> dict[str, 
         "log.dirs": f"{DATA}/kafka/logs",
         "zookeeper.connect": ",".join(_fqdn(p, "zookeeper-hs") + ":2181" for p in zk_pods),
         "offsets.topic.replication.factor": str(min(3, brokers)),
+        # transactions work in a lab of one or two brokers too (as the offsets topic;
+        # Kafka's own server.properties does the same for its single-broker quickstart)
+        "transaction.state.log.replication.factor": str(min(3, brokers)),
+        "transaction.state.log.min.isr": str(min(2, brokers)),
         "default.replication.factor": "1",
         "min.insync.replicas": "1",
     }

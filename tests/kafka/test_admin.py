@@ -86,6 +86,12 @@ def test_deployer_renders_server_properties():
     assert cfg.zookeeper_connect == "10.61.1.20:2181,10.61.2.20:2181"
     assert (cfg.default_replication_factor, cfg.min_insync_replicas) == (3, 2)
     assert cfg.unclean_leader_election is False and cfg.rack == "r2"
+    # internal topics fit the lab's brokers (three here), transactions' as the offsets'
+    assert (cfg.txn_topic_replication_factor, cfg.txn_topic_min_isr) == (3, 2)
+    [one] = KafkaDeployer().plan_for_lab({**services, "kafka": {"nodes": ["n1"]}}, addresses, racks)
+    solo = BrokerConfig.from_properties(parse_properties(next(iter(one.files.values()))))
+    assert (solo.txn_topic_replication_factor, solo.txn_topic_min_isr) == (1, 1)
+    assert solo.offsets_topic_replication_factor == 1
     with pytest.raises(ValueError, match="ZooKeeper"):
         KafkaDeployer().plan({"nodes": ["n1"]}, addresses, racks)
 

@@ -59,6 +59,10 @@ class KafkaDeployer(ServiceDeployer):
                 "zookeeper.connect": zk_connect,
                 "broker.rack": racks.get(node, ""),
                 "offsets.topic.replication.factor": str(min(3, n)),
+                # transactions work in a lab of one or two brokers too (as the offsets topic;
+                # Kafka's own server.properties does the same for its single-broker quickstart)
+                "transaction.state.log.replication.factor": str(min(3, n)),
+                "transaction.state.log.min.isr": str(min(2, n)),
                 "default.replication.factor": "1",
                 "min.insync.replicas": "1",
             }

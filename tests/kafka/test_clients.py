@@ -55,7 +55,9 @@ def test_group_of_three_over_six_partitions_rebalances_when_one_leaves(broker):
             bootstrap_servers=broker.bootstrap,
             group_id=group,
             auto_offset_reset="earliest",
-            session_timeout_ms=6000,
+            # Kafka's default session (45 s): a member leaving says so (LeaveGroup), and
+            # a 6 s session let a loaded CI machine's late heartbeats expire members
+            session_timeout_ms=45000,
             heartbeat_interval_ms=500,
             max_poll_interval_ms=20000,
         )
@@ -95,7 +97,7 @@ def test_point_to_point_vs_publish_subscribe(broker):
                 bootstrap_servers=broker.bootstrap,
                 group_id=group,
                 auto_offset_reset="earliest",
-                session_timeout_ms=6000,
+                session_timeout_ms=45000,  # Kafka's default (see the rebalance test)
                 heartbeat_interval_ms=500,
             )
             for _ in range(n)

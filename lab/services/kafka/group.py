@@ -177,6 +177,8 @@ class GroupCoordinator:
                     m.sync_future.set_result(
                         {"error_code": Error.REBALANCE_IN_PROGRESS, "assignment": b""}
                     )
+                    # its session counts from this answer (Kafka's propagateAssignment)
+                    m.last_heartbeat = time.monotonic()
         g.state = PREPARING
         log.info("group %s: preparing rebalance (%d members)", g.group_id, len(g.members))
         loop = asyncio.get_running_loop()
@@ -278,6 +280,7 @@ class GroupCoordinator:
             for x in g.members.values():
                 if x.sync_future and not x.sync_future.done():
                     x.sync_future.set_result(self._sync_ok(g, x))
+                    x.last_heartbeat = time.monotonic()
         return await m.sync_future
 
     @staticmethod
@@ -343,7 +346,12 @@ class GroupCoordinator:
                 del self.groups[gid]
                 continue
             for mid, m in list(g.members.items()):
-                waiting = m.join_future is not None and not m.join_future.done()
+                # A member waiting for its JoinGroup or SyncGroup answer sends no
+                # heartbeats (its connection carries one request at a time), so it is kept,
+                # as Kafka's MemberMetadata.shouldKeepAlive keeps it.
+                waiting = any(
+                    f is not None and not f.done() for f in (m.join_future, m.sync_future)
+                )
                 if not waiting and now - m.last_heartbeat > m.session_timeout_ms / 1000:
                     log.info("group %s: member %s session expired", g.group_id, mid)
                     self._remove_member(g, mid)

@@ -88,6 +88,6 @@ def run(file: Path, out: Console, progress, show_status, outdir: Path = Path("ru
     finally:
         progress("tearing down")
         removed = orch.clean(topo.name)
-        progress(f"removed {len(removed)} objects")
+        progress(f"lab {topo.name} is down: removed {'; '.join(removed) or 'nothing'}")
     out.print(f"[bold]{'PASS' if ok else 'FAIL'}[/]: quickstart trial")
     return ok

@@ -306,6 +306,8 @@ class Backend(abc.ABC):
     # host's Docker engine), "vm" (the VM image), or None (nothing to send). A host's
     # agent then makes its backend with what was sent (Backend.with_sent_image).
     host_image: str | None = None
+    # How `lab graph` draws this kind's nodes (a Graphviz node shape)
+    graph_shape: str = "box"
 
     @classmethod
     def with_sent_image(cls, sent=None) -> Backend:

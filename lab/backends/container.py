@@ -431,6 +431,7 @@ _ensured_image: str | None = None
 class ContainerBackend(Backend):
     kind = "container"
     node_class = ContainerNode
+    graph_shape = "box3d"
     host_packages = ("docker.io",)
     host_daemons = (("docker", "dockerd", "dockerd"),)
     host_image = "node"

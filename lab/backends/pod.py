@@ -417,6 +417,7 @@ class PodNode(ContainerNode):
 
 class PodBackend(ContainerBackend):
     kind = "pod"
+    graph_shape = "folder"
     node_class = PodNode
 
     def run_kwargs(self, spec: NodeSpec, role: str) -> tuple[dict, str | None]:

@@ -50,7 +50,7 @@ def boot_once(node) -> tuple[float, float]:
     t0 = time.monotonic()
     node.boot()
     console = time.monotonic() - t0
-    node._rewire()
+    node.attach_network()  # the new tap onto the rack bridge, as `start` does
     node.wait_ssh()
     return console, time.monotonic() - t0
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import graphviz
 
+from lab.backends import backend_class
 from lab.topology import Topology, load
 
 from .lab import LabError, resolve_lab, topology_of
 
-KIND_SHAPE = {"process": "box", "container": "box3d", "pod": "folder", "vm": "component"}
 SERVICE_COLOR = {
     "zookeeper": "#d9ead3",
     "kafka": "#fce5cd",
@@ -49,7 +49,7 @@ def build(topo: Topology, addresses: dict[str, str] | None = None) -> graphviz.G
                 if svcs:
                     label += "\n" + "\n".join(svcs)
                 color = SERVICE_COLOR.get(svcs[0], "white") if svcs else "white"
-                c.node(n, label, shape=KIND_SHAPE.get(nd.kind, "box"), fillcolor=color)
+                c.node(n, label, shape=_shape(nd.kind), fillcolor=color)
             # columns: each node sits right of the one PER_COLUMN before it (edges
             # drawn invisibly: they only place the nodes)
             for k in range(PER_COLUMN, len(members)):
@@ -65,7 +65,7 @@ def _legend(g: graphviz.Graph, topo: Topology, placed: dict[str, list[str]]) -> 
     with g.subgraph(name="cluster_legend") as c:
         c.attr(label="legend", style="dashed", color="#bbbbbb", fontsize="9")
         for k in kinds:
-            c.node(f"legend-kind-{k}", k, shape=KIND_SHAPE.get(k, "box"), fontsize="9")
+            c.node(f"legend-kind-{k}", k, shape=_shape(k), fontsize="9")
         for r in roles:
             c.node(f"legend-role-{r}", r, shape="box", fillcolor=SERVICE_COLOR[r], fontsize="9")
 
@@ -91,3 +91,8 @@ def render(source: str | None, lab: str | None, output: Path) -> list[Path]:
         Path(g.render(outfile=f"{stem}.{f}", format=f, cleanup=True))
         for f in ([fmt] if fmt else ["svg", "png"])
     ]
+
+
+def _shape(kind: str) -> str:
+    """How a kind's nodes are drawn: its backend says (Backend.graph_shape)."""
+    return backend_class(kind).graph_shape

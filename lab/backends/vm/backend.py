@@ -50,6 +50,7 @@ class VMBackend(Backend):
         ("libvirtd", "libvirtd", "libvirtd -d"),
     )
     host_image = "vm"
+    graph_shape = "component"
 
     @classmethod
     def with_sent_image(cls, sent=None) -> Backend:

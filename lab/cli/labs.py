@@ -97,8 +97,7 @@ def down(
     if not _emit({"removed": removed}, as_json):
         # what went, as `lab clean` says it: one kind of node's cleanup can be one
         # line ("cgroup racklab/q (23 processes killed)"), so a bare count said little
-        for r in removed:
-            out.print(f"removed {r}", highlight=False, soft_wrap=True)
+        _print_removed(removed)
         out.print(f"lab {name} is down")
 
 
@@ -137,8 +136,7 @@ def clean(
     running = [] if name or all_labs else orch.clean_plan()["running"]
     removed = orch.clean(name, all_labs, progress=_progress(as_json))
     if not _emit({"removed": removed, "kept_running": running}, as_json):
-        for r in removed:
-            out.print(f"removed {r}", highlight=False, soft_wrap=True)
+        _print_removed(removed)
         out.print(f"clean: {len(removed)} objects removed")
         if running:
             out.print(
@@ -408,3 +406,8 @@ def _service_command(action: str, example: str):
 _service_command("stop", "lab service stop n1 zookeeper")
 _service_command("start", "lab service start n1 zookeeper")
 _service_command("restart", "lab service restart n2 kafka --lab quickstart")
+
+
+def _print_removed(removed: list[str]) -> None:
+    for r in removed:
+        out.print(f"removed {r}", highlight=False, soft_wrap=True)

@@ -28,6 +28,10 @@ DataNodes' processes from /proc, the client's from getrusage: hdfs-native's Rust
 run inside it), a steadier figure than throughput on a shared machine. The three replicas of replication 3 all land on this one disk, so its write
 figure carries three times the disk traffic, and no network.
 
+The client's ceiling: each round, fio's time for the bytes over hdfs-native's own CPU time
+for them (replication 1). Even a DataNode that cost nothing could not take the native
+door's ratio to fio above it, while the client has the machine's cores to share.
+
 With --reference-source DIR a second MiniCluster runs the daemons of the `lab` package
 in DIR (another version: `git archive COMMIT lab | tar -x -C DIR`), and each round
 writes and reads the native doors' files on both clusters, in turns (which goes first
@@ -298,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
                             for side in ("dn", "client"):
                                 cpu = v[f"{kind}_{side}_cpu"]
                                 add(f"cpu_{prefix}r{rep}_{kind}_{side}", cpu)
+                            if prefix == "native_" and rep == 1:
+                                # The ratio hdfs-native could reach this round if its
+                                # DataNode cost nothing: fio's time over the client's own
+                                # CPU time for the same bytes.
+                                fio_time = size / samples[f"fio_{kind}"][-1]
+                                add(f"ceiling_{kind}", fio_time / v[f"{kind}_client_cpu"])
                 if a.aa:
                     again = fio(root, size)
                     add("fio_again_write", again["write_MBps"])
@@ -312,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         return median_spread([t / b if b else float("nan") for t, b in pairs])
 
     cpu = {k[4:]: median_spread(v) for k, v in samples.items() if k.startswith("cpu_")}
-    stats = {k: median_spread(v) for k, v in samples.items() if not k.startswith("cpu_")}
+    stats = {
+        k: median_spread(v) for k, v in samples.items() if not k.startswith(("cpu_", "ceiling_"))
+    }
     out = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, kernel {platform.release()}",
         "size_MiB": size,
@@ -329,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
             for r in (1, 3)
         },
     }
+    if "ceiling_write" in samples:
+        out["ratios"]["client_ceiling_replication_1"] = {
+            kind: median_spread(samples[f"ceiling_{kind}"]) for kind in ("write", "read")
+        }
     if a.aa:
         out["ratios"]["fio_again"] = {
             kind: per_round(f"fio_again_{kind}", f"fio_{kind}") for kind in ("write", "read")
@@ -397,6 +413,16 @@ def main(argv: list[str] | None = None) -> int:
                             f"{f'{name} r{r} {kind}':24}{cpu_cell(key + '_dn')}"
                             f"{cpu_cell(key + '_client')}"
                         )
+    if "client_ceiling_replication_1" in out["ratios"]:
+        cc = out["ratios"]["client_ceiling_replication_1"]
+        print(
+            "hdfs-native's own CPU alone allows at most, per round (fio's time / the client's "
+            "CPU, r1): write "
+            + ", read ".join(
+                f"{cc[k]['median']:.2f} [{cc[k]['min']:.2f}-{cc[k]['max']:.2f}]"
+                for k in ("write", "read")
+            )
+        )
     if "native_over_before" in out["ratios"]:
         nb = out["ratios"]["native_over_before"]
         print("hdfs-native, this code / the code before, per round: median [min-max]")

@@ -38,6 +38,8 @@ JAVA_CLASSES = {
     "InvalidApplicationMasterRequestException": "org.apache.hadoop.yarn.exceptions.InvalidApplicationMasterRequestException",
     "ApplicationMasterNotRegisteredException": "org.apache.hadoop.yarn.exceptions.ApplicationMasterNotRegisteredException",
     "InvalidContainerException": "org.apache.hadoop.yarn.exceptions.InvalidContainerException",
+    "UndeclaredThrowableException": "java.lang.reflect.UndeclaredThrowableException",
+    "YarnRuntimeException": "org.apache.hadoop.yarn.exceptions.YarnRuntimeException",
     "Exception": "java.lang.Exception",
 }
 

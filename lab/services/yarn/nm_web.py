@@ -8,6 +8,17 @@ import time
 
 from . import http
 from .nmcontainer import SAFE_ID, NMContainer
+from .records import attempt_of_container, parse_app_id
+
+# org.apache.hadoop.yarn.server.nodemanager.containermanager.application.ApplicationState
+NM_APP_STATES = [
+    "NEW",
+    "INITING",
+    "RUNNING",
+    "FINISHING_CONTAINERS_WAIT",
+    "APPLICATION_RESOURCES_CLEANINGUP",
+    "FINISHED",
+]
 
 
 class NMWebServices:
@@ -15,6 +26,7 @@ class NMWebServices:
         """nm: the NodeManager whose state this serves (not imported here: it imports
         this module)."""
         self.nm = nm
+        self.started = int(time.time() * 1000)
 
     async def handle(self, req: http.Request) -> http.Response:
         nm = self.nm
@@ -30,6 +42,18 @@ class NMWebServices:
                         "totalVmemAllocatedContainersMB": nm.capability.memory,
                         "totalPmemAllocatedContainersMB": nm.capability.memory,
                         "totalVCoresAllocatedContainers": nm.capability.vcores,
+                        # no virtual-memory check here (monitor.py checks physical memory)
+                        "vmemCheckEnabled": False,
+                        "pmemCheckEnabled": nm.pmem_check,
+                        "lastNodeUpdateTime": self.started,  # no health script: no updates
+                        "nmStartupTime": self.started,
+                        "healthReport": "",
+                        "nodeHealthy": True,
+                        "nodeManagerBuildVersion": "3.3.6-racklab from racklab",
+                        "nodeManagerVersionBuiltOn": "racklab",
+                        "hadoopVersion": "3.3.6-racklab",
+                        "hadoopBuildVersion": "3.3.6-racklab from racklab",
+                        "hadoopVersionBuiltOn": "racklab",
                         "healthStatus": "Healthy" if nm.registered.is_set() else "Unregistered",
                         "cgroupVersion": nm.cgroups.version if nm.cgroups else None,
                         "shufflePort": nm.shuffle_port,
@@ -40,29 +64,23 @@ class NMWebServices:
             items = [self.container_json(c) for c in nm.containers.values()]
             return http.Response(200, {"containers": {"container": items} if items else None})
         if p == "/ws/v1/node/apps":
-            items = [
-                {"id": a, "state": i["state"], "user": i["user"], "containerids": i["containers"]}
-                for a, i in nm.apps.items()
-            ]
-            return http.Response(200, {"apps": {"app": items} if items else None})
+            return http.Response(200, self.apps_json(req.query))
         m = re.match(r"^/ws/v1/node/apps/([^/]+)$", p)
         if m:
+            try:
+                parse_app_id(m.group(1))
+            except ValueError as e:  # WebAppUtils.parseApplicationId, as the RM's
+                raise http.bad_request(f"java.lang.IllegalArgumentException: {e}") from None
             i = nm.apps.get(m.group(1))
             if i is None:
                 raise http.not_found(f"app with id {m.group(1)} not found")
-            return http.Response(
-                200,
-                {
-                    "app": {
-                        "id": m.group(1),
-                        "state": i["state"],
-                        "user": i["user"],
-                        "containerids": i["containers"],
-                    }
-                },
-            )
+            return http.Response(200, {"app": self.app_json(m.group(1), i)})
         m = re.match(r"^/ws/v1/node/containers/([^/]+)(/logs)?$", p)
         if m:
+            try:
+                attempt_of_container(m.group(1))
+            except ValueError:
+                raise http.bad_request(f"invalid container id, {m.group(1)}") from None
             c = nm.containers.get(m.group(1))
             if c is None:
                 raise http.not_found(f"container with id, {m.group(1)}, not found")
@@ -109,6 +127,41 @@ class NMWebServices:
             )
             return http.Response(200, text, "text/plain; charset=utf-8")
         raise http.not_found(f"Cannot find resource {req.path}")
+
+    @staticmethod
+    def app_json(app_id: str, info: dict) -> dict:
+        return {
+            "id": app_id,
+            "state": info["state"],
+            "user": info["user"],
+            "containerids": info["containers"],
+        }
+
+    def apps_json(self, q: dict[str, str]) -> dict:
+        """NMWebServices.getNodeApps: ?state= (an ApplicationState) and ?user= filters,
+        checked against each application as Hadoop checks them (so only when there is one)."""
+        state, user = q.get("state"), q.get("user")
+        items = []
+        for app_id, info in self.nm.apps.items():
+            if state:
+                if state not in NM_APP_STATES:  # ApplicationState.valueOf
+                    raise http.HttpError(
+                        400,
+                        "IllegalArgumentException",
+                        "No enum constant org.apache.hadoop.yarn.server.nodemanager."
+                        f"containermanager.application.ApplicationState.{state}",
+                    )
+                if info["state"].upper() != state.upper():
+                    continue
+            if user is not None:
+                if not user:
+                    raise http.bad_request(
+                        "Error: You must specify a non-empty string for the user"
+                    )
+                if info["user"] != user:
+                    continue
+            items.append(self.app_json(app_id, info))
+        return {"apps": {"app": items} if items else None}
 
     def container_json(self, c: NMContainer) -> dict:
         nm = self.nm

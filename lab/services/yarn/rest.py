@@ -12,7 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from . import http
+from . import http, rest_appupdates, rest_attempts, rest_unsupported
 from .records import APP_STATES, FINAL_STATUSES, NODE_STATES, parse_app_id
 from .rmapp import RMApp, RMNode
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 _APP_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)(/.*)?$")
 _NODE_PATH = re.compile(r"^/ws/v1/cluster/nodes/([^/]+)$")
+_ATTEMPT_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)/appattempts/([^/]+)(/.*)?$")
+_CONTAINER_SUB = re.compile(r"^/containers/([^/]+)$")
 
 
 def _ms() -> int:
@@ -65,6 +67,25 @@ class RestApi:
             if req.method == "POST":
                 return self.submit(req)
             return self._get(req, self.apps_json)
+        m = _ATTEMPT_PATH.match(p)
+        if m:  # parsed the way server-common's WebServices parses them, before the app
+            app_text, attempt_text, rest = m.groups()
+            if rest is None:
+                return self._get(
+                    req, lambda r: rest_attempts.attempt_json(self.rm, app_text, attempt_text)
+                )
+            if rest == "/containers":
+                return self._get(
+                    req, lambda r: rest_attempts.containers_json(self.rm, app_text, attempt_text)
+                )
+            cm = _CONTAINER_SUB.match(rest)
+            if cm:
+                return self._get(
+                    req,
+                    lambda r: rest_attempts.one_container_json(
+                        self.rm, app_text, attempt_text, cm.group(1)
+                    ),
+                )
         m = _APP_PATH.match(p)
         if m:
             app = self.find_app(m.group(1))
@@ -77,10 +98,13 @@ class RestApi:
                 return self._get(req, lambda r: {"state": app.state})
             if sub == "/appattempts":
                 return self._get(req, lambda r: self.attempts_json(app))
-            if sub == "/queue":
-                return self._get(req, lambda r: {"queue": app.queue})
-            if sub == "/priority":
-                return self._get(req, lambda r: {"priority": app.priority})
+            if sub in ("/queue", "/priority", "/timeout", "/timeouts") or sub.startswith(
+                "/timeouts/"
+            ):
+                return rest_appupdates.handle(self.rm, req, app, sub)
+        other = rest_unsupported.answer(self.rm, req, p)
+        if other is not None:
+            return other
         raise http.not_found(f"Cannot find resource {req.path}")
 
     def _get(self, req: http.Request, fn) -> http.Response:
@@ -384,87 +408,125 @@ class RestApi:
         host, port = self.rm.advertised("yarn.resourcemanager.webapp.address", "")
         return f"{host}:{port}"
 
-    def _filters(self, q: dict[str, str]):
-        states = None
-        raw = q.get("states") or q.get("state")
-        if raw:
-            states = set()
-            for s in raw.split(","):
-                s = s.strip().upper()
-                if s not in APP_STATES:
-                    raise http.bad_request(
-                        f"Invalid application-state {s} specified. It should be one of {', '.join(APP_STATES)}"
-                    )
-                states.add(s)
-        final = q.get("finalStatus")
-        if final and final.upper() not in FINAL_STATUSES:
-            raise http.bad_request(
-                f"Invalid final-status {final} specified. It should be one of {', '.join(FINAL_STATUSES)}"
-            )
+    def _filters(self, q: dict[str, str]) -> dict:
+        """The apps query, checked in the order and with the texts of Hadoop's
+        ApplicationsRequestBuilder (queue, limit, start range, finish range, then states)."""
+        queue = q.get("queue")
+        if queue and self.rm.scheduler.kind != "fifoScheduler":
+            if self.rm.scheduler.find_queue(queue) is None and (
+                queue not in self.rm.scheduler.parent_names()
+            ):
+                raise http.bad_request(f"Unknown queue: {queue}")
 
-        def num(name: str) -> int | None:
-            if name not in q:
+        def num(name: str, label: str) -> int | None:
+            if not q.get(name):
                 return None
             try:
-                v = int(q[name])
+                return int(q[name])
             except ValueError:
-                raise http.bad_request(f"{name} must be a number: {q[name]!r}") from None
-            if v < 0 or (name == "limit" and v == 0):
-                raise http.bad_request(
-                    "limit value must be greater then 0"
-                    if name == "limit"
-                    else f"{name} must be greater than 0"
-                )
-            return v
+                raise http.bad_request(f"{label} value must be a number!") from None
 
-        limit = num("limit")
-        bounds = {
-            k: num(k)
-            for k in ("startedTimeBegin", "startedTimeEnd", "finishedTimeBegin", "finishedTimeEnd")
+        limit = num("limit", "limit")
+        if limit is not None and limit <= 0:
+            raise http.bad_request("limit value must be greater then 0")
+        ranges = {}
+        for kind, begin, end, label in (
+            ("started", "startedTimeBegin", "startedTimeEnd", "startedTime"),
+            ("finished", "finishedTimeBegin", "finishedTimeEnd", "finishTime"),
+        ):
+            lo = num(begin, begin) or 0
+            hi = num(end, end)
+            hi = 2**63 - 1 if hi is None else hi
+            if lo < 0:
+                raise http.bad_request(f"{label}Begin must be greater than 0")
+            if hi < 0:
+                raise http.bad_request(f"{label}End must be greater than 0")
+            if lo > hi:
+                low = "startTimeBegin" if kind == "started" else "finishTimeBegin"
+                raise http.bad_request(f"{label}End must be greater than {low}")
+            ranges[kind] = (lo, hi)
+        states = set()
+        for raw in (q.get("state"), q.get("states")):
+            for s in (raw or "").split(","):
+                if not s.strip():
+                    continue
+                if s.strip().upper() not in APP_STATES:
+                    raise http.bad_request(
+                        f"Invalid application-state {s.strip()} specified. "
+                        f"It should be one of [{', '.join(APP_STATES)}]"
+                    )
+                states.add(s.strip().upper())
+        final = q.get("finalStatus")
+        if final and final not in FINAL_STATUSES:  # FinalApplicationStatus.valueOf
+            raise http.HttpError(
+                400,
+                "IllegalArgumentException",
+                f"No enum constant org.apache.hadoop.yarn.api.records.FinalApplicationStatus.{final}",
+            )
+
+        def lower_set(name: str) -> set[str]:
+            return {t.strip().lower() for t in q.get(name, "").split(",") if t.strip()}
+
+        return {
+            "states": states,
+            "final": final,
+            "user": q.get("user"),
+            "queue": queue,
+            "name": q.get("name"),
+            "limit": limit,
+            "ranges": ranges,
+            "types": lower_set("applicationTypes"),
+            "tags": lower_set("applicationTags"),
         }
-        types = {t.strip().upper() for t in q.get("applicationTypes", "").split(",") if t.strip()}
-        tags = {t.strip() for t in q.get("applicationTags", "").split(",") if t.strip()}
-        return states, final, limit, bounds, types, tags
 
     def apps_json(self, req: http.Request) -> dict:
-        q = req.query
-        states, final, limit, b, types, tags = self._filters(q)
+        f = self._filters(req.query)
+        (s_lo, s_hi), (f_lo, f_hi) = f["ranges"]["started"], f["ranges"]["finished"]
         out = []
         for app in self.rm.apps.values():
-            if states and app.state not in states:
+            if f["states"] and app.state not in f["states"]:
                 continue
-            if final and app.final_status != final.upper():
+            if f["final"] and app.final_status != f["final"]:
                 continue
-            if q.get("user") and app.user != q["user"]:
+            if f["user"] and app.user != f["user"]:
                 continue
-            if q.get("queue") and app.queue != q["queue"]:
+            if f["queue"] and f["queue"] not in (app.queue, f"root.{app.queue}"):
+                q = self.rm.scheduler.find_queue(app.queue)
+                if not (q and q.path == f["queue"]):
+                    continue
+            if f["name"] and app.name != f["name"]:
                 continue
-            if q.get("name") and app.name != q["name"]:
+            if f["types"] and app.app_type.lower() not in f["types"]:
                 continue
-            if types and app.app_type.upper() not in types:
+            if f["tags"] and not f["tags"] & {t.lower() for t in app.tags}:
                 continue
-            if tags and not tags & set(app.tags):
-                continue
-            if b["startedTimeBegin"] is not None and app.started < b["startedTimeBegin"]:
-                continue
-            if b["startedTimeEnd"] is not None and app.started > b["startedTimeEnd"]:
-                continue
-            if b["finishedTimeBegin"] is not None and app.finished < b["finishedTimeBegin"]:
-                continue
-            if b["finishedTimeEnd"] is not None and (
-                not app.finished or app.finished > b["finishedTimeEnd"]
-            ):
+            # an unfinished application's finish time is 0, as in Hadoop's report
+            if not (s_lo <= app.started <= s_hi and f_lo <= (app.finished or 0) <= f_hi):
                 continue
             out.append(self.app_json(app))
-            if limit and len(out) >= limit:
+            if f["limit"] and len(out) >= f["limit"]:
                 break
         return {"apps": {"app": out} if out else None}
 
     def app_statistics(self, req: http.Request) -> dict:
+        """RMWebServices.getAppStatistics: counts per state for one type (or any, "*")."""
+        f = self._filters({k: v for k, v in req.query.items() if k == "states"})
+        types = {t.strip().lower() for t in req.query.get("applicationTypes", "").split(",")}
+        types.discard("")
+        if len(types) > 1:
+            raise http.bad_request(
+                f"# of applicationTypes = {len(types)}, we temporarily support at most one applicationType"
+            )
+        kind = next(iter(types), "*")
         counts: dict[str, int] = {}
         for app in self.rm.apps.values():
-            counts[app.state] = counts.get(app.state, 0) + 1
-        items = [{"state": s, "type": "*", "count": counts.get(s, 0)} for s in APP_STATES]
+            if kind == "*" or app.app_type.strip().lower() == kind:
+                counts[app.state] = counts.get(app.state, 0) + 1
+        items = [
+            {"state": s, "type": kind, "count": counts.get(s, 0)}
+            for s in APP_STATES
+            if not f["states"] or s in f["states"]
+        ]
         return {"appStatInfo": {"statItem": items}}
 
     def attempts_json(self, app: RMApp) -> dict:

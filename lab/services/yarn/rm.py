@@ -20,7 +20,7 @@ import logging
 import time
 
 from ..hadoop import fields
-from . import http, submission
+from . import appupdates, http, submission
 from .amlauncher import ApplicationMasterLauncher
 from .amservice import ApplicationMasterService
 from .capacityconf import build_scheduler
@@ -124,6 +124,7 @@ class ResourceManager:
         while True:
             await asyncio.sleep(min(period, 1.0))
             self.check_liveness(time.monotonic())
+            appupdates.kill_expired(self)
 
     def check_liveness(self, now: float) -> None:
         for node in list(self.nodes.values()):

@@ -59,6 +59,7 @@ class RMApp:
     memory_seconds: int = 0
     vcore_seconds: int = 0
     ctx: dict = field(default_factory=dict)  # the submission, as received (for the state store)
+    lifetime_expiry: int = 0  # ms since the epoch when its LIFETIME timeout kills it; 0: none
 
     @property
     def current(self) -> RMAttempt | None:

@@ -41,6 +41,7 @@ class Container:
     is_am: bool = False
     state: str = "ALLOCATED"  # ALLOCATED -> ACQUIRED -> RUNNING -> COMPLETE
     allocated_at: float = field(default_factory=time.monotonic)
+    allocated_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # for reports
 
     def json(self, node: SchedulerNode | None = None) -> dict:
         return {
@@ -294,6 +295,33 @@ class Scheduler:
             q.am_used = q.am_used - app.am_resource
         self._activate(q)
         return live
+
+    def parent_names(self) -> set[str]:
+        """Names and paths of the parent queues (root included): they take no apps."""
+        out = {"root"}
+        for q in self.queues.values():
+            for p in q.ancestors:
+                out |= {p.path, p.path.rsplit(".", 1)[-1]}
+        return out
+
+    def move(self, attempt_id: str, target: Queue) -> None:
+        """Move a running attempt's application to another leaf queue, taking what it
+        uses along (CapacityScheduler.moveApplication); the source queue may then start
+        an application its AM share held back."""
+        app = self.apps[attempt_id]
+        src = self.queues[app.queue]
+        if src is target:
+            return
+        src.apps.remove(app)
+        src.used = src.used - app.used
+        target.apps.append(app)
+        target.used = target.used + app.used
+        if app.active:
+            src.am_used = src.am_used - app.am_resource
+            target.am_used = target.am_used + app.am_resource
+        app.queue = target.name
+        self._activate(src)
+        self._activate(target)
 
     def update_asks(self, attempt_id: str, asks: list[Ask]) -> None:
         app = self.apps[attempt_id]

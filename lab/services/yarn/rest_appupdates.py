@@ -1,0 +1,89 @@
+"""The RM REST API's per-application settings: /apps/{app}/queue, /priority (GET and
+PUT), /timeouts, /timeouts/{type} (GET) and /timeout (PUT), with RMWebServices'
+answers, including its two ways of refusing (see appupdates.UpdateRefused)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import appupdates, http
+from .rmapp import RMApp
+
+if TYPE_CHECKING:
+    from .rm import ResourceManager
+
+
+def plain(status: int, message: str) -> http.Response:
+    """Response.status(s).entity(message): RMWebServices' bare-text refusals. Jersey
+    sends a String entity as the first type the method produces, application/json."""
+    return http.Response(status, message, "application/json")
+
+
+def refused(e: appupdates.UpdateRefused) -> http.Response:
+    if e.plain:
+        return plain(400, e.message)
+    # A YarnException the resource let escape, wrapped by doAs: Hadoop 3.3 answers 500.
+    raise http.HttpError(500, "UndeclaredThrowableException", e.message)
+
+
+def _body_field(req: http.Request, name: str, kind: type):
+    value = req.json().get(name)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise http.bad_request(f"{name} must be {'an integer' if kind is int else 'a string'}")
+    return value
+
+
+def _timeout_type(text: str) -> str:
+    if text.strip().upper() not in appupdates.TIMEOUT_TYPES:
+        raise http.bad_request(
+            f"Invalid application-state {text.strip()} specified. "
+            f"It should be one of [{', '.join(appupdates.TIMEOUT_TYPES)}]"
+        )
+    return text.strip().upper()
+
+
+def handle(rm: ResourceManager, req: http.Request, app: RMApp, sub: str) -> http.Response:
+    put = req.method == "PUT"
+    if req.method not in ("GET", "HEAD", "PUT") or (put and sub.startswith("/timeouts")):
+        raise http.HttpError(
+            405, "WebApplicationException", f"{req.method} is not allowed on {req.path}"
+        )
+    if sub == "/queue":
+        if put:
+            target = _body_field(req, "queue", str)
+            if target is None:
+                raise http.bad_request("queue must be given")
+            if target != app.queue:
+                try:
+                    appupdates.move(rm, app, target)
+                except appupdates.UpdateRefused as e:
+                    return refused(e)
+        return http.Response(200, {"queue": app.queue})
+    if sub == "/priority":
+        if put:
+            target = _body_field(req, "priority", int) or 0  # JAXB's int defaults to 0
+            if target == app.priority:
+                return http.Response(200, {"priority": target})
+            appupdates.set_priority(rm, app, target)
+        return http.Response(200, {"priority": app.priority})
+    if sub == "/timeouts":
+        return http.Response(200, {"timeouts": {"timeout": [appupdates.timeout_json(app)]}})
+    if sub.startswith("/timeouts/"):
+        _timeout_type(sub[len("/timeouts/") :])
+        return http.Response(200, {"timeout": appupdates.timeout_json(app)})
+    # PUT /timeout {"timeout": {"type": "LIFETIME", "expiryTime": "..."}}
+    if not put:
+        raise http.HttpError(405, "WebApplicationException", f"GET is not allowed on {req.path}")
+    info = req.json().get("timeout")
+    info = info if isinstance(info, dict) else {}
+    kind, expiry = info.get("type"), info.get("expiryTime")
+    # JAXB leaves an unknown enum constant null: the same refusal as a missing one
+    if not isinstance(kind, str) or kind not in appupdates.TIMEOUT_TYPES:
+        kind = None
+    if kind is None or not isinstance(expiry, str):
+        return plain(400, "Timeout type or ExpiryTime is null.")
+    try:
+        appupdates.set_lifetime(rm, app, expiry)
+    except appupdates.UpdateRefused as e:
+        return refused(e)
+    return http.Response(200, {"timeout": appupdates.timeout_json(app)})

@@ -1,0 +1,262 @@
+"""The RM and NM REST calls a yarn-api-client user makes beyond the basics, against one
+cluster with a running application: attempts and their containers, the apps filters and
+their refusals, application statistics, moving an application between queues, its
+priority and lifetime, the resources Hadoop refuses without their machinery, and the
+NodeManager's filters, each answered as Hadoop 3's RM and NM answer them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from yarn_api_client.errors import APIError
+from yarn_api_client.node_manager import NodeManager
+from yarn_api_client.resource_manager import ResourceManager
+
+from .cluster import YarnCluster, wait_until
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = YarnCluster(
+        tmp_path_factory.mktemp("yarn-clients"),
+        capacity={
+            "yarn.scheduler.capacity.root.queues": "default,other",
+            "yarn.scheduler.capacity.root.default.capacity": "50",
+            "yarn.scheduler.capacity.root.other.capacity": "50",
+            "yarn.scheduler.capacity.root.default.maximum-capacity": "100",
+            "yarn.scheduler.capacity.root.other.maximum-capacity": "100",
+        },
+    )
+    try:
+        c.start_rm()
+        c.start_nm("127.0.0.51")
+        c.start_nm("127.0.0.52")
+        c.wait_nodes(2)
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def rm(cluster):
+    return ResourceManager(service_endpoints=[cluster.url], timeout=10)
+
+
+@pytest.fixture
+def running(cluster, rm):
+    """A fresh application whose AM container runs; killed afterwards."""
+    aid = cluster.submit("sleep 120", name="sleeper", max_attempts=1)
+    wait_until(lambda: cluster.app(aid)["runningContainers"] == 1, what="AM running")
+    yield aid
+    requests.put(f"{cluster.url}/ws/v1/cluster/apps/{aid}/state", json={"state": "KILLED"})
+
+
+def remote(r: requests.Response, status: int, exception: str) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()["RemoteException"]
+    assert body["exception"] == exception
+    return body["message"]
+
+
+def test_an_attempt_and_its_containers(cluster, rm, running):
+    attempt = rm.cluster_application_attempts(running).data["appAttempts"]["appAttempt"][0]
+    att_id, am_id = attempt["appAttemptId"], attempt["containerId"]
+    info = rm.cluster_application_attempt_info(running, att_id).data["appAttempt"]
+    assert info["appAttemptId"] == att_id and info["amContainerId"] == am_id
+    assert info["appAttemptState"] in ("LAUNCHED", "RUNNING") and info["finishedTime"] == 0
+    listed = rm.cluster_application_attempt_containers(running, att_id).data
+    (c,) = listed["containers"]["container"]
+    assert (c["containerId"], c["allocatedMB"], c["containerState"]) == (am_id, 128, "RUNNING")
+    assert c["assignedNodeId"] == cluster.app(running)["masterNodeId"]
+    one = rm.cluster_application_attempt_container_info(running, att_id, am_id).data
+    assert one["container"]["containerId"] == am_id
+
+    base = f"{cluster.url}/ws/v1/cluster/apps/{running}/appattempts"
+    msg = remote(requests.get(f"{base}/1", timeout=5), 400, "IllegalArgumentException")
+    assert msg == "Invalid AppAttemptId prefix: 1"
+    other = att_id.replace(running.rsplit("_", 1)[1] + "_", "9999_")
+    msg = remote(requests.get(f"{base}/{other}", timeout=5), 404, "NotFoundException")
+    assert msg == "appId and appAttemptId don't match"
+    second = att_id[:-1] + "2"
+    msg = remote(requests.get(f"{base}/{second}", timeout=5), 404, "NotFoundException")
+    assert msg == f"ApplicationAttempt with id '{second}' doesn't exist in RM."
+    gone = am_id[:-1] + "9"
+    msg = remote(
+        requests.get(f"{base}/{att_id}/containers/{gone}", timeout=5), 404, "NotFoundException"
+    )
+    assert msg == f"Container with id '{gone}' doesn't exist in RM."
+
+
+def test_apps_filters_and_their_refusals(cluster, rm, running):
+    assert [
+        a["id"] for a in rm.cluster_applications(states=["RUNNING", "ACCEPTED"]).data["apps"]["app"]
+    ] == [running]
+    # an unfinished application's finish time is 0: outside any finishedTimeBegin > 0
+    assert rm.cluster_applications(finished_time_begin=1, states=["ACCEPTED"]).data == {
+        "apps": None
+    }
+    assert rm.cluster_applications(application_types=["yarn"], states=["ACCEPTED", "RUNNING"]).data[
+        "apps"
+    ]
+    u = f"{cluster.url}/ws/v1/cluster/apps"
+    cases = [
+        ({"limit": "x"}, "limit value must be a number!"),
+        ({"limit": "0"}, "limit value must be greater then 0"),
+        (
+            {"startedTimeBegin": "5", "startedTimeEnd": "4"},
+            "startedTimeEnd must be greater than startTimeBegin",
+        ),
+        ({"finishedTimeBegin": "-1"}, "finishTimeBegin must be greater than 0"),
+        ({"queue": "nosuch"}, "Unknown queue: nosuch"),
+        (
+            {"states": "SLEEPING"},
+            "Invalid application-state SLEEPING specified. It should be one of "
+            "[NEW, NEW_SAVING, SUBMITTED, ACCEPTED, RUNNING, FINISHED, FAILED, KILLED]",
+        ),
+    ]
+    for params, text in cases:
+        assert remote(requests.get(u, params=params, timeout=5), 400, "BadRequestException") == text
+    msg = remote(
+        requests.get(u, params={"finalStatus": "succeeded"}, timeout=5),
+        400,
+        "IllegalArgumentException",
+    )
+    assert msg.endswith("FinalApplicationStatus.succeeded")
+
+
+def test_application_statistics_count_one_type_and_the_asked_states(cluster, rm, running):
+    stats = rm.cluster_application_statistics(
+        states=["ACCEPTED", "RUNNING"], application_types=["YARN"]
+    )
+    items = stats.data["appStatInfo"]["statItem"]
+    assert {i["state"] for i in items} == {"ACCEPTED", "RUNNING"}
+    assert all(i["type"] == "yarn" for i in items) and sum(i["count"] for i in items) >= 1
+    r = requests.get(
+        f"{cluster.url}/ws/v1/cluster/appstatistics",
+        params={"applicationTypes": "YARN,MAPREDUCE"},
+        timeout=5,
+    )
+    assert remote(r, 400, "BadRequestException") == (
+        "# of applicationTypes = 2, we temporarily support at most one applicationType"
+    )
+
+
+def _queue_used(rm: ResourceManager, name: str) -> int:
+    return rm.cluster_scheduler_queue(name)["resourcesUsed"]["memory"]
+
+
+def test_move_between_queues_and_change_priority(cluster, rm, running):
+    assert rm.cluster_change_application_queue(running, "other").data == {"queue": "other"}
+    assert rm.cluster_get_application_queue(running).data == {"queue": "other"}
+    assert rm.cluster_application(running).data["app"]["queue"] == "other"
+    assert (_queue_used(rm, "other"), _queue_used(rm, "default")) == (128, 0)
+    assert rm.cluster_change_application_priority(running, 7).data == {"priority": 7}
+    assert rm.cluster_get_application_priority(running).data == {"priority": 7}
+
+    u = f"{cluster.url}/ws/v1/cluster/apps/{running}"
+    # Hadoop lets the scheduler's YarnException escape: 500, UndeclaredThrowableException
+    r = requests.put(f"{u}/queue", json={"queue": "nosuch"}, timeout=5)
+    assert (
+        remote(r, 500, "UndeclaredThrowableException")
+        == "The specified Queue: nosuch doesn't exist"
+    )
+    r = requests.put(f"{u}/queue", json={"queue": "root"}, timeout=5)
+    assert (
+        remote(r, 500, "UndeclaredThrowableException")
+        == "The specified Queue: root is not a Leaf Queue."
+    )
+    r = requests.put(f"{u}/priority", json={"priority": "high"}, timeout=5)
+    remote(r, 400, "BadRequestException")
+
+    rm.cluster_application_kill(running)
+    r = requests.put(f"{u}/queue", json={"queue": "default"}, timeout=5)
+    assert (r.status_code, r.text) == (400, "App in KILLED state cannot be moved.")
+    assert rm.cluster_change_application_priority(running, 1).data == {"priority": 7}
+    wait_until(lambda: _queue_used(rm, "other") == 0, what="the moved app's resources freed")
+    assert rm.cluster_information().data["clusterInfo"]["state"] == "STARTED"
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}" + dt.strftime("%z")
+
+
+def test_lifetime_timeout_kills_the_application(cluster, rm, running):
+    assert rm.cluster_application_timeouts(running).data == {
+        "timeouts": {
+            "timeout": [
+                {"type": "LIFETIME", "expiryTime": "UNLIMITED", "remainingTimeInSeconds": -1}
+            ]
+        }
+    }
+    u = f"{cluster.url}/ws/v1/cluster/apps/{running}"
+    msg = remote(requests.get(f"{u}/timeouts/FOREVER", timeout=5), 400, "BadRequestException")
+    assert msg == "Invalid application-state FOREVER specified. It should be one of [LIFETIME]"
+    r = requests.put(
+        f"{u}/timeout", json={"timeout": {"type": "LIFETIME", "expiryTime": "tomorrow"}}, timeout=5
+    )
+    assert (r.status_code, r.text) == (
+        400,
+        "Expire time is not in ISO8601 format. ISO8601 supported format is yyyy-MM-dd'T'HH:mm:ss.SSSZ",
+    )
+    r = requests.put(
+        f"{u}/timeout", json={"timeout": {"expiryTime": "2030-01-01T00:00:00.000+0000"}}, timeout=5
+    )
+    assert (r.status_code, r.text) == (400, "Timeout type or ExpiryTime is null.")
+    past = _iso(datetime.now(UTC) - timedelta(hours=1))
+    r = requests.put(
+        f"{u}/timeout", json={"timeout": {"type": "LIFETIME", "expiryTime": past}}, timeout=5
+    )
+    assert remote(r, 500, "UndeclaredThrowableException").startswith(
+        "Expire time is less than current time"
+    )
+
+    soon = _iso(datetime.now(UTC) + timedelta(seconds=2))
+    got = rm.cluster_update_application_timeout(running, "LIFETIME", soon).data["timeout"]
+    assert got["type"] == "LIFETIME" and 0 <= got["remainingTimeInSeconds"] <= 2
+    assert (
+        rm.cluster_application_timeout(running, "LIFETIME").data["timeout"]["expiryTime"]
+        != "UNLIMITED"
+    )
+    app = cluster.wait_app(running, timeout=30)
+    assert (app["state"], app["finalStatus"]) == ("KILLED", "KILLED")
+    assert (
+        app["diagnostics"]
+        == "Application is killed by ResourceManager as it has exceeded the lifetime period."
+    )
+
+
+def test_resources_hadoop_refuses_without_their_machinery(cluster, rm):
+    with pytest.raises(APIError, match="status: 400.*not an instance of MutableConfScheduler"):
+        rm.cluster_scheduler_conf_mutation()
+    with pytest.raises(APIError, match="status: 403.*Kerberos authenticated channel"):
+        rm.cluster_new_delegation_token("me")
+    with pytest.raises(APIError, match="status: 400.*Reservation is not enabled"):
+        rm.cluster_reservations(queue="default")
+    with pytest.raises(APIError, match="status: 500.*YarnRuntimeException"):
+        rm.cluster_new_reservation()
+    assert rm.cluster_metrics().data["clusterMetrics"]["activeNodes"] == 2
+
+
+def test_nodemanager_filters_and_ids(cluster, running):
+    addr = cluster.app(running)["amHostHttpAddress"]
+    nm = NodeManager(service_endpoint=f"http://{addr}", timeout=10)
+    info = nm.node_information().data["nodeInfo"]
+    assert info["nodeHealthy"] is True and info["nmStartupTime"] > 0
+    assert [a["id"] for a in nm.node_applications(state="RUNNING").data["apps"]["app"]] == [running]
+    assert nm.node_applications(user="nobody").data == {"apps": None}
+    assert nm.node_application(running).data["app"]["containerids"]
+    u = f"http://{addr}/ws/v1/node"
+    msg = remote(
+        requests.get(f"{u}/apps", params={"user": ""}, timeout=5), 400, "BadRequestException"
+    )
+    assert msg == "Error: You must specify a non-empty string for the user"
+    remote(
+        requests.get(f"{u}/apps", params={"state": "SLEEPING"}, timeout=5),
+        400,
+        "IllegalArgumentException",
+    )
+    remote(requests.get(f"{u}/apps/bogus", timeout=5), 400, "BadRequestException")
+    msg = remote(requests.get(f"{u}/containers/bogus", timeout=5), 400, "BadRequestException")
+    assert msg == "invalid container id, bogus"

@@ -8,10 +8,13 @@ Hadoop too.
 
 Reads: getBlockLocations, then OP_READ_BLOCK from each block's first listed replica (the
 NameNode sorts them by distance), the next one from where a failed one stopped. Writes:
-create or append, then addBlock and a pipeline per block, then complete."""
+create or append, then addBlock and a pipeline per block (recovered as DataStreamer
+recovers it when a DataNode fails mid-block; abandoned and asked for again without the bad
+DataNode when it cannot be set up), then complete."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -22,13 +25,16 @@ from ..hadoop.conf import split_hostport
 from ..hadoop.ipc.client import IpcClient, RemoteError
 from ..hadoop.webclient import WebHdfsClient
 from .blockreader import read_block
-from .blockwriter import BlockWriter
+from .blockwriter import BlockWriter, PipelineFailed, SetupFailed
+
+log = logging.getLogger(__name__)
 
 PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
 SERVICE = "hadoop.hdfs.ClientNamenodeProtocol"
 CREATE, OVERWRITE = 0x01, 0x02  # CreateFlagProto
 FILE_MODE = 0o644  # what `hdfs dfs -put` asks for: 666 under the client's umask 022
 DIR_MODE = 0o755  # what `hdfs dfs -mkdir` asks for: 777 under the client's umask 022
+BLOCK_WRITE_RETRIES = 3  # dfs.client.block.write.retries
 
 
 def file_status(st: dict) -> dict:
@@ -54,8 +60,12 @@ def file_status(st: dict) -> dict:
 class NativeClient:
     """Metadata over Hadoop IPC; everything else delegated to `web`."""
 
-    def __init__(self, rpc: str, web: WebHdfsClient, timeout: float = 60.0) -> None:
+    def __init__(
+        self, rpc: str, web: WebHdfsClient, timeout: float = 60.0, replace_policy: str = "DEFAULT"
+    ) -> None:
+        """`replace_policy`: dfs.client.block.write.replace-datanode-on-failure.policy."""
         self.address, self.timeout = split_hostport(rpc, 8020), timeout
+        self.replace_policy = replace_policy
         self.web, self.user = web, web.user
         self.ipc: IpcClient | None = None  # connected at the first call: fsck needs none
 
@@ -162,8 +172,8 @@ class NativeClient:
     ) -> None:
         """A new file written as DFSOutputStream writes it: create, then for each block
         addBlock and OP_WRITE_BLOCK down its pipeline, then complete; an append first
-        writes on in the file's last block if it has room. No pipeline recovery: a
-        DataNode failing mid-write fails the call, as a client without it would."""
+        writes on in the file's last block if it has room. A DataNode failing mid-write
+        is recovered from as DataStreamer does (blockwriter.py)."""
         defaults = self._call("getServerDefaults")["serverDefaults"]
         block_size = blocksize or defaults["blockSize"]
         client = f"DFSClient_NONMAPREDUCE_{os.getpid()}_{os.urandom(4).hex()}"
@@ -174,8 +184,6 @@ class NativeClient:
             opened = self._call("append", src=path, clientName=client)
             fs, lb = opened["stat"], opened.get("block")
             block_size = fs["blocksize"]
-            if lb and lb["b"]["numBytes"] < block_size:
-                writer = self._pipeline(lb, client, defaults, append=True)
         else:
             fs = self._call(
                 "create",
@@ -187,52 +195,93 @@ class NativeClient:
                 replication=replication or defaults["replication"],
                 blockSize=block_size,
             )["fs"]
+        # What DataStreamer keeps for the whole stream.
+        stream = {
+            "path": path,
+            "fileId": fs["fileId"],
+            "replication": fs["block_replication"],
+            "append": append,
+            "defaults": defaults,
+            "excluded": [],
+        }
+        if append and lb and lb["b"]["numBytes"] < block_size:
+            writer = self._pipeline(lb, client, stream, append=True)
         if isinstance(data, Path):
             with open(data, "rb") as f:
                 return self._write_blocks(
-                    path,
-                    client,
-                    fs["fileId"],
-                    iter(lambda: f.read(1 << 20), b""),
-                    block_size,
-                    defaults,
-                    writer,
+                    client, iter(lambda: f.read(1 << 20), b""), block_size, stream, writer
                 )
         pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
-        return self._write_blocks(path, client, fs["fileId"], pieces, block_size, defaults, writer)
+        return self._write_blocks(client, pieces, block_size, stream, writer)
 
-    def _pipeline(self, lb: dict, client: str, defaults: dict, append: bool = False):
+    def _pipeline(self, lb: dict, client: str, stream: dict, append: bool = False):
         return BlockWriter(
             self.ipc.schema,
             lb,
             client,
-            defaults["bytesPerChecksum"],
-            defaults["writePacketSize"],
+            stream["defaults"]["bytesPerChecksum"],
+            stream["defaults"]["writePacketSize"],
             append=append,
+            namenode=self._call,
+            src=stream["path"],
+            file_id=stream["fileId"],
+            replication=stream["replication"],
+            policy=self.replace_policy,
+            appending=stream["append"],
         )
 
-    def _write_blocks(self, path, client, file_id, pieces, block_size, defaults, writer) -> None:
-        last = None
-        for piece in pieces:
-            view = memoryview(piece)
-            while len(view):
-                if writer is None:
-                    lb = self._call(
-                        "addBlock", src=path, clientName=client, previous=last, fileId=file_id
-                    )["block"]
-                    writer = self._pipeline(lb, client, defaults)
-                room = block_size - (writer.offset + len(writer.pending))
-                writer.write(view[:room])
-                view = view[room:]
-                if writer.offset + len(writer.pending) >= block_size:
-                    last, writer = writer.close(), None
-        if writer is not None:
-            last = writer.close()
+    def _next_block(self, client: str, last: dict | None, stream: dict) -> BlockWriter:
+        """DataStreamer.nextBlockOutputStream: addBlock, then its pipeline; a pipeline
+        that cannot be set up is abandoned and its bad DataNode excluded from the next
+        addBlock of this stream, dfs.client.block.write.retries (3) more times."""
+        for _ in range(1 + BLOCK_WRITE_RETRIES):
+            lb = self._call(
+                "addBlock",
+                src=stream["path"],
+                clientName=client,
+                previous=last,
+                fileId=stream["fileId"],
+                excludeNodes=stream["excluded"],
+            )["block"]
+            try:
+                return self._pipeline(lb, client, stream)
+            except SetupFailed as exc:
+                log.warning("Abandoning %s: %s", lb["b"]["blockId"], exc)
+                self._call(
+                    "abandonBlock",
+                    b=lb["b"],
+                    src=stream["path"],
+                    holder=client,
+                    fileId=stream["fileId"],
+                )
+                stream["excluded"].append(lb["locs"][exc.bad])
+        raise errors.IOException("Unable to create new block.")
+
+    def _write_blocks(self, client, pieces, block_size, stream, writer) -> None:
+        path, last = stream["path"], None
+        try:
+            for piece in pieces:
+                view = memoryview(piece)
+                while len(view):
+                    if writer is None:
+                        writer = self._next_block(client, last, stream)
+                    room = block_size - (writer.offset + len(writer.pending))
+                    writer.write(view[:room])
+                    view = view[room:]
+                    if writer.offset + len(writer.pending) >= block_size:
+                        last, writer = writer.close(), None
+            if writer is not None:
+                last, writer = writer.close(), None
+        except PipelineFailed as exc:
+            raise errors.IOException(str(exc)) from None
+        finally:
+            if writer is not None:
+                writer.abort()
         # complete answers false until the last block has its minimum replicas reported.
         for attempt in range(20):
-            if self._call("complete", src=path, clientName=client, last=last, fileId=file_id)[
-                "result"
-            ]:
+            if self._call(
+                "complete", src=path, clientName=client, last=last, fileId=stream["fileId"]
+            )["result"]:
                 return None
             time.sleep(min(0.05 * 2**attempt, 2.0))
         raise errors.IOException(f"Unable to close file {path}: the last block never completed")

@@ -11,6 +11,7 @@ dfs -ls /
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import http.client
 import json
@@ -22,12 +23,15 @@ from pathlib import Path
 from typing import TextIO
 
 from ..hadoop import errors
+from ..hadoop.conf import parse_size
 from ..hadoop.webclient import WebHdfsClient
 from .namespace import mode_string
 from .nativeclient import NativeClient
+from .replacedatanode import POLICY_KEY
 
 USAGE = """Usage: hdfs [--user NAME] COMMAND
-  dfs -ls [-R] PATH... | -mkdir [-p] PATH... | -put [-f] LOCAL... DST | -get SRC... LOCALDST
+  dfs [-D KEY=VALUE]... one of:
+      -ls [-R] PATH... | -mkdir [-p] PATH... | -put [-f] [-d] LOCAL... DST | -get SRC... LOCALDST
       -cat PATH... | -rm [-r] [-f] [-skipTrash] PATH... | -mv SRC... DST | -touchz PATH...
       -appendToFile LOCAL... DST | -tail PATH | -setrep [-w] N PATH... | -chmod MODE PATH...
       -chown OWNER[:GROUP] PATH... | -du [-s] PATH... | -count PATH... | -test -e|-d|-f|-z PATH
@@ -97,8 +101,12 @@ def _default_user() -> str:
 class Dfs:
     def __init__(self, client: WebHdfsClient, out: TextIO, err: TextIO) -> None:
         self.c, self.out, self.err = client, out, err
+        self.conf: dict[str, str] = {}  # -D options
 
     def run(self, args: list[str]) -> int:
+        args = self._generic_options(args)
+        if args is None:
+            return 255
         if not args:
             self.err.write(USAGE)
             return 255
@@ -135,6 +143,22 @@ class Dfs:
         if missing and not matched:  # every glob matched nothing: said so, nothing to do
             return 1
         return handler(flags, paths) or (1 if missing else 0)
+
+    def _generic_options(self, args: list[str]) -> list[str] | None:
+        """GenericOptionsParser's -D key=value (or -Dkey=value) before the command: the
+        client's configuration for this run (dfs.replication, dfs.blocksize,
+        dfs.client.block.write.replace-datanode-on-failure.policy)."""
+        while args and args[0].startswith("-D"):
+            pair = args[0][2:] or (args[1] if len(args) > 1 else "")
+            args = args[1:] if args[0][2:] else args[2:]
+            key, eq, value = pair.partition("=")
+            if not key or not eq:
+                self.err.write(f"-D: expected key=value, got '{pair}'\n{USAGE}")
+                return None
+            self.conf[key] = value
+        if POLICY_KEY in self.conf and hasattr(self.c, "replace_policy"):
+            self.c.replace_policy = self.conf[POLICY_KEY]
+        return args
 
     # Which arguments FsShell reads as HDFS globs: (leading words that are not paths,
     # trailing ones that are a destination); commands not listed take no globs.
@@ -265,15 +289,50 @@ class Dfs:
             target = posixpath.join(dst, Path(src).name) if dst_is_dir else dst
             try:
                 with open(src, "rb") as f:
-                    self.c.write(
-                        target, iter(lambda f=f: f.read(1 << 20), b""), overwrite="-f" in flags
-                    )
+                    rc = self._copy_in(f, target, flags) or rc
             except FileNotFoundError:
                 self.err.write(f"put: `{src}': No such file or directory\n")
                 rc = 1
             except errors.HadoopException as exc:
                 rc = self._fail("put", target, exc)
         return rc
+
+    def _copy_in(self, f, target: str, flags: set[str]) -> int:
+        """CommandWithDestination.copyStreamToTarget: an existing target is refused unless
+        -f (a directory always); the bytes go to TARGET._COPYING_ (created with
+        overwrite, so one left by a killed put is replaced), which is renamed to TARGET
+        once whole and deleted if the copy fails; -d writes to TARGET directly."""
+        st = self.c.status(target, strict=False)
+        if st is not None and (st["type"] == "DIRECTORY" or "-f" not in flags):
+            self.err.write(f"put: `{target}': File exists\n")
+            return 1
+        direct = "-d" in flags
+        temp = target if direct else target + "._COPYING_"
+        try:
+            self.c.write(
+                temp,
+                iter(lambda: f.read(1 << 20), b""),
+                overwrite=True,
+                replication=int(self.conf["dfs.replication"])
+                if "dfs.replication" in self.conf
+                else None,
+                blocksize=parse_size(self.conf["dfs.blocksize"])
+                if "dfs.blocksize" in self.conf
+                else None,
+            )
+        except BaseException:
+            if not direct:
+                with contextlib.suppress(errors.HadoopException, OSError):
+                    self.c.delete(temp)
+            raise
+        if direct:
+            return 0
+        if st is not None:
+            self.c.delete(target)
+        if not self.c.rename(temp, target):
+            self.err.write(f"put: rename `{temp}' to `{target}': Input/output error\n")
+            return 1
+        return 0
 
     def get(self, flags: set[str], paths: list[str]) -> int:
         if len(paths) < 2:

@@ -123,7 +123,7 @@ def zk(ctx: typer.Context):
     from lab.services.zookeeper import shell
 
     help_text = _help(
-        "A shell in the spirit of zkCli.sh on the lab's ensemble; with no command, an "
+        "zkCli.sh's commands, output and exit codes on the lab's ensemble; with no command, an "
         "interactive shell.",
         "lab zk [--lab NAME] [COMMAND [ARGS...]]",
         _indent("\n".join(shell.USAGE.removeprefix("Commands:").split("|"))),

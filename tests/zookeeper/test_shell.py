@@ -23,7 +23,7 @@ def test_shell_commands(zk):
     assert zk.get("/sh")[0] == b"world"
     run(zk, "create -s /sh/q- x")
     assert run(zk, "ls /sh") == (0, "[q-0000000000]\n")
-    assert run(zk, "delete /sh") == (1, "NotEmpty: /sh\n")
+    assert run(zk, "delete /sh") == (1, "Node not empty: /sh\n")
     assert run(zk, "stat /nope") == (1, "Node does not exist: /nope\n")
     assert run(zk, "deleteall /sh")[0] == 0
     assert zk.exists("/sh") is None

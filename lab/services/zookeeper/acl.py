@@ -39,35 +39,46 @@ def _valid_id(scheme: str, ident: str | None) -> bool:
     return False
 
 
-def check(acl, perm: int, auth: list[Id]) -> None:
-    """Raise NoAuth unless one of the ACL entries grants perm to one of the ids."""
+def allows(acl, perm: int, auth: list[Id]) -> bool:
+    """Whether one of the ACL entries grants perm to one of the ids."""
     if not acl:
-        return
+        return True
     for a in auth:
         if a.scheme == "super":
-            return
+            return True
     for entry in acl:
         if not entry.perms & perm:
             continue
         ident = entry.id
         if ident.scheme == "world" and ident.id == "anyone":
-            return
+            return True
         for a in auth:
             if a.scheme != ident.scheme:
                 continue
             if ident.scheme == "digest" and a.id == ident.id:
-                return
+                return True
             if ident.scheme == "ip" and _ip_matches(ident.id, a.id):
-                return
-    raise ZKError(Err.NO_AUTH)
+                return True
+    return False
+
+
+def check(acl, perm: int, auth: list[Id]) -> None:
+    """Raise NoAuth unless one of the ACL entries grants perm to one of the ids."""
+    if not allows(acl, perm, auth):
+        raise ZKError(Err.NO_AUTH)
 
 
 def fixup(acl, auth: list[Id]) -> list[ACL]:
     """Validate a client's ACL list; expand `auth` to the caller's authenticated ids."""
-    if not acl:
+    # PrepRequestProcessor.fixupACL drops repeated entries first (ZOOKEEPER-1877)
+    unique: list[ACL] = []
+    for entry in acl or ():
+        if entry not in unique:
+            unique.append(entry)
+    if not unique:
         raise ZKError(Err.INVALID_ACL)
     out: list[ACL] = []
-    for entry in acl:
+    for entry in unique:
         ident = entry.id
         if ident is None or ident.scheme is None:
             raise ZKError(Err.INVALID_ACL)

@@ -35,7 +35,9 @@ class Config:
     max_session_timeout: int = -1
     snap_count: int = 100000
     snap_retain_count: int = 3
-    jute_maxbuffer: int = 0xFFFFF + 1  # 1 MiB, ZooKeeper's default jute.maxbuffer
+    # ZooKeeper's default jute.maxbuffer: a request frame of more than 0xfffff bytes
+    # closes the connection (NIOServerCnxn.readLength: len > maxBuffer)
+    jute_maxbuffer: int = 0xFFFFF
     container_check_interval: int = 60000  # ms, znode.container.checkIntervalMs
     container_max_per_minute: int = 10000  # znode.container.maxPerMinute
     container_max_never_used: int = 0  # ms, znode.container.maxNeverUsedIntervalMs

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import acl as acls
 from .fourletter import FOUR_LETTER_WORDS
+from .javaorder import auth_order
 from .jute import JuteError, Reader, Writer
 from .proto import (
     REQUEST_TYPES,
@@ -364,6 +365,7 @@ class ClientConnection(ReadRequests, asyncio.Protocol):
             # DigestAuthenticationProvider does
             if self.server.cfg.super_digest == ident.id and Id("super", "") not in self.auth:
                 self.auth.append(Id("super", ""))
+            self.auth = auth_order(self.auth)
             self.send_reply(Xid.AUTH, 0, Err.OK)
             return
         if pkt.scheme == "ip":
@@ -372,6 +374,7 @@ class ClientConnection(ReadRequests, asyncio.Protocol):
             ident = Id("ip", self.peer[0])
             if ident not in self.auth:
                 self.auth.append(ident)
+            self.auth = auth_order(self.auth)
             self.send_reply(Xid.AUTH, 0, Err.OK)
             return
         log.info("%s: auth with unsupported scheme %r", self.peer, pkt.scheme)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from .acl import allows
+from .javaorder import DEFAULT_CAPACITY, HashSetOrder
 from .proto import ACL, CONTAINER_OWNER, Err, EventType, Id, Op, Perms, Stat, ttl_of
 from .quotas import Quotas
 from .txn import (
@@ -55,7 +57,8 @@ class Node:
         self.ctime = self.mtime = time
         self.version = self.cversion = self.aversion = 0
         self.owner = owner
-        self.children: set[str] = set()
+        # insertion-ordered, so getChildren can list them in Java's HashSet order
+        self.children = HashSetOrder()
 
     def stat(self) -> Stat:
         return Stat(
@@ -76,6 +79,14 @@ class Node:
             len(self.children),
             self.pzxid,
         )
+
+
+def may_read(watcher, acl) -> bool:
+    """Apache sends a watch event only to a client that may read the znode it is
+    about (the fix of CVE-2024-23944, in Debian's 3.8): a watch on a node the client
+    cannot read is used up without a word. Server-side watchers have no auth."""
+    auth = getattr(watcher, "auth", None)
+    return auth is None or allows(acl, Perms.READ, auth)
 
 
 def parent_of(path: str) -> str:
@@ -105,7 +116,7 @@ class WatchTable:
         self.by_path.setdefault(path, set()).add(watcher)
         self.by_watcher.setdefault(watcher, set()).add(path)
 
-    def trigger(self, path: str, type_: int, zxid: int, suppress: set | None = None) -> set:
+    def trigger(self, path: str, type_: int, zxid: int, suppress: set | None = None, acl=()) -> set:
         watchers = self.by_path.pop(path, None)
         if not watchers:
             return set()
@@ -115,7 +126,7 @@ class WatchTable:
                 paths.discard(path)
                 if not paths:
                     del self.by_watcher[w]
-            if suppress is None or w not in suppress:
+            if (suppress is None or w not in suppress) and may_read(w, acl):
                 w.send_event(type_, path, zxid)
         return watchers
 
@@ -160,23 +171,28 @@ class Result:
 class DataTree:
     def __init__(self):
         self.nodes: dict[str, Node] = {"/": Node(b"", OPEN_ACL_UNSAFE)}
-        self.ephemerals: dict[int, set[str]] = {}
+        # session -> its ephemerals; as in Apache, a session's set (and the size its
+        # HashSet grew to, which orders it) stays until the session closes
+        self.ephemerals: dict[int, HashSetOrder] = {}
         self.containers: set[str] = set()
         self.ttls: set[str] = set()  # TTL nodes, for the container manager's reaping
         self.sessions: dict[int, int] = {}  # committed session id -> timeout (ms)
         self.last_zxid = 0
         self.data_watches = WatchTable()
         self.child_watches = WatchTable()
-        # addWatch (3.6+), not removed by firing. As in ZooKeeper, a persistent watch
-        # sits in both the data and the child manager (and can be removed from each
-        # separately); a recursive one, on a path and all below it, only in the data
-        # manager, so it never reports child-list changes.
+        # addWatch (3.6+), not removed by firing. As in ZooKeeper 3.8 (DataTree.addWatch),
+        # persistent and recursive watches sit in both the data and the child manager
+        # (and can be removed from each separately). A manager keeps one mode per
+        # watcher and path, the last one set: a recursive addWatch replaces the
+        # session's one-shot child watch on that path. In the child manager a
+        # recursive watch hears of no child-list change, only of deletions below it.
         self.persistent_data = WatchTable()
         self.persistent_child = WatchTable()
         self.recursive_watches = WatchTable()
-        data = (self.data_watches, self.persistent_data, self.recursive_watches)
-        child = (self.child_watches, self.persistent_child)
-        for group in (data, child):
+        self.recursive_child = WatchTable()
+        self.data_manager = (self.data_watches, self.persistent_data, self.recursive_watches)
+        self.child_manager = (self.child_watches, self.persistent_child, self.recursive_child)
+        for group in (self.data_manager, self.child_manager):
             for t in group:
                 t.siblings = tuple(x for x in group if x is not t)
         for path in SYSTEM_PATHS:
@@ -196,33 +212,32 @@ class DataTree:
         return self.nodes.get(path)
 
     def remove_watcher(self, watcher) -> None:
-        self.data_watches.remove_watcher(watcher)
-        self.child_watches.remove_watcher(watcher)
-        self.persistent_data.remove_watcher(watcher)
-        self.persistent_child.remove_watcher(watcher)
-        self.recursive_watches.remove_watcher(watcher)
+        for t in (*self.data_manager, *self.child_manager):
+            t.remove_watcher(watcher)
 
-    def _fire(self, table: WatchTable, path: str, type_: int, zxid: int, suppress=None) -> set:
+    def _fire(self, table: WatchTable, path: str, type_: int, zxid: int, acl, suppress=None) -> set:
         """One-shot watches of `table` on path, then the persistent ones of the same
-        manager (data: on the path, or recursive on it or an ancestor; child: on the
-        path); each watcher hears of the event once."""
-        fired = table.trigger(path, type_, zxid, suppress)
+        manager (on the path, or recursive on it or an ancestor: in the child manager
+        not for a child-list change); each watcher hears of the event once."""
+        fired = table.trigger(path, type_, zxid, suppress, acl)
         if table is self.data_watches:
-            extra = set(self.persistent_data.by_path.get(path, ()))
-            if self.recursive_watches.by_path:
-                p = path
-                while True:
-                    extra |= self.recursive_watches.by_path.get(p, set())
-                    if p == "/":
-                        break
-                    p = parent_of(p)
+            persistent, recursive = self.persistent_data, self.recursive_watches
         else:
-            extra = set(self.persistent_child.by_path.get(path, ()))
+            persistent, recursive = self.persistent_child, self.recursive_child
+        extra = set(persistent.by_path.get(path, ()))
+        if recursive.by_path and type_ != EventType.NODE_CHILDREN_CHANGED:
+            p = path
+            while True:
+                extra |= recursive.by_path.get(p, set())
+                if p == "/":
+                    break
+                p = parent_of(p)
         if not extra:
             return fired
         done = fired | (suppress or set())
         for w in extra - done:
-            w.send_event(type_, path, zxid)
+            if may_read(w, acl):
+                w.send_event(type_, path, zxid)
         return fired | extra
 
     def node_count(self) -> int:
@@ -265,7 +280,9 @@ class DataTree:
             self.sessions[session] = body.timeOut
             return Result(op)
         if op == Op.CLOSE_SESSION:
-            for path in sorted(self.ephemerals.pop(session, ()), reverse=True):
+            owned = self.ephemerals.pop(session, None)
+            # in the order of Apache's CloseSessionTxn: a clone of the session's set
+            for path in owned.clone_order() if owned else ():
                 self._delete(path, zxid)
             self.sessions.pop(session, None)
             return Result(op)
@@ -290,10 +307,12 @@ class DataTree:
         elif ttl_of(t.ephemeralOwner):
             self.ttls.add(path)
         elif t.ephemeralOwner:
-            self.ephemerals.setdefault(t.ephemeralOwner, set()).add(path)
+            self._owned(t.ephemeralOwner).add(path)
         self.quotas.created(path, t.data)
-        self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid)
-        self._fire(self.child_watches, parent_of(path), EventType.NODE_CHILDREN_CHANGED, zxid)
+        self._fire(self.data_watches, path, EventType.NODE_CREATED, zxid, node.acl)
+        self._fire(
+            self.child_watches, parent_of(path), EventType.NODE_CHILDREN_CHANGED, zxid, parent.acl
+        )
         return Result(op, path=path, stat=node.stat())
 
     def _delete(self, path: str, zxid: int) -> Result:
@@ -314,12 +333,16 @@ class DataTree:
             owned = self.ephemerals.get(node.owner)
             if owned is not None:
                 owned.discard(path)
-                if not owned:
-                    del self.ephemerals[node.owner]
         self.quotas.deleted(path, node.data)
-        fired = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid)
-        self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, suppress=fired)
-        self._fire(self.child_watches, parent_path, EventType.NODE_CHILDREN_CHANGED, zxid)
+        fired = self._fire(self.data_watches, path, EventType.NODE_DELETED, zxid, node.acl)
+        self._fire(self.child_watches, path, EventType.NODE_DELETED, zxid, node.acl, fired)
+        self._fire(
+            self.child_watches,
+            parent_path,
+            EventType.NODE_CHILDREN_CHANGED,
+            zxid,
+            parent.acl if parent is not None else (),
+        )
         return Result(Op.DELETE)
 
     def _set_data(self, t: SetDataTxn, zxid: int, time: int) -> Result:
@@ -331,7 +354,7 @@ class DataTree:
         node.version = t.version
         node.mzxid = zxid
         node.mtime = time
-        self._fire(self.data_watches, t.path, EventType.NODE_DATA_CHANGED, zxid)
+        self._fire(self.data_watches, t.path, EventType.NODE_DATA_CHANGED, zxid, node.acl)
         return Result(Op.SET_DATA, stat=node.stat())
 
     def _multi(self, t: MultiTxn, session: int, zxid: int, time: int) -> Result:
@@ -371,7 +394,13 @@ class DataTree:
         elif ttl_of(node.owner):
             self.ttls.add(path)
         elif node.owner:
-            self.ephemerals.setdefault(node.owner, set()).add(path)
+            self._owned(node.owner).add(path)
+
+    def _owned(self, session: int) -> HashSetOrder:
+        owned = self.ephemerals.get(session)
+        if owned is None:
+            owned = self.ephemerals[session] = HashSetOrder(DEFAULT_CAPACITY)
+        return owned
 
 
 __all__ = [

@@ -58,6 +58,8 @@ def validate_path(path: str | None, sequential: bool = False) -> None:
             or "\u007f" <= ch <= "\u009f"
             or "\ud800" <= ch <= "\uf8ff"
             or "\ufff0" <= ch <= "\uffff"
+            # Java checks UTF-16 units: a character beyond the BMP is a surrogate pair
+            or ch > "\uffff"
         ):
             raise ZKError(Err.BAD_ARGUMENTS, f"invalid character in path {path!r}")
 

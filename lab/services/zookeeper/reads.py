@@ -82,7 +82,7 @@ class ReadRequests:
             acls.check(node.acl, Perms.READ, self.auth)
             if req.watch:
                 tree.child_watches.add(req.path, self)
-            children = sorted(node.children)
+            children = node.children.java_order()
             if op == Op.GET_CHILDREN:
                 return GetChildrenResponse(children).serialize()
             return GetChildren2Response(children, node.stat()).serialize()
@@ -116,15 +116,19 @@ class ReadRequests:
             return b""
         if op == Op.GET_EPHEMERALS:
             prefix = req.prefixPath or "/"
-            mine = tree.ephemerals.get(self.session.id, ())
+            mine = tree.ephemerals.get(self.session.id)
+            # FinalRequestProcessor lists a clone of the session's HashSet
+            mine = mine.clone_order() if mine else []
             return GetEphemeralsResponse(
-                sorted(p for p in mine if prefix == "/" or p.startswith(prefix))
+                [p for p in mine if prefix == "/" or p.startswith(prefix)]
             ).serialize()
         if op == Op.GET_ALL_CHILDREN_NUMBER:
             if req.path is None:
                 raise ZKError(Err.MARSHALLING_ERROR)
-            if _lookup(tree, req.path) is None:
+            node = _lookup(tree, req.path)
+            if node is None:
                 raise ZKError(Err.NO_NODE)
+            acls.check(node.acl, Perms.READ, self.auth)
             base = "" if req.path in ("/", "") else req.path
             n = sum(1 for p in tree.nodes if p.startswith(base + "/") and p != "/")
             if req.path == "":
@@ -144,6 +148,7 @@ class ReadRequests:
                 raise ZKError(Err.MARSHALLING_ERROR)
             if req.mode == 1:
                 tree.recursive_watches.add(req.path, self)
+                tree.recursive_child.add(req.path, self)
             else:
                 tree.persistent_data.add(req.path, self)
                 tree.persistent_child.add(req.path, self)
@@ -184,25 +189,25 @@ class ReadRequests:
         ):
             raise ZKError(Err.MARSHALLING_ERROR)  # as Apache 3.8 answers these
         if req.type == 1:
-            tables = [tree.child_watches, tree.persistent_child]
+            tables = tree.child_manager
         elif req.type == 2:
-            tables = [tree.data_watches, tree.persistent_data, tree.recursive_watches]
+            tables = tree.data_manager
         elif req.type == 3:
-            tables = [
-                tree.child_watches,
-                tree.persistent_child,
-                tree.data_watches,
-                tree.persistent_data,
-                tree.recursive_watches,
-            ]
+            tables = (*tree.child_manager, *tree.data_manager)
         else:
             raise ZKError(Err.MARSHALLING_ERROR)
+        if op == Op.CHECK_WATCHES:
+            # Apache 3.6-3.8's WatchManager.containsWatcher answers whether the manager
+            # holds any watch on the path, whoever set it (it never compares the
+            # watcher), so checkWatches succeeds on another session's watch as well.
+            if not any(t.by_path.get(req.path) for t in tables):
+                raise ZKError(Err.NO_WATCHER)
+            return
         found = [t for t in tables if self in t.by_path.get(req.path, ())]
         if not found:
             raise ZKError(Err.NO_WATCHER)
-        if op == Op.REMOVE_WATCHES:
-            for t in found:
-                t.remove(req.path, self)
+        for t in found:
+            t.remove(req.path, self)
 
     def _set_watches(self, req: SetWatches, tree) -> None:
         """Re-arm a reconnecting client's watches, firing at once those whose node
@@ -236,6 +241,7 @@ class ReadRequests:
             tree.persistent_child.add(path, self)
         for path in getattr(req, "persistentRecursiveWatches", None) or ():
             tree.recursive_watches.add(path, self)
+            tree.recursive_child.add(path, self)
 
 
 def _lookup(tree, path):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+from yarn_api_client.application_master import ApplicationMaster
 
 from lab.services.hadoop.webclient import WebHdfsClient
 from lab.services.yarn.mapreduce import client
@@ -292,3 +293,75 @@ def test_bytes_that_are_not_utf8_survive_the_job(stack):
     got = fs.read_bytes("/out/bin/part-r-00000") + fs.read_bytes("/out/bin/part-r-00001")
     lines = raw.decode("utf-8", "surrogateescape").splitlines()
     assert got == "".join(x + "\n" for x in sorted(lines)).encode("utf-8", "surrogateescape")
+
+
+def test_application_master_web_services_through_the_rm_proxy(stack):
+    """yarn-api-client's ApplicationMaster against a running job's AM, through the RM's
+    /proxy/: maps that fit no NodeManager (1.5 GB asked, 1 GB nodes) keep the job
+    running with its attempts waiting, so every call meets a live AM."""
+    dfs, y, _ = stack
+    conf = dict(FAST, **{"mapreduce.map.memory.mb": 1536})
+    app = client.submit_job(y.url, dfs.url, "wordcount", ["/data/in"], "/out/am-web", conf=conf)
+    try:
+        wait_until(lambda: "/proxy/" in y.app(app)["trackingUrl"], what="the AM registered")
+        am = ApplicationMaster(service_endpoint=y.url, timeout=10)
+        job_id = "job_" + app[len("application_") :]
+        assert am.application_information(app).data["info"]["appId"] == app
+        (job,) = am.jobs(app).data["jobs"]["job"]
+        assert (job["id"], job["state"], job["mapsCompleted"]) == (job_id, "RUNNING", 0)
+        assert job["mapsTotal"] > 4 and job["mapsPending"] == job["mapsTotal"]
+        assert am.job(app, job_id).data["job"]["reducesTotal"] == 1
+        (attempt,) = am.job_attempts(app, job_id).data["jobAttempts"]["jobAttempt"]
+        assert attempt["id"] == 1 and attempt["containerId"].endswith("_01_000001")
+        groups = am.job_counters(app, job_id).data["jobCounters"]["counterGroup"]
+        assert "org.apache.hadoop.mapreduce.JobCounter" in [g["counterGroupName"] for g in groups]
+        props = {p["name"]: p["value"] for p in am.job_conf(app, job_id).data["conf"]["property"]}
+        assert props["mapreduce.map.memory.mb"] == "1536"
+        tasks = am.job_tasks(app, job_id).data["tasks"]["task"]
+        task = tasks[0]["id"]
+        assert {t["type"] for t in tasks} == {"MAP", "REDUCE"} and tasks[0]["state"] == "SCHEDULED"
+        assert am.job_task(app, job_id, task).data["task"]["id"] == task
+        assert am.task_counters(app, job_id, task).data["jobTaskCounters"]["id"] == task
+        (att,) = am.task_attempts(app, job_id, task).data["taskAttempts"]["taskAttempt"]
+        assert (att["state"], att["type"]) == ("STARTING", "MAP")
+        assert am.task_attempt(app, job_id, task, att["id"]).data["taskAttempt"]["id"] == att["id"]
+        assert (
+            am.task_attempt_counters(app, job_id, task, att["id"]).data["jobTaskAttemptCounters"][
+                "id"
+            ]
+            == att["id"]
+        )
+        state = am.task_attempt_state(app, job_id, task, att["id"]).data
+        assert state == {"jobTaskAttemptState": {"state": "STARTING"}}
+        # PUT {"state": "KILLED"}: the attempt ends and the task gets another
+        killed = am.task_attempt_state_kill(app, job_id, task, att["id"]).data
+        assert killed == {"jobTaskAttemptState": {"state": "KILLED"}}
+        wait_until(
+            lambda: (
+                len(am.task_attempts(app, job_id, task).data["taskAttempts"]["taskAttempt"]) == 2
+            ),
+            what="a second attempt",
+        )
+        # AMWebServices' refusals, passed through the proxy
+        base = f"{y.url}/proxy/{app}/ws/v1/mapreduce/jobs"
+        r = requests.get(f"{base}/job_1_0001", timeout=5)
+        assert r.status_code == 404 and r.json()["RemoteException"]["message"] == (
+            "job, job_1_0001, is not found"
+        )
+        r = requests.get(f"{base}/{job_id}/tasks/bogus", timeout=5)
+        assert r.status_code == 404 and "not properly formed" in r.text
+        r = requests.put(
+            f"{base}/{job_id}/tasks/{task}/attempts/{att['id']}/state",
+            json={"state": "RUNNING"},
+            timeout=5,
+        )
+        assert r.status_code == 400
+        # the proxy's own answers: an unknown application, and one with no tracking URL
+        r = requests.get(f"{y.url}/proxy/application_1_0099/ws/v1/mapreduce/info", timeout=5)
+        assert r.status_code == 404 and "could not be found in RM" in r.text
+    finally:
+        requests.put(f"{y.url}/ws/v1/cluster/apps/{app}/state", json={"state": "KILLED"}, timeout=5)
+    # a finished application is redirected to its tracking URL: with no history server
+    # behind it, the client meets a refused connection, as it would with Hadoop
+    r = requests.get(f"{y.url}/proxy/{app}/ws/v1/mapreduce/info", allow_redirects=False, timeout=5)
+    assert r.status_code == 302

@@ -12,7 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from . import http, rest_appupdates, rest_attempts, rest_unsupported
+from . import http, rest_appupdates, rest_attempts, rest_unsupported, webproxy
 from .records import APP_STATES, FINAL_STATUSES, NODE_STATES, parse_app_id
 from .rmapp import RMApp, RMNode
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _APP_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)(/.*)?$")
 _NODE_PATH = re.compile(r"^/ws/v1/cluster/nodes/([^/]+)$")
+_APP_PAGE = re.compile(r"^/cluster/app/([^/]+)$")
 _ATTEMPT_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)/appattempts/([^/]+)(/.*)?$")
 _CONTAINER_SUB = re.compile(r"^/containers/([^/]+)$")
 
@@ -37,6 +38,13 @@ class RestApi:
         p = req.path.rstrip("/") or "/"
         if p in ("/", "/cluster", "/cluster/apps", "/cluster/nodes"):
             return http.Response(200, self.html_page(), "text/html; charset=utf-8")
+        if p.startswith("/proxy/"):
+            return await webproxy.handle(self.rm, req, self._web())
+        m = _APP_PAGE.match(p)
+        if m and m.group(1) in self.rm.apps:
+            return http.Response(
+                200, self.app_page(self.rm.apps[m.group(1)]), "text/html; charset=utf-8"
+            )
         if not p.startswith("/ws/v1/cluster"):
             raise http.not_found(f"Cannot find resource {req.path}")
         if p in ("/ws/v1/cluster", "/ws/v1/cluster/info"):
@@ -365,7 +373,7 @@ class RestApi:
             "finalStatus": app.final_status,
             "progress": round(app.progress * 100, 2),
             "trackingUI": tracking_ui,
-            "trackingUrl": app.tracking_url or f"http://{self._web()}/cluster/app/{app.id}",
+            "trackingUrl": self.tracking_url(app),
             "diagnostics": app.diagnostics,
             "clusterId": self.rm.cluster_ts,
             "applicationType": app.app_type,
@@ -403,6 +411,13 @@ class RestApi:
             "amNodeLabelExpression": "",
             "attempts": len(app.attempts),
         }
+
+    def tracking_url(self, app: RMApp) -> str:
+        """The RM's proxy to the AM's own tracking URL (as Hadoop hands it out), or the
+        application's RM page when its AM gave none."""
+        if app.tracking_url:
+            return f"http://{self._web()}/proxy/{app.id}/"
+        return f"http://{self._web()}/cluster/app/{app.id}"
 
     def _web(self) -> str:
         host, port = self.rm.advertised("yarn.resourcemanager.webapp.address", "")
@@ -574,6 +589,24 @@ class RestApi:
         return http.Response(200, {"state": app.state})
 
     # -- a minimal web UI ----------------------------------------------------
+    def app_page(self, a: RMApp) -> str:
+        rows = "".join(
+            f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in (
+                ("Application", a.id),
+                ("Name", a.name),
+                ("User", a.user),
+                ("Queue", a.queue),
+                ("State", a.state),
+                ("FinalStatus", a.final_status),
+                ("Diagnostics", a.diagnostics),
+            )
+        )
+        return (
+            f"<!doctype html><html><head><title>{html.escape(a.id)}</title></head><body>"
+            f"<h1>Application {html.escape(a.id)}</h1><table border=1>{rows}</table></body></html>"
+        )
+
     def html_page(self) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(a.id)}</td><td>{html.escape(a.name)}</td><td>{html.escape(a.queue)}</td>"

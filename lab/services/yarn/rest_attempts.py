@@ -72,7 +72,7 @@ def attempt_json(rm: ResourceManager, app_text: str, attempt_text: str) -> dict:
             "appAttemptId": att.id,
             "host": (app.am_host or "N/A") if current else "N/A",
             "rpcPort": app.rpc_port if current else -1,
-            "trackingUrl": app.tracking_url if current else "",
+            "trackingUrl": rm.rest.tracking_url(app) if current and app.tracking_url else "",
             "originalTrackingUrl": app.tracking_url if current else "",
             "diagnosticsInfo": att.diagnostics,
             "appAttemptState": att.state,

@@ -39,6 +39,7 @@ from ...hadoop.webclient import WebHdfsClient
 from .. import http
 from ..conf import Configuration
 from ..records import ABORTED, KILLED_BY_RESOURCEMANAGER, attempt_number
+from .amweb import AMWebServices
 from .jobs import choose_split_points, make_job
 from .splits import InputPathMissing, compute_splits, read_split
 
@@ -59,6 +60,8 @@ class Attempt:
     locality: str = ""
     counters: dict = field(default_factory=dict)
     diagnostics: str = ""
+    started: int = 0  # ms since the epoch: given a container
+    finished: int = 0
 
 
 @dataclass
@@ -144,6 +147,7 @@ class AppMaster:
         self.slowstart = float(conf.get("mapreduce.job.reduce.slowstart.completedmaps", 0.05))
         self.starved = 0  # heartbeats a map has waited with no room while reducers run
         self.blacklisted: set[str] = set()
+        self.web = AMWebServices(self)
 
     # -- umbilical ------------------------------------------------------------
     def serve_umbilical(self) -> str:
@@ -177,13 +181,23 @@ class AppMaster:
                 if self.path.startswith("/umbilical/events"):
                     q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                     return self._reply(200, am.map_completion_events(int(q.get("from", ["0"])[0])))
-                if (self.path.rstrip("/") or "/") in (
-                    f"/ws/v1/mapreduce/jobs/{am.job_id}",
-                    "/ws/v1/mapreduce/jobs",
-                    "/",
-                ):
-                    return self._reply(200, {"job": am.report()})
-                self._reply(404, http.not_found(self.path).body())
+                if (self.path.rstrip("/") or "/") == "/":
+                    return self._reply(200, {"job": am.report()})  # racklab's own report
+                self._web("GET")
+
+            def do_PUT(self):
+                self._web("PUT")
+
+            def _web(self, method: str) -> None:
+                """Hadoop's MapReduce AM web services (amweb.py), errors included."""
+                path = urllib.parse.urlsplit(self.path).path
+                size = int(self.headers.get("Content-Length", 0) or 0)
+                body = self.rfile.read(min(size, 1 << 20)) if size else b""
+                try:
+                    status, answer = am.web.handle(method, path, body)
+                except http.HttpError as e:
+                    status, answer = e.status, e.body()
+                self._reply(status, answer)
 
         host = self.env.get("NM_HOST") or socket.gethostname()
         self.server = ThreadingHTTPServer((host, 0), Handler)
@@ -366,6 +380,7 @@ class AppMaster:
                 att.container = c
                 att.host = c["nodeId"].rsplit(":", 1)[0]
                 att.state = "RUNNING"
+                att.started = int(time.time() * 1000)
                 self.by_container[c["id"]] = att
                 self.pool.submit(self.launch, att)
 
@@ -499,6 +514,7 @@ class AppMaster:
             if att is None or att.state != "RUNNING":
                 return
             att.state = "SUCCEEDED"
+            att.finished = int(time.time() * 1000)
             att.counters = body.get("counters") or {}
             att.shuffle = body.get("shuffle") or att.shuffle
             task = att.task
@@ -564,6 +580,7 @@ class AppMaster:
         if att.state in ("SUCCEEDED", "FAILED", "KILLED"):
             return
         att.state, att.diagnostics = how, diagnostics
+        att.finished = int(time.time() * 1000)
         task = att.task
         kind = "MAPS" if task.type == "MAP" else "REDUCES"
         self.counters[f"NUM_{how}_{kind}"] += 1

@@ -6,6 +6,9 @@ NodeManager's filters, each answered as Hadoop 3's RM and NM answer them."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -260,3 +263,20 @@ def test_nodemanager_filters_and_ids(cluster, running):
     remote(requests.get(f"{u}/apps/bogus", timeout=5), 400, "BadRequestException")
     msg = remote(requests.get(f"{u}/containers/bogus", timeout=5), 400, "BadRequestException")
     assert msg == "invalid container id, bogus"
+
+
+def test_a_client_configured_by_hadoop_conf_dir_alone(cluster):
+    """ResourceManager() with no endpoint reads the RM's address, and
+    cluster_node_container_memory the NodeManagers' memory, from $HADOOP_CONF_DIR."""
+    code = (
+        "from yarn_api_client import ResourceManager\n"
+        "rm = ResourceManager()\n"
+        "print(rm.cluster_node_container_memory(), rm.cluster_metrics().data['clusterMetrics']['totalMB'])\n"
+    )
+    env = {**os.environ, "HADOOP_CONF_DIR": str(cluster.root / "rm")}
+    env.pop("YARN_CONF_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1024", "2048"]

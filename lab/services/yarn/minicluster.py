@@ -106,6 +106,8 @@ class MiniYarnCluster:
             "yarn.resourcemanager.nodemanagers.heartbeat-interval-ms": "200",
             "yarn.scheduler.minimum-allocation-mb": "128",
             "yarn.scheduler.maximum-allocation-mb": str(memory_mb),
+            # what a client reads from the RM's yarn-site.xml, as in a real cluster's one file
+            "yarn.nodemanager.resource.memory-mb": str(memory_mb),
             "yarn.scheduler.capacity.node-locality-delay": "3",
             "yarn.nodemanager.container-monitor.interval-ms": "500",
         }

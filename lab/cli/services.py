@@ -156,6 +156,7 @@ def kafka(ctx: typer.Context):
             "lab kafka topics create demo --partitions 3 --replication-factor 3",
             "lab kafka produce demo hello world",
             "lab kafka consume demo --from-beginning",
+            "lab kafka consume demo --group readers   # commits, as --group does",
             "lab kafka topics describe demo --json",
             "lab kafka topics --describe --topic demo   # kafka-topics.sh's flags",
         ],  # fmt: skip

@@ -314,72 +314,85 @@ async def consume(
         for p in t["partitions"]
         if partitions is None or p["partition_index"] in partitions
     }
-    out: list[dict] = []
     try:
         positions = {
             p: await _list_offset(cl, topic, p, leader, -2 if from_beginning else -1)
             for p, leader in leaders.items()
         }
-        deadline = time.monotonic() + timeout_s
-        while len(out) < max_messages and time.monotonic() < deadline:
-            got_any = False
-            for p, leader in leaders.items():
-                c = await cl.conn(leader)
-                resp = await c.request(
-                    ApiKey.FETCH,
-                    V_FETCH,
-                    {
-                        "replica_id": -1,
-                        "max_wait_ms": 200,
-                        "min_bytes": 1,
-                        "max_bytes": 4 << 20,
-                        "isolation_level": 0,
-                        "session_id": 0,
-                        "session_epoch": -1,
-                        "topics": [
-                            {
-                                "topic": topic,
-                                "partitions": [
-                                    {
-                                        "partition": p,
-                                        "current_leader_epoch": -1,
-                                        "fetch_offset": positions[p],
-                                        "log_start_offset": -1,
-                                        "partition_max_bytes": 1 << 20,
-                                    }
-                                ],
-                            }
-                        ],
-                        "forgotten_topics_data": [],
-                        "rack_id": "",
-                    },
-                    30,
-                )
-                pr = resp["responses"][0]["partitions"][0]
-                if pr["error_code"]:
-                    raise _err(pr["error_code"], f"fetch {topic}-{p}")
-                for r in rec.read_records(pr["records"] or b""):
-                    if r.offset < positions[p]:
-                        continue
-                    out.append(
-                        {
-                            "partition": p,
-                            "offset": r.offset,
-                            "timestamp": r.timestamp,
-                            "key": r.key,
-                            "value": r.value,
-                        }
-                    )
-                    positions[p] = r.offset + 1
-                    got_any = True
-                    if len(out) >= max_messages:
-                        break
-                if len(out) >= max_messages:
-                    break
-            if not got_any:
-                await asyncio.sleep(0.05)
+        return await fetch_from(cl, topic, leaders, positions, max_messages, timeout_s)
     finally:
         await cl.close()
+
+
+async def fetch_from(
+    cl: Cluster,
+    topic: str,
+    leaders: dict[int, int],
+    positions: dict[int, int],
+    max_messages: int,
+    timeout_s: float,
+) -> list[dict]:
+    """Records of `topic`'s partitions (partition -> leader) from `positions` on, which it
+    advances, until max_messages or timeout."""
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    while len(out) < max_messages and time.monotonic() < deadline:
+        got_any = False
+        for p, leader in leaders.items():
+            c = await cl.conn(leader)
+            resp = await c.request(
+                ApiKey.FETCH,
+                V_FETCH,
+                {
+                    "replica_id": -1,
+                    "max_wait_ms": 200,
+                    "min_bytes": 1,
+                    "max_bytes": 4 << 20,
+                    "isolation_level": 0,
+                    "session_id": 0,
+                    "session_epoch": -1,
+                    "topics": [
+                        {
+                            "topic": topic,
+                            "partitions": [
+                                {
+                                    "partition": p,
+                                    "current_leader_epoch": -1,
+                                    "fetch_offset": positions[p],
+                                    "log_start_offset": -1,
+                                    "partition_max_bytes": 1 << 20,
+                                }
+                            ],
+                        }
+                    ],
+                    "forgotten_topics_data": [],
+                    "rack_id": "",
+                },
+                30,
+            )
+            pr = resp["responses"][0]["partitions"][0]
+            if pr["error_code"]:
+                raise _err(pr["error_code"], f"fetch {topic}-{p}")
+            for r in rec.read_records(pr["records"] or b""):
+                if r.offset < positions[p]:
+                    continue
+                out.append(
+                    {
+                        "partition": p,
+                        "offset": r.offset,
+                        "timestamp": r.timestamp,
+                        "key": r.key,
+                        "value": r.value,
+                    }
+                )
+                positions[p] = r.offset + 1
+                got_any = True
+                if len(out) >= max_messages:
+                    break
+            if len(out) >= max_messages:
+                break
+        if not got_any:
+            await asyncio.sleep(0.05)
     return out
 
 

@@ -8,7 +8,7 @@ and calls ``kafka_command``.
     topics describe [NAME ...]
     topics delete NAME
     produce TOPIC [--key K] [--partition P] [--acks all|1|0] [VALUE ...]   (no VALUE: lines of stdin)
-    consume TOPIC [--from-beginning] [--max-messages N] [--timeout SECONDS]
+    consume TOPIC [--group G] [--from-beginning] [--max-messages N] [--timeout SECONDS]
     groups list
     groups describe GROUP          (committed offset, log end and lag per partition)
 
@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--acks", default="all", choices=["all", "-1", "1", "0"])
     co = sub.add_parser("consume")
     co.add_argument("topic")
+    co.add_argument("--group")
     co.add_argument("--from-beginning", action="store_true")
     co.add_argument("--max-messages", type=int, default=100)
     co.add_argument("--timeout", type=float, default=5.0)
@@ -215,7 +216,16 @@ def _run(ns, bs: str, stdin):
         res = r(admin.produce(bs, ns.topic, values, [key] * len(values), ns.partition, acks))
         return res, "\n".join(f"{ns.topic}-{x['partition']}@{x['offset']}" for x in res if x)
     if ns.cmd == "consume":
-        res = r(admin.consume(bs, ns.topic, ns.from_beginning, ns.max_messages, ns.timeout))
+        if ns.group is not None:
+            from .groupconsume import consume_group
+
+            res = r(
+                consume_group(
+                    bs, ns.group, ns.topic, ns.from_beginning, ns.max_messages, ns.timeout
+                )
+            )
+        else:
+            res = r(admin.consume(bs, ns.topic, ns.from_beginning, ns.max_messages, ns.timeout))
         return res, "\n".join((m["value"] or b"").decode(errors="replace") for m in res)
     if ns.cmd == "groups":
         if ns.action == "list":

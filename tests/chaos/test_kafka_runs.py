@@ -10,6 +10,7 @@ import json
 import pytest
 
 from lab.chaos import runner
+from lab.chaos.workloads.kafka_clients import kafka_threads
 
 LAB = """
 name: chaoskafka
@@ -43,6 +44,8 @@ def test_kafka_queue_under_leader_kills_loses_nothing(lab, tmp_path):
     assert v["valid"] is True, c["reason"]
     kills = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
     assert any(op["process"] == "nemesis" and op["f"] == "start" for op in kills)
+    # every client the workload made is closed, its network thread with it
+    assert kafka_threads() == []
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ import itertools
 import threading
 import time
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import NotEnoughReplicasError
@@ -27,6 +27,7 @@ from lab.chaos.checkers import queue
 from lab.chaos.history import FAIL, INFO, OK
 
 from .base import ChaosError, Workload
+from .kafka_clients import KafkaAdminClient, KafkaConsumer, KafkaProducer, close, make
 
 KAFKA_PORT = 9092
 TOPIC = "racklab-chaos"
@@ -81,8 +82,6 @@ class KafkaQueue(Workload):
         self.partitions = int(o.get("partitions", 3))
         self._values = itertools.count(1)
         self._vlock = threading.Lock()
-        self._admin = None
-        self._admin_lock = threading.Lock()
         # a topic of its own per run: nothing an earlier run wrote can muddle this one
         self.topic = f"{TOPIC}-{int(time.time())}-{self.seed}"
 
@@ -100,7 +99,7 @@ class KafkaQueue(Workload):
 
     def setup(self) -> None:
         rf, configs = self.topic_settings()
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap(), request_timeout_ms=15000)
+        admin = make(KafkaAdminClient, bootstrap_servers=self.bootstrap(), request_timeout_ms=15000)
         try:
             admin.create_topics(
                 [NewTopic(self.topic, self.partitions, rf, topic_configs=configs)],
@@ -108,7 +107,7 @@ class KafkaQueue(Workload):
             )
             self._wait(lambda: self._leaders_known(admin), "partition leaders")
         finally:
-            admin.close()
+            close(admin)
 
     def _wait(self, cond, what: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -127,15 +126,16 @@ class KafkaQueue(Workload):
         return len(parts) == self.partitions and all(p["leader_id"] >= 0 for p in parts)
 
     def leader(self) -> str | None:
-        """The node leading partition 0 (for kill-leader)."""
-        with self._admin_lock:
-            if self._admin is None:
-                self._admin = KafkaAdminClient(
-                    bootstrap_servers=self.bootstrap(), request_timeout_ms=3000
-                )
-            [t] = self._admin.describe_topics([self.topic])
+        """The node leading partition 0 (for kill-leader). An admin client of its own
+        each time, closed before it returns: the runner hands the nemesis the leader()
+        of the workload it made only to validate the options, which is never torn down."""
+        admin = make(KafkaAdminClient, bootstrap_servers=self.bootstrap(), request_timeout_ms=3000)
+        try:
+            [t] = admin.describe_topics([self.topic])
             leader = next(p["leader_id"] for p in t["partitions"] if p["partition_index"] == 0)
-            hosts = {b["broker_id"]: b["host"] for b in self._admin.describe_cluster()["brokers"]}
+            hosts = {b["broker_id"]: b["host"] for b in admin.describe_cluster()["brokers"]}
+        finally:
+            close(admin)
         by_addr = {a: n for n, a in self.ctx.addresses.items()}
         return by_addr.get(hosts.get(leader))
 
@@ -144,7 +144,8 @@ class KafkaQueue(Workload):
         t = int(self.op_timeout * 1000)
         if worker < max(1, self.concurrency // 2):
             idem = self.acks in ("all", -1) and self.opt_bool("idempotent", True)
-            return KafkaProducer(
+            return make(
+                KafkaProducer,
                 bootstrap_servers=self.bootstrap(),
                 acks=self.acks,
                 enable_idempotence=idem,
@@ -157,7 +158,8 @@ class KafkaQueue(Workload):
                 reconnect_backoff_max_ms=1000,
             )
         listener = _Rebalanced()
-        consumer = KafkaConsumer(
+        consumer = make(
+            KafkaConsumer,
             bootstrap_servers=self.bootstrap(),
             group_id=GROUP,
             auto_offset_reset="earliest",
@@ -169,15 +171,16 @@ class KafkaQueue(Workload):
             metadata_max_age_ms=2000,
             reconnect_backoff_max_ms=1000,
         )
-        consumer.subscribe([self.topic], listener=listener)
+        try:
+            consumer.subscribe([self.topic], listener=listener)
+        except BaseException:
+            close(consumer)
+            raise
         consumer._chaos_listener = listener
         return consumer
 
     def close_client(self, client) -> None:
-        try:
-            client.close(timeout=2) if isinstance(client, KafkaProducer) else client.close()
-        except Exception:  # noqa: BLE001 - closing against a broken cluster may fail
-            pass
+        close(client)
 
     def step(self, client, process, rng):
         if isinstance(client, KafkaProducer):
@@ -208,7 +211,8 @@ class KafkaQueue(Workload):
 
     def final(self) -> None:
         consumer = self.retry_until_deadline(
-            lambda: KafkaConsumer(
+            lambda: make(
+                KafkaConsumer,
                 bootstrap_servers=self.bootstrap(),
                 enable_auto_commit=False,
                 request_timeout_ms=7000,
@@ -242,14 +246,7 @@ class KafkaQueue(Workload):
                 else:
                     self.history.complete(inv, FAIL, None, error="partition not read to its end")
         finally:
-            consumer.close()
+            close(consumer)
 
     def check(self):
         return [queue.check(self.history)]
-
-    def teardown(self) -> None:
-        if self._admin is not None:
-            try:
-                self._admin.close()
-            except Exception:  # noqa: BLE001
-                pass

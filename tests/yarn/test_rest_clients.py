@@ -107,6 +107,7 @@ def test_apps_filters_and_their_refusals(cluster, rm, running):
     cases = [
         ({"limit": "x"}, "limit value must be a number!"),
         ({"limit": "0"}, "limit value must be greater then 0"),
+        ({"startedTimeBegin": str(2**63)}, "startedTimeBegin value must be a number!"),
         (
             {"startedTimeBegin": "5", "startedTimeEnd": "4"},
             "startedTimeEnd must be greater than startTimeBegin",
@@ -170,8 +171,9 @@ def test_move_between_queues_and_change_priority(cluster, rm, running):
         remote(r, 500, "UndeclaredThrowableException")
         == "The specified Queue: root is not a Leaf Queue."
     )
-    r = requests.put(f"{u}/priority", json={"priority": "high"}, timeout=5)
-    remote(r, 400, "BadRequestException")
+    for bad in ("high", 2**31, 1.5):
+        r = requests.put(f"{u}/priority", json={"priority": bad}, timeout=5)
+        remote(r, 400, "BadRequestException")
 
     rm.cluster_application_kill(running)
     r = requests.put(f"{u}/queue", json={"queue": "default"}, timeout=5)

@@ -437,9 +437,12 @@ class RestApi:
             if not q.get(name):
                 return None
             try:
-                return int(q[name])
+                value = int(q[name])
             except ValueError:
-                raise http.bad_request(f"{label} value must be a number!") from None
+                value = None
+            if value is None or not -(2**63) <= value < 2**63:  # Long.parseLong
+                raise http.bad_request(f"{label} value must be a number!")
+            return value
 
         limit = num("limit", "limit")
         if limit is not None and limit <= 0:

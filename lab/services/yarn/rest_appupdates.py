@@ -28,7 +28,11 @@ def refused(e: appupdates.UpdateRefused) -> http.Response:
 
 def _body_field(req: http.Request, name: str, kind: type):
     value = req.json().get(name)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+    if value is not None and (
+        not isinstance(value, kind)
+        or isinstance(value, bool)
+        or (kind is int and not -(2**31) <= value < 2**31)  # a Java int
+    ):
         raise http.bad_request(f"{name} must be {'an integer' if kind is int else 'a string'}")
     return value
 

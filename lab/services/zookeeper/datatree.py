@@ -380,8 +380,22 @@ class DataTree:
     # --- snapshots ---------------------------------------------------------------
 
     def iter_nodes(self) -> Iterable[tuple[str, Node]]:
-        # Parents sort before their children, so a snapshot restores in one pass.
-        return sorted(self.nodes.items())
+        """Every node, parents before their children (a snapshot restores in one
+        pass): depth first, each node's children in Java's HashSet order, as Apache's
+        DataTree.serializeNode writes them, so a tree loaded back (a restart, a
+        follower's SNAP) lists children and ephemerals as a restarted Apache does."""
+        out: list[tuple[str, Node]] = []
+        stack = ["/"]
+        while stack:
+            path = stack.pop()
+            node = self.nodes[path]
+            out.append((path, node))
+            base = "" if path == "/" else path
+            stack.extend(f"{base}/{c}" for c in reversed(node.children.java_order()))
+        if len(out) != len(self.nodes):  # never expected: keep any orphan all the same
+            seen = {p for p, _ in out}
+            out += sorted((p, n) for p, n in self.nodes.items() if p not in seen)
+        return out
 
     def load_node(self, path: str, node: Node) -> None:
         self.nodes[path] = node

@@ -141,6 +141,7 @@ class ZooKeeperServer:
             self.tree.apply(txn)
         if replay:
             log.info("replayed %d txns up to zxid 0x%x", len(replay), self.tree.last_zxid)
+        self.replayed = len(replay)
         self.preparer = Preparer(
             self.tree, self.cfg.jute_maxbuffer, self.cfg.extended_types, self.cfg.enforce_quota
         )
@@ -157,6 +158,16 @@ class ZooKeeperServer:
             asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
             asyncio.create_task(self.container_manager().run(), name="zk-containers"),
         ]
+        if self.replayed:
+            # As Apache's ZooKeeperServer.loadData, a standalone server snapshots what
+            # it loaded: the next start reads the tree from that snapshot (so, as
+            # Apache's, with each node's children in a HashSet sized for what is left).
+            # recover() has rolled the log past it already.
+            self._snapshotting = True
+            blob = serialize_tree(self.tree)
+            self._tasks.append(
+                asyncio.create_task(self._save_snapshot(blob, self.tree.last_zxid), name="zk-snap")
+            )
         log.info(
             "serving on %s:%d (dataDir %s, zxid 0x%x)",
             self.cfg.client_port_address,

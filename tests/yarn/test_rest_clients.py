@@ -147,6 +147,22 @@ def test_application_statistics_count_one_type_and_the_asked_states(cluster, rm,
     )
 
 
+def test_queue_partitions_as_yarn_api_client_reads_them(cluster, rm, running):
+    """cluster_queue_partition / cluster_scheduler_queue_availability (what Jupyter
+    Enterprise Gateway asks before it starts a kernel) read Hadoop 3's per-partition
+    capacities; racklab has only the default partition, ""."""
+    wait_until(lambda: _queue_used(rm, "default") == 128, what="the AM's container counted")
+    queue = rm.cluster_scheduler_queue("default")
+    part = rm.cluster_queue_partition(queue, "")
+    assert (part["absoluteCapacity"], part["absoluteUsedCapacity"]) == (50.0, 6.25)
+    assert part["effectiveMinResource"] == {"memory": 1024, "vCores": 4}
+    assert rm.cluster_scheduler_queue_availability(part, 50) is True
+    assert rm.cluster_scheduler_queue_availability(part, 5) is False
+    (usage,) = queue["resources"]["resourceUsagesByPartition"]
+    assert (usage["used"]["memory"], usage["amUsed"]["memory"]) == (128, 128)
+    assert rm.cluster_queue_partition(queue, "gpu") is None
+
+
 def _queue_used(rm: ResourceManager, name: str) -> int:
     return rm.cluster_scheduler_queue(name)["resourcesUsed"]["memory"]
 

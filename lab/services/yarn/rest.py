@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import http, rest_appupdates, rest_attempts, rest_unsupported, webproxy
-from .records import APP_STATES, FINAL_STATUSES, NODE_STATES, parse_app_id
+from .records import APP_STATES, FINAL_STATUSES, NODE_STATES, ZERO, Resource, parse_app_id
 from .rmapp import RMApp, RMNode
 
 if TYPE_CHECKING:
@@ -214,6 +214,56 @@ class RestApi:
         def pct(part: int, whole: int) -> float:
             return 100.0 * part / whole if whole else 0.0
 
+        def by_partition(q, am_percent: float, pending: Resource) -> dict:
+            """Hadoop 3's per-partition capacities and usage (capacities /
+            resources): racklab has no node labels, so the default partition "" only."""
+            guaranteed, maximum = q.guaranteed(total), q.maximum(total)
+            rel = q.rel_capacity if q.rel_capacity is not None else q.capacity
+            rel_max = q.rel_max_capacity if q.rel_max_capacity is not None else q.max_capacity
+            am_limit = Resource(int(maximum.memory * am_percent), int(maximum.vcores * am_percent))
+            am_used = getattr(q, "am_used", ZERO)
+            return {
+                "capacities": {
+                    "queueCapacitiesByPartition": [
+                        {
+                            "partitionName": "",
+                            "capacity": rel,
+                            "usedCapacity": pct(q.used.memory, guaranteed.memory),
+                            "maxCapacity": rel_max,
+                            "absoluteCapacity": q.capacity,
+                            "absoluteUsedCapacity": pct(q.used.memory, total.memory),
+                            "absoluteMaxCapacity": q.max_capacity,
+                            "maxAMLimitPercentage": am_percent * 100,
+                            "weight": -1.0,
+                            "normalizedWeight": 0.0,
+                            "configuredMinResource": ZERO.json(),
+                            "effectiveMinResource": guaranteed.json(),
+                            "effectiveMaxResource": maximum.json(),
+                        }
+                    ]
+                },
+                "resources": {
+                    "resourceUsagesByPartition": [
+                        {
+                            "partitionName": "",
+                            "used": q.used.json(),
+                            "reserved": ZERO.json(),
+                            "pending": pending.json(),
+                            "amUsed": am_used.json(),
+                            "amLimit": am_limit.json(),
+                            "userAmLimit": am_limit.json(),
+                        }
+                    ]
+                },
+            }
+
+        def pending_of(leaves: list) -> Resource:
+            out = ZERO
+            for q in leaves:
+                for a in q.apps:
+                    out = out + a.pending()[1]
+            return out
+
         def leaf_json(q) -> dict:
             guaranteed = q.guaranteed(total)
             active = [a for a in q.apps if a.active]
@@ -241,6 +291,7 @@ class RestApi:
                 "userLimitFactor": 1.0,
                 "maxAMResourcePercent": q.max_am_percent,
                 "orderingPolicyInfo": "fifo",
+                **by_partition(q, q.max_am_percent, pending_of([q])),
             }
 
         def level(depth: int, leaves: list) -> list[dict]:
@@ -271,6 +322,7 @@ class RestApi:
                         "absoluteUsedCapacity": pct(parent.used.memory, total.memory),
                         "numApplications": sum(len(m.apps) for m in members),
                         "resourcesUsed": parent.used.json(),
+                        **by_partition(parent, 0.0, pending_of(members)),
                         "queues": {"queue": level(depth + 1, members)},
                     }
             return out

@@ -298,3 +298,34 @@ def test_a_client_configured_by_hadoop_conf_dir_alone(cluster):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1024", "2048"]
+
+
+def test_signal_a_container(cluster, rm):
+    """POST containers/{id}/signal/{command}: the NodeManager sends the container's
+    process group SIGQUIT for a thread dump (the AM here traps it), SIGKILL to force it."""
+    aid = cluster.submit(
+        "trap 'echo dumped' QUIT; while true; do sleep 0.1; done", name="dumper", max_attempts=1
+    )
+    app = wait_until(lambda: (a := cluster.app(aid))["runningContainers"] == 1 and a, what="AM")
+    cid = rm.cluster_application_attempts(aid).data["appAttempts"]["appAttempt"][0]["containerId"]
+    log = f"http://{app['amHostHttpAddress']}/ws/v1/node/containerlogs/{cid}/stdout"
+    wait_until(lambda: requests.get(log, timeout=5).status_code == 200, what="the AM's log")
+    assert rm.cluster_container_signal(cid, "OUTPUT_THREAD_DUMP").data == {}
+    wait_until(lambda: "dumped" in requests.get(log, timeout=5).text, what="the thread dump")
+
+    u = f"{cluster.url}/ws/v1/cluster/containers"
+    r = requests.post(f"{u}/{cid}/signal/hup", timeout=5)
+    assert (r.status_code, r.text) == (
+        400,
+        "Invalid command: HUP, valid commands are: "
+        "[OUTPUT_THREAD_DUMP, GRACEFUL_SHUTDOWN, FORCEFUL_SHUTDOWN]",
+    )
+    r = requests.post(f"{u}/bogus/signal/OUTPUT_THREAD_DUMP", timeout=5)
+    assert (r.status_code, r.text) == (500, "Invalid ContainerId prefix: bogus")
+    gone = cid[:-1] + "9"
+    r = requests.post(f"{u}/{gone}/signal/OUTPUT_THREAD_DUMP", timeout=5)
+    assert (r.status_code, r.text) == (500, f"Trying to signal an absent container {gone}")
+
+    rm.cluster_container_signal(cid, "FORCEFUL_SHUTDOWN")
+    ended = cluster.wait_app(aid, timeout=30)
+    assert ended["state"] == "FAILED" and "exitCode: 137" in ended["diagnostics"]

@@ -112,6 +112,13 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def plain(status: int, message: str) -> Response:
+    """Response.status(s).entity(message): the refusals Hadoop's web services answer with
+    a bare message instead of a RemoteException. Jersey sends a String entity as the
+    first type the resource produces, application/json."""
+    return Response(status, message, "application/json")
+
+
 def to_xml(obj: object) -> bytes:
     """A YARN REST answer as its XML form (Accept: application/xml): Hadoop renders both
     from the same JAXB objects, so {"apps": {"app": [a, b]}} is <apps><app>a</app><app>b

@@ -27,6 +27,7 @@ from .nm_web import NMWebServices
 from .nmcontainer import SAFE_ID, NMContainer
 from .processtree import ProcessTreeManager
 from .records import (
+    CONTAINER_SIGNALS,
     KILLED_BY_APPMASTER,
     KILLED_BY_RESOURCEMANAGER,
     KILLED_EXCEEDED_PMEM,
@@ -194,6 +195,21 @@ class NodeManager:
                 self.kill(c, KILLED_BY_RESOURCEMANAGER, "Container killed by the ResourceManager")
         for aid in reply.get("applicationsToCleanup") or []:
             self.finish_app(aid)
+        for order in reply.get("containersToSignal") or []:
+            self.signal(order.get("containerId"), order.get("command"))
+
+    def signal(self, cid: object, command: object) -> None:
+        """SignalContainerCommand from the RM, sent to the container's process group as
+        Hadoop's container executors send it (a thread dump is SIGQUIT)."""
+        c = self.containers.get(cid) if isinstance(cid, str) else None
+        signo = CONTAINER_SIGNALS.get(command) if isinstance(command, str) else None
+        if c is None or signo is None or c.proc is None or c.state == "COMPLETE":
+            return
+        log.info("signalling %s with %s", c.id, command)
+        try:
+            os.killpg(c.proc.pid, signo)
+        except ProcessLookupError:
+            pass
 
     def finish_app(self, aid: str) -> None:
         for c in list(self.containers.values()):

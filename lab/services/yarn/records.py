@@ -8,6 +8,7 @@ appattempt_<ts>_<seq:04d>_<attempt:06d>, container_<ts>_<seq:04d>_<attempt:02d>_
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import dataclass
 
 # ContainerExitStatus constants (org.apache.hadoop.yarn.api.records.ContainerExitStatus).
@@ -21,6 +22,13 @@ KILLED_EXCEEDED_PMEM = -104
 KILLED_BY_APPMASTER = -105
 KILLED_BY_RESOURCEMANAGER = -106
 KILLED_AFTER_APP_COMPLETION = -107
+
+# SignalContainerCommand, and the signal a container executor sends for each.
+CONTAINER_SIGNALS = {
+    "OUTPUT_THREAD_DUMP": signal.SIGQUIT,
+    "GRACEFUL_SHUTDOWN": signal.SIGTERM,
+    "FORCEFUL_SHUTDOWN": signal.SIGKILL,
+}
 
 LOST_CONTAINER = "Container released on a *lost* node"
 RELEASED_CONTAINER = "Container released by application"

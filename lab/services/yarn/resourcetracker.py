@@ -88,7 +88,8 @@ class ResourceTrackerService:
             "nodeAction": "NORMAL",
             "containersToCleanup": node.to_cleanup,
             "applicationsToCleanup": node.apps_to_cleanup,
+            "containersToSignal": node.to_signal,
             "nextHeartBeatInterval": rm.hb_interval,
         }
-        node.to_cleanup, node.apps_to_cleanup = [], []
+        node.to_cleanup, node.apps_to_cleanup, node.to_signal = [], [], []
         return reply

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _APP_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)(/.*)?$")
 _NODE_PATH = re.compile(r"^/ws/v1/cluster/nodes/([^/]+)$")
+_SIGNAL_PATH = re.compile(r"^/ws/v1/cluster/containers/([^/]+)/signal/([^/]+)$")
 _APP_PAGE = re.compile(r"^/cluster/app/([^/]+)$")
 _ATTEMPT_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)/appattempts/([^/]+)(/.*)?$")
 _CONTAINER_SUB = re.compile(r"^/containers/([^/]+)$")
@@ -94,6 +95,13 @@ class RestApi:
                         self.rm, app_text, attempt_text, cm.group(1)
                     ),
                 )
+        m = _SIGNAL_PATH.match(p)
+        if m:
+            if req.method != "POST":
+                raise http.HttpError(
+                    405, "WebApplicationException", f"{req.method} is not allowed on {req.path}"
+                )
+            return rest_attempts.signal_container(self.rm, m.group(1), m.group(2))
         m = _APP_PATH.match(p)
         if m:
             app = self.find_app(m.group(1))

@@ -13,15 +13,9 @@ if TYPE_CHECKING:
     from .rm import ResourceManager
 
 
-def plain(status: int, message: str) -> http.Response:
-    """Response.status(s).entity(message): RMWebServices' bare-text refusals. Jersey
-    sends a String entity as the first type the method produces, application/json."""
-    return http.Response(status, message, "application/json")
-
-
 def refused(e: appupdates.UpdateRefused) -> http.Response:
     if e.plain:
-        return plain(400, e.message)
+        return http.plain(400, e.message)
     # A YarnException the resource let escape, wrapped by doAs: Hadoop 3.3 answers 500.
     raise http.HttpError(500, "UndeclaredThrowableException", e.message)
 
@@ -85,7 +79,7 @@ def handle(rm: ResourceManager, req: http.Request, app: RMApp, sub: str) -> http
     if not isinstance(kind, str) or kind not in appupdates.TIMEOUT_TYPES:
         kind = None
     if kind is None or not isinstance(expiry, str):
-        return plain(400, "Timeout type or ExpiryTime is null.")
+        return http.plain(400, "Timeout type or ExpiryTime is null.")
     try:
         appupdates.set_lifetime(rm, app, expiry)
     except appupdates.UpdateRefused as e:

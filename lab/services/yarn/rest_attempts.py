@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import http
 from .records import (
+    CONTAINER_SIGNALS,
     app_of_attempt,
     attempt_of_container,
     parse_app_id,
@@ -125,3 +126,27 @@ def one_container_json(
     if c is None:
         raise http.not_found(f"Container with id '{container_text}' doesn't exist in RM.")
     return {"container": container_json(rm, c, app.user)}
+
+
+def signal_container(rm: ResourceManager, container_text: str, command: str) -> http.Response:
+    """POST /ws/v1/cluster/containers/{container}/signal/{command}: RMWebServices'
+    signalToContainer, whose refusals are bare messages (400 for the command, 500 for the
+    rest); the container's NodeManager gets the order with its next heartbeat."""
+    command = command.upper()
+    if command not in CONTAINER_SIGNALS:
+        return http.plain(
+            400,
+            f"Invalid command: {command}, valid commands are: [{', '.join(CONTAINER_SIGNALS)}]",
+        )
+    try:
+        if not container_text.startswith("container_"):
+            raise ValueError(f"Invalid ContainerId prefix: {container_text}")
+        attempt_of_container(container_text)
+    except ValueError as e:
+        return http.plain(500, str(e))
+    c = rm.scheduler.find_container(container_text)
+    node = rm.nodes.get(c.node_id) if c else None
+    if c is None or node is None:
+        return http.plain(500, f"Trying to signal an absent container {container_text}")
+    node.to_signal.append({"containerId": c.id, "command": command})
+    return http.Response(200, None)

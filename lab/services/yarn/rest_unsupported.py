@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import http
-from .rest_appupdates import plain
 
 if TYPE_CHECKING:
     from .rm import ResourceManager
@@ -47,15 +46,15 @@ def answer(rm: ResourceManager, req: http.Request, path: str) -> http.Response |
         )
     if path == "/ws/v1/cluster/scheduler-conf":
         if req.method == "PUT":
-            return plain(400, "Configuration change only supported by MutableConfScheduler.")
+            return http.plain(400, "Configuration change only supported by MutableConfScheduler.")
         kind = "FifoScheduler" if rm.scheduler.kind == "fifoScheduler" else "CapacityScheduler"
-        return plain(
+        return http.plain(
             400,
             "This API only supports to retrieve scheduler configuration from a mutable-conf "
             f"scheduler, underneath scheduler {kind} is not an instance of MutableConfScheduler",
         )
     if path.startswith("/ws/v1/cluster/delegation-token"):
-        return plain(403, NO_KERBEROS)
+        return http.plain(403, NO_KERBEROS)
     if path.endswith("/new-reservation"):
         # getNewReservation's YarnException, rethrown as a YarnRuntimeException: 500
         raise http.HttpError(500, "YarnRuntimeException", RESERVATIONS_OFF)

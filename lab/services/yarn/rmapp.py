@@ -80,3 +80,4 @@ class RMNode:
     version: str = VERSION
     to_cleanup: list[str] = field(default_factory=list)
     apps_to_cleanup: list[str] = field(default_factory=list)
+    to_signal: list[dict] = field(default_factory=list)  # {containerId, command} for the NM

@@ -103,8 +103,20 @@ def test_apps_filters_and_their_refusals(cluster, rm, running):
     assert rm.cluster_applications(application_types=["yarn"], states=["ACCEPTED", "RUNNING"]).data[
         "apps"
     ]
+    app = rm.cluster_application(running).data["app"]
+    assert app["timeouts"]["timeout"][0]["expiryTime"] == "UNLIMITED"
+    assert app["resourceInfo"]["resourceUsagesByPartition"][0]["used"]["memory"] == 128
+    slim = rm.cluster_applications(
+        states=["ACCEPTED", "RUNNING"], de_selects=["timeouts", "resourceInfo"]
+    )
+    assert not {"timeouts", "resourceInfo"} & set(slim.data["apps"]["app"][0])
     u = f"{cluster.url}/ws/v1/cluster/apps"
     cases = [
+        (
+            {"deSelects": "nothing"},
+            "Invalid deSelects string nothing specified. It should be one of [resourceRequests, "
+            "timeouts, appNodeLabelExpression, amNodeLabelExpression, resourceInfo]",
+        ),
         ({"limit": "x"}, "limit value must be a number!"),
         ({"limit": "0"}, "limit value must be greater then 0"),
         ({"startedTimeBegin": str(2**63)}, "startedTimeBegin value must be a number!"),

@@ -12,7 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from . import http, rest_appupdates, rest_attempts, rest_unsupported, webproxy
+from . import appupdates, http, rest_appupdates, rest_attempts, rest_unsupported, webproxy
 from .records import APP_STATES, FINAL_STATUSES, NODE_STATES, ZERO, Resource, parse_app_id
 from .rmapp import RMApp, RMNode
 
@@ -29,6 +29,31 @@ _CONTAINER_SUB = re.compile(r"^/containers/([^/]+)$")
 
 def _ms() -> int:
     return int(time.time() * 1000)
+
+
+# DeSelectFields.DeSelectType: the app fields a client may leave out (?deSelects=)
+DESELECTABLE = (
+    "resourceRequests",
+    "timeouts",
+    "appNodeLabelExpression",
+    "amNodeLabelExpression",
+    "resourceInfo",
+)
+
+
+def deselected(q: dict[str, str]) -> frozenset[str]:
+    out = set()
+    for literal in q.get("deSelects", "").split(","):
+        if not literal.strip():
+            continue
+        match = next((d for d in DESELECTABLE if d.lower() == literal.lower()), None)
+        if match is None:
+            raise http.bad_request(
+                f"Invalid deSelects string {literal.strip()} specified. "
+                f"It should be one of [{', '.join(DESELECTABLE)}]"
+            )
+        out.add(match)
+    return frozenset(out)
 
 
 class RestApi:
@@ -107,7 +132,8 @@ class RestApi:
             app = self.find_app(m.group(1))
             sub = m.group(2) or ""
             if sub == "":
-                return self._get(req, lambda r: {"app": self.app_json(app)})
+                drop = deselected(req.query)
+                return self._get(req, lambda r: {"app": self.app_json(app, drop)})
             if sub == "/state":
                 if req.method == "PUT":
                     return self.put_state(req, app)
@@ -410,7 +436,7 @@ class RestApi:
             raise http.not_found(f"app with id: {text} not found")
         return app
 
-    def app_json(self, app: RMApp) -> dict:
+    def app_json(self, app: RMApp, drop: frozenset[str] = frozenset()) -> dict:
         att = app.current
         am = att.am_container if att else None
         node = self.rm.nodes.get(am.node_id) if am else None
@@ -424,7 +450,7 @@ class RestApi:
             if app.state in ("FINISHED", "FAILED", "KILLED")
             else ("ApplicationMaster" if app.state == "RUNNING" else "UNASSIGNED")
         )
-        return {
+        out = {
             "id": app.id,
             "user": app.user,
             "name": app.name,
@@ -469,8 +495,27 @@ class RestApi:
             "logAggregationStatus": "DISABLED",
             "unmanagedApplication": app.unmanaged,
             "amNodeLabelExpression": "",
+            "appNodeLabelExpression": "",
+            "preemptedMemorySeconds": 0,
+            "preemptedVcoreSeconds": 0,
+            "timeouts": {"timeout": [appupdates.timeout_json(app)]},
+            "resourceRequests": self.resource_requests(sapp),
+            "resourceInfo": {
+                "resourceUsagesByPartition": [
+                    {
+                        "partitionName": "",
+                        "used": (alloc or ZERO).json(),
+                        "reserved": ZERO.json(),
+                        "pending": (sapp.pending()[1] if sapp else ZERO).json(),
+                        "amUsed": (sapp.am_resource if sapp and sapp.active else ZERO).json(),
+                    }
+                ]
+            },
             "attempts": len(app.attempts),
         }
+        for name in drop:
+            out.pop(name, None)
+        return out
 
     def tracking_url(self, app: RMApp) -> str:
         """The RM's proxy to the AM's own tracking URL (as Hadoop hands it out), or the
@@ -478,6 +523,30 @@ class RestApi:
         if app.tracking_url:
             return f"http://{self._web()}/proxy/{app.id}/"
         return f"http://{self._web()}/cluster/app/{app.id}"
+
+    @staticmethod
+    def resource_requests(sapp) -> list[dict]:
+        """An attempt's outstanding asks as ResourceRequestInfo (the any-place request
+        of each: racklab keeps the wanted hosts and racks on the ask, not as requests)."""
+        if sapp is None:
+            return []
+        return [
+            {
+                "priority": ask.priority,
+                "allocationRequestId": ask.request_id,
+                "resourceName": "*",
+                "capability": ask.capability.json(),
+                "numContainers": ask.num,
+                "relaxLocality": ask.relax_locality,
+                "nodeLabelExpression": "",
+                "executionTypeRequest": {
+                    "executionType": "GUARANTEED",
+                    "enforceExecutionType": False,
+                },
+            }
+            for ask in sapp.asks.values()
+            if ask.num > 0
+        ]
 
     def _web(self) -> str:
         host, port = self.rm.advertised("yarn.resourcemanager.webapp.address", "")
@@ -555,6 +624,7 @@ class RestApi:
             "ranges": ranges,
             "types": lower_set("applicationTypes"),
             "tags": lower_set("applicationTags"),
+            "drop": deselected(q),
         }
 
     def apps_json(self, req: http.Request) -> dict:
@@ -581,7 +651,7 @@ class RestApi:
             # an unfinished application's finish time is 0, as in Hadoop's report
             if not (s_lo <= app.started <= s_hi and f_lo <= (app.finished or 0) <= f_hi):
                 continue
-            out.append(self.app_json(app))
+            out.append(self.app_json(app, f["drop"]))
             if f["limit"] and len(out) >= f["limit"]:
                 break
         return {"apps": {"app": out} if out else None}

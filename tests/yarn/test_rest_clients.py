@@ -341,3 +341,28 @@ def test_signal_a_container(cluster, rm):
     rm.cluster_container_signal(cid, "FORCEFUL_SHUTDOWN")
     ended = cluster.wait_app(aid, timeout=30)
     assert ended["state"] == "FAILED" and "exitCode: 137" in ended["diagnostics"]
+
+
+def test_a_nodes_resource_and_node_labels(cluster, rm):
+    node = rm.cluster_nodes().data["nodes"]["node"][0]["id"]
+    bigger = {"resource": {"memory": 2048, "vCores": 8}, "overCommitTimeout": -1}
+    try:
+        got = rm.cluster_node_update_resource(node, bigger).data
+        assert got == {"resourceInfo": {"memory": 2048, "vCores": 8}}
+        assert rm.cluster_node(node).data["node"]["totalResource"] == bigger["resource"]
+        assert rm.cluster_metrics().data["clusterMetrics"]["totalMB"] == 3072
+    finally:
+        rm.cluster_node_update_resource(node, {"resource": {"memory": 1024, "vCores": 4}})
+    assert rm.cluster_metrics().data["clusterMetrics"]["totalMB"] == 2048
+    u = f"{cluster.url}/ws/v1/cluster"
+    r = requests.post(f"{u}/nodes/nosuch:1/resource", json=bigger, timeout=5)
+    assert remote(r, 404, "NotFoundException") == "nodeId, nosuch:1, is not found"
+    r = requests.post(f"{u}/nodes/{node}/resource", json={"resource": "big"}, timeout=5)
+    remote(r, 400, "BadRequestException")
+    # node labels are off: empty lists, and changing them is refused
+    assert requests.get(f"{u}/get-node-labels", timeout=5).json() == {"nodeLabelsInfo": None}
+    assert requests.get(f"{u}/nodes/{node}/get-labels", timeout=5).json() == {
+        "nodeLabelsInfo": None
+    }
+    r = requests.post(f"{u}/add-node-labels", json={"nodeLabelInfo": [{"name": "gpu"}]}, timeout=5)
+    assert remote(r, 400, "BadRequestException").endswith("Please check yarn.node-labels.enabled")

@@ -12,7 +12,15 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from . import appupdates, http, rest_appupdates, rest_attempts, rest_unsupported, webproxy
+from . import (
+    appupdates,
+    http,
+    rest_appupdates,
+    rest_attempts,
+    rest_nodes,
+    rest_unsupported,
+    webproxy,
+)
 from .records import APP_STATES, FINAL_STATUSES, NODE_STATES, ZERO, Resource, parse_app_id
 from .rmapp import RMApp, RMNode
 
@@ -20,7 +28,7 @@ if TYPE_CHECKING:
     from .rm import ResourceManager
 
 _APP_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)(/.*)?$")
-_NODE_PATH = re.compile(r"^/ws/v1/cluster/nodes/([^/]+)$")
+_NODE_PATH = re.compile(r"^/ws/v1/cluster/nodes/([^/]+)(/resource)?$")
 _SIGNAL_PATH = re.compile(r"^/ws/v1/cluster/containers/([^/]+)/signal/([^/]+)$")
 _APP_PAGE = re.compile(r"^/cluster/app/([^/]+)$")
 _ATTEMPT_PATH = re.compile(r"^/ws/v1/cluster/apps/([^/]+)/appattempts/([^/]+)(/.*)?$")
@@ -85,7 +93,12 @@ class RestApi:
             return self._get(req, self.app_statistics)
         m = _NODE_PATH.match(p)
         if m:
+            if m.group(2):
+                return rest_nodes.update_resource(self.rm, req, m.group(1))
             return self._get(req, lambda r: self.node_by_id(m.group(1)))
+        labels = rest_nodes.labels(self.rm, req, p)
+        if labels is not None:
+            return labels
         if p == "/ws/v1/cluster/apps/new-application":
             if req.method != "POST":
                 raise http.HttpError(405, "WebApplicationException", "new-application takes a POST")
@@ -416,12 +429,7 @@ class RestApi:
         return {"nodes": {"node": nodes} if nodes else None}
 
     def node_by_id(self, node_id: str) -> dict:
-        if ":" not in node_id:
-            raise http.bad_request(f"Invalid NodeId [{node_id}]. Expected host:port")
-        n = self.rm.nodes.get(node_id)
-        if n is None:
-            raise http.not_found(f"nodeId, {node_id}, is not found")
-        return {"node": self.node_json(n)}
+        return {"node": self.node_json(rest_nodes.find_node(self.rm, node_id))}
 
     # -- apps -----------------------------------------------------------------
     def find_app(self, text: str) -> RMApp:

@@ -66,6 +66,8 @@ sync /t
 sync t
 create /t/z
 create /t/z/y
+create /t/k/m
+create /t/k/m/n
 ls -R /t
 get /t//b
 get /t/

@@ -475,20 +475,23 @@ class Shell:
     def do_ls(self, flags, values, rest):
         watch = self.watcher() if "w" in flags else None
         if "R" in flags:
-            # ZKUtil.listSubTreeBFS: breadth first, each node's children sorted
-            queue, i = [rest[0]], 0
-            while i < len(queue):
-                node = queue[i]
-                kids = sorted(self.zk.get_children(node))
-                queue += [f"{node.rstrip('/')}/{k}" for k in kids]
-                i += 1
-            for node in queue:
-                self.say(node)
+            # ZKUtil.visitSubTreeDFS: the path, then at each node its sorted children
+            # listed first and then each visited in turn
+            self.zk.get(rest[0], watch=watch)
+            self.say(rest[0])
+            self._visit(rest[0], watch)
             return
         children, stat = self.zk.get_children(rest[0], watch=watch, include_data=True)
         self.say("[" + ", ".join(sorted(children)) + "]")
         if "s" in flags:
             self.say(format_stat(stat))
+
+    def _visit(self, node: str, watch) -> None:
+        kids = [f"{node.rstrip('/')}/{k}" for k in sorted(self.zk.get_children(node, watch=watch))]
+        for kid in kids:
+            self.say(kid)
+        for kid in kids:
+            self._visit(kid, watch)
 
     def do_set(self, flags, values, rest):
         version = _int(values.get("v", "-1"), "version")

@@ -53,3 +53,15 @@ def make_broker(tmp_path, zk_server):
 @pytest.fixture
 def broker(make_broker):
     return make_broker(0)
+
+
+@pytest.fixture(scope="session")
+def three_brokers(tmp_path_factory, racklab_zk):
+    """One 3-broker cluster the admin-API and client-feature tests share (each test on
+    topics and groups of its own names): started once, stopped at the session's end."""
+    c = KafkaMiniCluster(tmp_path_factory.mktemp("three"), racklab_zk.hosts)
+    try:
+        c.start(["127.0.0.1"] * 3)
+        yield c
+    finally:
+        c.stop()

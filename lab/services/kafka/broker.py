@@ -70,6 +70,8 @@ class Broker:
         # the log directories are bound to one incarnation
         self.topic_ids: dict[str, str] = {}
         self._watched_topics: set[str] = set()
+        # topic -> the incarnation whose /config/topics node is watched (AlterConfigs)
+        self._config_watched: dict[str, str] = {}
         self._watched_partitions: dict[tuple[str, int], str] = {}
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_again = False
@@ -273,12 +275,19 @@ class Broker:
         if self.topic_ids.get(topic) != tid:
             return  # deleted (or replaced) while the config was read
         self.assignments[topic] = assignment
+        if self._config_watched.get(topic) != tid:
+            self._config_watched[topic] = tid
+            self.zk.watch_topic_config(topic, self._on_topic_config)
         for p in assignment:
             if self._watched_partitions.get((topic, p)) != tid:
                 self._watched_partitions[(topic, p)] = tid
                 self.zk.watch_partition_state(topic, p, tid, self._on_partition_state)
         self._trigger_reconcile()
         self.notify()
+
+    def _on_topic_config(self, topic: str) -> None:
+        if topic in self.assignments:
+            self.spawn(self._load_topic_config(topic))
 
     async def _load_topic_config(self, topic: str) -> None:
         raw = await self.in_thread(self.zk.topic_config, topic)

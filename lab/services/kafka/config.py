@@ -200,6 +200,9 @@ class BrokerConfig:
     group_max_session_timeout_ms: int = 1800000
     rack: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # every key=value of the file (and --override), as given: DescribeConfigs' static
+    # broker config
+    static: dict[str, str] = field(default_factory=dict)
 
     @property
     def advertised_listener(self) -> Listener:
@@ -272,6 +275,7 @@ class BrokerConfig:
         if c.min_insync_replicas < 1:
             raise ConfigError("min.insync.replicas must be >= 1")
         c.extra = {k: v for k, v in props.items() if k not in _KNOWN}
+        c.static = dict(props)
         for k in c.extra:
             log.info("ignoring unknown key %s", k)
         return c

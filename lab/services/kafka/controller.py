@@ -137,3 +137,44 @@ def _election_failed(
         "true" if unclean else "false",
         why,
     )
+
+
+def elect(
+    zk: ZkCluster, topic: str, p: int, live: set[int], unclean: bool
+) -> tuple[str, int | None]:
+    """ElectLeaders for one partition, as the controller runs it: PREFERRED makes the
+    first replica leader when it is alive and in the ISR; UNCLEAN elects a live replica
+    only when the partition has no live leader. -> ("elected", leader), ("not needed",
+    None), ("failed", None) or ("unknown", None)."""
+    try:
+        replicas = json.loads(zk.zk.get(f"/brokers/topics/{topic}")[0])["partitions"][str(p)]
+    except (NoNodeError, KeyError):
+        return "unknown", None
+    state, version = zk.get_partition_state(topic, p)
+    if state is None:
+        return "unknown", None
+    leader, isr = state["leader"], state["isr"]
+    if unclean:
+        if leader in live:
+            return "not needed", None
+        alive = [r for r in replicas if r in live]
+        if not alive:
+            return "failed", None
+        new_leader, new_isr = alive[0], [alive[0]]
+    else:
+        if replicas and leader == replicas[0]:
+            return "not needed", None
+        if not replicas or replicas[0] not in live or replicas[0] not in isr:
+            return "failed", None
+        new_leader, new_isr = replicas[0], isr
+    new = dict(
+        state,
+        leader=new_leader,
+        isr=new_isr,
+        leader_epoch=state["leader_epoch"] + 1,
+        controller_epoch=zk.controller_epoch(),
+    )
+    if zk.set_partition_state(topic, p, new, version) is None:
+        return "failed", None
+    log.info("%s-%d: leader %d -> %d (ElectLeaders)", topic, p, leader, new_leader)
+    return "elected", new_leader

@@ -193,6 +193,10 @@ class ReplicaFetcher:
                 if data:
                     self._append(part, data)
                 part.high_watermark = max(part.high_watermark, min(pr["high_watermark"], part.leo))
+                # the leader's DeleteRecords reaches its followers here, as Kafka's
+                # follower moves its logStartOffset up to the leader's
+                if pr["log_start_offset"] > part.log.log_start_offset:
+                    part.log.delete_records_before(min(pr["log_start_offset"], part.high_watermark))
         b.notify()
         if backoff:
             await asyncio.sleep(0.2)

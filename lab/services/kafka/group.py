@@ -72,6 +72,18 @@ class Group:
         self.pending: dict[str, float] = {}
         self.offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
         self.join_timer: asyncio.TimerHandle | None = None
+        # KIP-345 static membership: group.instance.id -> the member id holding it
+        self.static: dict[str, str] = {}
+
+    def fenced(self, member_id: str, instance_id: str | None) -> Error:
+        """ClassicGroup.validateMember for a request naming an instance id: the id must be
+        held, and by this member (FENCED_INSTANCE_ID: another process took it over)."""
+        if not instance_id:
+            return Error.NONE
+        holder = self.static.get(instance_id)
+        if holder is None:
+            return Error.UNKNOWN_MEMBER_ID
+        return Error.NONE if holder == member_id else Error.FENCED_INSTANCE_ID
 
     def supports(self, protocol_type: str, protocols: list[tuple[str, bytes]]) -> bool:
         if not self.members:
@@ -124,14 +136,28 @@ class GroupCoordinator:
         g = self.group(gid)
         if not g.supports(req["protocol_type"], protocols):
             return _join_error(Error.INCONSISTENT_GROUP_PROTOCOL, member_id)
+        instance = req.get("group_instance_id") if version >= 5 else None
+        replaced = False
         if member_id == "":
-            member_id = f"{client_id}-{uuid.uuid4()}"
-            if version >= 4:
+            # Kafka's generateMemberId: a static member's id starts with its instance id
+            member_id = f"{instance or client_id}-{uuid.uuid4()}"
+            if instance and instance in g.static:
+                # KIP-345: a restarted static member takes its old place (and fences
+                # whoever held the instance id); a Stable group does not rebalance
+                done = self._replace_static(g, instance, member_id, protocols, session, rebalance)
+                if done is not None:
+                    return done
+                replaced = True  # not Stable, or its protocol changes: a rebalance
+            elif version >= 4 and not instance:
                 # KIP-394: hand out the id first so a retry does not leave a ghost member
                 g.pending[member_id] = time.monotonic() + session / 1000
                 return _join_error(Error.MEMBER_ID_REQUIRED, member_id)
-        elif member_id not in g.members and member_id not in g.pending:
-            return _join_error(Error.UNKNOWN_MEMBER_ID, member_id)
+        else:
+            err = g.fenced(member_id, instance) if instance in g.static else Error.NONE
+            if err != Error.NONE:
+                return _join_error(err, member_id)
+            if member_id not in g.members and member_id not in g.pending:
+                return _join_error(Error.UNKNOWN_MEMBER_ID, member_id)
         g.pending.pop(member_id, None)
         loop = asyncio.get_running_loop()
         m = g.members.get(member_id)
@@ -144,10 +170,12 @@ class GroupCoordinator:
                 rebalance,
                 req["protocol_type"],
                 protocols,
-                req.get("group_instance_id"),
+                instance,
             )
             g.members[member_id] = m
             g.protocol_type = req["protocol_type"]
+            if instance:
+                g.static[instance] = member_id
         else:
             same = m.protocols == protocols
             m.protocols = protocols
@@ -155,9 +183,9 @@ class GroupCoordinator:
             m.last_heartbeat = time.monotonic()
             # A retried or repeated join that changes nothing must not restart
             # the rebalance (Kafka answers it with the current generation).
-            if same and g.state == COMPLETING:
+            if same and not replaced and g.state == COMPLETING:
                 return self._join_response(g, m)
-            if same and g.state == STABLE and member_id != g.leader:
+            if same and not replaced and g.state == STABLE and member_id != g.leader:
                 return self._join_response(g, m)
         m.last_heartbeat = time.monotonic()
         if m.join_future is not None and not m.join_future.done():
@@ -168,6 +196,54 @@ class GroupCoordinator:
             self._prepare_rebalance(g, initial=g.state == EMPTY)
         self._maybe_complete_join(g)
         return await fut
+
+    def _replace_static(
+        self, g: Group, instance: str, new_id: str, protocols, session: int, rebalance: int
+    ) -> dict | None:
+        """GroupMetadataManager.updateStaticMemberThenRebalanceOrCompleteJoin: the member
+        holding ``instance`` is replaced by ``new_id`` with its assignment; whoever waited
+        as the old member is told FENCED_INSTANCE_ID. In a Stable group whose protocol
+        stays, the answer comes at once with the current generation and no rebalance
+        (the leader named is the one before, so a returning leader does not reassign);
+        otherwise None: the caller goes on with a join."""
+        old_id = g.static[instance]
+        old = g.members.pop(old_id)
+        _fence(old)
+        m = Member(
+            new_id,
+            old.client_id,
+            old.client_host,
+            session,
+            rebalance,
+            old.protocol_type,
+            protocols,
+            instance,
+            old.assignment,
+        )
+        g.members[new_id] = m
+        g.static[instance] = new_id
+        leader_before = g.leader
+        if g.leader == old_id:
+            g.leader = new_id
+        log.info(
+            "group %s: static member %s (%s) replaces %s in state %s",
+            g.group_id,
+            instance,
+            new_id,
+            old_id,
+            g.state,
+        )
+        if g.state == STABLE and g.select_protocol() == g.protocol:
+            return {
+                "error_code": Error.NONE,
+                "generation_id": g.generation,
+                "protocol_type": g.protocol_type,
+                "protocol_name": g.protocol,
+                "leader": leader_before,
+                "member_id": new_id,
+                "members": [],
+            }
+        return None
 
     def _prepare_rebalance(self, g: Group, initial: bool = False) -> None:
         if g.state == COMPLETING:
@@ -210,7 +286,7 @@ class GroupCoordinator:
         for mid in [
             mid for mid, m in g.members.items() if m.join_future is None or m.join_future.done()
         ]:
-            del g.members[mid]
+            _unmap_static(g, g.members.pop(mid))
         g.generation += 1
         if not g.members:
             g.state = EMPTY
@@ -261,6 +337,9 @@ class GroupCoordinator:
     # ---- SyncGroup ----
     async def sync(self, req: dict) -> dict:
         g = self.group(req["group_id"], create=False)
+        err = g.fenced(req["member_id"], req.get("group_instance_id")) if g else Error.NONE
+        if err != Error.NONE:
+            return {"error_code": err, "assignment": b""}
         if g is None or req["member_id"] not in g.members:
             return {"error_code": Error.UNKNOWN_MEMBER_ID, "assignment": b""}
         if req["generation_id"] != g.generation:
@@ -295,6 +374,9 @@ class GroupCoordinator:
     # ---- Heartbeat / LeaveGroup / expiry ----
     def heartbeat(self, req: dict) -> Error:
         g = self.group(req["group_id"], create=False)
+        err = g.fenced(req["member_id"], req.get("group_instance_id")) if g else Error.NONE
+        if err != Error.NONE:
+            return err
         if g is None or req["member_id"] not in g.members:
             return Error.UNKNOWN_MEMBER_ID
         if req["generation_id"] != g.generation:
@@ -304,23 +386,36 @@ class GroupCoordinator:
             return Error.REBALANCE_IN_PROGRESS
         return Error.NONE
 
-    def leave(self, group_id: str, member_ids: list[str]) -> tuple[Error, list[tuple[str, Error]]]:
+    def leave(
+        self, group_id: str, members: list[tuple[str, str | None]]
+    ) -> tuple[Error, list[tuple[str, Error]]]:
+        """LeaveGroup of (member id, instance id) pairs: a static member may leave by its
+        instance id alone (member id ""), as an admin's removeMembersFromConsumerGroup."""
         g = self.group(group_id, create=False)
         if g is None:
-            return Error.NONE, [(mid, Error.UNKNOWN_MEMBER_ID) for mid in member_ids]
+            return Error.NONE, [(mid, Error.UNKNOWN_MEMBER_ID) for mid, _ in members]
         results = []
-        for mid in member_ids:
-            if mid in g.members:
-                self._remove_member(g, mid)
-                results.append((mid, Error.NONE))
+        for mid, instance in members:
+            if instance:
+                holder = g.static.get(instance)
+                if holder is None:
+                    err = Error.UNKNOWN_MEMBER_ID
+                elif mid and mid != holder:
+                    err = Error.FENCED_INSTANCE_ID
+                else:
+                    mid, err = holder, Error.NONE
             else:
-                results.append((mid, Error.UNKNOWN_MEMBER_ID))
-        if len(member_ids) == 1 and results[0][1] != Error.NONE:
-            return Error.UNKNOWN_MEMBER_ID, results
+                err = Error.NONE if mid in g.members else Error.UNKNOWN_MEMBER_ID
+            if err == Error.NONE:
+                self._remove_member(g, mid)
+            results.append((mid, err))
+        if len(members) == 1 and results[0][1] != Error.NONE:
+            return results[0][1], results
         return Error.NONE, results
 
     def _remove_member(self, g: Group, mid: str) -> None:
         m = g.members.pop(mid)
+        _unmap_static(g, m)
         if m.join_future and not m.join_future.done():
             m.join_future.set_result(_join_error(Error.UNKNOWN_MEMBER_ID, mid))
         if m.sync_future and not m.sync_future.done():
@@ -356,6 +451,35 @@ class GroupCoordinator:
                     log.info("group %s: member %s session expired", g.group_id, mid)
                     self._remove_member(g, mid)
 
+    # ---- deletion (DeleteGroups, OffsetDelete) ----
+    def deletable(self, group_id: str) -> Error:
+        """Kafka's handleDeleteGroups: only an Empty group goes; a Dead or unknown one is
+        GROUP_ID_NOT_FOUND, one with members NON_EMPTY_GROUP."""
+        g = self.group(group_id, create=False)
+        if g is None or g.state == DEAD:
+            return Error.GROUP_ID_NOT_FOUND
+        if g.state != EMPTY or g.members:
+            return Error.NON_EMPTY_GROUP
+        return Error.NONE
+
+    def drop(self, group_id: str) -> None:
+        g = self.groups.pop(group_id, None)
+        if g is not None and g.join_timer:
+            g.join_timer.cancel()
+
+    def subscribed_topics(self, group_id: str) -> set[str] | None:
+        """The topics the members subscribe to (their ConsumerProtocolSubscription), for
+        a consumer group with members; None for a group of another protocol type."""
+        g = self.group(group_id, create=False)
+        if g is None or not g.members:
+            return set()
+        if g.protocol_type != "consumer":
+            return None
+        topics: set[str] = set()
+        for m in g.members.values():
+            topics |= _subscription_topics(m.metadata_for(g.protocol) if g.protocol else b"")
+        return topics
+
     # ---- offsets ----
     def check_commit(self, req: dict) -> Error:
         g = self.group(req["group_id"], create=False)
@@ -365,6 +489,9 @@ class GroupCoordinator:
             if g is not None and g.members:
                 return Error.UNKNOWN_MEMBER_ID
             return Error.NONE
+        err = g.fenced(req["member_id"], req.get("group_instance_id")) if g else Error.NONE
+        if err != Error.NONE:
+            return err
         if g is None or req["member_id"] not in g.members:
             return Error.UNKNOWN_MEMBER_ID
         if gen != g.generation:
@@ -411,6 +538,34 @@ class GroupCoordinator:
                 for m in g.members.values()
             ],
         }
+
+
+def _unmap_static(g: Group, m: Member) -> None:
+    if m.group_instance_id and g.static.get(m.group_instance_id) == m.member_id:
+        del g.static[m.group_instance_id]
+
+
+def _fence(m: Member) -> None:
+    """Whoever waits as ``m`` (a replaced static member) is told FENCED_INSTANCE_ID."""
+    if m.join_future and not m.join_future.done():
+        m.join_future.set_result(_join_error(Error.FENCED_INSTANCE_ID, m.member_id))
+    if m.sync_future and not m.sync_future.done():
+        m.sync_future.set_result({"error_code": Error.FENCED_INSTANCE_ID, "assignment": b""})
+
+
+def _subscription_topics(metadata: bytes) -> set[str]:
+    """Topics of a ConsumerProtocolSubscription (version, then an array of strings: the
+    same prefix in every version); what does not parse subscribes to nothing."""
+    try:
+        n = int.from_bytes(metadata[2:6], "big", signed=True)
+        pos, out = 6, set()
+        for _ in range(max(n, 0)):
+            size = int.from_bytes(metadata[pos : pos + 2], "big", signed=True)
+            out.add(metadata[pos + 2 : pos + 2 + size].decode())
+            pos += 2 + size
+        return out
+    except (UnicodeDecodeError, ValueError):
+        return set()
 
 
 def _join_error(err: Error, member_id: str) -> dict:

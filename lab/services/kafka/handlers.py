@@ -12,6 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from . import adminhandlers
 from . import txnhandlers as txn
 from .logthrottle import Throttle
 from .partition import SequenceError
@@ -426,12 +427,16 @@ async def list_offsets(b: Broker, req, h, host):
                 res["leader_epoch"] = part.leader_epoch
                 if ts == -2:
                     res["offset"] = part.log.log_start_offset
-                elif ts in (-1, -3):
+                elif ts == -1:
                     # read_committed consumers start from the last stable offset
                     committed = req.get("isolation_level", 0) == 1
                     res["offset"] = part.last_stable_offset if committed else part.high_watermark
                 else:
-                    found = part.log.offset_for_timestamp(ts)
+                    # a time, or -3: the record with the largest timestamp (KIP-734)
+                    log_ = part.log
+                    found = (
+                        log_.max_timestamp_offset() if ts == -3 else log_.offset_for_timestamp(ts)
+                    )
                     if found and found[0] < part.high_watermark:
                         res["offset"], res["timestamp"] = found
             parts.append(res)
@@ -573,15 +578,20 @@ async def heartbeat(b: Broker, req, h, host):
 @handler(ApiKey.LEAVE_GROUP)
 async def leave_group(b: Broker, req, h, host):
     err = b.offsets.coordinator_error(req["group_id"])
-    ids = [m["member_id"] for m in req["members"]] if h.api_version >= 3 else [req["member_id"]]
+    members = (
+        [(m["member_id"], m.get("group_instance_id")) for m in req["members"]]
+        if h.api_version >= 3
+        else [(req["member_id"], None)]
+    )
     if err != Error.NONE:
         return {"throttle_time_ms": 0, "error_code": err, "members": []}
-    top, results = b.groups.leave(req["group_id"], ids)
+    top, results = b.groups.leave(req["group_id"], members)
     return {
         "throttle_time_ms": 0,
         "error_code": top,
         "members": [
-            {"member_id": mid, "group_instance_id": None, "error_code": e} for mid, e in results
+            {"member_id": mid, "group_instance_id": inst, "error_code": e}
+            for (mid, e), (_, inst) in zip(results, members, strict=True)
         ],
     }
 
@@ -699,3 +709,4 @@ async def list_groups(b: Broker, req, h, host):
 
 
 HANDLERS.update(txn.TXN_HANDLERS)
+HANDLERS.update(adminhandlers.ADMIN_HANDLERS)

@@ -21,7 +21,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocol.records import LOG_OVERHEAD, CorruptBatch, iter_batches, parse_header
+from .protocol.records import (
+    LOG_OVERHEAD,
+    CorruptBatch,
+    iter_batches,
+    parse_header,
+    read_batches,
+)
 
 log = logging.getLogger("lab.kafka.log")
 
@@ -221,6 +227,7 @@ class Segment:
 
 
 METADATA_FILE = "partition.metadata"
+START_FILE = "log-start-offset"
 
 
 def claim_dir(directory: Path, topic_id: str | None) -> bool:
@@ -265,6 +272,31 @@ class PartitionLog:
         self._recover(on_batch)
         self.unflushed = 0
         self.last_flush = time.monotonic()
+        # DeleteRecords moves the start past the first segment's base (Kafka's
+        # logStartOffset, kept in log-start-offset-checkpoint; here a file per partition)
+        self._start = self._read_start()
+
+    def _read_start(self) -> int:
+        try:
+            return int((self.dir / START_FILE).read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _write_start(self) -> None:
+        tmp = self.dir / (START_FILE + ".tmp")
+        tmp.write_text(f"{self._start}\n")
+        os.replace(tmp, self.dir / START_FILE)
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: the log starts at ``offset`` (never earlier than it did, never
+        past its end); whole segments before it are deleted. Returns the start."""
+        offset = min(offset, self.log_end_offset)
+        if offset > self.log_start_offset:
+            self._start = offset
+            self._write_start()
+            while len(self.segments) > 1 and self.segments[1].base_offset <= offset:
+                self.segments.pop(0).delete()
+        return self.log_start_offset
 
     # recovery: trust old segments' headers, check the last one's CRCs
     def _recover(self, on_batch) -> None:
@@ -297,7 +329,7 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
-        return self.segments[0].base_offset
+        return max(self.segments[0].base_offset, min(self._start, self.log_end_offset))
 
     def size_bytes(self) -> int:
         return sum(s.size for s in self.segments)
@@ -356,18 +388,47 @@ class PartitionLog:
                 break
         return bytes(out)
 
-    def offset_for_timestamp(self, ts: int) -> tuple[int, int] | None:
-        """First batch whose max timestamp >= ts: (offset, timestamp)."""
+    def _batches(self):
+        """(segment, position, header) of every batch, oldest first, headers only."""
         for seg in self.segments:
-            if seg.max_timestamp < ts:
-                continue
             pos = 0
             while pos < seg.size:
                 h = parse_header(seg.pread(61, pos))
-                if h.max_timestamp >= ts:
-                    return h.base_offset, h.max_timestamp
+                yield seg, pos, h
                 pos += h.size
+
+    def _record(self, seg: Segment, pos: int, size: int, match) -> tuple[int, int] | None:
+        """(offset, timestamp) of the batch's first record at or past the log start
+        that ``match(timestamp)`` accepts: Kafka answers a record, not a batch."""
+        for _, recs in read_batches(seg.pread(size, pos)):
+            for r in recs:
+                if r.offset >= self.log_start_offset and match(r.timestamp):
+                    return r.offset, r.timestamp
         return None
+
+    def offset_for_timestamp(self, ts: int) -> tuple[int, int] | None:
+        """ListOffsets by time: the first record with a timestamp >= ts (Kafka's
+        LogSegment.findOffsetByTimestamp): (offset, timestamp)."""
+        for seg, pos, h in self._batches():
+            if h.max_timestamp >= ts and h.last_offset >= self.log_start_offset:
+                found = self._record(seg, pos, h.size, lambda t: t >= ts)
+                if found:
+                    return found
+        return None
+
+    def max_timestamp_offset(self) -> tuple[int, int] | None:
+        """ListOffsets MAX_TIMESTAMP (KIP-734): the first record carrying the largest
+        timestamp in the log: (offset, timestamp)."""
+        best = None
+        for seg, pos, h in self._batches():
+            if h.last_offset >= self.log_start_offset and (
+                best is None or h.max_timestamp > best[2].max_timestamp
+            ):
+                best = (seg, pos, h)
+        if best is None:
+            return None
+        seg, pos, h = best
+        return self._record(seg, pos, h.size, lambda t: t == h.max_timestamp)
 
     def truncate_to(self, offset: int) -> None:
         """Drop every batch at or after ``offset`` (a follower cutting back to the
@@ -398,6 +459,9 @@ class PartitionLog:
         seg = Segment(self.dir, offset)
         seg.open_index_for_append(rewrite=True)
         self.segments = [seg]
+        if self._start > offset:
+            self._start = offset
+            self._write_start()
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete whole non-active segments past retention; return how many."""

@@ -117,21 +117,27 @@ class OffsetStore:
         """Kafka's coordinator drops a deleted topic's committed offsets and writes their
         tombstones, so a group reading a topic created again under the name starts from
         its reset policy, not from offsets of the old topic."""
-        n = len(self.b.assignments.get(OFFSETS_TOPIC, {}))
-        tombstones: dict[int, list[tuple[bytes, None]]] = {}
-        for gid, g in self.b.groups.groups.items():
+        for gid, g in list(self.b.groups.groups.items()):
             gone = [k for k in g.offsets if k[0] == topic]
-            if not gone or not n:
-                continue
-            p = partition_for_group(gid, n)
-            part = self.b.partitions.get((OFFSETS_TOPIC, p))
-            if part is None or not part.is_leader:
-                continue
-            for t, pi in gone:
-                del g.offsets[(t, pi)]
-                tombstones.setdefault(p, []).append((json.dumps(["o", gid, t, pi]).encode(), None))
-        for p, recs in tombstones.items():
-            part = self.b.partitions[(OFFSETS_TOPIC, p)]
+            if gone:
+                self.delete(gid, gone)
+
+    def delete(self, group_id: str, keys: list[tuple[str, int]]) -> None:
+        """The group's committed offsets of ``keys`` (topic, partition) dropped, and their
+        tombstones written to its __consumer_offsets partition (OffsetDelete, DeleteGroups,
+        a deleted topic), when this broker leads that partition."""
+        n = len(self.b.assignments.get(OFFSETS_TOPIC, {}))
+        g = self.b.groups.group(group_id, create=False)
+        if g is None or not n:
+            return
+        part = self.b.partitions.get((OFFSETS_TOPIC, partition_for_group(group_id, n)))
+        if part is None or not part.is_leader:
+            return
+        recs = []
+        for t, pi in keys:
+            if g.offsets.pop((t, pi), None) is not None:
+                recs.append((json.dumps(["o", group_id, t, pi]).encode(), None))
+        if recs:
             batch = rec.build_batch(recs)
             self.b.append_as_leader(part, batch, [rec.parse_header(batch)])
 

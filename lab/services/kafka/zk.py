@@ -7,6 +7,8 @@
     /brokers/topics/<t>                           {"version":3,"topic_id":...,"partitions":{"0":[1,2,3]}}
     /brokers/topics/<t>/partitions/<p>/state      {"leader","leader_epoch","isr","controller_epoch"}
     /config/topics/<t>                            {"version":1,"config":{...}}
+    /config/changes/config_change_<seq>           {"version":2,"entity_path":"topics/<t>"}
+    /config/brokers/<id>|<default>                dynamic broker configs
     /admin/delete_topics/<t>                      a deletion request
     /latest_producer_id_block                     producer id blocks handed to brokers
 
@@ -264,6 +266,63 @@ class ZkCluster:
         except NodeExistsError:
             return False
         return True
+
+    def watch_topic_config(self, topic: str, cb) -> None:
+        """cb(topic) on every change of the topic's config (AlterConfigs), in the loop."""
+
+        def on_data(data, stat):
+            if data is None:
+                return False  # the topic is gone; a new one under the name watches anew
+            self.loop.call_soon_threadsafe(cb, topic)
+
+        self.zk.DataWatch(f"/config/topics/{topic}", on_data)
+
+    def set_topic_config(self, topic: str, config: dict[str, str]) -> None:
+        """The topic's whole config replaced, and the change notification Kafka's
+        AdminZkClient.changeTopicConfig writes beside it (for tools that read it)."""
+        self.zk.set(f"/config/topics/{topic}", _j({"version": 1, "config": config}))
+        self.zk.ensure_path("/config/changes")
+        self.zk.create(
+            "/config/changes/config_change_",
+            _j({"version": 2, "entity_path": f"topics/{topic}"}),
+            sequence=True,
+        )
+
+    def add_partitions(self, topic: str, added: dict[int, list[int]]) -> bool:
+        """New partitions in the topic's assignment, its topic id kept (Kafka's
+        AdminZkClient.createPartitionsWithAssignment); False if the topic is gone or
+        changed meanwhile."""
+        path = f"/brokers/topics/{topic}"
+        try:
+            data, stat = self.zk.get(path)
+            doc = json.loads(data)
+            doc["partitions"].update({str(p): r for p, r in added.items()})
+            self.zk.set(path, _j(doc), version=stat.version)
+            return True
+        except (NoNodeError, BadVersionError):
+            return False
+
+    def broker_config(self, entity: str) -> dict[str, str]:
+        """Dynamic broker configs of one broker id, or of "<default>" (all brokers)."""
+        try:
+            return json.loads(self.zk.get(f"/config/brokers/{entity}")[0]).get("config", {})
+        except NoNodeError:
+            return {}
+
+    def set_broker_config(self, entity: str, config: dict[str, str]) -> None:
+        path = f"/config/brokers/{entity}"
+        data = _j({"version": 1, "config": config})
+        try:
+            self.zk.set(path, data)
+        except NoNodeError:
+            self.zk.ensure_path("/config/brokers")
+            self.zk.create(path, data)
+        self.zk.ensure_path("/config/changes")
+        self.zk.create(
+            "/config/changes/config_change_",
+            _j({"version": 2, "entity_path": f"brokers/{entity}"}),
+            sequence=True,
+        )
 
     def topic_exists(self, topic: str) -> bool:
         return self.zk.exists(f"/brokers/topics/{topic}") is not None

@@ -61,6 +61,8 @@ def test_restart_enters_safe_mode_then_leaves_with_files_intact(dc):
 
 def test_checkpoint_shrinks_edit_log_and_restart_uses_it(dc):
     client = InsecureClient(dc.url, user="root")
+    client.makedirs("/ck")
+    client.set_acl("/ck", "user:bob:r-x,default:user:bob:r-x", clear=False)
     peak, after = 0, None
     for i in range(400):  # one change at a time until the secondary has checkpointed
         client.makedirs(f"/ck/d{i}")
@@ -81,6 +83,11 @@ def test_checkpoint_shrinks_edit_log_and_restart_uses_it(dc):
     dc.restart_namenode()
     dc.wait_active()
     assert len(client.list("/ck")) == i + 2
+    # The ACL set before the checkpoint came back from the image, and the directories
+    # made after it inherited its default entry (replayed from the image and the log).
+    acl = client.acl_status("/ck")["entries"]
+    assert "user:bob:r-x" in acl and "default:user:bob:r-x" in acl
+    assert "user:bob:r-x" in client.acl_status(f"/ck/d{i}")["entries"]
     with client.read("/ck/d3/f3") as r:
         assert r.read() == b"file 3"
     with client.read("/ck/late") as r:

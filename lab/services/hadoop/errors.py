@@ -90,6 +90,15 @@ class IllegalArgumentException(HadoopException):
     status = 400
 
 
+class HadoopIllegalArgumentException(HadoopException):
+    java = "org.apache.hadoop.HadoopIllegalArgumentException"
+    status = 400
+
+
+class AclException(HadoopException):
+    java = "org.apache.hadoop.hdfs.protocol.AclException"
+
+
 class InvalidPathException(HadoopException):
     # A HadoopIllegalArgumentException, hence 400 like IllegalArgumentException.
     java = "org.apache.hadoop.fs.InvalidPathException"

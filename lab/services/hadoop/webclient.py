@@ -176,6 +176,16 @@ class WebHdfsClient:
     def content_summary(self, path: str) -> dict:
         return self.call("GET", path, "GETCONTENTSUMMARY")["ContentSummary"]
 
+    # ACLs: specs and entries in Hadoop's text form (user:bob:r-x, default:group::r-x).
+    def acl_status(self, path: str) -> dict:
+        """{owner, group, stickyBit, permission (octal text), entries}."""
+        return self.call("GET", path, "GETACLSTATUS")["AclStatus"]
+
+    def acl_change(self, path: str, op: str, spec: str | None = None) -> None:
+        """SETACL, MODIFYACLENTRIES, REMOVEACLENTRIES (with an aclspec), REMOVEDEFAULTACL,
+        REMOVEACL."""
+        self.call("PUT", path, op, aclspec=spec)
+
     def block_locations(self, path: str, offset: int, length: int) -> list[dict]:
         """[{offset, length, hosts, names, topologyPaths}] from GETFILEBLOCKLOCATIONS."""
         data = self.call("GET", path, "GETFILEBLOCKLOCATIONS", offset=offset, length=length)

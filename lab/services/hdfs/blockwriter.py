@@ -137,12 +137,19 @@ class BlockWriter:
         try:
             if self.pending:
                 self._packet(bytes(self.pending))
+            # As DataStreamer: every data packet acknowledged before the last packet goes
+            # (the stage turns PIPELINE_CLOSE only then), so a failure found now is
+            # recovered from as one while streaming.
+            self._drain()
             self._packet(b"", last=True)
-            while self.unacked:
-                self._guarded(lambda: self._acks(wait=True))
+            self._drain()
         finally:
             self._close_socket()
         return dict(self.block, numBytes=self.offset)
+
+    def _drain(self) -> None:
+        while self.unacked:
+            self._guarded(lambda: self._acks(wait=True))
 
     def abort(self) -> None:
         self._close_socket()

@@ -49,6 +49,8 @@ DEFAULTS: dict[str, str] = {
     "dfs.namenode.num.extra.edits.retained": "1000000",
     "dfs.permissions.enabled": "true",
     "dfs.permissions.superusergroup": "supergroup",
+    "dfs.namenode.acls.enabled": "true",  # Hadoop 3's default (2.x: false)
+    "dfs.namenode.posix.acl.inheritance.enabled": "true",
     "dfs.datanode.du.reserved": "0",
     "dfs.client.socket-timeout": "60000",
     "dfs.namenode.lease-hard-limit-sec": "1200",

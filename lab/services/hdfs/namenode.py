@@ -23,6 +23,7 @@ from ..hadoop.http import BadRequest, Request, Response, serve
 from ..hadoop.ipc.server import IpcServer
 from ..hadoop.ipc.sniff import serve_sniffing
 from . import webhdfs
+from .acl import ACLS_KEY, INHERITANCE_KEY
 from .blockmanager import BlockInfo, BlockManager
 from .config import Configuration
 from .leasemanager import LeaseManager
@@ -38,6 +39,7 @@ from .namespace import (
     now_ms,
     split_path,
 )
+from .nn_acls import AclOps
 from .nn_clientprotocol import PROTOCOL as CLIENT_PROTOCOL
 from .nn_clientprotocol import ClientNamenodeProtocol
 from .nn_imageservlet import ImageServlet
@@ -72,10 +74,10 @@ def user_groups(user: str) -> list[str]:
     return _groups_cache[user]
 
 
-class NameNode(SafeMode, LeaseManager, NamespaceReads):
+class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
     """The namespace and its logged changes, start-up from the image and edits, the
     monitor, and the front doors over them; safe mode (safemode.py), leases
-    (leasemanager.py) and reads (nn_reads.py) are its mixins."""
+    (leasemanager.py), reads (nn_reads.py) and ACLs (nn_acls.py) are its mixins."""
 
     def __init__(self, conf: Configuration) -> None:
         self.conf = conf
@@ -84,6 +86,8 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
         self.ns = Namespace(
             self.superuser, self.supergroup, conf.get_bool("dfs.permissions.enabled")
         )
+        self.acls_enabled = conf.get_bool(ACLS_KEY)
+        self.ns.acl_inheritance = conf.get_bool(INHERITANCE_KEY)
         self.bm = BlockManager(conf, conf.rack_table())
         self.storage = NNStorage(conf.name_dir())
         self.editlog: EditLog | None = None
@@ -234,7 +238,12 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
     def perm(self, path: str, user: str, **bits) -> None:
         self.ns.check_access(path, user, user_groups(user), **bits)
 
-    def mkdirs(self, path: str, user: str, mode: int | None) -> bool:
+    def groups_of(self, user: str) -> list[str]:
+        return user_groups(user)
+
+    def mkdirs(self, path: str, user: str, mode: int | None, unmasked: int | None = None) -> bool:
+        """`unmasked`: the mode the client asked for before its umask, which a directory
+        with a default ACL uses instead (HDFS-6962)."""
         path = normalize(path)
         node = self.ns.lookup(path)
         if node is not None:
@@ -247,17 +256,18 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
         parent, missing = self.ns.parent_for_create(path)
         ids = [self.ns.last_inode_id + 1 + i for i in range(len(missing))]
         mode = (0o777 & ~self.umask) if mode is None else mode
-        self.log_apply(
-            {
-                "op": "OP_MKDIR",
-                "path": path,
-                "inodeIds": ids,
-                "owner": user,
-                "group": parent.group,
-                "mode": mode | 0o300 if len(missing) > 1 else mode,
-                "mtime": now_ms(),
-            }
-        )
+        op = {
+            "op": "OP_MKDIR",
+            "path": path,
+            "inodeIds": ids,
+            "owner": user,
+            "group": parent.group,
+            "mode": mode,
+            "mtime": now_ms(),
+        }
+        if unmasked is not None:
+            op["unmasked"] = unmasked
+        self.log_apply(op)
         return True
 
     def create(
@@ -270,6 +280,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
         block_size: int | None,
         mode: int | None,
         client_machine: str = "",
+        unmasked: int | None = None,
     ) -> dict:
         path = normalize(path)
         self.check_not_safemode(f"Cannot create file{path}")
@@ -303,21 +314,22 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads):
             self.mkdirs(ppath, user, None)
             parent, missing = self.ns.parent_for_create(path)
         mode = (0o666 & ~self.umask) if mode is None else mode
-        removed = self.log_apply(
-            {
-                "op": "OP_ADD",
-                "path": path,
-                "inodeId": self.ns.last_inode_id + 1,
-                "owner": user,
-                "group": parent.group,
-                "mode": mode,
-                "mtime": now_ms(),
-                "replication": replication,
-                "blockSize": block_size,
-                "clientName": client,
-                "clientMachine": client_machine,
-            }
-        )
+        op = {
+            "op": "OP_ADD",
+            "path": path,
+            "inodeId": self.ns.last_inode_id + 1,
+            "owner": user,
+            "group": parent.group,
+            "mode": mode,
+            "mtime": now_ms(),
+            "replication": replication,
+            "blockSize": block_size,
+            "clientName": client,
+            "clientMachine": client_machine,
+        }
+        if unmasked is not None:
+            op["unmasked"] = unmasked
+        removed = self.log_apply(op)
         self.bm.remove_blocks(removed or [])
         self._renew(self.ns.lookup(path))
         return {"fileId": self.ns.last_inode_id}

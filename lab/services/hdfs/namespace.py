@@ -16,12 +16,14 @@ from ..hadoop.errors import (
     AccessControlException,
     FileAlreadyExistsException,
     FileNotFoundException,
+    HadoopIllegalArgumentException,
     InvalidPathException,
     IOException,
     ParentNotDirectoryException,
     PathIsNotEmptyDirectoryException,
 )
 from ..hadoop.fields import Any_, FieldError, Int, List, Str, Struct
+from . import acl
 
 READ, WRITE, EXECUTE = 4, 2, 1  # permission bits, as checks name them
 # Hadoop's FsAction names, which its permission errors use (access=WRITE).
@@ -68,6 +70,7 @@ _INODE_FIELDS = dict(
     mode=Int(0, 0o7777),
     mtime=Int(),
     atime=Int(),
+    acl=List(Str(max_len=1024), max_len=acl.MAX_ENTRIES * 2, default=None),
 )
 IMAGE_RECORDS = {
     "DIRECTORY": Struct(type=Str(), **_INODE_FIELDS),
@@ -101,6 +104,10 @@ class INode:
     mtime: int
     atime: int
     parent: INodeDirectory | None = field(default=None, repr=False)
+    # The ACL feature: named entries, the owning group's entry and the default ACL (the
+    # rest of the ACL is the permission bits), or None; not a dataclass field, so the
+    # subclasses' positional fields stay where they were.
+    acl = None
 
     def path(self) -> str:
         parts, node = [], self
@@ -153,6 +160,9 @@ class Namespace:
         self.superuser = superuser
         self.supergroup = supergroup
         self.permissions = permissions
+        # dfs.namenode.posix.acl.inheritance.enabled: a child of a directory with a
+        # default ACL starts from the mode the client asked for before its umask.
+        self.acl_inheritance = True
         self.root = INodeDirectory(ROOT_INODE_ID, "", superuser, supergroup, 0o755, 0, 0)
         self.last_inode_id = ROOT_INODE_ID
         self.last_block_id = FIRST_BLOCK_ID
@@ -239,18 +249,29 @@ class Namespace:
                     stack.extend(n.children.values())
 
     def _require(self, node: INode, user: str, groups: list[str], bits: int, path: str) -> None:
-        if user == node.owner:
-            granted = (node.mode >> 6) & 7
-        elif node.group in groups:
-            granted = (node.mode >> 3) & 7
+        """FSPermissionChecker.check: through the ACL when the inode has access entries
+        (a denial then ends in "+", as Hadoop marks it), else the owner, group or other
+        bits."""
+        by_acl = bool(node.acl) and node.acl[0].scope == acl.ACCESS
+        if by_acl:
+            allowed = acl.check_access(
+                node.acl, node.mode, node.owner, node.group, user, groups, bits
+            )
         else:
-            granted = node.mode & 7
-        if granted & bits != bits:
+            if user == node.owner:
+                granted = (node.mode >> 6) & 7
+            elif node.group in groups:
+                granted = (node.mode >> 3) & 7
+            else:
+                granted = node.mode & 7
+            allowed = granted & bits == bits
+        if not allowed:
             access = FS_ACTION[bits]
             kind = "d" if isinstance(node, INodeDirectory) else "-"
             raise AccessControlException(
                 f'Permission denied: user={user}, access={access}, inode="{node.path()}":'
                 f"{node.owner}:{node.group}:{kind}{mode_string(node.mode)}"
+                + ("+" if by_acl else "")
             )
 
     def check_owner(self, path: str, user: str, groups: list[str]) -> None:
@@ -345,16 +366,20 @@ class Namespace:
             if part in parent.children:
                 parent = parent.children[part]
                 continue
+            # Ancestors made on the way get u+wx, so their maker can go on below them
+            # (FSDirMkdirOp.addImplicitUwx); the last level gets the mode asked for.
+            mode = op["mode"] | (0o300 if i < len(missing) - 1 else 0)
             d = INodeDirectory(
                 self._new_id({"inodeId": op["inodeIds"][i]}),
                 part,
                 op["owner"],
                 op["group"],
-                op["mode"],
+                mode,
                 op["mtime"],
                 op["mtime"],
                 parent,
             )
+            self._inherit_acl(parent, d, op.get("unmasked"))
             parent.children[part] = d
             self.inodes[d.inode_id] = d
             parent.mtime = op["mtime"]
@@ -385,6 +410,7 @@ class Namespace:
             client_name=op["clientName"],
             client_machine=op.get("clientMachine"),  # absent from logs written before it was
         )
+        self._inherit_acl(parent, f, op.get("unmasked"))
         parent.children[f.name] = f
         parent.mtime = op["mtime"]
         self.inodes[f.inode_id] = f
@@ -454,6 +480,27 @@ class Namespace:
                 stack.extend(n.children.values())
         return removed
 
+    def _inherit_acl(self, parent: INodeDirectory, child: INode, unmasked: int | None) -> None:
+        """FSDirectory.copyINodeDefaultAcl: with inheritance on and the mode the client
+        asked for before its umask (`unmasked`), a child of a directory with a default
+        ACL starts from that mode, and from its umasked mode otherwise."""
+        if self.acl_inheritance and unmasked is not None:
+            got = acl.inherited(parent.acl, unmasked, child.is_dir)
+        else:
+            got = acl.inherited(parent.acl, child.mode, child.is_dir)
+        if got is not None:
+            child.mode, child.acl = got
+
+    def _op_set_acl(self, op: dict) -> None:
+        """OP_SET_ACL: the whole new ACL (FSDirAclOp.unprotectedSetAcl from the edits); an
+        empty one removes the ACL."""
+        node = self.get(op["src"])
+        entries = [acl.parse_entry(e) for e in op["aclEntries"]]
+        if not entries:
+            node.mode, node.acl = acl.removed(node.mode, node.acl), None
+        else:
+            node.mode, node.acl = acl.stored(node.mode, entries, node.is_dir)
+
     def _op_set_permissions(self, op: dict) -> None:
         self.get(op["src"]).mode = op["mode"]
 
@@ -496,6 +543,8 @@ class Namespace:
                 "mtime": n.mtime,
                 "atime": n.atime,
             }
+            if n.acl:
+                rec["acl"] = [str(e) for e in n.acl]
             if isinstance(n, INodeFile):
                 rec.update(
                     type="FILE",
@@ -553,6 +602,11 @@ class Namespace:
                     rec["mtime"],
                     rec["atime"],
                 )
+            if rec.get("acl"):
+                try:
+                    n.acl = [acl.parse_entry(e) for e in rec["acl"]]
+                except HadoopIllegalArgumentException as exc:
+                    raise FieldError(f"fsimage.inodes[{i}].acl", str(exc)) from None
             if rec["parent"] is None:
                 if root is not None or not isinstance(n, INodeDirectory):
                     raise FieldError(f"fsimage.inodes[{i}]", "a second root, or a root file")

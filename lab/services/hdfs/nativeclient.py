@@ -24,6 +24,7 @@ from ..hadoop import errors
 from ..hadoop.conf import split_hostport
 from ..hadoop.ipc.client import IpcClient, RemoteError
 from ..hadoop.webclient import WebHdfsClient
+from . import acl
 from .blockreader import read_block
 from .blockwriter import BlockWriter, PipelineFailed, SetupFailed
 
@@ -35,12 +36,19 @@ CREATE, OVERWRITE = 0x01, 0x02  # CreateFlagProto
 FILE_MODE = 0o644  # what `hdfs dfs -put` asks for: 666 under the client's umask 022
 DIR_MODE = 0o755  # what `hdfs dfs -mkdir` asks for: 777 under the client's umask 022
 BLOCK_WRITE_RETRIES = 3  # dfs.client.block.write.retries
+ACL_CALLS = {
+    "SETACL": "setAcl",
+    "MODIFYACLENTRIES": "modifyAclEntries",
+    "REMOVEACLENTRIES": "removeAclEntries",
+    "REMOVEDEFAULTACL": "removeDefaultAcl",
+    "REMOVEACL": "removeAcl",
+}
 
 
 def file_status(st: dict) -> dict:
     """WebHDFS's FileStatus of an HdfsFileStatusProto."""
     is_dir = st["fileType"] == "IS_DIR"
-    return {
+    out = {
         "accessTime": st["access_time"],
         "blockSize": st["blocksize"],
         "childrenNum": st["childrenNum"],
@@ -55,6 +63,9 @@ def file_status(st: dict) -> dict:
         "storagePolicy": st["storagePolicy"],
         "type": "DIRECTORY" if is_dir else "FILE",
     }
+    if st.get("flags", 0) & acl.HAS_ACL:
+        out["aclBit"] = True
+    return out
 
 
 class NativeClient:
@@ -121,6 +132,26 @@ class NativeClient:
 
     def set_owner(self, path: str, owner: str | None = None, group: str | None = None) -> None:
         self._call("setOwner", src=path, username=owner or "", groupname=group or "")
+
+    def acl_status(self, path: str) -> dict:
+        """getAclStatus, in WebHDFS's AclStatus shape."""
+        st = self._call("getAclStatus", src=path)["result"]
+        return {
+            "entries": [str(acl.from_proto(e)) for e in st["entries"]],
+            "group": st["group"],
+            "owner": st["owner"],
+            "permission": format(st["permission"]["perm"] & 0o7777, "o"),
+            "stickyBit": st["sticky"],
+        }
+
+    def acl_change(self, path: str, op: str, spec: str | None = None) -> None:
+        """The WebHDFS operation's ClientNamenodeProtocol call."""
+        method = ACL_CALLS[op]
+        if spec is None:
+            self._call(method, src=path)
+            return
+        entries = acl.parse_spec(spec, with_perm=op != "REMOVEACLENTRIES")
+        self._call(method, src=path, aclSpec=[acl.to_proto(e) for e in entries])
 
     def content_summary(self, path: str) -> dict:
         s = self._call("getContentSummary", path=path)["summary"]

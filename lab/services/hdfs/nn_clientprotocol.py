@@ -14,6 +14,7 @@ import time
 from ..hadoop import errors
 from ..hadoop.errors import FileAlreadyExistsException, FileNotFoundException, IOException
 from ..hadoop.ipc.server import CallContext
+from . import acl
 from .namespace import EXECUTE, READ, WRITE, INode, INodeFile, normalize
 
 log = logging.getLogger("hdfs.namenode")
@@ -21,6 +22,11 @@ log = logging.getLogger("hdfs.namenode")
 PROTOCOL = "org.apache.hadoop.hdfs.protocol.ClientProtocol"
 LS_LIMIT = 1000  # dfs.ls.limit: entries per getListing answer
 CREATE_OVERWRITE = 0x02  # CreateFlagProto: CREATE 1, OVERWRITE 2, APPEND 4
+
+
+def unmasked_mode(req) -> int | None:
+    """A create's or mkdirs's `unmasked` permission, when the client sent one."""
+    return req["unmasked"]["perm"] & 0o7777 if req.get("unmasked") else None
 
 
 class ClientNamenodeProtocol:
@@ -50,6 +56,11 @@ class ClientNamenodeProtocol:
             "childrenNum": len(node.children) if is_dir else 0,
             "storagePolicy": 0,
         }
+        if node.acl:
+            # Hadoop 3 says so in the flags, and (FsPermissionExtension, for older
+            # clients) in the permission's ACL bit.
+            status["flags"] = acl.HAS_ACL
+            status["permission"] = {"perm": node.mode | acl.ACL_BIT}
         if locations and isinstance(node, INodeFile):
             located = self.nn.located_blocks(node.path(), ctx.user, 0, 1 << 62, ctx.peer_ip)
             status["locations"] = self.located_blocks(located)
@@ -254,9 +265,10 @@ class ClientNamenodeProtocol:
         path = normalize(req["src"])
         if not req["createParent"]:
             self._require_parent(path)
-        # The client has applied its umask to `masked` already, as Hadoop's clients do.
+        # The client has applied its umask to `masked` already, as Hadoop's clients do;
+        # `unmasked` is what it asked for before that (for a default ACL's inheritance).
         mode = req["masked"]["perm"] & 0o7777 if req["masked"] else None
-        return {"result": self.nn.mkdirs(path, ctx.user, mode)}
+        return {"result": self.nn.mkdirs(path, ctx.user, mode, unmasked_mode(req))}
 
     def delete(self, req, ctx: CallContext) -> dict:
         return {"result": self.nn.delete(req["src"], req["recursive"], ctx.user)}
@@ -331,6 +343,7 @@ class ClientNamenodeProtocol:
             req["blockSize"] or None,
             mode,
             ctx.peer_ip,
+            unmasked_mode(req),
         )
         return {"fs": self.file_status(self.nn.ns.get(path), b"", ctx, False)}
 
@@ -388,6 +401,43 @@ class ClientNamenodeProtocol:
         block = f.blocks[-1].to_json()
         block["numBytes"] = asked["numBytes"]
         return {"block": self.located_block({"block": block, "offset": 0, "locations": []})}
+
+    # ------------------------------------------------------------ ACLs (acl.proto)
+    def getAclStatus(self, req, ctx: CallContext) -> dict:
+        st = self.nn.get_acl_status(req["src"], ctx.user)
+        return {
+            "result": {
+                "owner": st["owner"],
+                "group": st["group"],
+                "sticky": st["sticky"],
+                "entries": [acl.to_proto(e) for e in st["entries"]],
+                "permission": {"perm": st["permission"]},
+            }
+        }
+
+    def setAcl(self, req, ctx: CallContext) -> dict:
+        self.nn.set_acl(req["src"], [acl.from_proto(e) for e in req["aclSpec"]], ctx.user)
+        return {}
+
+    def modifyAclEntries(self, req, ctx: CallContext) -> dict:
+        self.nn.modify_acl_entries(
+            req["src"], [acl.from_proto(e) for e in req["aclSpec"]], ctx.user
+        )
+        return {}
+
+    def removeAclEntries(self, req, ctx: CallContext) -> dict:
+        self.nn.remove_acl_entries(
+            req["src"], [acl.from_proto(e) for e in req["aclSpec"]], ctx.user
+        )
+        return {}
+
+    def removeDefaultAcl(self, req, ctx: CallContext) -> dict:
+        self.nn.remove_default_acl(req["src"], ctx.user)
+        return {}
+
+    def removeAcl(self, req, ctx: CallContext) -> dict:
+        self.nn.remove_acl(req["src"], ctx.user)
+        return {}
 
     def recoverLease(self, req, ctx: CallContext) -> dict:
         """True once the file is closed; false while its last block is being recovered

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from ..hadoop import errors
 from ..hadoop.errors import FileNotFoundException, IOException
 from ..hadoop.http import Request, Response
-from . import webhdfs
+from . import acl, webhdfs
 from .blockmanager import DatanodeDescriptor
 from .namespace import EXECUTE, READ, WRITE, INodeFile, normalize
 
@@ -34,6 +34,12 @@ class NamenodeWebHdfsMethods:
             "GETFILEBLOCKLOCATIONS": self.block_locations,
             "GETBLOCKLOCATIONS": self.block_locations,
             "GETFILECHECKSUM": self.file_checksum,
+            "GETACLSTATUS": self.get_acl_status,
+            "SETACL": self.set_acl,
+            "MODIFYACLENTRIES": self.set_acl,
+            "REMOVEACLENTRIES": self.set_acl,
+            "REMOVEDEFAULTACL": self.remove_acl,
+            "REMOVEACL": self.remove_acl,
         }
 
     def user(self, req: Request) -> str:
@@ -86,8 +92,44 @@ class NamenodeWebHdfsMethods:
         return Response.json(self.nn.content_summary(path, user))
 
     def mkdirs(self, req, op, path, q, user) -> Response:
-        made = self.nn.mkdirs(path, user, webhdfs.get_permission(q, None))
+        unmasked = webhdfs.get_permission(q, None, "unmaskedpermission")
+        made = self.nn.mkdirs(path, user, webhdfs.get_permission(q, None), unmasked)
         return Response.json({"boolean": made})
+
+    # ------------------------------------------------------------ ACLs
+    def get_acl_status(self, req, op, path, q, user) -> Response:
+        """JsonUtil.toJsonString(AclStatus): entries as their stable strings, the
+        permission in octal."""
+        st = self.nn.get_acl_status(path, user)
+        return Response.json(
+            {
+                "AclStatus": {
+                    "entries": [str(e) for e in st["entries"]],
+                    "group": st["group"],
+                    "owner": st["owner"],
+                    "permission": format(st["permission"], "o"),
+                    "stickyBit": st["sticky"],
+                }
+            }
+        )
+
+    def set_acl(self, req, op, path, q, user) -> Response:
+        """SETACL, MODIFYACLENTRIES (entries with permissions) and REMOVEACLENTRIES
+        (without), each from the aclspec parameter."""
+        spec = acl.parse_spec(q.get("aclspec", ""), with_perm=op != "REMOVEACLENTRIES")
+        {
+            "SETACL": self.nn.set_acl,
+            "MODIFYACLENTRIES": self.nn.modify_acl_entries,
+            "REMOVEACLENTRIES": self.nn.remove_acl_entries,
+        }[op](path, spec, user)
+        return Response(200)
+
+    def remove_acl(self, req, op, path, q, user) -> Response:
+        if op == "REMOVEACL":
+            self.nn.remove_acl(path, user)
+        else:
+            self.nn.remove_default_acl(path, user)
+        return Response(200)
 
     def rename(self, req, op, path, q, user) -> Response:
         dst = webhdfs.get_required(q, "destination")

@@ -25,6 +25,7 @@ from typing import TextIO
 from ..hadoop import errors
 from ..hadoop.conf import parse_size
 from ..hadoop.webclient import WebHdfsClient
+from . import acl
 from .namespace import mode_string
 from .nativeclient import NativeClient
 from .replacedatanode import POLICY_KEY
@@ -35,6 +36,7 @@ USAGE = """Usage: hdfs [--user NAME] COMMAND
       -cat PATH... | -rm [-r] [-f] [-skipTrash] PATH... | -mv SRC... DST | -touchz PATH...
       -appendToFile LOCAL... DST | -tail PATH | -setrep [-w] N PATH... | -chmod MODE PATH...
       -chown OWNER[:GROUP] PATH... | -du [-s] PATH... | -count PATH... | -test -e|-d|-f|-z PATH
+      -getfacl PATH... | -setfacl {-b|-k} PATH | -setfacl {-m|-x|--set} ACL_SPEC PATH
   fsck PATH [-files [-blocks [-locations | -racks]]]
   dfsadmin -report [-live] [-dead] | -safemode get|enter|leave
 """
@@ -132,6 +134,8 @@ class Dfs:
             "-du": self.du,
             "-count": self.count,
             "-test": self.test,
+            "-getfacl": self.getfacl,
+            "-setfacl": self.setfacl,
         }.get(cmd)
         if handler is None:
             self.err.write(f"{cmd}: Unknown command\n")
@@ -225,7 +229,8 @@ class Dfs:
         mode = mode_string(int(st["permission"], 8))
         repl = "-" if st["type"] == "DIRECTORY" else str(st["replication"])
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st["modificationTime"] / 1000))
-        return f"{kind}{mode}   {repl:>1} {st['owner']} {st['group']} {st['length']:>10} {when} {path}\n"
+        acl_mark = "+" if st.get("aclBit") else " "  # Ls: the permission, then + for an ACL
+        return f"{kind}{mode}{acl_mark}  {repl:>1} {st['owner']} {st['group']} {st['length']:>10} {when} {path}\n"
 
     def ls(self, flags: set[str], paths: list[str]) -> int:
         rc = 0
@@ -503,6 +508,70 @@ class Dfs:
             except errors.HadoopException as exc:
                 rc = self._fail("chown", path, exc)
         return rc
+
+    def getfacl(self, flags: set[str], paths: list[str]) -> int:
+        """AclCommands.GetfaclCommand: the file, its owner and group, the sticky flag,
+        then the whole ACL, a named or group entry the mask limits with its effective
+        permission as a comment."""
+        rc = 0
+        for path in paths:
+            try:
+                st = self.c.status(path)
+                status = self.c.acl_status(path) if st.get("aclBit") else None
+            except errors.HadoopException as exc:
+                rc = self._fail("getfacl", path, exc)
+                continue
+            mode = int(st["permission"], 8)
+            self.out.write(f"# file: {path}\n# owner: {st['owner']}\n# group: {st['group']}\n")
+            if mode & 0o1000:
+                self.out.write(f"# flags: --{'t' if mode & 1 else 'T'}\n")
+            feature = [acl.parse_entry(e) for e in status["entries"]] if status else None
+            whole = acl.logical(mode, feature)
+            for scope in (acl.ACCESS, acl.DEFAULT):
+                entries = [e for e in whole if e.scope == scope]
+                masks = [e.perm for e in entries if e.type == acl.MASK]
+                mask = (mode >> 3) & 7 if scope == acl.ACCESS else (masks or [7])[0]
+                for e in entries:
+                    shown = str(e)
+                    limited = e.perm & mask
+                    if not acl.is_minimal(entries) and (e.name or e.type == acl.GROUP):
+                        if limited != e.perm:
+                            shown += f"\t#effective:{acl.SYMBOLS[limited]}"
+                    self.out.write(shown + "\n")
+            self.out.write("\n")
+        return rc
+
+    def setfacl(self, flags: set[str], paths: list[str]) -> int:
+        """AclCommands.SetfaclCommand: -b (remove the ACL), -k (the default ACL), -m SPEC
+        (modify), -x SPEC (remove entries), --set SPEC (replace)."""
+        ops = {"-b": "REMOVEACL", "-k": "REMOVEDEFAULTACL", "-m": "MODIFYACLENTRIES",
+               "-x": "REMOVEACLENTRIES", "--set": "SETACL"}  # fmt: skip
+        chosen = [f for f in ops if f in flags]
+        with_spec = bool(chosen) and chosen[0] in ("-m", "-x", "--set")
+        if len(chosen) != 1 or len(paths) != (2 if with_spec else 1):
+            self.err.write(
+                "-setfacl: Specified flags contains both remove and modify flags\n"
+                if len(chosen) > 1
+                else "-setfacl: <path> is missing\n"
+                if not paths
+                else "-setfacl: Too many arguments\n"
+            )
+            self.err.write(
+                "Usage: hadoop fs [generic options] -setfacl [-R] [{-b|-k} {-m|-x <acl_spec>} "
+                "<path>]|[--set <acl_spec> <path>]\n"
+            )
+            return 255
+        spec, path = (paths[0], paths[1]) if with_spec else (None, paths[0])
+        try:
+            if spec is not None:  # parsed here first, as AclEntry.parseAclSpec in the shell
+                acl.parse_spec(spec, with_perm=chosen[0] != "-x")
+            self.c.acl_change(path, ops[chosen[0]], spec)
+        except errors.HadoopException as exc:
+            if isinstance(exc, errors.HadoopIllegalArgumentException):
+                self.err.write(f"-setfacl: {exc}\n")
+                return 255
+            return self._fail("setfacl", path, exc)
+        return 0
 
     def du(self, flags: set[str], paths: list[str]) -> int:
         rc = 0

@@ -130,12 +130,14 @@ def get_long(
     return value
 
 
-def get_permission(query: dict[str, str], default: int | None) -> int | None:
-    raw = query.get("permission")
+def get_permission(
+    query: dict[str, str], default: int | None, name: str = "permission"
+) -> int | None:
+    raw = query.get(name)
     if raw is None or raw == "" or raw.lower() == "null":
         return default
     if not re.fullmatch(r"[01]?[0-7]{1,3}", raw):
-        raise _bad("permission", f'Failed to parse "{raw}" as a radix-8 short integer.')
+        raise _bad(name, f'Failed to parse "{raw}" as a radix-8 short integer.')
     return int(raw, 8)
 
 
@@ -178,7 +180,7 @@ def hdfs_path(url_path: str) -> str:
 def file_status(node, name: str | None = None) -> dict:
     """The FileStatus JSON object of an inode."""
     is_dir = node.is_dir
-    return {
+    status = {
         "accessTime": 0 if is_dir else node.atime,
         "blockSize": 0 if is_dir else node.block_size,
         "childrenNum": len(node.children) if is_dir else 0,
@@ -193,6 +195,9 @@ def file_status(node, name: str | None = None) -> dict:
         "storagePolicy": 0,
         "type": "DIRECTORY" if is_dir else "FILE",
     }
+    if node.acl:
+        status["aclBit"] = True  # as JsonUtil adds it, only when true
+    return status
 
 
 def block_locations(located: dict, op: str, pool: str | None) -> dict:

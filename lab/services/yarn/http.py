@@ -71,6 +71,11 @@ def not_found(message: str) -> HttpError:
     return HttpError(404, "NotFoundException", message)
 
 
+def not_allowed(method: str, path: str) -> HttpError:
+    """A method the resource does not take (Jersey's 405)."""
+    return HttpError(405, "WebApplicationException", f"{method} is not allowed on {path}")
+
+
 @dataclass
 class Request:
     method: str

@@ -136,9 +136,7 @@ class RestApi:
         m = _SIGNAL_PATH.match(p)
         if m:
             if req.method != "POST":
-                raise http.HttpError(
-                    405, "WebApplicationException", f"{req.method} is not allowed on {req.path}"
-                )
+                raise http.not_allowed(req.method, req.path)
             return rest_attempts.signal_container(self.rm, m.group(1), m.group(2))
         m = _APP_PATH.match(p)
         if m:
@@ -164,9 +162,7 @@ class RestApi:
 
     def _get(self, req: http.Request, fn) -> http.Response:
         if req.method not in ("GET", "HEAD"):
-            raise http.HttpError(
-                405, "WebApplicationException", f"{req.method} is not allowed on {req.path}"
-            )
+            raise http.not_allowed(req.method, req.path)
         return http.Response(200, fn(req))
 
     # -- cluster ------------------------------------------------------------

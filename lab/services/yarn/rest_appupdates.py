@@ -43,9 +43,7 @@ def _timeout_type(text: str) -> str:
 def handle(rm: ResourceManager, req: http.Request, app: RMApp, sub: str) -> http.Response:
     put = req.method == "PUT"
     if req.method not in ("GET", "HEAD", "PUT") or (put and sub.startswith("/timeouts")):
-        raise http.HttpError(
-            405, "WebApplicationException", f"{req.method} is not allowed on {req.path}"
-        )
+        raise http.not_allowed(req.method, req.path)
     if sub == "/queue":
         if put:
             target = _body_field(req, "queue", str)
@@ -71,7 +69,7 @@ def handle(rm: ResourceManager, req: http.Request, app: RMApp, sub: str) -> http
         return http.Response(200, {"timeout": appupdates.timeout_json(app)})
     # PUT /timeout {"timeout": {"type": "LIFETIME", "expiryTime": "..."}}
     if not put:
-        raise http.HttpError(405, "WebApplicationException", f"GET is not allowed on {req.path}")
+        raise http.not_allowed("GET", req.path)
     info = req.json().get("timeout")
     info = info if isinstance(info, dict) else {}
     kind, expiry = info.get("type"), info.get("expiryTime")

@@ -42,9 +42,7 @@ def find_node(rm: ResourceManager, node_id: str) -> RMNode:
 
 def _method(req: http.Request, allowed: str) -> None:
     if req.method != allowed and not (allowed == "GET" and req.method == "HEAD"):
-        raise http.HttpError(
-            405, "WebApplicationException", f"{req.method} is not allowed on {req.path}"
-        )
+        raise http.not_allowed(req.method, req.path)
 
 
 def update_resource(rm: ResourceManager, req: http.Request, node_id: str) -> http.Response:

@@ -41,9 +41,7 @@ def answer(rm: ResourceManager, req: http.Request, path: str) -> http.Response |
     if methods is None:
         return None
     if req.method not in methods:
-        raise http.HttpError(
-            405, "WebApplicationException", f"{req.method} is not allowed on {req.path}"
-        )
+        raise http.not_allowed(req.method, req.path)
     if path == "/ws/v1/cluster/scheduler-conf":
         if req.method == "PUT":
             return http.plain(400, "Configuration change only supported by MutableConfScheduler.")

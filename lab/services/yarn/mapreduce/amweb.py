@@ -64,7 +64,7 @@ class AMWebServices:
             raise http.not_found(f"Cannot find resource {path}")
         self._job_id(m["job"])
         if method == "PUT" and m["awhat"] != "state":
-            raise http.HttpError(405, "WebApplicationException", f"PUT is not allowed on {path}")
+            raise http.not_allowed("PUT", path)
         with am.lock:
             if m["what"] is None:
                 return 200, {"job": self.job()}

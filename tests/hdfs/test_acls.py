@@ -19,6 +19,8 @@ from lab.services.hdfs import acl, shell
 from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.namespace import Namespace
 
+from .rawipc import RawIpc
+
 hdfs_native = pytest.importorskip("hdfs_native")
 AclEntry = hdfs_native.AclEntry
 
@@ -324,3 +326,39 @@ def test_shell_setfacl_getfacl_and_ls(cluster, native):
     assert shell_run(cluster, "dfs", "-setfacl", "-b", d, native=native)[0] == 0
     rc, out, _ = shell_run(cluster, "dfs", "-getfacl", d, native=native)
     assert out.endswith("user::rwx\ngroup::r-x\nother::---\n\n")
+
+
+def test_inheritance_uses_the_unmasked_mode(cluster):
+    """HDFS-6962: a client that sends the mode it asked for before its umask gets that
+    mode filtered by the parent's default ACL; without a default ACL, the umasked one."""
+    raw = RawIpc(cluster)
+    try:
+        raw.call("mkdirs", {"src": "/acl/posix", "masked": {"perm": 0o755}, "createParent": True})
+        raw.call(
+            "setAcl",
+            {
+                "src": "/acl/posix",
+                "aclSpec": [
+                    acl.to_proto(e)
+                    for e in acl.parse_spec(
+                        "default:user::rwx,default:group::rwx,default:other::r-x"
+                    )
+                ],
+            },
+        )
+
+        def mkdir(path: str) -> int:
+            masked, unmasked = {"perm": 0o755}, {"perm": 0o777}
+            raw.call(
+                "mkdirs",
+                {"src": path, "masked": masked, "unmasked": unmasked, "createParent": False},
+            )
+            return raw.call("getFileInfo", {"src": path})["fs"]["permission"]["perm"]
+
+        # The default ACL is minimal (three entries): the child's group bits come from it,
+        # filtered by the unmasked group bits (rwx), not the umasked ones (r-x).
+        assert mkdir("/acl/posix/kid") & 0o7777 == 0o775
+        raw.call("removeDefaultAcl", {"src": "/acl/posix"})
+        assert mkdir("/acl/posix/plain") & 0o7777 == 0o755
+    finally:
+        raw.close()

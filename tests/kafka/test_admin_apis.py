@@ -31,17 +31,20 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 from kafka.admin import (
     ACLFilter,
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
+    MemberToRemove,
     ResourcePatternFilter,
 )
 from kafka.admin import ResourceType as KpResourceType
 from kafka.errors import SecurityDisabledError
+
+from lab.services.kafka import admin as kadmin
 
 
 def _name(prefix: str) -> str:
@@ -67,6 +70,23 @@ def _topic(admin, partitions=3, rf=3, **config) -> str:
     t = _name("adm")
     _done(admin.create_topics([NewTopic(t, partitions, rf, config=config)], operation_timeout=30))
     return t
+
+
+def _known_everywhere(cluster, topic: str, timeout: float = 20) -> None:
+    """Until every broker's metadata has the topic's leaders (CreateTopics answers once
+    the broker that made it knows them; a client asking another broker a moment later
+    may otherwise see no partitions, as with Kafka's UpdateMetadata still on its way)."""
+    deadline = time.monotonic() + timeout
+    for b in cluster.brokers:
+        while True:
+            try:
+                [d] = kadmin.run(kadmin.describe_topics(b.bootstrap, [topic]))
+                if d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"]):
+                    break
+            except kadmin.AdminError:
+                pass
+            assert time.monotonic() < deadline, f"broker {b.id} does not know {topic}"
+            time.sleep(0.1)
 
 
 def _configs(admin, resource: ConfigResource) -> dict:
@@ -218,6 +238,13 @@ def test_delete_records_and_list_offsets_by_time(admin, three_brokers):
 
     [deleted] = _done(admin.delete_records([TopicPartition(t, 0, 4)])).values()
     assert deleted.low_watermark == 4
+    # the followers move their log start too (from the leader's fetch answers), and each
+    # replica keeps it on disk for a restart
+    starts = [b.dir / "logs" / f"{t}-0" / "log-start-offset" for b in three_brokers.brokers]
+    deadline = time.monotonic() + 20
+    while not all(f.exists() and f.read_text().strip() == "4" for f in starts):
+        assert time.monotonic() < deadline, [f.read_text() if f.exists() else None for f in starts]
+        time.sleep(0.1)
     assert offsets(OffsetSpec.earliest()).offset == 4
     assert offsets(OffsetSpec.for_timestamp(base)).offset == 4
     c = Consumer(
@@ -338,3 +365,29 @@ def test_elect_leaders_and_scram_credentials(admin, three_brokers):
     assert err.name() == "RESOURCE_NOT_FOUND"
     # (librdkafka prints the byte after the message too: it reads it unterminated)
     assert err.str().startswith("Attempt to describe a user credential that does not exist: alice")
+
+
+def test_a_static_member_is_removed_by_its_instance_id(admin, three_brokers):
+    t = _topic(admin, partitions=1)
+    _known_everywhere(three_brokers, t)
+    g = _name("stat")
+    c = KafkaConsumer(
+        t,
+        bootstrap_servers=three_brokers.bootstrap,
+        group_id=g,
+        group_instance_id="only",
+        session_timeout_ms=45000,
+    )
+    deadline = time.monotonic() + 30
+    while not c.assignment() and time.monotonic() < deadline:
+        c.poll(200)
+    assert c.assignment()
+    c.close(autocommit=False)  # a static member does not leave: the group keeps it
+    kp = KafkaAdminClient(bootstrap_servers=three_brokers.bootstrap)
+    try:
+        assert kp.delete_groups([g]) == {g: "NonEmptyGroupError"}
+        removed = kp.remove_group_members(g, [MemberToRemove(group_instance_id="only")])
+        assert [e.__name__ for e in removed.values()] == ["NoError"]
+        assert kp.delete_groups([g]) == {g: "OK"}
+    finally:
+        kp.close()

@@ -31,7 +31,7 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
-from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
 from kafka.admin import (
     ACLFilter,
@@ -389,5 +389,33 @@ def test_a_static_member_is_removed_by_its_instance_id(admin, three_brokers):
         removed = kp.remove_group_members(g, [MemberToRemove(group_instance_id="only")])
         assert [e.__name__ for e in removed.values()] == ["NoError"]
         assert kp.delete_groups([g]) == {g: "OK"}
+    finally:
+        kp.close()
+
+
+def test_log_dirs_reassignments_and_producers(admin, three_brokers):
+    t = _topic(admin, partitions=1)
+    _known_everywhere(three_brokers, t)
+    p = KafkaProducer(bootstrap_servers=three_brokers.bootstrap, enable_idempotence=True)
+    for _ in range(3):
+        p.send(t, b"x" * 100, partition=0)
+    p.flush(30)
+    p.close()
+    kp = KafkaAdminClient(bootstrap_servers=three_brokers.bootstrap)
+    try:
+        dirs = kp.describe_log_dirs()
+        sizes = {
+            d["broker"]: part["partition_size"]
+            for d in dirs
+            for ld in d["log_dirs"]
+            for topic in ld["topics"]
+            if topic["name"] == t
+            for part in topic["partitions"]
+        }
+        assert sorted(sizes) == [1, 2, 3] and min(sizes.values()) > 300
+        assert kp.list_partition_reassignments() == {}
+        [state] = kp.describe_producers([KpTopicPartition(t, 0)]).values()
+        [producer] = state.active_producers
+        assert producer.last_sequence == 2 and producer.current_transaction_start_offset == -1
     finally:
         kp.close()

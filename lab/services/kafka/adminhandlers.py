@@ -8,6 +8,7 @@ them."""
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from typing import TYPE_CHECKING
 
@@ -524,3 +525,77 @@ async def describe_user_scram_credentials(b: Broker, req, h, host):
         "error_message": None,
         "results": results,
     }
+
+
+# ---------------- log dirs, reassignments, producers ----------------
+
+
+@handler(ApiKey.DESCRIBE_LOG_DIRS)
+async def describe_log_dirs(b: Broker, req, h, host):
+    """This broker's log directory and its replicas (ReplicaManager.describeLogDirs):
+    each one's size and how far its log end is behind the high watermark."""
+    wanted = None
+    if req["topics"] is not None:
+        wanted = {(t["topic"], p) for t in req["topics"] for p in t["partitions"]}
+    topics: dict[str, list[dict]] = {}
+    for (topic, p), part in sorted(b.partitions.items()):
+        if wanted is not None and (topic, p) not in wanted:
+            continue
+        topics.setdefault(topic, []).append(
+            {
+                "partition_index": p,
+                "partition_size": part.log.size_bytes(),
+                "offset_lag": max(part.high_watermark - part.leo, 0),
+                "is_future_key": False,
+            }
+        )
+    usage = shutil.disk_usage(b.log_dir)
+    return {
+        "throttle_time_ms": 0,
+        "error_code": Error.NONE,
+        "results": [
+            {
+                "error_code": Error.NONE,
+                "log_dir": str(b.log_dir),
+                "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()],
+                "total_bytes": usage.total,
+                "usable_bytes": usage.free,
+            }
+        ],
+    }
+
+
+@handler(ApiKey.LIST_PARTITION_REASSIGNMENTS)
+async def list_partition_reassignments(b: Broker, req, h, host):
+    # nothing reassigns partitions here (no AlterPartitionReassignments): none ongoing
+    if not b.is_controller:
+        return {"throttle_time_ms": 0, "error_code": Error.NOT_CONTROLLER, "topics": []}
+    return {"throttle_time_ms": 0, "error_code": Error.NONE, "error_message": None, "topics": []}
+
+
+@handler(ApiKey.DESCRIBE_PRODUCERS)
+async def describe_producers(b: Broker, req, h, host):
+    """The idempotent and transactional producers a partition's leader knows (what
+    kafka-transactions.sh describe-producers and find-hanging read)."""
+    topics = []
+    for t in req["topics"]:
+        parts = []
+        for p in t["partition_indexes"]:
+            err = b.partition_error(t["name"], p)
+            active = []
+            if err == Error.NONE:
+                part = b.partitions[(t["name"], p)]
+                active = [
+                    {
+                        "producer_id": pid,
+                        "producer_epoch": st.epoch,
+                        "last_sequence": st.last_seq,
+                        "last_timestamp": -1,  # not kept
+                        "coordinator_epoch": st.coordinator_epoch,
+                        "current_txn_start_offset": part.txns.ongoing.get(pid, -1),
+                    }
+                    for pid, st in sorted(part.producers.items())
+                ]
+            parts.append({"partition_index": p, "error_code": err, "active_producers": active})
+        topics.append({"name": t["name"], "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}

@@ -39,13 +39,16 @@ class ApiKey:
     DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
+    DESCRIBE_LOG_DIRS = 35
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
+    LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     DESCRIBE_CLUSTER = 60
+    DESCRIBE_PRODUCERS = 61
     DESCRIBE_TRANSACTIONS = 65
     LIST_TRANSACTIONS = 66
 
@@ -80,13 +83,16 @@ _NAMES = {
     31: "DeleteAcls",
     32: "DescribeConfigs",
     33: "AlterConfigs",
+    35: "DescribeLogDirs",
     37: "CreatePartitions",
     42: "DeleteGroups",
     43: "ElectLeaders",
     44: "IncrementalAlterConfigs",
+    46: "ListPartitionReassignments",
     47: "OffsetDelete",
     50: "DescribeUserScramCredentials",
     60: "DescribeCluster",
+    61: "DescribeProducers",
     65: "DescribeTransactions",
     66: "ListTransactions",
 }

@@ -109,6 +109,7 @@ PATHS = [
     "/g/",
     "//g",
     "g",
+    "/g/\U0001f600",  # beyond the BMP: refused in a path, echoed by sync as two U+FFFD
     None,
 ]
 FLAGS = [-1, 0, 1, 2, 3, 4, 5, 6, 7]

@@ -73,10 +73,8 @@ class Reader:
         b = self.buffer()
         if b is None:
             return None
-        try:
-            return b.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise JuteError(f"string is not UTF-8: {e}") from None
+        # as Java's new String(bytes, UTF_8): malformed bytes become U+FFFD
+        return b.decode("utf-8", "replace")
 
     def remaining(self) -> int:
         return len(self.buf) - self.pos
@@ -105,10 +103,23 @@ class Writer:
             self.buf += v
 
     def ustring(self, v: str | None) -> None:
-        self.buffer(None if v is None else v.encode("utf-8"))
+        if v is None or v.isascii():
+            self.buffer(None if v is None else v.encode("ascii"))
+        else:
+            self.buffer(_java_utf8(v))
 
     def getvalue(self) -> bytes:
         return bytes(self.buf)
+
+
+def _java_utf8(v: str) -> bytes:
+    """What jute's BinaryOutputArchive.writeString sends: it encodes the string one
+    UTF-16 unit at a time, so each half of a character beyond the BMP is an unpaired
+    surrogate and goes out as U+FFFD (seen from Debian's 3.8: a path echoed back
+    by sync)."""
+    if max(v) <= "\uffff":
+        return v.encode("utf-8")
+    return "".join(c if c <= "\uffff" else "\ufffd\ufffd" for c in v).encode("utf-8")
 
 
 class Codec:

@@ -49,6 +49,8 @@ DEFAULTS: dict[str, str] = {
     "dfs.namenode.num.extra.edits.retained": "1000000",
     "dfs.permissions.enabled": "true",
     "dfs.permissions.superusergroup": "supergroup",
+    "fs.trash.interval": "0",  # minutes; 0 (Hadoop's default): no trash
+    "fs.trash.checkpoint.interval": "0",
     "dfs.namenode.acls.enabled": "true",  # Hadoop 3's default (2.x: false)
     "dfs.namenode.posix.acl.inheritance.enabled": "true",
     "dfs.datanode.du.reserved": "0",

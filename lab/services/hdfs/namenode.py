@@ -49,6 +49,7 @@ from .nn_status import StatusPages
 from .nn_webhdfs import NamenodeWebHdfsMethods
 from .safemode import SafeMode
 from .storage import EditLog, NNStorage
+from .trash import TrashEmptier
 
 log = logging.getLogger("hdfs.namenode")
 
@@ -112,6 +113,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
         self.last_checkpoint_time = time.time()
         self.leases: dict[int, dict] = {}  # inode id of a file under construction -> lease
         self.lease_recovery = LeaseRecovery(self)
+        self.trash = TrashEmptier(self)
         # dfs.namenode.lease-hard-limit-sec (Hadoop 3.3+, 20 min; a fixed hour before): a
         # writer silent that long loses the file, which lease recovery closes with what its
         # replicas hold.
@@ -222,6 +224,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
                     self._check_safemode()
                     continue
                 self.check_leases()
+                self.trash.tick()
                 if time.monotonic() - last_redundancy >= redundancy_every:
                     last_redundancy = time.monotonic()
                     n = self.bm.compute_replication_work()

@@ -133,6 +133,14 @@ class NativeClient:
     def set_owner(self, path: str, owner: str | None = None, group: str | None = None) -> None:
         self._call("setOwner", src=path, username=owner or "", groupname=group or "")
 
+    @property
+    def uri(self) -> str:
+        return f"hdfs://{self.address[0]}:{self.address[1]}"
+
+    def trash_interval(self) -> int:
+        """The NameNode's fs.trash.interval in minutes (0: no trash)."""
+        return self._call("getServerDefaults")["serverDefaults"]["trashInterval"]
+
     def acl_status(self, path: str) -> dict:
         """getAclStatus, in WebHDFS's AclStatus shape."""
         st = self._call("getAclStatus", src=path)["result"]

@@ -16,6 +16,7 @@ from ..hadoop.errors import FileAlreadyExistsException, FileNotFoundException, I
 from ..hadoop.ipc.server import CallContext
 from . import acl
 from .namespace import EXECUTE, READ, WRITE, INode, INodeFile, normalize
+from .trash import trash_minutes
 
 log = logging.getLogger("hdfs.namenode")
 
@@ -154,7 +155,8 @@ class ClientNamenodeProtocol:
                 "replication": nn.default_replication,
                 "fileBufferSize": nn.conf.get_int("io.file.buffer.size", 4096),
                 "encryptDataTransfer": False,
-                "trashInterval": 0,
+                # fs.trash.interval, in whole minutes (FsServerDefaults reads a long).
+                "trashInterval": int(trash_minutes(nn.conf)),
                 "checksumType": "CHECKSUM_CRC32C",
             }
         }

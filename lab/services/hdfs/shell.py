@@ -387,6 +387,8 @@ class Dfs:
                     self.err.write(f"rm: `{path}': Is a directory\n")
                     rc = 1
                     continue
+                if "-skipTrash" not in flags and self._to_trash(path):
+                    continue
                 self.c.delete(path, recursive=True)
                 self.out.write(f"Deleted {path}\n")
             except errors.FileNotFoundException as exc:
@@ -395,6 +397,33 @@ class Dfs:
             except errors.HadoopException as exc:
                 rc = self._fail("rm", path, exc)
         return rc
+
+    def _to_trash(self, path: str) -> bool:
+        """Trash.moveToAppropriateTrash with the NameNode's fs.trash.interval (its
+        getServerDefaults, which Hadoop's shell lets win over its own): into
+        /user/USER/.Trash/Current/PATH (made 700), a name already there taken with the
+        time appended; False (deleted instead) when trash is off or PATH is in the trash
+        already; refused for a PATH that holds the trash."""
+        interval = getattr(self.c, "trash_interval", lambda: 0)()
+        if not interval:
+            return False
+        path = posixpath.normpath(posixpath.join(f"/user/{self.c.user}", path))
+        root = f"/user/{self.c.user}/.Trash"
+        if path == root or path.startswith(root + "/"):
+            return False
+        if root.startswith(path + "/") or path == "/":
+            raise errors.IOException(f'Cannot move "{path}" to the trash, as it contains the trash')
+        target = f"{root}/Current{path}"
+        self.c.mkdirs(posixpath.dirname(target), "700")
+        if self.c.status(target, strict=False) is not None:
+            target += str(int(time.time() * 1000))
+        if not self.c.rename(path, target):
+            raise errors.IOException(f"Failed to move to trash: {self.c.uri}{path}")
+        self.err.write(
+            f"INFO fs.TrashPolicyDefault: Moved: '{self.c.uri}{path}' to trash at: "
+            f"{self.c.uri}{target}\n"
+        )
+        return True
 
     def mv(self, flags: set[str], paths: list[str]) -> int:
         if len(paths) < 2:

@@ -9,12 +9,14 @@ import asyncio
 import time
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as AioTopicPartition
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
+from kafka.errors import InvalidRecordError
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 
@@ -257,3 +259,22 @@ def test_every_codec_from_every_client_is_read_by_the_others(three_brokers):
     assert by_confluent == sent
     assert by_kafka_python == sent
     assert by_aiokafka == sent
+
+
+def test_a_compacted_topic_refuses_records_without_a_key(three_brokers):
+    bs = three_brokers.bootstrap
+    t = _topic(bs, partitions=1, **{"cleanup.policy": "compact"})
+    p = Producer({"bootstrap.servers": bs})
+    got = []
+    p.produce(t, value=b"no key", partition=0, on_delivery=lambda e, m: got.append(e))
+    p.flush(30)  # a batch of its own: Kafka refuses a partition's whole append
+    p.produce(t, key=b"k", value=None, partition=0, on_delivery=lambda e, m: got.append(e))
+    p.flush(30)
+    assert [e.name() if e else None for e in got] == ["INVALID_RECORD", None]
+    kp = KafkaProducer(bootstrap_servers=bs)
+    try:
+        with pytest.raises(InvalidRecordError) as refused:
+            kp.send(t, value=b"no key either", partition=0).get(30)
+        assert f"without key in topic partition {t}-0" in str(refused.value)
+    finally:
+        kp.close()

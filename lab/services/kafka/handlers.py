@@ -286,6 +286,33 @@ async def _produce_partition(b: Broker, topic, index, data, acks, req, pres):
         err = b.partition_error(topic, index)  # leadership may have moved meanwhile
         if err != Error.NONE:
             return err, None, None
+    if "compact" in b.topic_configs.get(topic, {}).get("cleanup.policy", ()):
+        # LogValidator: every record of a compacted topic needs a key
+        keyless = await b.in_codec_thread(rec.keyless_records, data)
+        if keyless:
+            errors = [
+                f"RecordError(batchIndex={i}, message='Compacted topic cannot accept "
+                f"message without key in topic partition {topic}-{index}')"
+                for i in keyless
+            ]
+            pres["record_errors"] = [
+                {
+                    "batch_index": i,
+                    "batch_index_error_message": "Compacted topic cannot accept message "
+                    f"without key in topic partition {topic}-{index}",
+                }
+                for i in keyless
+            ]
+            return (
+                Error.INVALID_RECORD,
+                f"One or more records have been rejected due to {len(keyless)} record errors "
+                "in total, and only showing the first three errors at most: "
+                f"[{', '.join(errors[:3])}]",
+                None,
+            )
+        err = b.partition_error(topic, index)
+        if err != Error.NONE:
+            return err, None, None
     part = b.partitions[(topic, index)]
     if acks == -1 and len(part.isr) < b.min_isr(topic):
         msg = (

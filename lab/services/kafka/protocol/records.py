@@ -411,6 +411,12 @@ def read_batches(buf: bytes) -> list[tuple[BatchHeader, list[Record]]]:
     return out
 
 
+def keyless_records(buf: bytes) -> list[int]:
+    """Indexes (within their batch, as Kafka's RecordError counts) of records without a
+    key: what a compacted topic refuses."""
+    return [i for _, recs in read_batches(buf) for i, r in enumerate(recs) if r.key is None]
+
+
 def read_records(buf: bytes) -> list[Record]:
     """Every record of every whole batch in ``buf`` (skips control batches)."""
     return [r for h, recs in read_batches(buf) if not h.is_control for r in recs]

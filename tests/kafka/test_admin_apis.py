@@ -360,6 +360,8 @@ def test_elect_leaders_and_scram_credentials(admin, three_brokers):
     errors = {tp.partition: e.name() for tp, e in got.items()}
     assert errors == {0: "ELECTION_NOT_NEEDED", 7: "UNKNOWN_TOPIC_OR_PART"}
     assert admin.describe_user_scram_credentials().result(30) == {}
+    cluster = admin.describe_cluster().result(30)
+    assert sorted(n.id for n in cluster.nodes) == [1, 2, 3] and cluster.controller.id in (1, 2, 3)
     [f] = admin.describe_user_scram_credentials(["alice"]).values()
     err = _error(f)
     assert err.name() == "RESOURCE_NOT_FOUND"

@@ -346,7 +346,7 @@ def test_application_master_web_services_through_the_rm_proxy(stack):
         base = f"{y.url}/proxy/{app}/ws/v1/mapreduce/jobs"
         r = requests.get(f"{base}/job_1_0001", timeout=5)
         assert r.status_code == 404 and r.json()["RemoteException"]["message"] == (
-            "job, job_1_0001, is not found"
+            "java.lang.Exception: job, job_1_0001, is not found"
         )
         r = requests.get(f"{base}/{job_id}/tasks/bogus", timeout=5)
         assert r.status_code == 404 and "not properly formed" in r.text

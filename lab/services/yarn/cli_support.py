@@ -41,12 +41,17 @@ def endpoints(state: Mapping) -> tuple[str, str | None]:
     return rm, nn
 
 
+def _said(e: http.RpcError) -> str:
+    """The RM's refusal for a person: without the Java wrapper Hadoop's REST text has."""
+    return e.message.removeprefix("java.lang.Exception: ")
+
+
 def _get(url: str) -> dict:
     try:
         return http.call(url, timeout=10)
     except http.RpcError as e:
         raise YarnCliError(
-            e.message if e.status else f"cannot reach the ResourceManager: {e.message}"
+            _said(e) if e.status else f"cannot reach the ResourceManager: {e.message}"
         ) from None
 
 
@@ -197,7 +202,7 @@ def application_kill(rm: str, app_id: str) -> str:
             f"{rm}/ws/v1/cluster/apps/{app_id}/state", {"state": "KILLED"}, method="PUT", timeout=10
         )
     except http.RpcError as e:
-        raise YarnCliError(e.message) from None
+        raise YarnCliError(_said(e)) from None
     return f"Killing application {app_id}\nKilled application {app_id}"
 
 

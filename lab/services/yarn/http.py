@@ -44,14 +44,30 @@ JAVA_CLASSES = {
 }
 
 
-class HttpError(Exception):
-    """Raised by handlers; becomes a RemoteException JSON body with this status."""
+# Hadoop's web-app exceptions made from a String wrap it in a java.lang.Exception, and
+# Hadoop 3.3's GenericExceptionHandler reports getMessage(), i.e. that Exception's
+# toString(): "java.lang.Exception: app with id: ... not found", as the REST docs show.
+STRING_WRAPPERS = ("BadRequestException", "NotFoundException", "ForbiddenException")
 
-    def __init__(self, status: int, exception: str, message: str):
+
+class HttpError(Exception):
+    """Raised by handlers; becomes a RemoteException JSON body with this status.
+
+    cause: the Java class of the exception a web-app exception wraps (its message then
+    reads "<cause>: <message>"); see web_service() for the ones made from a String."""
+
+    def __init__(self, status: int, exception: str, message: str, cause: str | None = None):
         super().__init__(message)
         self.status = status
         self.exception = exception
-        self.message = message
+        self.message = f"{cause}: {message}" if cause else message
+        self.wrapped = cause is not None
+
+    def web_service(self) -> HttpError:
+        """As Hadoop's REST resources report it (RM, NM and MapReduce AM web services)."""
+        if self.exception in STRING_WRAPPERS and not self.wrapped:
+            self.message, self.wrapped = f"java.lang.Exception: {self.message}", True
+        return self
 
     def body(self) -> dict:
         return {
@@ -63,12 +79,12 @@ class HttpError(Exception):
         }
 
 
-def bad_request(message: str) -> HttpError:
-    return HttpError(400, "BadRequestException", message)
+def bad_request(message: str, cause: str | None = None) -> HttpError:
+    return HttpError(400, "BadRequestException", message, cause)
 
 
-def not_found(message: str) -> HttpError:
-    return HttpError(404, "NotFoundException", message)
+def not_found(message: str, cause: str | None = None) -> HttpError:
+    return HttpError(404, "NotFoundException", message, cause)
 
 
 def not_allowed(method: str, path: str) -> HttpError:

@@ -29,6 +29,12 @@ class NMWebServices:
         self.started = int(time.time() * 1000)
 
     async def handle(self, req: http.Request) -> http.Response:
+        try:
+            return await self._handle(req)
+        except http.HttpError as e:
+            raise e.web_service() from None
+
+    async def _handle(self, req: http.Request) -> http.Response:
         nm = self.nm
         p = req.path.rstrip("/")
         if p in ("/ws/v1/node", "/ws/v1/node/info"):
@@ -70,7 +76,7 @@ class NMWebServices:
             try:
                 parse_app_id(m.group(1))
             except ValueError as e:  # WebAppUtils.parseApplicationId, as the RM's
-                raise http.bad_request(f"java.lang.IllegalArgumentException: {e}") from None
+                raise http.bad_request(str(e), cause="java.lang.IllegalArgumentException") from None
             i = nm.apps.get(m.group(1))
             if i is None:
                 raise http.not_found(f"app with id {m.group(1)} not found")

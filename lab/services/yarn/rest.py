@@ -69,6 +69,12 @@ class RestApi:
         self.rm = rm
 
     async def handle(self, req: http.Request) -> http.Response:
+        try:
+            return await self._handle(req)
+        except http.HttpError as e:
+            raise e.web_service() from None
+
+    async def _handle(self, req: http.Request) -> http.Response:
         p = req.path.rstrip("/") or "/"
         if p in ("/", "/cluster", "/cluster/apps", "/cluster/nodes"):
             return http.Response(200, self.html_page(), "text/html; charset=utf-8")
@@ -434,7 +440,7 @@ class RestApi:
         try:
             parse_app_id(text)
         except ValueError as e:
-            raise http.bad_request(f"java.lang.IllegalArgumentException: {e}") from None
+            raise http.bad_request(str(e), cause="java.lang.IllegalArgumentException") from None
         app = self.rm.apps.get(text)
         if app is None:
             raise http.not_found(f"app with id: {text} not found")

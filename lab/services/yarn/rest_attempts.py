@@ -51,16 +51,21 @@ def _parse_ids(app_text: str, attempt_text: str, container_text: str | None = No
 
 
 def _attempt(rm: ResourceManager, app_text: str, attempt_text: str) -> tuple[RMApp, RMAttempt]:
+    # NotFoundException(ClientRMService's exception): the message is its toString()
     app = rm.apps.get(app_text)
     if app is None:
         raise http.not_found(
             f"Application with id '{app_text}' doesn't exist in RM. "
-            "Please check that the job submission was successful."
+            "Please check that the job submission was successful.",
+            cause="org.apache.hadoop.yarn.exceptions.ApplicationNotFoundException",
         )
     for att in app.attempts:
         if att.id == attempt_text:
             return app, att
-    raise http.not_found(f"ApplicationAttempt with id '{attempt_text}' doesn't exist in RM.")
+    raise http.not_found(
+        f"ApplicationAttempt with id '{attempt_text}' doesn't exist in RM.",
+        cause="org.apache.hadoop.yarn.exceptions.ApplicationAttemptNotFoundException",
+    )
 
 
 def attempt_json(rm: ResourceManager, app_text: str, attempt_text: str) -> dict:
@@ -124,7 +129,10 @@ def one_container_json(
     app, _ = _attempt(rm, app_text, attempt_text)
     c = rm.scheduler.find_container(container_text)
     if c is None:
-        raise http.not_found(f"Container with id '{container_text}' doesn't exist in RM.")
+        raise http.not_found(
+            f"Container with id '{container_text}' doesn't exist in RM.",
+            cause="org.apache.hadoop.yarn.exceptions.ContainerNotFoundException",
+        )
     return {"container": container_json(rm, c, app.user)}
 
 

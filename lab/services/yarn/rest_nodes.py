@@ -14,10 +14,8 @@ from .rmapp import RMNode
 if TYPE_CHECKING:
     from .rm import ResourceManager
 
-LABELS_DISABLED = (
-    "java.io.IOException: Node-label-based scheduling is disabled. "
-    "Please check yarn.node-labels.enabled"
-)
+# BadRequestException(IOException): the message is the IOException's toString()
+LABELS_DISABLED = "Node-label-based scheduling is disabled. Please check yarn.node-labels.enabled"
 # read-only label resources -> their (empty) answer; JAXB's empty object is a null
 LABEL_READS = {
     "/ws/v1/cluster/get-node-labels": {"nodeLabelsInfo": None},
@@ -69,7 +67,7 @@ def labels(rm: ResourceManager, req: http.Request, path: str) -> http.Response |
         return http.Response(200, LABEL_READS[path])
     if path in LABEL_WRITES:
         _method(req, "POST")
-        raise http.bad_request(LABELS_DISABLED)
+        raise http.bad_request(LABELS_DISABLED, cause="java.io.IOException")
     parts = path.split("/")
     # nodes/{node}/get-labels and replace-labels: Hadoop parses the id with a default
     # port and looks up no node
@@ -78,5 +76,5 @@ def labels(rm: ResourceManager, req: http.Request, path: str) -> http.Response |
             _method(req, "GET")
             return http.Response(200, {"nodeLabelsInfo": None})
         _method(req, "POST")
-        raise http.bad_request(LABELS_DISABLED)
+        raise http.bad_request(LABELS_DISABLED, cause="java.io.IOException")
     return None

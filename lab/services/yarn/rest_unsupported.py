@@ -54,6 +54,9 @@ def answer(rm: ResourceManager, req: http.Request, path: str) -> http.Response |
     if path.startswith("/ws/v1/cluster/delegation-token"):
         return http.plain(403, NO_KERBEROS)
     if path.endswith("/new-reservation"):
-        # getNewReservation's YarnException, rethrown as a YarnRuntimeException: 500
-        raise http.HttpError(500, "YarnRuntimeException", RESERVATIONS_OFF)
+        # getNewReservation's YarnException, rethrown as a YarnRuntimeException with a
+        # message of its own: 500
+        raise http.HttpError(
+            500, "YarnRuntimeException", "Unable to create new reservation from RM web service"
+        )
     raise http.bad_request(RESERVATIONS_OFF)

@@ -52,6 +52,12 @@ class AMWebServices:
         self.am = am
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        try:
+            return self._handle(method, path, body)
+        except http.HttpError as e:
+            raise e.web_service() from None
+
+    def _handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
         am = self.am
         p = path.rstrip("/")
         if method == "GET" and p in ("/ws/v1/mapreduce", "/ws/v1/mapreduce/info"):

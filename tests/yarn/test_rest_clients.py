@@ -303,6 +303,11 @@ def test_nodemanager_filters_and_ids(cluster, running):
         "IllegalArgumentException",
     )
     remote(requests.get(f"{u}/apps/bogus", timeout=5), 400, "BadRequestException")
+    for call in (nm.auxiliary_services, lambda: nm.auxiliary_services_update({"services": []})):
+        with pytest.raises(
+            APIError, match="status: 400.*Auxiliary services manifest is not enabled"
+        ):
+            call()
     msg = remote(requests.get(f"{u}/containers/bogus", timeout=5), 400, "BadRequestException")
     assert msg == f"{J}invalid container id, bogus"
 

@@ -66,6 +66,13 @@ class NMWebServices:
                     }
                 },
             )
+        if p == "/ws/v1/node/auxiliaryservices":
+            # racklab's aux services (the shuffle) come from yarn-site.xml, not a manifest
+            # (yarn.nodemanager.aux-services.manifest.enabled is false): Hadoop refuses both
+            # reading and replacing them then
+            if req.method not in ("GET", "HEAD", "PUT"):
+                raise http.not_allowed(req.method, req.path)
+            raise http.bad_request("Auxiliary services manifest is not enabled")
         if p == "/ws/v1/node/containers":
             items = [self.container_json(c) for c in nm.containers.values()]
             return http.Response(200, {"containers": {"container": items} if items else None})

@@ -49,6 +49,17 @@ def _poll_until(consumers, done, timeout: float = 30) -> bool:
     return True
 
 
+def _messages(c: Consumer, want: int, timeout: float = 30) -> list:
+    """Up to ``want`` messages (not errors) polled from a confluent-kafka consumer."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            got.append(m)
+    return got
+
+
 class Tracked:
     """A confluent-kafka consumer whose callbacks record what it holds and every
     assignment and revocation it saw."""
@@ -162,21 +173,11 @@ def test_offsets_for_times_seek_pause_and_resume(three_brokers):
         assert at.offset == 7
         c.assign([TopicPartition(t, 0, at.offset), TopicPartition(t, 1, 0)])
         c.pause([TopicPartition(t, 1)])
-        got = []
-        deadline = time.monotonic() + 20
-        while len(got) < 3 and time.monotonic() < deadline:
-            m = c.poll(0.2)
-            if m is not None and m.error() is None:
-                got.append((m.partition(), m.offset()))
+        got = [(m.partition(), m.offset()) for m in _messages(c, 3)]
         assert got == [(0, 7), (0, 8), (0, 9)]  # nothing from the paused partition
         c.seek(TopicPartition(t, 0, 2))
         c.resume([TopicPartition(t, 1)])
-        more = []
-        deadline = time.monotonic() + 20
-        while len(more) < 18 and time.monotonic() < deadline:
-            m = c.poll(0.2)
-            if m is not None and m.error() is None:
-                more.append((m.partition(), m.offset()))
+        more = [(m.partition(), m.offset()) for m in _messages(c, 18)]
         assert sorted(o for p_, o in more if p_ == 0) == list(range(2, 10))
         assert sorted(o for p_, o in more if p_ == 1) == list(range(10))
     finally:
@@ -222,12 +223,7 @@ def test_every_codec_from_every_client_is_read_by_the_others(three_brokers):
 
     c = Consumer({"bootstrap.servers": bs, "group.id": _name("g"), "enable.auto.commit": False})
     c.assign([TopicPartition(t, 0, 0)])
-    by_confluent = set()
-    deadline = time.monotonic() + 30
-    while len(by_confluent) < want and time.monotonic() < deadline:
-        m = c.poll(0.2)
-        if m is not None and m.error() is None:
-            by_confluent.add((m.key(), m.value(), tuple(m.headers() or ())))
+    by_confluent = {(m.key(), m.value(), tuple(m.headers() or ())) for m in _messages(c, want)}
     c.close()
 
     k = KafkaConsumer(bootstrap_servers=bs, auto_offset_reset="earliest", enable_auto_commit=False)

@@ -152,6 +152,9 @@ def test_apps_filters_and_their_refusals(cluster, rm, running):
         "IllegalArgumentException",
     )
     assert msg.endswith("FinalApplicationStatus.succeeded")
+    # ... checked against the applications the other filters leave: with none, no refusal
+    r = requests.get(u, params={"finalStatus": "succeeded", "user": "nobody"}, timeout=5)
+    assert r.json() == {"apps": None}
 
 
 def test_application_statistics_count_one_type_and_the_asked_states(cluster, rm, running):

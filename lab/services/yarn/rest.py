@@ -614,12 +614,6 @@ class RestApi:
                     )
                 states.add(s.strip().upper())
         final = q.get("finalStatus")
-        if final and final not in FINAL_STATUSES:  # FinalApplicationStatus.valueOf
-            raise http.HttpError(
-                400,
-                "IllegalArgumentException",
-                f"No enum constant org.apache.hadoop.yarn.api.records.FinalApplicationStatus.{final}",
-            )
 
         def lower_set(name: str) -> set[str]:
             return {t.strip().lower() for t in q.get(name, "").split(",") if t.strip()}
@@ -640,11 +634,9 @@ class RestApi:
     def apps_json(self, req: http.Request) -> dict:
         f = self._filters(req.query)
         (s_lo, s_hi), (f_lo, f_hi) = f["ranges"]["started"], f["ranges"]["finished"]
-        out = []
+        found: list[RMApp] = []
         for app in self.rm.apps.values():
             if f["states"] and app.state not in f["states"]:
-                continue
-            if f["final"] and app.final_status != f["final"]:
                 continue
             if f["user"] and app.user != f["user"]:
                 continue
@@ -661,9 +653,24 @@ class RestApi:
             # an unfinished application's finish time is 0, as in Hadoop's report
             if not (s_lo <= app.started <= s_hi and f_lo <= (app.finished or 0) <= f_hi):
                 continue
-            out.append(self.app_json(app, f["drop"]))
-            if f["limit"] and len(out) >= f["limit"]:
+            found.append(app)
+            if f["limit"] and len(found) >= f["limit"]:
                 break
+        # As RMWebServices.getApps: the limit is ClientRMService's, over the other filters;
+        # the final status filters what that returned (so an unknown one is refused only
+        # when there is an application to compare it with)
+        final = f["final"]
+        if final and found and final not in FINAL_STATUSES:  # FinalApplicationStatus.valueOf
+            raise http.HttpError(
+                400,
+                "IllegalArgumentException",
+                f"No enum constant org.apache.hadoop.yarn.api.records.FinalApplicationStatus.{final}",
+            )
+        out = [
+            self.app_json(app, f["drop"])
+            for app in found
+            if not final or app.final_status == final.upper()
+        ]
         return {"apps": {"app": out} if out else None}
 
     def app_statistics(self, req: http.Request) -> dict:

@@ -173,6 +173,16 @@ class WebHdfsClient:
     def set_owner(self, path: str, owner: str | None = None, group: str | None = None) -> None:
         self.call("PUT", path, "SETOWNER", owner=owner, group=group)
 
+    def set_times(self, path: str, mtime: int = -1, atime: int = -1) -> None:
+        """Milliseconds since the epoch; -1 leaves that time as it is."""
+        self.call("PUT", path, "SETTIMES", modificationtime=mtime, accesstime=atime)
+
+    def checksum(self, path: str) -> dict:
+        """GETFILECHECKSUM (the NameNode sends it to a DataNode): algorithm, bytes, length."""
+        host, port, target = self._redirected("GET", path, "GETFILECHECKSUM", {})
+        resp = self._check(self._send("GET", host, port, target))
+        return json.loads(resp.read())["FileChecksum"]
+
     def content_summary(self, path: str) -> dict:
         return self.call("GET", path, "GETCONTENTSUMMARY")["ContentSummary"]
 

@@ -68,6 +68,11 @@ def file_status(st: dict) -> dict:
     return out
 
 
+def _signed(value: int) -> int:
+    """A Java long sent as uint64 (a quota's -1 arrives as 2^64 - 1)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 class NativeClient:
     """Metadata over Hadoop IPC; everything else delegated to `web`."""
 
@@ -167,9 +172,9 @@ class NativeClient:
             "directoryCount": s["directoryCount"],
             "fileCount": s["fileCount"],
             "length": s["length"],
-            "quota": s["quota"],
+            "quota": _signed(s["quota"]),
             "spaceConsumed": s["spaceConsumed"],
-            "spaceQuota": s["spaceQuota"],
+            "spaceQuota": _signed(s["spaceQuota"]),
             "typeQuota": {},
         }
 

@@ -29,13 +29,18 @@ from . import acl
 from .namespace import mode_string
 from .nativeclient import NativeClient
 from .replacedatanode import POLICY_KEY
+from .shell_more import MoreCommands, human
 
 USAGE = """Usage: hdfs [--user NAME] COMMAND
   dfs [-D KEY=VALUE]... one of:
       -ls [-R] PATH... | -mkdir [-p] PATH... | -put [-f] [-d] LOCAL... DST | -get SRC... LOCALDST
       -cat PATH... | -rm [-r] [-f] [-skipTrash] PATH... | -mv SRC... DST | -touchz PATH...
       -appendToFile LOCAL... DST | -tail PATH | -setrep [-w] N PATH... | -chmod MODE PATH...
-      -chown OWNER[:GROUP] PATH... | -du [-s] PATH... | -count PATH... | -test -e|-d|-f|-z PATH
+      -chown OWNER[:GROUP] PATH... | -chgrp GROUP PATH... | -du [-s] [-h] [-v] PATH...
+      -count [-q] [-h] [-v] PATH... | -test -e|-d|-f|-z PATH | -stat [FORMAT] PATH...
+      -checksum PATH... | -head PATH | -text PATH... | -df [-h] | -cp [-f] [-p] SRC... DST
+      -rmdir [--ignore-fail-on-non-empty] DIR... | -touch [-a] [-m] [-c] [-t TIME] PATH...
+      -getmerge [-nl] [-skip-empty-file] SRC... LOCALDST | -find PATH... -name PATTERN
       -getfacl PATH... | -setfacl {-b|-k} PATH | -setfacl {-m|-x|--set} ACL_SPEC PATH
   fsck PATH [-files [-blocks [-locations | -racks]]]
   dfsadmin -report [-live] [-dead] | -safemode get|enter|leave
@@ -100,7 +105,7 @@ def _default_user() -> str:
     return getpass.getuser()
 
 
-class Dfs:
+class Dfs(MoreCommands):
     def __init__(self, client: WebHdfsClient, out: TextIO, err: TextIO) -> None:
         self.c, self.out, self.err = client, out, err
         self.conf: dict[str, str] = {}  # -D options
@@ -136,11 +141,14 @@ class Dfs:
             "-test": self.test,
             "-getfacl": self.getfacl,
             "-setfacl": self.setfacl,
+            **self.handlers(),
         }.get(cmd)
         if handler is None:
             self.err.write(f"{cmd}: Unknown command\n")
             return 255
-        if not paths and cmd not in ("-ls",):
+        if cmd == "-find":  # its own grammar: PATH... -name PATTERN -print
+            return self.find(set(), rest)
+        if not paths and cmd not in ("-ls", "-df"):
             self.err.write(f"{cmd}: Not enough arguments\n")
             return 255
         paths, missing, matched = self._globbed(cmd, paths)
@@ -302,14 +310,14 @@ class Dfs:
                 rc = self._fail("put", target, exc)
         return rc
 
-    def _copy_in(self, f, target: str, flags: set[str]) -> int:
+    def _copy_in(self, f, target: str, flags: set[str], cmd: str = "put") -> int:
         """CommandWithDestination.copyStreamToTarget: an existing target is refused unless
         -f (a directory always); the bytes go to TARGET._COPYING_ (created with
         overwrite, so one left by a killed put is replaced), which is renamed to TARGET
         once whole and deleted if the copy fails; -d writes to TARGET directly."""
         st = self.c.status(target, strict=False)
         if st is not None and (st["type"] == "DIRECTORY" or "-f" not in flags):
-            self.err.write(f"put: `{target}': File exists\n")
+            self.err.write(f"{cmd}: `{target}': File exists\n")
             return 1
         direct = "-d" in flags
         temp = target if direct else target + "._COPYING_"
@@ -335,7 +343,7 @@ class Dfs:
         if st is not None:
             self.c.delete(target)
         if not self.c.rename(temp, target):
-            self.err.write(f"put: rename `{temp}' to `{target}': Input/output error\n")
+            self.err.write(f"{cmd}: rename `{temp}' to `{target}': Input/output error\n")
             return 1
         return 0
 
@@ -603,7 +611,9 @@ class Dfs:
         return 0
 
     def du(self, flags: set[str], paths: list[str]) -> int:
-        rc = 0
+        rc, size = 0, human if "-h" in flags else str
+        if "-v" in flags:
+            self.out.write("SIZE  DISK_SPACE_CONSUMED_WITH_ALL_REPLICAS  FULL_PATH_NAME\n")
         for path in paths:
             try:
                 st = self.c.status(path)
@@ -618,18 +628,36 @@ class Dfs:
                         for i in self.c.list(path)
                     ]
                 for p, cs in items:
-                    self.out.write(f"{cs['length']}  {cs['spaceConsumed']}  {p}\n")
+                    self.out.write(f"{size(cs['length'])}  {size(cs['spaceConsumed'])}  {p}\n")
             except errors.HadoopException as exc:
                 rc = self._fail("du", path, exc)
         return rc
 
     def count(self, flags: set[str], paths: list[str]) -> int:
-        rc = 0
+        """ContentSummary.toString's columns: with -q the quotas first ("none" and "inf"
+        where none is set), -h sizes in K/M/G, -v a header line."""
+        rc, size, quotas = 0, human if "-h" in flags else str, "-q" in flags
+        if "-v" in flags:
+            self.out.write(
+                (f"{'QUOTA':>12} {'REM_QUOTA':>15} {'SPACE_QUOTA':>15} {'REM_SPACE_QUOTA':>15} "
+                 if quotas else "")
+                + f"{'DIR_COUNT':>12} {'FILE_COUNT':>12} {'CONTENT_SIZE':>18} PATHNAME\n"
+            )  # fmt: skip
         for path in paths:
             try:
                 cs = self.c.content_summary(path)
+                line = ""
+                if quotas:
+                    q, sq = cs["quota"], cs["spaceQuota"]
+                    used = cs["directoryCount"] + cs["fileCount"]
+                    line = (
+                        f"{'none' if q < 0 else q:>12} {'inf' if q < 0 else q - used:>15} "
+                        f"{'none' if sq < 0 else size(sq):>15} "
+                        f"{'inf' if sq < 0 else size(sq - cs['spaceConsumed']):>15} "
+                    )
                 self.out.write(
-                    f"{cs['directoryCount']:>12} {cs['fileCount']:>12} {cs['length']:>18} {path}\n"
+                    line + f"{cs['directoryCount']:>12} {cs['fileCount']:>12} "
+                    f"{size(cs['length']):>18} {path}\n"
                 )
             except errors.HadoopException as exc:
                 rc = self._fail("count", path, exc)

@@ -69,3 +69,55 @@ def test_four_letter_words_as_apache(tmp_path, zk_server):
     assert "Sessions with Ephemerals (1):" in ours["dump"]
     assert "\t/eph" in ours["dump"]
     assert ours["wchp"] == "/x\n\tSID\n\n"
+
+
+# mntr keys monitoring tools read (the Prometheus exporter's, zktop's); Apache 3.8 has
+# some 480 keys, most of them its own processors' timings
+MNTR_CORE = {
+    "zk_version", "zk_server_state", "zk_avg_latency", "zk_max_latency", "zk_min_latency",
+    "zk_packets_received", "zk_packets_sent", "zk_num_alive_connections",
+    "zk_outstanding_requests", "zk_znode_count", "zk_watch_count", "zk_ephemerals_count",
+    "zk_approximate_data_size", "zk_open_file_descriptor_count",
+    "zk_max_file_descriptor_count", "zk_global_sessions", "zk_local_sessions", "zk_uptime",
+}  # fmt: skip
+SAME_VALUE = ("zk_server_state", "zk_znode_count", "zk_watch_count", "zk_ephemerals_count")
+
+
+def status(host: str, port: int) -> dict:
+    """What conf, srvr, stat and mntr say, as shapes (keys, line heads) and the values
+    that do not depend on timing."""
+    zk = KazooClient(hosts=f"{host}:{port}", timeout=5)
+    zk.start(10)
+    try:
+        zk.create("/s", b"abc")
+        zk.create("/s/e", b"", ephemeral=True)
+        zk.get("/s", watch=lambda e: None)
+        zk.get_children("/s", watch=lambda e: None)
+        out = {"conf": [line.split("=")[0] for line in word(host, port, "conf").splitlines()]}
+        for w in ("srvr", "stat"):
+            text = word(host, port, w)
+            out[w] = [line.split(":")[0] for line in text.splitlines() if not line[:2] == " /"]
+            out[w + " nodes"] = re.search(r"Node count: (\d+)", text).group(1)
+            out[w + " latency"] = bool(
+                re.search(r"Latency min/avg/max: \d+/\d+\.\d+(E-\d+)?/\d+\n", text)
+            )
+        mntr = dict(line.split("\t", 1) for line in word(host, port, "mntr").splitlines())
+        out["mntr"] = set(mntr)
+        out["mntr values"] = {k: mntr[k] for k in SAME_VALUE}
+        return out
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_status_words_shaped_as_apache(tmp_path, zk_server):
+    ref = apache.ApacheZooKeeper(str(tmp_path / "apache"), free_port()).start()
+    try:
+        theirs = status(ref.host, ref.port)
+    finally:
+        ref.stop()
+    ours = status("127.0.0.1", zk_server.port)
+    assert ours["mntr"] <= theirs["mntr"], ours["mntr"] - theirs["mntr"]
+    assert MNTR_CORE <= ours["mntr"], MNTR_CORE - ours["mntr"]
+    theirs["mntr"] = ours["mntr"] = None
+    assert ours == theirs

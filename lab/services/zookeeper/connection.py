@@ -247,6 +247,9 @@ class ClientConnection(ReadRequests, asyncio.Protocol):
     def _four_letter(self, word: str) -> None:
         from .fourletter import respond
 
+        # Apache counts a four-letter word as a packet in and one out, before answering
+        self.server.packets_received += 1
+        self.server.packets_sent += 1
         text = respond(self.server, word)
         self.state = CLOSED
         self.transport.write(text.encode())

@@ -215,6 +215,17 @@ class DataTree:
         for t in (*self.data_manager, *self.child_manager):
             t.remove_watcher(watcher)
 
+    @staticmethod
+    def watches_of(manager: tuple) -> dict[object, set[str]]:
+        """watcher -> paths of one manager (its one-shot, persistent and recursive
+        tables together: a watcher has one mode per path in a manager), as Apache's
+        watch2Paths of that manager."""
+        out: dict[object, set[str]] = {}
+        for t in manager:
+            for w, paths in t.by_watcher.items():
+                out.setdefault(w, set()).update(paths)
+        return out
+
     def _fire(self, table: WatchTable, path: str, type_: int, zxid: int, acl, suppress=None) -> set:
         """One-shot watches of `table` on path, then the persistent ones of the same
         manager (on the path, or recursive on it or an ancestor: in the child manager
@@ -241,7 +252,8 @@ class DataTree:
         return fired | extra
 
     def node_count(self) -> int:
-        return len(self.nodes)
+        # as Apache's DataTree.getNodeCount: it keeps the root under "" and "/" both
+        return len(self.nodes) + 1
 
     def approximate_data_size(self) -> int:
         return sum(len(p) + (len(n.data) if n.data else 0) for p, n in self.nodes.items())

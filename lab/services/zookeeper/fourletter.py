@@ -4,8 +4,10 @@ text formats so existing monitoring scripts can read them."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -89,21 +91,39 @@ def _dump(s: ZooKeeperServer) -> str:
 
 
 def _watches_by(s: ZooKeeperServer, by_session: bool) -> str:
-    """wchc / wchp: Apache reports its data-watch manager only."""
-    table = s.tree.data_watches
+    """wchc / wchp: Apache reports its data-watch manager only (one-shot, persistent
+    and recursive watches alike)."""
+    by_watcher = s.tree.watches_of(s.tree.data_manager)
     out = []
     if by_session:
-        for w, paths in table.by_watcher.items():
+        for w, paths in by_watcher.items():
             sess = getattr(w, "session", None)
             out.append(_sid(sess.id if sess else 0))
             out.extend(f"\t{p}" for p in sorted(paths))
     else:
-        for path, ws in sorted(table.by_path.items()):
+        by_path: dict[str, list] = {}
+        for w, paths in by_watcher.items():
+            for p in paths:
+                by_path.setdefault(p, []).append(w)
+        for path, ws in sorted(by_path.items()):
             out.append(path)
             for w in ws:
                 sess = getattr(w, "session", None)
                 out.append(f"\t{_sid(sess.id if sess else 0)}")
     return "".join(line + "\n" for line in out) + "\n"
+
+
+def _watch_summary(s: ZooKeeperServer) -> str:
+    """wchs: the data manager's toString(), as Apache's dumpWatchesSummary."""
+    by_watcher = s.tree.watches_of(s.tree.data_manager)
+    paths = set().union(*by_watcher.values()) if by_watcher else set()
+    total = sum(len(p) for p in by_watcher.values())
+    return f"{len(by_watcher)} connections watching {len(paths)} paths\nTotal watches:{total}\n"
+
+
+def _watch_count(s: ZooKeeperServer) -> int:
+    """mntr's zk_watch_count: both managers' sizes, persistent and recursive included."""
+    return sum(t.count() for t in (*s.tree.data_manager, *s.tree.child_manager))
 
 
 def _dir_size(path: str) -> int:
@@ -117,10 +137,24 @@ def _dir_size(path: str) -> int:
     return total
 
 
-def _latency(s: ZooKeeperServer) -> tuple[float, float, float]:
+def _latency(s: ZooKeeperServer) -> tuple[int, float, int]:
+    """min/avg/max in ms. Apache times requests in whole milliseconds; racklab's
+    sub-millisecond times show min rounded down and max up, so max is never below
+    the average."""
     mn, mx, n = s.latency
     avg = s.latency_total / n if n else 0.0
-    return mn, avg, mx
+    return math.floor(mn), avg, math.ceil(mx)
+
+
+def _java_double(x: float) -> str:
+    """Java's Double.toString of the 4-place average Apache prints: "0.0", "2.2308",
+    and below 10^-3 in E notation ("5.0E-4")."""
+    x = round(x, 4)
+    if x == 0 or abs(x) >= 1e-3:
+        return repr(float(x))
+    _, digits, exp = Decimal(repr(x)).normalize().as_tuple()
+    mantissa = f"{digits[0]}." + ("".join(map(str, digits[1:])) or "0")
+    return f"{mantissa}E{len(digits) - 1 + exp}"
 
 
 def _conn_line(c) -> str:
@@ -141,7 +175,7 @@ def _srvr(s: ZooKeeperServer, clients: bool) -> str:
         lines.extend(_conn_line(c) for c in list(s.connections))
         lines.append("")
     lines += [
-        f"Latency min/avg/max: {mn:.0f}/{avg:.4f}/{mx:.0f}",
+        f"Latency min/avg/max: {mn}/{_java_double(avg)}/{mx}",
         f"Received: {s.packets_received}",
         f"Sent: {s.packets_sent}",
         f"Connections: {len(s.connections)}",
@@ -165,21 +199,23 @@ def _mntr(s: ZooKeeperServer) -> str:
     pairs = [
         ("zk_version", f"{s.VERSION}, built on racklab"),
         ("zk_server_state", s.mode),
-        ("zk_avg_latency", f"{avg:.4f}"),
-        ("zk_max_latency", f"{mx:.0f}"),
-        ("zk_min_latency", f"{mn:.0f}"),
+        ("zk_avg_latency", _java_double(avg)),
+        ("zk_max_latency", mx),
+        ("zk_min_latency", mn),
         ("zk_packets_received", s.packets_received),
         ("zk_packets_sent", s.packets_sent),
         ("zk_num_alive_connections", len(s.connections)),
         ("zk_outstanding_requests", s.outstanding_requests()),
         ("zk_znode_count", s.tree.node_count()),
-        ("zk_watch_count", s.tree.data_watches.count() + s.tree.child_watches.count()),
+        ("zk_watch_count", _watch_count(s)),
         ("zk_ephemerals_count", sum(len(v) for v in s.tree.ephemerals.values())),
         ("zk_approximate_data_size", s.tree.approximate_data_size()),
         ("zk_open_file_descriptor_count", fds),
         ("zk_max_file_descriptor_count", max_fds),
-        ("zk_last_zxid", f"0x{s.tree.last_zxid:x}"),
         ("zk_global_sessions", len(s.sessions)),
+        ("zk_local_sessions", 0),  # no local sessions (localSessionsEnabled)
+        ("zk_uptime", int((time.time() - s.started) * 1000)),
+        ("zk_outstanding_tls_handshake", 0),  # no TLS port
     ]
     pairs += list(getattr(s, "extra_mntr", lambda: [])())
     return "".join(f"{k}\t{v}\n" for k, v in pairs)
@@ -191,14 +227,19 @@ def _conf(s: ZooKeeperServer) -> str:
     # a reconfig may have moved it from zoo.cfg's
     host, port = s.listening or (c.client_port_address, c.client_port)
     lines = [
+        # Apache 3.8's ZKConfig keys and order (no clientPortAddress: it names the
+        # port only); no TLS port and the default listen backlog, hence the -1s
         f"clientPort={s.port if s.listening else port}",
-        f"clientPortAddress={host}",
+        "secureClientPort=-1",
         f"dataDir={c.data_dir}",
+        f"dataDirSize={_dir_size(c.data_dir)}",
         f"dataLogDir={c.log_dir}",
+        f"dataLogSize={_dir_size(c.log_dir)}",
         f"tickTime={c.tick_time}",
         f"maxClientCnxns={c.max_client_cnxns}",
         f"minSessionTimeout={c.min_timeout}",
         f"maxSessionTimeout={c.max_timeout}",
+        "clientPortListenBacklog=-1",
         f"serverId={c.myid}",
     ]
     if not c.standalone:
@@ -251,8 +292,7 @@ def respond(s: ZooKeeperServer, word: str) -> str:
     if word == "wchp":
         return _watches_by(s, by_session=False)
     if word == "wchs":
-        n = s.tree.data_watches.count() + s.tree.child_watches.count()
-        return f"{len(s.connections)} connections watching {len(s.tree.data_watches.by_path) + len(s.tree.child_watches.by_path)} paths\nTotal watches:{n}\n"
+        return _watch_summary(s)
     if word == "envi":
         import platform
         import sys

@@ -1,5 +1,7 @@
 """The ResourceManager's REST API with the unmodified yarn-api-client package, and its errors."""
 
+import time
+
 import pytest
 import requests
 from yarn_api_client.errors import APIError
@@ -239,6 +241,12 @@ def test_restarted_resourcemanager_recovers_its_applications(yarn_factory, tmp_p
     y.wait_app(done)
     running = y.submit("sleep 60", max_attempts=1, name="running")
     wait_until(lambda: y.app(running)["runningContainers"] == 1, what="AM running")
+    # what a client changes after the submission is kept too
+    u = f"{y.url}/ws/v1/cluster/apps/{running}"
+    requests.put(f"{u}/priority", json={"priority": 4}, timeout=5).raise_for_status()
+    expiry = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(time.time() + 3600))
+    timeout = {"timeout": {"type": "LIFETIME", "expiryTime": expiry}}
+    requests.put(f"{u}/timeout", json=timeout, timeout=5).raise_for_status()
     y.rm.kill()  # kill -9: nothing written at shutdown counts
     y.start_rm()
     y.wait_nodes(1)  # the NM resynced: its old containers are killed, it registered again
@@ -250,6 +258,9 @@ def test_restarted_resourcemanager_recovers_its_applications(yarn_factory, tmp_p
         lambda: (a := y.app(running))["runningContainers"] == 1 and a, what="new attempt running"
     )
     assert again["attempts"] == 2 and again["state"] in ("ACCEPTED", "RUNNING")
+    assert again["priority"] == 4
+    kept = again["timeouts"]["timeout"][0]
+    assert kept["expiryTime"] != "UNLIMITED" and kept["remainingTimeInSeconds"] > 3000
     attempts = requests.get(f"{y.url}/ws/v1/cluster/apps/{running}/appattempts", timeout=5).json()
     first = attempts["appAttempts"]["appAttempt"][0]
     assert first["appAttemptState"] == "FAILED" and "restart" in first["diagnosticsInfo"]

@@ -96,6 +96,7 @@ def set_lifetime(rm: ResourceManager, app: RMApp, expiry: str) -> None:
             plain=False,
         )
     app.lifetime_expiry = ms
+    rm.persist(app)
 
 
 def timeout_json(app: RMApp) -> dict:

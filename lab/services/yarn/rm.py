@@ -285,6 +285,9 @@ class ResourceManager:
         """Rebuild an application from its stored record (the RM restarted)."""
         aid = ctx["application-id"]
         app = submission.app_from(ctx, rec["user"], int(rec["max_attempts"]), int(rec["started"]))
+        app.queue = str(rec.get("queue") or app.queue)
+        app.priority = int(rec.get("priority", app.priority))
+        app.lifetime_expiry = int(rec.get("lifetime_expiry", 0))
         self.issued.discard(aid)
         lost = int(rec["attempts"])
         for n in range(1, lost + 1):

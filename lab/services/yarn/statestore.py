@@ -61,4 +61,8 @@ def app_record(app: RMApp) -> dict:
         "diagnostics": app.diagnostics,
         "finished": app.finished,
         "progress": app.progress,
+        # what a client changed since the submission (PUT queue, priority, timeout)
+        "queue": app.queue,
+        "priority": app.priority,
+        "lifetime_expiry": app.lifetime_expiry,
     }

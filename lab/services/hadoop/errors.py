@@ -99,6 +99,14 @@ class AclException(HadoopException):
     java = "org.apache.hadoop.hdfs.protocol.AclException"
 
 
+class NSQuotaExceededException(HadoopException):
+    java = "org.apache.hadoop.hdfs.protocol.NSQuotaExceededException"
+
+
+class DSQuotaExceededException(HadoopException):
+    java = "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException"
+
+
 class InvalidPathException(HadoopException):
     # A HadoopIllegalArgumentException, hence 400 like IllegalArgumentException.
     java = "org.apache.hadoop.fs.InvalidPathException"

@@ -186,6 +186,10 @@ class WebHdfsClient:
     def content_summary(self, path: str) -> dict:
         return self.call("GET", path, "GETCONTENTSUMMARY")["ContentSummary"]
 
+    def set_quota(self, path: str, namespace: int | None, space: int | None) -> None:
+        """SETQUOTA: a count of names, bytes with replicas; -1 clears, None leaves as is."""
+        self.call("PUT", path, "SETQUOTA", namespacequota=namespace, storagespacequota=space)
+
     # ACLs: specs and entries in Hadoop's text form (user:bob:r-x, default:group::r-x).
     def acl_status(self, path: str) -> dict:
         """{owner, group, stickyBit, permission (octal text), entries}."""

@@ -22,7 +22,7 @@ from ..hadoop.errors import (
 from ..hadoop.http import BadRequest, Request, Response, serve
 from ..hadoop.ipc.server import IpcServer
 from ..hadoop.ipc.sniff import serve_sniffing
-from . import webhdfs
+from . import quota, webhdfs
 from .acl import ACLS_KEY, INHERITANCE_KEY
 from .blockmanager import BlockInfo, BlockManager
 from .config import Configuration
@@ -73,6 +73,17 @@ def user_groups(user: str) -> list[str]:
         ]
         _groups_cache[user] = groups
     return _groups_cache[user]
+
+
+def _common_ancestor(a, b):
+    """The deepest directory both are under (or are)."""
+    seen = set()
+    while a is not None:
+        seen.add(id(a))
+        a = a.parent
+    while b is not None and id(b) not in seen:
+        b = b.parent
+    return b
 
 
 class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
@@ -257,6 +268,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
         self.check_not_safemode(f"Cannot create directory {path}")
         self.perm(path, user, ancestor=WRITE)
         parent, missing = self.ns.parent_for_create(path)
+        quota.verify(parent, len(missing), 0)
         ids = [self.ns.last_inode_id + 1 + i for i in range(len(missing))]
         mode = (0o777 & ~self.umask) if mode is None else mode
         op = {
@@ -316,6 +328,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
             ppath = "/" + "/".join(split_path(path)[:-1])
             self.mkdirs(ppath, user, None)
             parent, missing = self.ns.parent_for_create(path)
+        quota.verify(parent, 0 if existing else 1, 0)
         mode = (0o666 & ~self.umask) if mode is None else mode
         op = {
             "op": "OP_ADD",
@@ -368,6 +381,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
         self.check_not_safemode(f"Cannot add block to {path}")
         f = self._uc_file(path, client)
         self._commit(f, previous)
+        quota.verify(f.parent, 0, f.block_size * f.replication)
         writer = self.bm.node_by_ip(client_ip)
         targets = self.bm.choose_target(
             f.replication, writer, [], set(exclude), block_size=f.block_size
@@ -486,8 +500,39 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
             return False
         self.perm(src, user, parent=WRITE)
         self.perm(dst, user, ancestor=WRITE)
+        node, new_parent, _ = checked
+        names, space = quota.usage(node)
+        quota.verify(new_parent, names, space, skip=_common_ancestor(node.parent, new_parent))
         self.log_apply({"op": "OP_RENAME_OLD", "src": src, "dst": dst, "timestamp": now_ms()})
         return True
+
+    def set_quota(self, path: str, ns_quota: int, ds_quota: int, user: str) -> None:
+        """FSNamesystem.setQuota / FSDirAttrOp.unprotectedSetQuota: the superuser's; -1
+        clears a quota, QUOTA_DONT_SET leaves it as it is."""
+        path = normalize(path)
+        self.check_not_safemode(f"Cannot set quota on {path}")
+        groups = user_groups(user)
+        if self.ns.permissions and not (user == self.superuser or self.supergroup in groups):
+            raise errors.AccessControlException(
+                f"Access denied for user {user}. Superuser privilege is required"
+            )
+        for q in (ns_quota, ds_quota):
+            if q < 0 and q not in (quota.QUOTA_DONT_SET, quota.QUOTA_RESET):
+                raise IllegalArgumentException(
+                    f"Illegal value for nsQuota or ssQuota : {ns_quota} and {ds_quota}"
+                )
+        node = self.ns.lookup(path)
+        if node is None:
+            raise FileNotFoundException(f"Directory does not exist: {path}")
+        if not node.is_dir:
+            raise FileNotFoundException(f"Path is not a directory: {path}")
+        if node is self.ns.root and ns_quota == quota.QUOTA_RESET:
+            raise IllegalArgumentException("Cannot clear namespace quota on root.")
+        ns_quota = node.ns_quota if ns_quota == quota.QUOTA_DONT_SET else ns_quota
+        ds_quota = node.ds_quota if ds_quota == quota.QUOTA_DONT_SET else ds_quota
+        self.log_apply(
+            {"op": "OP_SET_QUOTA", "src": path, "nsQuota": ns_quota, "dsQuota": ds_quota}
+        )
 
     def delete(self, path: str, recursive: bool, user: str) -> bool:
         path = normalize(path)

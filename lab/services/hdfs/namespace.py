@@ -73,7 +73,9 @@ _INODE_FIELDS = dict(
     acl=List(Str(max_len=1024), max_len=acl.MAX_ENTRIES * 2, default=None),
 )
 IMAGE_RECORDS = {
-    "DIRECTORY": Struct(type=Str(), **_INODE_FIELDS),
+    "DIRECTORY": Struct(
+        type=Str(), nsQuota=Int(-1, default=-1), dsQuota=Int(-1, default=-1), **_INODE_FIELDS
+    ),
     "FILE": Struct(
         type=Str(),
         replication=Int(1, 32767),
@@ -121,6 +123,9 @@ class INode:
 class INodeDirectory(INode):
     children: dict[str, INode] = field(default_factory=dict)
     is_dir = True
+    # Quotas (quota.py): names and bytes with replicas, -1 for none; not dataclass fields.
+    ns_quota = -1
+    ds_quota = -1
 
 
 @dataclass(eq=False)
@@ -501,6 +506,10 @@ class Namespace:
         else:
             node.mode, node.acl = acl.stored(node.mode, entries, node.is_dir)
 
+    def _op_set_quota(self, op: dict) -> None:
+        node = self.get(op["src"])
+        node.ns_quota, node.ds_quota = op["nsQuota"], op["dsQuota"]
+
     def _op_set_permissions(self, op: dict) -> None:
         self.get(op["src"]).mode = op["mode"]
 
@@ -545,6 +554,8 @@ class Namespace:
             }
             if n.acl:
                 rec["acl"] = [str(e) for e in n.acl]
+            if isinstance(n, INodeDirectory) and (n.ns_quota >= 0 or n.ds_quota >= 0):
+                rec.update(nsQuota=n.ns_quota, dsQuota=n.ds_quota)
             if isinstance(n, INodeFile):
                 rec.update(
                     type="FILE",
@@ -602,6 +613,7 @@ class Namespace:
                     rec["mtime"],
                     rec["atime"],
                 )
+                n.ns_quota, n.ds_quota = rec["nsQuota"], rec["dsQuota"]
             if rec.get("acl"):
                 try:
                     n.acl = [acl.parse_entry(e) for e in rec["acl"]]

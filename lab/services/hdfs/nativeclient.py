@@ -146,6 +146,16 @@ class NativeClient:
         """The NameNode's fs.trash.interval in minutes (0: no trash)."""
         return self._call("getServerDefaults")["serverDefaults"]["trashInterval"]
 
+    def set_quota(self, path: str, namespace: int | None, space: int | None) -> None:
+        """setQuota, as dfsadmin sends it: -1 clears, None leaves as is (Long.MAX_VALUE)."""
+        keep = (1 << 63) - 1
+        self._call(
+            "setQuota",
+            path=path,
+            namespaceQuota=keep if namespace is None else namespace,
+            storagespaceQuota=keep if space is None else space,
+        )
+
     def acl_status(self, path: str) -> dict:
         """getAclStatus, in WebHDFS's AclStatus shape."""
         st = self._call("getAclStatus", src=path)["result"]

@@ -404,6 +404,15 @@ class ClientNamenodeProtocol:
         block["numBytes"] = asked["numBytes"]
         return {"block": self.located_block({"block": block, "offset": 0, "locations": []})}
 
+    def setQuota(self, req, ctx: CallContext) -> dict:
+        # uint64 on the wire: Java's -1 (reset) arrives as 2^64 - 1.
+        ns, ss = (
+            v - (1 << 64) if v >= 1 << 63 else v
+            for v in (req["namespaceQuota"], req["storagespaceQuota"])
+        )
+        self.nn.set_quota(req["path"], ns, ss, ctx.user)
+        return {}
+
     # ------------------------------------------------------------ ACLs (acl.proto)
     def getAclStatus(self, req, ctx: CallContext) -> dict:
         st = self.nn.get_acl_status(req["src"], ctx.user)

@@ -81,9 +81,9 @@ class NamespaceReads:
                 "directoryCount": dirs,
                 "fileCount": files,
                 "length": length,
-                "quota": -1,
+                "quota": node.ns_quota if node.is_dir else -1,
                 "spaceConsumed": consumed,
-                "spaceQuota": -1,
+                "spaceQuota": node.ds_quota if node.is_dir else -1,
                 "typeQuota": {},
             }
         }

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from ..hadoop import errors
 from ..hadoop.errors import FileNotFoundException, IOException
 from ..hadoop.http import Request, Response
-from . import acl, webhdfs
+from . import acl, quota, webhdfs
 from .blockmanager import DatanodeDescriptor
 from .namespace import EXECUTE, READ, WRITE, INodeFile, normalize
 
@@ -34,6 +34,7 @@ class NamenodeWebHdfsMethods:
             "GETFILEBLOCKLOCATIONS": self.block_locations,
             "GETBLOCKLOCATIONS": self.block_locations,
             "GETFILECHECKSUM": self.file_checksum,
+            "SETQUOTA": self.set_quota,
             "GETACLSTATUS": self.get_acl_status,
             "SETACL": self.set_acl,
             "MODIFYACLENTRIES": self.set_acl,
@@ -95,6 +96,14 @@ class NamenodeWebHdfsMethods:
         unmasked = webhdfs.get_permission(q, None, "unmaskedpermission")
         made = self.nn.mkdirs(path, user, webhdfs.get_permission(q, None), unmasked)
         return Response.json({"boolean": made})
+
+    def set_quota(self, req, op, path, q, user) -> Response:
+        """SETQUOTA (Hadoop 3.3): namespacequota and storagespacequota, each left as it
+        is when absent (Long.MAX_VALUE, QUOTA_DONT_SET)."""
+        ns = webhdfs.get_long(q, "namespacequota", quota.QUOTA_DONT_SET, -1)
+        ss = webhdfs.get_long(q, "storagespacequota", quota.QUOTA_DONT_SET, -1)
+        self.nn.set_quota(path, ns, ss, user)
+        return Response(200)
 
     # ------------------------------------------------------------ ACLs
     def get_acl_status(self, req, op, path, q, user) -> Response:

@@ -43,7 +43,8 @@ USAGE = """Usage: hdfs [--user NAME] COMMAND
       -getmerge [-nl] [-skip-empty-file] SRC... LOCALDST | -find PATH... -name PATTERN
       -getfacl PATH... | -setfacl {-b|-k} PATH | -setfacl {-m|-x|--set} ACL_SPEC PATH
   fsck PATH [-files [-blocks [-locations | -racks]]]
-  dfsadmin -report [-live] [-dead] | -safemode get|enter|leave
+  dfsadmin -report [-live] [-dead] | -safemode get|enter|leave | -setQuota N DIR...
+      -clrQuota DIR... | -setSpaceQuota SIZE DIR... | -clrSpaceQuota DIR...
 """
 
 
@@ -735,8 +736,10 @@ def dfsadmin(client: WebHdfsClient, args: list[str], out: TextIO, err: TextIO) -
         tip = client.jmx("NameNodeInfo")["Safemode"]
         out.write("Safe mode is ON\n" if tip else "Safe mode is OFF\n")
         return 0
+    if args[:1] in (["-setQuota"], ["-clrQuota"], ["-setSpaceQuota"], ["-clrSpaceQuota"]):
+        return _quota(client, args, err)
     if not args or args[0] != "-report":
-        err.write("Usage: hdfs dfsadmin [-report [-live] [-dead]] [-safemode get|enter|leave]\n")
+        err.write(DFSADMIN_USAGE)
         return 255
     info, fs = client.jmx("NameNodeInfo"), client.jmx("FSNamesystem")
     live, dead = json.loads(info["LiveNodes"]), json.loads(info["DeadNodes"])
@@ -768,6 +771,49 @@ def dfsadmin(client: WebHdfsClient, args: list[str], out: TextIO, err: TextIO) -
                 f"Last contact: {n['lastContact']}s ago\n\n"
             )
     return 0
+
+
+DFSADMIN_USAGE = (
+    "Usage: hdfs dfsadmin [-report [-live] [-dead]] [-safemode get|enter|leave]\n"
+    "\t[-setQuota <quota> <dirname>...<dirname>] [-clrQuota <dirname>...<dirname>]\n"
+    "\t[-setSpaceQuota <quota> <dirname>...<dirname>] [-clrSpaceQuota <dirname>...<dirname>]\n"
+)
+
+
+def _quota(client: WebHdfsClient, args: list[str], err: TextIO) -> int:
+    """DFSAdmin's quota commands: -setQuota N (names), -setSpaceQuota N[kmgtp] (bytes,
+    replicas included), -clrQuota, -clrSpaceQuota, each on every directory named; a
+    failure is said per directory, and the exit code is 255 if any failed."""
+    cmd, rest = args[0], args[1:]
+    name = cmd[1:]
+    setting = cmd.startswith("-set")
+    if len(rest) < (2 if setting else 1):
+        err.write(f"{cmd}: Not enough arguments\n{DFSADMIN_USAGE}")
+        return 255
+    value = None
+    if setting:
+        raw, rest = rest[0], rest[1:]
+        try:
+            value = parse_size(raw) if cmd == "-setSpaceQuota" else int(raw)
+        except ValueError:
+            err.write(f'{name}: For input string: "{raw}"\n{DFSADMIN_USAGE}')
+            return 255
+        if value <= 0 and cmd == "-setQuota" or value < 0:
+            err.write(f"{name}: Invalid values for quota : {value}\n{DFSADMIN_USAGE}")
+            return 255
+    else:
+        value = -1
+    rc = 0
+    for path in rest:
+        try:
+            if cmd in ("-setQuota", "-clrQuota"):
+                client.set_quota(path, value, None)
+            else:
+                client.set_quota(path, None, value)
+        except errors.HadoopException as exc:
+            err.write(f"{name}: {str(exc).splitlines()[0]}\n")
+            rc = 255
+    return rc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,9 +77,13 @@ def _hdfs_commands(usage: str) -> str:
     """Hadoop's usage, one `dfs -X` per line (its own text joins them with ' | ')."""
     body = usage.split("\n", 1)[1]
     dfs, rest = body.split("  fsck", 1)
-    joined = " | ".join(line.strip() for line in dfs.splitlines() if line.strip())
-    ops = joined.removeprefix("dfs ").split(" | ")
-    return "\n".join(f"  dfs {op}" for op in ops) + "\n  fsck" + rest
+    lines = [line.strip() for line in dfs.splitlines() if line.strip()]
+    generic = ""
+    if lines and lines[0].endswith("one of:"):  # "dfs [-D KEY=VALUE]... one of:"
+        generic = lines.pop(0).removeprefix("dfs ").removesuffix(" one of:")
+    ops = " | ".join(lines).removeprefix("dfs ").split(" | ")
+    note = f"  (each dfs command takes Hadoop's generic {generic} first)\n" if generic else ""
+    return note + "\n".join(f"  dfs {op}" for op in ops) + "\n  fsck" + rest
 
 
 def _indent(text: str) -> str:

@@ -68,9 +68,9 @@ def test_help_keeps_square_brackets(helps):
 
 
 def test_the_four_service_commands_show_their_own_help_with_no_lab(helps):
-    assert "dfs -put [-f] LOCAL... DST" in helps["hdfs"].stdout
+    assert "dfs -put [-f] [-d] LOCAL... DST" in helps["hdfs"].stdout
     assert "fsck PATH" in helps["hdfs"].stdout
-    assert "create [-e] [-s] path [data]" in helps["zk"].stdout
+    assert "create [-s] [-e] [-c] [-t ttl] path [data] [acl]" in helps["zk"].stdout
     assert "produce TOPIC [--key K] [--partition P]" in helps["kafka"].stdout
     assert "application -list" in helps["yarn"].stdout
     for name in ("hdfs", "zk", "kafka", "yarn"):

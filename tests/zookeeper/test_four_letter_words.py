@@ -11,6 +11,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from lab.services.ports import free_port
+from lab.services.zookeeper.minicluster import ThreadedServer
 from lab.testing import apache_zookeeper as apache
 
 pytestmark = pytest.mark.skipif(
@@ -120,4 +121,21 @@ def test_status_words_shaped_as_apache(tmp_path, zk_server):
     assert ours["mntr"] <= theirs["mntr"], ours["mntr"] - theirs["mntr"]
     assert MNTR_CORE <= ours["mntr"], MNTR_CORE - ours["mntr"]
     theirs["mntr"] = ours["mntr"] = None
+    assert ours == theirs
+
+
+def test_whitelist_as_apache(tmp_path):
+    """4lw.commands.whitelist given: the words left out answer Apache's refusal."""
+    wl = {"4lw.commands.whitelist": "srvr, ruok"}
+    ref = apache.ApacheZooKeeper(str(tmp_path / "apache"), free_port(), extra=wl).start()
+    try:
+        theirs = {w: word(ref.host, ref.port, w)[:30] for w in ("ruok", "srvr", "stat", "mntr")}
+    finally:
+        ref.stop()
+    ours_server = ThreadedServer(str(tmp_path / "racklab"), **wl)
+    try:
+        ours = {w: word("127.0.0.1", ours_server.port, w)[:30] for w in theirs}
+    finally:
+        ours_server.stop()
+    assert ours["stat"].startswith("stat is not executed because")
     assert ours == theirs

@@ -48,6 +48,10 @@ class Config:
     reconfig_enabled: bool = False  # reconfigEnabled: clients may change the membership
     config_version: int = 0  # the membership's version (a dynamic file's name holds it)
     super_digest: str | None = None  # DigestAuthenticationProvider.superDigest (user:hash)
+    # 4lw.commands.whitelist: the four-letter words answered, None for every one. Apache
+    # answers only srvr when the key is absent; racklab answers all of them then (its
+    # own tools and labs ask ruok and mntr): docs/ZOOKEEPER.md
+    four_letter_words: frozenset[str] | None = None
     servers: dict[int, Peer] = field(default_factory=dict)
     myid: int = 0
     raw: dict[str, str] = field(default_factory=dict)
@@ -161,6 +165,10 @@ def parse(text: str, path: str | None = None) -> Config:
             setattr(cfg, attr, _int(key, raw[key], where[key]))
     if "clientPortAddress" in raw:
         cfg.client_port_address = raw["clientPortAddress"]
+    if "4lw.commands.whitelist" in raw:
+        # FourLetterCommands: comma-separated words, "*" for all
+        words = {w.strip() for w in raw["4lw.commands.whitelist"].split(",") if w.strip()}
+        cfg.four_letter_words = None if "*" in words else frozenset(words)
     if raw.get("forceSync", "yes").lower() == "no":
         cfg.force_sync = False
     # Apache turns a zoo.cfg key it does not know into the system property

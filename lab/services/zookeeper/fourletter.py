@@ -250,6 +250,9 @@ def _conf(s: ZooKeeperServer) -> str:
 
 
 def respond(s: ZooKeeperServer, word: str) -> str:
+    allowed = s.cfg.four_letter_words
+    if allowed is not None and word not in allowed:
+        return f"{word} is not executed because it is not in the whitelist.\n"
     if word == "ruok":
         return "imok"
     if not s.serving and word in ("srvr", "stat", "mntr", "cons", "wchs"):

@@ -445,16 +445,21 @@ async def list_groups(bootstrap: str) -> list[dict]:
     return sorted(out, key=lambda g: g["group"])
 
 
+async def coordinator(cl: Cluster, group: str) -> Connection:
+    """A connection to the group's coordinator (FindCoordinator, key type 0)."""
+    c0 = await cl.conn(next(iter(cl.brokers)))
+    fc = await c0.request(ApiKey.FIND_COORDINATOR, V_FIND_COORD, {"key": group, "key_type": 0})
+    if fc["error_code"]:
+        raise _err(fc["error_code"], f"coordinator of group {group}", fc.get("error_message"))
+    return await cl.conn(fc["node_id"])
+
+
 async def group_lag(bootstrap: str, group: str) -> dict:
     """Committed offset, log end and lag per partition, plus state and members."""
     cl = Cluster(bootstrap)
     await cl.metadata([])
     try:
-        c0 = await cl.conn(next(iter(cl.brokers)))
-        fc = await c0.request(ApiKey.FIND_COORDINATOR, V_FIND_COORD, {"key": group, "key_type": 0})
-        if fc["error_code"]:
-            raise _err(fc["error_code"], f"coordinator of group {group}", fc.get("error_message"))
-        coord = await cl.conn(fc["node_id"])
+        coord = await coordinator(cl, group)
         of = await coord.request(
             ApiKey.OFFSET_FETCH,
             V_OFFSET_FETCH,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import struct
 
-from .admin import Cluster, _err, _list_offset, fetch_from
+from .admin import Cluster, _err, _list_offset, coordinator, fetch_from
 from .protocol.api import ApiKey
 from .protocol.errors import Error
 
-V_JOIN, V_SYNC, V_COMMIT, V_LEAVE, V_FIND, V_OFFSET_FETCH = 5, 3, 7, 3, 3, 7
+V_JOIN, V_SYNC, V_COMMIT, V_LEAVE, V_OFFSET_FETCH = 5, 3, 7, 3, 7
 SESSION_MS, REBALANCE_MS = 45000, 30000  # the Java consumer's defaults
 
 
@@ -102,11 +102,7 @@ async def consume_group(
         raise _err(t["error_code"], f"topic {topic}")
     leaders = {p["partition_index"]: p["leader_id"] for p in t["partitions"]}
     try:
-        first = await cl.conn(next(iter(cl.brokers)))
-        fc = await first.request(ApiKey.FIND_COORDINATOR, V_FIND, {"key": group, "key_type": 0})
-        if fc["error_code"]:
-            raise _err(fc["error_code"], f"coordinator of group {group}", fc.get("error_message"))
-        coord = await cl.conn(fc["node_id"])
+        coord = await coordinator(cl, group)
         member, generation, mine = await _join(coord, group, topic, leaders)
         try:
             positions = await _start_positions(

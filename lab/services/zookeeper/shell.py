@@ -168,22 +168,23 @@ class CreateTTL(namedtuple("CreateTTL", "path data acl flags ttl")):
     deserialize = staticmethod(_path_and_stat)
 
 
-class GetAllChildrenNumber(namedtuple("GetAllChildrenNumber", "path")):
-    type = 104
+class _PathOnly:
+    """A request whose body is its path."""
 
     def serialize(self):
         return write_string(self.path)
+
+
+class GetAllChildrenNumber(_PathOnly, namedtuple("GetAllChildrenNumber", "path")):
+    type = 104
 
     @staticmethod
     def deserialize(buf, offset):
         return int_struct.unpack_from(buf, offset)[0]
 
 
-class GetEphemerals(namedtuple("GetEphemerals", "path")):
+class GetEphemerals(_PathOnly, namedtuple("GetEphemerals", "path")):
     type = 103
-
-    def serialize(self):
-        return write_string(self.path)
 
     @staticmethod
     def deserialize(buf, offset):

@@ -8,18 +8,18 @@ across a NameNode restart (edit log, then checkpoint)."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 from hdfs import InsecureClient
 from hdfs.util import HdfsError
 
-from lab.services.hdfs import acl, shell
+from lab.services.hdfs import acl
 from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.namespace import Namespace
 
 from .rawipc import RawIpc
+from .shellrun import run_shell
 
 hdfs_native = pytest.importorskip("hdfs_native")
 AclEntry = hdfs_native.AclEntry
@@ -284,10 +284,7 @@ def test_acl_transformation(existing, spec, op, want):
 
 
 def shell_run(cluster, *argv: str, native: bool) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rpc = f"{cluster.nn_ip}:{cluster.nn_rpc}" if native else None
-    rc = shell.run(cluster.url, list(argv), out, err, user="root", rpc=rpc)
-    return rc, out.getvalue(), err.getvalue()
+    return run_shell(cluster, *argv, native=native)
 
 
 @pytest.mark.parametrize("native", [False, True], ids=["webhdfs", "native"])

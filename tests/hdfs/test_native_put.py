@@ -12,18 +12,17 @@ open with 256 KiB sent."""
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import threading
 
 import pytest
 
-from lab.services.hdfs import shell
 from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.nativeclient import NativeClient
 from lab.services.hdfs.replacedatanode import replacement_wanted
 
 from .rawipc import RawIpc, located_blocks
+from .shellrun import run_shell
 
 BLOCK = 768 * 1024
 FIRST = 1024 * 1024  # what the shell's first read of the source takes
@@ -41,10 +40,7 @@ def cluster(tmp_path_factory):
 
 
 def put(cluster, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rpc = f"{cluster.nn_ip}:{cluster.nn_rpc}"
-    rc = shell.run(cluster.url, ["dfs", *argv], out, err, user="root", rpc=rpc)
-    return rc, out.getvalue(), err.getvalue()
+    return run_shell(cluster, "dfs", *argv)
 
 
 def exists(cluster, path: str) -> bool:

@@ -5,15 +5,14 @@ HdfsCLI, the quotas in content summaries, cleared again, and kept across a resta
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from hdfs import InsecureClient
 from hdfs.util import HdfsError
 
-from lab.services.hdfs import shell
 from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.quota import long2string
+
+from .shellrun import run_shell
 
 hdfs_native = pytest.importorskip("hdfs_native")
 BLOCK = 256 * 1024
@@ -30,10 +29,7 @@ def cluster(tmp_path_factory):
 
 
 def admin(cluster, *argv: str, user: str = "root") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rpc = f"{cluster.nn_ip}:{cluster.nn_rpc}"
-    rc = shell.run(cluster.url, ["dfsadmin", *argv], out, err, user=user, rpc=rpc)
-    return rc, out.getvalue(), err.getvalue()
+    return run_shell(cluster, "dfsadmin", *argv, user=user)
 
 
 def test_namespace_quota(cluster):

@@ -5,16 +5,15 @@ Current into a dated checkpoint and deleting checkpoints older than the interval
 
 from __future__ import annotations
 
-import io
 import time
 
 import pytest
 
-from lab.services.hdfs import shell
 from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.trash import CHECKPOINT_FORMAT, checkpoint_time
 
 from .rawipc import RawIpc
+from .shellrun import run_shell
 
 hdfs_native = pytest.importorskip("hdfs_native")
 
@@ -31,10 +30,7 @@ def cluster(tmp_path_factory):
 
 
 def sh(cluster, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    rpc = f"{cluster.nn_ip}:{cluster.nn_rpc}"
-    rc = shell.run(cluster.url, ["dfs", *argv], out, err, user="root", rpc=rpc)
-    return rc, out.getvalue(), err.getvalue()
+    return run_shell(cluster, "dfs", *argv)
 
 
 def names(cluster, path: str) -> list[str]:
@@ -52,10 +48,7 @@ def test_trash_off_by_default(tmp_path):
         client.mkdirs("/t")
         with pytest.raises(Exception, match="Trash is not enabled"):
             client.trash("/t")
-        out, err = io.StringIO(), io.StringIO()
-        rpc = f"{c.nn_ip}:{c.nn_rpc}"
-        assert shell.run(c.url, ["dfs", "-rm", "-r", "/t"], out, err, user="root", rpc=rpc) == 0
-        assert out.getvalue() == "Deleted /t\n"
+        assert run_shell(c, "dfs", "-rm", "-r", "/t") == (0, "Deleted /t\n", "")
 
 
 def test_rm_moves_to_trash_and_the_emptier_checkpoints_it(cluster):

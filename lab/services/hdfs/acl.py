@@ -120,17 +120,10 @@ def replace_entries(existing: list[AclEntry], spec: list[AclEntry]) -> list[AclE
     built, provided, mask_dirty, dirty = [], {}, set(), set()
     for e in wanted.values():
         dirty.add(e.scope)
-        if e.type == MASK:
-            provided[e.scope] = e
-            mask_dirty.add(e.scope)
-        else:
-            built.append(e)
+        _take(e, built, provided, mask_dirty)
     for e in existing:
         if e.scope not in dirty:
-            if e.type == MASK:
-                provided[e.scope] = e
-            else:
-                built.append(e)
+            _take(e, built, provided)
     return _finish(built, provided, mask_dirty, dirty)
 
 
@@ -143,23 +136,13 @@ def merge_entries(existing: list[AclEntry], spec: list[AclEntry]) -> list[AclEnt
         if new is not None:
             found.add(new.key)
             dirty.add(new.scope)
-            if new.type == MASK:
-                provided[new.scope] = new
-                mask_dirty.add(new.scope)
-            else:
-                built.append(new)
-        elif e.type == MASK:
-            provided[e.scope] = e
+            _take(new, built, provided, mask_dirty)
         else:
-            built.append(e)
+            _take(e, built, provided)
     for new in wanted.values():
         if new.key not in found:
             dirty.add(new.scope)
-            if new.type == MASK:
-                provided[new.scope] = new
-                mask_dirty.add(new.scope)
-            else:
-                built.append(new)
+            _take(new, built, provided, mask_dirty)
     return _finish(built, provided, mask_dirty, dirty)
 
 
@@ -172,16 +155,25 @@ def filter_by_spec(existing: list[AclEntry], spec: list[AclEntry]) -> list[AclEn
             dirty.add(e.scope)
             if e.type == MASK:
                 mask_dirty.add(e.scope)
-        elif e.type == MASK:
-            provided[e.scope] = e
         else:
-            built.append(e)
+            _take(e, built, provided)
     return _finish(built, provided, mask_dirty, dirty)
 
 
 def filter_default(existing: list[AclEntry]) -> list[AclEntry]:
     """removeDefaultAcl: the access entries alone."""
     return _build([e for e in existing if e.scope == ACCESS])
+
+
+def _take(e: AclEntry, built: list, provided: dict, mask_dirty: set | None = None) -> None:
+    """An entry into the ACL being built; a mask is set aside for _calculate_masks (and,
+    when it comes from the spec, its scope's mask marked as changed)."""
+    if e.type != MASK:
+        built.append(e)
+        return
+    provided[e.scope] = e
+    if mask_dirty is not None:
+        mask_dirty.add(e.scope)
 
 
 def _finish(built, provided, mask_dirty, dirty) -> list[AclEntry]:

@@ -5,7 +5,9 @@ Current into a dated checkpoint and deleting checkpoints older than the interval
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import pytest
 
@@ -51,6 +53,17 @@ def test_trash_off_by_default(tmp_path):
         assert run_shell(c, "dfs", "-rm", "-r", "/t") == (0, "Deleted /t\n", "")
 
 
+def test_server_defaults_say_the_interval(cluster):
+    with urllib.request.urlopen(f"{cluster.url}/webhdfs/v1/?op=GETSERVERDEFAULTS") as r:
+        d = json.loads(r.read())["FsServerDefaults"]
+    assert d["trashInterval"] == 1440 and d["checksumType"] == 2 and d["replication"] == 3
+    raw = RawIpc(cluster)
+    try:
+        assert raw.call("getServerDefaults", {})["serverDefaults"]["trashInterval"] == 1440
+    finally:
+        raw.close()
+
+
 def test_rm_moves_to_trash_and_the_emptier_checkpoints_it(cluster):
     client = hdfs_native.Client(f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}")
     client.mkdirs("/data/x", create_parent=True)
@@ -71,6 +84,11 @@ def test_rm_moves_to_trash_and_the_emptier_checkpoints_it(cluster):
         f.write(b"g")
     moved = client.trash("/data/g")
     assert moved and moved.endswith("/user/root/.Trash/Current/data/g")
+    # Through the WebHDFS door too (its GETSERVERDEFAULTS says the interval).
+    with client.create("/data/w") as f:
+        f.write(b"w")
+    rc, out, err = run_shell(cluster, "dfs", "-rm", "/data/w", native=False)
+    assert (rc, out) == (0, "") and err.endswith("/user/root/.Trash/Current/data/w\n")
     # -skipTrash deletes.
     with client.create("/data/h") as f:
         f.write(b"h")

@@ -186,6 +186,14 @@ class WebHdfsClient:
     def content_summary(self, path: str) -> dict:
         return self.call("GET", path, "GETCONTENTSUMMARY")["ContentSummary"]
 
+    @property
+    def uri(self) -> str:
+        return f"webhdfs://{self.host}:{self.port}"
+
+    def trash_interval(self) -> int:
+        """GETSERVERDEFAULTS' fs.trash.interval in minutes (0: no trash)."""
+        return self.call("GET", "/", "GETSERVERDEFAULTS")["FsServerDefaults"]["trashInterval"]
+
     def set_quota(self, path: str, namespace: int | None, space: int | None) -> None:
         """SETQUOTA: a count of names, bytes with replicas; -1 clears, None leaves as is."""
         self.call("PUT", path, "SETQUOTA", namespacequota=namespace, storagespacequota=space)

@@ -16,7 +16,6 @@ from ..hadoop.errors import FileAlreadyExistsException, FileNotFoundException, I
 from ..hadoop.ipc.server import CallContext
 from . import acl
 from .namespace import EXECUTE, READ, WRITE, INode, INodeFile, normalize
-from .trash import trash_minutes
 
 log = logging.getLogger("hdfs.namenode")
 
@@ -146,20 +145,7 @@ class ClientNamenodeProtocol:
 
     # ------------------------------------------------------------ reads
     def getServerDefaults(self, req, ctx: CallContext) -> dict:
-        nn = self.nn
-        return {
-            "serverDefaults": {
-                "blockSize": nn.default_blocksize,
-                "bytesPerChecksum": nn.bpc,
-                "writePacketSize": nn.conf.get_size("dfs.client-write-packet-size"),
-                "replication": nn.default_replication,
-                "fileBufferSize": nn.conf.get_int("io.file.buffer.size", 4096),
-                "encryptDataTransfer": False,
-                # fs.trash.interval, in whole minutes (FsServerDefaults reads a long).
-                "trashInterval": int(trash_minutes(nn.conf)),
-                "checksumType": "CHECKSUM_CRC32C",
-            }
-        }
+        return {"serverDefaults": self.nn.server_defaults()}
 
     def getFileInfo(self, req, ctx: CallContext) -> dict:
         path = normalize(req["src"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..hadoop.errors import FileNotFoundException, IOException
 from .blockmanager import DatanodeDescriptor
 from .namespace import EXECUTE, READ, INodeDirectory, INodeFile, normalize
+from .trash import trash_minutes
 
 
 class NamespaceReads:
@@ -60,6 +61,21 @@ class NamespaceReads:
             "blockSize": f.block_size,
             "blocks": out,
             "underConstruction": f.client_name is not None,
+        }
+
+    def server_defaults(self) -> dict:
+        """FsServerDefaults (FsServerDefaultsProto's fields), for getServerDefaults and
+        WebHDFS's GETSERVERDEFAULTS."""
+        return {
+            "blockSize": self.default_blocksize,
+            "bytesPerChecksum": self.bpc,
+            "writePacketSize": self.conf.get_size("dfs.client-write-packet-size"),
+            "replication": self.default_replication,
+            "fileBufferSize": self.conf.get_int("io.file.buffer.size", 4096),
+            "encryptDataTransfer": False,
+            # fs.trash.interval, in whole minutes (FsServerDefaults reads a long).
+            "trashInterval": int(trash_minutes(self.conf)),
+            "checksumType": "CHECKSUM_CRC32C",
         }
 
     def content_summary(self, path: str, user: str) -> dict:

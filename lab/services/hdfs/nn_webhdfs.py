@@ -34,6 +34,7 @@ class NamenodeWebHdfsMethods:
             "GETFILEBLOCKLOCATIONS": self.block_locations,
             "GETBLOCKLOCATIONS": self.block_locations,
             "GETFILECHECKSUM": self.file_checksum,
+            "GETSERVERDEFAULTS": self.get_server_defaults,
             "SETQUOTA": self.set_quota,
             "GETACLSTATUS": self.get_acl_status,
             "SETACL": self.set_acl,
@@ -96,6 +97,12 @@ class NamenodeWebHdfsMethods:
         unmasked = webhdfs.get_permission(q, None, "unmaskedpermission")
         made = self.nn.mkdirs(path, user, webhdfs.get_permission(q, None), unmasked)
         return Response.json({"boolean": made})
+
+    def get_server_defaults(self, req, op, path, q, user) -> Response:
+        """JsonUtil.toJsonString(FsServerDefaults): the checksum type by its id."""
+        d = dict(self.nn.server_defaults(), checksumType=2)  # DataChecksum.Type.CRC32C
+        d.update(keyProviderUri="", defaultStoragePolicyId=7)  # no KMS; HOT
+        return Response.json({"FsServerDefaults": d})
 
     def set_quota(self, req, op, path, q, user) -> Response:
         """SETQUOTA (Hadoop 3.3): namespacequota and storagespacequota, each left as it

@@ -14,7 +14,7 @@ from .config import ConfigError, load
 # What a server imports when it starts (and at its first four-letter word), for a
 # parent that loads them before forking its servers (racklab's process nodes:
 # lab/backends/process_zygote.py).
-PRELOAD = (".quorum", ".server", ".fourletter")
+PRELOAD = (".quorum", ".server", ".fourletter", ".adminserver")
 
 
 def main(argv: list[str] | None = None) -> int:

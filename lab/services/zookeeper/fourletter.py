@@ -113,12 +113,17 @@ def _watches_by(s: ZooKeeperServer, by_session: bool) -> str:
     return "".join(line + "\n" for line in out) + "\n"
 
 
-def _watch_summary(s: ZooKeeperServer) -> str:
-    """wchs: the data manager's toString(), as Apache's dumpWatchesSummary."""
+def watch_summary(s: ZooKeeperServer) -> tuple[int, int, int]:
+    """Connections, paths and watches of the data manager, as Apache's wchs counts."""
     by_watcher = s.tree.watches_of(s.tree.data_manager)
     paths = set().union(*by_watcher.values()) if by_watcher else set()
-    total = sum(len(p) for p in by_watcher.values())
-    return f"{len(by_watcher)} connections watching {len(paths)} paths\nTotal watches:{total}\n"
+    return len(by_watcher), len(paths), sum(len(p) for p in by_watcher.values())
+
+
+def _watch_summary(s: ZooKeeperServer) -> str:
+    """wchs: the data manager's toString(), as Apache's dumpWatchesSummary."""
+    conns, paths, total = watch_summary(s)
+    return f"{conns} connections watching {paths} paths\nTotal watches:{total}\n"
 
 
 def _watch_count(s: ZooKeeperServer) -> int:
@@ -188,6 +193,11 @@ def _srvr(s: ZooKeeperServer, clients: bool) -> str:
 
 
 def _mntr(s: ZooKeeperServer) -> str:
+    return "".join(f"{k}\t{v}\n" for k, v in mntr_pairs(s))
+
+
+def mntr_pairs(s: ZooKeeperServer) -> list[tuple[str, object]]:
+    """mntr's keys and values (the admin server's monitor command shares them)."""
     mn, avg, mx = _latency(s)
     try:
         fds = len(os.listdir("/proc/self/fd"))
@@ -218,7 +228,7 @@ def _mntr(s: ZooKeeperServer) -> str:
         ("zk_outstanding_tls_handshake", 0),  # no TLS port
     ]
     pairs += list(getattr(s, "extra_mntr", lambda: [])())
-    return "".join(f"{k}\t{v}\n" for k, v in pairs)
+    return pairs
 
 
 def _conf(s: ZooKeeperServer) -> str:
@@ -249,6 +259,17 @@ def _conf(s: ZooKeeperServer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reset_connection_stats(s: ZooKeeperServer) -> None:
+    for c in list(s.connections):
+        c.received = c.sent = 0
+
+
+def reset_server_stats(s: ZooKeeperServer) -> None:
+    s.packets_received = s.packets_sent = 0
+    s.latency = [0.0, 0.0, 0]
+    s.latency_total = 0.0
+
+
 def respond(s: ZooKeeperServer, word: str) -> str:
     allowed = s.cfg.four_letter_words
     if allowed is not None and word not in allowed:
@@ -270,13 +291,10 @@ def respond(s: ZooKeeperServer, word: str) -> str:
     if word == "isro":
         return "rw"
     if word == "crst":
-        for c in list(s.connections):
-            c.received = c.sent = 0
+        reset_connection_stats(s)
         return "Connection stats reset.\n"
     if word == "srst":
-        s.packets_received = s.packets_sent = 0
-        s.latency = [0.0, 0.0, 0]
-        s.latency_total = 0.0
+        reset_server_stats(s)
         return "Server stats reset.\n"
     if word == "gtmk":
         return str(TRACE_MASK)

@@ -76,6 +76,11 @@ def mode_of(host: str, port: int) -> str:
     return "looking" if text else "down"
 
 
+# Servers started here share the host's loopback: none takes the AdminServer's 8080
+# unless a test asks (admin.enableServer=true and its own admin.serverPort).
+NO_ADMIN = {"admin.enableServer": "false"}
+
+
 class ThreadedServer:
     """A ZooKeeperServer on its own event loop in a daemon thread."""
 
@@ -85,6 +90,7 @@ class ThreadedServer:
             "dataDir": data_dir,
             "clientPort": 0,
             "clientPortAddress": "127.0.0.1",
+            **NO_ADMIN,
         }
         lines.update(extra)
         self.cfg = parse("".join(f"{k}={v}\n" for k, v in lines.items()))
@@ -175,6 +181,7 @@ def standalone(
         "dataDir": data_dir,
         "clientPort": port,
         "clientPortAddress": host,
+        **NO_ADMIN,
         **extra,
     }
     path = os.path.join(data_dir, "zoo.cfg")
@@ -212,6 +219,7 @@ class Ensemble:
                 "clientPort": port,
                 "clientPortAddress": h,
                 **{f"server.{j}": spec for j, spec in self.peers.items()},
+                **NO_ADMIN,
                 **extra,
             }
             path = os.path.join(data_dir, "zoo.cfg")

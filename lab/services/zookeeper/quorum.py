@@ -121,6 +121,7 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
         self.recover()
         host, port = self.client_address()
         await self.listen(host, port)
+        await self.start_admin()
         me = self.cfg.servers[self.myid]
         await self.election.start()
         self._tasks = [

@@ -25,6 +25,7 @@ import time
 from collections import deque
 
 from . import acl as acls
+from .adminserver import AdminServer
 from .config import Config
 from .connection import ClientConnection
 from .containers import ContainerManager
@@ -121,6 +122,7 @@ class ZooKeeperServer:
         self._tasks: list[asyncio.Task] = []
         self._server: asyncio.AbstractServer | None = None
         self.listening: tuple[str, int] | None = None  # the client address, as configured
+        self.admin: AdminServer | None = None
         self.mode = "standalone"
         self.serving = True
         self.last_logged = 0
@@ -154,6 +156,7 @@ class ZooKeeperServer:
     async def start(self) -> None:
         self.recover()
         await self.listen(*self.client_address())
+        await self.start_admin()
         self._tasks = [
             asyncio.create_task(self._expiry_loop(), name="zk-expiry"),
             asyncio.create_task(self.container_manager().run(), name="zk-containers"),
@@ -180,6 +183,11 @@ class ZooKeeperServer:
         """Where this server takes clients (zoo.cfg's clientPortAddress:clientPort)."""
         return self.cfg.client_port_address, self.cfg.client_port
 
+    async def start_admin(self) -> None:
+        """The AdminServer's HTTP port (adminserver.py), where zoo.cfg enables it."""
+        self.admin = AdminServer(self)
+        await self.admin.start()
+
     async def listen(self, host: str, port: int) -> None:
         self._server = await asyncio.get_running_loop().create_server(
             lambda: ClientConnection(self), host, port, reuse_address=True, backlog=1024
@@ -193,6 +201,8 @@ class ZooKeeperServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self.admin is not None:
+            await self.admin.stop()
         for c in list(self.connections):
             c.close()
         if self._log_handle is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 from hdfs import InsecureClient
 from hdfs.util import HdfsError
 
@@ -359,3 +360,18 @@ def test_inheritance_uses_the_unmasked_mode(cluster):
         assert mkdir("/acl/posix/plain") & 0o7777 == 0o755
     finally:
         raw.close()
+
+
+def test_webhdfs_unmasked_permission(cluster):
+    """WebHDFS's unmaskedpermission (MKDIRS, and CREATE through its DataNode) plays the
+    part of the RPC door's `unmasked` under a default ACL."""
+    web = InsecureClient(cluster.url, user="root")
+    web.makedirs("/acl/webposix")
+    web.set_acl("/acl/webposix", "default:user::rwx,default:group::rwx,default:other::r-x")
+    base = f"{cluster.url}/webhdfs/v1/acl/webposix"
+    q = "user.name=root&permission=755&unmaskedpermission=777"
+    requests.put(f"{base}/d?op=MKDIRS&{q}").raise_for_status()
+    q = "user.name=root&permission=644&unmaskedpermission=666"
+    requests.put(f"{base}/f?op=CREATE&{q}", data=b"x").raise_for_status()
+    assert web.status("/acl/webposix/d")["permission"] == "775"
+    assert web.status("/acl/webposix/f")["permission"] == "664"

@@ -56,7 +56,10 @@ class FileWriter:
         replication: int | None,
         block_size: int | None,
         permission: int | None,
+        unmasked: int | None = None,
     ) -> None:
+        """`unmasked`: the mode asked for before the client's umask (WebHDFS's
+        unmaskedpermission), for a default ACL's inheritance."""
         await self.nn.call(
             "create",
             src=self.path,
@@ -66,6 +69,7 @@ class FileWriter:
             replication=replication,
             blockSize=block_size,
             permission=permission,
+            unmasked=unmasked,
             clientMachine=self.client_ip,
         )
         status = await self.nn.call(

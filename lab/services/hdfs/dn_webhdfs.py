@@ -66,6 +66,7 @@ class DatanodeWebHdfs:
             webhdfs.get_long(q, "replication", None, 1, 32767),
             webhdfs.get_long(q, "blocksize", None, 1),
             webhdfs.get_permission(q, None),
+            webhdfs.get_permission(q, None, "unmaskedpermission"),
         )
         await self._pump(req, writer, opened)
         nn_host, nn_port = self.nn.host, self.nn.port

@@ -72,6 +72,7 @@ class NameNodeRpcServer:
         replication=Int(1, 32767, default=None),
         blockSize=Int(1, default=None),
         permission=Int(0, 0o1777, default=None),
+        unmasked=Int(0, 0o1777, default=None),
         clientMachine=HOST,
     )
     def rpc_create(
@@ -85,6 +86,7 @@ class NameNodeRpcServer:
         blockSize=None,
         permission=None,
         clientMachine=None,
+        unmasked=None,
     ):
         return self.nn.create(
             src,
@@ -95,6 +97,7 @@ class NameNodeRpcServer:
             blockSize,
             permission,
             clientMachine or peer,
+            unmasked,
         )
 
     @args(

@@ -191,6 +191,9 @@ class NamenodeWebHdfsMethods:
             "permission": q.get("permission")
             if webhdfs.get_permission(q, None) is not None
             else None,
+            "unmaskedpermission": q.get("unmaskedpermission")
+            if webhdfs.get_permission(q, None, "unmaskedpermission") is not None
+            else None,
             "buffersize": webhdfs.get_long(q, "buffersize", None, 1),
         }
         # Check what the DataNode's create would refuse now, so the client hears it first.

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from lab.services.ports import free_port
+from lab.services.zookeeper.minicluster import ThreadedServer
 from lab.services.zookeeper.proto import (
     ACL,
     CreateRequest,
@@ -284,3 +286,38 @@ def test_max_client_cnxns_per_address(process_server):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_admin_server_takes_garbage_and_goes_on(tmp_path):
+    """Bad requests to the AdminServer's port get a 4xx (or a close) and it goes on
+    answering, as do the clients' port."""
+
+    port = free_port()
+    s = ThreadedServer(
+        str(tmp_path / "d"),
+        **{
+            "admin.enableServer": "true",
+            "admin.serverAddress": "127.0.0.1",
+            "admin.serverPort": port,
+        },
+    )
+    try:
+        for junk in (
+            b"\x00\xff" * 50 + b"\r\n\r\n",
+            b"GET /" + b"a" * 20000,
+            b"DELETE /x HTTP/1.1\r\n\r\n",
+            b"",
+        ):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(junk)
+                c.shutdown(socket.SHUT_WR)
+                head = c.recv(64)
+            assert head == b"" or head.split(b" ")[1][:1] == b"4", (junk[:20], head)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(b"GET /commands/ruok HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b'"error": null' in c.recv(65536).split(b"\r\n\r\n", 1)[1]
+        c = RawClient("127.0.0.1", s.port)
+        c.connect()
+        c.close()
+    finally:
+        s.stop()

@@ -59,7 +59,10 @@ def broker(make_broker):
 def three_brokers(tmp_path_factory, racklab_zk):
     """One 3-broker cluster the admin-API and client-feature tests share (each test on
     topics and groups of its own names): started once, stopped at the session's end."""
-    c = KafkaMiniCluster(tmp_path_factory.mktemp("three"), racklab_zk.hosts)
+    # the log cleaner every 0.3 s, for the compaction test
+    c = KafkaMiniCluster(
+        tmp_path_factory.mktemp("three"), racklab_zk.hosts, **{"log.cleaner.backoff.ms": 300}
+    )
     try:
         c.start(["127.0.0.1"] * 3)
         yield c

@@ -274,3 +274,61 @@ def test_a_compacted_topic_refuses_records_without_a_key(three_brokers):
         assert f"without key in topic partition {t}-0" in str(refused.value)
     finally:
         kp.close()
+
+
+def test_compaction_keeps_the_latest_record_of_each_key_and_drops_tombstones(three_brokers):
+    bs = three_brokers.bootstrap
+    t = _topic(
+        bs,
+        partitions=1,
+        **{"cleanup.policy": "compact", "segment.bytes": "2000", "delete.retention.ms": "0"},
+    )
+    p = Producer({"bootstrap.servers": bs, "linger.ms": 0})
+    offsets = {}
+
+    def sent(err, m):
+        assert err is None
+        offsets[(m.key(), m.value())] = m.offset()
+
+    for version in range(20):
+        for k in range(5):
+            p.produce(
+                t, key=b"k%d" % k, value=b"v%d-%d" % (k, version) + b"." * 40, on_delivery=sent
+            )
+        p.flush(30)
+    p.produce(t, key=b"k0", value=None, on_delivery=sent)  # k0 deleted
+    for i in range(40):  # later records, so that all of the above is in sealed segments
+        p.produce(t, key=b"f%d" % i, value=b"." * 40, on_delivery=sent)
+    assert p.flush(30) == 0
+    # one more append of its own: the segment holding the tombstone (however the client
+    # batched the records before) is no longer the active one
+    p.produce(t, key=b"tail", value=b"." * 40, on_delivery=sent)
+    assert p.flush(30) == 0
+    last = {k: offsets[(k, b"v%s-19" % k[1:] + b"." * 40)] for k in (b"k1", b"k2", b"k3", b"k4")}
+
+    def read_all():
+        c = Consumer({"bootstrap.servers": bs, "group.id": _name("g"), "enable.auto.commit": False})
+        c.assign([TopicPartition(t, 0, 0)])
+        try:
+            out, idle = [], 0
+            while idle < 5:
+                m = c.poll(0.2)
+                if m is None:
+                    idle += 1
+                elif m.error() is None:
+                    out.append((m.key(), m.offset()))
+            return out
+        finally:
+            c.close()
+
+    deadline = time.monotonic() + 30
+    while True:
+        got = read_all()
+        ks = [(k, o) for k, o in got if k.startswith(b"k")]
+        if sorted(ks) == sorted(last.items()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # one record per key, at the offset it was written to; k0 and its tombstone gone
+    assert sorted(ks) == sorted(last.items())
+    assert sum(1 for k, _ in got if k.startswith(b"f")) == 40
+    assert [o for _, o in got] == sorted(o for _, o in got)

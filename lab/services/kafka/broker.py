@@ -18,7 +18,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import controller
+from . import cleaner, controller
 from . import topicconfig as tc
 from .config import BrokerConfig
 from .fetcher import ReplicaFetcher
@@ -536,8 +536,47 @@ class Broker:
                 self._preferred_due = True
                 self._trigger_reconcile()
 
+    def _cleanup_policy(self, topic: str) -> list[str]:
+        return self.topic_configs.get(topic, {}).get("cleanup.policy", ["delete"])
+
+    async def _clean_compacted(self) -> None:
+        """One pass of the log cleaner over this broker's replicas of compacted topics."""
+        for key, part in list(self.partitions.items()):
+            topic = key[0]
+            if "compact" not in self._cleanup_policy(topic):
+                continue
+            cfg = self.topic_configs.get(topic, {})
+            now_ms = int(time.time() * 1000)
+            segs = cleaner.cleanable(
+                part.log, part.last_stable_offset, now_ms, cfg.get("min.compaction.lag.ms", 0)
+            )
+            if not segs:
+                continue
+            try:
+                done = await self.in_codec_thread(
+                    cleaner.plan,
+                    [(seg, seg.size) for seg in segs],
+                    now_ms,
+                    cfg.get("delete.retention.ms", 86400000),
+                )
+            except (OSError, rec.CorruptBatch) as e:
+                log.warning("%s-%d: compaction pass skipped: %s", *key, e)
+                continue
+            swapped = 0
+            for seg, size, data in done:
+                # still this replica's segment, as it was read (not deleted or cut since)
+                if (
+                    self.partitions.get(key) is part
+                    and seg in part.log.segments[:-1]
+                    and seg.size == size
+                ):
+                    cleaner.swap(seg, data, part.log.config.index_interval_bytes)
+                    swapped += 1
+            if swapped:
+                log.info("%s-%d: compacted %d segment(s)", *key, swapped)
+
     async def _housekeeping_loop(self) -> None:
-        last_retention = time.monotonic()
+        last_retention = last_clean = time.monotonic()
         while True:
             await asyncio.sleep(0.5)
             self.groups.expire_sessions()
@@ -549,10 +588,18 @@ class Broker:
                 ):
                     part.log.flush()
             if (
+                self.config.log_cleaner_enable
+                and (time.monotonic() - last_clean) * 1000 >= self.config.log_cleaner_backoff_ms
+            ):
+                last_clean = time.monotonic()
+                await self._clean_compacted()
+            if (
                 time.monotonic() - last_retention
             ) * 1000 >= self.config.retention_check_interval_ms:
                 last_retention = time.monotonic()
-                for part in self.partitions.values():
+                for (topic, _), part in self.partitions.items():
+                    if "delete" not in self._cleanup_policy(topic):
+                        continue  # compact only: kept until compaction removes it
                     if part.log.apply_retention():
                         part.txns.drop_before(part.log.log_start_offset)
                         log.info(

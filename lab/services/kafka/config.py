@@ -105,6 +105,8 @@ _KNOWN = {
     "auto.leader.rebalance.enable",
     "leader.imbalance.check.interval.seconds",
     "connections.max.idle.ms",
+    "log.cleaner.enable",
+    "log.cleaner.backoff.ms",
 }
 KNOWN_KEYS = frozenset(_KNOWN)  # for a 'did you mean' in racklab's topology check
 
@@ -157,6 +159,8 @@ BROKER_SETTINGS = (
     ("group.min.session.timeout.ms", tc.INT, None, tc.at_least(0)),
     ("group.max.session.timeout.ms", tc.INT, None, tc.at_least(0)),
     ("connections.max.idle.ms", tc.LONG, None, tc.at_least(1)),
+    ("log.cleaner.enable", tc.BOOLEAN, None, None),
+    ("log.cleaner.backoff.ms", tc.LONG, None, tc.at_least(0)),
     ("broker.rack", tc.STRING, "rack", None),
 )
 
@@ -186,6 +190,9 @@ class BrokerConfig:
     auto_leader_rebalance: bool = True
     leader_imbalance_check_interval_s: int = 300
     connections_max_idle_ms: int = 600000
+    # the log cleaner (compaction of cleanup.policy=compact topics): on, every 15 s
+    log_cleaner_enable: bool = True
+    log_cleaner_backoff_ms: int = 15000
     offsets_topic_num_partitions: int = 50
     offsets_topic_replication_factor: int = 3
     offsets_commit_timeout_ms: int = 5000

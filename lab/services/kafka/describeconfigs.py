@@ -122,6 +122,8 @@ BROKER_DEFAULTS: dict[str, str] = {
     "group.max.session.timeout.ms": "1800000",
     "zookeeper.session.timeout.ms": "18000",
     "connections.max.idle.ms": "600000",
+    "log.cleaner.enable": "true",
+    "log.cleaner.backoff.ms": "15000",
 }
 
 # broker keys a ZooKeeper-era broker can change at run time (a part of Kafka's

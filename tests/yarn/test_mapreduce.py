@@ -306,6 +306,10 @@ def test_application_master_web_services_through_the_rm_proxy(stack):
         wait_until(lambda: "/proxy/" in y.app(app)["trackingUrl"], what="the AM registered")
         am = ApplicationMaster(service_endpoint=y.url, timeout=10)
         job_id = "job_" + app[len("application_") :]
+        # the AM registers, then computes its splits: wait for its tasks
+        wait_until(
+            lambda: am.jobs(app).data["jobs"]["job"][0]["mapsTotal"] > 0, what="the job's tasks"
+        )
         assert am.application_information(app).data["info"]["appId"] == app
         (job,) = am.jobs(app).data["jobs"]["job"]
         assert (job["id"], job["state"], job["mapsCompleted"]) == (job_id, "RUNNING", 0)

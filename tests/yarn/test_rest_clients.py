@@ -71,7 +71,9 @@ def test_an_attempt_and_its_containers(cluster, rm, running):
     att_id, am_id = attempt["appAttemptId"], attempt["containerId"]
     info = rm.cluster_application_attempt_info(running, att_id).data["appAttempt"]
     assert info["appAttemptId"] == att_id and info["amContainerId"] == am_id
-    assert info["appAttemptState"] in ("LAUNCHED", "RUNNING") and info["finishedTime"] == 0
+    # its AM container is allocated: launched by now, or about to be
+    assert info["appAttemptState"] in ("ALLOCATED", "LAUNCHED", "RUNNING")
+    assert info["finishedTime"] == 0
     listed = rm.cluster_application_attempt_containers(running, att_id).data
     (c,) = listed["containers"]["container"]
     assert (c["containerId"], c["allocatedMB"], c["containerState"]) == (am_id, 128, "RUNNING")
@@ -336,12 +338,15 @@ def test_signal_a_container(cluster, rm):
     """POST containers/{id}/signal/{command}: the NodeManager sends the container's
     process group SIGQUIT for a thread dump (the AM here traps it), SIGKILL to force it."""
     aid = cluster.submit(
-        "trap 'echo dumped' QUIT; while true; do sleep 0.1; done", name="dumper", max_attempts=1
+        "trap 'echo dumped' QUIT; echo ready; while true; do sleep 0.1; done",
+        name="dumper",
+        max_attempts=1,
     )
     app = wait_until(lambda: (a := cluster.app(aid))["runningContainers"] == 1 and a, what="AM")
     cid = rm.cluster_application_attempts(aid).data["appAttempts"]["appAttempt"][0]["containerId"]
     log = f"http://{app['amHostHttpAddress']}/ws/v1/node/containerlogs/{cid}/stdout"
-    wait_until(lambda: requests.get(log, timeout=5).status_code == 200, what="the AM's log")
+    # signalled before its trap is set, the shell would quit: wait until it says ready
+    wait_until(lambda: "ready" in requests.get(log, timeout=5).text, what="the AM's trap")
     assert rm.cluster_container_signal(cid, "OUTPUT_THREAD_DUMP").data == {}
     wait_until(lambda: "dumped" in requests.get(log, timeout=5).text, what="the thread dump")
 

@@ -421,3 +421,39 @@ def test_log_dirs_reassignments_and_producers(admin, three_brokers):
         assert producer.last_sequence == 2 and producer.current_transaction_start_offset == -1
     finally:
         kp.close()
+
+
+def test_dynamic_broker_configs_are_applied_and_described(admin, three_brokers):
+    t = _topic(admin, partitions=1)
+
+    def on_brokers(name, value, kind=AlterConfigOpType.SET, brokers=("1", "2", "3")):
+        entry = ConfigEntry(name, value, incremental_operation=kind)
+        # one broker resource per call, as librdkafka sends each to its own broker
+        return [
+            f
+            for b in brokers
+            for f in admin.incremental_alter_configs(
+                [ConfigResource(ResourceType.BROKER, b, incremental_configs=[entry])]
+            ).values()
+        ]
+
+    err = _error(on_brokers("message.max.bytes", "lots", brokers=("1",))[0])
+    assert err.name() == "INVALID_CONFIG" and "message.max.bytes" in err.str()
+    for f in on_brokers("message.max.bytes", "2000"):
+        f.result(30)
+    try:
+        entry = _configs(admin, ConfigResource(ResourceType.TOPIC, t))["max.message.bytes"]
+        deadline = time.monotonic() + 20
+        while entry.value != "2000" and time.monotonic() < deadline:
+            time.sleep(0.2)  # the broker answering has not read the change yet
+            entry = _configs(admin, ConfigResource(ResourceType.TOPIC, t))["max.message.bytes"]
+        assert (entry.value, entry.source) == ("2000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+        p = Producer({"bootstrap.servers": three_brokers.bootstrap, "compression.type": "none"})
+        got = []
+        while time.monotonic() < deadline and (not got or got[-1] is None):
+            p.produce(t, b"x" * 5000, partition=0, on_delivery=lambda e, m: got.append(e))
+            p.flush(10)
+        assert got[-1] is not None and got[-1].name() == "MSG_SIZE_TOO_LARGE"
+    finally:  # the cluster is shared: its settings go back as they were
+        for f in on_brokers("message.max.bytes", None, AlterConfigOpType.DELETE):
+            f.result(30)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import describeconfigs as dc
 from . import topicconfig as tc
+from .config import ConfigError
 from .controller import elect
 from .protocol.api import ApiKey
 from .protocol.errors import Error
@@ -97,13 +98,13 @@ async def _describe(b: Broker, rtype: int, name: str, synonyms: bool) -> list[di
         if name not in b.assignments:
             raise ApiError(Error.UNKNOWN_TOPIC_OR_PARTITION)
         overrides = await b.in_thread(b.zk.topic_config, name)
-        return dc.describe_topic(b.config, overrides, synonyms)
+        return dc.describe_topic(b.config, overrides, synonyms, b.dynamic_default, b.dynamic_own)
     if rtype == BROKER:
         if not name:
             defaults = await b.in_thread(b.zk.broker_config, "<default>")
             return dc.describe_cluster_defaults(defaults, synonyms)
         _broker_id(b, name, " or empty string")
-        return dc.describe_broker(b.config, await b.in_thread(b.zk.broker_config, name), synonyms)
+        return dc.describe_broker(b.config, synonyms, b.dynamic_default, b.dynamic_own)
     if rtype == BROKER_LOGGER:
         if not name:
             raise ApiError(Error.INVALID_REQUEST, "Broker id must not be empty")
@@ -211,8 +212,8 @@ async def _alter_topic(b: Broker, topic: str, props: dict[str, str], validate_on
 
 
 async def _alter_broker(b: Broker, name: str, props: dict[str, str], validate_only: bool):
-    """Dynamic broker configs are kept in ZooKeeper and described as such; this broker
-    reads none of them back into its running settings (docs/KAFKA.md)."""
+    """Dynamic broker configs: checked as the broker will read them, kept in ZooKeeper;
+    every broker watches its own and the cluster's defaults and applies them."""
     if name:
         _broker_id(b, name, "")
     fixed = sorted(k for k in props if k not in dc.DYNAMIC_BROKER_KEYS)
@@ -220,6 +221,10 @@ async def _alter_broker(b: Broker, name: str, props: dict[str, str], validate_on
         raise tc.ConfigValueError(
             f"Cannot update these configs dynamically: Set({', '.join(fixed)})"
         )
+    try:
+        b.config.with_dynamic({**b.dynamic, **props})
+    except ConfigError as e:
+        raise tc.ConfigValueError(str(e)) from None
     if not validate_only:
         log.info("Updating broker %s with new configuration : %s", name or "<default>", props)
         await b.in_thread(b.zk.set_broker_config, name or "<default>", props)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import cleaner, controller
 from . import topicconfig as tc
-from .config import BrokerConfig
+from .config import BrokerConfig, ConfigError
 from .fetcher import ReplicaFetcher
 from .group import GroupCoordinator
 from .log import LogConfig
@@ -40,7 +40,12 @@ CHECKPOINT = "replication-offset-checkpoint"
 
 class Broker:
     def __init__(self, config: BrokerConfig):
+        # the file's settings; self.config is them with the dynamic broker configs over
+        self.static_config = dataclasses.replace(config, log=dataclasses.replace(config.log))
         self.config = config
+        self.dynamic: dict[str, str] = {}  # the two below, this broker's over the defaults
+        self.dynamic_default: dict[str, str] = {}
+        self.dynamic_own: dict[str, str] = {}
         self.id = config.broker_id
         self.log_dir = config.log_dirs[0]
         self.partitions: dict[tuple[str, int], Partition] = {}
@@ -109,6 +114,8 @@ class Broker:
         self.zk.watch_controller(self._on_controller)
         self.zk.watch_topics(self._on_topics)
         self.zk.watch_delete_requests(lambda _ch: self._trigger_reconcile())
+        for entity in ("<default>", str(self.id)):
+            self.zk.watch_broker_config(entity, lambda: self.spawn(self._load_dynamic_config()))
         for coro in (
             self._isr_shrink_loop(),
             self._housekeeping_loop(),
@@ -284,6 +291,27 @@ class Broker:
                 self.zk.watch_partition_state(topic, p, tid, self._on_partition_state)
         self._trigger_reconcile()
         self.notify()
+
+    async def _load_dynamic_config(self) -> None:
+        """Dynamic broker configs (cluster-wide defaults, then this broker's) over the
+        file's settings, as Kafka's DynamicBrokerConfig applies them: the log defaults of
+        topics without overrides, message.max.bytes, min.insync.replicas, unclean leader
+        election and the cleaner take the new values at once."""
+        default = await self.in_thread(self.zk.broker_config, "<default>")
+        own = await self.in_thread(self.zk.broker_config, str(self.id))
+        merged = {**default, **own}
+        try:
+            fresh = self.static_config.with_dynamic(merged)
+        except ConfigError as e:  # written by something that did not check it
+            log.warning("dynamic broker configs ignored: %s", e)
+            return
+        for name in BrokerConfig.DYNAMIC_FIELDS:
+            setattr(self.config, name, getattr(fresh, name))
+        self.dynamic, self.dynamic_default, self.dynamic_own = merged, default, own
+        for (t, _), part in self.partitions.items():
+            part.log.config = self.log_config_for(t)
+        if merged:
+            log.info("dynamic broker configs: %s", merged)
 
     def _on_topic_config(self, topic: str) -> None:
         if topic in self.assignments:
@@ -537,7 +565,9 @@ class Broker:
                 self._trigger_reconcile()
 
     def _cleanup_policy(self, topic: str) -> list[str]:
-        return self.topic_configs.get(topic, {}).get("cleanup.policy", ["delete"])
+        props = {**self.config.static, **self.dynamic}
+        default = tc.LIST("log.cleanup.policy", props.get("log.cleanup.policy", "delete"))
+        return self.topic_configs.get(topic, {}).get("cleanup.policy", default)
 
     async def _clean_compacted(self) -> None:
         """One pass of the log cleaner over this broker's replicas of compacted topics."""

@@ -287,6 +287,22 @@ class BrokerConfig:
             log.info("ignoring unknown key %s", k)
         return c
 
+    # what a dynamic broker config (IncrementalAlterConfigs on a broker) changes in a
+    # running broker: the log defaults and the settings read on each request
+    DYNAMIC_FIELDS = (
+        "log",
+        "message_max_bytes",
+        "min_insync_replicas",
+        "unclean_leader_election",
+        "log_cleaner_enable",
+        "log_cleaner_backoff_ms",
+    )
+
+    def with_dynamic(self, dynamic: dict[str, str]) -> BrokerConfig:
+        """The settings of the file with ``dynamic`` over them (cluster defaults, then
+        this broker's own); ConfigError naming the key for a value Kafka would refuse."""
+        return BrokerConfig.from_properties({**self.static, **dynamic})
+
     @classmethod
     def load(cls, path: str | Path) -> BrokerConfig:
         return cls.from_properties(parse_properties(Path(path).read_text()))

@@ -126,12 +126,13 @@ BROKER_DEFAULTS: dict[str, str] = {
     "log.cleaner.backoff.ms": "15000",
 }
 
-# broker keys a ZooKeeper-era broker can change at run time (a part of Kafka's
-# DynamicBrokerConfig.AllDynamicConfigs: the log and cleaner ones); the rest are read-only
-DYNAMIC_BROKER_KEYS = frozenset(
-    syn for syns, _ in TOPIC_SYNONYMS.values() for syn, _ in syns if syn.startswith("log.")
-) | {"message.max.bytes", "min.insync.replicas", "compression.type",
-     "unclean.leader.election.enable", "log.cleaner.threads"}  # fmt: skip
+# broker keys a running broker takes (Kafka's DynamicBrokerConfig.AllDynamicConfigs, the
+# part that concerns this broker: DynamicLogConfig's first synonym of each topic config,
+# and the cleaner's); the rest are read-only
+DYNAMIC_BROKER_KEYS = frozenset(syns[0][0] for syns, _ in TOPIC_SYNONYMS.values() if syns) | {
+    "log.cleaner.threads",
+    "log.cleaner.backoff.ms",
+}
 
 _BROKER_TYPES = {key: conv for key, conv, _, _ in BROKER_SETTINGS}
 
@@ -145,9 +146,21 @@ def _synonym(name: str, value: str | None, source: int) -> dict:
     return {"name": name, "value": value, "source": source}
 
 
-def _broker_synonyms(static: dict[str, str], names: list[str]) -> list[dict]:
-    """ConfigHelper.configSynonyms: static settings, then defaults, from names[0] on."""
-    found = [_synonym(n, static[n], STATIC_BROKER_CONFIG) for n in names if n in static]
+def _broker_synonyms(
+    static: dict[str, str],
+    names: list[str],
+    default: dict[str, str] | None = None,
+    own: dict[str, str] | None = None,
+) -> list[dict]:
+    """ConfigHelper.configSynonyms: this broker's dynamic settings, the cluster's dynamic
+    defaults, the static ones, then Kafka's defaults, from names[0]'s own entry on."""
+    found = [_synonym(n, own[n], DYNAMIC_BROKER_CONFIG) for n in names if n in (own or {})]
+    found += [
+        _synonym(n, default[n], DYNAMIC_DEFAULT_BROKER_CONFIG)
+        for n in names
+        if n in (default or {})
+    ]
+    found += [_synonym(n, static[n], STATIC_BROKER_CONFIG) for n in names if n in static]
     found += [
         _synonym(n, BROKER_DEFAULTS[n], DEFAULT_CONFIG) for n in names if n in BROKER_DEFAULTS
     ]
@@ -171,12 +184,13 @@ def _entry(name: str, value, source: int, synonyms: list[dict], type_id: int, re
     }
 
 
-def topic_effective(static: dict[str, str], name: str) -> str:
-    """The value a topic without an override has: its broker synonym, or the default."""
+def topic_effective(props: dict[str, str], name: str) -> str:
+    """The value a topic without an override has: its broker synonym (``props``: the
+    file's settings with the dynamic ones over them), or the default."""
     synonyms, default = TOPIC_SYNONYMS[name]
     for key, scale in synonyms:
-        if key in static:
-            raw = static[key].strip()
+        if key in props:
+            raw = props[key].strip()
             if scale != 1:
                 n = int(raw)
                 return str(n * scale if n >= 0 else -1)
@@ -184,16 +198,23 @@ def topic_effective(static: dict[str, str], name: str) -> str:
     return default
 
 
-def describe_topic(cfg: BrokerConfig, overrides: dict[str, str], synonyms: bool) -> list[dict]:
+def describe_topic(
+    cfg: BrokerConfig,
+    overrides: dict[str, str],
+    synonyms: bool,
+    default: dict[str, str] | None = None,
+    own: dict[str, str] | None = None,
+) -> list[dict]:
     out = []
+    props = {**cfg.static, **(default or {}), **(own or {})}
     for name in sorted(TOPIC_SYNONYMS):
         names = [k for k, _ in TOPIC_SYNONYMS[name][0]]
-        syns = _broker_synonyms(cfg.static, names)
+        syns = _broker_synonyms(cfg.static, names, default, own)
         if name in overrides:
             value = overrides[name]
             syns.insert(0, _synonym(name, value, TOPIC_CONFIG))
         else:
-            value = topic_effective(cfg.static, name)
+            value = topic_effective(props, name)
         source = syns[0]["source"] if syns else DEFAULT_CONFIG
         out.append(
             _entry(name, value, source, syns if synonyms else [], topic_config_type(name), False)
@@ -201,14 +222,18 @@ def describe_topic(cfg: BrokerConfig, overrides: dict[str, str], synonyms: bool)
     return out
 
 
-def describe_broker(cfg: BrokerConfig, dynamic: dict[str, str], synonyms: bool) -> list[dict]:
-    """The broker's own settings: those in its file, and Kafka's defaults of the keys this
-    broker knows; dynamic ones (IncrementalAlterConfigs on the broker) first."""
+def describe_broker(
+    cfg: BrokerConfig,
+    synonyms: bool,
+    default: dict[str, str] | None = None,
+    own: dict[str, str] | None = None,
+) -> list[dict]:
+    """The broker's own settings: its dynamic ones, those in its file, and Kafka's
+    defaults of the keys this broker knows."""
     out = []
-    for name in sorted(set(cfg.static) | set(BROKER_DEFAULTS) | set(dynamic)):
-        syns = _broker_synonyms(cfg.static, [name])
-        if name in dynamic:
-            syns.insert(0, _synonym(name, dynamic[name], DYNAMIC_BROKER_CONFIG))
+    names = set(cfg.static) | set(BROKER_DEFAULTS) | set(default or {}) | set(own or {})
+    for name in sorted(names):
+        syns = _broker_synonyms(cfg.static, [name], default, own)
         source = syns[0]["source"] if syns else DEFAULT_CONFIG
         value = syns[0]["value"] if syns else None
         conv = _BROKER_TYPES.get(name)

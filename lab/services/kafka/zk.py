@@ -309,6 +309,12 @@ class ZkCluster:
         except NoNodeError:
             return {}
 
+    def watch_broker_config(self, entity: str, cb) -> None:
+        """cb() in the loop whenever the dynamic configs of ``entity`` change."""
+        self.zk.DataWatch(
+            f"/config/brokers/{entity}", lambda data, stat: self.loop.call_soon_threadsafe(cb)
+        )
+
     def set_broker_config(self, entity: str, config: dict[str, str]) -> None:
         path = f"/config/brokers/{entity}"
         data = _j({"version": 1, "config": config})

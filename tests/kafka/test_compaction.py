@@ -4,7 +4,9 @@ indexes, and a log reopened after compaction (as at a broker's restart)."""
 from __future__ import annotations
 
 from lab.services.kafka import cleaner
+from lab.services.kafka.fetcher import ReplicaFetcher
 from lab.services.kafka.log import LogConfig, PartitionLog
+from lab.services.kafka.partition import Partition
 from lab.services.kafka.protocol import records as rec
 
 NOW = 1_800_000_000_000
@@ -90,3 +92,23 @@ def test_transactional_batches_and_a_producers_last_batch_stay_whole(tmp_path):
     assert (b"a", b"1") not in left and (b"a", b"2") in left and (b"a", b"3") in left
     assert (b"t", b"1") in left  # a transactional batch is not rewritten
     log.close()
+
+
+def test_a_follower_takes_the_gaps_a_compacted_leader_sends(tmp_path):
+    """Whole batches the leader's cleaner removed leave gaps in what it sends a follower
+    catching up; the follower appends past them, as Kafka's does (offsets only increase)."""
+    part = Partition("t", 0, tmp_path, LogConfig())
+    first = rec.build_batch([(b"a", b"1"), (b"b", b"1")], base_offset=0, timestamp_ms=NOW)
+    after_gap = rec.build_batch([(b"a", b"9")], base_offset=7, timestamp_ms=NOW)
+    ReplicaFetcher._append(part, first)
+    ReplicaFetcher._append(part, after_gap)  # the next fetch answer starts past the gap
+    assert part.leo == 8
+    assert [(r.offset, r.value) for r in rec.read_records(part.log.read(0, 1 << 20))] == [
+        (0, b"1"),
+        (1, b"1"),
+        (7, b"9"),
+    ]
+    # a batch that starts before the log end does not line up: refused
+    ReplicaFetcher._append(part, rec.build_batch([(b"c", b"x")], base_offset=5, timestamp_ms=NOW))
+    assert part.leo == 8
+    part.close()

@@ -208,7 +208,10 @@ class ReplicaFetcher:
             for pos, h in rec.iter_batches(data):
                 if h.last_offset < part.leo:
                     continue
-                if h.base_offset != part.leo and not batches:
+                # a batch past the log end is a gap the leader's compaction made (whole
+                # batches removed): taken, as Kafka's follower takes any increasing offsets;
+                # one that starts before the log end does not line up with this log
+                if h.base_offset < part.leo and not batches:
                     log.warning(
                         "%s-%d: leader sent offset %d, expected %d",
                         part.topic,

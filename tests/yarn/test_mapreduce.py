@@ -314,6 +314,10 @@ def test_application_master_web_services_through_the_rm_proxy(stack):
         (job,) = am.jobs(app).data["jobs"]["job"]
         assert (job["id"], job["state"], job["mapsCompleted"]) == (job_id, "RUNNING", 0)
         assert job["mapsTotal"] > 4 and job["mapsPending"] == job["mapsTotal"]
+        assert [a["name"] for a in job["acls"]] == [
+            "mapreduce.job.acl-modify-job",
+            "mapreduce.job.acl-view-job",
+        ]
         assert am.job(app, job_id).data["job"]["reducesTotal"] == 1
         (attempt,) = am.job_attempts(app, job_id).data["jobAttempts"]["jobAttempt"]
         assert attempt["id"] == 1 and attempt["containerId"].endswith("_01_000001")

@@ -166,6 +166,11 @@ class AMWebServices:
             "state": am.state,
             "uberized": False,
             "diagnostics": am.diagnostics,
+            # the job's ACLs, as its configuration sets them (" ": nobody beyond the owner)
+            "acls": [
+                {"name": name, "value": str(am.conf.get(name, " "))}
+                for name in ("mapreduce.job.acl-modify-job", "mapreduce.job.acl-view-job")
+            ],
         }
         for kind, tasks in (("map", am.maps), ("reduce", am.reduce_tasks)):
             states = [self.task_state(t) for t in tasks]

@@ -340,10 +340,10 @@ def test_application_master_web_services_through_the_rm_proxy(stack):
             == att["id"]
         )
         state = am.task_attempt_state(app, job_id, task, att["id"]).data
-        assert state == {"jobTaskAttemptState": {"state": "STARTING"}}
+        assert state == {"state": "STARTING"}
         # PUT {"state": "KILLED"}: the attempt ends and the task gets another
         killed = am.task_attempt_state_kill(app, job_id, task, att["id"]).data
-        assert killed == {"jobTaskAttemptState": {"state": "KILLED"}}
+        assert killed == {"state": "KILLED"}
         wait_until(
             lambda: (
                 len(am.task_attempts(app, job_id, task).data["taskAttempts"]["taskAttempt"]) == 2
@@ -363,7 +363,9 @@ def test_application_master_web_services_through_the_rm_proxy(stack):
             json={"state": "RUNNING"},
             timeout=5,
         )
-        assert r.status_code == 400
+        assert r.status_code == 400 and r.json()["RemoteException"]["message"] == (
+            "java.lang.Exception: Only 'KILLED' is allowed as a target state."
+        )
         # the proxy's own answers: an unknown application, and one with no tracking URL
         r = requests.get(f"{y.url}/proxy/application_1_0099/ws/v1/mapreduce/info", timeout=5)
         assert r.status_code == 404 and "could not be found in RM" in r.text

@@ -107,9 +107,11 @@ class AMWebServices:
                         "taskAttemptCounterGroup": self.groups(att.counters, "value"),
                     }
                 }
+            # JobTaskAttemptState: its JSON has no root element (the XML's is
+            # <jobTaskAttemptState>), as the MapReduce AM REST docs show
             if method == "PUT":
-                return 200, {"jobTaskAttemptState": {"state": self.kill(att, body)}}
-            return 200, {"jobTaskAttemptState": {"state": self.attempt_state(att)}}
+                return 200, {"state": self.kill(att, body)}
+            return 200, {"state": self.attempt_state(att)}
 
     # -- ids ----------------------------------------------------------------------
     def _job_id(self, text: str) -> None:

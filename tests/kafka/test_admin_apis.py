@@ -4,6 +4,7 @@ ZkAdminManager, ConfigHelper, AclApis and controller)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -45,6 +46,9 @@ from kafka.admin import ResourceType as KpResourceType
 from kafka.errors import SecurityDisabledError
 
 from lab.services.kafka import admin as kadmin
+from lab.services.kafka.client import Connection
+from lab.services.kafka.protocol.api import ApiKey
+from lab.services.kafka.protocol.errors import Error
 
 
 def _name(prefix: str) -> str:
@@ -457,3 +461,57 @@ def test_dynamic_broker_configs_are_applied_and_described(admin, three_brokers):
     finally:  # the cluster is shared: its settings go back as they were
         for f in on_brokers("message.max.bytes", None, AlterConfigOpType.DELETE):
             f.result(30)
+
+
+def test_names_from_the_wire_never_reach_zookeeper_as_paths(three_brokers):
+    """Hostile resource names and null values get error answers (the fuzzer found an
+    ElectLeaders for topic "" reading /brokers/topics/ itself)."""
+    ops = [{"name": "retention.ms", "config_operation": 0, "value": "1"}]
+    res = [
+        {"resource_type": 2, "resource_name": name, "configs": ops}
+        for name in ("", "../../controller", "a/b")
+    ] + [{"resource_type": 4, "resource_name": "../x", "configs": ops}]
+    null_value = {"name": "log.retention.ms", "config_operation": 0, "value": None}
+    null = [{"resource_type": 4, "resource_name": "", "configs": [null_value]}]
+    hostile_topics = [{"topic": t, "partitions": [0]} for t in ("", "../x")]
+
+    async def ask(port, api, version, body):
+        c = Connection("127.0.0.1", port, client_id="hostile")
+        await c.connect(10)
+        try:
+            return await c.request(api, version, body)
+        finally:
+            await c.close()
+
+    first = three_brokers.brokers[0].port
+    alter = asyncio.run(
+        ask(first, ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, {"resources": res, "validate_only": False})
+    )
+    assert [r["error_code"] for r in alter["responses"]] == [
+        Error.INVALID_REQUEST,
+        Error.UNKNOWN_TOPIC_OR_PARTITION,
+        Error.UNKNOWN_TOPIC_OR_PARTITION,
+        Error.INVALID_REQUEST,
+    ]
+    [n] = asyncio.run(
+        ask(first, ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, {"resources": null, "validate_only": True})
+    )["responses"]
+    assert (n["error_code"], n["error_message"]) == (
+        Error.INVALID_REQUEST,
+        "Null value not supported for : log.retention.ms",
+    )
+    md = asyncio.run(
+        ask(first, ApiKey.METADATA, 9, {"topics": [], "allow_auto_topic_creation": False})
+    )
+    [controller] = [b.port for b in three_brokers.brokers if b.id == md["controller_id"]]
+    body = {"election_type": 0, "topic_partitions": hostile_topics, "timeout_ms": 1000}
+    elect = asyncio.run(ask(controller, ApiKey.ELECT_LEADERS, 2, body))
+    assert elect["error_code"] == Error.NONE
+    errors = [
+        p["error_code"] for t in elect["replica_election_results"] for p in t["partition_result"]
+    ]
+    assert errors == [Error.UNKNOWN_TOPIC_OR_PARTITION] * 2
+    md = asyncio.run(
+        ask(controller, ApiKey.METADATA, 9, {"topics": [], "allow_auto_topic_creation": False})
+    )
+    assert len(md["brokers"]) == 3  # still serving

@@ -129,10 +129,17 @@ async def alter_configs(b: Broker, req, h, host):
 @handler(ApiKey.INCREMENTAL_ALTER_CONFIGS)
 async def incremental_alter_configs(b: Broker, req, h, host):
     async def stepwise(rtype, name, ops):
+        # the resource checked before its znode is read: a name from the wire never
+        # becomes a ZooKeeper path of its own choosing
         if rtype == TOPIC:
+            _topic_exists(b, name)
             current = await b.in_thread(b.zk.topic_config, name)
-        else:
+        elif rtype == BROKER:
+            if name:
+                _broker_id(b, name, "")
             current = await b.in_thread(b.zk.broker_config, name or "<default>")
+        else:
+            current = {}  # refused below, as Kafka refuses the resource type
         return _apply_ops(rtype, current, ops)
 
     return await _alter(b, req, stepwise)
@@ -144,6 +151,8 @@ def _apply_ops(rtype: int, props: dict[str, str], ops: list[dict]) -> dict[str, 
     props = dict(props)
     for op in ops:
         name, value, kind = op["name"], op["value"], op["config_operation"]
+        if value is None and kind != DELETE:
+            raise ApiError(Error.INVALID_REQUEST, f"Null value not supported for : {name}")
         if kind == SET:
             props[name] = value
         elif kind == DELETE:
@@ -200,11 +209,15 @@ async def _alter(b: Broker, req, new_props) -> dict:
     return {"throttle_time_ms": 0, "responses": out}
 
 
-async def _alter_topic(b: Broker, topic: str, props: dict[str, str], validate_only: bool):
+def _topic_exists(b: Broker, topic: str) -> None:
     if not topic:
         raise ApiError(Error.INVALID_REQUEST, "Default topic resources are not allowed.")
     if topic not in b.assignments:
         raise ApiError(Error.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{topic}' does not exist.")
+
+
+async def _alter_topic(b: Broker, topic: str, props: dict[str, str], validate_only: bool):
+    _topic_exists(b, topic)
     tc.validate(props)
     if not validate_only:
         log.info("Updating topic %s with new configuration : %s", topic, props)
@@ -376,7 +389,11 @@ async def elect_leaders(b: Broker, req, h, host):
     for t in wanted:
         results = []
         for p in t["partitions"]:
-            what, _ = await b.in_thread(elect, b.zk, t["topic"], p, set(b.live_brokers), unclean)
+            if p not in b.assignments.get(t["topic"], {}):
+                what = "unknown"  # never a ZooKeeper path made of a name from the wire
+            else:
+                live = set(b.live_brokers)
+                what, _ = await b.in_thread(elect, b.zk, t["topic"], p, live, unclean)
             err, msg = {
                 "elected": (Error.NONE, None),
                 "not needed": (Error.ELECTION_NOT_NEEDED, None),

@@ -11,6 +11,8 @@ import uuid
 import pytest
 from confluent_kafka import (
     Consumer,
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
     ElectionType,
     KafkaException,
     Producer,
@@ -299,7 +301,24 @@ def test_delete_groups_and_group_offsets(admin, three_brokers):
         # a member still reads the topic: its offsets stay
         said = kp.delete_group_offsets(g, [KpTopicPartition(t, 0)])
         assert "GroupSubscribedToTopic" in str(said), said
+        stable = admin.list_consumer_groups(states={ConsumerGroupState.STABLE}).result(30)
+        assert g in {x.group_id for x in stable.valid}
+        [desc] = _done(admin.describe_consumer_groups([g])).values()
+        assert desc.state == ConsumerGroupState.STABLE and len(desc.members) == 1
         c.close()
+        # an empty group: its offsets can be changed and deleted by an admin
+        moved = ConsumerGroupTopicPartitions(g, [TopicPartition(t, 0, 1)])
+        _done(admin.alter_consumer_group_offsets([moved]))
+        [listed] = _done(
+            admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)])
+        ).values()
+        assert {p.partition: p.offset for p in listed.topic_partitions} == {0: 1, 1: 2}
+        deleted = kp.delete_group_offsets(g, [KpTopicPartition(t, 1)])
+        assert [e.__name__ for e in deleted.values()] == ["NoError"]
+        [listed] = _done(
+            admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)])
+        ).values()
+        assert {p.partition: p.offset for p in listed.topic_partitions} == {0: 1}
         _done(admin.delete_consumer_groups([g]))
         err = _error(admin.delete_consumer_groups([g])[g])
         assert err.name() == "GROUP_ID_NOT_FOUND"

@@ -107,6 +107,14 @@ class DSQuotaExceededException(HadoopException):
     java = "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException"
 
 
+class SnapshotException(HadoopException):
+    java = "org.apache.hadoop.hdfs.protocol.SnapshotException"
+
+
+class SnapshotAccessControlException(HadoopException):
+    java = "org.apache.hadoop.hdfs.protocol.SnapshotAccessControlException"
+
+
 class InvalidPathException(HadoopException):
     # A HadoopIllegalArgumentException, hence 400 like IllegalArgumentException.
     java = "org.apache.hadoop.fs.InvalidPathException"

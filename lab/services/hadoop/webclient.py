@@ -198,6 +198,11 @@ class WebHdfsClient:
         """SETQUOTA: a count of names, bytes with replicas; -1 clears, None leaves as is."""
         self.call("PUT", path, "SETQUOTA", namespacequota=namespace, storagespacequota=space)
 
+    def snapshot_op(self, op: str, path: str, **params) -> dict:
+        """ALLOWSNAPSHOT, DISALLOWSNAPSHOT, CREATESNAPSHOT (snapshotname; -> {"Path"}),
+        RENAMESNAPSHOT (oldsnapshotname, snapshotname), DELETESNAPSHOT (snapshotname)."""
+        return self.call("DELETE" if op == "DELETESNAPSHOT" else "PUT", path, op, **params)
+
     # ACLs: specs and entries in Hadoop's text form (user:bob:r-x, default:group::r-x).
     def acl_status(self, path: str) -> dict:
         """{owner, group, stickyBit, permission (octal text), entries}."""

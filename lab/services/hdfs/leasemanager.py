@@ -52,7 +52,7 @@ class LeaseManager:
                         before["numBytes"],
                     )
                 else:
-                    self.bm.remove_blocks([f.blocks.pop()])
+                    self._release([f.blocks.pop()])
         self.close_file(f, None)
         log.warning("closed %s for its lost writer (%s), length now %d", f.path(), reason, f.length)
 
@@ -61,7 +61,7 @@ class LeaseManager:
         says (lease recovery's commitBlockSynchronization), or dropped, or as it is (its
         writer's complete)."""
         if drop_last and f.blocks:
-            self.bm.remove_blocks([f.blocks.pop()])
+            self._release([f.blocks.pop()])
         blocks = [b.to_json() for b in f.blocks]
         if last is not None and blocks and blocks[-1]["blockId"] == last["blockId"]:
             blocks[-1] = dict(last)

@@ -18,11 +18,12 @@ from ..hadoop.errors import (
     HadoopException,
     IllegalArgumentException,
     IOException,
+    SnapshotException,
 )
 from ..hadoop.http import BadRequest, Request, Response, serve
 from ..hadoop.ipc.server import IpcServer
 from ..hadoop.ipc.sniff import serve_sniffing
-from . import quota, webhdfs
+from . import quota, snapshot, webhdfs
 from .acl import ACLS_KEY, INHERITANCE_KEY
 from .blockmanager import BlockInfo, BlockManager
 from .config import Configuration
@@ -45,6 +46,7 @@ from .nn_clientprotocol import ClientNamenodeProtocol
 from .nn_imageservlet import ImageServlet
 from .nn_reads import NamespaceReads
 from .nn_rpc import NameNodeRpcServer
+from .nn_snapshots import SnapshotOps
 from .nn_status import StatusPages
 from .nn_webhdfs import NamenodeWebHdfsMethods
 from .safemode import SafeMode
@@ -86,10 +88,11 @@ def _common_ancestor(a, b):
     return b
 
 
-class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
+class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps, SnapshotOps):
     """The namespace and its logged changes, start-up from the image and edits, the
     monitor, and the front doors over them; safe mode (safemode.py), leases
-    (leasemanager.py), reads (nn_reads.py) and ACLs (nn_acls.py) are its mixins."""
+    (leasemanager.py), reads (nn_reads.py), ACLs (nn_acls.py) and snapshots
+    (nn_snapshots.py) are its mixins."""
 
     def __init__(self, conf: Configuration) -> None:
         self.conf = conf
@@ -154,6 +157,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
             self.bm.add_file_blocks(f)
             if f.client_name:  # its writer may be gone: the hard limit applies from now
                 self.leases[f.inode_id] = {"renewed": time.monotonic(), "beforeAppend": None}
+        self._register_snapshot_blocks()
         self.editlog = EditLog(self.storage, last)
         self.editlog.open_segment()
         self.storage.write_seen_txid(self.editlog.last_txid)
@@ -246,6 +250,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
 
     # ------------------------------------------------------------ logged changes
     def log_apply(self, op: dict):
+        self._read_only(op)
         self.editlog.log(op)
         return self.ns.apply(op)
 
@@ -346,7 +351,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
         if unmasked is not None:
             op["unmasked"] = unmasked
         removed = self.log_apply(op)
-        self.bm.remove_blocks(removed or [])
+        self._release(removed or [])
         self._renew(self.ns.lookup(path))
         return {"fileId": self.ns.last_inode_id}
 
@@ -430,7 +435,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
                     "blocks": [b.to_json() for b in f.blocks[:-1]],
                 }
             )
-            self.bm.remove_blocks([removed])
+            self._release([removed])
 
     def complete(self, path: str, client: str, last: dict | None) -> bool:
         path = normalize(path)
@@ -546,8 +551,14 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps):
             parent=WRITE,
             subtree=READ | WRITE | EXECUTE if node.is_dir and node.children else 0,
         )
+        held = snapshot.has_snapshots(node)
+        if held is not None:
+            raise SnapshotException(
+                f"The directory {path} cannot be deleted since {held} is snapshottable and "
+                "already has snapshots"
+            )
         removed = self.log_apply({"op": "OP_DELETE", "path": path, "timestamp": now_ms()})
-        self.bm.remove_blocks(removed)
+        self._release(removed)
         return True
 
     def set_replication(self, path: str, replication: int, user: str) -> bool:

@@ -23,7 +23,7 @@ from ..hadoop.errors import (
     PathIsNotEmptyDirectoryException,
 )
 from ..hadoop.fields import Any_, FieldError, Int, List, Str, Struct
-from . import acl
+from . import acl, snapshot
 
 READ, WRITE, EXECUTE = 4, 2, 1  # permission bits, as checks name them
 # Hadoop's FsAction names, which its permission errors use (access=WRITE).
@@ -126,6 +126,9 @@ class INodeDirectory(INode):
     # Quotas (quota.py): names and bytes with replicas, -1 for none; not dataclass fields.
     ns_quota = -1
     ds_quota = -1
+    # A snapshottable directory's DIR/.snapshot (snapshot.py): its children are the
+    # snapshots' frozen roots; None when snapshots are not allowed here.
+    snapshot_dir = None
 
 
 @dataclass(eq=False)
@@ -143,6 +146,16 @@ class INodeFile(INode):
     @property
     def length(self) -> int:
         return sum(b.num_bytes for b in self.blocks)
+
+
+def child(node: INode, part: str) -> INode | None:
+    """A directory's child by name; DIR/.snapshot of a snapshottable directory too."""
+    if not isinstance(node, INodeDirectory):
+        return None
+    found = node.children.get(part)
+    if found is None and part == snapshot.DOT_SNAPSHOT:
+        return node.snapshot_dir
+    return found
 
 
 def split_path(path: str) -> list[str]:
@@ -168,6 +181,9 @@ class Namespace:
         # dfs.namenode.posix.acl.inheritance.enabled: a child of a directory with a
         # default ACL starts from the mode the client asked for before its umask.
         self.acl_inheritance = True
+        # Ids of directories snapshots were allowed on (a hint: empty, no snapshot
+        # anywhere, so a deleted file's blocks go at once).
+        self.snapshottable: set[int] = set()
         self.root = INodeDirectory(ROOT_INODE_ID, "", superuser, supergroup, 0o755, 0, 0)
         self.last_inode_id = ROOT_INODE_ID
         self.last_block_id = FIRST_BLOCK_ID
@@ -178,9 +194,7 @@ class Namespace:
     def lookup(self, path: str) -> INode | None:
         node: INode = self.root
         for part in split_path(path):
-            if not isinstance(node, INodeDirectory):
-                return None
-            node = node.children.get(part)
+            node = child(node, part)
             if node is None:
                 return None
         return node
@@ -229,9 +243,10 @@ class Namespace:
         node: INode = self.root
         chain: list[INode] = [node]
         for part in parts:
-            if not isinstance(node, INodeDirectory) or part not in node.children:
+            nxt = child(node, part)
+            if nxt is None:
                 break
-            node = node.children[part]
+            node = nxt
             chain.append(node)
         exists = len(chain) == len(parts) + 1
         walked = chain[:-1] if exists else chain
@@ -506,6 +521,27 @@ class Namespace:
         else:
             node.mode, node.acl = acl.stored(node.mode, entries, node.is_dir)
 
+    def _op_allow_snapshot(self, op: dict) -> None:
+        d = self.get(op["path"])
+        snapshot.allow(d)
+        self.snapshottable.add(d.inode_id)
+
+    def _op_disallow_snapshot(self, op: dict) -> None:
+        self.get(op["path"]).snapshot_dir = None
+
+    def _op_create_snapshot(self, op: dict) -> None:
+        d = self.get(op["path"])
+        root = snapshot.frozen(d, None)
+        root.mtime = op["mtime"]  # a snapshot's root shows when it was taken
+        snapshot.attach(d, op["name"], root)
+
+    def _op_delete_snapshot(self, op: dict) -> None:
+        del self.get(op["path"]).snapshot_dir.children[op["name"]]
+
+    def _op_rename_snapshot(self, op: dict) -> None:
+        d = self.get(op["path"])
+        snapshot.attach(d, op["newName"], d.snapshot_dir.children.pop(op["oldName"]))
+
     def _op_set_quota(self, op: dict) -> None:
         node = self.get(op["src"])
         node.ns_quota, node.ds_quota = op["nsQuota"], op["dsQuota"]
@@ -538,104 +574,123 @@ class Namespace:
 
     # ------------------------------------------------------------ fsimage (de)serialisation
     def to_image(self) -> dict:
-        inodes = []
-        stack: list[INode] = [self.root]
-        while stack:
-            n = stack.pop()
-            rec = {
-                "id": n.inode_id,
-                "parent": n.parent.inode_id if n.parent else None,
-                "name": n.name,
-                "owner": n.owner,
-                "group": n.group,
-                "mode": n.mode,
-                "mtime": n.mtime,
-                "atime": n.atime,
-            }
-            if n.acl:
-                rec["acl"] = [str(e) for e in n.acl]
-            if isinstance(n, INodeDirectory) and (n.ns_quota >= 0 or n.ds_quota >= 0):
-                rec.update(nsQuota=n.ns_quota, dsQuota=n.ds_quota)
-            if isinstance(n, INodeFile):
-                rec.update(
-                    type="FILE",
-                    replication=n.replication,
-                    blockSize=n.block_size,
-                    blocks=[b.to_json() for b in n.blocks],
-                    clientName=n.client_name,
-                    clientMachine=n.client_machine,
-                )
-            else:
-                rec["type"] = "DIRECTORY"
-                stack.extend(sorted(n.children.values(), key=lambda c: c.name, reverse=True))
-            inodes.append(rec)
-        return {
+        image = {
             "lastInodeId": self.last_inode_id,
             "lastBlockId": self.last_block_id,
             "genStamp": self.gen_stamp,
-            "inodes": inodes,
+            "inodes": _records(self.root),
         }
+        snapshots = snapshot.image_entries(self.root, _records)
+        if snapshots:
+            image["snapshots"] = snapshots
+        return image
 
     def load_image(self, image: dict) -> None:
         """Replace the namespace with an fsimage's; a damaged or made-up image raises
         FieldError (ValueError) and leaves nothing half loaded that anybody uses."""
         image = IMAGE.check(image, "fsimage")
-        inodes: dict[int, INode] = {}
-        root = None
-        for i, rec in enumerate(image["inodes"]):
-            spec = IMAGE_RECORDS.get(rec.get("type")) if isinstance(rec, dict) else None
-            if spec is None:
-                raise FieldError(f"fsimage.inodes[{i}]", "is not a FILE or DIRECTORY record")
-            rec = spec.check(rec, f"fsimage.inodes[{i}]")
-            if rec["type"] == "FILE":
-                n: INode = INodeFile(
-                    rec["id"],
-                    rec["name"],
-                    rec["owner"],
-                    rec["group"],
-                    rec["mode"],
-                    rec["mtime"],
-                    rec["atime"],
-                    None,
-                    rec["replication"],
-                    rec["blockSize"],
-                    [Block.from_json(b) for b in rec["blocks"]],
-                    rec.get("clientName"),
-                    rec.get("clientMachine"),
-                )
-            else:
-                n = INodeDirectory(
-                    rec["id"],
-                    rec["name"],
-                    rec["owner"],
-                    rec["group"],
-                    rec["mode"],
-                    rec["mtime"],
-                    rec["atime"],
-                )
-                n.ns_quota, n.ds_quota = rec["nsQuota"], rec["dsQuota"]
-            if rec.get("acl"):
-                try:
-                    n.acl = [acl.parse_entry(e) for e in rec["acl"]]
-                except HadoopIllegalArgumentException as exc:
-                    raise FieldError(f"fsimage.inodes[{i}].acl", str(exc)) from None
-            if rec["parent"] is None:
-                if root is not None or not isinstance(n, INodeDirectory):
-                    raise FieldError(f"fsimage.inodes[{i}]", "a second root, or a root file")
-                root = n
-            else:
-                parent = inodes.get(rec["parent"])
-                if not isinstance(parent, INodeDirectory) or n.inode_id in inodes:
-                    raise FieldError(f"fsimage.inodes[{i}]", "parent is not a directory before it")
-                n.parent = parent
-                parent.children[n.name] = n
-            inodes[n.inode_id] = n
-        if root is None:
-            raise FieldError("fsimage", "has no root directory")
+        root, inodes = _tree(image["inodes"], "fsimage.inodes")
+        entries = image.get("snapshots") or []
+        snapshot.load_entries(entries, inodes, _tree)
         self.root, self.inodes = root, inodes
+        self.snapshottable = {e["dir"] for e in entries}
         self.last_inode_id = image["lastInodeId"]
         self.last_block_id = image["lastBlockId"]
         self.gen_stamp = image["genStamp"]
+
+
+def _records(top: INode) -> list[dict]:
+    """fsimage records of a tree, parents before children (the root's parent None)."""
+    inodes = []
+    stack: list[INode] = [top]
+    while stack:
+        n = stack.pop()
+        rec = {
+            "id": n.inode_id,
+            "parent": n.parent.inode_id if n.parent and n is not top else None,
+            "name": n.name,
+            "owner": n.owner,
+            "group": n.group,
+            "mode": n.mode,
+            "mtime": n.mtime,
+            "atime": n.atime,
+        }
+        if n.acl:
+            rec["acl"] = [str(e) for e in n.acl]
+        if isinstance(n, INodeDirectory) and (n.ns_quota >= 0 or n.ds_quota >= 0):
+            rec.update(nsQuota=n.ns_quota, dsQuota=n.ds_quota)
+        if isinstance(n, INodeFile):
+            rec.update(
+                type="FILE",
+                replication=n.replication,
+                blockSize=n.block_size,
+                blocks=[b.to_json() for b in n.blocks],
+                clientName=n.client_name,
+                clientMachine=n.client_machine,
+            )
+        else:
+            rec["type"] = "DIRECTORY"
+            stack.extend(sorted(n.children.values(), key=lambda c: c.name, reverse=True))
+        inodes.append(rec)
+    return inodes
+
+
+def _tree(records: list, where: str) -> tuple[INodeDirectory, dict[int, INode]]:
+    """The tree of fsimage records (its root, and its inodes by id); a damaged or made-up
+    record raises FieldError."""
+    inodes: dict[int, INode] = {}
+    root = None
+    for i, rec in enumerate(records):
+        spec = IMAGE_RECORDS.get(rec.get("type")) if isinstance(rec, dict) else None
+        if spec is None:
+            raise FieldError(f"{where}[{i}]", "is not a FILE or DIRECTORY record")
+        rec = spec.check(rec, f"{where}[{i}]")
+        if rec["type"] == "FILE":
+            n: INode = INodeFile(
+                rec["id"],
+                rec["name"],
+                rec["owner"],
+                rec["group"],
+                rec["mode"],
+                rec["mtime"],
+                rec["atime"],
+                None,
+                rec["replication"],
+                rec["blockSize"],
+                [Block.from_json(b) for b in rec["blocks"]],
+                rec.get("clientName"),
+                rec.get("clientMachine"),
+            )
+        else:
+            n = INodeDirectory(
+                rec["id"],
+                rec["name"],
+                rec["owner"],
+                rec["group"],
+                rec["mode"],
+                rec["mtime"],
+                rec["atime"],
+            )
+            n.ns_quota, n.ds_quota = rec["nsQuota"], rec["dsQuota"]
+        if rec.get("acl"):
+            try:
+                n.acl = [acl.parse_entry(e) for e in rec["acl"]]
+            except HadoopIllegalArgumentException as exc:
+                raise FieldError(f"{where}[{i}].acl", str(exc)) from None
+        if rec["parent"] is None:
+            if root is not None or not isinstance(n, INodeDirectory):
+                raise FieldError(f"{where}[{i}]", "a second root, or a root file")
+            root = n
+        else:
+            parent = inodes.get(rec["parent"])
+            if not isinstance(parent, INodeDirectory) or n.inode_id in inodes:
+                raise FieldError(f"{where}[{i}]", "parent is not a directory before it")
+            n.parent = parent
+            parent.children[n.name] = n
+        inodes[n.inode_id] = n
+    if root is None:
+        raise FieldError(where, "has no root directory")
+    return root, inodes
 
 
 def mode_string(mode: int) -> str:

@@ -156,6 +156,28 @@ class NativeClient:
             storagespaceQuota=keep if space is None else space,
         )
 
+    def snapshot_op(self, op: str, path: str, **params) -> dict:
+        """The WebHDFS snapshot operation's ClientNamenodeProtocol call, its answer in
+        WebHDFS's shape."""
+        if op == "CREATESNAPSHOT":
+            made = self._call(
+                "createSnapshot", snapshotRoot=path, snapshotName=params.get("snapshotname")
+            )
+            return {"Path": made["snapshotPath"]}
+        if op == "RENAMESNAPSHOT":
+            self._call(
+                "renameSnapshot",
+                snapshotRoot=path,
+                snapshotOldName=params["oldsnapshotname"],
+                snapshotNewName=params["snapshotname"],
+            )
+        elif op == "DELETESNAPSHOT":
+            self._call("deleteSnapshot", snapshotRoot=path, snapshotName=params["snapshotname"])
+        else:
+            method = "allowSnapshot" if op == "ALLOWSNAPSHOT" else "disallowSnapshot"
+            self._call(method, snapshotRoot=path)
+        return {}
+
     def acl_status(self, path: str) -> dict:
         """getAclStatus, in WebHDFS's AclStatus shape."""
         st = self._call("getAclStatus", src=path)["result"]

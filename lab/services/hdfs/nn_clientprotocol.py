@@ -399,6 +399,29 @@ class ClientNamenodeProtocol:
         self.nn.set_quota(req["path"], ns, ss, ctx.user)
         return {}
 
+    # ------------------------------------------------------------ snapshots
+    def allowSnapshot(self, req, ctx: CallContext) -> dict:
+        self.nn.allow_snapshot(req["snapshotRoot"], ctx.user)
+        return {}
+
+    def disallowSnapshot(self, req, ctx: CallContext) -> dict:
+        self.nn.disallow_snapshot(req["snapshotRoot"], ctx.user)
+        return {}
+
+    def createSnapshot(self, req, ctx: CallContext) -> dict:
+        made = self.nn.create_snapshot(req["snapshotRoot"], req.get("snapshotName"), ctx.user)
+        return {"snapshotPath": made}
+
+    def renameSnapshot(self, req, ctx: CallContext) -> dict:
+        self.nn.rename_snapshot(
+            req["snapshotRoot"], req["snapshotOldName"], req["snapshotNewName"], ctx.user
+        )
+        return {}
+
+    def deleteSnapshot(self, req, ctx: CallContext) -> dict:
+        self.nn.delete_snapshot(req["snapshotRoot"], req["snapshotName"], ctx.user)
+        return {}
+
     # ------------------------------------------------------------ ACLs (acl.proto)
     def getAclStatus(self, req, ctx: CallContext) -> dict:
         st = self.nn.get_acl_status(req["src"], ctx.user)

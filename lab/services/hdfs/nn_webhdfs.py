@@ -35,6 +35,11 @@ class NamenodeWebHdfsMethods:
             "GETBLOCKLOCATIONS": self.block_locations,
             "GETFILECHECKSUM": self.file_checksum,
             "GETSERVERDEFAULTS": self.get_server_defaults,
+            "ALLOWSNAPSHOT": self.snapshot_op,
+            "DISALLOWSNAPSHOT": self.snapshot_op,
+            "CREATESNAPSHOT": self.snapshot_op,
+            "RENAMESNAPSHOT": self.snapshot_op,
+            "DELETESNAPSHOT": self.snapshot_op,
             "SETQUOTA": self.set_quota,
             "GETACLSTATUS": self.get_acl_status,
             "SETACL": self.set_acl,
@@ -97,6 +102,24 @@ class NamenodeWebHdfsMethods:
         unmasked = webhdfs.get_permission(q, None, "unmaskedpermission")
         made = self.nn.mkdirs(path, user, webhdfs.get_permission(q, None), unmasked)
         return Response.json({"boolean": made})
+
+    def snapshot_op(self, req, op, path, q, user) -> Response:
+        """ALLOWSNAPSHOT, DISALLOWSNAPSHOT, CREATESNAPSHOT ({"Path": ...}), RENAMESNAPSHOT
+        (oldsnapshotname, snapshotname), DELETESNAPSHOT (snapshotname)."""
+        nn = self.nn
+        if op == "ALLOWSNAPSHOT":
+            nn.allow_snapshot(path, user)
+        elif op == "DISALLOWSNAPSHOT":
+            nn.disallow_snapshot(path, user)
+        elif op == "CREATESNAPSHOT":
+            made = nn.create_snapshot(path, q.get("snapshotname") or None, user)
+            return Response.json({"Path": made})
+        elif op == "RENAMESNAPSHOT":
+            old = webhdfs.get_required(q, "oldsnapshotname")
+            nn.rename_snapshot(path, old, webhdfs.get_required(q, "snapshotname"), user)
+        else:
+            nn.delete_snapshot(path, webhdfs.get_required(q, "snapshotname"), user)
+        return Response(200)
 
     def get_server_defaults(self, req, op, path, q, user) -> Response:
         """JsonUtil.toJsonString(FsServerDefaults): the checksum type by its id."""

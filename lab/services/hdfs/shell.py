@@ -19,6 +19,7 @@ import posixpath
 import re
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -42,9 +43,11 @@ USAGE = """Usage: hdfs [--user NAME] COMMAND
       -rmdir [--ignore-fail-on-non-empty] DIR... | -touch [-a] [-m] [-c] [-t TIME] PATH...
       -getmerge [-nl] [-skip-empty-file] SRC... LOCALDST | -find PATH... -name PATTERN
       -getfacl PATH... | -setfacl {-b|-k} PATH | -setfacl {-m|-x|--set} ACL_SPEC PATH
+      -createSnapshot DIR [NAME] | -deleteSnapshot DIR NAME | -renameSnapshot DIR OLD NEW
   fsck PATH [-files [-blocks [-locations | -racks]]]
   dfsadmin -report [-live] [-dead] | -safemode get|enter|leave | -setQuota N DIR...
       -clrQuota DIR... | -setSpaceQuota SIZE DIR... | -clrSpaceQuota DIR...
+      -allowSnapshot DIR | -disallowSnapshot DIR
 """
 
 
@@ -85,6 +88,8 @@ def run(
         client.close()
 
 
+# How many arguments each snapshot command takes (at least, at most).
+SNAPSHOT_ARGS = {"-createSnapshot": (1, 2), "-deleteSnapshot": (2, 2), "-renameSnapshot": (3, 3)}
 _GLOB = re.compile(r"[*?\[{]")
 
 
@@ -142,6 +147,7 @@ class Dfs(MoreCommands):
             "-test": self.test,
             "-getfacl": self.getfacl,
             "-setfacl": self.setfacl,
+            **{c: partial(self.snapshot_cmd, c) for c in SNAPSHOT_ARGS},
             **self.handlers(),
         }.get(cmd)
         if handler is None:
@@ -579,6 +585,32 @@ class Dfs(MoreCommands):
             self.out.write("\n")
         return rc
 
+    def snapshot_cmd(self, cmd: str, flags: set[str], paths: list[str]) -> int:
+        """SnapshotCommands: -createSnapshot DIR [NAME] ("Created snapshot PATH"),
+        -deleteSnapshot DIR NAME, -renameSnapshot DIR OLD NEW."""
+        low, high = SNAPSHOT_ARGS[cmd]
+        if not low <= len(paths) <= high:
+            self.err.write(
+                f"{cmd}: {'Too many' if len(paths) > high else 'Not enough'} arguments\n"
+            )
+            return 255
+        path = paths[0]
+        try:
+            if cmd == "-createSnapshot":
+                name = {"snapshotname": paths[1]} if len(paths) > 1 else {}
+                made = self.c.snapshot_op("CREATESNAPSHOT", path, **name)["Path"]
+                self.out.write(f"Created snapshot {made}\n")
+            elif cmd == "-deleteSnapshot":
+                self.c.snapshot_op("DELETESNAPSHOT", path, snapshotname=paths[1])
+            else:
+                self.c.snapshot_op(
+                    "RENAMESNAPSHOT", path, oldsnapshotname=paths[1], snapshotname=paths[2]
+                )
+        except errors.HadoopException as exc:
+            self.err.write(f"{cmd[1:]}: {str(exc).splitlines()[0]}\n")
+            return 1
+        return 0
+
     def setfacl(self, flags: set[str], paths: list[str]) -> int:
         """AclCommands.SetfaclCommand: -b (remove the ACL), -k (the default ACL), -m SPEC
         (modify), -x SPEC (remove entries), --set SPEC (replace)."""
@@ -738,6 +770,16 @@ def dfsadmin(client: WebHdfsClient, args: list[str], out: TextIO, err: TextIO) -
         return 0
     if args[:1] in (["-setQuota"], ["-clrQuota"], ["-setSpaceQuota"], ["-clrSpaceQuota"]):
         return _quota(client, args, err)
+    if args[:1] in (["-allowSnapshot"], ["-disallowSnapshot"]) and len(args) == 2:
+        # DFSAdmin.allowSnapshot / disallowSnapshot and what they print.
+        allow = args[0] == "-allowSnapshot"
+        try:
+            client.snapshot_op("ALLOWSNAPSHOT" if allow else "DISALLOWSNAPSHOT", args[1])
+        except errors.HadoopException as exc:
+            err.write(f"{args[0][1:]}: {str(exc).splitlines()[0]}\n")
+            return 255
+        out.write(f"{'Allowing' if allow else 'Disallowing'} snapshot on {args[1]} succeeded\n")
+        return 0
     if not args or args[0] != "-report":
         err.write(DFSADMIN_USAGE)
         return 255

@@ -61,7 +61,7 @@ def test_container_over_its_memory_is_killed_with_yarn_diagnostic(yarn):
     assert "survived" not in out
     node = f"http://{app['amHostHttpAddress']}/ws/v1/node/containers/{cid}"
     info = requests.get(node, timeout=5).json()["container"]
-    assert info["state"] == "COMPLETE" and info["exitCode"] == -104
+    assert info["state"] == "DONE" and info["exitCode"] == -104
     # the RM has the memory back
     wait_until(
         lambda: (

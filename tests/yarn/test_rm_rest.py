@@ -82,7 +82,7 @@ def test_submit_run_and_kill_with_yarn_api_client(yarn, rm):
             requests.get(
                 f"http://{app['amHostHttpAddress']}/ws/v1/node/containers/{cid}", timeout=5
             ).json()["container"]["state"]
-            == "COMPLETE"
+            == "DONE"
         ),
         what="AM container stopped",
     )

@@ -181,7 +181,9 @@ class NMWebServices:
         return {
             "id": c.id,
             "appId": c.app_id,
-            "state": c.state,
+            # the NM's own ContainerState: a container it is done with is DONE (the RM
+            # reports it COMPLETE)
+            "state": "DONE" if c.state == "COMPLETE" else c.state,
             "exitCode": c.exit_status,
             "diagnostics": c.diagnostics,
             "user": c.user,

@@ -48,10 +48,9 @@ class Config:
     reconfig_enabled: bool = False  # reconfigEnabled: clients may change the membership
     config_version: int = 0  # the membership's version (a dynamic file's name holds it)
     super_digest: str | None = None  # DigestAuthenticationProvider.superDigest (user:hash)
-    # 4lw.commands.whitelist: the four-letter words answered, None for every one. Apache
-    # answers only srvr when the key is absent; racklab answers all of them then (its
-    # own tools and labs ask ruok and mntr): docs/ZOOKEEPER.md
-    four_letter_words: frozenset[str] | None = None
+    # 4lw.commands.whitelist: the four-letter words answered, None for every one;
+    # without the key only srvr, as Apache 3.5+ (FourLetterCommands)
+    four_letter_words: frozenset[str] | None = frozenset({"srvr"})
     servers: dict[int, Peer] = field(default_factory=dict)
     myid: int = 0
     raw: dict[str, str] = field(default_factory=dict)

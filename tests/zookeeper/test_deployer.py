@@ -93,6 +93,9 @@ def test_rendered_plan_runs_as_an_ensemble(tmp_path, process_server):
                 break
             time.sleep(0.1)
         assert modes == ["follower", "follower", "leader"]
+        # a lab's zoo.cfg names no 4lw.commands.whitelist: srvr alone, as Apache's
+        refused = four_letter(servers[0].host, servers[0].port, "mntr")
+        assert refused == "mntr is not executed because it is not in the whitelist.\n"
         dep = ZooKeeperDeployer()
         roles = []
         for p, s in zip(procs, servers, strict=True):

@@ -69,6 +69,7 @@ def remote(r: requests.Response, status: int, exception: str) -> str:
 def test_an_attempt_and_its_containers(cluster, rm, running):
     attempt = rm.cluster_application_attempts(running).data["appAttempts"]["appAttempt"][0]
     att_id, am_id = attempt["appAttemptId"], attempt["containerId"]
+    assert (attempt["blacklistedNodes"], attempt["nodesBlacklistedBySystem"]) == ("", "")
     info = rm.cluster_application_attempt_info(running, att_id).data["appAttempt"]
     assert info["appAttemptId"] == att_id and info["amContainerId"] == am_id
     # its AM container is allocated: launched by now, or about to be

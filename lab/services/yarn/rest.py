@@ -713,6 +713,14 @@ class RestApi:
                     if node and c
                     else "",
                     "diagnosticsInfo": att.diagnostics,
+                    # the nodes the attempt's AM asked the scheduler to avoid (racklab
+                    # keeps no AM blacklist of its own: that list is empty)
+                    "blacklistedNodes": ", ".join(
+                        sorted(self.rm.scheduler.apps[att.id].blacklist)
+                        if att.id in self.rm.scheduler.apps
+                        else []
+                    ),
+                    "nodesBlacklistedBySystem": "",
                 }
             )
         return {"appAttempts": {"appAttempt": out}}

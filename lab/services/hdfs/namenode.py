@@ -511,26 +511,33 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps, SnapshotOps):
         self.log_apply({"op": "OP_RENAME_OLD", "src": src, "dst": dst, "timestamp": now_ms()})
         return True
 
-    def set_quota(self, path: str, ns_quota: int, ds_quota: int, user: str) -> None:
-        """FSNamesystem.setQuota / FSDirAttrOp.unprotectedSetQuota: the superuser's; -1
-        clears a quota, QUOTA_DONT_SET leaves it as it is."""
+    def superuser_directory(self, path: str, user: str, safemode: str):
+        """-> (path, directory) for an operation only the superuser may do on a directory
+        (setQuota, allowSnapshot...): safe mode ("{safemode} {path}"), the superuser
+        check, then the directory, in Hadoop's words."""
         path = normalize(path)
-        self.check_not_safemode(f"Cannot set quota on {path}")
+        self.check_not_safemode(f"{safemode} {path}")
         groups = user_groups(user)
         if self.ns.permissions and not (user == self.superuser or self.supergroup in groups):
             raise errors.AccessControlException(
                 f"Access denied for user {user}. Superuser privilege is required"
             )
-        for q in (ns_quota, ds_quota):
-            if q < 0 and q not in (quota.QUOTA_DONT_SET, quota.QUOTA_RESET):
-                raise IllegalArgumentException(
-                    f"Illegal value for nsQuota or ssQuota : {ns_quota} and {ds_quota}"
-                )
         node = self.ns.lookup(path)
         if node is None:
             raise FileNotFoundException(f"Directory does not exist: {path}")
         if not node.is_dir:
             raise FileNotFoundException(f"Path is not a directory: {path}")
+        return path, node
+
+    def set_quota(self, path: str, ns_quota: int, ds_quota: int, user: str) -> None:
+        """FSNamesystem.setQuota / FSDirAttrOp.unprotectedSetQuota: the superuser's; -1
+        clears a quota, QUOTA_DONT_SET leaves it as it is."""
+        path, node = self.superuser_directory(path, user, "Cannot set quota on")
+        for q in (ns_quota, ds_quota):
+            if q < 0 and q not in (quota.QUOTA_DONT_SET, quota.QUOTA_RESET):
+                raise IllegalArgumentException(
+                    f"Illegal value for nsQuota or ssQuota : {ns_quota} and {ds_quota}"
+                )
         if node is self.ns.root and ns_quota == quota.QUOTA_RESET:
             raise IllegalArgumentException("Cannot clear namespace quota on root.")
         ns_quota = node.ns_quota if ns_quota == quota.QUOTA_DONT_SET else ns_quota

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import time
 
-from ..hadoop.errors import (
-    AccessControlException,
-    FileNotFoundException,
-    SnapshotAccessControlException,
-    SnapshotException,
-)
+from ..hadoop.errors import SnapshotAccessControlException, SnapshotException
 from . import snapshot
 from .blockmanager import BlockInfo
 from .namespace import normalize, split_path
@@ -30,28 +25,13 @@ class SnapshotOps:
         self.ns.check_owner(path, user, self.groups_of(user))
         return path, d
 
-    def _superuser_dir(self, path: str, user: str, safemode: str):
-        path = normalize(path)
-        self.check_not_safemode(f"{safemode} {path}")
-        groups = self.groups_of(user)
-        if self.ns.permissions and not (user == self.superuser or self.supergroup in groups):
-            raise AccessControlException(
-                f"Access denied for user {user}. Superuser privilege is required"
-            )
-        d = self.ns.lookup(path)
-        if d is None:
-            raise FileNotFoundException(f"Directory does not exist: {path}")
-        if not d.is_dir:
-            raise FileNotFoundException(f"Path is not a directory: {path}")
-        return path, d
-
     def allow_snapshot(self, path: str, user: str) -> None:
-        path, d = self._superuser_dir(path, user, "Cannot allow snapshot for")
+        path, d = self.superuser_directory(path, user, "Cannot allow snapshot for")
         if d.snapshot_dir is None:
             self.log_apply({"op": "OP_ALLOW_SNAPSHOT", "path": path})
 
     def disallow_snapshot(self, path: str, user: str) -> None:
-        path, d = self._superuser_dir(path, user, "Cannot disallow snapshot for")
+        path, d = self.superuser_directory(path, user, "Cannot disallow snapshot for")
         if d.snapshot_dir is not None and d.snapshot_dir.children:
             raise SnapshotException(
                 f"The directory {path} has snapshot(s). Please redo the operation after "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+from contextlib import contextmanager
 
 import pytest
 from kazoo.client import KazooClient
@@ -40,10 +41,29 @@ def masked(text: str) -> str:
     return re.sub(r"_size: \d+", "_size: N", text)
 
 
-def answers(host: str, port: int) -> dict[str, str]:
+@contextmanager
+def kazoo(host: str, port: int):
     zk = KazooClient(hosts=f"{host}:{port}", timeout=5)
     zk.start(10)
     try:
+        yield zk
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def side_by_side(tmp_path, zk_server, ask) -> tuple[dict, dict]:
+    """What `ask(host, port)` gets from Debian's Apache, then from racklab's."""
+    ref = apache.ApacheZooKeeper(str(tmp_path / "apache"), free_port()).start()
+    try:
+        theirs = ask(ref.host, ref.port)
+    finally:
+        ref.stop()
+    return theirs, ask("127.0.0.1", zk_server.port)
+
+
+def answers(host: str, port: int) -> dict[str, str]:
+    with kazoo(host, port) as zk:
         zk.create("/x", b"abc")
         zk.create("/eph", b"", ephemeral=True)
         zk.get("/x", watch=lambda e: None)
@@ -54,18 +74,10 @@ def answers(host: str, port: int) -> dict[str, str]:
         dump = re.sub(r"\d+ expire at DATE:\n", "", dump)
         out["dump"] = sorted(dump.splitlines())
         return out
-    finally:
-        zk.stop()
-        zk.close()
 
 
 def test_four_letter_words_as_apache(tmp_path, zk_server):
-    ref = apache.ApacheZooKeeper(str(tmp_path / "apache"), free_port()).start()
-    try:
-        theirs = answers(ref.host, ref.port)
-    finally:
-        ref.stop()
-    ours = answers("127.0.0.1", zk_server.port)
+    theirs, ours = side_by_side(tmp_path, zk_server, answers)
     assert ours == theirs
     assert "Sessions with Ephemerals (1):" in ours["dump"]
     assert "\t/eph" in ours["dump"]
@@ -87,9 +99,7 @@ SAME_VALUE = ("zk_server_state", "zk_znode_count", "zk_watch_count", "zk_ephemer
 def status(host: str, port: int) -> dict:
     """What conf, srvr, stat and mntr say, as shapes (keys, line heads) and the values
     that do not depend on timing."""
-    zk = KazooClient(hosts=f"{host}:{port}", timeout=5)
-    zk.start(10)
-    try:
+    with kazoo(host, port) as zk:
         zk.create("/s", b"abc")
         zk.create("/s/e", b"", ephemeral=True)
         zk.get("/s", watch=lambda e: None)
@@ -106,18 +116,10 @@ def status(host: str, port: int) -> dict:
         out["mntr"] = set(mntr)
         out["mntr values"] = {k: mntr[k] for k in SAME_VALUE}
         return out
-    finally:
-        zk.stop()
-        zk.close()
 
 
 def test_status_words_shaped_as_apache(tmp_path, zk_server):
-    ref = apache.ApacheZooKeeper(str(tmp_path / "apache"), free_port()).start()
-    try:
-        theirs = status(ref.host, ref.port)
-    finally:
-        ref.stop()
-    ours = status("127.0.0.1", zk_server.port)
+    theirs, ours = side_by_side(tmp_path, zk_server, status)
     assert ours["mntr"] <= theirs["mntr"], ours["mntr"] - theirs["mntr"]
     assert MNTR_CORE <= ours["mntr"], MNTR_CORE - ours["mntr"]
     theirs["mntr"] = ours["mntr"] = None

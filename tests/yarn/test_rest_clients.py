@@ -206,6 +206,14 @@ def test_move_between_queues_and_change_priority(cluster, rm, running):
     assert rm.cluster_get_application_priority(running).data == {"priority": 7}
 
     u = f"{cluster.url}/ws/v1/cluster/apps/{running}"
+    # their XML has the root element their JSON lacks
+    xml = {"Accept": "application/xml"}
+    for path, want in (
+        ("queue", "<appqueue><queue>other</queue></appqueue>"),
+        ("priority", "<applicationpriority><priority>7</priority></applicationpriority>"),
+        ("state", "<appstate><state>"),
+    ):
+        assert want in requests.get(f"{u}/{path}", headers=xml, timeout=5).text
     # Hadoop lets the scheduler's YarnException escape: 500, UndeclaredThrowableException
     r = requests.put(f"{u}/queue", json={"queue": "nosuch"}, timeout=5)
     assert (

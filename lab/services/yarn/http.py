@@ -119,6 +119,9 @@ class Response:
     body: object = None  # dict/list -> JSON, bytes/str -> as is
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    # the XML root element of a resource whose JSON has none ({"state": "KILLED"} is
+    # <appstate><state>KILLED</state></appstate>)
+    xml_root: str | None = None
 
     def payload(self) -> bytes:
         if self.body is None:
@@ -140,7 +143,7 @@ def plain(status: int, message: str) -> Response:
     return Response(status, message, "application/json")
 
 
-def to_xml(obj: object) -> bytes:
+def to_xml(obj: object, root: str | None = None) -> bytes:
     """A YARN REST answer as its XML form (Accept: application/xml): Hadoop renders both
     from the same JAXB objects, so {"apps": {"app": [a, b]}} is <apps><app>a</app><app>b
     </app></apps>, a null is an empty element, and a list repeats its element."""
@@ -161,7 +164,9 @@ def to_xml(obj: object) -> bytes:
             out.append(f"<{name}>{xml_escape(text)}</{name}>")
 
     out = ['<?xml version="1.0" encoding="UTF-8" standalone="yes"?>']
-    if isinstance(obj, dict) and len(obj) == 1:
+    if root is not None:
+        render(root, obj, out)
+    elif isinstance(obj, dict) and len(obj) == 1:
         ((name, value),) = obj.items()
         render(name, value, out)
     else:
@@ -193,7 +198,7 @@ async def serve(
             )
         content_type, body = resp.content_type, resp.payload()
         if content_type == "application/json" and wants_xml(raw.headers):
-            content_type, body = "application/xml", to_xml(resp.body)
+            content_type, body = "application/xml", to_xml(resp.body, resp.xml_root)
         return hhttp.Response(resp.status, {"Content-Type": content_type, **resp.headers}, body)
 
     return await hhttp.serve(host, port, adapt, buffer_body=MAX_BODY, idle_timeout=idle_timeout)

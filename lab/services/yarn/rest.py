@@ -154,7 +154,7 @@ class RestApi:
             if sub == "/state":
                 if req.method == "PUT":
                     return self.put_state(req, app)
-                return self._get(req, lambda r: {"state": app.state})
+                return self._get(req, lambda r: {"state": app.state}, xml_root="appstate")
             if sub == "/appattempts":
                 return self._get(req, lambda r: self.attempts_json(app))
             if sub in ("/queue", "/priority", "/timeout", "/timeouts") or sub.startswith(
@@ -166,10 +166,10 @@ class RestApi:
             return other
         raise http.not_found(f"Cannot find resource {req.path}")
 
-    def _get(self, req: http.Request, fn) -> http.Response:
+    def _get(self, req: http.Request, fn, xml_root: str | None = None) -> http.Response:
         if req.method not in ("GET", "HEAD"):
             raise http.not_allowed(req.method, req.path)
-        return http.Response(200, fn(req))
+        return http.Response(200, fn(req), xml_root=xml_root)
 
     # -- cluster ------------------------------------------------------------
     def info(self, req=None) -> dict:
@@ -742,9 +742,9 @@ class RestApi:
         if target != "KILLED":
             raise http.bad_request("Only 'KILLED' is allowed as a target state.")
         if app.state in ("FINISHED", "FAILED", "KILLED"):
-            return http.Response(200, {"state": app.state})
+            return http.Response(200, {"state": app.state}, xml_root="appstate")
         self.rm.kill(app)
-        return http.Response(200, {"state": app.state})
+        return http.Response(200, {"state": app.state}, xml_root="appstate")
 
     # -- a minimal web UI ----------------------------------------------------
     def app_page(self, a: RMApp) -> str:

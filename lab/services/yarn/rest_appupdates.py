@@ -54,14 +54,14 @@ def handle(rm: ResourceManager, req: http.Request, app: RMApp, sub: str) -> http
                     appupdates.move(rm, app, target)
                 except appupdates.UpdateRefused as e:
                     return refused(e)
-        return http.Response(200, {"queue": app.queue})
+        return http.Response(200, {"queue": app.queue}, xml_root="appqueue")
     if sub == "/priority":
         if put:
             target = _body_field(req, "priority", int) or 0  # JAXB's int defaults to 0
             if target == app.priority:
-                return http.Response(200, {"priority": target})
+                return http.Response(200, {"priority": target}, xml_root="applicationpriority")
             appupdates.set_priority(rm, app, target)
-        return http.Response(200, {"priority": app.priority})
+        return http.Response(200, {"priority": app.priority}, xml_root="applicationpriority")
     if sub == "/timeouts":
         return http.Response(200, {"timeouts": {"timeout": [appupdates.timeout_json(app)]}})
     if sub.startswith("/timeouts/"):

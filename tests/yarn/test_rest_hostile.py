@@ -192,3 +192,35 @@ def test_a_node_registering_beyond_javas_types_is_refused_and_the_scheduler_rend
     )
     bad_request(r, "")
     assert requests.get(f"{rm.url}/ws/v1/cluster/scheduler", timeout=10).status_code == 200
+
+
+def test_an_applications_settings_refuse_every_wrong_type_as_hadoop_does(rm):
+    """PUT queue / priority / timeout / state with each value of each JSON type, in the
+    field and as the whole body: Hadoop's 400s, a 200 where the value is usable, and
+    only the one 500 Hadoop itself answers (an unknown queue, UndeclaredThrowableException)."""
+    r = submit(rm, submission(rm))
+    assert r.status_code == 202, r.text
+    app = r.headers["Location"].rsplit("/", 1)[1]
+    u = f"{rm.url}/ws/v1/cluster/apps/{app}"
+    bodies = {
+        "queue": lambda v: {"queue": v},
+        "priority": lambda v: {"priority": v},
+        "timeout": lambda v: {"timeout": {"type": "LIFETIME", "expiryTime": v}},
+        "state": lambda v: {"state": v},
+    }
+    for path, wrap in bodies.items():
+        for value in WRONG:
+            for body in (wrap(value), value):
+                r = requests.put(f"{u}/{path}", data=json.dumps(body), timeout=10)
+                assert r.status_code in (200, 400, 500), (path, body, r.status_code, r.text)
+                if r.status_code == 500:
+                    assert r.json()["RemoteException"]["exception"] == (
+                        "UndeclaredThrowableException"
+                    ), (path, body, r.text)
+    for junk in ("x", "%00", "appattempt_x", "container_1_2_3_4", "a" * 300):
+        for path in (f"{u}/appattempts/{junk}", f"{u}/appattempts/{junk}/containers"):
+            assert requests.get(path, timeout=10).status_code in (400, 404)
+        r = requests.post(f"{rm.url}/ws/v1/cluster/containers/{junk}/signal/x", timeout=10)
+        assert r.status_code == 400
+    assert requests.get(f"{rm.url}/ws/v1/cluster/info", timeout=10).status_code == 200
+    kill_all(rm)

@@ -19,9 +19,10 @@ import os
 import pytest
 
 from lab.services.ports import free_port
-from lab.services.zookeeper.minicluster import ThreadedServer
+from lab.services.zookeeper.minicluster import Ensemble, ThreadedServer
 from lab.services.zookeeper.proto import CreateRequest, ExistsRequest, Op
 from lab.testing import apache_zookeeper as apache
+from lab.testing.apache_zookeeper import apache_ensemble
 
 from .scenariogen import ACLS, SESSIONS, Scenario, Step, parent
 from .wirediff import Norm, Session
@@ -146,3 +147,30 @@ def test_generated_scenarios_same_as_apache(seed, servers):
 @pytest.mark.parametrize("seed", range(100, 120))
 def test_generated_scenarios_same_as_apache_long(seed, servers):
     _check(seed, 400, servers, "400 steps")
+
+
+@pytest.mark.slow
+def test_generated_scenarios_through_followers_same_as_apache(tmp_path):
+    """The same scenarios through a follower of a 3-server ensemble of each (every
+    session on that follower, so what it sees is in commit order on both). Kept under
+    a minute: the leaders' container managers first run 60 s after they start, at
+    different moments for the two ensembles, and would reap TTL nodes of the earlier
+    scenarios at different steps."""
+    extra = {"extendedTypesEnabled": "true"}
+    ensembles = [
+        apache_ensemble(str(tmp_path / "apache"), 3, base=215, **extra),
+        Ensemble(str(tmp_path / "racklab"), 3, base=220, **extra),
+    ]
+    try:
+        for e in ensembles:
+            e.start()
+            e.wait_leader()
+            for i in e.servers:
+                e.wait_serving(i)
+        theirs, ours = ((s.host, s.port) for s in (e.servers[e.follower()] for e in ensembles))
+        for seed in range(200, 204):
+            diffs = play(seed, 150, theirs, ours)
+            assert not diffs, f"seed {seed}, through followers:\n" + "\n".join(diffs[:8])
+    finally:
+        for e in ensembles:
+            e.stop_all()

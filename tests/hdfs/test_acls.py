@@ -375,3 +375,24 @@ def test_webhdfs_unmasked_permission(cluster):
     requests.put(f"{base}/f?op=CREATE&{q}", data=b"x").raise_for_status()
     assert web.status("/acl/webposix/d")["permission"] == "775"
     assert web.status("/acl/webposix/f")["permission"] == "664"
+
+
+def test_shell_setfacl_recursive(cluster):
+    """-setfacl -R: the directories take every entry, the files only the access ones;
+    -getfacl -R prints the subtree, parents first."""
+    assert run_shell(cluster, "dfs", "-mkdir", "-p", "/acl/rec/sub")[0] == 0
+    assert run_shell(cluster, "dfs", "-touchz", "/acl/rec/sub/f")[0] == 0
+    spec = "user:bob:r-x,default:user:bob:r-x"
+    assert run_shell(cluster, "dfs", "-setfacl", "-R", "-m", spec, "/acl/rec") == (0, "", "")
+    web = InsecureClient(cluster.url, user="root")
+    assert "default:user:bob:r-x" in web.acl_status("/acl/rec/sub")["entries"]
+    assert web.acl_status("/acl/rec/sub/f")["entries"] == ["user:bob:r-x", "group::r--"]
+    rc, out, _ = run_shell(cluster, "dfs", "-getfacl", "-R", "/acl/rec")
+    files = [line for line in out.splitlines() if line.startswith("# file: ")]
+    assert (rc, files) == (
+        0,
+        ["# file: /acl/rec", "# file: /acl/rec/sub", "# file: /acl/rec/sub/f"],
+    )
+    assert run_shell(cluster, "dfs", "-getfacl", "-R", "/acl/nope")[2] == (
+        "getfacl: `/acl/nope': No such file or directory\n"
+    )

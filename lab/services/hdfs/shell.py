@@ -42,7 +42,7 @@ USAGE = """Usage: hdfs [--user NAME] COMMAND
       -checksum PATH... | -head PATH | -text PATH... | -df [-h] | -cp [-f] [-p] SRC... DST
       -rmdir [--ignore-fail-on-non-empty] DIR... | -touch [-a] [-m] [-c] [-t TIME] PATH...
       -getmerge [-nl] [-skip-empty-file] SRC... LOCALDST | -find PATH... -name PATTERN
-      -getfacl PATH... | -setfacl {-b|-k} PATH | -setfacl {-m|-x|--set} ACL_SPEC PATH
+      -getfacl [-R] PATH... | -setfacl [-R] {-b|-k} PATH | -setfacl [-R] {-m|-x|--set} SPEC PATH
       -createSnapshot DIR [NAME] | -deleteSnapshot DIR NAME | -renameSnapshot DIR OLD NEW
   fsck PATH [-files [-blocks [-locations | -racks]]]
   dfsadmin -report [-live] [-dead] | -safemode get|enter|leave | -setQuota N DIR...
@@ -556,9 +556,14 @@ class Dfs(MoreCommands):
     def getfacl(self, flags: set[str], paths: list[str]) -> int:
         """AclCommands.GetfaclCommand: the file, its owner and group, the sticky flag,
         then the whole ACL, a named or group entry the mask limits with its effective
-        permission as a comment."""
-        rc = 0
-        for path in paths:
+        permission as a comment; -R, the subtree too."""
+        rc, targets = 0, []
+        for top in paths:
+            try:
+                targets += self._subtrees([top]) if "-R" in flags else [top]
+            except errors.HadoopException as exc:
+                rc = self._fail("getfacl", top, exc)
+        for path in targets:
             try:
                 st = self.c.status(path)
                 status = self.c.acl_status(path) if st.get("aclBit") else None
@@ -633,15 +638,44 @@ class Dfs(MoreCommands):
             return 255
         spec, path = (paths[0], paths[1]) if with_spec else (None, paths[0])
         try:
+            entries = None
             if spec is not None:  # parsed here first, as AclEntry.parseAclSpec in the shell
-                acl.parse_spec(spec, with_perm=chosen[0] != "-x")
-            self.c.acl_change(path, ops[chosen[0]], spec)
+                entries = acl.parse_spec(spec, with_perm=chosen[0] != "-x")
+            targets = self._subtrees([path], with_type=True) if "-R" in flags else [(path, True)]
+            for target, is_dir in targets:
+                if entries is not None and not is_dir:
+                    # -R: a file takes only the access entries (SetfaclCommand.getAclEntries).
+                    kept = [e for e in entries if e.scope == acl.ACCESS]
+                    if not kept:
+                        continue
+                    if len(kept) != len(entries):
+                        spec_for = ",".join(e.spec(chosen[0] != "-x") for e in kept)
+                        self.c.acl_change(target, ops[chosen[0]], spec_for)
+                        continue
+                self.c.acl_change(target, ops[chosen[0]], spec)
         except errors.HadoopException as exc:
             if isinstance(exc, errors.HadoopIllegalArgumentException):
                 self.err.write(f"-setfacl: {exc}\n")
                 return 255
             return self._fail("setfacl", path, exc)
         return 0
+
+    def _subtrees(self, paths: list[str], with_type: bool = False) -> list:
+        """Each path and everything below it, parents first (-R of the ACL commands);
+        with_type, as (path, is a directory)."""
+        found = []
+        for top in paths:
+            stack = [(top, self.c.status(top)["type"] == "DIRECTORY")]
+            while stack:
+                path, is_dir = stack.pop()
+                found.append((path, is_dir) if with_type else path)
+                if is_dir:
+                    children = sorted(self.c.list(path), key=lambda s: s["pathSuffix"])
+                    stack.extend(
+                        (posixpath.join(path, c["pathSuffix"]), c["type"] == "DIRECTORY")
+                        for c in reversed(children)
+                    )
+        return found
 
     def du(self, flags: set[str], paths: list[str]) -> int:
         rc, size = 0, human if "-h" in flags else str

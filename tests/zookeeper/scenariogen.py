@@ -41,6 +41,8 @@ from lab.services.zookeeper.proto import (
     Op,
     SetACLRequest,
     SetDataRequest,
+    SetWatches,
+    SetWatches2,
     SyncRequest,
 )
 
@@ -81,6 +83,9 @@ class Step:
     body: bytes
     path: str | None  # whose stat (and parent's stat) is read back after the step
     subs: tuple = ()  # (kind, path, create mode) of a create or of a multi's ops
+    # setWatches: relativeZxid is the last zxid the server had replied with this many
+    # steps back (each server's own), written into the body's first 8 bytes when sent
+    rel_back: int | None = None
 
 
 def _w(*records) -> bytes:
@@ -202,12 +207,22 @@ class Scenario:
             [
                 "create", "delete", "set", "get", "children", "exists", "acl", "setacl",
                 "sync", "watches", "addwatch", "count", "ephemerals", "whoami", "auth",
-                "multi", "multiread", "wide", "deep", "close",
+                "multi", "multiread", "wide", "deep", "close", "setwatches",
             ],
-            [20, 8, 8, 5, 8, 5, 2, 3, 1, 4, 3, 2, 2, 1, 1, 6, 3, 1, 1, 1],
+            [20, 8, 8, 5, 8, 5, 2, 3, 1, 4, 3, 2, 2, 1, 1, 6, 3, 1, 1, 1, 2],
         )[0]  # fmt: skip
         if kind == "close":
             return Step(slot, "close session", Op.CLOSE_SESSION, b"", None)
+        if kind == "setwatches":
+            # what a client sends on reconnecting: its watches, and the last zxid it saw
+            lists = [[self.any_path() for _ in range(rng.randint(0, 3))] for _ in range(5)]
+            back = rng.choice([0, 1, 3, 10, 10_000])
+            if rng.random() < 0.3:
+                op, body = Op.SET_WATCHES, _w(SetWatches(0, *lists[:3]))
+            else:
+                op, body = Op.SET_WATCHES2, _w(SetWatches2(0, *lists))
+            label = f"setWatches{op} back={back} {lists}"
+            return Step(slot, label, op, body, None, rel_back=back)
         if kind == "create":
             label, op, body, path, mode = self.create()
             return Step(slot, label, op, body, path, (("create", path, mode),))

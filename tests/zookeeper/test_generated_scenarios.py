@@ -45,6 +45,7 @@ class Side:
         self.norm = Norm(ordered=True)
         self.sessions = [Session(host, port, self.norm) for _ in range(SESSIONS)]
         self.observer = Session(host, port, self.norm)
+        self.zxids: list[int] = []  # after each step, the last zxid replied with
         self.observer.send(Op.CREATE, CreateRequest(root, b"", OPEN, 0).serialize())
 
     def do(self, step: Step) -> tuple:
@@ -53,6 +54,10 @@ class Side:
             reply = s.send(Op.CLOSE_SESSION, b"")
             s.close()
             self.sessions[step.slot] = Session(self.host, self.port, self.norm)
+        elif step.rel_back is not None:
+            back = len(self.zxids) - 1 - step.rel_back
+            rel = self.zxids[back] if back >= 0 else 0
+            reply = s.send(step.op, rel.to_bytes(8, "big", signed=True) + step.body[8:])
         else:
             reply = s.send(step.op, step.body)
         # Events a write sent to the other sessions were queued before its reply, so
@@ -64,6 +69,7 @@ class Side:
                 self.observer.send(Op.EXISTS, ExistsRequest(p, False).serialize())[:2]
                 for p in (step.path, parent(step.path))
             )
+        self.zxids.append(max(x.last_zxid for x in [*self.sessions, self.observer]))
         return reply, events, stats
 
     def _drain(self, i: int) -> list:

@@ -125,6 +125,7 @@ class Session:
         self.host, self.port = host, port
         self.xid = 0
         self.norm = norm or Norm()
+        self.last_zxid = 0  # the highest zxid in a reply header
         self.session = (0, b"\0" * 16)
         self.open()
 
@@ -155,12 +156,15 @@ class Session:
 
     def send(self, op, body):
         self.xid += 1
+        # the xids clients send these with (ClientCnxn: AUTH_XID, SET_WATCHES_XID)
+        xid = {Op.AUTH: -4, Op.SET_WATCHES: -8, Op.SET_WATCHES2: -8}.get(op, self.xid)
         try:
-            h, r = self.c.request(-4 if op == Op.AUTH else self.xid, op, body)
+            h, r = self.c.request(xid, op, body)
         except (ConnectionError, OSError):
             self.c.close()
             self.open()
             return ("closed",)
+        self.last_zxid = max(self.last_zxid, h.zxid)
         events, self.c.events = self.c.events, []
         body = self.norm.value(decode(op, r)) if h.err == 0 else None
         return (h.err, body, events)

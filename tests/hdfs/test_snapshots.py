@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 
 import pytest
 from hdfs import InsecureClient
@@ -185,3 +186,29 @@ def test_shell_snapshot_commands(cluster, native):
         f"Disallowing snapshot on {d} succeeded\n",
         "",
     )
+
+
+def test_snapshottable_directory_listing(cluster):
+    """getSnapshottableDirListing and WebHDFS's GETSNAPSHOTTABLEDIRECTORYLIST: the
+    directories the caller owns (every one for the superuser), with their snapshot count."""
+    web = InsecureClient(cluster.url, user="root")
+    web.makedirs("/listed/mine")
+    web.allow_snapshot("/listed/mine")
+    web.create_snapshot("/listed/mine", "one")
+    raw = RawIpc(cluster)
+    try:
+        listing = raw.call("getSnapshottableDirListing", {})["snapshottableDirList"]
+    finally:
+        raw.close()
+    mine = next(
+        s for s in listing["snapshottableDirListing"] if bytes(s["dirStatus"]["path"]) == b"mine"
+    )
+    assert (mine["snapshot_number"], mine["snapshot_quota"]) == (1, 65536)
+    assert bytes(mine["parent_fullpath"]) == b"/listed"
+    url = f"{cluster.url}/webhdfs/v1/?op=GETSNAPSHOTTABLEDIRECTORYLIST"
+    with urllib.request.urlopen(url + "&user.name=root") as r:
+        entries = json.loads(r.read())["SnapshottableDirectoryList"]
+    entry = next(e for e in entries if e["dirStatus"]["pathSuffix"] == "mine")
+    assert (entry["parentFullPath"], entry["snapshotNumber"]) == ("/listed", 1)
+    with urllib.request.urlopen(url + "&user.name=bob") as r:  # owns none of them
+        assert json.loads(r.read()) == {"SnapshottableDirectoryList": None}

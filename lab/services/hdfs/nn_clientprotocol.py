@@ -24,6 +24,9 @@ LS_LIMIT = 1000  # dfs.ls.limit: entries per getListing answer
 CREATE_OVERWRITE = 0x02  # CreateFlagProto: CREATE 1, OVERWRITE 2, APPEND 4
 
 
+SNAPSHOT_QUOTA = 1 << 16  # DirectorySnapshottableFeature.SNAPSHOT_QUOTA_DEFAULT
+
+
 def unmasked_mode(req) -> int | None:
     """A create's or mkdirs's `unmasked` permission, when the client sent one."""
     return req["unmasked"]["perm"] & 0o7777 if req.get("unmasked") else None
@@ -417,6 +420,24 @@ class ClientNamenodeProtocol:
             req["snapshotRoot"], req["snapshotOldName"], req["snapshotNewName"], ctx.user
         )
         return {}
+
+    def getSnapshottableDirListing(self, req, ctx: CallContext) -> dict:
+        dirs = self.nn.snapshottable_dirs(ctx.user)
+        if not dirs:
+            return {}  # Hadoop answers null when there is none
+        return {
+            "snapshottableDirList": {
+                "snapshottableDirListing": [
+                    {
+                        "dirStatus": self.file_status(d, d.name.encode(), ctx, False),
+                        "snapshot_quota": SNAPSHOT_QUOTA,
+                        "snapshot_number": len(d.snapshot_dir.children),
+                        "parent_fullpath": (d.parent.path() if d.parent else "").encode(),
+                    }
+                    for d in dirs
+                ]
+            }
+        }
 
     def deleteSnapshot(self, req, ctx: CallContext) -> dict:
         self.nn.delete_snapshot(req["snapshotRoot"], req["snapshotName"], ctx.user)

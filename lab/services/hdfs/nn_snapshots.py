@@ -75,6 +75,21 @@ class SnapshotOps:
         self.log_apply({"op": "OP_DELETE_SNAPSHOT", "path": path, "name": name})
         self._release(blocks)
 
+    def snapshottable_dirs(self, user: str) -> list:
+        """SnapshotManager.getSnapshottableDirListing: the snapshottable directories the
+        user owns (all of them for the superuser), by path."""
+        groups = self.groups_of(user)
+        everyone = user == self.superuser or self.supergroup in groups
+        found, stack = [], [self.ns.root]
+        while stack:
+            n = stack.pop()
+            if not n.is_dir:
+                continue
+            if n.snapshot_dir is not None and (everyone or n.owner == user):
+                found.append(n)
+            stack.extend(n.children.values())
+        return sorted(found, key=lambda d: d.path())
+
     # ------------------------------------------------------------ for the rest
     def _read_only(self, op: dict) -> None:
         """No change goes under a .snapshot path (SnapshotAccessControlException)."""

@@ -35,6 +35,7 @@ class NamenodeWebHdfsMethods:
             "GETBLOCKLOCATIONS": self.block_locations,
             "GETFILECHECKSUM": self.file_checksum,
             "GETSERVERDEFAULTS": self.get_server_defaults,
+            "GETSNAPSHOTTABLEDIRECTORYLIST": self.snapshottable_list,
             "ALLOWSNAPSHOT": self.snapshot_op,
             "DISALLOWSNAPSHOT": self.snapshot_op,
             "CREATESNAPSHOT": self.snapshot_op,
@@ -102,6 +103,20 @@ class NamenodeWebHdfsMethods:
         unmasked = webhdfs.get_permission(q, None, "unmaskedpermission")
         made = self.nn.mkdirs(path, user, webhdfs.get_permission(q, None), unmasked)
         return Response.json({"boolean": made})
+
+    def snapshottable_list(self, req, op, path, q, user) -> Response:
+        """JsonUtil.toJsonString(SnapshottableDirectoryStatus[]): null when there is none."""
+        dirs = self.nn.snapshottable_dirs(user)
+        listing = [
+            {
+                "dirStatus": webhdfs.file_status(d),
+                "parentFullPath": d.parent.path() if d.parent else "",
+                "snapshotNumber": len(d.snapshot_dir.children),
+                "snapshotQuota": 1 << 16,
+            }
+            for d in dirs
+        ]
+        return Response.json({"SnapshottableDirectoryList": listing or None})
 
     def snapshot_op(self, req, op, path, q, user) -> Response:
         """ALLOWSNAPSHOT, DISALLOWSNAPSHOT, CREATESNAPSHOT ({"Path": ...}), RENAMESNAPSHOT

@@ -115,6 +115,8 @@ def test_snapshot_refusals(cluster):
     web = InsecureClient(cluster.url, user="root")
     native = hdfs_native.Client(f"hdfs://{cluster.nn_ip}:{cluster.nn_rpc}")
     web.makedirs("/plain")
+    with pytest.raises(HdfsError, match='".snapshot" is a reserved name.'):
+        web.makedirs("/plain/.snapshot")
     with pytest.raises(HdfsError, match="Directory is not a snapshottable directory: /plain"):
         web.create_snapshot("/plain", "s")
     with pytest.raises(HdfsError, match="Superuser privilege is required"):

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import time
 
-from ..hadoop.errors import SnapshotAccessControlException, SnapshotException
+from ..hadoop.errors import (
+    HadoopIllegalArgumentException,
+    SnapshotAccessControlException,
+    SnapshotException,
+)
 from . import snapshot
 from .blockmanager import BlockInfo
 from .namespace import normalize, split_path
@@ -97,10 +101,17 @@ class SnapshotOps:
             return
         for key in ("path", "src", "dst"):
             p = op.get(key)
-            if isinstance(p, str) and snapshot.DOT_SNAPSHOT in split_path(p):
+            parts = split_path(p) if isinstance(p, str) else []
+            if snapshot.DOT_SNAPSHOT not in parts:
+                continue
+            above = "/" + "/".join(parts[: parts.index(snapshot.DOT_SNAPSHOT)])
+            d = self.ns.lookup(above)
+            if d is not None and d.is_dir and d.snapshot_dir is not None:
                 raise SnapshotAccessControlException(
                     "Modification on a read-only snapshot is disallowed"
                 )
+            # FSDirectory.verifyINodeName: the name is Hadoop's everywhere.
+            raise HadoopIllegalArgumentException('".snapshot" is a reserved name.')
 
     def _release(self, blocks) -> None:
         """Blocks the live tree no longer names: forgotten (their replicas deleted) unless

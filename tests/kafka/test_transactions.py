@@ -110,13 +110,22 @@ def test_commit_and_abort_as_each_isolation_level_sees_them(cluster):
 def test_open_transaction_holds_read_committed_at_the_last_stable_offset(cluster):
     bs, topic = cluster.bootstrap, _name("lso")
     plain = Producer({"bootstrap.servers": bs})
-    plain.produce(topic, b"before")
+    an_hour_ago = int(time.time() * 1000) - 3_600_000
+    plain.produce(topic, b"before", partition=0, timestamp=an_hour_ago)
     plain.flush(30)
     p = open_txn(bs, _name("tid"), topic, b"open")
     plain.produce(topic, b"after")  # not transactional, but behind the open one
     plain.flush(30)
     assert read_all(bs, topic, "read_committed", 3, timeout=3) == [b"before"]
     assert read_all(bs, topic, "read_uncommitted", 3) == [b"before", b"open", b"after"]
+    # ListOffsets by time answers only what the isolation level may fetch
+    for isolation, offset in (("read_committed", -1), ("read_uncommitted", 1)):
+        c = Consumer(
+            {"bootstrap.servers": bs, "group.id": _name("t"), "isolation.level": isolation}
+        )
+        [at] = c.offsets_for_times([TopicPartition(topic, 0, an_hour_ago + 1)], timeout=30)
+        c.close()
+        assert at.offset == offset, isolation
     p.commit_transaction(60)
     assert read_all(bs, topic, "read_committed", 3) == [b"before", b"open", b"after"]
 

@@ -464,7 +464,10 @@ async def list_offsets(b: Broker, req, h, host):
                     found = (
                         log_.max_timestamp_offset() if ts == -3 else log_.offset_for_timestamp(ts)
                     )
-                    if found and found[0] < part.high_watermark:
+                    # only what the client may fetch (Partition.fetchOffsetForTimestamp)
+                    committed = req.get("isolation_level", 0) == 1
+                    fetchable = part.last_stable_offset if committed else part.high_watermark
+                    if found and found[0] < fetchable:
                         res["offset"], res["timestamp"] = found
             parts.append(res)
         topics.append({"name": t["name"], "partitions": parts})

@@ -391,8 +391,30 @@ def test_ensemble_follower_same_replies_as_apache_zookeeper(tmp_path):
         ens.start()
         theirs = scenario(theirs_ens.servers[theirs_ens.follower(60)].hosts)
         ours = scenario(ens.servers[ens.follower()].hosts)
+        words = [ensemble_words(e) for e in (theirs_ens, ens)]
     finally:
         ens.stop_all()
         theirs_ens.stop_all()
     diffs = apache.differences(theirs, ours)
     assert not diffs, "\n".join(diffs)
+    assert words[1] == words[0]
+
+
+def ensemble_words(ens) -> dict:
+    """What conf and mntr say on an ensemble's leader and a follower, ports and paths
+    left out: conf's keys and its membership block's shape, mntr's quorum facts."""
+    from lab.services.zookeeper.minicluster import four_letter
+
+    out = {}
+    for role, i in (("leader", ens.wait_leader()), ("follower", ens.follower())):
+        s = ens.servers[i]
+        conf = four_letter(s.host, s.port, "conf")
+        out[role, "conf"] = [line.split("=")[0] for line in conf.split("\n")]
+        out[role, "conf ends"] = conf[-10:]
+        mntr = dict(
+            line.split("\t", 1) for line in four_letter(s.host, s.port, "mntr").splitlines()
+        )
+        quorum = ("zk_server_state", "zk_peer_state", "zk_quorum_size", "zk_synced_followers",
+                  "zk_synced_non_voting_followers", "zk_synced_observers", "zk_learners")  # fmt: skip
+        out[role, "mntr"] = {k: mntr.get(k) for k in quorum}
+    return out

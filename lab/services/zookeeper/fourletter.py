@@ -253,9 +253,22 @@ def _conf(s: ZooKeeperServer) -> str:
         f"serverId={c.myid}",
     ]
     if not c.standalone:
-        lines += [f"initLimit={c.init_limit}", f"syncLimit={c.sync_limit}"]
+        me = c.servers.get(c.myid)
+        # QuorumPeerConfig's lines: fast leader election (3), this member's ports, a
+        # participant (peerType 0), then the membership and its version in hex
+        lines += [
+            f"initLimit={c.init_limit}",
+            f"syncLimit={c.sync_limit}",
+            "electionAlg=3",
+            f"electionPort={me.election_port if me else -1}",
+            f"quorumPort={me.peer_port if me else -1}",
+            f"peerType={1 if me and me.role == 'observer' else 0}",
+            "membership: ",
+        ]
         for sid, p in sorted(c.servers.items()):
             lines.append(f"server.{sid}={p.host}:{p.peer_port}:{p.election_port}:{p.role}")
+        lines.append(f"version={c.config_version:x}")
+        return "\n".join(lines)  # the membership is print()ed: no newline after it
     return "\n".join(lines) + "\n"
 
 

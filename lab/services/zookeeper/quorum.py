@@ -38,14 +38,13 @@ from .peerwire import (
     LOOKING,
     REQUEST,
     REVALIDATE,
-    STATE_NAMES,
     SYNC,
     StepDown,
     frame,
     pack,
 )
 from .proto import Id, Op, encode_request
-from .reconfig import Membership
+from .reconfig import Membership, voters
 from .server import Entry, ZooKeeperServer
 from .sessions import Session, password_for
 from .txn import ErrorTxn, Txn
@@ -369,13 +368,20 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
     # --- facts for four-letter words and lab status -------------------------------------------
 
     def extra_mntr(self):
-        yield ("zk_peer_state", STATE_NAMES.get(self.state, "?"))
-        yield ("zk_server_id", self.myid)
-        yield ("zk_current_epoch", self.current_epoch)
+        # Apache's keys: QuorumPeer.getDetailedPeerState ("following - broadcast", a
+        # phase of ZAB after the state; "looking" alone), the voters, and on a leader
+        # its learners and how many of them are in sync
+        state = {LEADING: "leading", FOLLOWING: "following"}.get(self.state, "looking")
+        if state != "looking":
+            state += " - broadcast" if self.serving else " - synchronization"
+        yield ("zk_peer_state", state)
+        yield ("zk_quorum_size", len(voters(self.cfg.servers)))
         if self.state == LEADING:
-            yield ("zk_followers", len(self.followers))
             yield ("zk_synced_followers", sum(1 for f in self.followers.values() if f.synced))
+            yield ("zk_synced_non_voting_followers", 0)
+            yield ("zk_synced_observers", 0)
             yield ("zk_pending_syncs", len(self.pending_syncs))
+            yield ("zk_learners", len(self.followers))
 
 
 __all__ = ["QuorumServer"]

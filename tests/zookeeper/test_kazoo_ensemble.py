@@ -26,7 +26,7 @@ from kazoo.recipe.cache import TreeCache, TreeEvent
 from kazoo.recipe.counter import Counter
 from kazoo.recipe.election import Election
 from kazoo.recipe.lease import MultiNonBlockingLease, NonBlockingLease
-from kazoo.recipe.lock import Lock, ReadLock, Semaphore, WriteLock
+from kazoo.recipe.lock import ReadLock, Semaphore, WriteLock
 from kazoo.recipe.partitioner import PartitionState, SetPartitioner
 from kazoo.recipe.party import Party, ShallowParty
 from kazoo.recipe.queue import LockingQueue, Queue
@@ -34,6 +34,8 @@ from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 from kazoo.security import make_digest_acl
 
 from lab.services.zookeeper.minicluster import Ensemble
+
+from .recipes import contend_for_lock
 
 
 def wait_until(pred, timeout=10.0, what="condition"):
@@ -139,24 +141,8 @@ def test_children_and_data_watch_across_members(members):
 
 
 def test_lock_read_write_lock_and_semaphore(members):
-    order, inside, overlap = [], [], []
-
-    def worker(c, name):
-        lock = Lock(c, "/rec/lock", name)
-        for _ in range(3):
-            with lock:
-                inside.append(name)
-                overlap.extend([list(inside)] if len(inside) > 1 else [])
-                order.append(name)
-                time.sleep(0.005)
-                inside.remove(name)
-
-    threads = [threading.Thread(target=worker, args=(c, f"m{i}")) for i, c in enumerate(members)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not overlap and sorted(order) == sorted(["m0", "m1", "m2"] * 3)
+    order, overlap = contend_for_lock(members, "/rec/lock")
+    assert not overlap and sorted(order) == sorted(["w0", "w1", "w2"] * 3)
 
     a, b, c = members
     r1, r2 = ReadLock(a, "/rec/rw"), ReadLock(b, "/rec/rw")

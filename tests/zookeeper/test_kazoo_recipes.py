@@ -13,29 +13,11 @@ from kazoo.recipe.party import Party, ShallowParty
 from kazoo.recipe.queue import LockingQueue, Queue
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
+from .recipes import contend_for_lock
+
 
 def test_lock_is_exclusive(make_client):
-    clients = [make_client() for _ in range(3)]
-    inside = []
-    overlap = []
-    order = []
-
-    def worker(c, name):
-        lock = Lock(c, "/locks/res", name)
-        for _ in range(3):
-            with lock:
-                inside.append(name)
-                if len(inside) > 1:
-                    overlap.append(list(inside))
-                order.append(name)
-                time.sleep(0.01)
-                inside.remove(name)
-
-    threads = [threading.Thread(target=worker, args=(c, f"w{i}")) for i, c in enumerate(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    order, overlap = contend_for_lock([make_client() for _ in range(3)], "/locks/res")
     assert not overlap
     assert sorted(order) == sorted([f"w{i}" for i in range(3)] * 3)
 

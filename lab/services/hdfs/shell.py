@@ -45,9 +45,10 @@ USAGE = """Usage: hdfs [--user NAME] COMMAND
       -getfacl [-R] PATH... | -setfacl [-R] {-b|-k} PATH | -setfacl [-R] {-m|-x|--set} SPEC PATH
       -createSnapshot DIR [NAME] | -deleteSnapshot DIR NAME | -renameSnapshot DIR OLD NEW
   fsck PATH [-files [-blocks [-locations | -racks]]]
-  dfsadmin -report [-live] [-dead] | -safemode get|enter|leave | -setQuota N DIR...
-      -clrQuota DIR... | -setSpaceQuota SIZE DIR... | -clrSpaceQuota DIR...
-      -allowSnapshot DIR | -disallowSnapshot DIR
+  dfsadmin -report [-live] [-dead] | -safemode get|enter|leave
+  dfsadmin -setQuota N DIR... | -clrQuota DIR...
+  dfsadmin -setSpaceQuota SIZE DIR... | -clrSpaceQuota DIR...
+  dfsadmin -allowSnapshot DIR | -disallowSnapshot DIR
 """
 
 

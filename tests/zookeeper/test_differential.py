@@ -411,6 +411,9 @@ def ensemble_words(ens) -> dict:
         conf = four_letter(s.host, s.port, "conf")
         out[role, "conf"] = [line.split("=")[0] for line in conf.split("\n")]
         out[role, "conf ends"] = conf[-10:]
+        if role == "leader":  # a new follower's varies with how it synced, in Apache's
+            srvr = four_letter(s.host, s.port, "srvr")
+            out[role, "zxid"] = next(x for x in srvr.splitlines() if x.startswith("Zxid"))
         mntr = dict(
             line.split("\t", 1) for line in four_letter(s.host, s.port, "mntr").splitlines()
         )

@@ -51,7 +51,7 @@ def _server_stats(s: ZooKeeperServer) -> dict:
         "data_dir_size": flw._dir_size(s.cfg.data_dir),
         "log_dir_size": flw._dir_size(s.cfg.log_dir),
         "server_state": s.mode,
-        "last_processed_zxid": s.tree.last_zxid,
+        "last_processed_zxid": s.processed_zxid(),
         "outstanding_requests": s.outstanding_requests(),
         "avg_latency": round(avg, 4),
         "max_latency": mx,

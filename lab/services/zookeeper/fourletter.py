@@ -185,7 +185,7 @@ def _srvr(s: ZooKeeperServer, clients: bool) -> str:
         f"Sent: {s.packets_sent}",
         f"Connections: {len(s.connections)}",
         f"Outstanding: {s.outstanding_requests()}",
-        f"Zxid: 0x{s.tree.last_zxid:x}",
+        f"Zxid: 0x{s.processed_zxid():x}",
         f"Mode: {s.mode}",
         f"Node count: {s.tree.node_count()}",
     ]

@@ -367,6 +367,13 @@ class QuorumServer(Leader, Follower, Membership, ZooKeeperServer):
 
     # --- facts for four-letter words and lab status -------------------------------------------
 
+    def processed_zxid(self) -> int:
+        # Apache's leader starts its epoch at zxid (epoch << 32) before anything of it
+        # is applied (Leader.lead: zk.setZxid(makeZxid(epoch, 0))), and shows that
+        if self.state == LEADING and self.serving:
+            return max(self.tree.last_zxid, self.current_epoch << 32)
+        return self.tree.last_zxid
+
     def extra_mntr(self):
         # Apache's keys: QuorumPeer.getDetailedPeerState ("following - broadcast", a
         # phase of ZAB after the state; "looking" alone), the voters, and on a leader

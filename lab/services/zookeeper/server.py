@@ -601,5 +601,9 @@ class ZooKeeperServer:
     def outstanding_requests(self) -> int:
         return len(self.queue)
 
+    def processed_zxid(self) -> int:
+        """The last zxid applied, as srvr's Zxid and the admin server show it."""
+        return self.tree.last_zxid
+
 
 __all__ = ["ZooKeeperServer", "Entry"]

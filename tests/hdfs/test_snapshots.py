@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -214,3 +215,62 @@ def test_snapshottable_directory_listing(cluster):
     assert (entry["parentFullPath"], entry["snapshotNumber"]) == ("/listed", 1)
     with urllib.request.urlopen(url + "&user.name=bob") as r:  # owns none of them
         assert json.loads(r.read()) == {"SnapshottableDirectoryList": None}
+
+
+def test_snapshot_diff(cluster):
+    """getSnapshotDiffReport and WebHDFS's GETSNAPSHOTDIFF: M for what changed (a
+    directory whose children changed too), + and - for the tops of what was created and
+    deleted, R for a move within the root; "" or "." for the directory as it is now."""
+    web = InsecureClient(cluster.url, user="root")
+    for p in ("/diff/keep/a", "/diff/gone/b", "/diff/moved/c", "/diff/data"):
+        web.write(p, b"x")
+    web.allow_snapshot("/diff")
+    web.create_snapshot("/diff", "s0")
+    web.write("/diff/data", b"more", append=True)
+    web.delete("/diff/gone", recursive=True)
+    web.rename("/diff/moved", "/diff/renamed")
+    web.write("/diff/new/d", b"y")
+    web.set_permission("/diff/keep/a", "600")
+    web.create_snapshot("/diff", "s1")
+    want = [
+        ("M", "", None),
+        ("M", "data", None),
+        ("-", "gone", None),
+        ("M", "keep/a", None),
+        ("+", "new", None),
+        ("R", "moved", "renamed"),
+    ]
+    raw = RawIpc(cluster)
+    try:
+        for to in ("s1", "."):
+            request = {"snapshotRoot": "/diff", "fromSnapshot": "s0", "toSnapshot": to}
+            report = raw.call("getSnapshotDiffReport", request)["diffReport"]
+            got = [
+                (
+                    e["modificationLabel"],
+                    bytes(e["fullpath"]).decode(),
+                    bytes(e["targetPath"]).decode() if e.get("targetPath") else None,
+                )
+                for e in report["diffReportEntries"]
+            ]
+            assert sorted(got, key=str) == sorted(want, key=str)
+        same = {"snapshotRoot": "/diff", "fromSnapshot": "s1", "toSnapshot": "."}
+        assert raw.call("getSnapshotDiffReport", same)["diffReport"].get("diffReportEntries") in (
+            None,
+            [],
+        )
+    finally:
+        raw.close()
+    url = f"{cluster.url}/webhdfs/v1/diff?op=GETSNAPSHOTDIFF&user.name=root"
+    with urllib.request.urlopen(url + "&oldsnapshotname=s0&snapshotname=s1") as r:
+        report = json.loads(r.read())["SnapshotDiffReport"]
+    assert (report["snapshotRoot"], report["fromSnapshot"], report["toSnapshot"]) == (
+        "/diff",
+        "s0",
+        "s1",
+    )
+    assert {"sourcePath": "moved", "targetPath": "renamed", "type": "RENAME"} in report["diffList"]
+    assert {"sourcePath": "new", "type": "CREATE"} in report["diffList"]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(url + "&oldsnapshotname=s0&snapshotname=nope")
+    assert "Cannot find the snapshot of directory /diff with name nope" in err.value.read().decode()

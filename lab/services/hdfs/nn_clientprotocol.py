@@ -439,6 +439,18 @@ class ClientNamenodeProtocol:
             }
         }
 
+    def getSnapshotDiffReport(self, req, ctx: CallContext) -> dict:
+        root, old, new = req["snapshotRoot"], req["fromSnapshot"], req["toSnapshot"]
+        entries = self.nn.snapshot_diff(root, old, new, ctx.user)
+        out = []
+        for label, path, target in entries:
+            entry = {"fullpath": path.encode(), "modificationLabel": label}
+            if target is not None:
+                entry["targetPath"] = target.encode()
+            out.append(entry)
+        report = {"snapshotRoot": root, "fromSnapshot": old, "toSnapshot": new}
+        return {"diffReport": dict(report, diffReportEntries=out)}
+
     def deleteSnapshot(self, req, ctx: CallContext) -> dict:
         self.nn.delete_snapshot(req["snapshotRoot"], req["snapshotName"], ctx.user)
         return {}

@@ -13,9 +13,9 @@ from ..hadoop.errors import (
     SnapshotAccessControlException,
     SnapshotException,
 )
-from . import snapshot
+from . import snapshot, snapshotdiff
 from .blockmanager import BlockInfo
-from .namespace import normalize, split_path
+from .namespace import READ, normalize, split_path
 
 
 class SnapshotOps:
@@ -78,6 +78,27 @@ class SnapshotOps:
         blocks = [b for f in snapshot.all_files(gone) for b in f.blocks]
         self.log_apply({"op": "OP_DELETE_SNAPSHOT", "path": path, "name": name})
         self._release(blocks)
+
+    def snapshot_diff(self, path: str, old: str, new: str, user: str) -> list:
+        """SnapshotManager.diff: between two snapshots of a directory ("" or "." for the
+        directory as it is now), as snapshotdiff.diff lists it."""
+        path = normalize(path)
+        self.perm(path, user, target=READ)
+        d = self.ns.get(path)
+        if d.snapshot_dir is None:
+            raise SnapshotException(f"Directory is not a snapshottable directory: {path}")
+
+        def tree(name: str):
+            if name in ("", "."):
+                return d
+            found = d.snapshot_dir.children.get(name)
+            if found is None:
+                raise SnapshotException(
+                    f"Cannot find the snapshot of directory {path} with name {name}"
+                )
+            return found
+
+        return snapshotdiff.diff(tree(old), tree(new))
 
     def snapshottable_dirs(self, user: str) -> list:
         """SnapshotManager.getSnapshottableDirListing: the snapshottable directories the

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from ..hadoop import errors
 from ..hadoop.errors import FileNotFoundException, IOException
 from ..hadoop.http import Request, Response
-from . import acl, quota, webhdfs
+from . import acl, quota, snapshotdiff, webhdfs
 from .blockmanager import DatanodeDescriptor
 from .namespace import EXECUTE, READ, WRITE, INodeFile, normalize
 
@@ -36,6 +36,7 @@ class NamenodeWebHdfsMethods:
             "GETFILECHECKSUM": self.file_checksum,
             "GETSERVERDEFAULTS": self.get_server_defaults,
             "GETSNAPSHOTTABLEDIRECTORYLIST": self.snapshottable_list,
+            "GETSNAPSHOTDIFF": self.snapshot_diff,
             "ALLOWSNAPSHOT": self.snapshot_op,
             "DISALLOWSNAPSHOT": self.snapshot_op,
             "CREATESNAPSHOT": self.snapshot_op,
@@ -103,6 +104,18 @@ class NamenodeWebHdfsMethods:
         unmasked = webhdfs.get_permission(q, None, "unmaskedpermission")
         made = self.nn.mkdirs(path, user, webhdfs.get_permission(q, None), unmasked)
         return Response.json({"boolean": made})
+
+    def snapshot_diff(self, req, op, path, q, user) -> Response:
+        """JsonUtil.toJsonString(SnapshotDiffReport): oldsnapshotname to snapshotname."""
+        old, new = q.get("oldsnapshotname", ""), q.get("snapshotname", "")
+        entries = []
+        for label, source, target in self.nn.snapshot_diff(path, old, new, user):
+            entry = {"sourcePath": source, "type": snapshotdiff.TYPES[label]}
+            if target is not None:
+                entry["targetPath"] = target
+            entries.append(entry)
+        report = {"snapshotRoot": path, "fromSnapshot": old, "toSnapshot": new}
+        return Response.json({"SnapshotDiffReport": dict(report, diffList=entries)})
 
     def snapshottable_list(self, req, op, path, q, user) -> Response:
         """JsonUtil.toJsonString(SnapshottableDirectoryStatus[]): null when there is none."""

@@ -77,6 +77,8 @@ class Broker:
         self._watched_topics: set[str] = set()
         # topic -> the incarnation whose /config/topics node is watched (AlterConfigs)
         self._config_watched: dict[str, str] = {}
+        # partition -> (its cleanable segments, when) after a cleaner pass that changed nothing
+        self._clean_memo: dict[tuple[str, int], tuple[tuple, float]] = {}
         self._watched_partitions: dict[tuple[str, int], str] = {}
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_again = False
@@ -582,6 +584,12 @@ class Broker:
             )
             if not segs:
                 continue
+            # sealed segments as a pass that changed nothing left them are read again only
+            # now and then (a tombstone may have aged past delete.retention.ms since)
+            signature = tuple((seg.base_offset, seg.size) for seg in segs)
+            seen = self._clean_memo.get(key)
+            if seen and seen[0] == signature and time.monotonic() - seen[1] < 600:
+                continue
             try:
                 done = await self.in_codec_thread(
                     cleaner.plan,
@@ -604,6 +612,8 @@ class Broker:
                     swapped += 1
             if swapped:
                 log.info("%s-%d: compacted %d segment(s)", *key, swapped)
+            elif not done:
+                self._clean_memo[key] = (signature, time.monotonic())
 
     async def _housekeeping_loop(self) -> None:
         last_retention = last_clean = time.monotonic()

@@ -20,3 +20,14 @@ def cluster(tmp_path_factory):
 
 def make_cluster(tmp_path, **kwargs) -> MiniCluster:
     return MiniCluster(tmp_path, **kwargs)
+
+
+def one_datanode(tmp_path_factory, block_size: int) -> MiniCluster:
+    """A NameNode and one DataNode, replication 1, blocks of `block_size` bytes: for
+    tests of the namespace's features (quotas, snapshots) that need few blocks. Use it
+    as `with one_datanode(...).running() as c`."""
+    return MiniCluster(
+        tmp_path_factory.mktemp("dfs"),
+        racks={"/rack1": 1},
+        settings={"dfs.blocksize": str(block_size), "dfs.replication": "1"},
+    )

@@ -9,9 +9,9 @@ import pytest
 from hdfs import InsecureClient
 from hdfs.util import HdfsError
 
-from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.quota import long2string
 
+from .conftest import one_datanode
 from .shellrun import run_shell
 
 hdfs_native = pytest.importorskip("hdfs_native")
@@ -20,11 +20,7 @@ BLOCK = 256 * 1024
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with MiniCluster(
-        tmp_path_factory.mktemp("dfs"),
-        racks={"/rack1": 1},
-        settings={"dfs.blocksize": str(BLOCK), "dfs.replication": "1"},
-    ).running() as c:
+    with one_datanode(tmp_path_factory, BLOCK).running() as c:
         yield c
 
 

@@ -16,9 +16,9 @@ import pytest
 from hdfs import InsecureClient
 from hdfs.util import HdfsError
 
-from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.namespace import Namespace
 
+from .conftest import one_datanode
 from .rawipc import RawIpc, located_blocks
 from .shellrun import run_shell
 
@@ -28,11 +28,7 @@ BLOCK = 64 * 1024
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with MiniCluster(
-        tmp_path_factory.mktemp("dfs"),
-        racks={"/rack1": 1},
-        settings={"dfs.blocksize": str(BLOCK), "dfs.replication": "1"},
-    ).running() as c:
+    with one_datanode(tmp_path_factory, BLOCK).running() as c:
         yield c
 
 

@@ -1,5 +1,9 @@
 """The orchestrator's YARN deployer: config files in Hadoop's format and keys."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from lab.orchestrator.deployers.yarn import YarnDeployer
@@ -67,3 +71,77 @@ def test_bad_capacities_are_refused(tmp_path):
     )
     with pytest.raises(ValueError, match="add up to 90"):
         build_scheduler(conf)
+
+
+def test_plan_names_the_hosts_clients_connect_to_and_binds_every_address(tmp_path):
+    plan = YarnDeployer().plan({"resourcemanager": "n1", "nodemanagers": ["n2"]}, ADDR, RACKS)
+    rm, nm = (_conf(p, tmp_path / p.role) for p in plan)
+    for conf in (rm, nm):
+        assert conf.get("yarn.resourcemanager.webapp.address") == "10.61.1.10:8088"
+        assert conf.get("yarn.resourcemanager.address") == "10.61.1.10:8032"
+    assert rm.get_bind_address(
+        "yarn.resourcemanager.webapp.address", "yarn.resourcemanager.bind-host"
+    ) == ("0.0.0.0", 8088)
+    assert nm.get("yarn.nodemanager.webapp.address") == "10.61.1.11:8042"
+    assert nm.get_bind_address("yarn.nodemanager.address", "yarn.nodemanager.bind-host") == (
+        "0.0.0.0",
+        8041,
+    )
+
+
+LAB = """
+name: yarnconf
+defaults: {kind: process, cpus: 0.5, memory: 512Mi}
+racks:
+  r1: {nodes: [n1, n2]}
+services:
+  hdfs: {namenode: n1, datanodes: [n2], dfs.replication: 1}
+  yarn: {resourcemanager: n1, nodemanagers: [n2]}
+"""
+
+CLIENT = """
+from yarn_api_client.resource_manager import ResourceManager
+rm = ResourceManager(timeout=10)
+print("SEEN", rm.service_uri.to_url(), rm.cluster_metrics().data["clusterMetrics"]["activeNodes"])
+"""
+
+
+def _active_nodes_seen_with_conf(conf_dir, run) -> tuple[str, str]:
+    """yarn-api-client's ResourceManager() configured from HADOOP_CONF_DIR only."""
+    env = {"PATH": os.environ["PATH"], "HADOOP_CONF_DIR": str(conf_dir)}
+    r = run([sys.executable, "-c", CLIENT], env)
+    assert r.returncode == 0, r.stderr
+    [seen] = [line.split()[1:] for line in r.stdout.splitlines() if line.startswith("SEEN ")]
+    return tuple(seen)
+
+
+def test_a_client_configured_from_the_labs_yarn_site_reaches_the_rm(lab_up, tmp_path):
+    """From the host and from another node (the NodeManager's), with nothing but the
+    lab's own yarn-site.xml; and on the RM's node at its loopback address too."""
+    from lab.backends.base import NODE_DATA_DIR
+
+    state = lab_up(LAB)
+    nodes = lab_up.nodes(state)
+    rm_ip = state["network"]["nodes"]["n1"].split("/")[0]
+    site = nodes["n1"].get_file(f"{NODE_DATA_DIR}/yarn/conf/yarn-site.xml")
+    (tmp_path / "yarn-site.xml").write_bytes(site)
+
+    def on_host(argv, env):
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+    assert _active_nodes_seen_with_conf(tmp_path, on_host) == (f"http://{rm_ip}:8088", "1")
+
+    def on_nm_node(argv, env):
+        return nodes["n2"].exec(argv, env=env)
+
+    nm_conf = f"{NODE_DATA_DIR}/yarn/conf"
+    assert _active_nodes_seen_with_conf(nm_conf, on_nm_node) == (f"http://{rm_ip}:8088", "1")
+    local = nodes["n1"].exec(
+        [
+            sys.executable,
+            "-c",
+            "import urllib.request as u; "
+            "print(u.urlopen('http://127.0.0.1:8088/ws/v1/cluster/info', timeout=10).status)",
+        ]
+    )
+    assert local.stdout.strip() == "200", local.stderr

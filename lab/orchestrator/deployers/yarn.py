@@ -57,15 +57,21 @@ class YarnDeployer(ServiceDeployer):
         settings: dict[str, object] = dict(LAB_DEFAULTS)
         settings.update(
             {
+                # Hadoop's way: the addresses name the RM's host, so a client configured
+                # from this file (yarn-api-client, the yarn CLI) reaches it from any node or
+                # from the host, and the bind-hosts make the daemons listen on every address.
+                # Written out rather than left to ${yarn.resourcemanager.hostname}, since
+                # yarn-api-client reads the webapp address as it stands.
                 "yarn.resourcemanager.hostname": rm_ip,
-                "yarn.resourcemanager.webapp.address": f"0.0.0.0:{RM_WEBAPP}",
-                "yarn.resourcemanager.address": f"0.0.0.0:{RM_CLIENT}",
+                "yarn.resourcemanager.webapp.address": f"{rm_ip}:{RM_WEBAPP}",
+                "yarn.resourcemanager.address": f"{rm_ip}:{RM_CLIENT}",
                 "yarn.resourcemanager.scheduler.address": f"{rm_ip}:{RM_SCHEDULER}",
                 "yarn.resourcemanager.resource-tracker.address": f"{rm_ip}:{RM_TRACKER}",
+                "yarn.resourcemanager.bind-host": "0.0.0.0",
+                "yarn.nodemanager.bind-host": "0.0.0.0",
                 "yarn.resourcemanager.fs.state-store.uri": f"file://{base}/rmstore",
                 "yarn.nodemanager.local-dirs": f"{base}/local",
                 "yarn.nodemanager.log-dirs": f"{base}/logs",
-                "yarn.nodemanager.webapp.address": f"0.0.0.0:{NM_WEBAPP}",
                 "mapreduce.shuffle.port": SHUFFLE,
                 "net.topology.table.file.name": f"{conf_dir}/topology.table",
             }
@@ -98,6 +104,7 @@ class YarnDeployer(ServiceDeployer):
             nm_site = dict(yarn_site)
             nm_site["yarn.nodemanager.hostname"] = addresses[n]
             nm_site["yarn.nodemanager.address"] = f"{addresses[n]}:{NM_RPC}"
+            nm_site["yarn.nodemanager.webapp.address"] = f"{addresses[n]}:{NM_WEBAPP}"
             nm_site["yarn.nodemanager.linux-container-executor.cgroups.hierarchy"] = (
                 f"/hadoop-yarn-{n}"
             )

@@ -120,6 +120,16 @@ class Configuration:
         except ValueError:
             raise ValueError(f"configuration {key}={value!r} is not host:port") from None
 
+    def get_bind_address(
+        self, key: str, bind_host_key: str, default_port: int | None = None
+    ) -> tuple[str, int]:
+        """Where a server listens, as Configuration.getSocketAddr(hostProperty, ...) reads
+        it: the address key, its host replaced by the bind-host key's when that is set
+        (`*.bind-host` = 0.0.0.0 listens on every address while the address key keeps
+        naming the host that clients configured from the same file connect to)."""
+        host, port = self.get_address(key, default_port)
+        return self.get(bind_host_key) or host, port
+
     def set(self, key: str, value) -> None:
         self.values[key] = str(value)
 

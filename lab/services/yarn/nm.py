@@ -78,8 +78,11 @@ class NodeManager:
         self.local_dir.mkdir(parents=True, exist_ok=True)
         self.log_root.mkdir(parents=True, exist_ok=True)
         self.cgroups = launcher.container_executor(self.conf)
-        rpc_host, rpc_port = self.conf.get_address("yarn.nodemanager.address")
-        web_host, web_port = self.conf.get_address("yarn.nodemanager.webapp.address")
+        bind_host = "yarn.nodemanager.bind-host"
+        rpc_host, rpc_port = self.conf.get_bind_address("yarn.nodemanager.address", bind_host)
+        web_host, web_port = self.conf.get_bind_address(
+            "yarn.nodemanager.webapp.address", bind_host
+        )
         shuffle_port = self.conf.get_int("mapreduce.shuffle.port")
         idle = self.conf.get_int("hadoop.http.idle_timeout.ms", 60000) / 1000
         rpc = await http.serve(self.handle_rpc, rpc_host, rpc_port, idle)

@@ -89,7 +89,7 @@ class ResourceManager:
             "yarn.resourcemanager.scheduler.address",
             "yarn.resourcemanager.resource-tracker.address",
         ):
-            addr = self.conf.get_address(key)
+            addr = self.conf.get_bind_address(key, "yarn.resourcemanager.bind-host")
             if addr not in bound or addr[1] == 0:
                 srv = await http.serve(self.handle, addr[0], addr[1], self.http_idle_timeout())
                 bound[addr] = srv
@@ -393,7 +393,9 @@ class ResourceManager:
         self.finish_app(app, "KILLED", "KILLED", "Application killed by user.")
 
     def advertised(self, key: str, peer_host: str) -> tuple[str, int]:
-        host, port = self.addresses[key]
+        # Others are told the address key's host (a bind-host only says where to listen)
+        # with the port actually bound, as YarnConfiguration.updateConnectAddr does.
+        host, port = self.conf.get_address(key)[0], self.addresses[key][1]
         if host in ("0.0.0.0", "::", ""):
             host = self.conf.get("yarn.resourcemanager.hostname") or "127.0.0.1"
             if host in ("0.0.0.0", ""):

@@ -38,8 +38,9 @@ def read(client, path: str) -> bytes:
 
 
 def wait_heartbeats(cluster) -> None:
-    """Long enough for the DataNode to have carried out any deletion the NameNode gave
-    it (dfs.heartbeat.interval is 1 s in a MiniCluster)."""
+    """Long enough for the DataNode to have carried out a deletion the NameNode gave it
+    (dfs.heartbeat.interval is 1 s in a MiniCluster), before checking that a replica
+    which must stay is still there (on a slow machine the check only gets weaker)."""
     time.sleep(3)
 
 
@@ -96,14 +97,18 @@ def test_snapshot_keeps_what_was_there(cluster):
         assert reply["locations"]["blocks"]  # the live file is untouched
     finally:
         raw.close()
-    wait_heartbeats(cluster)
-    # The replica of the file only the snapshot named is gone from the DataNode's disk;
-    # the live file's are there.
+    # The replica of the file only the snapshot named goes from the DataNode's disk (at
+    # its next heartbeat's commands); the live file's stay.
     (data_dir,) = cluster.root.glob("data-*")
-    on_disk = {p.name for p in data_dir.rglob("blk_*") if not p.name.endswith(".meta")}
-    assert f"blk_{f2_block['blockId']}" not in on_disk
+
+    def on_disk() -> set[str]:
+        return {p.name for p in data_dir.rglob("blk_*") if not p.name.endswith(".meta")}
+
+    cluster.wait(
+        lambda: f"blk_{f2_block['blockId']}" not in on_disk(), 30, "the replica to be deleted"
+    )
     live_block = located_blocks(cluster, "/snap/f")["blocks"][0]["b"]
-    assert f"blk_{live_block['blockId']}" in on_disk
+    assert f"blk_{live_block['blockId']}" in on_disk()
     web.disallow_snapshot("/snap")
     web.delete("/snap", recursive=True)
 

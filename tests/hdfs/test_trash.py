@@ -102,7 +102,7 @@ def test_rm_moves_to_trash_and_the_emptier_checkpoints_it(cluster):
         got = names(cluster, "/user/root/.Trash")
         return got if "Current" not in got and old not in got else None
 
-    got = cluster.wait(checkpointed, 15, "the emptier to checkpoint Current")
+    got = cluster.wait(checkpointed, 60, "the emptier to checkpoint Current")
     # Every name but the stray one is a checkpoint of now (the emptier may have run more
     # than once meanwhile), and what was removed is in one of them.
     fresh = [n for n in got if n != "not-a-checkpoint"]

@@ -366,6 +366,16 @@ def test_application_master_web_services_through_the_rm_proxy(stack):
         assert r.status_code == 400 and r.json()["RemoteException"]["message"] == (
             "java.lang.Exception: Only 'KILLED' is allowed as a target state."
         )
+        # Jersey's answers for other methods: HEAD as GET without a body, the rest 405;
+        # a body the AM cannot parse is refused, and the AM goes on serving
+        r = requests.head(f"{base}/{job_id}", timeout=5)
+        assert r.status_code == 200 and r.text == ""
+        for method in ("POST", "DELETE"):
+            r = requests.request(method, f"{base}/{job_id}/counters", data=b"{", timeout=5)
+            assert r.status_code == 405, (method, r.text)
+        r = requests.post(f"{y.url}/proxy/{app}/umbilical/done", data=b"not json", timeout=5)
+        assert r.status_code == 400
+        assert am.job(app, job_id).data["job"]["state"] == "RUNNING"
         # the proxy's own answers: an unknown application, and one with no tracking URL
         r = requests.get(f"{y.url}/proxy/application_1_0099/ws/v1/mapreduce/info", timeout=5)
         assert r.status_code == 404 and "could not be found in RM" in r.text

@@ -60,17 +60,22 @@ class AMWebServices:
     def _handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
         am = self.am
         p = path.rstrip("/")
-        if method == "GET" and p in ("/ws/v1/mapreduce", "/ws/v1/mapreduce/info"):
+        # Every resource is read with GET (HEAD too, as Jersey answers it) and only an
+        # attempt's state takes a PUT: any other method is Jersey's 405.
+        read = method in ("GET", "HEAD")
+        if p in ("/ws/v1/mapreduce", "/ws/v1/mapreduce/info", "/ws/v1/mapreduce/jobs"):
+            if not read:
+                raise http.not_allowed(method, path)
+            if p.endswith("/jobs"):
+                with am.lock:
+                    return 200, {"jobs": {"job": [self.job()]}}
             return 200, {"info": self.info()}
-        if method == "GET" and p == "/ws/v1/mapreduce/jobs":
-            with am.lock:
-                return 200, {"jobs": {"job": [self.job()]}}
         m = _PATH.match(p)
         if not m:
             raise http.not_found(f"Cannot find resource {path}")
         self._job_id(m["job"])
-        if method == "PUT" and m["awhat"] != "state":
-            raise http.not_allowed("PUT", path)
+        if not read and not (method == "PUT" and m["awhat"] == "state"):
+            raise http.not_allowed(method, path)
         with am.lock:
             if m["what"] is None:
                 return 200, {"job": self.job()}

@@ -154,50 +154,84 @@ class AppMaster:
         am = self
 
         class Handler(BaseHTTPRequestHandler):
+            # A request left half-sent frees its thread after this, as Jetty's idle
+            # timeout frees a Hadoop AM's.
+            timeout = 60
+
             def log_message(self, *a):
                 pass
 
-            def _reply(self, code: int, body: dict) -> None:
+            def handle(self):
+                try:
+                    super().handle()
+                except ConnectionError:  # the client hung up before its answer: not ours
+                    pass
+
+            def _reply(self, code: int, body: dict, head: bool = False) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if not head:
+                    self.wfile.write(data)
 
-            def do_POST(self):
-                body = json.loads(
-                    self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"
-                )
-                if self.path == "/umbilical/done":
-                    am.task_done(body)
-                elif self.path == "/umbilical/fetchFailure":
-                    am.fetch_failure(body)
-                else:
-                    return self._reply(404, http.not_found(self.path).body())
-                self._reply(200, {})
-
-            def do_GET(self):
-                if self.path.startswith("/umbilical/events"):
-                    q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-                    return self._reply(200, am.map_completion_events(int(q.get("from", ["0"])[0])))
-                if (self.path.rstrip("/") or "/") == "/":
-                    return self._reply(200, {"job": am.report()})  # racklab's own report
-                self._web("GET")
-
-            def do_PUT(self):
-                self._web("PUT")
-
-            def _web(self, method: str) -> None:
-                """Hadoop's MapReduce AM web services (amweb.py), errors included."""
-                path = urllib.parse.urlsplit(self.path).path
-                size = int(self.headers.get("Content-Length", 0) or 0)
-                body = self.rfile.read(min(size, 1 << 20)) if size else b""
+            def _body(self) -> bytes:
                 try:
-                    status, answer = am.web.handle(method, path, body)
+                    size = int(self.headers.get("Content-Length", 0) or 0)
+                except ValueError:
+                    raise http.bad_request("Content-Length is not a number") from None
+                return self.rfile.read(min(max(size, 0), 1 << 20)) if size else b""
+
+            def _answer(self, method: str) -> None:
+                """The umbilical (racklab's tasks), else the web services; a request
+                either cannot parse is refused, not a traceback in the AM's log."""
+                try:
+                    status, answer = self._route(method)
                 except http.HttpError as e:
                     status, answer = e.status, e.body()
-                self._reply(status, answer)
+                self._reply(status, answer, head=method == "HEAD")
+
+            def _route(self, method: str) -> tuple[int, dict]:
+                url = urllib.parse.urlsplit(self.path)
+                if method == "POST" and url.path in ("/umbilical/done", "/umbilical/fetchFailure"):
+                    try:
+                        body = json.loads(self._body() or b"{}")
+                    except ValueError:
+                        raise http.bad_request("the body is not JSON") from None
+                    if not isinstance(body, dict):
+                        raise http.bad_request("the body is not a JSON object")
+                    if url.path == "/umbilical/done":
+                        am.task_done(body)
+                    else:
+                        am.fetch_failure(body)
+                    return 200, {}
+                if method == "GET" and url.path == "/umbilical/events":
+                    q = urllib.parse.parse_qs(url.query)
+                    try:
+                        start = int(q.get("from", ["0"])[0])
+                    except ValueError:
+                        raise http.bad_request("from is not a number") from None
+                    return 200, am.map_completion_events(start)
+                if method == "GET" and (url.path.rstrip("/") or "/") == "/":
+                    return 200, {"job": am.report()}  # racklab's own report
+                # Hadoop's MapReduce AM web services (amweb.py), errors included
+                return am.web.handle(method, url.path, self._body())
+
+            def do_GET(self):
+                self._answer("GET")
+
+            def do_HEAD(self):
+                self._answer("HEAD")
+
+            def do_PUT(self):
+                self._answer("PUT")
+
+            def do_POST(self):
+                self._answer("POST")
+
+            def do_DELETE(self):
+                self._answer("DELETE")
 
         host = self.env.get("NM_HOST") or socket.gethostname()
         self.server = ThreadingHTTPServer((host, 0), Handler)

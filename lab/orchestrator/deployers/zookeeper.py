@@ -19,7 +19,9 @@ CLIENT_PORT = 2181
 SERVING = ("leader", "follower", "standalone", "observer")
 PEER_PORT = 2888
 ELECTION_PORT = 3888
-DEFAULTS = {"tickTime": 2000, "initLimit": 10, "syncLimit": 5}
+# A lab is for looking inside: its zoo.cfg whitelists every four-letter word (Apache
+# 3.5+ answers only `srvr` without the key); the topology can set it narrower.
+DEFAULTS = {"tickTime": 2000, "initLimit": 10, "syncLimit": 5, "4lw.commands.whitelist": "*"}
 # keys that describe the deployment rather than a zoo.cfg setting
 ROLE_KEYS = {"nodes"}
 # keys racklab decides per node; a section cannot override them

@@ -19,6 +19,7 @@ import pytest
 
 from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.nativeclient import NativeClient
+from lab.services.hdfs.replacedatanode import BEST_EFFORT_KEY as BEST_EFFORT
 from lab.services.hdfs.replacedatanode import replacement_wanted
 
 from .rawipc import RawIpc, located_blocks
@@ -260,3 +261,47 @@ def test_append_replaces_a_killed_datanode(cluster, tmp_path, calls):
 )
 def test_replace_datanode_on_failure_policy(policy, replication, left, append, wanted):
     assert replacement_wanted(policy, replication, left, append, False) is wanted
+
+
+def test_append_on_three_nodes_needs_best_effort(tmp_path_factory, tmp_path):
+    """With three DataNodes there is no replacement for a dead one: an append that loses
+    a node fails as Hadoop's does ("Failed to replace a bad datanode ... policy is
+    DEFAULT ..."), unless -D ...replace-datanode-on-failure.best-effort=true lets it go on
+    with the two left."""
+    with MiniCluster(
+        tmp_path_factory.mktemp("three"),
+        racks={"/rack1": 3},
+        settings={"dfs.blocksize": str(BLOCK)},
+    ).running() as three:
+        local = tmp_path / "head"
+        local.write_bytes(os.urandom(100_000))
+        for name, options, ok in (
+            ("strict", (), False),
+            ("lenient", ("-D", f"{BEST_EFFORT}=true"), True),
+        ):
+            dst, data = f"/three/{name}", os.urandom(SIZE)
+            assert put(three, "-mkdir", "-p", "/three")[0] == 0
+            assert run_shell(three, "dfs", "-put", str(local), dst)[0] == 0
+            victim = {}
+
+            def kill(dst=dst, victim=victim):
+                victim["d"] = open_pipeline(three, dst)[1]
+                three.kill(victim["d"])
+
+            fifo_dir = tmp_path / name
+            fifo_dir.mkdir()
+            try:
+                (rc, _, err), _ = put_through_fifo(
+                    three, fifo_dir, data, dst, kill, *options, cmd="-appendToFile"
+                )
+            finally:
+                three.restart(victim["d"])
+            if ok:
+                assert (rc, err) == (0, "")
+                got = tmp_path / f"{name}.got"
+                assert put(three, "-get", dst, str(got))[0] == 0
+                assert got.read_bytes() == local.read_bytes() + data
+            else:
+                assert rc == 1
+                assert "Failed to replace a bad datanode on the existing pipeline" in err
+                assert "The current failed datanode replacement policy is DEFAULT" in err

@@ -32,11 +32,12 @@ import struct
 from collections import deque
 from collections.abc import Callable
 
+from ..hadoop.errors import HadoopException
 from ..hadoop.ipc.protobuf import DecodeError, Schema, decode_varint
 from . import checksum
 from .blockreader import BlockOpError, read_delimited
 from .datatransfer_hadoop import SCHEMA, TRANSFER_BLOCK, WRITE_BLOCK, request_bytes
-from .replacedatanode import POLICY_KEY, replacement_wanted
+from .replacedatanode import BEST_EFFORT_KEY, POLICY_KEY, replacement_wanted
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +88,18 @@ class BlockWriter:
         replication: int = 3,
         policy: str = "DEFAULT",
         appending: bool | None = None,
+        best_effort: bool = False,
     ) -> None:
         """`append`: the block is the last one of a file reopened by append, under the
         generation stamp the NameNode allotted; writing resumes at its length.
         `namenode(method, **request)` makes the recovery's calls (without it a failed
         DataNode fails the write); `appending`: the stream was opened by append (the
-        replacement policy's isAppend; it defaults to `append`)."""
+        replacement policy's isAppend; it defaults to `append`); `best_effort`: a
+        replacement that cannot be had leaves the write going on with the nodes left
+        (dfs.client.block.write.replace-datanode-on-failure.best-effort)."""
         self.schema, self.client, self.bpc, self.timeout = schema, client, bpc, timeout
         self.namenode, self.src, self.file_id = namenode, src, file_id
-        self.replication, self.policy = replication, policy
+        self.replication, self.policy, self.best_effort = replication, policy, best_effort
         self.is_append = append if appending is None else appending
         # Whole chunks per packet, as DFSOutputStream sizes them.
         self.packet_data = max(bpc, (packet_size // (bpc + checksum.CRC_SIZE)) * bpc)
@@ -285,7 +289,17 @@ class BlockWriter:
                 )
                 self.failed.append(self.nodes.pop(bad))
                 self.storage_ids.pop(bad)
-                self._replace_datanode()
+                try:
+                    self._replace_datanode()
+                except (OSError, HadoopException) as exc:
+                    if not self.best_effort:  # handleDatanodeReplacement
+                        raise
+                    log.warning(
+                        "Failed to replace datanode. Continue with the remaining datanodes "
+                        "since %s is set to true: %s",
+                        BEST_EFFORT_KEY,
+                        exc,
+                    )
                 updated = self.namenode(
                     "updateBlockForPipeline", block=dict(self.block), clientName=self.client
                 )["block"]

@@ -79,9 +79,10 @@ class NativeClient:
     def __init__(
         self, rpc: str, web: WebHdfsClient, timeout: float = 60.0, replace_policy: str = "DEFAULT"
     ) -> None:
-        """`replace_policy`: dfs.client.block.write.replace-datanode-on-failure.policy."""
+        """`replace_policy`: dfs.client.block.write.replace-datanode-on-failure.policy
+        (`replace_best_effort`, its best-effort key, may be set after)."""
         self.address, self.timeout = split_hostport(rpc, 8020), timeout
-        self.replace_policy = replace_policy
+        self.replace_policy, self.replace_best_effort = replace_policy, False
         self.web, self.user = web, web.user
         self.ipc: IpcClient | None = None  # connected at the first call: fsck needs none
 
@@ -303,6 +304,7 @@ class NativeClient:
             file_id=stream["fileId"],
             replication=stream["replication"],
             policy=self.replace_policy,
+            best_effort=self.replace_best_effort,
             appending=stream["append"],
         )
 

@@ -5,6 +5,8 @@ for racklab's own writer (blockwriter.py)."""
 from __future__ import annotations
 
 POLICY_KEY = "dfs.client.block.write.replace-datanode-on-failure.policy"
+ENABLE_KEY = "dfs.client.block.write.replace-datanode-on-failure.enable"
+BEST_EFFORT_KEY = "dfs.client.block.write.replace-datanode-on-failure.best-effort"
 POLICIES = ("NEVER", "DEFAULT", "ALWAYS")
 
 

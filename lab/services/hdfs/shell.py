@@ -29,7 +29,7 @@ from ..hadoop.webclient import WebHdfsClient
 from . import acl
 from .namespace import mode_string
 from .nativeclient import NativeClient
-from .replacedatanode import POLICY_KEY
+from .replacedatanode import BEST_EFFORT_KEY, ENABLE_KEY, POLICY_KEY
 from .shell_more import MoreCommands, human
 
 USAGE = """Usage: hdfs [--user NAME] COMMAND
@@ -176,8 +176,11 @@ class Dfs(MoreCommands):
                 self.err.write(f"-D: expected key=value, got '{pair}'\n{USAGE}")
                 return None
             self.conf[key] = value
-        if POLICY_KEY in self.conf and hasattr(self.c, "replace_policy"):
-            self.c.replace_policy = self.conf[POLICY_KEY]
+        if hasattr(self.c, "replace_policy"):  # the native door's writer
+            self.c.replace_policy = self.conf.get(POLICY_KEY, self.c.replace_policy)
+            if self.conf.get(ENABLE_KEY, "true").lower() == "false":
+                self.c.replace_policy = "NEVER"  # ReplaceDatanodeOnFailure's DISABLE
+            self.c.replace_best_effort = self.conf.get(BEST_EFFORT_KEY, "").lower() == "true"
         return args
 
     # Which arguments FsShell reads as HDFS globs: (leading words that are not paths,

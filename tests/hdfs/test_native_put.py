@@ -20,6 +20,7 @@ import pytest
 from lab.services.hdfs.minicluster import MiniCluster
 from lab.services.hdfs.nativeclient import NativeClient
 from lab.services.hdfs.replacedatanode import BEST_EFFORT_KEY as BEST_EFFORT
+from lab.services.hdfs.replacedatanode import POLICY_KEY as POLICY
 from lab.services.hdfs.replacedatanode import replacement_wanted
 
 from .rawipc import RawIpc, located_blocks
@@ -305,3 +306,8 @@ def test_append_on_three_nodes_needs_best_effort(tmp_path_factory, tmp_path):
                 assert rc == 1
                 assert "Failed to replace a bad datanode on the existing pipeline" in err
                 assert "The current failed datanode replacement policy is DEFAULT" in err
+
+
+def test_unknown_replacement_policy_is_refused(cluster):
+    rc, out, err = put(cluster, "-D", f"{POLICY}=SOMETIMES", "-ls", "/")
+    assert rc == 255 and err.startswith(f"Illegal value for {POLICY}: SOMETIMES")

@@ -29,7 +29,7 @@ from ..hadoop.webclient import WebHdfsClient
 from . import acl
 from .namespace import mode_string
 from .nativeclient import NativeClient
-from .replacedatanode import BEST_EFFORT_KEY, ENABLE_KEY, POLICY_KEY
+from .replacedatanode import BEST_EFFORT_KEY, ENABLE_KEY, POLICIES, POLICY_KEY
 from .shell_more import MoreCommands, human
 
 USAGE = """Usage: hdfs [--user NAME] COMMAND
@@ -176,8 +176,15 @@ class Dfs(MoreCommands):
                 self.err.write(f"-D: expected key=value, got '{pair}'\n{USAGE}")
                 return None
             self.conf[key] = value
+        policy = self.conf.get(POLICY_KEY, "DEFAULT").upper()
+        if policy not in POLICIES:  # Policy.valueOf, at the client's start
+            self.err.write(
+                f"Illegal value for {POLICY_KEY}: {self.conf[POLICY_KEY]} (one of "
+                f"{', '.join(POLICIES)})\n"
+            )
+            return None
         if hasattr(self.c, "replace_policy"):  # the native door's writer
-            self.c.replace_policy = self.conf.get(POLICY_KEY, self.c.replace_policy)
+            self.c.replace_policy = policy
             if self.conf.get(ENABLE_KEY, "true").lower() == "false":
                 self.c.replace_policy = "NEVER"  # ReplaceDatanodeOnFailure's DISABLE
             self.c.replace_best_effort = self.conf.get(BEST_EFFORT_KEY, "").lower() == "true"

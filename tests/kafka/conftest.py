@@ -14,7 +14,7 @@ ZK_TICK = 500
 ZK_SETTINGS = {"minSessionTimeout": 1000, "maxSessionTimeout": 60000}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def apache_zk(tmp_path_factory):
     if not available():
         pytest.skip("Debian's zookeeper package (Java) is not installed")
@@ -25,7 +25,7 @@ def apache_zk(tmp_path_factory):
     zk.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def racklab_zk(tmp_path_factory):
     zk = standalone(str(tmp_path_factory.mktemp("rzk")), tick_time=ZK_TICK, **ZK_SETTINGS)
     yield zk.start()
@@ -55,10 +55,12 @@ def broker(make_broker):
     return make_broker(0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def three_brokers(tmp_path_factory, racklab_zk):
     """One 3-broker cluster the admin-API and client-feature tests share (each test on
-    topics and groups of its own names): started once, stopped at the session's end."""
+    topics and groups of its own names): started once, stopped after the last Kafka
+    test (package scope: its brokers and log cleaner do not idle through the rest of
+    the suite, nor do the ZooKeepers above)."""
     # the log cleaner every 0.3 s, for the compaction test
     c = KafkaMiniCluster(
         tmp_path_factory.mktemp("three"), racklab_zk.hosts, **{"log.cleaner.backoff.ms": 300}

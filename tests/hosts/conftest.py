@@ -30,7 +30,7 @@ def lab_cli(*args, timeout=600):
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # removed after the last hosts test
 def sim():
     if os.geteuid() != 0:
         pytest.skip("simulated hosts need root")

@@ -136,12 +136,9 @@ def test_a_client_configured_from_the_labs_yarn_site_reaches_the_rm(lab_up, tmp_
 
     nm_conf = f"{NODE_DATA_DIR}/yarn/conf"
     assert _active_nodes_seen_with_conf(nm_conf, on_nm_node) == (f"http://{rm_ip}:8088", "1")
-    local = nodes["n1"].exec(
-        [
-            sys.executable,
-            "-c",
-            "import urllib.request as u; "
-            "print(u.urlopen('http://127.0.0.1:8088/ws/v1/cluster/info', timeout=10).status)",
-        ]
-    )
-    assert local.stdout.strip() == "200", local.stderr
+    # The bind-hosts: on the RM's node (the NameNode's too) its loopback address answers,
+    # for the RM's web services and the NameNode's (dfs.namenode.http-bind-host)
+    for url in ("http://127.0.0.1:8088/ws/v1/cluster/info", "http://127.0.0.1:9870/jmx"):
+        code = f"import urllib.request as u; print(u.urlopen({url!r}, timeout=10).status)"
+        local = nodes["n1"].exec([sys.executable, "-c", code])
+        assert local.stdout.strip() == "200", (url, local.stderr)

@@ -44,6 +44,7 @@ class HdfsDeployer(ServiceDeployer):
             "fs.defaultFS": f"hdfs://{nn_ip}:{NAMENODE_RPC}",
             "dfs.namenode.http-address": f"{nn_ip}:{NAMENODE_HTTP}",
             "dfs.namenode.rpc-bind-host": "0.0.0.0",
+            "dfs.namenode.http-bind-host": "0.0.0.0",
             "dfs.namenode.secondary.http-address": f"0.0.0.0:{SECONDARY_HTTP}",
             "dfs.namenode.name.dir": f"file://{base}/name",
             "dfs.namenode.checkpoint.dir": f"file://{base}/namesecondary",

@@ -196,9 +196,12 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps, SnapshotOps):
         self.load()
         host, port = split_hostport(self.conf.get("dfs.namenode.http-address"), 9870)
         rpc_host, rpc_port = self.conf.namenode_rpc_address()
-        bind_rpc = self.conf.get("dfs.namenode.rpc-bind-host", rpc_host)
+        # The *-bind-host keys say where to listen; the addresses keep naming the host
+        # clients connect to.
+        bind_rpc = self.conf.get("dfs.namenode.rpc-bind-host") or rpc_host
+        bind_http = self.conf.get("dfs.namenode.http-bind-host") or host
         idle = self.conf.get_seconds("hadoop.http.idle_timeout.ms", "ms")
-        http_srv = await serve(host, port, self.handle_http, idle_timeout=idle)
+        http_srv = await serve(bind_http, port, self.handle_http, idle_timeout=idle)
         # One port, two protocols: "hrpc" opens Hadoop IPC, anything else is the HTTP of
         # racklab's daemon RPC (DataNodes, the secondary, the WebHDFS writer).
         rpc_srv = await serve_sniffing(
@@ -209,7 +212,7 @@ class NameNode(SafeMode, LeaseManager, NamespaceReads, AclOps, SnapshotOps):
             idle,
         )
         self.servers = [http_srv, rpc_srv]
-        self.http_address = http_srv.sockets[0].getsockname()[:2]
+        self.http_address = (host, http_srv.sockets[0].getsockname()[1])
         self.rpc_address = (rpc_host, rpc_srv.sockets[0].getsockname()[1])
         self.tasks = [asyncio.create_task(self._monitor(), name="nn-monitor")]
         log.info("NameNode up: http %s rpc %s (safe mode ON)", self.http_address, self.rpc_address)

@@ -645,15 +645,10 @@ def _tree(records: list, where: str) -> tuple[INodeDirectory, dict[int, INode]]:
         if spec is None:
             raise FieldError(f"{where}[{i}]", "is not a FILE or DIRECTORY record")
         rec = spec.check(rec, f"{where}[{i}]")
+        common = [rec[k] for k in ("id", "name", "owner", "group", "mode", "mtime", "atime")]
         if rec["type"] == "FILE":
             n: INode = INodeFile(
-                rec["id"],
-                rec["name"],
-                rec["owner"],
-                rec["group"],
-                rec["mode"],
-                rec["mtime"],
-                rec["atime"],
+                *common,
                 None,
                 rec["replication"],
                 rec["blockSize"],
@@ -662,15 +657,7 @@ def _tree(records: list, where: str) -> tuple[INodeDirectory, dict[int, INode]]:
                 rec.get("clientMachine"),
             )
         else:
-            n = INodeDirectory(
-                rec["id"],
-                rec["name"],
-                rec["owner"],
-                rec["group"],
-                rec["mode"],
-                rec["mtime"],
-                rec["atime"],
-            )
+            n = INodeDirectory(*common)
             n.ns_quota, n.ds_quota = rec["nsQuota"], rec["dsQuota"]
         if rec.get("acl"):
             try:

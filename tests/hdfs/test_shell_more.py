@@ -121,3 +121,15 @@ def test_du_count_df_human_and_headers(sh, tmp_path):
     head, line = out.splitlines()
     assert rc == 0 and head.split() == ["Filesystem", "Size", "Used", "Available", "Use%"]
     assert line.startswith("hdfs://") and line.endswith("%")
+
+
+def test_a_refusal_is_printed_as_the_namenode_said_it(cluster):
+    """Command.displayError: a remote exception's message after `cmd: `, with no path
+    of the shell's own in front (only FsShell's path errors name the path)."""
+    for rpc in (None, f"{cluster.nn_ip}:{cluster.nn_rpc}"):
+        out, err = io.StringIO(), io.StringIO()
+        rc = run(cluster.url, ["dfs", "-mkdir", "/bob-was-here"], out, err, user="bob", rpc=rpc)
+        assert rc == 1
+        assert err.getvalue().startswith(
+            'mkdir: Permission denied: user=bob, access=WRITE, inode="/":'
+        ), err.getvalue()

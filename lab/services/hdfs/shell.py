@@ -242,12 +242,16 @@ class Dfs(MoreCommands):
         return hits
 
     def _fail(self, cmd: str, path: str, exc: Exception) -> int:
-        msg = str(exc).splitlines()[0]
+        """Command.displayError: `cmd: ` and the exception's first line. FsShell's own
+        path errors (PathNotFoundException, PathExistsException) name the path; anything
+        else the NameNode or a DataNode said (Permission denied ..., a quota, All
+        datanodes ... are bad) is printed as it came."""
         if isinstance(exc, errors.FileNotFoundException):
-            msg = "No such file or directory"
+            self.err.write(f"{cmd}: `{path}': No such file or directory\n")
         elif isinstance(exc, errors.FileAlreadyExistsException):
-            msg = "File exists"
-        self.err.write(f"{cmd}: `{path}': {msg}\n")
+            self.err.write(f"{cmd}: `{path}': File exists\n")
+        else:
+            self.err.write(f"{cmd}: {str(exc).splitlines()[0]}\n")
         return 1
 
     def _line(self, st: dict, path: str) -> str:

@@ -358,6 +358,10 @@ def test_application_master_web_services_through_the_rm_proxy(stack):
         )
         r = requests.get(f"{base}/{job_id}/tasks/bogus", timeout=5)
         assert r.status_code == 404 and "not properly formed" in r.text
+        # an escaped NUL or space in the path reaches the AM as written
+        for bad in ("%00", "%20"):
+            r = requests.get(f"{base}/{job_id}/tasks/{bad}/counters", timeout=5)
+            assert r.status_code == 404 and f"{bad} is not properly formed" in r.text, r.text
         r = requests.put(
             f"{base}/{job_id}/tasks/{task}/attempts/{att['id']}/state",
             json={"state": "RUNNING"},

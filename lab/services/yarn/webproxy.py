@@ -42,7 +42,9 @@ def redirect(url: str) -> http.Response:
 
 def target_url(tracking: str, rest: str, query: dict[str, str]) -> str:
     base = tracking if "://" in tracking else f"http://{tracking}"
-    url = base.rstrip("/") + (rest or "/")
+    # rest is the decoded path: quoted again, as the proxy servlet builds its URI, so a
+    # %00 or %20 in it reaches the AM as written instead of failing to make a request
+    url = base.rstrip("/") + urllib.parse.quote(rest or "/", safe="/:@!$&'()*+,;=")
     return url + ("?" + urllib.parse.urlencode(query) if query else "")
 
 

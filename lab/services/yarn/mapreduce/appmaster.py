@@ -234,7 +234,14 @@ class AppMaster:
                 self._answer("DELETE")
 
         host = self.env.get("NM_HOST") or socket.gethostname()
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+
+        class Server(ThreadingHTTPServer):
+            # hadoop.http.socket.backlog.size's default in Hadoop 3 (128 before): with
+            # socketserver's 5, clients beyond the fifth waiting to be accepted retried
+            # their connection for seconds
+            request_queue_size = 500
+
+        self.server = Server((host, 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return f"http://{host}:{self.server.server_address[1]}"
 

@@ -111,7 +111,7 @@ def hdfs(ctx: typer.Context):
     )
     lab, _, args = _own_options(ctx.args, "hdfs", help_text, json_ok=False)
     words = args[2:] if args[:1] == ["--user"] else args
-    if words and words[0] not in ("dfs", "fsck", "dfsadmin"):  # before any lab is looked at
+    if words and words[0] not in shell.COMMANDS:  # before any lab is looked at
         sys.stderr.write(f"{words[0]}: Unknown command\n{shell.USAGE}")  # Hadoop's words
         raise typer.Exit(255)
     from lab.orchestrator import lab as orch

@@ -275,3 +275,29 @@ def test_snapshot_diff(cluster):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(url + "&oldsnapshotname=s0&snapshotname=nope")
     assert "Cannot find the snapshot of directory /diff with name nope" in err.value.read().decode()
+
+
+def test_lab_hdfs_lists_snapshottable_dirs_and_diffs_snapshots(cluster):
+    """`hdfs lsSnapshottableDir` and `hdfs snapshotDiff` as Hadoop prints them."""
+    assert run_shell(cluster, "dfs", "-mkdir", "-p", "/sd/keep", "/sd/gone")[0] == 0
+    assert run_shell(cluster, "dfsadmin", "-allowSnapshot", "/sd")[0] == 0
+    assert run_shell(cluster, "dfs", "-createSnapshot", "/sd", "a")[0] == 0
+    assert run_shell(cluster, "dfs", "-mv", "/sd/keep", "/sd/kept")[0] == 0
+    assert run_shell(cluster, "dfs", "-rm", "-r", "-skipTrash", "/sd/gone")[0] == 0
+    assert run_shell(cluster, "dfs", "-mkdir", "/sd/new")[0] == 0
+    assert run_shell(cluster, "dfs", "-createSnapshot", "/sd", "b")[0] == 0
+    rc, out, _ = run_shell(cluster, "lsSnapshottableDir")
+    line = next(x for x in out.splitlines() if x.endswith(" /sd"))
+    assert rc == 0 and line.startswith("drwxr-xr-x 0 root ") and line.split()[-3:] == [
+        "2", "65536", "/sd"
+    ]  # fmt: skip
+    rc, out, _ = run_shell(cluster, "snapshotDiff", "/sd", "a", "b")
+    lines = out.splitlines()
+    assert (
+        rc == 0 and lines[0] == "Difference between snapshot a and snapshot b under directory /sd:"
+    )
+    assert sorted(lines[1:]) == sorted(["M\t.", "+\t./new", "-\t./gone", "R\t./keep -> ./kept"])
+    rc, out, _ = run_shell(cluster, "snapshotDiff", "/sd", "b", ".")
+    assert out.splitlines()[0].endswith("snapshot b and current directory under directory /sd:")
+    rc, _, err = run_shell(cluster, "snapshotDiff", "/sd", "a")
+    assert rc == 255 and err.startswith("Usage: hdfs snapshotDiff")

@@ -31,6 +31,7 @@ from .namespace import mode_string
 from .nativeclient import NativeClient
 from .replacedatanode import BEST_EFFORT_KEY, ENABLE_KEY, POLICIES, POLICY_KEY
 from .shell_more import MoreCommands, human
+from .shell_snapshots import ls_snapshottable, snapshot_diff
 
 USAGE = """Usage: hdfs [--user NAME] COMMAND
   dfs [-D KEY=VALUE]... one of:
@@ -49,7 +50,10 @@ USAGE = """Usage: hdfs [--user NAME] COMMAND
   dfsadmin -setQuota N DIR... | -clrQuota DIR...
   dfsadmin -setSpaceQuota SIZE DIR... | -clrSpaceQuota DIR...
   dfsadmin -allowSnapshot DIR | -disallowSnapshot DIR
+  lsSnapshottableDir
+  snapshotDiff DIR FROM TO
 """
+COMMANDS = ("dfs", "fsck", "dfsadmin", "lsSnapshottableDir", "snapshotDiff")
 
 
 def run(
@@ -80,6 +84,10 @@ def run(
             return fsck(client, args, out, err)
         if cmd == "dfsadmin":
             return dfsadmin(client, args, out, err)
+        if cmd == "lsSnapshottableDir":
+            return ls_snapshottable(client, args, out, err)
+        if cmd == "snapshotDiff":
+            return snapshot_diff(client, args, out, err)
         err.write(f"{cmd}: Unknown command\n{USAGE}")
         return 255
     except OSError as exc:

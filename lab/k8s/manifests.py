@@ -177,20 +177,32 @@ def hdfs_config(settings: dict, role: str, nn_pod: str, racks: dict[str, str]) -
 def yarn_config(settings: dict, role: str, rm_pod: str, racks: dict[str, str]) -> dict[str, str]:
     base = f"{DATA}/yarn"
     values: dict[str, object] = dict(yarn_dep.LAB_DEFAULTS)
-    if role == "resourcemanager":
-        values["yarn.resourcemanager.hostname"] = "0.0.0.0"  # every port on every address
-    else:
-        rm = _fqdn(rm_pod, "yarn-resourcemanager")
+    rm = _fqdn(rm_pod, "yarn-resourcemanager")
+    # As in a lab (deployers/yarn.py): the addresses name the RM's stable name, so a client
+    # configured from this file reaches it, and the bind-hosts make the daemons listen on
+    # every address of their pod.
+    values.update(
+        {
+            "yarn.resourcemanager.hostname": rm,
+            "yarn.resourcemanager.webapp.address": f"{rm}:{yarn_dep.RM_WEBAPP}",
+            "yarn.resourcemanager.address": f"{rm}:{yarn_dep.RM_CLIENT}",
+            "yarn.resourcemanager.bind-host": "0.0.0.0",
+            "yarn.nodemanager.bind-host": "0.0.0.0",
+        }
+    )
+    if role != "resourcemanager":
         values.update(
             {
-                "yarn.resourcemanager.hostname": rm,
                 # the NodeId's host: the pod's stable name (its IP changes when the pod
                 # is made again), by which the RM's rack table and AMs know it
                 "yarn.nodemanager.hostname": _fqdn(
                     "${POD_NAME}", HEADLESS[("yarn", "nodemanager")][0]
                 ),
                 "yarn.nodemanager.address": f"${{POD_IP}}:{yarn_dep.NM_RPC}",
-                "yarn.nodemanager.webapp.address": f"0.0.0.0:{yarn_dep.NM_WEBAPP}",
+                "yarn.nodemanager.webapp.address": _fqdn(
+                    "${POD_NAME}", HEADLESS[("yarn", "nodemanager")][0]
+                )
+                + f":{yarn_dep.NM_WEBAPP}",
                 "yarn.nodemanager.linux-container-executor.cgroups.hierarchy": (
                     "/hadoop-yarn-${POD_NAME}"
                 ),

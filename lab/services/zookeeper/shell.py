@@ -175,6 +175,19 @@ class _PathOnly:
         return write_string(self.path)
 
 
+def _strings(buf, offset: int, width: int) -> list:
+    """A jute vector of records of `width` strings (one: the strings themselves)."""
+    (n,), offset = int_struct.unpack_from(buf, offset), offset + 4
+    out = []
+    for _ in range(max(n, 0)):
+        record = []
+        for _ in range(width):
+            text, offset = read_string(buf, offset)
+            record.append(text)
+        out.append(record[0] if width == 1 else tuple(record))
+    return out
+
+
 class GetAllChildrenNumber(_PathOnly, namedtuple("GetAllChildrenNumber", "path")):
     type = 104
 
@@ -188,12 +201,7 @@ class GetEphemerals(_PathOnly, namedtuple("GetEphemerals", "path")):
 
     @staticmethod
     def deserialize(buf, offset):
-        (n,), offset = int_struct.unpack_from(buf, offset), offset + 4
-        out = []
-        for _ in range(max(n, 0)):
-            s, offset = read_string(buf, offset)
-            out.append(s)
-        return out
+        return _strings(buf, offset, 1)
 
 
 class WhoAmI:
@@ -207,13 +215,7 @@ class WhoAmI:
 
     @staticmethod
     def deserialize(buf, offset):
-        (n,), offset = int_struct.unpack_from(buf, offset), offset + 4
-        out = []
-        for _ in range(max(n, 0)):
-            scheme, offset = read_string(buf, offset)
-            user, offset = read_string(buf, offset)
-            out.append((scheme, user))
-        return out
+        return _strings(buf, offset, 2)  # ClientInfo: authScheme, user
 
 
 def call(zk: KazooClient, request):

@@ -33,12 +33,22 @@ def group_consumer(bootstrap, topic: str, group: str) -> KafkaConsumer:
 
 def poll_until(consumer, want: int, timeout: float, max_records: bool = False) -> list:
     """Records polled until `want` came or `timeout` passed; with max_records, never more
-    than `want` (the rest stays for whoever reads after a commit)."""
+    than `want` (the rest stays for whoever reads after a commit).
+
+    A client error is retried until the deadline, as an application's poll loop goes on:
+    kafka-python (3.0.x) raises a refused connection out of poll() when its metadata
+    refresh picks a broker a test has just killed, where it would try another next time.
+    An error that lasts leaves the records missing, which is what the test then sees."""
     got: list = []
     deadline = time.monotonic() + timeout
     while len(got) < want and time.monotonic() < deadline:
         limit = {"max_records": want - len(got)} if max_records else {}
-        for records in consumer.poll(timeout_ms=300, **limit).values():
+        try:
+            batch = consumer.poll(timeout_ms=300, **limit)
+        except KafkaError:
+            time.sleep(0.1)
+            continue
+        for records in batch.values():
             got.extend(records)
     return got
 

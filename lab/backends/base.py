@@ -292,6 +292,10 @@ class Node(abc.ABC):
         return host_over_popen(self)
 
 
+# The images of racklab's own a kind's nodes may run (Backend.host_image)
+NODE_IMAGE, VM_IMAGE = "node", "vm"
+
+
 class Backend(abc.ABC):
     """Makes nodes of one kind and finds them again from saved state."""
 
@@ -305,7 +309,10 @@ class Backend(abc.ABC):
     # spread over hosts to send it there (lab/hosts): "node" (the node image, in the
     # host's Docker engine), "vm" (the VM image), or None (nothing to send). A host's
     # agent then makes its backend with what was sent (Backend.with_sent_image).
-    host_image: str | None = None
+    host_image: str | None = None  # NODE_IMAGE, VM_IMAGE or None
+    # Whether a node holds its whole memory limit on the machine from its start (a VM's
+    # guest RAM), rather than using what it touches (namespaces, containers, pods)
+    reserves_memory: bool = False
     # How `lab graph` draws this kind's nodes (a Graphviz node shape)
     graph_shape: str = "box"
 

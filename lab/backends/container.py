@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from lab import cgroups
-from lab.backends.base import NODE_DATA_DIR, Backend, Node, NodeSpec, Stats
+from lab.backends.base import NODE_DATA_DIR, NODE_IMAGE, Backend, Node, NodeSpec, Stats
 from lab.backends.docker_engine import (
     IMAGE_PYTHON,
     LABEL_LAB,
@@ -434,7 +434,7 @@ class ContainerBackend(Backend):
     graph_shape = "box3d"
     host_packages = ("docker.io",)
     host_daemons = (("docker", "dockerd", "dockerd"),)
-    host_image = "node"
+    host_image = NODE_IMAGE
 
     @classmethod
     def with_sent_image(cls, sent=None) -> Backend:

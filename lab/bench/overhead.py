@@ -159,7 +159,11 @@ def bench_native(s: Settings, out: KindResult) -> None:
 
 
 def _topology(kind: str) -> str:
-    memory = "1Gi" if kind == "vm" else "2Gi"
+    from lab.backends import backend_class
+
+    # a kind whose nodes hold their memory from the start gets less, so two fit beside
+    # the host's own work
+    memory = "1Gi" if backend_class(kind).reserves_memory else "2Gi"
     return (f"name: bench-{kind}\ndefaults: {{kind: {kind}, memory: {memory}}}\n"
             "racks:\n  r1: {nodes: [b1, b2]}\n")  # fmt: skip
 

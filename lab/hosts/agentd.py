@@ -142,10 +142,11 @@ def _backend(kind: str):
     ``host_image`` (the node image in the host's engine, lab/hosts/images.py; the VM
     image recorded in this agent's folder, lab/hosts/vmimages.py)."""
     from lab.backends import backend_class
+    from lab.backends.base import VM_IMAGE
     from lab.hosts.vmimages import sent_image
 
     cls = backend_class(kind)
-    if cls.host_image == "vm":
+    if cls.host_image == VM_IMAGE:
         return cls.with_sent_image(sent_image(Path(sys.prefix).parent))
     return cls.with_sent_image()
 

@@ -40,8 +40,9 @@ class Sent:
 def needed(specs) -> bool:
     """Whether any of these node specs runs racklab's own image."""
     from lab.backends import backend_class
+    from lab.backends.base import NODE_IMAGE
 
-    return any(s.image is None and backend_class(s.kind).host_image == "node" for s in specs)
+    return any(s.image is None and backend_class(s.kind).host_image == NODE_IMAGE for s in specs)
 
 
 def local_node_image(progress=lambda msg: None) -> tuple[str, str]:

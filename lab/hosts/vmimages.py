@@ -48,8 +48,9 @@ def needed(specs) -> bool:
     """Whether any of these node specs is a VM node: each boots with racklab's disk,
     also one naming its own image directory on the host (lab/backends/vm/backend.py)."""
     from lab.backends import backend_class
+    from lab.backends.base import VM_IMAGE
 
-    return any(backend_class(s.kind).host_image == "vm" for s in specs)
+    return any(backend_class(s.kind).host_image == VM_IMAGE for s in specs)
 
 
 def local_vm_image(progress=lambda msg: None):

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from lab.backends.base import Backend, NodeSpec
+from lab.backends.base import VM_IMAGE, Backend, NodeSpec
 from lab.images.vm import BOOT_CMDLINE
 from lab.sshkeys import write_ed25519
 
@@ -49,7 +49,8 @@ class VMBackend(Backend):
         ("virtlogd", "virtlogd", "virtlogd -d"),
         ("libvirtd", "libvirtd", "libvirtd -d"),
     )
-    host_image = "vm"
+    host_image = VM_IMAGE
+    reserves_memory = True
     graph_shape = "component"
 
     @classmethod
